@@ -1,0 +1,1 @@
+"""Shared pieces of SAGE nodes: parameter specs, diagnostics, stamps, QoS and main()."""

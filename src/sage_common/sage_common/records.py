@@ -1,0 +1,83 @@
+"""Plain records passed between node cores (no rclpy): the seam between packages.
+
+Encoder cores return LatentRecord, the SNARC core takes LatentRecord/ImuRecord and returns
+SalienceRecord, the memory and orchestrator cores consume both. `sage_common.convert` maps
+them to and from sage_interfaces messages; the offline replay uses the records directly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MODALITIES = ('vision', 'audio', 'imu', 'language')
+AXES = ('surprise', 'novelty', 'arousal', 'reward', 'conflict')
+
+
+@dataclass(frozen=True)
+class LatentRecord:
+    """One encoded input (mirror of sage_interfaces/Latent).
+
+    codes is a (grid_height, grid_width) uint16 array, or None for language.
+    embedding is a 1-D float32 array. features maps a feature name to its value.
+    """
+
+    stamp: float
+    modality: str
+    input_seq: int
+    codes: np.ndarray | None
+    codebook_size: int
+    embedding: np.ndarray
+    features: dict[str, float] = field(default_factory=dict)
+    recon_error: float = -1.0
+    iterations: int = 0
+    energy_initial: float = 0.0
+    energy_final: float = 0.0
+    converged: bool = False
+    halt_reason: str = 'none'
+    atp_spent: float = 0.0
+    encode_ms: float = 0.0
+    preview_format: str = ''
+    preview: bytes = b''
+    text: str = ''
+
+
+@dataclass(frozen=True)
+class ImuRecord:
+    """One IMU sample in SI units: accel (3,) m/s^2, gyro (3,) rad/s, orientation (4,) xyzw."""
+
+    stamp: float
+    input_seq: int
+    accel: np.ndarray
+    gyro: np.ndarray
+    orientation: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SalienceRecord:
+    """SNARC's score of one input (mirror of sage_interfaces/Salience)."""
+
+    stamp: float
+    modality: str
+    input_seq: int
+    surprise: float
+    novelty: float
+    arousal: float
+    reward: float
+    conflict: float
+    salience: float
+    threshold: float
+    attend: bool
+
+    def axes(self) -> dict[str, float]:
+        """The five axis scores by name."""
+        return {a: float(getattr(self, a)) for a in AXES}
+
+
+@dataclass(frozen=True)
+class RewardRecord:
+    """A reward signal in [-1, 1]."""
+
+    stamp: float
+    value: float
+    source: str = ''
