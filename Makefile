@@ -1,0 +1,14 @@
+# The two commands of the README. Both install what they need first (idempotent).
+DURATION ?= 60
+PROFILE ?= nano
+
+.PHONY: run test install
+run:
+	@bash scripts/install.sh
+	@.venv/bin/sage launch $(PROFILE) --duration $(DURATION)
+
+test:
+	@bash scripts/test.sh
+
+install:
+	@bash scripts/install.sh

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing (PostgreSQL included), starts a
+# throwaway PostgreSQL on loopback for the store tests, runs the C++ and Python test suites.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+bash scripts/install.sh --with-postgres
+VENV=${SAGE_VENV:-$ROOT/.venv}
+
+if [[ -x scripts/pg_test_server.sh ]] || [[ -f scripts/pg_test_server.sh ]]; then
+  if url=$(bash scripts/pg_test_server.sh); then
+    export SAGE_TEST_PG_URL=$url
+    echo "[test] PostgreSQL test server: $url"
+  else
+    echo "[test] WARNING: could not start PostgreSQL; PostgreSQL store tests will skip"
+  fi
+fi
+
+# Each test run gets its own DDS domain (graph tests pick their own inside this range).
+export SAGE_TEST_DOMAIN_BASE=${SAGE_TEST_DOMAIN_BASE:-$((20 + RANDOM % 150))}
+export ROS_DOMAIN_ID=$SAGE_TEST_DOMAIN_BASE
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+export HF_HUB_OFFLINE=1
+
+status=0
+if [[ -f src/sage_cuda_mailbox/scripts/ctest.sh ]]; then
+  echo "[test] C++ tests (ctest)"
+  bash src/sage_cuda_mailbox/scripts/ctest.sh "$VENV" || status=1
+fi
+if [[ -f src/sage_cuda_mailbox/scripts/check_nvcc.sh ]]; then
+  bash src/sage_cuda_mailbox/scripts/check_nvcc.sh || status=1
+fi
+echo "[test] Python tests (pytest)"
+"$VENV/bin/python" -m pytest src "$@" || status=$?
+exit $status

@@ -1,0 +1,52 @@
+"""`sage bench NAME`: run a named benchmark and write its JSON.
+
+Each package owns its benchmark as `run_bench(seconds: float, **kw) -> dict`; this module only
+maps names to them and adds the machine description, so results from different runs compare.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+# name -> module holding run_bench(seconds=..., **kw)
+BENCHMARKS = {
+    'graph': 'sage.bench_graph',
+    'sensors': 'sage_sensors.bench',
+    'encoders': 'sage_encoders.bench',
+    'snarc': 'sage_snarc.bench',
+    'orchestrator': 'sage_orchestrator.bench',
+    'memory': 'sage_memory.bench',
+    'transport': 'sage_cuda_mailbox.bench',
+}
+
+
+def machine() -> dict[str, Any]:
+    return {'python': platform.python_version(), 'machine': platform.machine(),
+            'cpus': os.cpu_count(), 'mem_gb': round(psutil.virtual_memory().total / 2**30, 1),
+            'processor': platform.processor()}
+
+
+def run_named(name: str, seconds: float | None = None, **kw: Any) -> dict[str, Any]:
+    """Run one benchmark; raises KeyError for an unknown name."""
+    module = importlib.import_module(BENCHMARKS[name])
+    started = time.time()
+    args = dict(kw)
+    if seconds is not None:
+        args['seconds'] = seconds
+    result = module.run_bench(**args)
+    return {'benchmark': name, 'started': started, 'duration_s': time.time() - started,
+            'machine': machine(), 'results': result}
+
+
+def write_json(result: dict[str, Any], out: Path | None) -> Path:
+    out = out or Path(f'bench-{result["benchmark"]}.json')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=float))
+    return out

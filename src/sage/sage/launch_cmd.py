@@ -1,0 +1,143 @@
+"""`sage launch`: run a profile's nodes as supervised processes and show salience live."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+import signal
+import sys
+import time
+
+from sage.environment import graph_env
+from sage.paths import repo_root
+from sage.profile import Profile
+from sage.supervisor import Supervisor, SupervisorConfig
+
+EXIT_OK = 0
+EXIT_NODE_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def runs_dir() -> Path:
+    env = os.environ.get('SAGE_RUNS_DIR')
+    if env:
+        return Path(env)
+    root = repo_root()
+    return root / 'runs' if root else Path.home() / '.local' / 'share' / 'sage' / 'runs'
+
+
+def new_run_dir(profile: Profile) -> Path:
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    path = runs_dir() / f'{profile.name}-{stamp}-{os.getpid()}'
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+def supervisor_config(profile: Profile) -> SupervisorConfig:
+    s = profile.settings
+    return SupervisorConfig(
+        backoff_initial_s=float(s.get('respawn_backoff_s', 0.5)),
+        backoff_max_s=float(s.get('respawn_backoff_max_s', 30.0)),
+        max_consecutive_failures=int(s.get('max_consecutive_failures', 10)),
+        grace_s=float(s.get('shutdown_grace_s', 3.0)))
+
+
+def run_launch(profile: Profile, duration: float | None, domain_id: int | None = None,
+               run_dir: Path | None = None, live: bool = True, out=sys.stdout) -> int:
+    """Run the graph until `duration` seconds pass or SIGINT/SIGTERM arrives.
+
+    Returns:
+        0 when stopped as asked, 1 when a node kept crashing and was given up,
+        2 when a node refused its configuration.
+    """
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    run_dir = run_dir or new_run_dir(profile)
+    env = dict(os.environ)
+    env.update(graph_env(profile, domain_id))
+    env['SAGE_RUN_DIR'] = str(run_dir)
+    os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
+                                            'FASTDDS_DEFAULT_PROFILES_FILE')})
+    sup = Supervisor(profile.nodes, run_dir, env, supervisor_config(profile), log=say)
+
+    stop_reason: list[str] = []
+
+    def on_signal(signum, _frame) -> None:
+        stop_reason.append(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    monitor = None
+    say(f'[sage] profile {profile.name}: {len(profile.nodes)} nodes, '
+        f'ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, run folder {run_dir}')
+    started = time.monotonic()
+    try:
+        sup.start()
+        if live:
+            from sage.monitor import MonitorThread
+            monitor = MonitorThread()
+            monitor.start()
+        next_print = started + 2.0
+        while not stop_reason:
+            time.sleep(0.1)
+            sup.poll()
+            now = time.monotonic()
+            if sup.config_error:
+                stop_reason.append('config error')
+            elif sup.failed and len(sup.failed) == len(sup.children):
+                stop_reason.append('all nodes failed')
+            elif duration is not None and now - started >= duration:
+                stop_reason.append('duration reached')
+            if monitor is not None and now >= next_print:
+                say(f'[{now - started:5.1f}s] {monitor.snapshot_line()}')
+                next_print = now + 2.0
+    finally:
+        killed = sup.stop()
+        if monitor is not None:
+            monitor.stop()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    elapsed = time.monotonic() - started
+    say(f'[sage] stopped ({stop_reason[0] if stop_reason else "?"}) after {elapsed:.1f} s'
+        + (f'; killed after grace: {", ".join(killed)}' if killed else ''))
+    summary = {'profile': profile.name, 'run_dir': str(run_dir), 'elapsed_s': elapsed,
+               'stop_reason': stop_reason[0] if stop_reason else '',
+               'failed_nodes': sup.failed,
+               'restarts': {c.spec.name: c.restarts for c in sup.children}}
+    if monitor is not None:
+        summary.update(print_summary(monitor, profile, say))
+    (run_dir / 'summary.json').write_text(json.dumps(summary, indent=2))
+    if sup.config_error:
+        return EXIT_CONFIG
+    return EXIT_NODE_FAILED if sup.failed else EXIT_OK
+
+
+def print_summary(monitor, profile: Profile, say) -> dict:
+    """Final report: inputs per modality, attention rate, experiences stored, database."""
+    with monitor.lock:
+        stats = monitor.stats
+        per = {name: {'inputs': m.inputs, 'attended': m.attended, 'stored_seen': m.stored}
+               for name, m in stats.modalities.items() if m.inputs or m.stored}
+        rate = stats.attention_rate
+        stored_seen = stats.stored_total
+    say('[sage] summary')
+    for name, v in per.items():
+        say(f'  {name:9s} inputs {v["inputs"]:6d}  attended {v["attended"]:5d}  '
+            f'stored {v["stored_seen"]:5d}')
+    say(f'  attention rate {rate:.1%}; experiences stored this run: {stored_seen}')
+    db = database_summary(profile)
+    if db:
+        say(f'  database {db["location"]}: {db["total"]} experiences in all')
+    return {'modalities': per, 'attention_rate': rate, 'stored_this_run': stored_seen,
+            'database': db}
+
+
+def database_summary(profile: Profile) -> dict | None:
+    """Rows in the memory node's database, read with the memory package's own code."""
+    try:
+        spec = profile.node('memory')
+        from sage_memory.store import summarize, url_from_params
+    except (ImportError, LookupError, Exception):  # noqa: BLE001 - summary is best effort
+        return None
+    url = url_from_params(spec.parameters)
+    return summarize(url)

@@ -1,0 +1,165 @@
+"""Profiles: the node list and every node's parameters, defined once in config/<name>.yaml.
+
+Both `sage launch` and the launch_ros files (launch/*.launch.py) call `load_profile`, so the
+node set, parameters and remappings cannot drift apart. Every value, including `--set`
+overrides, is checked against the node's ParamSpecs before anything starts.
+
+Profile layout::
+
+    launch:                         # read by the launchers only
+      domain_id: 42
+      nodes:
+        camera: {package: sage_sensors, executable: camera_node,
+                 params: sage_sensors.camera_params, respawn: true}
+    camera:                         # one key per node, as in a ROS params file
+      ros__parameters: {...}
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sage.paths import config_dir
+from sage_common.errors import ParamError, SageError
+from sage_common.params import ParamValue, flatten, resolve
+
+
+class ProfileError(SageError):
+    """A profile cannot be found or is malformed."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph, with its fully resolved parameters."""
+
+    name: str
+    package: str
+    executable: str
+    params_module: str
+    parameters: dict[str, ParamValue]
+    respawn: bool = True
+    remappings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def module(self) -> str:
+        """Python module run by `python -m` (executable name == module name)."""
+        return f'{self.package}.{self.executable}'
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    path: Path
+    nodes: tuple[NodeSpec, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def node(self, name: str) -> NodeSpec:
+        for spec in self.nodes:
+            if spec.name == name:
+                return spec
+        raise ProfileError(f"profile '{self.name}' has no node '{name}'")
+
+
+def profile_path(name_or_path: str) -> Path:
+    """Path of a profile given its name ('nano') or a YAML path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in ('.yaml', '.yml'):
+        if not candidate.is_file():
+            raise ProfileError(f'profile file not found: {candidate}')
+        return candidate
+    path = config_dir() / f'{name_or_path}.yaml'
+    if not path.is_file():
+        known = sorted(p.stem for p in config_dir().glob('*.yaml') if _is_profile(p))
+        raise ProfileError(f"unknown profile '{name_or_path}' (known: {', '.join(known)})")
+    return path
+
+
+def _is_profile(path: Path) -> bool:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return False
+    return isinstance(data, dict) and 'launch' in data
+
+
+def parse_set(expr: str) -> tuple[str, str, Any]:
+    """Split 'node.param=value' (param may contain dots); the value is parsed as YAML.
+
+    Raises:
+        ProfileError: the expression is not of that form.
+    """
+    key, sep, raw = expr.partition('=')
+    node, dot, param = key.strip().partition('.')
+    if not sep or not dot or not node or not param:
+        raise ProfileError(f"bad --set '{expr}': expected node.param=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ''
+    except yaml.YAMLError as err:
+        raise ProfileError(f"bad --set '{expr}': {err}") from err
+    return node, param, value
+
+
+def load_profile(name_or_path: str, overrides: Iterable[str] = ()) -> Profile:
+    """Read, merge `--set` overrides into, and validate a profile.
+
+    Raises:
+        ProfileError: unknown profile, malformed YAML, unknown node.
+        ParamError: an unknown parameter or a value outside its spec (message names it).
+    """
+    path = profile_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ProfileError(f'{path}: {err}') from err
+    launch = data.get('launch')
+    if not isinstance(launch, Mapping) or not isinstance(launch.get('nodes'), Mapping):
+        raise ProfileError(f'{path}: missing launch.nodes')
+    node_entries: Mapping[str, Mapping[str, Any]] = launch['nodes']
+
+    per_node: dict[str, dict[str, Any]] = {}
+    for node in node_entries:
+        section = data.get(node) or {}
+        per_node[node] = flatten(section.get('ros__parameters') or {})
+    for expr in overrides:
+        node, param, value = parse_set(expr)
+        if node not in per_node:
+            raise ProfileError(f"bad --set '{expr}': no node '{node}' in profile "
+                               f"(nodes: {', '.join(per_node)})")
+        per_node[node][param] = value
+
+    nodes = []
+    for node, entry in node_entries.items():
+        for key in ('package', 'executable', 'params'):
+            if not entry.get(key):
+                raise ProfileError(f'{path}: launch.nodes.{node} lacks {key}')
+        module = importlib.import_module(entry['params'])
+        values = resolve(module.PARAMS, per_node[node], getattr(module, 'validate', None),
+                         node=node)
+        remaps = tuple((str(a), str(b)) for a, b in (entry.get('remappings') or {}).items())
+        nodes.append(NodeSpec(name=node, package=entry['package'],
+                              executable=entry['executable'], params_module=entry['params'],
+                              parameters=values, respawn=bool(entry.get('respawn', True)),
+                              remappings=remaps))
+    settings = {k: v for k, v in launch.items() if k != 'nodes'}
+    return Profile(name=path.stem, path=path, nodes=tuple(nodes), settings=settings)
+
+
+def params_file_content(spec: NodeSpec) -> dict[str, Any]:
+    """What `--ros-args --params-file` gets for one node (only its own section, nested)."""
+    tree: dict[str, Any] = {}
+    for name, value in spec.parameters.items():
+        *groups, leaf = name.split('.')
+        branch = tree
+        for group in groups:
+            branch = branch.setdefault(group, {})
+        branch[leaf] = value
+    return {spec.name: {'ros__parameters': tree}}
+
+
+__all__ = ['NodeSpec', 'Profile', 'ProfileError', 'ParamError', 'load_profile', 'parse_set',
+           'params_file_content', 'profile_path']

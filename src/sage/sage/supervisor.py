@@ -1,0 +1,199 @@
+"""Process supervision for `sage launch`: start nodes, respawn crashes, stop cleanly.
+
+Each node runs as its own process (`python -m <package>.<executable> --ros-args ...`) with
+its log in the run folder. No rclpy here: the supervisor must keep working when DDS or a node
+misbehaves.
+"""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass, field
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+from sage.profile import NodeSpec, params_file_content
+
+# Exit code a node uses for a configuration error (sage_common.ros.run): never respawned.
+CONFIG_ERROR_EXIT = 2
+
+
+@dataclass
+class SupervisorConfig:
+    """Respawn and shutdown policy (from the profile's `launch:` section)."""
+
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    # A child that stayed up this long is considered healthy again (backoff resets).
+    healthy_after_s: float = 10.0
+    max_consecutive_failures: int = 10
+    grace_s: float = 3.0
+
+
+@dataclass
+class Child:
+    spec: NodeSpec
+    log_path: Path
+    params_path: Path
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    failures: int = 0
+    next_start: float = 0.0
+    gave_up: bool = False
+    exit_codes: list[int] = field(default_factory=list)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this child if the launcher dies (even by SIGKILL)."""
+    try:
+        libc = ctypes.CDLL('libc.so.6', use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Supervisor:
+    """Starts and watches one process per node."""
+
+    def __init__(self, nodes: tuple[NodeSpec, ...], run_dir: Path, env: dict[str, str],
+                 config: SupervisorConfig | None = None, python: str = sys.executable,
+                 log=print) -> None:
+        self.run_dir = run_dir
+        self.env = env
+        self.config = config or SupervisorConfig()
+        self.python = python
+        self.log = log
+        (run_dir / 'logs').mkdir(parents=True, exist_ok=True)
+        (run_dir / 'params').mkdir(parents=True, exist_ok=True)
+        self.children = [Child(spec, run_dir / 'logs' / f'{spec.name}.log',
+                               run_dir / 'params' / f'{spec.name}.yaml') for spec in nodes]
+        self.config_error: str | None = None
+
+    def command(self, child: Child) -> list[str]:
+        spec = child.spec
+        cmd = [self.python, '-m', spec.module, '--ros-args', '-r', f'__node:={spec.name}',
+               '--params-file', str(child.params_path)]
+        for src, dst in spec.remappings:
+            cmd += ['-r', f'{src}:={dst}']
+        return cmd
+
+    def start(self) -> None:
+        for child in self.children:
+            child.params_path.write_text(yaml.safe_dump(params_file_content(child.spec),
+                                                        sort_keys=False))
+            self._spawn(child)
+
+    def _spawn(self, child: Child) -> None:
+        with open(child.log_path, 'ab') as log:
+            log.write(f'--- start {time.strftime("%H:%M:%S")} '
+                      f'(restart {child.restarts}) ---\n'.encode())
+            log.flush()
+            child.proc = subprocess.Popen(
+                self.command(child), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=self.env, start_new_session=True,
+                preexec_fn=_die_with_parent)
+        child.started_at = time.monotonic()
+
+    def pids(self) -> dict[str, int]:
+        return {c.spec.name: c.proc.pid for c in self.children
+                if c.proc is not None and c.proc.poll() is None}
+
+    def poll(self) -> None:
+        """Reap exited children and respawn them with exponential backoff."""
+        now = time.monotonic()
+        cfg = self.config
+        for child in self.children:
+            if child.gave_up:
+                continue
+            if child.proc is None:
+                if now >= child.next_start:
+                    child.restarts += 1
+                    self.log(f'[sage] respawning {child.spec.name} '
+                             f'(restart {child.restarts})')
+                    self._spawn(child)
+                continue
+            code = child.proc.poll()
+            if code is None:
+                if now - child.started_at > cfg.healthy_after_s:
+                    child.failures = 0
+                continue
+            child.exit_codes.append(code)
+            child.proc = None
+            if code == CONFIG_ERROR_EXIT:
+                child.gave_up = True
+                self.config_error = (f'{child.spec.name} refused its configuration: '
+                                     f'{last_error_line(child.log_path)}')
+                self.log(f'[sage] ERROR: {self.config_error}')
+                continue
+            if not child.spec.respawn:
+                child.gave_up = True
+                self.log(f'[sage] {child.spec.name} exited with {describe(code)} '
+                         '(respawn off)')
+                continue
+            child.failures += 1
+            if child.failures > cfg.max_consecutive_failures:
+                child.gave_up = True
+                self.log(f'[sage] ERROR: {child.spec.name} failed {child.failures - 1} times '
+                         f'in a row; giving up (see {child.log_path})')
+                continue
+            delay = min(cfg.backoff_max_s, cfg.backoff_initial_s * 2 ** (child.failures - 1))
+            child.next_start = now + delay
+            self.log(f'[sage] {child.spec.name} exited with {describe(code)}; '
+                     f'respawn in {delay:.1f} s')
+
+    def stop(self) -> list[str]:
+        """SIGINT every child, wait up to grace_s, then SIGKILL; returns the killed names."""
+        live = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
+        for child in live:
+            _signal(child.proc, signal.SIGINT)
+        deadline = time.monotonic() + self.config.grace_s
+        for child in live:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                child.proc.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                pass
+        killed = []
+        for child in live:
+            if child.proc.poll() is None:
+                _signal(child.proc, signal.SIGKILL)
+                child.proc.wait()
+                killed.append(child.spec.name)
+        return killed
+
+    @property
+    def failed(self) -> list[str]:
+        return [c.spec.name for c in self.children if c.gave_up]
+
+
+def _signal(proc: subprocess.Popen, sig: int) -> None:
+    """Signal the child's whole process group (a node may have helper processes)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def describe(code: int) -> str:
+    if code < 0:
+        return f'signal {signal.Signals(-code).name}'
+    return f'code {code}'
+
+
+def last_error_line(log_path: Path) -> str:
+    """The last 'ERROR' line (or last line) of a node log, for one-line error reports."""
+    try:
+        lines = [ln.strip() for ln in log_path.read_text(errors='replace').splitlines()
+                 if ln.strip() and not ln.startswith('--- start')]
+    except OSError:
+        return '(no log)'
+    for line in reversed(lines):
+        if 'ERROR' in line:
+            return line
+    return lines[-1] if lines else '(empty log)'
