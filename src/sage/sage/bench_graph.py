@@ -1,0 +1,144 @@
+"""`sage bench graph`: run a profile's whole graph and measure every stage.
+
+Per topic: rate, and latency from the sensor's capture stamp to arrival here (so the latent
+topic measures capture -> encoded, salience capture -> scored, ...), p50/p95/p99; sequence
+gaps (drops) on topics that carry input_seq; CPU and RSS per node process (psutil).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+import os
+from pathlib import Path
+import tempfile
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import psutil
+
+from sage.environment import graph_env
+from sage.launch_cmd import supervisor_config
+from sage.profile import load_profile
+from sage.supervisor import Supervisor
+
+STAGES = {
+    '/sage/camera/image_raw': ('sensor_msgs.msg', 'Image', True),
+    '/sage/audio/frames': ('sage_interfaces.msg', 'AudioFrame', True),
+    '/sage/imu/data': ('sensor_msgs.msg', 'Imu', True),
+    '/sage/vision/latent': ('sage_interfaces.msg', 'Latent', False),
+    '/sage/audio/latent': ('sage_interfaces.msg', 'Latent', False),
+    '/sage/salience': ('sage_interfaces.msg', 'Salience', False),
+    '/sage/memory/stored': ('sage_interfaces.msg', 'Experience', False),
+}
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {'n': 0}
+    arr = np.asarray(values, dtype=float)
+    return {'n': int(arr.size), 'p50': float(np.percentile(arr, 50)),
+            'p95': float(np.percentile(arr, 95)), 'p99': float(np.percentile(arr, 99))}
+
+
+class _Probe:
+    """Subscribes to every stage topic in its own rclpy context and records arrivals."""
+
+    def __init__(self) -> None:
+        import importlib
+
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        from sage_common.ros import RELIABLE_QOS, SENSOR_QOS
+        self.arrivals: dict[str, list[float]] = defaultdict(list)
+        self.latency_ms: dict[str, list[float]] = defaultdict(list)
+        self.seqs: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self.lock = threading.Lock()
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('sage_bench_probe', context=self.context)
+        for topic, (module, name, sensor) in STAGES.items():
+            msg_type = getattr(importlib.import_module(module), name)
+            self.node.create_subscription(msg_type, topic,
+                                          lambda m, t=topic: self._on(t, m),
+                                          SENSOR_QOS if sensor else RELIABLE_QOS)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _on(self, topic: str, msg: Any) -> None:
+        now = time.time()
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        with self.lock:
+            self.arrivals[topic].append(now)
+            self.latency_ms[topic].append((now - stamp) * 1e3)
+            if hasattr(msg, 'input_seq') and hasattr(msg, 'modality'):
+                self.seqs[(topic, msg.modality)].append(int(msg.input_seq))
+
+    def close(self) -> None:
+        import rclpy
+        self.executor.shutdown(timeout_sec=1.0)
+        rclpy.try_shutdown(context=self.context)
+
+
+def _gaps(seqs: list[int]) -> int:
+    if len(seqs) < 2:
+        return 0
+    ordered = sorted(set(seqs))
+    return int(sum(b - a - 1 for a, b in zip(ordered, ordered[1:]) if b > a + 1))
+
+
+def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.0,
+              overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run the graph for warmup_s + seconds and report the measured window."""
+    prof = load_profile(profile, list(overrides))
+    run_dir = Path(tempfile.mkdtemp(prefix='sage-bench-graph-'))
+    domain = 150 + os.getpid() % 50
+    env = dict(os.environ)
+    env.update(graph_env(prof, domain))
+    os.environ.update({'ROS_DOMAIN_ID': str(domain),
+                       'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+                       'FASTDDS_DEFAULT_PROFILES_FILE': env['FASTDDS_DEFAULT_PROFILES_FILE']})
+    sup = Supervisor(prof.nodes, run_dir, env, supervisor_config(prof), log=lambda s: None)
+    sup.start()
+    probe = _Probe()
+    try:
+        time.sleep(warmup_s)
+        with probe.lock:
+            for store in (probe.arrivals, probe.latency_ms, probe.seqs):
+                store.clear()
+        procs = {name: psutil.Process(pid) for name, pid in sup.pids().items()}
+        for p in procs.values():
+            p.cpu_percent(None)
+        t0 = time.time()
+        rss: dict[str, list[float]] = defaultdict(list)
+        while time.time() - t0 < seconds:
+            time.sleep(1.0)
+            sup.poll()
+            for name, p in procs.items():
+                try:
+                    rss[name].append(p.memory_info().rss / 2**20)
+                except psutil.NoSuchProcess:
+                    pass
+        cpu = {}
+        for name, p in procs.items():
+            try:
+                cpu[name] = p.cpu_percent(None)
+            except psutil.NoSuchProcess:
+                cpu[name] = None
+        elapsed = time.time() - t0
+        with probe.lock:
+            stages = {topic: {'rate_hz': len(probe.arrivals[topic]) / elapsed,
+                              'latency_from_capture_ms': percentiles(probe.latency_ms[topic])}
+                      for topic in STAGES}
+            drops = {f'{t}[{m}]': _gaps(s) for (t, m), s in probe.seqs.items()}
+    finally:
+        probe.close()
+        sup.stop()
+    return {'profile': profile, 'seconds': elapsed, 'stages': stages, 'seq_gaps': drops,
+            'nodes': {name: {'cpu_percent': cpu.get(name),
+                             'rss_mb_max': max(rss[name]) if rss[name] else None}
+                      for name in procs},
+            'restarts': {c.spec.name: c.restarts for c in sup.children}}
