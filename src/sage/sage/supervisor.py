@@ -83,10 +83,15 @@ class Supervisor:
             cmd += ['-r', f'{src}:={dst}']
         return cmd
 
-    def start(self) -> None:
+    def write_params(self) -> None:
+        """Write each node's --params-file (its profile section after overrides)."""
         for child in self.children:
             child.params_path.write_text(yaml.safe_dump(params_file_content(child.spec),
                                                         sort_keys=False))
+
+    def start(self) -> None:
+        self.write_params()
+        for child in self.children:
             self._spawn(child)
 
     def _spawn(self, child: Child) -> None:
