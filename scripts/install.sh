@@ -11,7 +11,7 @@ log() { printf '[install] %s\n' "$*"; }
 
 # 1. Debian packages: espeak-ng (sample speech), PortAudio (microphone backend), cmake and g++
 #    (sage_interfaces, the mailbox), googletest (mailbox C++ tests), PostgreSQL (store tests).
-apt_pkgs=(espeak-ng libportaudio2 libsndfile1 cmake g++ make sox libgtest-dev)
+apt_pkgs=(espeak-ng libportaudio2 libsndfile1 cmake g++ make sox libgtest-dev googletest)
 (( WITH_PG )) && apt_pkgs+=(postgresql)
 missing=()
 for p in "${apt_pkgs[@]}"; do

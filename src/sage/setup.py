@@ -28,5 +28,8 @@ setup(
     description='SAGE bringup and tools.',
     license='Apache-2.0',
     tests_require=['pytest'],
-    entry_points={'console_scripts': ['sage = sage.cli:main']},
+    entry_points={'console_scripts': [
+        'sage = sage.cli:main',
+        'viz_node = sage.viz_node:main',
+    ]},
 )

@@ -1,6 +1,8 @@
 """The `sage` command line: launch, bench, replay, scenario, train, memory, status, bag."""
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 import sys
 from typing import Optional
@@ -59,6 +61,172 @@ def bench(
         fail(f"benchmark '{name}' is not available: {err}")
     path = write_json(result, out)
     typer.echo(f'wrote {path}')
+
+
+def _node_params(profile: str, overrides: list[str]) -> dict[str, dict]:
+    from sage.profile import load_profile
+    return {n.name: dict(n.parameters) for n in load_profile(profile, overrides).nodes}
+
+
+@app.command()
+def replay(
+    bag: Path = typer.Argument(..., help='rosbag2 folder (MCAP or sqlite3)'),
+    offline: bool = typer.Option(False, '--offline',
+                                 help='run the node cores in this process (no graph)'),
+    profile: str = typer.Option('nano', '--profile'),
+    decisions: Optional[Path] = typer.Option(None, '--decisions',
+                                             help='JSONL of decisions (offline)'),
+    set_: list[str] = typer.Option([], '--set', help='override: node.param=value'),
+    rate: float = typer.Option(1.0, '--rate', min=0.01, help='playback rate (live replay)'),
+) -> None:
+    """Replay a bag: offline through the same cores (decisions JSONL), or into the graph."""
+    if not offline:
+        from sage.bag import play
+        raise typer.Exit(play(bag, rate=rate))
+    if decisions is None:
+        fail('--offline needs --decisions OUT.jsonl')
+    from sage_snarc.replay import replay_bag
+    summary = replay_bag(bag, _node_params(profile, set_), decisions)
+    typer.echo(json.dumps(dataclasses.asdict(summary), default=str))
+
+
+@app.command()
+def experiment(
+    bag: Path = typer.Argument(..., help='bag to replay offline'),
+    profile: str = typer.Option('nano', '--profile'),
+    set_: list[str] = typer.Option([], '--set', help='variant A: node.param=value'),
+    vs: list[str] = typer.Option([], '--vs', help="another variant: 'a.b=1 c.d=2'"),
+) -> None:
+    """Replay a bag under two or more parameter sets and compare them side by side."""
+    from sage.experiment import parse_variants, run_experiment
+    run_experiment(bag, profile, parse_variants(set_, vs))
+
+
+@app.command()
+def report(
+    src: Path = typer.Argument(..., help='a bag or a run folder'),
+    out: Path = typer.Option(..., '-o', '--out', help='output folder or .html file'),
+) -> None:
+    """Write an HTML report with plots of salience, decisions, ATP and metabolic state."""
+    from sage.report import make_report
+    typer.echo(f'wrote {make_report(src, out)}')
+
+
+@app.command()
+def status(
+    duration: Optional[float] = typer.Option(None, '--duration', min=0.1),
+    once: bool = typer.Option(False, '--once', help='listen a few seconds, print one screen'),
+) -> None:
+    """Live terminal view of the running graph."""
+    from sage.status import run_status
+    raise typer.Exit(run_status(duration=duration, once=once))
+
+
+@app.command(context_settings={'allow_extra_args': True, 'ignore_unknown_options': True})
+def train(ctx: typer.Context,
+          modality: str = typer.Argument(..., help='vision | audio')) -> None:
+    """Train a puzzle VQ-VAE offline (options: sage train vision --help)."""
+    from sage_encoders.train import main as train_main
+    raise typer.Exit(train_main([modality, *ctx.args]))
+
+
+bag_app = typer.Typer(no_args_is_help=True, help='Record, play and inspect rosbag2 bags.')
+app.add_typer(bag_app, name='bag')
+
+
+@bag_app.command('record')
+def bag_record(
+    out: Path = typer.Argument(..., help='bag folder to create'),
+    topics: list[str] = typer.Option([], '--topic', '-t', help='topic (default: all /sage)'),
+    duration: Optional[float] = typer.Option(None, '--duration', min=0.1),
+    storage: str = typer.Option('mcap', '--storage', help='mcap | sqlite3'),
+) -> None:
+    """Record topics of the running graph into a standard rosbag2 bag."""
+    from sage.bag import record
+    raise typer.Exit(record(out, topics or None, duration, storage))
+
+
+@bag_app.command('play')
+def bag_play(
+    bag: Path = typer.Argument(...),
+    rate: float = typer.Option(1.0, '--rate', min=0.01),
+    loop: bool = typer.Option(False, '--loop'),
+    clock: bool = typer.Option(False, '--clock', help='publish /clock (simulated time)'),
+    topics: list[str] = typer.Option([], '--topic', '-t'),
+) -> None:
+    """Publish a bag's messages with their original timing."""
+    from sage.bag import play
+    raise typer.Exit(play(bag, rate=rate, loop=loop, clock=clock, topics=topics or None))
+
+
+@bag_app.command('info')
+def bag_info(bag: Path = typer.Argument(...)) -> None:
+    """Topics, types, counts and duration of a bag."""
+    from sage.bag import info, print_info
+    print_info(info(bag))
+
+
+scenario_app = typer.Typer(no_args_is_help=True, help='Labelled scenario bags for tests.')
+app.add_typer(scenario_app, name='scenario')
+
+
+@scenario_app.command('make')
+def scenario_make(
+    out: Path = typer.Argument(..., help='bag folder to create'),
+    seed: int = typer.Option(0, '--seed'),
+    duration: float = typer.Option(150.0, '--duration', min=10.0),
+    program: str = typer.Option('standard', '--program', help='standard | reward'),
+) -> None:
+    """Write a labelled scenario bag (real photos and speech) and its labels JSON."""
+    from sage_snarc.scenario import labels_path, make_scenario
+    make_scenario(out, seed, duration, program=program)
+    typer.echo(f'wrote {out} and {labels_path(out)}')
+
+
+@scenario_app.command('score')
+def scenario_score(
+    decisions: Path = typer.Argument(..., help='decisions JSONL from sage replay'),
+    bag: Path = typer.Argument(..., help='the scenario bag (labels beside it)'),
+) -> None:
+    """Recall, false alarms per calm minute and habituation drop of a replay."""
+    from sage_snarc.scenario import labels_path, score_decisions
+    typer.echo(json.dumps(score_decisions(decisions, labels_path(bag)), indent=2))
+
+
+memory_app = typer.Typer(no_args_is_help=True, help='Inspect, export, import, sync memory.')
+app.add_typer(memory_app, name='memory')
+URL_HELP = "database URL or SQLite path ('' = default file)"
+
+
+@memory_app.command('summary')
+def memory_summary(url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
+    """Rows per modality, devices and time span of a memory database."""
+    from sage_memory.store import summarize
+    typer.echo(json.dumps(summarize(url), indent=2, default=str))
+
+
+@memory_app.command('export')
+def memory_export(path: Path = typer.Argument(..., help='portable file to write'),
+                  url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
+    """Export every experience and state row to a portable file."""
+    from sage_memory.transfer import export_memory
+    typer.echo(json.dumps(export_memory(url, path), default=str))
+
+
+@memory_app.command('import')
+def memory_import(path: Path = typer.Argument(..., help='file written by export'),
+                  url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
+    """Merge an exported file into a database (idempotent)."""
+    from sage_memory.transfer import import_memory
+    typer.echo(json.dumps(import_memory(url, path), default=str))
+
+
+@memory_app.command('sync')
+def memory_sync(remote: str = typer.Argument(..., help='shared PostgreSQL URL'),
+                url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
+    """Two-way merge with a shared database (idempotent, loses nothing)."""
+    from sage_memory.transfer import sync
+    typer.echo(json.dumps(sync(url, remote), default=str))
 
 
 def main() -> None:

@@ -1,0 +1,464 @@
+"""`sage bag record | play | info`: standard rosbag2 bags (MCAP by default) through rosbags.
+
+Record subscribes with rclpy to serialized (CDR) messages and writes them unchanged with the
+rosbags Writer; play reads them with rosbags and publishes the same CDR bytes. The bags carry
+rosbag2's metadata.yaml (offered QoS, type hashes) and `ros2msg` schemas with `cdr` messages,
+so `ros2 bag info/play` read them and `ros2 bag record` bags play here.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+import signal
+import sys
+import threading
+import time
+from typing import Any, Literal, TextIO
+
+import yaml
+
+from rosbags.interfaces import (Connection, Qos, QosDurability, QosHistory, QosLiveliness,
+                                QosReliability, QosTime)
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2.errors import ReaderError, WriterError
+
+from sage.bag_types import BagError, ensure_type, message_class, sage_typestore
+
+STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+# rosbag2 metadata version 8 keeps offered_qos_profiles as a YAML string, which Humble's
+# rosbag2 (Orin Nano) still parses; Jazzy and Kilted read it too.
+BAG_VERSION: Literal[8] = 8
+DEFAULT_PREFIX = '/sage/'
+DISCOVERY_PERIOD_S = 0.5
+CLOCK_PERIOD_S = 0.025  # 40 Hz, rosbag2's default --clock rate
+
+
+def _say(out: TextIO, text: str) -> None:
+    print(text, file=out, flush=True)
+
+
+# --- QoS: rclpy <-> rosbags (same enum values: both mirror rmw) -------------------------------
+
+def qos_to_bag(profile: Any) -> Qos:
+    """The rosbags Qos record of an rclpy QoSProfile (an endpoint's offered QoS)."""
+    def t(duration: Any) -> QosTime:
+        ns = int(duration.nanoseconds)
+        return QosTime(ns // 1_000_000_000, ns % 1_000_000_000)
+
+    return Qos(history=QosHistory(int(profile.history)), depth=int(profile.depth),
+               reliability=QosReliability(int(profile.reliability)),
+               durability=QosDurability(int(profile.durability)),
+               deadline=t(profile.deadline), lifespan=t(profile.lifespan),
+               liveliness=QosLiveliness(int(profile.liveliness)),
+               liveliness_lease_duration=t(profile.liveliness_lease_duration),
+               avoid_ros_namespace_conventions=bool(profile.avoid_ros_namespace_conventions))
+
+
+@dataclass(frozen=True)
+class QosChoice:
+    """Reliability/durability a recorder subscribes with, or a player publishes with."""
+
+    reliable: bool
+    transient_local: bool
+    depth: int
+
+
+def adapt_qos(offered: Sequence[Qos], depth: int = 100) -> QosChoice:
+    """rosbag2's rule: reliable / transient-local only when every publisher offers it.
+
+    That way the subscription matches all publishers (a reliable subscriber would not match a
+    best-effort publisher), and latched topics are still received by a late recorder.
+    """
+    if not offered:
+        return QosChoice(reliable=True, transient_local=False, depth=depth)
+    reliable = all(q.reliability == QosReliability.RELIABLE for q in offered)
+    latched = all(q.durability == QosDurability.TRANSIENT_LOCAL for q in offered)
+    return QosChoice(reliable=reliable, transient_local=latched, depth=depth)
+
+
+def _rclpy_qos(choice: QosChoice) -> Any:
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=choice.depth,
+        reliability=(ReliabilityPolicy.RELIABLE if choice.reliable
+                     else ReliabilityPolicy.BEST_EFFORT),
+        durability=(DurabilityPolicy.TRANSIENT_LOCAL if choice.transient_local
+                    else DurabilityPolicy.VOLATILE))
+
+
+def _wanted(topic: str, topics: Sequence[str] | None) -> bool:
+    if topics:
+        return topic in topics
+    return topic.startswith(DEFAULT_PREFIX)
+
+
+def _normalise(topics: Sequence[str] | None) -> list[str] | None:
+    if not topics:
+        return None
+    return [t if t.startswith('/') else '/' + t for t in topics]
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into `stop` (main thread only), so bags are always closed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def _new_context() -> Any:
+    import rclpy
+    context = rclpy.Context()
+    kwargs: dict[str, Any] = {'context': context}
+    try:  # leave SIGINT to Python (KeyboardInterrupt), so the bag is always closed
+        from rclpy.signals import SignalHandlerOptions
+        kwargs['signal_handler_options'] = SignalHandlerOptions.NO
+    except ImportError:
+        pass
+    rclpy.init(**kwargs)
+    return context
+
+
+# --- record -----------------------------------------------------------------------------------
+
+@dataclass
+class _Recorder:
+    node: Any
+    writer: Writer
+    store: Any
+    topics: list[str] | None
+    out: TextIO
+    connections: dict[str, Connection] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    skipped: set[str] = field(default_factory=set)
+    subscriptions: list[Any] = field(default_factory=list)
+
+    def discover(self) -> None:
+        """Subscribe to every wanted topic that has a publisher and is not recorded yet."""
+        for topic, types in self.node.get_topic_names_and_types():
+            if topic in self.connections or topic in self.skipped:
+                continue
+            if not _wanted(topic, self.topics):
+                continue
+            infos = self.node.get_publishers_info_by_topic(topic)
+            if not infos:
+                continue  # only subscribers so far: wait for a publisher (and its QoS)
+            if len(types) != 1:
+                self._skip(topic, f'has several types {types}')
+                continue
+            self._subscribe(topic, types[0], [qos_to_bag(i.qos_profile) for i in infos])
+
+    def _skip(self, topic: str, why: str) -> None:
+        self.skipped.add(topic)
+        _say(self.out, f'[bag] not recording {topic}: {why}')
+
+    def _subscribe(self, topic: str, msgtype: str, offered: list[Qos]) -> None:
+        try:
+            cls = message_class(msgtype)
+        except BagError as err:
+            self._skip(topic, str(err))
+            return
+        if not ensure_type(self.store, msgtype):
+            self._skip(topic, f'no message definition found for {msgtype}')
+            return
+        conn = self.writer.add_connection(topic, msgtype, typestore=self.store,
+                                          serialization_format='cdr',
+                                          offered_qos_profiles=offered)
+        self.connections[topic] = conn
+        self.counts[topic] = 0
+
+        def on_message(data: bytes, conn: Connection = conn, topic: str = topic) -> None:
+            self.writer.write(conn, time.time_ns(), data)
+            self.counts[topic] += 1
+
+        qos = _rclpy_qos(adapt_qos(offered))
+        self.subscriptions.append(
+            self.node.create_subscription(cls, topic, on_message, qos, raw=True))
+        _say(self.out, f'[bag] recording {topic} ({msgtype})')
+
+
+def record(out: Path, topics: list[str] | None = None, duration: float | None = None,
+           storage: str = 'mcap', *, stdout: TextIO = sys.stdout,
+           stop: threading.Event | None = None) -> int:
+    """Record topics of the running graph into a new rosbag2 folder.
+
+    Args:
+        out: bag folder to create (must not exist).
+        topics: topic names to record; None records every topic under /sage/ (found as
+            publishers appear, so nodes started later are recorded too).
+        duration: stop after this many seconds; None runs until Ctrl-C or SIGTERM.
+        storage: 'mcap' (default) or 'sqlite3'.
+        stdout: where progress lines go.
+        stop: ends the recording when set (for callers running record in a thread).
+
+    Returns:
+        0 on success (also when stopped by Ctrl-C or SIGTERM), 1 when nothing was recorded.
+
+    Raises:
+        BagError: unknown storage, or the folder cannot be created.
+    """
+    if storage not in STORAGES:
+        raise BagError(f"unknown storage '{storage}' (known: {', '.join(STORAGES)})")
+    wanted = _normalise(topics)
+    store = sage_typestore()
+    writer = Writer(out, version=BAG_VERSION, storage_plugin=STORAGES[storage])
+    try:
+        writer.open()
+    except WriterError as err:
+        raise BagError(str(err)) from err
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+
+    context = _new_context()
+    node = Node('sage_bag_recorder', context=context)
+    rec = _Recorder(node, writer, store, wanted, stdout)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    node.create_timer(DISCOVERY_PERIOD_S, rec.discover)
+    deadline = None if duration is None else time.monotonic() + duration
+    _say(stdout, f'[bag] recording into {out} '
+                 f"({', '.join(wanted) if wanted else 'all ' + DEFAULT_PREFIX + '* topics'})")
+    stop = stop or threading.Event()
+    try:
+        with _stop_on_signals(stop):
+            rec.discover()
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                executor.spin_once(timeout_sec=0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        writer.close()
+    total = sum(rec.counts.values())
+    for topic, n in sorted(rec.counts.items()):
+        _say(stdout, f'[bag]   {topic}: {n}')
+    _say(stdout, f'[bag] wrote {total} messages on {len(rec.counts)} topics to {out}')
+    if wanted:
+        missing = sorted(set(wanted) - set(rec.counts))
+        if missing:
+            _say(stdout, f"[bag] never saw a publisher on: {', '.join(missing)}")
+    return 0 if total else 1
+
+
+# --- play -------------------------------------------------------------------------------------
+
+def _open_reader(bag: Path) -> Any:
+    from rosbags.highlevel import AnyReader
+    if not (Path(bag) / 'metadata.yaml').is_file():
+        raise BagError(f'{bag} is not a rosbag2 folder (no metadata.yaml)')
+    reader = AnyReader([Path(bag)], default_typestore=sage_typestore())
+    try:
+        reader.open()
+    except (ReaderError, OSError) as err:
+        raise BagError(f'cannot open {bag}: {err}') from err
+    return reader
+
+
+def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
+         topics: list[str] | None = None, *, delay: float = 1.0,
+         stdout: TextIO = sys.stdout, stop: threading.Event | None = None) -> int:
+    """Publish a bag's messages with their original timing (scaled by rate).
+
+    Each message is published as the recorded CDR bytes, with the QoS its publishers offered
+    when it was recorded (so latched topics stay latched).
+
+    Args:
+        bag: rosbag2 folder (MCAP or sqlite3).
+        rate: playback speed factor (2.0 = twice as fast).
+        loop: start again at the end until Ctrl-C or SIGTERM.
+        clock: publish /clock (rosgraph_msgs/Clock) with the bag's time, for use_sim_time.
+        topics: only these topics (default: all).
+        delay: at most this many seconds to wait for subscribers before the first message.
+        stdout: where progress lines go.
+        stop: ends playing when set (for callers running play in a thread).
+
+    Returns:
+        0 when played to the end or stopped (Ctrl-C, SIGTERM), 1 when there was nothing to play.
+
+    Raises:
+        BagError: the bag cannot be read or rate is not positive.
+    """
+    if not rate > 0:
+        raise BagError(f'rate must be positive, got {rate}')
+    wanted = _normalise(topics)
+    reader = _open_reader(bag)
+    import rclpy
+    from rclpy.node import Node
+    sent = 0
+    stop = stop or threading.Event()
+    try:
+        conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
+        if not conns:
+            _say(stdout, f'[bag] nothing to play in {bag}')
+            return 1
+        context = _new_context()
+        node = Node('sage_bag_player', context=context)
+        try:
+            pubs = _publishers(node, conns, stdout)
+            clock_pub = _clock_publisher(node) if clock else None
+            with _stop_on_signals(stop):
+                _wait_for_subscribers(list(pubs.values()), delay, stop)
+                while not stop.is_set():
+                    sent += _play_once(reader, [c for c in conns if c.id in pubs], pubs,
+                                       clock_pub, rate, stop)
+                    if not loop:
+                        break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            node.destroy_node()
+            rclpy.try_shutdown(context=context)
+    finally:
+        reader.close()
+    _say(stdout, f'[bag] played {sent} messages from {bag}')
+    return 0
+
+
+def _publishers(node: Any, conns: list[Connection], stdout: TextIO) -> dict[int, Any]:
+    by_topic: dict[str, Any] = {}
+    pubs: dict[int, Any] = {}
+    for conn in conns:
+        if conn.topic not in by_topic:
+            try:
+                cls = message_class(conn.msgtype)
+            except BagError as err:
+                _say(stdout, f'[bag] not playing {conn.topic}: {err}')
+                continue
+            offered = list(getattr(conn.ext, 'offered_qos_profiles', []) or [])
+            by_topic[conn.topic] = node.create_publisher(
+                cls, conn.topic, _rclpy_qos(adapt_qos(offered, depth=100)))
+        pubs[conn.id] = by_topic[conn.topic]
+    return pubs
+
+
+def _clock_publisher(node: Any) -> Any:
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    return node.create_publisher(Clock, '/clock',
+                                 QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+
+
+def _publish_clock(pub: Any, stamp_ns: int) -> None:
+    from rosgraph_msgs.msg import Clock
+    msg = Clock()
+    msg.clock.sec, msg.clock.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    pub.publish(msg)
+
+
+def _wait_for_subscribers(pubs: list[Any], delay: float, stop: threading.Event) -> None:
+    deadline = time.monotonic() + max(0.0, delay)
+    while time.monotonic() < deadline and not stop.is_set():
+        if pubs and all(p.get_subscription_count() > 0 for p in pubs):
+            return
+        time.sleep(0.02)
+
+
+def _play_once(reader: Any, conns: list[Connection], pubs: dict[int, Any], clock_pub: Any,
+               rate: float, stop: threading.Event) -> int:
+    """One pass over the bag; returns the number of messages published."""
+    start_wall = time.monotonic()
+    first: int | None = None
+    sent = 0
+    for conn, stamp, raw in reader.messages(connections=conns):
+        if first is None:
+            first = stamp
+        due = start_wall + (stamp - first) * 1e-9 / rate
+        while True:
+            now = time.monotonic()
+            if clock_pub is not None:
+                bag_now = first + int((now - start_wall) * rate * 1e9)
+                _publish_clock(clock_pub, min(bag_now, stamp))
+            if now >= due or stop.is_set():
+                break
+            time.sleep(min(due - now, CLOCK_PERIOD_S if clock_pub is not None else 0.1))
+        if stop.is_set():
+            break
+        pubs[conn.id].publish(bytes(raw))
+        sent += 1
+    return sent
+
+
+# --- info -------------------------------------------------------------------------------------
+
+def _qos_dict(q: Qos) -> dict[str, Any]:
+    return {'history': q.history.name.lower(), 'depth': q.depth,
+            'reliability': q.reliability.name.lower(),
+            'durability': q.durability.name.lower()}
+
+
+def info(bag: Path) -> dict[str, Any]:
+    """A bag's summary: storage, times, and per topic its type, count and offered QoS.
+
+    Raises:
+        BagError: not a rosbag2 folder, or unreadable.
+    """
+    bag = Path(bag)
+    if not (bag / 'metadata.yaml').is_file():
+        raise BagError(f'{bag} is not a rosbag2 folder (no metadata.yaml)')
+    try:
+        meta = yaml.safe_load((bag / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
+        with Reader(bag) as reader:
+            topics: list[dict[str, Any]] = [
+                {'name': c.topic, 'type': c.msgtype, 'count': c.msgcount,
+                 'serialization_format': getattr(c.ext, 'serialization_format', 'cdr'),
+                 'offered_qos_profiles': [_qos_dict(q) for q in
+                                          getattr(c.ext, 'offered_qos_profiles', [])]}
+                for c in reader.connections]
+            result = {
+                'path': str(bag),
+                'storage': meta.get('storage_identifier', ''),
+                'version': meta.get('version'),
+                'files': list(meta.get('relative_file_paths', [])),
+                'size_bytes': sum(f.stat().st_size for f in bag.iterdir() if f.is_file()),
+                'start_ns': reader.start_time if reader.message_count else 0,
+                'end_ns': reader.end_time if reader.message_count else 0,
+                'duration_s': reader.duration * 1e-9 if reader.message_count else 0.0,
+                'message_count': reader.message_count,
+                'compression': meta.get('compression_format', '') or 'none',
+                'topics': sorted(topics, key=lambda t: t['name']),
+            }
+    except (ReaderError, OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as err:
+        raise BagError(f'cannot read {bag}: {err}') from err
+    return result
+
+
+def print_info(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
+    """Print `info()` as `ros2 bag info` does: header lines, then one line per topic."""
+    start = summary['start_ns'] * 1e-9
+    lines = [
+        f"Files:             {', '.join(summary['files'])}",
+        f"Bag size:          {summary['size_bytes'] / 1e6:.2f} MB",
+        f"Storage id:        {summary['storage']} (rosbag2 v{summary['version']})",
+        f"Duration:          {summary['duration_s']:.3f} s",
+        f"Start:             {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(start))} "
+        f'({start:.3f})',
+        f"Messages:          {summary['message_count']}",
+        f"Compression:       {summary['compression']}",
+        'Topics:',
+    ]
+    width = max((len(t['name']) for t in summary['topics']), default=0)
+    for t in summary['topics']:
+        qos = t['offered_qos_profiles'][0] if t['offered_qos_profiles'] else {}
+        tag = f"{qos.get('reliability', '?')}/{qos.get('durability', '?')}" if qos else ''
+        lines.append(f"  {t['name']:<{width}}  {t['count']:>7}  {t['type']}  "
+                     f"{t['serialization_format']}  {tag}")
+    print('\n'.join(lines), file=out)
+
+
+__all__ = ['BagError', 'adapt_qos', 'info', 'play', 'print_info', 'qos_to_bag', 'record']

@@ -1,0 +1,110 @@
+"""`sage report`: plots and an HTML page from a bag the test writes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sage.report import ReportError, find_bag, load_run, make_report, state_spans, summary_rows
+
+T0 = 1_700_000_000 * 10**9
+
+
+def _jpeg(value: int) -> bytes:
+    import cv2
+    ok, buf = cv2.imencode('.jpg', np.full((24, 32, 3), value, np.uint8))
+    assert ok
+    return buf.tobytes()
+
+
+def write_run_bag(path: Path) -> dict[str, int]:
+    """Write a 10 s run.
+
+    Vision at 10 Hz (every 4th attended), audio at 5 Hz, budgets, two metabolic states and
+    three stored experiences with JPEG previews.
+    """
+    from rclpy.serialization import serialize_message
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from sage_interfaces.msg import (AtpAllocation, AtpBudget, Experience, MetabolicState,
+                                     Salience)
+
+    from sage.bag_types import sage_typestore
+    store = sage_typestore()
+    msgs: list[tuple[str, int, object]] = []
+    for k in range(100):
+        msgs.append(('/sage/salience', T0 + k * 10**8, Salience(
+            modality='vision', surprise=0.5, novelty=0.25, salience=0.75 if k % 4 == 0 else 0.25,
+            threshold=0.5, attend=k % 4 == 0, input_seq=k)))
+    for k in range(50):
+        msgs.append(('/sage/salience', T0 + k * 2 * 10**8 + 5, Salience(
+            modality='audio', arousal=1.0, salience=0.125, threshold=0.5, attend=False)))
+    for k in range(20):
+        msgs.append(('/sage/budget', T0 + k * 5 * 10**8, AtpBudget(
+            tick=k, budget_total=10.0, allocations=[
+                AtpAllocation(plugin='vision_encoder', modality='vision', atp=6.0,
+                              atp_used=5.0),
+                AtpAllocation(plugin='audio_encoder', modality='audio', atp=4.0,
+                              atp_used=1.0)])))
+    msgs.append(('/sage/metabolic_state', T0, MetabolicState(state='WAKE', reason='start')))
+    msgs.append(('/sage/metabolic_state', T0 + 6 * 10**9, MetabolicState(
+        state='FOCUS', previous='WAKE', reason='vision salience 0.75')))
+    for k in range(3):
+        msgs.append(('/sage/memory/stored', T0 + (2 + k) * 10**9, Experience(
+            uuid=f'{k:02d}' * 16, modality='vision', salience=0.75, preview_format='jpeg',
+            preview=_jpeg(60 * k))))
+    types = {'/sage/salience': 'Salience', '/sage/budget': 'AtpBudget',
+             '/sage/metabolic_state': 'MetabolicState', '/sage/memory/stored': 'Experience'}
+    writer = Writer(path, version=8, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    conns = {t: writer.add_connection(t, f'sage_interfaces/msg/{n}', typestore=store)
+             for t, n in types.items()}
+    for topic, stamp, msg in sorted(msgs, key=lambda m: m[1]):
+        writer.write(conns[topic], stamp, serialize_message(msg))
+    writer.close()
+    return {'vision': 100, 'audio': 50}
+
+
+def test_run_data_counts_decisions_and_state_stretches(tmp_path):
+    write_run_bag(tmp_path / 'bag')
+    data = load_run(tmp_path)  # a run folder: the bag is found in bag/
+    rows = {r['modality']: r for r in summary_rows(data)}
+    assert rows['vision']['inputs'] == 100 and rows['vision']['attended'] == 25
+    assert rows['vision']['attention_rate'] == pytest.approx(0.25)
+    assert rows['vision']['stored'] == 3 and rows['audio']['attended'] == 0
+    assert rows['audio']['arousal'] == pytest.approx(1.0)
+    spans = state_spans(data)
+    assert [(s[2], s[3]) for s in spans] == [('WAKE', 'start'), ('FOCUS', 'vision salience 0.75')]
+    assert spans[0][1] == pytest.approx(6.0) and spans[1][1] == pytest.approx(data.duration_s)
+    assert data.stored[0][1].preview == _jpeg(0)
+
+
+def test_report_writes_plots_thumbnails_and_a_page(tmp_path):
+    import matplotlib.image as mpimg
+    write_run_bag(tmp_path / 'run' / 'bag')
+    page = make_report(tmp_path / 'run', tmp_path / 'out')
+    assert page == tmp_path / 'out' / 'index.html'
+    text = page.read_text()
+    for name in ('salience', 'decisions', 'atp', 'metabolic'):
+        png = tmp_path / 'out' / f'{name}.png'
+        img = mpimg.imread(png)
+        assert img.shape[0] > 100 and img.shape[1] > 500, name
+        assert img[..., :3].std() > 0.01, f'{name}.png is blank'
+        assert f'src="{name}.png"' in text
+    thumbs = sorted((tmp_path / 'out' / 'thumbs').glob('*.jpg'))
+    assert len(thumbs) == 3 and thumbs[1].read_bytes() == _jpeg(60)
+    assert all(f'thumbs/{t.name}' in text for t in thumbs)
+    assert '25.0%' in text and 'FOCUS' in text and 'vision salience 0.75' in text
+
+
+def test_report_to_an_html_path_puts_images_beside_it(tmp_path):
+    write_run_bag(tmp_path / 'bag')
+    page = make_report(tmp_path / 'bag', tmp_path / 'r.html')
+    assert page == tmp_path / 'r.html'
+    assert (tmp_path / 'r_files' / 'salience.png').is_file()
+    assert 'src="r_files/salience.png"' in page.read_text()
+
+
+def test_report_refuses_a_folder_without_a_bag(tmp_path):
+    with pytest.raises(ReportError, match='no rosbag2 bag'):
+        find_bag(tmp_path)

@@ -1,0 +1,148 @@
+"""`sage status`: the screen model and a live run against a small publisher."""
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+from sage.status import StatusModel, WindowedStats, render_text, run_status, sparkline
+from sage.viz_core import AllocationRecord, BudgetRecord, StateRecord, StoredRecord
+from sage_common.records import SalienceRecord
+
+DOMAIN_ID = '172'
+
+
+def _row(text: str, first: str) -> str:
+    """The table line whose first cell is `first`."""
+    return next(line for line in text.splitlines()
+                if line.replace('│', ' ').split()[:1] == [first])
+
+
+def _sal(modality: str, stamp: float, value: float, attend: bool) -> SalienceRecord:
+    return SalienceRecord(stamp=stamp, modality=modality, input_seq=0, surprise=0.11,
+                          novelty=0.22, arousal=0.33, reward=0.44, conflict=0.55,
+                          salience=value, threshold=0.5, attend=attend)
+
+
+def test_sparkline_maps_zero_to_the_lowest_and_one_to_the_highest_block():
+    assert sparkline([0.0, 0.5, 1.0], 10) == '▁▅█'
+    assert len(sparkline([0.1] * 500, 40)) == 40
+    assert sparkline([], 5) == ''
+
+
+def test_windowed_stats_keep_more_than_the_default_history():
+    stats = WindowedStats(history=300)
+    for k in range(250):
+        stats.on_salience(_sal('vision', k * 0.01, 0.5, False))
+        stats.on_salience(_sal('tactile', k * 0.01, 0.5, False))  # a modality added later
+    assert len(stats.modalities['vision'].recent) == 250
+    assert len(stats.modalities['tactile'].recent) == 250
+    assert stats.inputs_total == 500
+
+
+def test_screen_shows_window_means_budget_state_nodes_and_memory():
+    now = [100.0]
+    model = StatusModel(window_s=2.0, clock=lambda: now[0])
+    model.stats.on_salience(_sal('vision', 0.0, 0.99, True))   # outside the 2 s window
+    for k in range(10):
+        model.stats.on_salience(_sal('vision', 10.0 + k * 0.1, 0.40, k < 5))
+    model.budget = BudgetRecord(0.0, 42, 12.5, 2.0, 'FOCUS', (
+        AllocationRecord('vision_encoder', 'vision', 0.87, 0.4, 0.6, 7.5, 6.25),))
+    model.on_state(StateRecord(0.0, 'FOCUS', 'WAKE', 'loud clap on audio', 4.0, 0.35, 'green'))
+    model.on_diagnostic('sage: memory', 1, 'disk almost full',
+                        {'rows': '1234', 'stored_per_s': '2.50', 'dropped': '7'})
+    model.stats.on_stored('vision')
+    model.on_stored(StoredRecord(0.0, 'cafe' * 8, 'vision', 0.81, 'jpeg', b'', ''))
+    text = render_text(model)
+    vision_row = _row(text, 'vision')
+    assert '0.40' in vision_row and '50%' in vision_row and '0.99' not in vision_row
+    assert '0.11' in vision_row and '0.55' in vision_row
+    assert 'vision_encoder' in text and '7.50' in text and '6.25' in text and 'tick 42' in text
+    assert 'FOCUS' in text and 'loud clap on audio' in text
+    memory_row = _row(text, 'memory')
+    assert 'WARN' in memory_row and 'stored=2.5' in memory_row and '│ 7 ' in memory_row
+    assert 'disk almost full' in memory_row
+    assert 'size 1234' in text and 'cafecafecafe' in text
+    now[0] += 60.0
+    assert 'STALE' in render_text(model)
+
+
+def _publish(stop: threading.Event, ready: threading.Event) -> None:
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    import rclpy
+    from rclpy.node import Node
+    from sage_interfaces.msg import (AtpAllocation, AtpBudget, Experience, MetabolicState,
+                                     Salience)
+
+    from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = Node('status_test_publisher', context=context)
+    sal = node.create_publisher(Salience, '/sage/salience', RELIABLE_QOS)
+    budget = node.create_publisher(AtpBudget, '/sage/budget', RELIABLE_QOS)
+    state = node.create_publisher(MetabolicState, '/sage/metabolic_state', LATCHED_QOS)
+    stored = node.create_publisher(Experience, '/sage/memory/stored', RELIABLE_QOS)
+    diag = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+    status = DiagnosticStatus(level=DiagnosticStatus.WARN, name='sage: snarc',
+                              message='imu late by 80 ms',
+                              values=[KeyValue(key='scored_per_s', value='19.50'),
+                                      KeyValue(key='dropped', value='4'),
+                                      KeyValue(key='score_p50_ms', value='1.25')])
+    state.publish(MetabolicState(state='CRISIS', previous='WAKE', reason='imu shock 3.2 g',
+                                 dwell_s=2.0, atp_reserve=0.1, memory_pressure='yellow'))
+    ready.set()
+    k = 0
+    try:
+        while not stop.is_set():
+            t = time.time()
+            for modality, value in (('vision', 0.625), ('audio', 0.375)):
+                msg = Salience(modality=modality, salience=value, surprise=0.875, novelty=0.25,
+                               threshold=0.5, attend=value > 0.5, input_seq=k)
+                msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), int(t % 1 * 1e9)
+                sal.publish(msg)
+            budget.publish(AtpBudget(tick=k, budget_total=9.0, metabolic_state='CRISIS',
+                                     allocations=[AtpAllocation(plugin='audio_encoder',
+                                                                modality='audio', atp=3.25,
+                                                                atp_used=1.5, share=0.5)]))
+            if k % 10 == 0:
+                diag.publish(DiagnosticArray(status=[status]))
+                stored.publish(Experience(uuid='beef' * 8, modality='vision', salience=0.625))
+            k += 1
+            time.sleep(0.05)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_status_screen_shows_what_the_graph_publishes(monkeypatch):
+    monkeypatch.setenv('ROS_DOMAIN_ID', DOMAIN_ID)
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    stop, ready = threading.Event(), threading.Event()
+    publisher = threading.Thread(target=_publish, args=(stop, ready))
+    publisher.start()
+    out = io.StringIO()
+    try:
+        assert ready.wait(10)
+        code = run_status(duration=4.0, once=True, out=out)
+    finally:
+        stop.set()
+        publisher.join(timeout=10)
+    text = out.getvalue()
+    assert code == 0, text
+    rows = {m: _row(text, m) for m in ('vision', 'audio')}
+    assert '0.62' in rows['vision'] and '100%' in rows['vision'] and '0.88' in rows['vision']
+    assert '0.38' in rows['audio'] and ' 0%' in rows['audio']
+    assert 'CRISIS' in text and 'imu shock 3.2 g' in text and 'yellow' in text
+    assert 'audio_encoder' in text and '3.25' in text and '1.50' in text
+    assert 'beefbeefbeef' in text
+    snarc = _row(text, 'snarc')
+    assert 'WARN' in snarc and 'scored=19.5' in snarc and '│ 4 ' in snarc
+    assert 'score=1.2' in snarc and 'imu late by 80 ms' in snarc
+
+
+def test_status_says_so_when_nothing_is_heard(monkeypatch):
+    monkeypatch.setenv('ROS_DOMAIN_ID', '173')
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    out = io.StringIO()
+    assert run_status(duration=0.5, once=True, out=out) == 1
+    assert 'no messages yet' in out.getvalue()

@@ -1,0 +1,239 @@
+"""Audio puzzle encoder core: int16 PCM blocks -> ~1 s log-mel windows -> 16x16 codes.
+
+Blocks (the microphone's 32 ms AudioFrames) go into a FIFO over a preallocated buffer; every
+hop_samples a window of window_samples is encoded. A window's stamp is the capture stamp of
+its first sample. No rclpy, no torch.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+import math
+import time
+from typing import Any
+
+import numpy as np
+from sage_common.records import LatentRecord
+
+from sage_encoders.errors import EncoderError, InputError
+from sage_encoders.preprocess import MelConfig, log_mel_db, normalise_mel, pcm_to_float
+from sage_encoders.puzzle import IrpConfig, PuzzleModel, RuntimeConfig, encode_puzzle
+from sage_encoders.runtime import Log
+
+FEATURES = ('rms', 'rms_db', 'onset')
+# Rise of frame energy over 32 ms (dB) that counts as a full onset (1.0); energy is floored
+# at ENERGY_FLOOR_DB so digital silence does not turn a faint sound into a huge jump.
+ONSET_FULL_DB = 40.0
+ENERGY_FLOOR_DB = -80.0
+RMS_DB_FLOOR = -100.0
+
+
+def onset_strength(db: np.ndarray) -> float:
+    """Energy-jump onset of one window, 0..1.
+
+    Frame energy = total mel power (dB) per STFT frame; the onset is the largest rise over
+    two frames (32 ms) divided by ONSET_FULL_DB. A steady tone gives ~0, a clap out of
+    quiet gives 1. (Band-wise spectral flux was tried: pure tones make it jitter.)
+
+    Args:
+        db: (n_mels, frames) log-mel dB of the window.
+    """
+    energy = 10.0 * np.log10(np.maximum((10.0 ** (db / 10.0)).sum(0), 1e-12))
+    energy = np.maximum(energy, ENERGY_FLOOR_DB)
+    if len(energy) < 3:
+        return 0.0
+    rise = float((energy[2:] - energy[:-2]).max())
+    return float(min(1.0, max(0.0, rise / ONSET_FULL_DB)))
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Resolved settings of the audio encoder (see audio_encoder_params)."""
+
+    runtime: RuntimeConfig
+    irp: IrpConfig
+    lazy_load: bool = True
+    sample_rate: int = 16000
+    window_samples: int = 16384
+    hop_samples: int = 4096
+    gap_tolerance: float = 0.1
+    preview_seconds: float = 0.5
+    preview_rate: int = 8000
+
+    @classmethod
+    def from_params(cls, values: Mapping[str, Any]) -> 'AudioConfig':
+        """Build from the node's resolved parameters."""
+        return cls(runtime=RuntimeConfig.from_params('audio', values),
+                   irp=IrpConfig.from_params(values), lazy_load=bool(values['lazy_load']),
+                   sample_rate=int(values['sample_rate']),
+                   window_samples=int(values['window_samples']),
+                   hop_samples=int(values['hop_samples']),
+                   gap_tolerance=float(values['gap_tolerance']),
+                   preview_seconds=float(values['preview.seconds']),
+                   preview_rate=int(values['preview.rate']))
+
+
+class SampleFifo:
+    """int16 sample FIFO over a preallocated buffer, with the stamp of its first sample."""
+
+    def __init__(self, capacity: int) -> None:
+        self._buf = np.zeros(capacity, np.int16)
+        self._start = 0
+        self._end = 0
+        self.t0 = 0.0
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def clear(self) -> None:
+        """Drop every sample."""
+        self._start = self._end = 0
+
+    def append(self, pcm: np.ndarray) -> None:
+        """Append samples (compacts the buffer or grows it when needed)."""
+        n = len(pcm)
+        if self._end + n > len(self._buf):
+            live = self._buf[self._start:self._end].copy()
+            if len(live) + n > len(self._buf):
+                self._buf = np.zeros(2 * (len(live) + n), np.int16)
+            self._buf[:len(live)] = live
+            self._start, self._end = 0, len(live)
+        self._buf[self._end:self._end + n] = pcm
+        self._end += n
+
+    def head(self, n: int) -> np.ndarray:
+        """The first n samples (a view)."""
+        return self._buf[self._start:self._start + n]
+
+    def drop(self, n: int, sample_rate: int) -> None:
+        """Remove n samples from the front and advance t0."""
+        self._start += n
+        self.t0 += n / sample_rate
+
+
+class AudioEncoderCore:
+    """Windows PCM and encodes each window with the audio puzzle VQ-VAE.
+
+    Attributes:
+        gaps: how many times a stamp discontinuity restarted the buffer.
+    """
+
+    def __init__(self, cfg: AudioConfig, log: Log | None = None) -> None:
+        if cfg.hop_samples > cfg.window_samples or cfg.hop_samples <= 0:
+            raise EncoderError(f'hop_samples {cfg.hop_samples} must be in '
+                               f'1..window_samples ({cfg.window_samples})')
+        self.cfg = cfg
+        self.irp = cfg.irp
+        self.mel = MelConfig(sample_rate=cfg.sample_rate, window_samples=cfg.window_samples)
+        self.model = PuzzleModel(cfg.runtime, log)
+        self._fifo = SampleFifo(2 * cfg.window_samples)
+        self._seq = 0
+        self.gaps = 0
+        if not cfg.lazy_load:
+            self.model.load()
+
+    @classmethod
+    def from_params(cls, values: Mapping[str, Any], log: Log | None = None
+                    ) -> 'AudioEncoderCore':
+        """Build from the node's resolved ROS parameters."""
+        return cls(AudioConfig.from_params(values), log)
+
+    def push(self, pcm: np.ndarray, stamp: float, sample_rate: int, atp: float | None = None
+             ) -> list[LatentRecord]:
+        """Add a block of samples; encode every window it completes.
+
+        Args:
+            pcm: (N,) int16 mono samples.
+            stamp: capture time (s) of the block's first sample.
+            sample_rate: samples per second of the block.
+            atp: ATP available for the refinement of the windows completed by this block
+                (None = irp.default_atp per window).
+
+        Returns:
+            0..n latent records, oldest first; input_seq counts windows.
+
+        Raises:
+            InputError: wrong sample rate, dtype or shape (the block is dropped).
+        """
+        if int(sample_rate) != self.cfg.sample_rate:
+            raise InputError(f'sample rate {sample_rate} Hz is not the model rate '
+                             f'{self.cfg.sample_rate} Hz')
+        if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
+            raise InputError('pcm must be a 1-D int16 array, got '
+                             f'{getattr(pcm, "shape", None)} {getattr(pcm, "dtype", None)}')
+        if len(pcm) == 0:
+            return []
+        fifo = self._fifo
+        if len(fifo):
+            expected = fifo.t0 + len(fifo) / self.cfg.sample_rate
+            if abs(stamp - expected) > self.cfg.gap_tolerance:
+                fifo.clear()
+                self.gaps += 1
+        if not len(fifo):
+            fifo.t0 = float(stamp)
+        fifo.append(pcm)
+        out: list[LatentRecord] = []
+        remaining = atp
+        while len(fifo) >= self.cfg.window_samples:
+            rec = self._encode_window(fifo.head(self.cfg.window_samples), fifo.t0, remaining)
+            out.append(rec)
+            if remaining is not None:
+                remaining = max(0.0, remaining - rec.atp_spent)
+            fifo.drop(self.cfg.hop_samples, self.cfg.sample_rate)
+        return out
+
+    def encode_window(self, pcm: np.ndarray, stamp: float, atp: float | None = None
+                      ) -> LatentRecord:
+        """Encode one full window directly (benchmarks, tests, offline tools)."""
+        if pcm.dtype != np.int16 or pcm.shape != (self.cfg.window_samples,):
+            raise InputError(f'window must be ({self.cfg.window_samples},) int16')
+        return self._encode_window(pcm, stamp, atp)
+
+    def _encode_window(self, pcm: np.ndarray, stamp: float, atp: float | None) -> LatentRecord:
+        self.model.load()  # encode_ms excludes a lazy load (reported as load_ms)
+        t0 = time.perf_counter()
+        samples = pcm_to_float(pcm)
+        db = log_mel_db(samples, self.mel)  # (n_mels, frames)
+        x = normalise_mel(db, self.mel)[None, None]
+        res = encode_puzzle(self.model, x, atp, self.irp)
+        rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+        features = {'rms': rms,
+                    'rms_db': max(RMS_DB_FLOOR, 20.0 * math.log10(max(rms, 1e-10))),
+                    'onset': onset_strength(db)}
+        irp = res.irp
+        seq = self._seq
+        self._seq += 1
+        return LatentRecord(
+            stamp=float(stamp), modality='audio', input_seq=seq, codes=res.codes,
+            codebook_size=self.model.codebook_size, embedding=res.embedding, features=features,
+            recon_error=irp.energy_final, iterations=irp.iterations,
+            energy_initial=irp.energy_initial, energy_final=irp.energy_final,
+            converged=irp.converged, halt_reason=irp.halt_reason, atp_spent=irp.atp_spent,
+            encode_ms=(time.perf_counter() - t0) * 1e3, preview_format='s16le',
+            preview=self._preview(pcm))
+
+    def _preview(self, pcm: np.ndarray) -> bytes:
+        """The last preview.seconds of the window at preview.rate, int16 little-endian."""
+        n = int(self.cfg.preview_seconds * self.cfg.sample_rate)
+        if n <= 0:
+            return b''
+        tail = pcm[-n:].astype(np.int32)
+        factor = max(1, self.cfg.sample_rate // self.cfg.preview_rate)
+        tail = tail[: len(tail) // factor * factor].reshape(-1, factor).mean(1)
+        return np.round(tail).astype('<i2').tobytes()
+
+    def set_irp(self, irp: IrpConfig) -> None:
+        """Apply changed irp.* parameters."""
+        self.irp = irp
+
+    def reset(self) -> None:
+        """Drop buffered samples (e.g. after the stream restarts)."""
+        self._fifo.clear()
+
+    def load(self) -> None:
+        """Load the model now (it also loads on first use)."""
+        self.model.load()
+
+    def unload(self) -> None:
+        """Free the model; the next window reloads it."""
+        self.model.unload()

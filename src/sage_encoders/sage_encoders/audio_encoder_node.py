@@ -1,0 +1,51 @@
+"""Audio encoder node: /sage/audio/frames -> /sage/audio/latent (one latent per window hop)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+import sys
+from typing import Any
+
+from sage_common.convert import latent_to_msg
+from sage_common.ros import RELIABLE_QOS, SENSOR_QOS, run, stamp_sec
+from sage_interfaces.msg import AudioFrame, Latent
+
+from sage_encoders.audio_core import AudioEncoderCore
+from sage_encoders.audio_encoder_params import PARAMS, validate
+from sage_encoders.node_base import EncoderNodeBase
+from sage_encoders.preprocess import pcm_from_bytes
+
+
+class AudioEncoderNode(EncoderNodeBase):
+    """Buffers AudioFrames and encodes ~1 s log-mel windows."""
+
+    def __init__(self, name: str = 'audio_encoder', **node_kwargs: Any) -> None:
+        super().__init__(name, PARAMS, validate, **node_kwargs)
+        self.pub = self.create_publisher(Latent, '/sage/audio/latent', RELIABLE_QOS)
+        self.create_subscription(AudioFrame, '/sage/audio/frames', self._on_frame, SENSOR_QOS)
+
+    def make_core(self, values: Mapping[str, Any]) -> AudioEncoderCore:
+        return AudioEncoderCore.from_params(values, log=self.log_line)
+
+    def _on_frame(self, msg: AudioFrame) -> None:
+        if not self.accept():
+            return
+
+        def encode() -> Any:
+            pcm = pcm_from_bytes(msg.data, msg.encoding, msg.channels)
+            return self.core.push(pcm, stamp_sec(msg), msg.sample_rate,
+                                  self.account.available())
+
+        recs = self.guarded('audio frame', encode)
+        for rec in recs or ():
+            self.pub.publish(latent_to_msg(rec, msg.header.frame_id))
+            self.after_encode(rec)
+        self.health.values['buffer_restarts'] = str(self.core.gaps)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point (sage launch / ros2 run)."""
+    return run(lambda: AudioEncoderNode(), args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

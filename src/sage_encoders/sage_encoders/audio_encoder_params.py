@@ -1,0 +1,43 @@
+"""Parameters of the audio encoder node (pure module: the launcher imports it)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sage_common.params import ParamSpec
+
+from sage_encoders.common_params import irp_params, runtime_params, validate_runtime
+
+# The microphone's AudioFrame block (32 ms at 16 kHz): window hops are whole frames.
+FRAME_SAMPLES = 512
+# STFT hop 256 x encoder stride 4: windows must split into whole code columns.
+WINDOW_QUANTUM = 1024
+
+PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
+    ParamSpec('sample_rate', 16000, 'expected AudioFrame sample rate (Hz); other rates are '
+              'rejected (the model was trained at 16 kHz)', 16000, 16000, read_only=True),
+    ParamSpec('window_samples', 16384, 'samples per encoded window (16384 = 1.024 s -> '
+              '64x64 log-mel -> 16x16 codes)', 4096, 65536, read_only=True),
+    ParamSpec('hop_samples', 4096, 'samples between window starts, a multiple of the 512 '
+              'sample AudioFrame (4096 = 256 ms)', 512, 65536, read_only=True),
+    ParamSpec('gap_tolerance', 0.1, 'a stamp jump larger than this (s) versus the samples '
+              'received restarts the window buffer', 0.001, 10.0),
+    ParamSpec('preview.seconds', 0.5, 'length of the s16le preview clip (s)', 0.0, 1.0),
+    ParamSpec('preview.rate', 8000, 'sample rate of the preview clip (16000 or 8000 Hz)',
+              8000, 16000),
+)
+
+
+def validate(values: Mapping[str, Any]) -> list[str]:
+    """Cross-field rules: hop aligned to AudioFrames, window to code columns."""
+    errors = validate_runtime(values)
+    hop, window = int(values['hop_samples']), int(values['window_samples'])
+    if hop % FRAME_SAMPLES:
+        errors.append(f'hop_samples {hop} is not a multiple of {FRAME_SAMPLES}')
+    if hop > window:
+        errors.append(f'hop_samples {hop} is larger than window_samples {window}')
+    if window % WINDOW_QUANTUM:
+        errors.append(f'window_samples {window} is not a multiple of {WINDOW_QUANTUM}')
+    if int(values['preview.rate']) not in (8000, 16000):
+        errors.append('preview.rate must be 8000 or 16000')
+    return errors

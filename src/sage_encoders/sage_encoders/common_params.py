@@ -1,0 +1,63 @@
+"""Parameter groups shared by the three encoder nodes (pure: no rclpy)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sage_common.params import ParamSpec
+
+from sage_encoders.model_files import PRECISIONS
+
+
+def runtime_params(default_precision: str = 'fp32') -> tuple[ParamSpec, ...]:
+    """Model files, runtime, precision, providers, threads, lazy loading."""
+    return (
+        ParamSpec('model_dir', '', "directory with the model files ('' = the packaged models)",
+                  read_only=True),
+        ParamSpec('runtime', 'onnx', 'inference runtime (torch is for benchmarks only)',
+                  choices=('onnx', 'torch'), read_only=True),
+        ParamSpec('precision', default_precision, 'ONNX variant to run', choices=PRECISIONS,
+                  read_only=True),
+        ParamSpec('providers', 'CPUExecutionProvider',
+                  'onnxruntime execution providers in order, comma separated (missing ones '
+                  'are skipped with a log line; CPU is always the last fallback)',
+                  read_only=True),
+        ParamSpec('trt_fp16', True, 'TensorRT builds FP16 engines (Jetson); no effect without '
+                  'TensorrtExecutionProvider', read_only=True),
+        ParamSpec('threads', 1, 'onnxruntime intra-op threads', 1, 16, read_only=True),
+        ParamSpec('lazy_load', True, 'load the model on first use (false: at start)',
+                  read_only=True),
+        ParamSpec('unload_states', 'DREAM,CRISIS',
+                  'metabolic states in which the model is unloaded and inputs are skipped'),
+        ParamSpec('unload_on_memory_red', True,
+                  'unload and skip inputs while memory_pressure is red'),
+        ParamSpec('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0,
+                  read_only=True),
+    )
+
+
+def irp_params(max_iterations: int, default_atp: float) -> tuple[ParamSpec, ...]:
+    """IRP refinement settings (see sage_encoders.irp)."""
+    return (
+        ParamSpec('irp.eps', 0.002, 'converged when the reconstruction error fell by less '
+                  'than this fraction over the last irp.k steps', 0.0, 1.0),
+        ParamSpec('irp.k', 3, 'convergence window in steps', 1, 50),
+        ParamSpec('irp.max_iterations', max_iterations, 'refinement steps per input at most '
+                  '(0 = no refinement)', 0, 1000),
+        ParamSpec('irp.atp_per_step', 1.0, 'ATP charged per refinement step (two decoder '
+                  'passes)', 0.001, 1000.0),
+        ParamSpec('irp.default_atp', default_atp, 'ATP per input before any /sage/budget '
+                  'allocation has arrived', 0.0, 1e6),
+        ParamSpec('irp.candidates', 4, 'codes tried per cell, nearest first (1 = no swaps)',
+                  1, 16),
+        ParamSpec('plugin', '', "plugin name in /sage/budget allocations ('' = node name)",
+                  read_only=True),
+    )
+
+
+def validate_runtime(values: Mapping[str, Any]) -> list[str]:
+    """Cross-field rules of the runtime group."""
+    errors = []
+    if values.get('runtime') == 'torch' and values.get('precision') != 'fp32':
+        errors.append("runtime 'torch' runs precision 'fp32' only")
+    return errors

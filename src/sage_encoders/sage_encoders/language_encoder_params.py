@@ -1,0 +1,21 @@
+"""Parameters of the language encoder node (pure module: the launcher imports it)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sage_common.params import ParamSpec
+
+from sage_encoders.common_params import runtime_params, validate_runtime
+
+PARAMS: tuple[ParamSpec, ...] = runtime_params() + (
+    ParamSpec('max_chars', 2000, 'longer TextInput is rejected', 1, 100000),
+    ParamSpec('max_tokens', 256, 'tokens the model sees (longer text is truncated)', 8, 256,
+              read_only=True),
+    ParamSpec('preview.chars', 256, 'characters kept in the text preview', 0, 100000),
+)
+
+
+def validate(values: Mapping[str, Any]) -> list[str]:
+    """Cross-field rules (runtime/precision)."""
+    return validate_runtime(values)

@@ -1,0 +1,53 @@
+"""Where the packaged models live and what their metadata says (pure: no torch, no ORT).
+
+Each puzzle model `<modality>` ships in `sage_encoders/models/` as:
+  <modality>_vqvae.pt             torch weights + config (training, parity tests)
+  <modality>_vqvae.json           config, preprocessing, training record, evaluation
+  <modality>_codebook.npy         (K, D) float32 codebook (numpy quantisation at inference)
+  <modality>_{encoder,decoder}.{fp32,fp16,int8}.onnx   inference graphs
+  <modality>_quality.json         FP16/INT8 quality report against FP32
+MiniLM (`minilm_l6_v2.{fp32,int8}.onnx` + tokenizer.json) is exported at install time by
+`python -m sage_encoders.export language` (90 MB: not committed).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from sage_encoders.errors import ModelError
+
+Precision = Literal['fp32', 'fp16', 'int8']
+PRECISIONS: tuple[str, ...] = ('fp32', 'fp16', 'int8')
+PACKAGED_DIR = Path(__file__).resolve().parent / 'models'
+
+
+def model_dir(path: str) -> Path:
+    """The model directory named by a parameter ('' = the packaged models)."""
+    return Path(path).expanduser() if path else PACKAGED_DIR
+
+
+def onnx_path(directory: Path, modality: str, part: str, precision: str) -> Path:
+    """Path of one ONNX graph, e.g. vision_encoder.int8.onnx."""
+    return directory / f'{modality}_{part}.{precision}.onnx'
+
+
+def read_meta(directory: Path, modality: str) -> dict[str, Any]:
+    """Read <modality>_vqvae.json.
+
+    Raises:
+        ModelError: the file is missing or not valid JSON.
+    """
+    path = directory / f'{modality}_vqvae.json'
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise ModelError(f'model metadata not found: {path} (train with '
+                         f'`python -m sage_encoders.train {modality}`)') from err
+    except json.JSONDecodeError as err:
+        raise ModelError(f'{path}: invalid JSON ({err})') from err
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON with stable key order and a trailing newline."""
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + '\n')

@@ -1,0 +1,125 @@
+"""What the three encoder node shells share: parameters, diagnostics, metabolic gating, ATP.
+
+rclpy lives here and in the *_node modules only; the cores stay pure.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sage_common.health import Health, Level
+from sage_common.params import ParamSpec
+from sage_common.ros import LATCHED_QOS, DiagnosticsPublisher, declare_params
+from sage_interfaces.msg import AtpBudget, MetabolicState
+
+from sage_encoders.budget import AtpAccount, should_suspend
+from sage_encoders.errors import EncoderError, InputError
+
+# Budget: best effort subscription, so it matches the orchestrator whatever its reliability.
+BUDGET_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT,
+                        history=HistoryPolicy.KEEP_LAST)
+
+
+class EncoderNodeBase(Node):
+    """Base of the encoder shells; subclasses build `self.core` in `make_core`."""
+
+    def __init__(self, name: str, params: tuple[ParamSpec, ...],
+                 validator: Callable[[Mapping[str, Any]], list[str]],
+                 with_budget: bool = True, **node_kwargs: Any) -> None:
+        super().__init__(name, **node_kwargs)
+        self.health = Health()
+        self.values = declare_params(self, params, validator, self._on_params)
+        self.core = self.make_core(self.values)
+        self.account = AtpAccount(str(self.values.get('plugin') or self.get_name()))
+        self.suspended = False
+        self.metabolic_state = ''
+        self.seq = 0
+        if with_budget:
+            self.create_subscription(AtpBudget, '/sage/budget', self._on_budget, BUDGET_QOS)
+        self.create_subscription(MetabolicState, '/sage/metabolic_state', self._on_state,
+                                 LATCHED_QOS)
+        self.diagnostics = DiagnosticsPublisher(self, self.health,
+                                                float(self.values['diagnostics_period']))
+        self.report_model()
+
+    def make_core(self, values: Mapping[str, Any]) -> Any:
+        """Build the encoder core from resolved parameters."""
+        raise NotImplementedError
+
+    def log_line(self, text: str) -> None:
+        """Log sink handed to the cores (provider fallbacks)."""
+        self.get_logger().warning(text)
+
+    def _on_params(self, values: dict[str, Any]) -> None:
+        self.values = values
+        set_irp = getattr(self.core, 'set_irp', None)
+        if callable(set_irp) and 'irp.eps' in values:
+            from sage_encoders.puzzle import IrpConfig
+            set_irp(IrpConfig.from_params(values))
+
+    def _on_budget(self, msg: AtpBudget) -> None:
+        self.account.on_budget(msg.tick, ((a.plugin, a.atp) for a in msg.allocations))
+        avail = self.account.available()
+        self.health.values['atp_allocated'] = f'{avail:.2f}' if avail is not None else ''
+
+    def _on_state(self, msg: MetabolicState) -> None:
+        self.metabolic_state = msg.state
+        suspend = should_suspend(msg.state, msg.memory_pressure,
+                                 str(self.values['unload_states']),
+                                 bool(self.values['unload_on_memory_red']))
+        if suspend and not self.suspended:
+            self.core.unload()
+            self.get_logger().info(f'unloaded model ({msg.state}, memory {msg.memory_pressure})'
+                                   f' in {self.core.model.unload_ms:.2f} ms')
+        elif not suspend and self.suspended:
+            self.get_logger().info(f'resuming ({msg.state}); model loads on next input')
+        self.suspended = suspend
+        self.health.values['metabolic_state'] = msg.state
+        self.report_model()
+
+    def accept(self) -> bool:
+        """Count an input; False when it must be skipped (suspended)."""
+        self.health.count('inputs')
+        if self.suspended:
+            self.health.count('skipped_suspended')
+            return False
+        return True
+
+    def guarded(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run fn; on a domain error report it on /diagnostics, log, and return None."""
+        try:
+            return fn()
+        except InputError as err:
+            self.health.count('bad_input')
+            self.health.problem(Level.ERROR, f'bad {what} skipped: {err}')
+            self.get_logger().warning(f'bad {what} skipped: {err}', throttle_duration_sec=5.0)
+        except EncoderError as err:
+            self.health.count('encoder_errors')
+            self.health.problem(Level.ERROR, f'{what} not encoded: {err}')
+            self.get_logger().error(f'{what} not encoded: {err}', throttle_duration_sec=5.0)
+        return None
+
+    def report_model(self) -> None:
+        """Model state for /diagnostics: loaded, load/unload times, providers."""
+        m = self.core.model
+        v = self.health.values
+        v['loaded'] = str(m.loaded).lower()
+        v['load_ms'] = f'{m.load_ms:.2f}'
+        v['unload_ms'] = f'{m.unload_ms:.3f}'
+        v['loads'] = str(m.loads)
+        v['providers'] = ','.join(m.providers)
+        v['precision'] = str(self.values['precision'])
+        v['runtime'] = str(self.values['runtime'])
+        v['suspended'] = str(self.suspended).lower()
+
+    def after_encode(self, rec: Any) -> None:
+        """Book-keeping after one published latent."""
+        self.account.spend(rec.atp_spent)
+        self.health.count('published')
+        self.health.latency('encode', rec.encode_ms)
+        self.health.values['last_iterations'] = str(rec.iterations)
+        self.health.values['last_halt_reason'] = rec.halt_reason
+        self.health.values['atp_spent_tick'] = f'{self.account.spent_tick:.2f}'
+        self.report_model()

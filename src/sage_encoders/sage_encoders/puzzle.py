@@ -1,0 +1,284 @@
+"""Shared machinery of the vision and audio puzzle encoders (no torch, no rclpy).
+
+`PuzzleModel` loads a VQ-VAE lazily through a runtime backend and can unload it;
+`CodeSwapRefiner` is the IRP plugin that refines a code grid; `encode_puzzle` runs
+encoder -> nearest codes -> IRP refinement -> embedding for one preprocessed input.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import time
+from typing import Any
+
+import numpy as np
+
+from sage_encoders.errors import EncoderError, ModelError
+from sage_encoders.irp import IrpResult, refine
+from sage_encoders.model_files import PRECISIONS, model_dir, read_meta
+from sage_encoders.quantize import lookup, ranked_codes
+from sage_encoders.runtime import (BACKENDS, Log, PuzzleBackend, limit_blas_threads,
+                                   resolve_providers)
+
+
+@dataclass(frozen=True)
+class IrpConfig:
+    """Refinement settings (parameters irp.*).
+
+    Attributes:
+        eps: relative energy decrease over k steps below which refinement has converged.
+        k: convergence window in steps.
+        max_iterations: hard cap on steps per input (0 = no refinement).
+        atp_per_step: ATP charged per step.
+        default_atp: ATP per input when no /sage/budget allocation has arrived.
+        candidates: codes tried per cell (nearest first; 1 = no swaps).
+    """
+
+    eps: float = 0.002
+    k: int = 3
+    max_iterations: int = 9
+    atp_per_step: float = 1.0
+    default_atp: float = 4.0
+    candidates: int = 4
+
+    @classmethod
+    def from_params(cls, values: Any) -> 'IrpConfig':
+        """Build from resolved parameters (irp.* names)."""
+        return cls(eps=float(values['irp.eps']), k=int(values['irp.k']),
+                   max_iterations=int(values['irp.max_iterations']),
+                   atp_per_step=float(values['irp.atp_per_step']),
+                   default_atp=float(values['irp.default_atp']),
+                   candidates=int(values['irp.candidates']))
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Which model files and runtime to use (parameters model_dir, runtime, precision...)."""
+
+    modality: str
+    model_dir: str = ''
+    runtime: str = 'onnx'
+    precision: str = 'fp32'
+    providers: str = 'CPUExecutionProvider'
+    threads: int = 1
+    trt_fp16: bool = False
+
+    @classmethod
+    def from_params(cls, modality: str, values: Any) -> 'RuntimeConfig':
+        """Build from resolved parameters."""
+        return cls(modality=modality, model_dir=str(values['model_dir']),
+                   runtime=str(values['runtime']), precision=str(values['precision']),
+                   providers=str(values['providers']), threads=int(values['threads']),
+                   trt_fp16=bool(values['trt_fp16']))
+
+
+class PuzzleModel:
+    """A puzzle VQ-VAE that loads on first use and unloads when told.
+
+    Attributes:
+        load_ms: wall time of the last load (0 before the first).
+        unload_ms: wall time of the last unload.
+        loads: how many times the model was loaded.
+        providers: execution providers of the loaded sessions.
+    """
+
+    def __init__(self, cfg: RuntimeConfig, log: Log | None = None) -> None:
+        if cfg.runtime not in BACKENDS:
+            raise EncoderError(f"unknown runtime '{cfg.runtime}' (known: {', '.join(BACKENDS)})")
+        if cfg.precision not in PRECISIONS:
+            raise EncoderError(f"unknown precision '{cfg.precision}'")
+        self.cfg = cfg
+        self._log: Log = log or (lambda _: None)
+        self._dir = model_dir(cfg.model_dir)
+        limit_blas_threads()  # here, not in load(): inspecting the libraries takes ~30 ms
+        self.meta = read_meta(self._dir, cfg.modality)
+        if self.meta.get('modality') != cfg.modality:
+            raise ModelError(f'{self._dir}: metadata is for {self.meta.get("modality")!r}, '
+                             f'not {cfg.modality!r}')
+        conf = self.meta['config']
+        self.stride = 2 ** len(conf['channels'])
+        self.codebook_size = int(conf['codebook_size'])
+        self.code_dim = int(conf['code_dim'])
+        self._backend: PuzzleBackend | None = None
+        self._codebook: np.ndarray | None = None
+        self.load_ms = 0.0
+        self.unload_ms = 0.0
+        self.loads = 0
+        self.providers: list[str] = []
+
+    @property
+    def loaded(self) -> bool:
+        """True while the sessions are in memory."""
+        return self._backend is not None
+
+    def load(self) -> None:
+        """Load the codebook and the sessions now (no-op when loaded).
+
+        Raises:
+            ModelError: a file is missing or has the wrong shape.
+        """
+        if self._backend is not None:
+            return
+        t0 = time.perf_counter()
+        path = self._dir / f'{self.cfg.modality}_codebook.npy'
+        try:
+            codebook = np.load(path).astype(np.float32)
+        except FileNotFoundError as err:
+            raise ModelError(f'codebook not found: {path}') from err
+        if codebook.shape != (self.codebook_size, self.code_dim):
+            raise ModelError(f'{path}: shape {codebook.shape} != '
+                             f'({self.codebook_size}, {self.code_dim})')
+        providers = (resolve_providers(self.cfg.providers, self._log)
+                     if self.cfg.runtime == 'onnx' else [])
+        self._backend = BACKENDS[self.cfg.runtime](self._dir, self.cfg.modality,
+                                                   self.cfg.precision, providers,
+                                                   self.cfg.threads, self.cfg.trt_fp16)
+        self._codebook = codebook
+        self.providers = list(self._backend.providers)
+        self.load_ms = (time.perf_counter() - t0) * 1e3
+        self.loads += 1
+
+    def unload(self) -> None:
+        """Drop the sessions and codebook (they reload on next use)."""
+        if self._backend is None:
+            return
+        t0 = time.perf_counter()
+        self._backend = None
+        self._codebook = None
+        self.unload_ms = (time.perf_counter() - t0) * 1e3
+
+    @property
+    def codebook(self) -> np.ndarray:
+        """(K, D) codebook (loads the model if needed)."""
+        self.load()
+        assert self._codebook is not None
+        return self._codebook
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """(1, C, H, W) -> (D, h, w) continuous latent (loads the model if needed)."""
+        self.load()
+        assert self._backend is not None
+        return self._backend.encode(x)[0]
+
+    def decode(self, z_q: np.ndarray) -> np.ndarray:
+        """(B, D, h, w) -> (B, C, H, W) reconstruction (loads the model if needed)."""
+        self.load()
+        assert self._backend is not None
+        return self._backend.decode(z_q)
+
+
+@dataclass
+class SwapState:
+    """IRP state of a code grid: codes, what was tried, and the current reconstruction."""
+
+    codes: np.ndarray  # (h, w) int64
+    tried: np.ndarray  # (h, w) int: index in the candidate list of the last code tried
+    recon: np.ndarray  # (C, H, W)
+    cell_err: np.ndarray  # (h, w) summed squared error per cell
+    energy: float  # mean squared error over the input
+
+
+class CodeSwapRefiner:
+    """IRP plugin: swap cells to their next-nearest codes where that lowers the recon error.
+
+    Each step visits one of the 9 phases of a 3x3 lattice (cells whose row % 3 and
+    column % 3 match), so swapped cells are far enough apart that one decoder pass tests
+    them all; a swap is kept when the squared error over the cell's 3x3 neighbourhood falls,
+    and the step as a whole is kept when the total error falls (second decoder pass).
+    Deterministic: fixed phase order and stable candidate ranking.
+    """
+
+    def __init__(self, model: PuzzleModel, x: np.ndarray, z_e: np.ndarray,
+                 candidates: int) -> None:
+        self._model = model
+        self._x = x[0]  # (C, H, W)
+        self._ranked = ranked_codes(z_e, model.codebook, max(1, candidates))  # (h, w, r)
+        self._s = model.stride
+
+    def _cell_err(self, recon: np.ndarray) -> np.ndarray:
+        c, h, w = recon.shape
+        s = self._s
+        se = ((recon - self._x) ** 2).reshape(c, h // s, s, w // s, s)
+        return se.sum(axis=(0, 2, 4))  # (h/s, w/s)
+
+    def _decode(self, codes: np.ndarray) -> np.ndarray:
+        return self._model.decode(lookup(codes, self._model.codebook))[0]
+
+    def _state(self, codes: np.ndarray, tried: np.ndarray) -> SwapState:
+        recon = self._decode(codes)
+        err = self._cell_err(recon)
+        return SwapState(codes, tried, recon, err, float(err.sum() / self._x.size))
+
+    def init_state(self) -> SwapState:
+        """Nearest codes and their reconstruction."""
+        codes = self._ranked[:, :, 0].copy()
+        return self._state(codes, np.zeros(codes.shape, np.int64))
+
+    def energy(self, state: SwapState) -> float:
+        """Reconstruction MSE in normalised units."""
+        return state.energy
+
+    def halt(self, state: SwapState) -> bool:
+        """True when every cell has tried every candidate."""
+        return bool((state.tried >= self._ranked.shape[2] - 1).all())
+
+    def step(self, state: SwapState, iteration: int) -> SwapState:
+        """Try the next candidate code at one lattice phase of cells."""
+        py, px = divmod(iteration % 9, 3)
+        h, w = state.codes.shape
+        rows = (np.arange(h) % 3 == py)[:, None]
+        cols = (np.arange(w) % 3 == px)[None, :]
+        mask = rows & cols & (state.tried < self._ranked.shape[2] - 1)
+        if not mask.any():
+            return state
+        tried = state.tried.copy()
+        tried[mask] += 1
+        cand = state.codes.copy()
+        nxt = np.take_along_axis(self._ranked, tried[:, :, None], axis=2)[:, :, 0]
+        cand[mask] = nxt[mask]
+        cand_err = self._cell_err(self._decode(cand))
+        better = mask & (_box3(cand_err) < _box3(state.cell_err))
+        if not better.any():
+            return SwapState(state.codes, tried, state.recon, state.cell_err, state.energy)
+        codes = state.codes.copy()
+        codes[better] = cand[better]
+        new = self._state(codes, tried)
+        if new.energy >= state.energy:  # neighbours interfered: keep the old codes
+            return SwapState(state.codes, tried, state.recon, state.cell_err, state.energy)
+        return new
+
+
+def _box3(a: np.ndarray) -> np.ndarray:
+    """Sum over each cell's 3x3 neighbourhood (zero padded)."""
+    p = np.pad(a, 1)
+    return sum(p[dy:dy + a.shape[0], dx:dx + a.shape[1]] for dy in range(3) for dx in range(3))
+
+
+@dataclass(frozen=True)
+class PuzzleResult:
+    """Codes, embedding and IRP report of one encoded input."""
+
+    codes: np.ndarray  # (h, w) uint16
+    embedding: np.ndarray  # (D,) float32 mean of the code vectors
+    irp: IrpResult[SwapState]
+
+
+def encode_puzzle(model: PuzzleModel, x: np.ndarray, atp: float | None, irp: IrpConfig
+                  ) -> PuzzleResult:
+    """Encode one preprocessed input and refine its codes under an ATP allocation.
+
+    Args:
+        model: the puzzle model (loaded on demand).
+        x: (1, C, H, W) float32 network input.
+        atp: ATP available (None = irp.default_atp).
+        irp: refinement settings.
+
+    Returns:
+        Final codes, embedding and the refinement report.
+    """
+    z_e = model.encode(x)
+    plugin = CodeSwapRefiner(model, x, z_e, irp.candidates)
+    budget = irp.default_atp if atp is None else atp
+    result = refine(plugin, budget, irp.eps, irp.k, irp.max_iterations, irp.atp_per_step)
+    codes = result.state.codes
+    embedding = model.codebook[codes].reshape(-1, model.code_dim).mean(0).astype(np.float32)
+    return PuzzleResult(codes.astype(np.uint16), embedding, result)

@@ -1,0 +1,137 @@
+"""Vision puzzle encoder core: RGB frame -> 30x30 codes, embedding, features, IRP report.
+
+No rclpy and no torch: the node shell decodes sensor_msgs/Image with
+`preprocess.rgb_from_buffer` and calls `encode`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+from sage_common.records import LatentRecord
+
+from sage_encoders.errors import EncoderError, InputError
+from sage_encoders.preprocess import preprocess_rgb
+from sage_encoders.puzzle import IrpConfig, PuzzleModel, RuntimeConfig, encode_puzzle
+from sage_encoders.runtime import Log
+
+FEATURES = ('brightness', 'brightness_change', 'motion')
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    """Resolved settings of the vision encoder (see vision_encoder_params)."""
+
+    runtime: RuntimeConfig
+    irp: IrpConfig
+    input_size: int = 240
+    lazy_load: bool = True
+    motion_size: tuple[int, int] = (32, 24)  # (width, height)
+    preview_size: tuple[int, int] = (64, 48)  # (width, height)
+    jpeg_quality: int = 70
+
+    @classmethod
+    def from_params(cls, values: Mapping[str, Any]) -> 'VisionConfig':
+        """Build from the node's resolved parameters."""
+        return cls(runtime=RuntimeConfig.from_params('vision', values),
+                   irp=IrpConfig.from_params(values), input_size=int(values['input_size']),
+                   lazy_load=bool(values['lazy_load']),
+                   motion_size=(int(values['motion.width']), int(values['motion.height'])),
+                   preview_size=(int(values['preview.width']), int(values['preview.height'])),
+                   jpeg_quality=int(values['preview.jpeg_quality']))
+
+
+class VisionEncoderCore:
+    """Encodes RGB frames with the vision puzzle VQ-VAE.
+
+    Deterministic: the same frame sequence gives the same records (brightness_change and
+    motion compare each frame with the previous one).
+    """
+
+    def __init__(self, cfg: VisionConfig, log: Log | None = None) -> None:
+        if cfg.input_size % 8:
+            raise EncoderError(f'input_size {cfg.input_size} is not a multiple of 8')
+        self.cfg = cfg
+        self.irp = cfg.irp
+        self.model = PuzzleModel(cfg.runtime, log)
+        self._prev_thumb: np.ndarray | None = None
+        if not cfg.lazy_load:
+            self.model.load()
+
+    @classmethod
+    def from_params(cls, values: Mapping[str, Any], log: Log | None = None
+                    ) -> 'VisionEncoderCore':
+        """Build from the node's resolved ROS parameters."""
+        return cls(VisionConfig.from_params(values), log)
+
+    def encode(self, rgb: np.ndarray, stamp: float, input_seq: int, atp: float | None = None
+               ) -> LatentRecord:
+        """Encode one frame.
+
+        Args:
+            rgb: (H, W, 3) uint8 RGB, any size.
+            stamp: capture time (s), copied to the record.
+            input_seq: per-modality input counter.
+            atp: ATP available for refinement (None = irp.default_atp).
+
+        Returns:
+            The latent record (codes (30, 30) at the default size).
+
+        Raises:
+            InputError: rgb is not a non-empty (H, W, 3) uint8 array.
+            ModelError: the model cannot be loaded.
+        """
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 \
+                or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+            raise InputError('frame must be a non-empty (H, W, 3) uint8 RGB array, got '
+                             f'{getattr(rgb, "shape", None)} {getattr(rgb, "dtype", None)}')
+        self.model.load()  # encode_ms excludes a lazy load (reported as load_ms)
+        t0 = time.perf_counter()
+        x = preprocess_rgb(rgb, self.cfg.input_size)
+        res = encode_puzzle(self.model, x, atp, self.irp)
+        features = self._features(rgb)
+        preview = self._preview(rgb)
+        irp = res.irp
+        return LatentRecord(
+            stamp=float(stamp), modality='vision', input_seq=int(input_seq), codes=res.codes,
+            codebook_size=self.model.codebook_size, embedding=res.embedding, features=features,
+            recon_error=irp.energy_final, iterations=irp.iterations,
+            energy_initial=irp.energy_initial, energy_final=irp.energy_final,
+            converged=irp.converged, halt_reason=irp.halt_reason, atp_spent=irp.atp_spent,
+            encode_ms=(time.perf_counter() - t0) * 1e3, preview_format='jpeg',
+            preview=preview)
+
+    def _features(self, rgb: np.ndarray) -> dict[str, float]:
+        """brightness (0..1), |brightness change| and motion (mean abs grey difference)."""
+        small = cv2.resize(rgb, self.cfg.motion_size, interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        brightness = float(grey.mean())
+        prev = self._prev_thumb
+        self._prev_thumb = grey
+        if prev is None:
+            return {'brightness': brightness, 'brightness_change': 0.0, 'motion': 0.0}
+        return {'brightness': brightness,
+                'brightness_change': float(abs(brightness - float(prev.mean()))),
+                'motion': float(np.abs(grey - prev).mean())}
+
+    def _preview(self, rgb: np.ndarray) -> bytes:
+        small = cv2.resize(rgb, self.cfg.preview_size, interpolation=cv2.INTER_AREA)
+        ok, buf = cv2.imencode('.jpg', cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, self.cfg.jpeg_quality])
+        return buf.tobytes() if ok else b''
+
+    def set_irp(self, irp: IrpConfig) -> None:
+        """Apply changed irp.* parameters."""
+        self.irp = irp
+
+    def load(self) -> None:
+        """Load the model now (it also loads on first use)."""
+        self.model.load()
+
+    def unload(self) -> None:
+        """Free the model; the next encode reloads it."""
+        self.model.unload()

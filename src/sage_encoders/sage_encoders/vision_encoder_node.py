@@ -1,0 +1,52 @@
+"""Vision encoder node: /sage/camera/image_raw -> /sage/vision/latent."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+import sys
+from typing import Any
+
+from sage_common.convert import latent_to_msg
+from sage_common.ros import RELIABLE_QOS, SENSOR_QOS, run, stamp_sec
+from sage_interfaces.msg import Latent
+from sensor_msgs.msg import Image
+
+from sage_encoders.node_base import EncoderNodeBase
+from sage_encoders.preprocess import rgb_from_buffer
+from sage_encoders.vision_core import VisionEncoderCore
+from sage_encoders.vision_encoder_params import PARAMS, validate
+
+
+class VisionEncoderNode(EncoderNodeBase):
+    """Encodes camera frames into puzzle latents."""
+
+    def __init__(self, name: str = 'vision_encoder', **node_kwargs: Any) -> None:
+        super().__init__(name, PARAMS, validate, **node_kwargs)
+        self.pub = self.create_publisher(Latent, '/sage/vision/latent', RELIABLE_QOS)
+        self.create_subscription(Image, '/sage/camera/image_raw', self._on_image, SENSOR_QOS)
+
+    def make_core(self, values: Mapping[str, Any]) -> VisionEncoderCore:
+        return VisionEncoderCore.from_params(values, log=self.log_line)
+
+    def _on_image(self, msg: Image) -> None:
+        if not self.accept():
+            return
+
+        def encode() -> Any:
+            rgb = rgb_from_buffer(msg.data, msg.width, msg.height, msg.step, msg.encoding)
+            return self.core.encode(rgb, stamp_sec(msg), self.seq, self.account.available())
+
+        rec = self.guarded('image', encode)
+        if rec is None:
+            return
+        self.seq += 1
+        self.pub.publish(latent_to_msg(rec, msg.header.frame_id))
+        self.after_encode(rec)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point (sage launch / ros2 run)."""
+    return run(lambda: VisionEncoderNode(), args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

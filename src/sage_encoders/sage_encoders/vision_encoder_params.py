@@ -1,0 +1,28 @@
+"""Parameters of the vision encoder node (pure module: the launcher imports it)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sage_common.params import ParamSpec
+
+from sage_encoders.common_params import irp_params, runtime_params, validate_runtime
+
+PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
+    ParamSpec('input_size', 240, 'side (px) frames are resized to before encoding; the code '
+              'grid is input_size/8 (240 -> 30x30; the model was trained at 240)', 64, 960,
+              read_only=True),
+    ParamSpec('motion.width', 32, 'grey thumbnail width for brightness and motion', 4, 320),
+    ParamSpec('motion.height', 24, 'grey thumbnail height for brightness and motion', 4, 240),
+    ParamSpec('preview.width', 64, 'JPEG preview width (px)', 8, 640),
+    ParamSpec('preview.height', 48, 'JPEG preview height (px)', 8, 480),
+    ParamSpec('preview.jpeg_quality', 70, 'JPEG preview quality', 10, 100),
+)
+
+
+def validate(values: Mapping[str, Any]) -> list[str]:
+    """Cross-field rules: runtime/precision, input size a multiple of the model stride."""
+    errors = validate_runtime(values)
+    if int(values['input_size']) % 8:
+        errors.append(f"input_size {values['input_size']} is not a multiple of 8")
+    return errors

@@ -1,0 +1,157 @@
+"""Audio puzzle encoder: trained weights, parity, windowing, stamps, features, bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sage_encoders.audio_core import AudioEncoderCore
+from sage_encoders.errors import InputError
+from sage_encoders.model_files import PACKAGED_DIR, onnx_path
+from sage_encoders.preprocess import MelConfig, pcm_from_bytes
+
+SR = 16000
+
+
+def _core(values, **over):
+    return AudioEncoderCore.from_params({**values, **over})
+
+
+def _tone(seconds: float, amp: float = 0.3, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return np.round(amp * 32767 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+def _feed(core, pcm, t0=10.0, block=512, atp=None):
+    out = []
+    for i in range(0, len(pcm), block):
+        out += core.push(pcm[i:i + block], t0 + i / SR, SR, atp)
+    return out
+
+
+def test_trained_audio_model_beats_untrained_on_heldout_sounds() -> None:
+    torch = pytest.importorskip('torch')
+    from sage_encoders import data
+    from sage_encoders.train import evaluate
+    from sage_encoders.vqvae import AUDIO_CONFIG, VqVae, load
+
+    mel = MelConfig()
+    held = data.audio_mels(data.audio_heldout_windows(mel), mel)  # other voices and phrases
+    trained = evaluate(load(PACKAGED_DIR / 'audio_vqvae.pt'), held)
+    torch.manual_seed(0)
+    untrained = evaluate(VqVae(AUDIO_CONFIG), held)
+    assert trained['recon_mse'] * 3 < untrained['recon_mse']
+    assert trained['codebook_usage'] > 0.5
+
+
+def test_onnx_codes_match_torch_on_fixed_windows() -> None:
+    torch = pytest.importorskip('torch')
+    import onnxruntime as ort
+
+    from sage_encoders import data
+    from sage_encoders.preprocess import pcm_to_float, preprocess_audio
+    from sage_encoders.quantize import nearest_codes
+    from sage_encoders.vqvae import load
+
+    model = load(PACKAGED_DIR / 'audio_vqvae.pt')
+    cb = np.load(PACKAGED_DIR / 'audio_codebook.npy')
+    sess = ort.InferenceSession(str(onnx_path(PACKAGED_DIR, 'audio', 'encoder', 'fp32')),
+                                providers=['CPUExecutionProvider'])
+    rng = np.random.default_rng(77)
+    for _ in range(6):
+        pcm = data.to_pcm(data.synth_clip(rng, 1.1)[:16384])
+        x = preprocess_audio(pcm_to_float(pcm), MelConfig())
+        z_onnx = sess.run(None, {'x': x})[0][0]
+        with torch.no_grad():
+            z_torch = model.encoder(torch.from_numpy(x)).numpy()[0]
+        assert np.abs(z_onnx - z_torch).max() < 1e-4
+        assert np.array_equal(nearest_codes(z_onnx, cb), nearest_codes(z_torch, cb))
+
+
+def test_audio_quality_report_keeps_int8_code_agreement() -> None:
+    rep = json.loads((PACKAGED_DIR / 'audio_quality.json').read_text())
+    assert rep['fp16']['code_agreement_vs_fp32'] >= 0.99
+    assert rep['int8']['code_agreement_vs_fp32'] >= 0.90
+    assert rep['torch_vs_onnx_fp32']['inputs_with_identical_codes'] == rep['inputs']
+    rec = json.loads((PACKAGED_DIR / 'audio_vqvae.json').read_text())
+    assert rec['evaluation']['recon_ratio_untrained_over_trained'] >= 3
+
+
+def test_windows_every_hop_stamped_with_their_first_sample(audio_params) -> None:
+    core = _core(audio_params)
+    recs = _feed(core, _tone(16384 / SR + 2 * 4096 / SR), t0=10.0)
+    assert len(recs) == 3
+    assert [r.stamp for r in recs] == pytest.approx([10.0, 10.256, 10.512])
+    assert [r.input_seq for r in recs] == [0, 1, 2]
+    assert recs[0].codes.shape == (16, 16) and recs[0].codebook_size == 64
+    assert recs[0].embedding.shape == (32,)
+
+
+def test_a_stamp_gap_restarts_the_window(audio_params) -> None:
+    core = _core(audio_params)
+    pcm = _tone(0.8)
+    assert _feed(core, pcm, t0=0.0) == []
+    recs = _feed(core, _tone(1.1), t0=5.0)  # 4 s later than the buffered samples
+    assert core.gaps == 1
+    assert recs and recs[0].stamp == pytest.approx(5.0)
+
+
+def test_features_follow_loudness_and_onsets(audio_params) -> None:
+    core = _core(audio_params, **{'irp.max_iterations': 0})
+    quiet = core.encode_window(np.zeros(16384, np.int16), 0.0)
+    tone = core.encode_window(_tone(1.024, amp=0.5), 0.0)
+    clap = np.zeros(16384, np.int16)
+    rng = np.random.default_rng(3)
+    burst = rng.normal(0, 0.5, 1600) * np.exp(-np.arange(1600) / 300)
+    clap[8000:9600] = np.round(np.clip(burst, -1, 1) * 32767).astype(np.int16)
+    clapped = core.encode_window(clap, 0.0)
+    assert list(tone.features) == ['rms', 'rms_db', 'onset']
+    assert quiet.features['rms'] == 0 and quiet.features['rms_db'] == -100
+    assert tone.features['rms'] == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
+    assert tone.features['rms_db'] == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.1)
+    assert clapped.features['onset'] > 0.5
+    assert tone.features['onset'] < 0.05 and quiet.features['onset'] == 0
+
+
+def test_preview_is_the_last_half_second_at_8khz(audio_params) -> None:
+    rec = _core(audio_params).encode_window(_tone(1.024), 0.0)
+    assert rec.preview_format == 's16le' and len(rec.preview) == 4000 * 2
+    clip = np.frombuffer(rec.preview, '<i2')
+    assert np.abs(clip).max() > 5000
+
+
+def test_wrong_rate_dtype_and_encoding_are_input_errors(audio_params) -> None:
+    core = _core(audio_params)
+    with pytest.raises(InputError, match='44100'):
+        core.push(_tone(0.1), 0.0, 44100)
+    with pytest.raises(InputError):
+        core.push(np.zeros(512, np.float32), 0.0, SR)
+    with pytest.raises(InputError, match='S16LE'):
+        pcm_from_bytes(bytes(1024), 'F32LE', 1)
+    with pytest.raises(InputError, match='multiple'):
+        pcm_from_bytes(bytes(1023), 'S16LE', 1)
+    assert core.push(np.zeros(0, np.int16), 0.0, SR) == []
+
+
+def test_stereo_frames_are_downmixed() -> None:
+    stereo = np.array([[1000, 3000], [-2000, 0]], '<i2')
+    assert pcm_from_bytes(stereo.tobytes(), 'S16LE', 2).tolist() == [2000, -1000]
+
+
+def test_audio_is_deterministic_and_refinement_obeys_atp(audio_params) -> None:
+    pcm = _tone(1.024, amp=0.2, freq=700) + _tone(1.024, amp=0.1, freq=2300)
+    a = _core(audio_params, **{'irp.max_iterations': 200}).encode_window(pcm, 0.0, atp=1.0)
+    b = _core(audio_params, **{'irp.max_iterations': 200}).encode_window(pcm, 0.0, atp=1.0)
+    big = _core(audio_params, **{'irp.max_iterations': 200}).encode_window(pcm, 0.0, atp=1e4)
+    assert np.array_equal(a.codes, b.codes) and a.energy_final == b.energy_final
+    assert a.halt_reason == 'budget' and a.iterations == 1
+    assert big.halt_reason == 'converged' and big.iterations > a.iterations
+    assert big.energy_final <= a.energy_final
+
+
+def test_atp_is_shared_by_windows_completed_in_one_block(audio_params) -> None:
+    core = _core(audio_params, **{'irp.max_iterations': 200})
+    recs = core.push(_tone(16384 / SR + 4096 / SR), 0.0, SR, atp=3.0)
+    assert len(recs) == 2
+    assert sum(r.atp_spent for r in recs) <= 3.0

@@ -1,0 +1,142 @@
+"""Node shells: real messages through an in-process executor on a private ROS domain."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+
+
+def _spin_until(executor, pred, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.05)
+        if pred():
+            return True
+    return False
+
+
+@pytest.fixture
+def ros(monkeypatch):
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=121)
+    ex = SingleThreadedExecutor(context=ctx)
+    yield ctx, ex
+    ex.shutdown()
+    rclpy.shutdown(context=ctx)
+
+
+def test_vision_node_publishes_latents_reports_bad_frames_and_unloads_in_dream(ros) -> None:
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sage_common.ros import LATCHED_QOS, SENSOR_QOS
+    from sage_interfaces.msg import AtpAllocation, AtpBudget, Latent, MetabolicState
+    from sensor_msgs.msg import Image
+
+    from sage_encoders.data import demo_frame
+    from sage_encoders.vision_encoder_node import VisionEncoderNode
+
+    ctx, ex = ros
+    node = VisionEncoderNode(context=ctx)
+    peer = rclpy.create_node('peer', context=ctx)
+    ex.add_node(node)
+    ex.add_node(peer)
+    latents: list = []
+    diags: list = []
+    peer.create_subscription(Latent, '/sage/vision/latent', latents.append, 10)
+    peer.create_subscription(DiagnosticArray, '/diagnostics', diags.append, 10)
+    img_pub = peer.create_publisher(Image, '/sage/camera/image_raw', SENSOR_QOS)
+    budget_pub = peer.create_publisher(AtpBudget, '/sage/budget', 10)
+    state_pub = peer.create_publisher(MetabolicState, '/sage/metabolic_state', LATCHED_QOS)
+    assert _spin_until(ex, lambda: img_pub.get_subscription_count() > 0, 5.0)
+
+    budget = AtpBudget(tick=1, allocations=[AtpAllocation(plugin='other', atp=50.0),
+                                            AtpAllocation(plugin='vision_encoder', atp=3.0)])
+    budget_pub.publish(budget)
+    _spin_until(ex, lambda: node.account.available() is not None, 2.0)
+    frame = demo_frame(0)
+    good = Image(height=224, width=224, encoding='rgb8', step=224 * 3, data=frame.tobytes())
+    good.header.stamp.sec = 42
+    bad = Image(height=224, width=224, encoding='rgb8', step=224 * 3, data=bytes(100))
+    img_pub.publish(bad)
+    img_pub.publish(good)
+    assert _spin_until(ex, lambda: latents, 8.0)
+    msg = latents[0]
+    assert (msg.grid_height, msg.grid_width, len(msg.codes)) == (30, 30, 900)
+    assert msg.header.stamp.sec == 42 and msg.modality == 'vision'
+    assert list(msg.feature_names) == ['brightness', 'brightness_change', 'motion']
+    assert msg.preview_format == 'jpeg' and len(msg.embedding) == 32
+    assert msg.iterations == 3 and msg.halt_reason == 'budget'  # allocation 3 ATP
+    assert node.account.available() == 0.0
+    assert _spin_until(ex, lambda: any('bad image' in s.message for d in diags
+                                       for s in d.status), 4.0)
+    assert node.health.counters['bad_input'] == 1
+
+    state_pub.publish(MetabolicState(state='DREAM', memory_pressure='green'))
+    assert _spin_until(ex, lambda: node.suspended, 4.0)
+    assert not node.core.model.loaded
+    img_pub.publish(good)
+    _spin_until(ex, lambda: node.health.counters.get('skipped_suspended'), 2.0)
+    assert len(latents) == 1
+    ex.remove_node(node)
+    node.destroy_node()
+    peer.destroy_node()
+
+
+def test_audio_node_turns_frames_into_window_latents(ros) -> None:
+    from sage_common.ros import SENSOR_QOS
+    from sage_interfaces.msg import AudioFrame, Latent
+
+    from sage_encoders.audio_encoder_node import AudioEncoderNode
+
+    ctx, ex = ros
+    node = AudioEncoderNode(context=ctx)
+    peer = rclpy.create_node('peer', context=ctx)
+    ex.add_node(node)
+    ex.add_node(peer)
+    latents: list = []
+    peer.create_subscription(Latent, '/sage/audio/latent', latents.append, 50)
+    pub = peer.create_publisher(AudioFrame, '/sage/audio/frames', SENSOR_QOS)
+    assert _spin_until(ex, lambda: pub.get_subscription_count() > 0, 5.0)
+    t = np.arange(512 * 40) / 16000.0
+    pcm = (0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype('<i2')
+    for i in range(40):  # 40 x 512 = 20480 samples: one window + one hop
+        f = AudioFrame(sample_rate=16000, channels=1, encoding='S16LE',
+                       data=pcm[i * 512:(i + 1) * 512].tobytes())
+        f.header.stamp.sec, f.header.stamp.nanosec = 100, i * 32_000_000
+        pub.publish(f)
+        ex.spin_once(timeout_sec=0.01)
+    wrong = AudioFrame(sample_rate=44100, channels=1, encoding='S16LE', data=bytes(1024))
+    pub.publish(wrong)
+    assert _spin_until(ex, lambda: len(latents) >= 2
+                       and node.health.counters.get('bad_input'), 8.0)
+    first = latents[0]
+    assert first.header.stamp.sec == 100 and first.header.stamp.nanosec == 0
+    assert (first.grid_height, first.grid_width) == (16, 16)
+    names = list(first.feature_names)
+    assert names == ['rms', 'rms_db', 'onset']
+    assert first.features[0] == pytest.approx(0.3 / np.sqrt(2), rel=0.02)
+    assert latents[1].header.stamp.nanosec == 256_000_000  # hop 4096 samples
+    assert first.preview_format == 's16le' and len(first.preview) == 8000
+    ex.remove_node(node)
+    node.destroy_node()
+    peer.destroy_node()
+
+
+@pytest.mark.parametrize('module', ['vision_encoder_node', 'audio_encoder_node',
+                                    'language_encoder_node'])
+def test_encoder_node_modules_do_not_import_torch(module) -> None:
+    code = (f'import sys, sage_encoders.{module}, sage_encoders.{module.replace("_node", "")}'
+            "_params; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=60, env={**os.environ})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == 'False'

@@ -1,0 +1,192 @@
+"""Node test: a scripted scenario on a real graph drives the node through every state.
+
+Each transition is published with its reason and the documented effects happen on the other
+nodes (the camera's fps parameter, the Sleep service, encoder gating, SNARC's threshold).
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import pytest
+import rclpy
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from sage_common.convert import salience_to_msg
+from sage_common.records import SalienceRecord
+from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
+from sage_interfaces.msg import AtpBudget, MetabolicState, Salience
+from sage_interfaces.srv import Sleep
+from sage_orchestrator.orchestrator_node import OrchestratorNode
+
+DOMAIN_ID = 141
+PARAMS = {
+    'tick_hz': 20.0, 'salience_half_life_s': 0.3, 'startup_grace_s': 100.0,
+    'state_publish_period_s': 0.5, 'metabolic.idle_rest_s': 1.0,
+    'metabolic.idle_dream_s': 2.0, 'metabolic.dream_cooldown_s': 60.0,
+    'metabolic.dream_max_s': 10.0, 'effects.retry_s': 0.3,
+    'pressure.period_s': 0.1, 'pressure.hold_s': 0.3, 'pressure.cgroup_dir': 'none',
+    'pressure.yellow.set': 'camera:fps=10.0', 'pressure.red.set': 'camera:fps=5.0',
+    **{f'metabolic.dwell.{s}': 0.3 for s in ('wake', 'focus', 'rest', 'dream', 'crisis')},
+}
+FPS = {'WAKE': 15.0, 'FOCUS': 30.0, 'REST': 5.0, 'DREAM': 2.0, 'CRISIS': 5.0}
+
+
+class Fakes(Node):
+    """The rest of the graph: camera/snarc/encoder parameters, memory Sleep, salience, taps."""
+
+    def __init__(self, context) -> None:
+        super().__init__('scenario_fakes', context=context)
+        self.params: dict[tuple[str, str], list] = {}
+        self.remote_nodes = []
+        offsets = {f'threshold.offset.{s}': 0.0
+                   for s in ('wake', 'focus', 'rest', 'dream', 'crisis')}
+        for name, decl in (('camera', {'fps': 20.0}), ('snarc', offsets),
+                           ('vision_encoder', {'unload_states': 'DREAM,CRISIS',
+                                               'unload_on_memory_red': True}),
+                           ('audio_encoder', {'unload_states': 'DREAM,CRISIS',
+                                              'unload_on_memory_red': True}),
+                           ('language_encoder', {'unload_states': 'DREAM,CRISIS',
+                                                 'unload_on_memory_red': True})):
+            node = Node(name, context=context)
+            for p, v in decl.items():
+                node.declare_parameter(p, v)
+            node.add_post_set_parameters_callback(
+                lambda ps, n=name: [self.params.setdefault((n, p.name), []).append(p.value)
+                                    for p in ps])
+            self.remote_nodes.append(node)
+        self.sleep_calls: list[str] = []
+        self.create_service(Sleep, '/sage/memory/sleep', self._sleep,
+                            callback_group=ReentrantCallbackGroup())
+        self.states: list[MetabolicState] = []
+        self.budgets: list[AtpBudget] = []
+        self.create_subscription(MetabolicState, '/sage/metabolic_state',
+                                 self.states.append, LATCHED_QOS)
+        self.create_subscription(AtpBudget, '/sage/budget', self.budgets.append, RELIABLE_QOS)
+        self.salience = self.create_publisher(Salience, '/sage/salience', RELIABLE_QOS)
+
+    def _sleep(self, request, response):
+        self.sleep_calls.append(request.reason)
+        if len(self.sleep_calls) == 1:
+            time.sleep(3.0)  # a long consolidation: the salience spike preempts it
+        response.success, response.message = True, 'consolidated'
+        response.examined, response.consolidated = 40, 3
+        return response
+
+    def publish(self, modality: str, value: float) -> None:
+        t = self.get_clock().now().nanoseconds * 1e-9
+        self.salience.publish(salience_to_msg(SalienceRecord(
+            t, modality, 0, 0, 0, 0, 0, 0, value, 0.5, value >= 0.5)))
+
+    def state(self) -> str:
+        return self.states[-1].state if self.states else ''
+
+
+def wait(cond, timeout: float, what: str, each=None) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if each is not None:
+            each()
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f'timed out waiting for {what}')
+
+
+@pytest.mark.timeout(60)
+def test_scripted_scenario_drives_every_state_with_its_effects_on_the_graph(
+        tmp_path, make_proc, fixtures, monkeypatch):
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    proc = make_proc(tmp_path / 'proc', 'psi_calm.txt', 'meminfo_8gb_ok.txt')
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=DOMAIN_ID)
+    overrides = [Parameter(k, value=v) for k, v in PARAMS.items()]
+    overrides += [Parameter('state_dir', value=str(tmp_path / 'state')),
+                  Parameter('pressure.proc_root', value=str(proc))]
+    fakes = Fakes(ctx)
+    fake_exec = MultiThreadedExecutor(num_threads=3, context=ctx)
+    for n in [fakes, *fakes.remote_nodes]:
+        fake_exec.add_node(n)
+    orch = OrchestratorNode(context=ctx, parameter_overrides=overrides)
+    orch_exec = SingleThreadedExecutor(context=ctx)
+    orch_exec.add_node(orch)
+    threads = [threading.Thread(target=e.spin, daemon=True) for e in (fake_exec, orch_exec)]
+    for th in threads:
+        th.start()
+    fps = lambda: fakes.params.get(('camera', 'fps'), [None])[-1]  # noqa: E731
+    try:
+        gating = [(n, p) for n in ('vision_encoder', 'audio_encoder', 'language_encoder')
+                  for p in ('unload_states', 'unload_on_memory_red')]
+        wait(lambda: fakes.state() == 'WAKE' and fps() == FPS['WAKE']
+             and all(k in fakes.params for k in gating), 10.0, 'WAKE and its effects')
+        assert fakes.params[('vision_encoder', 'unload_states')][-1] == ''
+        assert fakes.params[('language_encoder', 'unload_states')][-1] == 'DREAM,CRISIS'
+        assert fakes.params[('vision_encoder', 'unload_on_memory_red')][-1] is False
+        assert fakes.params[('language_encoder', 'unload_on_memory_red')][-1] is True
+
+        wait(lambda: fakes.state() == 'FOCUS', 5.0, 'FOCUS',
+             lambda: fakes.publish('vision', 0.9))
+        wait(lambda: fps() == FPS['FOCUS'], 3.0, 'camera at FOCUS rate')
+        wait(lambda: fakes.state() == 'WAKE', 5.0, 'FOCUS -> WAKE')
+        wait(lambda: fakes.state() == 'REST', 5.0, 'REST')
+        wait(lambda: fps() == FPS['REST'], 3.0, 'camera at REST rate')
+        wait(lambda: fakes.state() == 'DREAM' and fakes.sleep_calls, 5.0, 'DREAM + Sleep')
+        wait(lambda: fps() == FPS['DREAM'], 3.0, 'camera at DREAM rate')
+        fakes.publish('audio', 0.95)
+        wait(lambda: fakes.state() == 'WAKE', 3.0, 'the spike preempting DREAM')
+        wait(lambda: fakes.state() == 'REST', 5.0, 'REST again')
+        wait(lambda: fakes.state() == 'DREAM' and len(fakes.sleep_calls) == 2, 6.0, 'DREAM')
+        wait(lambda: fakes.state() == 'REST', 5.0, 'the finished sleep ending DREAM')
+
+        # From here on some mild activity (below every threshold) keeps WAKE from resting.
+        busy = lambda: fakes.publish('vision', 0.35)  # noqa: E731
+        shutil.copyfile(fixtures / 'psi_heavy.txt', proc / 'pressure' / 'memory')
+        shutil.copyfile(fixtures / 'meminfo_8gb_critical.txt', proc / 'meminfo')
+        wait(lambda: fakes.state() == 'CRISIS', 3.0, 'CRISIS on red memory pressure', busy)
+        wait(lambda: fps() == FPS['CRISIS'], 3.0, 'camera at CRISIS rate', busy)
+        shutil.copyfile(fixtures / 'psi_calm.txt', proc / 'pressure' / 'memory')
+        shutil.copyfile(fixtures / 'meminfo_8gb_ok.txt', proc / 'meminfo')
+        wait(lambda: fakes.state() == 'WAKE', 5.0, 'recovery from CRISIS', busy)
+        wait(lambda: fps() == FPS['WAKE'], 3.0, 'camera back at WAKE rate', busy)
+        for _ in range(10):
+            busy()
+            time.sleep(0.05)
+    finally:
+        for e in (fake_exec, orch_exec):
+            e.shutdown()
+        orch.close()
+        rclpy.try_shutdown(context=ctx)
+        for th in threads:
+            th.join(timeout=5.0)
+
+    changes = []
+    for m in fakes.states:
+        if not changes or (m.state, m.reason) != (changes[-1].state, changes[-1].reason):
+            changes.append(m)
+    path = [(m.previous, m.state) for m in changes[1:]]
+    assert path == [('WAKE', 'FOCUS'), ('FOCUS', 'WAKE'), ('WAKE', 'REST'), ('REST', 'DREAM'),
+                    ('DREAM', 'WAKE'), ('WAKE', 'REST'), ('REST', 'DREAM'),
+                    ('DREAM', 'REST'), ('REST', 'CRISIS'), ('CRISIS', 'WAKE')]
+    reasons = [m.reason for m in changes[1:]]
+    for fragment, reason in zip(['focus_enter', 'focus_exit', 'idle_rest_s', 'idle_dream_s',
+                                 'preempted', 'idle_rest_s', 'idle_dream_s',
+                                 'sleep finished: consolidated (examined 40, consolidated 3)',
+                                 'memory pressure red', 'recovered'], reasons):
+        assert fragment in reason
+    assert changes[-2].memory_pressure == 'red' and changes[-1].memory_pressure == 'green'
+    assert fakes.sleep_calls[0].startswith('idle')
+    # Each state's budget is budget_per_tick times its scale.
+    scale = {'WAKE': 1.0, 'FOCUS': 1.5, 'REST': 0.4, 'DREAM': 0.2, 'CRISIS': 0.3}
+    seen = {b.metabolic_state: b.budget_total for b in fakes.budgets}
+    assert seen == pytest.approx({s: 10.0 * k for s, k in scale.items()})
+    # The camera followed the states: WAKE, FOCUS, WAKE, REST, DREAM ... CRISIS, WAKE.
+    rates = fakes.params[('camera', 'fps')]
+    assert rates[:5] == [15.0, 30.0, 15.0, 5.0, 2.0] and rates[-2:] == [5.0, 15.0]
+    # SNARC got every state's attend-threshold offset.
+    assert {s: fakes.params[('snarc', f'threshold.offset.{s}')][-1]
+            for s in ('wake', 'focus', 'rest', 'dream', 'crisis')} == {
+        'wake': 0.0, 'focus': -0.05, 'rest': 0.1, 'dream': 0.25, 'crisis': 0.15}
