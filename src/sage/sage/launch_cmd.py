@@ -12,6 +12,7 @@ from sage.environment import graph_env
 from sage.paths import repo_root
 from sage.profile import Profile
 from sage.supervisor import Supervisor, SupervisorConfig
+from sage_common.errors import SageError
 
 EXIT_OK = 0
 EXIT_NODE_FAILED = 1
@@ -134,10 +135,15 @@ def print_summary(monitor, profile: Profile, say) -> dict:
 
 def database_summary(profile: Profile) -> dict | None:
     """Rows in the memory node's database, read with the memory package's own code."""
-    try:
-        spec = profile.node('memory')
-        from sage_memory.store import summarize, url_from_params
-    except (ImportError, LookupError, Exception):  # noqa: BLE001 - summary is best effort
+    if 'memory' not in {n.name for n in profile.nodes}:
         return None
-    url = url_from_params(spec.parameters)
-    return summarize(url)
+    from sage_memory.store import redact, resolve_url, sqlite_path, summarize
+    params = profile.node('memory').parameters
+    url = resolve_url(str(params['database_url']), str(params['data_dir']))
+    path = sqlite_path(url)
+    try:
+        rows = summarize(url)
+    except SageError as err:
+        return {'location': str(path) if path else redact(url), 'total': 0, 'error': str(err)}
+    return {'location': str(path) if path else redact(url), 'total': rows['total'],
+            'by_modality': rows.get('by_modality', {})}

@@ -65,6 +65,29 @@ class Profile:
         raise ProfileError(f"profile '{self.name}' has no node '{name}'")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (PyYAML would silently keep the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ProfileError(f'duplicate key {key!r} at line {key_node.start_mark.line + 1}')
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a profile file strictly (duplicate keys are errors)."""
+    try:
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - safe loader
+    except yaml.YAMLError as err:
+        raise ProfileError(f'{path}: {err}') from err
+    except ProfileError as err:
+        raise ProfileError(f'{path}: {err}') from err
+
+
 def profile_path(name_or_path: str) -> Path:
     """Path of a profile given its name ('nano') or a YAML path."""
     candidate = Path(name_or_path)
@@ -81,8 +104,8 @@ def profile_path(name_or_path: str) -> Path:
 
 def _is_profile(path: Path) -> bool:
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
+        data = read_yaml(path)
+    except ProfileError:
         return False
     return isinstance(data, dict) and 'launch' in data
 
@@ -112,10 +135,7 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = ()) -> Profile:
         ParamError: an unknown parameter or a value outside its spec (message names it).
     """
     path = profile_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ProfileError(f'{path}: {err}') from err
+    data = read_yaml(path) or {}
     launch = data.get('launch')
     if not isinstance(launch, Mapping) or not isinstance(launch.get('nodes'), Mapping):
         raise ProfileError(f'{path}: missing launch.nodes')

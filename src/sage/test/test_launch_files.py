@@ -76,7 +76,7 @@ def _nodes_from_launch_file(profile: str, overrides: str, monkeypatch):
 @pytest.mark.parametrize('profile', ['nano', 'thor'])
 def test_launch_file_and_sage_launch_start_the_same_nodes_with_the_same_parameters(
         profile, monkeypatch, tmp_path):
-    overrides = ['snarc.target_attention_rate=0.2', 'camera.fps=10.0']
+    overrides = ['snarc.threshold.target_rate_hz=0.2', 'camera.fps=10.0']
     nodes, env = _nodes_from_launch_file(profile, ' '.join(overrides), monkeypatch)
 
     prof = load_profile(profile, overrides)
@@ -96,7 +96,7 @@ def test_launch_file_and_sage_launch_start_the_same_nodes_with_the_same_paramete
         assert launched['respawn'] == child.spec.respawn
     by_name = {n['name']: n['parameters'][0] for n in nodes}
     assert by_name['camera']['fps'] == 10.0
-    assert by_name['snarc']['target_attention_rate'] == 0.2
+    assert by_name['snarc']['threshold.target_rate_hz'] == 0.2
     assert env['ROS_DOMAIN_ID'] == '9'
     assert env['FASTDDS_DEFAULT_PROFILES_FILE'].endswith('fastdds_shm.xml')
     assert Path(env['FASTDDS_DEFAULT_PROFILES_FILE']).is_file()

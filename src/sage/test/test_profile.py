@@ -49,3 +49,11 @@ def test_params_file_nests_dotted_names_under_the_node():
     content = params_file_content(prof.node('snarc'))
     params = content['snarc']['ros__parameters']
     assert isinstance(params, dict) and params
+
+
+def test_duplicate_keys_in_a_profile_are_refused(tmp_path):
+    bad = tmp_path / 'dup.yaml'
+    bad.write_text('launch:\n  nodes: {}\nsnarc:\n  ros__parameters:\n    weights: {a: 1}\n'
+                   '    weights: {b: 2}\n')
+    with pytest.raises(ProfileError, match="duplicate key 'weights' at line 6"):
+        load_profile(str(bad))

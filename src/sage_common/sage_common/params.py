@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+import difflib
 import math
 from typing import Any, Union
 
@@ -125,7 +126,7 @@ def resolve(specs: Iterable[ParamSpec], values: Mapping[str, Any],
     """
     by_name = {s.name: s for s in specs}
     where = f'{node}: ' if node else ''
-    errors = [f"{where}unknown parameter '{k}' (known: {', '.join(sorted(by_name))})"
+    errors = [f"{where}unknown parameter '{k}'{_suggest(k, by_name)}"
               for k in values if k not in by_name]
     out: dict[str, ParamValue] = {}
     for name, spec in by_name.items():
@@ -140,6 +141,11 @@ def resolve(specs: Iterable[ParamSpec], values: Mapping[str, Any],
     if errors:
         raise ParamError('; '.join(errors))
     return out
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    return f" (did you mean {', '.join(close)}?)" if close else ''
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
