@@ -44,6 +44,8 @@ class NodeSpec:
     parameters: dict[str, ParamValue]
     respawn: bool = True
     remappings: tuple[tuple[str, str], ...] = ()
+    # Stopped after the others (memory: so their shutdown checkpoints reach it).
+    stop_last: bool = False
 
     @property
     def module(self) -> str:
@@ -164,7 +166,7 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = ()) -> Profile:
         nodes.append(NodeSpec(name=node, package=entry['package'],
                               executable=entry['executable'], params_module=entry['params'],
                               parameters=values, respawn=bool(entry.get('respawn', True)),
-                              remappings=remaps))
+                              remappings=remaps, stop_last=bool(entry.get('stop_last', False))))
     settings = {k: v for k, v in launch.items() if k != 'nodes'}
     return Profile(name=path.stem, path=path, nodes=tuple(nodes), settings=settings)
 

@@ -153,8 +153,18 @@ class Supervisor:
                      f'respawn in {delay:.1f} s')
 
     def stop(self) -> list[str]:
-        """SIGINT every child, wait up to grace_s, then SIGKILL; returns the killed names."""
-        live = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
+        """SIGINT every child, wait up to grace_s, then SIGKILL; returns the killed names.
+
+        Nodes marked stop_last are stopped in a second wave, once the others are gone.
+        """
+        killed = []
+        for last in (False, True):
+            wave = [c for c in self.children if c.spec.stop_last == last
+                    and c.proc is not None and c.proc.poll() is None]
+            killed += self._stop_wave(wave)
+        return killed
+
+    def _stop_wave(self, live: list[Child]) -> list[str]:
         for child in live:
             _signal(child.proc, signal.SIGINT)
         deadline = time.monotonic() + self.config.grace_s

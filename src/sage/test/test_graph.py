@@ -19,7 +19,7 @@ pytestmark = pytest.mark.graph
 def _listen(domain: int, stop: threading.Event, seen: dict) -> None:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from sage_interfaces.msg import Salience
+    from sage_interfaces.msg import Experience, Salience
     from sage_common.ros import RELIABLE_QOS
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=domain)
@@ -29,6 +29,9 @@ def _listen(domain: int, stop: threading.Event, seen: dict) -> None:
         entry = seen.setdefault(msg.modality, [])
         entry.append((time.monotonic(), msg.salience, msg.attend))
     node.create_subscription(Salience, '/sage/salience', on_salience, RELIABLE_QOS)
+    node.create_subscription(Experience, '/sage/memory/stored',
+                             lambda m: seen.setdefault('stored', []).append(m.uuid),
+                             RELIABLE_QOS)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
     while not stop.is_set():
@@ -92,6 +95,12 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
             time.sleep(0.5)
         assert any(t > resumed_after for t, _, _ in seen['vision']), 'no salience after respawn'
 
+        # The scene's events (scene.period_s) make SNARC attend and memory store.
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline and not seen.get('stored'):
+            time.sleep(0.5)
+        assert seen.get('stored'), 'nothing stored:\n' + ''.join(output)
+
         # Salience comes from the data: it varies, and some inputs are attended.
         values = [s for m in ('vision', 'audio', 'imu') for _, s, _ in seen[m]]
         assert max(values) - min(values) > 0.05
@@ -119,6 +128,7 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
     for modality in ('vision', 'audio', 'imu'):
         assert summary['modalities'][modality]['inputs'] > 0
     db = summary['database']
-    assert db is not None and db['total'] > 0, text
+    # Every experience announced on /sage/memory/stored was committed first.
+    assert db is not None and db['total'] >= len(seen['stored']) > 0, text
     assert Path(db['location']).is_file() and str(data_dir) in db['location']
     assert 'experiences stored' in text and db['location'] in text

@@ -89,3 +89,20 @@ def test_node_command_carries_name_params_file_and_remaps(tmp_path):
     assert cmd[1:3] == ['-m', 'fakepkg.steady']
     assert cmd[3:] == ['--ros-args', '-r', '__node:=steady', '--params-file',
                        str(child.params_path), '-r', '/in:=/sage/in']
+
+
+def test_stop_last_nodes_are_interrupted_after_the_others_have_exited(tmp_path):
+    # Each program notes when it got SIGINT; 'late' is marked stop_last.
+    notes = ('import sys, time, pathlib\n'
+             'try:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n'
+             '    pathlib.Path(sys.argv[0]).with_suffix(".stopped").write_text(repr(time.time()))\n')
+    PROGRAMS['late'] = PROGRAMS['early'] = notes
+    sup = _supervisor(tmp_path, ['late', 'early'])
+    object.__setattr__(sup.children[0].spec, 'stop_last', True)
+    sup.start()
+    time.sleep(0.5)
+    assert sup.stop() == []
+    late = float((tmp_path / 'fakepkg' / 'late.stopped').read_text())
+    early = float((tmp_path / 'fakepkg' / 'early.stopped').read_text())
+    assert late > early
+    assert [c.proc.returncode for c in sup.children] == [0, 0]

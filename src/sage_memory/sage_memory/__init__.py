@@ -1,1 +1,1 @@
-"""sage_memory."""
+"""sage_memory: SAGE's persistent, salience-gated experience store, recall and sleep."""

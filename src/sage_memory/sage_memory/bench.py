@@ -1,0 +1,299 @@
+"""Memory benchmark: sustained inserts, recall at scale, restart time (SQLite and PostgreSQL).
+
+`run_bench(seconds, ...)` returns JSON-able figures; `sage bench memory` prints them. Phases per
+backend, on a throwaway database:
+
+1. sustained: a producer submits realistic rows (30x30 code grid, embedding, JPEG-sized
+   preview) at `rate` rows/s for `seconds`; reports the achieved commit rate, commit latency
+   per batch (insert + commit) and per-row ack latency (submit -> committed) percentiles;
+2. flood: `flood_rows` rows submitted at once (the writer's ceiling, rows/s);
+3. fill to `rows` experiences, then recall: `queries` embedding queries (k best, half of them
+   with time/salience filters) and ranked queries without a vector, latency percentiles;
+4. restart: close (index snapshot saved) and reopen; time to open + read state, and time until
+   the index is reconciled and ready.
+
+PostgreSQL runs when `pg_url` (or env SAGE_BENCH_PG_URL / SAGE_TEST_PG_URL) names a server; the
+benchmark creates and drops its own database there.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import tempfile
+import time
+from typing import Any
+import uuid as uuidlib
+
+import numpy as np
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from sage_memory.index import IndexConfig
+from sage_memory.memory import Memory, MemoryConfig
+from sage_memory.models import ExperienceRecord
+from sage_memory.recall import Query
+from sage_memory.retention import RetentionConfig
+from sage_memory.store import StoreConfig, insert_records, new_uuid, resolve_url
+from sage_memory.synthetic import synthetic_record
+
+
+def _pct(values: Any) -> dict[str, float]:
+    arr = np.asarray(list(values), dtype=float)
+    if arr.size == 0:
+        return {'n': 0}
+    return {'n': int(arr.size), 'p50': round(float(np.percentile(arr, 50)), 3),
+            'p95': round(float(np.percentile(arr, 95)), 3),
+            'p99': round(float(np.percentile(arr, 99)), 3),
+            'max': round(float(arr.max()), 3)}
+
+
+class _Pool:
+    """Pre-generated row parts (codes, previews) reused with fresh uuids and embeddings."""
+
+    def __init__(self, rng: np.random.Generator, dim: int, preview_bytes: int) -> None:
+        self.rng = rng
+        self.dim = dim
+        self.base = [synthetic_record(i, rng, dim, preview_bytes=preview_bytes)
+                     for i in range(256)]
+        # Encoder embeddings cluster (scenes recur): 2000 centres plus noise, not i.i.d.
+        # Gaussian vectors, which no real encoder produces and which HNSW finds hardest.
+        self.centres = rng.standard_normal((2000, dim)).astype(np.float32)
+
+    def embedding(self) -> np.ndarray:
+        """A unique embedding near a random centre."""
+        c = self.centres[self.rng.integers(0, len(self.centres))]
+        out: np.ndarray = (c + 0.3 * self.rng.standard_normal(self.dim)).astype(np.float32)
+        return out
+
+    def make(self, i: int) -> ExperienceRecord:
+        b = self.base[i % len(self.base)]
+        emb = self.embedding()
+        return ExperienceRecord(**{**b.__dict__, 'uuid': new_uuid(), 'stamp': b.stamp + i,
+                                   'input_seq': i, 'embedding': emb,
+                                   'salience': float(self.rng.random())})
+
+
+def _sustained(mem: Memory, pool: _Pool, seconds: float, rate: float) -> dict[str, Any]:
+    store = mem.store
+    store.commit_ms.clear()
+    store.commit_cpu_ms.clear()
+    store.ack_ms.clear()
+    c0 = store.status().committed
+    tick = 0.002
+    sent = 0
+    t0 = time.perf_counter()
+    while True:
+        now = time.perf_counter() - t0
+        if now >= seconds:
+            break
+        due = int(now * rate)
+        while sent < due:
+            store.submit(pool.make(sent))
+            sent += 1
+        time.sleep(tick)
+    store.flush(120)
+    elapsed = time.perf_counter() - t0
+    committed = store.status().committed - c0
+    return {'target_rows_per_s': rate, 'rows': committed,
+            'rows_per_s': round(committed / elapsed, 1),
+            'commit_ms_per_batch': _pct(store.commit_ms),
+            'commit_cpu_ms_per_batch': _pct(store.commit_cpu_ms),
+            'ack_ms_per_row': _pct(store.ack_ms), 'batches': len(store.commit_ms),
+            'rows_per_batch': round(committed / max(1, len(store.commit_ms)), 1)}
+
+
+def _flood(mem: Memory, pool: _Pool, n: int, offset: int) -> dict[str, Any]:
+    store = mem.store
+    store.commit_ms.clear()
+    recs = [pool.make(offset + i) for i in range(n)]
+    t0 = time.perf_counter()
+    store.submit_many(recs)
+    store.flush(300)
+    dt = time.perf_counter() - t0
+    return {'rows': n, 'rows_per_s': round(n / dt, 1),
+            'commit_ms_per_batch': _pct(store.commit_ms), 'batches': len(store.commit_ms)}
+
+
+def _fill(mem: Memory, pool: _Pool, total: int, offset: int) -> float:
+    """Bulk-load rows straight through the writer's insert path (not timed as a figure)."""
+    have = mem.store.count()
+    t0 = time.perf_counter()
+    i = offset
+    while have < total:
+        batch = [pool.make(i + j) for j in range(min(2000, total - have))]
+
+        def job(conn: Any, b: list[ExperienceRecord] = batch) -> dict[str, int]:
+            return insert_records(conn, mem.store.engine, b)
+        mem.store.call(job, 600)
+        i += len(batch)
+        have += len(batch)
+    return time.perf_counter() - t0
+
+
+def _recall(mem: Memory, pool: _Pool, rng: np.random.Generator, queries: int, k: int
+            ) -> dict[str, Any]:
+    lat_plain, lat_filt, lat_rank = [], [], []
+    found = 0
+    for i in range(queries):
+        q = pool.embedding()
+        t = time.perf_counter()
+        res = mem.query(Query(k=k, embedding=q))
+        lat_plain.append((time.perf_counter() - t) * 1e3)
+        found += len(res)
+        start = 1_700_000_000.0 + float(rng.integers(0, 50_000))
+        t = time.perf_counter()
+        mem.query(Query(k=k, embedding=q, start=start, end=start + 50_000.0, min_salience=0.3))
+        lat_filt.append((time.perf_counter() - t) * 1e3)
+        if i % 5 == 0:
+            t = time.perf_counter()
+            mem.query(Query(k=k, modality='vision', min_salience=0.9))
+            lat_rank.append((time.perf_counter() - t) * 1e3)
+    return {'k': k, 'by_embedding_ms': _pct(lat_plain), 'filtered_ms': _pct(lat_filt),
+            'ranked_sql_ms': _pct(lat_rank), 'mean_results': round(found / max(1, queries), 2)}
+
+
+def _recall_quality(mem: Memory, pool: _Pool, dim: int, k: int, n: int = 100) -> float:
+    """Share of the exact top-k that the ANN search returns (recall@k)."""
+    key = ('vision', dim)
+    vi = mem.index.get(key)
+    if vi is None:
+        return 0.0
+    hits = 0
+    for _ in range(n):
+        q = pool.embedding()
+        approx = {h.row_id for h in vi.search(q, k)}
+        exact = {h.row_id for h in vi.search(q, k, exact=True)}
+        hits += len(approx & exact)
+    return round(hits / (n * k), 4)
+
+
+def _restart(cfg: MemoryConfig) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    mem = Memory(cfg)
+    states = mem.load_states()
+    t_state = time.perf_counter() - t0
+    mem.wait_index_ready(300)
+    t_index = time.perf_counter() - t0
+    out = {'state_ready_s': round(t_state, 3), 'index_ready_s': round(t_index, 3),
+           'states': len(states), 'rows_indexed': len(mem.index),
+           **{k: round(v, 3) for k, v in mem.timings.items()}}
+    mem.close()
+    return out
+
+
+def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int, rate: float,
+                   queries: int, k: int, flood_rows: int, preview_bytes: int,
+                   rebuild: bool, seed: int, synchronous: str = 'FULL') -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    cfg = MemoryConfig(
+        store=StoreConfig(database_url=url, data_dir=str(data_dir), device_id='bench',
+                          retention=RetentionConfig(max_rows=0), synchronous=synchronous),
+        index=IndexConfig(threads=2), snapshot_period_s=0.0, refresh_period_s=0.0)
+    pool = _Pool(rng, dim, preview_bytes)
+    mem = Memory(cfg)
+    out: dict[str, Any] = {}
+    try:
+        out['sustained'] = _sustained(mem, pool, seconds, rate)
+        out['flood'] = _flood(mem, pool, flood_rows, 10_000_000)
+        out['fill_s'] = round(_fill(mem, pool, rows, 20_000_000), 2)
+        t = time.perf_counter()
+        mem.reconcile()  # index the bulk-loaded rows
+        out['index_build_s'] = round(time.perf_counter() - t, 2)
+        mem.wait_index_idle(300)
+        out['rows'] = mem.store.count()
+        out['recall'] = _recall(mem, pool, rng, queries, k)
+        out['recall_at_k'] = _recall_quality(mem, pool, dim, k)
+        mem.save_state('snarc', {'weights': [0.2] * 5, 'stats': list(range(200))})
+    finally:
+        mem.close()
+    out['restart'] = _restart(cfg)
+    if rebuild:
+        for p in (data_dir / 'index').rglob('*'):
+            if p.is_file():
+                p.unlink()
+        out['restart_without_snapshot'] = _restart(cfg)
+    return out
+
+
+def _pg_database(base: str) -> tuple[str, Any]:
+    base = resolve_url(base)
+    name = f'sage_bench_{uuidlib.uuid4().hex[:10]}'
+    admin = create_engine(base, isolation_level='AUTOCOMMIT')
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE {name}'))
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS {name} WITH (FORCE)'))
+        admin.dispose()
+    return url, drop
+
+
+def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: float = 2000.0,
+              queries: int = 500, k: int = 10, flood_rows: int = 5000,
+              preview_bytes: int = 3000, backends: str = 'sqlite,sqlite-normal,postgresql',
+              pg_url: str = '', rebuild: bool = False, seed: int = 0) -> dict[str, Any]:
+    """Run the memory benchmark.
+
+    Args:
+        seconds: duration of the sustained-insert phase.
+        rows: experiences in the store for the recall and restart phases.
+        dim: embedding dimension.
+        rate: sustained insert rate (rows/s).
+        queries: recall queries per kind.
+        k: results per query.
+        flood_rows: rows of the flood phase.
+        preview_bytes: preview size per row.
+        backends: comma-separated 'sqlite' (synchronous=FULL, the default: a commit survives
+            power loss), 'sqlite-normal' (synchronous=NORMAL: survives process crashes; power
+            loss may undo the last ~checkpoint period), 'postgresql'.
+        pg_url: PostgreSQL server ('' = env SAGE_BENCH_PG_URL or SAGE_TEST_PG_URL).
+        rebuild: also time a restart with the index snapshot deleted (full rebuild).
+        seed: random seed.
+
+    Returns:
+        Figures per backend, and 'skipped' reasons.
+    """
+    result: dict[str, Any] = {'params': {
+        'seconds': seconds, 'rows': rows, 'dim': dim, 'rate': rate, 'queries': queries, 'k': k,
+        'flood_rows': flood_rows, 'preview_bytes': preview_bytes}, 'skipped': {}}
+    wanted = [b.strip() for b in backends.split(',') if b.strip()]
+    kw: dict[str, Any] = dict(seconds=seconds, rows=rows, dim=dim, rate=rate, queries=queries, k=k,
+              flood_rows=flood_rows, preview_bytes=preview_bytes, rebuild=rebuild, seed=seed)
+    for backend in wanted:
+        with tempfile.TemporaryDirectory(prefix='sage-memory-bench-') as tmp:
+            d = Path(tmp)
+            if backend in ('sqlite', 'sqlite-normal'):
+                sync = 'FULL' if backend == 'sqlite' else 'NORMAL'
+                result[backend] = _bench_backend(f'sqlite:///{d / "bench.db"}', d,
+                                                 synchronous=sync, **kw)
+            elif backend == 'postgresql':
+                server = pg_url or os.environ.get('SAGE_BENCH_PG_URL') or os.environ.get(
+                    'SAGE_TEST_PG_URL', '')
+                if not server:
+                    result['skipped']['postgresql'] = (
+                        'no server: pass pg_url or set SAGE_BENCH_PG_URL/SAGE_TEST_PG_URL')
+                    continue
+                url, drop = _pg_database(server)
+                try:
+                    result['postgresql'] = _bench_backend(url, d, **kw)
+                finally:
+                    drop()
+            else:
+                result['skipped'][backend] = 'unknown backend'
+    return result
+
+
+if __name__ == '__main__':
+    import json
+    import sys
+    args = dict(a.split('=', 1) for a in sys.argv[1:])
+    typed: dict[str, Any] = {}
+    defaults = run_bench.__defaults__ or ()
+    names = run_bench.__code__.co_varnames[:run_bench.__code__.co_argcount]
+    for name, default in zip(names, defaults, strict=False):
+        if name in args:
+            typed[name] = (args[name].lower() in ('1', 'true') if isinstance(default, bool)
+                           else type(default)(args[name]))
+    print(json.dumps(run_bench(**typed), indent=1))

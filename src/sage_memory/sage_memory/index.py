@@ -1,0 +1,446 @@
+"""Vector index for recall: one FAISS HNSW index per (modality, embedding dimension).
+
+Embeddings are L2-normalised and searched by inner product, so scores are cosine similarities
+in [-1, 1]. Each index keeps, per label, the row id, stamp, salience and an alive flag in numpy
+arrays, so time-range and minimum-salience filters and evictions (HNSW cannot delete) become an
+`IDSelectorBitmap` passed to the search. When the filter leaves few rows, an exact search over
+those rows' stored vectors is both faster and exact, and it is used whenever the filtered HNSW
+search returns fewer than k hits.
+
+Snapshots (`save`/`load`) make restart fast: the serialised indexes and their label arrays are
+written to `<dir>/manifest.json` + files atomically; at start the saved indexes are loaded and
+reconciled with the database (rows added or evicted since the snapshot), instead of rebuilt.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+import json
+import logging
+import os
+from pathlib import Path
+import threading
+from typing import Any
+
+# OpenMP threads that spin after a parallel region steal the cores other nodes need: sleep.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_VERSION = 1
+IndexKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """HNSW settings.
+
+    Attributes:
+        m: HNSW graph degree (memory grows with it; 16 is FAISS's usual choice).
+        ef_construction: build-time candidate list (quality of the graph).
+        ef_search: query-time candidate list (recall vs speed); raised to k when k is larger.
+        exact_work: rows * dim under which a filtered query is answered by exact search.
+        threads: OpenMP threads FAISS uses for incremental adds (0 = FAISS's default).
+        bulk_threads: threads for large (re)builds at start (0 = all cores).
+    """
+
+    m: int = 16
+    ef_construction: int = 40
+    ef_search: int = 128
+    exact_work: int = 2_000_000
+    threads: int = 1
+    bulk_threads: int = 0
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a row id, its cosine similarity and the index it came from."""
+
+    row_id: int
+    score: float
+    key: IndexKey
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero); returns a new float32 array."""
+    v = np.array(vectors, dtype=np.float32, copy=True, ndmin=2)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    np.divide(v, norms, out=v, where=norms > 1e-12)
+    return v
+
+
+class VectorIndex:
+    """HNSW index of the embeddings of one (modality, dim), with row metadata for filters."""
+
+    def __init__(self, modality: str, dim: int, cfg: IndexConfig,
+                 index: Any | None = None) -> None:
+        self.modality = modality
+        self.dim = int(dim)
+        self.cfg = cfg
+        if index is None:
+            index = faiss.IndexHNSWFlat(self.dim, cfg.m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = cfg.ef_construction
+        self._index = index
+        self._lock = threading.RLock()
+        n = int(index.ntotal)
+        cap = max(1024, n)
+        self._ids = np.zeros(cap, np.int64)
+        self._stamp = np.zeros(cap, np.float64)
+        self._sal = np.zeros(cap, np.float32)
+        self._alive = np.zeros(cap, bool)
+        self._label: dict[int, int] = {}
+        self._dead = 0
+
+    @property
+    def key(self) -> IndexKey:
+        """(modality, dim)."""
+        return (self.modality, self.dim)
+
+    @property
+    def total(self) -> int:
+        """Labels in the graph, dead ones included."""
+        return int(self._index.ntotal)
+
+    def __len__(self) -> int:
+        return len(self._label)
+
+    def __contains__(self, row_id: object) -> bool:
+        return row_id in self._label
+
+    def alive_ids(self) -> np.ndarray:
+        """Row ids currently searchable, sorted."""
+        with self._lock:
+            n = self.total
+            return np.sort(self._ids[:n][self._alive[:n]])
+
+    def _grow(self, need: int) -> None:
+        cap = self._ids.size
+        if need <= cap:
+            return
+        new = max(need, cap * 2)
+        for name in ('_ids', '_stamp', '_sal', '_alive'):
+            old = getattr(self, name)
+            arr = np.zeros(new, old.dtype)
+            arr[:cap] = old
+            setattr(self, name, arr)
+
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike, stamps: npt.ArrayLike,
+            saliences: npt.ArrayLike) -> int:
+        """Add rows not already present; returns how many were added.
+
+        Args:
+            ids: (N,) row ids.
+            vectors: (N, dim) embeddings (normalised here).
+            stamps: (N,) stamps in seconds.
+            saliences: (N,) saliences.
+        """
+        rid = np.asarray(ids, np.int64).ravel()
+        vecs = np.asarray(vectors, np.float32).reshape(len(rid), self.dim)
+        stm = np.asarray(stamps, np.float64).ravel()
+        sal = np.asarray(saliences, np.float32).ravel()
+        with self._lock:
+            keep = np.fromiter((int(i) not in self._label for i in rid), bool, len(rid))
+            if keep.size and not keep.all():
+                rid, vecs, stm, sal = rid[keep], vecs[keep], stm[keep], sal[keep]
+            # Duplicates within the batch are dropped too (first occurrence wins).
+            _, first = np.unique(rid, return_index=True)
+            if first.size != rid.size:
+                first.sort()
+                rid, vecs, stm, sal = rid[first], vecs[first], stm[first], sal[first]
+            if not rid.size:
+                return 0
+            start = self.total
+            self._grow(start + rid.size)
+            self._index.add(normalise(vecs))
+            sl = slice(start, start + rid.size)
+            self._ids[sl] = rid
+            self._stamp[sl] = stm
+            self._sal[sl] = sal
+            self._alive[sl] = True
+            for off, r in enumerate(rid.tolist()):
+                self._label[r] = start + off
+            return int(rid.size)
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Mark rows dead (they stay in the graph but are never returned); returns count."""
+        n = 0
+        with self._lock:
+            for rid in ids:
+                label = self._label.pop(int(rid), None)
+                if label is not None:
+                    self._alive[label] = False
+                    n += 1
+            self._dead += n
+        return n
+
+    @property
+    def dead_fraction(self) -> float:
+        """Share of graph labels that are dead (a rebuild pays off when this grows large)."""
+        return self._dead / self.total if self.total else 0.0
+
+    def search(self, query: np.ndarray, k: int, start: float = 0.0, end: float = 0.0,
+               min_salience: float = 0.0, exact: bool = False) -> list[Hit]:
+        """The k most similar live rows passing the filters, best first.
+
+        Args:
+            query: (dim,) embedding.
+            k: number of results.
+            start: stamps >= start only (0 = unbounded).
+            end: stamps <= end only (0 = unbounded).
+            min_salience: salience >= this only.
+            exact: brute-force search (reference for measuring the ANN's recall).
+        """
+        q = normalise(np.asarray(query, np.float32).reshape(1, self.dim))
+        with self._lock:
+            n = self.total
+            if n == 0 or not self._label:
+                return []
+            filtered = start > 0 or end > 0 or min_salience > 0
+            mask = None
+            if filtered or self._dead:
+                mask = self._alive[:n].copy()
+                if start > 0:
+                    mask &= self._stamp[:n] >= start
+                if end > 0:
+                    mask &= self._stamp[:n] <= end
+                if min_salience > 0:
+                    mask &= self._sal[:n] >= np.float32(min_salience)
+            selected = int(mask.sum()) if mask is not None else n
+            if selected == 0:
+                return []
+            want = min(k, selected)
+            if exact or selected * self.dim <= self.cfg.exact_work or selected <= 4 * k:
+                return self._exact(q[0], want, mask)
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+            params.efSearch = max(self.cfg.ef_search, want)
+            bitmap = None
+            if mask is not None:
+                bitmap = np.packbits(mask, bitorder='little')
+                sel = faiss.IDSelectorBitmap(bitmap.size, faiss.swig_ptr(bitmap))
+                params.sel = sel
+            dist, labels = self._index.search(q, want, params=params)
+            ok = labels[0] >= 0
+            if int(ok.sum()) < want:
+                # The graph walk found too few rows passing the filter: answer exactly.
+                return self._exact(q[0], want, mask)
+            return [Hit(int(self._ids[lab]), float(d), self.key)
+                    for lab, d in zip(labels[0][ok], dist[0][ok], strict=False)]
+
+    def _vectors(self) -> np.ndarray:
+        storage = faiss.downcast_index(self._index.storage)
+        # Zero-copy view of the stored (normalised) vectors, (ntotal, dim).
+        xb = storage.get_xb()  # type: ignore[attr-defined]
+        return faiss.rev_swig_ptr(xb, self.total * self.dim).reshape(
+            self.total, self.dim)
+
+    def _exact(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> list[Hit]:
+        xb = self._vectors()
+        # einsum, not `@`: a multithreaded BLAS gemv is 5-10x slower on a busy 2-core board.
+        if mask is None:
+            labels = np.arange(self.total)
+            scores = np.einsum('ij,j->i', xb, q)
+        else:
+            labels = np.flatnonzero(mask)
+            scores = np.einsum('ij,j->i', xb[labels], q)
+        if k < scores.size:
+            part = np.argpartition(-scores, k - 1)[:k]
+        else:
+            part = np.arange(scores.size)
+        order = part[np.argsort(-scores[part], kind='stable')]
+        return [Hit(int(self._ids[labels[i]]), float(scores[i]), self.key) for i in order]
+
+    def serialize(self) -> tuple[Any, dict[str, np.ndarray]]:
+        """(serialised FAISS index bytes, label metadata arrays) for a snapshot."""
+        with self._lock:
+            n = self.total
+            blob = faiss.serialize_index(self._index)
+            meta: dict[str, np.ndarray] = {
+                'ids': self._ids[:n].copy(), 'stamp': self._stamp[:n].copy(),
+                'salience': self._sal[:n].copy(), 'alive': self._alive[:n].copy()}
+        return blob, meta
+
+    @classmethod
+    def from_snapshot(cls, modality: str, dim: int, cfg: IndexConfig, index: Any,
+                      meta: dict[str, np.ndarray]) -> VectorIndex:
+        """Rebuild the wrapper around a loaded FAISS index and its label arrays.
+
+        Raises:
+            ValueError: the index and the arrays do not match.
+        """
+        n = int(index.ntotal)
+        if int(index.d) != dim or any(meta[k].shape != (n,) for k in
+                                      ('ids', 'stamp', 'salience', 'alive')):
+            raise ValueError('snapshot arrays do not match the index')
+        index.hnsw.efConstruction = cfg.ef_construction
+        vi = cls(modality, dim, cfg, index=index)
+        vi._grow(n)
+        vi._ids[:n] = meta['ids']
+        vi._stamp[:n] = meta['stamp']
+        vi._sal[:n] = meta['salience']
+        vi._alive[:n] = meta['alive'].astype(bool)
+        alive = np.flatnonzero(vi._alive[:n])
+        vi._label = dict(zip(vi._ids[alive].tolist(), alive.tolist(), strict=False))
+        vi._dead = n - len(vi._label)
+        return vi
+
+
+class IndexSet:
+    """All vector indexes of one store, keyed by (modality, dim)."""
+
+    def __init__(self, cfg: IndexConfig) -> None:
+        self.cfg = cfg
+        if cfg.threads > 0:
+            faiss.omp_set_num_threads(cfg.threads)
+        self._lock = threading.Lock()
+        self._indexes: dict[IndexKey, VectorIndex] = {}
+
+    def keys(self) -> list[IndexKey]:
+        """(modality, dim) of every index."""
+        with self._lock:
+            return sorted(self._indexes)
+
+    def get(self, key: IndexKey) -> VectorIndex | None:
+        """The index for (modality, dim), if any."""
+        with self._lock:
+            return self._indexes.get(key)
+
+    def ensure(self, key: IndexKey) -> VectorIndex:
+        """The index for (modality, dim), created when missing."""
+        with self._lock:
+            vi = self._indexes.get(key)
+            if vi is None:
+                vi = VectorIndex(key[0], key[1], self.cfg)
+                self._indexes[key] = vi
+            return vi
+
+    def replace(self, vi: VectorIndex) -> None:
+        """Put vi in place of the index with the same key (after a rebuild)."""
+        with self._lock:
+            self._indexes[vi.key] = vi
+
+    def drop(self, key: IndexKey) -> None:
+        """Forget one index."""
+        with self._lock:
+            self._indexes.pop(key, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self._indexes.values())
+
+    def sizes(self) -> dict[str, int]:
+        """Live rows per index, keyed 'modality/dim'."""
+        with self._lock:
+            return {f'{m}/{d}': len(v) for (m, d), v in sorted(self._indexes.items())}
+
+    def bulk(self, on: bool) -> None:
+        """Use bulk_threads (on) or threads (off) for FAISS adds."""
+        n = (self.cfg.bulk_threads or os.cpu_count() or 1) if on else self.cfg.threads
+        if n > 0:
+            faiss.omp_set_num_threads(n)
+
+    def add_rows(self, rows: Iterable[Any]) -> int:
+        """Add (id, modality, embedding_dim, embedding bytes, stamp, salience) rows."""
+        groups: dict[IndexKey, list[Any]] = {}
+        for r in rows:
+            groups.setdefault((r[1], int(r[2])), []).append(r)
+        added = 0
+        for key, group in groups.items():
+            vecs = np.frombuffer(b''.join(bytes(g[3]) for g in group), '<f4').reshape(
+                len(group), key[1])
+            added += self.ensure(key).add([g[0] for g in group], vecs,
+                                          [g[4] for g in group], [g[5] for g in group])
+        return added
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Mark row ids dead in whichever index holds them."""
+        ids = list(ids)
+        with self._lock:
+            indexes = list(self._indexes.values())
+        return sum(vi.remove(ids) for vi in indexes)
+
+    def search(self, query: np.ndarray, k: int, keys: Sequence[IndexKey], start: float = 0.0,
+               end: float = 0.0, min_salience: float = 0.0) -> list[Hit]:
+        """Best k hits over the given indexes (cosine similarity, best first)."""
+        hits: list[Hit] = []
+        for key in keys:
+            vi = self.get(key)
+            if vi is not None:
+                hits += vi.search(query, k, start, end, min_salience)
+        hits.sort(key=lambda h: (-h.score, h.row_id))
+        return hits[:k]
+
+    # --------------------------------------------------------------- snapshots
+    def save(self, directory: Path) -> int:
+        """Write every index to directory atomically; returns the number of rows saved."""
+        directory.mkdir(parents=True, exist_ok=True)
+        manifest_path = directory / 'manifest.json'
+        gen = 0
+        if manifest_path.exists():
+            try:
+                gen = int(json.loads(manifest_path.read_text()).get('generation', 0)) + 1
+            except (OSError, ValueError):
+                gen = 0
+        entries = []
+        total = 0
+        with self._lock:
+            indexes = list(self._indexes.values())
+        for vi in indexes:
+            blob, meta = vi.serialize()
+            stem = f'{vi.modality}-{vi.dim}.g{gen}'
+            _write_atomic(directory / f'{stem}.faiss', blob.tobytes())
+            with open(directory / f'{stem}.npz.tmp', 'wb') as fh:
+                np.savez(fh, ids=meta['ids'], stamp=meta['stamp'], salience=meta['salience'],
+                         alive=meta['alive'])
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(directory / f'{stem}.npz.tmp', directory / f'{stem}.npz')
+            entries.append({'modality': vi.modality, 'dim': vi.dim, 'index': f'{stem}.faiss',
+                            'meta': f'{stem}.npz', 'labels': int(meta['ids'].size)})
+            total += int(meta['alive'].sum())
+        manifest = {'version': SNAPSHOT_VERSION, 'generation': gen, 'indexes': entries}
+        _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
+        keep = {'manifest.json'} | {e['index'] for e in entries} | {e['meta'] for e in entries}
+        for path in directory.iterdir():
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+        return total
+
+    def load(self, directory: Path) -> list[str]:
+        """Load a snapshot written by save(); returns problems (indexes that were skipped)."""
+        problems: list[str] = []
+        manifest_path = directory / 'manifest.json'
+        if not manifest_path.exists():
+            return problems
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            if manifest.get('version') != SNAPSHOT_VERSION:
+                return [f'index snapshot version {manifest.get("version")} ignored']
+            entries = list(manifest['indexes'])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            return [f'unreadable index manifest: {err}']
+        for e in entries:
+            try:
+                index = faiss.read_index(str(directory / e['index']))
+                with np.load(directory / e['meta']) as data:
+                    meta = {k: data[k] for k in ('ids', 'stamp', 'salience', 'alive')}
+                vi = VectorIndex.from_snapshot(str(e['modality']), int(e['dim']), self.cfg,
+                                               index, meta)
+            except (OSError, RuntimeError, ValueError, KeyError, TypeError) as err:
+                problems.append(f'index snapshot {e.get("index")} skipped: {err}')
+                continue
+            with self._lock:
+                self._indexes[vi.key] = vi
+        return problems
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + '.tmp')
+    with open(tmp, 'wb') as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,341 @@
+"""The memory facade the node, the benchmark and the tests use: store + index + recall + sleep.
+
+Threads: the store's writer commits rows; an index thread applies committed and evicted rows
+to the vector index, reconciles it with the database at start (after loading the snapshot) and
+every `refresh_period_s` (rows imported, synced or evicted by other processes), and saves a
+snapshot every `snapshot_period_s` and at close. Recall and sleep run in the caller's thread.
+"""
+from __future__ import annotations
+
+import atexit
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+import logging
+from pathlib import Path
+import queue
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from sage_memory.errors import StoreUnavailableError
+from sage_memory.consolidation import SleepConfig, SleepReport, consolidate
+from sage_memory.index import IndexConfig, IndexKey, IndexSet, VectorIndex
+from sage_memory.models import RECALL_KINDS, ExperienceRecord
+from sage_memory.recall import Query, TextEmbedder, run_query
+from sage_memory.store import MemoryStore, StoreConfig, StoreStatus
+
+log = logging.getLogger(__name__)
+
+# An index whose graph is more than this share dead rows is rebuilt at the next refresh.
+_REBUILD_DEAD_FRACTION = 0.3
+# Adding more rows than this at once (start-up rebuild) uses every core.
+_BULK_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Everything the memory needs.
+
+    Attributes:
+        store: database and writer settings.
+        index: vector index settings.
+        sleep: consolidation settings.
+        session: session id written on pattern rows.
+        snapshot_period_s: how often a changed index is saved (0 = only at close).
+        refresh_period_s: how often the index is reconciled with the database (0 = never).
+    """
+
+    store: StoreConfig = field(default_factory=StoreConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    sleep: SleepConfig = field(default_factory=SleepConfig)
+    session: str = ''
+    snapshot_period_s: float = 300.0
+    refresh_period_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class MemoryStatus:
+    """Store status plus index state, for diagnostics."""
+
+    store: StoreStatus
+    index_ready: bool
+    index_rows: dict[str, int]
+    problems: tuple[str, ...]
+
+
+class Memory:
+    """Opens the store, restores the index and serves recall and sleep.
+
+    Args:
+        cfg: settings.
+        embed_text: text -> (N, 384) embeddings for text recall (loaded lazily by the caller).
+
+    Raises:
+        MemoryStoreError: the database cannot be opened or migrated.
+    """
+
+    def __init__(self, cfg: MemoryConfig, embed_text: TextEmbedder | None = None) -> None:
+        self.cfg = cfg
+        self._embed_text = embed_text
+        t0 = time.perf_counter()
+        self.store = MemoryStore(cfg.store)
+        self.timings: dict[str, float] = {'open_s': time.perf_counter() - t0}
+        self._problems: list[str] = []
+        self.snapshot_dir: Path = self.store.data_dir / 'index' / self.store.store_id
+        self.index = IndexSet(cfg.index)
+        t1 = time.perf_counter()
+        self._problems += self.index.load(self.snapshot_dir)
+        self.timings['snapshot_load_s'] = time.perf_counter() - t1
+        self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._dirty = False
+        self._t_start = t0
+        self.store.on_commit(lambda recs: self._events.put(('add', recs)))
+        self.store.on_evict(lambda victims: self._events.put(('remove', [v[0] for v in victims])))
+        self._thread = threading.Thread(target=self._index_loop, name='sage-memory-index',
+                                        daemon=True)
+        self._thread.start()
+        self.store.start()
+        # A daemon thread inside FAISS at interpreter exit aborts the process: stop it first.
+        atexit.register(self._stop_index_thread)
+
+    def _stop_index_thread(self) -> None:
+        self._stop.set()
+        self._events.put(('stop', None))
+        self._thread.join(timeout=5.0)
+
+    # ----------------------------------------------------------------- writing
+    def submit(self, record: ExperienceRecord) -> None:
+        """Queue one record; it is acknowledged (on_stored) after its commit."""
+        self.store.submit(record)
+
+    def submit_many(self, records: list[ExperienceRecord]) -> None:
+        """Queue several records."""
+        self.store.submit_many(records)
+
+    def on_stored(self, listener: Callable[[list[ExperienceRecord]], None]) -> None:
+        """Call listener(records) in the writer thread after each commit."""
+        self.store.on_commit(listener)
+
+    def save_state(self, key: str, value: Mapping[str, Any]) -> None:
+        """Write a state document now (blocking)."""
+        self.store.save_state(key, value)
+
+    def submit_state(self, key: str, value: Mapping[str, Any]) -> None:
+        """Queue a state document for the writer (never blocks)."""
+        self.store.submit_state(key, value)
+
+    def load_state(self, key: str) -> dict[str, Any] | None:
+        """The state document under key, or None."""
+        return self.store.load_state(key)
+
+    def load_states(self) -> dict[str, dict[str, Any]]:
+        """Every state document by key."""
+        return self.store.load_states()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything queued is committed."""
+        return self.store.flush(timeout)
+
+    # ------------------------------------------------------------------ recall
+    def query(self, q: Query) -> list[ExperienceRecord]:
+        """Answer a recall query.
+
+        Raises:
+            QueryError: the query is malformed or cannot be answered.
+        """
+        return run_query(q, self.store, self.index, self._embed_text)
+
+    def sleep(self, max_duration_s: float) -> SleepReport:
+        """Consolidate for at most max_duration_s; new patterns reach the index.
+
+        Raises:
+            MemoryStoreError: the database cannot be read or written.
+        """
+        report = consolidate(self.store, self.cfg.sleep, max_duration_s, self.cfg.session)
+        if report.patterns:
+            self._events.put(('add', list(report.patterns)))
+        return report
+
+    # ------------------------------------------------------------------- index
+    def wait_index_ready(self, timeout: float | None = None) -> bool:
+        """Block until the index has been reconciled with the database at start."""
+        return self._ready.wait(timeout)
+
+    def wait_index_idle(self, timeout: float = 10.0) -> bool:
+        """Block until every committed row so far has reached the index (tests, bench)."""
+        done = threading.Event()
+        self._events.put(('mark', done))
+        return done.wait(timeout)
+
+    def status(self) -> MemoryStatus:
+        """Writer state, index readiness and size, start-up problems."""
+        return MemoryStatus(self.store.status(), self._ready.is_set(), self.index.sizes(),
+                            tuple(self.problems))
+
+    @property
+    def problems(self) -> list[str]:
+        """Problems found at start or by background checks (corrupt file, bad snapshot)."""
+        return list(self.store.problems) + list(self._problems)
+
+    def _apply_add(self, records: list[ExperienceRecord]) -> None:
+        groups: dict[IndexKey, list[ExperienceRecord]] = {}
+        for r in records:
+            if r.kind in RECALL_KINDS and r.embedding is not None and r.embedding.size:
+                groups.setdefault((r.modality, int(r.embedding.size)), []).append(r)
+        for key, recs in groups.items():
+            vecs = np.stack([r.embedding for r in recs if r.embedding is not None])
+            self.index.ensure(key).add([r.row_id for r in recs], vecs,
+                                       [r.stamp for r in recs], [r.salience for r in recs])
+            self._dirty = True
+
+    def reconcile(self) -> dict[str, int]:
+        """Make the index hold exactly the database's indexable rows; returns counts."""
+        keys = self.store.index_keys()
+        added = removed = 0
+        for key in self.index.keys():
+            if key not in keys:
+                vi = self.index.get(key)
+                removed += len(vi) if vi is not None else 0
+                self.index.drop(key)
+        for key, db_ids in keys.items():
+            vi = self.index.get(key)
+            if vi is not None and vi.dead_fraction > _REBUILD_DEAD_FRACTION:
+                fresh = VectorIndex(key[0], key[1], self.index.cfg)
+                self.index.bulk(True)
+                try:
+                    for chunk in self.store.index_rows(ids=db_ids):
+                        _add_chunk(fresh, chunk)
+                finally:
+                    self.index.bulk(False)
+                self.index.replace(fresh)
+                added += len(fresh)
+                continue
+            if vi is None:
+                missing = db_ids
+            else:
+                have = vi.alive_ids()
+                missing = np.setdiff1d(db_ids, have, assume_unique=True)
+                extra = np.setdiff1d(have, db_ids, assume_unique=True)
+                removed += vi.remove(extra.tolist())
+            bulk = missing.size > _BULK_ROWS
+            if bulk:
+                self.index.bulk(True)
+            try:
+                for chunk in self.store.index_rows(ids=missing):
+                    added += self.index.add_rows(chunk)
+            finally:
+                if bulk:
+                    self.index.bulk(False)
+        if added or removed:
+            self._dirty = True
+        return {'added': added, 'removed': removed}
+
+    def save_index(self) -> int:
+        """Write the index snapshot now; returns rows saved."""
+        n = self.index.save(self.snapshot_dir)
+        self._dirty = False
+        return n
+
+    def _index_loop(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            stats = self.reconcile()
+            log.info('index ready: %s', stats)
+        except Exception as err:  # noqa: BLE001 - keep serving; next refresh retries
+            self._problems.append(f'index reconcile failed: {err}')
+            log.error('index reconcile failed: %s', err)
+        self.timings['reconcile_s'] = time.perf_counter() - t0
+        self.timings['index_ready_s'] = time.perf_counter() - self._t_start
+        self._ready.set()
+        last_refresh = last_snapshot = time.monotonic()
+        while True:
+            try:
+                event = self._events.get(timeout=0.2)
+            except queue.Empty:
+                event = None
+            batch: list[ExperienceRecord] = []
+            marks: list[threading.Event] = []
+            while event is not None:
+                kind, payload = event
+                if kind == 'add':
+                    batch += payload
+                else:
+                    if batch:
+                        self._apply_add(batch)
+                        batch = []
+                    if kind == 'remove':
+                        self.index.remove(payload)
+                        self._dirty = True
+                    elif kind == 'mark':
+                        marks.append(payload)
+                try:
+                    event = self._events.get_nowait()
+                except queue.Empty:
+                    event = None
+            if batch:
+                self._apply_add(batch)
+            for m in marks:
+                m.set()
+            if self._stop.is_set():
+                return
+            now = time.monotonic()
+            period = self.cfg.refresh_period_s
+            if period > 0 and now - last_refresh >= period:
+                last_refresh = now
+                try:
+                    self.reconcile()
+                except Exception as err:  # noqa: BLE001 - database down: retry next period
+                    log.warning('index refresh failed: %s', err)
+            period = self.cfg.snapshot_period_s
+            if self._dirty and period > 0 and now - last_snapshot >= period:
+                last_snapshot = now
+                try:
+                    self.save_index()
+                except OSError as err:
+                    log.warning('index snapshot failed: %s', err)
+
+    # ------------------------------------------------------------------- close
+    def close(self, timeout: float = 10.0) -> bool:
+        """Flush the writer, bring the index up to date, save its snapshot, close.
+
+        Returns:
+            False when queued rows could not be written (they are lost with the process).
+        """
+        clean = self.store.close(timeout)
+        self._stop_index_thread()
+        atexit.unregister(self._stop_index_thread)
+        try:
+            self.save_index()
+        except OSError as err:
+            log.warning('index snapshot failed at close: %s', err)
+        return clean
+
+
+def _add_chunk(vi: VectorIndex, rows: list[Any]) -> None:
+    vecs = np.frombuffer(b''.join(bytes(r[3]) for r in rows), '<f4').reshape(len(rows), vi.dim)
+    vi.add([r[0] for r in rows], vecs, [r[4] for r in rows], [r[5] for r in rows])
+
+
+def open_memory(cfg: MemoryConfig, embed_text: TextEmbedder | None = None, wait_s: float = 0.0,
+                warn: Callable[[str], None] = log.warning) -> Memory:
+    """Open a Memory, waiting up to wait_s (with backoff) for an unreachable database server.
+
+    Raises:
+        StoreUnavailableError: the server is still unreachable after wait_s.
+        MemoryStoreError: the database cannot be opened or migrated.
+    """
+    deadline = time.monotonic() + wait_s
+    delay = 0.5
+    while True:
+        try:
+            return Memory(cfg, embed_text)
+        except StoreUnavailableError as err:
+            if time.monotonic() + delay > deadline:
+                raise
+            warn(f'{err}; retrying in {delay:.1f} s')
+            time.sleep(delay)
+            delay = min(delay * 2.0, 10.0)

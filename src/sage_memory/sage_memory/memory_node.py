@@ -1,0 +1,243 @@
+"""Memory node: stores salient experiences, serves recall and sleep, persists node state.
+
+Subscribes /sage/salience, /sage/{vision,audio,language}/latent, /sage/metabolic_state and
+/sage/memory/checkpoint (std_msgs/String JSON {"key": ..., "state": {...}} from other nodes);
+publishes /sage/memory/stored (after commit), /sage/memory/state (latched JSON of every saved
+state, for nodes restoring at start) and /diagnostics. The services /sage/memory/query and
+/sage/memory/sleep run on a small helper node with its own executor thread, so recall I/O and
+a long sleep never block this node's executor; database writes happen in the store's writer.
+"""
+from __future__ import annotations
+
+from collections import deque
+import json
+import sys
+import threading
+import time
+from typing import Any
+
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from sage_interfaces.msg import Experience, Latent, MetabolicState, Salience
+from sage_interfaces.srv import QueryMemory, Sleep
+from std_msgs.msg import String
+
+from sage_common.convert import latent_from_msg, salience_from_msg
+from sage_common.errors import SageError
+from sage_common.health import Health, Level
+from sage_common.ros import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, DiagnosticsPublisher,
+                             declare_params, run)
+from sage_memory.config import device_and_session, memory_config, policy_config
+from sage_memory.errors import QueryError
+from sage_memory.memory import Memory, open_memory
+from sage_memory.memory_params import PARAMS, validate
+from sage_memory.models import ExperienceRecord
+from sage_memory.policy import MemoryCore
+from sage_memory.recall import LazyTextEmbedder
+from sage_memory.ros_convert import experience_to_msg, parse_checkpoint, query_from_request
+
+OWN_STATE_KEY = 'memory'
+_PROBLEM_ERROR_S = 60.0
+METABOLIC_STATE_KEY = 'metabolic'
+
+
+class MemoryNode(Node):
+    """Thin shell around Memory (store, index, recall, sleep) and MemoryCore (policy)."""
+
+    def __init__(self) -> None:
+        super().__init__('memory')
+        values = declare_params(self, PARAMS, validate, self._on_params)
+        values['device_id'], values['session'] = device_and_session(values)
+        self.values = values
+        self.health = Health()
+        self.memory = self._open(values)
+        self._problems: dict[str, float] = {}
+        self.core = MemoryCore(policy_config(values), time.time)
+        self.core.restore(self.memory.load_state(OWN_STATE_KEY) or {})
+        self.states = self.memory.load_states()
+        self._outbox: deque[ExperienceRecord] = deque()
+        self.memory.on_stored(self._outbox.extend)
+        self.stored_pub = self.create_publisher(Experience, '/sage/memory/stored', RELIABLE_QOS)
+        self.state_pub = self.create_publisher(String, '/sage/memory/state', LATCHED_QOS)
+        self._publish_states()
+        # Reliable, like the SNARC and encoder publishers: nothing is lost on the way in.
+        self.create_subscription(Salience, '/sage/salience', self._on_salience, RELIABLE_QOS)
+        for m in ('vision', 'audio', 'language'):
+            self.create_subscription(Latent, f'/sage/{m}/latent', self._on_latent, RELIABLE_QOS)
+        self.create_subscription(MetabolicState, '/sage/metabolic_state', self._on_metabolic,
+                                 LATCHED_QOS)
+        self.create_subscription(String, '/sage/memory/checkpoint', self._on_checkpoint,
+                                 RELIABLE_QOS)
+        if values['pose_topic']:
+            self._pose_stamp = 0.0
+            self.create_subscription(PoseStamped, str(values['pose_topic']), self._on_pose,
+                                     SENSOR_QOS)
+        self.create_timer(0.05, self._tick)
+        self.create_timer(float(values['checkpoint_period_s']), self._checkpoint)
+        self.diag = DiagnosticsPublisher(self, self.health, float(values['diagnostics_period_s']))
+        # Services on a helper node with its own executor thread (see module docstring).
+        self.srv_node = Node(f'{self.get_name()}_services', use_global_arguments=False)
+        group = ReentrantCallbackGroup()
+        self.srv_node.create_service(QueryMemory, '/sage/memory/query', self._on_query,
+                                     callback_group=group)
+        self.srv_node.create_service(Sleep, '/sage/memory/sleep', self._on_sleep,
+                                     callback_group=group)
+        self._srv_exec = MultiThreadedExecutor(num_threads=2)
+        self._srv_exec.add_node(self.srv_node)
+        self._srv_thread = threading.Thread(target=self._srv_exec.spin, daemon=True)
+        self._srv_thread.start()
+        self.get_logger().info(
+            f'memory ready: {self.memory.store.dialect} {self.memory.store.path or ""} '
+            f'device {values["device_id"]}, {self.memory.store.count()} rows')
+
+    def _open(self, values: dict[str, Any]) -> Memory:
+        enc = str(values['language_encoder'])
+        embed = LazyTextEmbedder(enc, str(values['language_encoder_params'])) if enc else None
+        return open_memory(memory_config(values), embed,
+                           float(values['connect_timeout_s']),
+                           self._warn)
+
+    def _warn(self, msg: str) -> None:
+        self.get_logger().warning(msg)
+
+    def _on_params(self, values: dict[str, Any]) -> None:
+        merged = dict(values, device_id=self.values['device_id'],
+                      session=self.values['session'])
+        self.core.configure(policy_config(merged))
+
+    def _store(self, records: list[ExperienceRecord]) -> None:
+        if records:
+            self.memory.submit_many(records)
+            self.health.count('queued', len(records))
+
+    def _on_salience(self, msg: Salience) -> None:
+        try:
+            self._store(self.core.on_salience(salience_from_msg(msg)))
+        except (SageError, ValueError) as err:
+            self.health.problem(Level.WARN, f'bad salience: {err}')
+
+    def _on_latent(self, msg: Latent) -> None:
+        try:
+            self._store(self.core.on_latent(latent_from_msg(msg)))
+        except (SageError, ValueError) as err:
+            self.health.problem(Level.WARN, f'bad latent: {err}')
+
+    def _on_metabolic(self, msg: MetabolicState) -> None:
+        self.core.metabolic_state = msg.state
+        self.states[METABOLIC_STATE_KEY] = {
+            'state': msg.state, 'previous': msg.previous, 'reason': msg.reason,
+            'atp_reserve': float(msg.atp_reserve), 'memory_pressure': msg.memory_pressure}
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        p, q = msg.pose.position, msg.pose.orientation
+        self.core.pose = (p.x, p.y, p.z, q.x, q.y, q.z, q.w)
+        self._pose_stamp = time.monotonic()
+
+    def _on_checkpoint(self, msg: String) -> None:
+        try:
+            key, state = parse_checkpoint(msg.data)
+            self.memory.submit_state(key, state)
+        except (SageError, ValueError) as err:
+            self.health.problem(Level.WARN, f'bad checkpoint: {err}')
+            return
+        self.states[key] = state
+        self.health.count('checkpoints')
+        self._publish_states()
+
+    def _publish_states(self) -> None:
+        doc = {'device_id': self.values['device_id'], 'states': self.states}
+        self.state_pub.publish(String(data=json.dumps(doc, sort_keys=True)))
+
+    def _tick(self) -> None:
+        self._store(self.core.expire())
+        if self.values['pose_topic'] and self.core.pose is not None and (
+                time.monotonic() - self._pose_stamp > float(self.values['pose_max_age_s'])):
+            self.core.pose = None
+        n = 0
+        while self._outbox:
+            rec = self._outbox.popleft()
+            if rec.kind == 'experience':
+                self.stored_pub.publish(experience_to_msg(rec))
+            n += 1
+        if n:
+            self.health.count('stored', n)
+        self._report()
+
+    def _report(self) -> None:
+        st = self.memory.status()
+        s = st.store
+        if s.alarm:
+            self.health.problem(Level.ERROR, s.alarm)
+        now = time.monotonic()
+        for problem in st.problems:
+            # A corrupt file moved aside, a failed integrity check: an ERROR for a minute,
+            # then listed under 'problems'.
+            first = self._problems.setdefault(problem, now)
+            if now - first < _PROBLEM_ERROR_S:
+                self.health.problem(Level.ERROR, problem)
+        if st.problems:
+            self.health.values['problems'] = '; '.join(st.problems)
+        self.health.values.update({
+            'pending': str(s.pending + s.queued), 'rejected': str(s.rejected),
+            'dropped': str(s.dropped), 'evicted': str(s.evicted),
+            'index_ready': str(st.index_ready),
+            **{f'index_{k}': str(v) for k, v in st.index_rows.items()}})
+
+    def _checkpoint(self) -> None:
+        self.memory.submit_state(OWN_STATE_KEY, self.core.state())
+        if METABOLIC_STATE_KEY in self.states:
+            self.memory.submit_state(METABOLIC_STATE_KEY, self.states[METABOLIC_STATE_KEY])
+
+    def _on_query(self, request: QueryMemory.Request, response: QueryMemory.Response
+                  ) -> QueryMemory.Response:
+        t0 = time.perf_counter()
+        try:
+            results = self.memory.query(query_from_request(request))
+        except QueryError as err:
+            response.success, response.message = False, str(err)
+            self.health.count('query_errors')
+            return response
+        response.success = True
+        response.message = f'{len(results)} results'
+        response.results = [experience_to_msg(r) for r in results]
+        self.health.latency('query', (time.perf_counter() - t0) * 1e3)
+        self.health.count('queries')
+        return response
+
+    def _on_sleep(self, request: Sleep.Request, response: Sleep.Response) -> Sleep.Response:
+        budget = float(request.max_duration_s)
+        if not 0.0 < budget <= 3600.0:
+            response.success = False
+            response.message = f'max_duration_s must be in (0, 3600], got {budget}'
+            return response
+        try:
+            rep = self.memory.sleep(budget)
+        except SageError as err:
+            response.success, response.message = False, str(err)
+            return response
+        response.success = True
+        response.examined, response.consolidated = rep.examined, rep.consolidated
+        response.message = (f'{rep.consolidated} patterns, {rep.absorbed} experiences '
+                            f'consolidated in {rep.duration_s:.2f} s'
+                            + ('' if rep.complete else ' (budget reached)'))
+        return response
+
+    def close(self) -> None:
+        """Final checkpoint, flush every queued row, save the index (called on shutdown)."""
+        self._srv_exec.shutdown(timeout_sec=2.0)
+        self.srv_node.destroy_node()
+        self._store(self.core.expire())
+        self._checkpoint()
+        if not self.memory.close():
+            self.get_logger().error('memory closed with unsaved rows (database unavailable)')
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the memory node until shutdown; returns the exit code."""
+    return int(run(lambda: MemoryNode(), args))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

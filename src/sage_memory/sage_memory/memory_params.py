@@ -1,0 +1,121 @@
+"""Parameters of the memory node (pure: the launcher imports this to check profiles)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+import os
+import time
+from typing import Any
+
+from sage_common.params import ParamSpec
+from sage_common.records import MODALITIES
+
+PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec('database_url', '', "'' = SQLite file <data_dir>/sage_memory.db; or "
+              'sqlite:///PATH or postgresql://USER@HOST:PORT/DB (psycopg 3)', read_only=True),
+    ParamSpec('data_dir', '~/.local/share/sage', 'directory of the SQLite file and index '
+              'snapshots', read_only=True),
+    ParamSpec('device_id', '', "id written on every row ('' = host name)", read_only=True),
+    ParamSpec('session', '', "session written on every row ('' = device id + start time)",
+              read_only=True),
+    ParamSpec('connect_timeout_s', 60.0, 'how long to wait at start for an unreachable '
+              'database server before giving up', 0.0, 3600.0, read_only=True),
+    ParamSpec('policy.mode', 'attend', 'what is stored: attend = when SNARC attends; '
+              'salience = salience >= policy.min_salience; all; off',
+              choices=('attend', 'salience', 'all', 'off')),
+    ParamSpec('policy.min_salience', 0.0, 'salience floor (every mode but all)', 0.0, 1.0),
+    ParamSpec('policy.modalities', 'vision,audio,imu,language',
+              'comma-separated modalities that may be stored'),
+    ParamSpec('policy.states', 'WAKE,FOCUS,REST,DREAM,CRISIS',
+              'comma-separated metabolic states in which storing is allowed'),
+    ParamSpec('context_before', 2, 'inputs kept before each stored one (per modality)', 0, 32),
+    ParamSpec('context_after', 2, 'inputs kept after each stored one (per modality)', 0, 32),
+    ParamSpec('full_fidelity_top_fraction', 0.2, 'share of stored inputs (most salient) kept '
+              'verbatim with their code grid', 0.0, 1.0),
+    ParamSpec('fidelity_window', 200, 'recent stored saliences the top fraction is taken over',
+              1, 100_000),
+    ParamSpec('summary_keep_preview', True, 'keep the preview in summary rows'),
+    ParamSpec('pair_buffer', 64, 'unpaired Salience/Latent kept per modality', 1, 10_000),
+    ParamSpec('pair_timeout_s', 1.0, 'how long a Salience waits for its Latent', 0.0, 60.0),
+    ParamSpec('tags', '', 'comma-separated tags written on every row'),
+    ParamSpec('pose_topic', '', "geometry_msgs/PoseStamped topic for the robot pose ('' = none)",
+              read_only=True),
+    ParamSpec('pose_max_age_s', 1.0, 'a pose older than this is not attached', 0.0, 3600.0),
+    ParamSpec('max_rows', 200_000, 'cap on unconsolidated rows (0 = no cap)', 0, 100_000_000),
+    ParamSpec('retention.low_water', 0.95, 'eviction brings the row count down to '
+              'low_water * max_rows', 0.5, 1.0),
+    ParamSpec('retention.recency_weight', 0.5, 'salience lost per recency_scale_s of age',
+              0.0, 100.0),
+    ParamSpec('retention.recency_scale_s', 86_400.0, 'age scale of retention value', 1.0, 1e9),
+    ParamSpec('retention.period_s', 10.0, 'how often the row cap is checked', 0.1, 3600.0),
+    ParamSpec('checkpoint_period_s', 30.0, 'how often the memory node saves its own state',
+              1.0, 3600.0),
+    ParamSpec('writer.batch_max', 512, 'most rows per commit', 1, 100_000, read_only=True),
+    ParamSpec('writer.max_pending', 100_000, 'most rows held in memory while the database '
+              'cannot be written (older ones are then dropped)', 100, 10_000_000,
+              read_only=True),
+    ParamSpec('writer.backoff_max_s', 5.0, 'longest retry delay while the database is down',
+              0.1, 300.0, read_only=True),
+    ParamSpec('sqlite_synchronous', 'FULL', 'SQLite synchronous mode: FULL survives power '
+              'loss, NORMAL only process crashes', choices=('FULL', 'NORMAL'), read_only=True),
+    ParamSpec('index.m', 16, 'HNSW graph degree', 4, 128, read_only=True),
+    ParamSpec('index.ef_construction', 40, 'HNSW build candidate list', 8, 1024,
+              read_only=True),
+    ParamSpec('index.ef_search', 128, 'HNSW query candidate list (raised to k)', 8, 4096,
+              read_only=True),
+    ParamSpec('index.threads', 1, 'threads FAISS uses for incremental adds (start-up rebuilds '
+              'use every core)',
+              0, 64, read_only=True),
+    ParamSpec('index.snapshot_period_s', 300.0, 'how often a changed index is saved '
+              '(0 = only at shutdown)', 0.0, 86_400.0, read_only=True),
+    ParamSpec('index.refresh_period_s', 60.0, 'how often the index is reconciled with the '
+              'database (rows imported or synced by others)', 0.0, 86_400.0, read_only=True),
+    ParamSpec('sleep.similarity', 0.9, 'cosine similarity to join a cluster', 0.0, 1.0),
+    ParamSpec('sleep.min_cluster', 3, 'members needed to write a pattern', 2, 100_000),
+    ParamSpec('sleep.max_examined', 5000, 'most experiences examined per sleep', 1,
+              10_000_000),
+    ParamSpec('language_encoder', 'sage_encoders.language_core:LanguageEncoderCore',
+              "module:Class with from_params(values).embed(texts) for text recall ('' = off)",
+              read_only=True),
+    ParamSpec('language_encoder_params', 'sage_encoders.language_encoder_params',
+              "module whose PARAMS defaults configure the text-recall encoder ('' = none)",
+              read_only=True),
+    ParamSpec('diagnostics_period_s', 1.0, 'diagnostics publishing period', 0.1, 60.0,
+              read_only=True),
+)
+
+_STATES = ('WAKE', 'FOCUS', 'REST', 'DREAM', 'CRISIS')
+
+
+def split_list(value: str) -> list[str]:
+    """Comma-separated string -> stripped non-empty items."""
+    return [v.strip() for v in str(value).split(',') if v.strip()]
+
+
+def validate(values: Mapping[str, Any]) -> list[str]:
+    """Cross-field and list-content checks; returns problems."""
+    problems: list[str] = []
+    bad = [m for m in split_list(values.get('policy.modalities', '')) if m not in MODALITIES]
+    if bad:
+        problems.append(f"parameter 'policy.modalities': unknown {', '.join(bad)} "
+                        f"(known: {', '.join(MODALITIES)})")
+    bad = [s for s in split_list(values.get('policy.states', '')) if s not in _STATES]
+    if bad:
+        problems.append(f"parameter 'policy.states': unknown {', '.join(bad)} "
+                        f"(known: {', '.join(_STATES)})")
+    url = str(values.get('database_url', ''))
+    if url and '://' in url and not url.startswith(
+            ('sqlite:', 'postgresql:', 'postgres:', 'postgresql+psycopg:')):
+        problems.append(f"parameter 'database_url': unsupported scheme in {url.split(':')[0]!r}"
+                        ' (sqlite or postgresql)')
+    if any(',' in t for t in split_list(values.get('tags', ''))):
+        problems.append("parameter 'tags': tags cannot contain commas")
+    enc = str(values.get('language_encoder', ''))
+    if enc and ':' not in enc:
+        problems.append("parameter 'language_encoder': expected 'module:Class'")
+    return problems
+
+
+def default_session(device_id: str, now: float | None = None) -> str:
+    """Session id: device id + UTC start time + pid (unique per run)."""
+    t = time.gmtime(time.time() if now is None else now)
+    return f'{device_id}-{time.strftime("%Y%m%dT%H%M%SZ", t)}-{os.getpid()}'[:64]

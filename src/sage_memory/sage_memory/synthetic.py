@@ -1,0 +1,43 @@
+"""Synthetic experience records for tests, the crash test and the benchmark (light imports)."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from sage_memory.models import ExperienceRecord
+from sage_memory.store import new_uuid
+
+
+def synthetic_record(i: int, rng: np.random.Generator, dim: int = 64,
+                     modality: str = 'vision', preview_bytes: int = 3000,
+                     grid: int = 30, embedding: np.ndarray | None = None,
+                     **kw: Any) -> ExperienceRecord:
+    """A realistic full-fidelity record for tests and benchmarks.
+
+    Args:
+        i: index (sets stamp, input_seq, text).
+        rng: random source.
+        dim: embedding size.
+        modality: modality.
+        preview_bytes: size of the (random) preview.
+        grid: code grid side (grid x grid uint16 codes).
+        embedding: use this embedding instead of a random one.
+        **kw: field overrides.
+    """
+    emb = embedding if embedding is not None else rng.standard_normal(dim).astype(np.float32)
+    fields: dict[str, Any] = dict(
+        uuid=new_uuid(), device_id='bench', session='bench', stamp=1_700_000_000.0 + i,
+        modality=modality, input_seq=i, surprise=float(rng.random()),
+        novelty=float(rng.random()), arousal=float(rng.random()), reward=float(rng.random()),
+        conflict=float(rng.random()), salience=float(rng.random()), threshold=0.5,
+        metabolic_state='WAKE', fidelity='full',
+        codes=rng.integers(0, 512, (grid, grid)).astype(np.uint16) if grid else None,
+        codebook_size=512 if grid else 0, embedding=emb,
+        preview_format='jpeg' if preview_bytes else '',
+        preview=rng.integers(0, 256, preview_bytes, dtype=np.uint8).tobytes(),
+        text=f'input {i}', pose=(0.5, 1.5, 0.0, 0.0, 0.0, 0.0, 1.0), tags=('bench',),
+        extra={'features': {'motion': 0.1}}, created_at=time.time())
+    fields.update(kw)
+    return ExperienceRecord(**fields)

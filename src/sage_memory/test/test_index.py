@@ -1,0 +1,116 @@
+"""Vector index: ANN results against exact search, filters, deletions, snapshots (pure)."""
+from __future__ import annotations
+
+import numpy as np
+
+from sage_memory.index import IndexConfig, IndexSet, VectorIndex, normalise
+
+
+def exact_top(x: np.ndarray, q: np.ndarray, k: int, mask: np.ndarray | None = None) -> list:
+    s = normalise(x) @ normalise(q)[0]
+    if mask is not None:
+        s = np.where(mask, s, -np.inf)
+    return list(np.argsort(-s, kind='stable')[:k])
+
+
+def filled(n: int = 3000, dim: int = 32, seed: int = 0, exact_work: int = 0
+           ) -> tuple[VectorIndex, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    stamps = np.arange(n, dtype=np.float64) + 1000.0
+    sal = rng.random(n).astype(np.float32)
+    # exact_work=0 forces the HNSW path so the test checks the graph, not brute force.
+    vi = VectorIndex('vision', dim, IndexConfig(exact_work=exact_work, ef_search=128))
+    ids = np.arange(n) * 10 + 7  # row ids differ from labels
+    assert vi.add(ids, x, stamps, sal) == n
+    return vi, x, stamps, sal
+
+
+def test_hnsw_search_finds_the_exact_nearest_neighbours():
+    vi, x, _, _ = filled()
+    rng = np.random.default_rng(1)
+    hits = 0
+    for _ in range(40):
+        q = rng.standard_normal(x.shape[1]).astype(np.float32)
+        got = [(h.row_id - 7) // 10 for h in vi.search(q, 10)]
+        hits += len(set(got) & set(exact_top(x, q, 10)))
+    assert hits / 400 >= 0.95
+
+
+def test_scores_are_cosine_similarities_best_first():
+    vi, x, _, _ = filled(n=500)
+    res = vi.search(x[42] * 3.0, 5)
+    assert (res[0].row_id - 7) // 10 == 42
+    assert abs(res[0].score - 1.0) < 1e-4
+    assert all(a.score >= b.score for a, b in zip(res, res[1:], strict=False))
+
+
+def test_filters_return_only_rows_in_range_and_above_salience():
+    vi, x, stamps, sal = filled()
+    q = x[1500]
+    for exact in (0, 10**9):
+        vi.cfg = IndexConfig(exact_work=exact, ef_search=128)
+        res = vi.search(q, 20, start=1200.0, end=2200.0, min_salience=0.5)
+        assert len(res) == 20
+        labels = [(h.row_id - 7) // 10 for h in res]
+        assert all(1200.0 <= stamps[i] <= 2200.0 and sal[i] >= 0.5 for i in labels)
+        mask = (stamps >= 1200.0) & (stamps <= 2200.0) & (sal >= 0.5)
+        assert labels[0] == exact_top(x, q, 1, mask)[0]
+
+
+def test_a_very_narrow_filter_still_returns_every_match():
+    vi, x, stamps, _ = filled()
+    res = vi.search(x[0], 10, start=1100.0, end=1102.0)
+    assert sorted((h.row_id - 7) // 10 for h in res) == [100, 101, 102]
+
+
+def test_removed_rows_are_never_returned():
+    vi, x, _, _ = filled(n=1000)
+    gone = [(i * 10 + 7) for i in range(0, 1000, 2)]
+    assert vi.remove(gone) == 500
+    assert vi.remove(gone) == 0
+    for i in (0, 2, 4, 500):
+        res = vi.search(x[i], 10)
+        assert all(h.row_id not in set(gone) for h in res)
+        assert len(res) == 10
+    assert len(vi) == 500 and abs(vi.dead_fraction - 0.5) < 1e-9
+
+
+def test_adding_known_rows_twice_is_a_no_op():
+    vi, x, stamps, sal = filled(n=200)
+    assert vi.add(np.arange(200) * 10 + 7, x, stamps, sal) == 0
+    assert vi.add([5, 5], x[:2], stamps[:2], sal[:2]) == 1
+    assert len(vi) == 201
+
+
+def test_snapshot_round_trip_gives_identical_results(tmp_path):
+    s = IndexSet(IndexConfig())
+    rng = np.random.default_rng(3)
+    vi = s.ensure(('audio', 16))
+    vi.add(np.arange(800), rng.standard_normal((800, 16)), np.arange(800.0), rng.random(800))
+    vi.remove([3, 4, 5])
+    s.ensure(('language', 8)).add([9000], np.ones((1, 8)), [1.0], [0.5])
+    q = rng.standard_normal(16).astype(np.float32)
+    before = vi.search(q, 10)
+    assert s.save(tmp_path) == 798
+    s.save(tmp_path)  # a second generation replaces the first
+    assert len(list(tmp_path.glob('*.faiss'))) == 2
+    t = IndexSet(IndexConfig())
+    assert t.load(tmp_path) == []
+    assert t.keys() == [('audio', 16), ('language', 8)]
+    assert t.get(('audio', 16)).search(q, 10) == before
+    assert 3 not in t.get(('audio', 16))
+
+
+def test_a_corrupt_snapshot_file_is_skipped_not_fatal(tmp_path):
+    s = IndexSet(IndexConfig())
+    s.ensure(('vision', 4)).add([1, 2], np.eye(2, 4), [1.0, 2.0], [0.1, 0.2])
+    s.save(tmp_path)
+    for f in tmp_path.glob('*.faiss'):
+        f.write_bytes(b'garbage')
+    t = IndexSet(IndexConfig())
+    problems = t.load(tmp_path)
+    assert len(problems) == 1 and 'skipped' in problems[0]
+    assert t.keys() == []
+    (tmp_path / 'manifest.json').write_text('{not json')
+    assert IndexSet(IndexConfig()).load(tmp_path)[0].startswith('unreadable')
