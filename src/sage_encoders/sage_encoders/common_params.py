@@ -37,7 +37,7 @@ def runtime_params(default_precision: str = 'fp32') -> tuple[ParamSpec, ...]:
 
 
 def irp_params(max_iterations: int, default_atp: float) -> tuple[ParamSpec, ...]:
-    """IRP refinement settings (see sage_encoders.irp)."""
+    """IRP refinement settings (see sage_common.irp)."""
     return (
         ParamSpec('irp.eps', 0.002, 'converged when the reconstruction error fell by less '
                   'than this fraction over the last irp.k steps', 0.0, 1.0),

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from sage_encoders.errors import EncoderError, ModelError
-from sage_encoders.irp import IrpResult, refine
+from sage_common.irp import IrpResult, refine
 from sage_encoders.model_files import PRECISIONS, model_dir, read_meta
 from sage_encoders.quantize import lookup, ranked_codes
 from sage_encoders.runtime import (BACKENDS, Log, PuzzleBackend, limit_blas_threads,

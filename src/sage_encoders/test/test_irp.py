@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from sage_encoders.irp import IrpResult, refine
+from sage_common.irp import IrpResult, refine
 
 
 class Geometric:

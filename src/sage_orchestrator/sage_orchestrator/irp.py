@@ -1,6 +1,6 @@
 """The orchestrator's side of the IRP contract: one report shape for every plugin.
 
-The contract itself is `sage_encoders.irp` (re-exported here): a plugin implements
+The contract itself is `sage_common.irp` (re-exported here): a plugin implements
 ``init_state()``, ``step(state, iteration)``, ``energy(state)`` (lower is better) and
 ``halt(state)``; ``refine(plugin, budget_atp, eps, k, max_iters, atp_per_step)`` runs it and
 halts, first that applies: 'none' (max_iters 0), 'budget' (the next step would overspend),
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from sage_common.records import LatentRecord
-from sage_encoders.irp import HALT_REASONS, IrpPlugin, IrpResult, refine
+from sage_common.irp import HALT_REASONS, IrpPlugin, IrpResult, refine
 
 __all__ = ['HALT_REASONS', 'IrpPlugin', 'IrpResult', 'refine', 'DECISION_FEATURE',
            'PluginReport', 'decision_change', 'report_from_result', 'report_from_latent']

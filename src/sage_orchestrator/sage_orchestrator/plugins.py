@@ -36,7 +36,7 @@ class InProcessPlugin(Protocol):
 
 @dataclass(frozen=True)
 class RefineSettings:
-    """Halt-rule settings handed to `sage_encoders.irp.refine`."""
+    """Halt-rule settings handed to `sage_common.irp.refine`."""
 
     eps: float = 1e-3
     k: int = 2

@@ -1,4 +1,4 @@
-"""In-process IRP plugins under the shared contract (sage_encoders.irp), and the reports."""
+"""In-process IRP plugins under the shared contract (sage_common.irp), and the reports."""
 from __future__ import annotations
 
 import numpy as np

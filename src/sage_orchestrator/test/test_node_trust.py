@@ -1,7 +1,7 @@
 """Node test: trust learned from real remote plugins on the graph, and kept across a restart.
 
 Two encoder stand-ins refine real inputs with the ATP the orchestrator gives them on
-/sage/budget (sage_encoders.irp.refine) and report in Latent: one converges well, one blows up
+/sage/budget (sage_common.irp.refine) and report in Latent: one converges well, one blows up
 (non-finite energy: 'diverged'); the language encoder is dead. The good one gains trust and
 budget, the others lose them; a new orchestrator node starts from the saved trust.
 """

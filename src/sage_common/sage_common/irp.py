@@ -1,4 +1,5 @@
-"""The iterative-refinement (IRP) contract, shared by the encoders and the orchestrator.
+"""The iterative-refinement (IRP) contract, shared by the encoders, the orchestrator and
+in-process plugins (memory recall).
 
 A plugin refines a state while its energy (lower is better) keeps falling. `refine` runs one
 plugin under an ATP allocation and reports what happened, so the orchestrator can update the
