@@ -33,17 +33,19 @@ if [[ ! -x $VENV/bin/python ]]; then
   "$PY" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+# Hide pip's notes about index folders this machine's pip.conf names but does not have.
+pip_install() { "${PIP[@]}" install "$@" 2> >(grep -v 'is ignored: it is neither' >&2); }
 
 # 3. Python packages, pinned by constraints.txt; skipped when nothing changed.
 req_sum=$(cat "$ROOT"/requirements/*.txt "$ROOT/constraints.txt" | sha256sum | cut -d' ' -f1)
 req_stamp=$VENV/.sage_requirements.sha
 if [[ ! -f $req_stamp || $(cat "$req_stamp") != "$req_sum" ]]; then
   log 'pip: ROS 2 wheels'
-  "${PIP[@]}" install -c "$ROOT/constraints.txt" -r "$ROOT/requirements/ros.txt"
+  pip_install -c "$ROOT/constraints.txt" -r "$ROOT/requirements/ros.txt"
   log 'pip: torch (CPU build) before anything that depends on it'
-  "${PIP[@]}" install -r "$ROOT/requirements/torch.txt"
+  pip_install -r "$ROOT/requirements/torch.txt"
   log 'pip: runtime, ML and tooling packages'
-  "${PIP[@]}" install -c "$ROOT/constraints.txt" -r "$ROOT/requirements/main.txt"
+  pip_install -c "$ROOT/constraints.txt" -r "$ROOT/requirements/main.txt"
   echo "$req_sum" >"$req_stamp"
 else
   log 'pip: requirements up to date'
@@ -58,7 +60,7 @@ proj_stamp=$VENV/.sage_project.sha
 if [[ ! -f $proj_stamp || $(cat "$proj_stamp") != "$proj_sum" ]] \
     || ! "$VENV/bin/python" -c 'import sage.cli' 2>/dev/null; then
   log 'pip: SAGE packages (editable)'
-  "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT"
+  pip_install --no-deps --no-build-isolation -e "$ROOT"
   echo "$proj_sum" >"$proj_stamp"
 fi
 

@@ -1,0 +1,68 @@
+"""Camera node parameters (pure: the launcher checks profile values with these specs)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+import os
+from typing import Any
+
+from sage_common.params import ParamSpec
+
+from sage_sensors.color import FORMATS
+from sage_sensors.timeline import TIMELINE_PARAMS, timeline_from_params
+
+BACKENDS = ('v4l2', 'gstreamer', 'file', 'synthetic', 'auto')
+
+PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec('backend', 'synthetic', 'where frames come from; auto = V4L2 device, else the '
+              'file at path, else synthetic', choices=BACKENDS, read_only=True),
+    ParamSpec('device', '0', 'V4L2 device index or path (v4l2); CSI sensor-id (gstreamer)',
+              read_only=True),
+    ParamSpec('pipeline', '', 'GStreamer pipeline ending in an appsink; empty = Jetson CSI '
+              '(nvarguscamerasrc); {width} {height} {fps} {sensor_id} are filled in',
+              read_only=True),
+    ParamSpec('path', '', 'video file for the file backend (empty = the sample scene video)',
+              read_only=True),
+    ParamSpec('width', 640, 'published image width (frames are resized to it)',
+              min_value=16, max_value=4096, read_only=True),
+    ParamSpec('height', 480, 'published image height', min_value=16, max_value=4096,
+              read_only=True),
+    ParamSpec('fps', 30.0, 'frame rate requested from devices and synthetic; files play at '
+              'their own rate (this one if they do not say)', min_value=0.1, max_value=240.0,
+              read_only=True),
+    ParamSpec('pixel_format', 'bgr8', 'what the V4L2 device delivers through OpenCV',
+              choices=FORMATS, read_only=True),
+    ParamSpec('frame_id', 'camera_optical_frame', 'header.frame_id of image and camera_info',
+              read_only=True),
+    ParamSpec('loop', True, 'file backend: start again at the end', read_only=True),
+    ParamSpec('pace', True, 'file backend: real time (true) or as fast as possible (false)',
+              read_only=True),
+    ParamSpec('seed', 0, 'seed of the synthetic sensor noise', min_value=0,
+              max_value=2**31 - 1, read_only=True),
+    ParamSpec('noise', 2.0, 'synthetic sensor noise (grey levels, std)', min_value=0.0,
+              max_value=64.0, read_only=True),
+    ParamSpec('pan_px', 200.0, 'synthetic camera pan, peak to peak, in pixels at 480 rows',
+              min_value=0.0, max_value=2000.0, read_only=True),
+    ParamSpec('hfov_deg', 62.2, 'horizontal field of view for the nominal CameraInfo '
+              '(62.2 = IMX219 / Raspberry Pi camera v2)', min_value=1.0, max_value=179.0,
+              read_only=True),
+    ParamSpec('data_dir', '', 'sample data folder (empty = $SAGE_DATA_DIR or '
+              '<prefix>/share/sage/samples)', read_only=True),
+    ParamSpec('fallback', 'none', 'when a file stream fails mid-run (vanished, corrupt): none = '
+              'stop it, synthetic = switch to the synthetic scene; ERROR on /diagnostics '
+              'either way', choices=('none', 'synthetic'), read_only=True),
+    ParamSpec('diagnostics_period_s', 1.0, 'seconds between /diagnostics messages',
+              min_value=0.1, max_value=60.0, read_only=True),
+) + TIMELINE_PARAMS
+
+
+def validate(values: Mapping[str, Any]) -> list[str]:
+    """Cross-field rules: a readable file, a workable schedule."""
+    errors = []
+    path = str(values.get('path', ''))
+    if values.get('backend') == 'file' and path and not os.access(path, os.R_OK):
+        errors.append(f"parameter 'path': video file {path!r} is missing or unreadable")
+    if values.get('backend') == 'gstreamer' and values.get('pipeline') and \
+            'appsink' not in str(values['pipeline']):
+        errors.append("parameter 'pipeline': must end in an appsink")
+    errors.extend(timeline_from_params(values).problems())
+    return errors

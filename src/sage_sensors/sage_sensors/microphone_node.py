@@ -1,0 +1,116 @@
+"""Microphone node: publishes /sage/audio/frames (sage_interfaces/AudioFrame, 16 kHz S16LE).
+
+Thin shell: parameters from microphone_params, blocks from audio_backends, AudioPipeline for
+mixing, resampling and framing, a CaptureRunner thread that publishes each frame as soon as
+its last sample exists, stamped with the capture time of its first sample.
+"""
+from __future__ import annotations
+
+from functools import partial
+import sys
+import threading
+
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from sage_common.convert import set_stamp
+from sage_common.errors import SageError
+from sage_common.health import Health, Level
+from sage_common.ros import SENSOR_QOS, DiagnosticsPublisher, declare_params, run
+from sage_common.stamps import to_sec
+from sage_interfaces.msg import AudioFrame
+
+from sage_sensors.audio_backends import AudioCommonAudio, make_microphone
+from sage_sensors.audio_core import AudioBlock, AudioPipeline
+from sage_sensors.capture import CaptureRunner
+from sage_sensors.errors import SensorError
+from sage_sensors.microphone_params import PARAMS, validate
+from sage_sensors.pacing import ClockMap
+from sage_sensors.shell import level_logger, node_clock
+
+FRAMES_TOPIC = '/sage/audio/frames'
+
+
+class MicrophoneNode(Node):
+    """Publishes fixed-size audio frames from the configured backend."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('microphone', **kwargs)
+        self.health = Health()
+        self._cfg = declare_params(self, PARAMS, validate, self._on_change)
+        self._stop = threading.Event()
+        self._cmap = ClockMap(node_clock(self))
+        self._pipeline = AudioPipeline(int(self._cfg['sample_rate']),
+                                       int(self._cfg['frame_samples']),
+                                       float(self._cfg['gain']))
+        source = make_microphone(self._cfg, self._cmap, self._stop, self.get_logger().info)
+        if isinstance(source, AudioCommonAudio):
+            self._subscribe_audio_common(source)
+        self._pub = self.create_publisher(AudioFrame, FRAMES_TOPIC, SENSOR_QOS)
+        self._frame_id = str(self._cfg['frame_id'])
+        self._diag = DiagnosticsPublisher(self, self.health,
+                                          float(self._cfg['diagnostics_period_s']))
+        self._watch = self.create_timer(1.0, self._check_stream)
+        fallback = None
+        if self._cfg['fallback'] == 'synthetic':
+            values = dict(self._cfg, backend='synthetic')
+            fallback = partial(make_microphone, values, self._cmap, self._stop)
+        self._runner = CaptureRunner(source, self._publish, self.health, self._stop,
+                                     level_logger(self), fallback=fallback)
+        self._runner.start()
+        self.get_logger().info(
+            f"microphone: {source.name} -> {FRAMES_TOPIC} at {self._cfg['sample_rate']} Hz, "
+            f"{self._cfg['frame_samples']} samples per frame")
+
+    def _subscribe_audio_common(self, source: AudioCommonAudio) -> None:
+        try:
+            from audio_common_msgs.msg import AudioDataStamped, AudioInfo
+        except ImportError as err:
+            raise SensorError("parameter 'backend': audio_common needs audio_common_msgs, "
+                              'which is not installed') from err
+
+        def on_audio(msg) -> None:
+            try:
+                source.push(bytes(msg.audio.data), to_sec(msg.header.stamp))
+            except SageError as err:      # malformed input: report and keep running
+                self.health.problem(Level.WARN, f'bad audio_common message: {err}')
+
+        info_topic = str(self._cfg['info_topic'])
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        # audio_capture latches AudioInfo in some versions and not in others: listen to both
+        self._info_subs = [self.create_subscription(AudioInfo, info_topic, source.set_info, q)
+                           for q in (latched, 10)]
+        self._audio_sub = self.create_subscription(
+            AudioDataStamped, str(self._cfg['audio_topic']), on_audio, SENSOR_QOS)
+
+    def _publish(self, block: AudioBlock) -> None:
+        for frame in self._pipeline.push(block):
+            msg = AudioFrame(sample_rate=frame.sample_rate, channels=1, encoding='S16LE')
+            set_stamp(msg.header, frame.stamp)
+            msg.header.frame_id = self._frame_id
+            msg.data = frame.data
+            self._pub.publish(msg)
+            self.health.count('published')
+            self.health.latency('capture_to_publish', (self._cmap.now() - frame.stamp) * 1e3)
+            self.health.values['peak'] = f'{frame.peak:.3f}'
+        self.health.values['resyncs'] = str(self._pipeline.resyncs)
+
+    def _on_change(self, values: dict) -> None:
+        self._pipeline.gain = float(values['gain'])
+
+    def _check_stream(self) -> None:
+        if not self._runner.running and not self._stop.is_set():
+            self.health.problem(Level.ERROR, f'{self._runner.source.name}: stream stopped')
+
+    def close(self) -> None:
+        """Stop the capture thread and release the device."""
+        self._runner.stop()
+
+
+def main(args=None) -> int:
+    return run(lambda: MicrophoneNode(), args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Microphone node parameters (pure: the launcher checks profile values with these specs)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+import importlib.util
+import os
+from typing import Any
+
+from sage_common.params import ParamSpec
+
+from sage_sensors.timeline import TIMELINE_PARAMS, timeline_from_params
+
+BACKENDS = ('device', 'audio_common', 'file', 'synthetic')
+
+PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec('backend', 'synthetic', 'where audio comes from', choices=BACKENDS,
+              read_only=True),
+    ParamSpec('device', '', 'PortAudio input by name (substring) or index; empty = default',
+              read_only=True),
+    ParamSpec('capture_rate', 0, 'device sample rate in Hz (0 = the device default; '
+              'resampled to sample_rate)', min_value=0, max_value=384000, read_only=True),
+    ParamSpec('channels', 1, 'device channels captured (mixed down to mono)', min_value=1,
+              max_value=32, read_only=True),
+    ParamSpec('path', '', 'WAV/FLAC file for the file backend (empty = the sample scene)',
+              read_only=True),
+    ParamSpec('audio_topic', 'audio/audio_stamped', 'audio_common AudioDataStamped topic',
+              read_only=True),
+    ParamSpec('info_topic', 'audio/audio_info', 'audio_common AudioInfo topic',
+              read_only=True),
+    ParamSpec('sample_rate', 16000, 'published sample rate (Hz); sources are resampled',
+              min_value=8000, max_value=48000, read_only=True),
+    ParamSpec('frame_samples', 512, 'samples per published frame (512 = 32 ms at 16 kHz)',
+              min_value=64, max_value=16384, read_only=True),
+    ParamSpec('gain', 1.0, 'linear gain before conversion to S16LE (clipped)',
+              min_value=0.0, max_value=100.0),
+    ParamSpec('frame_id', 'microphone', 'header.frame_id of the frames', read_only=True),
+    ParamSpec('loop', True, 'file backend: start again at the end', read_only=True),
+    ParamSpec('pace', True, 'file backend: real time (true) or as fast as possible (false)',
+              read_only=True),
+    ParamSpec('seed', 0, 'seed of the synthetic room noise', min_value=0,
+              max_value=2**31 - 1, read_only=True),
+    ParamSpec('noise_dbfs', -50.0, 'synthetic room noise level (dBFS RMS)', min_value=-120.0,
+              max_value=0.0, read_only=True),
+    ParamSpec('data_dir', '', 'sample data folder (empty = $SAGE_DATA_DIR or '
+              '<prefix>/share/sage/samples)', read_only=True),
+    ParamSpec('fallback', 'none', 'when a file stream fails mid-run (vanished, corrupt): none = '
+              'stop it, synthetic = switch to the synthetic scene; ERROR on /diagnostics '
+              'either way', choices=('none', 'synthetic'), read_only=True),
+    ParamSpec('diagnostics_period_s', 1.0, 'seconds between /diagnostics messages',
+              min_value=0.1, max_value=60.0, read_only=True),
+) + TIMELINE_PARAMS
+
+
+def validate(values: Mapping[str, Any]) -> list[str]:
+    """Cross-field rules: a readable file, a workable schedule."""
+    errors = []
+    path = str(values.get('path', ''))
+    if values.get('backend') == 'file' and path and not os.access(path, os.R_OK):
+        errors.append(f"parameter 'path': sound file {path!r} is missing or unreadable")
+    if values.get('backend') == 'audio_common' and \
+            importlib.util.find_spec('audio_common_msgs') is None:
+        errors.append("parameter 'backend': audio_common needs the audio_common_msgs package")
+    errors.extend(timeline_from_params(values).problems())
+    return errors
