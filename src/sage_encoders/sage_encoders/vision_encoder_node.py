@@ -7,9 +7,11 @@ from typing import Any
 
 from sage_common.convert import latent_to_msg
 from sage_common.ros import RELIABLE_QOS, SENSOR_QOS, run, stamp_sec
-from sage_interfaces.msg import Latent
+from sage_common.mailbox_params import FRAME_REF_TOPIC
+from sage_interfaces.msg import FrameRef, Latent
 from sensor_msgs.msg import Image
 
+from sage_encoders.frame_source import MailboxFrames
 from sage_encoders.node_base import EncoderNodeBase
 from sage_encoders.preprocess import rgb_from_buffer
 from sage_encoders.vision_core import VisionEncoderCore
@@ -22,7 +24,14 @@ class VisionEncoderNode(EncoderNodeBase):
     def __init__(self, name: str = 'vision_encoder', **node_kwargs: Any) -> None:
         super().__init__(name, PARAMS, validate, **node_kwargs)
         self.pub = self.create_publisher(Latent, '/sage/vision/latent', RELIABLE_QOS)
-        self.create_subscription(Image, '/sage/camera/image_raw', self._on_image, SENSOR_QOS)
+        self.frames: MailboxFrames | None = None
+        if self.values['mailbox.enabled']:
+            # Frames arrive in shared memory; Image messages (a reduced rate) are for viewers.
+            self.frames = MailboxFrames(int(self.values['mailbox.lease_ms']))
+            self.create_subscription(FrameRef, FRAME_REF_TOPIC, self._on_frame_ref, SENSOR_QOS)
+        else:
+            self.create_subscription(Image, '/sage/camera/image_raw', self._on_image,
+                                     SENSOR_QOS)
 
     def make_core(self, values: Mapping[str, Any]) -> VisionEncoderCore:
         return VisionEncoderCore.from_params(values, log=self.log_line)
@@ -35,11 +44,24 @@ class VisionEncoderNode(EncoderNodeBase):
             rgb = rgb_from_buffer(msg.data, msg.width, msg.height, msg.step, msg.encoding)
             return self.core.encode(rgb, stamp_sec(msg), self.seq, self.account.available())
 
-        rec = self.guarded('image', encode)
+        self._publish(self.guarded('image', encode), msg.header.frame_id)
+
+    def _on_frame_ref(self, msg: FrameRef) -> None:
+        if not self.accept():
+            return
+
+        def encode() -> Any:
+            with self.frames.read(msg) as rgb:
+                return self.core.encode(rgb, stamp_sec(msg), self.seq,
+                                        self.account.available())
+
+        self._publish(self.guarded('frame_ref', encode), msg.header.frame_id)
+
+    def _publish(self, rec: Any, frame_id: str) -> None:
         if rec is None:
             return
         self.seq += 1
-        self.pub.publish(latent_to_msg(rec, msg.header.frame_id))
+        self.pub.publish(latent_to_msg(rec, frame_id))
         self.after_encode(rec)
 
 

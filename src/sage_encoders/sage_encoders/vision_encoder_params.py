@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sage_common import mailbox_params
 from sage_common.params import ParamSpec
 
 from sage_encoders.common_params import irp_params, runtime_params, validate_runtime
@@ -17,7 +18,7 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
     ParamSpec('preview.width', 64, 'JPEG preview width (px)', 8, 640),
     ParamSpec('preview.height', 48, 'JPEG preview height (px)', 8, 480),
     ParamSpec('preview.jpeg_quality', 70, 'JPEG preview quality', 10, 100),
-)
+) + mailbox_params.READER_PARAMS
 
 
 def validate(values: Mapping[str, Any]) -> list[str]:

@@ -19,6 +19,7 @@ from sage_common.ros import SENSOR_QOS, DiagnosticsPublisher, declare_params, ru
 from sage_sensors.camera_backends import CameraFrame, make_camera, nominal_intrinsics
 from sage_sensors.camera_params import PARAMS, validate
 from sage_sensors.capture import CaptureRunner
+from sage_sensors.frame_mailbox import FrameMailbox
 from sage_sensors.pacing import ClockMap
 from sage_sensors.shell import level_logger, node_clock
 
@@ -37,6 +38,7 @@ class CameraNode(Node):
         clock = ClockMap(node_clock(self))
         source = make_camera(self._cfg, clock, self._stop, self.get_logger().info)
         self._image_pub = self.create_publisher(Image, IMAGE_TOPIC, SENSOR_QOS)
+        self._mailbox = FrameMailbox.from_params(self, self._cfg)
         self._info_pub = self.create_publisher(CameraInfo, INFO_TOPIC, SENSOR_QOS)
         self._info = self._camera_info()
         self._cmap = clock
@@ -62,6 +64,9 @@ class CameraNode(Node):
         return info
 
     def _publish(self, frame: CameraFrame) -> None:
+        if self._mailbox is not None and not self._mailbox.publish(frame.rgb, frame.stamp,
+                                                                   self._info.header.frame_id):
+            return  # the frame went through the mailbox and no Image is due
         h, w = frame.rgb.shape[:2]
         msg = Image(height=h, width=w, encoding='rgb8', is_bigendian=0, step=w * 3)
         set_stamp(msg.header, frame.stamp)
@@ -84,8 +89,10 @@ class CameraNode(Node):
             self.health.problem(Level.ERROR, f'{self._runner.source.name}: stream stopped')
 
     def close(self) -> None:
-        """Stop the capture thread and release the device."""
+        """Stop the capture thread and release the device and the mailbox."""
         self._runner.stop()
+        if self._mailbox is not None:
+            self._mailbox.close()
 
 
 def main(args=None) -> int:

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 import os
 from typing import Any
 
+from sage_common import mailbox_params
 from sage_common.params import ParamSpec
 
 from sage_sensors.color import FORMATS
@@ -52,7 +53,7 @@ PARAMS: tuple[ParamSpec, ...] = (
               'either way', choices=('none', 'synthetic'), read_only=True),
     ParamSpec('diagnostics_period_s', 1.0, 'seconds between /diagnostics messages',
               min_value=0.1, max_value=60.0, read_only=True),
-) + TIMELINE_PARAMS
+) + TIMELINE_PARAMS + mailbox_params.WRITER_PARAMS
 
 
 def validate(values: Mapping[str, Any]) -> list[str]:

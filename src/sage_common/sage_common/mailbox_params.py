@@ -1,0 +1,30 @@
+"""Parameters of the frame mailbox path, shared by the camera (writer) and vision encoder.
+
+When both enable it, the camera writes each frame once into a shared-memory focus tensor
+mailbox (sage_cuda_mailbox) and publishes a small FrameRef on /sage/camera/frame_ref; the
+encoder reads the frame in place. Without it both use /sage/camera/image_raw.
+"""
+from __future__ import annotations
+
+from sage_common.params import ParamSpec
+
+FRAME_REF_TOPIC = '/sage/camera/frame_ref'
+
+ENABLED = ParamSpec('mailbox.enabled', False,
+                    'frames through the shared-memory mailbox (FrameRef on DDS) instead of '
+                    'Image messages', read_only=True)
+SEGMENT = ParamSpec('mailbox.segment', 'sage_frames',
+                    'shared-memory segment name (same in camera and encoder)', read_only=True)
+
+WRITER_PARAMS = (
+    ENABLED, SEGMENT,
+    ParamSpec('mailbox.slots', 4, 'frames held at once (readers lease them)', 2, 64,
+              read_only=True),
+    ParamSpec('mailbox.image_rate_hz', 2.0, 'Image messages still published for rviz2 and '
+              'bags while the mailbox carries frames (0 = none)', 0.0, 240.0),
+)
+READER_PARAMS = (
+    ENABLED,
+    ParamSpec('mailbox.lease_ms', 1000, 'how long a frame view stays stable while encoding',
+              1, 60000, read_only=True),
+)

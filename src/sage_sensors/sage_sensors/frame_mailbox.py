@@ -1,0 +1,77 @@
+"""Camera side of the frame mailbox: write frames to shared memory, FrameRef on DDS.
+
+The mailbox (sage_cuda_mailbox) is imported only when the profile enables it, so the camera
+runs where the compiled module is not built.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+from sage_interfaces.msg import FrameRef
+
+from sage_common.convert import set_stamp
+from sage_common.health import Level
+from sage_common.mailbox_params import FRAME_REF_TOPIC
+from sage_common.ros import SENSOR_QOS
+from sage_sensors.errors import SensorError
+
+
+class FrameMailbox:
+    """Writes each frame once into an FTM segment and publishes its FrameRef."""
+
+    def __init__(self, node: Node, segment: str, slots: int, max_bytes: int,
+                 image_rate_hz: float) -> None:
+        from sage_cuda_mailbox import FrameWriter, MailboxError
+        self._errors = MailboxError
+        try:
+            self._writer = FrameWriter(segment, slots=slots, max_bytes=max_bytes)
+        except MailboxError as err:
+            raise SensorError(f"parameter 'mailbox.segment': cannot create '{segment}': "
+                              f'{err}') from err
+        self._node = node
+        self._pub = node.create_publisher(FrameRef, FRAME_REF_TOPIC, SENSOR_QOS)
+        self._image_period = 1.0 / image_rate_hz if image_rate_hz > 0 else None
+        self._next_image = -1.0
+
+    @classmethod
+    def from_params(cls, node: Node, values: Mapping[str, Any]) -> FrameMailbox | None:
+        """None when the profile keeps frames on the Image topic."""
+        if not values['mailbox.enabled']:
+            return None
+        max_bytes = int(values['width']) * int(values['height']) * 3
+        return cls(node, str(values['mailbox.segment']), int(values['mailbox.slots']),
+                   max_bytes, float(values['mailbox.image_rate_hz']))
+
+    def publish(self, rgb: np.ndarray, stamp: float, frame_id: str) -> bool:
+        """Write the frame and publish its FrameRef.
+
+        Returns:
+            True when an Image should be published too: its reduced rate is due, or the
+            mailbox refused the frame (then the Image path carries it).
+        """
+        health = self._node.health
+        try:
+            desc = self._writer.write(rgb, stamp)
+        except self._errors as err:
+            health.count('mailbox_refused')
+            health.problem(Level.WARN, f'mailbox refused a frame ({err}); sent as Image')
+            return True
+        ref = FrameRef(segment=desc.segment, slot=desc.slot, sequence=desc.sequence,
+                       width=desc.width, height=desc.height, step=desc.step,
+                       encoding=desc.encoding)
+        set_stamp(ref.header, stamp)
+        ref.header.frame_id = frame_id
+        self._pub.publish(ref)
+        health.count('frame_refs')
+        if self._image_period is None or stamp < self._next_image:
+            return False
+        following = self._next_image + self._image_period
+        # Keep the rate's phase unless we fell more than a period behind (first frame, pause).
+        self._next_image = following if following > stamp else stamp + self._image_period
+        return True
+
+    def close(self) -> None:
+        self._writer.close()
