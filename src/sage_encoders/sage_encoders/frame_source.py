@@ -13,6 +13,10 @@ import numpy as np
 from sage_encoders.errors import InputError
 
 
+class FrameDropped(InputError):
+    """The camera already reused the frame's slot: a normal drop for a lagging reader."""
+
+
 class MailboxFrames:
     """Attaches to the camera's segment on first use (and again if its name changes)."""
 
@@ -42,6 +46,8 @@ class MailboxFrames:
         reader = self._reader_for(ref.segment)
         try:
             view = reader.read_view(ref.slot, ref.sequence)
+        except self._mb.StaleFrame as err:
+            raise FrameDropped(str(err)) from err
         except self._mb.MailboxError as err:
             raise InputError(f'frame ({ref.slot}, {ref.sequence}) refused: {err}') from err
         try:

@@ -6,16 +6,22 @@ import sys
 from typing import Any
 
 from sage_common.convert import latent_to_msg
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sage_common.ros import RELIABLE_QOS, SENSOR_QOS, run, stamp_sec
 from sage_common.mailbox_params import FRAME_REF_TOPIC
 from sage_interfaces.msg import FrameRef, Latent
 from sensor_msgs.msg import Image
 
-from sage_encoders.frame_source import MailboxFrames
+from sage_encoders.frame_source import FrameDropped, MailboxFrames
 from sage_encoders.node_base import EncoderNodeBase
 from sage_encoders.preprocess import rgb_from_buffer
 from sage_encoders.vision_core import VisionEncoderCore
 from sage_encoders.vision_encoder_params import PARAMS, validate
+
+
+# Only the newest frame descriptor matters: older ones point at slots the camera reuses.
+LATEST_ONLY_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                             history=HistoryPolicy.KEEP_LAST)
 
 
 class VisionEncoderNode(EncoderNodeBase):
@@ -28,7 +34,8 @@ class VisionEncoderNode(EncoderNodeBase):
         if self.values['mailbox.enabled']:
             # Frames arrive in shared memory; Image messages (a reduced rate) are for viewers.
             self.frames = MailboxFrames(int(self.values['mailbox.lease_ms']))
-            self.create_subscription(FrameRef, FRAME_REF_TOPIC, self._on_frame_ref, SENSOR_QOS)
+            self.create_subscription(FrameRef, FRAME_REF_TOPIC, self._on_frame_ref,
+                                     LATEST_ONLY_QOS)
         else:
             self.create_subscription(Image, '/sage/camera/image_raw', self._on_image,
                                      SENSOR_QOS)
@@ -51,9 +58,13 @@ class VisionEncoderNode(EncoderNodeBase):
             return
 
         def encode() -> Any:
-            with self.frames.read(msg) as rgb:
-                return self.core.encode(rgb, stamp_sec(msg), self.seq,
-                                        self.account.available())
+            try:
+                with self.frames.read(msg) as rgb:
+                    return self.core.encode(rgb, stamp_sec(msg), self.seq,
+                                            self.account.available())
+            except FrameDropped:
+                self.health.count('stale_frames')  # we lag the camera: skip, not an error
+                return None
 
         self._publish(self.guarded('frame_ref', encode), msg.header.frame_id)
 
