@@ -1,0 +1,208 @@
+"""Per-modality predictors whose errors make the surprise axis.
+
+Each channel of a modality (the embedding, the code grid, each raw feature, the encoder's
+reconstruction error) has a small predictor of its next value; the prediction error is
+turned into a robust z-score against the channel's own recent errors (`RobustStats`), and
+surprise is the saturated largest z (see README.md, "surprise").
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+
+from sage_snarc.robust import RobustStats, chord, saturate
+
+Metric = Literal['cosine', 'l2']
+# Prediction errors beyond this robust z restart the channel's predictor at the new value.
+RESTART_Z = 8.0
+
+
+class VectorPredictor:
+    """Exponentially weighted mean of past vectors as the prediction of the next one.
+
+    The error is the chord distance sqrt(2 - 2 cos) for embeddings or the Euclidean distance for
+    raw feature vectors (IMU).
+    """
+
+    def __init__(self, alpha: float, metric: Metric = 'cosine') -> None:
+        self.alpha = float(alpha)
+        self.metric: Metric = metric
+        self.mean: np.ndarray | None = None
+
+    def error(self, x: np.ndarray) -> float:
+        """Prediction error of x, NaN when there is no prediction yet or dims differ."""
+        if self.mean is None or self.mean.shape != x.shape:
+            return math.nan
+        if self.metric == 'cosine':
+            norm = float(np.linalg.norm(self.mean))
+            if norm <= 1e-12:
+                return math.nan
+            return float(chord(float(np.dot(self.mean, x)) / norm))
+        return float(np.linalg.norm(x - self.mean))
+
+    def restart(self, x: np.ndarray) -> None:
+        """Predict x from now on."""
+        self.mean = x.astype(np.float64).copy()
+
+    def update(self, x: np.ndarray) -> None:
+        """Move the prediction towards x (restart on a dimension change)."""
+        if self.mean is None or self.mean.shape != x.shape:
+            self.mean = x.astype(np.float64).copy()
+        else:
+            self.mean += self.alpha * (x - self.mean)
+
+
+class ScalarPredictor:
+    """Holt's linear-trend smoothing: a steady ramp is predicted, a step is not."""
+
+    def __init__(self, alpha: float, beta: float) -> None:
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.level: float | None = None
+        self.trend = 0.0
+
+    def error(self, x: float) -> float:
+        """Absolute error of x against level + trend; NaN before the first value."""
+        if self.level is None:
+            return math.nan
+        return abs(x - (self.level + self.trend))
+
+    def restart(self, x: float) -> None:
+        """Predict x, with no trend, from now on."""
+        self.level = x
+        self.trend = 0.0
+
+    def update(self, x: float) -> None:
+        """Fold x into level and trend."""
+        if self.level is None:
+            self.level = x
+            return
+        prev = self.level
+        self.level = self.alpha * x + (1.0 - self.alpha) * (self.level + self.trend)
+        self.trend = self.beta * (self.level - prev) + (1.0 - self.beta) * self.trend
+
+
+class SurpriseModel:
+    """Surprise of one modality: robust z of each channel's prediction error, saturated.
+
+    surprise = saturate(max_c z_c / z_ref), where z_c = (err_c - median_c) / (1.4826 MAD_c)
+    over the channel's last `window` errors. Channels appear when their first value arrives.
+    """
+
+    def __init__(self, *, alpha: float, beta: float, z_ref: float, window: int,
+                 min_count: int, priors: dict[str, tuple[float, float]] | None = None,
+                 floors: dict[str, float] | None = None, default_floor: float = 1e-3,
+                 vector_metric: Metric = 'cosine', level_floor: float = 0.01) -> None:
+        self._alpha = alpha
+        self._beta = beta
+        self._z_ref = z_ref
+        self._window = window
+        self._min_count = min_count
+        self._priors = dict(priors or {})
+        self._floors = dict(floors or {})
+        self._default_floor = default_floor
+        self._level_floor = float(level_floor)
+        self._vector_metric: Metric = vector_metric
+        self.vectors: dict[str, VectorPredictor] = {}
+        self.scalars: dict[str, ScalarPredictor] = {}
+        self.stats: dict[str, RobustStats] = {}
+        self.last_codes: np.ndarray | None = None
+        self.last_z: dict[str, float] = {}
+
+    def _stats(self, name: str) -> RobustStats:
+        st = self.stats.get(name)
+        if st is None:
+            st = RobustStats(self._window, self._min_count, prior=self._priors.get(name),
+                             abs_floor=self._floors.get(name, self._default_floor))
+            self.stats[name] = st
+        return st
+
+    def observe(self, vectors: dict[str, np.ndarray], scalars: dict[str, float],
+                codes: np.ndarray | None = None,
+                direct: dict[str, float] | None = None) -> float:
+        """Score one input, then learn from it.
+
+        Args:
+            vectors: named vectors (already finite); errors use the model's vector metric.
+            scalars: named finite raw features, each with a Holt predictor.
+            codes: code grid; error = fraction of cells that differ from the last grid.
+            direct: channels that already are errors (e.g. reconstruction error).
+
+        Returns:
+            Surprise in [0, 1].
+        """
+        errors: dict[str, float] = {}
+        min_scale: dict[str, float] = {}
+        learn: list[tuple[VectorPredictor | ScalarPredictor, str, Any]] = []
+        for name, vec in vectors.items():
+            pred = self.vectors.get(name)
+            if pred is None:
+                pred = self.vectors[name] = VectorPredictor(self._alpha, self._vector_metric)
+            errors['v.' + name] = pred.error(vec)
+            learn.append((pred, 'v.' + name, vec))
+        for name, value in scalars.items():
+            sp = self.scalars.get(name)
+            if sp is None:
+                sp = self.scalars[name] = ScalarPredictor(self._alpha, self._beta)
+            errors['f.' + name] = sp.error(value)
+            # A change below 1 % of the feature's level (0.5 dB of -50 dBFS, half a grey
+            # level of mid brightness) is not news however quiet the signal has been.
+            min_scale['f.' + name] = self._level_floor * abs(value)
+            learn.append((sp, 'f.' + name, value))
+        if codes is not None:
+            last = self.last_codes
+            if last is not None and last.shape == codes.shape and codes.size:
+                errors['codes'] = float(np.count_nonzero(last != codes)) / codes.size
+            self.last_codes = codes.copy()
+        for name, value in (direct or {}).items():
+            errors['d.' + name] = value
+        z_max = 0.0
+        self.last_z = {}
+        for name, err in errors.items():
+            if not math.isfinite(err):
+                continue
+            st = self._stats(name)
+            z = st.z(err, min_scale.get(name, 0.0))
+            st.update(err)
+            self.last_z[name] = z
+            if z > z_max:
+                z_max = z
+        for pred, name, value in learn:
+            # A jump far outside the error statistics restarts the predictor at the new
+            # value: a step is news once, a one-off glitch twice (there and back).
+            if self.last_z.get(name, 0.0) > RESTART_Z:
+                pred.restart(value)
+            else:
+                pred.update(value)
+        return saturate(z_max / self._z_ref)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Checkpoint of predictors and statistics."""
+        return {
+            'vectors': {k: None if p.mean is None else p.mean.copy()
+                        for k, p in self.vectors.items()},
+            'scalars': {k: [p.level, p.trend] for k, p in self.scalars.items()},
+            'stats': {k: s.state_dict() for k, s in self.stats.items()},
+            'last_codes': None if self.last_codes is None else self.last_codes.copy(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint made by `state_dict`."""
+        self.vectors = {}
+        for k, mean in state['vectors'].items():
+            p = VectorPredictor(self._alpha, self._vector_metric)
+            p.mean = None if mean is None else np.asarray(mean, dtype=np.float64).copy()
+            self.vectors[k] = p
+        self.scalars = {}
+        for k, (level, trend) in state['scalars'].items():
+            sp = ScalarPredictor(self._alpha, self._beta)
+            sp.level = None if level is None else float(level)
+            sp.trend = float(trend)
+            self.scalars[k] = sp
+        self.stats = {}
+        for k, st in state['stats'].items():
+            self._stats(k).load_state_dict(st)
+        codes = state['last_codes']
+        self.last_codes = None if codes is None else np.asarray(codes).copy()

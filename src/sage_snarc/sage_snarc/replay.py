@@ -1,0 +1,317 @@
+"""Offline replay: the encoder cores and SnarcCore in one process over a rosbag2 bag.
+
+`replay_bag` reads a bag (MCAP or sqlite3) with rosbags, puts messages in header-stamp order
+(a bounded reorder buffer over the bag's log-time order), encodes images, audio and text with
+the same encoder cores the live graph runs, feeds IMU samples, rewards and metabolic states
+directly into SnarcCore, and writes one JSON line per scored input:
+
+    {"stamp": 1700000012.3, "modality": "vision", "surprise": 0.1, "novelty": 0.0,
+     "arousal": 0.02, "reward": 0.0, "conflict": 0.0, "salience": 0.05, "attend": false,
+     "stored": false}
+
+No wall clock and no randomness: the same bag and parameters give a byte-identical file.
+A stored input is added to SNARC's memory index at once (the live graph does it when the
+memory node echoes it on /sage/memory/stored). Modalities without raw topics in the bag but
+with recorded latents (/sage/<modality>/latent) are scored from the latents.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+import heapq
+import json
+import math
+from pathlib import Path
+from typing import Any, TextIO, Union
+
+import numpy as np
+
+from sage_common.errors import SageError
+from sage_common.params import resolve
+from sage_common.records import ImuRecord, LatentRecord, RewardRecord, SalienceRecord
+from sage_snarc.bagio import (AUDIO_TOPIC, CAMERA_TOPIC, IMU_TOPIC, LATENT_TOPICS,
+                              REWARD_TOPIC, STATE_TOPIC, TEXT_TOPIC, typestore)
+from sage_snarc.errors import ReplayError
+from sage_snarc.snarc_core import SnarcCore
+
+# Order of messages that share a stamp: state and IMU first, rewards last.
+_RANK = {STATE_TOPIC: 0, IMU_TOPIC: 1, CAMERA_TOPIC: 2, AUDIO_TOPIC: 3, TEXT_TOPIC: 4,
+         REWARD_TOPIC: 6, **{t: 5 for t in LATENT_TOPICS.values()}}
+AXIS_KEYS = ('surprise', 'novelty', 'arousal', 'reward', 'conflict', 'salience')
+
+
+def store_policy(rec: SalienceRecord) -> bool:
+    """Whether an attended input is stored in memory (the memory team may refine this)."""
+    return bool(rec.attend)
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did (counts only: no timings, so it is deterministic too)."""
+
+    bag: str
+    out: str
+    items: int = 0  # inputs fed to SNARC (latents, IMU samples, rewards, states)
+    inputs: dict[str, int] = field(default_factory=dict)
+    attended: dict[str, int] = field(default_factory=dict)
+    stored: dict[str, int] = field(default_factory=dict)
+    rewards: int = 0
+    problems: dict[str, int] = field(default_factory=dict)
+    first_stamp: float | None = None
+    last_stamp: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able dict."""
+        return dict(self.__dict__)
+
+
+def decision_line(rec: SalienceRecord, stored: bool) -> str:
+    """One JSONL line of the offline replay contract (fixed key order, 6 decimals)."""
+    obj: dict[str, Any] = {'stamp': float(rec.stamp), 'modality': rec.modality}
+    for key in AXIS_KEYS:
+        obj[key] = round(float(getattr(rec, key)), 6)
+    obj['attend'] = bool(rec.attend)
+    obj['stored'] = bool(stored)
+    return json.dumps(obj)
+
+
+def _stamp(msg: Any) -> float:
+    st = msg.header.stamp
+    return float(st.sec) + float(st.nanosec) * 1e-9
+
+
+def _resolved(node_params: Mapping[str, Mapping[str, Any]], node: str, module: str
+              ) -> dict[str, Any]:
+    import importlib
+    mod = importlib.import_module(module)
+    return resolve(mod.PARAMS, dict(node_params.get(node, {})), getattr(mod, 'validate', None),
+                   node=node)
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """A metabolic state message from the bag."""
+
+    stamp: float
+    state: str
+
+
+InputItem = Union[LatentRecord, ImuRecord, RewardRecord, StateChange]
+
+
+class _Encoders:
+    """The encoder cores, built on first use, turning bag messages into records."""
+
+    def __init__(self, node_params: Mapping[str, Mapping[str, Any]]) -> None:
+        self.params = node_params
+        self._vision: Any = None
+        self._audio: Any = None
+        self._language: Any = None
+        self._seq: Counter[str] = Counter()
+
+    def vision(self) -> Any:
+        if self._vision is None:
+            from sage_encoders.vision_core import VisionEncoderCore
+            self._vision = VisionEncoderCore.from_params(
+                _resolved(self.params, 'vision_encoder', 'sage_encoders.vision_encoder_params'))
+        return self._vision
+
+    def audio(self) -> Any:
+        if self._audio is None:
+            from sage_encoders.audio_core import AudioEncoderCore
+            self._audio = AudioEncoderCore.from_params(
+                _resolved(self.params, 'audio_encoder', 'sage_encoders.audio_encoder_params'))
+        return self._audio
+
+    def language(self) -> Any:
+        if self._language is None:
+            from sage_encoders.language_core import LanguageEncoderCore
+            self._language = LanguageEncoderCore.from_params(
+                _resolved(self.params, 'language_encoder',
+                          'sage_encoders.language_encoder_params'))
+        return self._language
+
+    def records(self, topic: str, msg: Any, stamp: float) -> list[InputItem]:
+        """Records for one bag message (an audio frame may complete 0..n windows)."""
+        if topic == CAMERA_TOPIC:
+            from sage_encoders.preprocess import rgb_from_buffer
+            rgb = rgb_from_buffer(bytes(msg.data), int(msg.width), int(msg.height),
+                                  int(msg.step), str(msg.encoding))
+            return [self.vision().encode(rgb, stamp, self._next('vision'))]
+        if topic == AUDIO_TOPIC:
+            if str(msg.encoding).upper() != 'S16LE':
+                raise ReplayError(f"audio encoding '{msg.encoding}' is not S16LE")
+            pcm = np.frombuffer(bytes(msg.data), dtype='<i2').astype(np.int16)
+            channels = max(1, int(msg.channels))
+            if channels > 1:
+                pcm = pcm[:pcm.size // channels * channels].reshape(-1, channels)
+                pcm = pcm.mean(axis=1).astype(np.int16)
+            return list(self.audio().push(pcm, stamp, int(msg.sample_rate)))
+        if topic == TEXT_TOPIC:
+            return [self.language().encode(str(msg.text), stamp, self._next('language'))]
+        if topic == IMU_TOPIC:
+            a, w = msg.linear_acceleration, msg.angular_velocity
+            return [ImuRecord(stamp=stamp, input_seq=0,
+                              accel=np.array([a.x, a.y, a.z], dtype=np.float64),
+                              gyro=np.array([w.x, w.y, w.z], dtype=np.float64))]
+        if topic == REWARD_TOPIC:
+            return [RewardRecord(stamp, float(msg.value), str(msg.source))]
+        if topic == STATE_TOPIC:
+            return [StateChange(stamp, str(msg.state))]
+        return [_latent_from_bag(msg, stamp)]
+
+    def _next(self, modality: str) -> int:
+        seq = self._seq[modality]
+        self._seq[modality] += 1
+        return seq
+
+
+def _latent_from_bag(msg: Any, stamp: float) -> LatentRecord:
+    codes = None
+    if msg.grid_height and msg.grid_width:
+        codes = np.asarray(msg.codes, dtype=np.uint16).reshape(msg.grid_height, msg.grid_width)
+    return LatentRecord(
+        stamp=stamp, modality=str(msg.modality), input_seq=int(msg.input_seq), codes=codes,
+        codebook_size=int(msg.codebook_size),
+        embedding=np.asarray(msg.embedding, dtype=np.float32),
+        features=dict(zip(list(msg.feature_names), (float(v) for v in msg.features))),
+        recon_error=float(msg.recon_error), text=str(msg.text))
+
+
+def iter_inputs(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], *,
+                reorder_s: float = 0.5, problems: Counter[str] | None = None
+                ) -> Iterator[InputItem]:
+    """Read a bag and yield SNARC's inputs in stamp order, encoding raw sensor messages.
+
+    Args:
+        bag_path: rosbag2 folder (MCAP or sqlite3).
+        node_params: (partial) parameters of 'vision_encoder', 'audio_encoder',
+            'language_encoder'.
+        reorder_s: messages are released in stamp order once the bag's log time is this far
+            past their stamp (recorded bags log a little after the capture stamp).
+        problems: counts messages that could not be decoded or encoded, by topic and error.
+
+    Raises:
+        ReplayError: the bag cannot be opened or holds no SAGE input topic.
+    """
+    from rosbags.highlevel import AnyReader
+    from rosbags.highlevel.anyreader import AnyReaderError
+
+    bag_path = Path(bag_path)
+    if not bag_path.exists():
+        raise ReplayError(f'bag not found: {bag_path}')
+    problems = problems if problems is not None else Counter()
+    try:
+        reader = AnyReader([bag_path], default_typestore=typestore())
+        reader.open()
+    except (AnyReaderError, OSError, ValueError) as err:
+        raise ReplayError(f'cannot open bag {bag_path}: {err}') from err
+    try:
+        topics = {c.topic for c in reader.connections}
+        wanted = {CAMERA_TOPIC, AUDIO_TOPIC, IMU_TOPIC, TEXT_TOPIC, REWARD_TOPIC, STATE_TOPIC}
+        raw_for = {'vision': CAMERA_TOPIC, 'audio': AUDIO_TOPIC, 'language': TEXT_TOPIC}
+        for modality, topic in LATENT_TOPICS.items():
+            if raw_for[modality] not in topics:
+                wanted.add(topic)
+        conns = [c for c in reader.connections if c.topic in wanted]
+        if not conns:
+            raise ReplayError(f'{bag_path}: none of the SAGE input topics is in the bag')
+        encoders = _Encoders(node_params)
+        heap: list[tuple[float, int, int, str, Any]] = []
+        counter = 0
+
+        def release(limit: float) -> Iterator[InputItem]:
+            while heap and heap[0][0] <= limit:
+                stamp, _, _, topic, msg = heapq.heappop(heap)
+                try:
+                    yield from encoders.records(topic, msg, stamp)
+                except SageError as err:
+                    problems[f'{topic}:{type(err).__name__}'] += 1
+
+        for conn, logtime, raw in reader.messages(connections=conns):
+            try:
+                msg = reader.deserialize(raw, conn.msgtype)
+                stamp = _stamp(msg)
+            except (AttributeError, ValueError, KeyError):
+                problems[f'{conn.topic}:deserialize'] += 1
+                continue
+            heapq.heappush(heap, (stamp, _RANK.get(conn.topic, 9), counter, conn.topic, msg))
+            counter += 1
+            yield from release(logtime * 1e-9 - reorder_s)
+        yield from release(math.inf)
+    finally:
+        reader.close()
+
+
+def score_inputs(items: Iterable[InputItem], snarc_params: Mapping[str, Any], out: TextIO,
+                 summary: ReplaySummary,
+                 policy: Callable[[SalienceRecord], bool] = store_policy) -> SnarcCore:
+    """Run SnarcCore over inputs in order, writing one decision line per scored input.
+
+    Returns:
+        The core after the run (for its issues and state).
+    """
+    core = SnarcCore.from_params(dict(snarc_params))
+
+    def emit(rec: SalienceRecord, embedding: np.ndarray | None) -> None:
+        m = rec.modality
+        stored = bool(rec.attend) and policy(rec)
+        summary.inputs[m] = summary.inputs.get(m, 0) + 1
+        summary.attended[m] = summary.attended.get(m, 0) + int(rec.attend)
+        summary.stored[m] = summary.stored.get(m, 0) + int(stored)
+        if stored and embedding is not None:
+            core.add_memory(m, embedding)
+        out.write(decision_line(rec, stored) + '\n')
+
+    for item in items:
+        summary.items += 1
+        if summary.first_stamp is None:
+            summary.first_stamp = item.stamp
+        summary.last_stamp = item.stamp
+        if isinstance(item, LatentRecord):
+            emit(core.score_latent(item), item.embedding)
+        elif isinstance(item, ImuRecord):
+            sal = core.score_imu(item)
+            if sal is not None:
+                emit(sal, None)
+        elif isinstance(item, RewardRecord):
+            core.add_reward(item)
+            summary.rewards += 1
+        else:
+            core.set_metabolic_state(item.state)
+    return core
+
+
+def replay_bag(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], out_path: Path,
+               *, reorder_s: float = 0.5,
+               policy: Callable[[SalienceRecord], bool] = store_policy) -> ReplaySummary:
+    """Replay a bag through the encoders and SNARC, writing the decisions JSONL.
+
+    Args:
+        bag_path: rosbag2 folder (MCAP or sqlite3).
+        node_params: resolved (or partial) parameters by node name: 'vision_encoder',
+            'audio_encoder', 'language_encoder', 'snarc'; missing nodes use defaults.
+        out_path: decisions file to write (overwritten).
+        reorder_s: see `iter_inputs`.
+        policy: store policy applied to attended inputs.
+
+    Returns:
+        Counts of what was read, scored, attended and stored, and the problems met.
+
+    Raises:
+        ReplayError: the bag cannot be read or an encoder cannot be built.
+    """
+    bag_path, out_path = Path(bag_path), Path(out_path)
+    summary = ReplaySummary(bag=str(bag_path), out=str(out_path))
+    problems: Counter[str] = Counter()
+    snarc = dict(node_params.get('snarc', {}))
+    SnarcCore.from_params(snarc)  # fail on bad parameters before reading the bag
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with out_path.open('w') as out:
+        core = score_inputs(iter_inputs(bag_path, node_params, reorder_s=reorder_s,
+                                        problems=problems), snarc, out, summary, policy)
+    for key, n in core.issues.items():
+        problems[f'snarc:{key}'] += n
+    summary.problems = dict(sorted(problems.items()))
+    return summary

@@ -1,0 +1,543 @@
+"""SNARC core: scores every input on five axes and decides whether to attend (no rclpy).
+
+One `SnarcCore` serves all modalities. Each input goes through:
+
+1. surprise  - per-modality predictor errors as robust z-scores (predictor.py);
+2. novelty   - nearest distance to recent inputs and stored memories (novelty.py);
+3. arousal   - signal intensity from the encoder's raw features or the IMU window;
+4. reward    - association with rewarded inputs (reward.py);
+5. conflict  - disagreement between modalities over a stamp window (conflict.py);
+
+then salience = (sum_a w_a x_a^p)^(1/p) * habituation factor, attend = salience >= threshold
+(threshold.py). Everything is driven by stamps: no wall clock and no randomness, so the same
+inputs in the same order give the same decisions (the offline replay relies on it).
+Definitions of every axis are in README.md.
+"""
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Mapping
+import math
+from typing import Any
+
+import numpy as np
+
+from sage_common.health import Level
+from sage_common.records import AXES, ImuRecord, LatentRecord, RewardRecord, SalienceRecord
+from sage_snarc.conflict import ConflictWindow, parse_pairs
+from sage_snarc.errors import SnarcError
+from sage_snarc.habituation import Habituation
+from sage_snarc.imu import ImuAggregator, ImuWindow
+from sage_snarc.novelty import MemoryIndex, NoveltyModel, unit
+from sage_snarc.predictor import Metric, SurpriseModel
+from sage_snarc.reward import Pending, RewardLearner, WeightAdapter
+from sage_snarc.robust import clip01, saturate
+from sage_snarc.snarc_params import PARAMS, SCORED_MODALITIES, STATE_NAMES, validate
+from sage_snarc.threshold import ThresholdController
+
+STATE_VERSION = 1
+LATENT_MODALITIES = ('vision', 'audio', 'language')
+METRICS: dict[str, Metric] = {'vision': 'cosine', 'audio': 'cosine', 'language': 'cosine',
+                              'imu': 'l2'}
+# Language arrives a few times a minute: its statistics start from priors for MiniLM sentence
+# embeddings, in chord distance sqrt(2 - 2 cos): unrelated sentences lie about 1.2-1.35 apart,
+# paraphrases 0.5-0.8. With z_ref 5 an unrelated sentence scores about 0.6, a paraphrase 0.
+SURPRISE_PRIORS = {'language': {'v.embedding': (0.6, 0.14)}}
+NOVELTY_PRIORS: dict[str, tuple[float, float]] = {'language': (0.6, 0.14)}
+# Raw features whose prediction error is a surprise channel (the others are already changes
+# and feed arousal); the reconstruction error is always one.
+SURPRISE_FEATURES = {'vision': ('brightness',), 'audio': ('rms_db',)}
+# Code histograms (vision stimulus descriptors) have this many bins; larger codes are ignored.
+CODES_HIST_BINS = 1024
+# Attention-rate and score-distribution horizon for diagnostics (s of stamp time).
+DIAG_HORIZON_S = 60.0
+
+
+class ModalityState:
+    """Everything SNARC keeps per modality."""
+
+    def descriptor(self, modality: str, vec: np.ndarray, codes: np.ndarray | None
+                   ) -> np.ndarray | None:
+        """Unit stimulus descriptor of an input, for habituation and reward (None: no stimulus).
+
+        - language: the sentence embedding (texts are discrete stimuli);
+        - vision with a code grid: which codes appeared, i.e. the positive part of the code
+          histogram minus its recent background, square-rooted: the puzzle encoder's mean
+          embedding mostly says "darker" or "more texture", the codes say what appeared;
+        - audio, IMU: the direction in which the embedding departs from its recent background
+          (innovation), so a clap matches an earlier clap wherever it falls in a window; a
+          departure within the noise (3 spreads of the nearest-distance statistics) is none.
+        """
+        if modality == 'language':
+            return vec.astype(np.float32)
+        if modality == 'vision' and codes is not None:
+            hist = np.sqrt(np.bincount(codes.ravel(), minlength=CODES_HIST_BINS)
+                           [:CODES_HIST_BINS].astype(np.float64))
+            base = self.code_baseline
+            if base is None:
+                self.code_baseline = hist
+                return None
+            appeared = np.maximum(hist - base, 0.0).astype(np.float32)
+            base += self.baseline_alpha * (hist - base)
+            return unit(appeared)
+        base = self.baseline
+        if base is None or base.shape != vec.shape:
+            self.baseline = vec.astype(np.float64).copy()
+            return None
+        innovation = (vec - base).astype(np.float32)
+        base += self.baseline_alpha * (vec - base)
+        stats = self.novelty.stats
+        if not stats.ready:
+            return None
+        center, scale = stats.center_scale()
+        if float(np.linalg.norm(innovation)) <= center + 3.0 * scale:
+            return None
+        return unit(innovation)
+
+    def __init__(self, modality: str, v: Mapping[str, Any]) -> None:
+        metric = METRICS.get(modality, 'cosine')
+        self.metric: Metric = metric
+        self.surprise = SurpriseModel(
+            alpha=float(v['surprise.alpha']), beta=float(v['surprise.beta']),
+            z_ref=float(v['surprise.z_ref']), window=int(v['stats.window']),
+            min_count=int(v['stats.min_count']), priors=SURPRISE_PRIORS.get(modality),
+            vector_metric=metric, default_floor=1e-4)
+        self.novelty = NoveltyModel(
+            window=int(v['novelty.window']), z_ref=float(v['novelty.z_ref']),
+            stats_window=int(v['stats.window']), min_count=int(v['stats.min_count']),
+            metric=metric, prior=NOVELTY_PRIORS.get(modality),
+            floor=float(v['novelty.min_scale']))
+        self.habituation = Habituation(
+            max_traces=int(v['habituation.max_traces']), rate=float(v['habituation.rate']),
+            max_drop=float(v['habituation.max_drop']),
+            recovery_s=float(v['habituation.recovery_s']),
+            match_dist=float(v['habituation.match_dist']))
+        self.baseline_alpha = float(v['habituation.baseline_alpha'])
+        self.baseline: np.ndarray | None = None
+        self.code_baseline: np.ndarray | None = None
+        self.episode_trace = -1
+        self.episode_last = -math.inf
+        self.episode_h = 0.0
+        self.last_stamp = -math.inf
+        self.seq = 0
+        self.count = 0
+        self.attended = 0
+        # (stamp, attended, salience, axes) of recent inputs, for diagnostics.
+        self.recent: deque[tuple[float, bool, float, np.ndarray]] = deque(maxlen=2048)
+
+
+class SnarcCore:
+    """The SNARC salience scorer (see module docstring and README.md)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        """Build from a complete, validated parameter mapping (use `from_params`)."""
+        self.values = dict(values)
+        v = self.values
+        self._axes_w0 = np.array([float(v[f'weights.{a}']) for a in AXES])
+        self.weights = WeightAdapter(self._axes_w0, float(v['weights.learning_rate']),
+                                     float(v['weights.min']), float(v['weights.decay_s']))
+        self.power = float(v['combine.power'])
+        self._audio_offset = float(v['conflict.audio_offset_s'])
+        self.episode_gap_s = float(v['habituation.episode_gap_s'])
+        self._reward_ref = float(v['reward.ref'])
+        self._novelty_gate = float(v['habituation.novelty_gate'])
+        self.modalities: dict[str, ModalityState] = {}
+        self.reward = RewardLearner(
+            window_s=float(v['reward.window_s']), tau_s=float(v['reward.tau_s']),
+            learning_rate=float(v['reward.learning_rate']),
+            extinction_rate=float(v['reward.extinction_rate']),
+            kernel_width=float(v['reward.kernel_width']),
+            max_prototypes=int(v['reward.max_prototypes']),
+            decay_s=float(v['reward.decay_s']), modalities=SCORED_MODALITIES)
+        self.conflict = ConflictWindow(parse_pairs(str(v['conflict.pairs'])),
+                                       float(v['conflict.window_s']), float(v['conflict.lag_s']),
+                                       float(v['liveness_s']))
+        self.threshold = ThresholdController(
+            initial=float(v['threshold.initial']), lo=float(v['threshold.min']),
+            hi=float(v['threshold.max']), target_rate_hz=float(v['threshold.target_rate_hz']),
+            gain=float(v['threshold.gain']),
+            offsets={s.upper(): float(v[f'threshold.offset.{s}']) for s in STATE_NAMES})
+        self.imu = ImuAggregator(float(v['imu.window_s']), float(v['imu.gravity']))
+        self._gravity_vec: np.ndarray | None = None
+        self.memory: dict[str, MemoryIndex] = {}
+        self.now = -math.inf
+        self.issues: Counter[str] = Counter()
+        self._new_issues: deque[tuple[Level, str]] = deque(maxlen=64)
+
+    @classmethod
+    def from_params(cls, values: Mapping[str, Any]) -> 'SnarcCore':
+        """Build from (possibly partial) parameter values; missing ones take their defaults.
+
+        Raises:
+            SnarcError: a value is out of range or the cross-field rules fail.
+        """
+        from sage_common.errors import ParamError
+        from sage_common.params import resolve
+        try:
+            full = resolve(PARAMS, values, validate, node='snarc')
+        except ParamError as err:
+            raise SnarcError(str(err)) from err
+        return cls(full)
+
+    # ------------------------------------------------------------------ inputs
+
+    def score_latent(self, rec: LatentRecord) -> SalienceRecord:
+        """Score one encoded input (vision, audio or language latent)."""
+        m = rec.modality if rec.modality in LATENT_MODALITIES else rec.modality or 'unknown'
+        if m not in LATENT_MODALITIES:
+            self._issue(Level.WARN, 'unknown_modality', f"latent with modality '{m}'")
+        feats = self._clean_features(m, rec.features)
+        vec = self._clean_embedding(m, rec.embedding)
+        codes = rec.codes if isinstance(rec.codes, np.ndarray) and rec.codes.ndim == 2 else None
+        scalars = {k: feats[k] for k in SURPRISE_FEATURES.get(m, ()) if k in feats}
+        if math.isfinite(rec.recon_error) and rec.recon_error >= 0.0:
+            scalars['recon'] = float(rec.recon_error)
+        elif not math.isfinite(rec.recon_error):
+            self._issue(Level.WARN, 'non_finite', f'{m}: non-finite recon_error')
+        arousal, activity = self._arousal(m, feats)
+        vectors = {'embedding': vec} if vec is not None else {}
+        return self._score(m, rec.stamp, int(rec.input_seq), vec, vectors, scalars, codes,
+                           arousal, activity)
+
+    def score_imu(self, rec: ImuRecord) -> SalienceRecord | None:
+        """Add one IMU sample; returns the score of a window when this sample closed one."""
+        window, problem = self.imu.push(rec)
+        if problem:
+            self._issue(Level.WARN, problem, f'imu: {problem.replace("_", "-")} sample dropped')
+            return None
+        if window is None:
+            return None
+        return self._score_imu_window(window)
+
+    def _score_imu_window(self, w: ImuWindow) -> SalienceRecord:
+        v = self.values
+        alpha = float(v['imu.gravity_alpha'])
+        if self._gravity_vec is None:
+            self._gravity_vec = w.accel_mean.copy()
+        else:
+            self._gravity_vec += alpha * (w.accel_mean - self._gravity_vec)
+        accel_ref, gyro_ref = float(v['arousal.imu.accel_ref']), float(v['arousal.imu.gyro_ref'])
+        embedding = np.concatenate([(w.accel_mean - self._gravity_vec) / accel_ref,
+                                    w.gyro_mean / gyro_ref]).astype(np.float32)
+        arousal = max(saturate(w.dyn_max / accel_ref), saturate(w.gyro_max / gyro_ref))
+        ms = self._modality('imu')
+        vectors = {'accel': w.accel_mean, 'gyro': w.gyro_mean}
+        return self._score('imu', w.stamp, ms.seq, embedding, vectors, {}, None, arousal,
+                           arousal)
+
+    def add_reward(self, rec: RewardRecord) -> None:
+        """Credit a reward to recently attended inputs and adapt the weights."""
+        value = float(rec.value)
+        if not (math.isfinite(value) and math.isfinite(rec.stamp)):
+            self._issue(Level.WARN, 'non_finite', 'reward: non-finite value or stamp ignored')
+            return
+        if not -1.0 <= value <= 1.0:
+            self._issue(Level.WARN, 'reward_range', f'reward {value:.3g} clipped to [-1, 1]')
+            value = min(max(value, -1.0), 1.0)
+        self.now = max(self.now, rec.stamp)
+        self.reward.expire(self.now)
+        for item, e in self.reward.reward(rec.stamp, value):
+            self.weights.learn(item.axes, value, e, self.now)
+            self._modality(item.modality).habituation.relieve(item.vec, abs(value) * e,
+                                                             self.now)
+
+    def add_memory(self, modality: str, embedding: np.ndarray) -> bool:
+        """Add a stored memory's embedding to the novelty index; False if it was rejected."""
+        if modality not in LATENT_MODALITIES:
+            return False
+        x = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        if not np.isfinite(x).all():
+            self._issue(Level.WARN, 'bad_memory', f'{modality}: non-finite memory embedding')
+            return False
+        x = unit(x)
+        if x is None:
+            self._issue(Level.WARN, 'bad_memory', f'{modality}: empty or zero memory embedding')
+            return False
+        index = self.memory.get(modality)
+        if index is None:
+            v = self.values
+            index = MemoryIndex(x.shape[0], exact_max=int(v['novelty.exact_max']),
+                                nprobe=int(v['novelty.nprobe']), seed=int(v['novelty.seed']))
+            self.memory[modality] = index
+            self._modality(modality).novelty.memory = index
+        if index.dim != x.shape[0]:
+            self._issue(Level.WARN, 'bad_memory',
+                        f'{modality}: memory embedding has {x.shape[0]} dims, index {index.dim}')
+            return False
+        index.add(x)
+        return True
+
+    def set_metabolic_state(self, state: str) -> None:
+        """Switch the threshold offset to a metabolic state (WAKE, FOCUS, REST, DREAM, CRISIS)."""
+        name = str(state).upper()
+        if name.lower() not in STATE_NAMES:
+            self._issue(Level.WARN, 'unknown_state', f"unknown metabolic state '{state}'")
+            return
+        self.threshold.state = name
+
+    # ------------------------------------------------------------------ scoring
+
+    def _modality(self, m: str) -> ModalityState:
+        ms = self.modalities.get(m)
+        if ms is None:
+            ms = self.modalities[m] = ModalityState(m, self.values)
+            index = self.memory.get(m)
+            if index is not None:
+                ms.novelty.memory = index
+        return ms
+
+    def _score(self, m: str, stamp: float, seq: int, vec: np.ndarray | None,
+               vectors: dict[str, np.ndarray], scalars: dict[str, float],
+               codes: np.ndarray | None, arousal: float, activity: float | None
+               ) -> SalienceRecord:
+        ms = self._modality(m)
+        if not math.isfinite(stamp):
+            self._issue(Level.WARN, 'bad_stamp', f'{m}: non-finite stamp, scored at now')
+            stamp = self.now if math.isfinite(self.now) else 0.0
+        if stamp < ms.last_stamp:
+            self._issue(Level.WARN, 'out_of_order',
+                        f'{m}: stamp {stamp:.3f} before previous {ms.last_stamp:.3f}')
+        elif stamp == ms.last_stamp:
+            self._issue(Level.WARN, 'duplicate_stamp', f'{m}: duplicate stamp {stamp:.3f}')
+        dt = stamp - ms.last_stamp if math.isfinite(ms.last_stamp) else 0.0
+        ms.last_stamp = max(ms.last_stamp, stamp)
+        self.now = max(self.now, stamp)
+        now = self.now
+        self.reward.expire(now)
+
+        surprise = ms.surprise.observe(vectors, scalars, codes)
+        novelty, reward, desc = 0.0, 0.0, None
+        if vec is not None:
+            novelty, _ = ms.novelty.observe(vec)
+            desc = ms.descriptor(m, vec, codes)
+        if desc is not None:
+            reward = saturate(max(self.reward.predict(m, desc, now), 0.0) / self._reward_ref)
+        # Audio windows are stamped at their start; their news is at the end.
+        t_conflict = stamp + (self._audio_offset if m == 'audio' else 0.0)
+        if activity is not None:
+            self.conflict.push(m, t_conflict, activity)
+        self.conflict.prune(now)
+        conflict = self.conflict.score(m, t_conflict)
+
+        axes = np.array([clip01(surprise), clip01(novelty), clip01(arousal), clip01(reward),
+                         clip01(conflict)])
+        w = self.weights.current(now)
+        trace, factor = -1, 1.0
+        continuing = ms.episode_trace >= 0 and ms.episode_last <= stamp <= ms.episode_last \
+            + self.episode_gap_s
+        hab = ms.habituation
+        if continuing:
+            # Later inputs of an episode share its trace; one that recognises a stronger
+            # trace moves the episode there (an onset caught at an odd phase).
+            trace = ms.episode_trace
+            factor = hab.factor(trace, now)
+            if desc is not None:
+                other, other_factor = hab.match(desc, now)
+                if other >= 0 and other_factor < factor:
+                    trace, factor = other, other_factor
+                    ms.episode_trace = other
+            # Within an episode the stimulus fades too, without counting as a repeat.
+            factor = min(factor, 1.0 - hab.max_drop * ms.episode_h)
+        elif desc is not None:
+            trace, factor = hab.match(desc, now)
+        # Habituation needs familiarity: an input never seen before (novelty 1) cannot be a
+        # repeat, however its onset resembles one.
+        factor = 1.0 - (1.0 - factor) * (1.0 - self._novelty_gate * novelty ** 2)
+        # Habituation fades what the stimulus is (surprise, novelty, arousal), not what it is
+        # worth (reward) nor whether the senses agree about it (conflict).
+        powered = axes ** self.power
+        weighted = w * powered
+        stimulus_part = float(weighted[:3].sum())
+        raw = clip01(float(weighted.sum()) ** (1.0 / self.power))
+        habituated = stimulus_part * factor ** self.power + float(weighted[3:].sum())
+        salience = clip01(habituated ** (1.0 / self.power))
+        threshold = self.threshold.threshold(m)
+        attend = salience >= threshold
+
+        self.threshold.update(m, attend, dt)
+        # Only the stimulus part makes a stimulus worth habituating to: inputs noticed through
+        # conflict or reward alone do not reinforce a trace.
+        if stimulus_part ** (1.0 / self.power) >= threshold:
+            if continuing:
+                ms.episode_h += hab.rate * (1.0 - ms.episode_h)
+                ms.episode_last = stamp
+            elif desc is not None:
+                # One repeat per episode: its onset reinforces (or starts) a trace.
+                ms.episode_trace = hab.reinforce(desc, trace, now)
+                ms.episode_h = hab.rate
+                ms.episode_last = stamp
+        if desc is not None and raw >= threshold:
+            # Noticed inputs (attended, or would be without habituation) are eligible for
+            # reward: a habituated stimulus can still become valuable.
+            self.reward.attended(Pending(stamp, m, desc, axes))
+        ms.seq += 1
+        ms.count += 1
+        ms.attended += int(attend)
+        ms.recent.append((stamp, attend, salience, axes))
+        return SalienceRecord(
+            stamp=stamp, modality=m, input_seq=seq, surprise=float(axes[0]),
+            novelty=float(axes[1]), arousal=float(axes[2]), reward=float(axes[3]),
+            conflict=float(axes[4]), salience=salience, threshold=threshold, attend=attend)
+
+    def _clean_embedding(self, m: str, emb: Any) -> np.ndarray | None:
+        try:
+            x = np.asarray(emb, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            self._issue(Level.WARN, 'malformed', f'{m}: embedding is not numeric')
+            return None
+        if x.size and not np.isfinite(x).all():
+            self._issue(Level.WARN, 'non_finite', f'{m}: non-finite embedding values zeroed')
+            x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        out = unit(x)
+        if out is None:
+            self._issue(Level.WARN, 'empty_embedding', f'{m}: empty or zero embedding')
+        return out
+
+    def _clean_features(self, m: str, feats: Mapping[str, Any]) -> dict[str, float]:
+        out = {}
+        for k, val in feats.items():
+            try:
+                f = float(val)
+            except (TypeError, ValueError):
+                f = math.nan
+            if math.isfinite(f):
+                out[str(k)] = f
+            else:
+                self._issue(Level.WARN, 'non_finite', f'{m}: feature {k} is not finite')
+        return out
+
+    def _arousal(self, m: str, f: dict[str, float]) -> tuple[float, float | None]:
+        """(arousal, conflict activity or None) from raw features."""
+        v = self.values
+        if m == 'vision':
+            a = max(saturate(f.get('motion', 0.0) / float(v['arousal.vision.motion_ref'])),
+                    saturate(abs(f.get('brightness_change', 0.0))
+                             / float(v['arousal.vision.brightness_change_ref'])))
+            return a, a
+        if m == 'audio':
+            db = f.get('rms_db')
+            if db is None and 'rms' in f:
+                db = 20.0 * math.log10(max(f['rms'], 1e-10))
+            loud = 0.0
+            if db is not None:
+                loud = saturate((db - float(v['arousal.audio.floor_db']))
+                                / float(v['arousal.audio.range_db']))
+            onset = saturate(f.get('onset', 0.0) / float(v['arousal.audio.onset_ref']))
+            return max(loud, onset), onset
+        if m == 'language':
+            return max(float(v['arousal.language.base']),
+                       saturate(f.get('length', 0.0) / float(v['arousal.language.length_ref']))
+                       ), None
+        return 0.0, None
+
+    # ------------------------------------------------------------------ reporting
+
+    def _issue(self, level: Level, key: str, message: str) -> None:
+        self.issues[key] += 1
+        # Report the first occurrence and then every 100th, so a bad stream cannot flood.
+        if self.issues[key] == 1 or self.issues[key] % 100 == 0:
+            self._new_issues.append((level, f'{message} (x{self.issues[key]})'))
+
+    def drain_issues(self) -> list[tuple[Level, str]]:
+        """Problems found since the last call (for /diagnostics)."""
+        out = list(self._new_issues)
+        self._new_issues.clear()
+        return out
+
+    def stats(self) -> dict[str, str]:
+        """Diagnostic values: per-modality counts, attention rate, salience percentiles."""
+        out: dict[str, str] = {}
+        now = self.now
+        for m, ms in sorted(self.modalities.items()):
+            recent = [r for r in ms.recent if r[0] >= now - DIAG_HORIZON_S]
+            span = min(DIAG_HORIZON_S, max(1e-9, now - recent[0][0])) if recent else 0.0
+            out[f'{m}.inputs'] = str(ms.count)
+            out[f'{m}.attended'] = str(ms.attended)
+            out[f'{m}.alive'] = str(self.conflict.alive(m, now)).lower()
+            out[f'{m}.threshold'] = f'{self.threshold.threshold(m):.3f}'
+            if recent and span > 0.0:
+                sal = np.array([r[2] for r in recent])
+                axes = np.array([r[3] for r in recent])
+                out[f'{m}.attention_rate_hz'] = f'{sum(r[1] for r in recent) / span:.3f}'
+                out[f'{m}.salience_p50'] = f'{np.percentile(sal, 50):.3f}'
+                out[f'{m}.salience_p95'] = f'{np.percentile(sal, 95):.3f}'
+                for i, a in enumerate(AXES):
+                    out[f'{m}.{a}_p95'] = f'{np.percentile(axes[:, i], 95):.3f}'
+        w = self.weights.w
+        for i, a in enumerate(AXES):
+            out[f'weight.{a}'] = f'{w[i]:.3f}'
+        for m, index in sorted(self.memory.items()):
+            out[f'{m}.memories'] = str(len(index))
+        out['metabolic_state'] = self.threshold.state
+        for key, n in sorted(self.issues.items()):
+            out[f'issue.{key}'] = str(n)
+        return out
+
+    # ------------------------------------------------------------------ checkpoint
+
+    def state_dict(self, include_memory: bool = True) -> dict[str, Any]:
+        """Everything learned, as nested dicts of numbers, strings and numpy arrays."""
+        mods = {}
+        for m, ms in self.modalities.items():
+            mods[m] = {'surprise': ms.surprise.state_dict(),
+                       'recent': ms.novelty.recent.state_dict(),
+                       'novelty_stats': ms.novelty.stats.state_dict(),
+                       'habituation': ms.habituation.state_dict(),
+                       'baseline': None if ms.baseline is None else ms.baseline.copy(),
+                       'code_baseline': (None if ms.code_baseline is None
+                                         else ms.code_baseline.copy()),
+                       'episode': [ms.episode_trace, ms.episode_last, ms.episode_h],
+                       'last_stamp': ms.last_stamp, 'seq': ms.seq,
+                       'count': ms.count, 'attended': ms.attended}
+        return {
+            'version': STATE_VERSION, 'now': self.now, 'modalities': mods,
+            'reward': self.reward.state_dict(), 'weights': self.weights.state_dict(),
+            'threshold': self.threshold.state_dict(), 'conflict': self.conflict.state_dict(),
+            'imu': self.imu.state_dict(),
+            'gravity': None if self._gravity_vec is None else self._gravity_vec.copy(),
+            'memory': ({m: i.state_dict() for m, i in self.memory.items()}
+                       if include_memory else {}),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a checkpoint from `state_dict`.
+
+        Raises:
+            SnarcError: the checkpoint has another version or does not fit these params.
+        """
+        if int(state.get('version', -1)) != STATE_VERSION:
+            raise SnarcError(f"checkpoint version {state.get('version')} != {STATE_VERSION}")
+        try:
+            self.now = float(state['now'])
+            self.memory = {}
+            v = self.values
+            for m, st in state['memory'].items():
+                index = MemoryIndex(int(st['dim']), exact_max=int(v['novelty.exact_max']),
+                                    nprobe=int(v['novelty.nprobe']), seed=int(v['novelty.seed']))
+                index.load_state_dict(st)
+                self.memory[m] = index
+            self.modalities = {}
+            for m, st in state['modalities'].items():
+                ms = self._modality(m)
+                ms.surprise.load_state_dict(st['surprise'])
+                ms.novelty.recent.load_state_dict(st['recent'])
+                ms.novelty.stats.load_state_dict(st['novelty_stats'])
+                ms.habituation.load_state_dict(st['habituation'])
+                base = st['baseline']
+                ms.baseline = None if base is None else np.asarray(base, np.float64).copy()
+                ms.episode_trace = int(st['episode'][0])
+                ms.episode_last, ms.episode_h = float(st['episode'][1]), float(st['episode'][2])
+                cb = st['code_baseline']
+                ms.code_baseline = None if cb is None else np.asarray(cb, np.float64).copy()
+                ms.last_stamp = float(st['last_stamp'])
+                ms.seq, ms.count = int(st['seq']), int(st['count'])
+                ms.attended = int(st['attended'])
+            self.reward.load_state_dict(state['reward'])
+            self.weights.load_state_dict(state['weights'])
+            self.threshold.load_state_dict(state['threshold'])
+            self.conflict.load_state_dict(state['conflict'])
+            self.imu.load_state_dict(state['imu'])
+            g = state['gravity']
+            self._gravity_vec = None if g is None else np.asarray(g, dtype=np.float64).copy()
+        except (KeyError, ValueError, TypeError) as err:
+            raise SnarcError(f'checkpoint does not fit: {err}') from err

@@ -1,0 +1,191 @@
+"""SNARC node: scores every latent and IMU window and publishes /sage/salience (thin shell).
+
+Subscribes /sage/{vision,audio,language}/latent, /sage/imu/data, /sage/reward,
+/sage/memory/stored and /sage/metabolic_state; all logic is in `SnarcCore`.
+"""
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+import sys
+import time
+from typing import Any
+
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sage_interfaces.msg import Experience, Latent, MetabolicState, Reward, Salience
+from sage_interfaces.srv import QueryMemory
+from sensor_msgs.msg import Imu
+
+from sage_common.convert import imu_from_msg, latent_from_msg, salience_to_msg
+from sage_common.errors import SageError
+from sage_common.health import Health, Level
+from sage_common.records import RewardRecord, SalienceRecord
+from sage_common.ros import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, DiagnosticsPublisher,
+                             declare_params, run, stamp_sec)
+from sage_snarc import checkpoint
+from sage_snarc.snarc_core import LATENT_MODALITIES, SnarcCore
+from sage_snarc.snarc_params import PARAMS, validate
+
+# Best effort matches both reliable and best-effort latent publishers; a deep queue rides
+# out bursts.
+LATENT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT,
+                        history=HistoryPolicy.KEEP_LAST)
+PRELOAD_TRIES = 10
+
+
+class SnarcNode(Node):
+    """ROS shell around SnarcCore."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Create the node; kwargs go to rclpy's Node (context, parameter_overrides, ...)."""
+        super().__init__('snarc', **kwargs)
+        self.health = Health()
+        values = declare_params(self, PARAMS, validate, self._on_params)
+        self.core = SnarcCore.from_params(values)
+        self._state_file = Path(str(values['state_file'])) if values['state_file'] else None
+        self._load_state()
+        self._imu_seq = 0
+        self._liveness_s = float(values['liveness_s'])
+        self._last_input: dict[str, float] = {}  # wall clock, for dead-stream reports only
+        self._seen_uuids: deque[str] = deque(maxlen=200_000)
+        self._uuid_set: set[str] = set()
+        self.pub = self.create_publisher(Salience, '/sage/salience', RELIABLE_QOS)
+        for m in LATENT_MODALITIES:
+            self.create_subscription(Latent, f'/sage/{m}/latent', self._on_latent, LATENT_QOS)
+        self.create_subscription(Imu, '/sage/imu/data', self._on_imu, SENSOR_QOS)
+        self.create_subscription(Reward, '/sage/reward', self._on_reward, RELIABLE_QOS)
+        self.create_subscription(Experience, '/sage/memory/stored', self._on_stored,
+                                 RELIABLE_QOS)
+        self.create_subscription(MetabolicState, '/sage/metabolic_state', self._on_state,
+                                 LATCHED_QOS)
+        self.diag = DiagnosticsPublisher(self, self.health, float(values['diagnostics_period_s']))
+        self.create_timer(float(values['diagnostics_period_s']), self._refresh_health)
+        self._preload_k = int(values['memory.preload_k'])
+        self._preload_tries = 0
+        self._query = self.create_client(QueryMemory, '/sage/memory/query')
+        self._preload_timer = (self.create_timer(2.0, self._preload)
+                               if self._preload_k > 0 else None)
+
+    # ------------------------------------------------------------------ inputs
+
+    def _publish(self, rec: SalienceRecord, started: float) -> None:
+        self.pub.publish(salience_to_msg(rec))
+        self.health.latency('score', (time.perf_counter() - started) * 1e3)
+        self.health.count(f'out_{rec.modality}')
+        if rec.attend:
+            self.health.count(f'attended_{rec.modality}')
+
+    def _on_latent(self, msg: Latent) -> None:
+        started = time.perf_counter()
+        try:
+            rec = latent_from_msg(msg)
+            self.health.count(f'in_{rec.modality or "unknown"}')
+            self._last_input[rec.modality] = time.monotonic()
+            self._publish(self.core.score_latent(rec), started)
+        except (SageError, ValueError, TypeError) as err:
+            self._bad_input('latent', err)
+
+    def _on_imu(self, msg: Imu) -> None:
+        started = time.perf_counter()
+        try:
+            self.health.count('in_imu')
+            self._last_input['imu'] = time.monotonic()
+            rec = self.core.score_imu(imu_from_msg(msg, self._imu_seq))
+            self._imu_seq += 1
+            if rec is not None:
+                self._publish(rec, started)
+        except (SageError, ValueError, TypeError) as err:
+            self._bad_input('imu', err)
+
+    def _on_reward(self, msg: Reward) -> None:
+        self.health.count('rewards')
+        self.core.add_reward(RewardRecord(stamp_sec(msg), float(msg.value), msg.source))
+
+    def _on_stored(self, msg: Experience) -> None:
+        if msg.uuid and msg.uuid in self._uuid_set:
+            return
+        if msg.uuid:
+            if len(self._seen_uuids) == self._seen_uuids.maxlen:
+                self._uuid_set.discard(self._seen_uuids[0])
+            self._seen_uuids.append(msg.uuid)
+            self._uuid_set.add(msg.uuid)
+        if self.core.add_memory(msg.modality, msg.embedding):
+            self.health.count('memories')
+
+    def _on_state(self, msg: MetabolicState) -> None:
+        self.core.set_metabolic_state(msg.state)
+
+    def _bad_input(self, what: str, err: Exception) -> None:
+        self.health.problem(Level.WARN, f'bad {what} input: {err}')
+        self.get_logger().warning(f'bad {what} input: {err}', throttle_duration_sec=5.0)
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def _refresh_health(self) -> None:
+        self.health.values.update(self.core.stats())
+        now = time.monotonic()
+        for m, last in sorted(self._last_input.items()):
+            if now - last > 2.0 * self._liveness_s:
+                self.health.problem(Level.WARN, f'no {m} input for {now - last:.0f} s '
+                                    '(its conflict terms are off)')
+        for level, message in self.core.drain_issues():
+            self.health.problem(level, message)
+            self.get_logger().warning(message)
+
+    def _on_params(self, values: dict[str, Any]) -> None:
+        # Runtime changes: a new core with the new values continues from the old state.
+        state = self.core.state_dict()
+        core = SnarcCore.from_params(values)
+        core.load_state_dict(state)
+        self.core = core
+
+    def _preload(self) -> None:
+        self._preload_tries += 1
+        if not self._query.service_is_ready():
+            if self._preload_tries >= PRELOAD_TRIES and self._preload_timer is not None:
+                self._preload_timer.cancel()
+                self.get_logger().info('memory query service not available: no preload')
+            return
+        if self._preload_timer is not None:
+            self._preload_timer.cancel()
+        for m in LATENT_MODALITIES:
+            req = QueryMemory.Request(modality=m, k=self._preload_k)
+            self._query.call_async(req).add_done_callback(self._on_preloaded)
+
+    def _on_preloaded(self, future: Any) -> None:
+        res = future.result()
+        if res is None or not res.success:
+            self.health.problem(Level.WARN, 'memory preload failed')
+            return
+        for exp in res.results:
+            self._on_stored(exp)
+
+    def _load_state(self) -> None:
+        path = self._state_file
+        if path is None or not path.is_file():
+            return
+        try:
+            self.core.load_state_dict(checkpoint.load(path))
+            self.get_logger().info(f'loaded SNARC state from {path}')
+        except (SageError, OSError) as err:
+            self.health.problem(Level.WARN, f'state file not loaded: {err}')
+            self.get_logger().warning(f'state file {path} not loaded ({err}); starting fresh')
+
+    def close(self) -> None:
+        """Save the state file (if configured) at shutdown."""
+        if self._state_file is None:
+            return
+        try:
+            checkpoint.save(self._state_file, self.core.state_dict())
+        except OSError as err:
+            self.get_logger().error(f'cannot save SNARC state to {self._state_file}: {err}')
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point (`python -m sage_snarc.snarc_node`)."""
+    return run(lambda: SnarcNode(), args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Parameters of the SNARC node (pure module: the launcher imports it to check profiles).
+
+Axis definitions and the learning rules these parameters tune are in README.md.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sage_common.params import ParamSpec, ParamValue
+from sage_snarc.conflict import parse_pairs
+
+AXIS_NAMES = ('surprise', 'novelty', 'arousal', 'reward', 'conflict')
+STATE_NAMES = ('wake', 'focus', 'rest', 'dream', 'crisis')
+SCORED_MODALITIES = ('vision', 'audio', 'imu', 'language')
+
+_P = ParamSpec
+
+PARAMS: tuple[ParamSpec, ...] = (
+    # Combination.
+    _P('weights.surprise', 0.25, 'Profile weight of the surprise axis (weights are '
+       'renormalised to sum 1)', 0.0, 10.0),
+    _P('weights.novelty', 0.25, 'Profile weight of the novelty axis', 0.0, 10.0),
+    _P('weights.arousal', 0.2, 'Profile weight of the arousal axis', 0.0, 10.0),
+    _P('weights.reward', 0.3, 'Profile weight of the reward axis', 0.0, 10.0),
+    _P('weights.conflict', 0.2, 'Profile weight of the conflict axis', 0.0, 10.0),
+    _P('weights.learning_rate', 0.05, 'Step of the reward-driven weight update', 0.0, 1.0),
+    _P('weights.min', 0.05, 'Smallest weight an axis can be adapted down to', 0.0, 0.2),
+    _P('weights.decay_s', 600.0, 'Time constant of the weights relaxing to the profile '
+       'weights (s of stamp time)', 1.0, 1e7),
+    _P('combine.power', 3.0, 'Exponent p of the weighted power mean of the axes (1 = mean, '
+       'larger = closer to the max)', 1.0, 16.0),
+    # Running statistics and surprise.
+    _P('stats.window', 256, 'Values kept per robust-statistics channel', 16, 8192,
+       read_only=True),
+    _P('stats.min_count', 16, 'Values needed before a channel scores (warm-up)', 2, 4096),
+    _P('surprise.alpha', 0.8, 'Smoothing of the per-channel predictors', 0.001, 1.0),
+    _P('surprise.beta', 0.05, 'Trend smoothing of the scalar-feature predictors', 0.0, 1.0),
+    _P('surprise.z_ref', 5.0, 'Robust z of the prediction error that gives surprise 0.63',
+       0.1, 100.0),
+    # Novelty.
+    _P('novelty.window', 512, 'Recent inputs per modality compared for novelty', 1, 65536,
+       read_only=True),
+    _P('novelty.z_ref', 5.0, 'Robust z of the nearest distance that gives novelty 0.63',
+       0.1, 100.0),
+    _P('novelty.min_scale', 0.005, 'Smallest spread of the nearest distance (chord units; '
+       'keeps a perfectly static scene from making specks novel)', 1e-6, 1.0),
+    _P('novelty.exact_max', 4096, 'Memories searched exactly before the IVF index is used',
+       16, 10_000_000, read_only=True),
+    _P('novelty.nprobe', 8, 'IVF lists scanned per memory query', 1, 4096),
+    _P('novelty.seed', 0, 'Seed of the IVF quantiser training sample', 0, 2**31 - 1,
+       read_only=True),
+    # Arousal (signal intensity) reference scales: value at ref -> 0.63.
+    _P('arousal.vision.motion_ref', 0.05, 'Vision motion feature giving arousal 0.63',
+       1e-6, 1e6),
+    _P('arousal.vision.brightness_change_ref', 0.08, 'Absolute brightness change giving '
+       'arousal 0.63', 1e-6, 1e6),
+    _P('arousal.audio.floor_db', -50.0, 'Loudness (rms dBFS) below which audio adds no '
+       'arousal', -120.0, 0.0),
+    _P('arousal.audio.range_db', 30.0, 'dB above the floor giving arousal 0.63', 1.0, 120.0),
+    _P('arousal.audio.onset_ref', 1.0, 'Audio onset feature giving arousal 0.63', 1e-6, 1e6),
+    _P('arousal.imu.accel_ref', 3.0, '| |a| - g | (m/s^2) giving arousal 0.63', 1e-3, 1e3),
+    _P('arousal.imu.gyro_ref', 0.5, '|w| (rad/s) giving arousal 0.63', 1e-3, 1e3),
+    _P('arousal.language.base', 0.3, 'Arousal of any text input (someone addressed us)',
+       0.0, 1.0),
+    _P('arousal.language.length_ref', 120.0, 'Text length (chars) giving arousal 0.63',
+       1.0, 1e5),
+    # Reward association.
+    _P('reward.ref', 0.5, 'Predicted reward giving a reward axis of 0.63 (axis = '
+       'saturate(R / ref))', 0.01, 1.0),
+    _P('reward.window_s', 3.0, 'Attended inputs this long before a reward are credited',
+       0.01, 600.0),
+    _P('reward.tau_s', 1.5, 'Eligibility time constant (s)', 0.01, 600.0),
+    _P('reward.learning_rate', 0.5, 'Rescorla-Wagner rate of rewarded inputs', 0.0, 1.0),
+    _P('reward.extinction_rate', 0.5, 'Rate towards 0 of attended inputs left unrewarded',
+       0.0, 1.0),
+    _P('reward.kernel_width', 0.25, 'Kernel width (chord distance between stimulus '
+       'descriptors; larger generalises more)', 0.01, 2.0),
+    _P('reward.max_prototypes', 64, 'Reward prototypes per modality', 1, 100000,
+       read_only=True),
+    _P('reward.decay_s', 3600.0, 'Time constant of forgetting reward associations (s)',
+       1.0, 1e8),
+    # Conflict.
+    _P('conflict.pairs', 'imu>vision:1.0,audio>vision:0.5', "Comma list of 'A>B:weight': "
+       'A active while B is still is a conflict'),
+    _P('conflict.window_s', 0.6, 'Window over which modalities are compared (s)', 0.01, 60.0),
+    _P('conflict.lag_s', 0.3, 'Time B gets to respond to A (s)', 0.0, 60.0),
+    _P('conflict.audio_offset_s', 0.9, 'Audio latents are stamped at the start of their '
+       '~1 s window; their onset activity is placed this much later (the newest hop)',
+       0.0, 10.0),
+    _P('liveness_s', 2.0, 'A modality with no input for this long is dead (its conflict '
+       'terms are off)', 0.01, 3600.0),
+    # Habituation.
+    _P('habituation.rate', 0.4, 'Strength added by each salient repeat (h += rate (1 - h))',
+       0.0, 1.0),
+    _P('habituation.max_drop', 0.9, 'Largest salience reduction of a fully habituated '
+       'stimulus', 0.0, 1.0),
+    _P('habituation.recovery_s', 30.0, 'Time constant of spontaneous recovery (s)',
+       0.01, 1e7),
+    _P('habituation.match_dist', 0.3, 'Chord distance between stimulus descriptors within '
+       'which an input is the same stimulus (0.3 = 17 degrees)', 0.0, 2.0),
+    _P('habituation.episode_gap_s', 1.2, 'Noticed inputs of a modality closer than this (s) '
+       'are one episode: they share the habituation trace of its onset', 0.0, 60.0),
+    _P('habituation.novelty_gate', 0.5, 'How far novelty exempts an input from habituation '
+       '(factor = 1 - (1 - f)(1 - gate novelty^2); 0 = not at all)', 0.0, 1.0),
+    _P('habituation.baseline_alpha', 0.5, 'Smoothing of the background a stimulus descriptor '
+       '(innovation) is measured against', 0.01, 1.0),
+    _P('habituation.max_traces', 64, 'Habituation traces per modality', 1, 100000,
+       read_only=True),
+    # Threshold.
+    _P('threshold.initial', 0.45, 'Starting attend threshold', 0.0, 1.0),
+    _P('threshold.min', 0.4, 'Lowest base threshold (calm scenes are not forced to attend)',
+       0.0, 1.0),
+    _P('threshold.max', 0.95, 'Highest base threshold', 0.0, 1.0),
+    _P('threshold.target_rate_hz', 0.5, 'Attended inputs per second per modality the '
+       'threshold holds', 0.0, 1000.0),
+    _P('threshold.gain', 0.005, 'Threshold step per attended input', 0.0, 1.0),
+    _P('threshold.offset.wake', 0.0, 'Threshold offset in WAKE', -1.0, 1.0),
+    _P('threshold.offset.focus', -0.05, 'Threshold offset in FOCUS (more sensitive)',
+       -1.0, 1.0),
+    _P('threshold.offset.rest', 0.1, 'Threshold offset in REST', -1.0, 1.0),
+    _P('threshold.offset.dream', 0.25, 'Threshold offset in DREAM (only strong inputs)',
+       -1.0, 1.0),
+    _P('threshold.offset.crisis', 0.05, 'Threshold offset in CRISIS', -1.0, 1.0),
+    # IMU.
+    _P('imu.window_s', 0.05, 'IMU samples are aggregated and scored per window (s)',
+       0.001, 10.0),
+    _P('imu.gravity', 9.80665, 'Gravity magnitude (m/s^2)', 0.0, 100.0),
+    _P('imu.gravity_alpha', 0.02, 'Smoothing of the gravity-vector estimate per window',
+       0.0001, 1.0),
+    # Node only.
+    _P('diagnostics_period_s', 1.0, 'Period of /diagnostics messages (s)', 0.05, 60.0,
+       read_only=True),
+    _P('state_file', '', "Checkpoint loaded at start and saved at shutdown ('' = none)",
+       read_only=True),
+    _P('memory.preload_k', 1000, 'Memories per modality fetched from /sage/memory/query at '
+       'start (0 = none)', 0, 1000, read_only=True),
+)
+
+
+def validate(values: Mapping[str, ParamValue]) -> list[str]:
+    """Cross-field rules."""
+    errors = []
+    if sum(float(values[f'weights.{a}']) for a in AXIS_NAMES) <= 0.0:
+        errors.append('weights: at least one axis weight must be positive')
+    lo, hi = float(values['threshold.min']), float(values['threshold.max'])
+    if lo > hi:
+        errors.append(f'threshold.min {lo} is above threshold.max {hi}')
+    elif not lo <= float(values['threshold.initial']) <= hi:
+        errors.append('threshold.initial must lie within [threshold.min, threshold.max]')
+    if float(values['conflict.lag_s']) >= float(values['conflict.window_s']):
+        errors.append('conflict.lag_s must be shorter than conflict.window_s')
+    try:
+        for a, b, w in parse_pairs(str(values['conflict.pairs'])):
+            for m in (a, b):
+                if m not in SCORED_MODALITIES:
+                    errors.append(f"conflict.pairs: unknown modality '{m}'")
+            if not 0.0 <= w <= 1.0:
+                errors.append(f'conflict.pairs: weight {w} of {a}>{b} is outside [0, 1]')
+    except ValueError as err:
+        errors.append(f'conflict.pairs: {err}')
+    return errors

@@ -1,0 +1,99 @@
+"""The SNARC node on a real (in-process) ROS graph: latents and IMU in, Salience out."""
+import math
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from sage_interfaces.msg import Latent, Salience  # noqa: E402
+from sensor_msgs.msg import Imu  # noqa: E402
+
+from sage_common.convert import latent_to_msg, set_stamp  # noqa: E402
+from sage_common.ros import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
+from sage_snarc.snarc_node import SnarcNode  # noqa: E402
+from sage_snarc.synthetic import SyntheticWorld  # noqa: E402
+
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture()
+def ros(monkeypatch):
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=131)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+def _spin_until(executor, cond, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not cond():
+        executor.spin_once(timeout_sec=0.05)
+    return cond()
+
+
+def test_node_scores_latents_and_imu_and_reports_problems_on_diagnostics(ros):
+    node = SnarcNode(context=ros, parameter_overrides=[
+        Parameter('diagnostics_period_s', value=0.2), Parameter('memory.preload_k', value=0)])
+    probe = rclpy.create_node('snarc_probe', context=ros)
+    ex = SingleThreadedExecutor(context=ros)
+    ex.add_node(node)
+    ex.add_node(probe)
+    got: list[Salience] = []
+    diags: list[DiagnosticArray] = []
+    probe.create_subscription(Salience, '/sage/salience', got.append, RELIABLE_QOS)
+    probe.create_subscription(DiagnosticArray, '/diagnostics', diags.append, 10)
+    lat_pub = probe.create_publisher(Latent, '/sage/vision/latent', RELIABLE_QOS)
+    imu_pub = probe.create_publisher(Imu, '/sage/imu/data', SENSOR_QOS)
+    try:
+        assert _spin_until(ex, lambda: lat_pub.get_subscription_count() > 0
+                           and imu_pub.get_subscription_count() > 0
+                           and probe.count_publishers('/sage/salience') > 0)
+        world = SyntheticWorld(0)
+        n_frames = 60
+        for i in range(n_frames):
+            rec = world.vision(T0 + i / 10.0)
+            msg = latent_to_msg(rec)
+            msg.input_seq = 1000 + i
+            if i == 40:  # bad input: NaN embedding
+                msg.embedding = [math.nan] * len(msg.embedding)
+            lat_pub.publish(msg)
+            for k in range(20):  # 200 Hz IMU
+                imu = Imu()
+                set_stamp(imu.header, T0 + i / 10.0 + k / 200.0)
+                imu.linear_acceleration.z = 9.81
+                imu.orientation_covariance[0] = -1.0
+                imu_pub.publish(imu)
+                for _ in range(3):  # the sensor QoS queue is shallow: keep up with it
+                    ex.spin_once(timeout_sec=0.0)
+
+        def vision():
+            return [m for m in got if m.modality == 'vision']
+        assert _spin_until(ex, lambda: len(vision()) == n_frames)
+        assert _spin_until(ex, lambda: any(
+            s.name == 'sage: snarc' and any(kv.key == 'vision.inputs' and kv.value == '60'
+                                            for kv in s.values)
+            for d in diags for s in d.status))
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+    vis = vision()
+    assert [m.input_seq for m in vis] == [1000 + i for i in range(n_frames)]
+    stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in vis]
+    assert np.allclose(stamps, [T0 + i / 10.0 for i in range(n_frames)], atol=1e-6)
+    assert all(0.0 <= m.salience <= 1.0 and math.isfinite(m.salience) for m in vis)
+    imu = [m for m in got if m.modality == 'imu']
+    assert len(imu) > 50  # best effort: most 20 Hz windows arrive
+    seqs = [m.input_seq for m in imu]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    status = [s for d in diags for s in d.status if s.name == 'sage: snarc'][-1]
+    values = {kv.key: kv.value for kv in status.values}
+    assert int(values['vision.inputs']) == n_frames
+    assert 'vision.salience_p95' in values and 'weight.reward' in values
+    assert int(values['issue.non_finite']) >= 1  # the NaN latent is reported
+    assert int(status.level[0] if isinstance(status.level, bytes) else status.level) >= 1

@@ -1,0 +1,97 @@
+"""Running robust statistics and the novelty memory index."""
+import math
+
+import numpy as np
+
+from sage_snarc.novelty import MemoryIndex, RecentWindow, unit
+from sage_snarc.robust import RobustStats, chord, saturate
+
+
+def test_outlier_scores_high_and_a_typical_value_low():
+    rng = np.random.default_rng(0)
+    st = RobustStats(256, 16)
+    for x in rng.normal(10.0, 1.0, 500):
+        st.update(float(x))
+    assert abs(st.z(10.5)) < 1.0
+    assert st.z(20.0) > 6.0
+
+
+def test_same_relative_change_scores_alike_on_quiet_and_busy_signals():
+    rng = np.random.default_rng(1)
+    quiet, busy = RobustStats(256, 16), RobustStats(256, 16)
+    for x in rng.normal(0.0, 1.0, 500):
+        quiet.update(float(x) * 0.01)
+        busy.update(float(x) * 5.0)
+    assert math.isclose(quiet.z(0.05), busy.z(25.0), rel_tol=0.05)
+
+
+def test_frequent_events_do_not_become_the_background():
+    rng = np.random.default_rng(2)
+    st = RobustStats(256, 16)
+    for i in range(2000):  # one value in eight is an event 50 spreads out
+        st.update(50.0 if i % 8 == 0 else float(rng.normal()))
+    assert st.z(50.0) > 20.0
+
+
+def test_constant_signal_gives_finite_zero_scores():
+    st = RobustStats(64, 8)
+    for _ in range(100):
+        st.update(3.0)
+    assert st.z(3.0) == 0.0
+    assert math.isfinite(st.z(3.1))
+    st.update(float('nan'))
+    assert st.count == 100
+
+
+def test_saturate_and_chord_stay_in_range_for_any_input():
+    for x in (-1.0, 0.0, 0.5, 1.0, 10.0, float('inf'), float('nan')):
+        assert 0.0 <= saturate(x) <= 1.0
+    assert saturate(1.0) == 1.0 - math.exp(-1.0)
+    assert np.allclose(chord(np.array([1.0, 0.0, -1.0, 1.0000001])), [0.0, math.sqrt(2), 2.0,
+                                                                    0.0])
+
+
+def _clustered(n, dim, seed):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(n // 50, dim))
+    x = centers[rng.integers(0, len(centers), n)] + 0.3 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_ivf_index_finds_seen_things_and_barely_overestimates_new_ones():
+    data = _clustered(20000, 32, 3)
+    index = MemoryIndex(32, exact_max=2000, nprobe=8, seed=0)
+    for x in data:
+        index.add(x)
+    rng = np.random.default_rng(9)
+    seen = data[rng.integers(0, len(data), 200)] + 0.1 * rng.normal(size=(200, 32))
+    seen = (seen / np.linalg.norm(seen, axis=1, keepdims=True)).astype(np.float32)
+    new = _clustered(200, 32, 4)  # other clusters: truly novel queries
+    for queries, tolerance, share in ((seen, 1.0, 0.95), (new, 1.15, 0.95)):
+        exact = np.array([float(chord(np.max(data @ q))) for q in queries])
+        approx = np.array([index.nearest(q) for q in queries])
+        assert np.all(approx >= exact - 1e-5)  # an index can only overestimate
+        assert np.mean(approx <= tolerance * exact + 1e-5) >= share
+
+
+def test_memory_index_checkpoint_answers_identically():
+    data = _clustered(9000, 16, 5)
+    a = MemoryIndex(16, exact_max=1000)
+    for x in data:
+        a.add(x)
+    b = MemoryIndex(16, exact_max=1000)
+    b.load_state_dict(a.state_dict())
+    for q in _clustered(50, 16, 6):
+        assert a.nearest(q) == b.nearest(q)
+    assert len(b) == len(a) == 9000
+
+
+def test_recent_window_forgets_the_oldest_input():
+    w = RecentWindow(3)
+    vecs = [unit(np.eye(4, dtype=np.float32)[i]) for i in range(4)]
+    for v in vecs:
+        w.add(v)
+    assert len(w) == 3
+    assert np.min(w.distances(vecs[0])) > 1.0  # the first one is gone
+    assert np.min(w.distances(vecs[3])) == 0.0
+    assert unit(np.zeros(4)) is None and unit(np.array([np.inf, 1.0])) is None
