@@ -111,6 +111,12 @@ class SampleFifo:
         self.t0 += n / sample_rate
 
 
+def grid_offset(stamp: float, hop_samples: int, sample_rate: int) -> int:
+    """Samples from `stamp` to the next multiple of the hop duration (0 when on the grid)."""
+    hop_s = hop_samples / sample_rate
+    return int(round(((-stamp) % hop_s) * sample_rate)) % hop_samples
+
+
 class AudioEncoderCore:
     """Windows PCM and encodes each window with the audio puzzle VQ-VAE.
 
@@ -170,6 +176,14 @@ class AudioEncoderCore:
                 fifo.clear()
                 self.gaps += 1
         if not len(fifo):
+            # Start windows on a fixed hop grid of stamps (k * hop), so a node that starts
+            # mid-stream and an offline replay of a recording cut elsewhere make the same
+            # windows from the same samples.
+            skip = grid_offset(stamp, self.cfg.hop_samples, self.cfg.sample_rate)
+            if skip >= len(pcm):
+                return []
+            pcm = pcm[skip:]
+            stamp = stamp + skip / self.cfg.sample_rate
             fifo.t0 = float(stamp)
         fifo.append(pcm)
         out: list[LatentRecord] = []

@@ -80,9 +80,9 @@ def test_audio_quality_report_keeps_int8_code_agreement() -> None:
 
 def test_windows_every_hop_stamped_with_their_first_sample(audio_params) -> None:
     core = _core(audio_params)
-    recs = _feed(core, _tone(16384 / SR + 2 * 4096 / SR), t0=10.0)
+    recs = _feed(core, _tone(16384 / SR + 2 * 4096 / SR), t0=10.24)  # on the hop grid
     assert len(recs) == 3
-    assert [r.stamp for r in recs] == pytest.approx([10.0, 10.256, 10.512])
+    assert [r.stamp for r in recs] == pytest.approx([10.24, 10.496, 10.752])
     assert [r.input_seq for r in recs] == [0, 1, 2]
     assert recs[0].codes.shape == (16, 16) and recs[0].codebook_size == 64
     assert recs[0].embedding.shape == (32,)
@@ -92,9 +92,22 @@ def test_a_stamp_gap_restarts_the_window(audio_params) -> None:
     core = _core(audio_params)
     pcm = _tone(0.8)
     assert _feed(core, pcm, t0=0.0) == []
-    recs = _feed(core, _tone(1.1), t0=5.0)  # 4 s later than the buffered samples
+    recs = _feed(core, _tone(1.1), t0=5.12)  # 4 s later than the buffered samples
     assert core.gaps == 1
-    assert recs and recs[0].stamp == pytest.approx(5.0)
+    assert recs and recs[0].stamp == pytest.approx(5.12)
+
+
+def test_windows_sit_on_the_hop_grid_wherever_the_stream_starts(audio_params) -> None:
+    # A node that joins mid-stream and a replay of a recording cut elsewhere must cut the
+    # same windows from the same samples.
+    pcm = _tone(3.0)
+    early = _feed(_core(audio_params), pcm, t0=100.0)
+    late_start = 512 * 5  # five AudioFrames later
+    late = _feed(_core(audio_params), pcm[late_start:], t0=100.0 + late_start / SR)
+    assert [r.stamp for r in early][-len(late):] == pytest.approx([r.stamp for r in late])
+    assert all(round(r.stamp / 0.256, 6).is_integer() for r in late)
+    for a, b in zip(early[-len(late):], late):
+        assert np.array_equal(a.codes, b.codes)
 
 
 def test_features_follow_loudness_and_onsets(audio_params) -> None:

@@ -111,7 +111,9 @@ def test_audio_node_turns_frames_into_window_latents(ros) -> None:
     for i in range(40):  # 40 x 512 = 20480 samples: one window + one hop
         f = AudioFrame(sample_rate=16000, channels=1, encoding='S16LE',
                        data=pcm[i * 512:(i + 1) * 512].tobytes())
-        f.header.stamp.sec, f.header.stamp.nanosec = 100, i * 32_000_000
+        # 102.4 s lies on the 256 ms hop grid, so the first window starts at the first frame.
+        ns = 102_400_000_000 + i * 32_000_000
+        f.header.stamp.sec, f.header.stamp.nanosec = ns // 10**9, ns % 10**9
         pub.publish(f)
         ex.spin_once(timeout_sec=0.01)
     wrong = AudioFrame(sample_rate=44100, channels=1, encoding='S16LE', data=bytes(1024))
@@ -119,7 +121,7 @@ def test_audio_node_turns_frames_into_window_latents(ros) -> None:
     assert _spin_until(ex, lambda: len(latents) >= 2
                        and node.health.counters.get('bad_input'), 8.0)
     first = latents[0]
-    assert first.header.stamp.sec == 100 and first.header.stamp.nanosec == 0
+    assert first.header.stamp.sec == 102 and first.header.stamp.nanosec == 400_000_000
     assert (first.grid_height, first.grid_width) == (16, 16)
     names = list(first.feature_names)
     assert names == ['rms', 'rms_db', 'onset']
