@@ -126,7 +126,7 @@ def test_audio_node_turns_frames_into_window_latents(ros) -> None:
     names = list(first.feature_names)
     assert names == ['rms', 'rms_db', 'onset']
     assert first.features[0] == pytest.approx(0.3 / np.sqrt(2), rel=0.02)
-    assert latents[1].header.stamp.nanosec == 256_000_000  # hop 4096 samples
+    assert latents[1].header.stamp.nanosec == 656_000_000  # hop 4096 samples = 256 ms
     assert first.preview_format == 's16le' and len(first.preview) == 8000
     ex.remove_node(node)
     node.destroy_node()
