@@ -57,3 +57,16 @@ def test_duplicate_keys_in_a_profile_are_refused(tmp_path):
                    '    weights: {b: 2}\n')
     with pytest.raises(ProfileError, match="duplicate key 'weights' at line 6"):
         load_profile(str(bad))
+
+
+@pytest.mark.parametrize('profile', ['nano', 'thor'])
+def test_profile_files_spell_out_every_declared_parameter(profile):
+    import importlib
+
+    from sage.profile import profile_path, read_yaml
+    from sage_common.params import flatten
+    data = read_yaml(profile_path(profile))
+    for name, entry in data['launch']['nodes'].items():
+        declared = {s.name for s in importlib.import_module(entry['params']).PARAMS}
+        written = set(flatten(data[name]['ros__parameters']))
+        assert written == declared, (name, sorted(declared ^ written))
