@@ -12,7 +12,6 @@ cover at least 90 % of the live inputs (60 % for the playback, see MIN_PLAYBACK_
 """
 from __future__ import annotations
 
-from dataclasses import replace
 import json
 import os
 import sys

@@ -1,7 +1,7 @@
 """Thin rclpy helpers shared by every node shell: parameters, diagnostics, QoS, main()."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 import sys
 from typing import Any
 
