@@ -105,7 +105,7 @@ def _write_latent_bag(path: Path) -> None:
     writer.close()
 
 
-def test_real_replay_of_a_labelled_bag_compares_thresholds(tmp_path):
+def test_real_replay_of_a_labelled_bag_compares_weight_settings(tmp_path):
     pytest.importorskip('sage_snarc.replay')
     from sage_snarc.scenario import Event, ScenarioLabels, labels_path
     bag = tmp_path / 'scenario'
@@ -120,13 +120,14 @@ def test_real_replay_of_a_labelled_bag_compares_thresholds(tmp_path):
     out = io.StringIO()
     result = run_experiment(
         bag, str(profile),
-        [['snarc.threshold.initial=0.4'],
-         ['snarc.threshold.initial=0.95', 'snarc.threshold.min=0.95']],
+        [['snarc.weights.surprise=1.0'],
+         ['snarc.weights.surprise=0.0', 'snarc.weights.novelty=0.0']],
         out, work_dir=tmp_path / 'work')
-    low, high = (v['metrics'] for v in result['variants'])
-    assert result['labelled'] and low['inputs'] == high['inputs'] > 250
-    assert low['attention_rate'] > high['attention_rate']
-    assert low['scenario.recall'] == pytest.approx(1.0)
+    surprising, blind = (v['metrics'] for v in result['variants'])
+    assert result['labelled'] and surprising['inputs'] == blind['inputs'] > 250
+    assert surprising['attention_rate'] > blind['attention_rate']
+    assert surprising['stored'] > blind['stored']
+    assert surprising['scenario.recall'] == pytest.approx(1.0)
     assert 'scenario.false_alarms_per_min' in low
     assert Path(result['variants'][0]['decisions']).is_file()
     assert 'scenario.recall' in out.getvalue()
