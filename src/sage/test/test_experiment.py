@@ -128,6 +128,6 @@ def test_real_replay_of_a_labelled_bag_compares_weight_settings(tmp_path):
     assert surprising['attention_rate'] > blind['attention_rate']
     assert surprising['stored'] > blind['stored']
     assert surprising['scenario.recall'] == pytest.approx(1.0)
-    assert 'scenario.false_alarms_per_min' in low
+    assert 'scenario.false_alarms_per_min' in surprising
     assert Path(result['variants'][0]['decisions']).is_file()
     assert 'scenario.recall' in out.getvalue()
