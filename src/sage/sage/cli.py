@@ -30,12 +30,15 @@ def launch(
                                             help='ROS_DOMAIN_ID (default: env or profile)'),
     run_dir: Optional[Path] = typer.Option(None, '--run-dir', help='folder for logs/params'),
     quiet: bool = typer.Option(False, '--quiet', help='no live salience lines'),
+    without: str = typer.Option('', '--without',
+                                help='comma-separated nodes not to start (e.g. the sensors, '
+                                     'when a bag is played into the graph)'),
 ) -> None:
     """Run a profile's node graph until --duration or Ctrl-C, then print a summary."""
     from sage.launch_cmd import run_launch
     from sage.profile import load_profile
     try:
-        prof = load_profile(profile, set_)
+        prof = load_profile(profile, set_).without([n for n in without.split(',') if n])
     except SageError as err:
         fail(str(err))
     if run_dir is not None:

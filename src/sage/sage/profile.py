@@ -17,7 +17,7 @@ Profile layout::
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import importlib
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,19 @@ class Profile:
     path: Path
     nodes: tuple[NodeSpec, ...]
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def without(self, names: Iterable[str]) -> Profile:
+        """The same profile minus some nodes (e.g. sensors while a bag is played in).
+
+        Raises:
+            ProfileError: a name is not a node of the profile.
+        """
+        names = set(names)
+        unknown = names - {n.name for n in self.nodes}
+        if unknown:
+            raise ProfileError(f"--without: no node {', '.join(sorted(unknown))} in profile "
+                               f"'{self.name}'")
+        return replace(self, nodes=tuple(n for n in self.nodes if n.name not in names))
 
     def node(self, name: str) -> NodeSpec:
         for spec in self.nodes:

@@ -70,3 +70,11 @@ def test_profile_files_spell_out_every_declared_parameter(profile):
         declared = {s.name for s in importlib.import_module(entry['params']).PARAMS}
         written = set(flatten(data[name]['ros__parameters']))
         assert written == declared, (name, sorted(declared ^ written))
+
+
+def test_without_drops_named_nodes_and_refuses_unknown_ones():
+    prof = load_profile('nano').without(['camera', 'imu'])
+    assert {'camera', 'imu'}.isdisjoint(n.name for n in prof.nodes)
+    assert 'microphone' in {n.name for n in prof.nodes}
+    with pytest.raises(ProfileError, match='no node cam'):
+        load_profile('nano').without(['cam'])
