@@ -66,7 +66,10 @@ def test_vision_node_publishes_latents_reports_bad_frames_and_unloads_in_dream(r
     good = Image(height=224, width=224, encoding='rgb8', step=224 * 3, data=frame.tobytes())
     good.header.stamp.sec = 42
     bad = Image(height=224, width=224, encoding='rgb8', step=224 * 3, data=bytes(100))
+    # The node keeps only the newest frame (depth 1): send the bad one and let it be handled
+    # before the good one, or the good one would replace it in the queue.
     img_pub.publish(bad)
+    assert _spin_until(ex, lambda: node.health.counters.get('bad_input'), 4.0)
     img_pub.publish(good)
     assert _spin_until(ex, lambda: latents, 8.0)
     msg = latents[0]
