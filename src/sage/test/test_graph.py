@@ -57,7 +57,9 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
     run_dir = tmp_path / 'run'
     cmd = [sys.executable, '-m', 'sage.cli', 'launch', 'nano', '--duration', '60',
            '--domain-id', str(ros_domain), '--run-dir', str(run_dir),
-           '--set', f'memory.data_dir={data_dir}']
+           '--set', f'memory.data_dir={data_dir}',
+           '--set', f'snarc.state_file={tmp_path / "state" / "snarc.npz"}',
+           '--set', f'orchestrator.state_dir={tmp_path / "state"}']
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
@@ -122,6 +124,9 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
     assert not [pid for pid in children if psutil.pid_exists(pid)
                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert 'respawning snarc' in text
+    # Learned state was checkpointed at shutdown, for the next start.
+    assert (tmp_path / 'state' / 'snarc.npz').is_file()
+    assert (tmp_path / 'state' / 'orchestrator.json').is_file()
 
     summary = json.loads((run_dir / 'summary.json').read_text())
     for modality in ('vision', 'audio', 'imu'):

@@ -38,7 +38,7 @@ def _graph(profile, tmp_path, domain):
         enc = profile.node('vision_encoder')
         snarc = profile.node('snarc')
         enc_params = dict(enc.parameters, **{'mailbox.enabled': mailbox})
-        snarc_params = dict(snarc.parameters, **{'memory.preload_k': 0})
+        snarc_params = dict(snarc.parameters, **{'memory.preload_k': 0, 'state_file': ''})
         remap = (('/sage/vision/latent', f'/{path}/vision/latent'),)
         nodes.append(replace(enc, name=f'enc_{path}', parameters=enc_params,
                              remappings=remap))

@@ -70,6 +70,7 @@ def test_live_offline_and_played_back_decisions_agree(ros_domain, tmp_path):
     from sage_snarc.replay import replay_bag
 
     overrides = [f'memory.data_dir={tmp_path / "mem"}', 'snarc.memory.preload_k=0',
+                 "snarc.state_file=''", f'orchestrator.state_dir={tmp_path / "st"}',
                  'camera.fps=10.0']
     graph = ['camera', 'microphone', 'imu', 'vision_encoder', 'audio_encoder', 'snarc',
              'memory']

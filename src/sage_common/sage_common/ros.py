@@ -32,6 +32,13 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          history=HistoryPolicy.KEEP_LAST)
 
 
+# Nodes send their learned state to the memory node as std_msgs/String JSON
+# {"key": name, "state": {...}}; it stores it and republishes every key, latched, as
+# {"device_id": ..., "states": {key: state}}.
+CHECKPOINT_TOPIC = '/sage/memory/checkpoint'
+MEMORY_STATE_TOPIC = '/sage/memory/state'
+
+
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     text = spec.description
     if spec.choices:

@@ -27,7 +27,8 @@ from std_msgs.msg import String
 from sage_common.convert import latent_from_msg, salience_from_msg
 from sage_common.errors import SageError
 from sage_common.health import Health, Level
-from sage_common.ros import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, DiagnosticsPublisher,
+from sage_common.ros import (CHECKPOINT_TOPIC, LATCHED_QOS, MEMORY_STATE_TOPIC, RELIABLE_QOS,
+                             SENSOR_QOS, DiagnosticsPublisher,
                              declare_params, run)
 from sage_memory.config import device_and_session, memory_config, policy_config
 from sage_memory.errors import QueryError
@@ -60,7 +61,7 @@ class MemoryNode(Node):
         self._outbox: deque[ExperienceRecord] = deque()
         self.memory.on_stored(self._outbox.extend)
         self.stored_pub = self.create_publisher(Experience, '/sage/memory/stored', RELIABLE_QOS)
-        self.state_pub = self.create_publisher(String, '/sage/memory/state', LATCHED_QOS)
+        self.state_pub = self.create_publisher(String, MEMORY_STATE_TOPIC, LATCHED_QOS)
         self._publish_states()
         # Reliable, like the SNARC and encoder publishers: nothing is lost on the way in.
         self.create_subscription(Salience, '/sage/salience', self._on_salience, RELIABLE_QOS)
@@ -68,7 +69,7 @@ class MemoryNode(Node):
             self.create_subscription(Latent, f'/sage/{m}/latent', self._on_latent, RELIABLE_QOS)
         self.create_subscription(MetabolicState, '/sage/metabolic_state', self._on_metabolic,
                                  LATCHED_QOS)
-        self.create_subscription(String, '/sage/memory/checkpoint', self._on_checkpoint,
+        self.create_subscription(String, CHECKPOINT_TOPIC, self._on_checkpoint,
                                  RELIABLE_QOS)
         if values['pose_topic']:
             self._pose_stamp = 0.0

@@ -9,19 +9,23 @@ timer; saves trust through `persist` periodically and at shutdown.
 from __future__ import annotations
 
 from collections.abc import Callable
+import json
 import sys
 import time
 from typing import Any
 
 from rcl_interfaces.srv import SetParameters
+import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
 
 from sage_common.convert import latent_from_msg, salience_from_msg, set_stamp
 from sage_common.health import Health, Level
 from sage_common.records import RewardRecord
-from sage_common.ros import LATCHED_QOS, RELIABLE_QOS, DiagnosticsPublisher, declare_params, run
+from sage_common.ros import (CHECKPOINT_TOPIC, LATCHED_QOS, MEMORY_STATE_TOPIC, RELIABLE_QOS,
+                             DiagnosticsPublisher, declare_params, run)
 from sage_common.stamps import to_sec
 from sage_interfaces.msg import AtpAllocation, AtpBudget, Latent, MetabolicState, Reward, Salience
 from sage_interfaces.srv import Sleep
@@ -55,7 +59,13 @@ class OrchestratorNode(Node):
         self._values = values
         self._paths = pressure_paths(values)
         self._store = open_store(str(values['state_dir']))
+        self.restored = False
         self._load_state()
+        # Trust also goes to the memory node (the shared, synced store); it comes back from
+        # there when this device has no local file (a new disk, a restored memory export).
+        self._checkpoint_pub = self.create_publisher(String, CHECKPOINT_TOPIC, RELIABLE_QOS)
+        self.create_subscription(String, MEMORY_STATE_TOPIC, self._on_memory_state,
+                                 LATCHED_QOS)
         self._budget_pub = self.create_publisher(AtpBudget, '/sage/budget', RELIABLE_QOS)
         self._state_pub = self.create_publisher(MetabolicState, '/sage/metabolic_state',
                                                 LATCHED_QOS)
@@ -95,17 +105,36 @@ class OrchestratorNode(Node):
             self._problem(f'saved state not loaded, starting fresh: {err}')
             return
         if saved is not None:
-            for note in self.core.load_state_dict(saved):
-                self._problem(note)
-            self.get_logger().info(f'trust restored: {self.core.trust.values}')
+            self._restore(saved, 'state file')
+
+    def _restore(self, saved: dict[str, Any], source: str) -> None:
+        for note in self.core.load_state_dict(saved):
+            self._problem(note)
+        self.restored = True
+        self.get_logger().info(f'trust restored from {source}: {self.core.trust.values}')
+
+    def _on_memory_state(self, msg: String) -> None:
+        if self.restored:
+            return
+        try:
+            saved = json.loads(msg.data).get('states', {}).get(STATE_KEY)
+        except (ValueError, AttributeError) as err:
+            self._problem(f'unreadable /sage/memory/state: {err}')
+            return
+        if isinstance(saved, dict):
+            self._restore(saved, 'the memory node')
 
     def save_state(self) -> None:
         """Persist the core's learned state (trust); also called at shutdown by `run`."""
+        state = self.core.state_dict()
         try:
             if self._store is not None:
-                self._store.save(STATE_KEY, self.core.state_dict())
+                self._store.save(STATE_KEY, state)
         except PersistError as err:
             self._problem(str(err))
+        if rclpy.ok(context=self.context):  # at shutdown the context may already be gone
+            self._checkpoint_pub.publish(
+                String(data=json.dumps({'key': STATE_KEY, 'state': state})))
 
     close = save_state
 

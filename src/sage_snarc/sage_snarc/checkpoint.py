@@ -68,6 +68,7 @@ def loads(data: bytes) -> dict[str, Any]:
 def save(path: Path, state: dict[str, Any]) -> None:
     """Write a checkpoint atomically (temp file + rename)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + '.tmp')
     tmp.write_bytes(dumps(state))
     tmp.replace(path)

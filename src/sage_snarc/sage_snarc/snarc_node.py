@@ -43,7 +43,8 @@ class SnarcNode(Node):
         self.health = Health()
         values = declare_params(self, PARAMS, validate, self._on_params)
         self.core = SnarcCore.from_params(values)
-        self._state_file = Path(str(values['state_file'])) if values['state_file'] else None
+        self._state_file = (Path(str(values['state_file'])).expanduser()
+                            if values['state_file'] else None)
         self._load_state()
         self._imu_seq = 0
         self._liveness_s = float(values['liveness_s'])
