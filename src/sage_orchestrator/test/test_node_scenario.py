@@ -118,6 +118,17 @@ def test_scripted_scenario_drives_every_state_with_its_effects_on_the_graph(
     for th in threads:
         th.start()
     fps = lambda: fakes.params.get(('camera', 'fps'), [None])[-1]  # noqa: E731
+
+    def entered(state: str) -> int:
+        # Times `state` was entered, judged on the published transitions (state + reason):
+        # a loaded CI machine may already have moved on when this thread looks.
+        changes, last = 0, None
+        for m in list(fakes.states):
+            if (m.state, m.reason) != last:
+                last = (m.state, m.reason)
+                changes += m.state == state
+        return changes
+
     try:
         gating = [(n, p) for n in ('vision_encoder', 'audio_encoder', 'language_encoder')
                   for p in ('unload_states', 'unload_on_memory_red')]
@@ -134,7 +145,7 @@ def test_scripted_scenario_drives_every_state_with_its_effects_on_the_graph(
         wait(lambda: fakes.state() == 'WAKE', 5.0, 'FOCUS -> WAKE')
         wait(lambda: fakes.state() == 'REST', 5.0, 'REST')
         wait(lambda: fps() == FPS['REST'], 3.0, 'camera at REST rate')
-        wait(lambda: fakes.state() == 'DREAM' and fakes.sleep_calls, 5.0, 'DREAM + Sleep')
+        wait(lambda: entered('DREAM') >= 1 and fakes.sleep_calls, 8.0, 'DREAM + Sleep')
         wait(lambda: fps() == FPS['DREAM'], 3.0, 'camera at DREAM rate')
         fakes.publish('audio', 0.95)
         # Judged on the published transitions (not the current state, which a busy CI
@@ -142,7 +153,7 @@ def test_scripted_scenario_drives_every_state_with_its_effects_on_the_graph(
         wait(lambda: any(s.state == 'WAKE' and s.previous == 'DREAM' for s in fakes.states),
              6.0, 'the spike preempting DREAM')
         wait(lambda: fakes.state() == 'REST', 5.0, 'REST again')
-        wait(lambda: fakes.state() == 'DREAM' and len(fakes.sleep_calls) == 2, 6.0, 'DREAM')
+        wait(lambda: entered('DREAM') >= 2 and len(fakes.sleep_calls) == 2, 8.0, 'DREAM')
         wait(lambda: fakes.state() == 'REST', 5.0, 'the finished sleep ending DREAM')
 
         # From here on some mild activity (below every threshold) keeps WAKE from resting.
