@@ -9,6 +9,7 @@ from sage_common import mailbox_params
 from sage_common.params import ParamSpec
 
 from sage_sensors.color import FORMATS
+from sage_sensors.source_params import SOURCE_PARAMS
 from sage_sensors.timeline import TIMELINE_PARAMS, timeline_from_params
 
 BACKENDS = ('v4l2', 'gstreamer', 'file', 'synthetic', 'auto')
@@ -46,14 +47,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('hfov_deg', 62.2, 'horizontal field of view for the nominal CameraInfo '
               '(62.2 = IMX219 / Raspberry Pi camera v2)', min_value=1.0, max_value=179.0,
               read_only=True),
-    ParamSpec('data_dir', '', 'sample data folder (empty = $SAGE_DATA_DIR or '
-              '<prefix>/share/sage/samples)', read_only=True),
-    ParamSpec('fallback', 'none', 'when a file stream fails mid-run (vanished, corrupt): none = '
-              'stop it, synthetic = switch to the synthetic scene; ERROR on /diagnostics '
-              'either way', choices=('none', 'synthetic'), read_only=True),
-    ParamSpec('diagnostics_period_s', 1.0, 'seconds between /diagnostics messages',
-              min_value=0.1, max_value=60.0, read_only=True),
-) + TIMELINE_PARAMS + mailbox_params.WRITER_PARAMS
+) + SOURCE_PARAMS + TIMELINE_PARAMS + mailbox_params.WRITER_PARAMS
 
 
 def validate(values: Mapping[str, Any]) -> list[str]:

@@ -9,6 +9,7 @@ from sage_common.params import ParamSpec
 
 from sage_sensors.imu_core import MPU_ACCEL_LSB_PER_G, MPU_GYRO_LSB_PER_DPS
 from sage_sensors.scene import IMU_MOTIONS
+from sage_sensors.source_params import SOURCE_PARAMS
 from sage_sensors.timeline import TIMELINE_PARAMS, timeline_from_params
 
 BACKENDS = ('bno055', 'mpu6050', 'file', 'synthetic')
@@ -49,14 +50,7 @@ PARAMS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec('seed', 0, 'seed of the synthetic sensor noise', min_value=0,
               max_value=2**31 - 1, read_only=True),
-    ParamSpec('data_dir', '', 'sample data folder (empty = $SAGE_DATA_DIR or '
-              '<prefix>/share/sage/samples)', read_only=True),
-    ParamSpec('fallback', 'none', 'when a file stream fails mid-run (vanished, corrupt): none = '
-              'stop it, synthetic = switch to the synthetic scene; ERROR on /diagnostics '
-              'either way', choices=('none', 'synthetic'), read_only=True),
-    ParamSpec('diagnostics_period_s', 1.0, 'seconds between /diagnostics messages',
-              min_value=0.1, max_value=60.0, read_only=True),
-) + TIMELINE_PARAMS
+) + SOURCE_PARAMS + TIMELINE_PARAMS
 
 
 def validate(values: Mapping[str, Any]) -> list[str]:

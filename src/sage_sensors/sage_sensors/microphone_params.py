@@ -8,6 +8,7 @@ from typing import Any
 
 from sage_common.params import ParamSpec
 
+from sage_sensors.source_params import SOURCE_PARAMS
 from sage_sensors.timeline import TIMELINE_PARAMS, timeline_from_params
 
 BACKENDS = ('device', 'audio_common', 'file', 'synthetic')
@@ -41,14 +42,7 @@ PARAMS: tuple[ParamSpec, ...] = (
               max_value=2**31 - 1, read_only=True),
     ParamSpec('noise_dbfs', -50.0, 'synthetic room noise level (dBFS RMS)', min_value=-120.0,
               max_value=0.0, read_only=True),
-    ParamSpec('data_dir', '', 'sample data folder (empty = $SAGE_DATA_DIR or '
-              '<prefix>/share/sage/samples)', read_only=True),
-    ParamSpec('fallback', 'none', 'when a file stream fails mid-run (vanished, corrupt): none = '
-              'stop it, synthetic = switch to the synthetic scene; ERROR on /diagnostics '
-              'either way', choices=('none', 'synthetic'), read_only=True),
-    ParamSpec('diagnostics_period_s', 1.0, 'seconds between /diagnostics messages',
-              min_value=0.1, max_value=60.0, read_only=True),
-) + TIMELINE_PARAMS
+) + SOURCE_PARAMS + TIMELINE_PARAMS
 
 
 def validate(values: Mapping[str, Any]) -> list[str]:
