@@ -88,7 +88,9 @@ def test_the_synthetic_microphone_claps_at_the_scripted_time(samples_dir):
     peaks = {round(b.t_first - 20.0 * 90_000_000, 3): float(np.max(np.abs(b.samples)))
              for b in blocks}
     loud = [t for t, p in peaks.items() if p > 0.5]
-    assert loud and 9.0 - 0.032 < loud[0] <= 9.0      # the block holding t = 9.0 s
+    # The block holding t = 9.0 s, or the next one when the clap's attack starts right at
+    # the end of a block (block starts follow the wall clock to the millisecond).
+    assert loud and 9.0 - 0.032 < loud[0] <= 9.0 + 0.032
     assert min(peaks.values()) < 0.05                     # quiet room before the clap
 
 
