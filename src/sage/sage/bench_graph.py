@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from sage.environment import graph_env
+from sage.environment import graph_env, join_graph
 from sage.launch_cmd import supervisor_config
 from sage.profile import load_profile
 from sage.supervisor import Supervisor
@@ -98,9 +98,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
     domain = 150 + os.getpid() % 50
     env = dict(os.environ)
     env.update(graph_env(prof, domain))
-    os.environ.update({'ROS_DOMAIN_ID': str(domain),
-                       'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-                       'FASTDDS_DEFAULT_PROFILES_FILE': env['FASTDDS_DEFAULT_PROFILES_FILE']})
+    join_graph(env)
     sup = Supervisor(prof.nodes, run_dir, env, supervisor_config(prof), log=lambda s: None)
     sup.start()
     probe = _Probe()

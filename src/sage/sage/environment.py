@@ -34,3 +34,12 @@ def graph_env(profile: Profile, domain_id: int | None = None) -> dict[str, str]:
     if os.environ.get('ROS_DISTRO', '') == 'humble':
         env['ROS_LOCALHOST_ONLY'] = '1'  # Humble predates ROS_AUTOMATIC_DISCOVERY_RANGE
     return env
+
+
+# What this process needs too, so its own observer node (monitor, bench probe) joins the graph.
+OBSERVER_KEYS = ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE', 'FASTDDS_DEFAULT_PROFILES_FILE')
+
+
+def join_graph(env: dict[str, str]) -> None:
+    """Put the graph's domain, discovery range and Fast DDS profile into this process."""
+    os.environ.update({k: env[k] for k in OBSERVER_KEYS})

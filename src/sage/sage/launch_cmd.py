@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from sage.environment import graph_env
+from sage.environment import graph_env, join_graph
 from sage.paths import repo_root
 from sage.profile import Profile
 from sage.supervisor import Supervisor, SupervisorConfig
@@ -58,8 +58,7 @@ def run_launch(profile: Profile, duration: float | None, domain_id: int | None =
     env = dict(os.environ)
     env.update(graph_env(profile, domain_id))
     env['SAGE_RUN_DIR'] = str(run_dir)
-    os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
-                                            'FASTDDS_DEFAULT_PROFILES_FILE')})
+    join_graph(env)
     sup = Supervisor(profile.nodes, run_dir, env, supervisor_config(profile), log=say)
 
     stop_reason: list[str] = []
