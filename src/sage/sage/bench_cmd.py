@@ -6,6 +6,7 @@ maps names to them and adds the machine description, so results from different r
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -18,13 +19,17 @@ import psutil
 # name -> module holding run_bench(seconds=..., **kw)
 BENCHMARKS = {
     'graph': 'sage.bench_graph',
-    'sensors': 'sage_sensors.bench',
+    'sensors': 'sage.bench_sensors',
     'encoders': 'sage_encoders.bench',
     'snarc': 'sage_snarc.bench',
     'orchestrator': 'sage_orchestrator.bench',
     'memory': 'sage_memory.bench',
     'transport': 'sage_cuda_mailbox.bench',
 }
+
+
+class UnknownOption(TypeError):
+    """A command-line option the named benchmark does not take."""
 
 
 def machine() -> dict[str, Any]:
@@ -34,8 +39,12 @@ def machine() -> dict[str, Any]:
 
 
 def run_named(name: str, seconds: float | None = None, **kw: Any) -> dict[str, Any]:
-    """Run one benchmark; raises KeyError for an unknown name."""
+    """Run one benchmark; KeyError for an unknown name, UnknownOption for an option it lacks."""
     module = importlib.import_module(BENCHMARKS[name])
+    accepted = inspect.signature(module.run_bench).parameters
+    unknown = [k for k in kw if k not in accepted]
+    if unknown:
+        raise UnknownOption(f"benchmark '{name}' takes no {', '.join(unknown)} option")
     started = time.time()
     args = dict(kw)
     if seconds is not None:

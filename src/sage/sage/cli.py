@@ -53,15 +53,27 @@ def bench(
     seconds: Optional[float] = typer.Option(None, '--seconds', min=0.1,
                                             help='measurement time (benchmark default)'),
     out: Optional[Path] = typer.Option(None, '--out', '-o', help='JSON output path'),
+    profile: Optional[str] = typer.Option(None, '--profile',
+                                          help='graph, sensors: profile (default nano)'),
+    with_graph: bool = typer.Option(False, '--with-graph',
+                                    help='sensors: run the rest of the profile graph on the '
+                                         'same cores (the real load)'),
 ) -> None:
     """Run a named benchmark and write JSON (medians, p95/p99, ratios to a baseline)."""
-    from sage.bench_cmd import BENCHMARKS, run_named, write_json
+    from sage.bench_cmd import BENCHMARKS, UnknownOption, run_named, write_json
     if name not in BENCHMARKS:
         fail(f"unknown benchmark '{name}' (known: {', '.join(BENCHMARKS)})")
+    options: dict[str, object] = {}
+    if profile is not None:
+        options['profile'] = profile
+    if with_graph:
+        options['with_graph'] = True
     try:
-        result = run_named(name, seconds)
+        result = run_named(name, seconds, **options)
     except ModuleNotFoundError as err:
         fail(f"benchmark '{name}' is not available: {err}")
+    except UnknownOption as err:
+        fail(str(err))
     path = write_json(result, out)
     typer.echo(f'wrote {path}')
 

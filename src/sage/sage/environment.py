@@ -25,6 +25,9 @@ def graph_env(profile: Profile, domain_id: int | None = None) -> dict[str, str]:
         'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
         'FASTDDS_DEFAULT_PROFILES_FILE': str(fastdds),
         'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp',
+        # publish() writes from the caller's thread (a capture thread at real-time priority),
+        # not from a normal-priority DDS thread; Humble's rmw_fastrtps defaulted to async
+        'RMW_FASTRTPS_PUBLICATION_MODE': 'SYNCHRONOUS',
         'PYTHONUNBUFFERED': '1',
         'RCUTILS_LOGGING_BUFFERED_STREAM': '0',
         'RCUTILS_COLORIZED_OUTPUT': '0',

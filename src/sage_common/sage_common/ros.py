@@ -23,6 +23,18 @@ from sage_common.stamps import to_sec
 
 # Sensor streams: best effort, shallow queue (a reliable publisher pushed flat out raises).
 SENSOR_QOS = qos_profile_sensor_data
+
+
+def sensor_qos(depth: int) -> QoSProfile:
+    """SENSOR_QOS with a deeper queue, for a reader that must not lose samples to a stall.
+
+    A best-effort reader keeps only `depth` samples between two takes: at 200 Hz the default
+    5 is 25 ms, shorter than a Python process waits for a core when the encoders are busy.
+    """
+    return QoSProfile(depth=max(1, int(depth)), reliability=SENSOR_QOS.reliability,
+                      durability=SENSOR_QOS.durability, history=HistoryPolicy.KEEP_LAST)
+
+
 # Control and results: reliable, a little history for late joiners within a burst.
 RELIABLE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
                           history=HistoryPolicy.KEEP_LAST)

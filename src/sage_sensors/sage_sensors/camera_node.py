@@ -5,49 +5,34 @@ thread that publishes each frame stamped at capture.
 """
 from __future__ import annotations
 
-from functools import partial
 import sys
-import threading
 
-from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from sage_common.convert import set_stamp
-from sage_common.health import Health, Level
-from sage_common.ros import SENSOR_QOS, DiagnosticsPublisher, declare_params, run
+from sage_common.ros import SENSOR_QOS, declare_params, run
 
 from sage_sensors.camera_backends import CameraFrame, make_camera, nominal_intrinsics
 from sage_sensors.camera_params import PARAMS, validate
-from sage_sensors.capture import CaptureRunner
 from sage_sensors.frame_mailbox import FrameMailbox
-from sage_sensors.pacing import ClockMap
-from sage_sensors.shell import level_logger, node_clock
+from sage_sensors.shell import SensorNode
 
 IMAGE_TOPIC = '/sage/camera/image_raw'
 INFO_TOPIC = '/sage/camera/camera_info'
 
 
-class CameraNode(Node):
+class CameraNode(SensorNode):
     """Publishes camera frames from the configured backend."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__('camera', **kwargs)
-        self.health = Health()
         self._cfg = declare_params(self, PARAMS, validate)
-        self._stop = threading.Event()
-        clock = ClockMap(node_clock(self))
-        source = make_camera(self._cfg, clock, self._stop, self.get_logger().info)
+        source = make_camera(self._cfg, self._cmap, self._stop, self.get_logger().info)
         self._image_pub = self.create_publisher(Image, IMAGE_TOPIC, SENSOR_QOS)
         self._mailbox = FrameMailbox.from_params(self, self._cfg)
         self._info_pub = self.create_publisher(CameraInfo, INFO_TOPIC, SENSOR_QOS)
         self._info = self._camera_info()
-        self._cmap = clock
-        self._diag = DiagnosticsPublisher(self, self.health,
-                                          float(self._cfg['diagnostics_period_s']))
-        self._watch = self.create_timer(1.0, self._check_stream)
-        self._runner = CaptureRunner(source, self._publish, self.health, self._stop,
-                                     level_logger(self), fallback=self._fallback_source())
-        self._runner.start()
+        self._start_capture(source, self._publish, make_camera)
         self.get_logger().info(
             f"camera: {source.name} {self._cfg['width']}x{self._cfg['height']} "
             f"at {self._cfg['fps']} Hz -> {IMAGE_TOPIC}")
@@ -78,19 +63,9 @@ class CameraNode(Node):
         self.health.count('published')
         self.health.latency('capture_to_publish', (self._cmap.now() - frame.stamp) * 1e3)
 
-    def _fallback_source(self):
-        if self._cfg['fallback'] != 'synthetic':
-            return None
-        values = dict(self._cfg, backend='synthetic')
-        return partial(make_camera, values, self._cmap, self._stop, self.get_logger().info)
-
-    def _check_stream(self) -> None:
-        if not self._runner.running and not self._stop.is_set():
-            self.health.problem(Level.ERROR, f'{self._runner.source.name}: stream stopped')
-
     def close(self) -> None:
         """Stop the capture thread and release the device and the mailbox."""
-        self._runner.stop()
+        super().close()
         if self._mailbox is not None:
             self._mailbox.close()
 

@@ -17,6 +17,7 @@ from sage_common.errors import SageError
 from sage_common.health import Health, Level
 
 from sage_sensors.errors import StreamEnded, StreamError
+from sage_sensors.realtime import set_thread_priority
 
 Log = Callable[[Level, str], None]
 
@@ -56,13 +57,15 @@ class CaptureRunner:
         log: log(level, message) sink (the node's logger).
         fallback: builds a replacement source when a non-reconnectable one fails.
         backoff_s: (first, max) delay between reconnect attempts.
+        priority: SCHED_FIFO priority of the capture thread (0 = normal scheduling).
     """
 
     def __init__(self, source: Source, emit: Callable[[Any], None], health: Health,
                  stop: threading.Event, log: Log = _no_log,
                  fallback: Callable[[], Source] | None = None,
-                 backoff_s: tuple[float, float] = (0.5, 10.0)) -> None:
+                 backoff_s: tuple[float, float] = (0.5, 10.0), priority: int = 0) -> None:
         self.source = source
+        self._priority = priority
         self._emit = emit
         self._health = health
         self._stop = stop
@@ -88,7 +91,15 @@ class CaptureRunner:
         self.source.close()
         self.running = False
 
+    def _set_priority(self) -> None:
+        scheduling = set_thread_priority(self._priority)
+        self._health.values['scheduling'] = scheduling
+        if scheduling.startswith('normal ('):
+            self._log(Level.WARN, f'capture thread: {scheduling}')
+            self._health.problem(Level.WARN, f'capture thread runs at {scheduling}')
+
     def _loop(self) -> None:
+        self._set_priority()
         try:
             while not self._stop.is_set():
                 try:

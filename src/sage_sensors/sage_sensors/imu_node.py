@@ -6,37 +6,29 @@ at capture. NaN or saturated readings are counted and reported, never published.
 """
 from __future__ import annotations
 
-from functools import partial
 import sys
-import threading
 
-from rclpy.node import Node
 from sensor_msgs.msg import Imu
 
 from sage_common.convert import set_stamp
-from sage_common.health import Health, Level
-from sage_common.ros import SENSOR_QOS, DiagnosticsPublisher, declare_params, run
+from sage_common.health import Level
+from sage_common.ros import SENSOR_QOS, declare_params, run
 
-from sage_sensors.capture import CaptureRunner
 from sage_sensors.errors import SensorError
 from sage_sensors.imu_backends import make_imu, orientation_mode
 from sage_sensors.imu_core import ImuProcessor, ImuReading, sensor_variances
 from sage_sensors.imu_params import PARAMS, validate
-from sage_sensors.pacing import ClockMap
-from sage_sensors.shell import level_logger, node_clock
+from sage_sensors.shell import SensorNode
 
 IMU_TOPIC = '/sage/imu/data'
 
 
-class ImuNode(Node):
+class ImuNode(SensorNode):
     """Publishes IMU readings from the configured backend."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__('imu', **kwargs)
-        self.health = Health()
         self._cfg = declare_params(self, PARAMS, validate)
-        self._stop = threading.Event()
-        self._cmap = ClockMap(node_clock(self))
         source = make_imu(self._cfg, self._cmap, self._stop, self.get_logger().info)
         try:
             mode = orientation_mode(str(self._cfg['orientation']), source)
@@ -50,16 +42,7 @@ class ImuNode(Node):
             float(getattr(source, 'rate', 0.0) or self._cfg['rate']))
         self._pub = self.create_publisher(Imu, IMU_TOPIC, SENSOR_QOS)
         self._frame_id = str(self._cfg['frame_id'])
-        self._diag = DiagnosticsPublisher(self, self.health,
-                                          float(self._cfg['diagnostics_period_s']))
-        self._watch = self.create_timer(1.0, self._check_stream)
-        fallback = None
-        if self._cfg['fallback'] == 'synthetic':
-            values = dict(self._cfg, backend='synthetic')
-            fallback = partial(make_imu, values, self._cmap, self._stop)
-        self._runner = CaptureRunner(source, self._publish, self.health, self._stop,
-                                     level_logger(self), fallback=fallback)
-        self._runner.start()
+        self._start_capture(source, self._publish, make_imu)
         self.get_logger().info(f'imu: {source.name} -> {IMU_TOPIC}, orientation {mode}')
 
     def _publish(self, reading: ImuReading) -> None:
@@ -85,14 +68,6 @@ class ImuNode(Node):
         self._pub.publish(msg)
         self.health.count('published')
         self.health.latency('capture_to_publish', (self._cmap.now() - reading.stamp) * 1e3)
-
-    def _check_stream(self) -> None:
-        if not self._runner.running and not self._stop.is_set():
-            self.health.problem(Level.ERROR, f'{self._runner.source.name}: stream stopped')
-
-    def close(self) -> None:
-        """Stop the capture thread and release the bus."""
-        self._runner.stop()
 
 
 def main(args=None) -> int:

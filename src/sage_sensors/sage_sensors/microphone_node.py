@@ -6,40 +6,32 @@ its last sample exists, stamped with the capture time of its first sample.
 """
 from __future__ import annotations
 
-from functools import partial
 import sys
-import threading
 
-from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from sage_common.convert import set_stamp
 from sage_common.errors import SageError
-from sage_common.health import Health, Level
-from sage_common.ros import SENSOR_QOS, DiagnosticsPublisher, declare_params, run
+from sage_common.health import Level
+from sage_common.ros import SENSOR_QOS, declare_params, run
 from sage_common.stamps import to_sec
 from sage_interfaces.msg import AudioFrame
 
 from sage_sensors.audio_backends import AudioCommonAudio, make_microphone
 from sage_sensors.audio_core import AudioBlock, AudioPipeline
-from sage_sensors.capture import CaptureRunner
 from sage_sensors.errors import SensorError
 from sage_sensors.microphone_params import PARAMS, validate
-from sage_sensors.pacing import ClockMap
-from sage_sensors.shell import level_logger, node_clock
+from sage_sensors.shell import SensorNode
 
 FRAMES_TOPIC = '/sage/audio/frames'
 
 
-class MicrophoneNode(Node):
+class MicrophoneNode(SensorNode):
     """Publishes fixed-size audio frames from the configured backend."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__('microphone', **kwargs)
-        self.health = Health()
         self._cfg = declare_params(self, PARAMS, validate, self._on_change)
-        self._stop = threading.Event()
-        self._cmap = ClockMap(node_clock(self))
         self._pipeline = AudioPipeline(int(self._cfg['sample_rate']),
                                        int(self._cfg['frame_samples']),
                                        float(self._cfg['gain']))
@@ -48,16 +40,7 @@ class MicrophoneNode(Node):
             self._subscribe_audio_common(source)
         self._pub = self.create_publisher(AudioFrame, FRAMES_TOPIC, SENSOR_QOS)
         self._frame_id = str(self._cfg['frame_id'])
-        self._diag = DiagnosticsPublisher(self, self.health,
-                                          float(self._cfg['diagnostics_period_s']))
-        self._watch = self.create_timer(1.0, self._check_stream)
-        fallback = None
-        if self._cfg['fallback'] == 'synthetic':
-            values = dict(self._cfg, backend='synthetic')
-            fallback = partial(make_microphone, values, self._cmap, self._stop)
-        self._runner = CaptureRunner(source, self._publish, self.health, self._stop,
-                                     level_logger(self), fallback=fallback)
-        self._runner.start()
+        self._start_capture(source, self._publish, make_microphone)
         self.get_logger().info(
             f"microphone: {source.name} -> {FRAMES_TOPIC} at {self._cfg['sample_rate']} Hz, "
             f"{self._cfg['frame_samples']} samples per frame")
@@ -98,14 +81,6 @@ class MicrophoneNode(Node):
 
     def _on_change(self, values: dict) -> None:
         self._pipeline.gain = float(values['gain'])
-
-    def _check_stream(self) -> None:
-        if not self._runner.running and not self._stop.is_set():
-            self.health.problem(Level.ERROR, f'{self._runner.source.name}: stream stopped')
-
-    def close(self) -> None:
-        """Stop the capture thread and release the device."""
-        self._runner.stop()
 
 
 def main(args=None) -> int:

@@ -1,7 +1,11 @@
 """Benchmark arithmetic: rates, jitter, gaps and latency from stamps."""
 import pytest
 
-from sage_sensors.bench import _node_args, stream_stats
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import Image, Imu
+
+from sage_interfaces.msg import AudioFrame
+from sage_sensors.bench import cdr_header_stamp, queue_depth, stream_stats
 
 
 def test_a_perfect_stream_has_no_jitter_or_gaps():
@@ -22,7 +26,22 @@ def test_missing_frames_and_late_stamps_are_counted():
     assert st['jitter_ms']['p99'] > 3.0
 
 
-def test_node_arguments_are_ros_parameters():
-    args = _node_args('imu', {'backend': 'synthetic', 'rate': 200.0, 'pace': True})
-    assert args[-6:] == ['-p', 'backend:=synthetic', '-p', 'rate:=200.0', '-p', 'pace:=true']
-    assert '__node:=imu' in args
+@pytest.mark.parametrize('msg_type', [Image, Imu, AudioFrame])
+def test_the_probe_reads_the_stamp_from_the_serialised_message(msg_type):
+    msg = msg_type()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 1_763_780_000, 250_000_000
+    msg.header.frame_id = 'camera_optical_frame'
+    assert cdr_header_stamp(serialize_message(msg)) == 1_763_780_000.25
+
+
+def test_a_big_endian_stamp_and_a_truncated_message():
+    data = bytes([0, 0, 0, 0]) + (7).to_bytes(4, 'big') + (500_000_000).to_bytes(4, 'big')
+    assert cdr_header_stamp(data) == 7.5
+    with pytest.raises(ValueError, match='too short'):
+        cdr_header_stamp(b'\x00\x01\x00\x00\x01')
+
+
+def test_reader_queues_hold_the_requested_seconds():
+    assert queue_depth(1 / 200, 1.0) == 200          # IMU
+    assert queue_depth(0.032, 1.0) == 32             # audio frames
+    assert queue_depth(1 / 30, 0.1) == 5             # never below the sensor default
