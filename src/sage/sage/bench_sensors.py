@@ -18,7 +18,7 @@ from typing import Any
 
 from sage.environment import graph_env, join_graph
 from sage.launch_cmd import supervisor_config
-from sage.profile import load_profile
+from sage.profile import Profile, load_profile
 from sage.supervisor import Supervisor
 
 SENSOR_NODES = ('camera', 'microphone', 'imu')
@@ -44,48 +44,78 @@ def bench_overrides(width: int, height: int, fps: float, sample_rate: int,
 
 
 def run_bench(seconds: float = 60.0, profile: str = 'nano', with_graph: bool = False,
-              width: int = 640, height: int = 480, fps: float = 30.0,
+              baseline: bool = False, width: int = 640, height: int = 480, fps: float = 30.0,
               sample_rate: int = 16000, frame_samples: int = 512, imu_rate: float = 200.0,
               audio_path: str = '', queue_s: float = 1.0, probe_priority: int = 10,
-              warmup_s: float = 5.0,
-              startup_timeout_s: float = 60.0, domain_id: int | None = None,
-              overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+              warmup_s: float = 5.0, startup_timeout_s: float = 60.0,
+              domain_id: int | None = None, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run the sensor nodes (and with_graph: the whole profile) and measure the sensors.
 
     Args:
         seconds: measurement window after warm-up.
         profile: profile whose node settings are used (nano, thor, or a YAML path).
         with_graph: run the rest of the profile's graph on the same machine.
+        baseline: first run everything once more with the capture threads at normal
+            scheduling (capture_priority 0), and report ratios against that run.
         width, height, fps: camera (nano: 640x480 at 30 Hz).
         sample_rate, frame_samples: microphone output (nano: 16 kHz, 512 samples).
         imu_rate: IMU rate (nano: 200 Hz).
         audio_path: sound file for the paced file microphone (empty = the sample scene).
         queue_s: seconds of each stream the probe's reader queues hold.
-        probe_priority: SCHED_FIFO priority of the probe's receiving thread (0 = normal);
-            below the profile's capture priorities (see sage_sensors.bench.SensorProbe).
+        probe_priority: SCHED_FIFO priority of the probe's threads (0 = normal); below the
+            profile's capture priorities (see sage_sensors.bench.SensorProbe).
         warmup_s: settling time (discovery, model loading) before the window.
         startup_timeout_s: give up when a stream has not delivered by then.
         domain_id: ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID, else one derived from the pid).
         overrides: further `node.param=value` overrides.
     """
-    from sage_sensors.bench import STREAMS, SensorProbe, measure, wait_for_streams
     from sage_sensors.samples import ensure_samples
 
     audio_path = audio_path or str(ensure_samples() / 'scene.wav')
     sets = bench_overrides(width, height, fps, sample_rate, frame_samples, imu_rate,
                            audio_path, with_graph) + list(overrides)
-    prof = load_profile(profile, sets)
-    if not with_graph:
-        prof = prof.without(n.name for n in prof.nodes if n.name not in SENSOR_NODES)
     if domain_id is None:
         domain_id = int(os.environ.get('ROS_DOMAIN_ID') or 100 + os.getpid() % 100)
+    periods = {'camera': 1.0 / fps, 'microphone': frame_samples / sample_rate,
+               'imu': 1.0 / imu_rate}
+    run = dict(with_graph=with_graph, periods=periods, seconds=seconds, queue_s=queue_s,
+               probe_priority=probe_priority, warmup_s=warmup_s,
+               startup_timeout_s=startup_timeout_s, domain_id=domain_id)
+    before = None
+    if baseline:
+        normal = [f'{n}.capture_priority=0' for n in SENSOR_NODES]
+        before = _run_once(load_profile(profile, sets + normal), **run)
+    result = _run_once(load_profile(profile, sets), **run)
+    if before is not None:
+        result['baseline'] = before
+        result['vs_baseline'] = _compare(result, before)
+    return result
+
+
+def _compare(run: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """p95 latency ratios (this run / baseline) and the drops of both, per stream."""
+    out = {}
+    for name, stream in run['streams'].items():
+        b = base['streams'][name]
+        ratio = (stream['latency_ms']['p95'] / b['latency_ms']['p95']
+                 if b['latency_ms']['p95'] else float('nan'))
+        out[name] = {'latency_p95_ratio': round(ratio, 3),
+                     'drops': run['drops'][name], 'baseline_drops': base['drops'][name]}
+    return out
+
+
+def _run_once(prof: Profile, with_graph: bool, periods: dict[str, float], seconds: float,
+              queue_s: float, probe_priority: int, warmup_s: float, startup_timeout_s: float,
+              domain_id: int) -> dict[str, Any]:
+    from sage_sensors.bench import STREAMS, SensorProbe, measure, wait_for_streams
+
+    if not with_graph:
+        prof = prof.without(n.name for n in prof.nodes if n.name not in SENSOR_NODES)
     env = dict(os.environ)
     env.update(graph_env(prof, domain_id))
     join_graph(env)
     run_dir = Path(tempfile.mkdtemp(prefix='sage-bench-sensors-'))
     sup = Supervisor(prof.nodes, run_dir, env, supervisor_config(prof), log=lambda s: None)
-    periods = {'camera': 1.0 / fps, 'microphone': frame_samples / sample_rate,
-               'imu': 1.0 / imu_rate}
 
     def check() -> None:
         sup.poll()

@@ -58,6 +58,9 @@ def bench(
     with_graph: bool = typer.Option(False, '--with-graph',
                                     help='sensors: run the rest of the profile graph on the '
                                          'same cores (the real load)'),
+    baseline: bool = typer.Option(False, '--baseline',
+                                  help='sensors: also run with capture threads at normal '
+                                       'scheduling first, and compare'),
 ) -> None:
     """Run a named benchmark and write JSON (medians, p95/p99, ratios to a baseline)."""
     from sage.bench_cmd import BENCHMARKS, UnknownOption, run_named, write_json
@@ -68,6 +71,8 @@ def bench(
         options['profile'] = profile
     if with_graph:
         options['with_graph'] = True
+    if baseline:
+        options['baseline'] = True
     try:
         result = run_named(name, seconds, **options)
     except ModuleNotFoundError as err:

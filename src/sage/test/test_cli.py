@@ -20,6 +20,7 @@ def _sage(*args):
      "ERROR: snarc: unknown parameter 'weight.surprise' (did you mean weights.surprise"),
     (['launch', 'pico'], "ERROR: unknown profile 'pico' (known: nano, thor)"),
     (['bench', 'nothing'], "ERROR: unknown benchmark 'nothing'"),
+    (['bench', 'memory', '--with-graph'], "ERROR: benchmark 'memory' takes no with_graph option"),
 ])
 def test_bad_arguments_fail_with_exit_code_2_and_start_nothing(args, message, tmp_path):
     proc, _ = _sage(*args, *(['--run-dir', str(tmp_path / 'run')] if args[0] == 'launch'
