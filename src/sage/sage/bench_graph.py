@@ -50,7 +50,7 @@ class _Probe:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
-        from sage_common.ros import RELIABLE_QOS, SENSOR_QOS
+        from sage_common.ros import RELIABLE_QOS, sensor_qos
         self.arrivals: dict[str, list[float]] = defaultdict(list)
         self.latency_ms: dict[str, list[float]] = defaultdict(list)
         self.seqs: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -62,7 +62,9 @@ class _Probe:
             msg_type = getattr(importlib.import_module(module), name)
             self.node.create_subscription(msg_type, topic,
                                           lambda m, t=topic: self._on(t, m),
-                                          SENSOR_QOS if sensor else RELIABLE_QOS)
+                                          # a second of a 200 Hz stream: a stall of
+                                          # this process is not a drop of the graph's
+                                          sensor_qos(200) if sensor else RELIABLE_QOS)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)

@@ -21,8 +21,8 @@ from sage_common.convert import imu_from_msg, latent_from_msg, salience_to_msg
 from sage_common.errors import SageError
 from sage_common.health import Health, Level
 from sage_common.records import RewardRecord, SalienceRecord
-from sage_common.ros import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, DiagnosticsPublisher,
-                             declare_params, run, stamp_sec)
+from sage_common.ros import (LATCHED_QOS, RELIABLE_QOS, DiagnosticsPublisher,
+                             declare_params, run, sensor_qos, stamp_sec)
 from sage_snarc import checkpoint
 from sage_snarc.snarc_core import LATENT_MODALITIES, SnarcCore
 from sage_snarc.snarc_params import PARAMS, validate
@@ -54,7 +54,8 @@ class SnarcNode(Node):
         self.pub = self.create_publisher(Salience, '/sage/salience', RELIABLE_QOS)
         for m in LATENT_MODALITIES:
             self.create_subscription(Latent, f'/sage/{m}/latent', self._on_latent, LATENT_QOS)
-        self.create_subscription(Imu, '/sage/imu/data', self._on_imu, SENSOR_QOS)
+        self.create_subscription(Imu, '/sage/imu/data', self._on_imu,
+                                 sensor_qos(int(values['imu_queue_depth'])))
         self.create_subscription(Reward, '/sage/reward', self._on_reward, RELIABLE_QOS)
         self.create_subscription(Experience, '/sage/memory/stored', self._on_stored,
                                  RELIABLE_QOS)

@@ -89,6 +89,9 @@ PARAMS: tuple[ParamSpec, ...] = (
        0.0, 10.0),
     _P('liveness_s', 2.0, 'A modality with no input for this long is dead (its conflict '
        'terms are off)', 0.01, 3600.0),
+    _P('imu_queue_depth', 100, 'IMU messages the subscription holds while the node is busy '
+       '(best effort; 100 = 0.5 s at 200 Hz, so a stall loses none)', 1, 10000,
+       read_only=True),
     # Habituation.
     _P('habituation.rate', 0.4, 'Strength added by each salient repeat (h += rate (1 - h))',
        0.0, 1.0),
