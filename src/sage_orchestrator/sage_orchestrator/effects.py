@@ -242,9 +242,17 @@ class ParamSync:
             self._pending[node] = (params, now)
         return out
 
-    def result(self, node: str, outcome: Mapping[str, tuple[bool, str]], now: float) -> None:
-        """Record a node's answer: param -> (successful, reason)."""
-        sent, _ = self._pending.pop(node, ({}, now))
+    def result(self, node: str, sent: Mapping[str, Value],
+               outcome: Mapping[str, tuple[bool, str]], now: float) -> None:
+        """Record a node's answer to the request `sent` (as due() returned it).
+
+        The values applied are the ones of that request, not of whatever is in flight now: a
+        reply that comes after its request timed out (and a newer one was sent) must neither
+        be credited to the newer request nor clear it.
+        """
+        pending = self._pending.get(node)
+        if pending is not None and pending[0] is sent:
+            del self._pending[node]
         for param, value in sent.items():
             ok, reason = outcome.get(param, (False, 'no result'))
             key = (node, param)
@@ -256,10 +264,18 @@ class ParamSync:
                 self._failed_at[key] = now
                 self.failures[key] = reason or 'rejected'
 
-    def unreachable(self, node: str, reason: str, now: float) -> None:
-        """The node's service is not available: retry its parameters after retry_s."""
-        sent, _ = self._pending.pop(node, ({}, now))
-        for param in sent:
+    def unreachable(self, node: str, reason: str, now: float,
+                    sent: Mapping[str, Value] | None = None) -> None:
+        """The node's service is not available: retry its parameters after retry_s.
+
+        `sent` is the request that failed (None: whatever is in flight); the failure of a
+        request already given up on, with a newer one in flight, changes nothing.
+        """
+        pending = self._pending.get(node)
+        if pending is None or (sent is not None and pending[0] is not sent):
+            return
+        del self._pending[node]
+        for param in pending[0]:
             self._failed_at[(node, param)] = now
             self.failures[(node, param)] = reason
 

@@ -346,22 +346,23 @@ class OrchestratorCore:
         self._sleep_message = message
         return True
 
-    def on_param_result(self, node: str, outcome: Mapping[str, tuple[bool, str]],
-                        now: float) -> None:
-        """A remote node answered a SetParameters request (param -> (ok, reason))."""
-        self.sync.result(node, outcome, now)
+    def on_param_result(self, node: str, sent: Mapping[str, Any],
+                        outcome: Mapping[str, tuple[bool, str]], now: float) -> None:
+        """A remote node answered the SetParameters request `sent` (param -> (ok, reason))."""
+        self.sync.result(node, sent, outcome, now)
         for param, (ok, reason) in outcome.items():
             if not ok:
                 self._problems.append(f'{node}: cannot set {param}: {reason}')
 
-    def on_param_unreachable(self, node: str, reason: str, now: float) -> None:
+    def on_param_unreachable(self, node: str, reason: str, now: float,
+                             sent: Mapping[str, Any] | None = None) -> None:
         """A remote node's parameter service is unavailable (retried after retry_s).
 
         Reported from the second failure on: at start-up the first attempt usually precedes
         discovery.
         """
         again = any(k[0] == node for k in self.sync.failures)
-        self.sync.unreachable(node, reason, now)
+        self.sync.unreachable(node, reason, now, sent)
         if again:
             self._problems.append(f'{node}: {reason}')
 

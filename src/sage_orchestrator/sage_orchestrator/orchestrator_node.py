@@ -216,17 +216,17 @@ class OrchestratorNode(Node):
         request = SetParameters.Request(parameters=[
             Parameter(n, value=params[n]).to_parameter_msg() for n in names])
         future = client.call_async(request)
-        future.add_done_callback(lambda f: self._param_done(node, names, f))
+        future.add_done_callback(lambda f: self._param_done(node, params, f))
 
-    def _param_done(self, node: str, names: list[str], future: Any) -> None:
+    def _param_done(self, node: str, params: dict[str, Any], future: Any) -> None:
         now = self._now()
         if future.exception() is not None:
             self.core.on_param_unreachable(node, f'set_parameters failed: '
-                                                 f'{future.exception()}', now)
+                                                 f'{future.exception()}', now, params)
             return
         results = future.result().results
-        outcome = {n: (r.successful, r.reason) for n, r in zip(names, results)}
-        self.core.on_param_result(node, outcome, now)
+        outcome = {n: (r.successful, r.reason) for n, r in zip(params, results)}
+        self.core.on_param_result(node, params, outcome, now)
         done = [f'{n}={self.core.sync.value((node, n))}' for n, (ok, _) in outcome.items() if ok]
         if done:
             self.get_logger().info(f"{node}: set {', '.join(done)}")

@@ -77,7 +77,7 @@ class SimGraph:
             for p, v in params.items():
                 self.remote[(node, p)] = v
                 self.history.append((self.t, (node, p), v))
-            self.core.on_param_result(node, {p: (True, '') for p in params}, self.t)
+            self.core.on_param_result(node, params, {p: (True, '') for p in params}, self.t)
         if res.sleep is not None:
             self.sleeps.append(res.sleep)
         self.transitions.extend(res.transitions)

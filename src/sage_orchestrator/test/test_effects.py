@@ -64,10 +64,12 @@ def test_desired_parameters_compose_state_and_pressure():
 def test_param_sync_sends_changes_once_and_retries_failures():
     sync = ParamSync(retry_s=5.0, reassert_s=30.0)
     sync.set_desired({('camera', 'fps'): 15.0, ('snarc', 'threshold_offset'): 0.0})
-    assert sync.due(0.0) == {'camera': {'fps': 15.0}, 'snarc': {'threshold_offset': 0.0}}
+    sent = sync.due(0.0)
+    assert sent == {'camera': {'fps': 15.0}, 'snarc': {'threshold_offset': 0.0}}
     assert sync.due(0.1) == {}  # in flight
-    sync.result('camera', {'fps': (True, '')}, 0.2)
-    sync.result('snarc', {'threshold_offset': (False, 'parameter not declared')}, 0.2)
+    sync.result('camera', sent['camera'], {'fps': (True, '')}, 0.2)
+    sync.result('snarc', sent['snarc'], {'threshold_offset': (False, 'parameter not declared')},
+                0.2)
     assert sync.value(('camera', 'fps')) == 15.0
     assert sync.failures == {('snarc', 'threshold_offset'): 'parameter not declared'}
     assert sync.due(1.0) == {}
@@ -79,8 +81,7 @@ def test_param_sync_sends_changes_once_and_retries_failures():
 def test_param_sync_resends_after_reassert_and_after_a_lost_reply():
     sync = ParamSync(retry_s=1.0, reassert_s=30.0)
     sync.set_desired({('camera', 'fps'): 15.0})
-    sync.due(0.0)
-    sync.result('camera', {'fps': (True, '')}, 0.0)
+    sync.result('camera', sync.due(0.0)['camera'], {'fps': (True, '')}, 0.0)
     assert sync.due(29.0) == {} and sync.due(30.0) == {'camera': {'fps': 15.0}}
     assert sync.due(31.0) == {}            # in flight, no reply yet
     assert sync.due(32.0) == {'camera': {'fps': 15.0}}  # the reply never came
@@ -88,11 +89,36 @@ def test_param_sync_resends_after_reassert_and_after_a_lost_reply():
     assert sync.due(33.0) == {} and sync.due(33.5) == {'camera': {'fps': 15.0}}
 
 
+def test_a_late_reply_is_credited_to_its_own_request_only():
+    sync = ParamSync(retry_s=0.3, reassert_s=30.0)
+    sync.set_desired({('camera', 'fps'): 30.0})
+    first = sync.due(0.0)['camera']
+    sync.set_desired({('camera', 'fps'): 15.0})
+    assert sync.due(0.7) == {'camera': {'fps': 15.0}}  # the first never answered: given up
+    second = sync._pending['camera'][0]
+    sync.result('camera', first, {'fps': (True, '')}, 0.8)     # ... until now, late
+    assert sync.value(('camera', 'fps')) == 30.0       # what the camera really has now
+    assert sync.due(0.85) == {}                         # the 15 Hz request is still in flight
+    sync.unreachable('camera', 'timed out', 0.9, first)  # a stale failure changes nothing
+    assert sync.due(0.95) == {}
+    sync.result('camera', second, {'fps': (True, '')}, 1.0)
+    assert sync.value(('camera', 'fps')) == 15.0 and sync.due(1.1) == {}
+
+
+def test_a_lost_request_is_sent_again_when_the_late_reply_is_for_an_older_one():
+    sync = ParamSync(retry_s=0.3, reassert_s=30.0)
+    sync.set_desired({('camera', 'fps'): 30.0})
+    first = sync.due(0.0)['camera']
+    sync.set_desired({('camera', 'fps'): 15.0})
+    sync.due(0.7)                                      # 15 Hz sent; that request is lost
+    sync.result('camera', first, {'fps': (True, '')}, 0.8)
+    assert sync.due(1.3) == {'camera': {'fps': 15.0}}  # not taken for applied: sent again
+
+
 def test_type_changes_count_as_changes():
     sync = ParamSync()
     sync.set_desired({('n', 'p'): 1})
-    sync.due(0.0)
-    sync.result('n', {'p': (True, '')}, 0.0)
+    sync.result('n', sync.due(0.0)['n'], {'p': (True, '')}, 0.0)
     sync.set_desired({('n', 'p'): 1.0})
     assert sync.due(0.1) == {'n': {'p': 1.0}}
 
