@@ -17,10 +17,8 @@ from typing import Any
 import numpy as np
 import psutil
 
-from sage.environment import graph_env, join_graph
-from sage.launch_cmd import supervisor_config
+from sage.launch_cmd import graph_supervisor
 from sage.profile import load_profile
-from sage.supervisor import Supervisor
 
 STAGES = {
     '/sage/camera/image_raw': ('sensor_msgs.msg', 'Image', True),
@@ -98,10 +96,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
     prof = load_profile(profile, list(overrides))
     run_dir = Path(tempfile.mkdtemp(prefix='sage-bench-graph-'))
     domain = 150 + os.getpid() % 50
-    env = dict(os.environ)
-    env.update(graph_env(prof, domain))
-    join_graph(env)
-    sup = Supervisor(prof.nodes, run_dir, env, supervisor_config(prof), log=lambda s: None)
+    sup = graph_supervisor(prof, run_dir, domain)
     sup.start()
     probe = _Probe()
     try:

@@ -16,16 +16,13 @@ from pathlib import Path
 import tempfile
 from typing import Any
 
-from sage.environment import graph_env, join_graph
-from sage.launch_cmd import supervisor_config
+from sage.launch_cmd import graph_supervisor
 from sage.profile import Profile, load_profile
-from sage.supervisor import Supervisor
 
 SENSOR_NODES = ('camera', 'microphone', 'imu')
 # parameters worth echoing in the JSON (the rest are the profile's, see its YAML)
 SETTINGS_SHOWN = ('backend', 'width', 'height', 'fps', 'path', 'pace', 'sample_rate',
                   'frame_samples', 'rate', 'capture_priority')
-STATES = ('wake', 'focus', 'rest', 'dream', 'crisis')
 
 
 def bench_overrides(width: int, height: int, fps: float, sample_rate: int,
@@ -39,7 +36,8 @@ def bench_overrides(width: int, height: int, fps: float, sample_rate: int,
             f'microphone.frame_samples={frame_samples}',
             'imu.backend=synthetic', f'imu.rate={imu_rate}']
     if with_graph:  # the orchestrator would otherwise set the camera rate per metabolic state
-        sets += [f'orchestrator.state.{s}.camera_fps={fps}' for s in STATES]
+        from sage_orchestrator.metabolic import State
+        sets += [f'orchestrator.state.{s.value.lower()}.camera_fps={fps}' for s in State]
     return sets
 
 
@@ -111,11 +109,8 @@ def _run_once(prof: Profile, with_graph: bool, periods: dict[str, float], second
 
     if not with_graph:
         prof = prof.without(n.name for n in prof.nodes if n.name not in SENSOR_NODES)
-    env = dict(os.environ)
-    env.update(graph_env(prof, domain_id))
-    join_graph(env)
     run_dir = Path(tempfile.mkdtemp(prefix='sage-bench-sensors-'))
-    sup = Supervisor(prof.nodes, run_dir, env, supervisor_config(prof), log=lambda s: None)
+    sup = graph_supervisor(prof, run_dir, domain_id)
 
     def check() -> None:
         sup.poll()

@@ -43,6 +43,17 @@ def supervisor_config(profile: Profile) -> SupervisorConfig:
         grace_s=float(s.get('shutdown_grace_s', 3.0)))
 
 
+def graph_supervisor(profile: Profile, run_dir: Path, domain_id: int | None = None,
+                     log=lambda text: None, **extra_env: str) -> Supervisor:
+    """A Supervisor for the profile's nodes in the graph's environment (graph_env plus
+    extra_env), with this process joined to the same graph so its own observer node sees it."""
+    env = dict(os.environ)
+    env.update(graph_env(profile, domain_id))
+    env.update(extra_env)
+    join_graph(env)
+    return Supervisor(profile.nodes, run_dir, env, supervisor_config(profile), log=log)
+
+
 def run_launch(profile: Profile, duration: float | None, domain_id: int | None = None,
                run_dir: Path | None = None, live: bool = True, out=sys.stdout) -> int:
     """Run the graph until `duration` seconds pass or SIGINT/SIGTERM arrives.
@@ -55,11 +66,7 @@ def run_launch(profile: Profile, duration: float | None, domain_id: int | None =
         print(text, file=out, flush=True)
 
     run_dir = run_dir or new_run_dir(profile)
-    env = dict(os.environ)
-    env.update(graph_env(profile, domain_id))
-    env['SAGE_RUN_DIR'] = str(run_dir)
-    join_graph(env)
-    sup = Supervisor(profile.nodes, run_dir, env, supervisor_config(profile), log=say)
+    sup = graph_supervisor(profile, run_dir, domain_id, say, SAGE_RUN_DIR=str(run_dir))
 
     stop_reason: list[str] = []
 
@@ -69,7 +76,7 @@ def run_launch(profile: Profile, duration: float | None, domain_id: int | None =
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     monitor = None
     say(f'[sage] profile {profile.name}: {len(profile.nodes)} nodes, '
-        f'ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, run folder {run_dir}')
+        f'ROS_DOMAIN_ID={sup.env["ROS_DOMAIN_ID"]}, run folder {run_dir}')
     started = time.monotonic()
     try:
         sup.start()
