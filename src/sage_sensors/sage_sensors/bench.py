@@ -73,6 +73,18 @@ def stream_stats(recv: list[float], stamps: list[float], period_s: float,
     }
 
 
+def lost_samples(stamp_gaps: int, node_dropped: int) -> dict[str, int]:
+    """Samples lost in one stream, each counted once, and where they were lost.
+
+    A tick the node drops never gets a stamp, so it is already one of the receiver's stamp
+    gaps: the gaps are the total; the node's own count says how many of them it lost at the
+    source and the rest were lost on the way (transport or the reader's queue).
+    """
+    at_node = min(max(node_dropped, 0), stamp_gaps)
+    return {'lost': stamp_gaps, 'lost_at_node': at_node,
+            'lost_in_transport': stamp_gaps - at_node}
+
+
 def cdr_header_stamp(data: bytes) -> float:
     """header.stamp (s) of a serialised message whose first field is a std_msgs/Header.
 
@@ -237,6 +249,7 @@ def measure(probe: SensorProbe, pids: Mapping[str, int], periods: Mapping[str, f
         stats = stream_stats(recv, stamps, periods[name], wall)
         diag = probe.diags.get(name, {})
         stats['node_dropped'] = int(diag.get('dropped', 0)) - base_drops[name]
+        stats.update(lost_samples(stats['stamp_gaps'], stats['node_dropped']))
         stats['node_capture_to_publish_p95_ms'] = float(
             diag.get('capture_to_publish_p95_ms', 'nan'))
         stats['node_scheduling'] = diag.get('scheduling', '')
@@ -249,7 +262,7 @@ def measure(probe: SensorProbe, pids: Mapping[str, int], periods: Mapping[str, f
         streams[name] = stats
     mic = streams['microphone']
     worst = max(mic['latency_ms']['p95'], mic['node_capture_to_publish_p95_ms'])
-    drops = {n: s['stamp_gaps'] + s['node_dropped'] for n, s in streams.items()}
+    drops = {n: s['lost'] for n, s in streams.items()}
     return {'window_s': round(wall, 3), 'probe_scheduling': probe.scheduling,
             'streams': streams,
             'cpu_percent': cpu,

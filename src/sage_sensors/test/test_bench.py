@@ -5,7 +5,7 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image, Imu
 
 from sage_interfaces.msg import AudioFrame
-from sage_sensors.bench import cdr_header_stamp, queue_depth, stream_stats
+from sage_sensors.bench import cdr_header_stamp, lost_samples, queue_depth, stream_stats
 
 
 def test_a_perfect_stream_has_no_jitter_or_gaps():
@@ -24,6 +24,17 @@ def test_missing_frames_and_late_stamps_are_counted():
     assert st['stamp_gaps'] == 3 and st['messages'] == 97
     assert st['jitter_ms']['p50'] == pytest.approx(0.0, abs=1e-6)
     assert st['jitter_ms']['p99'] > 3.0
+
+
+def test_ticks_the_node_dropped_are_counted_once():
+    # The pacer skipped ticks 10, 11 and 50 (the node counts 3 drops); the receiver sees the
+    # same 3 ticks as stamp gaps. They are 3 lost samples, not 6.
+    stamps = [k * 0.01 for k in range(100) if k not in (10, 11, 50)]
+    st = stream_stats(stamps, stamps, 0.01, 1.0)
+    lost = lost_samples(st['stamp_gaps'], node_dropped=3)
+    assert lost == {'lost': 3, 'lost_at_node': 3, 'lost_in_transport': 0}
+    # One more gap than the node dropped was lost between the node and the reader.
+    assert lost_samples(4, node_dropped=3)['lost_in_transport'] == 1
 
 
 @pytest.mark.parametrize('msg_type', [Image, Imu, AudioFrame])

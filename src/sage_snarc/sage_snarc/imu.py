@@ -90,6 +90,11 @@ class ImuAggregator:
                 'gyr': self._gyr.copy(), 'dyn': self._dyn, 'wmax': self._wmax,
                 'last': self._last}
 
+    def discard_open(self) -> None:
+        """Forget the open window (its samples belong to a stream that has ended)."""
+        self._index = None
+        self._reset()
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint."""
         self._index = None if state['index'] is None else int(state['index'])

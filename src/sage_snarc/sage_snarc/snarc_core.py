@@ -499,8 +499,14 @@ class SnarcCore:
                        if include_memory else {}),
         }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], new_stream: bool = False) -> None:
         """Restore a checkpoint from `state_dict`.
+
+        Args:
+            state: what `state_dict` returned.
+            new_stream: the inputs that follow come from a new run (a restart), not the one
+                the checkpoint was taken in: the open IMU window is dropped, so no window
+                mixes samples of two runs or carries a stamp from before the restart.
 
         Raises:
             SnarcError: the checkpoint has another version or does not fit these params.
@@ -537,6 +543,8 @@ class SnarcCore:
             self.threshold.load_state_dict(state['threshold'])
             self.conflict.load_state_dict(state['conflict'])
             self.imu.load_state_dict(state['imu'])
+            if new_stream:
+                self.imu.discard_open()
             g = state['gravity']
             self._gravity_vec = None if g is None else np.asarray(g, dtype=np.float64).copy()
         except (KeyError, ValueError, TypeError) as err:

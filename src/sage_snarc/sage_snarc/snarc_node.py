@@ -168,7 +168,7 @@ class SnarcNode(Node):
         if path is None or not path.is_file():
             return
         try:
-            self.core.load_state_dict(checkpoint.load(path))
+            self.core.load_state_dict(checkpoint.load(path), new_stream=True)
             self.get_logger().info(f'loaded SNARC state from {path}')
         except (SageError, OSError) as err:
             self.health.problem(Level.WARN, f'state file not loaded: {err}')
