@@ -1,0 +1,1 @@
+"""SAGE evaluation tooling: real recorded media, labelled scenes and salience benchmarks."""
