@@ -95,7 +95,8 @@ def test_stop_last_nodes_are_interrupted_after_the_others_have_exited(tmp_path):
     # Each program notes when it got SIGINT; 'late' is marked stop_last.
     notes = ('import sys, time, pathlib\n'
              'try:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n'
-             '    pathlib.Path(sys.argv[0]).with_suffix(".stopped").write_text(repr(time.time()))\n')
+             '    stopped = pathlib.Path(sys.argv[0]).with_suffix(".stopped")\n'
+             '    stopped.write_text(repr(time.time()))\n')
     PROGRAMS['late'] = PROGRAMS['early'] = notes
     sup = _supervisor(tmp_path, ['late', 'early'])
     object.__setattr__(sup.children[0].spec, 'stop_last', True)

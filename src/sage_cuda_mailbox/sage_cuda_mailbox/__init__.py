@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Literal
 
 try:
-    from sage_cuda_mailbox import _mailbox
+    from sage_cuda_mailbox import _mailbox  # noqa: F401 - fail early with a build hint
 except ImportError as err:  # pragma: no cover - depends on the build
     raise ImportError(
         'sage_cuda_mailbox._mailbox is not built: run '

@@ -1,7 +1,8 @@
 """Fixtures: the same store tests run on SQLite and on a real PostgreSQL server.
 
 PostgreSQL tests read the server URL from SAGE_TEST_PG_URL (scripts/pg_test_server.sh starts a
-throwaway server and prints it) and skip with a reason when it is unset. Each test gets a fresh
+throwaway server and prints it) and skip with a reason when it is unset, or fail when
+SAGE_REQUIRE_PG=1 (CI sets it: there the server must run). Each test gets a fresh
 database on that server, dropped afterwards.
 """
 from __future__ import annotations
@@ -32,6 +33,8 @@ def pg_url() -> Iterator[str]:
     """URL of a fresh, empty PostgreSQL database (dropped after the test)."""
     base = pg_base_url()
     if base is None:
+        if os.environ.get('SAGE_REQUIRE_PG') == '1':   # CI: a missing server is a failure
+            pytest.fail(PG_SKIP)
         pytest.skip(PG_SKIP)
     name = f'sage_t_{uuid.uuid4().hex[:12]}'
     admin = create_engine(base, isolation_level='AUTOCOMMIT')
