@@ -54,6 +54,17 @@ def graph_supervisor(profile: Profile, run_dir: Path, domain_id: int | None = No
     return Supervisor(profile.nodes, run_dir, env, supervisor_config(profile), log=log)
 
 
+def service_watch(profile: Profile, say):
+    """READY/WATCHDOG for systemd (sage.service_watch) when $NOTIFY_SOCKET is set."""
+    if not os.environ.get('NOTIFY_SOCKET'):
+        return None
+    from sage.service_watch import ServiceWatch
+    watch = ServiceWatch.from_env([n.name for n in profile.nodes], say)
+    if watch is not None:
+        watch.start()
+    return watch
+
+
 def run_launch(profile: Profile, duration: float | None, domain_id: int | None = None,
                run_dir: Path | None = None, live: bool = True, out=sys.stdout) -> int:
     """Run the graph until `duration` seconds pass or SIGINT/SIGTERM arrives.
@@ -74,7 +85,7 @@ def run_launch(profile: Profile, duration: float | None, domain_id: int | None =
         stop_reason.append(signal.Signals(signum).name)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    monitor = None
+    monitor = watch = None
     say(f'[sage] profile {profile.name}: {len(profile.nodes)} nodes, '
         f'ROS_DOMAIN_ID={sup.env["ROS_DOMAIN_ID"]}, run folder {run_dir}')
     started = time.monotonic()
@@ -84,6 +95,7 @@ def run_launch(profile: Profile, duration: float | None, domain_id: int | None =
             from sage.monitor import MonitorThread
             monitor = MonitorThread()
             monitor.start()
+        watch = service_watch(profile, say)  # None unless run as a systemd notify service
         next_print = started + 2.0
         while not stop_reason:
             time.sleep(0.1)
@@ -95,10 +107,14 @@ def run_launch(profile: Profile, duration: float | None, domain_id: int | None =
                 stop_reason.append('all nodes failed')
             elif duration is not None and now - started >= duration:
                 stop_reason.append('duration reached')
+            if watch is not None:
+                watch.tick()
             if monitor is not None and now >= next_print:
                 say(f'[{now - started:5.1f}s] {monitor.snapshot_line()}')
                 next_print = now + 2.0
     finally:
+        if watch is not None:
+            watch.stop(stop_reason[0] if stop_reason else 'error')
         killed = sup.stop()
         if monitor is not None:
             monitor.stop()
