@@ -33,6 +33,9 @@ def launch(
     without: str = typer.Option('', '--without',
                                 help='comma-separated nodes not to start (e.g. the sensors, '
                                      'when a bag is played into the graph)'),
+    multi_host: bool = typer.Option(False, '--multi-host',
+                                    help='DDS on the LAN too (default: this host only); '
+                                         'same as launch.multi_host: true in the profile'),
 ) -> None:
     """Run a profile's node graph until --duration or Ctrl-C, then print a summary."""
     from sage.launch_cmd import run_launch
@@ -41,6 +44,8 @@ def launch(
         prof = load_profile(profile, set_).without([n for n in without.split(',') if n])
     except SageError as err:
         fail(str(err))
+    if multi_host:
+        prof = dataclasses.replace(prof, settings={**prof.settings, 'multi_host': True})
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     raise typer.Exit(run_launch(prof, duration, domain_id, run_dir, live=not quiet))
@@ -247,6 +252,46 @@ def memory_sync(remote: str = typer.Argument(..., help='shared PostgreSQL URL'),
     """Two-way merge with a shared database (idempotent, loses nothing)."""
     from sage_memory.transfer import sync
     typer.echo(json.dumps(sync(url, remote), default=str))
+
+
+service_app = typer.Typer(no_args_is_help=True,
+                          help='Run SAGE as a systemd service (boot start, watchdog).')
+app.add_typer(service_app, name='service')
+
+
+@service_app.command('install')
+def service_install(
+    profile: str = typer.Option('nano', '--profile', help='profile name or YAML path'),
+    user: Optional[str] = typer.Option(None, '--user', help='run as (default: the caller)'),
+    unit_dir: Path = typer.Option(Path('/etc/systemd/system'), '--unit-dir'),
+    env_file: Path = typer.Option(Path('/etc/default/sage'), '--env-file',
+                                  help='profile and domain for the service'),
+    domain_id: Optional[int] = typer.Option(None, '--domain-id', min=0, max=232),
+) -> None:
+    """Write sage.service (Type=notify, watchdog, restart on failure) and its settings."""
+    from sage.profile import load_profile
+    from sage.service import install, unit_config
+    try:
+        cfg = unit_config(load_profile(profile), user, domain_id, env_file, profile)
+        unit = install(cfg, unit_dir)
+    except SageError as err:
+        fail(str(err))
+    typer.echo(f'wrote {unit} and {env_file}; start at boot with: '
+               'sudo systemctl daemon-reload && sudo systemctl enable --now sage')
+
+
+@service_app.command('uninstall')
+def service_uninstall(
+    unit_dir: Path = typer.Option(Path('/etc/systemd/system'), '--unit-dir'),
+    env_file: Path = typer.Option(Path('/etc/default/sage'), '--env-file'),
+) -> None:
+    """Stop and disable the service, remove its unit and settings."""
+    from sage.service import uninstall
+    try:
+        removed = uninstall(unit_dir, env_file)
+    except SageError as err:
+        fail(str(err))
+    typer.echo('removed ' + (', '.join(map(str, removed)) or 'nothing (not installed)'))
 
 
 def main() -> None:

@@ -16,13 +16,17 @@ def graph_env(profile: Profile, domain_id: int | None = None) -> dict[str, str]:
     ~14 ms), discovery stays on this host, and Python output is unbuffered so node logs are
     complete when a node is killed.
     """
-    fastdds = config_dir() / str(profile.settings.get('fastdds_profile', 'fastdds_shm.xml'))
+    # Default: DDS stays on this host (shared memory + loopback UDP); multi_host opens the LAN.
+    multi_host = bool(profile.settings.get('multi_host', False))
+    fastdds = config_dir() / str(profile.settings.get(
+        'fastdds_profile_multi_host' if multi_host else 'fastdds_profile',
+        'fastdds_multihost.xml' if multi_host else 'fastdds_shm.xml'))
     if domain_id is None:
         domain_id = int(os.environ.get('ROS_DOMAIN_ID')
                         or profile.settings.get('domain_id', DEFAULT_DOMAIN_ID))
     env = {
         'ROS_DOMAIN_ID': str(domain_id),
-        'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+        'ROS_AUTOMATIC_DISCOVERY_RANGE': 'SUBNET' if multi_host else 'LOCALHOST',
         'FASTDDS_DEFAULT_PROFILES_FILE': str(fastdds),
         'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp',
         # publish() writes from the caller's thread (a capture thread at real-time priority),
@@ -35,7 +39,8 @@ def graph_env(profile: Profile, domain_id: int | None = None) -> dict[str, str]:
         'SAGE_PROFILE': profile.name,
     }
     if os.environ.get('ROS_DISTRO', '') == 'humble':
-        env['ROS_LOCALHOST_ONLY'] = '1'  # Humble predates ROS_AUTOMATIC_DISCOVERY_RANGE
+        # Humble predates ROS_AUTOMATIC_DISCOVERY_RANGE
+        env['ROS_LOCALHOST_ONLY'] = '0' if multi_host else '1'
     return env
 
 
