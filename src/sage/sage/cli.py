@@ -213,9 +213,15 @@ def scenario_score(
     decisions: Path = typer.Argument(..., help='decisions JSONL from sage replay'),
     bag: Path = typer.Argument(..., help='the scenario bag (labels beside it)'),
 ) -> None:
-    """Recall, false alarms per calm minute and habituation drop of a replay."""
+    """Recall, false alarms per calm minute and habituation drop of a replay of BAG."""
     from sage_snarc.scenario import labels_path, score_decisions
-    typer.echo(json.dumps(score_decisions(decisions, labels_path(bag)), indent=2))
+    try:
+        report = score_decisions(decisions, labels_path(bag), bag=bag)
+    except SageError as err:
+        fail(str(err))
+    if report['source'] != 'verified':
+        typer.echo(f"WARNING: {report['source_note']}", err=True)
+    typer.echo(json.dumps(report, indent=2))
 
 
 memory_app = typer.Typer(no_args_is_help=True, help='Inspect, export, import, sync memory.')

@@ -32,7 +32,8 @@ from sage_common.params import resolve
 from sage_common.records import ImuRecord, LatentRecord, RewardRecord, SalienceRecord
 from sage_snarc.bagio import (AUDIO_TOPIC, CAMERA_TOPIC, IMU_TOPIC, LATENT_TOPICS,
                               REWARD_TOPIC, STATE_TOPIC, TEXT_TOPIC, typestore)
-from sage_snarc.errors import ReplayError
+from sage_snarc.errors import ReplayError, ScenarioError
+from sage_snarc.provenance import write_source
 from sage_snarc.snarc_core import SnarcCore
 
 # Order of messages that share a stamp: state and IMU first, rewards last.
@@ -292,7 +293,8 @@ def replay_bag(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], out
         bag_path: rosbag2 folder (MCAP or sqlite3).
         node_params: resolved (or partial) parameters by node name: 'vision_encoder',
             'audio_encoder', 'language_encoder', 'snarc'; missing nodes use defaults.
-        out_path: decisions file to write (overwritten).
+        out_path: decisions file to write (overwritten); the bag's identity goes beside it
+            (`sage_snarc.provenance.sidecar_path`).
         reorder_s: see `iter_inputs`.
         policy: store policy applied to attended inputs.
 
@@ -311,6 +313,10 @@ def replay_bag(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], out
     with out_path.open('w') as out:
         core = score_inputs(iter_inputs(bag_path, node_params, reorder_s=reorder_s,
                                         problems=problems), snarc, out, summary, policy)
+    try:
+        write_source(out_path, bag_path)  # beside the file: the JSONL format stays as is
+    except (ScenarioError, OSError) as err:
+        raise ReplayError(f'cannot record the source of {out_path}: {err}') from err
     for key, n in core.issues.items():
         problems[f'snarc:{key}'] += n
     summary.problems = dict(sorted(problems.items()))

@@ -24,7 +24,7 @@ and a labels JSON beside the bag (`labels_path`). Programs:
 
 `score_decisions` reads a replay's decisions JSONL and reports event recall, false alarms per
 minute in calm periods, the habituation drop over the repeats and, for 'reward', the salience
-of A and B per phase.
+of A and B per phase; decisions that were not made from the scene are refused, not scored.
 """
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ import numpy as np
 
 from sage_snarc.bagio import AUDIO_TOPIC, CAMERA_TOPIC, IMU_TOPIC, REWARD_TOPIC, typestore
 from sage_snarc.errors import ScenarioError
+from sage_snarc.provenance import SourceCheck, check_source
 
 ESPEAK = '/usr/bin/espeak-ng'
 SAMPLE_RATE = 16000
@@ -66,6 +67,9 @@ ALARM_GAP_S = 1.0
 # Audio latents are stamped at the start of their window (the audio encoder's default
 # 16384 samples at 16 kHz); the scorer places them at the window's end, when they exist.
 AUDIO_WINDOW_S = 16384 / 16000
+# A decision may be stamped up to one audio window past the scene's last message (an IMU or
+# audio window closing at the end); anything further out was not made from this scene.
+STAMP_SLACK_S = AUDIO_WINDOW_S
 
 
 @dataclass(frozen=True)
@@ -570,13 +574,23 @@ def _write(writer: Any, world: _World) -> None:
 # ---------------------------------------------------------------------------- scoring
 
 def read_decisions(path: Path) -> list[dict[str, Any]]:
-    """Read a decisions JSONL file."""
+    """Read a decisions JSONL file.
+
+    Raises:
+        ScenarioError: the file cannot be read or a line is not a decision.
+    """
     out = []
-    with Path(path).open() as fh:
-        for line in fh:
-            line = line.strip()
-            if line:
-                out.append(json.loads(line))
+    try:
+        with Path(path).open() as fh:
+            for number, line in enumerate(fh, 1):
+                line = line.strip()
+                if line:
+                    d = json.loads(line)
+                    if not isinstance(d, dict) or not {'stamp', 'modality', 'attend'} <= set(d):
+                        raise ValueError(f'line {number} is not a decision')
+                    out.append(d)
+    except (OSError, ValueError) as err:
+        raise ScenarioError(f'cannot read decisions {path}: {err}') from err
     return out
 
 
@@ -591,10 +605,43 @@ def _mean(decisions: list[dict[str, Any]], modality: str, t0: float, t1: float) 
     return float(np.mean(vals)) if vals else 0.0
 
 
+def check_decisions_fit(decisions: list[dict[str, Any]], labels: ScenarioLabels) -> None:
+    """Refuse decisions that cannot have been made from the scene the labels describe.
+
+    Every decision must be stamped within the scene (plus STAMP_SLACK_S), and the decisions
+    must span every target event (a cut or foreign file would score misses, not the scene).
+
+    Raises:
+        ScenarioError: no decisions, a stamp outside the scene, or events left uncovered.
+    """
+    if not decisions:
+        raise ScenarioError('no decisions to score')
+    t0, end = labels.start, labels.start + labels.duration_s
+    stamps = [float(d['stamp']) for d in decisions]
+    outside = [t for t in stamps if not t0 - STAMP_SLACK_S <= t <= end + STAMP_SLACK_S]
+    if outside:
+        raise ScenarioError(
+            f'{len(outside)} of {len(stamps)} decisions are stamped outside the scene '
+            f'({t0:.3f} .. {end:.3f}; the first at {outside[0]:.3f}): they were not made '
+            'from this bag')
+    targets = [e.start for e in labels.events if e.target]
+    first, last = min(stamps), max(stamps)
+    if targets and (first > min(targets) or last < max(targets)):
+        raise ScenarioError(
+            f'the decisions span {first - t0:.1f} .. {last - t0:.1f} s of the scene but its '
+            f'events lie at {min(targets) - t0:.1f} .. {max(targets) - t0:.1f} s: they were '
+            'made from another or a cut bag')
+
+
 def score_decisions(decisions_jsonl: Path | list[dict[str, Any]],
                     labels: ScenarioLabels | Path, *,
-                    audio_window_s: float = AUDIO_WINDOW_S) -> dict[str, Any]:
+                    audio_window_s: float = AUDIO_WINDOW_S,
+                    bag: Path | None = None) -> dict[str, Any]:
     """Score a replay's decisions against a scenario's labels.
+
+    First checks that the decisions belong to the scene: their stamps (`check_decisions_fit`)
+    and, given `bag` and a decisions file, the bag the replay recorded beside the file
+    (`sage_snarc.provenance.check_source`); the verdict is the report's 'source'.
 
     Each decision is placed at its stamp, except audio, placed at stamp + audio_window_s (its
     window's end: the first window that contains a sound ends just after the sound starts).
@@ -612,11 +659,20 @@ def score_decisions(decisions_jsonl: Path | list[dict[str, Any]],
 
     Returns:
         JSON-able dict of the figures above and their details.
+
+    Raises:
+        ScenarioError: unreadable labels or decisions, or decisions from another bag.
     """
     if not isinstance(labels, ScenarioLabels):
         labels = load_labels(Path(labels))
-    decisions = (read_decisions(Path(decisions_jsonl))
-                 if not isinstance(decisions_jsonl, list) else decisions_jsonl)
+    source = SourceCheck('not checked', 'no bag given to check the decisions against')
+    if isinstance(decisions_jsonl, list):
+        decisions = decisions_jsonl
+    else:
+        if bag is not None:
+            source = check_source(Path(decisions_jsonl), Path(bag))
+        decisions = read_decisions(Path(decisions_jsonl))
+    check_decisions_fit(decisions, labels)
     decisions = [{**d, 't': d['stamp'] + (audio_window_s if d['modality'] == 'audio' else 0.0)}
                  for d in decisions]
     decisions.sort(key=lambda d: (d['t'], d['modality']))
@@ -644,7 +700,9 @@ def score_decisions(decisions_jsonl: Path | list[dict[str, Any]],
                                'salience': d['salience']})
             last = d['t']
     out: dict[str, Any] = {
-        'program': labels.program, 'seed': labels.seed, 'inputs': len(decisions),
+        'program': labels.program, 'seed': labels.seed, 'source': source.verdict,
+        'source_note': source.note,
+        'inputs': len(decisions),
         'attended': len(attended), 'targets': len(targets),
         'recall': (sum(sum(v) for v in per_kind.values()) / len(targets)) if targets else None,
         'recall_by_kind': {k: sum(v) / len(v) for k, v in sorted(per_kind.items())},
