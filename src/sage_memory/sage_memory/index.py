@@ -29,6 +29,8 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
+from sage_common.private_files import create_private, private_dir  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 SNAPSHOT_VERSION = 1
@@ -376,7 +378,7 @@ class IndexSet:
     # --------------------------------------------------------------- snapshots
     def save(self, directory: Path) -> int:
         """Write every index to directory atomically; returns the number of rows saved."""
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)  # 0700: snapshots hold what the robot remembers
         manifest_path = directory / 'manifest.json'
         gen = 0
         if manifest_path.exists():
@@ -392,7 +394,7 @@ class IndexSet:
             blob, meta = vi.serialize()
             stem = f'{vi.modality}-{vi.dim}.g{gen}'
             _write_atomic(directory / f'{stem}.faiss', blob.tobytes())
-            with open(directory / f'{stem}.npz.tmp', 'wb') as fh:
+            with os.fdopen(create_private(directory / f'{stem}.npz.tmp'), 'wb') as fh:
                 np.savez(fh, ids=meta['ids'], stamp=meta['stamp'], salience=meta['salience'],
                          alive=meta['alive'])
                 fh.flush()
@@ -439,7 +441,7 @@ class IndexSet:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'wb') as fh:
+    with os.fdopen(create_private(tmp), 'wb') as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())

@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 
 from sage_memory.errors import MemoryStoreError, StoreUnavailableError
+from sage_memory.lockdown import lock_down_store
 from sage_memory.migrations import HEAD
 from sage_memory.models import (EXPERIENCES, PORTABLE_COLUMNS, RECALL_KINDS, STATE,
                                 ExperienceRecord, record_to_row, row_to_record)
@@ -494,6 +495,8 @@ class MemoryStore:
                 msg = f'corrupt database moved aside to {moved} ({problem}); started fresh'
                 log.error(msg)
                 self.problems.append(msg)
+        for warning in lock_down_store(self._path, self.data_dir):  # 0700 folder, 0600 files
+            log.warning(warning)
         pragmas = self.cfg.sqlite_pragmas
         if self._path is not None and self.cfg.wal_checkpoint_period_s > 0:
             pragmas = _Overlay(pragmas, {'wal_autocheckpoint': 0})
@@ -504,7 +507,7 @@ class MemoryStore:
             engine.dispose()
             raise
         if self._marker is not None:
-            self._marker.touch()
+            self._marker.touch(mode=0o600)  # private like the database (umask only narrows)
         return engine
 
     def _check_at_start(self, path: Path) -> str | None:

@@ -59,6 +59,8 @@ class OrchestratorNode(Node):
         self._values = values
         self._paths = pressure_paths(values)
         self._store = open_store(str(values['state_dir']))
+        for warning in self._store.lock_down() if self._store is not None else []:
+            self.get_logger().warning(warning)
         self.restored = False
         self._load_state()
         # Trust also goes to the memory node (the shared, synced store); it comes back from

@@ -13,6 +13,7 @@ import re
 import tempfile
 from typing import Any, Protocol
 
+from sage_common.private_files import private_dir, private_tree
 from sage_orchestrator.errors import PersistError
 
 _KEY = re.compile(r'^[A-Za-z0-9_.-]+$')
@@ -26,6 +27,9 @@ class StateStore(Protocol):
 
     def save(self, key: str, state: dict[str, Any]) -> None:
         """Save a dict, replacing the previous one."""
+
+    def lock_down(self) -> list[str]:
+        """Make the stored state private to its owner; one warning per fix."""
 
 
 class JsonFileStore:
@@ -65,6 +69,12 @@ class JsonFileStore:
             raise PersistError(f'{path} does not hold a JSON object')
         return state
 
+    def lock_down(self) -> list[str]:
+        """Make the directory (0700) and its files (0600) private; warnings for each fix."""
+        if not self.directory.is_dir():
+            return []
+        return private_tree(self.directory)
+
     def save(self, key: str, state: dict[str, Any]) -> None:
         """Save a key atomically.
 
@@ -73,7 +83,7 @@ class JsonFileStore:
         """
         path = self.path(key)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            private_dir(self.directory)  # 0700; mkstemp creates the file 0600
             fd, tmp = tempfile.mkstemp(prefix=f'.{key}.', suffix='.tmp', dir=self.directory)
             try:
                 with os.fdopen(fd, 'w') as f:

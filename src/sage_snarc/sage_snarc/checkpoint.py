@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sage_common.private_files import create_private, private_dir
 from sage_snarc.errors import SnarcError
 
 _META = '__meta__'
@@ -68,9 +70,10 @@ def loads(data: bytes) -> dict[str, Any]:
 def save(path: Path, state: dict[str, Any]) -> None:
     """Write a checkpoint atomically (temp file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent, fix_existing=False)  # a folder SAGE creates is 0700
     tmp = path.with_suffix(path.suffix + '.tmp')
-    tmp.write_bytes(dumps(state))
+    with os.fdopen(create_private(tmp), 'wb') as fh:  # 0600: learned statistics of the scene
+        fh.write(dumps(state))
     tmp.replace(path)
 
 

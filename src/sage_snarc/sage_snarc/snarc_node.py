@@ -20,6 +20,7 @@ from sensor_msgs.msg import Imu
 from sage_common.convert import imu_from_msg, latent_from_msg, salience_to_msg
 from sage_common.errors import SageError
 from sage_common.health import Health, Level
+from sage_common.private_files import private_files
 from sage_common.records import RewardRecord, SalienceRecord
 from sage_common.ros import (LATCHED_QOS, RELIABLE_QOS, DiagnosticsPublisher,
                              declare_params, run, sensor_qos, stamp_sec)
@@ -167,6 +168,8 @@ class SnarcNode(Node):
         path = self._state_file
         if path is None or not path.is_file():
             return
+        for warning in private_files([path]):  # an older version wrote it readable
+            self.get_logger().warning(warning)
         try:
             self.core.load_state_dict(checkpoint.load(path), new_stream=True)
             self.get_logger().info(f'loaded SNARC state from {path}')
