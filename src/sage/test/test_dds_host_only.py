@@ -75,7 +75,7 @@ def _probe(ns: str, env: dict[str, str], seconds: float, private_shm: bool) -> d
 
 
 def _run_graph_and_probe(two_hosts, tmp_path: Path, domain: int, profile_arg: str,
-                         multi_host: bool, probe_s: float) -> dict:
+                         multi_host: bool, probe_s: float, **graph_vars: str) -> dict:
     """Run the profile's IMU node with `sage launch` in the graph namespace; what does a
     process in the other namespace see?"""
     graph_ns, other_ns = two_hosts
@@ -86,11 +86,13 @@ def _run_graph_and_probe(two_hosts, tmp_path: Path, domain: int, profile_arg: st
            '--run-dir', str(tmp_path / 'run'), '--without', ','.join(others)]
     cmd += ['--multi-host'] if multi_host else []
     graph = subprocess.Popen(['ip', 'netns', 'exec', graph_ns, *cmd], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+                             stderr=subprocess.STDOUT, text=True,
+                             env=dict(os.environ, **graph_vars))
     try:
         # Control: a process on the graph's own host, in the graph's environment, sees it.
         settings = {**profile.settings, 'multi_host': multi_host or profile.settings['multi_host']}
-        same_host = dict(os.environ, **graph_env(replace(profile, settings=settings), domain))
+        same_host = dict(os.environ, **graph_vars)
+        same_host.update(graph_env(replace(profile, settings=settings), domain))
         inside = _probe(graph_ns, same_host, VISIBLE_DEADLINE_S, private_shm=False)
         assert TOPIC in inside['published'] and inside['messages'] > 0, inside
         # Another host: ROS defaults, discovery across the subnet.
@@ -126,7 +128,8 @@ def test_default_fastdds_profile_hides_the_graph_even_with_subnet_discovery(
     profile.write_text(text)
     assert load_profile(str(profile)).settings['fastdds_profile_multi_host'] == 'fastdds_shm.xml'
     seen = _run_graph_and_probe(two_hosts, tmp_path, ros_domain, str(profile),
-                                multi_host=False, probe_s=INVISIBLE_WAIT_S)
+                                multi_host=False, probe_s=INVISIBLE_WAIT_S,
+                                ROS_AUTOMATIC_DISCOVERY_RANGE='SUBNET')
     assert not [t for t in seen['published'] if t.startswith('/sage')], seen
     assert seen['messages'] == 0
 
