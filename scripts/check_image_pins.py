@@ -116,6 +116,7 @@ def check(cons: Path, cache_root: Path) -> list[str]:
     with tempfile.TemporaryDirectory(prefix='sage-pins-') as tmp:
         found, err = resolve_offline(cons, args, cache, Path(tmp))
         if found is None:
+            print(f'[compat] {cons.name}: not all pins cached; fetching wheels into {cache}')
             err = download(cons, args, cache)
             if err:
                 return [f'{label}: the pins do not resolve:\n{err}']
