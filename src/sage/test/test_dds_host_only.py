@@ -44,8 +44,14 @@ def two_hosts():
     graph_ns, other_ns = f'sage{tag}g', f'sage{tag}o'
     names = (graph_ns, other_ns)
     try:
-        for ns in names:
-            _ip('netns', 'add', ns)
+        try:
+            for ns in names:
+                _ip('netns', 'add', ns)
+        except subprocess.CalledProcessError as err:
+            why = f'cannot create network namespaces here: {err.stderr.strip()}'
+            if os.environ.get('CI') in ('true', '1'):  # CI machines must run it
+                pytest.fail(why)
+            pytest.skip(why)
         _ip('link', 'add', f'sg{tag}g', 'type', 'veth', 'peer', 'name', f'sg{tag}o')
         for i, ns in enumerate(names):
             dev = f'sg{tag}{ns[-1]}'
