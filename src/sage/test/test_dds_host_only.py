@@ -33,7 +33,7 @@ INVISIBLE_WAIT_S = 20.0    # SPDP announces every few seconds: several rounds go
 
 
 def _ip(*args: str) -> None:
-    subprocess.run(['ip', *args], check=True, capture_output=True, timeout=30)
+    subprocess.run(['ip', *args], check=True, capture_output=True, text=True, timeout=30)
 
 
 @pytest.fixture
