@@ -70,10 +70,19 @@ CHECKS: dict[str, Check] = {
     'make run': Check('make run DURATION=12', SUMMARY, 'the 60 s run shortened'),
     'make run DURATION=300': Check('', note="same target as 'make run' (DURATION=12 there)"),
     'make test': Check('', note='CI runs it: .ci/run is `make test`'),
+    "sudo apt-get install $(grep -v '^#' requirements/colcon/apt.txt)": Check(
+        '', note='test_package_dependencies checks apt.txt lists every <apt_depend>'),
+    'rosdep install --from-paths src --ignore-src -y': Check(
+        '', note='no rosdep here; test_package_dependencies checks every key against a '
+                 'rosdistro snapshot and every import against the package.xml files'),
+    'python3 -m pip install -r requirements/colcon/pip.txt': Check(
+        '', note='test_package_dependencies checks pip.txt lists every run <pip_depend> and '
+                 'that each is a real distribution (installed in this venv)'),
     'colcon build --symlink-install && source install/setup.bash': Check(
-        '', note='no colcon on this machine; test_colcon_deps checks what colcon needs'),
-    'colcon build': Check('', note='no colcon on this machine; test_colcon_deps checks the '
-                                   'package manifests colcon reads'),
+        '', note='no colcon on this machine; test_package_dependencies checks what colcon '
+                 'needs, test_minilm_locate the first start of a build without MiniLM'),
+    'colcon build': Check('', note='no colcon on this machine; test_package_dependencies '
+                                   'checks the package manifests colcon reads'),
     'ros2 launch sage nano.launch.py': Check(
         '', note='no ros2 CLI here; test_launch_files loads this launch file with launch_ros '
                  'semantics and compares it with `sage launch`'),
