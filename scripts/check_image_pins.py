@@ -74,7 +74,7 @@ def pip(*args: str) -> subprocess.CompletedProcess[str]:
 
 def errors_of(proc: subprocess.CompletedProcess[str]) -> str:
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines()
-             if ln.startswith(('ERROR', '  ', 'The conflict')) and 'is ignored' not in ln]
+             if ln.startswith(('ERROR', '    ', 'The conflict')) and 'is ignored' not in ln]
     return '\n'.join(lines[-12:]) or (proc.stderr.strip()[-1500:])
 
 
@@ -119,7 +119,8 @@ def check(cons: Path, cache_root: Path) -> list[str]:
             print(f'[compat] {cons.name}: not all pins cached; fetching wheels into {cache}')
             err = download(cons, args, cache)
             if err:
-                return [f'{label}: the pins do not resolve:\n{err}']
+                return [f'{label}: the pins do not resolve (a pin without a wheel for this '
+                        f'target, or pins that conflict):\n{err}']
             found, err = resolve_offline(cons, args, cache, Path(tmp))
             if found is None:
                 return [f'{label}: resolves online but not from the cache:\n{err}']
