@@ -140,6 +140,7 @@ def _core(modality: str, raw: list[np.ndarray], seconds: float, threads: int
 def _language(seconds: float, variants: tuple[str, ...], threads: int) -> dict[str, Any]:
     from sage_encoders.export import LANGUAGE_SENTENCES
     from sage_encoders.minilm import MiniLm
+    from sage_encoders.minilm_locate import locate_minilm
 
     sentences = list(LANGUAGE_SENTENCES)
     out: dict[str, Any] = {'inputs': len(sentences)}
@@ -150,7 +151,10 @@ def _language(seconds: float, variants: tuple[str, ...], threads: int) -> dict[s
         runtime, precision = ('torch', 'fp32') if variant == 'torch' else ('onnx', variant)
         gc.collect()
         rss0 = _rss_mb()
-        model = MiniLm(PACKAGED_DIR, runtime=runtime, precision=precision, threads=threads)
+        # The export the language node would use (a colcon build keeps it in the user folder).
+        directory = (locate_minilm('', precision, False, lambda _: None)
+                     if runtime == 'onnx' else PACKAGED_DIR)
+        model = MiniLm(directory, runtime=runtime, precision=precision, threads=threads)
         t0 = time.perf_counter()
         model.load()
         load_ms = (time.perf_counter() - t0) * 1e3
