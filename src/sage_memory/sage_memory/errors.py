@@ -16,3 +16,7 @@ class TransferError(MemoryStoreError):
 
 class StoreUnavailableError(MemoryStoreError):
     """The database server cannot be reached (may succeed later: retry)."""
+
+
+class StoreBusyError(StoreUnavailableError):
+    """The database file is locked by another process (retry once it is released)."""

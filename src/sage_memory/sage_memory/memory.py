@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sage_memory.errors import StoreUnavailableError
+from sage_memory.errors import StoreBusyError, StoreUnavailableError
 from sage_memory.consolidation import SleepConfig, SleepReport, consolidate
 from sage_memory.index import IndexConfig, IndexKey, IndexSet, VectorIndex
 from sage_memory.models import RECALL_KINDS, ExperienceRecord
@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 _REBUILD_DEAD_FRACTION = 0.3
 # Adding more rows than this at once (start-up rebuild) uses every core.
 _BULK_ROWS = 5000
+# open_memory: first pause before another attempt (doubled up to OpenWait.backoff_max_s), and
+# how often a waiting caller is asked whether to keep waiting.
+_FIRST_RETRY_S = 0.5
+_WAIT_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,11 @@ class Memory:
                             tuple(self.problems))
 
     @property
+    def read_only(self) -> str:
+        """Why the database is read-only ('' when it is writable)."""
+        return self.store.read_only
+
+    @property
     def problems(self) -> list[str]:
         """Problems found at start or by background checks (corrupt file, bad snapshot)."""
         return list(self.store.problems) + list(self._problems)
@@ -235,7 +244,10 @@ class Memory:
         return {'added': added, 'removed': removed}
 
     def save_index(self) -> int:
-        """Write the index snapshot now; returns rows saved."""
+        """Write the index snapshot now; returns rows saved (none when read-only)."""
+        if self.read_only:
+            self._dirty = False
+            return 0
         n = self.index.save(self.snapshot_dir)
         self._dirty = False
         return n
@@ -320,22 +332,54 @@ def _add_chunk(vi: VectorIndex, rows: list[Any]) -> None:
     vi.add([r[0] for r in rows], vecs, [r[4] for r in rows], [r[5] for r in rows])
 
 
-def open_memory(cfg: MemoryConfig, embed_text: TextEmbedder | None = None, wait_s: float = 0.0,
-                warn: Callable[[str], None] = log.warning) -> Memory:
-    """Open a Memory, waiting up to wait_s (with backoff) for an unreachable database server.
+@dataclass(frozen=True)
+class OpenWait:
+    """How long open_memory waits for a database that cannot be opened yet.
+
+    Attributes:
+        server_s: an unreachable database server (0 = do not wait).
+        lock_s: a SQLite file locked by another process (0 = until it is released).
+        backoff_max_s: longest pause between two attempts.
+    """
+
+    server_s: float = 0.0
+    lock_s: float = 0.0
+    backoff_max_s: float = 5.0
+
+
+def open_memory(cfg: MemoryConfig, embed_text: TextEmbedder | None = None,
+                wait: OpenWait = OpenWait(), warn: Callable[[str], None] = log.warning,
+                keep_waiting: Callable[[], bool] = lambda: True) -> Memory:
+    """Open a Memory, waiting (with backoff) for a database locked or out of reach.
+
+    Args:
+        cfg: settings.
+        embed_text: text embedder for text recall.
+        wait: how long to wait, by cause.
+        warn: called with a message at each retry.
+        keep_waiting: polled while waiting (a node publishes its diagnostics from it);
+            False ends the wait with the last error.
 
     Raises:
-        StoreUnavailableError: the server is still unreachable after wait_s.
+        StoreBusyError: the file is still locked after wait.lock_s, or the wait was ended.
+        StoreUnavailableError: the server is still unreachable after wait.server_s.
         MemoryStoreError: the database cannot be opened or migrated.
     """
-    deadline = time.monotonic() + wait_s
-    delay = 0.5
+    started = time.monotonic()
+    delay = _FIRST_RETRY_S
     while True:
         try:
             return Memory(cfg, embed_text)
         except StoreUnavailableError as err:
-            if time.monotonic() + delay > deadline:
+            busy = isinstance(err, StoreBusyError)
+            limit = wait.lock_s if busy else wait.server_s
+            waited = time.monotonic() - started
+            if (limit > 0 or not busy) and waited + delay > limit:
                 raise
-            warn(f'{err}; retrying in {delay:.1f} s')
-            time.sleep(delay)
-            delay = min(delay * 2.0, 10.0)
+            warn(f'{err}; waited {waited:.0f} s, next try in {delay:.1f} s')
+            end = time.monotonic() + delay
+            while time.monotonic() < end:
+                if not keep_waiting():
+                    raise
+                time.sleep(min(_WAIT_POLL_S, max(0.0, end - time.monotonic())))
+            delay = min(delay * 2.0, wait.backoff_max_s)

@@ -17,7 +17,8 @@ import time
 from typing import Any
 
 from geometry_msgs.msg import PoseStamped
-from rclpy.executors import MultiThreadedExecutor
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from sage_interfaces.msg import Experience, Latent, MetabolicState, Salience
@@ -31,12 +32,12 @@ from sage_common.ros import (CHECKPOINT_TOPIC, LATCHED_QOS, MEMORY_STATE_TOPIC, 
                              SENSOR_QOS, DiagnosticsPublisher,
                              declare_params, run)
 from sage_memory.config import device_and_session, memory_config, policy_config
-from sage_memory.errors import QueryError
-from sage_memory.memory import Memory, open_memory
+from sage_memory.errors import QueryError, StoreUnavailableError
+from sage_memory.memory import Memory, OpenWait, open_memory
 from sage_memory.memory_params import PARAMS, validate
 from sage_memory.models import ExperienceRecord
 from sage_memory.policy import MemoryCore
-from sage_memory.recall import LazyTextEmbedder
+from sage_memory.recall import text_embedder
 from sage_memory.ros_convert import experience_to_msg, parse_checkpoint, query_from_request
 
 OWN_STATE_KEY = 'memory'
@@ -53,8 +54,15 @@ class MemoryNode(Node):
         values['device_id'], values['session'] = device_and_session(values)
         self.values = values
         self.health = Health()
+        # Up before the database opens: a wait for a locked file is reported meanwhile.
+        self.diag = DiagnosticsPublisher(self, self.health, float(values['diagnostics_period_s']))
+        self._last_diag = 0.0
         self.memory = self._open(values)
         self._problems: dict[str, float] = {}
+        if self.memory.read_only:
+            self.get_logger().error(self._read_only_text())
+        for problem in self.memory.problems:
+            self.get_logger().error(problem)
         self.core = MemoryCore(policy_config(values), time.time)
         self.core.restore(self.memory.load_state(OWN_STATE_KEY) or {})
         self.states = self.memory.load_states()
@@ -77,7 +85,6 @@ class MemoryNode(Node):
                                      SENSOR_QOS)
         self.create_timer(0.05, self._tick)
         self.create_timer(float(values['checkpoint_period_s']), self._checkpoint)
-        self.diag = DiagnosticsPublisher(self, self.health, float(values['diagnostics_period_s']))
         # Services on a helper node with its own executor thread (see module docstring).
         self.srv_node = Node(f'{self.get_name()}_services', use_global_arguments=False)
         group = ReentrantCallbackGroup()
@@ -94,14 +101,36 @@ class MemoryNode(Node):
             f'device {values["device_id"]}, {self.memory.store.count()} rows')
 
     def _open(self, values: dict[str, Any]) -> Memory:
-        enc = str(values['language_encoder'])
-        embed = LazyTextEmbedder(enc, str(values['language_encoder_params'])) if enc else None
-        return open_memory(memory_config(values), embed,
-                           float(values['connect_timeout_s']),
-                           self._warn)
+        embed = text_embedder(values)
+        wait = OpenWait(server_s=float(values['connect_timeout_s']),
+                        lock_s=float(values['lock_timeout_s']),
+                        backoff_max_s=float(values['writer.backoff_max_s']))
+        try:
+            return open_memory(memory_config(values), embed, wait, self._warn,
+                               self._keep_waiting)
+        except StoreUnavailableError:
+            if not rclpy.ok(context=self.context):
+                raise ExternalShutdownException() from None  # stopped while waiting
+            raise
 
     def _warn(self, msg: str) -> None:
         self.get_logger().warning(msg)
+        self.health.problem(Level.WARN, msg)
+        self._publish_diagnostics()
+
+    def _keep_waiting(self) -> bool:
+        # Nothing spins while the database is awaited: publish diagnostics from here.
+        if time.monotonic() - self._last_diag >= float(self.values['diagnostics_period_s']):
+            self._publish_diagnostics()
+        return rclpy.ok(context=self.context)
+
+    def _publish_diagnostics(self) -> None:
+        self._last_diag = time.monotonic()
+        self.diag.publish()
+
+    def _read_only_text(self) -> str:
+        return (f'memory is read-only ({self.memory.read_only}): serving the experiences '
+                'stored so far, storing nothing new')
 
     def _on_params(self, values: dict[str, Any]) -> None:
         merged = dict(values, device_id=self.values['device_id'],
@@ -171,9 +200,14 @@ class MemoryNode(Node):
         s = st.store
         if s.alarm:
             self.health.problem(Level.ERROR, s.alarm)
+        if s.read_only:
+            self.health.problem(Level.ERROR, self._read_only_text())
+            self.health.values.update(read_only=s.read_only, refused=str(s.refused))
+        if self.memory.store.quarantined:
+            self.health.values['quarantined'] = '; '.join(self.memory.store.quarantined)
         now = time.monotonic()
         for problem in st.problems:
-            # A corrupt file moved aside, a failed integrity check: an ERROR for a minute,
+            # A corrupt file quarantined, a failed integrity check: an ERROR for a minute,
             # then listed under 'problems'.
             first = self._problems.setdefault(problem, now)
             if now - first < _PROBLEM_ERROR_S:

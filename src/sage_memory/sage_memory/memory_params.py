@@ -19,6 +19,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec('connect_timeout_s', 60.0, 'how long to wait at start for an unreachable '
               'database server before giving up', 0.0, 3600.0, read_only=True),
+    ParamSpec('lock_timeout_s', 0.0, 'how long to wait at start for a SQLite file locked by '
+              'another process (0 = until it is released); WARN on /diagnostics meanwhile',
+              0.0, 86_400.0, read_only=True),
     ParamSpec('policy.mode', 'attend', 'what is stored: attend = when SNARC attends; '
               'salience = salience >= policy.min_salience; all; off',
               choices=('attend', 'salience', 'all', 'off')),

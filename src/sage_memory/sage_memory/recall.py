@@ -183,6 +183,18 @@ class LazyTextEmbedder:
         return np.asarray(self._load()(texts), dtype=np.float32)
 
 
+def text_embedder(values: Mapping[str, Any]) -> LazyTextEmbedder | None:
+    """The text-recall embedder the memory node's parameters name (None: text recall off).
+
+    The memory node and `sage memory query` both build it here, so a text is embedded the
+    same way wherever it is recalled.
+    """
+    spec = str(values.get('language_encoder', ''))
+    if not spec:
+        return None
+    return LazyTextEmbedder(spec, str(values.get('language_encoder_params', '')))
+
+
 def results_summary(results: Sequence[ExperienceRecord]) -> str:
     """One line for logs: count and best score."""
     if not results:

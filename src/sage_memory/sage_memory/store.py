@@ -9,8 +9,11 @@ write succeeds; nothing that was acknowledged is ever lost, and nothing is ackno
 its commit.
 
 SQLite runs in WAL mode with `synchronous=FULL` by default (a commit survives a power cut, not
-only a process kill). A database file that fails its integrity check at start is moved aside
-(`<name>.corrupt-<time>`) and a fresh one created; the problem is kept in `problems`.
+only a process kill). Opening a SQLite file tells its faults apart (sage_memory.sqlite_file): a
+file locked by another process raises StoreBusyError (the caller waits and retries); a file or
+folder this process cannot write is opened read-only (`read_only` says why; rows and states are
+refused and counted); only a file that fails `PRAGMA quick_check` is quarantined
+(`<name>.corrupt-<time>`) and a fresh one created, the problem kept in `problems`.
 """
 from __future__ import annotations
 
@@ -36,12 +39,14 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 
-from sage_memory.errors import MemoryStoreError, StoreUnavailableError
+from sage_memory.errors import MemoryStoreError, StoreBusyError, StoreUnavailableError
 from sage_memory.lockdown import lock_down_store
 from sage_memory.migrations import HEAD
 from sage_memory.models import (EXPERIENCES, PORTABLE_COLUMNS, RECALL_KINDS, STATE,
                                 ExperienceRecord, record_to_row, row_to_record)
 from sage_memory.retention import RetentionConfig, evict
+from sage_memory.sqlite_file import (Fault, access_problem, classify, examine, quarantine,
+                                     quarantined_files, read_only_engine)
 
 log = logging.getLogger(__name__)
 
@@ -171,49 +176,14 @@ def migrate(engine: Engine) -> str:
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as err:
         if engine.dialect.name == 'postgresql':
             raise StoreUnavailableError(f'cannot reach {where}: {_short(err)}') from err
+        if classify(err) is Fault.BUSY:
+            raise StoreBusyError(f'{where} is locked by another process: {_short(err)}') from err
         raise MemoryStoreError(f'cannot open {where}: {_short(err)}') from err
     except (sa_exc.SQLAlchemyError, sqlite3.Error) as err:
         raise MemoryStoreError(f'cannot migrate {where}: {err}') from err
     except Exception as err:  # noqa: BLE001 - alembic raises its own types (CommandError...)
         raise MemoryStoreError(f'cannot migrate {where}: {err}') from err
     return HEAD
-
-
-def check_sqlite_file(path: Path, full: bool = True) -> str | None:
-    """Problem text when a SQLite file is not a healthy database, else None.
-
-    full=True runs `PRAGMA quick_check` (reads every page); full=False only reads the schema.
-    """
-    try:
-        con = sqlite3.connect(f'file:{path}?mode=rw', uri=True, timeout=30.0)
-    except sqlite3.Error as err:
-        return f'cannot open {path}: {err}'
-    try:
-        con.execute('SELECT count(*) FROM sqlite_master').fetchone()
-        if full:
-            rows = con.execute('PRAGMA quick_check').fetchall()
-            if rows != [('ok',)]:
-                return f'{path} failed quick_check: ' + '; '.join(str(r[0]) for r in rows[:3])
-    except sqlite3.Error as err:
-        return f'{path} is not a usable database: {err}'
-    finally:
-        con.close()
-    return None
-
-
-def move_aside(path: Path) -> Path:
-    """Rename a database file (and its -wal/-shm) to `<name>.corrupt-<time>`; returns it."""
-    stamp = time.strftime('%Y%m%dT%H%M%S')
-    target = path.with_name(f'{path.name}.corrupt-{stamp}')
-    n = 1
-    while target.exists():
-        target = path.with_name(f'{path.name}.corrupt-{stamp}-{n}')
-        n += 1
-    for suffix in ('', '-wal', '-shm'):
-        src = Path(str(path) + suffix)
-        if src.exists():
-            os.replace(src, Path(str(target) + suffix))
-    return target
 
 
 def _insert_ignore(engine: Engine, table: Any) -> Any:
@@ -390,6 +360,8 @@ class StoreConfig:
             period, off the commit path (0 = SQLite's automatic checkpoints in the committer).
         sync_check_max_mb: after an unclean stop, a SQLite file up to this size is fully
             checked before use; a larger one in the background (flagged for the next start).
+        read_only: open a SQLite file for reading only, even where it could be written
+            (tools that only read, such as `sage memory query`).
     """
 
     database_url: str = ''
@@ -404,6 +376,7 @@ class StoreConfig:
     sqlite_pragmas: Mapping[str, Any] = field(default_factory=dict)
     wal_checkpoint_period_s: float = 1.0
     sync_check_max_mb: float = 64.0
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -418,6 +391,8 @@ class StoreStatus:
     dropped: int
     evicted: int
     commits: int
+    refused: int = 0
+    read_only: str = ''
 
 
 @dataclass
@@ -454,14 +429,21 @@ class MemoryStore:
         self.url = resolve_url(cfg.database_url, cfg.data_dir)
         self.data_dir = Path(os.path.expanduser(cfg.data_dir))
         self.problems: list[str] = []
+        # Why the database is read-only ('' = writable); quarantined copies beside it.
+        self.read_only = 'opened read-only' if cfg.read_only else ''
+        self.quarantined: list[str] = []
         self._clock = clock
         self._path = sqlite_path(self.url)
         self._marker = Path(str(self._path) + '.open') if self._path is not None else None
-        # Written when a background integrity check fails: the next start moves the file aside.
+        # Written when a background integrity check fails: the next start checks it again.
         self._flag = Path(str(self._path) + '.check-failed')
         self._full_check_due = False
         self.engine = self._open()
-        self.store_id = self._store_id()
+        try:
+            self.store_id = self._store_id()
+        except MemoryStoreError:
+            self.engine.dispose()
+            raise
         self._raw = _RawWriter(self.engine)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pending: deque[tuple[float, ExperienceRecord]] = deque()
@@ -478,7 +460,7 @@ class MemoryStore:
         self._ckpt_thread: threading.Thread | None = None
         self._alarm = ''
         self._counts = {'committed': 0, 'rejected': 0, 'dropped': 0, 'evicted': 0,
-                        'commits': 0}
+                        'commits': 0, 'refused': 0}
         # Wall time of each batch's insert + commit, its CPU time in the writer thread, and
         # each row's submit -> commit time (benchmarks and diagnostics read these).
         self.commit_ms: deque[float] = deque(maxlen=4096)
@@ -487,14 +469,15 @@ class MemoryStore:
 
     # ----------------------------------------------------------------- opening
     def _open(self) -> Engine:
-        if self._path is not None and self._path.exists():
-            problem = self._check_at_start(self._path)
-            if problem is not None:
-                moved = move_aside(self._path)
-                self._flag.unlink(missing_ok=True)
-                msg = f'corrupt database moved aside to {moved} ({problem}); started fresh'
-                log.error(msg)
-                self.problems.append(msg)
+        if self._path is not None:
+            if not self.read_only:
+                self.read_only = access_problem(self._path) or ''
+            if not self.read_only and self._path.exists():
+                self._examine_at_start(self._path)
+            if self.read_only:
+                return self._open_read_only(self._path)
+        elif self.read_only:  # a reading tool on a database server: change nothing there
+            return self._at_head(make_engine(self.url), redact(self.url))
         for warning in lock_down_store(self._path, self.data_dir):  # 0700 folder, 0600 files
             log.warning(warning)
         pragmas = self.cfg.sqlite_pragmas
@@ -506,41 +489,90 @@ class MemoryStore:
         except MemoryStoreError:
             engine.dispose()
             raise
-        if self._marker is not None:
+        if self._path is not None and self._marker is not None:
             self._marker.touch(mode=0o600)  # private like the database (umask only narrows)
+            self.quarantined = [str(p) for p in quarantined_files(self._path)]
         return engine
 
-    def _check_at_start(self, path: Path) -> str | None:
-        # Always: the file opens and its schema reads. After an unclean stop also every page
-        # (quick_check) - at once for a small file, in the maintenance thread for a large one
-        # (about 8 s per 500 MB from a cold cache), whose failure flags the file so the next
-        # start moves it aside.
-        problem = check_sqlite_file(path, full=False)
-        if problem is None and self._flag.exists():
-            problem = self._flag.read_text().strip() or 'failed an integrity check'
-        if problem is None and self._marker is not None and self._marker.exists():
-            if path.stat().st_size <= self.cfg.sync_check_max_mb * 1e6:
-                problem = check_sqlite_file(path, full=True)
-            else:
-                self._full_check_due = True
-        return problem
+    def _examine_at_start(self, path: Path) -> None:
+        # Always: the file opens and its schema reads. After an unclean stop, or when an
+        # earlier background check failed, also every page (quick_check) - at once for a small
+        # file, in the maintenance thread for a large one (about 8 s per 500 MB from a cold
+        # cache), whose failure flags the file for a check at the next start.
+        full = self._flag.exists()
+        if not full and self._marker is not None and self._marker.exists():
+            full = path.stat().st_size <= self.cfg.sync_check_max_mb * 1e6
+            self._full_check_due = not full
+        problem = examine(path, full=full)
+        if problem is None:
+            if self._flag.exists():
+                log.warning('%s passes its integrity check now (an earlier check failed: %s); '
+                            'kept', path, self._flag.read_text().strip())
+                self._flag.unlink()
+            return
+        if problem.fault is Fault.BUSY:
+            raise StoreBusyError(f'{path} is locked by another process ({problem.detail})')
+        if problem.fault is Fault.DENIED:
+            self.read_only = problem.detail
+            return
+        if problem.fault is not Fault.CORRUPT:
+            raise MemoryStoreError(f'{problem.detail}; the file was left as it is')
+        moved = quarantine(path)
+        self._flag.unlink(missing_ok=True)
+        msg = (f'corrupt database quarantined to {moved} ({problem.detail}); started with an '
+               'empty database')
+        log.error(msg)
+        self.problems.append(msg)
+
+    def _open_read_only(self, path: Path) -> Engine:
+        # Serve what is there; never create, migrate, lock down or move anything.
+        if not path.exists():
+            raise MemoryStoreError(f'cannot create the memory database {path}: '
+                                   f'{self.read_only}')
+        engine = self._at_head(read_only_engine(path), str(path))
+        self.quarantined = [str(p) for p in quarantined_files(path)]
+        if not self.cfg.read_only:
+            log.error('memory database %s is read-only (%s): serving the experiences it holds, '
+                      'storing nothing new', path, self.read_only)
+        return engine
+
+    def _at_head(self, engine: Engine, where: str) -> Engine:
+        # A database that is only read must already have this version's schema.
+        try:
+            with engine.connect() as conn:
+                revision = _read_revision(conn)
+        except (sa_exc.SQLAlchemyError, sqlite3.Error) as err:
+            engine.dispose()
+            raise MemoryStoreError(f'cannot read {where}: {_short(err)}') from err
+        if revision != HEAD:
+            engine.dispose()
+            raise MemoryStoreError(f'{where} has schema {revision}, this version needs {HEAD}, '
+                                   f'and it cannot be migrated: {self.read_only}')
+        return engine
 
     def _background_check(self) -> None:
         self._full_check_due = False
         if self._path is None:
             return
-        problem = check_sqlite_file(self._path, full=True)
-        if problem is not None:
-            msg = (f'database failed its integrity check ({problem}); it will be moved aside '
-                   'at the next start')
-            log.error(msg)
-            self._flag.write_text(problem)
-            self.problems.append(msg)
+        problem = examine(self._path, full=True)
+        if problem is None:
+            return
+        if problem.fault is not Fault.CORRUPT:
+            log.warning('background integrity check not done: %s', problem.detail)
+            return
+        msg = (f'database failed its integrity check ({problem.detail}); it will be checked '
+               'again and quarantined at the next start')
+        log.error(msg)
+        self._flag.write_text(problem.detail)
+        self.problems.append(msg)
 
     def _store_id(self) -> str:
         doc = self.load_state(_STORE_KEY)
         if doc and isinstance(doc.get('store_id'), str):
             return str(doc['store_id'])
+        if self.read_only:
+            # Nothing can be saved: an id derived from the file names its index snapshots.
+            return uuidlib.uuid5(uuidlib.NAMESPACE_URL, str(self._path)).hex
         sid = new_uuid()
         self.save_state(_STORE_KEY, {'store_id': sid, 'created_at': self._clock()})
         # Another process may have won the race: read back what is stored.
@@ -568,8 +600,11 @@ class MemoryStore:
 
     # ------------------------------------------------------------------ writer
     def start(self) -> None:
-        """Start the writer thread (and the SQLite checkpointer) (idempotent)."""
-        if self._thread is None:
+        """Start the writer thread (and the SQLite checkpointer) (idempotent).
+
+        A read-only store starts nothing: it has nothing to write.
+        """
+        if self._thread is None and not self.read_only:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name='sage-memory-writer',
                                             daemon=True)
@@ -606,14 +641,26 @@ class MemoryStore:
         except (sa_exc.SQLAlchemyError, sqlite3.Error) as err:
             log.debug('wal checkpoint skipped: %s', err)
 
+    def _refuse(self, n: int) -> bool:
+        # A read-only store counts what it could not take (status().refused).
+        if not self.read_only:
+            return False
+        with self._lock:
+            self._counts['refused'] += n
+        return True
+
     def submit(self, record: ExperienceRecord) -> None:
-        """Queue a record for the next commit (never blocks)."""
+        """Queue a record for the next commit (never blocks; refused when read-only)."""
+        if self._refuse(1):
+            return
         with self._lock:
             self._in_flight += 1
         self._queue.put((time.perf_counter(), record))
 
     def submit_many(self, records: Sequence[ExperienceRecord]) -> None:
-        """Queue several records."""
+        """Queue several records (refused when read-only)."""
+        if self._refuse(len(records)):
+            return
         now = time.perf_counter()
         with self._lock:
             self._in_flight += len(records)
@@ -627,6 +674,8 @@ class MemoryStore:
             MemoryStoreError: the value is not JSON-serialisable.
         """
         doc = _dump_state(key, value)
+        if self._refuse(1):
+            return
         with self._lock:
             self._in_flight += 1
         self._queue.put(_StateItem(key, doc, time.perf_counter()))
@@ -667,10 +716,13 @@ class MemoryStore:
         """Queue depth, pending rows, the current alarm and counters."""
         with self._lock:
             return StoreStatus(queued=self._queue.qsize(), pending=len(self._pending),
-                               alarm=self._alarm, **self._counts)
+                               alarm=self._alarm, read_only=self.read_only, **self._counts)
 
     def close(self, timeout: float = 10.0) -> bool:
         """Flush, stop the writer and release the database; False if rows were left unsaved."""
+        if self.read_only:
+            self.engine.dispose()
+            return True
         clean = True
         if self._thread is not None:
             clean = self.flush(timeout)
@@ -909,12 +961,16 @@ class MemoryStore:
             MemoryStoreError: bad key/value or the database cannot be written.
         """
         doc = _dump_state(key, value)
+        if self.read_only:
+            raise MemoryStoreError(f'cannot save state {key!r}: {self.read_only}')
         try:
             with self.engine.begin() as conn:
                 conn.execute(_upsert_state(self.engine), [{
                     'key': key, 'value': doc, 'updated_at': self._clock(),
                     'device_id': self.device_id}])
         except sa_exc.SQLAlchemyError as err:
+            if classify(err) is Fault.BUSY:
+                raise StoreBusyError(f'cannot save state {key!r}: {_short(err)}') from err
             raise MemoryStoreError(f'cannot save state {key!r}: {_short(err)}') from err
 
     def load_state(self, key: str) -> dict[str, Any] | None:
@@ -1061,9 +1117,12 @@ def summarize(url: str) -> dict[str, Any]:
     path = sqlite_path(resolved)
     if path is not None and not path.exists():
         raise MemoryStoreError(f'no memory database at {path}')
-    engine = make_engine(resolved)
+    # A file this process cannot write is read as it is (no WAL set-up, no migration).
+    denied = access_problem(path) if path is not None else None
+    engine = read_only_engine(path) if path is not None and denied else make_engine(resolved)
     try:
-        migrate(engine)
+        if not denied:
+            migrate(engine)
         e = EXPERIENCES.c
         with engine.connect() as conn:
             by_mod = {r[0]: r[1] for r in conn.execute(
@@ -1088,4 +1147,6 @@ def summarize(url: str) -> dict[str, Any]:
         'oldest_stamp': float(span[0]) if span[0] is not None else None,
         'newest_stamp': float(span[1]) if span[1] is not None else None,
         'state_keys': sorted(keys),
+        'read_only': denied or '',
+        'quarantined': [str(p) for p in quarantined_files(path)] if path is not None else [],
     }

@@ -1,6 +1,7 @@
 """Synthetic experience records for tests, the crash test and the benchmark (light imports)."""
 from __future__ import annotations
 
+from pathlib import Path
 import time
 from typing import Any
 
@@ -41,3 +42,23 @@ def synthetic_record(i: int, rng: np.random.Generator, dim: int = 64,
         extra={'features': {'motion': 0.1}}, created_at=time.time())
     fields.update(kw)
     return ExperienceRecord(**fields)
+
+
+def synthetic_database(data_dir: str | Path, n: int, seed: int = 0, dim: int = 16) -> list[str]:
+    """Write n synthetic records into `<data_dir>/sage_memory.db` through the store (tests).
+
+    Returns:
+        the uuids written, every one committed.
+    """
+    from sage_memory.retention import RetentionConfig
+    from sage_memory.store import MemoryStore, StoreConfig
+    rng = np.random.default_rng(seed)
+    records = [synthetic_record(i, rng, dim=dim, preview_bytes=64, grid=4) for i in range(n)]
+    store = MemoryStore(StoreConfig(data_dir=str(data_dir), retention=RetentionConfig(max_rows=0)))
+    store.start()
+    store.submit_many(records)
+    ok = store.flush(60.0)
+    clean = store.close()
+    if not (ok and clean):
+        raise RuntimeError(f'synthetic database in {data_dir}: rows left unwritten')
+    return [r.uuid for r in records]

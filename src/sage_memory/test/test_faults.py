@@ -139,7 +139,7 @@ def test_a_full_disk_queues_rows_with_an_alarm_and_flushes_when_space_returns(tm
 
 
 @pytest.mark.parametrize('damage', ['garbage file', 'damaged page after a crash'])
-def test_a_corrupt_database_file_is_moved_aside_and_replaced(tmp_path, damage):
+def test_a_corrupt_database_file_is_quarantined_and_replaced(tmp_path, damage):
     db = tmp_path / 'sage_memory.db'
     if damage == 'garbage file':
         db.write_bytes(b'not a database' * 1000)
@@ -156,9 +156,10 @@ def test_a_corrupt_database_file_is_moved_aside_and_replaced(tmp_path, damage):
     original = db.read_bytes()
     mem = open_memory('', tmp_path)
     try:
-        assert len(mem.problems) == 1 and 'corrupt database moved aside' in mem.problems[0]
+        assert len(mem.problems) == 1 and 'corrupt database quarantined' in mem.problems[0]
         aside = list(tmp_path.glob('sage_memory.db.corrupt-*'))
         assert len(aside) == 1 and aside[0].read_bytes() == original
+        assert mem.store.quarantined == [str(aside[0])]
         assert mem.store.count() == 0
         mem.submit(rec(1))
         assert mem.flush(30) and mem.store.count() == 1
@@ -185,7 +186,7 @@ def test_a_large_database_damaged_in_a_crash_is_checked_in_the_background(tmp_pa
         mem.close()
     mem = open_memory('', tmp_path)
     try:
-        assert any('moved aside' in p for p in mem.problems)
+        assert any('quarantined' in p for p in mem.problems)
         assert mem.store.count() == 0
         assert not (tmp_path / 'sage_memory.db.check-failed').exists()
     finally:
