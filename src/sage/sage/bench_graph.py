@@ -91,11 +91,15 @@ def _gaps(seqs: list[int]) -> int:
 
 
 def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.0,
-              overrides: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Run the graph for warmup_s + seconds and report the measured window."""
+              overrides: tuple[str, ...] = (), domain_id: int | None = None) -> dict[str, Any]:
+    """Run the graph for warmup_s + seconds and report the measured window.
+
+    domain_id: ROS_DOMAIN_ID of the benchmark's own graph (None: a private one derived from
+    the pid, so the measurement never mixes with a graph already running).
+    """
     prof = load_profile(profile, list(overrides))
     run_dir = Path(tempfile.mkdtemp(prefix='sage-bench-graph-'))
-    domain = 150 + os.getpid() % 50
+    domain = 150 + os.getpid() % 50 if domain_id is None else domain_id
     sup = graph_supervisor(prof, run_dir, domain)
     sup.start()
     probe = _Probe()
@@ -132,7 +136,8 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
     finally:
         probe.close()
         sup.stop()
-    return {'profile': profile, 'seconds': elapsed, 'stages': stages, 'seq_gaps': drops,
+    return {'profile': profile, 'domain_id': domain, 'seconds': elapsed, 'stages': stages,
+            'seq_gaps': drops,
             'nodes': {name: {'cpu_percent': cpu.get(name),
                              'rss_mb_max': max(rss[name]) if rss[name] else None}
                       for name in procs},

@@ -9,10 +9,15 @@ from typing import Optional
 
 import typer
 
+from sage.cli_args import SageGroup
 from sage_common.errors import SageError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=SageGroup,
                   help='SAGE attention kernel: run the graph, replay bags, benchmark.')
+SET_HELP = 'override: node.param=value (repeatable; --set a.b=1 c.d=2 works too)'
+DOMAIN_HELP = ("ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID, else the profile's launch.domain_id; "
+               'the same rule for every command)')
+WATCH_PROFILE_HELP = "profile the graph runs (its launch.domain_id is the default domain)"
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -20,14 +25,29 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def domain_option():
+    return typer.Option(None, '--domain-id', min=0, max=232, help=DOMAIN_HELP)
+
+
+def graph_settings(profile: str, domain_id: Optional[int]) -> list:
+    """The running graph's DDS settings by sage.environment's one rule, printed at start."""
+    from sage.environment import describe, graph_choices
+    from sage.profile import load_launch_settings
+    try:
+        choices = graph_choices(load_launch_settings(profile), domain_id)
+    except SageError as err:
+        fail(str(err))
+    typer.echo(f'[sage] DDS: {describe(choices)}')
+    return choices
+
+
 @app.command()
 def launch(
     profile: str = typer.Argument(..., help='profile name (nano, thor) or a YAML path'),
     duration: Optional[float] = typer.Option(None, '--duration', min=0.0,
                                              help='stop after this many seconds'),
-    set_: list[str] = typer.Option([], '--set', help='override: node.param=value (repeatable)'),
-    domain_id: Optional[int] = typer.Option(None, '--domain-id', min=0, max=232,
-                                            help='ROS_DOMAIN_ID (default: env or profile)'),
+    set_: list[str] = typer.Option([], '--set', help=SET_HELP),
+    domain_id: Optional[int] = domain_option(),
     run_dir: Optional[Path] = typer.Option(None, '--run-dir', help='folder for logs/params'),
     quiet: bool = typer.Option(False, '--quiet', help='no live salience lines'),
     without: str = typer.Option('', '--without',
@@ -44,11 +64,14 @@ def launch(
         prof = load_profile(profile, set_).without([n for n in without.split(',') if n])
     except SageError as err:
         fail(str(err))
-    if multi_host:
-        prof = dataclasses.replace(prof, settings={**prof.settings, 'multi_host': True})
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-    raise typer.Exit(run_launch(prof, duration, domain_id, run_dir, live=not quiet))
+    try:
+        code = run_launch(prof, duration, domain_id, run_dir, live=not quiet,
+                          multi_host=multi_host or None)
+    except SageError as err:
+        fail(str(err))
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -66,6 +89,10 @@ def bench(
     baseline: bool = typer.Option(False, '--baseline',
                                   help='sensors: also run with capture threads at normal '
                                        'scheduling first, and compare'),
+    domain_id: Optional[int] = typer.Option(
+        None, '--domain-id', min=0, max=232,
+        help='graph, sensors, transport: ROS_DOMAIN_ID of the graph the benchmark starts '
+             '(default: a private one, so it never mixes with a running graph)'),
 ) -> None:
     """Run a named benchmark and write JSON (medians, p95/p99, ratios to a baseline)."""
     from sage.bench_cmd import BENCHMARKS, UnknownOption, run_named, write_json
@@ -78,6 +105,8 @@ def bench(
         options['with_graph'] = True
     if baseline:
         options['baseline'] = True
+    if domain_id is not None:
+        options['domain_id'] = domain_id
     try:
         result = run_named(name, seconds, **options)
     except ModuleNotFoundError as err:
@@ -101,13 +130,16 @@ def replay(
     profile: str = typer.Option('nano', '--profile'),
     decisions: Optional[Path] = typer.Option(None, '--decisions',
                                              help='JSONL of decisions (offline)'),
-    set_: list[str] = typer.Option([], '--set', help='override: node.param=value'),
+    set_: list[str] = typer.Option([], '--set', help=SET_HELP),
     rate: float = typer.Option(1.0, '--rate', min=0.01, help='playback rate (live replay)'),
+    domain_id: Optional[int] = domain_option(),
 ) -> None:
     """Replay a bag: offline through the same cores (decisions JSONL), or into the graph."""
     if not offline:
         from sage.bag import play
-        raise typer.Exit(play(bag, rate=rate))
+        from sage.environment import as_env, joined_graph
+        with joined_graph(as_env(graph_settings(profile, domain_id))):
+            raise typer.Exit(play(bag, rate=rate))
     if decisions is None:
         fail('--offline needs --decisions OUT.jsonl')
     from sage_snarc.replay import replay_bag
@@ -119,8 +151,10 @@ def replay(
 def experiment(
     bag: Path = typer.Argument(..., help='bag to replay offline'),
     profile: str = typer.Option('nano', '--profile'),
-    set_: list[str] = typer.Option([], '--set', help='variant A: node.param=value'),
-    vs: list[str] = typer.Option([], '--vs', help="another variant: 'a.b=1 c.d=2'"),
+    set_: list[str] = typer.Option([], '--set', help='variant A: node.param=value '
+                                                  '(repeatable; --set a.b=1 c.d=2 works too)'),
+    vs: list[str] = typer.Option([], '--vs', help="another variant: 'a.b=1 c.d=2' (quotes "
+                                                  'optional)'),
 ) -> None:
     """Replay a bag under two or more parameter sets and compare them side by side."""
     from sage.experiment import parse_variants, run_experiment
@@ -141,18 +175,27 @@ def report(
 def status(
     duration: Optional[float] = typer.Option(None, '--duration', min=0.1),
     once: bool = typer.Option(False, '--once', help='listen a few seconds, print one screen'),
+    profile: str = typer.Option('nano', '--profile', help=WATCH_PROFILE_HELP),
+    domain_id: Optional[int] = domain_option(),
 ) -> None:
     """Live terminal view of the running graph."""
+    from sage.environment import as_env, joined_graph
     from sage.status import run_status
-    raise typer.Exit(run_status(duration=duration, once=once))
+    choices = graph_settings(profile, domain_id)
+    with joined_graph(as_env(choices)):
+        code = run_status(duration=duration, once=once, settings=choices)
+    raise typer.Exit(code)
 
 
-@app.command(context_settings={'allow_extra_args': True, 'ignore_unknown_options': True})
+# The trainer parses its own options (and --help): they are shown by `sage train vision --help`.
+@app.command(context_settings={'allow_extra_args': True, 'ignore_unknown_options': True,
+                               'help_option_names': []}, add_help_option=False)
 def train(ctx: typer.Context,
-          modality: str = typer.Argument(..., help='vision | audio')) -> None:
+          modality: Optional[str] = typer.Argument(None, help='vision | audio')) -> None:
     """Train a puzzle VQ-VAE offline (options: sage train vision --help)."""
     from sage_encoders.train import main as train_main
-    raise typer.Exit(train_main([modality, *ctx.args]))
+    raise typer.Exit(train_main([*([modality] if modality else []), *ctx.args],
+                                prog='sage train'))
 
 
 bag_app = typer.Typer(no_args_is_help=True, help='Record, play and inspect rosbag2 bags.')
@@ -165,10 +208,14 @@ def bag_record(
     topics: list[str] = typer.Option([], '--topic', '-t', help='topic (default: all /sage)'),
     duration: Optional[float] = typer.Option(None, '--duration', min=0.1),
     storage: str = typer.Option('mcap', '--storage', help='mcap | sqlite3'),
+    profile: str = typer.Option('nano', '--profile', help=WATCH_PROFILE_HELP),
+    domain_id: Optional[int] = domain_option(),
 ) -> None:
     """Record topics of the running graph into a standard rosbag2 bag."""
     from sage.bag import record
-    raise typer.Exit(record(out, topics or None, duration, storage))
+    from sage.environment import as_env, joined_graph
+    with joined_graph(as_env(graph_settings(profile, domain_id))):
+        raise typer.Exit(record(out, topics or None, duration, storage))
 
 
 @bag_app.command('play')
@@ -178,10 +225,14 @@ def bag_play(
     loop: bool = typer.Option(False, '--loop'),
     clock: bool = typer.Option(False, '--clock', help='publish /clock (simulated time)'),
     topics: list[str] = typer.Option([], '--topic', '-t'),
+    profile: str = typer.Option('nano', '--profile', help=WATCH_PROFILE_HELP),
+    domain_id: Optional[int] = domain_option(),
 ) -> None:
     """Publish a bag's messages with their original timing."""
     from sage.bag import play
-    raise typer.Exit(play(bag, rate=rate, loop=loop, clock=clock, topics=topics or None))
+    from sage.environment import as_env, joined_graph
+    with joined_graph(as_env(graph_settings(profile, domain_id))):
+        raise typer.Exit(play(bag, rate=rate, loop=loop, clock=clock, topics=topics or None))
 
 
 @bag_app.command('info')
@@ -272,17 +323,20 @@ def service_install(
     unit_dir: Path = typer.Option(Path('/etc/systemd/system'), '--unit-dir'),
     env_file: Path = typer.Option(Path('/etc/default/sage'), '--env-file',
                                   help='profile and domain for the service'),
-    domain_id: Optional[int] = typer.Option(None, '--domain-id', min=0, max=232),
+    domain_id: Optional[int] = domain_option(),
 ) -> None:
     """Write sage.service (Type=notify, watchdog, restart on failure) and its settings."""
+    from sage.environment import resolve_domain
     from sage.profile import load_profile
     from sage.service import install, unit_config
     try:
-        cfg = unit_config(load_profile(profile), user, domain_id, env_file, profile)
+        prof = load_profile(profile)
+        domain = resolve_domain(prof, domain_id)
+        cfg = unit_config(prof, user, domain_id, env_file, profile)
         unit = install(cfg, unit_dir)
     except SageError as err:
         fail(str(err))
-    typer.echo(f'wrote {unit} and {env_file}; start at boot with: '
+    typer.echo(f'wrote {unit} and {env_file} with {domain}; start at boot with: '
                'sudo systemctl daemon-reload && sudo systemctl enable --now sage')
 
 

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from sage.environment import graph_env, join_graph
+from sage.environment import describe, graph_choices, graph_env, join_graph
 from sage.paths import repo_root
 from sage.profile import Profile
 from sage.supervisor import Supervisor, SupervisorConfig
@@ -44,11 +44,12 @@ def supervisor_config(profile: Profile) -> SupervisorConfig:
 
 
 def graph_supervisor(profile: Profile, run_dir: Path, domain_id: int | None = None,
-                     log=lambda text: None, **extra_env: str) -> Supervisor:
+                     log=lambda text: None, multi_host: bool | None = None,
+                     **extra_env: str) -> Supervisor:
     """A Supervisor for the profile's nodes in the graph's environment (graph_env plus
     extra_env), with this process joined to the same graph so its own observer node sees it."""
     env = dict(os.environ)
-    env.update(graph_env(profile, domain_id))
+    env.update(graph_env(profile, domain_id, multi_host))
     env.update(extra_env)
     join_graph(env)
     return Supervisor(profile.nodes, run_dir, env, supervisor_config(profile), log=log)
@@ -66,8 +67,12 @@ def service_watch(profile: Profile, say):
 
 
 def run_launch(profile: Profile, duration: float | None, domain_id: int | None = None,
-               run_dir: Path | None = None, live: bool = True, out=sys.stdout) -> int:
+               run_dir: Path | None = None, live: bool = True, out=sys.stdout,
+               multi_host: bool | None = None) -> int:
     """Run the graph until `duration` seconds pass or SIGINT/SIGTERM arrives.
+
+    domain_id and multi_host are the command-line switches (None: not given); the DDS settings
+    follow sage.environment's rule and are printed with where each came from.
 
     Returns:
         0 when stopped as asked, 1 when a node kept crashing and was given up,
@@ -76,8 +81,10 @@ def run_launch(profile: Profile, duration: float | None, domain_id: int | None =
     def say(text: str) -> None:
         print(text, file=out, flush=True)
 
+    settings = describe(graph_choices(profile, domain_id, multi_host))  # bad values: raise now
     run_dir = run_dir or new_run_dir(profile)
-    sup = graph_supervisor(profile, run_dir, domain_id, say, SAGE_RUN_DIR=str(run_dir))
+    sup = graph_supervisor(profile, run_dir, domain_id, say, multi_host,
+                           SAGE_RUN_DIR=str(run_dir))
 
     stop_reason: list[str] = []
 
@@ -88,6 +95,7 @@ def run_launch(profile: Profile, duration: float | None, domain_id: int | None =
     monitor = watch = None
     say(f'[sage] profile {profile.name}: {len(profile.nodes)} nodes, '
         f'ROS_DOMAIN_ID={sup.env["ROS_DOMAIN_ID"]}, run folder {run_dir}')
+    say(f'[sage] DDS: {settings}')
     started = time.monotonic()
     try:
         sup.start()

@@ -3,7 +3,9 @@
 `launch/nano.launch.py` and `launch/thor.launch.py` call `generate(<profile>)`. Launch
 arguments:
   set:=\"node.param=value node.param=value\"   overrides, checked like `sage launch --set`
-  domain_id:=N                              ROS_DOMAIN_ID for the graph (default: profile)
+  domain_id:=N                              ROS_DOMAIN_ID for the graph (default:
+                                            $ROS_DOMAIN_ID, else the profile's)
+The user's RMW_IMPLEMENTATION and discovery range are kept when set (sage.environment).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ def generate(profile_name: str) -> LaunchDescription:
         DeclareLaunchArgument('set', default_value='',
                               description='space-separated node.param=value overrides'),
         DeclareLaunchArgument('domain_id', default_value='',
-                              description='ROS_DOMAIN_ID for the graph (default: profile)'),
+                              description='ROS_DOMAIN_ID for the graph (default: '
+                                          "$ROS_DOMAIN_ID, else the profile's launch.domain_id)"),
         OpaqueFunction(function=_actions, args=[profile_name]),
     ])

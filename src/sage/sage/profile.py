@@ -184,6 +184,21 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = ()) -> Profile:
     return Profile(name=path.stem, path=path, nodes=tuple(nodes), settings=settings)
 
 
+def load_launch_settings(name_or_path: str) -> Profile:
+    """A profile's `launch:` settings only, with no node resolved (fast: no node modules are
+    imported): what commands that only watch the graph need, such as its domain.
+
+    Raises:
+        ProfileError: unknown profile, malformed YAML, no launch section.
+    """
+    path = profile_path(name_or_path)
+    launch = (read_yaml(path) or {}).get('launch')
+    if not isinstance(launch, Mapping):
+        raise ProfileError(f'{path}: missing launch section')
+    return Profile(name=path.stem, path=path, nodes=(),
+                   settings={k: v for k, v in launch.items() if k != 'nodes'})
+
+
 def params_file_content(spec: NodeSpec) -> dict[str, Any]:
     """What `--ros-args --params-file` gets for one node (only its own section, nested)."""
     tree: dict[str, Any] = {}
@@ -196,5 +211,5 @@ def params_file_content(spec: NodeSpec) -> dict[str, Any]:
     return {spec.name: {'ros__parameters': tree}}
 
 
-__all__ = ['NodeSpec', 'Profile', 'ProfileError', 'ParamError', 'load_profile', 'parse_set',
-           'params_file_content', 'profile_path']
+__all__ = ['NodeSpec', 'Profile', 'ProfileError', 'ParamError', 'load_launch_settings',
+           'load_profile', 'parse_set', 'params_file_content', 'profile_path']

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 
-from sage.environment import DEFAULT_DOMAIN_ID
+from sage.environment import resolve_domain
 from sage.paths import repo_root
 from sage.profile import Profile
 from sage_common.errors import SageError
@@ -91,8 +91,7 @@ def unit_config(profile: Profile, user: str | None = None, domain_id: int | None
     root = repo_root()
     return UnitConfig(
         profile=profile_arg or profile.name, user=user,
-        domain_id=int(domain_id if domain_id is not None
-                      else s.get('domain_id', DEFAULT_DOMAIN_ID)),
+        domain_id=int(resolve_domain(profile, domain_id).value),  # the rule of every command
         python=sys.executable, env_file=env_file, working_dir=root or home,
         watchdog_s=watchdog_s, start_timeout_s=float(s['start_timeout_s']),
         restart_s=float(s['restart_s']),

@@ -11,8 +11,9 @@ GraphMonitor with the budget and /diagnostics subscriptions.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+import io
 import os
 import sys
 import threading
@@ -36,6 +37,8 @@ STATE_STYLES = {'WAKE': 'green', 'FOCUS': 'bold cyan', 'REST': 'white', 'DREAM':
 # Diagnostics keys a memory node may use for its row count (first found wins).
 MEMORY_SIZE_KEYS = ('rows', 'memory_rows', 'experiences', 'stored_rows', 'size')
 STALE_AFTER_S = 5.0
+# Below this width the full tables would truncate their columns: the compact screen is used.
+FULL_MIN_WIDTH = 120
 
 
 class WindowedStats(GraphStats):
@@ -79,6 +82,23 @@ def sparkline(values: list[float], width: int) -> str:
     return ''.join(SPARK[min(int(max(v, 0.0) * len(SPARK)), len(SPARK) - 1)] for v in values)
 
 
+def node_rates(values: Mapping[str, str]) -> dict[str, float]:
+    """A node's non-zero event rates from its /diagnostics values (drops and errors aside)."""
+    return {k.removesuffix('_per_s'): float(v) for k, v in values.items()
+            if k.endswith('_per_s') and _num(v) > 0 and not k.startswith(('drop', 'error'))}
+
+
+def node_drops(values: Mapping[str, str]) -> int:
+    """Everything a node counted as dropped."""
+    return sum(int(_num(v)) for k, v in values.items() if 'drop' in k and not k.endswith('_per_s'))
+
+
+def node_p50_ms(values: Mapping[str, str]) -> dict[str, float]:
+    """A node's median latencies in milliseconds, by stage."""
+    return {k.removesuffix('_p50_ms'): float(v) for k, v in values.items()
+            if k.endswith('_p50_ms') and _num(v)}
+
+
 def bar(value: float, top: float, width: int) -> str:
     """A text bar of `width` cells filled in proportion value/top."""
     filled = 0 if top <= 0 else int(round(width * min(max(value / top, 0.0), 1.0)))
@@ -89,8 +109,10 @@ class StatusModel:
     """Everything the status screen shows (pure: fed with records, no rclpy)."""
 
     def __init__(self, window_s: float = 10.0, stored_count: int = 5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, domain: str | None = None) -> None:
         self.stats = WindowedStats()
+        # the domain listened on, and where it came from (sage.environment's rule)
+        self.domain = domain or os.environ.get('ROS_DOMAIN_ID', '0')
         self.window_s = window_s
         self.clock = clock
         self.started = clock()
@@ -143,10 +165,22 @@ class StatusModel:
                         return node.values[key]
         return '?'
 
+
     # rendering
 
-    def render(self) -> RenderableType:
-        """The whole screen as one rich renderable."""
+    def render(self, size: tuple[int, int] | None = None) -> RenderableType:
+        """The screen as one rich renderable; for a terminal of `size` (columns, rows) the
+        full screen when it fits, else the compact one (sage.status_compact)."""
+        full = self._full()
+        if size is None:
+            return full
+        width, height = size
+        if width >= FULL_MIN_WIDTH and _rows(full, width) <= height:
+            return full
+        from sage.status_compact import compact_screen
+        return compact_screen(self, width, height)
+
+    def _full(self) -> RenderableType:
         parts: list[RenderableType] = [self._header(), self._salience_table()]
         parts.append(self._budget_table())
         parts.append(self._state_panel())
@@ -157,7 +191,7 @@ class StatusModel:
     def _header(self) -> Text:
         s = self.stats
         up = self.clock() - self.started
-        text = Text(f"SAGE status  domain {os.environ.get('ROS_DOMAIN_ID', '0')}  "
+        text = Text(f'SAGE status  domain {self.domain}  '
                     f'listening {up:.0f} s  inputs {s.inputs_total}  '
                     f'attended {s.attention_rate:.1%}  stored {s.stored_total}', style='bold')
         if not self.heard_anything:
@@ -226,15 +260,10 @@ class StatusModel:
         for name in sorted(self.nodes):
             n = self.nodes[name]
             level = 'STALE' if now - n.received > STALE_AFTER_S else n.level
-            rates = ' '.join(f'{k.removesuffix("_per_s")}={float(v):.1f}'
-                             for k, v in n.values.items() if k.endswith('_per_s')
-                             and _num(v) and float(v) > 0 and not k.startswith(('drop',
-                                                                                  'error')))
-            drops = sum(int(_num(v)) for k, v in n.values.items()
-                        if 'drop' in k and not k.endswith('_per_s'))
+            rates = ' '.join(f'{k}={v:.1f}' for k, v in node_rates(n.values).items())
+            drops = node_drops(n.values)
             errors = n.values.get('errors', '0')
-            p50 = ' '.join(f'{k.removesuffix("_p50_ms")}={float(v):.1f}'
-                           for k, v in n.values.items() if k.endswith('_p50_ms') and _num(v))
+            p50 = ' '.join(f'{k}={v:.1f}' for k, v in node_p50_ms(n.values).items())
             table.add_row(name, Text(level, style=LEVEL_STYLES.get(level, '')), rates,
                           str(drops), errors, p50, n.message)
         return table
@@ -255,6 +284,12 @@ def _num(value: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         return 0.0
+
+
+def _rows(renderable: RenderableType, width: int) -> int:
+    """Terminal rows a renderable takes at a width."""
+    console = Console(width=width, file=io.StringIO(), force_terminal=False, color_system=None)
+    return len(console.render_lines(renderable, pad=False))
 
 
 def render_text(model: StatusModel, width: int = 140) -> str:
@@ -340,9 +375,9 @@ class StatusListener:
         except Exception:  # noqa: BLE001 - a shutdown race ends the thread quietly
             pass
 
-    def render(self) -> RenderableType:
+    def render(self, size: tuple[int, int] | None = None) -> RenderableType:
         with self.lock:
-            return self.model.render()
+            return self.model.render(size)
 
     def stop(self) -> None:
         import rclpy
@@ -354,7 +389,7 @@ class StatusListener:
 
 
 def run_status(duration: float | None = None, once: bool = False, out: TextIO = sys.stdout,
-               window_s: float = 10.0) -> int:
+               window_s: float = 10.0, settings: Sequence[Any] = ()) -> int:
     """Watch the running graph and show the status screen.
 
     Args:
@@ -363,27 +398,35 @@ def run_status(duration: float | None = None, once: bool = False, out: TextIO = 
         once: print one screen after listening instead of a live, refreshing screen.
         out: where the screen goes (a terminal gets colours and live refresh).
         window_s: the salience columns summarise this many recent seconds.
+        settings: the DDS settings this process joined (sage.environment.Choice); the screen
+            names the domain and where it came from.
 
     Returns:
         0 when the graph was heard, 1 when nothing arrived on any SAGE topic.
     """
-    model = StatusModel(window_s=window_s)
+    domain = next((f'{c.value} ({c.source})' for c in settings if c.key == 'ROS_DOMAIN_ID'),
+                  None)
+    model = StatusModel(window_s=window_s, domain=domain)
     listener = StatusListener(model)
     listener.start()
     console = Console(file=out, width=None if _is_tty(out) else 140,
                       force_terminal=_is_tty(out) or None)
+
+    def size() -> tuple[int, int] | None:
+        """A terminal's current size, read for every frame (the full screen goes to files)."""
+        return (console.width, console.height) if _is_tty(out) else None
     try:
         if once:
             time.sleep(3.0 if duration is None else duration)
-            console.print(listener.render())
+            console.print(listener.render(size()))
         else:
             from rich.live import Live
             end = None if duration is None else time.monotonic() + duration
-            with Live(listener.render(), console=console, refresh_per_second=2,
+            with Live(listener.render(size()), console=console, refresh_per_second=2,
                       transient=False) as live:
                 while end is None or time.monotonic() < end:
                     time.sleep(0.5)
-                    live.update(listener.render())
+                    live.update(listener.render(size()))
     except KeyboardInterrupt:
         pass
     finally:

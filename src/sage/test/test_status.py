@@ -5,6 +5,10 @@ import io
 import threading
 import time
 
+from rich.console import Console
+import yaml
+
+from sage.paths import config_dir
 from sage.status import StatusModel, WindowedStats, render_text, run_status, sparkline
 from sage.viz_core import AllocationRecord, BudgetRecord, StateRecord, StoredRecord
 from sage_common.records import SalienceRecord
@@ -65,6 +69,100 @@ def test_screen_shows_window_means_budget_state_nodes_and_memory():
     assert 'size 1234' in text and 'cafecafecafe' in text
     now[0] += 60.0
     assert 'STALE' in render_text(model)
+
+
+NANO_NODES = list(yaml.safe_load((config_dir() / 'nano.yaml').read_text())['launch']['nodes'])
+MODALITIES = ('vision', 'audio', 'imu', 'language')
+PLUGINS = ('vision_encoder', 'audio_encoder', 'language_encoder', 'working_memory_recall')
+
+
+def _busy_model() -> StatusModel:
+    """Everything at once: four modalities, every nano node, four ATP plugins, five stored."""
+    model = StatusModel(window_s=10.0, clock=lambda: 100.0, domain='42 (from profile nano)')
+    for k in range(30):
+        for m in MODALITIES:
+            model.stats.on_salience(_sal(m, 10.0 + k * 0.1, 0.40, k % 3 == 0))
+    model.budget = BudgetRecord(0.0, 42, 12.5, 2.0, 'FOCUS', tuple(
+        AllocationRecord(p, p.split('_')[0], 0.87, 0.25, 0.6, 3.5, 2.25) for p in PLUGINS))
+    model.on_state(StateRecord(0.0, 'FOCUS', 'WAKE', 'loud clap on audio', 4.0, 0.35, 'green'))
+    for node in NANO_NODES:
+        model.on_diagnostic(f'sage: {node}', 0, 'ok',
+                            {'rows': '1234', 'published': '900', 'published_per_s': '30.00',
+                             'dropped': '3', 'errors': '0', 'encode_p50_ms': '12.345'})
+    for _ in range(5):
+        model.stats.on_stored('vision')
+        model.on_stored(StoredRecord(0.0, 'cafe' * 8, 'vision', 0.81, 'jpeg', b'', ''))
+    return model
+
+
+def _screen(model: StatusModel, width: int, height: int) -> list[str]:
+    console = Console(width=width, height=height, record=True, file=io.StringIO(),
+                      force_terminal=False, color_system=None)
+    console.print(model.render(console.size))
+    return console.export_text().splitlines()
+
+
+def _cells(line: str) -> list[str]:
+    return line.replace('│', ' ').split()
+
+
+def _sections(lines: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Rows of the compact screen's salience and node tables, by first cell."""
+    tables = []
+    for i, line in enumerate(lines):
+        if _cells(line)[:1] in (['modality'], ['node']):
+            rows = {}
+            for row in lines[i + 1:]:
+                cells = _cells(row)
+                if not cells or cells[0] in ('Nodes', 'Memory', '…'):
+                    break
+                rows[cells[0]] = cells
+            tables.append(rows)
+    return tables[0], tables[1]
+
+
+def test_status_fits_an_80x24_terminal_with_every_label_and_value_whole():
+    lines = _screen(_busy_model(), 80, 24)
+    assert len(lines) <= 24 and max(len(line) for line in lines) <= 80, '\n'.join(lines)
+    text = '\n'.join(lines)
+    assert '…' not in text  # nothing truncated
+    headers = [line for line in lines if _cells(line)[:1] in (['modality'], ['node'])]
+    assert _cells(headers[0]) == ['modality', 'in/s', 'att', 'stored', 'surp', 'nove', 'arou',
+                                  'rewa', 'conf', 'sal', 'thr', 'trend']
+    assert _cells(headers[1]) == ['node', 'level', 'rate/s', 'drops', 'err', 'p50ms', 'atp',
+                                  'used', 'trust', 'message']
+    salience, rows = _sections(lines)
+    for m in MODALITIES:
+        cells = salience[m]
+        assert cells[1:4] == ['10.0', '33%', '5' if m == 'vision' else '0'], cells
+        assert cells[4:11] == ['0.11', '0.22', '0.33', '0.44', '0.55', '0.40', '0.50']
+    for node in NANO_NODES:
+        assert rows[node][1:6] == ['OK', '30.0', '3', '0', '12.3'], rows[node]
+    for plugin in PLUGINS:
+        assert rows[plugin][6:9] == ['3.50', '2.25', '0.87'], rows[plugin]
+    assert rows['working_memory_recall'][1] == '-'  # a plugin without a node of its own
+    assert 'domain 42' in lines[0] and 'FOCUS' in text and 'loud clap on audio' in text
+    assert 'ATP total 12.5' in text and 'size 1234' in text and 'cafecafecafe' in text
+
+
+def test_a_short_terminal_keeps_the_worst_nodes_and_counts_the_rest():
+    model = _busy_model()
+    model.on_diagnostic('sage: snarc', 2, 'imu late', {})
+    lines = _screen(model, 80, 18)
+    assert len(lines) <= 18, '\n'.join(lines)
+    salience, rows = _sections(lines)
+    assert rows['snarc'][1] == 'ERROR' and 'imu late' in ' '.join(rows['snarc'])
+    everything = set(NANO_NODES) | set(PLUGINS)
+    hidden = len(everything - set(rows))
+    more = next(line for line in lines if 'more nodes' in line)
+    assert hidden > 0 and f'… {hidden} more nodes:' in more
+    assert set(salience) == set(MODALITIES)
+
+
+def test_a_large_terminal_still_gets_the_full_screen():
+    text = '\n'.join(_screen(_busy_model(), 140, 60))
+    for title in ('Metabolic state', 'Nodes (/diagnostics)', 'salience trend'):
+        assert title in text
 
 
 def _publish(stop: threading.Event, ready: threading.Event) -> None:

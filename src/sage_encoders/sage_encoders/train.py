@@ -25,6 +25,7 @@ from sage_encoders.preprocess import MelConfig
 from sage_encoders.vqvae import AUDIO_CONFIG, VISION_CONFIG, VqVae, VqVaeConfig, save
 
 Sampler = Callable[[np.random.Generator], np.ndarray]
+DEFAULT_STEPS = {'vision': 2500, 'audio': 2000}  # what the packaged models were trained with
 
 
 @torch.no_grad()
@@ -197,16 +198,25 @@ def run(modality: str, out_dir: Path, steps: int, seed: int, export: bool = True
     return record
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: train one modality into the packaged model directory."""
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('modality', choices=('vision', 'audio'))
-    ap.add_argument('--out', type=Path, default=PACKAGED_DIR)
-    ap.add_argument('--steps', type=int, default=None)
-    ap.add_argument('--seed', type=int, default=data.TRAIN_SEED)
-    ap.add_argument('--no-export', action='store_true')
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Command line: train one modality into the packaged model directory.
+
+    `prog` names the command in usage and --help (`sage train` when called by the sage CLI).
+    """
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('modality', choices=('vision', 'audio'), help='which puzzle VQ-VAE')
+    ap.add_argument('--out', type=Path, default=PACKAGED_DIR,
+                    help='model directory to write (default: the packaged models, %(default)s)')
+    ap.add_argument('--steps', type=int, default=None,
+                    help='training steps (default: '
+                    + ', '.join(f'{n} for {m}' for m, n in DEFAULT_STEPS.items()) + ')')
+    ap.add_argument('--seed', type=int, default=data.TRAIN_SEED,
+                    help='seed of the data sampler and the weights (default: %(default)s)')
+    ap.add_argument('--no-export', action='store_true',
+                    help='skip the ONNX export (FP32/FP16/INT8) after training')
     args = ap.parse_args(argv)
-    steps = args.steps or (2500 if args.modality == 'vision' else 2000)
+    steps = args.steps or DEFAULT_STEPS[args.modality]
     run(args.modality, args.out, steps, args.seed, export=not args.no_export)
     return 0
 

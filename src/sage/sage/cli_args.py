@@ -1,0 +1,52 @@
+"""Command-line spellings the `sage` CLI accepts beyond click's own.
+
+`--set a.b=1 c.d=2` means `--set a.b=1 --set c.d=2` (click takes one value per option), and
+`--vs a.b=1 c.d=2` is one variant of two overrides, like `--vs 'a.b=1 c.d=2'`. Only words
+shaped `node.param=value` are taken, so positional arguments (profiles, bag folders) after
+the option are left alone.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+import re
+import shlex
+from typing import Any
+
+from typer.core import TyperGroup
+
+OVERRIDE = re.compile(r'[A-Za-z_]\w*(\.\w+)+=')
+REPEATED = '--set'  # each further override becomes its own --set
+JOINED = '--vs'     # further overrides join the variant's value
+
+
+def expand_overrides(args: Sequence[str]) -> list[str]:
+    """The argument list with space-separated overrides after --set/--vs made explicit."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == '--':
+            return out + list(args[i:])
+        option, eq, inline = word.partition('=')
+        if option not in (REPEATED, JOINED) or (not eq and i + 1 >= len(args)):
+            out.append(word)
+            i += 1
+            continue
+        values = [inline] if eq else [args[i + 1]]
+        i += 1 if eq else 2
+        while i < len(args) and OVERRIDE.match(args[i]):
+            values.append(args[i])
+            i += 1
+        if option == REPEATED:
+            for value in values:
+                out += [option, value]
+        else:
+            out += [option, ' '.join([values[0], *(shlex.quote(v) for v in values[1:])])]
+    return out
+
+
+class SageGroup(TyperGroup):
+    """The top-level command group: expands overrides before click parses anything."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_overrides(args))
