@@ -5,13 +5,15 @@ glibc), pip resolves docker/requirements-runtime.txt (with dependencies) and
 docker/requirements-nodeps.txt (without) against the pins, for that target, wheels only.
 Fails when a pin has no wheel for the target, the pins conflict, or a resolved package is not
 pinned. Wheels are kept in a cache folder; a run whose pins are all cached resolves offline
-from it (seconds), anything else goes to the index once.
+from it (seconds), anything else goes to the index once; a run whose inputs (pins,
+requirements, pip, target, cached wheels) equal the last successful one's reuses its result.
 
 Usage: python scripts/check_image_pins.py [CONSTRAINTS.txt ...]
 Environment: SAGE_IMAGE_WHEEL_CACHE (default ~/.cache/sage/image-wheels).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -113,6 +115,12 @@ def check(cons: Path, cache_root: Path) -> list[str]:
     args = platform_args(target)
     cache = cache_root / cons.stem
     cache.mkdir(parents=True, exist_ok=True)
+    stamp = cache_root / f'{cons.stem}.resolved'
+    key = resolution_key(cons, args, cache)
+    if stamp.is_file() and stamp.read_text().split('\n', 1)[0] == key:
+        count = stamp.read_text().split('\n')[1]
+        print(f'[compat] {label}: {count} packages resolve (same inputs as the last check)')
+        return []
     with tempfile.TemporaryDirectory(prefix='sage-pins-') as tmp:
         found, err = resolve_offline(cons, args, cache, Path(tmp))
         if found is None:
@@ -133,7 +141,23 @@ def check(cons: Path, cache_root: Path) -> list[str]:
         print(f'[compat] note: {cons.name}: pins nothing needs: {", ".join(unused)}')
     if not problems:
         print(f'[compat] {label}: {len(found)} packages resolve')
+        stamp.write_text(f'{resolution_key(cons, args, cache)}\n{len(found)}\n')
     return problems
+
+
+def resolution_key(cons: Path, target_args: list[str], cache: Path) -> str:
+    """Everything an offline resolution depends on: same key, same result, so a second
+    run with nothing changed need not ask pip again."""
+    digest = hashlib.sha256()
+    for part in ([cons.read_text(), REQUIREMENTS.read_text(), NODEPS.read_text(),
+                  pip_version(), *target_args] + sorted(p.name for p in cache.iterdir())):
+        digest.update(part.encode() + b'\0')
+    return digest.hexdigest()
+
+
+def pip_version() -> str:
+    from importlib.metadata import version
+    return version('pip')
 
 
 def main(argv: list[str]) -> int:
