@@ -157,23 +157,50 @@ def print_summary(monitor, profile: Profile, say) -> dict:
             f'stored {v["stored_seen"]:5d}')
     say(f'  attention rate {rate:.1%}; experiences stored this run: {stored_seen}')
     db = database_summary(profile)
-    if db:
-        say(f'  database {db["location"]}: {db["total"]} experiences in all')
+    for line in database_lines(db):
+        say(line)
     return {'modalities': per, 'attention_rate': rate, 'stored_this_run': stored_seen,
             'database': db}
 
 
 def database_summary(profile: Profile) -> dict | None:
-    """Rows in the memory node's database, read with the memory package's own code."""
+    """Rows in the memory node's database, read with the memory package's own code.
+
+    `total` is None when the database cannot be read (`error` says why); `quarantined` lists
+    corrupt copies the memory node set aside, `read_only` why it could not write.
+    """
     if 'memory' not in {n.name for n in profile.nodes}:
         return None
+    from sage_memory.sqlite_file import quarantined_files
     from sage_memory.store import redact, resolve_url, sqlite_path, summarize
     params = profile.node('memory').parameters
     url = resolve_url(str(params['database_url']), str(params['data_dir']))
     path = sqlite_path(url)
+    location = str(path) if path else redact(url)
+    quarantined = [str(p) for p in quarantined_files(path)] if path else []
     try:
         rows = summarize(url)
     except SageError as err:
-        return {'location': str(path) if path else redact(url), 'total': 0, 'error': str(err)}
-    return {'location': str(path) if path else redact(url), 'total': rows['total'],
-            'by_modality': rows.get('by_modality', {})}
+        return {'location': location, 'total': None, 'error': str(err),
+                'quarantined': quarantined, 'read_only': ''}
+    return {'location': location, 'total': rows['total'],
+            'by_modality': rows.get('by_modality', {}), 'quarantined': quarantined,
+            'read_only': rows.get('read_only', '')}
+
+
+def database_lines(db: dict | None) -> list[str]:
+    """The launch summary's lines about the database (none without a memory node)."""
+    if not db:
+        return []
+    if db['total'] is None:
+        lines = [f'  database {db["location"]}: unknown number of experiences '
+                 f'(unreadable: {db["error"]})']
+    else:
+        lines = [f'  database {db["location"]}: {db["total"]} experiences in all']
+    if db.get('read_only'):
+        lines.append(f'  NOTE: the database is read-only ({db["read_only"]}): nothing new was '
+                     'stored')
+    for path in db.get('quarantined', []):
+        lines.append(f'  NOTE: quarantined corrupt database {path} (failed its integrity '
+                     'check at a start; not in use)')
+    return lines

@@ -165,6 +165,18 @@ class StatusModel:
                         return node.values[key]
         return '?'
 
+    def memory_notes(self) -> list[str]:
+        """What the memory node asks the user to see to: a quarantined file, a read-only store."""
+        notes = []
+        for node in self.nodes.values():
+            if 'memory' not in node.name:
+                continue
+            if node.values.get('read_only'):
+                notes.append(f'memory is read-only ({node.values["read_only"]}): nothing new '
+                             'is stored')
+            for path in filter(None, node.values.get('quarantined', '').split('; ')):
+                notes.append(f'quarantined corrupt database {path} (not in use)')
+        return notes
 
     # rendering
 
@@ -276,6 +288,9 @@ class StatusModel:
         for rec in reversed(self.stored):
             table.add_row(time.strftime('%H:%M:%S', time.localtime(rec.stamp)), rec.modality,
                           f'{rec.salience:.2f}', rec.text[:40] if rec.text else rec.uuid[:12])
+        notes = self.memory_notes()
+        if notes:
+            return Group(table, *(Text(f'NOTE: {n}', style='bold red') for n in notes))
         return table
 
 

@@ -1,8 +1,8 @@
 """Process supervision for `sage launch`: start nodes, respawn crashes, stop cleanly.
 
 Each node runs as its own process (`python -m <package>.<executable> --ros-args ...`) with
-its log in the run folder. No rclpy here: the supervisor must keep working when DDS or a node
-misbehaves.
+its log in the run folder; each distinct ERROR a node logs is also shown on the console once.
+No rclpy here: the supervisor must keep working when DDS or a node misbehaves.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import time
 
 import yaml
 
+from sage.log_errors import ErrorLines
 from sage.profile import NodeSpec, params_file_content
 
 # Exit code a node uses for a configuration error (sage_common.ros.run): never respawned.
@@ -47,6 +48,10 @@ class Child:
     next_start: float = 0.0
     gave_up: bool = False
     exit_codes: list[int] = field(default_factory=list)
+    errors: ErrorLines = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.errors = ErrorLines(self.log_path)
 
 
 def _die_with_parent() -> None:
@@ -110,10 +115,12 @@ class Supervisor:
                 if c.proc is not None and c.proc.poll() is None}
 
     def poll(self) -> None:
-        """Reap exited children and respawn them with exponential backoff."""
+        """Show new node ERRORs, reap exited children and respawn them with backoff."""
         now = time.monotonic()
         cfg = self.config
         for child in self.children:
+            for message in child.errors.new():
+                self.log(f'[sage] {child.spec.name} ERROR: {message}')
             if child.gave_up:
                 continue
             if child.proc is None:
