@@ -127,6 +127,9 @@ CHECKS: dict[str, Check] = {
     'ros2 param describe /camera fps': Check(
         '', note='no ros2 CLI here; test_readme_parameters_are_described asks the running '
                  'camera node through the same DescribeParameters service'),
+    "sage memory query 'low battery' --k 5": Check(
+        ".venv/bin/sage memory query 'low battery' --k 5", [r'battery']),
+    'sage status': Check('', note="run as '.venv/bin/sage status' above"),
     'sage memory summary': Check('.venv/bin/sage memory summary', [r'experiences']),
     'sage memory export FILE': Check('.venv/bin/sage memory export runs/mem.jsonl',
                                      [r'\d+']),
@@ -179,6 +182,37 @@ def user_dir(tmp_path, ros_domain):
     return tmp_path, env
 
 
+def _say(domain: int, texts: list[str]) -> None:
+    """Publish operator texts on /sage/text/in (what an operator console would do)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from sage_common.ros import RELIABLE_QOS
+    from sage_interfaces.msg import TextInput
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain)
+    node = rclpy.create_node('readme_operator', context=ctx)
+    pub = node.create_publisher(TextInput, '/sage/text/in', RELIABLE_QOS)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    try:
+        end = time.monotonic() + 30
+        while pub.get_subscription_count() == 0 and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.1)
+        assert pub.get_subscription_count() > 0, 'the language encoder never subscribed'
+        for text in texts:
+            msg = TextInput(text=text, source='operator')
+            msg.header.stamp = node.get_clock().now().to_msg()
+            pub.publish(msg)
+            end = time.monotonic() + 2.0
+            while time.monotonic() < end:
+                ex.spin_once(timeout_sec=0.1)
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
 def test_readme_watch_record_replay_flow(user_dir):
     cwd, env = user_dir
     # The graph the README's watch/record commands look at.
@@ -195,10 +229,15 @@ def test_readme_watch_record_replay_flow(user_dir):
         _expect(key, out)
         key = '.venv/bin/sage bag record runs/my_bag --duration 60'
         _expect(key, _run(CHECKS[key].run, cwd, env, 120))
+        _say(int(env['ROS_DOMAIN_ID']), ['the battery is getting low, find a charger',
+                                         'a red cup is on the kitchen table'])
     finally:
         graph.send_signal(signal.SIGINT)
         summary, _ = graph.communicate(timeout=90)
     assert graph.returncode == 0, summary[-3000:]
+    # The text said to the graph is recalled by meaning from the database it wrote.
+    key = "sage memory query 'low battery' --k 5"
+    _expect(key, _run(CHECKS[key].run, cwd, env, 120))
     for key in ('.venv/bin/sage bag info runs/my_bag',
                 '.venv/bin/sage bag play runs/my_bag --rate 0.5 --clock',
                 '.venv/bin/sage replay runs/my_bag --offline --profile nano --decisions '
