@@ -187,7 +187,7 @@ class StatusModel:
         if size is None:
             return full
         width, height = size
-        if width >= FULL_MIN_WIDTH and _rows(full, width) <= height:
+        if width >= FULL_MIN_WIDTH and rendered_rows(full, width) <= height:
             return full
         from sage.status_compact import compact_screen
         return compact_screen(self, width, height)
@@ -301,7 +301,7 @@ def _num(value: str) -> float:
         return 0.0
 
 
-def _rows(renderable: RenderableType, width: int) -> int:
+def rendered_rows(renderable: RenderableType, width: int) -> int:
     """Terminal rows a renderable takes at a width."""
     console = Console(width=width, file=io.StringIO(), force_terminal=False, color_system=None)
     return len(console.render_lines(renderable, pad=False))

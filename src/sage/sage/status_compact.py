@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sage.status import (LEVEL_STYLES, STALE_AFTER_S, STATE_STYLES, node_drops, node_p50_ms,
-                         node_rates, sparkline)
+                         node_rates, rendered_rows, sparkline)
 from sage.viz_core import AllocationRecord
 from sage_common.records import AXES
 
@@ -74,6 +74,11 @@ def _state(model: StatusModel) -> Text:
     text.append(f' (from {st.previous or "-"}, {st.dwell_s:.1f} s)  reserve {st.atp_reserve:.0%}'
                 f'  memory {st.memory_pressure or "?"}: {st.reason}')
     return _line(text)
+
+
+def _notes(model: StatusModel) -> list[Text]:
+    """The memory node's notes (quarantined file, read-only store), whole: they wrap."""
+    return [Text(f'NOTE: {n}', style='bold red', overflow='fold') for n in model.memory_notes()]
 
 
 def _salience(model: StatusModel, width: int) -> list[RenderableType]:
@@ -176,12 +181,13 @@ def compact_screen(model: StatusModel, width: int, height: int) -> RenderableTyp
     """The status screen in at most `height` rows of `width` columns (80x24 and up)."""
     salience = _salience(model, width)
     modality_rows = salience[-1].row_count if isinstance(salience[-1], Table) else 0
+    notes = _notes(model)
     node_count = len(_node_rows(model))
-    spare = height - FIXED_ROWS - modality_rows
+    spare = height - FIXED_ROWS - modality_rows - sum(rendered_rows(n, width) for n in notes)
     node_rows = min(node_count, max(spare, 1))
     spare -= node_rows
     blanks = 2 if spare >= 2 + min(len(model.stored), 1) else 0
     spare -= blanks
     blank = [Text('')] if blanks else []
-    return Group(_header(model, width), *_hint(model), _state(model), *blank, *salience, *blank,
-                 *_nodes(model, width, node_rows), *_memory(model, spare))
+    return Group(_header(model, width), *_hint(model), *notes, _state(model), *blank, *salience,
+                 *blank, *_nodes(model, width, node_rows), *_memory(model, spare))

@@ -159,6 +159,16 @@ def test_a_short_terminal_keeps_the_worst_nodes_and_counts_the_rest():
     assert set(salience) == set(MODALITIES)
 
 
+def test_memory_notes_stay_whole_on_a_small_terminal():
+    model = _busy_model()
+    path = '/home/robot/.local/share/sage/sage_memory.db.corrupt-20261122-110000'
+    model.on_diagnostic('sage: memory', 2, 'quarantined', {'rows': '0', 'quarantined': path})
+    lines = _screen(model, 80, 24)
+    assert len(lines) <= 24 and max(len(line) for line in lines) <= 80, '\n'.join(lines)
+    assert path in ''.join(''.join(lines).split())  # folded over rows, never cut
+    assert 'NOTE: quarantined corrupt database' in '\n'.join(lines)
+
+
 def test_a_large_terminal_still_gets_the_full_screen():
     text = '\n'.join(_screen(_busy_model(), 140, 60))
     for title in ('Metabolic state', 'Nodes (/diagnostics)', 'salience trend'):
