@@ -3,7 +3,9 @@
 Record subscribes with rclpy to serialized (CDR) messages and writes them unchanged with the
 rosbags Writer; play reads them with rosbags and publishes the same CDR bytes. The bags carry
 rosbag2's metadata.yaml (offered QoS, type hashes) and `ros2msg` schemas with `cdr` messages,
-so `ros2 bag info/play` read them and `ros2 bag record` bags play here.
+so `ros2 bag info/play` read them and `ros2 bag record` bags play here. Recordings are
+zstd-compressed and may be split into several files (sage.bag_writer); play publishes only the
+graph's inputs unless told otherwise (sage.bag_select).
 """
 from __future__ import annotations
 
@@ -15,28 +17,31 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 import yaml
 
 from rosbags.interfaces import (Connection, Qos, QosDurability, QosHistory, QosLiveliness,
                                 QosReliability, QosTime)
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
-from rosbags.rosbag2.errors import ReaderError, WriterError
+from rosbags.rosbag2 import Reader
+from rosbags.rosbag2.errors import ReaderError
 
+from sage.bag_select import describe, select_topics
 from sage.bag_types import BagError, ensure_type, message_class, sage_typestore
+from sage.bag_writer import BagOptions, BagWriter, compression_of
 
-STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
-# rosbag2 metadata version 8 keeps offered_qos_profiles as a YAML string, which Humble's
-# rosbag2 (Orin Nano) still parses; Jazzy and Kilted read it too.
-BAG_VERSION: Literal[8] = 8
 DEFAULT_PREFIX = '/sage/'
 DISCOVERY_PERIOD_S = 0.5
 CLOCK_PERIOD_S = 0.025  # 40 Hz, rosbag2's default --clock rate
+# play waits at most this long for the graph's subscribers: a running graph is matched in well
+# under a second, and nobody waits long for a bag played to no one (--wait for a loaded host).
+DEFAULT_WAIT_S = 5.0
+MATCH_SETTLE_S = 0.5  # the graph's subscribers stay matched this long before play starts
 
 
-def _say(out: TextIO, text: str) -> None:
-    print(text, file=out, flush=True)
+def _say(out: TextIO | None, text: str) -> None:
+    # None: the sys.stdout of the moment (a default argument would keep the one at import)
+    print(text, file=out or sys.stdout, flush=True)
 
 
 # --- QoS: rclpy <-> rosbags (same enum values: both mirror rmw) -------------------------------
@@ -136,11 +141,10 @@ def _new_context() -> Any:
 @dataclass
 class _Recorder:
     node: Any
-    writer: Writer
+    writer: BagWriter
     store: Any
     topics: list[str] | None
-    out: TextIO
-    connections: dict[str, Connection] = field(default_factory=dict)
+    out: TextIO | None
     counts: dict[str, int] = field(default_factory=dict)
     skipped: set[str] = field(default_factory=set)
     subscriptions: list[Any] = field(default_factory=list)
@@ -148,7 +152,7 @@ class _Recorder:
     def discover(self) -> None:
         """Subscribe to every wanted topic that has a publisher and is not recorded yet."""
         for topic, types in self.node.get_topic_names_and_types():
-            if topic in self.connections or topic in self.skipped:
+            if topic in self.counts or topic in self.skipped:
                 continue
             if not _wanted(topic, self.topics):
                 continue
@@ -173,14 +177,11 @@ class _Recorder:
         if not ensure_type(self.store, msgtype):
             self._skip(topic, f'no message definition found for {msgtype}')
             return
-        conn = self.writer.add_connection(topic, msgtype, typestore=self.store,
-                                          serialization_format='cdr',
-                                          offered_qos_profiles=offered)
-        self.connections[topic] = conn
+        self.writer.add_topic(topic, msgtype, offered)
         self.counts[topic] = 0
 
-        def on_message(data: bytes, conn: Connection = conn, topic: str = topic) -> None:
-            self.writer.write(conn, time.time_ns(), data)
+        def on_message(data: bytes, topic: str = topic) -> None:
+            self.writer.write(topic, time.time_ns(), data)
             self.counts[topic] += 1
 
         qos = _rclpy_qos(adapt_qos(offered))
@@ -190,8 +191,8 @@ class _Recorder:
 
 
 def record(out: Path, topics: list[str] | None = None, duration: float | None = None,
-           storage: str = 'mcap', *, stdout: TextIO = sys.stdout,
-           stop: threading.Event | None = None) -> int:
+           storage: str = 'mcap', *, compression: str = 'zstd', max_bytes: int = 0,
+           stdout: TextIO | None = None, stop: threading.Event | None = None) -> int:
     """Record topics of the running graph into a new rosbag2 folder.
 
     Args:
@@ -200,6 +201,9 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
             publishers appear, so nodes started later are recorded too).
         duration: stop after this many seconds; None runs until Ctrl-C or SIGTERM.
         storage: 'mcap' (default) or 'sqlite3'.
+        compression: 'zstd' (default) or 'none' (see sage.bag_writer).
+        max_bytes: start a new file in the bag folder when one holds this many bytes
+            (0: one file).
         stdout: where progress lines go.
         stop: ends the recording when set (for callers running record in a thread).
 
@@ -207,17 +211,12 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
         0 on success (also when stopped by Ctrl-C or SIGTERM), 1 when nothing was recorded.
 
     Raises:
-        BagError: unknown storage, or the folder cannot be created.
+        BagError: unknown storage or compression, or the folder cannot be created.
     """
-    if storage not in STORAGES:
-        raise BagError(f"unknown storage '{storage}' (known: {', '.join(STORAGES)})")
     wanted = _normalise(topics)
     store = sage_typestore()
-    writer = Writer(out, version=BAG_VERSION, storage_plugin=STORAGES[storage])
-    try:
-        writer.open()
-    except WriterError as err:
-        raise BagError(str(err)) from err
+    writer = BagWriter(out, store, BagOptions(storage, compression, max_bytes))
+    writer.open()
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -230,8 +229,10 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
     executor.add_node(node)
     node.create_timer(DISCOVERY_PERIOD_S, rec.discover)
     deadline = None if duration is None else time.monotonic() + duration
+    split = f', new file every {max_bytes / 1e6:g} MB' if max_bytes else ''
     _say(stdout, f'[bag] recording into {out} '
-                 f"({', '.join(wanted) if wanted else 'all ' + DEFAULT_PREFIX + '* topics'})")
+                 f"({', '.join(wanted) if wanted else 'all ' + DEFAULT_PREFIX + '* topics'}; "
+                 f'{storage}, compression {compression}{split})')
     stop = stop or threading.Event()
     try:
         with _stop_on_signals(stop):
@@ -248,7 +249,8 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
     total = sum(rec.counts.values())
     for topic, n in sorted(rec.counts.items()):
         _say(stdout, f'[bag]   {topic}: {n}')
-    _say(stdout, f'[bag] wrote {total} messages on {len(rec.counts)} topics to {out}')
+    _say(stdout, f'[bag] wrote {total} messages on {len(rec.counts)} topics to {out} '
+                 f"({len(writer.files)} file{'s' if len(writer.files) != 1 else ''})")
     if wanted:
         missing = sorted(set(wanted) - set(rec.counts))
         if missing:
@@ -271,20 +273,26 @@ def _open_reader(bag: Path) -> Any:
 
 
 def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
-         topics: list[str] | None = None, *, delay: float = 1.0,
-         stdout: TextIO = sys.stdout, stop: threading.Event | None = None) -> int:
+         topics: list[str] | None = None, *, exclude: list[str] | None = None,
+         play_all: bool = False, delay: float | None = None,
+         stdout: TextIO | None = None, stop: threading.Event | None = None) -> int:
     """Publish a bag's messages with their original timing (scaled by rate).
 
     Each message is published as the recorded CDR bytes, with the QoS its publishers offered
-    when it was recorded (so latched topics stay latched).
+    when it was recorded (so latched topics stay latched). By default only the graph's input
+    topics are played (sage.bag_select), so a running graph never gets its own outputs twice.
 
     Args:
         bag: rosbag2 folder (MCAP or sqlite3).
         rate: playback speed factor (2.0 = twice as fast).
         loop: start again at the end until Ctrl-C or SIGTERM.
         clock: publish /clock (rosgraph_msgs/Clock) with the bag's time, for use_sim_time.
-        topics: only these topics (default: all).
-        delay: at most this many seconds to wait for subscribers before the first message.
+        topics: only these topics (default: the graph's input topics).
+        exclude: never these topics.
+        play_all: every topic of the bag (the graph's outputs too).
+        delay: at most this many seconds to wait, before the first message, until every
+            subscriber the graph has on the played topics is matched (see _wait_for_graph);
+            None: DEFAULT_WAIT_S.
         stdout: where progress lines go.
         stop: ends playing when set (for callers running play in a thread).
 
@@ -292,18 +300,22 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
         0 when played to the end or stopped (Ctrl-C, SIGTERM), 1 when there was nothing to play.
 
     Raises:
-        BagError: the bag cannot be read or rate is not positive.
+        BagError: the bag cannot be read, rate is not positive, or topics and play_all are
+            both given.
     """
     if not rate > 0:
         raise BagError(f'rate must be positive, got {rate}')
-    wanted = _normalise(topics)
     reader = _open_reader(bag)
     import rclpy
     from rclpy.node import Node
     sent = 0
     stop = stop or threading.Event()
     try:
-        conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
+        selection = select_topics([c.topic for c in reader.connections], topics or (),
+                                  exclude or (), play_all)
+        for line in describe(selection):
+            _say(stdout, line)
+        conns = [c for c in reader.connections if c.topic in selection.play]
         if not conns:
             _say(stdout, f'[bag] nothing to play in {bag}')
             return 1
@@ -313,7 +325,8 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
             pubs = _publishers(node, conns, stdout)
             clock_pub = _clock_publisher(node) if clock else None
             with _stop_on_signals(stop):
-                _wait_for_subscribers(list(pubs.values()), delay, stop)
+                _wait_for_graph(node, {c.topic: pubs[c.id] for c in conns if c.id in pubs},
+                                DEFAULT_WAIT_S if delay is None else delay, stop, stdout)
                 while not stop.is_set():
                     sent += _play_once(reader, [c for c in conns if c.id in pubs], pubs,
                                        clock_pub, rate, stop)
@@ -330,7 +343,7 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
     return 0
 
 
-def _publishers(node: Any, conns: list[Connection], stdout: TextIO) -> dict[int, Any]:
+def _publishers(node: Any, conns: list[Connection], stdout: TextIO | None) -> dict[int, Any]:
     by_topic: dict[str, Any] = {}
     pubs: dict[int, Any] = {}
     for conn in conns:
@@ -361,10 +374,35 @@ def _publish_clock(pub: Any, stamp_ns: int) -> None:
     pub.publish(msg)
 
 
-def _wait_for_subscribers(pubs: list[Any], delay: float, stop: threading.Event) -> None:
+def _wait_for_graph(node: Any, pubs: dict[str, Any], delay: float, stop: threading.Event,
+                    stdout: TextIO | None) -> None:
+    """Wait until the graph's subscribers on the played topics are matched, at most delay s.
+
+    Messages sent before a subscriber is matched are lost to it, and a node that misses the
+    first inputs of a bag decides differently on the rest (its statistics start elsewhere).
+    Ready: some played topic has a subscriber, and every subscriber discovery has found on a
+    played topic is matched, for MATCH_SETTLE_S in a row (nodes are discovered one by one).
+    Topics no node subscribes to (camera_info without a viewer) do not hold playback up.
+    """
     deadline = time.monotonic() + max(0.0, delay)
-    while time.monotonic() < deadline and not stop.is_set():
-        if pubs and all(p.get_subscription_count() > 0 for p in pubs):
+    settled_at: float | None = None
+    if delay > 0:
+        _say(stdout, f"[bag] waiting for the graph's subscribers (at most {delay:g} s)")
+    while not stop.is_set():
+        now = time.monotonic()
+        found = {t: node.count_subscribers(t) for t in pubs}
+        unmatched = [t for t, p in pubs.items() if p.get_subscription_count() < found[t]]
+        if any(found.values()) and not unmatched:
+            settled_at = settled_at if settled_at is not None else now
+            if now - settled_at >= MATCH_SETTLE_S:
+                return
+        else:
+            settled_at = None
+        if now >= deadline:
+            if not any(found.values()):
+                _say(stdout, f'[bag] no subscriber after {delay:g} s: playing anyway')
+            elif unmatched:
+                _say(stdout, f"[bag] not matched after {delay:g} s: {', '.join(unmatched)}")
             return
         time.sleep(0.02)
 
@@ -430,7 +468,7 @@ def info(bag: Path) -> dict[str, Any]:
                 'end_ns': reader.end_time if reader.message_count else 0,
                 'duration_s': reader.duration * 1e-9 if reader.message_count else 0.0,
                 'message_count': reader.message_count,
-                'compression': meta.get('compression_format', '') or 'none',
+                'compression': compression_of(bag, meta),
                 'topics': sorted(topics, key=lambda t: t['name']),
             }
     except (ReaderError, OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as err:
@@ -438,7 +476,7 @@ def info(bag: Path) -> dict[str, Any]:
     return result
 
 
-def print_info(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
+def print_info(summary: dict[str, Any], out: TextIO | None = None) -> None:
     """Print `info()` as `ros2 bag info` does: header lines, then one line per topic."""
     start = summary['start_ns'] * 1e-9
     lines = [
@@ -458,7 +496,7 @@ def print_info(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
         tag = f"{qos.get('reliability', '?')}/{qos.get('durability', '?')}" if qos else ''
         lines.append(f"  {t['name']:<{width}}  {t['count']:>7}  {t['type']}  "
                      f"{t['serialization_format']}  {tag}")
-    print('\n'.join(lines), file=out)
+    print('\n'.join(lines), file=out or sys.stdout)
 
 
 __all__ = ['BagError', 'adapt_qos', 'info', 'play', 'print_info', 'qos_to_bag', 'record']

@@ -208,6 +208,11 @@ def bag_record(
     topics: list[str] = typer.Option([], '--topic', '-t', help='topic (default: all /sage)'),
     duration: Optional[float] = typer.Option(None, '--duration', min=0.1),
     storage: str = typer.Option('mcap', '--storage', help='mcap | sqlite3'),
+    compression: str = typer.Option('zstd', '--compression',
+                                    help='zstd (MCAP chunks; sqlite3: per message) | none'),
+    max_size: Optional[float] = typer.Option(
+        None, '--max-size', min=1.0,
+        help='MB per file: split the bag into files of about this size (default: one file)'),
     profile: str = typer.Option('nano', '--profile', help=WATCH_PROFILE_HELP),
     domain_id: Optional[int] = domain_option(),
 ) -> None:
@@ -215,7 +220,8 @@ def bag_record(
     from sage.bag import record
     from sage.environment import as_env, joined_graph
     with joined_graph(as_env(graph_settings(profile, domain_id))):
-        raise typer.Exit(record(out, topics or None, duration, storage))
+        raise typer.Exit(record(out, topics or None, duration, storage, compression=compression,
+                                max_bytes=int((max_size or 0) * 1e6)))
 
 
 @bag_app.command('play')
@@ -224,15 +230,25 @@ def bag_play(
     rate: float = typer.Option(1.0, '--rate', min=0.01),
     loop: bool = typer.Option(False, '--loop'),
     clock: bool = typer.Option(False, '--clock', help='publish /clock (simulated time)'),
-    topics: list[str] = typer.Option([], '--topic', '-t'),
+    topics: list[str] = typer.Option(
+        [], '--topics', '--topic', '-t',
+        help='play only these topics (comma-separated; default: the sensor inputs)'),
+    exclude: list[str] = typer.Option([], '--exclude', help='never play these (comma-separated)'),
+    play_all: bool = typer.Option(False, '--all',
+                                  help="every recorded topic, the graph's outputs too"),
+    wait: Optional[float] = typer.Option(
+        None, '--wait', min=0.0,
+        help="at most this many seconds to wait for the graph's subscribers before playing "
+             '(default 5)'),
     profile: str = typer.Option('nano', '--profile', help=WATCH_PROFILE_HELP),
     domain_id: Optional[int] = domain_option(),
 ) -> None:
-    """Publish a bag's messages with their original timing."""
+    """Publish a bag's sensor inputs (or --topics, --all) with their original timing."""
     from sage.bag import play
     from sage.environment import as_env, joined_graph
     with joined_graph(as_env(graph_settings(profile, domain_id))):
-        raise typer.Exit(play(bag, rate=rate, loop=loop, clock=clock, topics=topics or None))
+        raise typer.Exit(play(bag, rate=rate, loop=loop, clock=clock, topics=topics,
+                                exclude=exclude, play_all=play_all, delay=wait))
 
 
 @bag_app.command('info')

@@ -1,4 +1,5 @@
-"""`sage bag`: record a live publisher, read the bag independently, play it back unchanged."""
+"""`sage bag`: record a live publisher, read the bag independently, play it back unchanged;
+choose what play publishes; compressed and split recordings read back whole and in order."""
 from __future__ import annotations
 
 import io
@@ -9,7 +10,6 @@ import sys
 import threading
 import time
 
-DOMAIN_ID = '170'
 TOPICS = ('/sage/salience', '/sage/budget', '/sage/memory/stored', '/sage/metabolic_state')
 
 
@@ -88,13 +88,11 @@ def _read_mcap(bag: Path) -> dict[str, list[tuple[str, str, str, bytes]]]:
 
 
 def test_recorded_bag_reads_independently_and_plays_back_identical_messages(
-        tmp_path, monkeypatch):
+        tmp_path, ros_domain):
     from rclpy.serialization import deserialize_message
 
     from sage.bag import info, play, print_info, record
     from sage.bag_types import message_class
-    monkeypatch.setenv('ROS_DOMAIN_ID', DOMAIN_ID)
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     bag = tmp_path / 'bag'
     publisher = subprocess.Popen([sys.executable, __file__, 'publish'], env=dict(os.environ))
     stop = threading.Event()
@@ -131,12 +129,20 @@ def test_recorded_bag_reads_independently_and_plays_back_identical_messages(
     text = io.StringIO()
     print_info(summary, text)
     assert 'sage_interfaces/msg/Salience' in text.getvalue()
+    assert summary['compression'] == 'zstd (mcap chunks)'
+
+    # By default play publishes only the graph's inputs: this bag holds none of them.
+    said = io.StringIO()
+    assert play(bag, delay=0.0, stdout=said) == 1
+    (line,) = [t for t in said.getvalue().splitlines() if 'skipping' in t]
+    assert set(line.split('skipping ')[1].split(': ')[0].split(', ')) == set(TOPICS), line
+    assert 'not a sensor input' in line
 
     # play: a listener gets the same CDR bytes, in the same order, per topic.
     # delay only bounds the wait for the listener to be matched (play starts as soon as it
     # is); discovery took over 5 s once on a loaded CI machine, and nothing was received
     received = _listen_while_playing(bag, lambda: play(bag, rate=4.0, loop=False, clock=True,
-                                                       delay=20.0, stdout=log))
+                                                       play_all=True, delay=20.0, stdout=log))
     for topic in TOPICS:
         assert received[topic] == [r[3] for r in recorded[topic]], topic
 
@@ -210,6 +216,226 @@ def test_info_refuses_a_folder_that_is_not_a_bag(tmp_path):
         info(tmp_path)
     with pytest.raises(BagError, match='rate'):
         play(tmp_path, rate=0.0)
+
+
+# --- topic selection ----------------------------------------------------------------------
+
+DESIGN_TOPICS = ['/sage/camera/image_raw', '/sage/camera/camera_info', '/sage/camera/frame_ref',
+                 '/sage/audio/frames', '/sage/imu/data', '/sage/text/in',
+                 '/sage/vision/latent', '/sage/audio/latent', '/sage/language/latent',
+                 '/sage/salience', '/sage/reward', '/sage/budget', '/sage/metabolic_state',
+                 '/sage/memory/stored', '/sage/viz/markers', '/diagnostics']
+SENSOR_INPUTS = ('/sage/camera/image_raw', '/sage/camera/camera_info', '/sage/audio/frames',
+                 '/sage/imu/data', '/sage/text/in', '/sage/reward')
+
+
+def test_play_selects_only_sensor_inputs_unless_told_otherwise():
+    import pytest
+
+    from sage.bag_select import EXCLUDED, NOT_INPUT, NOT_NAMED, describe, select_topics
+    from sage.bag_types import BagError
+
+    default = select_topics(DESIGN_TOPICS)
+    assert default.play == SENSOR_INPUTS
+    assert set(default.skip) == set(DESIGN_TOPICS) - set(SENSOR_INPUTS)
+    assert set(default.skip.values()) == {NOT_INPUT}
+    # the graph's outputs are never played by default: they would come twice
+    assert {'/sage/salience', '/sage/vision/latent', '/sage/budget'} <= set(default.skip)
+
+    everything = select_topics(DESIGN_TOPICS, play_all=True, exclude=['/diagnostics'])
+    assert everything.play == tuple(t for t in DESIGN_TOPICS if t != '/diagnostics')
+    assert everything.skip == {'/diagnostics': EXCLUDED}
+
+    # --topics takes comma-separated and repeated values, with or without the leading '/'
+    named = select_topics(DESIGN_TOPICS, topics=['sage/imu/data,/sage/salience', '/sage/x'])
+    assert named.play == ('/sage/imu/data', '/sage/salience')
+    assert named.skip['/sage/audio/frames'] == NOT_NAMED
+    assert named.missing == ('/sage/x',)
+
+    some = select_topics(DESIGN_TOPICS, exclude=['/sage/camera/image_raw,/sage/reward'])
+    assert some.play == ('/sage/camera/camera_info', '/sage/audio/frames', '/sage/imu/data',
+                         '/sage/text/in')
+    lines = describe(some)
+    assert lines[0].startswith('[bag] playing 4 topics: /sage/camera/camera_info')
+    assert any(line.startswith('[bag] skipping /sage/camera/image_raw, /sage/reward: excluded')
+               for line in lines)
+
+    with pytest.raises(BagError, match='--all'):
+        select_topics(DESIGN_TOPICS, topics=['/sage/imu/data'], play_all=True)
+
+
+def test_cli_play_refuses_topics_with_all_and_says_what_it_skips(tmp_path):
+    from typer.testing import CliRunner
+
+    from sage.cli import app
+    bag = tmp_path / 'bag'
+    _write_bag(bag, _messages(n_images=2), compression='none')
+    runner = CliRunner()
+    refused = runner.invoke(app, ['bag', 'play', str(bag), '--topics', '/sage/imu/data',
+                                  '--all'])
+    assert refused.exit_code != 0
+    assert 'cannot be combined' in str(refused.exception) + refused.output
+    shown = runner.invoke(app, ['bag', 'info', str(bag)])
+    assert shown.exit_code == 0, shown.output
+    assert 'Compression:       none' in shown.output
+
+
+# --- compression and splitting ----------------------------------------------------------------
+
+IMAGE_H, IMAGE_W = 240, 320
+SPLIT_BYTES = 1_000_000
+
+
+def _messages(n_images: int = 60, seed: int = 0) -> list[tuple[str, int, bytes]]:
+    """Camera frames (a moving gradient with sensor noise, so zstd has something to find),
+    IMU samples between them, and text inputs from the middle on: (topic, log time, CDR)."""
+    import numpy as np
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image, Imu
+
+    from sage_interfaces.msg import TextInput
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 200, IMAGE_W, dtype=np.float32)[None, :, None]
+    out: list[tuple[str, int, bytes]] = []
+    t = 1_700_000_000_000_000_000
+    for i in range(n_images):
+        frame = ramp + 4 * i + rng.normal(0, 1, (IMAGE_H, IMAGE_W, 3))
+        img = Image(height=IMAGE_H, width=IMAGE_W, encoding='rgb8', step=IMAGE_W * 3,
+                    data=np.clip(frame, 0, 255).astype(np.uint8).tobytes())
+        img.header.stamp.sec, img.header.stamp.nanosec = divmod(t, 10**9)
+        out.append(('/sage/camera/image_raw', t, serialize_message(img)))
+        for k in range(3):
+            imu = Imu()
+            imu.header.stamp.sec, imu.header.stamp.nanosec = divmod(t + k + 1, 10**9)
+            imu.linear_acceleration.z = 9.81 + float(rng.normal(0, 0.05))
+            out.append(('/sage/imu/data', t + k + 1, serialize_message(imu)))
+        if i >= n_images // 2:
+            out.append(('/sage/text/in', t + 10,
+                        serialize_message(TextInput(text=f'frame {i}', source='test'))))
+        t += 33_000_000
+    return out
+
+
+def _write_bag(bag, messages, compression='zstd', max_bytes=0, storage='mcap'):
+    from sage.bag_types import sage_typestore
+    from sage.bag_writer import BagOptions, BagWriter
+    types = {'/sage/camera/image_raw': 'sensor_msgs/msg/Image',
+             '/sage/imu/data': 'sensor_msgs/msg/Imu',
+             '/sage/text/in': 'sage_interfaces/msg/TextInput'}
+    store = sage_typestore()
+    writer = BagWriter(bag, store, BagOptions(storage, compression, max_bytes))
+    writer.open()
+    for topic, stamp, data in messages:
+        if topic not in writer._topics:  # topics appear while recording, as live ones do
+            writer.add_topic(topic, types[topic], [])
+        writer.write(topic, stamp, data)
+    writer.close()
+    return writer.files
+
+
+def _read_all(bag) -> list[tuple[str, int, bytes]]:
+    from rosbags.rosbag2 import Reader
+    with Reader(bag) as reader:
+        return [(c.topic, t, bytes(d)) for c, t, d in reader.messages()]
+
+
+def _chunk_compressions(path) -> set[str]:
+    from mcap.reader import make_reader
+    with path.open('rb') as f:
+        reader = make_reader(f)
+        assert reader.get_header().profile == 'ros2'
+        return {c.compression for c in reader.get_summary().chunk_indexes}
+
+
+def test_split_compressed_bag_reads_back_every_message_in_order(tmp_path):
+    import yaml
+
+    from sage.bag import info
+    from sage.bag_writer import SIZE_CHECK_BYTES
+    bag = tmp_path / 'bag'
+    written = _messages()
+    files = _write_bag(bag, written, compression='zstd', max_bytes=SPLIT_BYTES)
+
+    meta = yaml.safe_load((bag / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
+    assert len(files) >= 3 and files == [f'bag_{i}.mcap' for i in range(len(files))]
+    assert meta['relative_file_paths'] == files
+    assert [f['path'] for f in meta['files']] == files
+    assert sorted(p.name for p in bag.iterdir()) == sorted(files + ['metadata.yaml'])
+    assert meta['message_count'] == len(written)
+    assert sum(f['message_count'] for f in meta['files']) == len(written)
+    counts = {t['topic_metadata']['name']: t['message_count']
+              for t in meta['topics_with_message_count']}
+    assert counts == {t: sum(m[0] == t for m in written) for t in counts}
+    assert set(counts) == {'/sage/camera/image_raw', '/sage/imu/data', '/sage/text/in'}
+    # each file but the last reached the limit, and passed it by less than a chunk
+    sizes = [(bag / f).stat().st_size for f in files]
+    assert all(SPLIT_BYTES <= s < SPLIT_BYTES + 2**20 + SIZE_CHECK_BYTES for s in sizes[:-1]), \
+        sizes
+
+    # rosbags' own Reader gets every message, in order, byte for byte
+    assert _read_all(bag) == written
+    # an independent MCAP reader sees zstd chunks in every file
+    assert all(_chunk_compressions(bag / f) == {'zstd'} for f in files)
+    summary = info(bag)
+    assert summary['files'] == files and summary['message_count'] == len(written)
+    assert summary['compression'] == 'zstd (mcap chunks)'
+    assert summary['start_ns'] == written[0][1]
+
+
+def test_zstd_compression_shrinks_the_bag_and_keeps_every_byte(tmp_path):
+    import yaml
+
+    from sage.bag import info
+    written = _messages(n_images=30)
+    plain, packed = tmp_path / 'plain', tmp_path / 'packed'
+    _write_bag(plain, written, compression='none')
+    _write_bag(packed, written)  # the default
+    size = {b: sum(f.stat().st_size for f in b.iterdir()) for b in (plain, packed)}
+    assert size[packed] < 0.6 * size[plain], size
+    assert _read_all(plain) == _read_all(packed) == written
+    assert _chunk_compressions(plain / 'plain_0.mcap') == {''}
+    assert info(plain)['compression'] == 'none'
+    assert info(packed)['compression'] == 'zstd (mcap chunks)'
+    meta = yaml.safe_load((packed / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
+    # chunk compression lives inside MCAP: metadata.yaml names none, as rosbag2 writes it
+    assert not meta['compression_mode'] and not meta['compression_format']
+
+    # sqlite3 has no chunks: zstd per message, named in metadata.yaml (rosbag2's message mode)
+    db = tmp_path / 'db'
+    _write_bag(db, written, storage='sqlite3')
+    meta = yaml.safe_load((db / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
+    assert (meta['compression_format'], meta['compression_mode']) == ('zstd', 'message')
+    assert _read_all(db) == written
+    assert info(db)['compression'] == 'zstd (message)'
+
+
+def test_replay_decides_identically_on_a_split_compressed_copy(tmp_path):
+    from rosbags.rosbag2 import Reader
+
+    from sage.bag_types import sage_typestore
+    from sage.bag_writer import BagOptions, BagWriter
+    from sage.profile import load_profile
+    from sage_snarc.replay import replay_bag
+    from sage_snarc.scenario import make_scenario
+    scene = tmp_path / 'scene'
+    make_scenario(scene, 3, 10.0)
+    copy = tmp_path / 'copy'
+    writer = BagWriter(copy, sage_typestore(), BagOptions('mcap', 'zstd', SPLIT_BYTES))
+    writer.open()
+    with Reader(scene) as reader:
+        for conn in reader.connections:
+            writer.add_topic(conn.topic, conn.msgtype, conn.ext.offered_qos_profiles)
+        for conn, stamp, data in reader.messages():
+            writer.write(conn.topic, stamp, bytes(data))
+    writer.close()
+    assert len(writer.files) >= 2
+
+    params = {n.name: dict(n.parameters) for n in load_profile('nano').nodes}
+    a, b = tmp_path / 'scene.jsonl', tmp_path / 'copy.jsonl'
+    summary = replay_bag(scene, params, a)
+    replay_bag(copy, params, b)
+    assert sum(summary.inputs.values()) > 100
+    assert a.read_bytes() == b.read_bytes()
 
 
 if __name__ == '__main__' and sys.argv[1:] == ['publish']:
