@@ -303,6 +303,15 @@ def memory_summary(url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
     typer.echo(json.dumps(summarize(url), indent=2, default=str))
 
 
+@memory_app.command('query')
+def memory_query(text: str = typer.Argument(..., help='what to recall'),
+                 k: int = typer.Option(10, '--k', help='number of results (1..1000)'),
+                 url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
+    """Recall by text: the k most similar language memories, embedded as the memory node does."""
+    from sage.memory_query import run_memory_query
+    raise typer.Exit(run_memory_query(text, k, url))
+
+
 @memory_app.command('export')
 def memory_export(path: Path = typer.Argument(..., help='portable file to write'),
                   url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
@@ -315,15 +324,6 @@ def memory_export(path: Path = typer.Argument(..., help='portable file to write'
 def memory_import(path: Path = typer.Argument(..., help='file written by export'),
                   url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
     """Merge an exported file into a database (idempotent)."""
-@memory_app.command('query')
-def memory_query(text: str = typer.Argument(..., help='what to recall'),
-                 k: int = typer.Option(10, '--k', help='number of results (1..1000)'),
-                 url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
-    """Recall by text: the k most similar language memories, embedded as the memory node does."""
-    from sage.memory_query import run_memory_query
-    raise typer.Exit(run_memory_query(text, k, url))
-
-
     from sage_memory.transfer import import_memory
     typer.echo(json.dumps(import_memory(url, path), default=str))
 
