@@ -29,8 +29,9 @@ from rosbags.rosbag2.errors import ReaderError
 from sage.bag_select import describe, select_topics
 from sage.bag_types import BagError, ensure_type, message_class, sage_typestore
 from sage.bag_writer import BagOptions, BagWriter, compression_of
+from sage_common.vocabulary import PREFIX
 
-DEFAULT_PREFIX = '/sage/'
+DEFAULT_PREFIX = PREFIX
 DISCOVERY_PERIOD_S = 0.5
 CLOCK_PERIOD_S = 0.025  # 40 Hz, rosbag2's default --clock rate
 # play waits at most this long for the graph's subscribers: a running graph is matched in well

@@ -19,15 +19,16 @@ import psutil
 
 from sage.launch_cmd import graph_supervisor
 from sage.profile import load_profile
+from sage_common.vocabulary import Topic
 
 STAGES = {
-    '/sage/camera/image_raw': ('sensor_msgs.msg', 'Image', True),
-    '/sage/audio/frames': ('sage_interfaces.msg', 'AudioFrame', True),
-    '/sage/imu/data': ('sensor_msgs.msg', 'Imu', True),
-    '/sage/vision/latent': ('sage_interfaces.msg', 'Latent', False),
-    '/sage/audio/latent': ('sage_interfaces.msg', 'Latent', False),
-    '/sage/salience': ('sage_interfaces.msg', 'Salience', False),
-    '/sage/memory/stored': ('sage_interfaces.msg', 'Experience', False),
+    Topic.CAMERA_IMAGE: ('sensor_msgs.msg', 'Image', True),
+    Topic.AUDIO_FRAMES: ('sage_interfaces.msg', 'AudioFrame', True),
+    Topic.IMU: ('sensor_msgs.msg', 'Imu', True),
+    Topic.VISION_LATENT: ('sage_interfaces.msg', 'Latent', False),
+    Topic.AUDIO_LATENT: ('sage_interfaces.msg', 'Latent', False),
+    Topic.SALIENCE: ('sage_interfaces.msg', 'Salience', False),
+    Topic.MEMORY_STORED: ('sage_interfaces.msg', 'Experience', False),
 }
 
 

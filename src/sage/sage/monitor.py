@@ -11,6 +11,7 @@ from sage_interfaces.msg import Experience, MetabolicState, Salience
 from sage.graph_stats import GraphStats
 from sage_common.convert import salience_from_msg
 from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
+from sage_common.vocabulary import Topic
 
 
 class GraphMonitor(Node):
@@ -21,10 +22,10 @@ class GraphMonitor(Node):
         super().__init__('sage_monitor', context=context)
         self.stats = stats
         self.lock = lock
-        self.create_subscription(Salience, '/sage/salience', self._on_salience, RELIABLE_QOS)
-        self.create_subscription(Experience, '/sage/memory/stored', self._on_stored,
+        self.create_subscription(Salience, Topic.SALIENCE, self._on_salience, RELIABLE_QOS)
+        self.create_subscription(Experience, Topic.MEMORY_STORED, self._on_stored,
                                  RELIABLE_QOS)
-        self.create_subscription(MetabolicState, '/sage/metabolic_state', self._on_state,
+        self.create_subscription(MetabolicState, Topic.METABOLIC_STATE, self._on_state,
                                  LATCHED_QOS)
 
     def _on_salience(self, msg: Salience) -> None:

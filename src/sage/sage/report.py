@@ -21,8 +21,9 @@ from sage.viz_core import (AXIS_COLORS, STATE_COLORS, UNKNOWN_STATE_COLOR, Budge
                            state_from_msg, stored_from_msg)
 from sage_common.errors import SageError
 from sage_common.records import AXES, MODALITIES, SalienceRecord
+from sage_common.vocabulary import Topic
 
-TOPICS = {'/sage/salience', '/sage/budget', '/sage/metabolic_state', '/sage/memory/stored'}
+TOPICS = {Topic.SALIENCE, Topic.BUDGET, Topic.METABOLIC_STATE, Topic.MEMORY_STORED}
 MAX_THUMBNAILS = 120
 
 
@@ -76,10 +77,10 @@ def load_run(src: Path) -> RunData:
     bag = find_bag(src)
     data = RunData(source=bag)
     readers: dict[str, tuple[Callable[[Any], Any], list[Any]]] = {
-        '/sage/salience': (salience_record, data.salience),
-        '/sage/budget': (budget_from_msg, data.budgets),
-        '/sage/metabolic_state': (state_from_msg, data.states),
-        '/sage/memory/stored': (stored_from_msg, data.stored)}
+        Topic.SALIENCE: (salience_record, data.salience),
+        Topic.BUDGET: (budget_from_msg, data.budgets),
+        Topic.METABOLIC_STATE: (state_from_msg, data.states),
+        Topic.MEMORY_STORED: (stored_from_msg, data.stored)}
     try:
         with AnyReader([bag], default_typestore=sage_typestore()) as reader:
             start = reader.start_time

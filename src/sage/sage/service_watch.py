@@ -18,6 +18,7 @@ from rclpy.node import Node
 
 from sage.health_gate import HealthGate, node_of_status
 from sage.sd_notify import Notifier
+from sage_common.vocabulary import Topic
 
 # A node counts as hung after half of WatchdogSec without a status: the other half leaves
 # systemd's timer room for one more ping while a slow-but-alive node catches up.
@@ -34,7 +35,7 @@ class DiagnosticsListener(Node):
     def __init__(self, on_node: Callable[[str], None], context: rclpy.Context) -> None:
         super().__init__('sage_service_watch', context=context)
         self._on_node = on_node
-        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_array,
+        self.create_subscription(DiagnosticArray, Topic.DIAGNOSTICS, self._on_array,
                                  DIAGNOSTICS_DEPTH)
 
     def _on_array(self, msg: DiagnosticArray) -> None:

@@ -28,12 +28,14 @@ from rich.text import Text
 from sage.graph_stats import GraphStats, ModalityStats
 from sage.viz_core import BudgetRecord, StateRecord, StoredRecord
 from sage_common.records import AXES, SalienceRecord
+from sage_common.vocabulary import MetabolicState, Topic
 
 SPARK = '▁▂▃▄▅▆▇█'
 LEVELS = {0: 'OK', 1: 'WARN', 2: 'ERROR', 3: 'STALE'}
 LEVEL_STYLES = {'OK': 'green', 'WARN': 'yellow', 'ERROR': 'bold red', 'STALE': 'dim'}
-STATE_STYLES = {'WAKE': 'green', 'FOCUS': 'bold cyan', 'REST': 'white', 'DREAM': 'magenta',
-                'CRISIS': 'bold red'}
+STATE_STYLES = {MetabolicState.WAKE: 'green', MetabolicState.FOCUS: 'bold cyan',
+                MetabolicState.REST: 'white', MetabolicState.DREAM: 'magenta',
+                MetabolicState.CRISIS: 'bold red'}
 # Diagnostics keys a memory node may use for its row count (first found wins).
 MEMORY_SIZE_KEYS = ('rows', 'memory_rows', 'experiences', 'stored_rows', 'size')
 STALE_AFTER_S = 5.0
@@ -330,8 +332,8 @@ def _make_monitor(model: StatusModel, lock: threading.Lock, context: Any) -> Any
     class StatusMonitor(GraphMonitor):
         def __init__(self) -> None:
             super().__init__(model.stats, lock, context=context)
-            self.create_subscription(AtpBudget, '/sage/budget', self._on_budget, RELIABLE_QOS)
-            self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 50)
+            self.create_subscription(AtpBudget, Topic.BUDGET, self._on_budget, RELIABLE_QOS)
+            self.create_subscription(DiagnosticArray, Topic.DIAGNOSTICS, self._on_diagnostics, 50)
 
         def _on_budget(self, msg: Any) -> None:
             with lock:

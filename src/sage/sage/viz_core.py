@@ -25,30 +25,22 @@ import numpy as np
 
 from sage_common.records import AXES, MODALITIES, SalienceRecord
 from sage_common.stamps import to_sec
+from sage_common.vocabulary import LATENT_TOPICS, PUZZLE_MODALITIES, MetabolicState, Topic
 
 # Every topic the running graph publishes (the DESIGN topic table plus the viz node's topics).
 # config/sage.rviz and config/sage.perspective may only refer to these (tested).
 GRAPH_TOPICS: tuple[str, ...] = (
-    '/sage/camera/image_raw', '/sage/camera/camera_info', '/sage/camera/frame_ref',
-    '/sage/audio/frames', '/sage/imu/data', '/sage/text/in',
-    '/sage/vision/latent', '/sage/audio/latent', '/sage/language/latent',
-    '/sage/salience', '/sage/reward', '/sage/budget', '/sage/metabolic_state',
-    '/sage/memory/stored', '/diagnostics',
-    '/sage/viz/markers', '/sage/viz/puzzle/vision', '/sage/viz/puzzle/audio',
-    '/sage/viz/salience_overlay',
-    *(f'/sage/viz/salience/{m}' for m in MODALITIES),
+    Topic.CAMERA_IMAGE, Topic.CAMERA_INFO, Topic.CAMERA_FRAME_REF,
+    Topic.AUDIO_FRAMES, Topic.IMU, Topic.TEXT_IN, *LATENT_TOPICS.values(),
+    Topic.SALIENCE, Topic.REWARD, Topic.BUDGET, Topic.METABOLIC_STATE,
+    Topic.MEMORY_STORED, Topic.DIAGNOSTICS,
+    Topic.VIZ_MARKERS, *(Topic.viz_puzzle(m) for m in PUZZLE_MODALITIES),
+    Topic.VIZ_SALIENCE_OVERLAY, *(Topic.viz_salience(m) for m in MODALITIES),
 )
-MARKER_TOPIC = '/sage/viz/markers'
-OVERLAY_TOPIC = '/sage/viz/salience_overlay'
-PUZZLE_MODALITIES = ('vision', 'audio')
-
-
-def puzzle_topic(modality: str) -> str:
-    return f'/sage/viz/puzzle/{modality}'
-
-
-def split_salience_topic(modality: str) -> str:
-    return f'/sage/viz/salience/{modality}'
+MARKER_TOPIC = Topic.VIZ_MARKERS
+OVERLAY_TOPIC = Topic.VIZ_SALIENCE_OVERLAY
+puzzle_topic = Topic.viz_puzzle
+split_salience_topic = Topic.viz_salience
 
 
 class MarkerKind(IntEnum):
@@ -71,9 +63,9 @@ SALIENCE_COLOR: Color = (1.0, 0.85, 0.15, 1.0)
 THRESHOLD_COLOR: Color = (1.0, 1.0, 1.0, 0.8)
 TEXT_COLOR: Color = (1.0, 1.0, 1.0, 1.0)
 STATE_COLORS: dict[str, Color] = {
-    'WAKE': (0.30, 0.80, 0.30, 1.0), 'FOCUS': (0.20, 0.50, 1.00, 1.0),
-    'REST': (0.60, 0.60, 0.60, 1.0), 'DREAM': (0.65, 0.35, 0.85, 1.0),
-    'CRISIS': (1.00, 0.15, 0.15, 1.0),
+    MetabolicState.WAKE: (0.30, 0.80, 0.30, 1.0), MetabolicState.FOCUS: (0.20, 0.50, 1.00, 1.0),
+    MetabolicState.REST: (0.60, 0.60, 0.60, 1.0), MetabolicState.DREAM: (0.65, 0.35, 0.85, 1.0),
+    MetabolicState.CRISIS: (1.00, 0.15, 0.15, 1.0),
 }
 UNKNOWN_STATE_COLOR: Color = (0.4, 0.4, 0.4, 1.0)
 ATP_COLOR: Color = (0.25, 0.55, 0.95, 1.0)

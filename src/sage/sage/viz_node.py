@@ -26,6 +26,7 @@ from sage.viz_params import PARAMS, validate
 from sage_common.health import Health, Level
 from sage_common.records import MODALITIES
 from sage_common.ros import LATCHED_QOS, DiagnosticsPublisher, declare_params, run
+from sage_common.vocabulary import Topic
 
 # A viewer: best effort matches reliable and best-effort publishers alike; drops are harmless.
 VIEW_QOS = QoSProfile(depth=20, reliability=ReliabilityPolicy.BEST_EFFORT,
@@ -45,17 +46,17 @@ class VizNode(Node):
         self.health = Health()
         self.values = declare_params(self, PARAMS, validate, self._on_params)
         self.core = VizCore(VizConfig.from_params(self.values))
-        self.create_subscription(Salience, '/sage/salience', self._on_salience, VIEW_QOS)
-        self.create_subscription(AtpBudget, '/sage/budget', self._on_budget, VIEW_QOS)
-        self.create_subscription(MetabolicState, '/sage/metabolic_state', self._on_state,
+        self.create_subscription(Salience, Topic.SALIENCE, self._on_salience, VIEW_QOS)
+        self.create_subscription(AtpBudget, Topic.BUDGET, self._on_budget, VIEW_QOS)
+        self.create_subscription(MetabolicState, Topic.METABOLIC_STATE, self._on_state,
                                  LATCHED_QOS)
-        self.create_subscription(Experience, '/sage/memory/stored', self._on_stored, VIEW_QOS)
+        self.create_subscription(Experience, Topic.MEMORY_STORED, self._on_stored, VIEW_QOS)
         # Latents arrive at camera/audio rate but are drawn at image_rate_hz: keep the latest
         # serialized one and deserialize only that (a 30x30 grid + JPEG each time otherwise).
         self._latest_latent: dict[str, bytes] = {}
         for modality in PUZZLE_MODALITIES:
             self.create_subscription(
-                Latent, f'/sage/{modality}/latent',
+                Latent, Topic.latent(modality),
                 lambda data, m=modality: self._on_latent_raw(m, data), VIEW_QOS, raw=True)
         self.marker_pub = self.create_publisher(MarkerArray, MARKER_TOPIC, OUT_QOS)
         self.overlay_pub = self.create_publisher(Image, OVERLAY_TOPIC, OUT_QOS)

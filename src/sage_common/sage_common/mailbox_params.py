@@ -7,8 +7,9 @@ encoder reads the frame in place. Without it both use /sage/camera/image_raw.
 from __future__ import annotations
 
 from sage_common.params import ParamSpec
+from sage_common.vocabulary import Topic
 
-FRAME_REF_TOPIC = '/sage/camera/frame_ref'
+FRAME_REF_TOPIC = Topic.CAMERA_FRAME_REF
 
 ENABLED = ParamSpec('mailbox.enabled', False,
                     'frames through the shared-memory mailbox (FrameRef on DDS) instead of '

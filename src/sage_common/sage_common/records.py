@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MODALITIES = ('vision', 'audio', 'imu', 'language')
-AXES = ('surprise', 'novelty', 'arousal', 'reward', 'conflict')
+from sage_common.vocabulary import AXES, MODALITIES
+
+__all__ = ['AXES', 'MODALITIES', 'ImuRecord', 'LatentRecord', 'RewardRecord', 'SalienceRecord']
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from sage_common.errors import ParamError, SageError
 from sage_common.health import Health
 from sage_common.params import ParamSpec, ParamValue, Validator, check_value, coerce
 from sage_common.stamps import to_sec
+from sage_common.vocabulary import Topic
 
 # Sensor streams: best effort, shallow queue (a reliable publisher pushed flat out raises).
 SENSOR_QOS = qos_profile_sensor_data
@@ -47,8 +48,8 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
 # Nodes send their learned state to the memory node as std_msgs/String JSON
 # {"key": name, "state": {...}}; it stores it and republishes every key, latched, as
 # {"device_id": ..., "states": {key: state}}.
-CHECKPOINT_TOPIC = '/sage/memory/checkpoint'
-MEMORY_STATE_TOPIC = '/sage/memory/state'
+CHECKPOINT_TOPIC = Topic.MEMORY_CHECKPOINT
+MEMORY_STATE_TOPIC = Topic.MEMORY_STATE
 
 
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -132,7 +133,7 @@ class DiagnosticsPublisher:
         self._node = node
         self._health = health
         self._hardware_id = hardware_id or node.get_name()
-        self._pub = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._pub = node.create_publisher(DiagnosticArray, Topic.DIAGNOSTICS, 10)
         self._timer = node.create_timer(period_s, self.publish)
 
     def publish(self) -> None:

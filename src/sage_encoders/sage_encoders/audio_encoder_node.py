@@ -7,6 +7,7 @@ from typing import Any
 
 from sage_common.convert import latent_to_msg
 from sage_common.ros import RELIABLE_QOS, SENSOR_QOS, run, stamp_sec
+from sage_common.vocabulary import Topic
 from sage_interfaces.msg import AudioFrame, Latent
 
 from sage_encoders.audio_core import AudioEncoderCore
@@ -20,8 +21,8 @@ class AudioEncoderNode(EncoderNodeBase):
 
     def __init__(self, name: str = 'audio_encoder', **node_kwargs: Any) -> None:
         super().__init__(name, PARAMS, validate, **node_kwargs)
-        self.pub = self.create_publisher(Latent, '/sage/audio/latent', RELIABLE_QOS)
-        self.create_subscription(AudioFrame, '/sage/audio/frames', self._on_frame, SENSOR_QOS)
+        self.pub = self.create_publisher(Latent, Topic.AUDIO_LATENT, RELIABLE_QOS)
+        self.create_subscription(AudioFrame, Topic.AUDIO_FRAMES, self._on_frame, SENSOR_QOS)
 
     def make_core(self, values: Mapping[str, Any]) -> AudioEncoderCore:
         return AudioEncoderCore.from_params(values, log=self.log_line)

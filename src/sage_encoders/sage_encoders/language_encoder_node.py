@@ -7,6 +7,7 @@ from typing import Any
 
 from sage_common.convert import latent_to_msg
 from sage_common.ros import RELIABLE_QOS, run, stamp_sec
+from sage_common.vocabulary import Topic
 from sage_interfaces.msg import Latent, TextInput
 
 from sage_encoders.language_core import LanguageEncoderCore
@@ -19,8 +20,8 @@ class LanguageEncoderNode(EncoderNodeBase):
 
     def __init__(self, name: str = 'language_encoder', **node_kwargs: Any) -> None:
         super().__init__(name, PARAMS, validate, with_budget=False, **node_kwargs)
-        self.pub = self.create_publisher(Latent, '/sage/language/latent', RELIABLE_QOS)
-        self.create_subscription(TextInput, '/sage/text/in', self._on_text, RELIABLE_QOS)
+        self.pub = self.create_publisher(Latent, Topic.LANGUAGE_LATENT, RELIABLE_QOS)
+        self.create_subscription(TextInput, Topic.TEXT_IN, self._on_text, RELIABLE_QOS)
 
     def make_core(self, values: Mapping[str, Any]) -> LanguageEncoderCore:
         return LanguageEncoderCore.from_params(values, log=self.log_line)

@@ -12,6 +12,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sage_common.health import Health, Level
 from sage_common.params import ParamSpec
 from sage_common.ros import LATCHED_QOS, DiagnosticsPublisher, declare_params
+from sage_common.vocabulary import Topic
 from sage_interfaces.msg import AtpBudget, MetabolicState
 
 from sage_encoders.budget import AtpAccount, should_suspend
@@ -37,8 +38,8 @@ class EncoderNodeBase(Node):
         self.metabolic_state = ''
         self.seq = 0
         if with_budget:
-            self.create_subscription(AtpBudget, '/sage/budget', self._on_budget, BUDGET_QOS)
-        self.create_subscription(MetabolicState, '/sage/metabolic_state', self._on_state,
+            self.create_subscription(AtpBudget, Topic.BUDGET, self._on_budget, BUDGET_QOS)
+        self.create_subscription(MetabolicState, Topic.METABOLIC_STATE, self._on_state,
                                  LATCHED_QOS)
         self.diagnostics = DiagnosticsPublisher(self, self.health,
                                                 float(self.values['diagnostics_period']))

@@ -9,6 +9,7 @@ from sage_common.convert import latent_to_msg
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sage_common.ros import RELIABLE_QOS, run, stamp_sec
 from sage_common.mailbox_params import FRAME_REF_TOPIC
+from sage_common.vocabulary import Topic
 from sage_interfaces.msg import FrameRef, Latent
 from sensor_msgs.msg import Image
 
@@ -31,7 +32,7 @@ class VisionEncoderNode(EncoderNodeBase):
 
     def __init__(self, name: str = 'vision_encoder', **node_kwargs: Any) -> None:
         super().__init__(name, PARAMS, validate, **node_kwargs)
-        self.pub = self.create_publisher(Latent, '/sage/vision/latent', RELIABLE_QOS)
+        self.pub = self.create_publisher(Latent, Topic.VISION_LATENT, RELIABLE_QOS)
         self.frames: MailboxFrames | None = None
         if self.values['mailbox.enabled']:
             # Frames arrive in shared memory; Image messages (a reduced rate) are for viewers.
@@ -39,7 +40,7 @@ class VisionEncoderNode(EncoderNodeBase):
             self.create_subscription(FrameRef, FRAME_REF_TOPIC, self._on_frame_ref,
                                      LATEST_ONLY_QOS)
         else:
-            self.create_subscription(Image, '/sage/camera/image_raw', self._on_image,
+            self.create_subscription(Image, Topic.CAMERA_IMAGE, self._on_image,
                                      LATEST_ONLY_QOS)
 
     def make_core(self, values: Mapping[str, Any]) -> VisionEncoderCore:

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, select, update
 from sage_memory.index import normalise
 from sage_memory.models import EXPERIENCES, ExperienceRecord, row_to_record
 from sage_memory.store import MemoryStore, insert_records, new_uuid
+from sage_common.vocabulary import MetabolicState
 
 # Member uuids listed in a pattern's extra (the full list is in members' pattern_uuid).
 _MAX_LISTED = 64
@@ -106,7 +107,7 @@ def _pattern(members: list[ExperienceRecord], vectors: np.ndarray, device_id: st
     return ExperienceRecord(
         uuid=new_uuid(), device_id=device_id, session=session, kind='pattern',
         stamp=max(r.stamp for r in members), modality=best.modality, salience=best.salience,
-        threshold=best.threshold, metabolic_state='DREAM', fidelity='pattern',
+        threshold=best.threshold, metabolic_state=MetabolicState.DREAM.value, fidelity='pattern',
         embedding=mean, preview_format=best.preview_format, preview=best.preview,
         text=best.text, tags=('pattern',), extra=extra, consolidated=True, created_at=now,
         surprise=axis('surprise'), novelty=axis('novelty'), arousal=axis('arousal'),

@@ -31,6 +31,7 @@ from sage_common.health import Health, Level
 from sage_common.ros import (CHECKPOINT_TOPIC, LATCHED_QOS, MEMORY_STATE_TOPIC, RELIABLE_QOS,
                              SENSOR_QOS, DiagnosticsPublisher,
                              declare_params, run)
+from sage_common.vocabulary import Topic
 from sage_memory.config import device_and_session, memory_config, policy_config
 from sage_memory.errors import QueryError, StoreUnavailableError
 from sage_memory.memory import Memory, OpenWait, open_memory
@@ -68,14 +69,14 @@ class MemoryNode(Node):
         self.states = self.memory.load_states()
         self._outbox: deque[ExperienceRecord] = deque()
         self.memory.on_stored(self._outbox.extend)
-        self.stored_pub = self.create_publisher(Experience, '/sage/memory/stored', RELIABLE_QOS)
+        self.stored_pub = self.create_publisher(Experience, Topic.MEMORY_STORED, RELIABLE_QOS)
         self.state_pub = self.create_publisher(String, MEMORY_STATE_TOPIC, LATCHED_QOS)
         self._publish_states()
         # Reliable, like the SNARC and encoder publishers: nothing is lost on the way in.
-        self.create_subscription(Salience, '/sage/salience', self._on_salience, RELIABLE_QOS)
+        self.create_subscription(Salience, Topic.SALIENCE, self._on_salience, RELIABLE_QOS)
         for m in ('vision', 'audio', 'language'):
-            self.create_subscription(Latent, f'/sage/{m}/latent', self._on_latent, RELIABLE_QOS)
-        self.create_subscription(MetabolicState, '/sage/metabolic_state', self._on_metabolic,
+            self.create_subscription(Latent, Topic.latent(m), self._on_latent, RELIABLE_QOS)
+        self.create_subscription(MetabolicState, Topic.METABOLIC_STATE, self._on_metabolic,
                                  LATCHED_QOS)
         self.create_subscription(String, CHECKPOINT_TOPIC, self._on_checkpoint,
                                  RELIABLE_QOS)
@@ -88,9 +89,9 @@ class MemoryNode(Node):
         # Services on a helper node with its own executor thread (see module docstring).
         self.srv_node = Node(f'{self.get_name()}_services', use_global_arguments=False)
         group = ReentrantCallbackGroup()
-        self.srv_node.create_service(QueryMemory, '/sage/memory/query', self._on_query,
+        self.srv_node.create_service(QueryMemory, Topic.MEMORY_QUERY, self._on_query,
                                      callback_group=group)
-        self.srv_node.create_service(Sleep, '/sage/memory/sleep', self._on_sleep,
+        self.srv_node.create_service(Sleep, Topic.MEMORY_SLEEP, self._on_sleep,
                                      callback_group=group)
         self._srv_exec = MultiThreadedExecutor(num_threads=2)
         self._srv_exec.add_node(self.srv_node)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sage_common.params import ParamSpec
 from sage_common.records import MODALITIES
+from sage_common.vocabulary import STATE_NAMES
 
 PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('database_url', '', "'' = SQLite file <data_dir>/sage_memory.db; or "
@@ -86,7 +87,7 @@ PARAMS: tuple[ParamSpec, ...] = (
               read_only=True),
 )
 
-_STATES = ('WAKE', 'FOCUS', 'REST', 'DREAM', 'CRISIS')
+_STATES = STATE_NAMES
 
 
 def split_list(value: str) -> list[str]:

@@ -26,11 +26,11 @@ import numpy as np
 from sage_common.records import MODALITIES, LatentRecord, SalienceRecord
 from sage_memory.models import ExperienceRecord
 from sage_memory.store import new_uuid
+from sage_common.vocabulary import LATENT_MODALITIES, STATE_NAMES
 
 MODES = ('attend', 'salience', 'all', 'off')
-METABOLIC_STATES = ('WAKE', 'FOCUS', 'REST', 'DREAM', 'CRISIS')
+METABOLIC_STATES = STATE_NAMES
 # Modalities whose inputs come with a Latent from an encoder.
-LATENT_MODALITIES = ('vision', 'audio', 'language')
 
 
 @dataclass(frozen=True)

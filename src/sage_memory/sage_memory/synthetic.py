@@ -9,6 +9,7 @@ import numpy as np
 
 from sage_memory.models import ExperienceRecord
 from sage_memory.store import new_uuid
+from sage_common.vocabulary import MetabolicState
 
 
 def synthetic_record(i: int, rng: np.random.Generator, dim: int = 64,
@@ -33,7 +34,7 @@ def synthetic_record(i: int, rng: np.random.Generator, dim: int = 64,
         modality=modality, input_seq=i, surprise=float(rng.random()),
         novelty=float(rng.random()), arousal=float(rng.random()), reward=float(rng.random()),
         conflict=float(rng.random()), salience=float(rng.random()), threshold=0.5,
-        metabolic_state='WAKE', fidelity='full',
+        metabolic_state=MetabolicState.WAKE.value, fidelity='full',
         codes=rng.integers(0, 512, (grid, grid)).astype(np.uint16) if grid else None,
         codebook_size=512 if grid else 0, embedding=emb,
         preview_format='jpeg' if preview_bytes else '',

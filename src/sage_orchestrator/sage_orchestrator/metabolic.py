@@ -28,21 +28,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 import math
 
-
-class State(str, Enum):
-    """The five metabolic states (values equal sage_interfaces/MetabolicState constants)."""
-
-    WAKE = 'WAKE'
-    FOCUS = 'FOCUS'
-    REST = 'REST'
-    DREAM = 'DREAM'
-    CRISIS = 'CRISIS'
+from sage_common.vocabulary import MetabolicState
 
 
-STATES = tuple(State)
+# The five states are the shared vocabulary's (values equal sage_interfaces/MetabolicState).
+State = MetabolicState
 
 
 def _default_dwell() -> dict[State, float]:
@@ -203,7 +195,7 @@ W, F, R, D, C = State.WAKE, State.FOCUS, State.REST, State.DREAM, State.CRISIS
 
 # The transition table, in priority order.
 TRANSITIONS: tuple[Rule, ...] = (
-    Rule('crisis', frozenset({W, F, R, D}), C, _to_crisis, preempt=True),
+    Rule('enter_crisis', frozenset({W, F, R, D}), C, _to_crisis, preempt=True),
     Rule('crisis_over', frozenset({C}), W, _crisis_over),
     Rule('dream_preempt', frozenset({D}), W, _dream_preempt, preempt=True),
     Rule('dream_over', frozenset({D}), R, _dream_over),

@@ -27,6 +27,7 @@ from sage_common.records import RewardRecord
 from sage_common.ros import (CHECKPOINT_TOPIC, LATCHED_QOS, MEMORY_STATE_TOPIC, RELIABLE_QOS,
                              DiagnosticsPublisher, declare_params, run)
 from sage_common.stamps import to_sec
+from sage_common.vocabulary import Topic
 from sage_interfaces.msg import AtpAllocation, AtpBudget, Latent, MetabolicState, Reward, Salience
 from sage_interfaces.srv import Sleep
 from sage_orchestrator.errors import BadInputError, PersistError
@@ -68,15 +69,15 @@ class OrchestratorNode(Node):
         self._checkpoint_pub = self.create_publisher(String, CHECKPOINT_TOPIC, RELIABLE_QOS)
         self.create_subscription(String, MEMORY_STATE_TOPIC, self._on_memory_state,
                                  LATCHED_QOS)
-        self._budget_pub = self.create_publisher(AtpBudget, '/sage/budget', RELIABLE_QOS)
-        self._state_pub = self.create_publisher(MetabolicState, '/sage/metabolic_state',
+        self._budget_pub = self.create_publisher(AtpBudget, Topic.BUDGET, RELIABLE_QOS)
+        self._state_pub = self.create_publisher(MetabolicState, Topic.METABOLIC_STATE,
                                                 LATCHED_QOS)
         for spec in cfg.plugins:
             if spec.remote:
-                self.create_subscription(Latent, f'/sage/{spec.modality}/latent',
+                self.create_subscription(Latent, Topic.latent(spec.modality),
                                          self._on_latent, INPUT_QOS)
-        self.create_subscription(Salience, '/sage/salience', self._on_salience, INPUT_QOS)
-        self.create_subscription(Reward, '/sage/reward', self._on_reward, INPUT_QOS)
+        self.create_subscription(Salience, Topic.SALIENCE, self._on_salience, INPUT_QOS)
+        self.create_subscription(Reward, Topic.REWARD, self._on_reward, INPUT_QOS)
         self._sleep: Any = self.create_client(Sleep, str(values['sleep_service']))
         self._param_clients: dict[str, Any] = {}
         self.create_timer(1.0 / cfg.tick_hz, self._tick)

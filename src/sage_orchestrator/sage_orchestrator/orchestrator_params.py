@@ -15,6 +15,7 @@ import os
 
 from sage_common.errors import ParamError
 from sage_common.params import ParamSpec, ParamValue, coerce
+from sage_common.vocabulary import Topic
 from sage_orchestrator.allocator import AllocatorConfig
 from sage_orchestrator.effects import (EffectsConfig, StateEffects, parse_names,
                                        parse_settings, parse_target)
@@ -89,7 +90,7 @@ PARAMS: tuple[ParamSpec, ...] = (
               'MetabolicState is published on every transition and at this period',
               0.05, 60.0),
     ParamSpec('diagnostics_period_s', 1.0, '/diagnostics period', 0.1, 60.0, read_only=True),
-    ParamSpec('sleep_service', '/sage/memory/sleep', 'memory Sleep service', read_only=True),
+    ParamSpec('sleep_service', Topic.MEMORY_SLEEP, 'memory Sleep service', read_only=True),
     # ATP economy and allocation.
     ParamSpec('atp.budget_per_tick', 10.0, 'ATP units per tick in WAKE (before state scale)',
               0.0, 1e6),

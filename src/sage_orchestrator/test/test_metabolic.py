@@ -27,10 +27,10 @@ def machine_in(state: State, at: float = 0.0) -> MetabolicMachine:
 
 # (source, inputs that should fire, expected target, rule name)
 EDGES = [
-    (W, dict(pressure='red'), C, 'crisis'),
-    (F, dict(reserve=0.05), C, 'crisis'),
-    (R, dict(pressure='red'), C, 'crisis'),
-    (D, dict(reserve=0.02, sleep='pending'), C, 'crisis'),
+    (W, dict(pressure='red'), C, 'enter_crisis'),
+    (F, dict(reserve=0.05), C, 'enter_crisis'),
+    (R, dict(pressure='red'), C, 'enter_crisis'),
+    (D, dict(reserve=0.02, sleep='pending'), C, 'enter_crisis'),
     (C, dict(reserve=0.5, pressure='yellow'), W, 'crisis_over'),
     (D, dict(salience=0.9, sleep='pending'), W, 'dream_preempt'),
     (D, dict(sleep='done', sleep_message='consolidated 12'), R, 'dream_over'),

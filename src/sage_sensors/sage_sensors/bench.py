@@ -22,12 +22,13 @@ import numpy as np
 import psutil
 
 from sage_sensors.realtime import raised_priority
+from sage_common.vocabulary import Topic
 
 #: node name -> (topic, message type as module.Class)
 STREAMS = {
-    'camera': ('/sage/camera/image_raw', 'sensor_msgs.msg.Image'),
-    'microphone': ('/sage/audio/frames', 'sage_interfaces.msg.AudioFrame'),
-    'imu': ('/sage/imu/data', 'sensor_msgs.msg.Imu'),
+    'camera': (Topic.CAMERA_IMAGE, 'sensor_msgs.msg.Image'),
+    'microphone': (Topic.AUDIO_FRAMES, 'sage_interfaces.msg.AudioFrame'),
+    'imu': (Topic.IMU, 'sensor_msgs.msg.Imu'),
 }
 
 #: audio capture stamp -> publish deadline the issue sets (one 32 ms frame + 8 ms)
@@ -147,7 +148,7 @@ class SensorProbe:
             self.node.create_subscription(msg_type, topic, self._recorder(name),
                                           sensor_qos(queue_depth(periods[name], queue_s)),
                                           raw=True)
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 50)
+        self.node.create_subscription(DiagnosticArray, Topic.DIAGNOSTICS, self._on_diag, 50)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)

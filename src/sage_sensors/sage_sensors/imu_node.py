@@ -13,6 +13,7 @@ from sensor_msgs.msg import Imu
 from sage_common.convert import set_stamp
 from sage_common.health import Level
 from sage_common.ros import SENSOR_QOS, declare_params, run
+from sage_common.vocabulary import Topic
 
 from sage_sensors.errors import SensorError
 from sage_sensors.imu_backends import make_imu, orientation_mode
@@ -20,7 +21,7 @@ from sage_sensors.imu_core import ImuProcessor, ImuReading, sensor_variances
 from sage_sensors.imu_params import PARAMS, validate
 from sage_sensors.shell import SensorNode
 
-IMU_TOPIC = '/sage/imu/data'
+IMU_TOPIC = Topic.IMU
 
 
 class ImuNode(SensorNode):

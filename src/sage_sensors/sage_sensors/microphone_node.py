@@ -15,6 +15,7 @@ from sage_common.errors import SageError
 from sage_common.health import Level
 from sage_common.ros import SENSOR_QOS, declare_params, run
 from sage_common.stamps import to_sec
+from sage_common.vocabulary import Topic
 from sage_interfaces.msg import AudioFrame
 
 from sage_sensors.audio_backends import AudioCommonAudio, make_microphone
@@ -23,7 +24,7 @@ from sage_sensors.errors import SensorError
 from sage_sensors.microphone_params import PARAMS, validate
 from sage_sensors.shell import SensorNode
 
-FRAMES_TOPIC = '/sage/audio/frames'
+FRAMES_TOPIC = Topic.AUDIO_FRAMES
 
 
 class MicrophoneNode(SensorNode):

@@ -24,6 +24,7 @@ import numpy as np
 
 from sage_common.health import Level
 from sage_common.records import AXES, ImuRecord, LatentRecord, RewardRecord, SalienceRecord
+from sage_common.vocabulary import LATENT_MODALITIES
 from sage_snarc.conflict import ConflictWindow, parse_pairs
 from sage_snarc.errors import SnarcError
 from sage_snarc.habituation import Habituation
@@ -36,7 +37,6 @@ from sage_snarc.snarc_params import PARAMS, SCORED_MODALITIES, STATE_NAMES, vali
 from sage_snarc.threshold import ThresholdController
 
 STATE_VERSION = 1
-LATENT_MODALITIES = ('vision', 'audio', 'language')
 METRICS: dict[str, Metric] = {'vision': 'cosine', 'audio': 'cosine', 'language': 'cosine',
                               'imu': 'l2'}
 # Language arrives a few times a minute: its statistics start from priors for MiniLM sentence

@@ -24,6 +24,7 @@ from sage_common.private_files import private_files
 from sage_common.records import RewardRecord, SalienceRecord
 from sage_common.ros import (LATCHED_QOS, RELIABLE_QOS, DiagnosticsPublisher,
                              declare_params, run, sensor_qos, stamp_sec)
+from sage_common.vocabulary import Topic
 from sage_snarc import checkpoint
 from sage_snarc.snarc_core import LATENT_MODALITIES, SnarcCore
 from sage_snarc.snarc_params import PARAMS, validate
@@ -52,21 +53,21 @@ class SnarcNode(Node):
         self._last_input: dict[str, float] = {}  # wall clock, for dead-stream reports only
         self._seen_uuids: deque[str] = deque(maxlen=200_000)
         self._uuid_set: set[str] = set()
-        self.pub = self.create_publisher(Salience, '/sage/salience', RELIABLE_QOS)
+        self.pub = self.create_publisher(Salience, Topic.SALIENCE, RELIABLE_QOS)
         for m in LATENT_MODALITIES:
-            self.create_subscription(Latent, f'/sage/{m}/latent', self._on_latent, LATENT_QOS)
-        self.create_subscription(Imu, '/sage/imu/data', self._on_imu,
+            self.create_subscription(Latent, Topic.latent(m), self._on_latent, LATENT_QOS)
+        self.create_subscription(Imu, Topic.IMU, self._on_imu,
                                  sensor_qos(int(values['imu_queue_depth'])))
-        self.create_subscription(Reward, '/sage/reward', self._on_reward, RELIABLE_QOS)
-        self.create_subscription(Experience, '/sage/memory/stored', self._on_stored,
+        self.create_subscription(Reward, Topic.REWARD, self._on_reward, RELIABLE_QOS)
+        self.create_subscription(Experience, Topic.MEMORY_STORED, self._on_stored,
                                  RELIABLE_QOS)
-        self.create_subscription(MetabolicState, '/sage/metabolic_state', self._on_state,
+        self.create_subscription(MetabolicState, Topic.METABOLIC_STATE, self._on_state,
                                  LATCHED_QOS)
         self.diag = DiagnosticsPublisher(self, self.health, float(values['diagnostics_period_s']))
         self.create_timer(float(values['diagnostics_period_s']), self._refresh_health)
         self._preload_k = int(values['memory.preload_k'])
         self._preload_tries = 0
-        self._query = self.create_client(QueryMemory, '/sage/memory/query')
+        self._query = self.create_client(QueryMemory, Topic.MEMORY_QUERY)
         self._preload_timer = (self.create_timer(2.0, self._preload)
                                if self._preload_k > 0 else None)
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sage_common.params import ParamSpec, ParamValue
+from sage_common.vocabulary import AXES, MODALITIES, STATE_KEYS
 from sage_snarc.conflict import parse_pairs
 
-AXIS_NAMES = ('surprise', 'novelty', 'arousal', 'reward', 'conflict')
-STATE_NAMES = ('wake', 'focus', 'rest', 'dream', 'crisis')
-SCORED_MODALITIES = ('vision', 'audio', 'imu', 'language')
+AXIS_NAMES = AXES
+STATE_NAMES = STATE_KEYS     # as they appear in parameter names (threshold.offset.wake)
+SCORED_MODALITIES = MODALITIES
 
 _P = ParamSpec
 

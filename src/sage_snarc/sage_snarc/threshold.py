@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-STATES = ('WAKE', 'FOCUS', 'REST', 'DREAM', 'CRISIS')
+from sage_common.vocabulary import MetabolicState
 
 
 class ThresholdController:
@@ -28,7 +28,7 @@ class ThresholdController:
         self.offsets = dict(offsets)
         self.max_dt_s = float(max_dt_s)
         self.base: dict[str, float] = {}
-        self.state = 'WAKE'
+        self.state = MetabolicState.WAKE.value
 
     def threshold(self, modality: str) -> float:
         """Threshold in force for a modality."""
