@@ -25,6 +25,7 @@ BENCHMARKS = {
     'orchestrator': 'sage_orchestrator.bench',
     'memory': 'sage_memory.bench',
     'transport': 'sage_cuda_mailbox.bench',
+    'salience': 'sage.bench_salience',
 }
 
 

@@ -77,7 +77,7 @@ def launch(
 @app.command()
 def bench(
     name: str = typer.Argument(..., help='graph | sensors | encoders | snarc | orchestrator | '
-                                         'memory | transport'),
+                                         'memory | transport | salience'),
     seconds: Optional[float] = typer.Option(None, '--seconds', min=0.1,
                                             help='measurement time (benchmark default)'),
     out: Optional[Path] = typer.Option(None, '--out', '-o', help='JSON output path'),
@@ -93,6 +93,12 @@ def bench(
         None, '--domain-id', min=0, max=232,
         help='graph, sensors, transport: ROS_DOMAIN_ID of the graph the benchmark starts '
              '(default: a private one, so it never mixes with a running graph)'),
+    seeds: Optional[int] = typer.Option(None, '--seeds', min=1,
+                                        help='salience: number of scenes (seeds) to replay'),
+    scenes: Optional[str] = typer.Option(None, '--scenes',
+                                         help='salience: realistic (default) | synthetic'),
+    seed_set: Optional[str] = typer.Option(None, '--seed-set',
+                                           help='salience: report (default) | tuning'),
 ) -> None:
     """Run a named benchmark and write JSON (medians, p95/p99, ratios to a baseline)."""
     from sage.bench_cmd import BENCHMARKS, UnknownOption, run_named, write_json
@@ -107,13 +113,19 @@ def bench(
         options['baseline'] = True
     if domain_id is not None:
         options['domain_id'] = domain_id
+    for key, value in (('seeds', seeds), ('scenes', scenes), ('seed_set', seed_set)):
+        if value is not None:
+            options[key] = value
     try:
         result = run_named(name, seconds, **options)
     except ModuleNotFoundError as err:
         fail(f"benchmark '{name}' is not available: {err}")
-    except UnknownOption as err:
+    except (UnknownOption, SageError) as err:
         fail(str(err))
     path = write_json(result, out)
+    if name == 'salience':
+        from sage.bench_salience import print_table
+        print_table(result['results'])
     typer.echo(f'wrote {path}')
 
 

@@ -1,34 +1,46 @@
-"""SNARC on labelled scenarios with seeds the parameters were not tuned on (slow: ~4 min).
+"""SNARC on the synthetic labelled scenes, run as the robot runs it (slow: ~3 min).
 
-Must show: event recall >= 0.9, at most 1 false alarm per calm minute, a habituation drop of
-at least 40 % over ten repeats with the changed stimulus still detected, and a reward-paired
-kind of sound gaining salience over an unpaired one, then losing the gain when rewards stop.
+What keeps this from passing trivially: the encoders run with the nano profile's own refinement
+(not turned off), an event counts only when an input of its OWN modality is attended in its
+window (`sage_eval.salience_score`; attending anything anywhere scored 23-31 % recall at random
+times), the axis that should catch each kind must fire, and the detections must not all be
+saturated surprise = novelty = 1. (Here, not in sage_snarc: it needs the profile loader and the
+evaluation scorer, which depend on sage_snarc.)
 """
 import json
 
 import pytest
 
+from sage.profile import load_profile
+from sage_eval.salience_score import score_scene
 from sage_snarc.replay import replay_bag
 from sage_snarc.scenario import make_scenario, score_decisions
 
 pytest.importorskip('sage_encoders.audio_core')
 
-ENCODERS = {'vision_encoder': {'irp.max_iterations': 0},
-            'audio_encoder': {'irp.max_iterations': 0}}
 # Tuning used seeds 1-4, 6 (standard) and 5, 8 (reward); 21-23, 31-33 and 41-43 were looked
-# at by earlier versions of this test. These are fresh.
+# at by earlier versions of this test.
 STANDARD_SEEDS = (61, 62)
 REWARD_SEED = 63
+
+
+def _params():
+    params = {n.name: dict(n.parameters) for n in load_profile('nano').nodes}
+    for node in ('vision_encoder', 'audio_encoder'):
+        assert params[node]['irp.max_iterations'] > 0, f'{node}: the profile refines'
+    return params
 
 
 def _run(tmp, seed, program):
     bag = tmp / f'{program}{seed}'
     labels = make_scenario(bag, seed=seed, program=program)
     out = tmp / f'{program}{seed}.jsonl'
-    replay_bag(bag, ENCODERS, out)
+    replay_bag(bag, _params(), out)
     report = score_decisions(out, labels)
-    print(json.dumps({k: v for k, v in report.items() if k != 'alarms'}, indent=1))
-    return report
+    scene = score_scene(out, labels)
+    print(json.dumps({'by_kind': scene['by_kind'], 'false_alarms': scene['false_alarms'],
+                      'missed': [r for r in scene['events'] if not r['detected']]}, indent=1))
+    return report, scene
 
 
 @pytest.fixture(scope='module')
@@ -39,24 +51,39 @@ def standard_reports(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def reward_report(tmp_path_factory):
-    return _run(tmp_path_factory.mktemp('reward'), REWARD_SEED, 'reward')
+    return _run(tmp_path_factory.mktemp('reward'), REWARD_SEED, 'reward')[0]
 
 
-def test_events_are_recalled_without_false_alarms_in_calm_periods(standard_reports):
-    targets = sum(r['targets'] for r in standard_reports)
-    hits = sum(r['recall'] * r['targets'] for r in standard_reports)
-    calm_min = sum(r['calm_minutes'] for r in standard_reports)
-    alarms = sum(r['false_alarms'] for r in standard_reports)
-    assert targets >= 20
-    assert hits / targets >= 0.9, [r['missed'] for r in standard_reports]
-    assert alarms / calm_min <= 1.0, [r['alarms'] for r in standard_reports]
+def test_events_are_recalled_by_their_own_modality_without_false_alarms(standard_reports):
+    rows = [r for _, scene in standard_reports for r in scene['events']]
+    assert len(rows) >= 20
+    assert {r['modality'] for r in rows} == {'vision', 'audio', 'imu'}
+    hits = sum(r['detected'] for r in rows)
+    assert hits / len(rows) >= 0.9, [r for r in rows if not r['detected']]
+    for modality in ('vision', 'audio', 'imu'):
+        mine = [r for r in rows if r['modality'] == modality]
+        assert sum(r['detected'] for r in mine) / len(mine) >= 0.8, modality
+    calm_min = sum(scene['calm_minutes'] for _, scene in standard_reports)
+    alarms = sum(sum(scene['false_alarms'].values()) for _, scene in standard_reports)
+    assert alarms / calm_min <= 1.0, [scene['alarms'] for _, scene in standard_reports]
+
+
+def test_the_axis_that_should_catch_each_kind_fires_and_not_every_detection_saturates(
+        standard_reports):
+    rows = [r for _, scene in standard_reports for r in scene['events'] if r['detected']]
+    assert sum(r['axis_fired'] for r in rows) / len(rows) >= 0.8, \
+        [(r['kind'], r['fired']) for r in rows if not r['axis_fired']]
+    saturated = [r for r in rows if r['peaks']['surprise'] >= 0.99
+                 and r['peaks']['novelty'] >= 0.99]
+    assert len(saturated) <= len(rows) / 2, [(r['kind'], r['name']) for r in saturated]
 
 
 def test_ten_repeats_lose_at_least_40_percent_and_a_changed_sound_does_not(standard_reports):
-    for report in standard_reports:
+    for report, scene in standard_reports:
         hab = report['habituation']['repeat0']
-        assert report['habituation_drop'] >= 0.4, hab['peaks']
-        assert hab['changed_detected']
+        assert scene['habituation_drop'] >= 0.4, hab['peaks']
+        changed = [r for r in scene['events'] if r['kind'] == 'changed']
+        assert changed and changed[0]['detected']  # by audio itself
         assert hab['changed_peak'] > hab['peaks'][-1] + 0.1
 
 

@@ -13,6 +13,7 @@ IMU_TOPIC = '/sage/imu/data'
 TEXT_TOPIC = '/sage/text/in'
 REWARD_TOPIC = '/sage/reward'
 STATE_TOPIC = '/sage/metabolic_state'
+BUDGET_TOPIC = '/sage/budget'
 LATENT_TOPICS = {'vision': '/sage/vision/latent', 'audio': '/sage/audio/latent',
                  'language': '/sage/language/latent'}
 

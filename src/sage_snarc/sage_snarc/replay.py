@@ -12,7 +12,10 @@ directly into SnarcCore, and writes one JSON line per scored input:
 No wall clock and no randomness: the same bag and parameters give a byte-identical file.
 A stored input is added to SNARC's memory index at once (the live graph does it when the
 memory node echoes it on /sage/memory/stored). Modalities without raw topics in the bag but
-with recorded latents (/sage/<modality>/latent) are scored from the latents.
+with recorded latents (/sage/<modality>/latent) are scored from the latents. Recorded ATP
+budgets (/sage/budget) give the vision and audio encoders their refinement ATP exactly as the
+live encoder nodes take it (`sage_encoders.budget.AtpAccount`: each AtpBudget refills the
+plugin's account, each input spends from it; before the first budget, irp.default_atp).
 """
 from __future__ import annotations
 
@@ -30,15 +33,15 @@ import numpy as np
 from sage_common.errors import SageError
 from sage_common.params import resolve
 from sage_common.records import ImuRecord, LatentRecord, RewardRecord, SalienceRecord
-from sage_snarc.bagio import (AUDIO_TOPIC, CAMERA_TOPIC, IMU_TOPIC, LATENT_TOPICS,
-                              REWARD_TOPIC, STATE_TOPIC, TEXT_TOPIC, typestore)
+from sage_snarc.bagio import (AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC,
+                              LATENT_TOPICS, REWARD_TOPIC, STATE_TOPIC, TEXT_TOPIC, typestore)
 from sage_snarc.errors import ReplayError, ScenarioError
 from sage_snarc.provenance import write_source
 from sage_snarc.snarc_core import SnarcCore
 
-# Order of messages that share a stamp: state and IMU first, rewards last.
-_RANK = {STATE_TOPIC: 0, IMU_TOPIC: 1, CAMERA_TOPIC: 2, AUDIO_TOPIC: 3, TEXT_TOPIC: 4,
-         REWARD_TOPIC: 6, **{t: 5 for t in LATENT_TOPICS.values()}}
+# Order of messages that share a stamp: state, budget and IMU first, rewards last.
+_RANK = {STATE_TOPIC: 0, BUDGET_TOPIC: 0, IMU_TOPIC: 1, CAMERA_TOPIC: 2, AUDIO_TOPIC: 3,
+         TEXT_TOPIC: 4, REWARD_TOPIC: 6, **{t: 5 for t in LATENT_TOPICS.values()}}
 AXIS_KEYS = ('surprise', 'novelty', 'arousal', 'reward', 'conflict', 'salience')
 
 
@@ -110,6 +113,15 @@ class _Encoders:
         self._audio: Any = None
         self._language: Any = None
         self._seq: Counter[str] = Counter()
+        self._accounts: dict[str, Any] = {}
+
+    def account(self, node: str) -> Any:
+        """The ATP account of an encoder node, under its plugin name (as the node shell)."""
+        if node not in self._accounts:
+            from sage_encoders.budget import AtpAccount
+            plugin = str(self.params.get(node, {}).get('plugin') or node)
+            self._accounts[node] = AtpAccount(plugin)
+        return self._accounts[node]
 
     def vision(self) -> Any:
         if self._vision is None:
@@ -139,7 +151,10 @@ class _Encoders:
             from sage_encoders.preprocess import rgb_from_buffer
             rgb = rgb_from_buffer(bytes(msg.data), int(msg.width), int(msg.height),
                                   int(msg.step), str(msg.encoding))
-            return [self.vision().encode(rgb, stamp, self._next('vision'))]
+            account = self.account('vision_encoder')
+            rec = self.vision().encode(rgb, stamp, self._next('vision'), account.available())
+            account.spend(rec.atp_spent)
+            return [rec]
         if topic == AUDIO_TOPIC:
             if str(msg.encoding).upper() != 'S16LE':
                 raise ReplayError(f"audio encoding '{msg.encoding}' is not S16LE")
@@ -148,7 +163,12 @@ class _Encoders:
             if channels > 1:
                 pcm = pcm[:pcm.size // channels * channels].reshape(-1, channels)
                 pcm = pcm.mean(axis=1).astype(np.int16)
-            return list(self.audio().push(pcm, stamp, int(msg.sample_rate)))
+            account = self.account('audio_encoder')
+            recs = list(self.audio().push(pcm, stamp, int(msg.sample_rate),
+                                          account.available()))
+            for rec in recs:
+                account.spend(rec.atp_spent)
+            return recs
         if topic == TEXT_TOPIC:
             return [self.language().encode(str(msg.text), stamp, self._next('language'))]
         if topic == IMU_TOPIC:
@@ -160,6 +180,11 @@ class _Encoders:
             return [RewardRecord(stamp, float(msg.value), str(msg.source))]
         if topic == STATE_TOPIC:
             return [StateChange(stamp, str(msg.state))]
+        if topic == BUDGET_TOPIC:
+            for node in ('vision_encoder', 'audio_encoder'):
+                self.account(node).on_budget(int(msg.tick),
+                                             ((a.plugin, a.atp) for a in msg.allocations))
+            return []
         return [_latent_from_bag(msg, stamp)]
 
     def _next(self, modality: str) -> int:
@@ -210,7 +235,8 @@ def iter_inputs(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], *,
         raise ReplayError(f'cannot open bag {bag_path}: {err}') from err
     try:
         topics = {c.topic for c in reader.connections}
-        wanted = {CAMERA_TOPIC, AUDIO_TOPIC, IMU_TOPIC, TEXT_TOPIC, REWARD_TOPIC, STATE_TOPIC}
+        wanted = {CAMERA_TOPIC, AUDIO_TOPIC, IMU_TOPIC, TEXT_TOPIC, REWARD_TOPIC, STATE_TOPIC,
+                  BUDGET_TOPIC}
         raw_for = {'vision': CAMERA_TOPIC, 'audio': AUDIO_TOPIC, 'language': TEXT_TOPIC}
         for modality, topic in LATENT_TOPICS.items():
             if raw_for[modality] not in topics:

@@ -1,0 +1,549 @@
+"""Realistic labelled scenes: rosbag2 (MCAP) bags from real photos, speech and sounds.
+
+`make_realistic_scene(out_bag, seed)` writes a bag with the topics the graph consumes and the
+labels JSON beside it, in the format of `sage_snarc.scenario` (`ScenarioLabels`, `Event`,
+`labels_path`), so the offline replay and every scorer read it as they read the synthetic scenes:
+
+- /sage/camera/image_raw  rgb8 224x224 at the WAKE rate (15 fps): a slow pan over a panorama of
+  evaluation photos (`media.EVAL_PHOTOS`) with shot and read noise, auto-exposure drift and small
+  exposure steps (not events), a JPEG round trip (quality 70-90);
+- /sage/audio/frames      S16LE 16 kHz mono, 512-sample frames: pink/brown room noise and mains
+  hum (50 or 60 Hz and harmonics) at -60..-48 dBFS, a fan at -30 dBFS in some seeds, a stretch
+  of ventilation noise;
+- /sage/imu/data          100 Hz: gravity, the pan's slow yaw, noise, bias and bias drift;
+- /sage/budget            AtpBudget at the orchestrator's 10 Hz tick: 2 ATP per encoder.
+
+Events (kind, modality; `Event.target` = counted for recall): object_appears (vision: a soft-
+edged cut-out of another photo pasted into the world, stays), lights_change (vision: a brightness
+step), clap (audio: `media.IMPACT_SOUNDS`), speech_in_silence and speech_after_noise (audio:
+conversation utterances cut at their transcript times, the CMU ARCTIC sentence), shake (imu; the
+image shakes too), turn_still_image (imu: a yaw turn while the image stays still), repeat (the
+same impact eight times; only the first is a target) then changed (another sound). The robot's
+own effects are 'self_effect' events that must not be attended: the camera stepping 15 -> 5 fps
+and back (the bag holds frames at the new rate), the budget stepping 2 -> 6 ATP and back.
+'ambient' events (ventilation ramping on or off) are neither targets nor calm.
+
+Seeds: TUNING_SEEDS may be looked at while tuning; REPORT_SEEDS only for reported figures.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sage_eval import media
+from sage_eval.camera_model import SensorNoise, cutout, expose, paste, resize_to_height
+from sage_eval.room import (SAMPLE_RATE, active_rms, coloured_noise, db_to_amp, envelope, fan,
+                            faded, mains_hum)
+from sage_snarc.bagio import AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC, typestore
+from sage_snarc.errors import ScenarioError
+from sage_snarc.scenario import (_calm, _stamp, Event, FRAME_SAMPLES, GRAVITY, labels_path,
+                                 ScenarioLabels, T0)
+
+TUNING_SEEDS = tuple(range(0, 10))
+REPORT_SEEDS = tuple(range(100, 120))
+SEED_SETS = {'tuning': TUNING_SEEDS, 'report': REPORT_SEEDS}
+# Part of the cache key of generated scenes: bump it whenever the content changes.
+GENERATOR_VERSION = 3
+PROGRAMS = ('full', 'short')
+MAX_SCENE_S = 900.0
+FRAME_EPS_S = 1e-6  # frame times closer than this are the same instant (rounding)
+# Plugin names the budget addresses (the encoders' default plugin = node name).
+PLUGINS = (('vision_encoder', 'vision'), ('audio_encoder', 'audio'))
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Settings of a realistic scene (defaults: the nano robot in WAKE).
+
+    Attributes:
+        camera_hz: camera rate in WAKE (nano's states.wake.camera_fps).
+        rest_camera_hz: camera rate in REST (the camera-rate self effect steps to it).
+        imu_hz: IMU rate.
+        size: camera (width, height).
+        hfov_rad: horizontal field of view (62.2 degrees: the nano camera's nominal lens).
+        budget_hz: orchestrator ticks per second (one AtpBudget each).
+        budget_low, budget_high: ATP per encoder per tick, and the self effect's step.
+        warmup_s: start the scorer ignores (statistics warm up).
+        gap_s: calm time between events (uniform range).
+        min_calm_s: the full program extends its end until its calm time reaches this.
+        self_effects: include the camera-rate and budget steps.
+        self_hold_s: how long a self effect (5 fps, 6 ATP) holds before stepping back.
+        repeats: repeated stimuli before the changed one (0 = no repeat block).
+        repeat_gap_s: time between repeats.
+    """
+
+    camera_hz: float = 15.0
+    rest_camera_hz: float = 5.0
+    imu_hz: float = 100.0
+    size: tuple[int, int] = (224, 224)
+    hfov_rad: float = 1.0856
+    budget_hz: float = 10.0
+    budget_low: float = 2.0
+    budget_high: float = 6.0
+    warmup_s: float = 20.0
+    gap_s: tuple[float, float] = (16.0, 24.0)
+    min_calm_s: float = 300.0
+    self_effects: bool = True
+    self_hold_s: float = 25.0
+    repeats: int = 8
+    repeat_gap_s: float = 5.0
+
+
+# The short program: each stimulus kind once, no self effects and no repeat block (~80 s).
+SHORT = SceneConfig(warmup_s=10.0, gap_s=(5.0, 6.0), min_calm_s=0.0, self_effects=False,
+                    repeats=0)
+# Levels (dBFS RMS unless a peak): a quiet room through a robot microphone with its gain set for
+# speech at 1 m; a hand clap or a slammed door near the robot peaks close to full scale.
+FLOOR_DB = (-60.0, -48.0)
+HUM_DB = (-62.0, -50.0)
+FAN_DB = -30.0
+FAN_EVERY = 3  # seeds with seed % FAN_EVERY == 1 have a fan running all the time
+VENT_DB = (-42.0, -34.0)
+VENT_RAMP_S = 8.0
+SPEECH_DB = (-30.0, -22.0)  # active speech level
+CLAP_PEAK_DB = (-8.0, -2.0)
+REPEAT_PEAK_DB = (-12.0, -8.0)
+MIN_UTTERANCE_S = 0.8
+# Camera: sensor gain (DN per electron), read noise, JPEG quality, exposure behaviour.
+SENSOR_GAIN = (0.06, 0.2)
+READ_DN = (0.8, 2.0)
+JPEG_QUALITY = (70, 90)
+AE_DRIFT = 0.03  # slow auto-exposure/gain wander (fraction)
+AE_STEP = (0.01, 0.03)  # auto-exposure steps (fraction), not events
+AE_STEP_EVERY_S = (20.0, 45.0)
+LIGHTS_DIM = (0.5, 0.7)  # brightness factor of a light going off (the next one restores it)
+PAN_SPEED_PX_S = (3.0, 6.0)  # peak speed of the slow pan
+MARGIN_PX = 12  # rows above and below the view, room for the shake
+OBJECT_SIDE_PX = (56, 96)
+SHAKE_HZ = (6.0, 10.0)
+SHAKE_ACCEL = (3.0, 6.0)  # m/s^2 peak
+SHAKE_PX = (3, 6)  # image jitter during a shake
+SHAKE_S = (0.6, 1.2)
+TURN_RATE = (0.6, 1.0)  # rad/s peak of a turn the image does not follow
+TURN_S = 1.6
+# IMU: white noise, bias and bias random walk (MPU-6050 class).
+ACCEL_NOISE, GYRO_NOISE = 0.04, 0.005
+ACCEL_BIAS, GYRO_BIAS = 0.05, 0.01
+GYRO_WALK = 2e-4  # rad/s per sqrt(s)
+
+# What an event of each kind is (modality, counted for recall); the bench scores on it.
+KINDS: dict[str, tuple[str, bool]] = {
+    'object_appears': ('vision', True), 'lights_change': ('vision', True),
+    'clap': ('audio', True), 'speech_in_silence': ('audio', True),
+    'speech_after_noise': ('audio', True), 'shake': ('imu', True),
+    'turn_still_image': ('imu', True), 'repeat': ('audio', True),
+    'changed': ('audio', True), 'self_effect': ('', False), 'ambient': ('audio', False),
+}
+
+
+@dataclass
+class _Scene:
+    """Everything that happens, before rendering (times in s from the scene start)."""
+
+    cfg: SceneConfig
+    duration: float
+    audio: np.ndarray
+    events: list[Event] = field(default_factory=list)
+    objects: list[tuple[float, np.ndarray, np.ndarray, int, int]] = field(default_factory=list)
+    gains: list[tuple[float, float]] = field(default_factory=list)  # (from t, factor)
+    shakes: list[tuple[float, float, float, int]] = field(default_factory=list)
+    turns: list[tuple[float, float]] = field(default_factory=list)  # (start, peak rad/s)
+    rates: list[tuple[float, float]] = field(default_factory=list)  # (from t, camera Hz)
+    budgets: list[tuple[float, float]] = field(default_factory=list)  # (from t, ATP)
+    vent: tuple[float, float] | None = None  # fully on .. starts ramping off
+
+    def add_sound(self, t: float, x: np.ndarray) -> None:
+        i = int(round(t * SAMPLE_RATE))
+        j = min(self.audio.size, i + x.size)
+        if i < j:
+            self.audio[i:j] += x[:j - i]
+
+    def label(self, kind: str, start: float, end: float, name: str, modality: str = '',
+              **kw: Any) -> None:
+        mod, target = KINDS[kind]
+        self.events.append(Event(kind, modality or mod, start, end, name,
+                                 target=kw.pop('target', target), **kw))
+
+
+@lru_cache(maxsize=16)
+def _sound(name: str) -> np.ndarray:
+    x = media.load_audio(name)
+    loud = np.flatnonzero(np.abs(x) > 0.02 * float(np.max(np.abs(x))))
+    return faded(x[loud[0]:loud[-1] + 1] if loud.size else x)
+
+
+def _speech_clips() -> list[tuple[str, np.ndarray]]:
+    conv = media.load_audio('conversation')
+    clips = [(f'speech:{u.speaker}:{u.text}',
+              faded(conv[int(u.start * SAMPLE_RATE):int(u.end * SAMPLE_RATE)]))
+             for u in media.utterances() if u.end - u.start >= MIN_UTTERANCE_S]
+    return clips + [('speech:arctic_a0007', _sound('arctic_a0007'))]
+
+
+def _at_peak(x: np.ndarray, peak_db: float) -> np.ndarray:
+    return (x * (db_to_amp(peak_db) / max(float(np.max(np.abs(x))), 1e-9))).astype(np.float32)
+
+
+def _at_active(x: np.ndarray, level_db: float) -> np.ndarray:
+    return (x * (db_to_amp(level_db) / max(active_rms(x), 1e-9))).astype(np.float32)
+
+
+def _plan(scene: _Scene, rng: np.random.Generator, program: str, pano_free: list[str]) -> None:
+    """Place the events one after another with calm gaps (order shuffled by the seed)."""
+    cfg = scene.cfg
+    per = 2 if program == 'full' else 1
+    items = [k for k in ('object', 'lights', 'clap', 'speech_silence', 'shake', 'turn')
+             for _ in range(per)] + (['camera_rate', 'budget'] if cfg.self_effects else [])
+    items = [items[i] for i in rng.permutation(len(items))]
+    items.insert(int(rng.integers(0, len(items) + 1)), 'vent')
+    if cfg.repeats:  # last: habituation to an impact must not fade later claps
+        items.append('repeat_block')
+    clips = _speech_clips()
+    order = list(rng.permutation(len(clips)))
+    impacts = [media.IMPACT_SOUNDS[i] for i in rng.permutation(len(media.IMPACT_SOUNDS))]
+    objects = [pano_free[i] for i in rng.permutation(len(pano_free))]
+    dimmed = False
+
+    def gap() -> float:
+        return float(rng.uniform(*cfg.gap_s))
+
+    def speech(t: float, kind: str) -> float:
+        name, x = clips[order.pop(0) % len(clips)] if order else clips[0]
+        scene.add_sound(t, _at_active(x, float(rng.uniform(*SPEECH_DB))))
+        scene.label(kind, t, t + x.size / SAMPLE_RATE, name)
+        return x.size / SAMPLE_RATE
+
+    t = cfg.warmup_s
+    for k, item in enumerate(items):
+        if item == 'object':
+            side = int(rng.integers(*OBJECT_SIDE_PX))
+            name = objects[k % len(objects)]
+            patch, alpha = cutout(media.photo(name), side, rng)
+            scene.objects.append((t, patch, alpha, int(rng.integers(10, cfg.size[0] - side - 10)),
+                                  int(rng.integers(10, cfg.size[1] - side - 10))))
+            scene.label('object_appears', t, t + 0.5, f'object:{name}')
+        elif item == 'lights':
+            f = float(rng.uniform(*LIGHTS_DIM))
+            scene.gains.append((t, 1.0 / f if dimmed else f))
+            scene.label('lights_change', t, t + 0.1, 'lights_on' if dimmed else 'lights_dim')
+            dimmed = not dimmed
+        elif item == 'clap':
+            name = impacts[k % len(impacts)]
+            x = _at_peak(_sound(name), float(rng.uniform(*CLAP_PEAK_DB)))
+            scene.add_sound(t, x)
+            scene.label('clap', t, t + x.size / SAMPLE_RATE, f'impact:{name}')
+        elif item == 'speech_silence':
+            t += speech(t, 'speech_in_silence')
+        elif item == 'shake':
+            dur = float(rng.uniform(*SHAKE_S))
+            scene.shakes.append((t, dur, float(rng.uniform(*SHAKE_HZ)),
+                                 int(rng.integers(SHAKE_PX[0], SHAKE_PX[1] + 1))))
+            scene.label('shake', t, t + dur, 'shake')
+        elif item == 'turn':
+            scene.turns.append((t, float(rng.uniform(*TURN_RATE))))
+            scene.label('turn_still_image', t, t + TURN_S, 'turn_still_image')
+        elif item in ('camera_rate', 'budget'):
+            back = t + cfg.self_hold_s
+            if item == 'camera_rate':
+                scene.rates += [(t, cfg.rest_camera_hz), (back, cfg.camera_hz)]
+                for s, a, b in ((t, cfg.camera_hz, cfg.rest_camera_hz),
+                                (back, cfg.rest_camera_hz, cfg.camera_hz)):
+                    scene.label('self_effect', s, s + 0.1, f'camera_rate:{a:g}->{b:g}',
+                                modality='vision')
+            else:
+                scene.budgets += [(t, cfg.budget_high), (back, cfg.budget_low)]
+                for s, a, b in ((t, cfg.budget_low, cfg.budget_high),
+                                (back, cfg.budget_high, cfg.budget_low)):
+                    for _, modality in PLUGINS:
+                        scene.label('self_effect', s, s + 0.1, f'budget:{a:g}->{b:g}',
+                                    modality=modality)
+            t = back
+        elif item == 'vent':
+            on = t + VENT_RAMP_S
+            scene.label('ambient', t, on, 'ventilation_on')
+            t = on + gap()
+            for _ in range(per):
+                t += speech(t, 'speech_after_noise') + gap()
+            scene.vent = (on, t)
+            scene.label('ambient', t, t + VENT_RAMP_S, 'ventilation_off')
+            t += VENT_RAMP_S
+        else:  # repeat block
+            stim = _at_peak(_sound(impacts[0]), float(rng.uniform(*REPEAT_PEAK_DB)))
+            changed = impacts[1]
+            for i in range(cfg.repeats):
+                s = t + i * cfg.repeat_gap_s
+                scene.add_sound(s, stim)
+                scene.label('repeat', s, s + stim.size / SAMPLE_RATE, f'impact:{impacts[0]}',
+                            series='repeat0', index=i, target=(i == 0))
+            s = t + cfg.repeats * cfg.repeat_gap_s
+            x = _at_peak(_sound(changed), 20 * np.log10(float(np.max(np.abs(stim)))))
+            scene.add_sound(s, x)
+            scene.label('changed', s, s + x.size / SAMPLE_RATE, f'impact:{changed}',
+                        series='repeat0', index=cfg.repeats)
+            t = s + x.size / SAMPLE_RATE
+        t += gap()
+    scene.duration = t
+
+
+def _background(rng: np.random.Generator, n: int, vent: tuple[float, float] | None,
+                fan_on: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    floor_db = float(rng.uniform(*FLOOR_DB))
+    hum_db = float(rng.uniform(*HUM_DB))
+    mains = float(rng.choice([50.0, 60.0]))
+    x = coloured_noise(rng, n, float(rng.uniform(1.0, 2.0)), floor_db)
+    x += mains_hum(n, mains, hum_db, float(rng.uniform(0, np.pi)))
+    if fan_on:
+        x += fan(rng, n, FAN_DB)
+    vent_db = float(rng.uniform(*VENT_DB))
+    if vent is not None:
+        x += coloured_noise(rng, n, 1.7, vent_db) * envelope(n, vent[0] - VENT_RAMP_S, vent[1],
+                                                             VENT_RAMP_S)
+    return x, {'floor_dbfs': floor_db, 'hum_dbfs': hum_db, 'mains_hz': mains,
+               'fan_dbfs': FAN_DB if fan_on else None, 'vent_dbfs': vent_db}
+
+
+@dataclass
+class _Built:
+    """A planned scene with what rendering needs next."""
+
+    scene: _Scene
+    pano: np.ndarray
+    noise: SensorNoise
+    labels: ScenarioLabels
+    rng: np.random.Generator
+
+
+def _build(seed: int, program: str, cfg: SceneConfig | None) -> _Built:
+    if program not in PROGRAMS:
+        raise ScenarioError(f"unknown realistic program '{program}' ({', '.join(PROGRAMS)})")
+    cfg = cfg or (SHORT if program == 'short' else SceneConfig())
+    rng = np.random.default_rng(seed)
+    try:
+        pano, pano_names = _panorama(rng, cfg.size[1] + 2 * MARGIN_PX)
+        free = [p for p in media.EVAL_PHOTOS if p not in pano_names
+                and not (p.startswith('motorcycle') and any(q.startswith('motorcycle')
+                                                            for q in pano_names))]
+        scene = _Scene(cfg, 0.0, np.zeros(0, np.float32), gains=[(0.0, 1.0)],
+                       rates=[(0.0, cfg.camera_hz)], budgets=[(0.0, cfg.budget_low)])
+        # Plan on a buffer longer than any program, then cut it to the scene's length.
+        scene.audio = np.zeros(int(MAX_SCENE_S * SAMPLE_RATE), np.float32)
+        _plan(scene, rng, program, free)
+    except media.MediaError as err:
+        raise ScenarioError(str(err)) from err
+    duration = scene.duration
+    calm = _calm(duration, cfg.warmup_s, scene.events)
+    calm_s = sum(b - a for a, b in calm)
+    if calm_s < cfg.min_calm_s:
+        duration += cfg.min_calm_s - calm_s
+        calm = _calm(duration, cfg.warmup_s, scene.events)
+    if duration > MAX_SCENE_S:
+        raise ScenarioError(f'scene of {duration:.0f} s exceeds {MAX_SCENE_S:.0f} s')
+    scene.duration = duration
+    n_audio = int(duration * SAMPLE_RATE) // FRAME_SAMPLES * FRAME_SAMPLES
+    fan_on = seed % FAN_EVERY == 1
+    room, levels = _background(rng, n_audio, scene.vent, fan_on)
+    scene.audio = scene.audio[:n_audio] + room
+    noise = SensorNoise(float(rng.uniform(*SENSOR_GAIN)), float(rng.uniform(*READ_DN)),
+                        int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
+    events = sorted((replace(e, start=T0 + e.start, end=T0 + e.end) for e in scene.events),
+                    key=lambda e: (e.start, e.kind, e.modality))
+    labels = ScenarioLabels(
+        seed=seed, program=f'realistic_{program}', duration_s=duration, start=T0,
+        warmup_s=cfg.warmup_s, events=events, calm=[(T0 + a, T0 + b) for a, b in calm],
+        settings={'generator_version': GENERATOR_VERSION, 'config': asdict(cfg),
+                  'panorama': pano_names, 'sensor': asdict(noise), **levels,
+                  'camera_rates': scene.rates, 'budgets': scene.budgets})
+    return _Built(scene, pano, noise, labels, rng)
+
+
+def plan_realistic_scene(seed: int, program: str = 'full', cfg: SceneConfig | None = None
+                         ) -> ScenarioLabels:
+    """The labels `make_realistic_scene` would write for these arguments, without the bag.
+
+    Raises:
+        ScenarioError: unknown program or missing media.
+    """
+    return _build(seed, program, cfg).labels
+
+
+def make_realistic_scene(out_bag: Path, seed: int, program: str = 'full',
+                         cfg: SceneConfig | None = None) -> ScenarioLabels:
+    """Write a realistic labelled scene bag (MCAP) and its labels JSON beside it.
+
+    Args:
+        out_bag: bag folder to create (must not exist).
+        seed: everything random (layout, content, levels, noise) derives from it.
+        program: 'full' (every kind twice, >= cfg.min_calm_s calm) or 'short' (each once,
+            about 80 s, with the SHORT settings unless cfg is given).
+        cfg: scene settings.
+
+    Returns:
+        The labels (also written to `labels_path(out_bag)`).
+
+    Raises:
+        ScenarioError: unknown program, missing media, or the bag cannot be written.
+    """
+    from rosbags.rosbag2 import Writer
+    from rosbags.rosbag2.enums import StoragePlugin
+    from rosbags.rosbag2.errors import WriterError
+
+    built = _build(seed, program, cfg)
+    out_bag = Path(out_bag)
+    try:
+        with Writer(out_bag, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+            _write(writer, built.scene, built.pano, built.noise, built.rng)
+    except (WriterError, FileExistsError) as err:
+        raise ScenarioError(f'cannot write scene bag {out_bag}: {err}') from err
+    labels_path(out_bag).write_text(json.dumps(built.labels.to_json(), indent=1))
+    return built.labels
+
+
+def _panorama(rng: np.random.Generator, height: int) -> tuple[np.ndarray, list[str]]:
+    names: list[str] = []
+    for i in rng.permutation(len(media.EVAL_PHOTOS)):
+        name = media.EVAL_PHOTOS[i]
+        if name.startswith('motorcycle') and any(n.startswith('motorcycle') for n in names):
+            continue  # the two motorcycle photos are one street seen twice
+        names.append(name)
+        if len(names) == 3:
+            break
+    parts = [resize_to_height(media.photo(n), height) for n in names]
+    return np.concatenate(parts, axis=1).astype(np.float32), names
+
+
+def _at(steps: list[tuple[float, float]], t: float) -> float:
+    value = steps[0][1]
+    for s, v in steps:
+        if s <= t:
+            value = v
+    return value
+
+
+def _frame_times(scene: _Scene) -> list[float]:
+    out, t = [], 0.0
+    while t < scene.duration:
+        out.append(t)
+        t = round(t + 1.0 / _at(scene.rates, t + FRAME_EPS_S), 9)
+        # A rate change applies from its instant on (the camera re-times in place); a frame
+        # that fell on the instant already is the first at the new rate.
+        for s, _ in scene.rates:
+            if out[-1] + FRAME_EPS_S < s < t:
+                t = s
+    return out
+
+
+def _write(writer: Any, scene: _Scene, pano: np.ndarray, noise: SensorNoise,
+           rng: np.random.Generator) -> None:
+    ts = typestore()
+    types = ts.types
+    Image, AudioFrame = types['sensor_msgs/msg/Image'], types['sage_interfaces/msg/AudioFrame']
+    Imu, Budget = types['sensor_msgs/msg/Imu'], types['sage_interfaces/msg/AtpBudget']
+    Alloc = types['sage_interfaces/msg/AtpAllocation']
+    Quat, Vec3 = types['geometry_msgs/msg/Quaternion'], types['geometry_msgs/msg/Vector3']
+    conns = {name: writer.add_connection(topic, cls.__msgtype__, typestore=ts)
+             for name, topic, cls in (('camera', CAMERA_TOPIC, Image),
+                                      ('audio', AUDIO_TOPIC, AudioFrame),
+                                      ('imu', IMU_TOPIC, Imu), ('budget', BUDGET_TOPIC, Budget))}
+    cfg = scene.cfg
+    width, height = cfg.size
+    # The pan: x(t) = centre + A sin(2 pi t / P), peak speed 2 pi A / P.
+    amp = min(250.0, (pano.shape[1] - width) / 2.0 - 1.0)
+    period = 2 * np.pi * amp / float(rng.uniform(*PAN_SPEED_PX_S))
+    phase = float(rng.uniform(0, 2 * np.pi))
+    centre = (pano.shape[1] - width) / 2.0
+    px_per_rad = width / cfg.hfov_rad
+
+    def pan_x(t: float) -> float:
+        return centre + amp * np.sin(2 * np.pi * t / period + phase)
+
+    ae_period, ae_phase = float(rng.uniform(30.0, 90.0)), float(rng.uniform(0, 2 * np.pi))
+    ae_steps, t = [], float(rng.uniform(*AE_STEP_EVERY_S))
+    while t < scene.duration:
+        ae_steps.append((t, float(rng.choice([-1.0, 1.0]) * rng.uniform(*AE_STEP))))
+        t += float(rng.uniform(*AE_STEP_EVERY_S))
+    pcm = (np.clip(scene.audio, -1.0, 1.0) * 32767.0).astype('<i2')
+    n_imu = int(scene.duration * cfg.imu_hz)
+    dt = 1.0 / cfg.imu_hz
+    tt = np.arange(n_imu) * dt
+    gyro = np.zeros((n_imu, 3))
+    accel = np.tile([0.0, 0.0, GRAVITY], (n_imu, 1))
+    gyro[:, 2] = -(amp * 2 * np.pi / period) * np.cos(2 * np.pi * tt / period + phase) \
+        / px_per_rad
+    for start, peak in scene.turns:  # there and back, the image does not follow
+        u = (tt - start) / TURN_S
+        inside = (u >= 0) & (u <= 1)
+        gyro[inside, 2] += peak * np.sin(2 * np.pi * u[inside])
+    for start, dur, hz, _ in scene.shakes:
+        u = tt - start
+        inside = (u >= 0) & (u <= dur)
+        env = np.exp(-3.0 * u[inside] / dur)
+        amp_a = float(rng.uniform(*SHAKE_ACCEL))
+        accel[inside, 0] += amp_a * env * np.sin(2 * np.pi * hz * u[inside])
+        accel[inside, 1] += 0.6 * amp_a * env * np.cos(2 * np.pi * hz * u[inside])
+        gyro[inside, :2] += 0.4 * env[:, None] * np.sin(2 * np.pi * hz * u[inside])[:, None]
+    gyro += rng.normal(0, GYRO_BIAS, 3) + np.cumsum(
+        rng.normal(0, GYRO_WALK * np.sqrt(dt), (n_imu, 3)), axis=0)
+    gyro += rng.normal(0, GYRO_NOISE, (n_imu, 3))
+    accel += rng.normal(0, ACCEL_BIAS, 3) + rng.normal(0, ACCEL_NOISE, (n_imu, 3))
+    cov = np.zeros(9)
+    cov[0] = -1.0  # no orientation estimate
+    zero9 = np.zeros(9)
+
+    schedule = [(t, 0, i) for i, t in enumerate(_frame_times(scene))]
+    schedule += [(i * FRAME_SAMPLES / SAMPLE_RATE, 1, i) for i in range(pcm.size // FRAME_SAMPLES)]
+    schedule += [(i * dt, 2, i) for i in range(n_imu)]
+    schedule += [(i / cfg.budget_hz, 3, i) for i in range(int(scene.duration * cfg.budget_hz))]
+    world = pano.copy()
+    pending = sorted(scene.objects, key=lambda o: o[0])
+    for t, kind, i in sorted(schedule):
+        ns = int(round((T0 + t) * 1e9))
+        if kind == 0:
+            x0 = pan_x(t)
+            while pending and pending[0][0] <= t:
+                _, patch, alpha, ox, oy = pending.pop(0)
+                paste(world, patch, alpha, int(x0) + ox, MARGIN_PX + oy)
+            dx = dy = 0
+            for start, dur, hz, px in scene.shakes:
+                if start <= t <= start + dur:
+                    w = np.exp(-3.0 * (t - start) / dur) * px
+                    dx = int(round(w * np.sin(2 * np.pi * hz * (t - start))))
+                    dy = int(round(w * np.cos(2 * np.pi * hz * (t - start))))
+            xs = int(np.clip(round(x0) + dx, 0, world.shape[1] - width))
+            ys = MARGIN_PX + dy
+            ae = 1.0 + AE_DRIFT * np.sin(2 * np.pi * t / ae_period + ae_phase) \
+                + sum(s for s0, s in ae_steps if s0 <= t)
+            gain = ae * float(np.prod([g for s, g in scene.gains if s <= t]))
+            frame = expose(world[ys:ys + height, xs:xs + width], gain, noise, rng)
+            msg = Image(header=_stamp(ts, t, 'camera_optical_frame'), height=height,
+                        width=width, encoding='rgb8', is_bigendian=0, step=width * 3,
+                        data=np.frombuffer(frame.tobytes(), dtype=np.uint8))
+            writer.write(conns['camera'], ns, ts.serialize_cdr(msg, Image.__msgtype__))
+        elif kind == 1:
+            chunk = pcm[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]
+            msg = AudioFrame(header=_stamp(ts, t, 'microphone'), sample_rate=SAMPLE_RATE,
+                             channels=1, encoding='S16LE',
+                             data=np.frombuffer(chunk.tobytes(), dtype=np.uint8))
+            writer.write(conns['audio'], ns, ts.serialize_cdr(msg, AudioFrame.__msgtype__))
+        elif kind == 2:
+            a, w = accel[i], gyro[i]
+            msg = Imu(header=_stamp(ts, t, 'imu_link'),
+                      orientation=Quat(x=0.0, y=0.0, z=0.0, w=1.0), orientation_covariance=cov,
+                      angular_velocity=Vec3(x=float(w[0]), y=float(w[1]), z=float(w[2])),
+                      angular_velocity_covariance=zero9,
+                      linear_acceleration=Vec3(x=float(a[0]), y=float(a[1]), z=float(a[2])),
+                      linear_acceleration_covariance=zero9)
+            writer.write(conns['imu'], ns, ts.serialize_cdr(msg, Imu.__msgtype__))
+        else:
+            atp = _at(scene.budgets, t)
+            total = atp * len(PLUGINS)
+            allocs = [Alloc(plugin=p, modality=m, trust=0.5, salience=0.0,
+                            share=1.0 / len(PLUGINS), atp=atp, atp_used=atp)
+                      for p, m in PLUGINS]
+            msg = Budget(header=_stamp(ts, t, ''), tick=i, budget_total=total, reserve=0.0,
+                         metabolic_state='WAKE', allocations=allocs)
+            writer.write(conns['budget'], ns, ts.serialize_cdr(msg, Budget.__msgtype__))
