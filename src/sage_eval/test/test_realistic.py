@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from sage_eval.realistic import (BUDGET_TOPIC, make_realistic_scene, plan_realistic_scene,
+from sage_eval.realistic import (make_realistic_scene, plan_realistic_scene,
                                  REPORT_SEEDS, SHORT, TUNING_SEEDS, TURN_S)
-from sage_snarc.bagio import AUDIO_TOPIC, CAMERA_TOPIC, IMU_TOPIC, typestore
+from sage_snarc.bagio import AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC, typestore
 from sage_snarc.replay import iter_inputs
 from sage_snarc.scenario import AUDIO_WINDOW_S, labels_path
 
