@@ -143,6 +143,8 @@ CHECKS: dict[str, Check] = {
         '.venv/bin/sage bench orchestrator -o runs/bench.json', [r'wrote runs/bench.json']),
     'sage bench sensors --with-graph': Check(
         '', note='a full-graph benchmark; test_bench_sensors runs it'),
+    'sage bench salience --seeds 10': Check(
+        '', note='minutes per scene; test_salience_scenes runs the bench on a short scene'),
     'sage train vision|audio': Check('.venv/bin/sage train vision --help',
                                      [r'--steps', r'--seed', r'--out']),
 }
