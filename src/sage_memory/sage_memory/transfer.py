@@ -25,8 +25,9 @@ from sqlalchemy import exc as sa_exc
 
 from sage_memory.errors import MemoryStoreError, TransferError
 from sage_memory.models import EXPERIENCES, PORTABLE_COLUMNS, STATE, TOMBSTONES
-from sage_memory.store import (INTERNAL_PREFIX, _insert_ignore, _upsert_state, make_engine,
-                               migrate, redact, resolve_url, summarize)
+from sage_memory.database import make_engine, migrate, redact, resolve_url
+from sage_memory.queries import summarize
+from sage_memory.statements import INTERNAL_PREFIX, insert_ignore, upsert_state
 
 __all__ = ['export_memory', 'import_memory', 'sync', 'merge', 'summarize']
 
@@ -83,7 +84,7 @@ def _merge(sconn: Connection, dconn: Connection, dst: Engine,
     missing = [u for u in src_map if u not in dst_map and u not in dead]
     skipped = sum(1 for u in src_map if u not in dst_map and u in dead)
     cols = [EXPERIENCES.c[name] for name in PORTABLE_COLUMNS]
-    ins = _insert_ignore(dst, EXPERIENCES)
+    ins = insert_ignore(dst, EXPERIENCES)
     for i in range(0, len(missing), _CHUNK):
         chunk = missing[i:i + _CHUNK]
         q = select(*cols).where(EXPERIENCES.c.uuid.in_(chunk)).order_by(EXPERIENCES.c.id)
@@ -113,7 +114,7 @@ def _merge_state(sconn: Connection, dconn: Connection, dst: Engine) -> int:
               'device_id': r.device_id}
              for k, r in sorted(theirs.items()) if k not in ours or r.updated_at > ours[k]]
     if newer:
-        dconn.execute(_upsert_state(dst), newer)
+        dconn.execute(upsert_state(dst), newer)
     return len(newer)
 
 
