@@ -11,6 +11,7 @@ from typing import Any, TYPE_CHECKING
 
 import numpy as np
 
+from sage_common.vocabulary import MetabolicState
 from sage_eval.camera_model import expose, paste, SensorNoise
 from sage_eval.room import SAMPLE_RATE
 from sage_snarc.bagio import AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC, typestore
@@ -169,5 +170,5 @@ def write_scene(writer: Any, scene: Scene, pano: np.ndarray, noise: SensorNoise,
                             share=1.0 / len(PLUGINS), atp=atp, atp_used=atp)
                       for p, m in PLUGINS]
             msg = Budget(header=_stamp(ts, t, ''), tick=i, budget_total=total, reserve=0.0,
-                         metabolic_state='WAKE', allocations=allocs)
+                         metabolic_state=MetabolicState.WAKE.value, allocations=allocs)
             writer.write(conns['budget'], ns, ts.serialize_cdr(msg, Budget.__msgtype__))

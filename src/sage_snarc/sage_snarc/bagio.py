@@ -6,16 +6,17 @@ from functools import lru_cache
 from rosbags.typesys.store import Typestore
 
 from sage_common.typestore import sage_typestore
+from sage_common.vocabulary import LATENT_TOPICS, Topic
 
-CAMERA_TOPIC = '/sage/camera/image_raw'
-AUDIO_TOPIC = '/sage/audio/frames'
-IMU_TOPIC = '/sage/imu/data'
-TEXT_TOPIC = '/sage/text/in'
-REWARD_TOPIC = '/sage/reward'
-STATE_TOPIC = '/sage/metabolic_state'
-BUDGET_TOPIC = '/sage/budget'
-LATENT_TOPICS = {'vision': '/sage/vision/latent', 'audio': '/sage/audio/latent',
-                 'language': '/sage/language/latent'}
+CAMERA_TOPIC = Topic.CAMERA_IMAGE
+AUDIO_TOPIC = Topic.AUDIO_FRAMES
+IMU_TOPIC = Topic.IMU
+TEXT_TOPIC = Topic.TEXT_IN
+REWARD_TOPIC = Topic.REWARD
+STATE_TOPIC = Topic.METABOLIC_STATE
+BUDGET_TOPIC = Topic.BUDGET
+__all__ = ['AUDIO_TOPIC', 'BUDGET_TOPIC', 'CAMERA_TOPIC', 'IMU_TOPIC', 'LATENT_TOPICS',
+           'REWARD_TOPIC', 'STATE_TOPIC', 'TEXT_TOPIC', 'typestore']
 
 
 @lru_cache(maxsize=1)
