@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 import os
 from pathlib import Path
 import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -23,6 +24,7 @@ CACHE_ENV = 'SAGE_SCENE_CACHE'
 # were not used to tune (see sage_snarc's test_scenarios history).
 SYNTHETIC_SEEDS = tuple(range(200, 220))
 SYNTHETIC_S = 150.0
+TABLE_WIDTH = 100
 
 
 def cache_dir() -> Path:
@@ -142,22 +144,24 @@ def _fmt(v: Any, pct: bool = False) -> str:
 
 def print_table(result: dict[str, Any]) -> None:
     """One screen: recall and axis recall per kind/modality, alarms, habituation, self effects."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
+
+    from sage_eval.salience_score import KIND_AXIS
     s = result['summary']
     title = (f"salience: {result['scenes']} scenes, {result['seed_set']} seeds "
              f"{result['seeds']}, profile {result['profile']}")
-    t = Table(title=title)
-    for col in ('kind/modality', 'events', 'recall mean', 'recall worst', 'axis', 'axis mean',
-                'axis worst', 'latency s'):
-        t.add_column(col, justify='left' if col == 'kind/modality' else 'right')
-    from sage_eval.salience_score import KIND_AXIS
+    t = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for col in ('kind/modality', 'n', 'recall', 'worst', 'axis', 'axis ok', 'worst', 'lat s'):
+        t.add_column(col, justify='left' if col in ('kind/modality', 'axis') else 'right')
     for k, v in s['by_kind'].items():
         t.add_row(k, str(v['events']), _fmt(v['recall']['mean'], True),
                   _fmt(v['recall']['worst'], True), KIND_AXIS.get(k.split('/')[0], ''),
                   _fmt(v['axis_recall']['mean'], True), _fmt(v['axis_recall']['worst'], True),
                   _fmt(v['latency_s']['mean']))
-    c = Console()
+    # Redirected output is not a terminal: give it room for the table instead of 80 columns.
+    c = Console(width=None if sys.stdout.isatty() else TABLE_WIDTH)
     c.print(t)
     fa = ', '.join(f"{m} {_fmt(v['mean'])} (worst {_fmt(v['worst'])})"
                    for m, v in s['false_alarms_per_min'].items())
