@@ -137,7 +137,7 @@ class Scene:
     events: list[Event] = field(default_factory=list)
     objects: list[tuple[float, np.ndarray, np.ndarray, int, int]] = field(default_factory=list)
     gains: list[tuple[float, float]] = field(default_factory=list)  # (from t, factor)
-    shakes: list[tuple[float, float, float, int]] = field(default_factory=list)
+    shakes: list[tuple[float, float, float, int]] = field(default_factory=list)  # (t, s, Hz, px)
     turns: list[tuple[float, float]] = field(default_factory=list)  # (start, peak rad/s)
     rates: list[tuple[float, float]] = field(default_factory=list)  # (from t, camera Hz)
     budgets: list[tuple[float, float]] = field(default_factory=list)  # (from t, ATP)
