@@ -37,6 +37,13 @@ from sage_memory.store import StoreConfig, insert_records, new_uuid, resolve_url
 from sage_memory.synthetic import synthetic_record
 
 
+# Timed flood: rows submitted per step, the backlog kept queued, and how often the WAL is looked
+# at while waiting for the writer.
+_FLOOD_STEP = 1000
+_FLOOD_BACKLOG = 4000
+_FLOOD_POLL_S = 0.05
+
+
 def _pct(values: Any) -> dict[str, float]:
     arr = np.asarray(list(values), dtype=float)
     if arr.size == 0:
@@ -102,16 +109,61 @@ def _sustained(mem: Memory, pool: _Pool, seconds: float, rate: float) -> dict[st
             'rows_per_batch': round(committed / max(1, len(store.commit_ms)), 1)}
 
 
-def _flood(mem: Memory, pool: _Pool, n: int, offset: int) -> dict[str, Any]:
+def _flood(mem: Memory, pool: _Pool, n: int, offset: int, seconds: float = 0.0
+           ) -> dict[str, Any]:
+    """n rows at once, or (seconds > 0) rows as fast as the writer takes them for that long."""
     store = mem.store
     store.commit_ms.clear()
-    recs = [pool.make(offset + i) for i in range(n)]
+    wal_peak = 0
+    rss0 = _rss_mb()
     t0 = time.perf_counter()
-    store.submit_many(recs)
-    store.flush(300)
+    if seconds > 0:
+        n = 0
+        while time.perf_counter() - t0 < seconds:
+            st = store.status()
+            if st.queued + st.pending < _FLOOD_BACKLOG:
+                store.submit_many([pool.make(offset + n + i) for i in range(_FLOOD_STEP)])
+                n += _FLOOD_STEP
+            else:
+                store.flush(_FLOOD_POLL_S)
+            wal_peak = max(wal_peak, store.wal_bytes())
+    else:
+        store.submit_many([pool.make(offset + i) for i in range(n)])
+    while not store.flush(_FLOOD_POLL_S):
+        wal_peak = max(wal_peak, store.wal_bytes())
     dt = time.perf_counter() - t0
-    return {'rows': n, 'rows_per_s': round(n / dt, 1),
-            'commit_ms_per_batch': _pct(store.commit_ms), 'batches': len(store.commit_ms)}
+    out: dict[str, Any] = {
+        'rows': n, 'seconds': round(dt, 2), 'rows_per_s': round(n / dt, 1),
+        'commit_ms_per_batch': _pct(store.commit_ms), 'batches': len(store.commit_ms),
+        'rss_mb_before': rss0, 'rss_mb_after': _rss_mb()}
+    if store.path is not None:
+        wal, db = store.wal_bytes(), store.path.stat().st_size
+        out.update(wal_mb=round(wal / 2**20, 1), wal_peak_mb=round(wal_peak / 2**20, 1),
+                   db_mb=round(db / 2**20, 1), wal_to_db=round(wal / max(1, db), 3))
+    return out
+
+
+def _rss_mb() -> float:
+    """Resident set size of this process in MiB (Linux /proc; 0 elsewhere)."""
+    try:
+        pages = int(Path('/proc/self/statm').read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return round(pages * os.sysconf('SC_PAGE_SIZE') / 2**20, 1)
+
+
+def _disk(store_path: Path | None, data_dir: Path, rows: int) -> dict[str, Any]:
+    """Bytes on disk after a clean close: database (+ WAL) and index snapshots, per row."""
+    snap = sum(p.stat().st_size for p in (data_dir / 'index').rglob('*') if p.is_file())
+    out: dict[str, Any] = {'snapshot_bytes': snap}
+    if store_path is not None:
+        db = store_path.stat().st_size
+        wal_path = Path(str(store_path) + '-wal')
+        wal = wal_path.stat().st_size if wal_path.exists() else 0
+        out.update(db_bytes=db, wal_bytes=wal,
+                   bytes_per_row=round((db + wal + snap) / max(1, rows), 1))
+    out['snapshot_bytes_per_row'] = round(snap / max(1, rows), 1)
+    return out
 
 
 def _fill(mem: Memory, pool: _Pool, total: int, offset: int) -> float:
@@ -183,7 +235,8 @@ def _restart(cfg: MemoryConfig) -> dict[str, Any]:
 
 def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int, rate: float,
                    queries: int, k: int, flood_rows: int, preview_bytes: int,
-                   rebuild: bool, seed: int, synchronous: str = 'FULL') -> dict[str, Any]:
+                   rebuild: bool, seed: int, synchronous: str = 'FULL',
+                   flood_seconds: float = 0.0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     cfg = MemoryConfig(
         store=StoreConfig(database_url=url, data_dir=str(data_dir), device_id='bench',
@@ -194,7 +247,7 @@ def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int
     out: dict[str, Any] = {}
     try:
         out['sustained'] = _sustained(mem, pool, seconds, rate)
-        out['flood'] = _flood(mem, pool, flood_rows, 10_000_000)
+        out['flood'] = _flood(mem, pool, flood_rows, 10_000_000, flood_seconds)
         out['fill_s'] = round(_fill(mem, pool, rows, 20_000_000), 2)
         t = time.perf_counter()
         mem.reconcile()  # index the bulk-loaded rows
@@ -206,6 +259,7 @@ def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int
         mem.save_state('snarc', {'weights': [0.2] * 5, 'stats': list(range(200))})
     finally:
         mem.close()
+    out['disk'] = _disk(mem.store.path, data_dir, out['rows'])
     out['restart'] = _restart(cfg)
     if rebuild:
         for p in (data_dir / 'index').rglob('*'):
@@ -233,7 +287,8 @@ def _pg_database(base: str) -> tuple[str, Any]:
 def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: float = 2000.0,
               queries: int = 500, k: int = 10, flood_rows: int = 5000,
               preview_bytes: int = 3000, backends: str = 'sqlite,sqlite-normal,postgresql',
-              pg_url: str = '', rebuild: bool = False, seed: int = 0) -> dict[str, Any]:
+              pg_url: str = '', rebuild: bool = False, seed: int = 0,
+              flood_seconds: float = 0.0) -> dict[str, Any]:
     """Run the memory benchmark.
 
     Args:
@@ -244,6 +299,8 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
         queries: recall queries per kind.
         k: results per query.
         flood_rows: rows of the flood phase.
+        flood_seconds: flood for this long instead (rows as fast as the writer takes them;
+            reports the WAL's peak and its size against the database's after the flood).
         preview_bytes: preview size per row.
         backends: comma-separated 'sqlite' (synchronous=FULL, the default: a commit survives
             power loss), 'sqlite-normal' (synchronous=NORMAL: survives process crashes; power
@@ -257,10 +314,12 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
     """
     result: dict[str, Any] = {'params': {
         'seconds': seconds, 'rows': rows, 'dim': dim, 'rate': rate, 'queries': queries, 'k': k,
-        'flood_rows': flood_rows, 'preview_bytes': preview_bytes}, 'skipped': {}}
+        'flood_rows': flood_rows, 'flood_seconds': flood_seconds,
+        'preview_bytes': preview_bytes}, 'skipped': {}}
     wanted = [b.strip() for b in backends.split(',') if b.strip()]
     kw: dict[str, Any] = dict(seconds=seconds, rows=rows, dim=dim, rate=rate, queries=queries, k=k,
-              flood_rows=flood_rows, preview_bytes=preview_bytes, rebuild=rebuild, seed=seed)
+              flood_rows=flood_rows, preview_bytes=preview_bytes, rebuild=rebuild, seed=seed,
+              flood_seconds=flood_seconds)
     for backend in wanted:
         with tempfile.TemporaryDirectory(prefix='sage-memory-bench-') as tmp:
             d = Path(tmp)

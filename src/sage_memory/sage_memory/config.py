@@ -28,7 +28,8 @@ def memory_config(values: Mapping[str, Any]) -> MemoryConfig:
         device_id=device, batch_max=int(values['writer.batch_max']),
         max_pending=int(values['writer.max_pending']),
         backoff_max_s=float(values['writer.backoff_max_s']),
-        synchronous=str(values['sqlite_synchronous']), retention=retention_config(values))
+        synchronous=str(values['sqlite_synchronous']),
+        wal_max_mb=float(values['sqlite_wal_max_mb']), retention=retention_config(values))
     index = IndexConfig(m=int(values['index.m']),
                         ef_construction=int(values['index.ef_construction']),
                         ef_search=int(values['index.ef_search']),

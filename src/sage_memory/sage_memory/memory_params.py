@@ -61,6 +61,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               0.1, 300.0, read_only=True),
     ParamSpec('sqlite_synchronous', 'FULL', 'SQLite synchronous mode: FULL survives power '
               'loss, NORMAL only process crashes', choices=('FULL', 'NORMAL'), read_only=True),
+    ParamSpec('sqlite_wal_max_mb', 64.0, 'a SQLite WAL larger than this is checkpointed and '
+              'truncated at once (bounds the WAL under a flood; 0 = no bound)', 0.0, 65_536.0,
+              read_only=True),
     ParamSpec('index.m', 16, 'HNSW graph degree', 4, 128, read_only=True),
     ParamSpec('index.ef_construction', 40, 'HNSW build candidate list', 8, 1024,
               read_only=True),

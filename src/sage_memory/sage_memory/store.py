@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar('T')
 _STORE_KEY = '_store'
+# The maintenance thread looks at the WAL's size this often (a stat call): under a flood the WAL
+# grows by at most this long's writes past wal_max_mb.
+_MAINTENANCE_TICK_S = 0.1
 
 
 def new_uuid() -> str:
@@ -81,6 +84,9 @@ class StoreConfig:
         sqlite_pragmas: extra PRAGMAs on each SQLite connection (tests use max_page_count).
         wal_checkpoint_period_s: SQLite WAL checkpoints run in the maintenance thread at this
             period, off the commit path (0 = SQLite's automatic checkpoints in the committer).
+        wal_max_mb: a SQLite WAL larger than this is checkpointed at once and truncated (a
+            PASSIVE checkpoint never shrinks the file, and under a flood it never catches up
+            with the writer, so the WAL would grow without bound; 0 = no bound).
         sync_check_max_mb: after an unclean stop, a SQLite file up to this size is fully
             checked before use; a larger one in the background (flagged for the next start).
         read_only: open a SQLite file for reading only, even where it could be written
@@ -98,6 +104,7 @@ class StoreConfig:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     sqlite_pragmas: Mapping[str, Any] = field(default_factory=dict)
     wal_checkpoint_period_s: float = 1.0
+    wal_max_mb: float = 64.0
     sync_check_max_mb: float = 64.0
     read_only: bool = False
 
@@ -306,14 +313,31 @@ class MemoryStore(StoreQueries):
         next_ckpt, next_ret = now + ckpt, now + ret
         if self._full_check_due:
             self._background_check()
-        while not self._stop.wait(0.1):
+        while not self._stop.wait(_MAINTENANCE_TICK_S):
             now = time.monotonic()
-            if ckpt > 0 and now >= next_ckpt:
+            if self._wal_over_bound():
+                # TRUNCATE waits for the writer's current commit, then empties the file.
+                next_ckpt = now + ckpt
+                self.checkpoint('TRUNCATE')
+            elif ckpt > 0 and now >= next_ckpt:
                 next_ckpt = now + ckpt
                 self.checkpoint('PASSIVE')
             if ret > 0 and now >= next_ret and not self.writer.alarm:
                 next_ret = now + ret
                 self.retain_now()
+
+    def wal_bytes(self) -> int:
+        """Size of the SQLite WAL file (0 for PostgreSQL or when there is none)."""
+        if self._path is None:
+            return 0
+        try:
+            return Path(str(self._path) + '-wal').stat().st_size
+        except OSError:
+            return 0
+
+    def _wal_over_bound(self) -> bool:
+        limit = self.cfg.wal_max_mb
+        return limit > 0 and self.wal_bytes() > limit * 2**20
 
     def checkpoint(self, mode: str = 'PASSIVE') -> None:
         """Run a SQLite WAL checkpoint (no-op for PostgreSQL)."""
