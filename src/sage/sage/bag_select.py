@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from sage.bag_types import BagError
-from sage_snarc.bagio import AUDIO_TOPIC, CAMERA_TOPIC, IMU_TOPIC, REWARD_TOPIC, TEXT_TOPIC
+from sage_eval.bagio import AUDIO_TOPIC, CAMERA_TOPIC, IMU_TOPIC, REWARD_TOPIC, TEXT_TOPIC
 from sage_common.vocabulary import Topic
 
 CAMERA_INFO_TOPIC = Topic.CAMERA_INFO

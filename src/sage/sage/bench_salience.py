@@ -20,7 +20,7 @@ from sage_common.errors import SageError
 
 SCENES = ('realistic', 'synthetic')
 CACHE_ENV = 'SAGE_SCENE_CACHE'
-# Synthetic scenes (sage_snarc.scenario 'standard') have no seed sets of their own: these seeds
+# Synthetic scenes (sage_eval.scenario 'standard') have no seed sets of their own: these seeds
 # were not used to tune (see sage_snarc's test_scenarios history).
 SYNTHETIC_SEEDS = tuple(range(200, 220))
 SYNTHETIC_S = 150.0
@@ -53,7 +53,7 @@ def seeds_for(scenes: str, seed_set: str, n: int) -> list[int]:
 def scene(scenes: str, seed: int, program: str = 'full', root: Path | None = None) -> Path:
     """Bag of one scene, generated once into the cache (key: generator version, kind, seed)."""
     from sage_eval.realistic import GENERATOR_VERSION, make_realistic_scene
-    from sage_snarc.scenario import labels_path, make_scenario
+    from sage_eval.scenario import labels_path, make_scenario
     root = root or cache_dir()
     tag = (f'realistic-v{GENERATOR_VERSION}-{program}' if scenes == 'realistic'
            else 'synthetic-standard')
@@ -79,8 +79,8 @@ def run_seed(scenes: str, seed: int, node_params: dict[str, dict[str, Any]], pro
              root: Path | None, out_dir: Path) -> dict[str, Any]:
     """Make/reuse, replay and score one seed (runs in a worker process)."""
     from sage_eval.salience_score import score_scene
-    from sage_snarc.replay import replay_bag
-    from sage_snarc.scenario import load_labels
+    from sage_eval.replay import replay_bag
+    from sage_eval.scenario import load_labels
     bag = scene(scenes, seed, program, root)
     out = out_dir / f'{bag.name}.jsonl'
     summary = replay_bag(bag, node_params, out)
@@ -99,7 +99,7 @@ def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report
 
     Args:
         seeds: how many seeds of the set.
-        scenes: 'realistic' (sage_eval.realistic) or 'synthetic' (sage_snarc.scenario).
+        scenes: 'realistic' (sage_eval.realistic) or 'synthetic' (sage_eval.scenario).
         seed_set: 'report' (default; never tune on it) or 'tuning' (realistic only).
         profile: profile whose parameters the encoders and SNARC run with.
         workers: seeds replayed at once (processes).

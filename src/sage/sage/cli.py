@@ -154,7 +154,7 @@ def replay(
             raise typer.Exit(play(bag, rate=rate))
     if decisions is None:
         fail('--offline needs --decisions OUT.jsonl')
-    from sage_snarc.replay import replay_bag
+    from sage_eval.replay import replay_bag
     summary = replay_bag(bag, _node_params(profile, set_), decisions)
     typer.echo(json.dumps(dataclasses.asdict(summary), default=str))
 
@@ -282,7 +282,7 @@ def scenario_make(
     program: str = typer.Option('standard', '--program', help='standard | reward'),
 ) -> None:
     """Write a labelled scenario bag (real photos and speech) and its labels JSON."""
-    from sage_snarc.scenario import labels_path, make_scenario
+    from sage_eval.scenario import labels_path, make_scenario
     make_scenario(out, seed, duration, program=program)
     typer.echo(f'wrote {out} and {labels_path(out)}')
 
@@ -293,7 +293,7 @@ def scenario_score(
     bag: Path = typer.Argument(..., help='the scenario bag (labels beside it)'),
 ) -> None:
     """Recall, false alarms per calm minute and habituation drop of a replay of BAG."""
-    from sage_snarc.scenario import labels_path, score_decisions
+    from sage_eval.scenario import labels_path, score_decisions
     try:
         report = score_decisions(decisions, labels_path(bag), bag=bag)
     except SageError as err:

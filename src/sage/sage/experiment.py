@@ -1,10 +1,10 @@
 """`sage experiment BAG --set a.b=x ... [--vs '...']`: one bag, several parameter sets.
 
 Each variant is the profile with its `--set` overrides, replayed offline through the same
-cores as the live graph (sage_snarc.replay.replay_bag). The decisions of every variant are
+cores as the live graph (sage_eval.replay.replay_bag). The decisions of every variant are
 summarised side by side: attention rate, stored count, per-axis score summaries and, when the
 bag is a labelled scenario (labels JSON beside it), the scenario metrics of
-sage_snarc.scenario.score_decisions.
+sage_eval.scenario.score_decisions.
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def scenario_metrics(scored: Mapping[str, Any]) -> dict[str, float]:
 def _labels(bag: Path) -> Any | None:
     """The scenario labels beside a bag, or None when the bag is not labelled."""
     try:
-        from sage_snarc.scenario import labels_path, load_labels
+        from sage_eval.scenario import labels_path, load_labels
     except ImportError:
         return None
     path = labels_path(bag)
@@ -96,14 +96,14 @@ def _labels(bag: Path) -> Any | None:
 
 def _default_replay() -> Replay:
     try:
-        from sage_snarc.replay import replay_bag
+        from sage_eval.replay import replay_bag
     except ImportError as err:
         raise ExperimentError(f'offline replay is not available: {err}') from err
     return cast(Replay, replay_bag)
 
 
 def _default_scorer() -> Scorer:
-    from sage_snarc.scenario import score_decisions
+    from sage_eval.scenario import score_decisions
     return cast(Scorer, score_decisions)
 
 
@@ -118,8 +118,8 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
         variants: one list of 'node.param=value' overrides per variant (at least two).
         out: where the table goes.
         work_dir: where the decisions files are kept (default: a temporary folder, removed).
-        replay: replay function (default sage_snarc.replay.replay_bag).
-        scorer: scenario scorer (default sage_snarc.scenario.score_decisions).
+        replay: replay function (default sage_eval.replay.replay_bag).
+        scorer: scenario scorer (default sage_eval.scenario.score_decisions).
 
     Returns:
         {'bag', 'profile', 'labelled', 'variants': [{'name', 'sets', 'metrics', 'summary'}]}.

@@ -415,8 +415,8 @@ def test_replay_decides_identically_on_a_split_compressed_copy(tmp_path):
     from sage.bag_types import sage_typestore
     from sage.bag_writer import BagOptions, BagWriter
     from sage.profile import load_profile
-    from sage_snarc.replay import replay_bag
-    from sage_snarc.scenario import make_scenario
+    from sage_eval.replay import replay_bag
+    from sage_eval.scenario import make_scenario
     scene = tmp_path / 'scene'
     make_scenario(scene, 3, 10.0)
     copy = tmp_path / 'copy'

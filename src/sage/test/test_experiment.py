@@ -106,8 +106,8 @@ def _write_latent_bag(path: Path) -> None:
 
 
 def test_real_replay_of_a_labelled_bag_compares_weight_settings(tmp_path):
-    pytest.importorskip('sage_snarc.replay')
-    from sage_snarc.scenario import Event, ScenarioLabels, labels_path
+    pytest.importorskip('sage_eval.replay')
+    from sage_eval.scenario import Event, ScenarioLabels, labels_path
     bag = tmp_path / 'scenario'
     _write_latent_bag(bag)
     labels = ScenarioLabels(seed=0, program='standard', duration_s=30.0, start=T0,

@@ -52,7 +52,7 @@ def _key(modality, stamp):
 
 def _live_decisions(bag):
     from rosbags.highlevel import AnyReader
-    from sage_snarc.bagio import typestore
+    from sage_eval.bagio import typestore
     out = {}
     with AnyReader([bag], default_typestore=typestore()) as reader:
         conns = [c for c in reader.connections if c.topic == '/sage/salience']
@@ -71,7 +71,7 @@ def _agreement(reference, other):
 
 def test_live_offline_and_played_back_decisions_agree(ros_domain, tmp_path):
     from sage.bag import play, record
-    from sage_snarc.replay import replay_bag
+    from sage_eval.replay import replay_bag
 
     overrides = [f'memory.data_dir={tmp_path / "mem"}', 'snarc.memory.preload_k=0',
                  "snarc.state_file=''", f'orchestrator.state_dir={tmp_path / "st"}',

@@ -15,7 +15,7 @@ from sage.bench_salience import print_table, run_bench
 from sage.profile import load_profile
 from sage_eval.realistic import GENERATOR_VERSION, make_realistic_scene, TUNING_SEEDS
 from sage_eval.salience_score import KIND_AXIS, score_scene
-from sage_snarc.replay import replay_bag
+from sage_eval.replay import replay_bag
 
 pytest.importorskip('sage_encoders.audio_core')
 

@@ -13,8 +13,8 @@ import pytest
 
 from sage.profile import load_profile
 from sage_eval.salience_score import score_scene
-from sage_snarc.replay import replay_bag
-from sage_snarc.scenario import make_scenario, score_decisions
+from sage_eval.replay import replay_bag
+from sage_eval.scenario import make_scenario, score_decisions
 
 pytest.importorskip('sage_encoders.audio_core')
 

@@ -1,7 +1,7 @@
 """Realistic labelled scenes: rosbag2 (MCAP) bags from real photos, speech and sounds.
 
 `make_realistic_scene(out_bag, seed)` writes a bag with the topics the graph consumes and the
-labels JSON beside it, in the format of `sage_snarc.scenario` (`ScenarioLabels`, `Event`,
+labels JSON beside it, in the format of `sage_eval.scenario` (`ScenarioLabels`, `Event`,
 `labels_path`), so the offline replay and every scorer read it as they read the synthetic scenes:
 
 - /sage/camera/image_raw  rgb8 224x224 at the WAKE rate (15 fps): a slow pan over a panorama of
@@ -40,8 +40,8 @@ from sage_eval.camera_model import cutout, resize_to_height, SensorNoise
 from sage_eval.room import (active_rms, coloured_noise, db_to_amp, envelope, fan, faded,
                             mains_hum, SAMPLE_RATE)
 from sage_eval.scene_render import MARGIN_PX, PLUGINS, TURN_S, write_scene
-from sage_snarc.errors import ScenarioError
-from sage_snarc.scenario import (_calm, Event, FRAME_SAMPLES, labels_path, ScenarioLabels,
+from sage_eval.errors import ScenarioError
+from sage_eval.scenario import (_calm, Event, FRAME_SAMPLES, labels_path, ScenarioLabels,
                                  T0)
 
 TUNING_SEEDS = tuple(range(0, 10))

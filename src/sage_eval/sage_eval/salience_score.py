@@ -1,11 +1,11 @@
 """Scoring a replay's decisions against scene labels, per event kind AND modality.
 
-Unlike `sage_snarc.scenario.score_decisions` (any attended input counts), an event counts as
+Unlike `sage_eval.scenario.score_decisions` (any attended input counts), an event counts as
 detected only when an input of the event's OWN modality is attended in its detection window, so
 attending everything of one modality cannot buy recall for another. Per event it also records
 which axes fired at the detection (value >= AXIS_LEVEL on an attended input of that modality) and
 whether the axis that should catch its kind did (`KIND_AXIS`). Works on the realistic scenes
-(`sage_eval.realistic`) and on the synthetic ones (`sage_snarc.scenario`): same labels format.
+(`sage_eval.realistic`) and on the synthetic ones (`sage_eval.scenario`): same labels format.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sage_snarc.scenario import (_peak, ALARM_GAP_S, AUDIO_WINDOW_S, check_decisions_fit,
+from sage_eval.scenario import (_peak, ALARM_GAP_S, AUDIO_WINDOW_S, check_decisions_fit,
                                  DEFAULT_DETECT_S, DETECT_S, Event, load_labels,
                                  read_decisions, ScenarioLabels)
 

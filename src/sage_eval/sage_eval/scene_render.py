@@ -14,8 +14,8 @@ import numpy as np
 from sage_common.vocabulary import MetabolicState
 from sage_eval.camera_model import expose, paste, SensorNoise
 from sage_eval.room import SAMPLE_RATE
-from sage_snarc.bagio import AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC, typestore
-from sage_snarc.scenario import _stamp, FRAME_SAMPLES, GRAVITY, T0
+from sage_eval.bagio import AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC, typestore
+from sage_eval.scenario import _stamp, FRAME_SAMPLES, GRAVITY, T0
 
 if TYPE_CHECKING:
     from sage_eval.realistic import Scene

@@ -16,9 +16,9 @@ import pytest
 
 from sage_eval.realistic import (make_realistic_scene, plan_realistic_scene,
                                  REPORT_SEEDS, SHORT, TUNING_SEEDS, TURN_S)
-from sage_snarc.bagio import AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC, typestore
-from sage_snarc.replay import iter_inputs
-from sage_snarc.scenario import AUDIO_WINDOW_S, labels_path
+from sage_eval.bagio import AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC, typestore
+from sage_eval.replay import iter_inputs
+from sage_eval.scenario import AUDIO_WINDOW_S, labels_path
 
 SEED = 57  # neither a tuning nor a report seed
 COMPACT = replace(SHORT, self_effects=True, repeats=5, repeat_gap_s=3.0, self_hold_s=6.0)

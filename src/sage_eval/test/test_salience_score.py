@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from sage_eval.salience_score import AXIS_LEVEL, score_scene, summarise
-from sage_snarc.scenario import AUDIO_WINDOW_S, Event, ScenarioLabels, score_decisions
+from sage_eval.scenario import AUDIO_WINDOW_S, Event, ScenarioLabels, score_decisions
 
 T0 = 1000.0
 

@@ -41,9 +41,9 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from sage_snarc.bagio import AUDIO_TOPIC, CAMERA_TOPIC, IMU_TOPIC, REWARD_TOPIC, typestore
-from sage_snarc.errors import ScenarioError
-from sage_snarc.provenance import SourceCheck, check_source
+from sage_eval.bagio import AUDIO_TOPIC, CAMERA_TOPIC, IMU_TOPIC, REWARD_TOPIC, typestore
+from sage_eval.errors import ScenarioError
+from sage_eval.provenance import SourceCheck, check_source
 
 ESPEAK = '/usr/bin/espeak-ng'
 SAMPLE_RATE = 16000
@@ -641,7 +641,7 @@ def score_decisions(decisions_jsonl: Path | list[dict[str, Any]],
 
     First checks that the decisions belong to the scene: their stamps (`check_decisions_fit`)
     and, given `bag` and a decisions file, the bag the replay recorded beside the file
-    (`sage_snarc.provenance.check_source`); the verdict is the report's 'source'.
+    (`sage_eval.provenance.check_source`); the verdict is the report's 'source'.
 
     Each decision is placed at its stamp, except audio, placed at stamp + audio_window_s (its
     window's end: the first window that contains a sound ends just after the sound starts).

@@ -33,10 +33,10 @@ import numpy as np
 from sage_common.errors import SageError
 from sage_common.params import resolve
 from sage_common.records import ImuRecord, LatentRecord, RewardRecord, SalienceRecord
-from sage_snarc.bagio import (AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC,
+from sage_eval.bagio import (AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC,
                               LATENT_TOPICS, REWARD_TOPIC, STATE_TOPIC, TEXT_TOPIC, typestore)
-from sage_snarc.errors import ReplayError, ScenarioError
-from sage_snarc.provenance import write_source
+from sage_eval.errors import ReplayError, ScenarioError
+from sage_eval.provenance import write_source
 from sage_snarc.snarc_core import SnarcCore
 
 # Order of messages that share a stamp: state, budget and IMU first, rewards last.
@@ -320,7 +320,7 @@ def replay_bag(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], out
         node_params: resolved (or partial) parameters by node name: 'vision_encoder',
             'audio_encoder', 'language_encoder', 'snarc'; missing nodes use defaults.
         out_path: decisions file to write (overwritten); the bag's identity goes beside it
-            (`sage_snarc.provenance.sidecar_path`).
+            (`sage_eval.provenance.sidecar_path`).
         reorder_s: see `iter_inputs`.
         policy: store policy applied to attended inputs.
 

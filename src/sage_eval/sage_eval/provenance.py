@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from sage_snarc.errors import ScenarioError
+from sage_eval.errors import ScenarioError
 
 SIDECAR_SUFFIX = '.source.json'
 _CHUNK = 1 << 20  # read files in 1 MiB blocks

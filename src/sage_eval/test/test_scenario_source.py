@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from sage_snarc.provenance import check_source, sidecar_path
-from sage_snarc.replay import replay_bag
-from sage_snarc.scenario import make_scenario
+from sage_eval.provenance import check_source, sidecar_path
+from sage_eval.replay import replay_bag
+from sage_eval.scenario import make_scenario
 
 pytest.importorskip('sage_encoders.vision_core')
 
