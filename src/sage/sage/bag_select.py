@@ -11,14 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from sage.bag_types import BagError
-from sage_eval.bagio import AUDIO_TOPIC, CAMERA_TOPIC, IMU_TOPIC, REWARD_TOPIC, TEXT_TOPIC
-from sage_common.vocabulary import Topic
-
-CAMERA_INFO_TOPIC = Topic.CAMERA_INFO
-# What sensors and operators feed the graph (DESIGN.md's topic table); the rest of /sage is the
-# graph's own output. frame_ref is left out: it points into a shared-memory segment of the
-# recording camera, which the playing machine does not have.
-INPUT_TOPICS = (CAMERA_TOPIC, CAMERA_INFO_TOPIC, AUDIO_TOPIC, IMU_TOPIC, TEXT_TOPIC, REWARD_TOPIC)
+from sage_common.vocabulary import INPUT_TOPICS
 
 NOT_INPUT = 'not a sensor input (--all or --topics plays it)'
 EXCLUDED = 'excluded (--exclude)'

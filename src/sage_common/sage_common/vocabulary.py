@@ -85,6 +85,7 @@ class Topic:
 
 
 LATENT_TOPICS: dict[str, str] = {m: Topic.latent(m) for m in LATENT_MODALITIES}
-# What sensors and operators feed the graph (the rest is the graph's own output).
+# What sensors and operators feed the graph (the rest is the graph's own output). frame_ref is
+# left out: it points into the recording camera's shared memory, which a player does not have.
 INPUT_TOPICS: tuple[str, ...] = (Topic.CAMERA_IMAGE, Topic.CAMERA_INFO, Topic.AUDIO_FRAMES,
                                  Topic.IMU, Topic.TEXT_IN, Topic.REWARD)
