@@ -7,14 +7,12 @@ Train and held-out sets use disjoint images, phrases, voices and random seeds.
 """
 from __future__ import annotations
 
-import io
-import shutil
-import subprocess
 from collections.abc import Iterator
 
 import cv2
 import numpy as np
 
+from sage_common import speech
 from sage_encoders.errors import EncoderError
 from sage_encoders.preprocess import MelConfig, pcm_to_float, preprocess_audio, preprocess_rgb
 from sage_encoders.preprocess import rgb_from_array
@@ -175,19 +173,12 @@ def espeak(text: str, voice: str, speed: int, pitch: int, sample_rate: int = 160
     Raises:
         EncoderError: espeak-ng is missing or fails.
     """
-    import soundfile as sf
     from scipy.signal import resample_poly
 
-    exe = shutil.which('espeak-ng')
-    if exe is None:
-        raise EncoderError('espeak-ng not found (apt-get install espeak-ng)')
-    proc = subprocess.run([exe, '-v', voice, '-s', str(speed), '-p', str(pitch), '--stdout',
-                           text], capture_output=True, check=False, timeout=30)
-    if proc.returncode != 0 or not proc.stdout:
-        raise EncoderError(f'espeak-ng failed: {proc.stderr.decode(errors="replace")}')
-    audio, sr = sf.read(io.BytesIO(proc.stdout), dtype='float32')
-    if audio.ndim > 1:
-        audio = audio.mean(1)
+    try:
+        audio, sr = speech.espeak(text, voice, speed, pitch)
+    except speech.SpeechError as err:
+        raise EncoderError(str(err)) from err
     g = np.gcd(int(sr), sample_rate)
     return resample_poly(audio, sample_rate // g, int(sr) // g).astype(np.float32)
 

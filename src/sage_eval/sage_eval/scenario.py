@@ -33,19 +33,16 @@ from functools import lru_cache
 import json
 import math
 from pathlib import Path
-import shutil
-import subprocess
-import tempfile
 from typing import Any, Iterator
 
 import cv2
 import numpy as np
 
+from sage_common.speech import SpeechError, espeak
 from sage_eval.bagio import AUDIO_TOPIC, CAMERA_TOPIC, IMU_TOPIC, REWARD_TOPIC, typestore
 from sage_eval.errors import ScenarioError
 from sage_eval.provenance import SourceCheck, check_source
 
-ESPEAK = '/usr/bin/espeak-ng'
 SAMPLE_RATE = 16000
 FRAME_SAMPLES = 512
 GRAVITY = 9.80665
@@ -165,20 +162,10 @@ def speech(text: str, voice: str = 'en', speed: int = 150) -> np.ndarray:
         ScenarioError: espeak-ng is missing or failed.
     """
     from scipy.signal import resample_poly
-    import soundfile
-    exe = ESPEAK if Path(ESPEAK).exists() else shutil.which('espeak-ng')
-    if not exe:
-        raise ScenarioError(f'espeak-ng not found at {ESPEAK} (apt-get install espeak-ng)')
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / 'speech.wav'
-        try:
-            subprocess.run([exe, '-v', voice, '-s', str(speed), '-w', str(wav), text],
-                           check=True, capture_output=True, timeout=30)
-            data, rate = soundfile.read(wav, dtype='float32')
-        except (OSError, subprocess.SubprocessError, RuntimeError) as err:
-            raise ScenarioError(f'espeak-ng failed for {text!r}: {err}') from err
-    if data.ndim > 1:
-        data = data.mean(axis=1)
+    try:
+        data, rate = espeak(text, voice, speed)
+    except SpeechError as err:
+        raise ScenarioError(str(err)) from err
     g = math.gcd(int(rate), SAMPLE_RATE)
     out = resample_poly(data, SAMPLE_RATE // g, int(rate) // g).astype(np.float32)
     # Trim leading/trailing silence so the onset is at sample 0.

@@ -19,7 +19,6 @@ import json
 import os
 from pathlib import Path
 import shutil
-import subprocess
 import sys
 import tempfile
 from typing import Any
@@ -28,6 +27,7 @@ import cv2
 import numpy as np
 import soundfile as sf
 
+from sage_common.speech import SpeechError, espeak, espeak_exe
 from sage_sensors.errors import SensorError
 from sage_sensors.resample import Resampler
 from sage_sensors.scene import (CameraScene, clap, imu_motion, imu_noise_table,
@@ -42,7 +42,7 @@ VIDEO_SIZE = (640, 480)
 VIDEO_FPS = 10.0
 FILES = ('panorama.png', 'object.png', 'phrase.wav', 'clap.wav', 'scene.wav', 'scene.avi',
          'imu_trace.csv')
-ESPEAK = os.environ.get('SAGE_ESPEAK', '/usr/bin/espeak-ng')
+ESPEAK = espeak_exe() or 'espeak-ng'   # what the tests check is installed
 
 
 def sample_data_dir() -> Path:
@@ -79,23 +79,16 @@ def build_object() -> np.ndarray:
     return np.dstack([rgb, (alpha * 255).astype(np.uint8)])
 
 
-def speak(text: str, rate: int = AUDIO_RATE, espeak: str = ESPEAK) -> np.ndarray:
+def speak(text: str, rate: int = AUDIO_RATE) -> np.ndarray:
     """Real speech from espeak-ng (voice en-us, 150 wpm) at rate, (n,) float32 peak 0.5.
 
     Raises:
         SensorError: espeak-ng is missing or fails.
     """
-    if not shutil.which(espeak):
-        raise SensorError(f'espeak-ng not found at {espeak} (apt-get install espeak-ng)')
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / 'phrase.wav'
-        try:
-            subprocess.run([espeak, '-v', 'en-us', '-s', '150', '-w', str(wav), text],
-                           check=True, capture_output=True, timeout=30)
-        except (subprocess.SubprocessError, OSError) as err:
-            raise SensorError(f'espeak-ng failed: {err}') from err
-        audio, src_rate = sf.read(str(wav), dtype='float32', always_2d=True)
-    mono = audio.mean(axis=1)
+    try:
+        mono, src_rate = espeak(text, voice='en-us', speed=150)
+    except SpeechError as err:
+        raise SensorError(str(err)) from err
     out = Resampler(src_rate, rate).process(mono)
     peak = float(np.max(np.abs(out))) or 1.0
     return (out * (0.5 / peak)).astype(np.float32)
