@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sage_common.records import AXES, MODALITIES, SalienceRecord
+from sage_common.records import AXES, MODALITIES, SalienceRecord, StateRecord
 from sage_common.stamps import to_sec
 from sage_common.vocabulary import LATENT_TOPICS, PUZZLE_MODALITIES, MetabolicState, Topic
 
@@ -140,17 +140,6 @@ class BudgetRecord:
     reserve: float
     metabolic_state: str
     allocations: tuple[AllocationRecord, ...]
-
-
-@dataclass(frozen=True)
-class StateRecord:
-    stamp: float
-    state: str
-    previous: str
-    reason: str
-    dwell_s: float
-    atp_reserve: float
-    memory_pressure: str
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import numpy as np
 
 from sage_common.vocabulary import AXES, MODALITIES
 
-__all__ = ['AXES', 'MODALITIES', 'ImuRecord', 'LatentRecord', 'RewardRecord', 'SalienceRecord']
+__all__ = ['AXES', 'MODALITIES', 'ImuRecord', 'LatentRecord', 'RewardRecord', 'SalienceRecord',
+           'StateRecord']
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,16 @@ class RewardRecord:
     stamp: float
     value: float
     source: str = ''
+
+
+@dataclass(frozen=True)
+class StateRecord:
+    """The metabolic state as published (mirror of sage_interfaces/MetabolicState)."""
+
+    stamp: float
+    state: str
+    previous: str
+    reason: str
+    dwell_s: float
+    atp_reserve: float
+    memory_pressure: str

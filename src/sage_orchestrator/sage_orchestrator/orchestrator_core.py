@@ -30,7 +30,8 @@ from dataclasses import dataclass, field, replace
 import math
 from typing import Any, Literal
 
-from sage_common.records import MODALITIES, LatentRecord, RewardRecord, SalienceRecord
+from sage_common.records import (MODALITIES, LatentRecord, RewardRecord, SalienceRecord,
+                                 StateRecord)
 from sage_orchestrator.allocator import (AllocatorConfig, Claim, Ledger, allocate,
                                          apply_min_grant)
 from sage_orchestrator.effects import (EffectsConfig, ParamSync, Value, desired_params,
@@ -136,18 +137,6 @@ class AllocationView:
 
 
 @dataclass(frozen=True)
-class StateView:
-    """The metabolic state as published (mirror of sage_interfaces/MetabolicState)."""
-
-    state: str
-    previous: str
-    reason: str
-    dwell_s: float
-    atp_reserve: float
-    memory_pressure: str
-
-
-@dataclass(frozen=True)
 class SleepRequest:
     """Ask the memory node to consolidate (sent when DREAM is entered)."""
 
@@ -165,7 +154,7 @@ class TickResult:
     budget_total: float
     reserve: float
     allocations: tuple[AllocationView, ...]
-    state: StateView
+    state: StateRecord
     transitions: tuple[Transition, ...]
     params: dict[str, dict[str, Value]]
     sleep: SleepRequest | None
@@ -465,9 +454,9 @@ class OrchestratorCore:
             cfg.effects, {n: self._pressure_off[n] for n in remote}))
         params = self.sync.due(now)
         problems, self._problems = tuple(self._problems), []
-        state = StateView(self.machine.state.value, self.machine.previous.value,
-                          self.machine.reason, self.machine.dwell_s(now), reserve,
-                          self.pressure.name)
+        state = StateRecord(now, self.machine.state.value, self.machine.previous.value,
+                            self.machine.reason, self.machine.dwell_s(now), reserve,
+                            self.pressure.name)
         return TickResult(self.tick_count, now, self._budget_total, self.reservoir,
                           allocations, state, tuple(transitions), params, sleep, problems)
 
