@@ -236,12 +236,15 @@ def _restart(cfg: MemoryConfig) -> dict[str, Any]:
 def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int, rate: float,
                    queries: int, k: int, flood_rows: int, preview_bytes: int,
                    rebuild: bool, seed: int, synchronous: str = 'FULL',
-                   flood_seconds: float = 0.0) -> dict[str, Any]:
+                   flood_seconds: float = 0.0, wal_max_mb: float = 64.0,
+                   snapshot_vectors: bool = False) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     cfg = MemoryConfig(
         store=StoreConfig(database_url=url, data_dir=str(data_dir), device_id='bench',
-                          retention=RetentionConfig(max_rows=0), synchronous=synchronous),
-        index=IndexConfig(threads=2), snapshot_period_s=0.0, refresh_period_s=0.0)
+                          retention=RetentionConfig(max_rows=0), synchronous=synchronous,
+                          wal_max_mb=wal_max_mb),
+        index=IndexConfig(threads=2, snapshot_vectors=snapshot_vectors), snapshot_period_s=0.0,
+        refresh_period_s=0.0)
     pool = _Pool(rng, dim, preview_bytes)
     mem = Memory(cfg)
     out: dict[str, Any] = {}
@@ -288,7 +291,8 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
               queries: int = 500, k: int = 10, flood_rows: int = 5000,
               preview_bytes: int = 3000, backends: str = 'sqlite,sqlite-normal,postgresql',
               pg_url: str = '', rebuild: bool = False, seed: int = 0,
-              flood_seconds: float = 0.0) -> dict[str, Any]:
+              flood_seconds: float = 0.0, wal_max_mb: float = 64.0,
+              snapshot_vectors: bool = False) -> dict[str, Any]:
     """Run the memory benchmark.
 
     Args:
@@ -301,6 +305,8 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
         flood_rows: rows of the flood phase.
         flood_seconds: flood for this long instead (rows as fast as the writer takes them;
             reports the WAL's peak and its size against the database's after the flood).
+        wal_max_mb: the store's WAL bound (0 = none, as before the bound existed).
+        snapshot_vectors: index snapshots also hold the vectors (as before: two copies).
         preview_bytes: preview size per row.
         backends: comma-separated 'sqlite' (synchronous=FULL, the default: a commit survives
             power loss), 'sqlite-normal' (synchronous=NORMAL: survives process crashes; power
@@ -314,12 +320,14 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
     """
     result: dict[str, Any] = {'params': {
         'seconds': seconds, 'rows': rows, 'dim': dim, 'rate': rate, 'queries': queries, 'k': k,
-        'flood_rows': flood_rows, 'flood_seconds': flood_seconds,
+        'flood_rows': flood_rows, 'flood_seconds': flood_seconds, 'wal_max_mb': wal_max_mb,
+        'snapshot_vectors': snapshot_vectors,
         'preview_bytes': preview_bytes}, 'skipped': {}}
     wanted = [b.strip() for b in backends.split(',') if b.strip()]
     kw: dict[str, Any] = dict(seconds=seconds, rows=rows, dim=dim, rate=rate, queries=queries, k=k,
               flood_rows=flood_rows, preview_bytes=preview_bytes, rebuild=rebuild, seed=seed,
-              flood_seconds=flood_seconds)
+              flood_seconds=flood_seconds, wal_max_mb=wal_max_mb,
+              snapshot_vectors=snapshot_vectors)
     for backend in wanted:
         with tempfile.TemporaryDirectory(prefix='sage-memory-bench-') as tmp:
             d = Path(tmp)

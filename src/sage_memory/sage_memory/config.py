@@ -33,7 +33,8 @@ def memory_config(values: Mapping[str, Any]) -> MemoryConfig:
     index = IndexConfig(m=int(values['index.m']),
                         ef_construction=int(values['index.ef_construction']),
                         ef_search=int(values['index.ef_search']),
-                        threads=int(values['index.threads']))
+                        threads=int(values['index.threads']),
+                        snapshot_vectors=bool(values['index.snapshot_vectors']))
     sleep = SleepConfig(similarity=float(values['sleep.similarity']),
                         min_cluster=int(values['sleep.min_cluster']),
                         max_examined=int(values['sleep.max_examined']))

@@ -10,10 +10,13 @@ search returns fewer than k hits.
 Snapshots (`save`/`load`) make restart fast: the serialised indexes and their label arrays are
 written to `<dir>/manifest.json` + files atomically; at start the saved indexes are loaded and
 reconciled with the database (rows added or evicted since the snapshot), instead of rebuilt.
+A snapshot may hold the HNSW graph alone (`save(..., vectors=False)`): the vectors are then
+read back from where they already are (the database rows) at load, so each vector is kept on
+disk once.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 import json
 import logging
@@ -33,8 +36,12 @@ from sage_common.private_files import create_private, private_dir  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = 1
+# 2: an entry may say its vectors live elsewhere ('vectors': false); version 1 is still read.
+SNAPSHOT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 IndexKey = tuple[str, int]
+# (modality, dim), row ids -> their (N, dim) embeddings in that order (zeros where a row is gone).
+VectorSource = Callable[[IndexKey, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,8 @@ class IndexConfig:
         exact_work: rows * dim under which a filtered query is answered by exact search.
         threads: OpenMP threads FAISS uses for incremental adds (0 = FAISS's default).
         bulk_threads: threads for large (re)builds at start (0 = all cores).
+        snapshot_vectors: snapshots also hold the vectors (False: the graph alone, the
+            vectors being read back from the database rows at start: one copy on disk).
     """
 
     m: int = 16
@@ -56,6 +65,7 @@ class IndexConfig:
     exact_work: int = 2_000_000
     threads: int = 1
     bulk_threads: int = 0
+    snapshot_vectors: bool = False
 
 
 @dataclass(frozen=True)
@@ -265,6 +275,25 @@ class VectorIndex:
                 'salience': self._sal[:n].copy(), 'alive': self._alive[:n].copy()}
         return blob, meta
 
+    def write_graph(self, path: Path) -> dict[str, np.ndarray]:
+        """Write the HNSW graph without its vectors to path (atomically, private).
+
+        Returns:
+            the label metadata arrays, as serialize() does.
+        """
+        tmp = path.with_name(path.name + '.tmp')
+        os.close(create_private(tmp))
+        with self._lock:
+            n = self.total
+            faiss.write_index(self._index, str(tmp), faiss.IO_FLAG_SKIP_STORAGE)
+            meta: dict[str, np.ndarray] = {
+                'ids': self._ids[:n].copy(), 'stamp': self._stamp[:n].copy(),
+                'salience': self._sal[:n].copy(), 'alive': self._alive[:n].copy()}
+        with open(tmp, 'rb') as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return meta
+
     @classmethod
     def from_snapshot(cls, modality: str, dim: int, cfg: IndexConfig, index: Any,
                       meta: dict[str, np.ndarray]) -> VectorIndex:
@@ -376,8 +405,14 @@ class IndexSet:
         return hits[:k]
 
     # --------------------------------------------------------------- snapshots
-    def save(self, directory: Path) -> int:
-        """Write every index to directory atomically; returns the number of rows saved."""
+    def save(self, directory: Path, vectors: bool = True) -> int:
+        """Write every index to directory atomically; returns the number of rows saved.
+
+        Args:
+            directory: snapshot folder (created private).
+            vectors: also write the vectors (False: the graph alone; `load` then needs a
+                VectorSource to read them back).
+        """
         private_dir(directory)  # 0700: snapshots hold what the robot remembers
         manifest_path = directory / 'manifest.json'
         gen = 0
@@ -391,9 +426,12 @@ class IndexSet:
         with self._lock:
             indexes = list(self._indexes.values())
         for vi in indexes:
-            blob, meta = vi.serialize()
             stem = f'{vi.modality}-{vi.dim}.g{gen}'
-            _write_atomic(directory / f'{stem}.faiss', blob.tobytes())
+            if vectors:
+                blob, meta = vi.serialize()
+                _write_atomic(directory / f'{stem}.faiss', blob.tobytes())
+            else:
+                meta = vi.write_graph(directory / f'{stem}.faiss')
             with os.fdopen(create_private(directory / f'{stem}.npz.tmp'), 'wb') as fh:
                 np.savez(fh, ids=meta['ids'], stamp=meta['stamp'], salience=meta['salience'],
                          alive=meta['alive'])
@@ -401,7 +439,8 @@ class IndexSet:
                 os.fsync(fh.fileno())
             os.replace(directory / f'{stem}.npz.tmp', directory / f'{stem}.npz')
             entries.append({'modality': vi.modality, 'dim': vi.dim, 'index': f'{stem}.faiss',
-                            'meta': f'{stem}.npz', 'labels': int(meta['ids'].size)})
+                            'meta': f'{stem}.npz', 'labels': int(meta['ids'].size),
+                            'vectors': vectors})
             total += int(meta['alive'].sum())
         manifest = {'version': SNAPSHOT_VERSION, 'generation': gen, 'indexes': entries}
         _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
@@ -411,24 +450,35 @@ class IndexSet:
                 path.unlink(missing_ok=True)
         return total
 
-    def load(self, directory: Path) -> list[str]:
-        """Load a snapshot written by save(); returns problems (indexes that were skipped)."""
+    def load(self, directory: Path, source: VectorSource | None = None) -> list[str]:
+        """Load a snapshot written by save(); returns problems (indexes that were skipped).
+
+        Args:
+            directory: snapshot folder.
+            source: reads the vectors of an index saved without them.
+        """
         problems: list[str] = []
         manifest_path = directory / 'manifest.json'
         if not manifest_path.exists():
             return problems
         try:
             manifest = json.loads(manifest_path.read_text())
-            if manifest.get('version') != SNAPSHOT_VERSION:
+            if manifest.get('version') not in _READABLE_VERSIONS:
                 return [f'index snapshot version {manifest.get("version")} ignored']
             entries = list(manifest['indexes'])
         except (OSError, ValueError, KeyError, TypeError) as err:
             return [f'unreadable index manifest: {err}']
         for e in entries:
             try:
-                index = faiss.read_index(str(directory / e['index']))
                 with np.load(directory / e['meta']) as data:
                     meta = {k: data[k] for k in ('ids', 'stamp', 'salience', 'alive')}
+                if e.get('vectors', True):
+                    index = faiss.read_index(str(directory / e['index']))
+                elif source is None:
+                    raise ValueError('its vectors are kept elsewhere and no source was given')
+                else:
+                    index = _read_graph(directory / e['index'], (str(e['modality']),
+                                        int(e['dim'])), meta['ids'], source)
                 vi = VectorIndex.from_snapshot(str(e['modality']), int(e['dim']), self.cfg,
                                                index, meta)
             except (OSError, RuntimeError, ValueError, KeyError, TypeError) as err:
@@ -437,6 +487,22 @@ class IndexSet:
             with self._lock:
                 self._indexes[vi.key] = vi
         return problems
+
+
+def _read_graph(path: Path, key: IndexKey, ids: np.ndarray, source: VectorSource) -> Any:
+    """An HNSW index from a graph-only file, its vectors read from source in label order."""
+    index = faiss.read_index(str(path), faiss.IO_FLAG_SKIP_STORAGE)
+    if int(index.d) != key[1] or int(index.ntotal) != ids.size:
+        raise ValueError('graph does not match its label arrays')
+    vecs = np.asarray(source(key, ids), np.float32)
+    if vecs.shape != (ids.size, key[1]):
+        raise ValueError(f'vector source gave {vecs.shape}, expected {(ids.size, key[1])}')
+    storage = faiss.IndexFlat(key[1], index.metric_type)
+    storage.add(normalise(vecs))
+    index.storage = storage
+    storage.this.disown()  # the index owns and frees its storage, as after read_index
+    index.own_fields = True
+    return index
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 import logging
 from pathlib import Path
 import queue
+import sqlite3
 import threading
 import time
 from typing import Any
 
 import numpy as np
+from sqlalchemy import exc as sa_exc
 
 from sage_memory.errors import StoreBusyError, StoreUnavailableError
 from sage_memory.consolidation import SleepConfig, SleepReport, consolidate
@@ -90,7 +92,7 @@ class Memory:
         self.snapshot_dir: Path = self.store.data_dir / 'index' / self.store.store_id
         self.index = IndexSet(cfg.index)
         t1 = time.perf_counter()
-        self._problems += self.index.load(self.snapshot_dir)
+        self._problems += self.index.load(self.snapshot_dir, self._stored_vectors)
         self.timings['snapshot_load_s'] = time.perf_counter() - t1
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._ready = threading.Event()
@@ -248,9 +250,24 @@ class Memory:
         if self.read_only:
             self._dirty = False
             return 0
-        n = self.index.save(self.snapshot_dir)
+        n = self.index.save(self.snapshot_dir, vectors=self.cfg.index.snapshot_vectors)
         self._dirty = False
         return n
+
+    def _stored_vectors(self, key: IndexKey, ids: np.ndarray) -> np.ndarray:
+        # A graph-only snapshot: the database rows hold the vectors (zeros for rows gone since).
+        out = np.zeros((ids.size, key[1]), np.float32)
+        pos = {r: i for i, r in enumerate(ids.tolist())}
+        try:
+            for rows in self.store.index_rows():
+                for r in rows:
+                    i = pos.get(int(r[0]))
+                    if i is not None and (r[1], int(r[2])) == key:
+                        out[i] = np.frombuffer(r[3], '<f4')
+        except (sa_exc.SQLAlchemyError, sqlite3.Error) as err:
+            # The snapshot is skipped (a problem is noted); the index thread rebuilds it.
+            raise ValueError(f'cannot read its vectors from the database: {err}') from err
+        return out
 
     def _index_loop(self) -> None:
         t0 = time.perf_counter()

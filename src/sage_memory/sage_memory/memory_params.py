@@ -72,6 +72,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('index.threads', 1, 'threads FAISS uses for incremental adds (start-up rebuilds '
               'use every core)',
               0, 64, read_only=True),
+    ParamSpec('index.snapshot_vectors', False, 'index snapshots also hold the vectors (false: '
+              'the graph alone; vectors are read back from the database at start, so each is '
+              'kept on disk once)', read_only=True),
     ParamSpec('index.snapshot_period_s', 300.0, 'how often a changed index is saved '
               '(0 = only at shutdown)', 0.0, 86_400.0, read_only=True),
     ParamSpec('index.refresh_period_s', 60.0, 'how often the index is reconciled with the '
