@@ -237,14 +237,15 @@ def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int
                    queries: int, k: int, flood_rows: int, preview_bytes: int,
                    rebuild: bool, seed: int, synchronous: str = 'FULL',
                    flood_seconds: float = 0.0, wal_max_mb: float = 64.0,
-                   snapshot_vectors: bool = False) -> dict[str, Any]:
+                   snapshot_vectors: bool = False, ef_construction: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     cfg = MemoryConfig(
         store=StoreConfig(database_url=url, data_dir=str(data_dir), device_id='bench',
                           retention=RetentionConfig(max_rows=0), synchronous=synchronous,
                           wal_max_mb=wal_max_mb),
-        index=IndexConfig(threads=2, snapshot_vectors=snapshot_vectors), snapshot_period_s=0.0,
-        refresh_period_s=0.0)
+        index=IndexConfig(threads=2, snapshot_vectors=snapshot_vectors,
+                          ef_construction=ef_construction or IndexConfig.ef_construction),
+        snapshot_period_s=0.0, refresh_period_s=0.0)
     pool = _Pool(rng, dim, preview_bytes)
     mem = Memory(cfg)
     out: dict[str, Any] = {}
@@ -292,7 +293,7 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
               preview_bytes: int = 3000, backends: str = 'sqlite,sqlite-normal,postgresql',
               pg_url: str = '', rebuild: bool = False, seed: int = 0,
               flood_seconds: float = 0.0, wal_max_mb: float = 64.0,
-              snapshot_vectors: bool = False) -> dict[str, Any]:
+              snapshot_vectors: bool = False, ef_construction: int = 0) -> dict[str, Any]:
     """Run the memory benchmark.
 
     Args:
@@ -307,6 +308,7 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
             reports the WAL's peak and its size against the database's after the flood).
         wal_max_mb: the store's WAL bound (0 = none, as before the bound existed).
         snapshot_vectors: index snapshots also hold the vectors (as before: two copies).
+        ef_construction: HNSW build candidate list (0 = IndexConfig's default).
         preview_bytes: preview size per row.
         backends: comma-separated 'sqlite' (synchronous=FULL, the default: a commit survives
             power loss), 'sqlite-normal' (synchronous=NORMAL: survives process crashes; power
@@ -321,13 +323,13 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
     result: dict[str, Any] = {'params': {
         'seconds': seconds, 'rows': rows, 'dim': dim, 'rate': rate, 'queries': queries, 'k': k,
         'flood_rows': flood_rows, 'flood_seconds': flood_seconds, 'wal_max_mb': wal_max_mb,
-        'snapshot_vectors': snapshot_vectors,
+        'snapshot_vectors': snapshot_vectors, 'ef_construction': ef_construction,
         'preview_bytes': preview_bytes}, 'skipped': {}}
     wanted = [b.strip() for b in backends.split(',') if b.strip()]
     kw: dict[str, Any] = dict(seconds=seconds, rows=rows, dim=dim, rate=rate, queries=queries, k=k,
               flood_rows=flood_rows, preview_bytes=preview_bytes, rebuild=rebuild, seed=seed,
               flood_seconds=flood_seconds, wal_max_mb=wal_max_mb,
-              snapshot_vectors=snapshot_vectors)
+              snapshot_vectors=snapshot_vectors, ef_construction=ef_construction)
     for backend in wanted:
         with tempfile.TemporaryDirectory(prefix='sage-memory-bench-') as tmp:
             d = Path(tmp)

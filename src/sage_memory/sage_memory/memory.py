@@ -91,9 +91,6 @@ class Memory:
         self._problems: list[str] = []
         self.snapshot_dir: Path = self.store.data_dir / 'index' / self.store.store_id
         self.index = IndexSet(cfg.index)
-        t1 = time.perf_counter()
-        self._problems += self.index.load(self.snapshot_dir, self._stored_vectors)
-        self.timings['snapshot_load_s'] = time.perf_counter() - t1
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -270,6 +267,11 @@ class Memory:
         return out
 
     def _index_loop(self) -> None:
+        # The snapshot loads here, not in the constructor: a graph-only snapshot reads its
+        # vectors from the database, which must not delay the node's start.
+        t1 = time.perf_counter()
+        self._problems += self.index.load(self.snapshot_dir, self._stored_vectors)
+        self.timings['snapshot_load_s'] = time.perf_counter() - t1
         t0 = time.perf_counter()
         try:
             stats = self.reconcile()
