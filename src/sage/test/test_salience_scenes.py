@@ -5,6 +5,7 @@ with the profile's own encoders (refinement on) and SNARC, and scored per kind a
 """
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 import subprocess
 import sys
@@ -13,13 +14,16 @@ import pytest
 
 from sage.bench_salience import print_table, run_bench
 from sage.profile import load_profile
-from sage_eval.realistic import GENERATOR_VERSION, make_realistic_scene, TUNING_SEEDS
+from sage_eval.realistic import GENERATOR_VERSION, make_realistic_scene, SHORT, TUNING_SEEDS
 from sage_eval.salience_score import KIND_AXIS, score_scene
 from sage_eval.replay import replay_bag
 
 pytest.importorskip('sage_encoders.audio_core')
 
 SEED = 58  # neither a tuning nor a report seed
+# Seeds 58-64 tried: in this one today's SNARC attends a budget step (the self-excitation of
+# issue 14), so the regression test below can fail.
+SELF_SEED = 61
 SHORT_KINDS = {'object_appears/vision', 'lights_change/vision', 'clap/audio',
                'speech_in_silence/audio', 'speech_after_noise/audio', 'shake/imu',
                'turn_still_image/imu'}
@@ -58,6 +62,26 @@ def test_every_event_of_a_short_realistic_scene_is_caught_by_its_modality_and_ax
         short_scene):
     _, _, report = short_scene
     assert [r for r in report['events'] if not (r['detected'] and r['axis_fired'])] == []
+
+
+@pytest.fixture(scope='module')
+def self_effect_scene(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('self')
+    cfg = replace(SHORT, self_effects=True, self_hold_s=10.0)
+    labels = make_realistic_scene(tmp / 'self', SELF_SEED, 'short', cfg)
+    params = {n.name: dict(n.parameters) for n in load_profile('nano').nodes}
+    replay_bag(tmp / 'self', params, tmp / 'self.jsonl')
+    return labels, score_scene(tmp / 'self.jsonl', labels)
+
+
+@pytest.mark.xfail(strict=False, reason='SNARC scoring on real input: issue 14 item 3')
+def test_the_robots_own_camera_rate_and_budget_steps_cause_no_attend(self_effect_scene):
+    labels, report = self_effect_scene
+    steps = {(e['name'], e['modality']) for e in report['self_effects']}
+    assert steps == {('camera_rate:15->5', 'vision'), ('camera_rate:5->15', 'vision'),
+                     ('budget:2->6', 'vision'), ('budget:6->2', 'vision'),
+                     ('budget:2->6', 'audio'), ('budget:6->2', 'audio')}
+    assert [e for e in report['self_effects'] if e['attended']] == []
 
 
 def test_the_salience_bench_scores_tuning_seeds_and_reuses_its_scenes(tmp_path, capsys):
