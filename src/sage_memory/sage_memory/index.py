@@ -60,7 +60,8 @@ class IndexConfig:
     """
 
     m: int = 16
-    ef_construction: int = 40
+    # 40 reached recall@10 0.96-0.98 on clustered 384-d embeddings; 128 reaches 0.99+.
+    ef_construction: int = 128
     ef_search: int = 128
     exact_work: int = 2_000_000
     threads: int = 1

@@ -65,8 +65,8 @@ PARAMS: tuple[ParamSpec, ...] = (
               'truncated at once (bounds the WAL under a flood; 0 = no bound)', 0.0, 65_536.0,
               read_only=True),
     ParamSpec('index.m', 16, 'HNSW graph degree', 4, 128, read_only=True),
-    ParamSpec('index.ef_construction', 40, 'HNSW build candidate list', 8, 1024,
-              read_only=True),
+    ParamSpec('index.ef_construction', 128, 'HNSW build candidate list (recall vs insert '
+              'cost)', 8, 1024, read_only=True),
     ParamSpec('index.ef_search', 128, 'HNSW query candidate list (raised to k)', 8, 4096,
               read_only=True),
     ParamSpec('index.threads', 1, 'threads FAISS uses for incremental adds (start-up rebuilds '

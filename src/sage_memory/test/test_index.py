@@ -114,3 +114,19 @@ def test_a_corrupt_snapshot_file_is_skipped_not_fatal(tmp_path):
     assert t.keys() == []
     (tmp_path / 'manifest.json').write_text('{not json')
     assert IndexSet(IndexConfig()).load(tmp_path)[0].startswith('unreadable')
+
+
+def test_default_hnsw_settings_recall_99_percent_of_the_exact_top_10():
+    # Encoder-like embeddings: 384-d (MiniLM's size), clustered around recurring scenes, the
+    # case where a thin graph (efConstruction 40) missed about one neighbour in twenty.
+    rng = np.random.default_rng(0)
+    dim, n = 384, 5000
+    centres = rng.standard_normal((1000, dim)).astype(np.float32)
+    x = centres[rng.integers(0, 1000, n)] + 0.3 * rng.standard_normal((n, dim))
+    vi = VectorIndex('vision', dim, IndexConfig(exact_work=0))
+    vi.add(np.arange(n), x, np.arange(n) + 1.0, np.ones(n))
+    queries = centres[rng.integers(0, 1000, 100)] + 0.3 * rng.standard_normal((100, dim))
+    hits = sum(len({h.row_id for h in vi.search(q, 10)}
+                   & {h.row_id for h in vi.search(q, 10, exact=True)})
+               for q in queries.astype(np.float32))
+    assert hits / (10 * len(queries)) >= 0.99
