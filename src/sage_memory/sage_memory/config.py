@@ -40,7 +40,8 @@ def memory_config(values: Mapping[str, Any]) -> MemoryConfig:
                         max_examined=int(values['sleep.max_examined']))
     return MemoryConfig(store=store, index=index, sleep=sleep, session=session,
                         snapshot_period_s=float(values['index.snapshot_period_s']),
-                        refresh_period_s=float(values['index.refresh_period_s']))
+                        refresh_period_s=float(values['index.refresh_period_s']),
+                        heap_trim_rows=int(values['heap_trim_rows']))
 
 
 def retention_config(values: Mapping[str, Any]) -> RetentionConfig:

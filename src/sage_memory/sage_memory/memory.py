@@ -23,6 +23,7 @@ from sqlalchemy import exc as sa_exc
 
 from sage_memory.errors import StoreBusyError, StoreUnavailableError
 from sage_memory.consolidation import SleepConfig, SleepReport, consolidate
+from sage_memory.heap import release_freed_heap
 from sage_memory.index import IndexConfig, IndexKey, IndexSet, VectorIndex
 from sage_memory.models import RECALL_KINDS, ExperienceRecord
 from sage_memory.recall import Query, TextEmbedder, run_query
@@ -51,6 +52,8 @@ class MemoryConfig:
         session: session id written on pattern rows.
         snapshot_period_s: how often a changed index is saved (0 = only at close).
         refresh_period_s: how often the index is reconciled with the database (0 = never).
+        heap_trim_rows: once this many rows have reached the index since the last trim and
+            nothing is queued, freed heap is given back to the OS (0 = never).
     """
 
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -59,6 +62,7 @@ class MemoryConfig:
     session: str = ''
     snapshot_period_s: float = 300.0
     refresh_period_s: float = 60.0
+    heap_trim_rows: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -283,17 +287,20 @@ class Memory:
         self.timings['index_ready_s'] = time.perf_counter() - self._t_start
         self._ready.set()
         last_refresh = last_snapshot = time.monotonic()
+        since_trim = 0
         while True:
             try:
                 event = self._events.get(timeout=0.2)
             except queue.Empty:
                 event = None
+                since_trim = self._trim_when_idle(since_trim)
             batch: list[ExperienceRecord] = []
             marks: list[threading.Event] = []
             while event is not None:
                 kind, payload = event
                 if kind == 'add':
                     batch += payload
+                    since_trim += len(payload)
                 else:
                     if batch:
                         self._apply_add(batch)
@@ -328,6 +335,17 @@ class Memory:
                     self.save_index()
                 except OSError as err:
                     log.warning('index snapshot failed: %s', err)
+
+    def _trim_when_idle(self, since_trim: int) -> int:
+        # After a burst, once the writer's queue and this thread's are empty (the rows freed).
+        limit = self.cfg.heap_trim_rows
+        if limit <= 0 or since_trim < limit:
+            return since_trim
+        st = self.store.status()
+        if st.queued or st.pending:
+            return since_trim
+        release_freed_heap()
+        return 0
 
     # ------------------------------------------------------------------- close
     def close(self, timeout: float = 10.0) -> bool:

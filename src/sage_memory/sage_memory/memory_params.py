@@ -79,6 +79,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               '(0 = only at shutdown)', 0.0, 86_400.0, read_only=True),
     ParamSpec('index.refresh_period_s', 60.0, 'how often the index is reconciled with the '
               'database (rows imported or synced by others)', 0.0, 86_400.0, read_only=True),
+    ParamSpec('heap_trim_rows', 10_000, 'after this many new rows, once the queues are empty, '
+              'freed heap is given back to the OS (RSS returns after a burst; 0 = never)', 0,
+              100_000_000, read_only=True),
     ParamSpec('sleep.similarity', 0.9, 'cosine similarity to join a cluster', 0.0, 1.0),
     ParamSpec('sleep.min_cluster', 3, 'members needed to write a pattern', 2, 100_000),
     ParamSpec('sleep.max_examined', 5000, 'most experiences examined per sleep', 1,

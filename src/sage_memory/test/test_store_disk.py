@@ -1,6 +1,7 @@
 """What the store leaves on disk: the SQLite WAL stays bounded under a flood of inserts."""
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -69,3 +70,29 @@ def test_each_vector_is_kept_once_on_disk_and_a_restart_recalls_the_same_rows(tm
         assert after == before
     finally:
         again.close()
+
+
+def rss_mb() -> float:
+    pages = int(open('/proc/self/statm').read().split()[1])
+    return pages * os.sysconf('SC_PAGE_SIZE') / MIB
+
+
+def test_rss_returns_after_a_burst_of_rows(tmp_path):
+    from sage_memory.memory import Memory, MemoryConfig
+    cfg = MemoryConfig(store=StoreConfig(data_dir=str(tmp_path),
+                                         retention=RetentionConfig(max_rows=0)),
+                       snapshot_period_s=0.0, refresh_period_s=0.0, heap_trim_rows=1000)
+    mem = Memory(cfg)
+    try:
+        assert mem.wait_index_ready(60)
+        base = rss_mb()
+        rng = np.random.default_rng(2)
+        rows = [synthetic_record(i, rng, dim=16, preview_bytes=3000, grid=30)
+                for i in range(20_000)]  # about 100 MB of rows held at once
+        mem.submit_many(rows)
+        del rows
+        assert mem.flush(120) and mem.wait_index_idle(60)
+        # The index keeps about 100 bytes a row; the burst's objects must be given back.
+        assert wait_for(lambda: rss_mb() < base + 40, 10.0), (base, rss_mb())
+    finally:
+        mem.close()
