@@ -42,6 +42,8 @@ from sage_memory.synthetic import synthetic_record
 _FLOOD_STEP = 1000
 _FLOOD_BACKLOG = 4000
 _FLOOD_POLL_S = 0.05
+# How long after a flood the RSS is read again (longer than the index thread's idle wait).
+_SETTLE_S = 1.0
 
 
 def _pct(values: Any) -> dict[str, float]:
@@ -136,6 +138,10 @@ def _flood(mem: Memory, pool: _Pool, n: int, offset: int, seconds: float = 0.0
         'rows': n, 'seconds': round(dt, 2), 'rows_per_s': round(n / dt, 1),
         'commit_ms_per_batch': _pct(store.commit_ms), 'batches': len(store.commit_ms),
         'rss_mb_before': rss0, 'rss_mb_after': _rss_mb()}
+    # Settled: the index has taken the rows and the memory's idle trim (if on) has run.
+    mem.wait_index_idle(300)
+    time.sleep(_SETTLE_S)
+    out['rss_mb_settled'] = _rss_mb()
     if store.path is not None:
         wal, db = store.wal_bytes(), store.path.stat().st_size
         out.update(wal_mb=round(wal / 2**20, 1), wal_peak_mb=round(wal_peak / 2**20, 1),
@@ -237,7 +243,8 @@ def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int
                    queries: int, k: int, flood_rows: int, preview_bytes: int,
                    rebuild: bool, seed: int, synchronous: str = 'FULL',
                    flood_seconds: float = 0.0, wal_max_mb: float = 64.0,
-                   snapshot_vectors: bool = False, ef_construction: int = 0) -> dict[str, Any]:
+                   snapshot_vectors: bool = False, ef_construction: int = 0,
+                   heap_trim_rows: int = 10_000) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     cfg = MemoryConfig(
         store=StoreConfig(database_url=url, data_dir=str(data_dir), device_id='bench',
@@ -245,7 +252,7 @@ def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int
                           wal_max_mb=wal_max_mb),
         index=IndexConfig(threads=2, snapshot_vectors=snapshot_vectors,
                           ef_construction=ef_construction or IndexConfig.ef_construction),
-        snapshot_period_s=0.0, refresh_period_s=0.0)
+        snapshot_period_s=0.0, refresh_period_s=0.0, heap_trim_rows=heap_trim_rows)
     pool = _Pool(rng, dim, preview_bytes)
     mem = Memory(cfg)
     out: dict[str, Any] = {}
@@ -293,7 +300,8 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
               preview_bytes: int = 3000, backends: str = 'sqlite,sqlite-normal,postgresql',
               pg_url: str = '', rebuild: bool = False, seed: int = 0,
               flood_seconds: float = 0.0, wal_max_mb: float = 64.0,
-              snapshot_vectors: bool = False, ef_construction: int = 0) -> dict[str, Any]:
+              snapshot_vectors: bool = False, ef_construction: int = 0,
+              heap_trim_rows: int = 10_000) -> dict[str, Any]:
     """Run the memory benchmark.
 
     Args:
@@ -309,6 +317,7 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
         wal_max_mb: the store's WAL bound (0 = none, as before the bound existed).
         snapshot_vectors: index snapshots also hold the vectors (as before: two copies).
         ef_construction: HNSW build candidate list (0 = IndexConfig's default).
+        heap_trim_rows: the memory's heap trim after bursts (0 = never, as before).
         preview_bytes: preview size per row.
         backends: comma-separated 'sqlite' (synchronous=FULL, the default: a commit survives
             power loss), 'sqlite-normal' (synchronous=NORMAL: survives process crashes; power
@@ -324,12 +333,14 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
         'seconds': seconds, 'rows': rows, 'dim': dim, 'rate': rate, 'queries': queries, 'k': k,
         'flood_rows': flood_rows, 'flood_seconds': flood_seconds, 'wal_max_mb': wal_max_mb,
         'snapshot_vectors': snapshot_vectors, 'ef_construction': ef_construction,
+        'heap_trim_rows': heap_trim_rows,
         'preview_bytes': preview_bytes}, 'skipped': {}}
     wanted = [b.strip() for b in backends.split(',') if b.strip()]
     kw: dict[str, Any] = dict(seconds=seconds, rows=rows, dim=dim, rate=rate, queries=queries, k=k,
               flood_rows=flood_rows, preview_bytes=preview_bytes, rebuild=rebuild, seed=seed,
               flood_seconds=flood_seconds, wal_max_mb=wal_max_mb,
-              snapshot_vectors=snapshot_vectors, ef_construction=ef_construction)
+              snapshot_vectors=snapshot_vectors, ef_construction=ef_construction,
+              heap_trim_rows=heap_trim_rows)
     for backend in wanted:
         with tempfile.TemporaryDirectory(prefix='sage-memory-bench-') as tmp:
             d = Path(tmp)
