@@ -1,24 +1,28 @@
 """Camera node: publishes /sage/camera/image_raw (rgb8) and /sage/camera/camera_info.
 
 Thin shell: parameters from camera_params, frames from camera_backends, a CaptureRunner
-thread that publishes each frame stamped at capture.
+thread that publishes each frame stamped at capture. `fps` may change at run time (the
+orchestrator's metabolic states and memory-pressure caps set it): it passes the same checks as
+at start and re-times capture, or restarts it where the backend cannot re-time.
 """
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from sensor_msgs.msg import CameraInfo, Image
 
 from sage_common.convert import set_stamp
 from sage_common.ros import SENSOR_QOS, declare_params, run
+from sage_common.vocabulary import Topic
 
 from sage_sensors.camera_backends import CameraFrame, make_camera, nominal_intrinsics
 from sage_sensors.camera_params import PARAMS, validate
 from sage_sensors.frame_mailbox import FrameMailbox
 from sage_sensors.shell import SensorNode
 
-IMAGE_TOPIC = '/sage/camera/image_raw'
-INFO_TOPIC = '/sage/camera/camera_info'
+IMAGE_TOPIC = Topic.CAMERA_IMAGE
+INFO_TOPIC = Topic.CAMERA_INFO
 
 
 class CameraNode(SensorNode):
@@ -26,16 +30,28 @@ class CameraNode(SensorNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('camera', **kwargs)
-        self._cfg = declare_params(self, PARAMS, validate)
+        self._cfg = declare_params(self, PARAMS, validate, self._on_params)
         source = make_camera(self._cfg, self._cmap, self._stop, self.get_logger().info)
         self._image_pub = self.create_publisher(Image, IMAGE_TOPIC, SENSOR_QOS)
         self._mailbox = FrameMailbox.from_params(self, self._cfg)
         self._info_pub = self.create_publisher(CameraInfo, INFO_TOPIC, SENSOR_QOS)
         self._info = self._camera_info()
         self._start_capture(source, self._publish, make_camera)
+        self.health.values['fps'] = f"{self._cfg['fps']:g}"
         self.get_logger().info(
             f"camera: {source.name} {self._cfg['width']}x{self._cfg['height']} "
             f"at {self._cfg['fps']} Hz -> {IMAGE_TOPIC}")
+
+    def _on_params(self, values: dict[str, Any]) -> None:
+        """An accepted parameter change (already checked): apply a new frame rate."""
+        old, fps = float(self._cfg['fps']), float(values['fps'])
+        self._cfg = values
+        if fps == old or self._runner is None:
+            return
+        in_place = self._runner.set_rate(fps)
+        self.health.values['fps'] = f'{fps:g}'
+        self.get_logger().info(f"camera: fps {old:g} -> {fps:g} "
+                               f"({'re-timed' if in_place else 'restarting capture'})")
 
     def _camera_info(self) -> CameraInfo:
         w, h = int(self._cfg['width']), int(self._cfg['height'])

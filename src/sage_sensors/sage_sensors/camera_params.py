@@ -28,9 +28,12 @@ PARAMS: tuple[ParamSpec, ...] = (
               min_value=16, max_value=4096, read_only=True),
     ParamSpec('height', 480, 'published image height', min_value=16, max_value=4096,
               read_only=True),
-    ParamSpec('fps', 30.0, 'frame rate requested from devices and synthetic; files play at '
-              'their own rate (this one if they do not say)', min_value=0.1, max_value=240.0,
-              read_only=True),
+    ParamSpec('fps', 30.0, 'frames per second, changeable at run time. synthetic: re-timed '
+              'in place; file: plays in real time, delivering at most its own rate and '
+              'skipping frames below it (fps is its rate if it does not say; pace=false '
+              'ignores fps); v4l2: asked of the device without reopening, faster frames are '
+              'dropped; gstreamer: lower rates drop frames, a rate above the one the pipeline '
+              'was built with restarts capture', min_value=0.1, max_value=240.0),
     ParamSpec('pixel_format', 'bgr8', 'what the V4L2 device delivers through OpenCV',
               choices=FORMATS, read_only=True),
     ParamSpec('frame_id', 'camera_optical_frame', 'header.frame_id of image and camera_info',

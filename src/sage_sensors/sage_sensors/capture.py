@@ -5,7 +5,9 @@ synthetic sources wait on a wall-clock schedule) and returns one item stamped at
 CaptureRunner calls read() in its own thread and hands every item to `emit` (the node's
 publish), so a slow device never blocks the executor. On a StreamError it reconnects devices
 with exponential backoff, and switches a file stream to its fallback (or stops it) with an
-ERROR in Health, so a vanished or corrupt file never crashes the node. No rclpy.
+ERROR in Health, so a vanished or corrupt file never crashes the node. A rate change
+(`set_rate`, from any thread) re-times a RateSource in place, or, when the source says it
+cannot, restarts capture (close, open) in the capture thread. No rclpy.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any, Protocol
 from sage_common.errors import SageError
 from sage_common.health import Health, Level
 
-from sage_sensors.errors import StreamEnded, StreamError
+from sage_sensors.errors import SensorError, StreamEnded, StreamError
 from sage_sensors.realtime import set_thread_priority
 
 Log = Callable[[Level, str], None]
@@ -40,6 +42,16 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Release the device or file; safe to call twice."""
+
+
+class RateSource(Source, Protocol):
+    """A source whose capture rate can change while it runs (the camera)."""
+
+    #: frames per second it delivers now
+    rate_hz: float
+
+    def set_rate(self, fps: float) -> bool:
+        """Ask for a new rate (any thread); False when it applies only after close + open."""
 
 
 def _no_log(level: Level, message: str) -> None:
@@ -73,6 +85,7 @@ class CaptureRunner:
         self._fallback = fallback
         self._backoff = backoff_s
         self._dropped_seen = 0
+        self._restart = threading.Event()
         self.running = False
         self._thread = threading.Thread(target=self._loop, name=f'capture:{source.name}',
                                         daemon=True)
@@ -91,6 +104,23 @@ class CaptureRunner:
         self.source.close()
         self.running = False
 
+    def set_rate(self, fps: float) -> bool:
+        """Change the capture rate (any thread).
+
+        Returns:
+            True when the source re-timed in place, False when capture restarts to apply it.
+
+        Raises:
+            SensorError: the source has no adjustable rate.
+        """
+        set_rate = getattr(self.source, 'set_rate', None)
+        if set_rate is None:
+            raise SensorError(f'{self.source.name} has no adjustable rate')
+        if set_rate(fps):
+            return True
+        self._restart.set()
+        return False
+
     def _set_priority(self) -> None:
         scheduling = set_thread_priority(self._priority)
         self._health.values['scheduling'] = scheduling
@@ -102,6 +132,8 @@ class CaptureRunner:
         self._set_priority()
         try:
             while not self._stop.is_set():
+                if self._restart.is_set() and not self._restart_source():
+                    break
                 try:
                     item = self.source.read()
                 except StreamEnded as err:
@@ -123,6 +155,19 @@ class CaptureRunner:
         finally:
             self.running = False
             self._health.values['stream'] = 'stopped'
+
+    def _restart_source(self) -> bool:
+        """Close and reopen the source for a new rate; False when the stream must stop."""
+        self._restart.clear()
+        self._log(Level.OK, f'{self.source.name}: restarting capture for the new rate')
+        self.source.close()
+        try:
+            self.source.open()
+        except StreamError as err:
+            return self._recover(err)
+        self._health.count('restarts')
+        self._dropped_seen = self.source.dropped
+        return True
 
     def _count_drops(self) -> None:
         dropped = self.source.dropped

@@ -59,9 +59,10 @@ class SensorNode(Node):
         cfg = self._cfg
         self._diag = DiagnosticsPublisher(self, self.health, float(cfg['diagnostics_period_s']))
         self._watch = self.create_timer(1.0, self._check_stream)
-        synthetic = dict(cfg, backend='synthetic')
 
         def fallback() -> Source:
+            # the values of now: a rate changed at run time carries over to the fallback
+            synthetic = dict(self._cfg, backend='synthetic')
             return make_source(synthetic, self._cmap, self._stop, self.get_logger().info)
         self._runner = CaptureRunner(source, publish, self.health, self._stop,
                                      level_logger(self),

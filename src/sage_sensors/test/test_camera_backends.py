@@ -58,12 +58,17 @@ def test_file_frames_are_rgb_resized_and_loop(tmp_path):
     assert np.allclose(np.diff([f.stamp for f in frames]), 0.02, atol=1e-6)
 
 
-def test_paced_file_plays_at_its_own_frame_rate(tmp_path):
+def test_paced_file_plays_at_its_own_frame_rate_or_the_lower_camera_rate(tmp_path):
     path = write_video(tmp_path / 'v.avi', frames=5, fps=100.0)
-    cam = FileCamera(str(path), 64, 48, 30.0, True, True, ClockMap(), threading.Event())
+    cam = FileCamera(str(path), 64, 48, 240.0, True, True, ClockMap(), threading.Event())
     cam.open()
     stamps = [cam.read().stamp for _ in range(4)]
     assert cam.fps == 100.0 and np.allclose(np.diff(stamps), 0.01, atol=1e-6)
+    # A camera rate below the file's own delivers that rate, the video still in real time.
+    cam = FileCamera(str(path), 64, 48, 25.0, True, True, ClockMap(), threading.Event())
+    cam.open()
+    stamps = [cam.read().stamp for _ in range(4)]
+    assert cam.rate_hz == 25.0 and np.allclose(np.diff(stamps), 0.04, atol=1e-6)
 
 
 def test_file_without_loop_ends(tmp_path):
