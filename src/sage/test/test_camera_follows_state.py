@@ -9,6 +9,7 @@ state changed and ends by 2.5 s.
 """
 from __future__ import annotations
 
+from pathlib import Path
 import shutil
 import threading
 import time
@@ -31,6 +32,8 @@ from sage_orchestrator.orchestrator_node import OrchestratorNode
 from sage_sensors.camera_node import CameraNode
 
 pytestmark = pytest.mark.graph
+# Recorded /proc memory files (PSI and meminfo) of the orchestrator's pressure tests.
+FIXTURES = Path(__file__).resolve().parents[2] / 'sage_orchestrator' / 'test' / 'fixtures'
 
 TIMINGS = {
     'tick_hz': 20.0, 'salience_half_life_s': 0.3, 'state_publish_period_s': 0.5,
@@ -115,9 +118,13 @@ def _holds(probe: Probe, target: float, what: str, each=None) -> float:
 
 @pytest.mark.timeout(180)
 def test_captured_frame_rate_follows_the_metabolic_state_and_memory_pressure(
-        ros_domain, tmp_path, make_proc, fixtures):
+        ros_domain, tmp_path):
+    fixtures = FIXTURES
     prof = {n.name: dict(n.parameters) for n in load_profile('nano', []).nodes}
-    proc = make_proc(tmp_path / 'proc', 'psi_calm.txt', 'meminfo_8gb_ok.txt')
+    proc = tmp_path / 'proc'
+    (proc / 'pressure').mkdir(parents=True)
+    shutil.copyfile(fixtures / 'psi_calm.txt', proc / 'pressure' / 'memory')
+    shutil.copyfile(fixtures / 'meminfo_8gb_ok.txt', proc / 'meminfo')
     orch_values = {**prof['orchestrator'], **TIMINGS, 'state_dir': str(tmp_path / 'state'),
                    'pressure.proc_root': str(proc)}
     cam_values = {**prof['camera'], 'backend': 'synthetic', 'width': 64, 'height': 48,
