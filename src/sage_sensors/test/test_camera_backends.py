@@ -71,6 +71,34 @@ def test_paced_file_plays_at_its_own_frame_rate_or_the_lower_camera_rate(tmp_pat
     assert cam.rate_hz == 25.0 and np.allclose(np.diff(stamps), 0.04, atol=1e-6)
 
 
+def test_a_new_rate_re_times_the_synthetic_camera_in_place(tmp_path):
+    cam = make_camera(values(width=64, height=48, fps=100.0, data_dir=str(tmp_path)),
+                      ClockMap(), threading.Event())
+    before = [cam.read().stamp for _ in range(3)]
+    assert cam.set_rate(40.0) is True          # applied in place: no reopen needed
+    after = [cam.read().stamp for _ in range(4)]
+    assert np.allclose(np.diff(before), 0.01, atol=1e-6)
+    assert after[0] - before[-1] >= 0.025 - 1e-6     # the new period, not the old one
+    assert np.allclose(np.diff(after), 0.025, atol=1e-6) and cam.rate_hz == 40.0
+
+
+def test_a_new_rate_re_times_a_paced_file_which_keeps_real_time(tmp_path):
+    path = write_video(tmp_path / 'v.avi', frames=20, fps=100.0)
+    cam = FileCamera(str(path), 64, 48, 240.0, True, True, ClockMap(), threading.Event())
+    cam.open()
+    frames = [cam.read() for _ in range(3)]
+    assert cam.set_rate(25.0) is True and cam.rate_hz == 25.0
+    frames += [cam.read() for _ in range(4)]
+    stamps = np.array([f.stamp for f in frames])
+    index = np.array([int(round(f.rgb[..., 2].mean() / 10)) for f in frames])
+    assert np.allclose(np.diff(stamps[:3]), 0.01, atol=1e-6)
+    assert np.allclose(np.diff(stamps[3:]), 0.04, atol=1e-6)      # 25 frames/s delivered
+    # ... of a video that still plays in real time: frames between two ticks are skipped.
+    assert [int(i) % 20 for i in index - index[0]] == [round(t * 100) % 20
+                                                       for t in stamps - stamps[0]]
+    assert cam.set_rate(240.0) and cam.rate_hz == 100.0            # at most its own rate
+
+
 def test_file_without_loop_ends(tmp_path):
     cam = FileCamera(str(write_video(tmp_path / 'v.avi', frames=2)), 64, 48, 30.0, False,
                      False, ClockMap(), threading.Event())

@@ -1,5 +1,6 @@
 """Capture thread and pacing: schedule, drops, reconnect with backoff, fallback, stop."""
 import threading
+import time
 
 import pytest
 
@@ -7,7 +8,7 @@ from sage_common.health import Health, Level
 
 from sage_sensors.capture import CaptureRunner
 from sage_sensors.errors import SensorError, StreamEnded, StreamError
-from sage_sensors.pacing import ClockMap, Pacer
+from sage_sensors.pacing import ClockMap, Decimator, Pacer
 
 
 class FakeClock:
@@ -161,3 +162,88 @@ def test_pacer_catches_up_a_short_stall_without_dropping():
     ticks = [pacer.wait() for _ in range(7)]
     assert pacer.dropped == 0
     assert ticks == pytest.approx([100.0 + 0.005 * k for k in range(1, 8)], abs=1e-9)
+
+
+def test_a_new_period_re_times_the_schedule_from_the_last_tick():
+    clock = FakeClock()
+    pacer = Pacer(0.2, threading.Event(), monotonic=clock)
+    assert pacer.wait() == pytest.approx(100.0)
+    clock.t = 100.05
+    pacer.set_period(0.02)          # faster: the tick one new period after the last is past
+    assert pacer.wait() == pytest.approx(100.05)
+    clock.t = 100.07
+    assert pacer.wait() == pytest.approx(100.07)
+    pacer.set_period(0.5)           # slower: one new period after the last tick
+    clock.t = 100.57
+    assert pacer.wait() == pytest.approx(100.57)
+    assert pacer.dropped == 0
+
+
+def test_a_sleeping_tick_is_re_timed_at_once_not_at_the_old_period():
+    stop = threading.Event()
+    pacer = Pacer(5.0, stop)        # 0.2 Hz: the next tick is 5 s away
+    pacer.wait()
+    threading.Timer(0.05, pacer.set_period, (0.01,)).start()
+    start = time.monotonic()
+    pacer.wait()
+    assert time.monotonic() - start < 2.0
+
+
+def test_decimator_keeps_a_faster_stream_at_the_asked_rate_despite_jitter():
+    import random
+    rng = random.Random(3)
+    stamps = [k / 30.0 + rng.uniform(-0.004, 0.004) for k in range(300)]   # 10 s at 30 Hz
+    for rate, expected in ((15.0, 150), (12.0, 120), (5.0, 50)):
+        dec = Decimator(1.0 / rate, 1.0 / 30.0)
+        kept = [s for s in stamps if dec.keep(s)]
+        assert abs(len(kept) - expected) <= 1, (rate, len(kept))
+        assert dec.skipped == 300 - len(kept)
+    assert all(Decimator(1.0 / 60.0, 1.0 / 30.0).keep(s) for s in stamps)  # slower source
+
+
+class RestartingSource(ScriptedSource):
+    """A source that can apply a new rate only by being reopened (like a GStreamer pipeline)."""
+
+    def __init__(self):
+        super().__init__([])
+        self.rate_hz = 30.0
+        self.reopened = threading.Event()
+        self.items = 0
+
+    def set_rate(self, fps):
+        self.rate_hz = fps
+        return False
+
+    def open(self):
+        super().open()
+        if self.opens > 1:
+            self.reopened.set()
+
+    def read(self):
+        time.sleep(0.005)               # a device delivering at 200 Hz
+        self.items += 1
+        return self.items
+
+
+def test_a_source_that_cannot_re_time_is_restarted_by_the_capture_thread():
+    got, health, stop = [], Health(), threading.Event()
+    src = RestartingSource()
+    src.open()
+    runner = CaptureRunner(src, got.append, health, stop)
+    runner.start()
+    assert runner.set_rate(5.0) is False
+    assert src.reopened.wait(5.0)
+    count = len(got)
+    deadline = time.monotonic() + 5.0
+    while len(got) <= count + 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    runner.stop()
+    assert src.opens == 2 and src.closed >= 2 and health.counters['restarts'] == 1
+    assert len(got) > count                 # frames flow again after the restart
+
+
+def test_set_rate_on_a_source_without_a_rate_names_it():
+    runner = CaptureRunner(ScriptedSource([], name='imu:file'), lambda _: None, Health(),
+                           threading.Event())
+    with pytest.raises(SensorError, match='imu:file has no adjustable rate'):
+        runner.set_rate(10.0)
