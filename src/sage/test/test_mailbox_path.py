@@ -19,7 +19,7 @@ pytest.importorskip('sage_cuda_mailbox', reason='mailbox module not built')
 pytestmark = pytest.mark.graph
 
 FRAMES = 36          # 18 s of scene time at 2 Hz: the object appears at 6 s
-SEND_HZ = 5.0        # slow enough that no path drops a frame
+FRAME_TIMEOUT_S = 15.0  # per frame; a frame that never arrives on one path fails the test
 
 
 def _scene_frames():
@@ -47,6 +47,14 @@ def _graph(profile, tmp_path, domain):
     env = dict(os.environ, **graph_env(profile, domain))
     return Supervisor(tuple(nodes), tmp_path, env, SupervisorConfig(grace_s=2.0),
                       python=sys.executable, log=lambda s: None), segment
+
+
+def _matched(node, image_pub, ref_pub) -> bool:
+    """Both encoders, both SNARC nodes and this node's subscriptions see each other."""
+    return (image_pub.get_subscription_count() >= 1 and ref_pub.get_subscription_count() >= 1
+            and all(node.count_subscribers(f'/{p}/vision/latent') >= 2
+                    and node.count_publishers(f'/{p}/vision/latent') >= 1
+                    and node.count_publishers(f'/{p}/salience') >= 1 for p in ('a', 'b')))
 
 
 def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain, tmp_path):
@@ -81,12 +89,10 @@ def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain
     spin.start()
     sup.start()
     try:
-        # Wait until both encoders subscribe before sending anything.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (image_pub.get_subscription_count() < 1
-                                               or ref_pub.get_subscription_count() < 1):
+        # Wait until every hop of both paths is matched before sending anything.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _matched(node, image_pub, ref_pub):
             time.sleep(0.2)
-        time.sleep(1.0)
         t0 = 1_700_000_000.0
         for i, frame in enumerate(frames):
             stamp = t0 + 0.5 * i
@@ -101,11 +107,11 @@ def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain
             ref.header.stamp = img.header.stamp
             image_pub.publish(img)
             ref_pub.publish(ref)
-            time.sleep(1.0 / SEND_HZ)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and (len(got['a']) < FRAMES
-                                               or len(got['b']) < FRAMES):
-            time.sleep(0.2)
+            # Lock-step: the next frame goes out once both paths scored this one, so neither
+            # path's newest-only queue can drop a frame however loaded the machine is.
+            deadline = time.monotonic() + FRAME_TIMEOUT_S
+            while time.monotonic() < deadline and not (stamp in got['a'] and stamp in got['b']):
+                time.sleep(0.01)
     finally:
         sup.stop()
         writer.close()

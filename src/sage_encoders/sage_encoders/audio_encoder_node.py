@@ -22,10 +22,6 @@ class AudioEncoderNode(EncoderNodeBase):
     def __init__(self, name: str = 'audio_encoder', **node_kwargs: Any) -> None:
         super().__init__(name, PARAMS, validate, **node_kwargs)
         self.pub = self.create_publisher(Latent, Topic.AUDIO_LATENT, RELIABLE_QOS)
-        # Load the model before subscribing: a first input that waits for the load lets the
-        # newest-only input queue drop the frames that arrive meanwhile.
-        self.guarded('model load', self.core.load)
-        self.report_model()
         self.create_subscription(AudioFrame, Topic.AUDIO_FRAMES, self._on_frame, SENSOR_QOS)
 
     def make_core(self, values: Mapping[str, Any]) -> AudioEncoderCore:

@@ -33,6 +33,9 @@ class EncoderNodeBase(Node):
         self.health = Health()
         self.values = declare_params(self, params, validator, self._on_params)
         self.core = self.make_core(self.values)
+        # Load the model before the subclass subscribes to inputs: a first input that waits
+        # for the load lets the newest-only input queues drop what arrives meanwhile.
+        self.guarded('model load', self.core.load)
         self.account = AtpAccount(str(self.values.get('plugin') or self.get_name()))
         self.suspended = False
         self.metabolic_state = ''

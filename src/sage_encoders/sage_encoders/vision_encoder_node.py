@@ -33,10 +33,6 @@ class VisionEncoderNode(EncoderNodeBase):
     def __init__(self, name: str = 'vision_encoder', **node_kwargs: Any) -> None:
         super().__init__(name, PARAMS, validate, **node_kwargs)
         self.pub = self.create_publisher(Latent, Topic.VISION_LATENT, RELIABLE_QOS)
-        # Load the model before subscribing: a first input that waits for the load lets the
-        # newest-only input queue drop the frames that arrive meanwhile.
-        self.guarded('model load', self.core.load)
-        self.report_model()
         self.frames: MailboxFrames | None = None
         if self.values['mailbox.enabled']:
             # Frames arrive in shared memory; Image messages (a reduced rate) are for viewers.
