@@ -80,7 +80,8 @@ def test_each_variant_reaches_the_replay_with_its_overrides(tmp_path):
 def _write_latent_bag(path: Path) -> None:
     """Write vision latents only (the replay scores them without encoders).
 
-    A calm stream of similar embeddings, then at 20 s a burst of very different ones.
+    A calm stream of similar embeddings, then at 20 s a burst of very different ones (and
+    flickering brightness, a channel of vision surprise).
     """
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -99,7 +100,8 @@ def _write_latent_bag(path: Path) -> None:
         emb = (rng.normal(size=32) * 5 if odd else base + rng.normal(size=32) * 0.05)
         msg = Latent(modality='vision', input_seq=k, embedding=emb.astype(np.float32).tolist(),
                      feature_names=['brightness', 'brightness_change', 'motion'],
-                     features=[0.5, 0.3 if odd else 0.0, 0.2 if odd else 0.001])
+                     features=[0.5 + (rng.uniform(0.1, 0.4) if odd else 0.0),
+                               0.3 if odd else 0.0, 0.2 if odd else 0.001])
         msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), int(round(t % 1 * 1e9))
         writer.write(conn, int(t * 1e9), serialize_message(msg))
     writer.close()

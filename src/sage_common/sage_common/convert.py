@@ -5,7 +5,7 @@ import numpy as np
 from sage_interfaces.msg import Latent, Salience
 from sensor_msgs.msg import Imu
 
-from sage_common.records import ImuRecord, LatentRecord, SalienceRecord
+from sage_common.records import grids, ImuRecord, LatentRecord, SalienceRecord
 from sage_common.stamps import to_sec, to_sec_nsec
 
 
@@ -23,6 +23,9 @@ def latent_to_msg(rec: LatentRecord, frame_id: str = '') -> Latent:
     if rec.codes is not None:
         msg.grid_height, msg.grid_width = (int(d) for d in rec.codes.shape)
         msg.codes = np.ascontiguousarray(rec.codes, dtype=np.uint16).ravel().tolist()
+    if rec.codes_initial is not None:
+        msg.codes_initial = np.ascontiguousarray(rec.codes_initial,
+                                                 dtype=np.uint16).ravel().tolist()
     msg.codebook_size = int(rec.codebook_size)
     msg.embedding = np.asarray(rec.embedding, dtype=np.float32).tolist()
     msg.feature_names = list(rec.features.keys())
@@ -42,9 +45,7 @@ def latent_to_msg(rec: LatentRecord, frame_id: str = '') -> Latent:
 
 
 def latent_from_msg(msg: Latent) -> LatentRecord:
-    codes = None
-    if msg.grid_height and msg.grid_width:
-        codes = np.asarray(msg.codes, dtype=np.uint16).reshape(msg.grid_height, msg.grid_width)
+    codes, initial = grids(msg)
     return LatentRecord(
         stamp=to_sec(msg.header.stamp), modality=msg.modality, input_seq=int(msg.input_seq),
         codes=codes, codebook_size=int(msg.codebook_size),
@@ -54,7 +55,8 @@ def latent_from_msg(msg: Latent) -> LatentRecord:
         energy_initial=float(msg.energy_initial), energy_final=float(msg.energy_final),
         converged=bool(msg.converged), halt_reason=msg.halt_reason,
         atp_spent=float(msg.atp_spent), encode_ms=float(msg.encode_ms),
-        preview_format=msg.preview_format, preview=bytes(msg.preview), text=msg.text)
+        preview_format=msg.preview_format, preview=bytes(msg.preview), text=msg.text,
+        codes_initial=initial)
 
 
 def salience_to_msg(rec: SalienceRecord, frame_id: str = '') -> Salience:

@@ -7,20 +7,22 @@ them to and from sage_interfaces messages; the offline replay uses the records d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from sage_common.vocabulary import AXES, MODALITIES
 
-__all__ = ['AXES', 'MODALITIES', 'ImuRecord', 'LatentRecord', 'RewardRecord', 'SalienceRecord',
-           'StateRecord']
+__all__ = ['AXES', 'MODALITIES', 'grids', 'ImuRecord', 'LatentRecord', 'RewardRecord',
+           'SalienceRecord', 'StateRecord']
 
 
 @dataclass(frozen=True)
 class LatentRecord:
     """One encoded input (mirror of sage_interfaces/Latent).
 
-    codes is a (grid_height, grid_width) uint16 array, or None for language.
+    codes is a (grid_height, grid_width) uint16 array, or None for language; codes_initial the
+    grid before refinement (None when there was no refinement).
     embedding is a 1-D float32 array. features maps a feature name to its value.
     """
 
@@ -42,6 +44,12 @@ class LatentRecord:
     preview_format: str = ''
     preview: bytes = b''
     text: str = ''
+    codes_initial: np.ndarray | None = None
+
+    @property
+    def scored_codes(self) -> np.ndarray | None:
+        """The grid salience is scored on: before refinement when there is one."""
+        return self.codes_initial if self.codes_initial is not None else self.codes
 
 
 @dataclass(frozen=True)
@@ -96,3 +104,15 @@ class StateRecord:
     dwell_s: float
     atp_reserve: float
     memory_pressure: str
+
+
+def grids(msg: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(codes, codes_initial) of a Latent message (rclpy or rosbags), None where absent."""
+    shape = (int(msg.grid_height), int(msg.grid_width))
+    if not (shape[0] and shape[1]):
+        return None, None
+    codes = np.asarray(msg.codes, dtype=np.uint16).reshape(shape)
+    initial = getattr(msg, 'codes_initial', None)  # bags recorded before the field existed
+    if initial is None or len(initial) != codes.size:
+        return codes, None
+    return codes, np.asarray(initial, dtype=np.uint16).reshape(shape)

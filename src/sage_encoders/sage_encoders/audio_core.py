@@ -20,7 +20,11 @@ from sage_encoders.preprocess import MelConfig, log_mel_db, normalise_mel, pcm_t
 from sage_encoders.puzzle import IrpConfig, PuzzleModel, RuntimeConfig, encode_puzzle
 from sage_encoders.runtime import Log
 
-FEATURES = ('rms', 'rms_db', 'onset')
+# Mel bands of the newest hop are pooled into this many spectral-shape features (band_00..):
+# SNARC tells sound classes apart by them (the code grid's mean embedding hardly does).
+SPECTRUM_BANDS = 16
+FEATURES = ('rms', 'rms_db', 'onset', 'hop_db', 'hop_peak_db', 'hop_onset_db') + tuple(
+    f'band_{i:02d}' for i in range(SPECTRUM_BANDS))
 # Rise of frame energy over 32 ms (dB) that counts as a full onset (1.0); energy is floored
 # at ENERGY_FLOOR_DB so digital silence does not turn a faint sound into a huge jump.
 ONSET_FULL_DB = 40.0
@@ -44,6 +48,49 @@ def onset_strength(db: np.ndarray) -> float:
         return 0.0
     rise = float((energy[2:] - energy[:-2]).max())
     return float(min(1.0, max(0.0, rise / ONSET_FULL_DB)))
+
+
+def hop_features(samples: np.ndarray, hop: int, frame: int) -> dict[str, float]:
+    """Level features of a window's newest hop, the only audio no earlier window held.
+
+    A 30 ms clap in a 1 s window is diluted 30 times in the window's RMS; measured over
+    `frame`-sample frames of the newest hop it is not.
+
+    Returns:
+        hop_db: RMS level of the newest hop (dBFS); hop_peak_db: the loudest frame in it;
+        hop_onset_db: the largest rise of frame level over two frames ending in it (the
+        frames before the hop are the reference), unclipped.
+    """
+    n = min(samples.shape[0], hop + 2 * frame) // frame * frame
+    tail = samples[samples.shape[0] - n:].astype(np.float64)
+    level = 10.0 * np.log10(np.maximum((tail.reshape(-1, frame) ** 2).mean(1), 1e-12))
+    level = np.maximum(level, ENERGY_FLOOR_DB)
+    own = max(1, min(level.shape[0], hop // frame))  # frames of the newest hop
+    newest = samples[-hop:].astype(np.float64)
+    hop_db = 10.0 * math.log10(max(float((newest ** 2).mean()), 1e-12))
+    rise = level[2:] - level[:-2]
+    return {'hop_db': max(ENERGY_FLOOR_DB, hop_db),
+            'hop_peak_db': float(level[-own:].max()),
+            'hop_onset_db': float(max(0.0, rise[-own:].max())) if rise.size else 0.0}
+
+
+def hop_spectrum(db: np.ndarray, frames: int, bands: int = SPECTRUM_BANDS) -> dict[str, float]:
+    """Level (dB) in `bands` pooled mel bands around the loudest frame of the newest hop.
+
+    The loudest frame and its two neighbours (48 ms): an impact's attack is whole in the
+    window where it starts, wherever in the hop it falls, so a repeated sound gives the same
+    spectrum each time (the hop's mean would mix in as much of its decay as the phase left).
+
+    Args:
+        db: (n_mels, frames) log-mel dB of the window; n_mels a multiple of bands.
+        frames: STFT frames of the newest hop.
+    """
+    power = 10.0 ** (db[:, -max(1, frames):] / 10.0)
+    peak = int(np.argmax(power.sum(0)))
+    power = power[:, max(0, peak - 1):peak + 2].mean(1)
+    pooled = power[:power.shape[0] // bands * bands].reshape(bands, -1).mean(1)
+    level = np.maximum(10.0 * np.log10(np.maximum(pooled, 1e-12)), ENERGY_FLOOR_DB)
+    return {f'band_{i:02d}': float(v) for i, v in enumerate(level)}
 
 
 @dataclass(frozen=True)
@@ -213,12 +260,15 @@ class AudioEncoderCore:
         rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
         features = {'rms': rms,
                     'rms_db': max(RMS_DB_FLOOR, 20.0 * math.log10(max(rms, 1e-10))),
-                    'onset': onset_strength(db)}
+                    'onset': onset_strength(db),
+                    **hop_features(samples, self.cfg.hop_samples, self.mel.hop),
+                    **hop_spectrum(db, self.cfg.hop_samples // self.mel.hop)}
         irp = res.irp
         seq = self._seq
         self._seq += 1
         return LatentRecord(
             stamp=float(stamp), modality='audio', input_seq=seq, codes=res.codes,
+            codes_initial=res.codes_initial if irp.iterations else None,
             codebook_size=self.model.codebook_size, embedding=res.embedding, features=features,
             recon_error=irp.energy_final, iterations=irp.iterations,
             energy_initial=irp.energy_initial, energy_final=irp.energy_final,

@@ -208,9 +208,14 @@ class CodeSwapRefiner:
         err = self._cell_err(recon)
         return SwapState(codes, tried, recon, err, float(err.sum() / self._x.size))
 
+    @property
+    def nearest(self) -> np.ndarray:
+        """(h, w) each cell's nearest code: the grid before refinement."""
+        return self._ranked[:, :, 0]
+
     def init_state(self) -> SwapState:
         """Nearest codes and their reconstruction."""
-        codes = self._ranked[:, :, 0].copy()
+        codes = self.nearest.copy()
         return self._state(codes, np.zeros(codes.shape, np.int64))
 
     def energy(self, state: SwapState) -> float:
@@ -257,8 +262,9 @@ def _box3(a: np.ndarray) -> np.ndarray:
 class PuzzleResult:
     """Codes, embedding and IRP report of one encoded input."""
 
-    codes: np.ndarray  # (h, w) uint16
-    embedding: np.ndarray  # (D,) float32 mean of the code vectors
+    codes: np.ndarray  # (h, w) uint16 after refinement
+    codes_initial: np.ndarray  # (h, w) uint16 before refinement (nearest codes)
+    embedding: np.ndarray  # (D,) float32 mean of the code vectors of codes_initial
     irp: IrpResult[SwapState]
 
 
@@ -280,5 +286,8 @@ def encode_puzzle(model: PuzzleModel, x: np.ndarray, atp: float | None, irp: Irp
     budget = irp.default_atp if atp is None else atp
     result = refine(plugin, budget, irp.eps, irp.k, irp.max_iterations, irp.atp_per_step)
     codes = result.state.codes
-    embedding = model.codebook[codes].reshape(-1, model.code_dim).mean(0).astype(np.float32)
-    return PuzzleResult(codes.astype(np.uint16), embedding, result)
+    # The embedding describes the input, not the refinement: from the nearest codes, so it
+    # does not move with the ATP this input happened to get.
+    nearest = plugin.nearest
+    embedding = model.codebook[nearest].reshape(-1, model.code_dim).mean(0).astype(np.float32)
+    return PuzzleResult(codes.astype(np.uint16), nearest.astype(np.uint16), embedding, result)

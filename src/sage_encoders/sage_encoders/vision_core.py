@@ -33,6 +33,8 @@ class VisionConfig:
     motion_size: tuple[int, int] = (32, 24)  # (width, height)
     preview_size: tuple[int, int] = (64, 48)  # (width, height)
     jpeg_quality: int = 70
+    exposure_target: float = 0.45  # mean grey frames are scaled to (0 = no normalisation)
+    exposure_max_gain: float = 2.0
 
     @classmethod
     def from_params(cls, values: Mapping[str, Any]) -> 'VisionConfig':
@@ -42,7 +44,9 @@ class VisionConfig:
                    lazy_load=bool(values['lazy_load']),
                    motion_size=(int(values['motion.width']), int(values['motion.height'])),
                    preview_size=(int(values['preview.width']), int(values['preview.height'])),
-                   jpeg_quality=int(values['preview.jpeg_quality']))
+                   jpeg_quality=int(values['preview.jpeg_quality']),
+                   exposure_target=float(values['exposure.target']),
+                   exposure_max_gain=float(values['exposure.max_gain']))
 
 
 class VisionEncoderCore:
@@ -91,19 +95,30 @@ class VisionEncoderCore:
                              f'{getattr(rgb, "shape", None)} {getattr(rgb, "dtype", None)}')
         self.model.load()  # encode_ms excludes a lazy load (reported as load_ms)
         t0 = time.perf_counter()
-        x = preprocess_rgb(rgb, self.cfg.input_size)
-        res = encode_puzzle(self.model, x, atp, self.irp)
         features = self._features(rgb)
+        x = preprocess_rgb(rgb, self.cfg.input_size)
+        gain = self._gain(features['brightness'])
+        if gain != 1.0:
+            x = np.clip((x + 1.0) * gain - 1.0, -1.0, 1.0)
+        res = encode_puzzle(self.model, x, atp, self.irp)
         preview = self._preview(rgb)
         irp = res.irp
         return LatentRecord(
             stamp=float(stamp), modality='vision', input_seq=int(input_seq), codes=res.codes,
+            codes_initial=res.codes_initial if irp.iterations else None,
             codebook_size=self.model.codebook_size, embedding=res.embedding, features=features,
             recon_error=irp.energy_final, iterations=irp.iterations,
             energy_initial=irp.energy_initial, energy_final=irp.energy_final,
             converged=irp.converged, halt_reason=irp.halt_reason, atp_spent=irp.atp_spent,
             encode_ms=(time.perf_counter() - t0) * 1e3, preview_format='jpeg',
             preview=preview)
+
+    def _gain(self, brightness: float) -> float:
+        """Gain that brings the frame's mean grey to exposure.target (clamped)."""
+        target, most = self.cfg.exposure_target, self.cfg.exposure_max_gain
+        if target <= 0.0:
+            return 1.0
+        return float(min(most, max(1.0 / most, target / max(brightness, 1e-3))))
 
     def _features(self, rgb: np.ndarray) -> dict[str, float]:
         """brightness (0..1), |brightness change| and motion (mean abs grey difference)."""

@@ -15,6 +15,12 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
               read_only=True),
     ParamSpec('motion.width', 32, 'grey thumbnail width for brightness and motion', 4, 320),
     ParamSpec('motion.height', 24, 'grey thumbnail height for brightness and motion', 4, 240),
+    ParamSpec('exposure.target', 0.45, 'mean grey (0..1) frames are scaled to before '
+              'encoding, so an exposure or gain step does not change the codes (0 = off); '
+              'the brightness feature is measured before, so a light change is still seen',
+              0.0, 1.0),
+    ParamSpec('exposure.max_gain', 2.0, 'largest gain (and 1/smallest) the exposure '
+              'normalisation applies (dark frames are not amplified into noise)', 1.0, 16.0),
     ParamSpec('preview.width', 64, 'JPEG preview width (px)', 8, 640),
     ParamSpec('preview.height', 48, 'JPEG preview height (px)', 8, 480),
     ParamSpec('preview.jpeg_quality', 70, 'JPEG preview quality', 10, 100),

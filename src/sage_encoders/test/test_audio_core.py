@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from sage_encoders.audio_core import AudioEncoderCore
+from sage_encoders.audio_core import FEATURES, AudioEncoderCore
 from sage_encoders.errors import InputError
 from sage_encoders.model_files import PACKAGED_DIR, onnx_path
 from sage_encoders.preprocess import MelConfig, pcm_from_bytes
@@ -119,12 +119,33 @@ def test_features_follow_loudness_and_onsets(audio_params) -> None:
     burst = rng.normal(0, 0.5, 1600) * np.exp(-np.arange(1600) / 300)
     clap[8000:9600] = np.round(np.clip(burst, -1, 1) * 32767).astype(np.int16)
     clapped = core.encode_window(clap, 0.0)
-    assert list(tone.features) == ['rms', 'rms_db', 'onset']
+    assert tuple(tone.features) == FEATURES
     assert quiet.features['rms'] == 0 and quiet.features['rms_db'] == -100
     assert tone.features['rms'] == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
     assert tone.features['rms_db'] == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.1)
     assert clapped.features['onset'] > 0.5
     assert tone.features['onset'] < 0.05 and quiet.features['onset'] == 0
+
+
+def test_hop_features_measure_the_newest_hop_undiluted(audio_params) -> None:
+    # A 30 ms clap is 3 % of a window: its window RMS hardly moves, its hop's frames do.
+    core = _core(audio_params, **{'irp.max_iterations': 0})
+    rng = np.random.default_rng(5)
+    room = np.round(rng.normal(0, 10 ** (-55 / 20), 16384) * 32767).astype(np.int16)
+    burst = rng.normal(0, 0.5, 480) * np.exp(-np.arange(480) / 120)
+    clap_old, clap_new = room.copy(), room.copy()
+    clap_old[4000:4480] += np.round(np.clip(burst, -1, 1) * 32767).astype(np.int16)
+    clap_new[14000:14480] += np.round(np.clip(burst, -1, 1) * 32767).astype(np.int16)
+    quiet, old, new = (core.encode_window(x, 0.0).features for x in (room, clap_old, clap_new))
+    assert quiet['hop_db'] == pytest.approx(-55, abs=1.5)
+    assert old['hop_peak_db'] < -50        # the clap left the newest hop: not news any more
+    assert new['hop_peak_db'] - quiet['hop_peak_db'] > 30
+    assert new['hop_onset_db'] > 30 and quiet['hop_onset_db'] < 6
+    assert new['rms_db'] - quiet['rms_db'] > 15   # (the window RMS sees it too, diluted)
+    assert new['hop_peak_db'] > new['rms_db'] + 10
+    # The spectral bands: broadband burst above the room in every band.
+    bands = np.array([new[f'band_{i:02d}'] - quiet[f'band_{i:02d}'] for i in range(16)])
+    assert bands.min() > 10
 
 
 def test_preview_is_the_last_half_second_at_8khz(audio_params) -> None:

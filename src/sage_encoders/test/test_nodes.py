@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from sage_encoders.audio_core import FEATURES
 
 rclpy = pytest.importorskip('rclpy')
 
@@ -127,7 +128,7 @@ def test_audio_node_turns_frames_into_window_latents(ros) -> None:
     assert first.header.stamp.sec == 102 and first.header.stamp.nanosec == 400_000_000
     assert (first.grid_height, first.grid_width) == (16, 16)
     names = list(first.feature_names)
-    assert names == ['rms', 'rms_db', 'onset']
+    assert tuple(names) == FEATURES
     assert first.features[0] == pytest.approx(0.3 / np.sqrt(2), rel=0.02)
     assert latents[1].header.stamp.nanosec == 656_000_000  # hop 4096 samples = 256 ms
     assert first.preview_format == 's16le' and len(first.preview) == 8000

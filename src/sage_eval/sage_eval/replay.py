@@ -32,7 +32,7 @@ import numpy as np
 
 from sage_common.errors import SageError
 from sage_common.params import resolve
-from sage_common.records import ImuRecord, LatentRecord, RewardRecord, SalienceRecord
+from sage_common.records import grids, ImuRecord, LatentRecord, RewardRecord, SalienceRecord
 from sage_eval.bagio import (AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC,
                               LATENT_TOPICS, REWARD_TOPIC, STATE_TOPIC, TEXT_TOPIC, typestore)
 from sage_eval.errors import ReplayError, ScenarioError
@@ -194,15 +194,14 @@ class _Encoders:
 
 
 def _latent_from_bag(msg: Any, stamp: float) -> LatentRecord:
-    codes = None
-    if msg.grid_height and msg.grid_width:
-        codes = np.asarray(msg.codes, dtype=np.uint16).reshape(msg.grid_height, msg.grid_width)
+    codes, initial = grids(msg)
     return LatentRecord(
         stamp=stamp, modality=str(msg.modality), input_seq=int(msg.input_seq), codes=codes,
         codebook_size=int(msg.codebook_size),
         embedding=np.asarray(msg.embedding, dtype=np.float32),
         features=dict(zip(list(msg.feature_names), (float(v) for v in msg.features))),
-        recon_error=float(msg.recon_error), text=str(msg.text))
+        recon_error=float(msg.recon_error), text=str(msg.text), codes_initial=initial,
+        energy_initial=float(msg.energy_initial), iterations=int(msg.iterations))
 
 
 def iter_inputs(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], *,

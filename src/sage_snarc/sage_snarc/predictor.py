@@ -84,6 +84,31 @@ class ScalarPredictor:
         self.trend = self.beta * (self.level - prev) + (1.0 - self.beta) * self.trend
 
 
+def grid_change(last: np.ndarray, codes: np.ndarray, block: int, shift: int) -> float:
+    """How much of a code grid changed where it changed most, NaN when grids do not compare.
+
+    Args:
+        last, codes: consecutive (h, w) grids.
+        block: side of the square blocks (cells) changes are counted in; the result is the
+            changed fraction of the most-changed block minus that of the median block, so a
+            change everywhere (a pan, an exposure step) scores low and a local one (an object
+            that appeared) high. 0: the changed fraction of the whole grid.
+        shift: columns the content moves between consecutive grids (an audio grid slides by
+            one hop); the overlapping columns are compared.
+    """
+    if last.shape != codes.shape or not codes.size or shift >= codes.shape[1]:
+        return math.nan
+    if shift > 0:
+        last, codes = last[:, shift:], codes[:, :-shift]
+    changed = last != codes
+    h, w = changed.shape
+    if block <= 0 or block > min(h, w):
+        return float(np.count_nonzero(changed)) / changed.size
+    ny, nx = h // block, w // block
+    frac = changed[:ny * block, :nx * block].reshape(ny, block, nx, block).mean(axis=(1, 3))
+    return float(frac.max() - np.median(frac))
+
+
 class SurpriseModel:
     """Surprise of one modality: robust z of each channel's prediction error, saturated.
 
@@ -94,7 +119,8 @@ class SurpriseModel:
     def __init__(self, *, alpha: float, beta: float, z_ref: float, window: int,
                  min_count: int, priors: dict[str, tuple[float, float]] | None = None,
                  floors: dict[str, float] | None = None, default_floor: float = 1e-3,
-                 vector_metric: Metric = 'cosine', level_floor: float = 0.01) -> None:
+                 vector_metric: Metric = 'cosine', level_floor: float = 0.01,
+                 code_block: int = 0, code_shift: int = 0) -> None:
         self._alpha = alpha
         self._beta = beta
         self._z_ref = z_ref
@@ -105,6 +131,8 @@ class SurpriseModel:
         self._default_floor = default_floor
         self._level_floor = float(level_floor)
         self._vector_metric: Metric = vector_metric
+        self._code_block = int(code_block)
+        self._code_shift = int(code_shift)
         self.vectors: dict[str, VectorPredictor] = {}
         self.scalars: dict[str, ScalarPredictor] = {}
         self.stats: dict[str, RobustStats] = {}
@@ -127,7 +155,7 @@ class SurpriseModel:
         Args:
             vectors: named vectors (already finite); errors use the model's vector metric.
             scalars: named finite raw features, each with a Holt predictor.
-            codes: code grid; error = fraction of cells that differ from the last grid.
+            codes: code grid; error = `grid_change` against the last grid.
             direct: channels that already are errors (e.g. reconstruction error).
 
         Returns:
@@ -153,8 +181,8 @@ class SurpriseModel:
             learn.append((sp, 'f.' + name, value))
         if codes is not None:
             last = self.last_codes
-            if last is not None and last.shape == codes.shape and codes.size:
-                errors['codes'] = float(np.count_nonzero(last != codes)) / codes.size
+            if last is not None:
+                errors['codes'] = grid_change(last, codes, self._code_block, self._code_shift)
             self.last_codes = codes.copy()
         for name, value in (direct or {}).items():
             errors['d.' + name] = value

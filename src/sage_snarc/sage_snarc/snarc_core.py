@@ -25,6 +25,7 @@ import numpy as np
 from sage_common.health import Level
 from sage_common.records import AXES, ImuRecord, LatentRecord, RewardRecord, SalienceRecord
 from sage_common.vocabulary import LATENT_MODALITIES
+from sage_snarc.audio_scene import AudioBackground, bands_of
 from sage_snarc.conflict import ConflictWindow, parse_pairs
 from sage_snarc.errors import SnarcError
 from sage_snarc.habituation import Habituation
@@ -33,7 +34,8 @@ from sage_snarc.novelty import MemoryIndex, NoveltyModel, unit
 from sage_snarc.predictor import Metric, SurpriseModel
 from sage_snarc.reward import Pending, RewardLearner, WeightAdapter
 from sage_snarc.robust import clip01, saturate
-from sage_snarc.snarc_params import PARAMS, SCORED_MODALITIES, STATE_NAMES, validate
+from sage_snarc.snarc_params import (channel_list, PARAMS, SCORED_MODALITIES, STATE_NAMES,
+                                     validate)
 from sage_snarc.threshold import ThresholdController
 
 STATE_VERSION = 1
@@ -44,9 +46,12 @@ METRICS: dict[str, Metric] = {'vision': 'cosine', 'audio': 'cosine', 'language':
 # paraphrases 0.5-0.8. With z_ref 5 an unrelated sentence scores about 0.6, a paraphrase 0.
 SURPRISE_PRIORS = {'language': {'v.embedding': (0.6, 0.14)}}
 NOVELTY_PRIORS: dict[str, tuple[float, float]] = {'language': (0.6, 0.14)}
-# Raw features whose prediction error is a surprise channel (the others are already changes
-# and feed arousal); the reconstruction error is always one.
-SURPRISE_FEATURES = {'vision': ('brightness',), 'audio': ('rms_db',)}
+# Sounds (unit foreground spectra, 16 bands) start from this prior of the nearest distance
+# between the sounds of a room: an impact repeated lies within about 0.1 of itself, a voice
+# and an impact about 0.5 apart, so a sound class never heard scores high from the first.
+SOUND_NOVELTY_PRIOR = (0.15, 0.08)
+# Surprise channels that are not raw features (the profile chooses per modality).
+MODEL_CHANNELS = ('embedding', 'codes', 'recon')
 # Code histograms (vision stimulus descriptors) have this many bins; larger codes are ignored.
 CODES_HIST_BINS = 1024
 # Attention-rate and score-distribution horizon for diagnostics (s of stamp time).
@@ -56,20 +61,30 @@ DIAG_HORIZON_S = 60.0
 class ModalityState:
     """Everything SNARC keeps per modality."""
 
-    def descriptor(self, modality: str, vec: np.ndarray, codes: np.ndarray | None
-                   ) -> np.ndarray | None:
+    def descriptor(self, modality: str, vec: np.ndarray, codes: np.ndarray | None,
+                   sound: np.ndarray | None = None) -> np.ndarray | None:
         """Unit stimulus descriptor of an input, for habituation and reward (None: no stimulus).
 
         - language: the sentence embedding (texts are discrete stimuli);
         - vision with a code grid: which codes appeared, i.e. the positive part of the code
           histogram minus its recent background, square-rooted: the puzzle encoder's mean
           embedding mostly says "darker" or "more texture", the codes say what appeared;
-        - audio, IMU: the direction in which the embedding departs from its recent background
+        - audio with the encoder's spectral bands: the shape of the foreground spectrum (how far
+          each band rises above the room, minus its mean), when some band rises by
+          habituation.audio_min_rise_db;
+        - audio without bands, IMU: the direction in which the embedding departs from its recent
+          background
           (innovation), so a clap matches an earlier clap wherever it falls in a window; a
           departure within the noise (3 spreads of the nearest-distance statistics) is none.
         """
         if modality == 'language':
             return vec.astype(np.float32)
+        if sound is not None:
+            # Its shape across bands, not its loudness: impacts rise in every band, and what
+            # tells one from another is where they rise most.
+            if sound.max() < self.min_rise_db:
+                return None
+            return unit((sound - sound.mean()).astype(np.float32))
         if modality == 'vision' and codes is not None:
             hist = np.sqrt(np.bincount(codes.ravel(), minlength=CODES_HIST_BINS)
                            [:CODES_HIST_BINS].astype(np.float64))
@@ -101,7 +116,13 @@ class ModalityState:
             alpha=float(v['surprise.alpha']), beta=float(v['surprise.beta']),
             z_ref=float(v['surprise.z_ref']), window=int(v['stats.window']),
             min_count=int(v['stats.min_count']), priors=SURPRISE_PRIORS.get(modality),
-            vector_metric=metric, default_floor=1e-4)
+            vector_metric=metric, default_floor=1e-4,
+            floors={'codes': float(v['surprise.codes.floor'])},
+            code_block=int(v['surprise.codes.block']) if modality == 'vision' else 0,
+            code_shift=int(v['surprise.codes.audio_hop_cells']) if modality == 'audio' else 0)
+        key = f'surprise.channels.{modality}'
+        self.channels = frozenset(channel_list(str(v[key]))) if key in v else \
+            frozenset(MODEL_CHANNELS)
         self.novelty = NoveltyModel(
             window=int(v['novelty.window']), z_ref=float(v['novelty.z_ref']),
             stats_window=int(v['stats.window']), min_count=int(v['stats.min_count']),
@@ -113,6 +134,13 @@ class ModalityState:
             recovery_s=float(v['habituation.recovery_s']),
             match_dist=float(v['habituation.match_dist']))
         self.baseline_alpha = float(v['habituation.baseline_alpha'])
+        # The room (audio): arousal is a rise above its level, sounds stand out of its spectrum.
+        self.background = AudioBackground(int(v['arousal.audio.background_window']))
+        self.min_rise_db = float(v['habituation.audio_min_rise_db'])
+        self.sounds = NoveltyModel(
+            window=int(v['novelty.window']), z_ref=float(v['novelty.z_ref']),
+            stats_window=int(v['stats.window']), min_count=int(v['stats.min_count']),
+            metric='cosine', prior=SOUND_NOVELTY_PRIOR, floor=float(v['novelty.min_scale']))
         self.baseline: np.ndarray | None = None
         self.code_baseline: np.ndarray | None = None
         self.episode_trace = -1
@@ -188,16 +216,29 @@ class SnarcCore:
             self._issue(Level.WARN, 'unknown_modality', f"latent with modality '{m}'")
         feats = self._clean_features(m, rec.features)
         vec = self._clean_embedding(m, rec.embedding)
-        codes = rec.codes if isinstance(rec.codes, np.ndarray) and rec.codes.ndim == 2 else None
-        scalars = {k: feats[k] for k in SURPRISE_FEATURES.get(m, ()) if k in feats}
-        if math.isfinite(rec.recon_error) and rec.recon_error >= 0.0:
-            scalars['recon'] = float(rec.recon_error)
-        elif not math.isfinite(rec.recon_error):
-            self._issue(Level.WARN, 'non_finite', f'{m}: non-finite recon_error')
+        # Scored before refinement: what refinement changes depends on the ATP SAGE itself
+        # gave this input, which is not news about the world.
+        grid = rec.scored_codes
+        codes = grid if isinstance(grid, np.ndarray) and grid.ndim == 2 else None
+        use = self._modality(m).channels
+        scalars = {k: feats[k] for k in use if k in feats and k not in MODEL_CHANNELS}
+        recon = rec.energy_initial if rec.iterations > 0 else rec.recon_error
+        if not math.isfinite(recon):
+            self._issue(Level.WARN, 'non_finite', f'{m}: non-finite reconstruction error')
+        elif recon >= 0.0 and 'recon' in use:
+            scalars['recon'] = float(recon)
         arousal, activity = self._arousal(m, feats)
-        vectors = {'embedding': vec} if vec is not None else {}
-        return self._score(m, rec.stamp, int(rec.input_seq), vec, vectors, scalars, codes,
-                           arousal, activity)
+        sound = None
+        if m == 'audio':
+            ms = self._modality(m)
+            bands = bands_of(feats)
+            sound = ms.background.foreground(bands)
+            level = feats.get('hop_db', feats.get('rms_db'))
+            if level is not None:
+                ms.background.update(level, bands)
+        vectors = {'embedding': vec} if vec is not None and 'embedding' in use else {}
+        return self._score(m, rec.stamp, int(rec.input_seq), vec, vectors, scalars,
+                           codes if 'codes' in use else None, arousal, activity, codes, sound)
 
     def score_imu(self, rec: ImuRecord) -> SalienceRecord | None:
         """Add one IMU sample; returns the score of a window when this sample closed one."""
@@ -288,7 +329,8 @@ class SnarcCore:
 
     def _score(self, m: str, stamp: float, seq: int, vec: np.ndarray | None,
                vectors: dict[str, np.ndarray], scalars: dict[str, float],
-               codes: np.ndarray | None, arousal: float, activity: float | None
+               codes: np.ndarray | None, arousal: float, activity: float | None,
+               grid: np.ndarray | None = None, sound: np.ndarray | None = None
                ) -> SalienceRecord:
         ms = self._modality(m)
         if not math.isfinite(stamp):
@@ -309,7 +351,12 @@ class SnarcCore:
         novelty, reward, desc = 0.0, 0.0, None
         if vec is not None:
             novelty, _ = ms.novelty.observe(vec)
-            desc = ms.descriptor(m, vec, codes)
+            desc = ms.descriptor(m, vec, grid, sound)
+        if sound is not None:
+            # Sounds: novel is a sound class not heard lately (the code embedding of a window
+            # moves with where in the window a sound falls, so it calls every repeat new);
+            # a window where nothing stands out of the room brings nothing new.
+            novelty = ms.sounds.observe(desc)[0] if desc is not None else 0.0
         if desc is not None:
             reward = saturate(max(self.reward.predict(m, desc, now), 0.0) / self._reward_ref)
         # Audio windows are stamped at their start; their news is at the end.
@@ -415,14 +462,15 @@ class SnarcCore:
                              / float(v['arousal.vision.brightness_change_ref'])))
             return a, a
         if m == 'audio':
-            db = f.get('rms_db')
-            if db is None and 'rms' in f:
-                db = 20.0 * math.log10(max(f['rms'], 1e-10))
-            loud = 0.0
-            if db is not None:
-                loud = saturate((db - float(v['arousal.audio.floor_db']))
-                                / float(v['arousal.audio.range_db']))
-            onset = saturate(f.get('onset', 0.0) / float(v['arousal.audio.onset_ref']))
+            # The newest hop is the only new audio in a window; encoders older than the hop
+            # features give the window's level instead.
+            level = f.get('hop_db', f.get('rms_db'))
+            peak = f.get('hop_peak_db', level)
+            if level is None or peak is None:
+                return 0.0, None
+            base = self._modality(m).background.base(level, float(v['arousal.audio.floor_db']))
+            loud = saturate(max(0.0, peak - base) / float(v['arousal.audio.range_db']))
+            onset = saturate(f.get('hop_onset_db', 0.0) / float(v['arousal.audio.onset_ref_db']))
             return max(loud, onset), onset
         if m == 'language':
             return max(float(v['arousal.language.base']),
@@ -486,6 +534,9 @@ class SnarcCore:
                        'baseline': None if ms.baseline is None else ms.baseline.copy(),
                        'code_baseline': (None if ms.code_baseline is None
                                          else ms.code_baseline.copy()),
+                       'background': ms.background.state_dict(),
+                       'sounds': {'recent': ms.sounds.recent.state_dict(),
+                                  'stats': ms.sounds.stats.state_dict()},
                        'episode': [ms.episode_trace, ms.episode_last, ms.episode_h],
                        'last_stamp': ms.last_stamp, 'seq': ms.seq,
                        'count': ms.count, 'attended': ms.attended}
@@ -533,6 +584,10 @@ class SnarcCore:
                 ms.baseline = None if base is None else np.asarray(base, np.float64).copy()
                 ms.episode_trace = int(st['episode'][0])
                 ms.episode_last, ms.episode_h = float(st['episode'][1]), float(st['episode'][2])
+                if 'background' in st:  # checkpoints from before the tracked background
+                    ms.background.load_state_dict(st['background'])
+                    ms.sounds.recent.load_state_dict(st['sounds']['recent'])
+                    ms.sounds.stats.load_state_dict(st['sounds']['stats'])
                 cb = st['code_baseline']
                 ms.code_baseline = None if cb is None else np.asarray(cb, np.float64).copy()
                 ms.last_stamp = float(st['last_stamp'])

@@ -38,6 +38,18 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P('surprise.beta', 0.05, 'Trend smoothing of the scalar-feature predictors', 0.0, 1.0),
     _P('surprise.z_ref', 5.0, 'Robust z of the prediction error that gives surprise 0.63',
        0.1, 100.0),
+    _P('surprise.channels.vision', 'brightness,codes', 'Comma list of what vision surprise '
+       'predicts: embedding, codes, recon or a raw feature (brightness)'),
+    _P('surprise.channels.audio', 'embedding,hop_db,recon,codes', 'Comma list of what audio '
+       'surprise predicts: embedding, codes, recon or a raw feature (hop_db, rms_db)'),
+    _P('surprise.codes.block', 6, 'Side (cells) of the blocks code-grid changes are counted '
+       'in: the most-changed block minus the median block, so a pan or an exposure step '
+       'scores low and a local change high (0 = the whole grid)', 0, 64),
+    _P('surprise.codes.floor', 0.05, 'Smallest spread of the code-grid change (fraction of '
+       'a block; keeps a static scene from making a few flipped cells a surprise)',
+       1e-6, 1.0),
+    _P('surprise.codes.audio_hop_cells', 4, 'Grid columns an audio window slides per hop '
+       '(16 columns x hop 4096 / window 16384): grids are compared on the hop grid', 0, 64),
     # Novelty.
     _P('novelty.window', 512, 'Recent inputs per modality compared for novelty', 1, 65536,
        read_only=True),
@@ -55,10 +67,15 @@ PARAMS: tuple[ParamSpec, ...] = (
        1e-6, 1e6),
     _P('arousal.vision.brightness_change_ref', 0.08, 'Absolute brightness change giving '
        'arousal 0.63', 1e-6, 1e6),
-    _P('arousal.audio.floor_db', -50.0, 'Loudness (rms dBFS) below which audio adds no '
-       'arousal', -120.0, 0.0),
-    _P('arousal.audio.range_db', 30.0, 'dB above the floor giving arousal 0.63', 1.0, 120.0),
-    _P('arousal.audio.onset_ref', 1.0, 'Audio onset feature giving arousal 0.63', 1e-6, 1e6),
+    _P('arousal.audio.floor_db', -50.0, 'Lowest room background (dBFS): rises are measured '
+       'from the tracked background or this, whichever is louder', -120.0, 0.0),
+    _P('arousal.audio.range_db', 20.0, 'Rise of the loudest frame of the newest hop above '
+       'the background (dB) giving arousal 0.63', 1.0, 120.0),
+    _P('arousal.audio.onset_ref_db', 20.0, 'Rise of frame level over 32 ms in the newest '
+       'hop (dB) giving arousal 0.63', 0.1, 120.0),
+    _P('arousal.audio.background_window', 120, 'Hops (0.256 s each) over which the room '
+       'background level is the median (a fan that starts is background within half of '
+       'it)', 8, 4096, read_only=True),
     _P('arousal.imu.accel_ref', 3.0, '| |a| - g | (m/s^2) giving arousal 0.63', 1e-3, 1e3),
     _P('arousal.imu.gyro_ref', 0.5, '|w| (rad/s) giving arousal 0.63', 1e-3, 1e3),
     _P('arousal.language.base', 0.3, 'Arousal of any text input (someone addressed us)',
@@ -100,7 +117,7 @@ PARAMS: tuple[ParamSpec, ...] = (
        'stimulus', 0.0, 1.0),
     _P('habituation.recovery_s', 30.0, 'Time constant of spontaneous recovery (s)',
        0.01, 1e7),
-    _P('habituation.match_dist', 0.3, 'Chord distance between stimulus descriptors within '
+    _P('habituation.match_dist', 0.45, 'Chord distance between stimulus descriptors within '
        'which an input is the same stimulus (0.3 = 17 degrees)', 0.0, 2.0),
     _P('habituation.episode_gap_s', 1.2, 'Noticed inputs of a modality closer than this (s) '
        'are one episode: they share the habituation trace of its onset', 0.0, 60.0),
@@ -108,6 +125,9 @@ PARAMS: tuple[ParamSpec, ...] = (
        '(factor = 1 - (1 - f)(1 - gate novelty^2); 0 = not at all)', 0.0, 1.0),
     _P('habituation.baseline_alpha', 0.5, 'Smoothing of the background a stimulus descriptor '
        '(innovation) is measured against', 0.01, 1.0),
+    _P('habituation.audio_min_rise_db', 6.0, 'A sound is a stimulus (habituates, has a '
+       'novelty of its own) when some spectral band rises this far above the room (dB)',
+       0.0, 120.0),
     _P('habituation.max_traces', 64, 'Habituation traces per modality', 1, 100000,
        read_only=True),
     # Threshold.
@@ -141,6 +161,11 @@ PARAMS: tuple[ParamSpec, ...] = (
 )
 
 
+def channel_list(text: str) -> tuple[str, ...]:
+    """Channel names of a comma list (blanks dropped)."""
+    return tuple(c.strip() for c in text.split(',') if c.strip())
+
+
 def validate(values: Mapping[str, ParamValue]) -> list[str]:
     """Cross-field rules."""
     errors = []
@@ -153,6 +178,9 @@ def validate(values: Mapping[str, ParamValue]) -> list[str]:
         errors.append('threshold.initial must lie within [threshold.min, threshold.max]')
     if float(values['conflict.lag_s']) >= float(values['conflict.window_s']):
         errors.append('conflict.lag_s must be shorter than conflict.window_s')
+    for m in ('vision', 'audio'):
+        if not channel_list(str(values[f'surprise.channels.{m}'])):
+            errors.append(f'surprise.channels.{m}: name at least one channel')
     try:
         for a, b, w in parse_pairs(str(values['conflict.pairs'])):
             for m in (a, b):

@@ -1,0 +1,81 @@
+"""The room as SNARC hears it: its background level and spectrum, and what stands out of them.
+
+A fan at -30 dBFS is loud but not news; a clap 30 dB above a quiet room is. Arousal is therefore
+measured as a rise above the tracked background (the median level of the last `window` hops),
+and sounds are told apart by their foreground spectrum: how far each band of the newest hop
+rises above that band's background. The mean code embedding sorts sounds into about two
+families; the foreground spectrum tells an impact from a door or a voice, so habituation and
+novelty use it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sage_snarc.robust import RobustStats
+
+# Feature names of the encoder's spectral bands (sage_encoders.audio_core.hop_spectrum).
+BAND_PREFIX = 'band_'
+
+
+def bands_of(features: dict[str, float]) -> np.ndarray | None:
+    """The newest hop's band levels (dB) in band order, or None when the encoder sent none."""
+    names = sorted(k for k in features if k.startswith(BAND_PREFIX))
+    if not names:
+        return None
+    return np.array([features[k] for k in names], dtype=np.float64)
+
+
+class AudioBackground:
+    """Median level and median band spectrum of the last `window` hops."""
+
+    def __init__(self, window: int, min_count: int = 4) -> None:
+        self.level = RobustStats(window, min_count=min_count)
+        self._window = max(4, int(window))
+        self._min_count = max(1, int(min_count))
+        self._bands: np.ndarray | None = None  # (window, n_bands) ring
+        self._n = 0
+        self._pos = 0
+        self._median: np.ndarray | None = None
+
+    def base(self, level: float, floor_db: float) -> float:
+        """Level rises are measured from: the background, never below floor_db."""
+        center = self.level.center_scale()[0] if self.level.ready else level
+        return max(center, floor_db)
+
+    def foreground(self, bands: np.ndarray | None) -> np.ndarray | None:
+        """dB by which each band stands above its background (>= 0); None while warming up."""
+        med = self._median
+        if bands is None or med is None or med.shape != bands.shape \
+                or self._n < self._min_count:
+            return None
+        return np.maximum(bands - med, 0.0)
+
+    def update(self, level: float, bands: np.ndarray | None) -> None:
+        """Fold the newest hop into the background."""
+        self.level.update(level)
+        if bands is None:
+            return
+        if self._bands is None or self._bands.shape[1] != bands.shape[0]:
+            self._bands = np.zeros((self._window, bands.shape[0]), dtype=np.float64)
+            self._n = self._pos = 0
+        self._bands[self._pos] = bands
+        self._pos = (self._pos + 1) % self._window
+        self._n += 1
+        self._median = np.median(self._bands[:min(self._n, self._window)], axis=0)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Checkpoint."""
+        return {'level': self.level.state_dict(),
+                'bands': None if self._bands is None else self._bands.copy(),
+                'n': self._n, 'pos': self._pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint made by `state_dict`."""
+        self.level.load_state_dict(state['level'])
+        bands = state['bands']
+        self._bands = None if bands is None else np.asarray(bands, np.float64).copy()
+        self._n, self._pos = int(state['n']), int(state['pos'])
+        self._median = (None if self._bands is None or self._n == 0 else
+                        np.median(self._bands[:min(self._n, self._window)], axis=0))
