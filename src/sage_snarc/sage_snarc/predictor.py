@@ -112,15 +112,16 @@ def grid_change(last: np.ndarray, codes: np.ndarray, block: int, shift: int) -> 
 class SurpriseModel:
     """Surprise of one modality: robust z of each channel's prediction error, saturated.
 
-    surprise = saturate(max_c z_c / z_ref), where z_c = (err_c - median_c) / (1.4826 MAD_c)
-    over the channel's last `window` errors. Channels appear when their first value arrives.
+    surprise = saturate(sqrt(sum of the `combine` largest positive z_c^2) / z_ref) (combine 1:
+    the largest z), where z_c = (err_c - median_c) / robust spread over the channel's last
+    `window` errors. Channels appear when their first value arrives.
     """
 
     def __init__(self, *, alpha: float, beta: float, z_ref: float, window: int,
                  min_count: int, priors: dict[str, tuple[float, float]] | None = None,
                  floors: dict[str, float] | None = None, default_floor: float = 1e-3,
                  vector_metric: Metric = 'cosine', level_floor: float = 0.01,
-                 code_block: int = 0, code_shift: int = 0) -> None:
+                 code_block: int = 0, code_shift: int = 0, combine: int = 1) -> None:
         self._alpha = alpha
         self._beta = beta
         self._z_ref = z_ref
@@ -133,6 +134,7 @@ class SurpriseModel:
         self._vector_metric: Metric = vector_metric
         self._code_block = int(code_block)
         self._code_shift = int(code_shift)
+        self._combine = max(1, int(combine))
         self.vectors: dict[str, VectorPredictor] = {}
         self.scalars: dict[str, ScalarPredictor] = {}
         self.stats: dict[str, RobustStats] = {}
@@ -186,7 +188,6 @@ class SurpriseModel:
             self.last_codes = codes.copy()
         for name, value in (direct or {}).items():
             errors['d.' + name] = value
-        z_max = 0.0
         self.last_z = {}
         for name, err in errors.items():
             if not math.isfinite(err):
@@ -195,8 +196,6 @@ class SurpriseModel:
             z = st.z(err, min_scale.get(name, 0.0))
             st.update(err)
             self.last_z[name] = z
-            if z > z_max:
-                z_max = z
         for pred, name, value in learn:
             # A jump far outside the error statistics restarts the predictor at the new
             # value: a step is news once, a one-off glitch twice (there and back).
@@ -204,7 +203,12 @@ class SurpriseModel:
                 pred.restart(value)
             else:
                 pred.update(value)
-        return saturate(z_max / self._z_ref)
+        # The strongest channels' evidence adds in quadrature: an object that shifts the
+        # brightness a little and the codes in one place a little is one surprise, not two
+        # small ones; one noisy channel alone still needs its full z.
+        top = sorted((z for z in self.last_z.values() if z > 0.0),
+                     reverse=True)[:self._combine]
+        return saturate(math.sqrt(sum(z * z for z in top)) / self._z_ref)
 
     def state_dict(self) -> dict[str, Any]:
         """Checkpoint of predictors and statistics."""

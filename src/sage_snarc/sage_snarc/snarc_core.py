@@ -119,7 +119,8 @@ class ModalityState:
             vector_metric=metric, default_floor=1e-4,
             floors={'codes': float(v['surprise.codes.floor'])},
             code_block=int(v['surprise.codes.block']) if modality == 'vision' else 0,
-            code_shift=int(v['surprise.codes.audio_hop_cells']) if modality == 'audio' else 0)
+            code_shift=int(v['surprise.codes.audio_hop_cells']) if modality == 'audio' else 0,
+            combine=int(v['surprise.combine_channels']))
         key = f'surprise.channels.{modality}'
         self.channels = frozenset(channel_list(str(v[key]))) if key in v else \
             frozenset(MODEL_CHANNELS)

@@ -38,6 +38,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P('surprise.beta', 0.05, 'Trend smoothing of the scalar-feature predictors', 0.0, 1.0),
     _P('surprise.z_ref', 5.0, 'Robust z of the prediction error that gives surprise 0.63',
        0.1, 100.0),
+    _P('surprise.combine_channels', 2, 'Strongest surprise channels whose robust z add in '
+       'quadrature (1 = the largest alone)', 1, 8),
     _P('surprise.channels.vision', 'brightness,codes', 'Comma list of what vision surprise '
        'predicts: embedding, codes, recon or a raw feature (brightness)'),
     _P('surprise.channels.audio', 'embedding,hop_db,recon,codes', 'Comma list of what audio '
