@@ -3,7 +3,10 @@
 `run_bench` fills the memory index with `memories` clustered unit vectors (like stored
 experiences: many near-duplicates of a few hundred scenes), then scores a synthetic vision
 stream (32-d embeddings, 30x30 code grids, raw features; occasional events) interleaved with
-IMU samples at 200 Hz, and reports the wall time of each `score_latent` call.
+IMU samples at 200 Hz, and reports the wall time of each `score_latent` call and of each
+`score_imu` call (most only buffer a sample; one per `imu.window_s` scores a window). Audio
+latents carry the encoder's newest-hop level and 16 spectral band features, so the room
+background and the sound descriptors are in the measured path.
 """
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ def run_bench(seconds: float = 10.0, *, memories: int = 100_000, dim: int = 32,
     base = rng.normal(size=dim)
     grid = rng.integers(0, 128, size=(30, 30)).astype(np.uint16)
     times: list[float] = []
+    imu_times: list[float] = []
     stamp, i = 1_700_000_000.0, 0
     deadline = time.perf_counter() + seconds
     imu_per_input = max(1, int(round(200.0 / rate_hz)))
@@ -59,25 +63,39 @@ def run_bench(seconds: float = 10.0, *, memories: int = 100_000, dim: int = 32,
         codes = grid.copy()
         flips = rng.integers(0, 900, size=300 if event else 15)
         codes.flat[flips] = rng.integers(0, 128, size=flips.size)
+        feats = {'brightness': 0.5, 'brightness_change': 0.1 if event else 0.001,
+                 'motion': 0.1 if event else 0.001, 'rms_db': -50.0, 'onset': 0.05}
+        if modality == 'audio':
+            level = -20.0 if event else -50.0 + rng.normal()
+            feats.update(hop_db=level, hop_peak_db=level + 3.0, hop_onset_db=30.0 if event
+                         else 3.0, **{f'band_{b:02d}': level + rng.normal()
+                                      for b in range(16)})
         rec = LatentRecord(
             stamp=stamp, modality=modality, input_seq=i, codes=codes if modality != 'language'
             else None, codebook_size=128, embedding=emb.astype(np.float32),
-            features={'brightness': 0.5, 'brightness_change': 0.1 if event else 0.001,
-                      'motion': 0.1 if event else 0.001, 'rms_db': -50.0, 'onset': 0.05},
-            recon_error=0.02)
+            features=feats, recon_error=0.02)
         for k in range(imu_per_input):
-            core.score_imu(ImuRecord(stamp + k / 200.0, 0, np.array([0.0, 0.0, 9.81])
-                                     + 0.03 * rng.normal(size=3), 0.005 * rng.normal(size=3)))
+            sample = ImuRecord(stamp + k / 200.0, 0, np.array([0.0, 0.0, 9.81])
+                               + 0.03 * rng.normal(size=3), 0.005 * rng.normal(size=3))
+            t = time.perf_counter()
+            core.score_imu(sample)
+            imu_times.append((time.perf_counter() - t) * 1e3)
         t = time.perf_counter()
         core.score_latent(rec)
         times.append((time.perf_counter() - t) * 1e3)
         stamp += 1.0 / rate_hz
         i += 1
     arr = np.asarray(times)
+    imu = np.asarray(imu_times)
     return {
         'modality': modality, 'memories': memories, 'dim': dim, 'inputs': int(arr.size),
         'build_s': round(build_s, 3),
         'p50_ms': float(np.percentile(arr, 50)), 'p95_ms': float(np.percentile(arr, 95)),
         'p99_ms': float(np.percentile(arr, 99)), 'max_ms': float(arr.max()),
         'inputs_per_s': float(arr.size / max(1e-9, arr.sum() / 1e3)),
+        'imu_samples': int(imu.size), 'imu_p50_ms': float(np.percentile(imu, 50)),
+        'imu_p95_ms': float(np.percentile(imu, 95)), 'imu_max_ms': float(imu.max()),
+        # One latent plus the IMU samples that arrive with it: the node's cost per input.
+        'with_imu_p95_ms': float(np.percentile(arr + imu[:arr.size * imu_per_input]
+                                               .reshape(arr.size, imu_per_input).sum(1), 95)),
     }

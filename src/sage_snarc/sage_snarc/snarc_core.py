@@ -147,6 +147,7 @@ class ModalityState:
         self.episode_trace = -1
         self.episode_last = -math.inf
         self.episode_h = 0.0
+        self.episode_new = False  # the episode's onset started a trace of its own
         self.last_stamp = -math.inf
         self.seq = 0
         self.count = 0
@@ -381,6 +382,12 @@ class SnarcCore:
             factor = hab.factor(trace, now)
             if desc is not None:
                 other, other_factor = hab.match(desc, now)
+                if ms.episode_new and 0 <= other != trace:
+                    # An onset that matched nothing, continued by a known stimulus: the same
+                    # stimulus caught another way (an impact's attack at the end of a hop).
+                    hab.share(trace, other, now)
+                    ms.episode_new = False
+                    factor = hab.factor(trace, now)
                 if other >= 0 and other_factor < factor:
                     trace, factor = other, other_factor
                     ms.episode_trace = other
@@ -411,6 +418,7 @@ class SnarcCore:
                 ms.episode_last = stamp
             elif desc is not None:
                 # One repeat per episode: its onset reinforces (or starts) a trace.
+                ms.episode_new = trace < 0
                 ms.episode_trace = hab.reinforce(desc, trace, now)
                 ms.episode_h = hab.rate
                 ms.episode_last = stamp

@@ -1,0 +1,122 @@
+"""What SNARC needs to hold on real input (issue 14): no self-excitation, a local code channel,
+audio arousal against the room, sounds told apart by their spectrum, phase-robust habituation.
+
+Each test fails on the scorer as it was before: refined codes scored (a budget step was news),
+the code channel counted changes anywhere (pans and exposure steps were surprises), arousal was
+absolute loudness (a fan held it at 0.36), sounds had no descriptor of their own.
+"""
+import numpy as np
+
+from sage_common.records import LatentRecord
+from sage_snarc.habituation import Habituation
+from sage_snarc.predictor import grid_change
+from sage_snarc.snarc_core import SnarcCore
+
+T0 = 1_700_000_000.0
+HOP = 0.256
+
+
+def _vision(i, codes, initial, brightness=0.4):
+    return LatentRecord(stamp=T0 + i / 15.0, modality='vision', input_seq=i, codes=codes,
+                        codes_initial=initial, codebook_size=512,
+                        embedding=np.ones(32, np.float32),
+                        features={'brightness': brightness, 'brightness_change': 0.0,
+                                  'motion': 0.002}, recon_error=0.05, energy_initial=0.08,
+                        iterations=4)
+
+
+def test_a_local_change_scores_high_and_a_change_everywhere_low():
+    rng = np.random.default_rng(0)
+    grid = rng.integers(0, 512, (30, 30))
+    pan = grid.copy()
+    flip = rng.random((30, 30)) < 0.25           # a quarter of every block (a pan)
+    pan[flip] = rng.integers(0, 512, int(flip.sum()))
+    obj = grid.copy()
+    obj[6:12, 18:24] = rng.integers(0, 512, (6, 6))  # one block replaced (an object)
+    assert grid_change(grid, pan, 6, 0) < 0.15
+    assert grid_change(grid, obj, 6, 0) > 0.9
+    assert grid_change(grid, pan, 0, 0) > grid_change(grid, obj, 0, 0)  # the old global rule
+    # Audio grids slide one hop (4 columns) per window: the same content shifted is no change.
+    slid = np.roll(grid, -4, axis=1)
+    assert grid_change(grid, slid, 0, 4) == 0.0
+    assert grid_change(grid, slid, 0, 0) > 0.9
+
+
+def test_a_budget_step_that_changes_the_refined_codes_is_not_news():
+    rng = np.random.default_rng(1)
+    core = SnarcCore.from_params({})
+    base = rng.integers(0, 512, (30, 30)).astype(np.uint16)
+    out = []
+    for i in range(300):
+        refined = base.copy()
+        # From frame 200 the budget triples: refinement swaps a fifth of the cells.
+        swaps = rng.random((30, 30)) < (0.21 if i >= 200 else 0.02)
+        refined[swaps] = rng.integers(0, 512, int(swaps.sum()))
+        initial = base.copy()
+        noise = rng.random((30, 30)) < 0.005      # sensor noise flips a few nearest codes
+        initial[noise] = rng.integers(0, 512, int(noise.sum()))
+        out.append(core.score_latent(_vision(i, refined, initial)))
+    assert max(r.surprise for r in out[200:]) < 0.3
+    assert not any(r.attend for r in out[100:])
+
+
+def _audio(i, level, peak, onset, bands):
+    return LatentRecord(
+        stamp=T0 + i * HOP, modality='audio', input_seq=i, codes=None, codebook_size=512,
+        embedding=np.ones(32, np.float32), recon_error=0.1,
+        features={'rms_db': level, 'hop_db': level, 'hop_peak_db': peak,
+                  'hop_onset_db': onset, **{f'band_{b:02d}': v for b, v in enumerate(bands)}})
+
+
+def test_audio_arousal_is_a_rise_above_the_room_not_its_loudness():
+    rng = np.random.default_rng(2)
+    core = SnarcCore.from_params({})
+    fan = [core.score_latent(_audio(i, -30 + rng.normal(0, 0.5), -28 + rng.normal(0, 0.5),
+                                    3.0, -40 + rng.normal(0, 0.5, 16))) for i in range(200)]
+    assert max(r.arousal for r in fan[20:]) < 0.1          # a loud fan is the background
+    clap = core.score_latent(_audio(200, -12.0, -2.0, 35.0, np.full(16, -5.0)))
+    assert clap.arousal > 0.9 and clap.attend
+
+
+def test_a_changed_sound_is_not_habituated_to_the_repeated_one():
+    rng = np.random.default_rng(3)
+    core = SnarcCore.from_params({})
+    low = np.linspace(-10, -40, 16)                      # energy in the low bands
+    high = low[::-1].copy()                              # another sound: in the high bands
+    i, peaks = 0, []
+
+    def room(n):
+        nonlocal i
+        for _ in range(n):
+            core.score_latent(_audio(i, -55 + rng.normal(0, 0.3), -53, 3.0,
+                                     -60 + rng.normal(0, 0.3, 16)))
+            i += 1
+
+    room(60)
+    for _ in range(8):                                   # the same impact every 5 s
+        peaks.append(core.score_latent(_audio(i, -25, -10, 35.0, low)).salience)
+        i += 1
+        room(19)
+    changed = core.score_latent(_audio(i, -25, -10, 35.0, high))
+    assert np.mean(peaks[-3:]) < 0.7 * np.mean(peaks[:2])
+    assert changed.salience > np.mean(peaks[-3:]) + 0.1 and changed.attend
+    assert changed.novelty > 0.5
+
+
+def test_a_trace_linked_to_its_stimulus_follows_its_strength():
+    hab = Habituation(max_traces=8, rate=0.4, max_drop=0.9, recovery_s=30.0, match_dist=0.3)
+    a, b = np.eye(4, dtype=np.float32)[0], np.eye(4, dtype=np.float32)[1]
+    ia = hab.reinforce(a, -1, 0.0)
+    for t in (5.0, 10.0):
+        hab.reinforce(a, ia, t)
+    ib = hab.reinforce(b, -1, 12.0)                      # the same stimulus at an odd phase
+    assert hab.factor(ib, 12.0) > hab.factor(ia, 12.0)
+    hab.share(ib, ia, 12.0)
+    assert hab.factor(ib, 12.0) == hab.factor(ia, 12.0)
+    hab.reinforce(a, ia, 15.0)                           # reinforcing one moves the other
+    assert hab.factor(ib, 15.0) == hab.factor(ia, 15.0) < 0.4
+    state = hab.state_dict()
+    again = Habituation(max_traces=8, rate=0.4, max_drop=0.9, recovery_s=30.0,
+                        match_dist=0.3)
+    again.load_state_dict(state)
+    assert again.factor(ib, 15.0) == hab.factor(ib, 15.0)
