@@ -248,13 +248,16 @@ def write_thumbnails(data: RunData, folder: Path) -> list[tuple[Path, float, Sto
 
 # --- page -------------------------------------------------------------------------------------
 
-def make_report(src: Path, out: Path) -> Path:
+def make_report(src: Path, out: Path, labels: Path | None = None) -> Path:
     """Write the HTML report of a bag or run folder.
 
     Args:
         src: a rosbag2 folder, or a run folder containing one (bag/ preferred).
         out: a folder (index.html goes inside), or an .html file (images go into
             <name>_files/ beside it).
+        labels: labels JSON of the scene the run was fed (`sage_eval` scenes write it beside
+            their bag); the page then shows each event, whether it was caught and by which
+            axis. Default: `<bag>.labels.json` beside the bag, when there is one.
 
     Returns:
         Path of the HTML page.
@@ -276,13 +279,31 @@ def make_report(src: Path, out: Path) -> Path:
                          plot_atp(data, assets / 'atp.png'),
                          plot_metabolic(data, assets / 'metabolic.png')) if p is not None]
     thumbs = write_thumbnails(data, assets / 'thumbs')
+    events = ''
+    labels = labels or _labels_beside(data.source)
+    if labels is not None:
+        from sage.report_events import events_html, plot_events, score_run
+        try:
+            scene, scored = score_run(data.salience, labels)
+        except SageError as err:
+            raise ReportError(f'{labels}: {err}') from err
+        plot = plot_events(data.salience, scene, scored, assets / 'events.png')
+        events = events_html(scene, scored) + (
+            f'<figure><img src="{html.escape(plot.relative_to(page.parent).as_posix())}" '
+            'alt="events"></figure>' if plot is not None else '')
     page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(_html(data, plots, thumbs, page.parent), encoding='utf-8')
+    page.write_text(_html(data, plots, thumbs, page.parent, events), encoding='utf-8')
     return page
 
 
+def _labels_beside(bag: Path) -> Path | None:
+    from sage_eval.scenario import labels_path
+    candidate = labels_path(bag)
+    return candidate if candidate.is_file() else None
+
+
 def _html(data: RunData, plots: list[Path], thumbs: list[tuple[Path, float, StoredRecord]],
-          base: Path) -> str:
+          base: Path, events: str = '') -> str:
     def rel(p: Path) -> str:
         return html.escape(p.relative_to(base).as_posix())
 
@@ -321,6 +342,7 @@ figure {{ margin: 1em 0; }} img {{ max-width: 100%; }}
 {len(data.stored)} stored, {len(data.budgets)} budget ticks.</p>
 <h2>Summary</h2>
 <table><tr>{head}</tr>{body}</table>
+{events}
 <h2>Plots</h2>
 {figures}
 <h2>Metabolic states</h2>

@@ -124,3 +124,11 @@ def test_live_graph_and_offline_replay_attend_alike_on_a_realistic_scene(ros_dom
     assert got['coverage'] >= MIN_COVERAGE
     assert got['live_attends'] >= MIN_ATTENDS and got['offline_attends'] >= MIN_ATTENDS
     assert got['precision'] >= MIN_PRECISION and got['recall'] >= MIN_RECALL
+
+    # The run's report page shows each labelled event of the scene and what caught it.
+    from sage.report import make_report
+    from sage_eval.scenario import labels_path
+    text = make_report(bag, tmp_path / 'report', labels_path(scene)).read_text()
+    caught = text.split('<h2>Labelled events: ')[1].split(' caught')[0]
+    print('report:', caught)
+    assert caught.endswith(' of 7') and 'turn_still_image' in text

@@ -108,3 +108,56 @@ def test_report_to_an_html_path_puts_images_beside_it(tmp_path):
 def test_report_refuses_a_folder_without_a_bag(tmp_path):
     with pytest.raises(ReportError, match='no rosbag2 bag'):
         find_bag(tmp_path)
+
+
+def _labelled_bag(path: Path) -> Path:
+    """10 s of vision and audio salience (stamped) and the labels of the scene it scores."""
+    import json
+    from rclpy.serialization import serialize_message
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from sage_interfaces.msg import Salience
+
+    from sage.bag_types import sage_typestore
+    from sage_eval.scenario import Event, labels_path, ScenarioLabels
+    start = T0 / 1e9
+    writer = Writer(path, version=8, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    conn = writer.add_connection('/sage/salience', 'sage_interfaces/msg/Salience',
+                                 typestore=sage_typestore())
+    for k in range(100):
+        for modality in ('vision', 'audio'):
+            hit = modality == 'vision' and k == 31  # the object is caught, the clap is not
+            msg = Salience(modality=modality, novelty=0.9 if hit else 0.1,
+                           surprise=0.3, salience=0.7 if hit else 0.1, threshold=0.4,
+                           attend=hit, input_seq=k)
+            ns = T0 + k * 10**8
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 10**9)
+            writer.write(conn, ns, serialize_message(msg))
+    writer.close()
+    labels = ScenarioLabels(
+        seed=7, program='short', duration_s=10.0, start=start, warmup_s=1.0,
+        events=[Event('object_appears', 'vision', start + 3.0, start + 3.5, 'object:cup'),
+                Event('clap', 'audio', start + 5.0, start + 5.1, 'impact:punch')],
+        calm=[(start + 7.0, start + 10.0)])
+    labels_path(path).write_text(json.dumps(labels.to_json()))
+    return labels_path(path)
+
+
+def test_a_report_of_a_labelled_scene_shows_each_event_and_the_axis_that_caught_it(tmp_path):
+    import matplotlib.image as mpimg
+    labels = _labelled_bag(tmp_path / 'scene_run')
+    page = make_report(tmp_path / 'scene_run', tmp_path / 'out')  # labels found beside the bag
+    text = page.read_text()
+    assert 'Labelled events: 1 of 2 caught' in text
+    row = text.split('object_appears: object:cup')[1].split('</tr>')[0]
+    assert '<td>yes</td>' in row and '<td>novelty</td>' in row and '<td>0.90</td>' in row
+    assert '<b>missed</b>' in text.split('clap: impact:punch')[1].split('</tr>')[0]
+    img = mpimg.imread(tmp_path / 'out' / 'events.png')
+    assert img[..., :3].std() > 0.01
+    # The same with the labels given, and a clear error for labels of another scene.
+    assert 'Labelled events' in make_report(tmp_path / 'scene_run', tmp_path / 'o2',
+                                            labels).read_text()
+    other = tmp_path / 'other.labels.json'
+    other.write_text(labels.read_text().replace(f'"start": {T0 / 1e9}', '"start": 1.0'))
+    with pytest.raises(ReportError, match='outside the scene'):
+        make_report(tmp_path / 'scene_run', tmp_path / 'o3', other)
