@@ -84,29 +84,38 @@ class ScalarPredictor:
         self.trend = self.beta * (self.level - prev) + (1.0 - self.beta) * self.trend
 
 
-def grid_change(last: np.ndarray, codes: np.ndarray, block: int, shift: int) -> float:
-    """How much of a code grid changed where it changed most, NaN when grids do not compare.
+def grid_change(last: np.ndarray, codes: np.ndarray, block: int, shift: int,
+                margin: int = 1) -> float:
+    """How much of a code grid is new where it is newest, NaN when grids do not compare.
 
     Args:
         last, codes: consecutive (h, w) grids.
-        block: side of the square blocks (cells) changes are counted in; the result is the
-            changed fraction of the most-changed block minus that of the median block, so a
-            change everywhere (a pan, an exposure step) scores low and a local one (an object
-            that appeared) high. 0: the changed fraction of the whole grid.
+        block: side of the square blocks (cells) the grid is cut into. Per block, the share
+            of its cells whose code appears nowhere in the same block of the last grid
+            widened by `margin` cells (so content that moved a little is not new); the result
+            is the newest block's share minus the median block's, so a change everywhere (a
+            pan, an exposure step) scores low and new content in one place (an object that
+            appeared) high. 0: the share of cells that differ, over the whole grid.
         shift: columns the content moves between consecutive grids (an audio grid slides by
             one hop); the overlapping columns are compared.
+        margin: cells the last grid's block is widened by.
     """
     if last.shape != codes.shape or not codes.size or shift >= codes.shape[1]:
         return math.nan
     if shift > 0:
         last, codes = last[:, shift:], codes[:, :-shift]
-    changed = last != codes
-    h, w = changed.shape
+    h, w = codes.shape
     if block <= 0 or block > min(h, w):
-        return float(np.count_nonzero(changed)) / changed.size
-    ny, nx = h // block, w // block
-    frac = changed[:ny * block, :nx * block].reshape(ny, block, nx, block).mean(axis=(1, 3))
-    return float(frac.max() - np.median(frac))
+        return float(np.count_nonzero(last != codes)) / codes.size
+    seen = np.zeros(int(max(last.max(), codes.max())) + 1, dtype=bool)
+    shares = []
+    for y in range(0, h - block + 1, block):
+        for x in range(0, w - block + 1, block):
+            ref = last[max(0, y - margin):y + block + margin, max(0, x - margin):x + block + margin]
+            seen[ref] = True
+            shares.append(1.0 - float(seen[codes[y:y + block, x:x + block]].mean()))
+            seen[ref] = False
+    return float(max(shares) - np.median(shares))
 
 
 class SurpriseModel:
@@ -121,7 +130,8 @@ class SurpriseModel:
                  min_count: int, priors: dict[str, tuple[float, float]] | None = None,
                  floors: dict[str, float] | None = None, default_floor: float = 1e-3,
                  vector_metric: Metric = 'cosine', level_floor: float = 0.01,
-                 code_block: int = 0, code_shift: int = 0, combine: int = 1) -> None:
+                 code_block: int = 0, code_shift: int = 0, code_margin: int = 1,
+                 combine: int = 1) -> None:
         self._alpha = alpha
         self._beta = beta
         self._z_ref = z_ref
@@ -134,6 +144,7 @@ class SurpriseModel:
         self._vector_metric: Metric = vector_metric
         self._code_block = int(code_block)
         self._code_shift = int(code_shift)
+        self._code_margin = max(0, int(code_margin))
         self._combine = max(1, int(combine))
         self.vectors: dict[str, VectorPredictor] = {}
         self.scalars: dict[str, ScalarPredictor] = {}
@@ -184,7 +195,8 @@ class SurpriseModel:
         if codes is not None:
             last = self.last_codes
             if last is not None:
-                errors['codes'] = grid_change(last, codes, self._code_block, self._code_shift)
+                errors['codes'] = grid_change(last, codes, self._code_block, self._code_shift,
+                                              self._code_margin)
             self.last_codes = codes.copy()
         for name, value in (direct or {}).items():
             errors['d.' + name] = value

@@ -120,6 +120,7 @@ class ModalityState:
             floors={'codes': float(v['surprise.codes.floor'])},
             code_block=int(v['surprise.codes.block']) if modality == 'vision' else 0,
             code_shift=int(v['surprise.codes.audio_hop_cells']) if modality == 'audio' else 0,
+            code_margin=int(v['surprise.codes.margin']),
             combine=int(v['surprise.combine_channels']))
         key = f'surprise.channels.{modality}'
         self.channels = frozenset(channel_list(str(v[key]))) if key in v else \

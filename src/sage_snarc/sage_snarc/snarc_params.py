@@ -44,9 +44,12 @@ PARAMS: tuple[ParamSpec, ...] = (
        'predicts: embedding, codes, recon or a raw feature (brightness)'),
     _P('surprise.channels.audio', 'embedding,hop_db,recon,codes', 'Comma list of what audio '
        'surprise predicts: embedding, codes, recon or a raw feature (hop_db, rms_db)'),
-    _P('surprise.codes.block', 6, 'Side (cells) of the blocks code-grid changes are counted '
-       'in: the most-changed block minus the median block, so a pan or an exposure step '
-       'scores low and a local change high (0 = the whole grid)', 0, 64),
+    _P('surprise.codes.block', 6, 'Side (cells) of the blocks new codes are counted in: the '
+       'newest block minus the median block, so a pan or an exposure step scores low and new '
+       'content in one place high (0 = cells that differ, whole grid)', 0, 64),
+    _P('surprise.codes.margin', 1, 'Cells a block of the last code grid is widened by when '
+       'asking which codes are new in a block (content that moved this little is not new)',
+       0, 8),
     _P('surprise.codes.floor', 0.05, 'Smallest spread of the code-grid change (fraction of '
        'a block; keeps a static scene from making a few flipped cells a surprise)',
        1e-6, 1.0),

@@ -32,7 +32,7 @@ def test_a_local_change_scores_high_and_a_change_everywhere_low():
     flip = rng.random((30, 30)) < 0.25           # a quarter of every block (a pan)
     pan[flip] = rng.integers(0, 512, int(flip.sum()))
     obj = grid.copy()
-    obj[6:12, 18:24] = rng.integers(0, 512, (6, 6))  # one block replaced (an object)
+    obj[6:12, 18:24] = rng.integers(512, 1024, (6, 6))  # codes new to the block (an object)
     assert grid_change(grid, pan, 6, 0) < 0.15
     assert grid_change(grid, obj, 6, 0) > 0.9
     assert grid_change(grid, pan, 0, 0) > grid_change(grid, obj, 0, 0)  # the old global rule
