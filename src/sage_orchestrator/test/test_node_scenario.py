@@ -97,22 +97,17 @@ def wait(cond, timeout: float, what: str, each=None) -> None:
     raise AssertionError(f'timed out waiting for {what}')
 
 
-@pytest.mark.timeout(130)
+@pytest.mark.timeout(200)
 def test_scripted_scenario_drives_every_state_with_its_effects_on_the_graph(
         tmp_path, make_proc, fixtures, monkeypatch):
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    # The scenario runs on real timers against a 3 s fake consolidation: on a loaded 2-core
-    # CI machine a wait can miss its window. One fresh second run is allowed; two failures
-    # fail the test.
-    try:
-        _scenario(tmp_path / 'run1', make_proc, fixtures)
-    except AssertionError as first:
-        print(f'first scenario run failed ({first}); running it again')
-        _scenario(tmp_path / 'run2', make_proc, fixtures)
+    # The scenario runs on real timers: every wait below is judged on what the graph
+    # published (the transitions, the history of camera rates), never on a state that a
+    # loaded machine may already have left, so one run decides.
+    _scenario(tmp_path, make_proc, fixtures)
 
 
 def _scenario(tmp_path, make_proc, fixtures) -> None:
-    tmp_path.mkdir(parents=True, exist_ok=True)
     proc = make_proc(tmp_path / 'proc', 'psi_calm.txt', 'meminfo_8gb_ok.txt')
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=DOMAIN_ID)
@@ -129,55 +124,63 @@ def _scenario(tmp_path, make_proc, fixtures) -> None:
     threads = [threading.Thread(target=e.spin, daemon=True) for e in (fake_exec, orch_exec)]
     for th in threads:
         th.start()
-    fps = lambda: fakes.params.get(('camera', 'fps'), [None])[-1]  # noqa: E731
-
-    def entered(state: str) -> int:
-        # Times `state` was entered, judged on the published transitions (state + reason):
-        # a loaded CI machine may already have moved on when this thread looks.
-        changes, last = 0, None
+    def path() -> list[tuple[str, str]]:
+        # The published transitions (state + reason changes), as (previous, state).
+        changes, last = [], None
         for m in list(fakes.states):
             if (m.state, m.reason) != last:
                 last = (m.state, m.reason)
-                changes += m.state == state
-        return changes
+                changes.append(m)
+        return [(m.previous, m.state) for m in changes[1:]]
+
+    def rates() -> list[float]:
+        return list(fakes.params.get(('camera', 'fps'), []))
+
+    def reached(*steps) -> bool:
+        return path()[:len(steps)] == list(steps)
+
+    def rate_since(mark: int, value: float) -> bool:
+        return value in rates()[mark:]
 
     try:
         gating = [(n, p) for n in ('vision_encoder', 'audio_encoder', 'language_encoder')
                   for p in ('unload_states', 'unload_on_memory_red')]
-        wait(lambda: fakes.state() == 'WAKE' and fps() == FPS['WAKE']
-             and all(k in fakes.params for k in gating), 10.0, 'WAKE and its effects')
+        wait(lambda: fakes.state() == 'WAKE' and rate_since(0, FPS['WAKE'])
+             and all(k in fakes.params for k in gating), 30.0, 'WAKE and its effects')
         assert fakes.params[('vision_encoder', 'unload_states')][-1] == ''
         assert fakes.params[('language_encoder', 'unload_states')][-1] == 'DREAM,CRISIS'
         assert fakes.params[('vision_encoder', 'unload_on_memory_red')][-1] is False
         assert fakes.params[('language_encoder', 'unload_on_memory_red')][-1] is True
 
-        wait(lambda: fakes.state() == 'FOCUS', 5.0, 'FOCUS',
+        mark = len(rates())
+        wait(lambda: reached(('WAKE', 'FOCUS')), 20.0, 'FOCUS',
              lambda: fakes.publish('vision', 0.9))
-        wait(lambda: fps() == FPS['FOCUS'], 3.0, 'camera at FOCUS rate')
-        wait(lambda: fakes.state() == 'WAKE', 5.0, 'FOCUS -> WAKE')
-        wait(lambda: fakes.state() == 'REST', 5.0, 'REST')
-        wait(lambda: fps() == FPS['REST'], 3.0, 'camera at REST rate')
-        wait(lambda: entered('DREAM') >= 1 and fakes.sleep_calls, 8.0, 'DREAM + Sleep')
-        wait(lambda: fps() == FPS['DREAM'], 3.0, 'camera at DREAM rate')
+        wait(lambda: rate_since(mark, FPS['FOCUS']), 10.0, 'camera at FOCUS rate')
+        mark = len(rates())
+        wait(lambda: reached(('WAKE', 'FOCUS'), ('FOCUS', 'WAKE'), ('WAKE', 'REST')), 20.0,
+             'FOCUS -> WAKE -> REST')
+        wait(lambda: rate_since(mark, FPS['REST']), 10.0, 'camera at REST rate')
+        # The first consolidation takes 3 s: the spike arrives while DREAM waits for it.
+        wait(lambda: path()[-1:] == [('REST', 'DREAM')] and fakes.sleep_calls, 30.0,
+             'DREAM + Sleep')
         fakes.publish('audio', 0.95)
-        # Judged on the published transitions (not the current state, which a busy CI
-        # machine may already have moved on from by the time this test thread looks).
-        wait(lambda: any(s.state == 'WAKE' and s.previous == 'DREAM' for s in fakes.states),
-             6.0, 'the spike preempting DREAM')
-        wait(lambda: fakes.state() == 'REST', 5.0, 'REST again')
-        wait(lambda: entered('DREAM') >= 2 and len(fakes.sleep_calls) == 2, 8.0, 'DREAM')
-        wait(lambda: fakes.state() == 'REST', 5.0, 'the finished sleep ending DREAM')
+        wait(lambda: ('DREAM', 'WAKE') in path(), 10.0, 'the spike preempting DREAM')
+        assert FPS['DREAM'] in rates()
+        wait(lambda: ('DREAM', 'REST') in path() and len(fakes.sleep_calls) == 2, 40.0,
+             'REST, DREAM again and the finished sleep ending it')
 
         # From here on some mild activity (below every threshold) keeps WAKE from resting.
         busy = lambda: fakes.publish('vision', 0.35)  # noqa: E731
         shutil.copyfile(fixtures / 'psi_heavy.txt', proc / 'pressure' / 'memory')
         shutil.copyfile(fixtures / 'meminfo_8gb_critical.txt', proc / 'meminfo')
-        wait(lambda: fakes.state() == 'CRISIS', 3.0, 'CRISIS on red memory pressure', busy)
-        wait(lambda: fps() == FPS['CRISIS'], 3.0, 'camera at CRISIS rate', busy)
+        # (REST already runs the camera at the CRISIS rate: no new set is needed.)
+        wait(lambda: ('REST', 'CRISIS') in path() and rates()[-1] == FPS['CRISIS'], 15.0,
+             'CRISIS on red memory pressure and its camera rate', busy)
+        mark = len(rates())
         shutil.copyfile(fixtures / 'psi_calm.txt', proc / 'pressure' / 'memory')
         shutil.copyfile(fixtures / 'meminfo_8gb_ok.txt', proc / 'meminfo')
-        wait(lambda: fakes.state() == 'WAKE', 5.0, 'recovery from CRISIS', busy)
-        wait(lambda: fps() == FPS['WAKE'], 3.0, 'camera back at WAKE rate', busy)
+        wait(lambda: ('CRISIS', 'WAKE') in path() and rate_since(mark, FPS['WAKE']), 15.0,
+             'recovery from CRISIS and the WAKE rate', busy)
         for _ in range(10):
             busy()
             time.sleep(0.05)
@@ -193,10 +196,10 @@ def _scenario(tmp_path, make_proc, fixtures) -> None:
     for m in fakes.states:
         if not changes or (m.state, m.reason) != (changes[-1].state, changes[-1].reason):
             changes.append(m)
-    path = [(m.previous, m.state) for m in changes[1:]]
-    assert path == [('WAKE', 'FOCUS'), ('FOCUS', 'WAKE'), ('WAKE', 'REST'), ('REST', 'DREAM'),
-                    ('DREAM', 'WAKE'), ('WAKE', 'REST'), ('REST', 'DREAM'),
-                    ('DREAM', 'REST'), ('REST', 'CRISIS'), ('CRISIS', 'WAKE')]
+    assert [(m.previous, m.state) for m in changes[1:]] == [
+        ('WAKE', 'FOCUS'), ('FOCUS', 'WAKE'), ('WAKE', 'REST'), ('REST', 'DREAM'),
+        ('DREAM', 'WAKE'), ('WAKE', 'REST'), ('REST', 'DREAM'), ('DREAM', 'REST'),
+        ('REST', 'CRISIS'), ('CRISIS', 'WAKE')]
     reasons = [m.reason for m in changes[1:]]
     for fragment, reason in zip(['focus_enter', 'focus_exit', 'idle_rest_s', 'idle_dream_s',
                                  'preempted', 'idle_rest_s', 'idle_dream_s',
