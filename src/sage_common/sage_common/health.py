@@ -47,6 +47,7 @@ class Health:
         self._events: dict[str, deque[float]] = {}
         self._latency_ms: dict[str, deque[float]] = {}
         self._problem: tuple[Level, str, float] | None = None
+        self._conditions: dict[str, tuple[Level, str]] = {}
         self.values: dict[str, str] = {}
 
     def count(self, name: str, n: int = 1) -> None:
@@ -79,6 +80,13 @@ class Health:
             self._problem = (level, message, now)
         self.count('errors' if level >= Level.ERROR else 'warnings')
 
+    def condition(self, key: str, level: Level, message: str) -> None:
+        """Report a lasting state (e.g. a GPU fallback) until it is set again with ''."""
+        if message:
+            self._conditions[key] = (level, message)
+        else:
+            self._conditions.pop(key, None)
+
     def snapshot(self) -> Snapshot:
         """Current level, message and key values (counters, rates, latency percentiles)."""
         values = dict(self.values)
@@ -95,4 +103,7 @@ class Health:
             p_level, p_msg, when = self._problem
             if self._clock() - when <= self._hold_s:
                 level, message = p_level, p_msg
+        for c_level, c_msg in self._conditions.values():
+            if c_level > level:
+                level, message = c_level, c_msg
         return Snapshot(level, message, values)

@@ -38,3 +38,17 @@ def test_latency_percentiles_are_reported():
     values = h.snapshot().values
     assert abs(float(values['encode_p50_ms']) - 50.5) < 1e-6
     assert float(values['encode_p95_ms']) > 94.0
+
+
+def test_condition_holds_its_level_until_cleared():
+    clock = FakeClock()
+    h = Health(hold_s=10.0, clock=clock)
+    h.condition('provider_fallback', Level.WARN, 'asked CUDA, live CPU')
+    clock.t += 60.0
+    snap = h.snapshot()
+    assert snap.level == Level.WARN and snap.message == 'asked CUDA, live CPU'
+    h.problem(Level.ERROR, 'bad frame')
+    assert h.snapshot().level == Level.ERROR
+    clock.t += 11.0
+    h.condition('provider_fallback', Level.WARN, '')
+    assert h.snapshot().level == Level.OK

@@ -17,6 +17,7 @@ from sage_interfaces.msg import AtpBudget, MetabolicState
 
 from sage_encoders.budget import AtpAccount, should_suspend
 from sage_encoders.errors import EncoderError, InputError
+from sage_encoders.runtime import fallback_note
 
 # Budget: best effort subscription, so it matches the orchestrator whatever its reliability.
 BUDGET_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT,
@@ -114,6 +115,11 @@ class EncoderNodeBase(Node):
         v['unload_ms'] = f'{m.unload_ms:.3f}'
         v['loads'] = str(m.loads)
         v['providers'] = ','.join(m.providers)
+        v['providers_requested'] = str(self.values['providers'])
+        # A GPU provider asked for but not live stays a WARN for as long as it lasts.
+        note = (fallback_note(v['providers_requested'], list(m.providers))
+                if m.loaded and self.values['runtime'] == 'onnx' else '')
+        self.health.condition('provider_fallback', Level.WARN, note)
         v['precision'] = str(self.values['precision'])
         v['runtime'] = str(self.values['runtime'])
         v['suspended'] = str(self.suspended).lower()

@@ -21,6 +21,9 @@ Log = Callable[[str], None]
 # Short names accepted in the providers parameter.
 PROVIDER_ALIASES = {'tensorrt': 'TensorrtExecutionProvider', 'trt': 'TensorrtExecutionProvider',
                     'cuda': 'CUDAExecutionProvider', 'cpu': 'CPUExecutionProvider'}
+CPU_PROVIDER = 'CPUExecutionProvider'
+# Providers whose absence means the encoders run on the CPU of a machine that has a GPU.
+GPU_PROVIDERS = frozenset({'TensorrtExecutionProvider', 'CUDAExecutionProvider'})
 
 
 def _noop(_: str) -> None:
@@ -53,36 +56,52 @@ def limit_blas_threads() -> None:
 def resolve_providers(requested: str, log: Log = _noop) -> list[str]:
     """Turn a comma string of providers into those available here, CPU always last.
 
-    A requested provider that this onnxruntime build lacks is skipped with one log line
-    (e.g. TensorRT on an x86 CPU machine), so one profile runs on a Jetson and here.
+    Requested providers that this onnxruntime build lacks are skipped with one log line
+    naming asked vs available (e.g. TensorRT on an x86 CPU machine), so one profile runs on
+    a Jetson and here; `fallback_note` keeps the fallback on /diagnostics.
 
     Args:
         requested: e.g. 'TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider'
             or 'tensorrt,cuda,cpu'.
-        log: receives one line per missing provider.
+        log: receives one line when a requested provider is missing.
 
     Returns:
         Providers to pass to onnxruntime, in order.
     """
     available = ort.get_available_providers()
+    asked = canonical_providers(requested)
+    out = [name for name in asked if name in available and name != CPU_PROVIDER]
+    missing = [name for name in asked if name not in available]
+    out.append(CPU_PROVIDER)
+    if missing:
+        log(f'execution providers asked: {",".join(asked)}; not in this onnxruntime: '
+            f'{",".join(missing)} (available: {",".join(available)}); '
+            f'running on {",".join(out)}')
+    return out
+
+
+def canonical_providers(requested: str) -> list[str]:
+    """Full onnxruntime names of a comma string of providers (aliases expanded, no repeats)."""
     out: list[str] = []
     for raw in (p.strip() for p in requested.split(',')):
-        if not raw:
-            continue
         name = PROVIDER_ALIASES.get(raw.lower(), raw)
-        if name in available:
-            if name not in out:
-                out.append(name)
-        else:
-            log(f'execution provider {name} is not available in this onnxruntime '
-                f'({", ".join(available)}); falling back')
-    asked_cpu_only = out == ['CPUExecutionProvider']
-    if 'CPUExecutionProvider' in out:
-        out.remove('CPUExecutionProvider')
-    if not out and not asked_cpu_only:
-        log('no requested execution provider is available: using CPUExecutionProvider')
-    out.append('CPUExecutionProvider')
+        if raw and name not in out:
+            out.append(name)
     return out
+
+
+def fallback_note(requested: str, live: list[str]) -> str:
+    """Why a session runs without a GPU provider it was asked for; '' when it does not.
+
+    Args:
+        requested: the providers parameter (comma string, aliases allowed).
+        live: providers of the loaded session (`InferenceSession.get_providers()`).
+    """
+    lost = [p for p in canonical_providers(requested) if p in GPU_PROVIDERS and p not in live]
+    if not lost:
+        return ''
+    return (f'GPU execution provider fallback: asked {",".join(lost)}, '
+            f'live {",".join(live) or "none"}')
 
 
 def make_session(path: Path, providers: list[str], threads: int, trt_fp16: bool = False
