@@ -7,7 +7,6 @@ gaps (drops) on topics that carry input_seq; CPU and RSS per node process (psuti
 from __future__ import annotations
 
 from collections import defaultdict
-import os
 from pathlib import Path
 import tempfile
 import threading
@@ -18,6 +17,7 @@ import numpy as np
 import psutil
 
 from sage.launch_cmd import graph_supervisor
+from sage.environment import resolve_domain
 from sage.profile import load_profile
 from sage_common.vocabulary import Topic
 
@@ -95,12 +95,13 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
               overrides: tuple[str, ...] = (), domain_id: int | None = None) -> dict[str, Any]:
     """Run the graph for warmup_s + seconds and report the measured window.
 
-    domain_id: ROS_DOMAIN_ID of the benchmark's own graph (None: a private one derived from
-    the pid, so the measurement never mixes with a graph already running).
+    domain_id: ROS_DOMAIN_ID of the benchmark's graph (None: the project's one rule,
+    sage.environment.resolve_domain: $ROS_DOMAIN_ID, else the profile's launch.domain_id), so
+    two benches on one host are kept apart the same way two graphs are.
     """
     prof = load_profile(profile, list(overrides))
     run_dir = Path(tempfile.mkdtemp(prefix='sage-bench-graph-'))
-    domain = 150 + os.getpid() % 50 if domain_id is None else domain_id
+    domain = int(resolve_domain(prof, domain_id).value)
     sup = graph_supervisor(prof, run_dir, domain)
     sup.start()
     probe = _Probe()

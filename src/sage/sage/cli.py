@@ -92,7 +92,7 @@ def bench(
     domain_id: Optional[int] = typer.Option(
         None, '--domain-id', min=0, max=232,
         help='graph, sensors, transport: ROS_DOMAIN_ID of the graph the benchmark starts '
-             '(default: a private one, so it never mixes with a running graph)'),
+             "(graph: default $ROS_DOMAIN_ID, else the profile's launch.domain_id)"),
     seeds: Optional[int] = typer.Option(None, '--seeds', min=1,
                                         help='salience: number of scenes (seeds) to replay'),
     scenes: Optional[str] = typer.Option(None, '--scenes',
