@@ -40,6 +40,8 @@ echo "[test] lint (ruff check src: the rules in pyproject.toml)"
 "$VENV/bin/ruff" check src || status=1
 echo "[test] compatibility: Python 3.10 code, Jetson image pins resolve (check_compat.sh)"
 bash scripts/check_compat.sh "$VENV" || status=1
+echo "[test] Dockerfile lint (hadolint; inline ignores give their reason)"
+"$VENV/bin/hadolint" docker/*.Dockerfile || status=1
 echo "[test] Python tests (pytest)"
 "$VENV/bin/python" -m pytest src "$@" || status=$?
 exit $status
