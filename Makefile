@@ -2,7 +2,7 @@
 DURATION ?= 60
 PROFILE ?= nano
 
-.PHONY: run test install
+.PHONY: run test install image
 run:
 	@bash scripts/install.sh
 	@.venv/bin/sage launch $(PROFILE) --duration $(DURATION)
@@ -12,3 +12,7 @@ test:
 
 install:
 	@bash scripts/install.sh
+
+# The x86 image with podman from a debootstrapped Debian base (no Docker engine needed).
+image:
+	@bash scripts/image.sh

@@ -8,6 +8,11 @@
 # from a debootstrapped base, passing --build-arg BASE=localhost/sage-base:bookworm.
 ARG BASE=docker.io/library/debian:bookworm
 FROM ${BASE}
+# pip settings for the build (RUN sees build args as environment): PyTorch's CPU index, so
+# the training-only torch is not PyPI's multi-GB CUDA build; scripts/image.sh passes this
+# machine's own wheel folders instead.
+ARG PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG PIP_FIND_LINKS=
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Not pinned: Debian's stable repository drops superseded versions, so exact pins break
 # rebuilds; the Python stack is pinned by constraints.txt.
