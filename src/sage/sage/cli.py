@@ -56,6 +56,9 @@ def launch(
     multi_host: bool = typer.Option(False, '--multi-host',
                                     help='DDS on the LAN too (default: this host only); '
                                          'same as launch.multi_host: true in the profile'),
+    compose: bool = typer.Option(False, '--compose',
+                                 help='run each launch.compose_groups group of the profile in '
+                                      'one process (same as launch.compose: true)'),
 ) -> None:
     """Run a profile's node graph until --duration or Ctrl-C, then print a summary."""
     from sage.launch_cmd import run_launch
@@ -68,7 +71,7 @@ def launch(
         run_dir.mkdir(parents=True, exist_ok=True)
     try:
         code = run_launch(prof, duration, domain_id, run_dir, live=not quiet,
-                          multi_host=multi_host or None)
+                          multi_host=multi_host or None, compose=compose or None)
     except SageError as err:
         fail(str(err))
     raise typer.Exit(code)

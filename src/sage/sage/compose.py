@@ -40,11 +40,14 @@ def node_args(entry: dict[str, Any]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
     from sage_common.errors import SageError
     argv = sys.argv[1:] if argv is None else argv
     spec = yaml.safe_load(Path(argv[0]).read_text())
-    rclpy.init(args=None)
+    # SIGINT stays Python's KeyboardInterrupt: every node closes (capture threads stop) while
+    # the context is still valid; rclpy's handler would shut the context down under them
+    rclpy.init(args=None, signal_handler_options=SignalHandlerOptions.NO)
     nodes = []
     code = 0
     try:

@@ -9,6 +9,7 @@ import sys
 import time
 
 from sage.environment import describe, graph_choices, graph_env, join_graph
+from sage.node_groups import compose_groups
 from sage.paths import repo_root
 from sage.profile import Profile
 from sage.supervisor import Supervisor, SupervisorConfig
@@ -45,14 +46,21 @@ def supervisor_config(profile: Profile) -> SupervisorConfig:
 
 def graph_supervisor(profile: Profile, run_dir: Path, domain_id: int | None = None,
                      log=lambda text: None, multi_host: bool | None = None,
-                     **extra_env: str) -> Supervisor:
+                     compose: bool | None = None, **extra_env: str) -> Supervisor:
     """A Supervisor for the profile's nodes in the graph's environment (graph_env plus
-    extra_env), with this process joined to the same graph so its own observer node sees it."""
+    extra_env), with this process joined to the same graph so its own observer node sees it.
+
+    compose: run launch.compose_groups as one process each (None: the profile's
+    launch.compose, default off).
+    """
     env = dict(os.environ)
     env.update(graph_env(profile, domain_id, multi_host))
     env.update(extra_env)
     join_graph(env)
-    return Supervisor(profile.nodes, run_dir, env, supervisor_config(profile), log=log)
+    if compose is None:
+        compose = bool(profile.settings.get('compose', False))
+    processes = compose_groups(profile) if compose else profile.nodes
+    return Supervisor(processes, run_dir, env, supervisor_config(profile), log=log)
 
 
 def service_watch(profile: Profile, say):
@@ -68,11 +76,11 @@ def service_watch(profile: Profile, say):
 
 def run_launch(profile: Profile, duration: float | None, domain_id: int | None = None,
                run_dir: Path | None = None, live: bool = True, out=sys.stdout,
-               multi_host: bool | None = None) -> int:
+               multi_host: bool | None = None, compose: bool | None = None) -> int:
     """Run the graph until `duration` seconds pass or SIGINT/SIGTERM arrives.
 
-    domain_id and multi_host are the command-line switches (None: not given); the DDS settings
-    follow sage.environment's rule and are printed with where each came from.
+    domain_id, multi_host and compose are the command-line switches (None: not given); the DDS
+    settings follow sage.environment's rule and are printed with where each came from.
 
     Returns:
         0 when stopped as asked, 1 when a node kept crashing and was given up,
@@ -83,7 +91,7 @@ def run_launch(profile: Profile, duration: float | None, domain_id: int | None =
 
     settings = describe(graph_choices(profile, domain_id, multi_host))  # bad values: raise now
     run_dir = run_dir or new_run_dir(profile)
-    sup = graph_supervisor(profile, run_dir, domain_id, say, multi_host,
+    sup = graph_supervisor(profile, run_dir, domain_id, say, multi_host, compose,
                            SAGE_RUN_DIR=str(run_dir))
 
     stop_reason: list[str] = []
@@ -93,7 +101,8 @@ def run_launch(profile: Profile, duration: float | None, domain_id: int | None =
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     monitor = watch = None
-    say(f'[sage] profile {profile.name}: {len(profile.nodes)} nodes, '
+    say(f'[sage] profile {profile.name}: {len(profile.nodes)} nodes in '
+        f'{len(sup.children)} processes, '
         f'ROS_DOMAIN_ID={sup.env["ROS_DOMAIN_ID"]}, run folder {run_dir}')
     say(f'[sage] DDS: {settings}')
     started = time.monotonic()

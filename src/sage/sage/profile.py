@@ -181,7 +181,30 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = ()) -> Profile:
                               parameters=values, respawn=bool(entry.get('respawn', True)),
                               remappings=remaps, stop_last=bool(entry.get('stop_last', False))))
     settings = {k: v for k, v in launch.items() if k != 'nodes'}
+    unknown = {n for names in group_table(settings, path).values() for n in names} - set(per_node)
+    if unknown:
+        raise ProfileError(f"{path}: launch.compose_groups: no node {', '.join(sorted(unknown))}")
     return Profile(name=path.stem, path=path, nodes=tuple(nodes), settings=settings)
+
+
+def group_table(settings: Mapping[str, Any], path: Path) -> dict[str, list[str]]:
+    """`launch.compose_groups` (group -> node names; nodes that share one process), checked.
+
+    Raises:
+        ProfileError: not a mapping of group -> list of names, or a node in two groups.
+    """
+    spec = settings.get('compose_groups') or {}
+    where = f'{path}: launch.compose_groups'
+    if not isinstance(spec, Mapping) or not all(isinstance(v, list) for v in spec.values()):
+        raise ProfileError(f'{where} must map group names to lists of node names')
+    seen: dict[str, str] = {}
+    for group, names in spec.items():
+        for name in names:
+            if name in seen:
+                raise ProfileError(f"{where}: node '{name}' is in groups '{seen[name]}' and "
+                                   f"'{group}'")
+            seen[str(name)] = str(group)
+    return {str(g): [str(n) for n in names] for g, names in spec.items()}
 
 
 def load_launch_settings(name_or_path: str) -> Profile:

@@ -1,7 +1,8 @@
 """Process supervision for `sage launch`: start nodes, respawn crashes, stop cleanly.
 
-Each node runs as its own process (`python -m <package>.<executable> --ros-args ...`) with
-its log in the run folder; each distinct ERROR a node logs is also shown on the console once.
+Each node runs as its own process (`python -m <package>.<executable> --ros-args ...`), or with
+the nodes of its composition group in one (`python -m sage.compose GROUP.yaml`), with its log in
+the run folder; each distinct ERROR a node logs is also shown on the console once.
 No rclpy here: the supervisor must keep working when DDS or a node misbehaves.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 import yaml
 
 from sage.log_errors import ErrorLines
+from sage.node_groups import COMPOSE_MODULE, NodeGroup, Process
 from sage.profile import NodeSpec, params_file_content
 
 # Exit code a node uses for a configuration error (sage_common.ros.run): never respawned.
@@ -38,7 +40,7 @@ class SupervisorConfig:
 
 @dataclass
 class Child:
-    spec: NodeSpec
+    spec: Process
     log_path: Path
     params_path: Path
     proc: subprocess.Popen | None = None
@@ -64,9 +66,9 @@ def _die_with_parent() -> None:
 
 
 class Supervisor:
-    """Starts and watches one process per node."""
+    """Starts and watches one process per node or composition group."""
 
-    def __init__(self, nodes: tuple[NodeSpec, ...], run_dir: Path, env: dict[str, str],
+    def __init__(self, nodes: tuple[Process, ...], run_dir: Path, env: dict[str, str],
                  config: SupervisorConfig | None = None, python: str = sys.executable,
                  log=print) -> None:
         self.run_dir = run_dir
@@ -76,23 +78,40 @@ class Supervisor:
         self.log = log
         (run_dir / 'logs').mkdir(parents=True, exist_ok=True)
         (run_dir / 'params').mkdir(parents=True, exist_ok=True)
+        # a group's file is its node list; 'group_' keeps it apart from a node of that name
         self.children = [Child(spec, run_dir / 'logs' / f'{spec.name}.log',
-                               run_dir / 'params' / f'{spec.name}.yaml') for spec in nodes]
+                               run_dir / 'params' / (f'group_{spec.name}.yaml'
+                                                     if isinstance(spec, NodeGroup)
+                                                     else f'{spec.name}.yaml'))
+                         for spec in nodes]
         self.config_error: str | None = None
 
     def command(self, child: Child) -> list[str]:
         spec = child.spec
+        if isinstance(spec, NodeGroup):
+            return [self.python, '-m', COMPOSE_MODULE, str(child.params_path)]
         cmd = [self.python, '-m', spec.module, '--ros-args', '-r', f'__node:={spec.name}',
                '--params-file', str(child.params_path)]
         for src, dst in spec.remappings:
             cmd += ['-r', f'{src}:={dst}']
         return cmd
 
+    def _params_path(self, node: NodeSpec) -> Path:
+        return self.run_dir / 'params' / f'{node.name}.yaml'
+
     def write_params(self) -> None:
-        """Write each node's --params-file (its profile section after overrides)."""
+        """Write each node's --params-file (its profile section after overrides), and each
+        group's node list for sage.compose (a group's params_path)."""
         for child in self.children:
-            child.params_path.write_text(yaml.safe_dump(params_file_content(child.spec),
-                                                        sort_keys=False))
+            nodes = child.spec.members if isinstance(child.spec, NodeGroup) else (child.spec,)
+            for node in nodes:
+                self._params_path(node).write_text(yaml.safe_dump(params_file_content(node),
+                                                                  sort_keys=False))
+            if isinstance(child.spec, NodeGroup):
+                group = [{'name': n.name, 'module': n.module,
+                          'params_file': str(self._params_path(n)),
+                          'remappings': [list(r) for r in n.remappings]} for n in nodes]
+                child.params_path.write_text(yaml.safe_dump({'nodes': group}, sort_keys=False))
 
     def start(self) -> None:
         self.write_params()

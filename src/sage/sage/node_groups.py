@@ -1,0 +1,64 @@
+"""Composition groups: which of a profile's nodes share one process (`launch.compose_groups`).
+
+A group runs as `python -m sage.compose` (one rclpy context, one executor); nodes in no group
+keep a process of their own. The Supervisor treats a group like one node: it respawns the
+whole group when its process dies.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sage.profile import group_table, NodeSpec, Profile
+
+COMPOSE_MODULE = 'sage.compose'
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """Nodes run in one process, supervised as one."""
+
+    name: str
+    members: tuple[NodeSpec, ...]
+
+    @property
+    def respawn(self) -> bool:
+        return all(m.respawn for m in self.members)
+
+    @property
+    def stop_last(self) -> bool:
+        return any(m.stop_last for m in self.members)
+
+
+Process = NodeSpec | NodeGroup
+
+
+def compose_groups(profile: Profile) -> tuple[Process, ...]:
+    """The profile's processes with its `launch.compose_groups` applied, in node order.
+
+    Nodes missing from the profile (e.g. left out with --without) are skipped; a group left
+    with one node runs that node alone.
+
+    (load_profile has checked the groups against the profile's nodes: group_table.)
+    """
+    group_of = {name: group for group, names in group_table(profile.settings, profile.path).items()
+                for name in names}
+    members: dict[str, list[NodeSpec]] = {}
+    order: list[str | NodeSpec] = []
+    for node in profile.nodes:
+        group = group_of.get(node.name)
+        if group is None:
+            order.append(node)
+            continue
+        if group not in members:
+            members[group] = []
+            order.append(group)
+        members[group].append(node)
+    out: list[Process] = []
+    for item in order:
+        if isinstance(item, NodeSpec):
+            out.append(item)
+        elif len(members[item]) == 1:
+            out.append(members[item][0])
+        else:
+            out.append(NodeGroup(item, tuple(members[item])))
+    return tuple(out)
