@@ -13,6 +13,9 @@ FROM ${BASE}
 # machine's own wheel folders instead.
 ARG PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG PIP_FIND_LINKS=
+# A CA bundle for pip where HTTPS goes through an intercepting proxy (scripts/image.sh lends the
+# host's).
+ARG PIP_CERT=
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Not pinned: Debian's stable repository drops superseded versions, so exact pins break
 # rebuilds; the Python stack is pinned by constraints.txt.

@@ -66,6 +66,11 @@ args=(--isolation chroot -f "$ROOT/docker/dev-x86.Dockerfile" -t "$TAG"
 for dir in /opt/wheels /opt/pypi /opt/pypi-more; do
   [[ -d $dir ]] && args+=(-v "$dir:$dir:ro")
 done
+# This machine's HTTPS goes through a proxy whose CA only the host's bundle holds.
+cert=$(python3 -m pip config get global.cert 2>/dev/null || true)
+if [[ -n $cert && -f $cert ]]; then
+  args+=(-v "$cert:/etc/ssl/sage-host-ca.crt:ro" --build-arg PIP_CERT=/etc/ssl/sage-host-ca.crt)
+fi
 links=$(python3 -m pip config get global.find-links 2>/dev/null || true)
 extra=$(python3 -m pip config get global.extra-index-url 2>/dev/null || true)
 [[ -n $links ]] && args+=(--build-arg "PIP_FIND_LINKS=$links")
