@@ -67,7 +67,7 @@ for dir in /opt/wheels /opt/pypi /opt/pypi-more; do
   [[ -d $dir ]] && args+=(-v "$dir:$dir:ro")
 done
 # This machine's HTTPS goes through a proxy whose CA only the host's bundle holds.
-cert=$(python3 -m pip config get global.cert 2>/dev/null || true)
+cert=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || true)}
 if [[ -n $cert && -f $cert ]]; then
   args+=(-v "$cert:/etc/ssl/sage-host-ca.crt:ro" --build-arg PIP_CERT=/etc/ssl/sage-host-ca.crt)
 fi
