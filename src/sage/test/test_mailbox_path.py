@@ -63,6 +63,7 @@ def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain
     from sage_common.mailbox_params import FRAME_REF_TOPIC
     from sage_common.ros import RELIABLE_QOS, SENSOR_QOS
     from sage_common.stamps import to_sec
+    from diagnostic_msgs.msg import DiagnosticArray
     from sage_cuda_mailbox import FrameWriter
     from sage_interfaces.msg import FrameRef, Latent, Salience
     from sensor_msgs.msg import Image
@@ -81,6 +82,15 @@ def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain
         node.create_subscription(Latent, f'/{p}/vision/latent',
                                  lambda m, p=p: got['l' + p].setdefault(
                                      to_sec(m.header.stamp), list(m.codes)), RELIABLE_QOS)
+    heard: set[str] = set()
+
+    def on_diagnostics(msg) -> None:
+        for st in msg.status:
+            name = st.name.split(':')[-1].strip().lstrip('/')
+            if any(kv.key == 'inputs' and int(kv.value) > 0 for kv in st.values):
+                heard.add(name)
+
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, RELIABLE_QOS)
     image_pub = node.create_publisher(Image, '/sage/camera/image_raw', SENSOR_QOS)
     ref_pub = node.create_publisher(FrameRef, FRAME_REF_TOPIC, SENSOR_QOS)
     ex = SingleThreadedExecutor(context=ctx)
@@ -93,6 +103,17 @@ def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not _matched(node, image_pub, ref_pub):
             time.sleep(0.2)
+        # The test sees an encoder's subscription before that encoder's reader may have
+        # matched the test's writers (a frame sent then is never delivered). Probe until both
+        # encoders count an input on /diagnostics: the probes cannot be decoded (an unknown
+        # encoding, a sequence the mailbox never wrote), so they reach no latent and no SNARC.
+        while time.monotonic() < deadline and not ({'enc_a', 'enc_b'} <= heard):
+            image_pub.publish(Image(height=1, width=1, encoding='probe', step=3,
+                                    data=b'\x00\x00\x00'))
+            ref_pub.publish(FrameRef(segment=segment, slot=0, sequence=2**40, width=320,
+                                     height=240, step=960, encoding='rgb8'))
+            time.sleep(0.5)
+        assert {'enc_a', 'enc_b'} <= heard, f'encoders never got a probe: {heard}'
         t0 = 1_700_000_000.0
         for i, frame in enumerate(frames):
             stamp = t0 + 0.5 * i
