@@ -181,8 +181,10 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = ()) -> Profile:
                               parameters=values, respawn=bool(entry.get('respawn', True)),
                               remappings=remaps, stop_last=bool(entry.get('stop_last', False))))
     settings = {k: v for k, v in launch.items() if k != 'nodes'}
+    # A profile with fewer nodes (a test's, a robot without a microphone) keeps the shared
+    # group table: absent members are skipped, and only a composed launch insists on them.
     unknown = {n for names in group_table(settings, path).values() for n in names} - set(per_node)
-    if unknown:
+    if unknown and settings.get('compose'):
         raise ProfileError(f"{path}: launch.compose_groups: no node {', '.join(sorted(unknown))}")
     return Profile(name=path.stem, path=path, nodes=tuple(nodes), settings=settings)
 
