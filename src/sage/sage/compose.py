@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
+    from sage_common.ros import close_node
 
     from sage_common.errors import SageError
     argv = sys.argv[1:] if argv is None else argv
@@ -65,10 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         for node in reversed(nodes):
-            close = getattr(node, 'close', None)
-            if callable(close):
-                close()
-            node.destroy_node()
+            close_node(node)
         rclpy.try_shutdown()
     return code
 

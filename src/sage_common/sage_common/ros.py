@@ -178,11 +178,16 @@ def run(node_factory: Callable[[], Node], args: list[str] | None = None) -> int:
             raise
     finally:
         if node is not None:
-            close = getattr(node, 'close', None)
-            if callable(close):
-                close()
-            node.destroy_node()
+            close_node(node)
         rclpy.try_shutdown()
     return code
+
+
+def close_node(node: Any) -> None:
+    """Release what a node holds (its `close`, when it has one), then destroy it."""
+    close = getattr(node, 'close', None)
+    if callable(close):
+        close()
+    node.destroy_node()
 
 
