@@ -111,7 +111,8 @@ def grid_change(last: np.ndarray, codes: np.ndarray, block: int, shift: int,
     shares = []
     for y in range(0, h - block + 1, block):
         for x in range(0, w - block + 1, block):
-            ref = last[max(0, y - margin):y + block + margin, max(0, x - margin):x + block + margin]
+            y0, x0 = max(0, y - margin), max(0, x - margin)
+            ref = last[y0:y + block + margin, x0:x + block + margin]
             seen[ref] = True
             shares.append(1.0 - float(seen[codes[y:y + block, x:x + block]].mean()))
             seen[ref] = False
