@@ -7,46 +7,35 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 
 from sage.bench_graph import run_bench
-from sage.paths import config_dir
 
 pytestmark = pytest.mark.graph
 
 BASE = int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90'))
 
 
-def _imu_profile(tmp_path: Path, domain: int) -> Path:
-    """The nano profile with only its IMU node (the cheapest real graph) and its own domain."""
-    data = yaml.safe_load((config_dir() / 'nano.yaml').read_text())
-    data['launch']['domain_id'] = domain
-    data['launch']['nodes'] = {'imu': data['launch']['nodes']['imu']}
-    path = tmp_path / 'imu_only.yaml'
-    path.write_text(yaml.safe_dump(data))
-    return path
-
 
 def _bench(profile: Path, **kw) -> dict:
     return run_bench(seconds=0.5, profile=str(profile), warmup_s=0.5, **kw)
 
 
-def test_bench_graph_runs_on_the_users_ros_domain_id(tmp_path, monkeypatch):
+def test_bench_graph_runs_on_the_users_ros_domain_id(imu_only_profile, monkeypatch):
     monkeypatch.setenv('ROS_DOMAIN_ID', str(BASE + 1))
-    result = _bench(_imu_profile(tmp_path, BASE + 2))
+    result = _bench(imu_only_profile(BASE + 2))
     assert result['domain_id'] == BASE + 1
     assert os.environ['ROS_DOMAIN_ID'] == str(BASE + 1)
 
 
-def test_bench_graph_without_a_variable_runs_on_the_profiles_domain(tmp_path, monkeypatch):
+def test_bench_graph_without_a_variable_runs_on_the_profiles_domain(imu_only_profile, monkeypatch):
     monkeypatch.delenv('ROS_DOMAIN_ID', raising=False)
-    result = _bench(_imu_profile(tmp_path, BASE + 2))
+    result = _bench(imu_only_profile(BASE + 2))
     assert result['domain_id'] == BASE + 2
     # the bench's own probe joined that domain too (it reads the graph it started)
     assert os.environ['ROS_DOMAIN_ID'] == str(BASE + 2)
 
 
-def test_bench_graph_domain_flag_wins(tmp_path, monkeypatch):
+def test_bench_graph_domain_flag_wins(imu_only_profile, monkeypatch):
     monkeypatch.setenv('ROS_DOMAIN_ID', str(BASE + 1))
-    result = _bench(_imu_profile(tmp_path, BASE + 2), domain_id=BASE + 3)
+    result = _bench(imu_only_profile(BASE + 2), domain_id=BASE + 3)
     assert result['domain_id'] == BASE + 3

@@ -13,10 +13,8 @@ import time
 
 import psutil
 import pytest
-import yaml
 
 from sage.bag import info
-from sage.paths import config_dir
 
 pytestmark = pytest.mark.graph
 
@@ -24,15 +22,6 @@ TOPIC = '/sage/imu/data'
 FIRST_MESSAGE_DEADLINE_S = 90.0  # ends as soon as the IMU delivers (a loaded machine is slow)
 LISTEN_S = 6.0                   # status and record listen this long once the graph is up
 
-
-def _imu_profile(tmp_path: Path, domain: int) -> Path:
-    """The nano profile with only its IMU node, on a domain of this test."""
-    data = yaml.safe_load((config_dir() / 'nano.yaml').read_text())
-    data['launch']['domain_id'] = domain
-    data['launch']['nodes'] = {'imu': data['launch']['nodes']['imu']}
-    path = tmp_path / 'imu_only.yaml'
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def _user_env(**changes: str) -> dict[str, str]:
@@ -88,8 +77,9 @@ def _wait_for_imu(domain: int) -> bool:
     return got.is_set()
 
 
-def test_status_and_bag_record_find_the_graph_on_the_profiles_domain(ros_domain, tmp_path):
-    profile = _imu_profile(tmp_path, ros_domain)
+def test_status_and_bag_record_find_the_graph_on_the_profiles_domain(ros_domain, tmp_path,
+                                                                    imu_only_profile):
+    profile = imu_only_profile(ros_domain)
     env = _user_env()
     graph = _launch(profile, tmp_path / 'run', env)
     try:
@@ -135,10 +125,10 @@ def _node_environ(launcher: psutil.Process, name: str, deadline_s: float) -> dic
     raise AssertionError(f'no {name} node process within {deadline_s} s')
 
 
-def test_launch_keeps_the_users_rmw_and_discovery_range(ros_domain, tmp_path):
+def test_launch_keeps_the_users_rmw_and_discovery_range(ros_domain, tmp_path, imu_only_profile):
     # OFF: a range no SAGE default uses (and the node talks to nobody on this shared machine)
     env = _user_env(RMW_IMPLEMENTATION='rmw_fastrtps_cpp', ROS_AUTOMATIC_DISCOVERY_RANGE='OFF')
-    graph = _launch(_imu_profile(tmp_path, ros_domain), tmp_path / 'run', env,
+    graph = _launch(imu_only_profile(ros_domain), tmp_path / 'run', env,
                     '--domain-id', str(ros_domain))
     try:
         node_env = _node_environ(psutil.Process(graph.pid), 'imu', FIRST_MESSAGE_DEADLINE_S)

@@ -15,29 +15,6 @@ import pytest
 pytestmark = pytest.mark.graph
 
 
-def _listen(domain: int, stop: threading.Event, seen: dict) -> None:
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from sage_interfaces.msg import Experience, Salience
-    from sage_common.ros import RELIABLE_QOS
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=domain)
-    node = rclpy.create_node('graph_test_listener', context=ctx)
-
-    def on_salience(msg):
-        entry = seen.setdefault(msg.modality, [])
-        entry.append((time.monotonic(), msg.salience, msg.attend))
-    node.create_subscription(Salience, '/sage/salience', on_salience, RELIABLE_QOS)
-    node.create_subscription(Experience, '/sage/memory/stored',
-                             lambda m: seen.setdefault('stored', []).append(m.uuid),
-                             RELIABLE_QOS)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(node)
-    while not stop.is_set():
-        ex.spin_once(timeout_sec=0.1)
-    ex.shutdown()
-    rclpy.try_shutdown(context=ctx)
-
 
 def _node_processes(launcher: psutil.Process) -> dict[str, psutil.Process]:
     out = {}
@@ -52,7 +29,9 @@ def _node_processes(launcher: psutil.Process) -> dict[str, psutil.Process]:
     return out
 
 
-def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_path):
+def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_path,
+                                                                topic_listener):
+    from sage_interfaces.msg import Experience, Salience
     data_dir = tmp_path / 'data'
     run_dir = tmp_path / 'run'
     cmd = [sys.executable, '-m', 'sage.cli', 'launch', 'nano', '--duration', '60',
@@ -65,9 +44,14 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
     reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
     reader.start()
     seen: dict = {}
-    stop = threading.Event()
-    listener = threading.Thread(target=_listen, args=(ros_domain, stop, seen), daemon=True)
-    listener.start()
+
+    def on_salience(msg):
+        entry = seen.setdefault(msg.modality, [])
+        entry.append((time.monotonic(), msg.salience, msg.attend))
+    stop_listening = topic_listener(ros_domain, [
+        (Salience, '/sage/salience', on_salience),
+        (Experience, '/sage/memory/stored',
+         lambda m: seen.setdefault('stored', []).append(m.uuid))], 'graph_test_listener')
     launcher = psutil.Process(proc.pid)
     try:
         deadline = time.monotonic() + 40
@@ -113,10 +97,9 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
         code = proc.wait(timeout=30)
         stop_s = time.monotonic() - t0
     finally:
-        stop.set()
+        stop_listening()
         if proc.poll() is None:
             proc.kill()
-        listener.join(timeout=5)
     reader.join(timeout=5)
     text = ''.join(output)
     assert code == 0, text

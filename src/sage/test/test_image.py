@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 import shutil
 import subprocess
-import threading
 import time
 
 import pytest
@@ -27,26 +26,10 @@ pytestmark = pytest.mark.skipif(
     reason='image build takes many minutes and needs root + podman: set SAGE_TEST_IMAGE=1')
 
 
-def _listen(domain: int, stop: threading.Event, seen: dict[str, list[float]]) -> None:
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from sage_common.ros import RELIABLE_QOS
+
+def test_image_runs_the_nano_graph_and_publishes_salience(ros_domain, tmp_path,
+                                                         topic_listener) -> None:
     from sage_interfaces.msg import Salience
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=domain)
-    node = rclpy.create_node('image_test_listener', context=ctx)
-    node.create_subscription(
-        Salience, '/sage/salience',
-        lambda m: seen.setdefault(m.modality, []).append(float(m.salience)), RELIABLE_QOS)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(node)
-    while not stop.is_set():
-        ex.spin_once(timeout_sec=0.1)
-    ex.shutdown()
-    rclpy.try_shutdown(context=ctx)
-
-
-def test_image_runs_the_nano_graph_and_publishes_salience(ros_domain, tmp_path) -> None:
     assert shutil.which('podman'), 'podman missing: scripts/image.sh installs it'
     t0 = time.monotonic()
     build = subprocess.run(['bash', str(ROOT / 'scripts/image.sh')], capture_output=True,
@@ -55,9 +38,10 @@ def test_image_runs_the_nano_graph_and_publishes_salience(ros_domain, tmp_path) 
     print(f'image build/reuse {time.monotonic() - t0:.0f} s')
 
     seen: dict[str, list[float]] = {}
-    stop = threading.Event()
-    listener = threading.Thread(target=_listen, args=(ros_domain, stop, seen), daemon=True)
-    listener.start()
+    stop_listening = topic_listener(ros_domain, [(
+        Salience, '/sage/salience',
+        lambda m: seen.setdefault(m.modality, []).append(float(m.salience)))],
+        'image_test_listener')
     run_dir = tmp_path / 'run'
     run_dir.mkdir()
     cmd = ['podman', '--runtime', 'runc', 'run', '--rm', '--network', 'host', '--ipc', 'host',
@@ -66,8 +50,7 @@ def test_image_runs_the_nano_graph_and_publishes_salience(ros_domain, tmp_path) 
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=GRAPH_S + 180)
     finally:
-        stop.set()
-        listener.join(timeout=10)
+        stop_listening()
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert 'stopped (duration reached)' in out, out[-4000:]
