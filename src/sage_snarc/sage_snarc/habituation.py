@@ -4,8 +4,9 @@ Each modality keeps up to `max_traces` traces (a stimulus descriptor, a strength
 and when it was last reinforced); see `ModalityState.descriptor` in snarc_core for what the
 descriptor is per modality. An input matches the closest trace if their chord distance is at
 most match_dist. The stimulus part of salience is multiplied by 1 - max_drop * max_i h_i k(d_i),
-where k is 1 within match_dist and falls off beyond it with width match_dist / 3 (near misses
-count partly), and h decays back to 0 with time constant recovery_s (spontaneous recovery).
+where k is 1 within match_dist and falls off beyond it as a Gaussian of width near_miss (a near
+miss counts partly; 0 = not at all), and h decays back to 0 with time constant recovery_s
+(spontaneous recovery).
 
 An episode is a run of noticed inputs of one modality less than `episode_gap_s` apart (the
 windows an audio event spans, the frames of an object's arrival). It counts as one repeat: its
@@ -36,12 +37,14 @@ class Habituation:
     """Habituation traces of one modality."""
 
     def __init__(self, *, max_traces: int, rate: float, max_drop: float, recovery_s: float,
-                 match_dist: float, merge: float = 0.2) -> None:
+                 match_dist: float, near_miss: float | None = None,
+                 merge: float = 0.2) -> None:
         self.max_traces = max(1, int(max_traces))
         self.rate = float(rate)
         self.max_drop = float(max_drop)
         self.recovery_s = float(recovery_s)
         self.match_dist = float(match_dist)
+        self.near_miss = self.match_dist / 3.0 if near_miss is None else float(near_miss)
         self.merge = float(merge)
         self.vecs: np.ndarray | None = None  # (k, dim)
         self.h = np.zeros(0, dtype=np.float64)
@@ -89,8 +92,8 @@ class Habituation:
         """Closest trace within match_dist of unit descriptor x, and the salience factor.
 
         The factor is 1 - max_drop * max_i h_i k(d_i), with k = 1 within match_dist and
-        exp(-0.5 ((d - match_dist) / (match_dist / 3))^2) beyond: a near miss (a sound caught
-        at another phase of the audio window) is partly habituated instead of not at all.
+        exp(-0.5 ((d - match_dist) / near_miss)^2) beyond: a near miss (a sound caught at another
+        phase of the audio window) is partly habituated instead of not at all.
 
         Returns:
             (trace index or -1, factor in [1 - max_drop, 1]).
@@ -98,9 +101,12 @@ class Habituation:
         d = self._distances(x)
         if d.size == 0:
             return -1, 1.0
-        width = max(self.match_dist / 3.0, 1e-6)
         excess = np.maximum(d - self.match_dist, 0.0)
-        h = self._strength(now) * np.exp(-0.5 * (excess / width) ** 2)
+        if self.near_miss > 0.0:
+            kernel = np.exp(-0.5 * (excess / self.near_miss) ** 2)
+        else:
+            kernel = (excess == 0.0).astype(np.float64)
+        h = self._strength(now) * kernel
         factor = 1.0 - self.max_drop * float(np.max(h))
         i = int(np.argmin(d))
         return (i if float(d[i]) <= self.match_dist else -1), factor

@@ -134,7 +134,8 @@ class ModalityState:
             max_traces=int(v['habituation.max_traces']), rate=float(v['habituation.rate']),
             max_drop=float(v['habituation.max_drop']),
             recovery_s=float(v['habituation.recovery_s']),
-            match_dist=float(v['habituation.match_dist']))
+            match_dist=float(v['habituation.match_dist']),
+            near_miss=float(v['habituation.near_miss']))
         self.baseline_alpha = float(v['habituation.baseline_alpha'])
         # The room (audio): arousal is a rise above its level, sounds stand out of its spectrum.
         self.background = AudioBackground(int(v['arousal.audio.background_window']))

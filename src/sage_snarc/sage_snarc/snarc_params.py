@@ -124,6 +124,8 @@ PARAMS: tuple[ParamSpec, ...] = (
        0.01, 1e7),
     _P('habituation.match_dist', 0.45, 'Chord distance between stimulus descriptors within '
        'which an input is the same stimulus (0.3 = 17 degrees)', 0.0, 2.0),
+    _P('habituation.near_miss', 0.15, 'Width (chord distance) over which a stimulus just beyond '
+       'match_dist still counts partly as a repeat (0 = only matches habituate)', 0.0, 2.0),
     _P('habituation.episode_gap_s', 1.2, 'Noticed inputs of a modality closer than this (s) '
        'are one episode: they share the habituation trace of its onset', 0.0, 60.0),
     _P('habituation.novelty_gate', 0.5, 'How far novelty exempts an input from habituation '
