@@ -2,7 +2,8 @@
 # Builds the x86 development image (docker/dev-x86.Dockerfile) without a Docker engine or an
 # image registry: a Debian bookworm minbase root from apt's own mirror (debootstrap, cached in
 # .cache/image/), imported into podman as the base, then `podman build --isolation chroot` and
-# a smoke run with runc (crun fails here: "cgroups in hybrid mode not supported").
+# a smoke run with runc (crun fails here: "cgroups in hybrid mode not supported"). Docker
+# format: OCI images drop the Dockerfile's SHELL (pipefail).
 # Usage: scripts/image.sh [--run SECONDS]   (--run: also run the nano graph in the image)
 # Environment: SAGE_IMAGE_TAG (default sage:dev-x86), SAGE_IMAGE_BASE (sage-base:bookworm).
 set -euo pipefail
@@ -61,7 +62,7 @@ fi
 
 # 4. The image. The host's local wheel folders (e.g. the CPU torch build) are lent to the
 #    build read-only, with the pip settings that point at them, so it resolves like the host.
-args=(--isolation chroot -f "$ROOT/docker/dev-x86.Dockerfile" -t "$TAG"
+args=(--isolation chroot --format docker -f "$ROOT/docker/dev-x86.Dockerfile" -t "$TAG"
       --build-arg "BASE=localhost/$BASE")
 for dir in /opt/wheels /opt/pypi /opt/pypi-more; do
   [[ -d $dir ]] && args+=(-v "$dir:$dir:ro")
