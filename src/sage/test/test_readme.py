@@ -70,6 +70,8 @@ CHECKS: dict[str, Check] = {
     'make run': Check('make run DURATION=12', SUMMARY, 'the 60 s run shortened'),
     'make run DURATION=300': Check('', note="same target as 'make run' (DURATION=12 there)"),
     'make test': Check('', note='CI runs it: .ci/run is `make test`'),
+    'make image': Check('', note='minutes, root and podman: test_image.py builds the image and '
+                                 'runs the nano graph in it when SAGE_TEST_IMAGE=1'),
     "sudo apt-get install $(grep -v '^#' requirements/colcon/apt.txt)": Check(
         '', note='test_package_dependencies checks apt.txt lists every <apt_depend>'),
     'rosdep install --from-paths src --ignore-src -y': Check(
