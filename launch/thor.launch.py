@@ -1,7 +1,9 @@
-"""SAGE thor graph: `ros2 launch sage thor.launch.py [set:="node.param=value ..."] [domain_id:=N]`.
+"""SAGE thor graph: `ros2 launch sage thor.launch.py [set:="..."] [domain_id:=N] [compose:=true]`.
 
 The node list and parameters come from config/thor.yaml through the same loader as
-`sage launch thor`, so both start the same graph.
+`sage launch thor`, so both start the same graph. compose:=true runs each of the profile's
+launch.compose_groups in one process (`python -m sage.compose`, the Python counterpart of a
+ComposableNodeContainer), respawned as a whole (see sage.launch_description).
 """
 from sage.launch_description import generate
 

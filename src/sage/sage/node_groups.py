@@ -7,8 +7,11 @@ whole group when its process dies.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from sage.profile import group_table, NodeSpec, Profile
+import yaml
+
+from sage.profile import group_table, NodeSpec, params_file_content, Profile
 
 COMPOSE_MODULE = 'sage.compose'
 
@@ -30,6 +33,22 @@ class NodeGroup:
 
 
 Process = NodeSpec | NodeGroup
+
+
+def write_params_file(node: NodeSpec, params_dir: Path) -> Path:
+    """The node's --params-file (its profile section after overrides) in params_dir."""
+    path = params_dir / f'{node.name}.yaml'
+    path.write_text(yaml.safe_dump(params_file_content(node), sort_keys=False))
+    return path
+
+
+def write_group_spec(group: NodeGroup, params_dir: Path, spec_path: Path) -> None:
+    """The group's node list for `python -m sage.compose spec_path`, with each member's
+    params file written beside it in params_dir."""
+    nodes = [{'name': n.name, 'module': n.module,
+              'params_file': str(write_params_file(n, params_dir)),
+              'remappings': [list(r) for r in n.remappings]} for n in group.members]
+    spec_path.write_text(yaml.safe_dump({'nodes': nodes}, sort_keys=False))
 
 
 def compose_groups(profile: Profile) -> tuple[Process, ...]:

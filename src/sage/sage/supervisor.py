@@ -16,11 +16,9 @@ import subprocess
 import sys
 import time
 
-import yaml
-
 from sage.log_errors import ErrorLines
-from sage.node_groups import COMPOSE_MODULE, NodeGroup, Process
-from sage.profile import NodeSpec, params_file_content
+from sage.node_groups import (COMPOSE_MODULE, NodeGroup, Process, write_group_spec,
+                              write_params_file)
 
 # Exit code a node uses for a configuration error (sage_common.ros.run): never respawned.
 CONFIG_ERROR_EXIT = 2
@@ -96,22 +94,14 @@ class Supervisor:
             cmd += ['-r', f'{src}:={dst}']
         return cmd
 
-    def _params_path(self, node: NodeSpec) -> Path:
-        return self.run_dir / 'params' / f'{node.name}.yaml'
-
     def write_params(self) -> None:
         """Write each node's --params-file (its profile section after overrides), and each
         group's node list for sage.compose (a group's params_path)."""
         for child in self.children:
-            nodes = child.spec.members if isinstance(child.spec, NodeGroup) else (child.spec,)
-            for node in nodes:
-                self._params_path(node).write_text(yaml.safe_dump(params_file_content(node),
-                                                                  sort_keys=False))
             if isinstance(child.spec, NodeGroup):
-                group = [{'name': n.name, 'module': n.module,
-                          'params_file': str(self._params_path(n)),
-                          'remappings': [list(r) for r in n.remappings]} for n in nodes]
-                child.params_path.write_text(yaml.safe_dump({'nodes': group}, sort_keys=False))
+                write_group_spec(child.spec, child.params_path.parent, child.params_path)
+            else:
+                write_params_file(child.spec, child.params_path.parent)
 
     def start(self) -> None:
         self.write_params()

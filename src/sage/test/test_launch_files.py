@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from sage.paths import share_dir
-from sage.profile import load_profile
+from sage.profile import group_table, load_profile
 from sage.supervisor import Supervisor
 from sage_common.params import flatten
 
@@ -22,9 +22,9 @@ def _launch_modules_or_standins(monkeypatch):
     asks for (constructor arguments), which is exactly what this test compares.
     """
     try:
-        import launch  # noqa: F401
+        import launch
         import launch_ros  # noqa: F401
-        return False
+        return getattr(launch, 'SAGE_STANDIN', False)  # stand-ins put in place earlier
     except ImportError:
         pass
 
@@ -38,9 +38,11 @@ def _launch_modules_or_standins(monkeypatch):
             return self.args[0]
 
     launch = types.ModuleType('launch')
+    launch.SAGE_STANDIN = True
     launch.LaunchDescription = LaunchDescription
     actions = types.ModuleType('launch.actions')
-    for name in ('DeclareLaunchArgument', 'OpaqueFunction', 'SetEnvironmentVariable'):
+    for name in ('DeclareLaunchArgument', 'ExecuteProcess', 'OpaqueFunction',
+                 'SetEnvironmentVariable'):
         setattr(actions, name, type(name, (Recorder,), {}))
     launch.actions = actions
     launch_ros = types.ModuleType('launch_ros')
@@ -54,7 +56,8 @@ def _launch_modules_or_standins(monkeypatch):
     return True
 
 
-def _nodes_from_launch_file(profile: str, overrides: str, monkeypatch):
+def _actions_from_launch_file(profile: str, overrides: str, monkeypatch,
+                              compose: str = '') -> list:
     standins = _launch_modules_or_standins(monkeypatch)
     if not standins:
         pytest.skip('real launch_ros present: covered by launch_testing on ROS machines')
@@ -64,9 +67,15 @@ def _nodes_from_launch_file(profile: str, overrides: str, monkeypatch):
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     opaque = [e for e in description.entities if type(e).__name__ == 'OpaqueFunction'][0]
-    context = types.SimpleNamespace(launch_configurations={'set': overrides,
-                                                           'domain_id': '9'})
-    actions = opaque.kwargs['function'](context, *opaque.kwargs['args'])
+    configurations = {'set': overrides, 'domain_id': '9'}
+    if compose:
+        configurations['compose'] = compose
+    context = types.SimpleNamespace(launch_configurations=configurations)
+    return opaque.kwargs['function'](context, *opaque.kwargs['args'])
+
+
+def _nodes_from_launch_file(profile: str, overrides: str, monkeypatch):
+    actions = _actions_from_launch_file(profile, overrides, monkeypatch)
     nodes = [a.kwargs for a in actions if type(a).__name__ == 'Node']
     env = {a.args[0]: a.args[1] for a in actions
            if type(a).__name__ == 'SetEnvironmentVariable'}
@@ -100,3 +109,47 @@ def test_launch_file_and_sage_launch_start_the_same_nodes_with_the_same_paramete
     assert env['ROS_DOMAIN_ID'] == '9'
     assert env['FASTDDS_DEFAULT_PROFILES_FILE'].endswith('fastdds_shm.xml')
     assert Path(env['FASTDDS_DEFAULT_PROFILES_FILE']).is_file()
+
+
+@pytest.mark.parametrize('profile', ['nano', 'thor'])
+def test_composed_launch_file_runs_one_respawned_process_per_group_with_its_nodes(
+        profile, monkeypatch, tmp_path):
+    monkeypatch.setenv('SAGE_RUNS_DIR', str(tmp_path))
+    overrides = 'snarc.threshold.target_rate_hz=0.2 camera.fps=10.0'
+    plain, _env = _nodes_from_launch_file(profile, overrides, monkeypatch)
+    actions = _actions_from_launch_file(profile, overrides, monkeypatch, compose='true')
+
+    prof = load_profile(profile)
+    present = {n.name for n in prof.nodes}
+    groups = {g: [n for n in names if n in present]
+              for g, names in group_table(prof.settings, prof.path).items()}
+    groups = {g: names for g, names in groups.items() if len(names) > 1}
+    assert groups, 'the profile composes nothing'
+    processes = [a.kwargs for a in actions if type(a).__name__ == 'ExecuteProcess']
+    assert sorted(p['name'] for p in processes) == sorted(f'group_{g}' for g in groups)
+    by_name = {n['name']: n for n in plain}
+    composed: list[str] = []
+    for process in processes:
+        cmd = process['cmd']
+        assert cmd[1:3] == ['-m', 'sage.compose']
+        assert process['respawn'] is True
+        members = yaml.safe_load(Path(cmd[3]).read_text())['nodes']
+        assert [m['name'] for m in members] == groups[process['name'].removeprefix('group_')]
+        for member in members:
+            launched = by_name[member['name']]
+            # the same module, parameters and remappings as the node's own launch_ros Node
+            assert member['module'] == f"{launched['package']}.{launched['executable']}"
+            params = yaml.safe_load(Path(member['params_file']).read_text())
+            assert flatten(params[member['name']]['ros__parameters']) == \
+                launched['parameters'][0]
+            assert [tuple(r) for r in member['remappings']] == \
+                [tuple(r) for r in launched['remappings']]
+            composed.append(member['name'])
+    alone = [a.kwargs['name'] for a in actions if type(a).__name__ == 'Node']
+    # every node runs once: in its group's process or as its own Node
+    assert sorted(composed + alone) == sorted(by_name)
+    assert 'memory' in alone
+    # compose:=false (and the profile's default, off) keeps one Node per node
+    off = _actions_from_launch_file(profile, overrides, monkeypatch, compose='false')
+    assert not [a for a in off if type(a).__name__ == 'ExecuteProcess']
+    assert len([a for a in off if type(a).__name__ == 'Node']) == len(by_name)
