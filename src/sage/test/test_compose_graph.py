@@ -1,5 +1,6 @@
-"""`sage launch nano --compose`: the graph scores salience with its nodes in group processes,
-every node keeps its name, and a SIGKILLed group is respawned as a whole (issue 16.1)."""
+"""`sage launch nano --compose`: the graph scores salience with its nodes in group processes
+(the profile's launch.compose_groups), every node keeps its name, and a SIGKILLed group is
+respawned as a whole (issue 16.1)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,8 @@ import time
 import psutil
 import pytest
 
+from sage.profile import group_table, load_profile
+
 pytestmark = pytest.mark.graph
 
 DOMAIN = int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 5
@@ -21,6 +24,14 @@ DEADLINE_S = 90.0  # each wait ends as soon as the graph answers (a loaded machi
 WITHOUT = 'language_encoder,viz'
 NODES = {'camera', 'microphone', 'imu', 'vision_encoder', 'audio_encoder', 'snarc',
          'orchestrator', 'memory'}
+
+
+def _processes() -> tuple[int, str]:
+    """How many processes the composed graph runs, and the group that holds SNARC."""
+    prof = load_profile('nano')
+    group_of = {n: g for g, names in group_table(prof.settings, prof.path).items()
+                for n in names}
+    return len({group_of.get(n, n) for n in NODES}), group_of['snarc']
 
 
 def _group_pid(launcher: int, group: str) -> int | None:
@@ -75,17 +86,18 @@ def test_composed_nano_graph_scores_and_respawns_a_killed_group(tmp_path: Path):
             names.update(n for n, _ns in node.get_node_names_and_namespaces())
             return NODES <= names
         spin_until(all_names, f'node names seen: {sorted(names)}')
-        # 3 groups (sensors, encoders, cognition) + memory alone
-        assert len(psutil.Process(proc.pid).children()) == 4
-        victim = _group_pid(proc.pid, 'cognition')
+        count, group = _processes()  # nano: one group of all but memory, + memory alone
+        assert count < len(NODES)
+        assert len(psutil.Process(proc.pid).children()) == count
+        victim = _group_pid(proc.pid, group)
         assert victim is not None
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
 
         def respawned() -> bool:
-            pid = _group_pid(proc.pid, 'cognition')
+            pid = _group_pid(proc.pid, group)
             return pid is not None and pid != victim
-        spin_until(respawned, 'the cognition group was not respawned')
+        spin_until(respawned, f'the {group} group was not respawned')
         with lock:
             received.clear()
         spin_until(lambda: bool(received), 'no salience after the group respawned')
@@ -99,4 +111,4 @@ def test_composed_nano_graph_scores_and_respawns_a_killed_group(tmp_path: Path):
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
-    assert 'respawning cognition' in out, out
+    assert f'respawning {group}' in out, out
