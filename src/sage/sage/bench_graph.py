@@ -3,6 +3,8 @@
 Per topic: rate, and latency from the sensor's capture stamp to arrival here (so the latent
 topic measures capture -> encoded, salience capture -> scored, ...), p50/p95/p99; sequence
 gaps (drops) on topics that carry input_seq; CPU and RSS per node process (psutil).
+Per modality (sage.salience_timing): time to first salience from the graph's start, and
+capture -> salience latency, audio from its window's last sample.
 """
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
 import psutil
 
 from sage.launch_cmd import graph_supervisor
 from sage.environment import resolve_domain
 from sage.profile import load_profile
+from sage.salience_timing import (first_salience_s, last_sample_offsets, percentiles,
+                                  SalienceArrival, salience_latency_ms)
 from sage_common.vocabulary import Topic
 
 STAGES = {
@@ -30,14 +33,6 @@ STAGES = {
     Topic.SALIENCE: ('sage_interfaces.msg', 'Salience', False),
     Topic.MEMORY_STORED: ('sage_interfaces.msg', 'Experience', False),
 }
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {'n': 0}
-    arr = np.asarray(values, dtype=float)
-    return {'n': int(arr.size), 'p50': float(np.percentile(arr, 50)),
-            'p95': float(np.percentile(arr, 95)), 'p99': float(np.percentile(arr, 99))}
 
 
 class _Probe:
@@ -53,6 +48,9 @@ class _Probe:
         self.arrivals: dict[str, list[float]] = defaultdict(list)
         self.latency_ms: dict[str, list[float]] = defaultdict(list)
         self.seqs: dict[tuple[str, str], list[int]] = defaultdict(list)
+        # every Salience since the probe started (first arrivals) / in the measured window
+        self.salience_all: list[SalienceArrival] = []
+        self.salience: list[SalienceArrival] = []
         self.lock = threading.Lock()
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -77,6 +75,10 @@ class _Probe:
             self.latency_ms[topic].append((now - stamp) * 1e3)
             if hasattr(msg, 'input_seq') and hasattr(msg, 'modality'):
                 self.seqs[(topic, msg.modality)].append(int(msg.input_seq))
+            if topic == Topic.SALIENCE:
+                arrival = SalienceArrival(msg.modality, now, stamp)
+                self.salience_all.append(arrival)
+                self.salience.append(arrival)
 
     def close(self) -> None:
         import rclpy
@@ -103,12 +105,14 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
     run_dir = Path(tempfile.mkdtemp(prefix='sage-bench-graph-'))
     domain = int(resolve_domain(prof, domain_id).value)
     sup = graph_supervisor(prof, run_dir, domain)
-    sup.start()
+    # subscribed before the graph starts, so the first salience of each modality is seen
     probe = _Probe()
+    started = time.time()
+    sup.start()
     try:
         time.sleep(warmup_s)
         with probe.lock:
-            for store in (probe.arrivals, probe.latency_ms, probe.seqs):
+            for store in (probe.arrivals, probe.latency_ms, probe.seqs, probe.salience):
                 store.clear()
         procs = {name: psutil.Process(pid) for name, pid in sup.pids().items()}
         for p in procs.values():
@@ -135,12 +139,38 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
                               'latency_from_capture_ms': percentiles(probe.latency_ms[topic])}
                       for topic in STAGES}
             drops = {f'{t}[{m}]': _gaps(s) for (t, m), s in probe.seqs.items()}
+            first = first_salience_s(probe.salience_all, started)
+            offsets = last_sample_offsets({n.name: n.parameters for n in prof.nodes})
+            latency = salience_latency_ms(probe.salience, offsets)
     finally:
         probe.close()
         sup.stop()
     return {'profile': profile, 'domain_id': domain, 'seconds': elapsed, 'stages': stages,
             'seq_gaps': drops,
+            'first_salience_s': first,
+            'salience_latency_ms': {'from': 'capture stamp of the newest sample of the input',
+                                    'last_sample_offset_s': offsets, 'modalities': latency},
             'nodes': {name: {'cpu_percent': cpu.get(name),
                              'rss_mb_max': max(rss[name]) if rss[name] else None}
                       for name in procs},
             'restarts': {c.spec.name: c.restarts for c in sup.children}}
+
+
+def table_rows(results: dict[str, Any]) -> list[list[str]]:
+    """Per modality: first salience (s from start), capture -> salience n, p50, p95 (ms)."""
+    latency = results['salience_latency_ms']['modalities']
+    rows = []
+    for m in sorted(set(results['first_salience_s']) | set(latency)):
+        first = results['first_salience_s'].get(m)
+        lat = latency.get(m, {'n': 0})
+        rows.append([m, '-' if first is None else f'{first:.2f}', str(lat['n']),
+                     *(f'{lat[k]:.1f}' if k in lat else '-' for k in ('p50', 'p95'))])
+    return rows
+
+
+def print_table(results: dict[str, Any], echo=print) -> None:
+    header = ['modality', 'first salience s', 'n', 'capture->salience p50 ms', 'p95 ms']
+    rows = [header, *table_rows(results)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        echo('  '.join(c.ljust(w) for c, w in zip(r, widths)))

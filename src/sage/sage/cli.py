@@ -129,6 +129,9 @@ def bench(
     if name == 'salience':
         from sage.bench_salience import print_table
         print_table(result['results'])
+    if name == 'graph':
+        from sage.bench_graph import print_table as print_graph_table
+        print_graph_table(result['results'], typer.echo)
     typer.echo(f'wrote {path}')
 
 

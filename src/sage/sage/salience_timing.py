@@ -1,0 +1,67 @@
+"""Start-up and latency figures of /sage/salience, from recorded arrivals (pure; no rclpy).
+
+`sage bench graph` records every Salience it receives as a SalienceArrival; these functions
+turn them into time to first salience per modality (from the moment the graph was started)
+and capture -> salience latency per modality. A Salience's header.stamp is the scored input's
+capture stamp, and for audio that is the stamp of the window's FIRST sample (the encoder stamps
+a window with its first sample, the microphone a frame with its first sample), so a ~1 s window
+would read as ~1 s late: the audio latency is taken from the window's LAST sample instead.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class SalienceArrival(NamedTuple):
+    """One Salience as the bench received it."""
+
+    modality: str
+    arrival: float  # wall time (s) the message reached the bench
+    stamp: float  # header.stamp (s): capture stamp of the scored input
+
+
+def percentiles(values: Iterable[float]) -> dict[str, float]:
+    """n, p50, p95 and p99 of values ({'n': 0} when there are none)."""
+    arr = np.asarray(list(values), dtype=float)
+    if not arr.size:
+        return {'n': 0}
+    return {'n': int(arr.size), 'p50': float(np.percentile(arr, 50)),
+            'p95': float(np.percentile(arr, 95)), 'p99': float(np.percentile(arr, 99))}
+
+
+def first_salience_s(arrivals: Iterable[SalienceArrival], started: float) -> dict[str, float]:
+    """Seconds from `started` (the graph's launch) to the first Salience of each modality."""
+    first: dict[str, float] = {}
+    for a in arrivals:
+        if a.modality not in first or a.arrival < first[a.modality]:
+            first[a.modality] = a.arrival
+    return {m: t - started for m, t in sorted(first.items())}
+
+
+def last_sample_offsets(node_params: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """Seconds from a Salience's stamp to the newest sample its input held, per modality.
+
+    Audio: the audio encoder's window spans window_samples at sample_rate from its stamp, so
+    its last sample is (window_samples - 1) / sample_rate later. Vision (one frame) and IMU
+    (SNARC stamps an IMU window with its last sample) are 0, as is any modality not listed.
+
+    Args:
+        node_params: the profile's parameters per node name (needs 'audio_encoder' for audio).
+    """
+    audio = node_params.get('audio_encoder', {})
+    if 'window_samples' not in audio or 'sample_rate' not in audio:
+        return {}
+    return {'audio': (int(audio['window_samples']) - 1) / float(audio['sample_rate'])}
+
+
+def salience_latency_ms(arrivals: Iterable[SalienceArrival],
+                        offsets: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Capture (newest sample) -> salience arrival latency percentiles (ms) per modality."""
+    per: dict[str, list[float]] = {}
+    for a in arrivals:
+        captured = a.stamp + offsets.get(a.modality, 0.0)
+        per.setdefault(a.modality, []).append((a.arrival - captured) * 1e3)
+    return {m: percentiles(v) for m, v in sorted(per.items())}
