@@ -51,6 +51,7 @@ class _Probe:
         # every Salience since the probe started (first arrivals) / in the measured window
         self.salience_all: list[SalienceArrival] = []
         self.salience: list[SalienceArrival] = []
+        self.first: dict[str, float] = {}  # first arrival per topic: where start-up time goes
         self.lock = threading.Lock()
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -72,6 +73,7 @@ class _Probe:
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         with self.lock:
             self.arrivals[topic].append(now)
+            self.first.setdefault(topic, now)
             self.latency_ms[topic].append((now - stamp) * 1e3)
             if hasattr(msg, 'input_seq') and hasattr(msg, 'modality'):
                 self.seqs[(topic, msg.modality)].append(int(msg.input_seq))
@@ -140,6 +142,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
                       for topic in STAGES}
             drops = {f'{t}[{m}]': _gaps(s) for (t, m), s in probe.seqs.items()}
             first = first_salience_s(probe.salience_all, started)
+            first_topic = {t: probe.first[t] - started for t in STAGES if t in probe.first}
             offsets = last_sample_offsets({n.name: n.parameters for n in prof.nodes})
             latency = salience_latency_ms(probe.salience, offsets)
     finally:
@@ -148,6 +151,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
     return {'profile': profile, 'domain_id': domain, 'seconds': elapsed, 'stages': stages,
             'seq_gaps': drops,
             'first_salience_s': first,
+            'first_arrival_s': first_topic,
             'salience_latency_ms': {'from': 'capture stamp of the newest sample of the input',
                                     'last_sample_offset_s': offsets, 'modalities': latency},
             'nodes': {name: {'cpu_percent': cpu.get(name),
