@@ -26,6 +26,7 @@ BENCHMARKS = {
     'memory': 'sage_memory.bench',
     'transport': 'sage_cuda_mailbox.bench',
     'salience': 'sage.bench_salience',
+    'twohost': 'sage.bench_twohost',
 }
 
 

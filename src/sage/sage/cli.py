@@ -59,19 +59,26 @@ def launch(
     compose: bool = typer.Option(False, '--compose',
                                  help='run each launch.compose_groups group of the profile in '
                                       'one process (same as launch.compose: true)'),
+    role: str = typer.Option('', '--role',
+                             help="this host's part when the graph spans two hosts "
+                                  '(launch.roles, e.g. edge on the robot, assist beside it); '
+                                  'implies --multi-host'),
 ) -> None:
     """Run a profile's node graph until --duration or Ctrl-C, then print a summary."""
     from sage.launch_cmd import run_launch
     from sage.profile import load_profile
     try:
-        prof = load_profile(profile, set_).without([n for n in without.split(',') if n])
+        prof = load_profile(profile, set_)
+        if role:
+            prof = prof.role(role)
+        prof = prof.without([n for n in without.split(',') if n])
     except SageError as err:
         fail(str(err))
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     try:
         code = run_launch(prof, duration, domain_id, run_dir, live=not quiet,
-                          multi_host=multi_host or None, compose=compose or None)
+                          multi_host=multi_host or bool(role) or None, compose=compose or None)
     except SageError as err:
         fail(str(err))
     raise typer.Exit(code)
@@ -80,7 +87,7 @@ def launch(
 @app.command()
 def bench(
     name: str = typer.Argument(..., help='graph | sensors | encoders | snarc | orchestrator | '
-                                         'memory | transport | salience'),
+                                         'memory | transport | salience | twohost'),
     seconds: Optional[float] = typer.Option(None, '--seconds', min=0.1,
                                             help='measurement time (benchmark default)'),
     out: Optional[Path] = typer.Option(None, '--out', '-o', help='JSON output path'),
@@ -102,6 +109,10 @@ def bench(
                                          help='salience: realistic (default) | synthetic'),
     seed_set: Optional[str] = typer.Option(None, '--seed-set',
                                            help='salience: report (default) | tuning'),
+    delays: Optional[str] = typer.Option(None, '--delays',
+                                         help='twohost: added link delays in ms, e.g. 0,10'),
+    loss: Optional[str] = typer.Option(None, '--loss',
+                                       help='twohost: link packet loss in %, e.g. 0,5'),
 ) -> None:
     """Run a named benchmark and write JSON (medians, p95/p99, ratios to a baseline)."""
     from sage.bench_cmd import BENCHMARKS, UnknownOption, run_named, write_json
@@ -116,7 +127,8 @@ def bench(
         options['baseline'] = True
     if domain_id is not None:
         options['domain_id'] = domain_id
-    for key, value in (('seeds', seeds), ('scenes', scenes), ('seed_set', seed_set)):
+    for key, value in (('seeds', seeds), ('scenes', scenes), ('seed_set', seed_set),
+                       ('delays_ms', delays), ('loss_pct', loss)):
         if value is not None:
             options[key] = value
     try:

@@ -73,6 +73,23 @@ class Profile:
                                f"'{self.name}'")
         return replace(self, nodes=tuple(n for n in self.nodes if n.name not in names))
 
+    def role(self, name: str) -> Profile:
+        """The nodes one host runs when the graph is split between hosts (`launch.roles`;
+        those absent from this profile are skipped), with DDS open to the LAN (the other host
+        must see them; `sage launch --role` also widens discovery as --multi-host does).
+
+        Raises:
+            ProfileError: the profile has no such role.
+        """
+        roles = role_table(self.settings, self.path)
+        if name not in roles:
+            known = ', '.join(roles) or 'none'
+            raise ProfileError(f"profile '{self.name}' has no role '{name}' (launch.roles: "
+                               f"{known})")
+        keep = set(roles[name])
+        return replace(self, nodes=tuple(n for n in self.nodes if n.name in keep),
+                       settings={**self.settings, 'multi_host': True, 'role': name})
+
     def node(self, name: str) -> NodeSpec:
         for spec in self.nodes:
             if spec.name == name:
@@ -103,6 +120,32 @@ def read_yaml(path: Path) -> Any:
         raise ProfileError(f'{path}: {err}') from err
 
 
+def _merged(base: Any, over: Any) -> Any:
+    if isinstance(base, Mapping) and isinstance(over, Mapping):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in over.items()}}
+    return over
+
+
+def profile_data(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A profile file's content over the profile it `extends` (a name, or a path relative to
+    the file): mappings merge key by key, any other value replaces the base's.
+
+    Raises:
+        ProfileError: malformed YAML, an unknown base, or a cycle of extends.
+    """
+    data = read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ProfileError(f'{path}: a profile is a mapping')
+    base = data.pop('extends', None)
+    if base is None:
+        return data
+    ref = Path(str(base))
+    base_path = (path.parent / ref) if ref.suffix in ('.yaml', '.yml') else profile_path(str(base))
+    if base_path.resolve() in (*_chain, path.resolve()):
+        raise ProfileError(f'{path}: extends {base} makes a cycle')
+    return _merged(profile_data(base_path, (*_chain, path.resolve())), data)
+
+
 def profile_path(name_or_path: str) -> Path:
     """Path of a profile given its name ('nano') or a YAML path."""
     candidate = Path(name_or_path)
@@ -119,7 +162,7 @@ def profile_path(name_or_path: str) -> Path:
 
 def _is_profile(path: Path) -> bool:
     try:
-        data = read_yaml(path)
+        data = profile_data(path)
     except ProfileError:
         return False
     return isinstance(data, dict) and 'launch' in data
@@ -150,7 +193,7 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = ()) -> Profile:
         ParamError: an unknown parameter or a value outside its spec (message names it).
     """
     path = profile_path(name_or_path)
-    data = read_yaml(path) or {}
+    data = profile_data(path)
     launch = data.get('launch')
     if not isinstance(launch, Mapping) or not isinstance(launch.get('nodes'), Mapping):
         raise ProfileError(f'{path}: missing launch.nodes')
@@ -186,6 +229,7 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = ()) -> Profile:
     unknown = {n for names in group_table(settings, path).values() for n in names} - set(per_node)
     if unknown and settings.get('compose'):
         raise ProfileError(f"{path}: launch.compose_groups: no node {', '.join(sorted(unknown))}")
+    role_table(settings, path)  # checked now; a role's nodes absent here are skipped
     return Profile(name=path.stem, path=path, nodes=tuple(nodes), settings=settings)
 
 
@@ -209,6 +253,18 @@ def group_table(settings: Mapping[str, Any], path: Path) -> dict[str, list[str]]
     return {str(g): [str(n) for n in names] for g, names in spec.items()}
 
 
+def role_table(settings: Mapping[str, Any], path: Path) -> dict[str, list[str]]:
+    """`launch.roles` (role -> the node names one host runs when the graph spans hosts).
+
+    Raises:
+        ProfileError: not a mapping of role -> list of names.
+    """
+    spec = settings.get('roles') or {}
+    if not isinstance(spec, Mapping) or not all(isinstance(v, list) for v in spec.values()):
+        raise ProfileError(f'{path}: launch.roles must map role names to lists of node names')
+    return {str(r): [str(n) for n in names] for r, names in spec.items()}
+
+
 def load_launch_settings(name_or_path: str) -> Profile:
     """A profile's `launch:` settings only, with no node resolved (fast: no node modules are
     imported): what commands that only watch the graph need, such as its domain.
@@ -217,7 +273,7 @@ def load_launch_settings(name_or_path: str) -> Profile:
         ProfileError: unknown profile, malformed YAML, no launch section.
     """
     path = profile_path(name_or_path)
-    launch = (read_yaml(path) or {}).get('launch')
+    launch = profile_data(path).get('launch')
     if not isinstance(launch, Mapping):
         raise ProfileError(f'{path}: missing launch section')
     return Profile(name=path.stem, path=path, nodes=(),

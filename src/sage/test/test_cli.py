@@ -21,7 +21,9 @@ def _sage(*args, env=None):
      "ERROR: camera: parameter 'fps': -1.0 is below the minimum 0.1"),
     (['launch', 'nano', '--set', 'snarc.weight.surprise=1'],
      "ERROR: snarc: unknown parameter 'weight.surprise' (did you mean weights.surprise"),
-    (['launch', 'pico'], "ERROR: unknown profile 'pico' (known: nano, thor)"),
+    (['launch', 'pico'], "ERROR: unknown profile 'pico' (known: nano, thor, workstation)"),
+    (['launch', 'nano', '--role', 'cloud'],
+     "ERROR: profile 'nano' has no role 'cloud' (launch.roles: edge, assist)"),
     (['bench', 'nothing'], "ERROR: unknown benchmark 'nothing'"),
     (['bench', 'memory', '--with-graph'], "ERROR: benchmark 'memory' takes no with_graph option"),
     # several overrides after one --set: each is read and checked (the second one here)

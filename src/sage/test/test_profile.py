@@ -59,13 +59,13 @@ def test_duplicate_keys_in_a_profile_are_refused(tmp_path):
         load_profile(str(bad))
 
 
-@pytest.mark.parametrize('profile', ['nano', 'thor'])
+@pytest.mark.parametrize('profile', ['nano', 'thor', 'workstation'])
 def test_profile_files_spell_out_every_declared_parameter(profile):
     import importlib
 
-    from sage.profile import profile_path, read_yaml
+    from sage.profile import profile_data, profile_path
     from sage_common.params import flatten
-    data = read_yaml(profile_path(profile))
+    data = profile_data(profile_path(profile))
     for name, entry in data['launch']['nodes'].items():
         declared = {s.name for s in importlib.import_module(entry['params']).PARAMS}
         written = set(flatten(data[name]['ros__parameters']))
@@ -78,3 +78,33 @@ def test_without_drops_named_nodes_and_refuses_unknown_ones():
     assert 'microphone' in {n.name for n in prof.nodes}
     with pytest.raises(ProfileError, match='no node cam'):
         load_profile('nano').without(['cam'])
+
+
+def test_roles_split_the_graph_between_two_hosts_and_open_dds_to_the_lan():
+    edge = load_profile('nano').role('edge')
+    assist = load_profile('workstation').role('assist')
+    assert {n.name for n in assist.nodes} == {'language_encoder'}
+    assert 'language_encoder' not in {n.name for n in edge.nodes}
+    assert EXPECTED_NODES - {'language_encoder'} <= {n.name for n in edge.nodes}
+    assert edge.settings['multi_host'] and assist.settings['multi_host']
+    # One robot, one graph: the assist host is on the edge's domain.
+    assert assist.settings['domain_id'] == edge.settings['domain_id']
+    with pytest.raises(ProfileError, match=r"no role 'cloud' \(launch.roles: edge, assist\)"):
+        load_profile('nano').role('cloud')
+
+
+def test_extends_merges_mappings_over_the_base_and_refuses_cycles(tmp_path):
+    child = tmp_path / 'child.yaml'
+    child.write_text('extends: nano\nlaunch:\n  domain_id: 9\ncamera:\n'
+                     '  ros__parameters:\n    fps: 7.0\n')
+    prof = load_profile(str(child))
+    base = load_profile('nano')
+    assert prof.settings['domain_id'] == 9 and prof.node('camera').parameters['fps'] == 7.0
+    # everything not written comes from the base, node by node and key by key
+    assert prof.node('camera').parameters['width'] == base.node('camera').parameters['width']
+    assert [n.name for n in prof.nodes] == [n.name for n in base.nodes]
+    a, b = tmp_path / 'a.yaml', tmp_path / 'b.yaml'
+    a.write_text('extends: b.yaml\n')
+    b.write_text('extends: a.yaml\n')
+    with pytest.raises(ProfileError, match='makes a cycle'):
+        load_profile(str(a))

@@ -24,15 +24,19 @@ from sage_common.private_files import private_files
 from sage_common.records import RewardRecord, SalienceRecord
 from sage_common.ros import (LATCHED_QOS, RELIABLE_QOS, DiagnosticsPublisher,
                              declare_params, run, sensor_qos, stamp_sec)
-from sage_common.vocabulary import Topic
+from sage_common.vocabulary import LANGUAGE, Topic
 from sage_snarc import checkpoint
 from sage_snarc.snarc_core import LATENT_MODALITIES, SnarcCore
 from sage_snarc.snarc_params import PARAMS, validate
 
-# Best effort matches both reliable and best-effort latent publishers; a deep queue rides
-# out bursts.
+# Vision and audio latents: best effort matches both reliable and best-effort publishers, and a
+# lost frame is better replaced by the next than resent late; a deep queue rides out bursts.
+# Language latents are rare and each one matters, and across hosts they travel a link that
+# loses packets (the encoder may run on the assist host): reliable.
 LATENT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT,
                         history=HistoryPolicy.KEEP_LAST)
+RARE_LATENT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                             history=HistoryPolicy.KEEP_LAST)
 PRELOAD_TRIES = 10
 
 
@@ -55,7 +59,8 @@ class SnarcNode(Node):
         self._uuid_set: set[str] = set()
         self.pub = self.create_publisher(Salience, Topic.SALIENCE, RELIABLE_QOS)
         for m in LATENT_MODALITIES:
-            self.create_subscription(Latent, Topic.latent(m), self._on_latent, LATENT_QOS)
+            qos = RARE_LATENT_QOS if m == LANGUAGE else LATENT_QOS
+            self.create_subscription(Latent, Topic.latent(m), self._on_latent, qos)
         self.create_subscription(Imu, Topic.IMU, self._on_imu,
                                  sensor_qos(int(values['imu_queue_depth'])))
         self.create_subscription(Reward, Topic.REWARD, self._on_reward, RELIABLE_QOS)

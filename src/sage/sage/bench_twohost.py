@@ -1,0 +1,126 @@
+"""`sage bench twohost`: the graph split between two hosts, timed over a real link.
+
+Two network namespaces joined by a veth pair (sage.two_hosts) stand for the robot and the
+machine beside it. The edge runs `sage launch nano --role edge` (sensing and SNARC), the
+assist host `sage launch workstation --role assist` (the language encoder), both over DDS on
+the link. A probe on the edge sends texts on /sage/text/in; each is encoded on the assist host
+and scored by the edge's SNARC. Per link condition (added delay, packet loss) the JSON has the
+remote latent round trip (text sent on the edge -> its Latent back on the edge) and the round
+trip to the edge's Salience, p50/p95/p99, and how many came back.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from sage.bench_graph import percentiles
+from sage.environment import graph_env, resolve_domain
+from sage.profile import load_profile
+from sage.two_hosts import ASSIST, EDGE, TwoHosts
+
+DISCOVER_S = 120.0  # the remote encoder's model loads, then both sides match
+SETTLE_S = 10.0     # after the last text: what has not come back by then is counted lost
+
+
+def _launch(rig: TwoHosts, side: str, profile: str, role: str, domain: int, run_dir: Path,
+            without: str, sets: list[str]) -> subprocess.Popen:
+    cmd = [sys.executable, '-m', 'sage.cli', 'launch', profile, '--role', role, '--quiet',
+           '--domain-id', str(domain), '--run-dir', str(run_dir)]
+    cmd += ['--without', without] if without else []
+    for expr in sets:
+        cmd += ['--set', expr]
+    log = (run_dir.parent / f'{side}.log').open('w')
+    return subprocess.Popen(rig.command(side, cmd), stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def _probe(rig: TwoHosts, env: dict[str, str], count: int, rate_hz: float) -> dict[str, Any]:
+    cmd = [sys.executable, '-m', 'sage.twohost_probe', str(count), str(rate_hz),
+           str(DISCOVER_S), str(SETTLE_S)]
+    proc = subprocess.run(rig.command(EDGE, cmd), env=env, capture_output=True, text=True,
+                          timeout=DISCOVER_S + SETTLE_S + count / rate_hz + 60, check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f'twohost probe failed ({proc.returncode}): '
+                           f'{proc.stdout[-2000:]}{proc.stderr[-2000:]}')
+    return json.loads(lines[-1])
+
+
+def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,10',
+              loss_pct: str = '0,5', edge_without: str = '', domain_id: int | None = None,
+              edge_profile: str = 'nano', assist_profile: str = 'workstation') -> dict[str, Any]:
+    """Run both hosts once and time texts under each link condition (seconds of texts each).
+
+    delays_ms / loss_pct: comma-separated conditions; each delay is run with no loss, each
+    loss with no delay. A delay this kernel cannot make (no netem) is reported, not faked.
+    edge_without: edge nodes not to start (a lighter edge for tests).
+    """
+    edge_prof = load_profile(edge_profile).role(EDGE).without(
+        [n for n in edge_without.split(',') if n])
+    assist_prof = load_profile(assist_profile).role(ASSIST)
+    domain = int(resolve_domain(edge_prof, domain_id).value)
+    work = Path(tempfile.mkdtemp(prefix='sage-bench-twohost-'))
+    count = max(1, int(seconds * rate_hz))
+    # The bench's graph keeps its state and memory in its own folder, not the user's.
+    kept = {'memory': f'memory.data_dir={work / "edge-data"}',
+            'snarc': f'snarc.state_file={work / "state" / "snarc.npz"}',
+            'orchestrator': f'orchestrator.state_dir={work / "state"}'}
+    off = set(edge_without.split(','))
+    sets = [expr for node, expr in kept.items() if node not in off]
+    conditions = ([('delay_ms', float(d)) for d in delays_ms.split(',') if d] +
+                  [('loss_pct', float(p)) for p in loss_pct.split(',') if p and float(p) > 0])
+    results: list[dict[str, Any]] = []
+    env = dict(os.environ)
+    env.update(graph_env(edge_prof, domain, multi_host=True))  # as `--role` does
+    with TwoHosts() as rig:
+        procs = {
+            ASSIST: _launch(rig, ASSIST, assist_profile, ASSIST, domain, work / 'assist', '',
+                            []),
+            EDGE: _launch(rig, EDGE, edge_profile, EDGE, domain, work / 'edge', edge_without,
+                          sets),
+        }
+        try:
+            for kind, value in conditions:
+                rig.delay(0.0)
+                rig.loss(0.0)
+                row: dict[str, Any] = {kind: value}
+                try:
+                    (rig.delay if kind == 'delay_ms' else rig.loss)(value)
+                except RuntimeError as err:
+                    row['error'] = str(err)
+                    results.append(row)
+                    continue
+                t0 = time.monotonic()
+                got = _probe(rig, env, count, rate_hz)
+                row.update(sent=got['sent'], latent_back=len(got['latent_ms']),
+                           salience_back=len(got['salience_ms']),
+                           ready_s=got['ready_s'], warmup_texts=got['warmup_texts'],
+                           latent_round_trip_ms=percentiles(got['latent_ms']),
+                           salience_round_trip_ms=percentiles(got['salience_ms']),
+                           wall_s=round(time.monotonic() - t0, 1))
+                results.append(row)
+        finally:
+            codes = {side: _stop(p) for side, p in procs.items()}
+    logs = {side: (work / f'{side}.log').read_text(errors='replace')[-1500:]
+            for side in (EDGE, ASSIST)}
+    return {'domain_id': domain, 'texts_per_condition': count, 'rate_hz': rate_hz,
+            'edge': f'{edge_profile} --role edge', 'assist': f'{assist_profile} --role assist',
+            'edge_nodes': [n.name for n in edge_prof.nodes],
+            'assist_nodes': [n.name for n in assist_prof.nodes], 'conditions': results,
+            'exit_codes': codes,
+            'logs_tail': logs, 'work_dir': str(work)}

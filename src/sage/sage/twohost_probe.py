@@ -1,0 +1,105 @@
+"""The edge host's side of `sage bench twohost`: send texts, time what comes back.
+
+Run on the edge (in its network namespace, in the graph's DDS environment):
+    python -m sage.twohost_probe COUNT RATE_HZ DISCOVER_S SETTLE_S
+Once a warm-up text has come back scored (within DISCOVER_S), it publishes COUNT TextInput
+messages on /sage/text/in at RATE_HZ, each stamped with its send time, and records when the
+language Latent (encoded on the other host) and the edge SNARC's Salience for that stamp
+arrive here; it stops when all are back, or SETTLE_S after the last text. Prints one JSON
+line.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+
+from sage_common.ros import RELIABLE_QOS
+from sage_common.vocabulary import Topic
+from sage_interfaces.msg import Latent, Salience, TextInput
+
+
+def _key(stamp) -> int:
+    """The stamp in whole milliseconds: encoders carry stamps as float seconds, which moves
+    the nanoseconds by up to ~0.2 us; texts are sent on whole milliseconds."""
+    return round(int(stamp.sec) * 1000 + int(stamp.nanosec) / 1e6)
+
+
+def main(count: int, rate_hz: float, discover_s: float, settle_s: float) -> dict:
+    rclpy.init()
+    node = rclpy.create_node('sage_twohost_probe')
+    sent: dict[int, float] = {}
+    latent: dict[int, float] = {}
+    salience: dict[int, float] = {}
+
+    def on_latent(msg: Latent) -> None:
+        latent.setdefault(_key(msg.header.stamp), time.time())
+
+    def on_salience(msg: Salience) -> None:
+        if msg.modality == 'language':
+            salience.setdefault(_key(msg.header.stamp), time.time())
+
+    pub = node.create_publisher(TextInput, Topic.TEXT_IN, RELIABLE_QOS)
+    node.create_subscription(Latent, Topic.LANGUAGE_LATENT, on_latent, RELIABLE_QOS)
+    node.create_subscription(Salience, Topic.SALIENCE, on_salience, RELIABLE_QOS)
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+
+    def send(i: int, warmup: bool = False) -> int:
+        msg = TextInput()
+        wall = round(time.time(), 3)
+        msg.header.stamp.sec = int(wall)
+        msg.header.stamp.nanosec = round(wall * 1000) % 1000 * 1_000_000
+        msg.text = f'message {i} from the edge: is the door at the end of the hall open?'
+        msg.source = 'twohost_probe'
+        key = _key(msg.header.stamp)
+        if not warmup:
+            sent[key] = wall
+        pub.publish(msg)
+        return key
+
+    t_start = time.monotonic()
+    # The encoder on the other host, and the edge SNARC's reader of its latents, must be
+    # matched first (a sample sent before is lost): warm-up texts until one is scored.
+    while pub.get_subscription_count() == 0 and time.monotonic() - t_start < discover_s:
+        ex.spin_once(timeout_sec=0.1)
+    warm: set[int] = set()
+    next_warm = time.monotonic()
+    while not warm & salience.keys() and time.monotonic() - t_start < discover_s:
+        if time.monotonic() >= next_warm:
+            warm.add(send(-1 - len(warm), warmup=True))
+            next_warm += 1.0
+        ex.spin_once(timeout_sec=0.05)
+    ready_s = time.monotonic() - t_start
+    period = 1.0 / rate_hz
+    next_send = time.monotonic()
+    i = 0
+    last_send = next_send
+    while True:
+        now = time.monotonic()
+        if i < count and now >= next_send:
+            send(i)
+            i += 1
+            next_send += period
+            last_send = now
+        back = all(k in salience and k in latent for k in sent)
+        if i >= count and (back or now - last_send > settle_s):
+            break
+        ex.spin_once(timeout_sec=0.01)
+    ex.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return {
+        'ready_s': round(ready_s, 3), 'warmup_texts': len(warm), 'sent': len(sent),
+        'latent_ms': [round((latent[k] - t) * 1e3, 3) for k, t in sent.items() if k in latent],
+        'salience_ms': [round((salience[k] - t) * 1e3, 3) for k, t in sent.items()
+                        if k in salience],
+    }
+
+
+if __name__ == '__main__':
+    print(json.dumps(main(int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]),
+                          float(sys.argv[4]))))
