@@ -145,6 +145,11 @@ CHECKS: dict[str, Check] = {
         '.venv/bin/sage bench orchestrator -o runs/bench.json', [r'wrote runs/bench.json']),
     'sage bench sensors --with-graph': Check(
         '', note='a full-graph benchmark; test_bench_sensors runs it'),
+    'sage launch nano --role edge': Check(
+        '', note='two hosts: test_twohost runs both roles in two network namespaces'),
+    'sage launch workstation --role assist': Check(
+        '', note='two hosts: test_twohost runs both roles in two network namespaces'),
+    'sage bench twohost': Check('', note='root and namespaces: test_twohost runs it'),
     'sage bench salience --seeds 10': Check(
         '', note='minutes per scene; test_salience_scenes runs the bench on a short scene'),
     'sage train vision|audio': Check('.venv/bin/sage train vision --help',
