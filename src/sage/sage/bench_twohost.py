@@ -1,6 +1,6 @@
 """`sage bench twohost`: the graph split between two hosts, timed over a real link.
 
-Two network namespaces joined by a veth pair (sage.two_hosts) stand for the robot and the
+Two network namespaces joined by an emulated link (sage.two_hosts) stand for the robot and the
 machine beside it. The edge runs `sage launch nano --role edge` (sensing and SNARC), the
 assist host `sage launch workstation --role assist` (the language encoder), both over DDS on
 the link. A probe on the edge sends texts on /sage/text/in; each is encoded on the assist host
@@ -66,8 +66,9 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
               edge_profile: str = 'nano', assist_profile: str = 'workstation') -> dict[str, Any]:
     """Run both hosts once and time texts under each link condition (seconds of texts each).
 
-    delays_ms / loss_pct: comma-separated conditions; each delay is run with no loss, each
-    loss with no delay. A delay this kernel cannot make (no netem) is reported, not faked.
+    delays_ms / loss_pct: comma-separated conditions; each delay (one way, each direction) is
+    run with no loss, each loss with no delay. link_kbit_per_s is everything that crossed the
+    link while the texts ran (both directions: discovery, heartbeats, the texts' traffic).
     edge_without: edge nodes not to start (a lighter edge for tests).
     """
     edge_prof = load_profile(edge_profile).role(EDGE).without(
@@ -105,14 +106,19 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
                     row['error'] = str(err)
                     results.append(row)
                     continue
-                t0 = time.monotonic()
+                t0, before = time.monotonic(), rig.counts()
                 got = _probe(rig, env, count, rate_hz)
+                after, wall = rig.counts(), time.monotonic() - t0
                 row.update(sent=got['sent'], latent_back=len(got['latent_ms']),
                            salience_back=len(got['salience_ms']),
                            ready_s=got['ready_s'], warmup_texts=got['warmup_texts'],
                            latent_round_trip_ms=percentiles(got['latent_ms']),
+                           latent_min_ms=min(got['latent_ms'], default=None),
                            salience_round_trip_ms=percentiles(got['salience_ms']),
-                           wall_s=round(time.monotonic() - t0, 1))
+                           wall_s=round(wall, 1),
+                           link_kbit_per_s=round(
+                               (after['bytes'] - before['bytes']) * 8 / 1e3 / wall, 1),
+                           link_dropped=after['dropped'] - before['dropped'])
                 results.append(row)
         finally:
             codes = {side: _stop(p) for side, p in procs.items()}
