@@ -1,10 +1,16 @@
 """Shared pytest fixtures: a distinct ROS_DOMAIN_ID per test that talks DDS, a listener node,
-a one-node profile, and folders a process cannot write."""
+a salience recorder, the nano graph as a process, a one-node profile, and folders a process
+cannot write."""
 from __future__ import annotations
 
 import itertools
 import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -62,6 +68,131 @@ def topic_listener():
         thread.join(timeout=10)
 
 
+class SalienceListener:
+    """Salience and diagnostics of the graph on one domain, in a thread."""
+
+    def __init__(self, domain: int, name: str) -> None:
+        self.lock = threading.Lock()
+        self.salience: list[tuple[str, int, float, bool]] = []  # modality, input_seq, stamp
+        self.axes: list[list[float]] = []  # for the record: what the graph scored
+        self.nodes: set[str] = set()
+        self.last = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(domain, name), daemon=True)
+        self._thread.start()
+
+    def _run(self, domain: int, name: str) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sage_interfaces.msg import Salience
+        ctx = rclpy.Context()
+        rclpy.init(context=ctx, domain_id=domain)
+        node = rclpy.create_node(name, context=ctx)
+        deep = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+
+        def on_salience(msg: Salience) -> None:
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            with self.lock:
+                self.salience.append((msg.modality, int(msg.input_seq), stamp, bool(msg.attend)))
+                self.axes.append([msg.surprise, msg.novelty, msg.arousal, msg.reward,
+                                  msg.conflict, msg.salience, msg.threshold])
+                self.last = time.monotonic()
+
+        def on_diagnostics(msg: DiagnosticArray) -> None:
+            with self.lock:
+                self.nodes.update(s.name.removeprefix('sage: ') for s in msg.status)
+
+        node.create_subscription(Salience, '/sage/salience', on_salience, deep)
+        node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 100)
+        executor = SingleThreadedExecutor(context=ctx)
+        executor.add_node(node)
+        while not self._stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+        executor.shutdown()
+        rclpy.try_shutdown(context=ctx)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.salience.clear()
+            self.axes.clear()
+            self.nodes.clear()
+
+    def wait_for(self, condition, timeout: float, proc: subprocess.Popen | None = None) -> bool:
+        """Until condition(self) holds; False after timeout or once proc has exited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (proc is None or proc.poll() is None):
+            with self.lock:
+                if condition(self):
+                    return True
+            time.sleep(0.2)
+        return False
+
+    def wait_quiet(self, quiet_s: float, timeout: float) -> None:
+        """Until no salience arrived for quiet_s (the graph has scored what it was sent)."""
+        self.wait_for(lambda s: time.monotonic() - s.last >= quiet_s, timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def salience_listener():
+    """listen(domain, name) -> SalienceListener, stopped when the test ends."""
+    started: list[SalienceListener] = []
+
+    def listen(domain: int, name: str = 'salience_listener') -> SalienceListener:
+        started.append(SalienceListener(domain, name))
+        return started[-1]
+    yield listen
+    for listener in started:
+        listener.stop()
+
+
+class NanoGraph:
+    """`sage launch nano` as a child process (log beside its run folder), stopped by SIGINT."""
+
+    def __init__(self) -> None:
+        self.running: list[subprocess.Popen] = []
+
+    def launch(self, domain: int, run_dir: Path, overrides: list[str],
+               without: tuple[str, ...] = (), compose: bool = False) -> subprocess.Popen:
+        cmd = [sys.executable, '-m', 'sage.cli', 'launch', 'nano', '--duration', '300',
+               '--domain-id', str(domain), '--quiet', '--run-dir', str(run_dir)]
+        for value in overrides:
+            cmd += ['--set', value]
+        if without:
+            cmd += ['--without', ','.join(without)]
+        if compose:
+            cmd.append('--compose')
+        with (run_dir.parent / f'{run_dir.name}.log').open('w') as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    env=dict(os.environ))
+        self.running.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen) -> int:
+        proc.send_signal(signal.SIGINT)
+        try:
+            return proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+
+@pytest.fixture
+def nano_graph():
+    """A NanoGraph; graphs still running when the test ends are stopped."""
+    graphs = NanoGraph()
+    yield graphs
+    for proc in graphs.running:
+        if proc.poll() is None:
+            graphs.stop(proc)
+
+
 @pytest.fixture
 def imu_only_profile(tmp_path):
     """make(domain) -> path of the nano profile with only its IMU node (the cheapest real graph)
@@ -90,7 +221,6 @@ def unwritable():
     import pwd
     import shutil
     import stat
-    from pathlib import Path
 
     restore: list[tuple[Path, int]] = []
 

@@ -3,7 +3,9 @@
 The Python counterpart of a ComposableNodeContainer (which loads C++ components only): each
 node keeps its own name, parameters file and remappings, given to it as its own `cli_args`,
 so topics, parameters and /diagnostics are the same as when it runs alone. SPEC lists the
-nodes: `nodes: [{name, module, params_file, remappings: [[from, to], ...]}]`. Exit code 2 for a
+nodes: `nodes: [{name, module, params_file, remappings: [[from, to], ...]}]`, and `threads`:
+1 (the default) spins them in a SingleThreadedExecutor, N in a MultiThreadedExecutor of N
+threads (sage.node_groups.DEFAULT_THREADS says why one). Exit code 2 for a
 configuration error of any node (sage_common.ros.run's rule), so the group is not respawned.
 """
 from __future__ import annotations
@@ -39,7 +41,8 @@ def node_args(entry: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
+                                 SingleThreadedExecutor)
     from rclpy.signals import SignalHandlerOptions
     from sage_common.ros import close_node
 
@@ -54,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for entry in spec['nodes']:
             nodes.append(node_class(entry['module'])(cli_args=node_args(entry)))
-        # one thread per node at most: a slow callback of one node does not stall the others
-        executor = MultiThreadedExecutor(num_threads=max(2, len(nodes)))
+        threads = int(spec.get('threads', 1))
+        executor = (SingleThreadedExecutor() if threads == 1
+                    else MultiThreadedExecutor(num_threads=threads))
         for node in nodes:
             executor.add_node(node)
         executor.spin()

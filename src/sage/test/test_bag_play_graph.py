@@ -12,15 +12,12 @@ from __future__ import annotations
 
 from collections import Counter
 import json
-import os
-from pathlib import Path
-import signal
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
+
+from sage_eval.attend_agreement import attend_agreement, decision_key
 
 pytestmark = pytest.mark.graph
 
@@ -39,124 +36,21 @@ PLAY_READY = {'vision_encoder', 'audio_encoder', 'snarc', 'orchestrator', 'memor
 CLI = [sys.executable, '-m', 'sage.cli']
 
 
-class Listener:
-    """Salience and diagnostics of the graph on this test's domain, in a thread."""
-
-    def __init__(self, domain: int) -> None:
-        self.lock = threading.Lock()
-        self.salience: list[tuple[str, int, float, bool]] = []
-        self.axes: list[list[float]] = []  # for the record: what the graph scored
-        self.nodes: set[str] = set()
-        self.last = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(domain,), daemon=True)
-        self._thread.start()
-
-    def _run(self, domain: int) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-        from diagnostic_msgs.msg import DiagnosticArray
-        from sage_interfaces.msg import Salience
-        ctx = rclpy.Context()
-        rclpy.init(context=ctx, domain_id=domain)
-        node = rclpy.create_node('bag_play_graph_listener', context=ctx)
-        deep = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-
-        def on_salience(msg: Salience) -> None:
-            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-            with self.lock:
-                self.salience.append((msg.modality, int(msg.input_seq), stamp, bool(msg.attend)))
-                self.axes.append([msg.surprise, msg.novelty, msg.arousal, msg.reward,
-                                  msg.conflict, msg.salience, msg.threshold])
-                self.last = time.monotonic()
-
-        def on_diagnostics(msg: DiagnosticArray) -> None:
-            with self.lock:
-                self.nodes.update(s.name.removeprefix('sage: ') for s in msg.status)
-
-        node.create_subscription(Salience, '/sage/salience', on_salience, deep)
-        node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 100)
-        executor = SingleThreadedExecutor(context=ctx)
-        executor.add_node(node)
-        while not self._stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
-        executor.shutdown()
-        rclpy.try_shutdown(context=ctx)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.salience.clear()
-            self.axes.clear()
-            self.nodes.clear()
-
-    def wait_for(self, condition, timeout: float, proc: subprocess.Popen | None = None) -> bool:
-        """Until condition(self) holds; False after timeout or once proc has exited."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and (proc is None or proc.poll() is None):
-            with self.lock:
-                if condition(self):
-                    return True
-            time.sleep(0.2)
-        return False
-
-    def wait_quiet(self, quiet_s: float, timeout: float) -> None:
-        """Until no salience arrived for quiet_s (the graph has scored what it was sent)."""
-        self.wait_for(lambda s: time.monotonic() - s.last >= quiet_s, timeout)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-
-def _launch(domain: int, run_dir: Path, overrides: list[str], without: tuple[str, ...] = ()):
-    cmd = [*CLI, 'launch', 'nano', '--duration', '300', '--domain-id', str(domain), '--quiet',
-           '--run-dir', str(run_dir)]
-    for value in overrides:
-        cmd += ['--set', value]
-    if without:
-        cmd += ['--without', ','.join(without)]
-    log = (run_dir.parent / f'{run_dir.name}.log').open('w')
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-
-
-def _stop(proc: subprocess.Popen) -> int:
-    proc.send_signal(signal.SIGINT)
-    try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
-
-
-def _key(modality: str, stamp: float) -> tuple[str, float]:
-    return modality, round(float(stamp), 4)
-
-
-def _attend_agreement(reference: dict, other: dict) -> tuple[float, float, int, int]:
-    """Precision and recall of other's attend against reference's, on inputs both scored."""
-    common = reference.keys() & other.keys()
-    both = sum(reference[k] and other[k] for k in common)
-    said = sum(other[k] for k in common)
-    truth = sum(reference[k] for k in common)
-    return both / max(said, 1), both / max(truth, 1), truth, len(common)
-
-
-def test_bag_play_into_a_graph_without_sensors_scores_each_input_once(ros_domain, tmp_path):
+def test_bag_play_into_a_graph_without_sensors_scores_each_input_once(
+        ros_domain, tmp_path, salience_listener, nano_graph):
     # Both runs and the offline replay start with no learned state and an empty memory. The
     # camera runs at 5 fps in every state, so on 2 shared cores the vision encoder keeps up
     # with the played frames (it keeps only the newest when it lags).
     common = ["snarc.state_file=''", 'snarc.memory.preload_k=0', 'camera.fps=5.0',
               'orchestrator.state.wake.camera_fps=5.0', 'orchestrator.state.focus.camera_fps=5.0']
     bag = tmp_path / 'graph_bag'
-    listener = Listener(ros_domain)
+    listener = salience_listener(ros_domain, 'bag_play_graph_listener')
     try:
         # 1. The nano graph runs on its embedded scene; `sage bag record` records every topic.
         scene = [f'{node}.scene.{k}={v}' for node in SENSORS for k, v in SCENE.items()]
-        graph = _launch(ros_domain, tmp_path / 'rec',
-                        common + scene + [f'memory.data_dir={tmp_path / "mem1"}',
-                                          f'orchestrator.state_dir={tmp_path / "st1"}'])
+        graph = nano_graph.launch(ros_domain, tmp_path / 'rec',
+                                  common + scene + [f'memory.data_dir={tmp_path / "mem1"}',
+                                                    f'orchestrator.state_dir={tmp_path / "st1"}'])
         try:
             assert listener.wait_for(lambda s: RECORD_READY <= s.nodes, START_TIMEOUT_S,
                                      graph), \
@@ -165,7 +59,7 @@ def test_bag_play_into_a_graph_without_sensors_scores_each_input_once(ros_domain
                                        str(RECORD_S)], capture_output=True, text=True,
                                       timeout=RECORD_S + 60)
         finally:
-            _stop(graph)
+            nano_graph.stop(graph)
         assert recorded.returncode == 0, recorded.stdout + recorded.stderr
         for topic in ('/sage/camera/image_raw', '/sage/salience', '/sage/vision/latent'):
             assert f'[bag]   {topic}:' in recorded.stdout, recorded.stdout
@@ -179,9 +73,10 @@ def test_bag_play_into_a_graph_without_sensors_scores_each_input_once(ros_domain
 
         # 2. The same graph without its sensors; the bag is played into it.
         listener.clear()
-        graph = _launch(ros_domain, tmp_path / 'play',
-                        common + [f'memory.data_dir={tmp_path / "mem2"}',
-                                  f'orchestrator.state_dir={tmp_path / "st2"}'], SENSORS)
+        graph = nano_graph.launch(ros_domain, tmp_path / 'play',
+                                  common + [f'memory.data_dir={tmp_path / "mem2"}',
+                                            f'orchestrator.state_dir={tmp_path / "st2"}'],
+                                  SENSORS)
         try:
             replay_out, _ = offline.communicate(timeout=120)
             assert offline.returncode == 0, replay_out
@@ -193,9 +88,9 @@ def test_bag_play_into_a_graph_without_sensors_scores_each_input_once(ros_domain
                                     text=True, timeout=RECORD_S + 60)
             listener.wait_quiet(2.0, 20.0)
         finally:
-            _stop(graph)
+            nano_graph.stop(graph)
     finally:
-        listener.stop()
+        listener.stop()  # before judging: no salience arrives while the lists are read
     assert played.returncode == 0, played.stdout + played.stderr
     (tmp_path / 'played.json').write_text(json.dumps([[*s, *a] for s, a in zip(
         listener.salience, listener.axes)]))
@@ -212,12 +107,12 @@ def test_bag_play_into_a_graph_without_sensors_scores_each_input_once(ros_domain
         played.stdout
 
     # The graph decides as the offline replay does on the inputs both scored.
-    live = {_key(m, stamp): attend for m, _, stamp, attend in listener.salience}
+    live = {decision_key(m, stamp): attend for m, _, stamp, attend in listener.salience}
     reference = {}
     for line in decisions.read_text().splitlines():
         d = json.loads(line)
-        reference[_key(d['modality'], d['stamp'])] = bool(d['attend'])
-    precision, recall, attended, compared = _attend_agreement(reference, live)
+        reference[decision_key(d['modality'], d['stamp'])] = bool(d['attend'])
+    precision, recall, attended, compared = attend_agreement(reference, live)
     print(f'played back vs offline: {compared} inputs compared of {len(reference)} offline, '
           f'{attended} attended offline; precision {precision:.3f}, recall {recall:.3f}')
     assert compared >= 0.5 * len(reference)

@@ -133,7 +133,9 @@ def test_composed_launch_file_runs_one_respawned_process_per_group_with_its_node
         cmd = process['cmd']
         assert cmd[1:3] == ['-m', 'sage.compose']
         assert process['respawn'] is True
-        members = yaml.safe_load(Path(cmd[3]).read_text())['nodes']
+        group_spec = yaml.safe_load(Path(cmd[3]).read_text())
+        assert group_spec['threads'] == prof.settings['compose_threads']
+        members = group_spec['nodes']
         assert [m['name'] for m in members] == groups[process['name'].removeprefix('group_')]
         for member in members:
             launched = by_name[member['name']]
