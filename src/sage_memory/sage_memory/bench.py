@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import tempfile
+import threading
 import time
 from typing import Any
 import uuid as uuidlib
@@ -82,7 +83,9 @@ class _Pool:
                                    'salience': float(self.rng.random())})
 
 
-def _sustained(mem: Memory, pool: _Pool, seconds: float, rate: float) -> dict[str, Any]:
+def _sustained(mem: Memory, pool: _Pool, seconds: float, rate: float,
+               knn_period_s: float = 0.0, k: int = 10) -> dict[str, Any]:
+    """Rows at `rate` for `seconds`; with knn_period_s > 0, kNN queries meanwhile (own thread)."""
     store = mem.store
     store.commit_ms.clear()
     store.commit_cpu_ms.clear()
@@ -90,7 +93,21 @@ def _sustained(mem: Memory, pool: _Pool, seconds: float, rate: float) -> dict[st
     c0 = store.status().committed
     tick = 0.002
     sent = 0
+    knn_ms: list[float] = []
+    stop = threading.Event()
+    queries = [pool.embedding() for _ in range(256)]
+
+    def ask() -> None:
+        i = 0
+        while not stop.wait(knn_period_s):
+            t = time.perf_counter()
+            mem.query(Query(k=k, embedding=queries[i % len(queries)]))
+            knn_ms.append((time.perf_counter() - t) * 1e3)
+            i += 1
+    asker = threading.Thread(target=ask, daemon=True) if knn_period_s > 0 else None
     t0 = time.perf_counter()
+    if asker is not None:
+        asker.start()
     while True:
         now = time.perf_counter() - t0
         if now >= seconds:
@@ -102,8 +119,12 @@ def _sustained(mem: Memory, pool: _Pool, seconds: float, rate: float) -> dict[st
         time.sleep(tick)
     store.flush(120)
     elapsed = time.perf_counter() - t0
+    stop.set()
+    if asker is not None:
+        asker.join()
     committed = store.status().committed - c0
-    return {'target_rows_per_s': rate, 'rows': committed,
+    out = {'knn_ms_during_inserts': _pct(knn_ms)} if asker is not None else {}
+    return {**out, 'target_rows_per_s': rate, 'rows': committed,
             'rows_per_s': round(committed / elapsed, 1),
             'commit_ms_per_batch': _pct(store.commit_ms),
             'commit_cpu_ms_per_batch': _pct(store.commit_cpu_ms),
@@ -244,12 +265,14 @@ def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int
                    rebuild: bool, seed: int, synchronous: str = 'FULL',
                    flood_seconds: float = 0.0, wal_max_mb: float = 64.0,
                    snapshot_vectors: bool = False, ef_construction: int = 0,
-                   heap_trim_rows: int = 10_000) -> dict[str, Any]:
+                   heap_trim_rows: int = 10_000, knn_period_s: float = 0.0,
+                   batch_max: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     cfg = MemoryConfig(
         store=StoreConfig(database_url=url, data_dir=str(data_dir), device_id='bench',
                           retention=RetentionConfig(max_rows=0), synchronous=synchronous,
-                          wal_max_mb=wal_max_mb),
+                          wal_max_mb=wal_max_mb,
+                          batch_max=batch_max or StoreConfig.batch_max),
         index=IndexConfig(threads=2, snapshot_vectors=snapshot_vectors,
                           ef_construction=ef_construction or IndexConfig.ef_construction),
         snapshot_period_s=0.0, refresh_period_s=0.0, heap_trim_rows=heap_trim_rows)
@@ -267,10 +290,15 @@ def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int
         out['rows'] = mem.store.count()
         out['recall'] = _recall(mem, pool, rng, queries, k)
         out['recall_at_k'] = _recall_quality(mem, pool, dim, k)
+        if knn_period_s > 0:
+            # At scale: inserts at `rate` while kNN queries run (the index adds meanwhile).
+            out['sustained_with_knn'] = _sustained(mem, pool, seconds, rate, knn_period_s, k)
+            mem.wait_index_idle(300)
+            out['rows_after'] = mem.store.count()
         mem.save_state('snarc', {'weights': [0.2] * 5, 'stats': list(range(200))})
     finally:
         mem.close()
-    out['disk'] = _disk(mem.store.path, data_dir, out['rows'])
+    out['disk'] = _disk(mem.store.path, data_dir, out.get('rows_after', out['rows']))
     out['restart'] = _restart(cfg)
     if rebuild:
         for p in (data_dir / 'index').rglob('*'):
@@ -301,7 +329,8 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
               pg_url: str = '', rebuild: bool = False, seed: int = 0,
               flood_seconds: float = 0.0, wal_max_mb: float = 64.0,
               snapshot_vectors: bool = False, ef_construction: int = 0,
-              heap_trim_rows: int = 10_000) -> dict[str, Any]:
+              heap_trim_rows: int = 10_000, knn_period_s: float = 0.0,
+              batch_max: int = 0) -> dict[str, Any]:
     """Run the memory benchmark.
 
     Args:
@@ -318,6 +347,9 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
         snapshot_vectors: index snapshots also hold the vectors (as before: two copies).
         ef_construction: HNSW build candidate list (0 = IndexConfig's default).
         heap_trim_rows: the memory's heap trim after bursts (0 = never, as before).
+        knn_period_s: after the recall phase, insert at `rate` for `seconds` again while a
+            thread asks a kNN query every knn_period_s (0 = skip that phase).
+        batch_max: the writer's most rows per commit (0 = StoreConfig's default).
         preview_bytes: preview size per row.
         backends: comma-separated 'sqlite' (synchronous=FULL, the default: a commit survives
             power loss), 'sqlite-normal' (synchronous=NORMAL: survives process crashes; power
@@ -333,14 +365,16 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
         'seconds': seconds, 'rows': rows, 'dim': dim, 'rate': rate, 'queries': queries, 'k': k,
         'flood_rows': flood_rows, 'flood_seconds': flood_seconds, 'wal_max_mb': wal_max_mb,
         'snapshot_vectors': snapshot_vectors, 'ef_construction': ef_construction,
-        'heap_trim_rows': heap_trim_rows,
+        'heap_trim_rows': heap_trim_rows, 'knn_period_s': knn_period_s,
+        'batch_max': batch_max,
         'preview_bytes': preview_bytes}, 'skipped': {}}
     wanted = [b.strip() for b in backends.split(',') if b.strip()]
     kw: dict[str, Any] = dict(seconds=seconds, rows=rows, dim=dim, rate=rate, queries=queries, k=k,
               flood_rows=flood_rows, preview_bytes=preview_bytes, rebuild=rebuild, seed=seed,
               flood_seconds=flood_seconds, wal_max_mb=wal_max_mb,
               snapshot_vectors=snapshot_vectors, ef_construction=ef_construction,
-              heap_trim_rows=heap_trim_rows)
+              heap_trim_rows=heap_trim_rows, knn_period_s=knn_period_s,
+              batch_max=batch_max)
     for backend in wanted:
         with tempfile.TemporaryDirectory(prefix='sage-memory-bench-') as tmp:
             d = Path(tmp)

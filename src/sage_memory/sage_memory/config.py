@@ -34,7 +34,8 @@ def memory_config(values: Mapping[str, Any]) -> MemoryConfig:
                         ef_construction=int(values['index.ef_construction']),
                         ef_search=int(values['index.ef_search']),
                         threads=int(values['index.threads']),
-                        snapshot_vectors=bool(values['index.snapshot_vectors']))
+                        snapshot_vectors=bool(values['index.snapshot_vectors']),
+                        add_chunk=int(values['index.add_chunk']))
     sleep = SleepConfig(similarity=float(values['sleep.similarity']),
                         min_cluster=int(values['sleep.min_cluster']),
                         max_examined=int(values['sleep.max_examined']))

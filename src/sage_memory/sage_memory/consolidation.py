@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, select, update
 
+from sage_memory.codec import decode_embeddings
 from sage_memory.index import normalise
 from sage_memory.models import EXPERIENCES, ExperienceRecord, row_to_record
 from sage_memory.store import MemoryStore, insert_records, new_uuid
@@ -157,8 +158,8 @@ def consolidate(store: MemoryStore, cfg: SleepConfig, max_duration_s: float,
                                                 e.embedding_dim == dim).order_by(e.id)
         with store.engine.connect() as conn:
             existing = list(conn.execute(pq))
-        leaders = (np.frombuffer(b''.join(p.embedding for p in existing), '<f4')
-                   .reshape(len(existing), dim) if existing else None)
+        leaders = (decode_embeddings([p.embedding for p in existing], dim)
+                   if existing else None)
         vecs = np.stack([v for _, v in pairs])  # (N, dim)
         labels, _ = leader_clusters(vecs, cfg.similarity, leaders, over)
         done = labels >= 0

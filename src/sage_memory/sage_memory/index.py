@@ -16,13 +16,15 @@ disk once.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 import json
 import logging
 import os
 from pathlib import Path
 import threading
+import time
 from typing import Any
 
 # OpenMP threads that spin after a parallel region steal the cores other nodes need: sleep.
@@ -33,8 +35,12 @@ import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
 from sage_common.private_files import create_private, private_dir  # noqa: E402
+from sage_memory.codec import decode_embeddings  # noqa: E402
 
 log = logging.getLogger(__name__)
+
+# How long a chunked add sleeps while searches wait for the index.
+_YIELD_S = 0.0002
 
 # 2: an entry may say its vectors live elsewhere ('vectors': false); version 1 is still read.
 SNAPSHOT_VERSION = 2
@@ -57,6 +63,8 @@ class IndexConfig:
         bulk_threads: threads for large (re)builds at start (0 = all cores).
         snapshot_vectors: snapshots also hold the vectors (False: the graph alone, the
             vectors being read back from the database rows at start: one copy on disk).
+        add_chunk: rows per graph insert while rows stream in: a query waits for one chunk
+            at most, not for a whole burst (0 = the whole batch at once).
     """
 
     m: int = 16
@@ -67,6 +75,7 @@ class IndexConfig:
     threads: int = 1
     bulk_threads: int = 0
     snapshot_vectors: bool = False
+    add_chunk: int = 8
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,10 @@ class VectorIndex:
             index.hnsw.efConstruction = cfg.ef_construction
         self._index = index
         self._lock = threading.RLock()
+        # Adders take turns (an add spans several chunks); searches waiting go first.
+        self._add_lock = threading.Lock()
+        self._searchers = 0
+        self._count_lock = threading.Lock()
         n = int(index.ntotal)
         cap = max(1024, n)
         self._ids = np.zeros(cap, np.int64)
@@ -142,7 +155,7 @@ class VectorIndex:
             setattr(self, name, arr)
 
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike, stamps: npt.ArrayLike,
-            saliences: npt.ArrayLike) -> int:
+            saliences: npt.ArrayLike, chunk: int = 0) -> int:
         """Add rows not already present; returns how many were added.
 
         Args:
@@ -150,13 +163,16 @@ class VectorIndex:
             vectors: (N, dim) embeddings (normalised here).
             stamps: (N,) stamps in seconds.
             saliences: (N,) saliences.
+            chunk: insert this many rows per lock hold, letting waiting searches in between
+                (0 = all at once: bulk builds, where FAISS parallelises the batch).
         """
         rid = np.asarray(ids, np.int64).ravel()
         vecs = np.asarray(vectors, np.float32).reshape(len(rid), self.dim)
         stm = np.asarray(stamps, np.float64).ravel()
         sal = np.asarray(saliences, np.float32).ravel()
-        with self._lock:
-            keep = np.fromiter((int(i) not in self._label for i in rid), bool, len(rid))
+        with self._add_lock:
+            with self._lock:
+                keep = np.fromiter((int(i) not in self._label for i in rid), bool, len(rid))
             if keep.size and not keep.all():
                 rid, vecs, stm, sal = rid[keep], vecs[keep], stm[keep], sal[keep]
             # Duplicates within the batch are dropped too (first occurrence wins).
@@ -164,11 +180,21 @@ class VectorIndex:
             if first.size != rid.size:
                 first.sort()
                 rid, vecs, stm, sal = rid[first], vecs[first], stm[first], sal[first]
-            if not rid.size:
-                return 0
+            vecs = normalise(vecs)
+            step = chunk if chunk > 0 else max(1, rid.size)
+            for lo in range(0, rid.size, step):
+                while self._searchers > 0:
+                    time.sleep(_YIELD_S)
+                self._add_locked(rid[lo:lo + step], vecs[lo:lo + step], stm[lo:lo + step],
+                                 sal[lo:lo + step])
+            return int(rid.size)
+
+    def _add_locked(self, rid: np.ndarray, vecs: np.ndarray, stm: np.ndarray,
+                    sal: np.ndarray) -> None:
+        with self._lock:
             start = self.total
             self._grow(start + rid.size)
-            self._index.add(normalise(vecs))
+            self._index.add(vecs)
             sl = slice(start, start + rid.size)
             self._ids[sl] = rid
             self._stamp[sl] = stm
@@ -176,7 +202,6 @@ class VectorIndex:
             self._alive[sl] = True
             for off, r in enumerate(rid.tolist()):
                 self._label[r] = start + off
-            return int(rid.size)
 
     def remove(self, ids: Iterable[int]) -> int:
         """Mark rows dead (they stay in the graph but are never returned); returns count."""
@@ -195,6 +220,21 @@ class VectorIndex:
         """Share of graph labels that are dead (a rebuild pays off when this grows large)."""
         return self._dead / self.total if self.total else 0.0
 
+    @contextmanager
+    def _for_search(self) -> Iterator[None]:
+        # Counted while waiting, so a chunked add lets this search in before its next chunk.
+        with self._count_lock:
+            self._searchers += 1
+        try:
+            self._lock.acquire()
+        finally:
+            with self._count_lock:
+                self._searchers -= 1
+        try:
+            yield
+        finally:
+            self._lock.release()
+
     def search(self, query: np.ndarray, k: int, start: float = 0.0, end: float = 0.0,
                min_salience: float = 0.0, exact: bool = False) -> list[Hit]:
         """The k most similar live rows passing the filters, best first.
@@ -208,7 +248,7 @@ class VectorIndex:
             exact: brute-force search (reference for measuring the ANN's recall).
         """
         q = normalise(np.asarray(query, np.float32).reshape(1, self.dim))
-        with self._lock:
+        with self._for_search():
             n = self.total
             if n == 0 or not self._label:
                 return []
@@ -381,8 +421,7 @@ class IndexSet:
             groups.setdefault((r[1], int(r[2])), []).append(r)
         added = 0
         for key, group in groups.items():
-            vecs = np.frombuffer(b''.join(bytes(g[3]) for g in group), '<f4').reshape(
-                len(group), key[1])
+            vecs = decode_embeddings([bytes(g[3]) for g in group], key[1])
             added += self.ensure(key).add([g[0] for g in group], vecs,
                                           [g[4] for g in group], [g[5] for g in group])
         return added

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import exc as sa_exc
 
+from sage_memory.codec import as_stored, decode_embedding, decode_embeddings
 from sage_memory.errors import StoreBusyError, StoreUnavailableError
 from sage_memory.consolidation import SleepConfig, SleepReport, consolidate
 from sage_memory.heap import release_freed_heap
@@ -199,9 +200,11 @@ class Memory:
             if r.kind in RECALL_KINDS and r.embedding is not None and r.embedding.size:
                 groups.setdefault((r.modality, int(r.embedding.size)), []).append(r)
         for key, recs in groups.items():
-            vecs = np.stack([r.embedding for r in recs if r.embedding is not None])
+            # As stored (float16): the index holds the values a restart reads back.
+            vecs = as_stored(np.stack([r.embedding for r in recs if r.embedding is not None]))
             self.index.ensure(key).add([r.row_id for r in recs], vecs,
-                                       [r.stamp for r in recs], [r.salience for r in recs])
+                                       [r.stamp for r in recs], [r.salience for r in recs],
+                                       chunk=self.cfg.index.add_chunk)
             self._dirty = True
 
     def reconcile(self) -> dict[str, int]:
@@ -264,7 +267,7 @@ class Memory:
                 for r in rows:
                     i = pos.get(int(r[0]))
                     if i is not None and (r[1], int(r[2])) == key:
-                        out[i] = np.frombuffer(r[3], '<f4')
+                        out[i] = decode_embedding(r[3], key[1])
         except (sa_exc.SQLAlchemyError, sqlite3.Error) as err:
             # The snapshot is skipped (a problem is noted); the index thread rebuilds it.
             raise ValueError(f'cannot read its vectors from the database: {err}') from err
@@ -365,7 +368,7 @@ class Memory:
 
 
 def _add_chunk(vi: VectorIndex, rows: list[Any]) -> None:
-    vecs = np.frombuffer(b''.join(bytes(r[3]) for r in rows), '<f4').reshape(len(rows), vi.dim)
+    vecs = decode_embeddings([bytes(r[3]) for r in rows], vi.dim)
     vi.add([r[0] for r in rows], vecs, [r[4] for r in rows], [r[5] for r in rows])
 
 

@@ -72,6 +72,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('index.threads', 1, 'threads FAISS uses for incremental adds (start-up rebuilds '
               'use every core)',
               0, 64, read_only=True),
+    ParamSpec('index.add_chunk', 8, 'rows per graph insert while rows stream in: a query '
+              'waits for one chunk at most, not a whole burst (0 = whole batch)', 0, 100_000,
+              read_only=True),
     ParamSpec('index.snapshot_vectors', False, 'index snapshots also hold the vectors (false: '
               'the graph alone; vectors are read back from the database at start, so each is '
               'kept on disk once)', read_only=True),

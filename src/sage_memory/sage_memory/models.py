@@ -9,8 +9,9 @@ Three tables, created and changed only by the Alembic migrations in `sage_memory
 - `tombstones`: uuids evicted by retention here, so a later import or sync does not bring
   them back into this database.
 
-Arrays are stored as little-endian bytes (float32 embeddings, uint16 codes) so SQLite and
-PostgreSQL hold the same bytes and an export file is portable.
+Arrays are stored as little-endian bytes (float16 embeddings, bit-packed codes: see
+sage_memory.codec; older rows hold float32 and uint16 and read back the same)
+so SQLite and PostgreSQL hold the same bytes and an export file is portable.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import numpy as np
 from sqlalchemy import (BigInteger, Boolean, Double, Float, Index, Integer, LargeBinary,
                         String, Table, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from sage_memory.codec import decode_codes, decode_embedding, encode_codes, encode_embedding
 
 KINDS = ('experience', 'context', 'pattern')
 # Kinds that recall returns and the vector index holds (context rows are kept for replay).
@@ -199,17 +202,16 @@ def record_to_row(rec: ExperienceRecord) -> dict[str, Any]:
     grid_h = grid_w = 0
     code_bytes = None
     if codes is not None and codes.size:
-        arr = np.ascontiguousarray(codes, dtype='<u2')
+        arr = np.asarray(codes)
         if arr.ndim == 1:
             arr = arr.reshape(1, -1)
         grid_h, grid_w = int(arr.shape[0]), int(arr.shape[1])
-        code_bytes = arr.tobytes()
+        code_bytes = encode_codes(arr, int(rec.codebook_size))
     emb_bytes = None
     dim = 0
     if rec.embedding is not None and np.size(rec.embedding):
-        emb = np.ascontiguousarray(rec.embedding, dtype='<f4').ravel()
-        dim = int(emb.size)
-        emb_bytes = emb.tobytes()
+        dim = int(np.size(rec.embedding))
+        emb_bytes = encode_embedding(rec.embedding)
     return {
         'uuid': rec.uuid[:32], 'device_id': rec.device_id[:64], 'session': rec.session[:64],
         'kind': rec.kind[:16], 'stamp': float(rec.stamp), 'modality': rec.modality[:16],
@@ -235,10 +237,10 @@ def row_to_record(row: Any, score: float = 0.0) -> ExperienceRecord:
     m = row._mapping if hasattr(row, '_mapping') else row
     codes = None
     if m['codes'] is not None and m['grid_h'] and m['grid_w']:
-        codes = np.frombuffer(m['codes'], dtype='<u2').reshape(m['grid_h'], m['grid_w'])
+        codes = decode_codes(m['codes'], m['grid_h'], m['grid_w'], int(m['codebook_size']))
     embedding = None
     if m['embedding'] is not None and m['embedding_dim']:
-        embedding = np.frombuffer(m['embedding'], dtype='<f4').astype(np.float32)
+        embedding = decode_embedding(m['embedding'], int(m['embedding_dim']))
     pose = tuple(json.loads(m['pose'])) if m['pose'] else None
     return ExperienceRecord(
         uuid=m['uuid'], device_id=m['device_id'], session=m['session'], kind=m['kind'],

@@ -1,6 +1,8 @@
 """Vector index: ANN results against exact search, filters, deletions, snapshots (pure)."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from sage_memory.index import IndexConfig, IndexSet, VectorIndex, normalise
@@ -130,3 +132,29 @@ def test_default_hnsw_settings_recall_99_percent_of_the_exact_top_10():
                    & {h.row_id for h in vi.search(q, 10, exact=True)})
                for q in queries.astype(np.float32))
     assert hits / (10 * len(queries)) >= 0.99
+
+
+def test_a_search_during_a_long_chunked_add_waits_for_one_chunk_not_the_whole_add():
+    # Rows streaming into the index must not hold queries for a whole burst (issue 16.4).
+    import threading
+    rng = np.random.default_rng(4)
+    dim, n = 384, 4000
+    vi = VectorIndex('vision', dim, IndexConfig(exact_work=0))
+    vi.add(np.arange(100), rng.standard_normal((100, dim)), np.ones(100), np.ones(100))
+    burst = rng.standard_normal((n, dim)).astype(np.float32)
+    adder = threading.Thread(target=vi.add, args=(np.arange(100, 100 + n), burst,
+                                                  np.ones(n), np.ones(n)),
+                             kwargs={'chunk': 8})
+    adder.start()
+    try:
+        deadline = time.monotonic() + 60
+        while vi.total <= 100 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert vi.total > 100  # the burst has begun
+        hits = vi.search(burst[0], 5)
+        at_answer = vi.total
+    finally:
+        adder.join()
+    assert hits
+    assert at_answer < 100 + n  # answered while most of the burst was still to come
+    assert vi.total == 100 + n
