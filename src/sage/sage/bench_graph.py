@@ -96,17 +96,19 @@ def _gaps(seqs: list[int]) -> int:
 
 
 def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.0,
-              overrides: tuple[str, ...] = (), domain_id: int | None = None) -> dict[str, Any]:
+              overrides: tuple[str, ...] = (), domain_id: int | None = None,
+              compose: bool | None = None) -> dict[str, Any]:
     """Run the graph for warmup_s + seconds and report the measured window.
 
     domain_id: ROS_DOMAIN_ID of the benchmark's graph (None: the project's one rule,
     sage.environment.resolve_domain: $ROS_DOMAIN_ID, else the profile's launch.domain_id), so
     two benches on one host are kept apart the same way two graphs are.
+    compose: run launch.compose_groups one process each (None: the profile's launch.compose).
     """
     prof = load_profile(profile, list(overrides))
     run_dir = Path(tempfile.mkdtemp(prefix='sage-bench-graph-'))
     domain = int(resolve_domain(prof, domain_id).value)
-    sup = graph_supervisor(prof, run_dir, domain)
+    sup = graph_supervisor(prof, run_dir, domain, compose=compose)
     # subscribed before the graph starts, so the first salience of each modality is seen
     probe = _Probe()
     started = time.time()
@@ -148,7 +150,8 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
     finally:
         probe.close()
         sup.stop()
-    return {'profile': profile, 'domain_id': domain, 'seconds': elapsed, 'stages': stages,
+    return {'profile': profile, 'domain_id': domain, 'compose': compose, 'seconds': elapsed,
+            'stages': stages,
             'seq_gaps': drops,
             'first_salience_s': first,
             'first_arrival_s': first_topic,
