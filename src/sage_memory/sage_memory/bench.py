@@ -273,7 +273,7 @@ def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int
                           retention=RetentionConfig(max_rows=0), synchronous=synchronous,
                           wal_max_mb=wal_max_mb,
                           batch_max=batch_max or StoreConfig.batch_max),
-        index=IndexConfig(threads=2, snapshot_vectors=snapshot_vectors,
+        index=IndexConfig(snapshot_vectors=snapshot_vectors,
                           ef_construction=ef_construction or IndexConfig.ef_construction),
         snapshot_period_s=0.0, refresh_period_s=0.0, heap_trim_rows=heap_trim_rows)
     pool = _Pool(rng, dim, preview_bytes)
