@@ -62,18 +62,22 @@ def _probe(rig: TwoHosts, env: dict[str, str], count: int, rate_hz: float) -> di
 
 
 def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,10',
-              loss_pct: str = '0,5', edge_without: str = '', domain_id: int | None = None,
-              edge_profile: str = 'nano', assist_profile: str = 'workstation') -> dict[str, Any]:
+              loss_pct: str = '0,5', cut: bool = True, edge_without: str = '',
+              domain_id: int | None = None, edge_profile: str = 'nano',
+              assist_profile: str = 'workstation') -> dict[str, Any]:
     """Run both hosts once and time texts under each link condition (seconds of texts each).
 
     delays_ms / loss_pct: comma-separated conditions; each delay (one way, each direction) is
     run with no loss, each loss with no delay. link_kbit_per_s is everything that crossed the
     link while the texts ran (both directions: discovery, heartbeats, the texts' traffic).
+    cut: then run the texts with the link down (the edge's own encoder answers), and once
+    more after it is back (the assist host answers again); edge_encoder has the edge
+    encoder's running counts of remote answers and local fallbacks after each condition.
     edge_without: edge nodes not to start (a lighter edge for tests).
     """
-    edge_prof = load_profile(edge_profile).role(EDGE).without(
+    edge_prof = load_profile(edge_profile, role=EDGE).without(
         [n for n in edge_without.split(',') if n])
-    assist_prof = load_profile(assist_profile).role(ASSIST)
+    assist_prof = load_profile(assist_profile, role=ASSIST)
     domain = int(resolve_domain(edge_prof, domain_id).value)
     work = Path(tempfile.mkdtemp(prefix='sage-bench-twohost-'))
     count = max(1, int(seconds * rate_hz))
@@ -84,7 +88,8 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
     off = set(edge_without.split(','))
     sets = [expr for node, expr in kept.items() if node not in off]
     conditions = ([('delay_ms', float(d)) for d in delays_ms.split(',') if d] +
-                  [('loss_pct', float(p)) for p in loss_pct.split(',') if p and float(p) > 0])
+                  [('loss_pct', float(p)) for p in loss_pct.split(',') if p and float(p) > 0] +
+                  ([('link', 'down'), ('link', 'restored')] if cut else []))
     results: list[dict[str, Any]] = []
     env = dict(os.environ)
     env.update(graph_env(edge_prof, domain, multi_host=True))  # as `--role` does
@@ -99,13 +104,12 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
             for kind, value in conditions:
                 rig.delay(0.0)
                 rig.loss(0.0)
+                rig.link(up=(kind, value) != ('link', 'down'))
+                if kind == 'delay_ms':
+                    rig.delay(value)
+                elif kind == 'loss_pct':
+                    rig.loss(value)
                 row: dict[str, Any] = {kind: value}
-                try:
-                    (rig.delay if kind == 'delay_ms' else rig.loss)(value)
-                except RuntimeError as err:
-                    row['error'] = str(err)
-                    results.append(row)
-                    continue
                 t0, before = time.monotonic(), rig.counts()
                 got = _probe(rig, env, count, rate_hz)
                 after, wall = rig.counts(), time.monotonic() - t0
@@ -118,7 +122,8 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
                            wall_s=round(wall, 1),
                            link_kbit_per_s=round(
                                (after['bytes'] - before['bytes']) * 8 / 1e3 / wall, 1),
-                           link_dropped=after['dropped'] - before['dropped'])
+                           link_dropped=after['dropped'] - before['dropped'],
+                           edge_encoder=got['edge_encoder'])
                 results.append(row)
         finally:
             codes = {side: _stop(p) for side, p in procs.items()}

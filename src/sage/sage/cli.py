@@ -68,10 +68,8 @@ def launch(
     from sage.launch_cmd import run_launch
     from sage.profile import load_profile
     try:
-        prof = load_profile(profile, set_)
-        if role:
-            prof = prof.role(role)
-        prof = prof.without([n for n in without.split(',') if n])
+        prof = load_profile(profile, set_, role=role or None).without(
+            [n for n in without.split(',') if n])
     except SageError as err:
         fail(str(err))
     if run_dir is not None:

@@ -73,23 +73,6 @@ class Profile:
                                f"'{self.name}'")
         return replace(self, nodes=tuple(n for n in self.nodes if n.name not in names))
 
-    def role(self, name: str) -> Profile:
-        """The nodes one host runs when the graph is split between hosts (`launch.roles`;
-        those absent from this profile are skipped), with DDS open to the LAN (the other host
-        must see them; `sage launch --role` also widens discovery as --multi-host does).
-
-        Raises:
-            ProfileError: the profile has no such role.
-        """
-        roles = role_table(self.settings, self.path)
-        if name not in roles:
-            known = ', '.join(roles) or 'none'
-            raise ProfileError(f"profile '{self.name}' has no role '{name}' (launch.roles: "
-                               f"{known})")
-        keep = set(roles[name])
-        return replace(self, nodes=tuple(n for n in self.nodes if n.name in keep),
-                       settings={**self.settings, 'multi_host': True, 'role': name})
-
     def node(self, name: str) -> NodeSpec:
         for spec in self.nodes:
             if spec.name == name:
@@ -185,11 +168,16 @@ def parse_set(expr: str) -> tuple[str, str, Any]:
     return node, param, value
 
 
-def load_profile(name_or_path: str, overrides: Iterable[str] = ()) -> Profile:
+def load_profile(name_or_path: str, overrides: Iterable[str] = (),
+                 role: str | None = None) -> Profile:
     """Read, merge `--set` overrides into, and validate a profile.
 
+    role: one host's part of a graph that spans hosts (`launch.roles`): only its nodes (those
+    absent from the profile are skipped), its own `set` overrides under the user's, and DDS
+    open to the LAN (the other host must see them).
+
     Raises:
-        ProfileError: unknown profile, malformed YAML, unknown node.
+        ProfileError: unknown profile, malformed YAML, unknown node or role.
         ParamError: an unknown parameter or a value outside its spec (message names it).
     """
     path = profile_path(name_or_path)
@@ -198,6 +186,15 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = ()) -> Profile:
     if not isinstance(launch, Mapping) or not isinstance(launch.get('nodes'), Mapping):
         raise ProfileError(f'{path}: missing launch.nodes')
     node_entries: Mapping[str, Mapping[str, Any]] = launch['nodes']
+    roles = role_table(launch, path)
+    if role is not None:
+        if role not in roles:
+            raise ProfileError(f"profile '{path.stem}' has no role '{role}' (launch.roles: "
+                               f"{', '.join(roles) or 'none'})")
+        keep = set(roles[role].nodes)
+        node_entries = {n: e for n, e in node_entries.items() if n in keep}
+        overrides = [*(e for e in roles[role].sets if e.split('.', 1)[0] in node_entries),
+                     *overrides]
 
     per_node: dict[str, dict[str, Any]] = {}
     for node in node_entries:
@@ -224,12 +221,13 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = ()) -> Profile:
                               parameters=values, respawn=bool(entry.get('respawn', True)),
                               remappings=remaps, stop_last=bool(entry.get('stop_last', False))))
     settings = {k: v for k, v in launch.items() if k != 'nodes'}
+    if role is not None:
+        settings.update(multi_host=True, role=role)
     # A profile with fewer nodes (a test's, a robot without a microphone) keeps the shared
     # group table: absent members are skipped, and only a composed launch insists on them.
     unknown = {n for names in group_table(settings, path).values() for n in names} - set(per_node)
     if unknown and settings.get('compose'):
         raise ProfileError(f"{path}: launch.compose_groups: no node {', '.join(sorted(unknown))}")
-    role_table(settings, path)  # checked now; a role's nodes absent here are skipped
     return Profile(name=path.stem, path=path, nodes=tuple(nodes), settings=settings)
 
 
@@ -253,16 +251,32 @@ def group_table(settings: Mapping[str, Any], path: Path) -> dict[str, list[str]]
     return {str(g): [str(n) for n in names] for g, names in spec.items()}
 
 
-def role_table(settings: Mapping[str, Any], path: Path) -> dict[str, list[str]]:
-    """`launch.roles` (role -> the node names one host runs when the graph spans hosts).
+@dataclass(frozen=True)
+class RoleSpec:
+    """One host's part of a graph that spans hosts: its nodes and their own overrides."""
+    nodes: tuple[str, ...]
+    sets: tuple[str, ...] = ()
+
+
+def role_table(settings: Mapping[str, Any], path: Path) -> dict[str, RoleSpec]:
+    """`launch.roles`: role -> {nodes: [names], set: ['node.param=value', ...]}.
 
     Raises:
-        ProfileError: not a mapping of role -> list of names.
+        ProfileError: not that shape.
     """
     spec = settings.get('roles') or {}
-    if not isinstance(spec, Mapping) or not all(isinstance(v, list) for v in spec.values()):
-        raise ProfileError(f'{path}: launch.roles must map role names to lists of node names')
-    return {str(r): [str(n) for n in names] for r, names in spec.items()}
+    where = f'{path}: launch.roles'
+    if not isinstance(spec, Mapping):
+        raise ProfileError(f'{where} must map role names to {{nodes: [...], set: [...]}}')
+    table = {}
+    for role, entry in spec.items():
+        entry = entry if isinstance(entry, Mapping) else {}
+        nodes, sets = entry.get('nodes'), entry.get('set') or []
+        if not isinstance(nodes, list) or not isinstance(sets, list):
+            raise ProfileError(f'{where}.{role} needs nodes: [names] (and set: [node.param='
+                               f'value, ...])')
+        table[str(role)] = RoleSpec(tuple(str(n) for n in nodes), tuple(str(e) for e in sets))
+    return table
 
 
 def load_launch_settings(name_or_path: str) -> Profile:

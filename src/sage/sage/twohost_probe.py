@@ -19,6 +19,7 @@ from rclpy.executors import SingleThreadedExecutor
 
 from sage_common.ros import RELIABLE_QOS
 from sage_common.vocabulary import Topic
+from diagnostic_msgs.msg import DiagnosticArray
 from sage_interfaces.msg import Latent, Salience, TextInput
 
 
@@ -42,7 +43,16 @@ def main(count: int, rate_hz: float, discover_s: float, settle_s: float) -> dict
         if msg.modality == 'language':
             salience.setdefault(_key(msg.header.stamp), time.time())
 
+    edge_encoder: dict[str, str] = {}
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:  # the edge's language encoder: the one that counts remotes
+            values = {kv.key: kv.value for kv in status.values}
+            if 'remote_trust' in values:
+                edge_encoder.update(values)
+
     pub = node.create_publisher(TextInput, Topic.TEXT_IN, RELIABLE_QOS)
+    node.create_subscription(DiagnosticArray, Topic.DIAGNOSTICS, on_diagnostics, RELIABLE_QOS)
     node.create_subscription(Latent, Topic.LANGUAGE_LATENT, on_latent, RELIABLE_QOS)
     node.create_subscription(Salience, Topic.SALIENCE, on_salience, RELIABLE_QOS)
     ex = SingleThreadedExecutor()
@@ -89,6 +99,11 @@ def main(count: int, rate_hz: float, discover_s: float, settle_s: float) -> dict
         if i >= count and (back or now - last_send > settle_s):
             break
         ex.spin_once(timeout_sec=0.01)
+    # the edge encoder's counts as of now (its next diagnostics report)
+    seen = dict(edge_encoder)
+    end = time.monotonic() + 3.0
+    while edge_encoder == seen and edge_encoder and time.monotonic() < end:
+        ex.spin_once(timeout_sec=0.1)
     ex.shutdown()
     node.destroy_node()
     rclpy.try_shutdown()
@@ -97,6 +112,9 @@ def main(count: int, rate_hz: float, discover_s: float, settle_s: float) -> dict
         'latent_ms': [round((latent[k] - t) * 1e3, 3) for k, t in sent.items() if k in latent],
         'salience_ms': [round((salience[k] - t) * 1e3, 3) for k, t in sent.items()
                         if k in salience],
+        'edge_encoder': {k: edge_encoder[k] for k in ('remote_trust', 'remote_answered',
+                                                      'local_fallbacks', 'remote_late')
+                         if k in edge_encoder},
     }
 
 

@@ -81,16 +81,23 @@ def test_without_drops_named_nodes_and_refuses_unknown_ones():
 
 
 def test_roles_split_the_graph_between_two_hosts_and_open_dds_to_the_lan():
-    edge = load_profile('nano').role('edge')
-    assist = load_profile('workstation').role('assist')
+    edge = load_profile('nano', role='edge')
+    assist = load_profile('workstation', role='assist')
     assert {n.name for n in assist.nodes} == {'language_encoder'}
-    assert 'language_encoder' not in {n.name for n in edge.nodes}
-    assert EXPECTED_NODES - {'language_encoder'} <= {n.name for n in edge.nodes}
+    assert EXPECTED_NODES <= {n.name for n in edge.nodes}
     assert edge.settings['multi_host'] and assist.settings['multi_host']
+    # The edge's own language encoder only answers when the assist host does not.
+    assert edge.node('language_encoder').parameters['remote_first.enabled'] is True
+    assert assist.node('language_encoder').parameters['remote_first.enabled'] is False
+    assert load_profile('nano').node('language_encoder').parameters['remote_first.enabled'] \
+        is False  # one host: unchanged
+    # The user's --set still wins over the role's.
+    mine = load_profile('nano', ['language_encoder.remote_first.enabled=false'], role='edge')
+    assert mine.node('language_encoder').parameters['remote_first.enabled'] is False
     # One robot, one graph: the assist host is on the edge's domain.
     assert assist.settings['domain_id'] == edge.settings['domain_id']
     with pytest.raises(ProfileError, match=r"no role 'cloud' \(launch.roles: edge, assist\)"):
-        load_profile('nano').role('cloud')
+        load_profile('nano', role='cloud')
 
 
 def test_extends_merges_mappings_over_the_base_and_refuses_cycles(tmp_path):

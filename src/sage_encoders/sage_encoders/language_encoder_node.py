@@ -1,4 +1,8 @@
-"""Language encoder node: /sage/text/in (TextInput) -> /sage/language/latent."""
+"""Language encoder node: /sage/text/in (TextInput) -> /sage/language/latent.
+
+With remote_first.enabled (the edge of a two-host graph) it lets another host's encoder
+answer first and encodes a text only when no latent for it came in time (remote_first.py).
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -13,6 +17,14 @@ from sage_interfaces.msg import Latent, TextInput
 from sage_encoders.language_core import LanguageEncoderCore
 from sage_encoders.language_encoder_params import PARAMS, validate
 from sage_encoders.node_base import EncoderNodeBase
+from sage_encoders.remote_first import RemoteFirst
+
+REMOTE_CHECK_S = 0.02  # how often texts past their deadline are looked for
+
+
+def stamp_key(stamp: Any) -> int:
+    """A stamp in whole milliseconds: latents carry stamps as float seconds (~0.2 us off)."""
+    return round(int(stamp.sec) * 1000 + int(stamp.nanosec) / 1e6)
 
 
 class LanguageEncoderNode(EncoderNodeBase):
@@ -22,6 +34,18 @@ class LanguageEncoderNode(EncoderNodeBase):
         super().__init__(name, PARAMS, validate, with_budget=False, **node_kwargs)
         self.pub = self.create_publisher(Latent, Topic.LANGUAGE_LATENT, RELIABLE_QOS)
         self.create_subscription(TextInput, Topic.TEXT_IN, self._on_text, RELIABLE_QOS)
+        self.remote: RemoteFirst | None = None
+        if self.values['remote_first.enabled']:
+            v = self.values
+            self.remote = RemoteFirst(
+                deadline_s=float(v['remote_first.deadline_s']),
+                trust_rate=float(v['remote_first.trust_rate']),
+                min_trust=float(v['remote_first.min_trust']),
+                probe_every=int(v['remote_first.probe_every']))
+            self._own: set[int] = set()
+            self.create_subscription(Latent, Topic.LANGUAGE_LATENT, self._on_latent,
+                                     RELIABLE_QOS)
+            self.create_timer(REMOTE_CHECK_S, self._encode_due)
 
     def make_core(self, values: Mapping[str, Any]) -> LanguageEncoderCore:
         return LanguageEncoderCore.from_params(values, log=self.log_line)
@@ -29,6 +53,40 @@ class LanguageEncoderNode(EncoderNodeBase):
     def _on_text(self, msg: TextInput) -> None:
         if not self.accept():
             return
+        if self.remote is None:
+            self._encode(msg)
+            return
+        for text in self.remote.offer(stamp_key(msg.header.stamp), msg, self._now()):
+            self._encode(text)
+        self._report_remote()
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_latent(self, msg: Latent) -> None:
+        key = stamp_key(msg.header.stamp)
+        if key in self._own:
+            self._own.discard(key)  # our own latent, heard back
+            return
+        self.remote.answered(key)
+        self._report_remote()
+
+    def _encode_due(self) -> None:
+        due = self.remote.due(self._now())
+        for text in due:
+            self._encode(text)
+        if due:
+            self._report_remote()
+
+    def _report_remote(self) -> None:
+        v = self.health.values
+        v['remote_trust'] = f'{self.remote.trust:.2f}'
+        for name, count in self.remote.counts.items():
+            v[name] = str(count)
+
+    def _encode(self, msg: TextInput) -> None:
+        if self.remote is not None:
+            self._own.add(stamp_key(msg.header.stamp))
         rec = self.guarded('text', lambda: self.core.encode(msg.text, stamp_sec(msg), self.seq))
         if rec is None:
             return

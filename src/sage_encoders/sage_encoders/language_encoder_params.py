@@ -20,6 +20,18 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params(
     ParamSpec('max_tokens', 256, 'tokens the model sees (longer text is truncated)', 8, 256,
               read_only=True),
     ParamSpec('preview.chars', 256, 'characters kept in the text preview', 0, 100000),
+    # Two hosts (sage launch --role edge): another host's encoder answers first.
+    ParamSpec('remote_first.enabled', False, 'wait for a latent from another host\'s encoder '
+              'and encode here only when none comes in time (the edge role turns it on)',
+              read_only=True),
+    ParamSpec('remote_first.deadline_s', 0.5, 'how long a text waits for the remote latent '
+              'before it is encoded here (s)', 0.01, 30.0),
+    ParamSpec('remote_first.trust_rate', 0.2, 'step of the running share of texts the remote '
+              'answered in time', 0.0, 1.0),
+    ParamSpec('remote_first.min_trust', 0.2, 'below this trust texts are encoded here at once '
+              '(no wait)', 0.0, 1.0),
+    ParamSpec('remote_first.probe_every', 5, 'while the remote is not trusted, every Nth text '
+              'still waits for it (so a remote that is back is noticed)', 1, 1000),
 )
 
 
