@@ -4,7 +4,8 @@ Per topic: rate, and latency from the sensor's capture stamp to arrival here (so
 topic measures capture -> encoded, salience capture -> scored, ...), p50/p95/p99; sequence
 gaps (drops) on topics that carry input_seq; CPU and RSS per node process (psutil).
 Per modality (sage.salience_timing): time to first salience from the graph's start, and
-capture -> salience latency, audio from its window's last sample.
+capture -> salience latency, audio from its window's last sample; the encoders' own encode
+time (Latent.encode_ms), the part of that latency the encoder spends computing.
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class _Probe:
         self.salience_all: list[SalienceArrival] = []
         self.salience: list[SalienceArrival] = []
         self.first: dict[str, float] = {}  # first arrival per topic: where start-up time goes
+        self.encode_ms: dict[str, list[float]] = defaultdict(list)  # Latent.encode_ms
         self.lock = threading.Lock()
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -77,6 +79,8 @@ class _Probe:
             self.latency_ms[topic].append((now - stamp) * 1e3)
             if hasattr(msg, 'input_seq') and hasattr(msg, 'modality'):
                 self.seqs[(topic, msg.modality)].append(int(msg.input_seq))
+            if hasattr(msg, 'encode_ms') and hasattr(msg, 'modality'):
+                self.encode_ms[msg.modality].append(float(msg.encode_ms))
             if topic == Topic.SALIENCE:
                 arrival = SalienceArrival(msg.modality, now, stamp)
                 self.salience_all.append(arrival)
@@ -116,7 +120,8 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
     try:
         time.sleep(warmup_s)
         with probe.lock:
-            for store in (probe.arrivals, probe.latency_ms, probe.seqs, probe.salience):
+            for store in (probe.arrivals, probe.latency_ms, probe.seqs, probe.salience,
+                          probe.encode_ms):
                 store.clear()
         procs = {name: psutil.Process(pid) for name, pid in sup.pids().items()}
         for p in procs.values():
@@ -147,6 +152,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
             first_topic = {t: probe.first[t] - started for t in STAGES if t in probe.first}
             offsets = last_sample_offsets({n.name: n.parameters for n in prof.nodes})
             latency = salience_latency_ms(probe.salience, offsets)
+            encode = {m: percentiles(v) for m, v in sorted(probe.encode_ms.items())}
     finally:
         probe.close()
         sup.stop()
@@ -157,6 +163,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
             'first_arrival_s': first_topic,
             'salience_latency_ms': {'from': 'capture stamp of the newest sample of the input',
                                     'last_sample_offset_s': offsets, 'modalities': latency},
+            'encode_ms': encode,
             'nodes': {name: {'cpu_percent': cpu.get(name),
                              'rss_mb_max': max(rss[name]) if rss[name] else None}
                       for name in procs},

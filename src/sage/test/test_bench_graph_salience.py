@@ -44,3 +44,4 @@ def test_bench_reports_first_audio_salience_and_latency_from_the_windows_last_sa
     # first sample, which the Salience stamp carries, is a whole window earlier)
     assert 0.0 < audio['p50'] < window_s * 1e3
     assert result['first_arrival_s']['/sage/salience'] <= first
+    assert result['encode_ms']['audio']['n'] >= 1
