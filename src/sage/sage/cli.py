@@ -360,9 +360,15 @@ def memory_import(path: Path = typer.Argument(..., help='file written by export'
 
 
 @memory_app.command('sync')
-def memory_sync(remote: str = typer.Argument(..., help='shared PostgreSQL URL'),
+def memory_sync(remote: str = typer.Argument(..., help="shared PostgreSQL URL, or 'status': "
+                                                       "this store's outboxes"),
                 url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
-    """Two-way merge with a shared database (idempotent, loses nothing)."""
+    """Two-way merge with a shared database (idempotent, loses nothing); `sync status` shows
+    each outbox's shared store, backlog and last exchange."""
+    if remote == 'status':
+        from sage_memory.outbox import status_of
+        typer.echo(json.dumps(status_of(url), indent=2, default=str))
+        return
     from sage_memory.transfer import sync
     typer.echo(json.dumps(sync(url, remote), default=str))
 

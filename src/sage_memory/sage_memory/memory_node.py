@@ -37,6 +37,7 @@ from sage_memory.errors import QueryError, StoreUnavailableError
 from sage_memory.memory import Memory, OpenWait, open_memory
 from sage_memory.memory_params import PARAMS, validate
 from sage_memory.models import ExperienceRecord
+from sage_memory.outbox import Outbox, OutboxWorker
 from sage_memory.policy import MemoryCore
 from sage_memory.recall import text_embedder
 from sage_memory.ros_convert import experience_to_msg, parse_checkpoint, query_from_request
@@ -84,6 +85,13 @@ class MemoryNode(Node):
             self._pose_stamp = 0.0
             self.create_subscription(PoseStamped, str(values['pose_topic']), self._on_pose,
                                      SENSOR_QOS)
+        self._shipper: OutboxWorker | None = None
+        if values['outbox.url'] and not self.memory.read_only:
+            self._shipper = OutboxWorker(
+                Outbox(self.memory.store.engine, str(values['outbox.url']),
+                       int(values['outbox.batch']), device_id=values['device_id']),
+                float(values['outbox.period_s']))
+            self._shipper.start()
         self.create_timer(0.05, self._tick)
         self.create_timer(float(values['checkpoint_period_s']), self._checkpoint)
         # Services on a helper node with its own executor thread (see module docstring).
@@ -215,6 +223,14 @@ class MemoryNode(Node):
                 self.health.problem(Level.ERROR, problem)
         if st.problems:
             self.health.values['problems'] = '; '.join(st.problems)
+        if self._shipper is not None:
+            ob = self._shipper.status
+            if ob['error']:  # the shared store is down: rows wait here, nothing is lost
+                self.health.problem(Level.WARN, f"outbox: {ob['error']}")
+            self.health.values.update(
+                outbox_backlog=str(ob['backlog']), outbox_shipped=str(ob['shipped']),
+                outbox_errors=str(ob['errors']),
+                outbox_last_exchange=f"{ob['last_exchange'] or 0:.3f}")
         self.health.values.update({
             'pending': str(s.pending + s.queued), 'rejected': str(s.rejected),
             'dropped': str(s.dropped), 'evicted': str(s.evicted),
@@ -266,6 +282,8 @@ class MemoryNode(Node):
         self.srv_node.destroy_node()
         self._store(self.core.expire())
         self._checkpoint()
+        if self._shipper is not None:
+            self._shipper.stop()
         if not self.memory.close():
             self.get_logger().error('memory closed with unsaved rows (database unavailable)')
 

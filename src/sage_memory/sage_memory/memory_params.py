@@ -97,6 +97,13 @@ PARAMS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec('diagnostics_period_s', 1.0, 'diagnostics publishing period', 0.1, 60.0,
               read_only=True),
+    # Two hosts: the edge writes here first and ships to the shared store (outbox.py).
+    ParamSpec('outbox.url', '', "shared store (postgresql://...) this host's experiences are "
+              "shipped to, in order and once each ('' = off)", read_only=True),
+    ParamSpec('outbox.period_s', 2.0, 'how often the backlog is sent to the shared store (s)',
+              0.05, 3600.0, read_only=True),
+    ParamSpec('outbox.batch', 500, 'rows per transaction on the shared store', 1, 100_000,
+              read_only=True),
 )
 
 _STATES = STATE_NAMES

@@ -29,7 +29,7 @@ from sage_memory.database import make_engine, migrate, redact, resolve_url
 from sage_memory.queries import summarize
 from sage_memory.statements import INTERNAL_PREFIX, insert_ignore, upsert_state
 
-__all__ = ['export_memory', 'import_memory', 'sync', 'merge', 'summarize']
+__all__ = ['export_memory', 'import_memory', 'sync', 'merge', 'summarize', 'portable_rows']
 
 _CHUNK = 500
 
@@ -53,6 +53,18 @@ def _file_url(path: str | Path) -> str:
 def _uuid_map(conn: Connection) -> dict[str, str | None]:
     q = select(EXPERIENCES.c.uuid, EXPERIENCES.c.pattern_uuid).order_by(EXPERIENCES.c.id)
     return {u: p for u, p in conn.execute(q)}
+
+
+def portable_rows(url: str) -> dict[str, tuple]:
+    """Every row of a store by uuid, with every column but the local id (what a transfer
+    copies): two stores hold the same experiences when these are equal."""
+    engine = make_engine(resolve_url(url))
+    try:
+        cols = [EXPERIENCES.c[c] for c in PORTABLE_COLUMNS]
+        with engine.connect() as conn:
+            return {r.uuid: tuple(r) for r in conn.execute(select(*cols))}
+    finally:
+        engine.dispose()
 
 
 def _count(conn: Connection) -> int:

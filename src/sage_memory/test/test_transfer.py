@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import create_engine, text, update
 
 from sage_memory.errors import TransferError
 from sage_memory.memory import Memory, MemoryConfig
@@ -13,7 +13,7 @@ from sage_memory.models import EXPERIENCES, PORTABLE_COLUMNS
 from sage_memory.retention import RetentionConfig
 from sage_memory.store import StoreConfig, resolve_url
 from sage_memory.synthetic import synthetic_record
-from sage_memory.transfer import export_memory, import_memory, sync
+from sage_memory.transfer import export_memory, import_memory, portable_rows as contents, sync
 
 
 def device(url: str, data_dir: Path, name: str, n: int, start: int = 0,
@@ -33,17 +33,6 @@ def device(url: str, data_dir: Path, name: str, n: int, start: int = 0,
     assert mem.flush(30)
     mem.close()
     return [r.uuid for r in rows]
-
-
-def contents(url: str) -> dict[str, tuple]:
-    """Every row's portable columns (all but the local id) by uuid."""
-    engine = create_engine(resolve_url(url))
-    try:
-        cols = [EXPERIENCES.c[c] for c in PORTABLE_COLUMNS]
-        with engine.connect() as conn:
-            return {r.uuid: tuple(r) for r in conn.execute(select(*cols))}
-    finally:
-        engine.dispose()
 
 
 def sqlite_url(path: Path) -> str:
