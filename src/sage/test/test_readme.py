@@ -150,6 +150,8 @@ CHECKS: dict[str, Check] = {
     'sage launch workstation --role assist': Check(
         '', note='two hosts: test_twohost runs both roles in two network namespaces'),
     'sage bench twohost': Check('', note='root and namespaces: test_twohost runs it'),
+    'sage memory sync status': Check(
+        '', note='needs a store with an outbox: test_outbox runs it against PostgreSQL'),
     'sage bench salience --seeds 10': Check(
         '', note='minutes per scene; test_salience_scenes runs the bench on a short scene'),
     'sage train vision|audio': Check('.venv/bin/sage train vision --help',
