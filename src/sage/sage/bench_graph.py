@@ -21,8 +21,8 @@ import psutil
 from sage.launch_cmd import graph_supervisor
 from sage.environment import resolve_domain
 from sage.profile import load_profile
-from sage.salience_timing import (first_salience_s, last_sample_offsets, percentiles,
-                                  SalienceArrival, salience_latency_ms)
+from sage.salience_timing import (first_salience_s, first_salience_seq, last_sample_offsets,
+                                  percentiles, SalienceArrival, salience_latency_ms)
 from sage_common.vocabulary import Topic
 
 STAGES = {
@@ -82,7 +82,7 @@ class _Probe:
             if hasattr(msg, 'encode_ms') and hasattr(msg, 'modality'):
                 self.encode_ms[msg.modality].append(float(msg.encode_ms))
             if topic == Topic.SALIENCE:
-                arrival = SalienceArrival(msg.modality, now, stamp)
+                arrival = SalienceArrival(msg.modality, now, stamp, int(msg.input_seq))
                 self.salience_all.append(arrival)
                 self.salience.append(arrival)
 
@@ -149,6 +149,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
                       for topic in STAGES}
             drops = {f'{t}[{m}]': _gaps(s) for (t, m), s in probe.seqs.items()}
             first = first_salience_s(probe.salience_all, started)
+            first_seq = first_salience_seq(probe.salience_all)
             first_topic = {t: probe.first[t] - started for t in STAGES if t in probe.first}
             offsets = last_sample_offsets({n.name: n.parameters for n in prof.nodes})
             latency = salience_latency_ms(probe.salience, offsets)
@@ -160,6 +161,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
             'stages': stages,
             'seq_gaps': drops,
             'first_salience_s': first,
+            'first_salience_input_seq': first_seq,
             'first_arrival_s': first_topic,
             'salience_latency_ms': {'from': 'capture stamp of the newest sample of the input',
                                     'last_sample_offset_s': offsets, 'modalities': latency},

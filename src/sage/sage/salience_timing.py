@@ -21,6 +21,7 @@ class SalienceArrival(NamedTuple):
     modality: str
     arrival: float  # wall time (s) the message reached the bench
     stamp: float  # header.stamp (s): capture stamp of the scored input
+    input_seq: int = -1  # the encoder's per-modality input counter (0 = its first input)
 
 
 def percentiles(values: Iterable[float]) -> dict[str, float]:
@@ -39,6 +40,19 @@ def first_salience_s(arrivals: Iterable[SalienceArrival], started: float) -> dic
         if a.modality not in first or a.arrival < first[a.modality]:
             first[a.modality] = a.arrival
     return {m: t - started for m, t in sorted(first.items())}
+
+
+def first_salience_seq(arrivals: Iterable[SalienceArrival]) -> dict[str, int]:
+    """input_seq of the first Salience received per modality.
+
+    Above 0, the inputs before it were encoded but not seen here: the bench's subscription (or
+    SNARC's) matched late, so a first-salience time includes that discovery delay.
+    """
+    first: dict[str, SalienceArrival] = {}
+    for a in arrivals:
+        if a.modality not in first or a.arrival < first[a.modality].arrival:
+            first[a.modality] = a
+    return {m: a.input_seq for m, a in sorted(first.items())}
 
 
 def last_sample_offsets(node_params: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:

@@ -45,3 +45,4 @@ def test_bench_reports_first_audio_salience_and_latency_from_the_windows_last_sa
     assert 0.0 < audio['p50'] < window_s * 1e3
     assert result['first_arrival_s']['/sage/salience'] <= first
     assert result['encode_ms']['audio']['n'] >= 1
+    assert result['first_salience_input_seq']['audio'] >= 0

@@ -7,8 +7,8 @@ import pytest
 
 from sage.bench_graph import print_table
 from sage.profile import load_profile
-from sage.salience_timing import (first_salience_s, last_sample_offsets, SalienceArrival,
-                                  salience_latency_ms)
+from sage.salience_timing import (first_salience_s, first_salience_seq, last_sample_offsets,
+                                  SalienceArrival, salience_latency_ms)
 
 
 def test_first_salience_is_the_earliest_arrival_of_each_modality_after_the_start():
@@ -17,6 +17,13 @@ def test_first_salience_is_the_earliest_arrival_of_each_modality_after_the_start
                 SalienceArrival('vision', 105.0, 104.99)]
     assert first_salience_s(arrivals, started=100.0) == pytest.approx(
         {'audio': 4.75, 'imu': 2.2, 'vision': 3.0})
+
+
+def test_the_first_salience_seen_tells_how_many_inputs_came_before_it():
+    arrivals = [SalienceArrival('vision', 103.0, 102.9, 7),
+                SalienceArrival('vision', 102.5, 102.4, 6),
+                SalienceArrival('audio', 104.0, 103.0, 0)]
+    assert first_salience_seq(arrivals) == {'audio': 0, 'vision': 6}
 
 
 def test_no_salience_gives_no_first_arrival():
