@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -193,7 +194,7 @@ class ExperienceRecord:
 def _float(value: float) -> float:
     # NaN/inf would break ORDER BY and JSON export; a score is in [0, 1] anyway.
     v = float(value)
-    return v if np.isfinite(v) else 0.0
+    return v if math.isfinite(v) else 0.0  # math, not numpy: 20x cheaper per scalar
 
 
 def record_to_row(rec: ExperienceRecord) -> dict[str, Any]:
