@@ -155,7 +155,8 @@ class VectorIndex:
             setattr(self, name, arr)
 
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike, stamps: npt.ArrayLike,
-            saliences: npt.ArrayLike, chunk: int = 0) -> int:
+            saliences: npt.ArrayLike, chunk: int = 0,
+            stop: threading.Event | None = None) -> int:
         """Add rows not already present; returns how many were added.
 
         Args:
@@ -165,6 +166,8 @@ class VectorIndex:
             saliences: (N,) saliences.
             chunk: insert this many rows per lock hold, letting waiting searches in between
                 (0 = all at once: bulk builds, where FAISS parallelises the batch).
+            stop: once set, no further chunk is added (a closing memory; the rows left out
+                are in the database, and the next start's reconcile indexes them).
         """
         rid = np.asarray(ids, np.int64).ravel()
         vecs = np.asarray(vectors, np.float32).reshape(len(rid), self.dim)
@@ -182,12 +185,16 @@ class VectorIndex:
                 rid, vecs, stm, sal = rid[first], vecs[first], stm[first], sal[first]
             vecs = normalise(vecs)
             step = chunk if chunk > 0 else max(1, rid.size)
+            added = 0
             for lo in range(0, rid.size, step):
+                if stop is not None and stop.is_set():
+                    break
                 while self._searchers > 0:
                     time.sleep(_YIELD_S)
                 self._add_locked(rid[lo:lo + step], vecs[lo:lo + step], stm[lo:lo + step],
                                  sal[lo:lo + step])
-            return int(rid.size)
+                added += min(step, rid.size - lo)
+            return added
 
     def _add_locked(self, rid: np.ndarray, vecs: np.ndarray, stm: np.ndarray,
                     sal: np.ndarray) -> None:

@@ -204,7 +204,7 @@ class Memory:
             vecs = as_stored(np.stack([r.embedding for r in recs if r.embedding is not None]))
             self.index.ensure(key).add([r.row_id for r in recs], vecs,
                                        [r.stamp for r in recs], [r.salience for r in recs],
-                                       chunk=self.cfg.index.add_chunk)
+                                       chunk=self.cfg.index.add_chunk, stop=self._stop)
             self._dirty = True
 
     def reconcile(self) -> dict[str, int]:

@@ -158,3 +158,20 @@ def test_a_search_during_a_long_chunked_add_waits_for_one_chunk_not_the_whole_ad
     assert hits
     assert at_answer < 100 + n  # answered while most of the burst was still to come
     assert vi.total == 100 + n
+
+
+def test_a_chunked_add_stops_at_the_next_chunk_once_asked():
+    # A closing memory must not wait for (or abandon mid-call) a whole backlog of graph inserts.
+    import threading
+    rng = np.random.default_rng(5)
+    dim, n = 64, 2000
+    vi = VectorIndex('vision', dim, IndexConfig(exact_work=0))
+    stop = threading.Event()
+    stop.set()
+    assert vi.add(np.arange(n), rng.standard_normal((n, dim)), np.ones(n), np.ones(n),
+                  chunk=8, stop=stop) == 0
+    assert vi.total == 0
+    stop.clear()
+    assert vi.add(np.arange(n), rng.standard_normal((n, dim)), np.ones(n), np.ones(n),
+                  chunk=8, stop=stop) == n
+    assert len(vi) == n
