@@ -1,12 +1,14 @@
-"""`python -m sage.compose SPEC.yaml`: several SAGE nodes in one process under one executor.
+"""`python -m sage.compose SPEC.yaml`: several SAGE nodes in one process (one rclpy context).
 
 The Python counterpart of a ComposableNodeContainer (which loads C++ components only): each
 node keeps its own name, parameters file and remappings, given to it as its own `cli_args`,
 so topics, parameters and /diagnostics are the same as when it runs alone. SPEC lists the
-nodes: `nodes: [{name, module, params_file, remappings: [[from, to], ...]}]`, and `threads`:
-1 (the default) spins them in a SingleThreadedExecutor, N in a MultiThreadedExecutor of N
-threads (sage.node_groups.DEFAULT_THREADS says why one). Exit code 2 for a
-configuration error of any node (sage_common.ros.run's rule), so the group is not respawned.
+nodes: `nodes: [{name, module, params_file, remappings: [[from, to], ...]}]`, and `threads`
+(launch.compose_threads): 0 (the default) gives each node a SingleThreadedExecutor on a thread of
+its own, all in one rclpy context; 1 spins them all in one SingleThreadedExecutor, N in one
+MultiThreadedExecutor of N threads (sage.node_groups.DEFAULT_THREADS has the measurements).
+Exit code 2 for a configuration error of any node (sage_common.ros.run's rule), so the group is
+not respawned; 1 when a node's executor thread ends on an error, so the group is respawned.
 """
 from __future__ import annotations
 
@@ -39,6 +41,39 @@ def node_args(entry: dict[str, Any]) -> list[str]:
     return args
 
 
+POLL_S = 0.2  # how soon the main thread sees that a node's executor thread has ended
+STOP_S = 1.0  # how long each executor may take to finish its callback at shutdown
+
+
+def spin_each(nodes: list) -> int:
+    """Each node in its own SingleThreadedExecutor on its own thread (one wait set per node),
+    until one thread ends (returns 1: the process exits and the group is respawned) or SIGINT
+    arrives (KeyboardInterrupt, raised here in the main thread)."""
+    import threading
+    import time
+    from rclpy.executors import SingleThreadedExecutor
+    executors = []
+    workers = []
+    for node in nodes:
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executors.append(executor)
+        workers.append(threading.Thread(target=executor.spin, name=node.get_name(), daemon=True))
+    for worker in workers:
+        worker.start()
+    try:
+        while all(w.is_alive() for w in workers):
+            time.sleep(POLL_S)
+    finally:
+        for executor in executors:
+            executor.shutdown(timeout_sec=STOP_S)
+        # nodes are destroyed next: no thread may still be inside spin (a thread left in
+        # rcl's wait at exit aborts the process)
+        for worker in workers:
+            worker.join(timeout=STOP_S)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
@@ -57,12 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for entry in spec['nodes']:
             nodes.append(node_class(entry['module'])(cli_args=node_args(entry)))
-        threads = int(spec.get('threads', 1))
-        executor = (SingleThreadedExecutor() if threads == 1
-                    else MultiThreadedExecutor(num_threads=threads))
-        for node in nodes:
-            executor.add_node(node)
-        executor.spin()
+        threads = int(spec.get('threads', 0))
+        if threads == 0:
+            code = spin_each(nodes)
+        else:
+            executor = (SingleThreadedExecutor() if threads == 1
+                        else MultiThreadedExecutor(num_threads=threads))
+            for node in nodes:
+                executor.add_node(node)
+            executor.spin()
     except SageError as err:
         print(f'ERROR: {err}', file=sys.stderr, flush=True)
         code = 2
