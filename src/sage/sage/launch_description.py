@@ -11,9 +11,9 @@ The user's RMW_IMPLEMENTATION and discovery range are kept when set (sage.enviro
 
 Composition: launch_ros's ComposableNodeContainer loads C++ components only, so its Python
 equivalent here is one ExecuteProcess per group running `python -m sage.compose GROUP.yaml`
-(every member node in one rclpy context under one executor, each with its own name, params
-file and remappings), respawned as a whole like `sage launch --compose` does. Nodes in no group
-stay launch_ros Nodes.
+(every member node in one rclpy context, spun as launch.compose_threads says, each with its own
+name, params file and remappings), respawned as a whole like `sage launch --compose` does.
+Nodes in no group stay launch_ros Nodes.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Composition groups: which of a profile's nodes share one process (`launch.compose_groups`).
 
-A group runs as `python -m sage.compose` (one rclpy context, one executor); nodes in no group
+A group runs as `python -m sage.compose` (one rclpy context); nodes in no group
 keep a process of their own. The Supervisor treats a group like one node: it respawns the
 whole group when its process dies.
 """
