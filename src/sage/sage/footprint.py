@@ -9,6 +9,8 @@ from typing import NamedTuple
 import psutil
 
 KIB_PER_MIB = 1024
+DEFAULT_AFTER_S = 20.0  # the issue's figures were taken ~20 s after `sage launch` started
+STOP_TIMEOUT_S = 60.0  # for the measured command to stop after SIGINT
 
 
 class Footprint(NamedTuple):
@@ -46,3 +48,45 @@ def tree_footprint(pid: int) -> Footprint:
         pss += mem['Pss']
         count += 1
     return Footprint(rss, pss, count)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sage.footprint [--after S] -- COMMAND...`: start COMMAND, wait S seconds
+    (default 20), print the summed RSS and PSS of it and its descendants, stop it (SIGINT)."""
+    import argparse
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parser = argparse.ArgumentParser(prog='python -m sage.footprint')
+    parser.add_argument('--after', type=float, default=DEFAULT_AFTER_S,
+                        help='seconds after the start to measure')
+    parser.add_argument('command', nargs=argparse.REMAINDER, help='-- COMMAND ...')
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ['--'] else args.command
+    if not command:
+        parser.error('no command given (python -m sage.footprint -- sage launch nano)')
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(args.after)
+        if proc.poll() is not None:
+            print(f'ERROR: {command[0]} ended with {proc.returncode} before the measurement',
+                  file=sys.stderr)
+            return 1
+        found = tree_footprint(proc.pid)
+        print(f'{found.processes} processes, RSS {found.rss_mb:.0f} MB, '
+              f'PSS {found.pss_mb:.0f} MB ({args.after:.0f} s after the start)')
+        return 0
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
