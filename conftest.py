@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
-import signal
 import subprocess
 import sys
 import threading
@@ -175,12 +174,8 @@ class NanoGraph:
         return proc
 
     def stop(self, proc: subprocess.Popen) -> int:
-        proc.send_signal(signal.SIGINT)
-        try:
-            return proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait()
+        from sage.processes import interrupt
+        return interrupt(proc, 30.0)
 
 
 @pytest.fixture

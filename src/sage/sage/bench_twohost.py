@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,11 +21,13 @@ from typing import Any
 
 from sage.bench_graph import percentiles
 from sage.environment import graph_env, resolve_domain
+from sage.processes import interrupt
 from sage.profile import load_profile
 from sage.two_hosts import ASSIST, EDGE, TwoHosts
 
 DISCOVER_S = 120.0  # the remote encoder's model loads, then both sides match
 SETTLE_S = 10.0     # after the last text: what has not come back by then is counted lost
+STOP_S = 60.0       # a launcher's stop (SIGINT, then SIGKILL)
 
 
 def _launch(rig: TwoHosts, side: str, profile: str, role: str, domain: int, run_dir: Path,
@@ -38,15 +39,6 @@ def _launch(rig: TwoHosts, side: str, profile: str, role: str, domain: int, run_
         cmd += ['--set', expr]
     log = (run_dir.parent / f'{side}.log').open('w')
     return subprocess.Popen(rig.command(side, cmd), stdout=log, stderr=subprocess.STDOUT)
-
-
-def _stop(proc: subprocess.Popen) -> int:
-    proc.send_signal(signal.SIGINT)
-    try:
-        return proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
 
 
 def _probe(rig: TwoHosts, env: dict[str, str], count: int, rate_hz: float) -> dict[str, Any]:
@@ -126,7 +118,7 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
                            edge_encoder=got['edge_encoder'])
                 results.append(row)
         finally:
-            codes = {side: _stop(p) for side, p in procs.items()}
+            codes = {side: interrupt(p, STOP_S) for side, p in procs.items()}
     logs = {side: (work / f'{side}.log').read_text(errors='replace')[-1500:]
             for side in (EDGE, ASSIST)}
     return {'domain_id': domain, 'texts_per_condition': count, 'rate_hz': rate_hz,

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m sage.footprint [--after S] -- COMMAND...`: start COMMAND, wait S seconds
     (default 20), print the summed RSS and PSS of it and its descendants, stop it (SIGINT)."""
     import argparse
-    import signal
+    from sage.processes import interrupt
     import subprocess
     import sys
     import time
@@ -79,13 +79,7 @@ def main(argv: list[str] | None = None) -> int:
               f'PSS {found.pss_mb:.0f} MB ({args.after:.0f} s after the start)')
         return 0
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        interrupt(proc, STOP_TIMEOUT_S)
 
 
 if __name__ == '__main__':
