@@ -7,6 +7,8 @@ arguments:
                                             $ROS_DOMAIN_ID, else the profile's)
   compose:=true|false                       run each launch.compose_groups group in one
                                             process (default: the profile's launch.compose)
+  role:=edge|assist                         this host's part of a graph that spans two hosts
+                                            (launch.roles; opens DDS to the LAN)
 The user's RMW_IMPLEMENTATION and discovery range are kept when set (sage.environment).
 
 Composition: launch_ros's ComposableNodeContainer loads C++ components only, so its Python
@@ -69,8 +71,10 @@ def _actions(context, profile_name: str) -> list:
     config = context.launch_configurations
     overrides = shlex.split(config.get('set', ''))
     domain = config.get('domain_id', '')
-    profile = load_profile(profile_name, overrides)
-    env = graph_env(profile, int(domain) if domain else None)
+    role = config.get('role', '').strip()
+    profile = load_profile(profile_name, overrides, role=role or None)
+    # a role widens discovery as `sage launch --role` does, whatever the shell says
+    env = graph_env(profile, int(domain) if domain else None, multi_host=bool(role) or None)
     actions: list = [SetEnvironmentVariable(k, v) for k, v in env.items()]
     if not compose_choice(config.get('compose', ''), profile):
         return actions + [node_action(spec, profile) for spec in profile.nodes]
@@ -96,5 +100,9 @@ def generate(profile_name: str) -> LaunchDescription:
                               description='true: each launch.compose_groups group in one '
                                           'process (sage.compose); default: the profile\'s '
                                           'launch.compose'),
+        DeclareLaunchArgument('role', default_value='',
+                              description="this host's part when the graph spans two hosts "
+                                          '(launch.roles: edge, assist); default: the whole '
+                                          'graph on this host'),
         OpaqueFunction(function=_actions, args=[profile_name]),
     ])

@@ -57,7 +57,7 @@ def _launch_modules_or_standins(monkeypatch):
 
 
 def _actions_from_launch_file(profile: str, overrides: str, monkeypatch,
-                              compose: str = '') -> list:
+                              compose: str = '', role: str = '') -> list:
     standins = _launch_modules_or_standins(monkeypatch)
     if not standins:
         pytest.skip('real launch_ros present: covered by launch_testing on ROS machines')
@@ -70,6 +70,8 @@ def _actions_from_launch_file(profile: str, overrides: str, monkeypatch,
     configurations = {'set': overrides, 'domain_id': '9'}
     if compose:
         configurations['compose'] = compose
+    if role:
+        configurations['role'] = role
     context = types.SimpleNamespace(launch_configurations=configurations)
     return opaque.kwargs['function'](context, *opaque.kwargs['args'])
 
@@ -155,3 +157,22 @@ def test_composed_launch_file_runs_one_respawned_process_per_group_with_its_node
     off = _actions_from_launch_file(profile, overrides, monkeypatch, compose='false')
     assert not [a for a in off if type(a).__name__ == 'ExecuteProcess']
     assert len([a for a in off if type(a).__name__ == 'Node']) == len(by_name)
+
+
+def test_launch_files_take_a_role_like_sage_launch(monkeypatch):
+    """ros2 launch sage nano.launch.py role:=edge / workstation.launch.py role:=assist."""
+    for profile, role in (('nano', 'edge'), ('workstation', 'assist')):
+        actions = _actions_from_launch_file(profile, '', monkeypatch, role=role)
+        nodes = {a.kwargs['name']: a.kwargs['parameters'][0] for a in actions
+                 if type(a).__name__ == 'Node'}
+        env = {a.args[0]: a.args[1] for a in actions
+               if type(a).__name__ == 'SetEnvironmentVariable'}
+        expected = load_profile(profile, role=role)
+        assert list(nodes) == [n.name for n in expected.nodes]
+        assert env['FASTDDS_DEFAULT_PROFILES_FILE'].endswith('fastdds_multihost.xml')
+        assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'SUBNET'
+    assert list(nodes) == ['language_encoder']  # the assist host
+    edge = _actions_from_launch_file('nano', '', monkeypatch, role='edge')
+    standby = [a.kwargs['parameters'][0] for a in edge if type(a).__name__ == 'Node'
+               and a.kwargs['name'] == 'language_encoder'][0]
+    assert standby['remote_first.enabled'] is True
