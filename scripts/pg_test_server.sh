@@ -11,16 +11,22 @@
 # Idempotent: `start` on a running server just prints the URL. Works as root (the server runs
 # as the 'postgres' user, created if missing) and as a normal user (runs as that user).
 # Environment: SAGE_PG_DIR (default /tmp/sage-pg-test), SAGE_PG_PORT (default 55432),
-#              SAGE_PG_DB (default sage_test), PGBIN (default /usr/lib/postgresql/15/bin).
+#              SAGE_PG_DB (default sage_test), PGBIN (default /usr/lib/postgresql/15/bin),
+#              SAGE_PG_HOST (default 127.0.0.1: the address it listens on, e.g. the assist
+#              side of `sage bench twohost`'s link, run inside that network namespace),
+#              SAGE_PG_ALLOW (a CIDR whose clients are trusted too, e.g. the other side of
+#              that link; default: loopback only).
 # Loopback only, trust authentication: never use this for real data.
 set -euo pipefail
 
 PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
 DIR="${SAGE_PG_DIR:-/tmp/sage-pg-test}"
 PORT="${SAGE_PG_PORT:-55432}"
+HOST="${SAGE_PG_HOST:-127.0.0.1}"
+ALLOW="${SAGE_PG_ALLOW:-}"
 DB="${SAGE_PG_DB:-sage_test}"
 DATA="$DIR/data"
-URL="postgresql+psycopg://postgres@127.0.0.1:${PORT}/${DB}"
+URL="postgresql+psycopg://postgres@${HOST}:${PORT}/${DB}"
 CMD="${1:-start}"
 
 log() { echo "pg_test_server: $*" >&2; }
@@ -87,21 +93,24 @@ start() {
       --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 || {
         cat "$DIR/initdb.log" >&2; exit 1; }
   fi
+  if [ -n "$ALLOW" ] && ! grep -q "^host all all $ALLOW trust" "$DATA/pg_hba.conf"; then
+    echo "host all all $ALLOW trust" >>"$DATA/pg_hba.conf"
+  fi
   if ! running; then
-    log "starting on 127.0.0.1:$PORT"
+    log "starting on $HOST:$PORT"
     as_pg "$PGBIN/pg_ctl" start -w -t 60 -D "$DATA" -l "$DIR/server.log" \
-      -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR -c max_connections=200" >&2 || {
+      -o "-c listen_addresses=$HOST -p $PORT -k $DIR -c max_connections=200" >&2 || {
         tail -n 30 "$DIR/server.log" >&2; exit 1; }
   fi
   for _ in $(seq 1 60); do
-    if "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; then
+    if "$PGBIN/pg_isready" -q -h "$HOST" -p "$PORT"; then
       break
     fi
     sleep 0.5
   done
-  if ! as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -tAc \
+  if ! as_pg "$PGBIN/psql" -h "$HOST" -p "$PORT" -U postgres -d postgres -tAc \
       "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
-    as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PORT" -U postgres "$DB" >&2
+    as_pg "$PGBIN/createdb" -h "$HOST" -p "$PORT" -U postgres "$DB" >&2
   fi
   echo "$URL"
 }

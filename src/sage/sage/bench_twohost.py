@@ -24,10 +24,12 @@ from sage.environment import graph_env, resolve_domain
 from sage.processes import interrupt
 from sage.profile import load_profile
 from sage.two_hosts import ASSIST, EDGE, TwoHosts
+from sage.twohost_memory import SharedStore, backlog, check_exactly_once, wait_drained
 
 DISCOVER_S = 120.0  # the remote encoder's model loads, then both sides match
 SETTLE_S = 10.0     # after the last text: what has not come back by then is counted lost
 STOP_S = 60.0       # a launcher's stop (SIGINT, then SIGKILL)
+DRAIN_TIMEOUT_S = 300.0  # the edge's outbox backlog after a cut
 
 
 def _launch(rig: TwoHosts, side: str, profile: str, role: str, domain: int, run_dir: Path,
@@ -54,7 +56,8 @@ def _probe(rig: TwoHosts, env: dict[str, str], count: int, rate_hz: float) -> di
 
 
 def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,10',
-              loss_pct: str = '0,5', cut: bool = True, edge_without: str = '',
+              loss_pct: str = '0,5', cut: bool = True, cut_s: float = 30.0,
+              shared_memory: bool = True, edge_without: str = '',
               domain_id: int | None = None, edge_profile: str = 'nano',
               assist_profile: str = 'workstation') -> dict[str, Any]:
     """Run both hosts once and time texts under each link condition (seconds of texts each).
@@ -65,6 +68,11 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
     cut: then run the texts with the link down (the edge's own encoder answers), and once
     more after it is back (the assist host answers again); edge_encoder has the edge
     encoder's running counts of remote answers and local fallbacks after each condition.
+    cut_s: how long the link stays cut (the texts run at its start).
+    shared_memory: a PostgreSQL server on the assist side is the edge memory's outbox target
+    (every scored input is stored, to give it traffic); the JSON has how long the backlog
+    took to drain once the link was back, and whether every experience stored on the edge
+    is in PostgreSQL exactly once at the end.
     edge_without: edge nodes not to start (a lighter edge for tests).
     """
     edge_prof = load_profile(edge_profile, role=EDGE).without(
@@ -85,7 +93,15 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
     results: list[dict[str, Any]] = []
     env = dict(os.environ)
     env.update(graph_env(edge_prof, domain, multi_host=True))  # as `--role` does
+    edge_db = work / 'edge-data' / 'sage_memory.db'
+    memory: dict[str, Any] = {}
     with TwoHosts() as rig:
+        store = SharedStore(rig) if shared_memory and 'memory' not in off else None
+        if store is not None:
+            url = store.start()
+            sets += [f'memory.outbox.url={url}', 'memory.outbox.period_s=0.5',
+                     'memory.policy.mode=all']
+            memory['shared_store'] = url
         procs = {
             ASSIST: _launch(rig, ASSIST, assist_profile, ASSIST, domain, work / 'assist', '',
                             []),
@@ -105,6 +121,14 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
                 t0, before = time.monotonic(), rig.counts()
                 got = _probe(rig, env, count, rate_hz)
                 after, wall = rig.counts(), time.monotonic() - t0
+                if (kind, value) == ('link', 'down'):
+                    time.sleep(max(0.0, cut_s - wall))  # the cut lasts cut_s
+                    row['cut_s'] = round(time.monotonic() - t0, 1)
+                    if store is not None:
+                        row['outbox_backlog_at_restore'] = backlog(edge_db)
+                        rig.link(up=True)
+                        drained = wait_drained(edge_db, DRAIN_TIMEOUT_S)
+                        row['outbox_drain_s'] = round(drained, 2) if drained else None
                 row.update(sent=got['sent'], latent_back=len(got['latent_ms']),
                            salience_back=len(got['salience_ms']),
                            ready_s=got['ready_s'], warmup_texts=got['warmup_texts'],
@@ -119,11 +143,17 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
                 results.append(row)
         finally:
             codes = {side: interrupt(p, STOP_S) for side, p in procs.items()}
+            try:
+                if store is not None and codes[EDGE] == 0:
+                    memory.update(check_exactly_once(rig, edge_db, memory['shared_store']))
+            finally:
+                if store is not None:
+                    store.stop()
     logs = {side: (work / f'{side}.log').read_text(errors='replace')[-1500:]
             for side in (EDGE, ASSIST)}
     return {'domain_id': domain, 'texts_per_condition': count, 'rate_hz': rate_hz,
             'edge': f'{edge_profile} --role edge', 'assist': f'{assist_profile} --role assist',
             'edge_nodes': [n.name for n in edge_prof.nodes],
             'assist_nodes': [n.name for n in assist_prof.nodes], 'conditions': results,
-            'exit_codes': codes,
+            'memory': memory, 'exit_codes': codes,
             'logs_tail': logs, 'work_dir': str(work)}

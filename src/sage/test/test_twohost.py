@@ -12,8 +12,9 @@ from sage.two_hosts import available
 
 pytestmark = pytest.mark.graph
 
-# The edge keeps only SNARC: the language encoder it lacks runs on the assist host.
-LIGHT_EDGE = 'camera,microphone,imu,vision_encoder,audio_encoder,viz,memory,orchestrator'
+# A light edge: the IMU, SNARC, memory and the standby language encoder; the assist host
+# runs the language encoder and the shared PostgreSQL store.
+LIGHT_EDGE = 'camera,microphone,vision_encoder,audio_encoder,viz,orchestrator'
 
 
 def test_text_crosses_to_the_assist_host_and_back_to_the_edge_snarc(ros_domain):
@@ -23,11 +24,12 @@ def test_text_crosses_to_the_assist_host_and_back_to_the_edge_snarc(ros_domain):
             pytest.fail(why)
         pytest.skip(why)
     result = run_bench(seconds=8.0, rate_hz=2.0, delays_ms='0,10', loss_pct='5', cut=True,
-                       edge_without=LIGHT_EDGE, domain_id=ros_domain)
+                       cut_s=15.0, shared_memory=True, edge_without=LIGHT_EDGE,
+                       domain_id=ros_domain)
     print({k: v for k, v in result.items() if k != 'logs_tail'})
     assert result['exit_codes'] == {'assist': 0, 'edge': 0}, result['logs_tail']
     # The assist host has the only full-time language encoder; the edge's waits for it.
-    assert result['edge_nodes'] == ['language_encoder', 'snarc']
+    assert result['edge_nodes'] == ['imu', 'language_encoder', 'snarc', 'memory']
     assert result['assist_nodes'] == ['language_encoder']
     clean, delayed, lossy, down, restored = result['conditions']
     assert (clean['delay_ms'], delayed['delay_ms'], lossy['loss_pct'], down['link'],
@@ -49,3 +51,11 @@ def test_text_crosses_to_the_assist_host_and_back_to_the_edge_snarc(ros_domain):
     # (warm-up texts count too: at least every measured text)
     assert count(down, 'local_fallbacks') - count(lossy, 'local_fallbacks') >= down['sent']
     assert count(restored, 'remote_answered') > count(down, 'remote_answered'), restored
+    # Memory: the edge kept storing through the cut (a backlog built up), the outbox drained
+    # it once the link was back, and at the end every experience stored on the edge is in the
+    # shared PostgreSQL exactly once (5 % loss included).
+    assert down['cut_s'] >= 15.0 and down['outbox_backlog_at_restore'] > 0, down
+    assert down['outbox_drain_s'] is not None, down
+    memory = result['memory']
+    assert memory['edge_rows'] > 0 and memory['missing'] == 0, memory
+    assert memory['shared_rows'] == memory['shared_distinct'] == memory['edge_rows'], memory
