@@ -71,8 +71,9 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
     cut_s: how long the link stays cut (the texts run at its start).
     shared_memory: a PostgreSQL server on the assist side is the edge memory's outbox target
     (every scored input is stored, to give it traffic); the JSON has how long the backlog
-    took to drain once the link was back, and whether every experience stored on the edge
-    is in PostgreSQL exactly once at the end.
+    took to drain once the link was back, a last condition kills (-9) the server process
+    serving the outbox, and at the end whether every experience stored on the edge is in
+    PostgreSQL exactly once.
     edge_without: edge nodes not to start (a lighter edge for tests).
     """
     edge_prof = load_profile(edge_profile, role=EDGE).without(
@@ -89,7 +90,8 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
     sets = [expr for node, expr in kept.items() if node not in off]
     conditions = ([('delay_ms', float(d)) for d in delays_ms.split(',') if d] +
                   [('loss_pct', float(p)) for p in loss_pct.split(',') if p and float(p) > 0] +
-                  ([('link', 'down'), ('link', 'restored')] if cut else []))
+                  ([('link', 'down'), ('link', 'restored')] if cut else []) +
+                  ([('shared_store', 'backend killed')] if shared_memory else []))
     results: list[dict[str, Any]] = []
     env = dict(os.environ)
     env.update(graph_env(edge_prof, domain, multi_host=True))  # as `--role` does
@@ -118,6 +120,11 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
                 elif kind == 'loss_pct':
                     rig.loss(value)
                 row: dict[str, Any] = {kind: value}
+                if kind == 'shared_store':
+                    if store is None:
+                        continue
+                    # kill -9 of the backend serving the edge's outbox: it must reconnect
+                    row['backends_killed'] = store.kill_backends(rig.addr[EDGE])
                 t0, before = time.monotonic(), rig.counts()
                 got = _probe(rig, env, count, rate_hz)
                 after, wall = rig.counts(), time.monotonic() - t0
@@ -139,6 +146,8 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
                            link_kbit_per_s=round(
                                (after['bytes'] - before['bytes']) * 8 / 1e3 / wall, 1),
                            link_dropped=after['dropped'] - before['dropped'],
+                           salience_gaps=got['salience_gaps'],
+                           salience_scored=got['salience_scored'],
                            edge_encoder=got['edge_encoder'])
                 results.append(row)
         finally:

@@ -49,6 +49,22 @@ class SharedStore:
         self.url = proc.stdout.strip().splitlines()[-1]
         return self.url
 
+    def kill_backends(self, client: str) -> int:
+        """kill -9 the server processes serving `client` (an address): PostgreSQL then drops
+        every connection and recovers, as after a crashed backend. Returns how many."""
+        import psutil
+        pid_file = self.dir / 'data' / 'postmaster.pid'
+        postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+        killed = 0
+        for child in postmaster.children():
+            try:
+                if client in ' '.join(child.cmdline()):
+                    child.kill()
+                    killed += 1
+            except psutil.Error:
+                continue
+        return killed
+
     def stop(self) -> None:
         subprocess.run(['bash', str(_pg_script()), 'stop'], env=self.env, capture_output=True,
                        timeout=120, check=False)

@@ -39,7 +39,10 @@ def main(count: int, rate_hz: float, discover_s: float, settle_s: float) -> dict
     def on_latent(msg: Latent) -> None:
         latent.setdefault(_key(msg.header.stamp), time.time())
 
+    seqs: dict[str, set[int]] = {}  # every modality's scored inputs, for gaps
+
     def on_salience(msg: Salience) -> None:
+        seqs.setdefault(msg.modality, set()).add(int(msg.input_seq))
         if msg.modality == 'language':
             salience.setdefault(_key(msg.header.stamp), time.time())
 
@@ -84,6 +87,7 @@ def main(count: int, rate_hz: float, discover_s: float, settle_s: float) -> dict
             next_warm += 1.0
         ex.spin_once(timeout_sec=0.05)
     ready_s = time.monotonic() - t_start
+    seqs.clear()  # gaps are counted from here on
     period = 1.0 / rate_hz
     next_send = time.monotonic()
     i = 0
@@ -112,6 +116,9 @@ def main(count: int, rate_hz: float, discover_s: float, settle_s: float) -> dict
         'latent_ms': [round((latent[k] - t) * 1e3, 3) for k, t in sent.items() if k in latent],
         'salience_ms': [round((salience[k] - t) * 1e3, 3) for k, t in sent.items()
                         if k in salience],
+        # inputs of each modality SNARC did not score while the texts ran (input_seq gaps)
+        'salience_gaps': {m: max(v) - min(v) + 1 - len(v) for m, v in seqs.items() if v},
+        'salience_scored': {m: len(v) for m, v in seqs.items()},
         'edge_encoder': {k: edge_encoder[k] for k in ('remote_trust', 'remote_answered',
                                                       'local_fallbacks', 'remote_late')
                          if k in edge_encoder},

@@ -31,14 +31,18 @@ def test_text_crosses_to_the_assist_host_and_back_to_the_edge_snarc(ros_domain):
     # The assist host has the only full-time language encoder; the edge's waits for it.
     assert result['edge_nodes'] == ['imu', 'language_encoder', 'snarc', 'memory']
     assert result['assist_nodes'] == ['language_encoder']
-    clean, delayed, lossy, down, restored = result['conditions']
+    clean, delayed, lossy, down, restored, killed = result['conditions']
     assert (clean['delay_ms'], delayed['delay_ms'], lossy['loss_pct'], down['link'],
-            restored['link']) == (0.0, 10.0, 5.0, 'down', 'restored')
+            restored['link'], killed['shared_store']) == (0.0, 10.0, 5.0, 'down', 'restored',
+                                                          'backend killed')
+    assert killed['backends_killed'] >= 1  # the outbox's connection was killed (-9)
     for row in result['conditions']:
         # Every text came back encoded and was scored by the edge's SNARC (each stamp is
         # counted once): over a lossy link, and with the link cut.
         assert row['sent'] == 16 and row['latent_back'] == row['sent'], row
         assert row['salience_back'] == row['sent'], row
+        # the edge scores its IMU without a gap whatever the link does
+        assert row['salience_scored'].get('imu', 0) > 0 and row['salience_gaps']['imu'] == 0
     assert lossy['link_dropped'] > 0 and down['link_kbit_per_s'] == 0.0
     # 10 ms each way: a text and its latent cross twice, so none comes back sooner than 20 ms
     assert delayed['latent_min_ms'] >= 20.0, delayed
