@@ -65,8 +65,12 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def make_engine(url: str, synchronous: str = 'FULL',
-                pragmas: Mapping[str, Any] | None = None) -> Engine:
-    """Engine for a resolved URL, with SQLite set up for WAL and durable commits."""
+                pragmas: Mapping[str, Any] | None = None,
+                pg_options: Mapping[str, Any] | None = None) -> Engine:
+    """Engine for a resolved URL, with SQLite set up for WAL and durable commits.
+
+    pg_options: extra libpq connection parameters for PostgreSQL (e.g. tcp_user_timeout).
+    """
     u = make_url(url)
     if u.get_backend_name() == 'sqlite':
         path = sqlite_path(url)
@@ -88,7 +92,7 @@ def make_engine(url: str, synchronous: str = 'FULL',
         return engine
     if u.get_backend_name() == 'postgresql':
         return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4,
-                             connect_args={'connect_timeout': 5})
+                             connect_args={'connect_timeout': 5, **(pg_options or {})})
     raise MemoryStoreError(f'unsupported database {u.get_backend_name()!r}')
 
 

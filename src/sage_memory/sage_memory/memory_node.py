@@ -89,7 +89,8 @@ class MemoryNode(Node):
         if values['outbox.url'] and not self.memory.read_only:
             self._shipper = OutboxWorker(
                 Outbox(self.memory.store.engine, str(values['outbox.url']),
-                       int(values['outbox.batch']), device_id=values['device_id']),
+                       int(values['outbox.batch']), device_id=values['device_id'],
+                       link_timeout_s=float(values['outbox.link_timeout_s'])),
                 float(values['outbox.period_s']))
             self._shipper.start()
         self.create_timer(0.05, self._tick)

@@ -104,6 +104,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               0.05, 3600.0, read_only=True),
     ParamSpec('outbox.batch', 500, 'rows per transaction on the shared store', 1, 100_000,
               read_only=True),
+    ParamSpec('outbox.link_timeout_s', 5.0, 'a connection to the shared store whose data stays '
+              'unacknowledged this long is dropped and made again (a link that went down)',
+              0.1, 600.0, read_only=True),
 )
 
 _STATES = STATE_NAMES

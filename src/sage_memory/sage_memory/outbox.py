@@ -41,7 +41,7 @@ class Outbox:
     """Ships the rows of `local` to the store at `remote_url`."""
 
     def __init__(self, local: Engine, remote_url: str, batch: int = 500,
-                 device_id: str = '') -> None:
+                 device_id: str = '', link_timeout_s: float = 5.0) -> None:
         if resolve_url(remote_url) == str(local.url):
             raise TransferError('the outbox and the local store are the same database')
         self.local = local
@@ -49,11 +49,15 @@ class Outbox:
         self.batch = max(1, int(batch))
         self.device_id = device_id
         self.key = cursor_key(remote_url)
+        # A link that drops mid-transfer would otherwise hold the connection until TCP's own
+        # retransmissions give up (tens of seconds after a 30 s cut): fail it sooner.
+        self.link_timeout_ms = max(1, int(link_timeout_s * 1000))
         self._remote: Engine | None = None
 
     def _engine(self) -> Engine:
         if self._remote is None:
-            engine = make_engine(resolve_url(self.remote_url))
+            engine = make_engine(resolve_url(self.remote_url),
+                                 pg_options={'tcp_user_timeout': self.link_timeout_ms})
             try:
                 migrate(engine)
             except MemoryStoreError:
