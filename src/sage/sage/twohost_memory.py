@@ -109,11 +109,8 @@ def check_exactly_once(rig: TwoHosts, db_file: Path, url: str) -> dict[str, Any]
 
 
 def _main(argv: list[str]) -> None:
-    from sqlalchemy import select
-
     from sage_memory.database import make_engine, resolve_url
-    from sage_memory.models import EXPERIENCES
-    from sage_memory.outbox import Outbox
+    from sage_memory.outbox import Outbox, stored_uuids
     if argv[0] == 'drain':
         local = make_engine(resolve_url(argv[1]))
         box = Outbox(local, argv[2])
@@ -121,10 +118,7 @@ def _main(argv: list[str]) -> None:
         box.close()
         local.dispose()
     elif argv[0] == 'uuids':
-        engine = make_engine(resolve_url(argv[1]))
-        with engine.connect() as conn:  # every row, duplicates included (none expected)
-            print(json.dumps(list(conn.execute(select(EXPERIENCES.c.uuid)).scalars())))
-        engine.dispose()
+        print(json.dumps(stored_uuids(argv[1])))
     else:
         raise SystemExit(f'unknown command {argv[0]!r} (drain, uuids)')
 

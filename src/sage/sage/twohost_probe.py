@@ -105,8 +105,8 @@ def main(count: int, rate_hz: float, discover_s: float, settle_s: float) -> dict
         ex.spin_once(timeout_sec=0.01)
     # the edge encoder's counts as of now (its next diagnostics report)
     seen = dict(edge_encoder)
-    end = time.monotonic() + 3.0
-    while edge_encoder == seen and edge_encoder and time.monotonic() < end:
+    end = time.monotonic() + 5.0
+    while edge_encoder == seen and time.monotonic() < end:  # a report newer than the texts
         ex.spin_once(timeout_sec=0.1)
     ex.shutdown()
     node.destroy_node()

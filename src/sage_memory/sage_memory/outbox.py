@@ -198,3 +198,13 @@ def status_of(url: str) -> list[dict[str, Any]]:
         raise MemoryStoreError(f'cannot read {redact(resolved)}: {err}') from err
     finally:
         engine.dispose()
+
+
+def stored_uuids(url: str) -> list[str]:
+    """Every row's uuid in the store at `url`, duplicates included (an exactly-once check)."""
+    engine = make_engine(resolve_url(url))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(select(EXPERIENCES.c.uuid)).scalars())
+    finally:
+        engine.dispose()
