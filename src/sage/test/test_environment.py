@@ -104,3 +104,21 @@ def test_an_rmw_that_is_not_installed_is_refused_before_anything_starts(bare_env
     bare_env.delenv('RMW_IMPLEMENTATION')
     with pytest.raises(DdsSettingError, match='NEARBY is not one of LOCALHOST, SUBNET'):
         graph_env(nano)
+
+
+@pytest.mark.parametrize('name,announce_s', [('fastdds_shm.xml', '1'),
+                                              ('fastdds_multihost.xml', None)])
+def test_fastdds_profiles_are_strict_xml_and_announce_as_chosen(name, announce_s):
+    """Fast DDS's own parser forgives what a strict one rejects (e.g. '--' in a comment); a
+    profile it cannot read leaves the graph on the builtin transports, open to the LAN. On
+    one host participants re-announce every 1 s (a node found late costs first salience);
+    across hosts Fast DDS's 3 s default keeps announcements off the link."""
+    import xml.etree.ElementTree as ET
+
+    from sage.paths import config_dir
+    ns = {'f': 'http://www.eprosima.com'}
+    root = ET.parse(config_dir() / name).getroot()
+    participant = root.find('f:profiles/f:participant', ns)
+    assert participant.get('is_default_profile') == 'true'
+    lease = participant.find('f:rtps/f:builtin/f:discovery_config/f:leaseAnnouncement', ns)
+    assert (None if lease is None else lease.find('f:sec', ns).text) == announce_s
