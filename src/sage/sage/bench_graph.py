@@ -24,6 +24,7 @@ from sage.profile import load_profile
 from sage.salience_timing import (first_salience_s, first_salience_seq, last_sample_offsets,
                                   percentiles, SalienceArrival, salience_latency_ms)
 from sage_common.vocabulary import Topic
+from sage_eval.attend_agreement import sequence_gaps
 
 STAGES = {
     Topic.CAMERA_IMAGE: ('sensor_msgs.msg', 'Image', True),
@@ -92,13 +93,6 @@ class _Probe:
         rclpy.try_shutdown(context=self.context)
 
 
-def _gaps(seqs: list[int]) -> int:
-    if len(seqs) < 2:
-        return 0
-    ordered = sorted(set(seqs))
-    return int(sum(b - a - 1 for a, b in zip(ordered, ordered[1:]) if b > a + 1))
-
-
 def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.0,
               overrides: tuple[str, ...] = (), domain_id: int | None = None,
               compose: bool | None = None) -> dict[str, Any]:
@@ -147,7 +141,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
             stages = {topic: {'rate_hz': len(probe.arrivals[topic]) / elapsed,
                               'latency_from_capture_ms': percentiles(probe.latency_ms[topic])}
                       for topic in STAGES}
-            drops = {f'{t}[{m}]': _gaps(s) for (t, m), s in probe.seqs.items()}
+            drops = {f'{t}[{m}]': sequence_gaps(s) for (t, m), s in probe.seqs.items()}
             first = first_salience_s(probe.salience_all, started)
             first_seq = first_salience_seq(probe.salience_all)
             first_topic = {t: probe.first[t] - started for t in STAGES if t in probe.first}

@@ -18,11 +18,13 @@ import sys
 import tempfile
 import time
 from typing import Any
+from urllib.parse import urlparse
 
 from sage.bench_graph import percentiles
 from sage.environment import graph_env, resolve_domain
 from sage.processes import interrupt
 from sage.profile import load_profile
+from sage.rtps_traffic import by_topic
 from sage.two_hosts import ASSIST, EDGE, TwoHosts
 from sage.twohost_memory import SharedStore, backlog, check_exactly_once, wait_drained
 
@@ -30,6 +32,7 @@ DISCOVER_S = 120.0  # the remote encoder's model loads, then both sides match
 SETTLE_S = 10.0     # after the last text: what has not come back by then is counted lost
 STOP_S = 60.0       # a launcher's stop (SIGINT, then SIGKILL)
 DRAIN_TIMEOUT_S = 300.0  # the edge's outbox backlog after a cut
+OUTBOX_TRAFFIC = 'memory outbox (PostgreSQL)'
 
 
 def _launch(rig: TwoHosts, side: str, profile: str, role: str, domain: int, run_dir: Path,
@@ -43,9 +46,10 @@ def _launch(rig: TwoHosts, side: str, profile: str, role: str, domain: int, run_
     return subprocess.Popen(rig.command(side, cmd), stdout=log, stderr=subprocess.STDOUT)
 
 
-def _probe(rig: TwoHosts, env: dict[str, str], count: int, rate_hz: float) -> dict[str, Any]:
+def _probe(rig: TwoHosts, env: dict[str, str], count: int, rate_hz: float,
+           remote_after: int) -> dict[str, Any]:
     cmd = [sys.executable, '-m', 'sage.twohost_probe', str(count), str(rate_hz),
-           str(DISCOVER_S), str(SETTLE_S)]
+           str(DISCOVER_S), str(SETTLE_S), str(remote_after)]
     proc = subprocess.run(rig.command(EDGE, cmd), env=env, capture_output=True, text=True,
                           timeout=DISCOVER_S + SETTLE_S + count / rate_hz + 60, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
@@ -64,7 +68,9 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
 
     delays_ms / loss_pct: comma-separated conditions; each delay (one way, each direction) is
     run with no loss, each loss with no delay. link_kbit_per_s is everything that crossed the
-    link while the texts ran (both directions: discovery, heartbeats, the texts' traffic).
+    link while the texts ran (both directions: discovery, heartbeats, the texts' traffic);
+    link_by_topic splits it (sage.rtps_traffic): each topic's samples, DDS discovery and
+    protocol overhead, the shared store's connection, and anything else.
     cut: then run the texts with the link down (the edge's own encoder answers), and once
     more after it is back (the assist host answers again); edge_encoder has the edge
     encoder's running counts of remote answers and local fallbacks after each condition.
@@ -97,6 +103,8 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
     env.update(graph_env(edge_prof, domain, multi_host=True))  # as `--role` does
     edge_db = work / 'edge-data' / 'sage_memory.db'
     memory: dict[str, Any] = {}
+    standby = 'language_encoder' not in off  # the edge's remote-first language encoder
+    services: dict[int, str] = {}  # link traffic that is no DDS, by server port
     with TwoHosts() as rig:
         store = SharedStore(rig) if shared_memory and 'memory' not in off else None
         if store is not None:
@@ -104,6 +112,7 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
             sets += [f'memory.outbox.url={url}', 'memory.outbox.period_s=0.5',
                      'memory.policy.mode=all']
             memory['shared_store'] = url
+            services[urlparse(url).port] = OUTBOX_TRAFFIC
         procs = {
             ASSIST: _launch(rig, ASSIST, assist_profile, ASSIST, domain, work / 'assist', '',
                             []),
@@ -125,9 +134,16 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
                         continue
                     # kill -9 of the backend serving the edge's outbox: it must reconnect
                     row['backends_killed'] = store.kill_backends(rig.addr[EDGE])
-                t0, before = time.monotonic(), rig.counts()
-                got = _probe(rig, env, count, rate_hz)
+                t0, before, traffic0 = time.monotonic(), rig.counts(), rig.traffic()
+                # with the link up, the texts are measured once the assist host answers
+                # (the edge's standby encoder, when it runs, tells)
+                remote_after = -1
+                if standby and (kind, value) != ('link', 'down'):
+                    last = results[-1]['edge_encoder'] if results else {}
+                    remote_after = int(last.get('remote_answered', 0))
+                got = _probe(rig, env, count, rate_hz, remote_after)
                 after, wall = rig.counts(), time.monotonic() - t0
+                traffic1 = rig.traffic()
                 if (kind, value) == ('link', 'down'):
                     time.sleep(max(0.0, cut_s - wall))  # the cut lasts cut_s
                     row['cut_s'] = round(time.monotonic() - t0, 1)
@@ -146,6 +162,9 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
                            link_kbit_per_s=round(
                                (after['bytes'] - before['bytes']) * 8 / 1e3 / wall, 1),
                            link_dropped=after['dropped'] - before['dropped'],
+                           link_by_topic=by_topic(
+                               traffic1[0] - traffic0[0], traffic1[1] - traffic0[1],
+                               got['writer_gids'], wall, services),
                            salience_gaps=got['salience_gaps'],
                            salience_scored=got['salience_scored'],
                            edge_encoder=got['edge_encoder'])

@@ -13,6 +13,7 @@ between the sides can only go over the link.
 """
 from __future__ import annotations
 
+from collections import Counter
 import fcntl
 import heapq
 import itertools
@@ -24,6 +25,8 @@ import struct
 import subprocess
 import threading
 import time
+
+from sage.rtps_traffic import Fragments, count_packet
 
 EDGE, ASSIST = 'edge', 'assist'
 _TUNSETIFF = 0x400454CA
@@ -69,6 +72,9 @@ class _Relay(threading.Thread):
         self.loss = 0.0
         self.up = True
         self.counts = {'packets': 0, 'bytes': 0, 'dropped': 0}
+        self.writers: Counter = Counter()  # delivered bytes per DDS writer (sage.rtps_traffic)
+        self.samples: Counter = Counter()
+        self._fragments = Fragments()
         self._rng = random.Random(seed)
         self._queue: list[tuple[float, int, int, bytes]] = []
         self._order = itertools.count()
@@ -102,6 +108,7 @@ class _Relay(threading.Thread):
                     continue  # the namespace is going away
                 self.counts['packets'] += 1
                 self.counts['bytes'] += len(packet)
+                count_packet(packet, self.writers, self.samples, self._fragments)
 
     def stop(self) -> None:
         self._halt.set()
@@ -186,3 +193,8 @@ class TwoHosts:
     def counts(self) -> dict[str, int]:
         """Packets and bytes delivered across the link so far, and packets dropped."""
         return dict(self._link().counts)
+
+    def traffic(self) -> tuple[Counter, Counter]:
+        """Bytes delivered so far per DDS writer (or label) and samples per writer."""
+        relay = self._link()
+        return Counter(relay.writers), Counter(relay.samples)

@@ -19,6 +19,7 @@ from rclpy.executors import SingleThreadedExecutor
 
 from sage_common.ros import RELIABLE_QOS
 from sage_common.vocabulary import Topic
+from sage_eval.attend_agreement import sequence_gaps
 from diagnostic_msgs.msg import DiagnosticArray
 from sage_interfaces.msg import Latent, Salience, TextInput
 
@@ -29,7 +30,20 @@ def _key(stamp) -> int:
     return round(int(stamp.sec) * 1000 + int(stamp.nanosec) / 1e6)
 
 
-def main(count: int, rate_hz: float, discover_s: float, settle_s: float) -> dict:
+def _ros_name(dds_topic: str) -> str:
+    """A DDS topic under its ROS name: rt/x is topic /x; services keep rq/ and rr/."""
+    return '/' + dds_topic[3:] if dds_topic.startswith('rt/') else dds_topic
+
+
+def main(count: int, rate_hz: float, discover_s: float, settle_s: float,
+         remote_after: int = -1) -> dict:
+    """Send `count` texts at `rate_hz` and time their latents and salience.
+
+    remote_after >= 0: the other host must answer first. Warm-up texts go on until the edge
+    encoder's remote_answered count (its diagnostics) passes this value, its count when the
+    previous probe ended: every text measured after that reaches the other host's encoder
+    (the edge's own standby encoder answers any text sent before that encoder matched).
+    """
     rclpy.init()
     node = rclpy.create_node('sage_twohost_probe')
     sent: dict[int, float] = {}
@@ -76,12 +90,18 @@ def main(count: int, rate_hz: float, discover_s: float, settle_s: float) -> dict
 
     t_start = time.monotonic()
     # The encoder on the other host, and the edge SNARC's reader of its latents, must be
-    # matched first (a sample sent before is lost): warm-up texts until one is scored.
+    # matched first (a sample sent before is lost): warm-up texts until one is scored and,
+    # when asked, one was answered by the other host.
     while pub.get_subscription_count() == 0 and time.monotonic() - t_start < discover_s:
         ex.spin_once(timeout_sec=0.1)
     warm: set[int] = set()
     next_warm = time.monotonic()
-    while not warm & salience.keys() and time.monotonic() - t_start < discover_s:
+
+    def warming() -> bool:
+        remote = int(edge_encoder.get('remote_answered', 0)) > remote_after
+        return not (warm & salience.keys() and (remote_after < 0 or remote))
+
+    while warming() and time.monotonic() - t_start < discover_s:
         if time.monotonic() >= next_warm:
             warm.add(send(-1 - len(warm), warmup=True))
             next_warm += 1.0
@@ -108,6 +128,11 @@ def main(count: int, rate_hz: float, discover_s: float, settle_s: float) -> dict
     end = time.monotonic() + 5.0
     while edge_encoder == seen and time.monotonic() < end:  # a report newer than the texts
         ex.spin_once(timeout_sec=0.1)
+    # every writer this host has discovered (its own and the other host's), by topic: the
+    # bench maps the link's traffic to topics with them
+    gids = {_ros_name(topic): [bytes(info.endpoint_gid[:16]).hex() for info in
+                               node.get_publishers_info_by_topic(topic, no_mangle=True)]
+            for topic, _ in node.get_topic_names_and_types(no_demangle=True)}
     ex.shutdown()
     node.destroy_node()
     rclpy.try_shutdown()
@@ -117,14 +142,15 @@ def main(count: int, rate_hz: float, discover_s: float, settle_s: float) -> dict
         'salience_ms': [round((salience[k] - t) * 1e3, 3) for k, t in sent.items()
                         if k in salience],
         # inputs of each modality SNARC did not score while the texts ran (input_seq gaps)
-        'salience_gaps': {m: max(v) - min(v) + 1 - len(v) for m, v in seqs.items() if v},
+        'salience_gaps': {m: sequence_gaps(v) for m, v in seqs.items()},
         'salience_scored': {m: len(v) for m, v in seqs.items()},
         'edge_encoder': {k: edge_encoder[k] for k in ('remote_trust', 'remote_answered',
                                                       'local_fallbacks', 'remote_late')
                          if k in edge_encoder},
+        'writer_gids': gids,
     }
 
 
 if __name__ == '__main__':
     print(json.dumps(main(int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]),
-                          float(sys.argv[4]))))
+                          float(sys.argv[4]), int(sys.argv[5]) if len(sys.argv) > 5 else -1)))

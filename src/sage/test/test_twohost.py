@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from sage.bench_twohost import run_bench
+from sage.bench_twohost import OUTBOX_TRAFFIC, run_bench
 from sage.two_hosts import available
 
 pytestmark = pytest.mark.graph
@@ -44,6 +44,17 @@ def test_text_crosses_to_the_assist_host_and_back_to_the_edge_snarc(ros_domain):
         # the edge scores its IMU without a gap whatever the link does
         assert row['salience_scored'].get('imu', 0) > 0 and row['salience_gaps']['imu'] == 0
     assert lossy['link_dropped'] > 0 and down['link_kbit_per_s'] == 0.0
+    # What crossed, per topic (RTPS samples on the link mapped to writers by GID): the texts
+    # and their latents, the shared store's traffic, and no sensor stream; every byte that
+    # crossed is accounted for (IP fragments of the 1.4 kB latents included).
+    topics = clean['link_by_topic']
+    assert topics['/sage/text/in']['samples'] >= clean['sent'], topics
+    assert topics['/sage/language/latent']['samples'] >= clean['sent'], topics
+    assert topics[OUTBOX_TRAFFIC]['kbit_per_s'] > 0, topics
+    assert not [t for t in topics if t.startswith(('/sage/camera', '/sage/audio', '/sage/imu'))]
+    total = sum(v['kbit_per_s'] for v in topics.values())
+    assert abs(total - clean['link_kbit_per_s']) <= 0.01 * clean['link_kbit_per_s'] + 0.5
+    assert topics.get('other', {'kbit_per_s': 0.0})['kbit_per_s'] <= 0.01 * total, topics
     # 10 ms each way: a text and its latent cross twice, so none comes back sooner than 20 ms
     assert delayed['latent_min_ms'] >= 20.0, delayed
 
