@@ -1,8 +1,9 @@
 """The edge host's side of `sage bench twohost`: send texts, time what comes back.
 
 Run on the edge (in its network namespace, in the graph's DDS environment):
-    python -m sage.twohost_probe COUNT RATE_HZ DISCOVER_S SETTLE_S
-Once a warm-up text has come back scored (within DISCOVER_S), it publishes COUNT TextInput
+    python -m sage.twohost_probe COUNT RATE_HZ DISCOVER_S SETTLE_S [REMOTE_AFTER]
+Once a warm-up text has come back scored (within DISCOVER_S; with REMOTE_AFTER, once the
+other host has answered one too: see main), it publishes COUNT TextInput
 messages on /sage/text/in at RATE_HZ, each stamped with its send time, and records when the
 language Latent (encoded on the other host) and the edge SNARC's Salience for that stamp
 arrive here; it stops when all are back, or SETTLE_S after the last text. Prints one JSON
