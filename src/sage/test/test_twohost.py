@@ -46,7 +46,7 @@ def test_text_crosses_to_the_assist_host_and_back_to_the_edge_snarc(ros_domain):
     assert lossy['link_dropped'] > 0 and down['link_kbit_per_s'] == 0.0
     # What crossed, per topic (RTPS samples on the link mapped to writers by GID): the texts
     # and their latents, the shared store's traffic, and no sensor stream; every byte that
-    # crossed is accounted for (IP fragments of the 1.4 kB latents included).
+    # crossed is accounted for (IP fragments of the 1.9 kB latents included).
     topics = clean['link_by_topic']
     assert topics['/sage/text/in']['samples'] >= clean['sent'], topics
     assert topics['/sage/language/latent']['samples'] >= clean['sent'], topics
