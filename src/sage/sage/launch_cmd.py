@@ -194,7 +194,8 @@ def database_summary(profile: Profile) -> dict | None:
                 'quarantined': quarantined, 'read_only': ''}
     return {'location': location, 'total': rows['total'],
             'by_modality': rows.get('by_modality', {}), 'quarantined': quarantined,
-            'read_only': rows.get('read_only', '')}
+            'read_only': rows.get('read_only', ''),
+            'training_inputs': rows.get('training_inputs', {})}
 
 
 def database_lines(db: dict | None) -> list[str]:
@@ -206,6 +207,11 @@ def database_lines(db: dict | None) -> list[str]:
                  f'(unreadable: {db["error"]})']
     else:
         lines = [f'  database {db["location"]}: {db["total"]} experiences in all']
+        inputs = db.get('training_inputs') or {}
+        if inputs.get('count'):
+            per = ', '.join(f'{m} {v["count"]}' for m, v in inputs['by_modality'].items())
+            lines.append(f'  encoder inputs kept for sleep: {inputs["count"]} ({per}), '
+                         f'{inputs["bytes_per_input"] / 1024:.1f} kB each')
     if db.get('read_only'):
         lines.append(f'  NOTE: the database is read-only ({db["read_only"]}): nothing new was '
                      'stored')

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import psutil
@@ -119,3 +121,29 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
     assert db is not None and db['total'] >= len(seen['stored']) > 0, text
     assert Path(db['location']).is_file() and str(data_dir) in db['location']
     assert 'experiences stored' in text and db['location'] in text
+    _stored_experiences_keep_their_encoder_inputs(Path(db['location']))
+
+
+def _stored_experiences_keep_their_encoder_inputs(path: Path) -> None:
+    # Sleep's material: the memory node asked the encoders for each stored vision/audio
+    # experience's input; what came back decodes to what the model encodes.
+    import cv2
+    import numpy as np
+    with sqlite3.connect(path) as conn:
+        stored = conn.execute(
+            "SELECT e.uuid, e.modality, t.format, t.data, t.width, t.height, t.samples "
+            "FROM experiences e LEFT JOIN training_inputs t ON t.uuid = e.uuid "
+            "WHERE e.kind = 'experience' AND e.modality IN ('vision', 'audio')").fetchall()
+    assert stored, 'no vision or audio experience stored'
+    kept = [row for row in stored if row[2] is not None]
+    # The encoders keep their newest 32 inputs: an answer can only be missed under a long
+    # stall (the respawned SNARC's first seconds), not as a rule.
+    assert len(kept) >= 0.8 * len(stored), f'{len(kept)} of {len(stored)} inputs kept'
+    for _uuid, modality, fmt, data, width, height, samples in kept:
+        if modality == 'vision':
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            assert fmt == 'jpeg' and image.shape == (height, width, 3) == (240, 240, 3)
+            assert image.std() > 1.0  # a scene, not a blank frame
+        else:
+            pcm = np.frombuffer(zlib.decompress(data), '<i2')
+            assert fmt == 's16le-zlib' and pcm.size == samples == 16384

@@ -74,6 +74,11 @@ class Topic:
         return f'{PREFIX}{modality}/latent'
 
     @staticmethod
+    def encoder_input(modality: str) -> str:
+        """/sage/<modality>/encoder_input: the encoder's service for what it encoded."""
+        return f'{PREFIX}{modality}/encoder_input'
+
+    @staticmethod
     def viz_puzzle(modality: str) -> str:
         """The viz node's image of a modality's puzzle grid."""
         return f'{PREFIX}viz/puzzle/{modality}'

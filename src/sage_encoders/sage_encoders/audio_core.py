@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 import math
 import time
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 from sage_common.records import LatentRecord
 
 from sage_encoders.errors import EncoderError, InputError
+from sage_encoders.input_ring import InputRing, s16le_zlib_input
 from sage_encoders.preprocess import MelConfig, log_mel_db, normalise_mel, pcm_to_float
 from sage_encoders.puzzle import IrpConfig, PuzzleModel, RuntimeConfig, encode_puzzle
 from sage_encoders.runtime import Log
@@ -106,6 +108,7 @@ class AudioConfig:
     gap_tolerance: float = 0.1
     preview_seconds: float = 0.5
     preview_rate: int = 8000
+    training_keep: int = 32  # windows kept for the memory node (0 = off)
 
     @classmethod
     def from_params(cls, values: Mapping[str, Any]) -> 'AudioConfig':
@@ -117,7 +120,8 @@ class AudioConfig:
                    hop_samples=int(values['hop_samples']),
                    gap_tolerance=float(values['gap_tolerance']),
                    preview_seconds=float(values['preview.seconds']),
-                   preview_rate=int(values['preview.rate']))
+                   preview_rate=int(values['preview.rate']),
+                   training_keep=int(values['training_input.keep']))
 
 
 class SampleFifo:
@@ -182,6 +186,9 @@ class AudioEncoderCore:
         self._fifo = SampleFifo(2 * cfg.window_samples)
         self._seq = 0
         self.gaps = 0
+        # The newest encoded windows, for the memory node (what sleep retrains on).
+        self.inputs = InputRing(cfg.training_keep,
+                                partial(s16le_zlib_input, sample_rate=cfg.sample_rate))
         if not cfg.lazy_load:
             self.model.load()
 
@@ -266,6 +273,8 @@ class AudioEncoderCore:
         irp = res.irp
         seq = self._seq
         self._seq += 1
+        if self.inputs.enabled:
+            self.inputs.put(seq, stamp, pcm.copy())  # pcm is a view of the FIFO's buffer
         return LatentRecord(
             stamp=float(stamp), modality='audio', input_seq=seq, codes=res.codes,
             codes_initial=res.codes_initial if irp.iterations else None,
@@ -289,6 +298,10 @@ class AudioEncoderCore:
     def set_irp(self, irp: IrpConfig) -> None:
         """Apply changed irp.* parameters."""
         self.irp = irp
+
+    def set_training_input(self, values: Mapping[str, Any]) -> None:
+        """Apply changed training_input.* parameters."""
+        self.inputs.resize(int(values['training_input.keep']))
 
     def reset(self) -> None:
         """Drop buffered samples (e.g. after the stream restarts)."""

@@ -23,6 +23,7 @@ class AudioEncoderNode(EncoderNodeBase):
         super().__init__(name, PARAMS, validate, **node_kwargs)
         self.pub = self.create_publisher(Latent, Topic.AUDIO_LATENT, RELIABLE_QOS)
         self.create_subscription(AudioFrame, Topic.AUDIO_FRAMES, self._on_frame, SENSOR_QOS)
+        self.serve_inputs('audio')
 
     def make_core(self, values: Mapping[str, Any]) -> AudioEncoderCore:
         return AudioEncoderCore.from_params(values, log=self.log_line)

@@ -56,6 +56,16 @@ def irp_params(max_iterations: int, default_atp: float) -> tuple[ParamSpec, ...]
     )
 
 
+def training_input_params() -> tuple[ParamSpec, ...]:
+    """The ring of newest inputs the encoder serves to memory (sage_encoders.input_ring)."""
+    return (
+        ParamSpec('training_input.keep', 32, 'newest inputs kept at encoder resolution for '
+                  'the memory node to ask for (what sleep retrains the encoder on) on '
+                  '/sage/<modality>/encoder_input; 0 = off (every request is not found)',
+                  0, 1000),
+    )
+
+
 def validate_runtime(values: Mapping[str, Any]) -> list[str]:
     """Cross-field rules of the runtime group."""
     errors = []

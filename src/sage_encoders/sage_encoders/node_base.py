@@ -7,13 +7,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sage_common.health import Health, Level
 from sage_common.params import ParamSpec
 from sage_common.ros import LATCHED_QOS, DiagnosticsPublisher, declare_params
+from sage_common.stamps import to_sec
 from sage_common.vocabulary import Topic
 from sage_interfaces.msg import AtpBudget, MetabolicState
+from sage_interfaces.srv import EncoderInput
 
 from sage_encoders.budget import AtpAccount, should_suspend
 from sage_encoders.errors import EncoderError, InputError
@@ -63,6 +66,39 @@ class EncoderNodeBase(Node):
         if callable(set_irp) and 'irp.eps' in values:
             from sage_encoders.puzzle import IrpConfig
             set_irp(IrpConfig.from_params(values))
+        set_training_input = getattr(self.core, 'set_training_input', None)
+        if callable(set_training_input) and 'training_input.keep' in values:
+            set_training_input(values)
+
+    def serve_inputs(self, modality: str) -> None:
+        """Answer EncoderInput requests from the core's ring of kept inputs (core.inputs).
+
+        The service has a callback group of its own: under a multi-threaded executor (a
+        composed process with launch.compose_threads > 1) it answers while an input is
+        being encoded; the ring is thread safe. A single-threaded executor (the default)
+        answers between two encodes.
+        """
+        for name in ('training_inputs_served', 'training_inputs_not_found'):
+            # present from the start: /diagnostics shows 0, and no key appears later while
+            # the diagnostics timer iterates the counters on another thread
+            self.health.count(name, 0)
+        self.create_service(EncoderInput, Topic.encoder_input(modality), self._on_input_request,
+                            callback_group=MutuallyExclusiveCallbackGroup())
+
+    def _on_input_request(self, req: EncoderInput.Request, resp: EncoderInput.Response
+                          ) -> EncoderInput.Response:
+        answer = self.core.inputs.lookup(to_sec(req.stamp), req.input_seq)
+        resp.found = answer.found
+        resp.message = answer.message
+        resp.format = answer.format
+        resp.data = answer.data
+        resp.width, resp.height = answer.width, answer.height
+        resp.sample_rate, resp.samples = answer.sample_rate, answer.samples
+        self.health.count('training_inputs_served' if answer.found
+                          else 'training_inputs_not_found')
+        if not answer.found:
+            self.health.values['training_input_last_miss'] = answer.message
+        return resp
 
     def _on_budget(self, msg: AtpBudget) -> None:
         self.account.on_budget(msg.tick, ((a.plugin, a.atp) for a in msg.allocations))

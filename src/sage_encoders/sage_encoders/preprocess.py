@@ -1,7 +1,8 @@
 """The one preprocessing path shared by training and inference (numpy + OpenCV, no torch).
 
 Vision: any ROS image encoding -> RGB uint8 (`rgb_from_buffer` / `rgb_from_array`) -> resize to
-the model side -> float32 in [-1, 1] laid out (1, 3, S, S) (`preprocess_rgb`).
+the model side (`resize_rgb`, the frame the encoder keeps for retraining) -> float32 in [-1, 1]
+laid out (1, 3, S, S) (`scale_rgb`; both: `preprocess_rgb`).
 
 Audio: int16 PCM -> float in [-1, 1] -> log-mel power in dB (`log_mel_db`) -> normalised
 (`normalise_mel`), laid out (1, 1, n_mels, frames) by `preprocess_audio`.
@@ -100,10 +101,35 @@ def rgb_from_buffer(data: bytes | bytearray | memoryview | np.ndarray, width: in
     return rgb_from_array(arr, enc)
 
 
-def preprocess_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Resize an RGB frame to size x size and scale it to [-1, 1].
+def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize an RGB frame to size x size, the model's input frame before scaling.
 
-    Non-square frames are squashed (no crop), so the whole field of view is encoded.
+    Non-square frames are squashed (no crop), so the whole field of view is encoded. A frame
+    already at size x size is returned as is (not copied).
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB.
+        size: model input side in pixels (a multiple of the model stride).
+
+    Returns:
+        (size, size, 3) uint8 RGB.
+    """
+    h, w = rgb.shape[:2]
+    if (h, w) == (size, size):
+        return rgb
+    # INTER_AREA averages when shrinking (no aliasing); linear when enlarging.
+    interp = cv2.INTER_AREA if h * w > size * size else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (size, size), interpolation=interp)
+
+
+def scale_rgb(rgb: np.ndarray) -> np.ndarray:
+    """(S, S, 3) uint8 RGB -> (1, 3, S, S) float32 in [-1, 1], the network's layout."""
+    x = rgb.astype(np.float32) * (1.0 / 127.5) - 1.0  # (S, S, 3)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])  # (1, 3, S, S)
+
+
+def preprocess_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize an RGB frame to size x size and scale it to [-1, 1] (resize_rgb, scale_rgb).
 
     Args:
         rgb: (H, W, 3) uint8 RGB.
@@ -112,13 +138,7 @@ def preprocess_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
     Returns:
         (1, 3, size, size) float32 array in [-1, 1].
     """
-    h, w = rgb.shape[:2]
-    if (h, w) != (size, size):
-        # INTER_AREA averages when shrinking (no aliasing); linear when enlarging.
-        interp = cv2.INTER_AREA if h * w > size * size else cv2.INTER_LINEAR
-        rgb = cv2.resize(rgb, (size, size), interpolation=interp)
-    x = rgb.astype(np.float32) * (1.0 / 127.5) - 1.0  # (S, S, 3)
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])  # (1, 3, S, S)
+    return scale_rgb(resize_rgb(rgb, size))
 
 
 def rgb_from_model(x: np.ndarray) -> np.ndarray:

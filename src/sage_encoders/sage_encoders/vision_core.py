@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 import time
 from typing import Any
 
@@ -15,7 +16,8 @@ import numpy as np
 from sage_common.records import LatentRecord
 
 from sage_encoders.errors import EncoderError, InputError
-from sage_encoders.preprocess import preprocess_rgb
+from sage_encoders.input_ring import InputRing, jpeg_input
+from sage_encoders.preprocess import resize_rgb, scale_rgb
 from sage_encoders.puzzle import IrpConfig, PuzzleModel, RuntimeConfig, encode_puzzle
 from sage_encoders.runtime import Log
 
@@ -35,6 +37,8 @@ class VisionConfig:
     jpeg_quality: int = 70
     exposure_target: float = 0.45  # mean grey frames are scaled to (0 = no normalisation)
     exposure_max_gain: float = 2.0
+    training_keep: int = 32  # inputs kept for the memory node (0 = off)
+    training_jpeg_quality: int = 90
 
     @classmethod
     def from_params(cls, values: Mapping[str, Any]) -> 'VisionConfig':
@@ -46,7 +50,9 @@ class VisionConfig:
                    preview_size=(int(values['preview.width']), int(values['preview.height'])),
                    jpeg_quality=int(values['preview.jpeg_quality']),
                    exposure_target=float(values['exposure.target']),
-                   exposure_max_gain=float(values['exposure.max_gain']))
+                   exposure_max_gain=float(values['exposure.max_gain']),
+                   training_keep=int(values['training_input.keep']),
+                   training_jpeg_quality=int(values['training_input.jpeg_quality']))
 
 
 class VisionEncoderCore:
@@ -63,6 +69,9 @@ class VisionEncoderCore:
         self.irp = cfg.irp
         self.model = PuzzleModel(cfg.runtime, log)
         self._prev_thumb: np.ndarray | None = None
+        # The newest model-input frames, for the memory node (what sleep retrains on).
+        self.inputs = InputRing(cfg.training_keep,
+                                partial(jpeg_input, quality=cfg.training_jpeg_quality))
         if not cfg.lazy_load:
             self.model.load()
 
@@ -96,12 +105,18 @@ class VisionEncoderCore:
         self.model.load()  # encode_ms excludes a lazy load (reported as load_ms)
         t0 = time.perf_counter()
         features = self._features(rgb)
-        x = preprocess_rgb(rgb, self.cfg.input_size)
+        sized = resize_rgb(rgb, self.cfg.input_size)
+        x = scale_rgb(sized)
         gain = self._gain(features['brightness'])
         if gain != 1.0:
             x = np.clip((x + 1.0) * gain - 1.0, -1.0, 1.0)
         res = encode_puzzle(self.model, x, atp, self.irp)
         preview = self._preview(rgb)
+        if self.inputs.enabled:
+            # A frame already at input size is the caller's buffer (a mailbox slot the
+            # camera reuses): keep a copy of that one; a resized one is ours.
+            self.inputs.put(input_seq, stamp,
+                            sized.copy() if np.may_share_memory(sized, rgb) else sized)
         irp = res.irp
         return LatentRecord(
             stamp=float(stamp), modality='vision', input_seq=int(input_seq), codes=res.codes,
@@ -142,6 +157,12 @@ class VisionEncoderCore:
     def set_irp(self, irp: IrpConfig) -> None:
         """Apply changed irp.* parameters."""
         self.irp = irp
+
+    def set_training_input(self, values: Mapping[str, Any]) -> None:
+        """Apply changed training_input.* parameters."""
+        self.inputs.resize(int(values['training_input.keep']))
+        self.inputs.encode = partial(jpeg_input,
+                                     quality=int(values['training_input.jpeg_quality']))
 
     def load(self) -> None:
         """Load the model now (it also loads on first use)."""

@@ -42,6 +42,7 @@ class VisionEncoderNode(EncoderNodeBase):
         else:
             self.create_subscription(Image, Topic.CAMERA_IMAGE, self._on_image,
                                      LATEST_ONLY_QOS)
+        self.serve_inputs('vision')
 
     def make_core(self, values: Mapping[str, Any]) -> VisionEncoderCore:
         return VisionEncoderCore.from_params(values, log=self.log_line)

@@ -29,7 +29,8 @@ def memory_config(values: Mapping[str, Any]) -> MemoryConfig:
         max_pending=int(values['writer.max_pending']),
         backoff_max_s=float(values['writer.backoff_max_s']),
         synchronous=str(values['sqlite_synchronous']),
-        wal_max_mb=float(values['sqlite_wal_max_mb']), retention=retention_config(values))
+        wal_max_mb=float(values['sqlite_wal_max_mb']), retention=retention_config(values),
+        training_budget_mb=float(values['training_inputs.budget_mb']))
     index = IndexConfig(m=int(values['index.m']),
                         ef_construction=int(values['index.ef_construction']),
                         ef_search=int(values['index.ef_search']),

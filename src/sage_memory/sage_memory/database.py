@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from sage_memory.errors import MemoryStoreError, StoreBusyError, StoreUnavailableError
-from sage_memory.migrations import HEAD
+from sage_memory.migrations import HEAD, READABLE
 from sage_memory.sqlite_file import Fault, classify
 
 DB_FILENAME = 'sage_memory.db'
@@ -148,7 +148,8 @@ def migrate(engine: Engine) -> str:
 def require_head(engine: Engine, where: str, why: str) -> Engine:
     """The engine, once its database is known to hold this version's schema.
 
-    A database that is only read cannot be migrated: it must already be at the head.
+    A database that is only read cannot be migrated: it must be at the head, or at an older
+    revision whose schema this version still reads (migrations.READABLE).
 
     Args:
         engine: engine of the database to read.
@@ -164,7 +165,7 @@ def require_head(engine: Engine, where: str, why: str) -> Engine:
     except (sa_exc.SQLAlchemyError, sqlite3.Error) as err:
         engine.dispose()
         raise MemoryStoreError(f'cannot read {where}: {short_error(err)}') from err
-    if revision != HEAD:
+    if revision not in READABLE:
         engine.dispose()
         raise MemoryStoreError(f'{where} has schema {revision}, this version needs {HEAD}, '
                                f'and it cannot be migrated: {why}')

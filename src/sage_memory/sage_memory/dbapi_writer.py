@@ -5,7 +5,7 @@ batch, which matters at thousands of rows per second on a 2-core board.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 import sqlite3
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy import exc as sa_exc
 
 from sage_memory.models import PORTABLE_COLUMNS, ExperienceRecord, record_to_row
 from sage_memory.statements import SQL_CHUNK
+from sage_memory.training_inputs import InputWriter, TrainingOutcome
 
 
 # A record whose fields cannot be converted to column values (a caller's bug, not a fault).
@@ -55,6 +56,7 @@ class RawWriter:
             bad.append(dbapi.InterfaceError)
         self._bad = tuple(bad)
         self._conn: Any = None
+        self._inputs = InputWriter(engine)
 
     def is_db_error(self, err: BaseException) -> bool:
         """True for driver errors (and OS errors) the writer handles."""
@@ -69,11 +71,17 @@ class RawWriter:
         return isinstance(err, (self._error, OSError))
 
     def write(self, records: Sequence[ExperienceRecord],
-              states: Sequence[tuple[str, str, float, str]]) -> dict[str, int]:
-        """Insert records (skipping known uuids) and upsert states in one transaction.
+              states: Sequence[tuple[str, str, float, str]],
+              inputs: Sequence[Mapping[str, Any]] = ()) -> tuple[dict[str, int],
+                                                                 TrainingOutcome]:
+        """Insert records, upsert states and insert training inputs in one transaction.
+
+        Known uuids are skipped. Inputs (column values) go after the records, so an input may
+        come in the same batch as its experience.
 
         Returns:
-            uuid -> local id of every record (new or already there).
+            uuid -> local id of every record (new or already there), and what became of the
+            inputs.
         """
         rows = [tuple(m[c] for c in PORTABLE_COLUMNS) for m in map(record_to_row, records)]
         if self._conn is None:
@@ -87,13 +95,14 @@ class RawWriter:
                 if states:
                     cur.executemany(self.state_sql, list(states))
                 ids = self._ids(cur, [r.uuid for r in records]) if records else {}
+                outcome = self._inputs.write(cur, inputs) if inputs else TrainingOutcome()
             finally:
                 cur.close()
             conn.commit()
         except BaseException as err:
             self._reset(broken=self.is_transient(err))
             raise
-        return ids
+        return ids, outcome
 
     def _ids(self, cur: Any, uuids: list[str]) -> dict[str, int]:
         out: dict[str, int] = {}

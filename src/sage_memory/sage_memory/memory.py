@@ -29,6 +29,7 @@ from sage_memory.index import IndexConfig, IndexKey, IndexSet, VectorIndex
 from sage_memory.models import RECALL_KINDS, ExperienceRecord
 from sage_memory.recall import Query, TextEmbedder, run_query
 from sage_memory.store import MemoryStore, StoreConfig, StoreStatus
+from sage_memory.training_inputs import TrainingInput
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,19 @@ class Memory:
     def submit_state(self, key: str, value: Mapping[str, Any]) -> None:
         """Queue a state document for the writer (never blocks)."""
         self.store.submit_state(key, value)
+
+    def submit_training_input(self, item: TrainingInput) -> None:
+        """Queue the encoder input of a stored experience (see MemoryStore)."""
+        self.store.submit_training_input(item)
+
+    def training_stats(self) -> dict[str, Any]:
+        """Training inputs stored, their bytes and budget (see MemoryStore)."""
+        return self.store.training_stats()
+
+    def training_inputs(self, modality: str | None = None, since: float = 0.0,
+                        limit: int | None = None) -> list[TrainingInput]:
+        """Stored training inputs, oldest first (what sleep reads)."""
+        return self.store.training_inputs(modality, since, limit)
 
     def load_state(self, key: str) -> dict[str, Any] | None:
         """The state document under key, or None."""

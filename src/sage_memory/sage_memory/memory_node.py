@@ -34,6 +34,7 @@ from sage_common.ros import (CHECKPOINT_TOPIC, LATCHED_QOS, MEMORY_STATE_TOPIC, 
 from sage_common.vocabulary import Topic
 from sage_memory.config import device_and_session, memory_config, policy_config
 from sage_memory.errors import QueryError, StoreUnavailableError
+from sage_memory.input_requests import InputRequester
 from sage_memory.memory import Memory, OpenWait, open_memory
 from sage_memory.memory_params import PARAMS, validate
 from sage_memory.models import ExperienceRecord
@@ -93,7 +94,15 @@ class MemoryNode(Node):
                        link_timeout_s=float(values['outbox.link_timeout_s'])),
                 float(values['outbox.period_s']))
             self._shipper.start()
+        self._inputs: InputRequester | None = None
+        if values['training_inputs.enabled'] and not self.memory.read_only:
+            self._inputs = InputRequester(
+                self, [m for m in str(values['training_inputs.modalities']).split(',') if m],
+                float(values['training_inputs.timeout_s']), self.memory.submit_training_input,
+                self.health)
         self.create_timer(0.05, self._tick)
+        if self._inputs is not None:
+            self.create_timer(float(values['diagnostics_period_s']), self._report_training)
         self.create_timer(float(values['checkpoint_period_s']), self._checkpoint)
         # Services on a helper node with its own executor thread (see module docstring).
         self.srv_node = Node(f'{self.get_name()}_services', use_global_arguments=False)
@@ -151,6 +160,8 @@ class MemoryNode(Node):
         if records:
             self.memory.submit_many(records)
             self.health.count('queued', len(records))
+            if self._inputs is not None:
+                self._inputs.request(records)
 
     def _on_salience(self, msg: Salience) -> None:
         try:
@@ -203,6 +214,8 @@ class MemoryNode(Node):
             n += 1
         if n:
             self.health.count('stored', n)
+        if self._inputs is not None:
+            self._inputs.poll()
         self._report()
 
     def _report(self) -> None:
@@ -237,6 +250,21 @@ class MemoryNode(Node):
             'dropped': str(s.dropped), 'evicted': str(s.evicted),
             'index_ready': str(st.index_ready),
             **{f'index_{k}': str(v) for k, v in st.index_rows.items()}})
+
+    def _report_training(self) -> None:
+        # A count query: at the diagnostics period, not every tick.
+        try:
+            st = self.memory.training_stats()
+        except SageError as err:
+            self.health.problem(Level.WARN, f'training inputs: {err}')
+            return
+        self.health.values.update(
+            training_inputs=str(st['count']), training_input_bytes=str(st['bytes']),
+            training_input_bytes_each=f"{st['bytes_per_input']:.0f}",
+            training_input_budget_bytes=str(st['budget_bytes']),
+            training_inputs_dropped=str(st['dropped']),
+            training_inputs_evicted=str(st['evicted_by_budget']
+                                        + st['evicted_with_experiences']))
 
     def _checkpoint(self) -> None:
         self.memory.submit_state(OWN_STATE_KEY, self.core.state())

@@ -10,6 +10,10 @@ from sage_common.params import ParamSpec
 from sage_common.records import MODALITIES
 from sage_common.vocabulary import STATE_NAMES
 
+# Modalities whose encoder input can be kept (defined here, where the launcher can import it
+# without the store's dependencies; sage_memory.training_inputs uses it).
+TRAINING_MODALITIES = ('vision', 'audio')
+
 PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('database_url', '', "'' = SQLite file <data_dir>/sage_memory.db; or "
               'sqlite:///PATH or postgresql://USER@HOST:PORT/DB (psycopg 3)', read_only=True),
@@ -85,6 +89,17 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('heap_trim_rows', 10_000, 'after this many new rows, once the queues are empty, '
               'freed heap is given back to the OS (RSS returns after a burst; 0 = never)', 0,
               100_000_000, read_only=True),
+    ParamSpec('training_inputs.enabled', True, 'ask the encoders for the input (frame or audio '
+              'window) and pre-refinement codes of each stored experience, kept for sleep to '
+              'retrain them on', read_only=True),
+    ParamSpec('training_inputs.budget_mb', 256.0, 'disk budget of the kept encoder inputs (MB); '
+              'beyond it the least valuable (old, low salience) go first (0 = keep none)',
+              0.0, 1e6, read_only=True),
+    ParamSpec('training_inputs.modalities', 'vision,audio',
+              'comma-separated modalities whose encoder inputs are kept (vision, audio)',
+              read_only=True),
+    ParamSpec('training_inputs.timeout_s', 2.0, "how long to wait for an encoder's answer with "
+              'the input of a stored experience', 0.05, 60.0, read_only=True),
     ParamSpec('sleep.similarity', 0.9, 'cosine similarity to join a cluster', 0.0, 1.0),
     ParamSpec('sleep.min_cluster', 3, 'members needed to write a pattern', 2, 100_000),
     ParamSpec('sleep.max_examined', 5000, 'most experiences examined per sleep', 1,
@@ -135,6 +150,11 @@ def validate(values: Mapping[str, Any]) -> list[str]:
                         ' (sqlite or postgresql)')
     if any(',' in t for t in split_list(values.get('tags', ''))):
         problems.append("parameter 'tags': tags cannot contain commas")
+    bad = [m for m in split_list(values.get('training_inputs.modalities', ''))
+           if m not in TRAINING_MODALITIES]
+    if bad:
+        problems.append(f"parameter 'training_inputs.modalities': unknown {', '.join(bad)} "
+                        f"(known: {', '.join(TRAINING_MODALITIES)})")
     enc = str(values.get('language_encoder', ''))
     if enc and ':' not in enc:
         problems.append("parameter 'language_encoder': expected 'module:Class'")

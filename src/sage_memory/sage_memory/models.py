@@ -1,6 +1,6 @@
 """SQLAlchemy 2.0 models of the memory store and the plain record they map to.
 
-Three tables, created and changed only by the Alembic migrations in `sage_memory/migrations`:
+The tables, created and changed only by the Alembic migrations in `sage_memory/migrations`:
 
 - `experiences`: one row per stored input (kind 'experience'), per context input kept around a
   salient one (kind 'context'), or per consolidated pattern written by sleep (kind 'pattern').
@@ -8,6 +8,8 @@ Three tables, created and changed only by the Alembic migrations in `sage_memory
 - `state`: a key-value table of JSON documents (SNARC statistics, trust, thresholds...).
 - `tombstones`: uuids evicted by retention here, so a later import or sync does not bring
   them back into this database.
+- `training_inputs`: the encoder input of a stored experience (frame or audio window) and its
+  pre-refinement codes, kept for sleep to retrain the encoders on (sage_memory.training_inputs).
 
 Arrays are stored as little-endian bytes (float16 embeddings, bit-packed codes: see
 sage_memory.codec; older rows hold float32 and uint16 and read back the same)
@@ -106,10 +108,39 @@ class TombstoneRow(Base):
     evicted_at: Mapped[float] = mapped_column(Double, nullable=False)
 
 
+class TrainingInputRow(Base):
+    """The encoder input and pre-refinement codes of one stored experience (same uuid).
+
+    The blobs are the last columns: a SQLite scan of the small columns (the budget's ranking)
+    then stays off their overflow pages.
+    """
+
+    __tablename__ = 'training_inputs'
+    __table_args__ = (Index('ix_training_inputs_modality_stamp', 'modality', 'stamp'),)
+
+    uuid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    modality: Mapped[str] = mapped_column(String(16), nullable=False)
+    stamp: Mapped[float] = mapped_column(Double, nullable=False)
+    salience: Mapped[float] = mapped_column(Float, nullable=False)
+    format: Mapped[str] = mapped_column(String(16), nullable=False)
+    width: Mapped[int] = mapped_column(Integer, nullable=False)
+    height: Mapped[int] = mapped_column(Integer, nullable=False)
+    sample_rate: Mapped[int] = mapped_column(Integer, nullable=False)
+    samples: Mapped[int] = mapped_column(Integer, nullable=False)
+    grid_h: Mapped[int] = mapped_column(Integer, nullable=False)
+    grid_w: Mapped[int] = mapped_column(Integer, nullable=False)
+    codebook_size: Mapped[int] = mapped_column(Integer, nullable=False)
+    nbytes: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[float] = mapped_column(Double, nullable=False)
+    codes_initial: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
 # Core Table objects for statements that bypass the ORM.
 EXPERIENCES: Table = ExperienceRow.__table__  # type: ignore[assignment]
 STATE: Table = StateRow.__table__  # type: ignore[assignment]
 TOMBSTONES: Table = TombstoneRow.__table__  # type: ignore[assignment]
+TRAINING_INPUTS: Table = TrainingInputRow.__table__  # type: ignore[assignment]
 # Columns copied between databases (all but the local id).
 PORTABLE_COLUMNS = tuple(c.name for c in EXPERIENCES.columns if c.name != 'id')
 # Columns needed to rebuild the vector index (no previews or codes).
@@ -148,6 +179,8 @@ class ExperienceRecord:
         created_at: wall time of storage.
         row_id: local database id (0 before commit).
         score: similarity when returned by a query, else 0.
+        codes_initial: (grid_h, grid_w) code grid before refinement, set by the policy on a
+            stored experience and kept with its training input (not in the experiences table).
     """
 
     uuid: str
@@ -181,6 +214,7 @@ class ExperienceRecord:
     created_at: float = 0.0
     row_id: int = 0
     score: float = 0.0
+    codes_initial: np.ndarray | None = None
 
     def with_ids(self, row_id: int, score: float = 0.0) -> ExperienceRecord:
         """Copy with the local row id (and a query score) filled in."""

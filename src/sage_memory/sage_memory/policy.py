@@ -255,7 +255,10 @@ class MemoryCore:
             threshold=sal.threshold, metabolic_state=self.metabolic_state, fidelity=fidelity,
             codes=codes, codebook_size=codebook, embedding=embedding,
             preview_format=preview_format, preview=preview, text=text, pose=self.pose,
-            tags=self.cfg.tags, extra=extra, context_of=context_of, created_at=self._clock())
+            tags=self.cfg.tags, extra=extra, context_of=context_of, created_at=self._clock(),
+            # What the encoder saw before refinement, for the experience's training input.
+            codes_initial=latent.scored_codes if latent is not None and kind == 'experience'
+            else None)
 
     # ------------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:

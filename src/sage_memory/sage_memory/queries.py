@@ -20,6 +20,7 @@ from sage_memory.errors import MemoryStoreError
 from sage_memory.models import EXPERIENCES, RECALL_KINDS, STATE, ExperienceRecord, row_to_record
 from sage_memory.sqlite_file import access_problem, quarantined_files, read_only_engine
 from sage_memory.statements import SQL_CHUNK, INTERNAL_PREFIX
+from sage_memory.training_inputs import input_totals
 
 
 class StoreQueries:
@@ -155,6 +156,7 @@ def summarize(url: str) -> dict[str, Any]:
             span = conn.execute(select(func.min(e.stamp), func.max(e.stamp))).one()
             keys = [k for k in conn.execute(select(STATE.c.key)).scalars()
                     if not k.startswith(INTERNAL_PREFIX)]
+            training = input_totals(conn)
     except sa_exc.SQLAlchemyError as err:
         raise MemoryStoreError(f'cannot read {redact(resolved)}: {short_error(err)}') from err
     finally:
@@ -168,6 +170,7 @@ def summarize(url: str) -> dict[str, Any]:
         'oldest_stamp': float(span[0]) if span[0] is not None else None,
         'newest_stamp': float(span[1]) if span[1] is not None else None,
         'state_keys': sorted(keys),
+        'training_inputs': training,
         'read_only': denied or '',
         'quarantined': [str(p) for p in quarantined_files(path)] if path is not None else [],
     }

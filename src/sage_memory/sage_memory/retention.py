@@ -3,16 +3,18 @@
 Value of a row = salience + recency_weight * (stamp - now) / recency_scale_s, so an old row
 needs a higher salience to stay. Only unconsolidated rows are candidates: consolidated patterns
 are never evicted. Evicted uuids are written to `tombstones` in the same transaction, so an
-import or sync does not bring them back here. Eviction goes down to `low_water * max_rows`
-so it does not run on every insert.
+import or sync does not bring them back here, and their training inputs are deleted with them.
+Eviction goes down to `low_water * max_rows` so it does not run on every insert.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, delete, func, insert, literal, select
 
 from sage_memory.models import EXPERIENCES, TOMBSTONES
+from sage_memory.statements import delete_training_inputs
 
 # Rows deleted per transaction: short write locks, moderate IN lists.
 _CHUNK = 200
@@ -57,11 +59,14 @@ def count_unconsolidated(conn: Connection) -> int:
     return int(conn.execute(q).scalar_one())
 
 
-def evict(engine: Engine, cfg: RetentionConfig, now: float) -> list[tuple[int, str]]:
+def evict(engine: Engine, cfg: RetentionConfig, now: float,
+          on_freed: Callable[[int, int], None] | None = None) -> list[tuple[int, str]]:
     """Evict the least valuable unconsolidated rows above the cap.
 
     Victims are chosen by a read (no write lock), then deleted in small transactions so the
-    writer thread never waits long for the database lock.
+    writer thread never waits long for the database lock. The training inputs of the rows
+    deleted go in the same transaction; on_freed(rows, bytes) is told after each commit that
+    deleted some (the store keeps a running total of their bytes).
 
     Returns:
         (id, uuid) of every evicted row.
@@ -79,11 +84,14 @@ def evict(engine: Engine, cfg: RetentionConfig, now: float) -> list[tuple[int, s
         chunk = victims[i:i + _CHUNK]
         with engine.begin() as conn:
             # consolidated is checked again: sleep may have changed a row since the read.
-            conn.execute(delete(EXPERIENCES).where(e.id.in_([v[0] for v in chunk]),
-                                                   e.consolidated.is_(False)))
+            gone = conn.execute(delete(EXPERIENCES).where(
+                e.id.in_([v[0] for v in chunk]), e.consolidated.is_(False)).returning(e.uuid))
+            inputs, freed = delete_training_inputs(conn, list(gone.scalars()))
             existing = set(conn.execute(select(TOMBSTONES.c.uuid).where(
                 TOMBSTONES.c.uuid.in_([v[1] for v in chunk]))).scalars())
             rows = [{'uuid': u, 'evicted_at': now} for _, u in chunk if u not in existing]
             if rows:
                 conn.execute(insert(TOMBSTONES), rows)
+        if inputs and on_freed is not None:
+            on_freed(inputs, freed)
     return victims

@@ -10,11 +10,12 @@ from collections.abc import Mapping, Sequence
 import json
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite as sqlite_dialect
 
 from sage_memory.errors import MemoryStoreError
-from sage_memory.models import EXPERIENCES, STATE, ExperienceRecord, record_to_row
+from sage_memory.models import (EXPERIENCES, STATE, TRAINING_INPUTS, ExperienceRecord,
+                                record_to_row)
 
 # Keys starting with this prefix are the store's own (not exported, not synced).
 INTERNAL_PREFIX = '_'
@@ -55,6 +56,23 @@ def insert_records(conn: Connection, engine: Engine,
         for row in conn.execute(q):
             ids[row.uuid] = int(row.id)
     return ids
+
+
+def delete_training_inputs(conn: Connection, uuids: Sequence[str]) -> tuple[int, int]:
+    """Delete the training inputs of these uuids; returns (rows, bytes) really deleted.
+
+    RETURNING counts only what this statement removed, so a row deleted at the same time by
+    retention and by the budget is subtracted from the running total once.
+    """
+    rows = freed = 0
+    t = TRAINING_INPUTS.c
+    for i in range(0, len(uuids), SQL_CHUNK):
+        stmt = (delete(TRAINING_INPUTS).where(t.uuid.in_(list(uuids[i:i + SQL_CHUNK])))
+                .returning(t.nbytes))
+        for nbytes in conn.execute(stmt).scalars():
+            rows += 1
+            freed += int(nbytes)
+    return rows, freed
 
 
 def dump_state(key: str, value: Mapping[str, Any]) -> str:

@@ -2,8 +2,9 @@
 
 `MemoryStore` puts the parts together: the database and its migrations (sage_memory.database),
 the writer thread that commits in batches and acknowledges rows only after their commit
-(sage_memory.writer), the reads (sage_memory.queries), and SQLite file faults
-(sage_memory.sqlite_file).
+(sage_memory.writer), the reads (sage_memory.queries), SQLite file faults
+(sage_memory.sqlite_file), and the training inputs kept for sleep under their own disk budget
+(sage_memory.training_inputs).
 
 SQLite runs in WAL mode with `synchronous=FULL` by default (a commit survives a power cut, not
 only a process kill). Opening a SQLite file tells its faults apart: a file locked by another
@@ -39,6 +40,7 @@ from sage_memory.retention import RetentionConfig, evict
 from sage_memory.sqlite_file import (Fault, access_problem, classify, examine, quarantine,
                                      quarantined_files, read_only_engine)
 from sage_memory.statements import INTERNAL_PREFIX, dump_state, insert_records, upsert_state
+from sage_memory.training_inputs import TrainingInput, TrainingInputs
 from sage_memory.writer import BatchWriter, CommitListener
 
 # Names other modules import from here (kept where they were before the store was split).
@@ -91,6 +93,10 @@ class StoreConfig:
             checked before use; a larger one in the background (flagged for the next start).
         read_only: open a SQLite file for reading only, even where it could be written
             (tools that only read, such as `sage memory query`).
+        training_budget_mb: disk budget of the training inputs (encoder inputs kept for
+            sleep); the least valuable go first beyond it (0 = keep none).
+        training_max_pending_mb: most training input bytes held in memory while the database
+            cannot be written (the oldest are dropped beyond it).
     """
 
     database_url: str = ''
@@ -107,6 +113,8 @@ class StoreConfig:
     wal_max_mb: float = 64.0
     sync_check_max_mb: float = 64.0
     read_only: bool = False
+    training_budget_mb: float = 256.0
+    training_max_pending_mb: float = 64.0
 
 
 @dataclass(frozen=True)
@@ -157,12 +165,15 @@ class MemoryStore(StoreQueries):
         self.engine = self._open()
         try:
             self.store_id = self._store_id()
+            self.training = self._open_training()
         except MemoryStoreError:
             self.engine.dispose()
             raise
         self.writer = BatchWriter(self.engine, self.url, cfg.batch_max, cfg.max_pending,
                                   cfg.backoff_initial_s, cfg.backoff_max_s,
-                                  (self._clock, self.device_id))
+                                  (self._clock, self.device_id),
+                                  int(cfg.training_max_pending_mb * 2**20))
+        self.writer.on_inputs(self.training.committed)
         # The writer's timings (benchmarks and diagnostics read and clear them here).
         self.commit_ms = self.writer.commit_ms
         self.commit_cpu_ms = self.writer.commit_cpu_ms
@@ -272,6 +283,16 @@ class MemoryStore(StoreQueries):
         doc = self.load_state(_STORE_KEY) or {}
         return str(doc.get('store_id', sid))
 
+    def _open_training(self) -> TrainingInputs:
+        try:
+            training = TrainingInputs(self.engine, self.cfg.training_budget_mb,
+                                      self.cfg.retention, self._clock)
+        except (sa_exc.SQLAlchemyError, sqlite3.Error) as err:
+            raise MemoryStoreError(f'cannot read the training inputs: {short_error(err)}') from err
+        if not self.read_only:
+            training.keep_budget()  # the budget may have been lowered since the last run
+        return training
+
     @property
     def dialect(self) -> str:
         """'sqlite' or 'postgresql'."""
@@ -366,6 +387,33 @@ class MemoryStore(StoreQueries):
         if not self._refuse(len(records)):
             self.writer.submit_many(records)
 
+    def submit_training_input(self, item: TrainingInput) -> None:
+        """Queue the encoder input of a stored experience for the next commit (never blocks).
+
+        Kept once per uuid; dropped (counted in training_stats) when its experience is not
+        stored, when the budget is 0, or when the store is read-only (status().refused).
+
+        Raises:
+            ValueError: a malformed input (unknown modality or format, no data, bad uuid).
+        """
+        if self._refuse(1):
+            return
+        row = self.training.admit(item)
+        if row is not None:
+            self.writer.submit_inputs([row])
+
+    def training_stats(self) -> dict[str, Any]:
+        """Training inputs: count and bytes per modality and in all, budget, counters.
+
+        See TrainingInputs.stats for the keys (dropped and evicted are counted since open).
+        """
+        return self.training.stats()
+
+    def training_inputs(self, modality: str | None = None, since: float = 0.0,
+                        limit: int | None = None) -> list[TrainingInput]:
+        """Stored training inputs with stamp >= since, oldest first (what sleep reads)."""
+        return self.training.select(modality, since, limit)
+
     def submit_state(self, key: str, value: Mapping[str, Any]) -> None:
         """Queue a state checkpoint (the latest value per key wins).
 
@@ -431,7 +479,8 @@ class MemoryStore(StoreQueries):
         """
         try:
             with self._retain_lock:
-                victims = evict(self.engine, self.cfg.retention, self._clock())
+                victims = evict(self.engine, self.cfg.retention, self._clock(),
+                                self.training.evicted)
         except (sa_exc.SQLAlchemyError, sqlite3.Error) as err:
             log.warning('retention skipped: %s', short_error(err))
             return []

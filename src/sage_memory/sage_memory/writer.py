@@ -5,12 +5,13 @@ thread drains the queue, inserts whatever has accumulated in one transaction (gr
 only then acknowledges the rows (commit listeners get them with their local ids). When the
 database cannot be written (disk full, PostgreSQL gone) the rows stay queued in memory, `alarm`
 says why, and the writer retries with exponential backoff until the write succeeds; nothing that
-was acknowledged is ever lost, and nothing is acknowledged before its commit.
+was acknowledged is ever lost, and nothing is acknowledged before its commit. Training inputs
+(sage_memory.training_inputs) ride in the same batches; input listeners hear what became of them.
 """
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 import concurrent.futures as cf
 from dataclasses import dataclass
 import logging
@@ -27,11 +28,13 @@ from sage_memory.database import redact, short_error
 from sage_memory.dbapi_writer import BAD_RECORD, RawWriter
 from sage_memory.errors import MemoryStoreError
 from sage_memory.models import ExperienceRecord
+from sage_memory.training_inputs import TrainingOutcome
 
 log = logging.getLogger(__name__)
 
 T = TypeVar('T')
 CommitListener = Callable[[list[ExperienceRecord]], None]
+InputListener = Callable[[TrainingOutcome], None]
 
 
 @dataclass
@@ -47,6 +50,11 @@ class _StateItem:
     t_submit: float
 
 
+@dataclass
+class _InputItem:
+    row: Mapping[str, Any]
+
+
 class BatchWriter:
     """One thread that commits queued rows and state documents in batches.
 
@@ -58,11 +66,13 @@ class BatchWriter:
         backoff_initial_s: first retry delay after a failed write.
         backoff_max_s: longest retry delay.
         stamp: (clock, device_id) written on every state document.
+        inputs_max_pending_bytes: most training input bytes held in memory while the database
+            cannot be written (they are large: the oldest are dropped first).
     """
 
     def __init__(self, engine: Engine, url: str, batch_max: int, max_pending: int,
                  backoff_initial_s: float, backoff_max_s: float,
-                 stamp: tuple[Callable[[], float], str]) -> None:
+                 stamp: tuple[Callable[[], float], str], inputs_max_pending_bytes: int) -> None:
         self.engine = engine
         self.url = url
         self.batch_max = batch_max
@@ -74,7 +84,11 @@ class BatchWriter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pending: deque[tuple[float, ExperienceRecord]] = deque()
         self._pending_states: dict[str, _StateItem] = {}
+        self._pending_inputs: deque[_InputItem] = deque()
+        self._inputs_bytes = 0
+        self.inputs_max_pending_bytes = inputs_max_pending_bytes
         self._commit_listeners: list[CommitListener] = []
+        self._input_listeners: list[InputListener] = []
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
@@ -103,6 +117,13 @@ class BatchWriter:
         """Call listener(records) in the writer thread after each commit (rows have ids)."""
         self._commit_listeners.append(listener)
 
+    def on_inputs(self, listener: InputListener) -> None:
+        """Call listener(outcome) in the writer thread after a commit with training inputs.
+
+        Also when inputs are dropped from the queue while the database cannot be written.
+        """
+        self._input_listeners.append(listener)
+
     def start(self) -> None:
         """Start the thread (idempotent)."""
         if self._thread is None:
@@ -122,9 +143,9 @@ class BatchWriter:
         self._raw.close()
 
     def unsaved(self) -> int:
-        """Rows and state documents still held in memory (not committed)."""
+        """Rows, state documents and training inputs still held in memory (not committed)."""
         with self._lock:
-            return len(self._pending) + len(self._pending_states)
+            return len(self._pending) + len(self._pending_states) + len(self._pending_inputs)
 
     def snapshot(self) -> tuple[int, int, str, dict[str, int]]:
         """(queued, pending, alarm, counts) for the store's status."""
@@ -139,6 +160,13 @@ class BatchWriter:
             self._in_flight += len(records)
         for r in records:
             self._queue.put((now, r))
+
+    def submit_inputs(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Queue training inputs (column values) for the next commit (never blocks)."""
+        with self._lock:
+            self._in_flight += len(rows)
+        for row in rows:
+            self._queue.put(_InputItem(row))
 
     def submit_state(self, key: str, doc: str) -> None:
         """Queue a state document (JSON; the latest value per key wins)."""
@@ -197,6 +225,9 @@ class BatchWriter:
             self._pending_states[item.key] = item
             if old is not None:
                 self._done(1)
+        elif isinstance(item, _InputItem):
+            self._pending_inputs.append(item)
+            self._inputs_bytes += int(item.row['nbytes'])
         elif item is not None:
             self._pending.append(item)
         return jobs
@@ -209,7 +240,7 @@ class BatchWriter:
             return jobs
         jobs += self._take(item)
         # Group commit: take what accumulated while the last commit ran.
-        while len(self._pending) < self.batch_max:
+        while len(self._pending) < self.batch_max and len(self._pending_inputs) < self.batch_max:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
@@ -234,9 +265,9 @@ class BatchWriter:
                 if self._stop.is_set():
                     break
                 continue
-            if self._pending or self._pending_states or failing:
-                ok = (self._write_pending() if self._pending or self._pending_states
-                      else self._probe())
+            queued = bool(self._pending or self._pending_states or self._pending_inputs)
+            if queued or failing:
+                ok = self._write_pending() if queued else self._probe()
                 if ok:
                     backoff = self.backoff_initial_s
                 else:
@@ -245,7 +276,7 @@ class BatchWriter:
             for job in jobs:
                 self._run_job(job)
             if (self._stop.is_set() and self._queue.empty() and not self._pending
-                    and not self._pending_states):
+                    and not self._pending_states and not self._pending_inputs):
                 break
             if self._stop.is_set() and self._alarm:
                 break
@@ -273,6 +304,20 @@ class BatchWriter:
                                f'unsaved rows (max_pending {self.max_pending})')
             log.error('memory store dropped %d unsaved rows', over)
             self._done(over)
+        # Only while failing: a healthy burst of inputs is written, not dropped.
+        dropped = 0
+        while (self._alarm and self._inputs_bytes > self.inputs_max_pending_bytes
+               and self._pending_inputs):
+            self._inputs_bytes -= int(self._pending_inputs.popleft().row['nbytes'])
+            dropped += 1
+        if dropped:
+            log.error('memory store dropped %d unsaved training inputs', dropped)
+            self._tell_inputs(TrainingOutcome(overflow=dropped))
+            self._done(dropped)
+
+    def _tell_inputs(self, outcome: TrainingOutcome) -> None:
+        for listener in self._input_listeners:
+            listener(outcome)
 
     def _write_pending(self) -> bool:
         if self._reconnect.is_set():
@@ -280,12 +325,14 @@ class BatchWriter:
             self._raw.close()
         batch = list(self._pending)[:self.batch_max]
         states = list(self._pending_states.values())
+        inputs = list(self._pending_inputs)[:self.batch_max]
         records = [r for _, r in batch]
         t0 = time.perf_counter()
         c0 = time.thread_time()
         try:
-            ids = self._raw.write(records, [(st.key, st.value, self._clock(), self._device_id)
-                                            for st in states])
+            ids, outcome = self._raw.write(
+                records, [(st.key, st.value, self._clock(), self._device_id) for st in states],
+                [it.row for it in inputs])
         except Exception as err:  # noqa: BLE001 - classified just below, others re-raised
             if not self._raw.is_db_error(err) and not isinstance(err, BAD_RECORD):
                 raise
@@ -294,10 +341,12 @@ class BatchWriter:
                                 f'{short_error(err)} ({len(self._pending)} rows queued)')
                 return False
             self._isolate_bad_rows(batch, err)
+            self._isolate_bad_inputs(inputs)
             return True
         t1 = time.perf_counter()
         for _ in batch:
             self._pending.popleft()
+        self._pop_inputs(len(inputs))
         for st in states:
             if self._pending_states.get(st.key) is st:
                 del self._pending_states[st.key]
@@ -312,8 +361,38 @@ class BatchWriter:
         if acked:
             for listener in self._commit_listeners:
                 listener(acked)
-        self._done(len(batch) + len(states))
+        if inputs:
+            self._tell_inputs(outcome)
+        self._done(len(batch) + len(states) + len(inputs))
         return True
+
+    def _pop_inputs(self, n: int) -> None:
+        for _ in range(n):
+            self._inputs_bytes -= int(self._pending_inputs.popleft().row['nbytes'])
+
+    def _isolate_bad_inputs(self, inputs: list[_InputItem]) -> None:
+        # As rows: one bad input must not block the queue (after the rows, which it may need).
+        outcome = TrainingOutcome()
+        done = 0
+        for item in inputs:
+            try:
+                _, one = self._raw.write([], [], [item.row])
+            except Exception as err:  # noqa: BLE001 - classified just below
+                if not self._raw.is_db_error(err) and not isinstance(err, BAD_RECORD):
+                    raise
+                if self._raw.is_transient(err):
+                    break  # the rest stays queued for the next attempt
+                log.error('rejected training input %s: %s', item.row['uuid'], short_error(err))
+                outcome.rejected += 1
+            else:
+                outcome.stored += one.stored
+                outcome.duplicates += one.duplicates
+                outcome.orphans += one.orphans
+            done += 1
+        self._pop_inputs(done)
+        if done:
+            self._tell_inputs(outcome)
+            self._done(done)
 
     def _isolate_bad_rows(self, batch: list[tuple[float, ExperienceRecord]],
                           err: BaseException) -> None:
@@ -325,7 +404,7 @@ class BatchWriter:
             self._pending.popleft()
         for ts, rec in batch:
             try:
-                ids = self._raw.write([rec], [])
+                ids, _ = self._raw.write([rec], [])
                 good.append(rec.with_ids(ids[rec.uuid]))
                 self.ack_ms.append((time.perf_counter() - ts) * 1e3)
             except Exception as row_err:  # noqa: BLE001 - classified just below
