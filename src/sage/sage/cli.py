@@ -334,6 +334,21 @@ def memory_summary(url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
     typer.echo(json.dumps(summarize(url), indent=2, default=str))
 
 
+@memory_app.command('sleep')
+def memory_sleep(
+    max_duration: float = typer.Option(600.0, '--max-duration', min=1.0, max=3600.0,
+                                       help='longest sleep in seconds'),
+    profile: str = typer.Option('nano', '--profile', help=WATCH_PROFILE_HELP),
+    domain_id: Optional[int] = domain_option(),
+) -> None:
+    """Ask the running graph's memory node to sleep now: consolidate, then retrain."""
+    from sage.environment import as_env, joined_graph
+    from sage.memory_sleep import run_memory_sleep
+    with joined_graph(as_env(graph_settings(profile, domain_id))):
+        code = run_memory_sleep(max_duration)
+    raise typer.Exit(code)
+
+
 @memory_app.command('query')
 def memory_query(text: str = typer.Argument(..., help='what to recall'),
                  k: int = typer.Option(10, '--k', help='number of results (1..1000)'),
@@ -371,6 +386,38 @@ def memory_sync(remote: str = typer.Argument(..., help="shared PostgreSQL URL, o
         return
     from sage_memory.transfer import sync
     typer.echo(json.dumps(sync(url, remote), default=str))
+
+
+@memory_app.command('models')
+def memory_models(
+    modality: Optional[str] = typer.Option(None, '--modality', help='vision or audio '
+                                           '(default: both)'),
+    rollback: Optional[str] = typer.Option(None, '--rollback', help="make an older version "
+                                           "(v0001, ...) or 'packaged' live again "
+                                           '(needs --modality)'),
+    data_dir: str = typer.Option('~/.local/share/sage', '--data-dir', help="the memory "
+                                 "node's data_dir (versions are in <data_dir>/models)"),
+) -> None:
+    """Encoder model versions written by sleep retraining: list them, or roll one back.
+
+    A running encoder follows the change on /sage/models/live once the memory node publishes
+    it again (at its next sleep or restart).
+    """
+    from sage_encoders.model_versions import ModelVersions, VersionError, format_rows
+    root = Path(data_dir).expanduser() / 'models'
+    mods = [modality] if modality else ['vision', 'audio']
+    try:
+        if rollback is not None:
+            if not modality:
+                fail('--rollback needs --modality vision|audio')
+            doc = ModelVersions(root, modality).rollback(rollback)
+            typer.echo(f"{modality}: {doc['version']} is live (was {doc['previous']})")
+            return
+        for m in mods:
+            v = ModelVersions(root, m)
+            typer.echo(format_rows(m, v.rows()))
+    except VersionError as err:
+        fail(str(err))
 
 
 service_app = typer.Typer(no_args_is_help=True,

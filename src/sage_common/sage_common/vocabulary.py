@@ -61,6 +61,7 @@ class Topic:
     MEMORY_SLEEP = '/sage/memory/sleep'
     MEMORY_CHECKPOINT = '/sage/memory/checkpoint'
     MEMORY_STATE = '/sage/memory/state'
+    MODELS_LIVE = '/sage/models/live'
     VISION_LATENT = '/sage/vision/latent'
     AUDIO_LATENT = '/sage/audio/latent'
     LANGUAGE_LATENT = '/sage/language/latent'

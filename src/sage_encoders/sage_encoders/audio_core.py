@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 import math
+import threading
 import time
 from typing import Any
 
@@ -19,7 +20,8 @@ from sage_common.records import LatentRecord
 from sage_encoders.errors import EncoderError, InputError
 from sage_encoders.input_ring import InputRing, s16le_zlib_input
 from sage_encoders.preprocess import MelConfig, log_mel_db, normalise_mel, pcm_to_float
-from sage_encoders.puzzle import IrpConfig, PuzzleModel, RuntimeConfig, encode_puzzle
+from sage_encoders.puzzle import (IrpConfig, PuzzleModel, RuntimeConfig, SwappableModel,
+                                  encode_puzzle)
 from sage_encoders.runtime import Log
 
 # Mel bands of the newest hop are pooled into this many spectral-shape features (band_00..):
@@ -168,8 +170,11 @@ def grid_offset(stamp: float, hop_samples: int, sample_rate: int) -> int:
     return int(round(((-stamp) % hop_s) * sample_rate)) % hop_samples
 
 
-class AudioEncoderCore:
+class AudioEncoderCore(SwappableModel):
     """Windows PCM and encodes each window with the audio puzzle VQ-VAE.
+
+    Another model version can replace the running one between two windows (`use_model`,
+    from SwappableModel); buffered samples stay.
 
     Attributes:
         gaps: how many times a stamp discontinuity restarted the buffer.
@@ -183,6 +188,7 @@ class AudioEncoderCore:
         self.irp = cfg.irp
         self.mel = MelConfig(sample_rate=cfg.sample_rate, window_samples=cfg.window_samples)
         self.model = PuzzleModel(cfg.runtime, log)
+        self.model_lock = threading.Lock()  # held per window and for a model swap
         self._fifo = SampleFifo(2 * cfg.window_samples)
         self._seq = 0
         self.gaps = 0
@@ -258,12 +264,17 @@ class AudioEncoderCore:
         return self._encode_window(pcm, stamp, atp)
 
     def _encode_window(self, pcm: np.ndarray, stamp: float, atp: float | None) -> LatentRecord:
-        self.model.load()  # encode_ms excludes a lazy load (reported as load_ms)
+        with self.model_lock:  # one model version for the whole window
+            return self._encode_with(self.model, pcm, stamp, atp)
+
+    def _encode_with(self, model: PuzzleModel, pcm: np.ndarray, stamp: float,
+                     atp: float | None) -> LatentRecord:
+        model.load()  # encode_ms excludes a lazy load (reported as load_ms)
         t0 = time.perf_counter()
         samples = pcm_to_float(pcm)
         db = log_mel_db(samples, self.mel)  # (n_mels, frames)
         x = normalise_mel(db, self.mel)[None, None]
-        res = encode_puzzle(self.model, x, atp, self.irp)
+        res = encode_puzzle(model, x, atp, self.irp)
         rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
         features = {'rms': rms,
                     'rms_db': max(RMS_DB_FLOOR, 20.0 * math.log10(max(rms, 1e-10))),
@@ -278,7 +289,7 @@ class AudioEncoderCore:
         return LatentRecord(
             stamp=float(stamp), modality='audio', input_seq=seq, codes=res.codes,
             codes_initial=res.codes_initial if irp.iterations else None,
-            codebook_size=self.model.codebook_size, embedding=res.embedding, features=features,
+            codebook_size=model.codebook_size, embedding=res.embedding, features=features,
             recon_error=irp.energy_final, iterations=irp.iterations,
             energy_initial=irp.energy_initial, energy_final=irp.energy_final,
             converged=irp.converged, halt_reason=irp.halt_reason, atp_spent=irp.atp_spent,
@@ -307,10 +318,17 @@ class AudioEncoderCore:
         """Drop buffered samples (e.g. after the stream restarts)."""
         self._fifo.clear()
 
+    def probe_input(self) -> np.ndarray:
+        """A window of digital silence as the network sees it (the model-swap probe)."""
+        silence = np.zeros(self.cfg.window_samples, np.float32)
+        return normalise_mel(log_mel_db(silence, self.mel), self.mel)[None, None]
+
     def load(self) -> None:
         """Load the model now (it also loads on first use)."""
-        self.model.load()
+        with self.model_lock:
+            self.model.load()
 
     def unload(self) -> None:
         """Free the model; the next window reloads it."""
-        self.model.unload()
+        with self.model_lock:
+            self.model.unload()

@@ -20,7 +20,7 @@ class AudioEncoderNode(EncoderNodeBase):
     """Buffers AudioFrames and encodes ~1 s log-mel windows."""
 
     def __init__(self, name: str = 'audio_encoder', **node_kwargs: Any) -> None:
-        super().__init__(name, PARAMS, validate, **node_kwargs)
+        super().__init__(name, PARAMS, validate, follow_models='audio', **node_kwargs)
         self.pub = self.create_publisher(Latent, Topic.AUDIO_LATENT, RELIABLE_QOS)
         self.create_subscription(AudioFrame, Topic.AUDIO_FRAMES, self._on_frame, SENSOR_QOS)
         self.serve_inputs('audio')

@@ -6,8 +6,8 @@ from typing import Any
 
 from sage_common.params import ParamSpec
 
-from sage_encoders.common_params import (irp_params, runtime_params, training_input_params,
-                                         validate_runtime)
+from sage_encoders.common_params import (irp_params, models_params, runtime_params,
+                                         training_input_params, validate_runtime)
 
 # The microphone's AudioFrame block (32 ms at 16 kHz): window hops are whole frames.
 FRAME_SAMPLES = 512
@@ -26,7 +26,7 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
     ParamSpec('preview.seconds', 0.5, 'length of the s16le preview clip (s)', 0.0, 1.0),
     ParamSpec('preview.rate', 8000, 'sample rate of the preview clip (16000 or 8000 Hz)',
               8000, 16000),
-) + training_input_params()
+) + training_input_params() + models_params()
 
 
 def validate(values: Mapping[str, Any]) -> list[str]:

@@ -66,6 +66,16 @@ def training_input_params() -> tuple[ParamSpec, ...]:
     )
 
 
+def models_params() -> tuple[ParamSpec, ...]:
+    """Following the model version memory promotes after sleep (vision and audio)."""
+    return (
+        ParamSpec('models.follow_live', True, 'load the model version the memory node names '
+                  "live on /sage/models/live for this modality ('packaged' = model_dir) and "
+                  'swap it in between two inputs, without a restart (false: ignore it and keep '
+                  'the model in use)'),
+    )
+
+
 def validate_runtime(values: Mapping[str, Any]) -> list[str]:
     """Cross-field rules of the runtime group."""
     errors = []

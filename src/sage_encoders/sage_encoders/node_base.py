@@ -1,10 +1,13 @@
-"""What the three encoder node shells share: parameters, diagnostics, metabolic gating, ATP.
+"""What the three encoder node shells share: parameters, diagnostics, metabolic gating, ATP,
+and (vision, audio) following the live model version.
 
 rclpy lives here and in the *_node modules only; the cores stay pure.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import threading
+import time
 from typing import Any
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -17,9 +20,11 @@ from sage_common.stamps import to_sec
 from sage_common.vocabulary import Topic
 from sage_interfaces.msg import AtpBudget, MetabolicState
 from sage_interfaces.srv import EncoderInput
+from std_msgs.msg import String
 
 from sage_encoders.budget import AtpAccount, should_suspend
 from sage_encoders.errors import EncoderError, InputError
+from sage_encoders.live_models import PACKAGED, LiveModel, live_model
 from sage_encoders.runtime import fallback_note
 
 # Budget: best effort subscription, so it matches the orchestrator whatever its reliability.
@@ -28,11 +33,19 @@ BUDGET_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT,
 
 
 class EncoderNodeBase(Node):
-    """Base of the encoder shells; subclasses build `self.core` in `make_core`."""
+    """Base of the encoder shells; subclasses build `self.core` in `make_core`.
+
+    With `follow_models` (a modality; vision and audio) the node follows the live model
+    version on Topic.MODELS_LIVE (parameter models.follow_live): a new version is loaded and
+    checked on a thread of its own (`core.prepare_model`) while inputs keep being encoded,
+    then swapped in between two inputs (`core.swap_model`); the outcome comes back to the
+    executor thread through a guard condition, which updates /diagnostics and the log.
+    """
 
     def __init__(self, name: str, params: tuple[ParamSpec, ...],
                  validator: Callable[[Mapping[str, Any]], list[str]],
-                 with_budget: bool = True, **node_kwargs: Any) -> None:
+                 with_budget: bool = True, follow_models: str = '',
+                 **node_kwargs: Any) -> None:
         super().__init__(name, **node_kwargs)
         self.health = Health()
         self.values = declare_params(self, params, validator, self._on_params)
@@ -50,6 +63,9 @@ class EncoderNodeBase(Node):
                                  LATCHED_QOS)
         self.diagnostics = DiagnosticsPublisher(self, self.health,
                                                 float(self.values['diagnostics_period']))
+        self.follow_models = follow_models
+        if follow_models:
+            self._init_follow()
         self.report_model()
 
     def make_core(self, values: Mapping[str, Any]) -> Any:
@@ -61,7 +77,13 @@ class EncoderNodeBase(Node):
         self.get_logger().warning(text)
 
     def _on_params(self, values: dict[str, Any]) -> None:
+        following = bool(self.values.get('models.follow_live'))
         self.values = values
+        if self.follow_models and values['models.follow_live'] and not following:
+            # Following again: catch up with the newest message (a failed version is retried).
+            self._requested = self._live
+            if self._live_msg is not None:
+                self._follow(self._live_msg)
         set_irp = getattr(self.core, 'set_irp', None)
         if callable(set_irp) and 'irp.eps' in values:
             from sage_encoders.puzzle import IrpConfig
@@ -169,3 +191,105 @@ class EncoderNodeBase(Node):
         self.health.values['last_halt_reason'] = rec.halt_reason
         self.health.values['atp_spent_tick'] = f'{self.account.spent_tick:.2f}'
         self.report_model()
+
+    # --- following the live model version (Topic.MODELS_LIVE) -----------------------------
+
+    def _init_follow(self) -> None:
+        self._start_dir = self.core.model.directory
+        self._live = LiveModel(PACKAGED, self._start_dir)  # in use
+        self._requested = self._live  # newest asked of the loader (a failed one is not retried)
+        self._live_msg: str | None = None
+        self._swap_lock = threading.Lock()  # guards _wanted, _loader and _done
+        self._wanted: LiveModel | None = None  # next version the loader thread takes
+        self._loader: threading.Thread | None = None
+        self._done: list[tuple[LiveModel, float, str]] = []  # (version, load ms, error)
+        self._swap_done = self.create_guard_condition(self._on_swap_done)
+        for name in ('model_swaps', 'model_swap_failures'):
+            self.health.count(name, 0)  # present from the start, like the other counters
+        v = self.health.values
+        v['model_version'] = PACKAGED
+        v['model_path'] = str(self._start_dir)
+        v['model_swap_ms'] = ''
+        v['model_error'] = ''
+        self.create_subscription(String, Topic.MODELS_LIVE, self._on_models_live, LATCHED_QOS)
+
+    def _on_models_live(self, msg: String) -> None:
+        self._live_msg = msg.data
+        if self.values['models.follow_live']:
+            self._follow(msg.data)
+
+    def _follow(self, data: str) -> None:
+        """Hand the version a MODELS_LIVE message names to the loader thread (if new)."""
+        try:
+            wanted = live_model(data, self.follow_models, self._start_dir)
+        except EncoderError as err:
+            self._swap_failed(None, str(err))
+            return
+        if wanted is None or wanted == self._requested:
+            return
+        self._requested = wanted
+        self.get_logger().info(f'loading {self.follow_models} model {wanted.version} from '
+                               f'{wanted.directory}')
+        with self._swap_lock:
+            self._wanted = wanted
+            if self._loader is None:  # else the running loader takes it next
+                self._loader = threading.Thread(target=self._load_versions, daemon=True,
+                                                name=f'{self.get_name()}_model_swap')
+                self._loader.start()
+
+    def _load_versions(self) -> None:
+        """Loader thread: load, check and swap in each wanted version, newest first."""
+        while True:
+            with self._swap_lock:
+                wanted, self._wanted = self._wanted, None
+                if wanted is None:
+                    self._loader = None
+                    return
+            t0 = time.perf_counter()
+            error = ''
+            try:
+                self.core.use_model(wanted.directory)
+            except EncoderError as err:
+                error = str(err)
+            except Exception as err:  # noqa: BLE001 - a loader must not die silently
+                error = f'unexpected {type(err).__name__}: {err}'
+            with self._swap_lock:
+                self._done.append((wanted, (time.perf_counter() - t0) * 1e3, error))
+            try:
+                self._swap_done.trigger()
+            except Exception:  # noqa: BLE001 - the node is being destroyed
+                pass
+
+    def _on_swap_done(self) -> None:
+        """Executor thread: report what the loader thread did."""
+        with self._swap_lock:
+            done, self._done = self._done, []
+        for wanted, ms, error in done:
+            if error:
+                self._swap_failed(wanted, error)
+                continue
+            self._live = wanted
+            v = self.health.values
+            v['model_version'] = wanted.version
+            v['model_path'] = str(wanted.directory)
+            v['model_swap_ms'] = f'{ms:.1f}'
+            v['model_error'] = ''
+            self.health.count('model_swaps')
+            self.get_logger().info(f'{self.follow_models} model {wanted.version} in use '
+                                   f'({wanted.directory}; loaded and checked in {ms:.0f} ms)')
+        self.report_model()
+
+    def _swap_failed(self, wanted: LiveModel | None, error: str) -> None:
+        what = (f'{self.follow_models} model {wanted.version} not swapped in'
+                if wanted is not None else 'live models message ignored')
+        text = f'{what}: {error}; still running {self._live.version}'
+        self.health.count('model_swap_failures')
+        self.health.problem(Level.ERROR, text)
+        self.health.values['model_error'] = text
+        self.get_logger().error(text)
+
+    def close(self) -> None:
+        """Wait for a model load in progress (called before the node is destroyed)."""
+        loader = getattr(self, '_loader', None)
+        if loader is not None:
+            loader.join(timeout=30.0)

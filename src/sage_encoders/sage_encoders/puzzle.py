@@ -7,6 +7,8 @@ encoder -> nearest codes -> IRP refinement -> embedding for one preprocessed inp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+import threading
 import time
 from typing import Any
 
@@ -81,14 +83,16 @@ class PuzzleModel:
         providers: execution providers of the loaded sessions.
     """
 
-    def __init__(self, cfg: RuntimeConfig, log: Log | None = None) -> None:
+    def __init__(self, cfg: RuntimeConfig, log: Log | None = None,
+                 directory: Path | None = None) -> None:
         if cfg.runtime not in BACKENDS:
             raise EncoderError(f"unknown runtime '{cfg.runtime}' (known: {', '.join(BACKENDS)})")
         if cfg.precision not in PRECISIONS:
             raise EncoderError(f"unknown precision '{cfg.precision}'")
         self.cfg = cfg
-        self._log: Log = log or (lambda _: None)
-        self._dir = model_dir(cfg.model_dir)
+        self.log: Log = log or (lambda _: None)
+        # directory: another version of the model (hot swap); None = cfg.model_dir
+        self._dir = Path(directory) if directory is not None else model_dir(cfg.model_dir)
         limit_blas_threads()  # here, not in load(): inspecting the libraries takes ~30 ms
         self.meta = read_meta(self._dir, cfg.modality)
         if self.meta.get('modality') != cfg.modality:
@@ -104,6 +108,11 @@ class PuzzleModel:
         self.unload_ms = 0.0
         self.loads = 0
         self.providers: list[str] = []
+
+    @property
+    def directory(self) -> Path:
+        """The folder this model's files are read from."""
+        return self._dir
 
     @property
     def loaded(self) -> bool:
@@ -127,7 +136,7 @@ class PuzzleModel:
         if codebook.shape != (self.codebook_size, self.code_dim):
             raise ModelError(f'{path}: shape {codebook.shape} != '
                              f'({self.codebook_size}, {self.code_dim})')
-        providers = (resolve_providers(self.cfg.providers, self._log)
+        providers = (resolve_providers(self.cfg.providers, self.log)
                      if self.cfg.runtime == 'onnx' else [])
         self._backend = BACKENDS[self.cfg.runtime](self._dir, self.cfg.modality,
                                                    self.cfg.precision, providers,
@@ -164,6 +173,104 @@ class PuzzleModel:
         self.load()
         assert self._backend is not None
         return self._backend.decode(z_q)
+
+
+class SwappableModel:
+    """Mixin of the puzzle cores: another version of the model replaces the one in use.
+
+    Sleep writes a fine-tuned model as a complete model folder; the node shell hands its path
+    here. `prepare_model` builds and checks the new version on the caller's thread (a
+    background one) without touching the model in use; `swap_model` puts it in use between
+    two inputs. Every input is encoded holding `model_lock` with the model read once under
+    it, so an input is encoded wholly by one version; a swap holds the lock for an
+    assignment only, so at most one input waits for it (a few microseconds), never for a
+    load. Everything else the core holds (ring of kept inputs, counters, state from the
+    previous input) stays across the swap.
+
+    A subclass sets `self.model` and `self.model_lock` and defines `probe_input`.
+    """
+
+    model: PuzzleModel
+    model_lock: threading.Lock
+
+    def probe_input(self) -> np.ndarray:
+        """A neutral network input of the running shape (grey frame, digital silence)."""
+        raise NotImplementedError
+
+    def grid_shape(self, model: PuzzleModel) -> tuple[int, int]:
+        """(h, w) code grid `model` makes from this core's input (its metadata's stride)."""
+        h, w = self.probe_input().shape[2:]
+        return h // model.stride, w // model.stride
+
+    def prepare_model(self, directory: Path | str) -> PuzzleModel:
+        """Load the model of another folder and check it can replace the running one.
+
+        Same runtime, precision and providers as the running model. Checked: the folder's
+        metadata is for this modality, the code grid on this core's input, codebook size
+        and code dimension equal the running model's (SNARC keeps statistics per grid cell
+        and code: another grid would break them), every file loads, and one encode of a
+        neutral input gives a grid of that shape and finite values. Thread safe; the model
+        in use is not touched.
+
+        Raises:
+            ModelError: the folder is missing, a file is missing or broken, or the model
+                does not fit (the message says which check failed).
+        """
+        path = Path(directory).expanduser()
+        if not path.is_dir():
+            raise ModelError(f'model directory not found: {path}')
+        current = self.model
+        candidate = PuzzleModel(current.cfg, current.log, directory=path)
+        want, got = self.grid_shape(current), self.grid_shape(candidate)
+        if got != want:
+            raise ModelError(f'{path}: code grid {got[0]}x{got[1]} differs from the running '
+                             f"model's {want[0]}x{want[1]} (SNARC's per-cell statistics "
+                             'need the same grid)')
+        if candidate.codebook_size != current.codebook_size:
+            raise ModelError(f'{path}: codebook size {candidate.codebook_size} differs from '
+                             f"the running model's {current.codebook_size}")
+        if candidate.code_dim != current.code_dim:
+            raise ModelError(f'{path}: code dimension {candidate.code_dim} differs from the '
+                             f"running model's {current.code_dim}")
+        candidate.load()
+        try:
+            res = encode_puzzle(candidate, self.probe_input(), 0.0, IrpConfig(max_iterations=0))
+        except ModelError:
+            raise
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise ModelError(f'{path}: probe encode failed: {err}') from err
+        if res.codes.shape != want:
+            raise ModelError(f'{path}: probe encode gave a {res.codes.shape} grid, expected '
+                             f'{want}')
+        if not (np.isfinite(res.embedding).all() and np.isfinite(res.irp.energy_final)):
+            raise ModelError(f'{path}: probe encode gave non-finite values')
+        return candidate
+
+    def swap_model(self, candidate: PuzzleModel) -> PuzzleModel:
+        """Put a prepared model in use between two inputs; return the one it replaced.
+
+        The replaced model is unloaded. When the running model is not loaded (suspended in
+        DREAM, or lazy and not used yet) the candidate is unloaded too: it loads on the next
+        input, as the old one would have. `loads` keeps counting across versions.
+        """
+        with self.model_lock:
+            old = self.model
+            if not old.loaded:
+                candidate.unload()
+            candidate.loads += old.loads
+            self.model = candidate
+        old.unload()  # outside the lock: freeing sessions delays no input
+        return old
+
+    def use_model(self, directory: Path | str) -> PuzzleModel:
+        """`prepare_model` then `swap_model`; returns the model now in use.
+
+        Raises:
+            ModelError: as prepare_model (the running model stays).
+        """
+        candidate = self.prepare_model(directory)
+        self.swap_model(candidate)
+        return candidate
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
+import threading
 import time
 from typing import Any
 
@@ -18,7 +19,8 @@ from sage_common.records import LatentRecord
 from sage_encoders.errors import EncoderError, InputError
 from sage_encoders.input_ring import InputRing, jpeg_input
 from sage_encoders.preprocess import resize_rgb, scale_rgb
-from sage_encoders.puzzle import IrpConfig, PuzzleModel, RuntimeConfig, encode_puzzle
+from sage_encoders.puzzle import (IrpConfig, PuzzleModel, RuntimeConfig, SwappableModel,
+                                  encode_puzzle)
 from sage_encoders.runtime import Log
 
 FEATURES = ('brightness', 'brightness_change', 'motion')
@@ -55,11 +57,12 @@ class VisionConfig:
                    training_jpeg_quality=int(values['training_input.jpeg_quality']))
 
 
-class VisionEncoderCore:
+class VisionEncoderCore(SwappableModel):
     """Encodes RGB frames with the vision puzzle VQ-VAE.
 
     Deterministic: the same frame sequence gives the same records (brightness_change and
-    motion compare each frame with the previous one).
+    motion compare each frame with the previous one). Another model version can replace
+    the running one between two frames (`use_model`, from SwappableModel).
     """
 
     def __init__(self, cfg: VisionConfig, log: Log | None = None) -> None:
@@ -68,6 +71,7 @@ class VisionEncoderCore:
         self.cfg = cfg
         self.irp = cfg.irp
         self.model = PuzzleModel(cfg.runtime, log)
+        self.model_lock = threading.Lock()  # held per frame and for a model swap
         self._prev_thumb: np.ndarray | None = None
         # The newest model-input frames, for the memory node (what sleep retrains on).
         self.inputs = InputRing(cfg.training_keep,
@@ -102,7 +106,12 @@ class VisionEncoderCore:
                 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
             raise InputError('frame must be a non-empty (H, W, 3) uint8 RGB array, got '
                              f'{getattr(rgb, "shape", None)} {getattr(rgb, "dtype", None)}')
-        self.model.load()  # encode_ms excludes a lazy load (reported as load_ms)
+        with self.model_lock:  # one model version for the whole frame
+            return self._encode(self.model, rgb, stamp, input_seq, atp)
+
+    def _encode(self, model: PuzzleModel, rgb: np.ndarray, stamp: float, input_seq: int,
+                atp: float | None) -> LatentRecord:
+        model.load()  # encode_ms excludes a lazy load (reported as load_ms)
         t0 = time.perf_counter()
         features = self._features(rgb)
         sized = resize_rgb(rgb, self.cfg.input_size)
@@ -110,7 +119,7 @@ class VisionEncoderCore:
         gain = self._gain(features['brightness'])
         if gain != 1.0:
             x = np.clip((x + 1.0) * gain - 1.0, -1.0, 1.0)
-        res = encode_puzzle(self.model, x, atp, self.irp)
+        res = encode_puzzle(model, x, atp, self.irp)
         preview = self._preview(rgb)
         if self.inputs.enabled:
             # A frame already at input size is the caller's buffer (a mailbox slot the
@@ -121,7 +130,7 @@ class VisionEncoderCore:
         return LatentRecord(
             stamp=float(stamp), modality='vision', input_seq=int(input_seq), codes=res.codes,
             codes_initial=res.codes_initial if irp.iterations else None,
-            codebook_size=self.model.codebook_size, embedding=res.embedding, features=features,
+            codebook_size=model.codebook_size, embedding=res.embedding, features=features,
             recon_error=irp.energy_final, iterations=irp.iterations,
             energy_initial=irp.energy_initial, energy_final=irp.energy_final,
             converged=irp.converged, halt_reason=irp.halt_reason, atp_spent=irp.atp_spent,
@@ -164,10 +173,17 @@ class VisionEncoderCore:
         self.inputs.encode = partial(jpeg_input,
                                      quality=int(values['training_input.jpeg_quality']))
 
+    def probe_input(self) -> np.ndarray:
+        """A mid-grey frame as the network sees it (the model-swap probe)."""
+        size = self.cfg.input_size
+        return scale_rgb(np.full((size, size, 3), 128, np.uint8))
+
     def load(self) -> None:
         """Load the model now (it also loads on first use)."""
-        self.model.load()
+        with self.model_lock:
+            self.model.load()
 
     def unload(self) -> None:
         """Free the model; the next encode reloads it."""
-        self.model.unload()
+        with self.model_lock:
+            self.model.unload()

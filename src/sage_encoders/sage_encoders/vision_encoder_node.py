@@ -31,7 +31,7 @@ class VisionEncoderNode(EncoderNodeBase):
     """Encodes camera frames into puzzle latents."""
 
     def __init__(self, name: str = 'vision_encoder', **node_kwargs: Any) -> None:
-        super().__init__(name, PARAMS, validate, **node_kwargs)
+        super().__init__(name, PARAMS, validate, follow_models='vision', **node_kwargs)
         self.pub = self.create_publisher(Latent, Topic.VISION_LATENT, RELIABLE_QOS)
         self.frames: MailboxFrames | None = None
         if self.values['mailbox.enabled']:

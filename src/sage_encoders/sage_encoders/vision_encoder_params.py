@@ -7,8 +7,8 @@ from typing import Any
 from sage_common import mailbox_params
 from sage_common.params import ParamSpec
 
-from sage_encoders.common_params import (irp_params, runtime_params, training_input_params,
-                                         validate_runtime)
+from sage_encoders.common_params import (irp_params, models_params, runtime_params,
+                                         training_input_params, validate_runtime)
 
 PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
     ParamSpec('input_size', 240, 'side (px) frames are resized to before encoding; the code '
@@ -28,7 +28,7 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
 ) + training_input_params() + (
     ParamSpec('training_input.jpeg_quality', 90, 'JPEG quality of a kept frame when memory '
               'asks for it (input_size x input_size RGB)', 10, 100),
-) + mailbox_params.READER_PARAMS
+) + models_params() + mailbox_params.READER_PARAMS
 
 
 def validate(values: Mapping[str, Any]) -> list[str]:

@@ -10,6 +10,7 @@ a long sleep never block this node's executor; database writes happen in the sto
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 import json
 import sys
 import threading
@@ -26,11 +27,13 @@ from sage_interfaces.srv import QueryMemory, Sleep
 from std_msgs.msg import String
 
 from sage_common.convert import latent_from_msg, salience_from_msg
+from sage_encoders.model_versions import PACKAGED, ModelVersions
 from sage_common.errors import SageError
 from sage_common.health import Health, Level
 from sage_common.ros import (CHECKPOINT_TOPIC, LATCHED_QOS, MEMORY_STATE_TOPIC, RELIABLE_QOS,
                              SENSOR_QOS, DiagnosticsPublisher,
                              declare_params, run)
+from sage_common.vocabulary import MetabolicState as MetabolicStateName
 from sage_common.vocabulary import Topic
 from sage_memory.config import device_and_session, memory_config, policy_config
 from sage_memory.errors import QueryError, StoreUnavailableError
@@ -41,9 +44,11 @@ from sage_memory.models import ExperienceRecord
 from sage_memory.outbox import Outbox, OutboxWorker
 from sage_memory.policy import MemoryCore
 from sage_memory.recall import text_embedder
+from sage_memory.retrain import Retrainer, RetrainOutcome, versions_dir, worker_command
 from sage_memory.ros_convert import experience_to_msg, parse_checkpoint, query_from_request
 
 OWN_STATE_KEY = 'memory'
+RETRAIN_STATE_KEY = 'retrain'  # the last retraining: inputs stored until when, its result
 _PROBLEM_ERROR_S = 60.0
 METABOLIC_STATE_KEY = 'metabolic'
 
@@ -100,6 +105,10 @@ class MemoryNode(Node):
                 self, [m for m in str(values['training_inputs.modalities']).split(',') if m],
                 float(values['training_inputs.timeout_s']), self.memory.submit_training_input,
                 self.health)
+        self._retrainer = Retrainer(self.get_logger().info)
+        self._versions_dir = versions_dir(str(values['data_dir']))
+        self.models_pub = self.create_publisher(String, Topic.MODELS_LIVE, LATCHED_QOS)
+        self._publish_live_models()
         self.create_timer(0.05, self._tick)
         if self._inputs is not None:
             self.create_timer(float(values['diagnostics_period_s']), self._report_training)
@@ -266,6 +275,19 @@ class MemoryNode(Node):
             training_inputs_evicted=str(st['evicted_by_budget']
                                         + st['evicted_with_experiences']))
 
+    def _publish_live_models(self) -> None:
+        # Latched: an encoder that starts later loads the promoted version at once.
+        doc = {}
+        for m in str(self.values['sleep.retrain.modalities']).split(','):
+            if m:
+                versions = ModelVersions(self._versions_dir, m)
+                name = versions.live_version()
+                path = '' if name == PACKAGED else str(versions.dir / name)
+                doc[m] = {'version': name, 'path': path}
+        self.models_pub.publish(String(data=json.dumps(doc, sort_keys=True)))
+        self.health.values['models_live'] = ', '.join(
+            f"{m} {v['version']}" for m, v in sorted(doc.items()))
+
     def _checkpoint(self) -> None:
         self.memory.submit_state(OWN_STATE_KEY, self.core.state())
         if METABOLIC_STATE_KEY in self.states:
@@ -293,6 +315,10 @@ class MemoryNode(Node):
             response.success = False
             response.message = f'max_duration_s must be in (0, 3600], got {budget}'
             return response
+        t0 = time.monotonic()
+        # A dream ends early (salience spike, CRISIS): sleep stops with it. A Sleep asked for
+        # by hand outside DREAM runs to its budget.
+        dreaming = self.core.metabolic_state == MetabolicStateName.DREAM.value
         try:
             rep = self.memory.sleep(budget)
         except SageError as err:
@@ -303,10 +329,41 @@ class MemoryNode(Node):
         response.message = (f'{rep.consolidated} patterns, {rep.absorbed} experiences '
                             f'consolidated in {rep.duration_s:.2f} s'
                             + ('' if rep.complete else ' (budget reached)'))
+        left = budget - (time.monotonic() - t0)
+        if self.values['sleep.retrain.enabled'] and not self.memory.read_only:
+            outcome = self._retrain(left, lambda: dreaming and self.core.metabolic_state
+                                    != MetabolicStateName.DREAM.value)
+            response.message += '; ' + outcome.summary()
         return response
+
+    def _retrain(self, left_s: float, preempted: Callable[[], bool]) -> RetrainOutcome:
+        """Fine-tune the encoders on the inputs stored since the last retraining."""
+        time_budget = min(float(self.values['sleep.retrain.time_budget_s']),
+                          left_s - float(self.values['sleep.retrain.export_reserve_s']))
+        if time_budget <= 0.0:
+            return RetrainOutcome(error='no time left in this sleep for retraining')
+        since = float((self.memory.load_state(RETRAIN_STATE_KEY) or {}).get('until', 0.0))
+        until = time.time()
+        cmd = worker_command(self.values, str(self.values['database_url']),
+                             str(self.values['data_dir']), self._versions_dir, time_budget,
+                             since, seed=int(until))
+        outcome = self._retrainer.run(cmd, preempted)
+        self.get_logger().info(f'sleep: {outcome.summary()}')
+        if outcome.error:
+            self.health.problem(Level.ERROR if outcome.ran else Level.WARN, outcome.summary())
+        if outcome.preempted:
+            self.health.latency('retrain_stop', outcome.stop_s * 1e3)
+        elif outcome.ran and not outcome.error:
+            # Next time, only what was stored after this run's start.
+            self.memory.save_state(RETRAIN_STATE_KEY, {'until': until,
+                                                       'result': outcome.result})
+        self.health.count('retrain_runs')
+        self._publish_live_models()
+        return outcome
 
     def close(self) -> None:
         """Final checkpoint, flush every queued row, save the index (called on shutdown)."""
+        self._retrainer.close()  # a sleep worker stops first: it discards its version
         self._srv_exec.shutdown(timeout_sec=2.0)
         self.srv_node.destroy_node()
         self._store(self.core.expire())

@@ -104,6 +104,30 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('sleep.min_cluster', 3, 'members needed to write a pattern', 2, 100_000),
     ParamSpec('sleep.max_examined', 5000, 'most experiences examined per sleep', 1,
               10_000_000),
+    # Retraining (sage_memory.sleep_worker, a process of its own: torch never enters the node).
+    ParamSpec('sleep.retrain.enabled', True, 'after consolidation, fine-tune the vision/audio '
+              'encoders on the training inputs stored since the last retraining, and promote '
+              'the new model version only when it is better (needs torch; see sleep_worker)'),
+    ParamSpec('sleep.retrain.time_budget_s', 300.0, 'wall seconds of one retraining for data, '
+              'scoring and training steps, shared between the modalities (within the sleep '
+              'budget)', 1.0, 7200.0),
+    ParamSpec('sleep.retrain.export_reserve_s', 30.0, 'seconds of the sleep budget kept for '
+              'the final scoring and ONNX export of each version (about 6 s vision, 3 s audio '
+              'on a 2-core x86)', 0.0, 3600.0),
+    ParamSpec('sleep.retrain.max_steps', 300, 'most fine-tuning steps per modality', 1,
+              100_000),
+    ParamSpec('sleep.retrain.min_inputs', 16, 'a modality with fewer new training inputs is '
+              'not retrained', 2, 1_000_000),
+    ParamSpec('sleep.retrain.holdout', 0.2, 'fraction of the new inputs held back to validate '
+              'the new model (at least one)', 0.01, 0.9),
+    ParamSpec('sleep.retrain.rehearsal', 0.5, 'fraction of each training batch drawn from the '
+              'shipped training data, so the encoder does not forget it', 0.0, 0.95),
+    ParamSpec('sleep.retrain.min_gain', 0.05, 'relative reconstruction gain on the held-back '
+              'inputs needed to promote a new version', 0.0, 1.0),
+    ParamSpec('sleep.retrain.max_forgetting', 0.05, 'largest relative reconstruction loss on '
+              'the shipped held-out set that still lets a new version be promoted', 0.0, 1.0),
+    ParamSpec('sleep.retrain.modalities', 'vision,audio',
+              'comma-separated encoders to retrain (vision, audio)'),
     ParamSpec('language_encoder', 'sage_encoders.language_core:LanguageEncoderCore',
               "module:Class with from_params(values).embed(texts) for text recall ('' = off)",
               read_only=True),
@@ -154,6 +178,11 @@ def validate(values: Mapping[str, Any]) -> list[str]:
            if m not in TRAINING_MODALITIES]
     if bad:
         problems.append(f"parameter 'training_inputs.modalities': unknown {', '.join(bad)} "
+                        f"(known: {', '.join(TRAINING_MODALITIES)})")
+    bad = [m for m in split_list(values.get('sleep.retrain.modalities', ''))
+           if m not in TRAINING_MODALITIES]
+    if bad:
+        problems.append(f"parameter 'sleep.retrain.modalities': unknown {', '.join(bad)} "
                         f"(known: {', '.join(TRAINING_MODALITIES)})")
     enc = str(values.get('language_encoder', ''))
     if enc and ':' not in enc:

@@ -1,0 +1,300 @@
+"""The retraining half of sleep, in a process of its own: `python -m sage_memory.sleep_worker`.
+
+Started by the memory node (sage_memory.retrain) so that torch is never loaded into the node.
+For each modality it reads the training inputs stored since `--since` from the database
+(read-only: the node keeps writing meanwhile), fine-tunes the live model on them
+(sage_encoders.finetune), writes a new model version (sage_encoders.model_versions) and makes
+it live when it passes the promotion rule, or keeps it marked rejected for inspection.
+
+Output: log lines on stderr, then ONE JSON line on stdout:
+
+  {"modalities": {"vision": {"decision": "promoted"|"rejected"|"skipped"|"failed"|"preempted",
+                             "version": "v0003" or "", "base": ..., "inputs": n, "steps": n,
+                             "seconds": s, "day_recon_before": x, "day_recon_after": y,
+                             "heldout_recon_before": ..., "heldout_recon_after": ...,
+                             "reason": "..."}, ...},
+   "preempted": false, "seconds": s}
+
+Exit 0 when it ran to its end (a skipped or failed modality included; see its reason), 2 on
+bad arguments or an unreadable database, 3 when stopped by SIGTERM/SIGINT. A stop lands within
+a second (between steps; data building and scoring are interrupted where they are), the
+unfinished version is discarded and live.json is left as it was. An export in progress is not
+interrupted (ONNX export and INT8 calibration, a few seconds): the stop is honoured right
+after it, the version still discarded. kill -9 at any point leaves the previous live model,
+since a version appears by one rename only when complete.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+PREEMPTED_EXIT = 3
+BAD_ARGS_EXIT = 2
+MODALITIES = ('vision', 'audio')
+# More decoded inputs than steps x batch can use only cost memory: a seeded sample is kept.
+DEFAULT_MAX_INPUTS = 2000
+
+log = logging.getLogger('sage_memory.sleep_worker')
+
+
+class Preempted(BaseException):
+    """SIGTERM or SIGINT arrived (a BaseException, like KeyboardInterrupt: no library's
+    `except Exception` swallows it)."""
+
+
+class Stopper:
+    """SIGTERM/SIGINT handling: a flag, and an immediate Preempted where that is safe.
+
+    While `interruptible` is true (reading, decoding, building data, scoring, training) the
+    handler raises Preempted at once, so even a long data build stops within the second. From
+    the export to the commit it only sets the flag, which the worker checks before the export,
+    after it (discarding the version) and after each modality.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.at = 0.0
+        self.interruptible = True
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if not self.requested:
+            self.requested = True
+            self.at = time.monotonic()
+        if self.interruptible:
+            self.interruptible = False
+            raise Preempted
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog='python -m sage_memory.sleep_worker',
+                                 description='Fine-tune the puzzle encoders on the inputs '
+                                 'stored since a stamp; write, promote or reject a version.')
+    ap.add_argument('--database-url', default='',
+                    help="the memory database ('' = SQLite file in --data-dir)")
+    ap.add_argument('--data-dir', default='~/.local/share/sage',
+                    help='the memory data folder (default SQLite file)')
+    ap.add_argument('--versions-dir', required=True, help='root of the model versions')
+    ap.add_argument('--modalities', default='vision,audio',
+                    help='comma-separated modalities to retrain (vision, audio)')
+    ap.add_argument('--time-budget-s', type=float, default=300.0,
+                    help='wall seconds of the whole run for data, scoring and training steps, '
+                    'shared out between the modalities (the final scoring and the export of '
+                    'each come on top: a few seconds)')
+    ap.add_argument('--max-steps', type=int, default=300, help='most steps per modality')
+    ap.add_argument('--since', type=float, default=0.0,
+                    help='use inputs with stamp >= since (float seconds)')
+    ap.add_argument('--min-inputs', type=int, default=16,
+                    help='a modality with fewer inputs is skipped')
+    ap.add_argument('--max-inputs', type=int, default=DEFAULT_MAX_INPUTS,
+                    help='decode at most this many inputs (a seeded random sample)')
+    ap.add_argument('--holdout', type=float, default=0.2,
+                    help='fraction of the inputs held back for validation (at least 1)')
+    ap.add_argument('--rehearsal', type=float, default=0.5,
+                    help='fraction of each batch from the shipped training data')
+    ap.add_argument('--min-gain', type=float, default=0.05,
+                    help='relative day reconstruction gain needed to promote')
+    ap.add_argument('--max-forgetting', type=float, default=0.05,
+                    help='largest relative held-out reconstruction loss allowed to promote')
+    ap.add_argument('--seed', type=int, default=0, help='seed of split, sampling and torch')
+    ap.add_argument('--threads', type=int, default=1, choices=(1, 2),
+                    help='torch threads (the robot keeps running meanwhile)')
+    args = ap.parse_args(argv)
+    mods = [m.strip() for m in args.modalities.split(',') if m.strip()]
+    bad = [m for m in mods if m not in MODALITIES]
+    if bad:
+        ap.error(f"unknown modalities {bad} (known: {', '.join(MODALITIES)})")
+    args.modalities = mods
+    for name in ('holdout', 'rehearsal'):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            ap.error(f'--{name} must be in [0, 1]')
+    if args.time_budget_s <= 0 or args.max_steps < 1 or args.min_inputs < 2:
+        ap.error('--time-budget-s must be > 0, --max-steps >= 1, --min-inputs >= 2')
+    return args
+
+
+def _finite(x: float) -> float | None:
+    return round(float(x), 7) if isinstance(x, float) and math.isfinite(x) else None
+
+
+def _result(**kw: Any) -> dict[str, Any]:
+    out = {'decision': 'skipped', 'version': '', 'base': '', 'inputs': 0, 'steps': 0,
+           'seconds': 0.0, 'day_recon_before': None, 'day_recon_after': None,
+           'heldout_recon_before': None, 'heldout_recon_after': None, 'reason': ''}
+    out.update(kw)
+    return out
+
+
+def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
+                     stop: Stopper, budget_s: float) -> dict[str, Any]:
+    """Fine-tune, write and decide one modality; its entry of the JSON line.
+
+    Raises:
+        Preempted: a stop request (the unfinished version is gone).
+    """
+    import numpy as np
+
+    from sage_encoders.model_versions import ModelVersions
+
+    t0 = time.monotonic()
+    versions = ModelVersions(args.versions_dir, modality)
+    base_name, base_dir = versions.live_version(), versions.live_path()
+    if base_dir == versions.packaged_dir:
+        base_name = 'packaged'
+    items = store.training_inputs(modality, since=args.since)
+    total = len(items)
+    if total < args.min_inputs:
+        return _result(base=base_name, inputs=total, seconds=round(time.monotonic() - t0, 3),
+                       reason=f'{total} inputs since {args.since:.3f}, fewer than min_inputs '
+                       f'{args.min_inputs}')
+    # torch only now: a run with nothing to retrain stays light.
+    from sage_encoders import finetune as ft
+    from sage_encoders.errors import ModelError
+    from sage_encoders.export import export_puzzle
+
+    until = max(i.stamp for i in items)
+    if total > args.max_inputs:
+        keep = np.sort(np.random.default_rng(args.seed).choice(total, args.max_inputs,
+                                                                replace=False))
+        items = [items[i] for i in keep]
+    if budget_s <= 0:
+        return _result(base=base_name, inputs=total, reason='no time left in the budget')
+    cfg = ft.FinetuneConfig(time_budget_s=budget_s, max_steps=args.max_steps,
+                            holdout=args.holdout, rehearsal=args.rehearsal,
+                            min_gain=args.min_gain, max_forgetting=args.max_forgetting,
+                            seed=args.seed, threads=args.threads)
+    try:
+        res = ft.finetune(modality, base_dir, items, cfg, stop)
+    except ft.Preempted as err:
+        raise Preempted from err
+    except (ValueError, ModelError) as err:
+        return _result(decision='failed', base=base_name, inputs=total,
+                       seconds=round(time.monotonic() - t0, 3), reason=str(err))
+    del items
+    entry = _result(decision=res.decision, base=base_name, inputs=total, steps=res.steps,
+                    day_recon_before=_finite(res.day_before),
+                    day_recon_after=_finite(res.day_after),
+                    heldout_recon_before=_finite(res.heldout_before),
+                    heldout_recon_after=_finite(res.heldout_after), reason=res.reason,
+                    timings={k: round(v, 3) for k, v in res.timings.items()
+                             if math.isfinite(v)})
+    if res.model is None:
+        entry['seconds'] = round(time.monotonic() - t0, 3)
+        return entry
+    stop.interruptible = False  # from here a stop is checked, not raised, until the commit
+    with versions.build() as b:
+        if stop.requested:
+            raise Preempted
+        ft.write_model(res, cfg, b.path, base_dir, base_name)
+        t = time.monotonic()
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON line only
+            quality = export_puzzle(modality, b.path)
+        entry['timings']['export_s'] = round(time.monotonic() - t, 3)
+        if stop.requested:  # arrived during the export: discard it, live.json untouched
+            raise Preempted
+        b.info = {'base': base_name, 'base_path': str(base_dir),
+                  'data': {'count': total, 'used': len(res.train_uuids) + len(res.holdout_uuids),
+                           'trained': len(res.train_uuids), 'since': args.since,
+                           'until': until, 'heldout_uuids': res.holdout_uuids,
+                           'undecodable': [u for u, _ in res.undecodable]},
+                  'validation': res.validation(cfg), 'decision': res.decision,
+                  'reason': res.reason,
+                  'training': {'steps': res.steps, 'max_steps': cfg.max_steps,
+                               'time_budget_s': cfg.time_budget_s, 'lr': cfg.lr,
+                               'rehearsal': cfg.rehearsal, 'holdout': cfg.holdout,
+                               'seed': cfg.seed, 'threads': cfg.threads,
+                               'timings': entry['timings'], 'losses': res.losses},
+                  'quality': {p: quality[p]['code_agreement_vs_fp32']
+                              for p in ('fp16', 'int8')}}
+    # Committed (fsync + rename); the promotion is one atomic replace of live.json.
+    entry['version'] = b.name
+    if res.decision == 'promoted':
+        versions.promote(b.name, reason=res.reason)
+    stop.interruptible = True
+    entry['seconds'] = round(time.monotonic() - t0, 3)
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    stop = Stopper()
+    stop.install()  # first: a SIGTERM during the imports below is a clean stop too
+    t0 = time.monotonic()
+    out: dict[str, Any] = {'modalities': {}, 'preempted': False}
+    code = 0
+    store = None
+    try:
+        args = parse_args(argv)
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format='sleep_worker: %(message)s')
+        from sage_memory.errors import MemoryStoreError
+        from sage_memory.store import MemoryStore, StoreConfig
+        try:
+            store = MemoryStore(StoreConfig(database_url=args.database_url,
+                                            data_dir=args.data_dir, read_only=True))
+        except MemoryStoreError as err:
+            out['error'] = f'cannot open the memory database: {err}'
+            code = BAD_ARGS_EXIT
+        else:
+            current = ''
+            try:
+                deadline = t0 + args.time_budget_s
+                for k, modality in enumerate(args.modalities):
+                    current = modality
+                    # The budget is for the whole run: each modality gets an equal share of
+                    # what is left (a skipped one leaves its share to the next).
+                    share = (deadline - time.monotonic()) / (len(args.modalities) - k)
+                    try:
+                        entry = retrain_modality(modality, store, args, stop, share)
+                    except Exception as err:  # noqa: BLE001 (one modality's fault)
+                        stop.interruptible = True
+                        log.exception('%s: retraining failed', modality)
+                        entry = _result(decision='failed',
+                                        reason=f'{type(err).__name__}: {err}')
+                    out['modalities'][modality] = entry
+                    log.info('%s: %s %s (%s)', modality, entry['decision'], entry['version'],
+                             entry['reason'])
+                    if stop.requested:
+                        raise Preempted
+                    current = ''
+            except Preempted:
+                if current:
+                    out['modalities'][current] = _result(decision='preempted',
+                                                         reason='stopped by a signal')
+                raise
+    except Preempted:
+        out['preempted'] = True
+        out['stop_s'] = round(time.monotonic() - stop.at, 3) if stop.at else 0.0
+        code = PREEMPTED_EXIT
+    except SystemExit as err:  # argparse
+        return int(err.code or 0)
+    finally:
+        stop.interruptible = False
+        if store is not None:
+            store.close()
+    out['seconds'] = round(time.monotonic() - t0, 3)
+    sys.stdout.write(json.dumps(out, sort_keys=True) + '\n')
+    sys.stdout.flush()
+    return code
+
+
+if __name__ == '__main__':
+    rc = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is written and fsynced: skip the interpreter's teardown of torch and of the
+    # data sets (about 1 s on a 2-core x86), so a stop is over when the JSON line is out.
+    os._exit(rc)

@@ -1,0 +1,217 @@
+"""The sleep worker as the memory node runs it: a subprocess on a real store of real inputs.
+
+The store holds JPEG frames of scikit-image photos (crops at the encoder's 240x240, as the vision
+encoder keeps them) and s16le-zlib windows of espeak-ng speech (as the audio encoder keeps them).
+The worker fine-tunes with real torch, exports real ONNX, and is stopped with a real SIGTERM.
+Figures of the run on a 2-core x86: ~0.08 s a vision step, ~0.11 s an audio step, export
+~6 s vision / ~3 s audio; the whole module ~40 s.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from sage_encoders import data
+from sage_encoders.input_ring import jpeg_input, s16le_zlib_input
+from sage_encoders.preprocess import MelConfig, resize_rgb
+from sage_memory.store import MemoryStore, StoreConfig
+from sage_memory.synthetic import synthetic_record
+from sage_memory.training_inputs import TrainingInput
+
+N_VISION, N_AUDIO = 20, 20
+MIN_GAIN, MAX_FORGETTING = 0.05, 0.05
+
+
+def fill_store(data_dir: Path) -> list[TrainingInput]:
+    """A SQLite store with N_VISION + N_AUDIO experiences and their training inputs."""
+    store = MemoryStore(StoreConfig(data_dir=str(data_dir), device_id='t'))
+    store.start()
+    rng = np.random.default_rng(5)
+    photos = [data.skimage_rgb(n) for n in ('astronaut', 'chelsea', 'coffee')]
+    recs, items = [], []
+    for i in range(N_VISION):
+        img = photos[i % len(photos)]
+        h, w = img.shape[:2]
+        s = int(rng.integers(min(h, w) // 3, min(h, w)))
+        y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+        ans = jpeg_input(resize_rgb(np.ascontiguousarray(img[y:y + s, x:x + s]), 240), 90)
+        rec = synthetic_record(i, np.random.default_rng(i), dim=8, preview_bytes=16, grid=4,
+                               modality='vision')
+        recs.append(rec)
+        items.append(TrainingInput(uuid=rec.uuid, modality='vision', stamp=rec.stamp,
+                                   salience=rec.salience, format='jpeg', data=ans.data,
+                                   width=240, height=240))
+    mel = MelConfig()
+    clips = data.speech_clips(('the kettle is boiling in the kitchen', 'open the window please'),
+                              ('en-us', 'en+m3'), rng, 2)
+    windows = list(data.windows(clips, mel, hop=mel.window_samples // 4))
+    for j in range(N_AUDIO):
+        ans = s16le_zlib_input(windows[j % len(windows)], mel.sample_rate)
+        rec = synthetic_record(1000 + j, np.random.default_rng(1000 + j), dim=8,
+                               preview_bytes=16, grid=4, modality='audio')
+        recs.append(rec)
+        items.append(TrainingInput(uuid=rec.uuid, modality='audio', stamp=rec.stamp,
+                                   salience=rec.salience, format='s16le-zlib', data=ans.data,
+                                   sample_rate=mel.sample_rate, samples=ans.samples))
+    store.submit_many(recs)
+    assert store.flush()
+    for item in items:
+        store.submit_training_input(item)
+    assert store.flush()
+    assert store.training_stats()['count'] == N_VISION + N_AUDIO
+    store.close()
+    return items
+
+
+def command(data_dir: Path, versions: Path, modalities: str, max_steps: int,
+            min_inputs: int = 8, budget_s: float = 120.0) -> list[str]:
+    return [sys.executable, '-m', 'sage_memory.sleep_worker', '--data-dir', str(data_dir),
+            '--versions-dir', str(versions), '--modalities', modalities,
+            '--time-budget-s', str(budget_s), '--max-steps', str(max_steps),
+            '--since', '0', '--min-inputs', str(min_inputs), '--holdout', '0.2',
+            '--rehearsal', '0.5', '--min-gain', str(MIN_GAIN),
+            '--max-forgetting', str(MAX_FORGETTING), '--seed', '3']
+
+
+@pytest.fixture(scope='module')
+def day(tmp_path_factory):
+    """The store, and one finished worker run over both modalities on it."""
+    root = tmp_path_factory.mktemp('sleep')
+    data_dir, versions = root / 'data', root / 'data' / 'models'
+    items = fill_store(data_dir)
+    t0 = time.monotonic()
+    proc = subprocess.run(command(data_dir, versions, 'vision,audio', max_steps=12),
+                          capture_output=True, text=True, timeout=240)
+    seconds = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stdout  # ONE JSON line, export chatter goes to stderr
+    return {'data_dir': data_dir, 'versions': versions, 'items': items,
+            'result': json.loads(lines[0]), 'seconds': seconds}
+
+
+def test_a_version_is_written_scored_and_decided_by_the_rule(day) -> None:
+    out = day['result']
+    assert out['preempted'] is False
+    assert set(out['modalities']) == {'vision', 'audio'}
+    for modality, r in out['modalities'].items():
+        assert r['inputs'] == 20 and r['steps'] == 12, r
+        assert r['base'] == 'packaged'
+        for key in ('day_recon_before', 'day_recon_after', 'heldout_recon_before',
+                    'heldout_recon_after'):
+            assert math.isfinite(r[key]) and r[key] > 0, (modality, key, r)
+        gain = (r['day_recon_before'] - r['day_recon_after']) / r['day_recon_before']
+        forgetting = ((r['heldout_recon_after'] - r['heldout_recon_before'])
+                      / r['heldout_recon_before'])
+        expected = ('promoted' if gain >= MIN_GAIN and forgetting <= MAX_FORGETTING
+                    else 'rejected')
+        assert r['decision'] == expected, (modality, gain, forgetting, r['reason'])
+        print(f"{modality}: {r['decision']} {r['version']} gain {gain:+.1%} forgetting "
+              f"{forgetting:+.1%}, {r['timings']['step_s']:.3f} s/step, export "
+              f"{r['timings']['export_s']:.1f} s, shipped data "
+              f"{r['timings']['shipped_data_s']:.1f} s; run {day['seconds']:.1f} s")
+        vdir = day['versions'] / modality / r['version']
+        info = json.loads((vdir / 'version.json').read_text())
+        assert info['decision'] == r['decision'] and info['base'] == 'packaged'
+        assert info['data']['count'] == 20 and len(info['data']['heldout_uuids']) == 4
+        assert info['validation']['day_recon_after'] == pytest.approx(r['day_recon_after'],
+                                                                      rel=1e-4)
+        live = json.loads((day['versions'] / modality / 'live.json').read_text())
+        if r['decision'] == 'promoted':
+            assert live['version'] == r['version'] and live['path'] == str(vdir)
+            assert live['previous'] == 'packaged'
+        else:
+            assert live['version'] == 'packaged'
+
+
+@pytest.mark.parametrize('modality', ['vision', 'audio'])
+def test_the_version_loads_in_onnxruntime_and_encodes_a_stored_input(day, modality) -> None:
+    import onnxruntime as ort
+
+    from sage_encoders.finetune import decode_audio, decode_vision
+    from sage_encoders.preprocess import scale_rgb
+    from sage_encoders.quantize import nearest_codes
+
+    r = day['result']['modalities'][modality]
+    vdir = day['versions'] / modality / r['version']
+    item = next(i for i in day['items'] if i.modality == modality)
+    x = (scale_rgb(decode_vision(item, 240)) if modality == 'vision'
+         else decode_audio(item, MelConfig())[None])
+    codebook = np.load(vdir / f'{modality}_codebook.npy')
+    for precision in ('fp32', 'int8'):
+        enc = ort.InferenceSession(str(vdir / f'{modality}_encoder.{precision}.onnx'),
+                                   providers=['CPUExecutionProvider'])
+        z = enc.run(None, {'x': x})[0]
+        grid = (30, 30) if modality == 'vision' else (16, 16)
+        assert z.shape == (1, codebook.shape[1], *grid)
+        codes = nearest_codes(z[0], codebook)
+        assert codes.shape == grid and codes.max() < len(codebook)
+    quality = json.loads((vdir / f'{modality}_quality.json').read_text())
+    assert quality['fp16']['code_agreement_vs_fp32'] > 0.9
+    meta = json.loads((vdir / f'{modality}_vqvae.json').read_text())
+    assert meta['modality'] == modality and meta['finetune'][-1]['base'] == 'packaged'
+
+
+def _tree(versions: Path) -> dict[str, list[str]]:
+    return {m.name: sorted(p.name for p in m.iterdir() if p.name != '.lock')
+            for m in versions.iterdir()}
+
+
+def test_sigterm_during_fine_tune_stops_at_once_and_changes_nothing(day) -> None:
+    versions = day['versions']
+    before = _tree(versions)
+    live_before = {m: (versions / m / 'live.json').read_bytes() for m in before}
+    proc = subprocess.Popen(command(day['data_dir'], versions, 'vision', max_steps=100_000,
+                                    budget_s=600.0),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    training = threading.Event()
+    err: list[str] = []
+
+    def read_stderr() -> None:
+        for line in proc.stderr:
+            err.append(line)
+            if 'training on' in line:
+                training.set()
+
+    threading.Thread(target=read_stderr, daemon=True).start()
+    try:
+        assert training.wait(60), ''.join(err)[-3000:]
+        time.sleep(0.5)  # a few steps in
+        assert proc.poll() is None
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        stdout = proc.stdout.read()
+        proc.wait(10)
+        stop_s = time.monotonic() - t
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    print(f'SIGTERM to exit: {stop_s:.3f} s')
+    assert proc.returncode == 3, ''.join(err)[-3000:]
+    assert stop_s < 5.0
+    out = json.loads(stdout.strip().splitlines()[-1])
+    assert out['preempted'] is True and out['modalities']['vision']['decision'] == 'preempted'
+    assert _tree(versions) == before  # no new version, no temp folder left
+    assert {m: (versions / m / 'live.json').read_bytes() for m in before} == live_before
+
+
+def test_too_few_inputs_skips_without_writing(day, tmp_path) -> None:
+    versions = tmp_path / 'models'
+    proc = subprocess.run(command(day['data_dir'], versions, 'vision,audio', max_steps=5,
+                                  min_inputs=21),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    for r in out['modalities'].values():
+        assert r['decision'] == 'skipped' and r['inputs'] == 20 and r['version'] == ''
+        assert 'fewer than min_inputs 21' in r['reason']
+    assert not versions.exists() or not any(versions.rglob('v0*'))
