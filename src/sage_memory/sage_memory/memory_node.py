@@ -342,20 +342,22 @@ class MemoryNode(Node):
                           left_s - float(self.values['sleep.retrain.export_reserve_s']))
         if time_budget <= 0.0:
             return RetrainOutcome(error='no time left in this sleep for retraining')
-        since = float((self.memory.load_state(RETRAIN_STATE_KEY) or {}).get('until', 0.0))
-        until = time.time()
+        state = self.memory.load_state(RETRAIN_STATE_KEY) or {}
+        since = {m: float(v) for m, v in state.get('until', {}).items()}
         cmd = worker_command(self.values, str(self.values['database_url']),
                              str(self.values['data_dir']), self._versions_dir, time_budget,
-                             since, seed=int(until))
+                             since, seed=int(time.time()))
         outcome = self._retrainer.run(cmd, preempted)
         self.get_logger().info(f'sleep: {outcome.summary()}')
         if outcome.error:
             self.health.problem(Level.ERROR if outcome.ran else Level.WARN, outcome.summary())
         if outcome.preempted:
             self.health.latency('retrain_stop', outcome.stop_s * 1e3)
-        elif outcome.ran and not outcome.error:
-            # Next time, only what was stored after this run's start.
-            self.memory.save_state(RETRAIN_STATE_KEY, {'until': until,
+        if outcome.ran:
+            # A modality retrained (promoted or rejected) next learns from newer inputs only;
+            # one skipped for too few inputs keeps gathering them.
+            since.update(outcome.decided_until())
+            self.memory.save_state(RETRAIN_STATE_KEY, {'until': since,
                                                        'result': outcome.result})
         self.health.count('retrain_runs')
         self._publish_live_models()

@@ -51,6 +51,11 @@ class RetrainOutcome:
     seconds: float = 0.0
     stop_s: float = 0.0
 
+    def decided_until(self) -> dict[str, float]:
+        """Newest input stamp of each modality the run promoted or rejected a version for."""
+        return {m: float(r['until']) for m, r in self.result.get('modalities', {}).items()
+                if r.get('decision') in ('promoted', 'rejected') and r.get('until') is not None}
+
     def summary(self) -> str:
         """One line for the Sleep response and the log."""
         if not self.ran:
@@ -67,14 +72,15 @@ class RetrainOutcome:
 
 
 def worker_command(values: Mapping[str, Any], database_url: str, data_dir: str,
-                   versions_dir: str, time_budget_s: float, since: float, seed: int
-                   ) -> list[str]:
+                   versions_dir: str, time_budget_s: float, since: Mapping[str, float],
+                   seed: int) -> list[str]:
     """The worker's command line from the memory node's sleep.retrain.* parameters."""
+    since_arg = ','.join(f'{m}={t:.6f}' for m, t in sorted(since.items())) or '0'
     cmd = [sys.executable, '-m', 'sage_memory.sleep_worker',
            '--database-url', database_url, '--data-dir', data_dir,
            '--versions-dir', versions_dir,
            '--modalities', str(values['sleep.retrain.modalities']),
-           '--time-budget-s', f'{time_budget_s:.3f}', '--since', f'{since:.6f}',
+           '--time-budget-s', f'{time_budget_s:.3f}', '--since', since_arg,
            '--seed', str(int(seed))]
     for name in _ARGS:
         cmd += [f"--{name.replace('_', '-')}", str(values[f'sleep.retrain.{name}'])]

@@ -96,8 +96,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     'shared out between the modalities (the final scoring and the export of '
                     'each come on top: a few seconds)')
     ap.add_argument('--max-steps', type=int, default=300, help='most steps per modality')
-    ap.add_argument('--since', type=float, default=0.0,
-                    help='use inputs with stamp >= since (float seconds)')
+    ap.add_argument('--since', default='0',
+                    help='use inputs with stamp >= since: float seconds for every modality, '
+                    'or per modality as vision=STAMP,audio=STAMP (missing ones: 0)')
     ap.add_argument('--min-inputs', type=int, default=16,
                     help='a modality with fewer inputs is skipped')
     ap.add_argument('--max-inputs', type=int, default=DEFAULT_MAX_INPUTS,
@@ -119,12 +120,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if bad:
         ap.error(f"unknown modalities {bad} (known: {', '.join(MODALITIES)})")
     args.modalities = mods
+    try:
+        args.since = parse_since(args.since)
+    except ValueError as err:
+        ap.error(f'--since: {err}')
     for name in ('holdout', 'rehearsal'):
         if not 0.0 <= getattr(args, name) <= 1.0:
             ap.error(f'--{name} must be in [0, 1]')
     if args.time_budget_s <= 0 or args.max_steps < 1 or args.min_inputs < 2:
         ap.error('--time-budget-s must be > 0, --max-steps >= 1, --min-inputs >= 2')
     return args
+
+
+def parse_since(text: str) -> dict[str, float]:
+    """'123.4' (every modality) or 'vision=123.4,audio=0' -> since per modality."""
+    if '=' not in text:
+        return dict.fromkeys(MODALITIES, float(text))
+    out = dict.fromkeys(MODALITIES, 0.0)
+    for part in filter(None, (p.strip() for p in text.split(','))):
+        name, _, value = part.partition('=')
+        if name not in MODALITIES:
+            raise ValueError(f'unknown modality {name!r}')
+        out[name] = float(value)
+    return out
 
 
 def _finite(x: float) -> float | None:
@@ -155,11 +173,12 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
     base_name, base_dir = versions.live_version(), versions.live_path()
     if base_dir == versions.packaged_dir:
         base_name = 'packaged'
-    items = store.training_inputs(modality, since=args.since)
+    since = args.since[modality]
+    items = store.training_inputs(modality, since=since)
     total = len(items)
     if total < args.min_inputs:
         return _result(base=base_name, inputs=total, seconds=round(time.monotonic() - t0, 3),
-                       reason=f'{total} inputs since {args.since:.3f}, fewer than min_inputs '
+                       reason=f'{total} inputs since {since:.3f}, fewer than min_inputs '
                        f'{args.min_inputs}')
     # torch only now: a run with nothing to retrain stays light.
     from sage_encoders import finetune as ft
@@ -191,7 +210,8 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
                     heldout_recon_before=_finite(res.heldout_before),
                     heldout_recon_after=_finite(res.heldout_after), reason=res.reason,
                     timings={k: round(v, 3) for k, v in res.timings.items()
-                             if math.isfinite(v)})
+                             if math.isfinite(v)},
+                    until=until)  # the newest input this decision saw (the next since)
     if res.model is None:
         entry['seconds'] = round(time.monotonic() - t0, 3)
         return entry
@@ -208,7 +228,7 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
             raise Preempted
         b.info = {'base': base_name, 'base_path': str(base_dir),
                   'data': {'count': total, 'used': len(res.train_uuids) + len(res.holdout_uuids),
-                           'trained': len(res.train_uuids), 'since': args.since,
+                           'trained': len(res.train_uuids), 'since': since,
                            'until': until, 'heldout_uuids': res.holdout_uuids,
                            'undecodable': [u for u, _ in res.undecodable]},
                   'validation': res.validation(cfg), 'decision': res.decision,

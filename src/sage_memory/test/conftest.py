@@ -54,3 +54,65 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == 'sqlite':
         return f'sqlite:///{tmp_path / "sage_memory.db"}'
     return request.getfixturevalue('pg_url')
+
+
+# Training inputs of fill_training_store, per modality.
+N_VISION, N_AUDIO = 20, 20
+
+
+@pytest.fixture(scope='session')
+def fill_training_store():
+    """fill(data_dir): a SQLite store of real training inputs, as the encoders keep them.
+
+    N_VISION JPEG frames of scikit-image photos (crops at the encoder's 240x240) and N_AUDIO
+    s16le-zlib windows of espeak-ng speech, each with its experience; returns the inputs.
+    """
+    import numpy as np
+
+    from sage_encoders import data
+    from sage_encoders.input_ring import jpeg_input, s16le_zlib_input
+    from sage_encoders.preprocess import MelConfig, resize_rgb
+    from sage_memory.store import MemoryStore, StoreConfig
+    from sage_memory.synthetic import synthetic_record
+    from sage_memory.training_inputs import TrainingInput
+
+    def fill(data_dir) -> list:
+        store = MemoryStore(StoreConfig(data_dir=str(data_dir), device_id='t'))
+        store.start()
+        rng = np.random.default_rng(5)
+        photos = [data.skimage_rgb(n) for n in ('astronaut', 'chelsea', 'coffee')]
+        recs, items = [], []
+        for i in range(N_VISION):
+            img = photos[i % len(photos)]
+            h, w = img.shape[:2]
+            s = int(rng.integers(min(h, w) // 3, min(h, w)))
+            y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+            ans = jpeg_input(resize_rgb(np.ascontiguousarray(img[y:y + s, x:x + s]), 240), 90)
+            rec = synthetic_record(i, np.random.default_rng(i), dim=8, preview_bytes=16,
+                                   grid=4, modality='vision')
+            recs.append(rec)
+            items.append(TrainingInput(uuid=rec.uuid, modality='vision', stamp=rec.stamp,
+                                       salience=rec.salience, format='jpeg', data=ans.data,
+                                       width=240, height=240))
+        mel = MelConfig()
+        clips = data.speech_clips(('the kettle is boiling in the kitchen',
+                                   'open the window please'), ('en-us', 'en+m3'), rng, 2)
+        windows = list(data.windows(clips, mel, hop=mel.window_samples // 4))
+        for j in range(N_AUDIO):
+            ans = s16le_zlib_input(windows[j % len(windows)], mel.sample_rate)
+            rec = synthetic_record(1000 + j, np.random.default_rng(1000 + j), dim=8,
+                                   preview_bytes=16, grid=4, modality='audio')
+            recs.append(rec)
+            items.append(TrainingInput(uuid=rec.uuid, modality='audio', stamp=rec.stamp,
+                                       salience=rec.salience, format='s16le-zlib',
+                                       data=ans.data, sample_rate=mel.sample_rate,
+                                       samples=ans.samples))
+        store.submit_many(recs)
+        assert store.flush()
+        for item in items:
+            store.submit_training_input(item)
+        assert store.flush()
+        assert store.training_stats()['count'] == N_VISION + N_AUDIO
+        store.close()
+        return items
+    return fill

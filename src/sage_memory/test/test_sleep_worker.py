@@ -20,56 +20,10 @@ import time
 import numpy as np
 import pytest
 
-from sage_encoders import data
-from sage_encoders.input_ring import jpeg_input, s16le_zlib_input
-from sage_encoders.preprocess import MelConfig, resize_rgb
-from sage_memory.store import MemoryStore, StoreConfig
-from sage_memory.synthetic import synthetic_record
-from sage_memory.training_inputs import TrainingInput
+from sage_encoders.preprocess import MelConfig
 
-N_VISION, N_AUDIO = 20, 20
+
 MIN_GAIN, MAX_FORGETTING = 0.05, 0.05
-
-
-def fill_store(data_dir: Path) -> list[TrainingInput]:
-    """A SQLite store with N_VISION + N_AUDIO experiences and their training inputs."""
-    store = MemoryStore(StoreConfig(data_dir=str(data_dir), device_id='t'))
-    store.start()
-    rng = np.random.default_rng(5)
-    photos = [data.skimage_rgb(n) for n in ('astronaut', 'chelsea', 'coffee')]
-    recs, items = [], []
-    for i in range(N_VISION):
-        img = photos[i % len(photos)]
-        h, w = img.shape[:2]
-        s = int(rng.integers(min(h, w) // 3, min(h, w)))
-        y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
-        ans = jpeg_input(resize_rgb(np.ascontiguousarray(img[y:y + s, x:x + s]), 240), 90)
-        rec = synthetic_record(i, np.random.default_rng(i), dim=8, preview_bytes=16, grid=4,
-                               modality='vision')
-        recs.append(rec)
-        items.append(TrainingInput(uuid=rec.uuid, modality='vision', stamp=rec.stamp,
-                                   salience=rec.salience, format='jpeg', data=ans.data,
-                                   width=240, height=240))
-    mel = MelConfig()
-    clips = data.speech_clips(('the kettle is boiling in the kitchen', 'open the window please'),
-                              ('en-us', 'en+m3'), rng, 2)
-    windows = list(data.windows(clips, mel, hop=mel.window_samples // 4))
-    for j in range(N_AUDIO):
-        ans = s16le_zlib_input(windows[j % len(windows)], mel.sample_rate)
-        rec = synthetic_record(1000 + j, np.random.default_rng(1000 + j), dim=8,
-                               preview_bytes=16, grid=4, modality='audio')
-        recs.append(rec)
-        items.append(TrainingInput(uuid=rec.uuid, modality='audio', stamp=rec.stamp,
-                                   salience=rec.salience, format='s16le-zlib', data=ans.data,
-                                   sample_rate=mel.sample_rate, samples=ans.samples))
-    store.submit_many(recs)
-    assert store.flush()
-    for item in items:
-        store.submit_training_input(item)
-    assert store.flush()
-    assert store.training_stats()['count'] == N_VISION + N_AUDIO
-    store.close()
-    return items
 
 
 def command(data_dir: Path, versions: Path, modalities: str, max_steps: int,
@@ -83,11 +37,11 @@ def command(data_dir: Path, versions: Path, modalities: str, max_steps: int,
 
 
 @pytest.fixture(scope='module')
-def day(tmp_path_factory):
+def day(tmp_path_factory, fill_training_store):
     """The store, and one finished worker run over both modalities on it."""
     root = tmp_path_factory.mktemp('sleep')
     data_dir, versions = root / 'data', root / 'data' / 'models'
-    items = fill_store(data_dir)
+    items = fill_training_store(data_dir)
     t0 = time.monotonic()
     proc = subprocess.run(command(data_dir, versions, 'vision,audio', max_steps=12),
                           capture_output=True, text=True, timeout=240)
