@@ -400,8 +400,8 @@ def memory_models(
 ) -> None:
     """Encoder model versions written by sleep retraining: list them, or roll one back.
 
-    A running encoder follows the change on /sage/models/live once the memory node publishes
-    it again (at its next sleep or restart).
+    A running graph follows a rollback within a few seconds: the memory node reads which
+    version is live at its diagnostics period and the encoders load what it publishes.
     """
     from sage_encoders.model_versions import ModelVersions, VersionError, format_rows
     root = Path(data_dir).expanduser() / 'models'

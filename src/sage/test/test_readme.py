@@ -154,6 +154,15 @@ CHECKS: dict[str, Check] = {
         '', note='needs a store with an outbox: test_outbox runs it against PostgreSQL'),
     'sage bench salience --seeds 10': Check(
         '', note='minutes per scene; test_salience_scenes runs the bench on a short scene'),
+    'sage memory sleep --max-duration 120': Check(
+        '.venv/bin/sage memory sleep --max-duration 30', [r'consolidated', r'retraining'],
+        'a shorter sleep, too short to retrain after the export reserve (test_sleep_node '
+        'retrains through the same service)'),
+    'sage memory models': Check('.venv/bin/sage memory models',
+                                [r'vision:', r'audio:', r'\*\s+packaged']),
+    'sage memory models --modality vision --rollback packaged': Check(
+        '', note='needs a promoted version: test_sleep_node rolls one back under a running '
+                 'memory node'),
     'sage train vision|audio': Check('.venv/bin/sage train vision --help',
                                      [r'--steps', r'--seed', r'--out']),
 }
@@ -230,7 +239,7 @@ def _say(domain: int, texts: list[str]) -> None:
 def test_readme_watch_record_replay_flow(user_dir):
     cwd, env = user_dir
     # The graph the README's watch/record commands look at.
-    graph = subprocess.Popen(shlex.split('.venv/bin/sage launch nano --duration 40 --quiet'),
+    graph = subprocess.Popen(shlex.split('.venv/bin/sage launch nano --duration 60 --quiet'),
                              cwd=cwd, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     try:
@@ -241,6 +250,8 @@ def test_readme_watch_record_replay_flow(user_dir):
         status.send_signal(signal.SIGINT)
         out, _ = status.communicate(timeout=30)
         _expect(key, out)
+        key = 'sage memory sleep --max-duration 120'
+        _expect(key, _run(CHECKS[key].run, cwd, env, 120))
         key = '.venv/bin/sage bag record runs/my_bag --duration 60'
         _expect(key, _run(CHECKS[key].run, cwd, env, 120))
         _say(int(env['ROS_DOMAIN_ID']), ['the battery is getting low, find a charger',
@@ -274,7 +285,8 @@ def test_readme_launch_memory_bench_and_train_commands(user_dir):
     _expect(key, _run(CHECKS[key].run, cwd, env, 180))
     # The memory commands read the database that run wrote (under this HOME).
     for key in ('sage memory summary', 'sage memory export FILE', 'sage memory import FILE',
-                'sage bench NAME [-o OUT.json]', 'sage train vision|audio'):
+                'sage memory models', 'sage bench NAME [-o OUT.json]',
+                'sage train vision|audio'):
         _expect(key, _run(CHECKS[key].run, cwd, env, 300))
     assert json.loads((cwd / 'runs' / 'bench.json').read_text())
     key = '.venv/bin/sage launch thor --domain-id 7'

@@ -108,7 +108,9 @@ class MemoryNode(Node):
         self._retrainer = Retrainer(self.get_logger().info)
         self._versions_dir = versions_dir(str(values['data_dir']))
         self.models_pub = self.create_publisher(String, Topic.MODELS_LIVE, LATCHED_QOS)
+        self._live_models: dict[str, dict[str, str]] | None = None
         self._publish_live_models()
+        self.create_timer(float(values['diagnostics_period_s']), self._publish_live_models)
         self.create_timer(0.05, self._tick)
         if self._inputs is not None:
             self.create_timer(float(values['diagnostics_period_s']), self._report_training)
@@ -276,7 +278,8 @@ class MemoryNode(Node):
                                         + st['evicted_with_experiences']))
 
     def _publish_live_models(self) -> None:
-        # Latched: an encoder that starts later loads the promoted version at once.
+        # Latched: an encoder that starts later loads the promoted version at once. Called at
+        # the diagnostics period too, so `sage memory models --rollback` reaches the encoders.
         doc = {}
         for m in str(self.values['sleep.retrain.modalities']).split(','):
             if m:
@@ -284,6 +287,9 @@ class MemoryNode(Node):
                 name = versions.live_version()
                 path = '' if name == PACKAGED else str(versions.dir / name)
                 doc[m] = {'version': name, 'path': path}
+        if doc == self._live_models:
+            return
+        self._live_models = doc
         self.models_pub.publish(String(data=json.dumps(doc, sort_keys=True)))
         self.health.values['models_live'] = ', '.join(
             f"{m} {v['version']}" for m, v in sorted(doc.items()))

@@ -25,7 +25,9 @@ def start_node(data_dir: Path, env: dict) -> subprocess.Popen:
     cmd = [sys.executable, '-m', 'sage_memory.memory_node', '--ros-args', '-r', '__node:=memory',
            '-p', f'data_dir:={data_dir}', '-p', "language_encoder:=''",
            '-p', 'sleep.retrain.max_steps:=10', '-p', 'sleep.retrain.min_inputs:=8',
-           '-p', 'sleep.retrain.time_budget_s:=120.0', '-p', 'sleep.retrain.export_reserve_s:=0.0']
+           '-p', 'sleep.retrain.time_budget_s:=120.0', '-p', 'sleep.retrain.export_reserve_s:=0.0',
+           # Any gain promotes: the rule itself is tested in test_sleep_worker.
+           '-p', 'sleep.retrain.min_gain:=0.0', '-p', 'sleep.retrain.max_forgetting:=1.0']
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -121,6 +123,18 @@ def test_sleep_retrains_publishes_live_versions_and_stops_when_the_dream_ends(
         assert spin_until(ex, fut.done, 60)
         assert 'vision skipped' in fut.result().message
         assert 'audio skipped' in fut.result().message
+
+        # 4. A rollback by hand reaches the topic (the encoders follow it) while the node runs.
+        promoted = [m for m, d in decided.items() if d == 'promoted']
+        assert promoted, decided
+        for m in promoted:
+            out = subprocess.run([sys.executable, '-m', 'sage.cli', 'memory', 'models',
+                                  '--modality', m, '--rollback', 'packaged',
+                                  '--data-dir', str(data_dir)], capture_output=True, text=True,
+                                 timeout=60)
+            assert out.returncode == 0 and 'packaged is live' in out.stdout, out
+            expect[m] = {'version': 'packaged', 'path': ''}
+        assert spin_until(ex, lambda: live[-1] == expect, 10), (live[-1], expect)
     finally:
         node.destroy_node()
         rclpy.shutdown()
