@@ -27,6 +27,7 @@ BENCHMARKS = {
     'transport': 'sage_cuda_mailbox.bench',
     'salience': 'sage.bench_salience',
     'twohost': 'sage.bench_twohost',
+    'sleep': 'sage.bench_sleep',
 }
 
 

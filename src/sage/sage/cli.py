@@ -85,7 +85,7 @@ def launch(
 @app.command()
 def bench(
     name: str = typer.Argument(..., help='graph | sensors | encoders | snarc | orchestrator | '
-                                         'memory | transport | salience | twohost'),
+                                         'memory | transport | salience | twohost | sleep'),
     seconds: Optional[float] = typer.Option(None, '--seconds', min=0.1,
                                             help='measurement time (benchmark default)'),
     out: Optional[Path] = typer.Option(None, '--out', '-o', help='JSON output path'),
@@ -102,7 +102,8 @@ def bench(
         help='graph, sensors, transport: ROS_DOMAIN_ID of the graph the benchmark starts '
              "(graph: default $ROS_DOMAIN_ID, else the profile's launch.domain_id)"),
     seeds: Optional[int] = typer.Option(None, '--seeds', min=1,
-                                        help='salience: number of scenes (seeds) to replay'),
+                                        help='salience: number of scenes (seeds) to replay; '
+                                             'sleep: scenes per day'),
     scenes: Optional[str] = typer.Option(None, '--scenes',
                                          help='salience: realistic (default) | synthetic'),
     seed_set: Optional[str] = typer.Option(None, '--seed-set',

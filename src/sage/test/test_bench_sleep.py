@@ -1,0 +1,78 @@
+"""`sage bench sleep` in a very short version: the JSON's shape and its arithmetic, no targets.
+
+Two short realistic scenes (report seeds 100 and 101) cut to 12 s, every input kept (a 12 s
+day attends too few for the worker's min_inputs), a 12 s sleep of at most 4 steps, 8 held-out
+inputs per modality. About a minute on a 2-core x86, hence the slow-test mark.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+pytest.importorskip('sage_encoders.audio_core')
+pytest.importorskip('torch')
+
+from sage.bench_cmd import BENCHMARKS  # noqa: E402
+from sage.bench_sleep import MODALITIES, run_bench  # noqa: E402
+
+pytestmark = pytest.mark.graph  # slow (about a minute), run with the graph tests
+
+STAT_KEYS = ('recon_mean', 'recon_median', 'iterations_mean', 'iterations_median')
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _check_ratios(before, after, ratios) -> None:
+    for m in MODALITIES:
+        for k in STAT_KEYS:
+            b, a = before[m][k], after[m][k]
+            assert _finite(b) and _finite(a), (m, k, b, a)
+            if b > 0:
+                assert ratios[m][k] == pytest.approx(a / b)
+            else:
+                assert ratios[m][k] is None
+
+
+def test_short_sleep_bench(tmp_path) -> None:
+    assert BENCHMARKS['sleep'] == 'sage.bench_sleep'
+    r = run_bench(seconds=12.0, seeds=1, inputs='all', sleep_budget_s=12.0, max_steps=4,
+                  heldout_max=8, probe_every=8, cache=tmp_path / 'scenes')
+    json.dumps(r)  # JSON-able
+    assert r['day1_seeds'] == [100] and r['day2_seeds'] == [101]
+    assert r['seed_set'] == 'report' and r['program'] == 'short'
+    for key in ('summary', 'day1', 'sleep', 'day2', 'F', 'environment'):
+        assert key in r
+    s = r['summary']
+    assert _finite(s['sleep_s']) and s['sleep_s'] > 0
+    assert _finite(s['peak_rss_mb']) and s['peak_rss_mb'] > 10
+    assert r['sleep']['exit_code'] == 0
+    assert set(s['decisions']) == set(MODALITIES)
+    for m in MODALITIES:
+        assert s['decisions'][m] in ('promoted', 'rejected', 'skipped', 'failed')
+        assert r['day1']['stored_inputs'][m] == r['day1']['stats'][m]['n'] > 0
+        assert s['live'][m] == (s['versions'][m] if s['decisions'][m] == 'promoted'
+                                else 'packaged')
+    # Ratios are after / before of the figures reported beside them.
+    d2 = r['day2']
+    _check_ratios(d2['before']['stats'], d2['after']['stats'], d2['ratios'])
+    _check_ratios(d2['before']['stats_unbounded'], d2['after']['stats_unbounded'],
+                  d2['ratios_unbounded'])
+    _check_ratios(r['F']['before'], r['F']['after'], r['F']['ratios'])
+    _check_ratios(r['F']['before_unbounded'], r['F']['after_unbounded'],
+                  r['F']['ratios_unbounded'])
+    for m in MODALITIES:
+        assert s['E'][m]['recon_ratio'] == d2['ratios'][m]['recon_mean']
+        assert s['E'][m]['iterations_ratio'] == d2['ratios'][m]['iterations_mean']
+        assert s['F'][m]['recon_ratio'] == r['F']['ratios'][m]['recon_mean']
+        # the same scene and inputs before and after
+        assert d2['before']['stats'][m]['n'] == d2['after']['stats'][m]['n'] > 0
+        assert r['F']['before'][m]['n'] == r['F']['after'][m]['n'] == 8
+        if s['live'][m] == 'packaged':  # nothing changed: the same figures
+            assert d2['ratios'][m]['recon_mean'] == pytest.approx(1.0)
+    fa = s['false_alarms_per_calm_min']
+    for k in ('before', 'after'):
+        assert fa[k] is None or (_finite(fa[k]) and fa[k] >= 0)
