@@ -157,6 +157,20 @@ class NanoGraph:
     def __init__(self) -> None:
         self.running: list[subprocess.Popen] = []
 
+    @staticmethod
+    def state_free_threshold() -> list[str]:
+        """Overrides that keep SNARC's attend threshold from moving with the metabolic state.
+
+        Two graphs compared on one bag each have their own orchestrator, whose FOCUS or REST
+        spells start at other moments; at the states' threshold offsets (FOCUS -0.05) an input
+        near the threshold is attended by one and not the other. Tests that judge scoring,
+        not state timing, set every offset to 0 in both runs.
+        """
+        from sage_common.vocabulary import STATE_KEYS
+        return [f'{key}=0.0' for state in STATE_KEYS
+                for key in (f'snarc.threshold.offset.{state}',
+                            f'orchestrator.state.{state}.threshold_offset')]
+
     def launch(self, domain: int, run_dir: Path, overrides: list[str],
                without: tuple[str, ...] = (), compose: bool = False) -> subprocess.Popen:
         cmd = [sys.executable, '-m', 'sage.cli', 'launch', 'nano', '--duration', '300',

@@ -17,7 +17,6 @@ import sys
 
 import pytest
 
-from sage_common.vocabulary import STATE_KEYS as STATES
 from sage_eval.attend_agreement import attend_agreement, decision_key
 
 pytestmark = pytest.mark.graph
@@ -43,14 +42,11 @@ def test_bag_play_into_a_graph_without_sensors_scores_each_input_once(
     # camera runs at 5 fps in every state, so on 2 shared cores the vision encoder keeps up
     # with the played frames (it keeps only the newest when it lags). The attend threshold
     # does not move with the metabolic state: the offline replay follows the recording graph's
-    # states, the played graph its own orchestrator's, and their FOCUS/REST spells start at
-    # other moments (seen: a FOCUS entered 0.2 s apart flipped an input at -0.05 offset; in CI
-    # 9 of 41 attends), which is not what this test judges.
+    # states, the played graph its own orchestrator's (seen: a FOCUS entered 0.2 s apart
+    # flipped an input; in CI 9 of 41 attends).
     common = ["snarc.state_file=''", 'snarc.memory.preload_k=0', 'camera.fps=5.0',
               'orchestrator.state.wake.camera_fps=5.0', 'orchestrator.state.focus.camera_fps=5.0',
-              *[f'{key}=0.0' for state in STATES for key in (
-                  f'snarc.threshold.offset.{state}',
-                  f'orchestrator.state.{state}.threshold_offset')]]
+              *nano_graph.state_free_threshold()]
     bag = tmp_path / 'graph_bag'
     listener = salience_listener(ros_domain, 'bag_play_graph_listener')
     try:
