@@ -20,6 +20,9 @@ from sage_memory.errors import MemoryStoreError, StoreBusyError, StoreUnavailabl
 from sage_memory.migrations import HEAD, READABLE
 from sage_memory.sqlite_file import Fault, classify
 
+# The memory node's data folder when its data_dir parameter is ''.
+DEFAULT_DATA_DIR = '~/.local/share/sage'
+
 DB_FILENAME = 'sage_memory.db'
 MIGRATIONS = Path(__file__).resolve().parent / 'migrations'
 
@@ -34,7 +37,7 @@ def resolve_url(database_url: str, data_dir: str | os.PathLike[str] = '') -> str
         MemoryStoreError: the URL names an unsupported database.
     """
     if not database_url:
-        base = Path(os.path.expanduser(str(data_dir or '~/.local/share/sage')))
+        base = Path(os.path.expanduser(str(data_dir or DEFAULT_DATA_DIR)))
         return f'sqlite:///{base / DB_FILENAME}'
     if '://' not in database_url:
         return f'sqlite:///{Path(os.path.expanduser(database_url)).resolve()}'

@@ -20,6 +20,8 @@ import threading
 import time
 from typing import Any
 
+from sage_memory.database import DEFAULT_DATA_DIR
+
 # Exit code of a worker stopped by SIGTERM (sage_memory.sleep_worker).
 PREEMPTED_EXIT = 3
 # How often the node looks at the preempt flag while the worker runs (well under the 1 s the
@@ -190,5 +192,5 @@ def _last_json(text: str) -> dict[str, Any]:
 
 
 def versions_dir(data_dir: str) -> str:
-    """Where model versions live: beside the memory database."""
-    return str(Path(data_dir).expanduser() / 'models')
+    """Where model versions live: beside the memory database ('' = its default folder)."""
+    return str(Path(data_dir or DEFAULT_DATA_DIR).expanduser() / 'models')
