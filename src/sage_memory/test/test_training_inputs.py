@@ -251,12 +251,11 @@ def test_retention_deletes_the_inputs_of_the_experiences_it_evicts(db_url, tmp_p
     assert store.close()
 
 
-def test_a_database_at_revision_0001_upgrades_on_open_with_its_rows(db_url, tmp_path):
+def database_at_0001(url: str, rows: list[ExperienceRecord]) -> None:
+    """A database as revision 0001 left it (no training_inputs table), holding rows."""
     from alembic import command
     from alembic.config import Config
-    url = resolve_url(db_url, str(tmp_path))
     engine = create_engine(url)
-    old = [experience(i) for i in range(5)]
     try:
         with engine.begin() as conn:
             cfg = Config()
@@ -266,9 +265,15 @@ def test_a_database_at_revision_0001_upgrades_on_open_with_its_rows(db_url, tmp_
         with engine.begin() as conn:
             assert conn.execute(text('SELECT version_num FROM alembic_version')).scalar() == \
                 '0001'
-            conn.execute(insert(EXPERIENCES), [record_to_row(r) for r in old])
+            conn.execute(insert(EXPERIENCES), [record_to_row(r) for r in rows])
     finally:
         engine.dispose()
+
+
+def test_a_database_at_revision_0001_upgrades_on_open_with_its_rows(db_url, tmp_path):
+    url = resolve_url(db_url, str(tmp_path))
+    old = [experience(i) for i in range(5)]
+    database_at_0001(url, old)
     store = open_store(db_url, tmp_path)
     got = store.fetch_uuids([r.uuid for r in old])
     assert set(got) == {r.uuid for r in old}
@@ -290,20 +295,9 @@ def test_a_database_at_revision_0001_upgrades_on_open_with_its_rows(db_url, tmp_
 def test_a_read_only_database_at_revision_0001_is_served_without_inputs(tmp_path):
     # A robot's old database in a folder it may not write is served read-only (issue 13): the
     # missing table must not stop it from opening.
-    from alembic import command
-    from alembic.config import Config
     path = tmp_path / 'old.db'
-    engine = create_engine(f'sqlite:///{path}')
     old = [experience(i) for i in range(3)]
-    try:
-        with engine.begin() as conn:
-            cfg = Config()
-            cfg.set_main_option('script_location', str(MIGRATIONS))
-            cfg.attributes['connection'] = conn
-            command.upgrade(cfg, '0001')
-            conn.execute(insert(EXPERIENCES), [record_to_row(r) for r in old])
-    finally:
-        engine.dispose()
+    database_at_0001(f'sqlite:///{path}', old)
     store = open_store(str(path), tmp_path, read_only=True)
     try:
         assert set(store.fetch_uuids([r.uuid for r in old])) == {r.uuid for r in old}
