@@ -4,22 +4,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import pytest
 
 from sage.environment import graph_env
 from sage.profile import load_profile
 from sage.supervisor import Supervisor, SupervisorConfig
+from sage_common.ros import spin_until
 
 pytestmark = pytest.mark.graph
-
-
-def _spin_until(executor, cond, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not cond():
-        executor.spin_once(timeout_sec=0.05)
-    return cond()
 
 
 def test_trust_checkpointed_to_memory_comes_back_in_a_new_orchestrator(ros_domain, tmp_path):
@@ -55,7 +48,7 @@ def test_trust_checkpointed_to_memory_comes_back_in_a_new_orchestrator(ros_domai
         first.core.load_state_dict(learned)
         ex.add_node(first)
         # Saved while the memory node runs: it stores the checkpoint and republishes it.
-        assert _spin_until(ex, lambda: (first.save_state() or True) and any(
+        assert spin_until(ex, lambda: (first.save_state() or True) and any(
             'orchestrator' in s.get('states', {}) for s in states), 30.0), states
         ex.remove_node(first)
         first.destroy_node()
@@ -63,7 +56,7 @@ def test_trust_checkpointed_to_memory_comes_back_in_a_new_orchestrator(ros_domai
         second = OrchestratorNode(context=ctx, parameter_overrides=no_file)
         ex.add_node(second)
         assert second.core.trust.values['vision_encoder'] == 0.5   # nothing local
-        assert _spin_until(ex, lambda: second.restored, 15.0)
+        assert spin_until(ex, lambda: second.restored, 15.0)
         assert second.core.trust.values['vision_encoder'] == pytest.approx(0.91)
         assert second.core.trust.values['audio_encoder'] == pytest.approx(0.12)
         ex.remove_node(second)

@@ -1,8 +1,10 @@
-"""Thin rclpy helpers shared by every node shell: parameters, diagnostics, QoS, main()."""
+"""Thin rclpy helpers shared by every node shell: parameters, diagnostics, QoS, main(), and
+the event-driven wait of tools and tests (spin_until)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 import sys
+import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -191,3 +193,16 @@ def close_node(node: Any) -> None:
     node.destroy_node()
 
 
+def spin_until(executor: Any, cond: Callable[[], Any], timeout: float,
+               step_s: float = 0.05) -> bool:
+    """Spin until cond() is true (checked after every callback batch) or timeout seconds pass.
+
+    Returns whether cond() came true: callers assert on it with their own message.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if cond():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        executor.spin_once(timeout_sec=step_s)

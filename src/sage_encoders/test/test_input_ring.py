@@ -2,7 +2,6 @@
 EncoderInput service over a real ROS graph."""
 from __future__ import annotations
 
-import time
 import zlib
 
 import cv2
@@ -14,6 +13,7 @@ from sage_encoders.input_ring import (InputRing, int16_samples, jpeg_input,
                                       s16le_zlib_input)
 from sage_encoders.preprocess import preprocess_rgb, scale_rgb
 from sage_encoders.vision_core import VisionEncoderCore
+from sage_common.ros import spin_until
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -154,15 +154,6 @@ def test_keep_zero_serves_nothing(vision_params) -> None:
     assert not ans.found and 'training_input.keep 0' in ans.message
 
 
-def _spin_until(executor, pred, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        executor.spin_once(timeout_sec=0.05)
-        if pred():
-            return True
-    return False
-
-
 def test_vision_node_answers_encoder_input_for_a_published_frame(ros_domain) -> None:
     rclpy = pytest.importorskip('rclpy')
     from rclpy.context import Context
@@ -187,19 +178,19 @@ def test_vision_node_answers_encoder_input_for_a_published_frame(ros_domain) -> 
         peer.create_subscription(Latent, '/sage/vision/latent', latents.append, 10)
         img_pub = peer.create_publisher(Image, '/sage/camera/image_raw', SENSOR_QOS)
         client = peer.create_client(EncoderInput, '/sage/vision/encoder_input')
-        assert _spin_until(ex, lambda: img_pub.get_subscription_count() > 0
+        assert spin_until(ex, lambda: img_pub.get_subscription_count() > 0
                            and client.service_is_ready(), 5.0)
         frame = demo_frame(4, 300, 400)
         img = Image(height=300, width=400, encoding='rgb8', step=400 * 3, data=frame.tobytes())
         img.header.stamp.sec, img.header.stamp.nanosec = 1795, 123_456_789
         img_pub.publish(img)
-        assert _spin_until(ex, lambda: latents, 8.0)
+        assert spin_until(ex, lambda: latents, 8.0)
         lat = latents[0]
 
         def call(stamp, seq):
             req = EncoderInput.Request(stamp=stamp, input_seq=seq)
             future = client.call_async(req)
-            assert _spin_until(ex, future.done, 5.0)
+            assert spin_until(ex, future.done, 5.0)
             return future.result()
 
         resp = call(lat.header.stamp, lat.input_seq)

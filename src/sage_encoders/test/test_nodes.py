@@ -4,22 +4,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 from sage_encoders.audio_core import FEATURES
+from sage_common.ros import spin_until
 
 rclpy = pytest.importorskip('rclpy')
-
-
-def _spin_until(executor, pred, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        executor.spin_once(timeout_sec=0.05)
-        if pred():
-            return True
-    return False
 
 
 @pytest.fixture
@@ -57,12 +48,12 @@ def test_vision_node_publishes_latents_reports_bad_frames_and_unloads_in_dream(r
     img_pub = peer.create_publisher(Image, '/sage/camera/image_raw', SENSOR_QOS)
     budget_pub = peer.create_publisher(AtpBudget, '/sage/budget', 10)
     state_pub = peer.create_publisher(MetabolicState, '/sage/metabolic_state', LATCHED_QOS)
-    assert _spin_until(ex, lambda: img_pub.get_subscription_count() > 0, 5.0)
+    assert spin_until(ex, lambda: img_pub.get_subscription_count() > 0, 5.0)
 
     budget = AtpBudget(tick=1, allocations=[AtpAllocation(plugin='other', atp=50.0),
                                             AtpAllocation(plugin='vision_encoder', atp=3.0)])
     budget_pub.publish(budget)
-    _spin_until(ex, lambda: node.account.available() is not None, 2.0)
+    spin_until(ex, lambda: node.account.available() is not None, 2.0)
     frame = demo_frame(0)
     good = Image(height=224, width=224, encoding='rgb8', step=224 * 3, data=frame.tobytes())
     good.header.stamp.sec = 42
@@ -70,9 +61,9 @@ def test_vision_node_publishes_latents_reports_bad_frames_and_unloads_in_dream(r
     # The node keeps only the newest frame (depth 1): send the bad one and let it be handled
     # before the good one, or the good one would replace it in the queue.
     img_pub.publish(bad)
-    assert _spin_until(ex, lambda: node.health.counters.get('bad_input'), 4.0)
+    assert spin_until(ex, lambda: node.health.counters.get('bad_input'), 4.0)
     img_pub.publish(good)
-    assert _spin_until(ex, lambda: latents, 8.0)
+    assert spin_until(ex, lambda: latents, 8.0)
     msg = latents[0]
     assert (msg.grid_height, msg.grid_width, len(msg.codes)) == (30, 30, 900)
     assert msg.header.stamp.sec == 42 and msg.modality == 'vision'
@@ -80,15 +71,15 @@ def test_vision_node_publishes_latents_reports_bad_frames_and_unloads_in_dream(r
     assert msg.preview_format == 'jpeg' and len(msg.embedding) == 32
     assert msg.iterations == 3 and msg.halt_reason == 'budget'  # allocation 3 ATP
     assert node.account.available() == 0.0
-    assert _spin_until(ex, lambda: any('bad image' in s.message for d in diags
+    assert spin_until(ex, lambda: any('bad image' in s.message for d in diags
                                        for s in d.status), 4.0)
     assert node.health.counters['bad_input'] == 1
 
     state_pub.publish(MetabolicState(state='DREAM', memory_pressure='green'))
-    assert _spin_until(ex, lambda: node.suspended, 4.0)
+    assert spin_until(ex, lambda: node.suspended, 4.0)
     assert not node.core.model.loaded
     img_pub.publish(good)
-    _spin_until(ex, lambda: node.health.counters.get('skipped_suspended'), 2.0)
+    spin_until(ex, lambda: node.health.counters.get('skipped_suspended'), 2.0)
     assert len(latents) == 1
     ex.remove_node(node)
     node.destroy_node()
@@ -109,7 +100,7 @@ def test_audio_node_turns_frames_into_window_latents(ros) -> None:
     latents: list = []
     peer.create_subscription(Latent, '/sage/audio/latent', latents.append, 50)
     pub = peer.create_publisher(AudioFrame, '/sage/audio/frames', SENSOR_QOS)
-    assert _spin_until(ex, lambda: pub.get_subscription_count() > 0, 5.0)
+    assert spin_until(ex, lambda: pub.get_subscription_count() > 0, 5.0)
     t = np.arange(512 * 40) / 16000.0
     pcm = (0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype('<i2')
     for i in range(40):  # 40 x 512 = 20480 samples: one window + one hop
@@ -122,7 +113,7 @@ def test_audio_node_turns_frames_into_window_latents(ros) -> None:
         ex.spin_once(timeout_sec=0.01)
     wrong = AudioFrame(sample_rate=44100, channels=1, encoding='S16LE', data=bytes(1024))
     pub.publish(wrong)
-    assert _spin_until(ex, lambda: len(latents) >= 2
+    assert spin_until(ex, lambda: len(latents) >= 2
                        and node.health.counters.get('bad_input'), 8.0)
     first = latents[0]
     assert first.header.stamp.sec == 102 and first.header.stamp.nanosec == 400_000_000

@@ -94,6 +94,9 @@ class SceneConfig:
 # The short program: each stimulus kind once, no self effects and no repeat block (~80 s).
 SHORT = SceneConfig(warmup_s=10.0, gap_s=(5.0, 6.0), min_calm_s=0.0, self_effects=False,
                     repeats=0)
+# The short program with little calm between stimuli (~36 s): for graph tests that play a
+# scene into live nodes, where every second of bag is a second of CI.
+COMPACT = replace(SHORT, warmup_s=3.0, gap_s=(1.0, 1.5))
 # Levels (dBFS RMS unless a peak): a quiet room through a robot microphone with its gain set for
 # speech at 1 m; a hand clap or a slammed door near the robot peaks close to full scale.
 FLOOR_DB = (-60.0, -48.0)

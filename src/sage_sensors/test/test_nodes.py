@@ -3,11 +3,11 @@ import importlib.util
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import soundfile as sf
+from sage_common.ros import spin_until
 
 DOMAIN = 110
 
@@ -20,12 +20,6 @@ def ros_context(monkeypatch):
     rclpy.init(context=context, domain_id=DOMAIN)
     yield context
     rclpy.try_shutdown(context=context)
-
-
-def _spin_until(executor, done, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not done():
-        executor.spin_once(timeout_sec=0.05)
 
 
 def test_the_three_nodes_publish_stamped_sensor_messages(ros_context, samples_dir, tmp_path):
@@ -65,7 +59,7 @@ def test_the_three_nodes_publish_stamped_sensor_messages(ros_context, samples_di
     for n in (*nodes, listener):
         executor.add_node(n)
     try:
-        _spin_until(executor, lambda: len(got['image']) >= 10 and len(got['audio']) >= 10
+        spin_until(executor, lambda: len(got['image']) >= 10 and len(got['audio']) >= 10
                     and len(got['imu']) >= 50 and len(got['diag']) >= 3, timeout=12.0)
     finally:
         for n in nodes:
@@ -148,7 +142,7 @@ def test_audio_common_capture_is_republished_as_frames(ros_context):
             msg.header.stamp.sec, msg.header.stamp.nanosec = 100, i * 32_000_000
             msg.audio.data = pcm
             audio_pub.publish(msg)
-            _spin_until(executor, lambda: False, 0.03)
+            spin_until(executor, lambda: False, 0.03)
     finally:
         node.close()
         node.destroy_node()

@@ -1,6 +1,5 @@
 """The SNARC node on a real (in-process) ROS graph: latents and IMU in, Salience out."""
 import math
-import time
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from sage_common.convert import latent_to_msg, set_stamp  # noqa: E402
 from sage_common.ros import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
 from sage_snarc.snarc_node import SnarcNode  # noqa: E402
 from sage_snarc.synthetic import SyntheticWorld  # noqa: E402
+from sage_common.ros import spin_until  # noqa: E402
 
 T0 = 1_700_000_000.0
 
@@ -30,10 +30,7 @@ def ros(monkeypatch):
 
 
 def _spin_until(executor, cond, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not cond():
-        executor.spin_once(timeout_sec=0.05)
-    return cond()
+    return spin_until(executor, cond, timeout)
 
 
 def test_node_scores_latents_and_imu_and_reports_problems_on_diagnostics(ros):
