@@ -21,9 +21,8 @@ import time
 from typing import Any
 
 from sage_memory.database import DEFAULT_DATA_DIR
-
-# Exit code of a worker stopped by SIGTERM (sage_memory.sleep_worker).
-PREEMPTED_EXIT = 3
+# The worker module's top level is standard library only: no torch comes with these.
+from sage_memory.sleep_worker import PARENT_ENV, PREEMPTED_EXIT
 # How often the node looks at the preempt flag while the worker runs (well under the 1 s the
 # issue allows from a salience spike to a stopped sleep).
 _POLL_S = 0.05
@@ -117,7 +116,7 @@ class Retrainer:
             try:
                 self._proc = proc = subprocess.Popen(
                     cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                    env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+                    env={**os.environ, 'PYTHONUNBUFFERED': '1', PARENT_ENV: str(os.getpid())})
             except OSError as err:
                 out.error = f'cannot start the sleep worker: {err}'
                 return out

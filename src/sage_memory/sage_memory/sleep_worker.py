@@ -21,7 +21,9 @@ a second (between steps; data building and scoring are interrupted where they ar
 unfinished version is discarded and live.json is left as it was. An export in progress is not
 interrupted (ONNX export and INT8 calibration, a few seconds): the stop is honoured right
 after it, the version still discarded. kill -9 at any point leaves the previous live model,
-since a version appears by one rename only when complete.
+since a version appears by one rename only when complete. The worker also stops (as on
+SIGTERM) when the memory node that started it dies, even by kill -9: an orphan would otherwise
+go on and make a version live that no node asked for (`stop_with_parent`).
 """
 from __future__ import annotations
 
@@ -78,6 +80,26 @@ class Stopper:
 
     def __call__(self) -> bool:
         return self.requested
+
+
+PARENT_ENV = 'SAGE_SLEEP_PARENT'  # the memory node's pid, set by sage_memory.retrain
+_PR_SET_PDEATHSIG = 1
+
+
+def stop_with_parent() -> bool:
+    """Ask Linux for SIGTERM when the process that started us dies; False when it is gone.
+
+    The node's thread that starts the worker waits for it to end, so the signal cannot come
+    from that thread ending early. Where prctl is missing (not Linux) nothing is asked.
+    """
+    parent = os.environ.get(PARENT_ENV, '')
+    if sys.platform.startswith('linux'):
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            log.warning('prctl(PR_SET_PDEATHSIG) failed: errno %d', ctypes.get_errno())
+    # The parent may have died before prctl: then we were already handed to another process.
+    return not parent.isdigit() or os.getppid() == int(parent)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -257,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     store = None
     try:
+        if not stop_with_parent():
+            stop.requested, stop.at = True, time.monotonic()
+            raise Preempted
         args = parse_args(argv)
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format='sleep_worker: %(message)s')

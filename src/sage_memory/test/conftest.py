@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import os
+from pathlib import Path
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -116,3 +119,46 @@ def fill_training_store():
         store.close()
         return items
     return fill
+
+
+def _start_memory_node(data_dir: Path, env: dict, **params: object) -> subprocess.Popen:
+    """`python -m sage_memory.memory_node` named /memory; `a__b=v` is `-p a.b:=v`."""
+    cmd = [sys.executable, '-m', 'sage_memory.memory_node', '--ros-args', '-r', '__node:=memory',
+           '-p', f'data_dir:={data_dir}', '-p', "language_encoder:=''"]
+    for name, value in params.items():
+        cmd += ['-p', f'{name.replace("__", ".")}:={value}']
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _sleep_workers(pid: int) -> list:
+    """The sleep workers among a process's descendants (psutil.Process each)."""
+    import psutil
+    out = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if 'sage_memory.sleep_worker' in child.cmdline():
+                out.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+@pytest.fixture
+def start_memory_node():
+    """start(data_dir, env, **params): the memory node as a child process."""
+    return _start_memory_node
+
+
+@pytest.fixture
+def sleep_workers():
+    """workers(pid): the sleep workers a process has started."""
+    return _sleep_workers
+
+
+@pytest.fixture
+def quick_retrain_params() -> dict:
+    """Memory node parameters for a retraining that takes seconds (a few steps: CI time) and
+    promotes any gain (the promotion rule itself is tested in test_sleep_worker)."""
+    return {'sleep__retrain__max_steps': 10, 'sleep__retrain__min_inputs': 8,
+            'sleep__retrain__time_budget_s': 120.0, 'sleep__retrain__export_reserve_s': 0.0,
+            'sleep__retrain__min_gain': 0.0, 'sleep__retrain__max_forgetting': 1.0}

@@ -3,36 +3,21 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 import signal
 import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 
 from sage_memory.store import summarize
+from sage_common.ros import spin_until
 
 # This package's ROS_DOMAIN_ID range is 150-159.
 DOMAIN = 150 + os.getpid() % 10
 
 
-def start_node(data_dir: Path, env: dict) -> subprocess.Popen:
-    cmd = [sys.executable, '-m', 'sage_memory.memory_node', '--ros-args', '-r', '__node:=memory',
-           '-p', f'data_dir:={data_dir}', '-p', 'device_id:=robot-1',
-           '-p', 'context_before:=0', '-p', 'context_after:=0',
-           '-p', "language_encoder:=''", '-p', 'checkpoint_period_s:=60.0']
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def spin_until(executor, cond, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.05)
-        if cond():
-            return True
-    return False
+NODE_PARAMS = {'device_id': 'robot-1', 'context_before': 0, 'context_after': 0,
+               'checkpoint_period_s': 60.0}
 
 
 def call(executor, client, request, timeout: float = 10.0):
@@ -42,8 +27,8 @@ def call(executor, client, request, timeout: float = 10.0):
 
 
 @pytest.mark.timeout(90)
-def test_memory_node_stores_recalls_checkpoints_and_restores_after_sigterm(tmp_path,
-                                                                           monkeypatch):
+def test_memory_node_stores_recalls_checkpoints_and_restores_after_sigterm(
+        tmp_path, monkeypatch, start_memory_node):
     monkeypatch.setenv('ROS_DOMAIN_ID', str(DOMAIN))
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     import rclpy
@@ -57,7 +42,7 @@ def test_memory_node_stores_recalls_checkpoints_and_restores_after_sigterm(tmp_p
     from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
 
     env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
-    proc = start_node(tmp_path, env)
+    proc = start_memory_node(tmp_path, env, **NODE_PARAMS)
     rclpy.init()
     node = rclpy.create_node('memory_test')
     ex = SingleThreadedExecutor()
@@ -129,7 +114,7 @@ def test_memory_node_stores_recalls_checkpoints_and_restores_after_sigterm(tmp_p
 
         # Restart: the latched state carries what other nodes checkpointed.
         states.clear()
-        proc = start_node(tmp_path, env)
+        proc = start_memory_node(tmp_path, env, **NODE_PARAMS)
         assert spin_until(ex, lambda: states and 'snarc' in states[-1]['states'], 30)
         assert states[-1]['states']['snarc'] == {'w': [1, 2]}
         assert spin_until(ex, query.service_is_ready, 10)

@@ -9,6 +9,7 @@ Figures of the run on a 2-core x86: ~0.08 s a vision step, ~0.11 s an audio step
 from __future__ import annotations
 
 import json
+import os
 import math
 from pathlib import Path
 import signal
@@ -169,3 +170,17 @@ def test_too_few_inputs_skips_without_writing(day, tmp_path) -> None:
         assert r['decision'] == 'skipped' and r['inputs'] == 20 and r['version'] == ''
         assert 'fewer than min_inputs 21' in r['reason']
     assert not versions.exists() or not any(versions.rglob('v0*'))
+
+
+def test_a_worker_whose_node_is_already_gone_stops_before_it_reads(day, tmp_path) -> None:
+    # The node that started it (SAGE_SLEEP_PARENT) is not its parent any more: it died before
+    # the worker could ask for SIGTERM on its death. The worker must not go on alone.
+    from sage_memory.sleep_worker import PARENT_ENV, PREEMPTED_EXIT
+    versions = tmp_path / 'models'
+    proc = subprocess.run(command(day['data_dir'], versions, 'vision,audio', max_steps=5),
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, PARENT_ENV: '999999999'})
+    assert proc.returncode == PREEMPTED_EXIT, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out['preempted'] and out['modalities'] == {}
+    assert not versions.exists()

@@ -1,0 +1,132 @@
+"""kill -9 of the memory node during sleep, ten times (issue 18, must-show 4).
+
+Each round starts the real memory node on the same data folder, asks it to sleep (pattern
+consolidation, then retraining in its sleep worker) and kills it with SIGKILL at a point that
+moves through the sleep: during consolidation, while the worker imports and reads the day's
+inputs, during fine-tuning and during an export. After every kill:
+
+- no sleep worker outlives the node (an orphan would go on and make a version live that no
+  node asked for; the worker asks Linux for SIGTERM when its parent dies);
+- the model that was live before (a promoted version, not the packaged default) is still live,
+  byte for byte, and no half-written version is left;
+- the SQLite file passes `PRAGMA integrity_check` and holds every experience and training input
+  it held before.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+from sage_common.ros import spin_until
+
+# This package's ROS_DOMAIN_ID range is 150-159.
+DOMAIN = 150 + os.getpid() % 10
+KILLS = 10
+# Kill points (s after the Sleep request): spread over the first seconds of the sleep, where
+# consolidation, the worker's start, its data building, training and the first export lie.
+FIRST_KILL_S, LAST_KILL_S = 0.0, 10.0
+MODALITIES = ('vision', 'audio')
+
+
+def _db_state(db) -> tuple[str, set, int]:
+    with sqlite3.connect(db) as conn:
+        check = conn.execute('PRAGMA integrity_check').fetchone()[0]
+        uuids = {r[0] for r in conn.execute('SELECT uuid FROM experiences')}
+        inputs = conn.execute('SELECT COUNT(*) FROM training_inputs').fetchone()[0]
+    return check, uuids, inputs
+
+
+def _orphan_workers(data_dir) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(['cmdline']):
+        cmd = p.info['cmdline'] or []
+        if 'sage_memory.sleep_worker' in cmd and any(str(data_dir) in c for c in cmd):
+            out.append(p)
+    return out
+
+
+@pytest.mark.timeout(400)
+def test_kill_9_during_sleep_keeps_the_live_model_and_every_experience(
+        tmp_path, fill_training_store, start_memory_node, sleep_workers, quick_retrain_params):
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sage_interfaces.srv import Sleep
+
+    from sage_encoders.model_files import PACKAGED_DIR
+    from sage_encoders.model_versions import LIVE_FILE, ModelVersions, PACKAGED, TMP_PREFIX
+    from sage_memory.database import DB_FILENAME
+
+    data_dir = tmp_path / 'data'
+    fill_training_store(data_dir)
+    versions = data_dir / 'models'
+    # The model live before the sleeps: a promoted version (a copy of the packaged vision
+    # model), so "still live" means live.json survived, not only that nothing was written.
+    vision = ModelVersions(versions, 'vision')
+    with vision.build() as b:
+        for f in PACKAGED_DIR.glob('vision_*'):
+            shutil.copy2(f, b.path / f.name)
+        b.info = {'base': PACKAGED, 'decision': 'promoted', 'reason': 'live before the test'}
+    vision.promote(b.name)
+    live_before = {m: ModelVersions(versions, m).live() for m in MODALITIES}
+    assert live_before['vision']['version'] == b.name
+    live_bytes = (versions / 'vision' / LIVE_FILE).read_bytes()
+    db = data_dir / DB_FILENAME
+    check, uuids_before, inputs_before = _db_state(db)
+    assert check == 'ok' and len(uuids_before) >= 40 and inputs_before >= 40
+
+    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    rng = np.random.default_rng(18)
+    step = (LAST_KILL_S - FIRST_KILL_S) / KILLS
+    kill_at = [FIRST_KILL_S + k * step + float(rng.uniform(0, step)) for k in range(KILLS)]
+    rounds = []
+    for k, delay in enumerate(kill_at):
+        proc = start_memory_node(data_dir, env, **quick_retrain_params)
+        # A fresh DDS participant each round: it cannot match the service of a node killed
+        # in an earlier round (that one announces nothing any more).
+        ctx = rclpy.Context()
+        rclpy.init(context=ctx, domain_id=DOMAIN)
+        node = rclpy.create_node('sleep_kill_test', context=ctx)
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        try:
+            sleep = node.create_client(Sleep, '/sage/memory/sleep')
+            assert spin_until(ex, sleep.service_is_ready, 60), f'round {k}: node not up'
+            fut = sleep.call_async(Sleep.Request(max_duration_s=300.0, reason=f'kill {k}'))
+            t0 = time.monotonic()
+            spin_until(ex, fut.done, delay)
+            assert not fut.done(), f'round {k}: the sleep ended before the kill at {delay:.2f} s'
+            workers = sleep_workers(proc.pid)
+            building = [m for m in MODALITIES if any((versions / m).glob(f'{TMP_PREFIX}*'))]
+            proc.kill()
+            proc.wait(timeout=10)
+            rounds.append({'kill_s': round(time.monotonic() - t0, 2),
+                           'phase': (f'writing a {building[0]} version' if building else
+                                     'worker running' if workers else 'before the worker')})
+        finally:
+            ex.shutdown()
+            node.destroy_node()
+            rclpy.try_shutdown(context=ctx)
+            if proc.poll() is None:
+                proc.kill()
+        gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive and not _orphan_workers(data_dir), \
+            f'round {k}: a sleep worker outlived its node'
+        for m in MODALITIES:
+            assert ModelVersions(versions, m).live() == live_before[m], (k, m)
+            assert not [p.name for p in (versions / m).glob(f'{TMP_PREFIX}*')], (k, m)
+            assert not [v.name for v in ModelVersions(versions, m).versions() if v.broken]
+        assert (versions / 'vision' / LIVE_FILE).read_bytes() == live_bytes
+        check, uuids, inputs = _db_state(db)
+        assert check == 'ok', f'round {k}: integrity_check says {check}'
+        assert uuids >= uuids_before, f'round {k}: lost {len(uuids_before - uuids)} experiences'
+        assert inputs == inputs_before, (k, inputs, inputs_before)
+    print('kills:', rounds)
+    # The kills landed while the worker trained and while it wrote a version.
+    phases = {r['phase'] for r in rounds}
+    assert 'worker running' in phases and any(p.startswith('writing') for p in phases), phases
