@@ -36,6 +36,7 @@ from sage_encoders.preprocess import scale_rgb
 from sage_encoders.vqvae import VqVae, load, save
 
 CROP = 96  # vision batches are random 96x96 crops, as in train.py
+SHIPPED_SIZE = 240  # the packaged vision model's input side: the shipped sets are made at it
 BATCH = {'vision': 16, 'audio': 32}
 EVAL_BATCH = 8
 
@@ -199,6 +200,53 @@ def decode_inputs(modality: str, items: Sequence[InputLike], size: int = 240,
     return np.stack(out), uuids, bad
 
 
+class JpegFrames:
+    """The day's vision inputs kept as their JPEG bytes and decoded when a batch needs one:
+    an hour of frames is ~40 MB this way instead of ~300 MB decoded."""
+
+    def __init__(self, items: Sequence[InputLike], size: int) -> None:
+        self.items = list(items)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return decode_vision(self.items[i], self.size)
+
+
+def _split_day(modality: str, items: Sequence[InputLike], size: int, holdout: float,
+               seed: int, res: 'FinetuneResult') -> tuple[Any, np.ndarray]:
+    """(inputs to train on, decoded held-back inputs); sets res's uuids and undecodable.
+
+    Vision inputs to train on stay JPEG (JpegFrames); every one is decoded once here, to
+    find the ones that do not decode.
+    """
+    if modality == 'vision':
+        ok = []
+        for item in items:
+            try:
+                decode_vision(item, size)
+            except ValueError as err:
+                res.undecodable.append((item.uuid, str(err)))
+                continue
+            ok.append(item)
+        if len(ok) < 2:
+            raise ValueError(f'{len(ok)} of {len(items)} {modality} inputs decode: need 2')
+        tr, ho = split_holdout(len(ok), holdout, seed)
+        res.train_uuids = [ok[i].uuid for i in tr]
+        res.holdout_uuids = [ok[i].uuid for i in ho]
+        return (JpegFrames([ok[i] for i in tr], size),
+                np.stack([decode_vision(ok[i], size) for i in ho]))
+    x, uuids, res.undecodable = decode_inputs(modality, items, size)
+    if len(x) < 2:
+        raise ValueError(f'{len(x)} of {len(items)} {modality} inputs decode: need 2')
+    tr, ho = split_holdout(len(x), holdout, seed)
+    res.train_uuids = [uuids[i] for i in tr]
+    res.holdout_uuids = [uuids[i] for i in ho]
+    return x[tr], x[ho]
+
+
 def _to_model(modality: str, x: np.ndarray) -> np.ndarray:
     """Decoded inputs -> float32 network inputs (vision frames are scaled here)."""
     if modality == 'vision' and x.dtype == np.uint8:
@@ -224,7 +272,7 @@ def heldout_set(modality: str) -> np.ndarray:
     """The shipped held-out inputs train.py evaluates on (built once per process:
     vision 36 frames ~0.1 s, audio 93 windows ~1.2 s of espeak on a 2-core x86)."""
     if modality == 'vision':
-        return data.vision_heldout(240)
+        return data.vision_heldout(SHIPPED_SIZE)
     mel = MelConfig()
     return data.audio_mels(data.audio_heldout_windows(mel), mel)
 
@@ -233,13 +281,23 @@ def heldout_set(modality: str) -> np.ndarray:
 def rehearsal_set(modality: str) -> Any:
     """Shipped training data to rehearse (once per process: ~2.4 s vision, ~2.2 s audio).
 
-    Vision: the 400 augmented frames train.py crops from (list of RGB uint8); audio: the
-    training windows as (N, 1, 64, 64) log-mel inputs.
+    Vision: the 400 augmented frames train.py crops from (list of RGB uint8), resized to the
+    model's input once (the crops are the same; 70 MB instead of 200); audio: the training
+    windows as (N, 1, 64, 64) log-mel inputs.
     """
     if modality == 'vision':
-        return data.vision_pool(400, data.TRAIN_SEED)
+        return [resize_rgb(f, SHIPPED_SIZE) for f in data.vision_pool(400, data.TRAIN_SEED)]
     mel = MelConfig()
     return data.audio_mels(data.audio_train_windows(mel, data.TRAIN_SEED), mel)
+
+
+def release_shipped_data() -> None:
+    """Drop the cached held-out and rehearsal sets (about 300 MB with both modalities): the
+    sleep worker calls it before each export, whose int8 calibration needs that memory."""
+    import gc
+    heldout_set.cache_clear()
+    rehearsal_set.cache_clear()
+    gc.collect()
 
 
 # ------------------------------------------------------------------ scoring
@@ -285,14 +343,15 @@ def decide(res: FinetuneResult, cfg: FinetuneConfig) -> tuple[str, str]:
 
 # ------------------------------------------------------------------ training
 
-def _sampler(modality: str, day: np.ndarray, rehearse: Any, rehearsal: float
+def _sampler(modality: str, day: Any, rehearse: Any, rehearsal: float, size: int
              ) -> Callable[[np.random.Generator], np.ndarray]:
+    """Training batches: day inputs (vision: frames of size x size, indexable) mixed with
+    a rehearsal share of the shipped data."""
     batch = BATCH[modality]
     n_old = int(round(batch * min(max(rehearsal, 0.0), 1.0)))
     n_new = batch - n_old
 
     if modality == 'vision':
-        size = day.shape[1]
 
         def sample(rng: np.random.Generator) -> np.ndarray:
             out = np.empty((batch, 3, CROP, CROP), np.float32)
@@ -329,14 +388,7 @@ def finetune(modality: str, base_dir: Path, items: Sequence[InputLike], cfg: Fin
     res = FinetuneResult(modality)
     base = load(Path(base_dir) / f'{modality}_vqvae.pt')
     size = base.cfg.input_size[0]
-    x, uuids, res.undecodable = decode_inputs(modality, items, size)
-    if len(x) < 2:
-        raise ValueError(f'{len(x)} of {len(items)} {modality} inputs decode: need 2')
-    tr, ho = split_holdout(len(x), cfg.holdout, cfg.seed)
-    res.train_uuids = [uuids[i] for i in tr]
-    res.holdout_uuids = [uuids[i] for i in ho]
-    day_train, day_hold = x[tr], x[ho]
-    del x
+    day_train, day_hold = _split_day(modality, items, size, cfg.holdout, cfg.seed, res)
     res.timings['decode_s'] = time.monotonic() - t0
 
     t = time.monotonic()
@@ -354,10 +406,11 @@ def finetune(modality: str, base_dir: Path, items: Sequence[InputLike], cfg: Fin
     model = copy.deepcopy(base)
     params = list(model.encoder.parameters()) + list(model.decoder.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
-    sample = _sampler(modality, day_train, rehearse, cfg.rehearsal)
+    sample = _sampler(modality, day_train, rehearse, cfg.rehearsal, size)
     rng = np.random.default_rng(cfg.seed)
     log.info('%s: training on %d day inputs (%d held back), at most %d steps in %.0f s',
-             modality, len(tr), len(ho), cfg.max_steps, max(0.0, deadline - time.monotonic()))
+             modality, len(day_train), len(day_hold), cfg.max_steps,
+             max(0.0, deadline - time.monotonic()))
     t = time.monotonic()
     acc, n_acc = 0.0, 0
     while res.steps < cfg.max_steps and time.monotonic() < deadline:

@@ -353,12 +353,16 @@ class MemoryNode(Node):
         cmd = worker_command(self.values, str(self.values['database_url']),
                              str(self.values['data_dir']), self._versions_dir, time_budget,
                              since, seed=int(time.time()))
-        outcome = self._retrainer.run(cmd, preempted)
-        self.get_logger().info(f'sleep: {outcome.summary()}')
+        outcome = self._retrainer.run(cmd, preempted,
+                                      float(self.values['sleep.retrain.max_rss_mb']))
+        self.get_logger().info(f'sleep: {outcome.summary()} '
+                               f'(worker peak {outcome.peak_rss_mb:.0f} MB)')
         if outcome.error:
             self.health.problem(Level.ERROR if outcome.ran else Level.WARN, outcome.summary())
         if outcome.preempted:
             self.health.latency('retrain_stop', outcome.stop_s * 1e3)
+        if outcome.ran:
+            self.health.values['retrain_peak_rss_mb'] = f'{outcome.peak_rss_mb:.0f}'
         if outcome.ran:
             # A modality retrained (promoted or rejected) next learns from newer inputs only;
             # one skipped for too few inputs keeps gathering them.

@@ -128,6 +128,12 @@ PARAMS: tuple[ParamSpec, ...] = (
               'the shipped held-out set that still lets a new version be promoted', 0.0, 1.0),
     ParamSpec('sleep.retrain.modalities', 'vision,audio',
               'comma-separated encoders to retrain (vision, audio)'),
+    ParamSpec('sleep.retrain.calibration_inputs', 16, 'inputs that calibrate the INT8 export '
+              'of a new version (the export holds every layer output of each: vision about '
+              '270 MB at 16, 500 MB at 48)', 4, 256),
+    ParamSpec('sleep.retrain.max_rss_mb', 900.0, 'memory limit of the sleep worker (resident '
+              'MB): above it the node stops the worker, which discards its unfinished version '
+              '(0 = no limit)', 0.0, 65536.0),
     ParamSpec('language_encoder', 'sage_encoders.language_core:LanguageEncoderCore',
               "module:Class with from_params(values).embed(texts) for text recall ('' = off)",
               read_only=True),

@@ -27,7 +27,8 @@ from sage_memory.sleep_worker import PARENT_ENV, PREEMPTED_EXIT
 # issue allows from a salience spike to a stopped sleep).
 _POLL_S = 0.05
 # Worker arguments named by the sleep.retrain.* parameters.
-_ARGS = ('max_steps', 'min_inputs', 'holdout', 'rehearsal', 'min_gain', 'max_forgetting')
+_ARGS = ('max_steps', 'min_inputs', 'holdout', 'rehearsal', 'min_gain', 'max_forgetting',
+         'calibration_inputs')
 
 
 @dataclass
@@ -42,6 +43,7 @@ class RetrainOutcome:
         error: why it failed ('' when it did not).
         seconds: wall time of the run.
         stop_s: seconds from the stop request to the worker's exit (preempted runs).
+        peak_rss_mb: the worker's largest resident size seen (polled with the stop flag).
     """
 
     ran: bool = False
@@ -51,6 +53,7 @@ class RetrainOutcome:
     error: str = ''
     seconds: float = 0.0
     stop_s: float = 0.0
+    peak_rss_mb: float = 0.0
 
     def decided_until(self) -> dict[str, float]:
         """Newest input stamp of each modality the run promoted or rejected a version for."""
@@ -61,6 +64,8 @@ class RetrainOutcome:
         """One line for the Sleep response and the log."""
         if not self.ran:
             return self.error or 'retraining off'
+        if self.preempted and self.error:
+            return f'retraining stopped: {self.error}'
         if self.preempted:
             return f'retraining preempted after {self.seconds:.1f} s'
         if self.error:
@@ -102,8 +107,10 @@ class Retrainer:
         with self._lock:
             return self._proc is not None
 
-    def run(self, cmd: list[str], should_stop: Callable[[], bool]) -> RetrainOutcome:
-        """Run the worker to its end, or stop it once should_stop() is true."""
+    def run(self, cmd: list[str], should_stop: Callable[[], bool],
+            max_rss_mb: float = 0.0) -> RetrainOutcome:
+        """Run the worker to its end, or stop it once should_stop() is true or its resident
+        size passes max_rss_mb (0 = no limit)."""
         out = RetrainOutcome()
         t0 = time.monotonic()
         with self._lock:
@@ -123,9 +130,15 @@ class Retrainer:
         out.ran = True
         reader = _Drain(proc)
         stop_at = 0.0
+        over = ''
         try:
             while proc.poll() is None:
-                if not stop_at and (should_stop() or self._closed):
+                rss = rss_mb(proc.pid)
+                out.peak_rss_mb = max(out.peak_rss_mb, rss)
+                if not stop_at and max_rss_mb > 0 and rss > max_rss_mb:
+                    over = (f'the worker used {rss:.0f} MB, over sleep.retrain.max_rss_mb '
+                            f'{max_rss_mb:g}')
+                if not stop_at and (over or should_stop() or self._closed):
                     stop_at = time.monotonic()
                     proc.send_signal(signal.SIGTERM)
                 time.sleep(_POLL_S)
@@ -139,7 +152,9 @@ class Retrainer:
         if stop_at:
             out.stop_s = time.monotonic() - stop_at
         out.preempted = bool(stop_at) or proc.returncode == PREEMPTED_EXIT
-        if proc.returncode not in (0, PREEMPTED_EXIT):
+        if over:
+            out.error = over
+        elif proc.returncode not in (0, PREEMPTED_EXIT):
             tail = (reader.stderr.strip().splitlines() or ['(no output)'])[-1]
             out.error = f'worker exited {proc.returncode}: {tail}'
         return out
@@ -177,6 +192,18 @@ class _Drain:
     def join(self) -> None:
         for t in self._threads:
             t.join(5.0)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident size of a process in MB from /proc (0 when it is gone or not Linux)."""
+    try:
+        with open(f'/proc/{pid}/status') as fh:
+            for line in fh:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
 
 
 def _last_json(text: str) -> dict[str, Any]:

@@ -133,6 +133,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help='relative day reconstruction gain needed to promote')
     ap.add_argument('--max-forgetting', type=float, default=0.05,
                     help='largest relative held-out reconstruction loss allowed to promote')
+    ap.add_argument('--calibration-inputs', type=int, default=16,
+                    help='inputs that calibrate the INT8 export (its memory grows with them: '
+                    'about 270 MB at 16, 500 MB at 48 for vision)')
     ap.add_argument('--seed', type=int, default=0, help='seed of split, sampling and torch')
     ap.add_argument('--threads', type=int, default=1, choices=(1, 2),
                     help='torch threads (the robot keeps running meanwhile)')
@@ -226,6 +229,7 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
         return _result(decision='failed', base=base_name, inputs=total,
                        seconds=round(time.monotonic() - t0, 3), reason=str(err))
     del items
+    ft.release_shipped_data()  # the export's peak comes next: keep the worker's peak low
     entry = _result(decision=res.decision, base=base_name, inputs=total, steps=res.steps,
                     day_recon_before=_finite(res.day_before),
                     day_recon_after=_finite(res.day_after),
@@ -244,7 +248,7 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
         ft.write_model(res, cfg, b.path, base_dir, base_name)
         t = time.monotonic()
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON line only
-            quality = export_puzzle(modality, b.path)
+            quality = export_puzzle(modality, b.path, n_calib=args.calibration_inputs)
         entry['timings']['export_s'] = round(time.monotonic() - t, 3)
         if stop.requested:  # arrived during the export: discard it, live.json untouched
             raise Preempted

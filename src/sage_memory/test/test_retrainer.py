@@ -1,0 +1,34 @@
+"""The memory node's side of retraining (sage_memory.retrain.Retrainer) with stand-in workers:
+real child processes that take memory, so the limit is seen to act."""
+from __future__ import annotations
+
+import sys
+import time
+
+from sage_memory.retrain import Retrainer, rss_mb
+
+# A child that grows to about 300 MB resident and then waits; SIGTERM ends it.
+HOG = [sys.executable, '-c',
+       'import time; b = bytearray(300 * 2**20); b[::4096] = b"x" * len(b[::4096]); '
+       'print("{}", flush=True); time.sleep(60)']
+
+
+def test_a_worker_over_the_memory_limit_is_stopped_and_the_run_says_why():
+    t0 = time.monotonic()
+    out = Retrainer(lambda s: None).run(HOG, lambda: False, max_rss_mb=150.0)
+    assert time.monotonic() - t0 < 30  # stopped, not waited out (the child sleeps 60 s)
+    assert out.ran and out.preempted
+    assert 'over sleep.retrain.max_rss_mb 150' in out.error, out.error
+    assert out.peak_rss_mb > 150.0
+    assert out.summary().startswith('retraining stopped: the worker used')
+
+
+def test_without_a_limit_the_same_worker_runs_until_asked_to_stop():
+    asked = time.monotonic() + 2.0
+    out = Retrainer(lambda s: None).run(HOG, lambda: time.monotonic() > asked, max_rss_mb=0.0)
+    assert out.preempted and 'max_rss_mb' not in out.error  # (the stand-in dies of SIGTERM)
+    assert out.peak_rss_mb > 250.0  # the hog was measured, and left alone until the stop
+
+
+def test_rss_of_a_process_that_is_gone_is_zero():
+    assert rss_mb(2**22 + 12345) == 0.0
