@@ -370,8 +370,9 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
               sleep_budget_s: float | None = None, max_steps: int | None = None,
               heldout_max: int | None = None, probe_every: int = 5,
               cache: Path | None = None,
-              keep_dir: Path | None = None) -> dict[str, Any]:
+              keep_dir: Path | None = None, hour: bool = False) -> dict[str, Any]:
     """Day 1 of environment E, one sleep, day 2 of E and the old environment F; before/after.
+    With hour: one sleep over an hour of stored inputs instead (`sage.bench_sleep_hour`).
 
     Args:
         seconds: scene seconds replayed per seed (None = the full realistic program, several
@@ -389,6 +390,8 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
             does not cut; 0 = off). F is encoded both ways.
         cache: scene cache folder (default: `sage bench salience`'s).
         keep_dir: work in this folder and keep it (default: a temporary folder, removed).
+        hour: measure a sleep over an hour of inputs (seeds: scenes they come from; seconds
+            not taken).
 
     Returns:
         JSON-able dict: 'summary' (ratios, sleep seconds, peak RSS, decisions), 'day1',
@@ -405,6 +408,11 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
     from sage_memory import memory_params
     from sage_memory.retrain import worker_command
 
+    if hour:
+        from sage.bench_sleep_hour import run_hour
+        if seconds is not None:
+            raise SageError('--hour takes no --seconds: it stores an hour of inputs')
+        return run_hour(profile, overrides, seeds=max(seeds, 2), keep_dir=keep_dir)
     if inputs not in INPUT_MODES:
         raise SageError(f"inputs must be one of {', '.join(INPUT_MODES)}")
     if not 1 <= seeds <= len(REPORT_SEEDS) // 2:

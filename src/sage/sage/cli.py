@@ -112,6 +112,9 @@ def bench(
                                          help='twohost: added link delays in ms, e.g. 0,10'),
     loss: Optional[str] = typer.Option(None, '--loss',
                                        help='twohost: link packet loss in %, e.g. 0,5'),
+    hour: bool = typer.Option(False, '--hour',
+                              help='sleep: one sleep over an hour of stored inputs (wall '
+                                   'time and peak memory) instead of the day-1/day-2 run'),
 ) -> None:
     """Run a named benchmark and write JSON (medians, p95/p99, ratios to a baseline)."""
     from sage.bench_cmd import BENCHMARKS, UnknownOption, run_named, write_json
@@ -124,6 +127,8 @@ def bench(
         options['with_graph'] = True
     if baseline:
         options['baseline'] = True
+    if hour:
+        options['hour'] = True
     if domain_id is not None:
         options['domain_id'] = domain_id
     for key, value in (('seeds', seeds), ('scenes', scenes), ('seed_set', seed_set),

@@ -37,10 +37,16 @@ def _check_ratios(before, after, ratios) -> None:
                 assert ratios[m][k] is None
 
 
-def test_short_sleep_bench(tmp_path) -> None:
+@pytest.fixture(scope='module')
+def scenes(tmp_path_factory):
+    """One scene cache for both tests (report seeds 100 and 101, short program)."""
+    return tmp_path_factory.mktemp('scenes')
+
+
+def test_short_sleep_bench(scenes) -> None:
     assert BENCHMARKS['sleep'] == 'sage.bench_sleep'
     r = run_bench(seconds=12.0, seeds=1, inputs='all', sleep_budget_s=12.0, max_steps=4,
-                  heldout_max=8, probe_every=8, cache=tmp_path / 'scenes')
+                  heldout_max=8, probe_every=8, cache=scenes)
     json.dumps(r)  # JSON-able
     assert r['day1_seeds'] == [100] and r['day2_seeds'] == [101]
     assert r['seed_set'] == 'report' and r['program'] == 'short'
@@ -76,3 +82,26 @@ def test_short_sleep_bench(tmp_path) -> None:
     fa = s['false_alarms_per_calm_min']
     for k in ('before', 'after'):
         assert fa[k] is None or (_finite(fa[k]) and fa[k] >= 0)
+
+
+def test_hour_bench_stores_what_the_encoders_keep_and_measures_one_sleep(scenes, tmp_path):
+    import sqlite3
+    from sage.bench_sleep_hour import run_hour
+    r = run_hour('nano', ['memory.sleep.retrain.max_steps=2',
+                          'memory.sleep.retrain.time_budget_s=30.0'],
+                 per_modality=24, seeds=2, program='short', cache=scenes, keep_dir=tmp_path)
+    json.dumps(r)
+    assert r['target_rate_hz'] == 0.5 and r['seeds'] == [100, 101]
+    assert r['inputs'] == {'vision': 24, 'audio': 24}
+    assert r['settings']['max_steps'] == 2 and r['settings']['max_rss_mb'] == 900.0
+    assert r['exit_code'] == 0 and r['sleep_s'] > 0 and r['peak_rss_mb'] > 100
+    assert r['within_10_min'] == (r['sleep_s'] <= 600)
+    assert r['within_memory_limit'] == (r['peak_rss_mb'] <= 900.0)
+    for m in MODALITIES:
+        assert r['modalities'][m]['decision'] in ('promoted', 'rejected')
+        assert r['modalities'][m]['inputs'] == 24 and r['modalities'][m]['steps'] == 2
+    # Stored as the encoders hand inputs over: 240 px JPEG frames, 16384-sample windows.
+    with sqlite3.connect(tmp_path / 'memory' / 'sage_memory.db') as db:
+        rows = set(db.execute('SELECT modality, format, width, height, samples '
+                              'FROM training_inputs'))
+    assert rows == {('vision', 'jpeg', 240, 240, 0), ('audio', 's16le-zlib', 0, 0, 16384)}
