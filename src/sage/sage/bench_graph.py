@@ -5,7 +5,9 @@ topic measures capture -> encoded, salience capture -> scored, ...), p50/p95/p99
 gaps (drops) on topics that carry input_seq; CPU and RSS per node process (psutil).
 Per modality (sage.salience_timing): time to first salience from the graph's start, and
 capture -> salience latency, audio from its window's last sample; the encoders' own encode
-time (Latent.encode_ms), the part of that latency the encoder spends computing.
+time (Latent.encode_ms), the part of that latency the encoder spends computing. With swap, a
+new model version of each encoder is made live halfway (sage.swap_window: what the hot swap
+cost, against as long a window before it).
 """
 from __future__ import annotations
 
@@ -25,6 +27,10 @@ from sage.salience_timing import (first_salience_s, first_salience_seq, last_sam
                                   percentiles, SalienceArrival, salience_latency_ms)
 from sage_common.vocabulary import Topic
 from sage_eval.attend_agreement import sequence_gaps
+from sage.swap_window import Arrival, swap_report
+
+ENCODERS = {'vision': 'vision_encoder', 'audio': 'audio_encoder'}
+LATENT_TOPICS = {Topic.VISION_LATENT: 'vision', Topic.AUDIO_LATENT: 'audio'}
 
 STAGES = {
     Topic.CAMERA_IMAGE: ('sensor_msgs.msg', 'Image', True),
@@ -55,6 +61,11 @@ class _Probe:
         self.salience: list[SalienceArrival] = []
         self.first: dict[str, float] = {}  # first arrival per topic: where start-up time goes
         self.encode_ms: dict[str, list[float]] = defaultdict(list)  # Latent.encode_ms
+        # for a hot swap: camera frames and latents as (arrival, stamp, input_seq), and the
+        # model version each encoder reports on /diagnostics, with when it first did
+        self.camera: list[Arrival] = []
+        self.latents: dict[str, list[Arrival]] = defaultdict(list)
+        self.model_versions: dict[tuple[str, str], float] = {}
         self.lock = threading.Lock()
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -66,6 +77,9 @@ class _Probe:
                                           # a second of a 200 Hz stream: a stall of
                                           # this process is not a drop of the graph's
                                           sensor_qos(200) if sensor else RELIABLE_QOS)
+        from diagnostic_msgs.msg import DiagnosticArray
+        self.node.create_subscription(DiagnosticArray, Topic.DIAGNOSTICS, self._on_diagnostics,
+                                      RELIABLE_QOS)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -80,12 +94,27 @@ class _Probe:
             self.latency_ms[topic].append((now - stamp) * 1e3)
             if hasattr(msg, 'input_seq') and hasattr(msg, 'modality'):
                 self.seqs[(topic, msg.modality)].append(int(msg.input_seq))
+            if topic == Topic.CAMERA_IMAGE:
+                self.camera.append((now, stamp, 0))
+            elif topic in LATENT_TOPICS:
+                self.latents[LATENT_TOPICS[topic]].append((now, stamp, int(msg.input_seq)))
             if hasattr(msg, 'encode_ms') and hasattr(msg, 'modality'):
                 self.encode_ms[msg.modality].append(float(msg.encode_ms))
             if topic == Topic.SALIENCE:
                 arrival = SalienceArrival(msg.modality, now, stamp, int(msg.input_seq))
                 self.salience_all.append(arrival)
                 self.salience.append(arrival)
+
+    def _on_diagnostics(self, msg: Any) -> None:
+        now = time.time()
+        for status in msg.status:
+            node = status.name.split(': ')[-1]
+            if node not in ENCODERS.values():
+                continue
+            for kv in status.values:
+                if kv.key == 'model_version':
+                    with self.lock:
+                        self.model_versions.setdefault((node, kv.value), now)
 
     def close(self) -> None:
         import rclpy
@@ -95,16 +124,21 @@ class _Probe:
 
 def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.0,
               overrides: tuple[str, ...] = (), domain_id: int | None = None,
-              compose: bool | None = None) -> dict[str, Any]:
+              compose: bool | None = None, swap: bool = False) -> dict[str, Any]:
     """Run the graph for warmup_s + seconds and report the measured window.
 
     domain_id: ROS_DOMAIN_ID of the benchmark's graph (None: the project's one rule,
     sage.environment.resolve_domain: $ROS_DOMAIN_ID, else the profile's launch.domain_id), so
     two benches on one host are kept apart the same way two graphs are.
     compose: run launch.compose_groups one process each (None: the profile's launch.compose).
+    swap: halfway through the window, make a new version of the vision and audio models live
+    (a copy of the packaged ones, in a memory folder of the run's own: the user's models are
+    not touched) and report what the encoders' hot swap cost (sage.swap_window).
     """
-    prof = load_profile(profile, list(overrides))
     run_dir = Path(tempfile.mkdtemp(prefix='sage-bench-graph-'))
+    if swap:
+        overrides = (*overrides, f'memory.data_dir={run_dir / "memory"}')
+    prof = load_profile(profile, list(overrides))
     domain = int(resolve_domain(prof, domain_id).value)
     sup = graph_supervisor(prof, run_dir, domain, compose=compose)
     # subscribed before the graph starts, so the first salience of each modality is seen
@@ -115,15 +149,19 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
         time.sleep(warmup_s)
         with probe.lock:
             for store in (probe.arrivals, probe.latency_ms, probe.seqs, probe.salience,
-                          probe.encode_ms):
+                          probe.encode_ms, probe.camera, probe.latents):
                 store.clear()
         procs = {name: psutil.Process(pid) for name, pid in sup.pids().items()}
         for p in procs.values():
             p.cpu_percent(None)
         t0 = time.time()
         rss: dict[str, list[float]] = defaultdict(list)
+        promoted, version = 0.0, ''
         while time.time() - t0 < seconds:
             time.sleep(1.0)
+            if swap and not promoted and time.time() - t0 >= seconds / 2:
+                version = promote_copies(run_dir / 'memory' / 'models', tuple(ENCODERS))
+                promoted = time.time()
             sup.poll()
             for name, p in procs.items():
                 try:
@@ -148,6 +186,13 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
             offsets = last_sample_offsets({n.name: n.parameters for n in prof.nodes})
             latency = salience_latency_ms(probe.salience, offsets)
             encode = {m: percentiles(v) for m, v in sorted(probe.encode_ms.items())}
+            swapped = None
+            if promoted:
+                swapped = swap_report(
+                    promoted, {m: probe.model_versions.get((node, version))
+                               for m, node in ENCODERS.items()},
+                    list(probe.camera), {m: list(probe.latents[m]) for m in ENCODERS},
+                    version)
     finally:
         probe.close()
         sup.stop()
@@ -163,7 +208,30 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
             'nodes': {name: {'cpu_percent': cpu.get(name),
                              'rss_mb_max': max(rss[name]) if rss[name] else None}
                       for name in procs},
-            'restarts': {c.spec.name: c.restarts for c in sup.children}}
+            'restarts': {c.spec.name: c.restarts for c in sup.children},
+            'swap': swapped}
+
+
+def promote_copies(root: Path, modalities: tuple[str, ...]) -> str:
+    """Make a copy of each packaged model the live version under root (a memory node's
+    models folder); returns the version's name (the same for each in a fresh folder)."""
+    import shutil
+
+    from sage_encoders.model_files import PACKAGED_DIR
+    from sage_encoders.model_versions import ModelVersions, PACKAGED
+    names = set()
+    for m in modalities:
+        versions = ModelVersions(root, m)
+        with versions.build() as b:
+            for f in PACKAGED_DIR.glob(f'{m}_*'):
+                shutil.copy2(f, b.path / f.name)
+            b.info = {'base': PACKAGED, 'decision': 'promoted',
+                      'reason': 'sage bench graph --swap: a copy of the packaged model'}
+        versions.promote(b.name, reason='bench swap')
+        names.add(b.name)
+    if len(names) != 1:
+        raise RuntimeError(f'versions of one swap differ: {sorted(names)}')
+    return names.pop()
 
 
 def table_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -184,3 +252,11 @@ def print_table(results: dict[str, Any], echo=print) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
         echo('  '.join(c.ljust(w) for c, w in zip(r, widths)))
+    for m, r in sorted(((results.get('swap') or {}).get('modalities') or {}).items()):
+        if not r.get('swapped'):
+            echo(f'swap {m}: the encoder never reported the new version')
+            continue
+        echo(f"swap {m}: reported {r['reported_after_s']:.2f} s after the promotion; "
+             f"{r['swap']['latents']} latents in {r['swap']['seconds']:.2f} s against "
+             f"{r['baseline']['latents']} before (lost {r['latents_lost']}); longest wait "
+             f"{r['swap']['max_wait_ms']} ms against {r['baseline']['max_wait_ms']} ms")

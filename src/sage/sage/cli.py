@@ -112,6 +112,9 @@ def bench(
                                          help='twohost: added link delays in ms, e.g. 0,10'),
     loss: Optional[str] = typer.Option(None, '--loss',
                                        help='twohost: link packet loss in %, e.g. 0,5'),
+    swap: bool = typer.Option(False, '--swap',
+                              help='graph: make new vision/audio model versions live halfway '
+                                   'and report what the hot swap cost'),
     hour: bool = typer.Option(False, '--hour',
                               help='sleep: one sleep over an hour of stored inputs (wall '
                                    'time and peak memory) instead of the day-1/day-2 run'),
@@ -129,6 +132,8 @@ def bench(
         options['baseline'] = True
     if hour:
         options['hour'] = True
+    if swap:
+        options['swap'] = True
     if domain_id is not None:
         options['domain_id'] = domain_id
     for key, value in (('seeds', seeds), ('scenes', scenes), ('seed_set', seed_set),

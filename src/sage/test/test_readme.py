@@ -159,6 +159,9 @@ CHECKS: dict[str, Check] = {
         '.venv/bin/sage memory sleep --max-duration 30', [r'consolidated', r'retraining'],
         'a shorter sleep, too short to retrain after the export reserve (test_sleep_node '
         'retrains through the same service)'),
+    'sage bench graph --swap': Check(
+        '', note='a full-graph benchmark; test_swap_window checks its report and the '
+                 'promotion of the versions'),
     'sage bench sleep --hour': Check(
         '', note='an hour of inputs from full scenes (minutes): test_bench_sleep runs the same '
                  'bench on 24 inputs per modality of two short scenes'),

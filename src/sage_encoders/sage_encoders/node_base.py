@@ -239,6 +239,7 @@ class EncoderNodeBase(Node):
 
     def _load_versions(self) -> None:
         """Loader thread: load, check and swap in each wanted version, newest first."""
+        _lower_this_threads_priority()  # the encoding thread keeps the cores while it loads
         while True:
             with self._swap_lock:
                 wanted, self._wanted = self._wanted, None
@@ -293,3 +294,16 @@ class EncoderNodeBase(Node):
         loader = getattr(self, '_loader', None)
         if loader is not None:
             loader.join(timeout=30.0)
+
+
+LOADER_NICE = 19  # a swap may take longer; the inputs meanwhile are encoded on time
+
+
+def _lower_this_threads_priority() -> None:
+    """Give the calling thread the lowest CPU priority (Linux: a thread is a task of its own;
+    elsewhere nothing is done)."""
+    import os
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOADER_NICE)
+    except (AttributeError, OSError):
+        pass
