@@ -292,15 +292,11 @@ def _render(world: _World, t: float, pan_px: float) -> np.ndarray:
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
-def _repeat_block_s(slot_s: float, repeat_gap_s: float, repeats: int) -> float:
-    return repeat_gap_s * (repeats + 1) + slot_s
-
-
 def _plan_standard(world: _World, rng: np.random.Generator, warmup: float, duration: float,
                    slot_s: float, repeat_gap_s: float, repeats: int) -> list[Event]:
     kinds = ['novelty', 'arousal_speech', 'conflict', 'surprise', 'arousal_bump', 'novelty',
              'ego_motion', 'arousal_speech', 'novelty', 'conflict', 'surprise', 'arousal_bump']
-    block_s = _repeat_block_s(slot_s, repeat_gap_s, repeats)
+    block_s = repeat_gap_s * (repeats + 1) + slot_s
     n_slots = max(0, int((duration - warmup - block_s) // slot_s))
     others = [kinds[i % len(kinds)] for i in range(n_slots)]
     order = [others[i] for i in rng.permutation(len(others))]
@@ -448,11 +444,6 @@ def make_scenario(out_bag: Path, seed: int, duration_s: float = 150.0, *,
     width, height = size
     if program == 'reward':
         duration_s = max(duration_s, warmup_s + sum(reward_phases) * slot_s + 2.0)
-    elif duration_s < warmup_s + _repeat_block_s(slot_s, repeat_gap_s, repeats):
-        # The repeat block always comes last; a shorter scene would label events past its end.
-        need = warmup_s + _repeat_block_s(slot_s, repeat_gap_s, repeats)
-        raise ScenarioError(f"the standard program needs at least {need:g} s (warm-up and the "
-                            f'repeat block), not {duration_s:g}')
     panorama, pano_names = _build_panorama(rng, height)
     n_audio = int(duration_s * SAMPLE_RATE) // FRAME_SAMPLES * FRAME_SAMPLES
     n_imu = int(duration_s * imu_hz)
@@ -469,6 +460,12 @@ def make_scenario(out_bag: Path, seed: int, duration_s: float = 150.0, *,
     if program == 'standard':
         events = _plan_standard(world, rng, warmup_s, duration_s, slot_s, repeat_gap_s,
                                 repeats)
+        last = max((e.end for e in events), default=0.0)
+        if last > duration_s:
+            # The repeat block always comes last: its labels would lie past the bag's end.
+            raise ScenarioError(f'the standard program needs at least {math.ceil(last)} s '
+                                f'(warm-up and the repeat block end at {last:.1f} s), not '
+                                f'{duration_s:g}')
     else:
         events = _plan_reward(world, rng, warmup_s, duration_s, slot_s, reward_phases)
     events = [Event(**{**asdict(e), 'start': T0 + e.start, 'end': T0 + e.end})

@@ -62,7 +62,7 @@ def test_bad_scenario_arguments_are_refused(tmp_path):
         make_scenario(tmp_path / 'y', seed=1, duration_s=5.0, warmup_s=8.0)
     # Too short for the repeat block that ends every standard scene: its labels would lie
     # past the end of the bag (scoring then refuses the decisions).
-    with pytest.raises(ScenarioError, match='needs at least 71 s'):
+    with pytest.raises(ScenarioError, match='needs at least 60 s'):
         make_scenario(tmp_path / 'z', seed=1, duration_s=50.0)
     assert not (tmp_path / 'z').exists()
 
