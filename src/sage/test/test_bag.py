@@ -418,7 +418,7 @@ def test_replay_decides_identically_on_a_split_compressed_copy(tmp_path):
     from sage_eval.replay import replay_bag
     from sage_eval.scenario import make_scenario
     scene = tmp_path / 'scene'
-    make_scenario(scene, 3, 10.0)
+    make_scenario(scene, 3, 10.0, repeats=0)  # 10 s: room for no repeated sound
     copy = tmp_path / 'copy'
     writer = BagWriter(copy, sage_typestore(), BagOptions('mcap', 'zstd', SPLIT_BYTES))
     writer.open()
