@@ -33,6 +33,7 @@ def _node_processes(launcher: psutil.Process) -> dict[str, psutil.Process]:
 
 def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_path,
                                                                 topic_listener):
+    from diagnostic_msgs.msg import DiagnosticArray
     from sage_interfaces.msg import Experience, Salience
     data_dir = tmp_path / 'data'
     run_dir = tmp_path / 'run'
@@ -50,10 +51,16 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
     def on_salience(msg):
         entry = seen.setdefault(msg.modality, [])
         entry.append((time.monotonic(), msg.salience, msg.attend))
+    def on_diagnostics(msg):
+        for status in msg.status:
+            if status.name == 'sage: memory':
+                seen['memory'] = {kv.key: kv.value for kv in status.values}
+
     stop_listening = topic_listener(ros_domain, [
         (Salience, '/sage/salience', on_salience),
         (Experience, '/sage/memory/stored',
-         lambda m: seen.setdefault('stored', []).append(m.uuid))], 'graph_test_listener')
+         lambda m: seen.setdefault('stored', []).append((m.uuid, m.modality))),
+        (DiagnosticArray, '/diagnostics', on_diagnostics)], 'graph_test_listener')
     launcher = psutil.Process(proc.pid)
     try:
         deadline = time.monotonic() + 40
@@ -87,6 +94,13 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
         while time.monotonic() < deadline and not seen.get('stored'):
             time.sleep(0.5)
         assert seen.get('stored'), 'nothing stored:\n' + ''.join(output)
+        # The memory node asked the encoders for the inputs of those experiences: wait until
+        # every such request is answered or timed out (its diagnostics counters), so a stop
+        # does not cut an answer on its way (the encoders stop with the graph).
+        settled = [u for u, m in list(seen['stored']) if m in ('vision', 'audio')]
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _input_requests_resolved(seen) < len(settled):
+            time.sleep(0.2)
 
         # Salience comes from the data: it varies, and some inputs are attended.
         values = [s for m in ('vision', 'audio', 'imu') for _, s, _ in seen[m]]
@@ -121,10 +135,19 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
     assert db is not None and db['total'] >= len(seen['stored']) > 0, text
     assert Path(db['location']).is_file() and str(data_dir) in db['location']
     assert 'experiences stored' in text and db['location'] in text
-    _stored_experiences_keep_their_encoder_inputs(Path(db['location']))
+    _stored_experiences_keep_their_encoder_inputs(Path(db['location']), settled)
 
 
-def _stored_experiences_keep_their_encoder_inputs(path: Path) -> None:
+def _input_requests_resolved(seen: dict) -> int:
+    """Input requests the memory node has finished with (answered, missed, timed out or not
+    sent for lack of an encoder), from its latest /diagnostics."""
+    diag = seen.get('memory', {})
+    return sum(int(diag.get(k, 0)) for k in (
+        'training_inputs_requested', 'training_input_missed', 'training_input_timeouts',
+        'training_input_unavailable'))
+
+
+def _stored_experiences_keep_their_encoder_inputs(path: Path, settled: list[str]) -> None:
     # Sleep's material: the memory node asked the encoders for each stored vision/audio
     # experience's input; what came back decodes to what the model encodes.
     import cv2
@@ -135,6 +158,9 @@ def _stored_experiences_keep_their_encoder_inputs(path: Path) -> None:
             "FROM experiences e LEFT JOIN training_inputs t ON t.uuid = e.uuid "
             "WHERE e.kind = 'experience' AND e.modality IN ('vision', 'audio')").fetchall()
     assert stored, 'no vision or audio experience stored'
+    # Judged on the experiences whose requests were seen resolved before the stop: one
+    # stored in the last moment may lose its answer to the encoders' own shutdown.
+    stored = [row for row in stored if row[0] in set(settled)] or stored
     kept = [row for row in stored if row[2] is not None]
     # The encoders keep their newest 32 inputs: an answer can only be missed under a long
     # stall (the respawned SNARC's first seconds), not as a rule.
