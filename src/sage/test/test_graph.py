@@ -135,6 +135,8 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
     assert db is not None and db['total'] >= len(seen['stored']) > 0, text
     assert Path(db['location']).is_file() and str(data_dir) in db['location']
     assert 'experiences stored' in text and db['location'] in text
+    print('memory input requests:', {k: v for k, v in seen.get('memory', {}).items()
+                                     if 'training_input' in k and not k.endswith('_per_s')})
     _stored_experiences_keep_their_encoder_inputs(Path(db['location']), settled)
 
 
