@@ -164,7 +164,7 @@ def _stored_experiences_keep_their_encoder_inputs(path: Path, settled: list[str]
     # stored in the last moment may lose its answer to the encoders' own shutdown.
     stored = [row for row in stored if row[0] in set(settled)] or stored
     kept = [row for row in stored if row[2] is not None]
-    # The encoders keep their newest 32 inputs: an answer can only be missed under a long
+    # The encoders keep their newest inputs (vision 64): an answer can only be missed under a long
     # stall (the respawned SNARC's first seconds), not as a rule.
     assert len(kept) >= 0.8 * len(stored), f'{len(kept)} of {len(stored)} inputs kept'
     for _uuid, modality, fmt, data, width, height, samples in kept:
