@@ -292,7 +292,7 @@ def rehearsal_set(modality: str) -> Any:
 
 
 def release_shipped_data() -> None:
-    """Drop the cached held-out and rehearsal sets (about 300 MB with both modalities): the
+    """Drop the cached held-out and rehearsal sets (about 180 MB with both modalities): the
     sleep worker calls it before each export, whose int8 calibration needs that memory."""
     import gc
     heldout_set.cache_clear()
