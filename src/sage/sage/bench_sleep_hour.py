@@ -103,10 +103,8 @@ def run_hour(profile: str = 'nano', overrides: list[str] | None = None,
     from sage.bench_salience import scene
     from sage.bench_sleep import fill_store, run_worker
     from sage.profile import load_profile
-    from sage_common.params import resolve
     from sage_eval.realistic import REPORT_SEEDS
     from sage_eval.replay import _resolved
-    from sage_memory import memory_params
     from sage_memory.retrain import worker_command
 
     if not 1 <= seeds <= len(REPORT_SEEDS):
@@ -117,8 +115,7 @@ def run_hour(profile: str = 'nano', overrides: list[str] | None = None,
     n = int(per_modality if per_modality is not None else round(rate * HOUR_S))
     if n < 2:
         raise SageError('per_modality must be at least 2')
-    mem = resolve(memory_params.PARAMS, dict(params.get('memory', {})),
-                  getattr(memory_params, 'validate', None), node='memory')
+    mem = _resolved(params, 'memory', 'sage_memory.memory_params')
     vision = _resolved(params, 'vision_encoder', 'sage_encoders.vision_encoder_params')
     audio = _resolved(params, 'audio_encoder', 'sage_encoders.audio_encoder_params')
     tmp = None if keep_dir else tempfile.TemporaryDirectory(prefix='sage-bench-sleep-hour-')
