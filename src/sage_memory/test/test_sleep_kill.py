@@ -2,8 +2,10 @@
 
 Each round starts the real memory node on the same data folder, asks it to sleep (pattern
 consolidation, then retraining in its sleep worker) and kills it with SIGKILL at a point that
-moves through the sleep: during consolidation, while the worker imports and reads the day's
-inputs, during fine-tuning and during an export. After every kill:
+moves through the sleep: seven at seeded times during consolidation, while the worker imports and
+reads the day's inputs and during fine-tuning; three as soon as the worker has begun writing a
+version (its `.tmp-` folder appears: an event, so a slow machine still kills during an export).
+After every kill:
 
 - no sleep worker outlives the node (an orphan would go on and make a version live that no
   node asked for; the worker asks Linux for SIGTERM when its parent dies);
@@ -27,10 +29,12 @@ from sage_common.ros import spin_until
 
 # This package's ROS_DOMAIN_ID range is 150-159.
 DOMAIN = 150 + os.getpid() % 10
-KILLS = 10
-# Kill points (s after the Sleep request): spread over the first seconds of the sleep, where
-# consolidation, the worker's start, its data building, training and the first export lie.
-FIRST_KILL_S, LAST_KILL_S = 0.0, 10.0
+TIMED_KILLS, WRITE_KILLS = 7, 3
+# Timed kill points (s after the Sleep request): spread over the first seconds of the sleep,
+# where consolidation, the worker's start, its data building and training lie.
+FIRST_KILL_S, LAST_KILL_S = 0.0, 8.0
+# Write kills: after the version's .tmp- folder appears, a seeded delay up to this (s).
+WRITE_KILL_MAX_DELAY_S = 0.1
 MODALITIES = ('vision', 'audio')
 
 
@@ -82,10 +86,16 @@ def test_kill_9_during_sleep_keeps_the_live_model_and_every_experience(
 
     env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
     rng = np.random.default_rng(18)
-    step = (LAST_KILL_S - FIRST_KILL_S) / KILLS
-    kill_at = [FIRST_KILL_S + k * step + float(rng.uniform(0, step)) for k in range(KILLS)]
+    step = (LAST_KILL_S - FIRST_KILL_S) / TIMED_KILLS
+    plan = [('timed', FIRST_KILL_S + k * step + float(rng.uniform(0, step)))
+            for k in range(TIMED_KILLS)]
+    plan += [('write', float(rng.uniform(0, WRITE_KILL_MAX_DELAY_S))) for _ in range(WRITE_KILLS)]
+
+    def writing() -> list[str]:
+        return [m for m in MODALITIES if any((versions / m).glob(f'{TMP_PREFIX}*'))]
+
     rounds = []
-    for k, delay in enumerate(kill_at):
+    for k, (kind, delay) in enumerate(plan):
         proc = start_memory_node(data_dir, env, **quick_retrain_params)
         # A fresh DDS participant each round: it cannot match the service of a node killed
         # in an earlier round (that one announces nothing any more).
@@ -99,13 +109,18 @@ def test_kill_9_during_sleep_keeps_the_live_model_and_every_experience(
             assert spin_until(ex, sleep.service_is_ready, 60), f'round {k}: node not up'
             fut = sleep.call_async(Sleep.Request(max_duration_s=300.0, reason=f'kill {k}'))
             t0 = time.monotonic()
-            spin_until(ex, fut.done, delay)
-            assert not fut.done(), f'round {k}: the sleep ended before the kill at {delay:.2f} s'
+            if kind == 'write':
+                assert spin_until(ex, lambda: writing() or fut.done(), 180, step_s=0.01), \
+                    f'round {k}: no version was written within 180 s'
+                time.sleep(delay)
+            else:
+                spin_until(ex, fut.done, delay)
+            assert not fut.done(), f'round {k}: the sleep ended before the {kind} kill'
             workers = sleep_workers(proc.pid)
-            building = [m for m in MODALITIES if any((versions / m).glob(f'{TMP_PREFIX}*'))]
+            building = writing()
             proc.kill()
             proc.wait(timeout=10)
-            rounds.append({'kill_s': round(time.monotonic() - t0, 2),
+            rounds.append({'kind': kind, 'kill_s': round(time.monotonic() - t0, 2),
                            'phase': (f'writing a {building[0]} version' if building else
                                      'worker running' if workers else 'before the worker')})
         finally:
@@ -127,6 +142,6 @@ def test_kill_9_during_sleep_keeps_the_live_model_and_every_experience(
         assert uuids >= uuids_before, f'round {k}: lost {len(uuids_before - uuids)} experiences'
         assert inputs == inputs_before, (k, inputs, inputs_before)
     print('kills:', rounds)
-    # The kills landed while the worker trained and while it wrote a version.
-    phases = {r['phase'] for r in rounds}
-    assert 'worker running' in phases and any(p.startswith('writing') for p in phases), phases
+    # The kills landed while the worker trained, and every write kill during an export.
+    assert any(r['phase'] == 'worker running' for r in rounds), rounds
+    assert all(r['phase'].startswith('writing') for r in rounds if r['kind'] == 'write'), rounds
