@@ -116,9 +116,14 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
                      'memory.policy.mode=all']
             memory['shared_store'] = url
             services[urlparse(url).port] = OUTBOX_TRAFFIC
+        # The assist host's memory node works on the shared store (sleep and retraining
+        # there); without one it is not started.
+        assist_sets = ([f'shared_memory.database_url={memory["shared_store"]}',
+                        f'shared_memory.data_dir={work / "assist-data"}']
+                       if store is not None else [])
         procs = {
-            ASSIST: _launch(rig, ASSIST, assist_profile, ASSIST, domain, work / 'assist', '',
-                            []),
+            ASSIST: _launch(rig, ASSIST, assist_profile, ASSIST, domain, work / 'assist',
+                            '' if store is not None else 'shared_memory', assist_sets),
             EDGE: _launch(rig, EDGE, edge_profile, EDGE, domain, work / 'edge', edge_without,
                           sets),
         }
@@ -180,11 +185,12 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
             finally:
                 if store is not None:
                     store.stop()
-    logs = {side: (work / f'{side}.log').read_text(errors='replace')[-1500:]
-            for side in (EDGE, ASSIST)}
+    full = {side: (work / f'{side}.log').read_text(errors='replace') for side in (EDGE, ASSIST)}
+    logs = {side: text[-1500:] for side, text in full.items()}
     return {'domain_id': domain, 'texts_per_condition': count, 'rate_hz': rate_hz,
             'edge': f'{edge_profile} --role edge', 'assist': f'{assist_profile} --role assist',
             'edge_nodes': [n.name for n in edge_prof.nodes],
             'assist_nodes': [n.name for n in assist_prof.nodes], 'conditions': results,
             'memory': memory, 'exit_codes': codes,
+            'respawns': {side: text.count('[sage] respawning') for side, text in full.items()},
             'logs_tail': logs, 'work_dir': str(work)}

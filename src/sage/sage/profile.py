@@ -120,13 +120,30 @@ def profile_data(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ProfileError(f'{path}: a profile is a mapping')
     base = data.pop('extends', None)
-    if base is None:
+    if base is not None:
+        ref = Path(str(base))
+        base_path = ((path.parent / ref) if ref.suffix in ('.yaml', '.yml')
+                     else profile_path(str(base)))
+        if base_path.resolve() in (*_chain, path.resolve()):
+            raise ProfileError(f'{path}: extends {base} makes a cycle')
+        data = _merged(profile_data(base_path, (*_chain, path.resolve())), data)
+    return data if _chain else _params_from(data, path)
+
+
+def _params_from(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A node entry with `params_from: other` starts from the other node's parameters, and its
+    own section merges over them (a second memory node writes only what differs)."""
+    nodes = (data.get('launch') or {}).get('nodes')
+    if not isinstance(nodes, Mapping):
         return data
-    ref = Path(str(base))
-    base_path = (path.parent / ref) if ref.suffix in ('.yaml', '.yml') else profile_path(str(base))
-    if base_path.resolve() in (*_chain, path.resolve()):
-        raise ProfileError(f'{path}: extends {base} makes a cycle')
-    return _merged(profile_data(base_path, (*_chain, path.resolve())), data)
+    for name, entry in nodes.items():
+        source = entry.get('params_from') if isinstance(entry, Mapping) else None
+        if source is None:
+            continue
+        if source not in data or source == name:
+            raise ProfileError(f'{path}: launch.nodes.{name}.params_from: no section {source}')
+        data[name] = _merged(data[source], data.get(name) or {})
+    return data
 
 
 def profile_path(name_or_path: str) -> Path:
@@ -187,7 +204,10 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = (),
         raise ProfileError(f'{path}: missing launch.nodes')
     node_entries: Mapping[str, Mapping[str, Any]] = launch['nodes']
     roles = role_table(launch, path)
-    if role is not None:
+    if role is None:
+        # Nodes that exist for one host's part only (the assist host's shared memory).
+        node_entries = {n: e for n, e in node_entries.items() if not e.get('only_in_roles')}
+    else:
         if role not in roles:
             raise ProfileError(f"profile '{path.stem}' has no role '{role}' (launch.roles: "
                                f"{', '.join(roles) or 'none'})")

@@ -171,7 +171,10 @@ def test_launch_files_take_a_role_like_sage_launch(monkeypatch):
         assert list(nodes) == [n.name for n in expected.nodes]
         assert env['FASTDDS_DEFAULT_PROFILES_FILE'].endswith('fastdds_multihost.xml')
         assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'SUBNET'
-    assert list(nodes) == ['language_encoder']  # the assist host
+    assert list(nodes) == ['language_encoder', 'shared_memory']  # the assist host
+    remaps = [dict(a.kwargs['remappings']) for a in actions if type(a).__name__ == 'Node'
+              and a.kwargs['name'] == 'shared_memory'][0]
+    assert remaps['/sage/memory/sleep'] == '/sage/shared_memory/sleep'
     edge = _actions_from_launch_file('nano', '', monkeypatch, role='edge')
     standby = [a.kwargs['parameters'][0] for a in edge if type(a).__name__ == 'Node'
                and a.kwargs['name'] == 'language_encoder'][0]

@@ -83,7 +83,20 @@ def test_without_drops_named_nodes_and_refuses_unknown_ones():
 def test_roles_split_the_graph_between_two_hosts_and_open_dds_to_the_lan():
     edge = load_profile('nano', role='edge')
     assist = load_profile('workstation', role='assist')
-    assert {n.name for n in assist.nodes} == {'language_encoder'}
+    assert {n.name for n in assist.nodes} == {'language_encoder', 'shared_memory'}
+    # The assist host's memory node: thor's memory parameters with its own changes, and names
+    # that keep it off the edge's memory calls, model topic and sensor latents.
+    shared = assist.node('shared_memory')
+    thor_memory = load_profile('thor').node('memory').parameters
+    assert shared.parameters['models.share'] and shared.parameters['policy.mode'] == 'off'
+    assert shared.parameters['sleep.on_dream_s'] > 0
+    assert shared.parameters['sleep.retrain.time_budget_s'] == \
+        thor_memory['sleep.retrain.time_budget_s']
+    remaps = dict(shared.remappings)
+    for name in ('/sage/memory/sleep', '/sage/models/live', '/sage/vision/latent',
+                 '/sage/memory/state'):
+        assert remaps[name].startswith('/sage/shared_memory/'), name
+    assert 'shared_memory' not in {n.name for n in load_profile('workstation').nodes}
     assert EXPECTED_NODES <= {n.name for n in edge.nodes}
     assert edge.settings['multi_host'] and assist.settings['multi_host']
     # The edge's own language encoder only answers when the assist host does not.

@@ -13,7 +13,7 @@ from sage.two_hosts import available
 pytestmark = pytest.mark.graph
 
 # A light edge: the IMU, SNARC, memory and the standby language encoder; the assist host
-# runs the language encoder and the shared PostgreSQL store.
+# runs the language encoder, the shared PostgreSQL store and its memory node.
 LIGHT_EDGE = 'camera,microphone,vision_encoder,audio_encoder,viz,orchestrator'
 
 
@@ -30,7 +30,9 @@ def test_text_crosses_to_the_assist_host_and_back_to_the_edge_snarc(ros_domain):
     assert result['exit_codes'] == {'assist': 0, 'edge': 0}, result['logs_tail']
     # The assist host has the only full-time language encoder; the edge's waits for it.
     assert result['edge_nodes'] == ['imu', 'language_encoder', 'snarc', 'memory']
-    assert result['assist_nodes'] == ['language_encoder']
+    # ... and the memory node that sleeps and retrains on the shared store.
+    assert result['assist_nodes'] == ['language_encoder', 'shared_memory']
+    assert result['respawns'] == {'edge': 0, 'assist': 0}, result['logs_tail']
     clean, delayed, lossy, down, restored, killed = result['conditions']
     assert (clean['delay_ms'], delayed['delay_ms'], lossy['loss_pct'], down['link'],
             restored['link'], killed['shared_store']) == (0.0, 10.0, 5.0, 'down', 'restored',

@@ -183,6 +183,12 @@ class Memory:
         return report
 
     # ------------------------------------------------------------------- index
+    def index_rows(self, records: list[ExperienceRecord]) -> None:
+        """Rows written into the database by another path (patterns taken back from the
+        shared store, with their local row ids) join the vector index."""
+        if records:
+            self._events.put(('add', list(records)))
+
     def wait_index_ready(self, timeout: float | None = None) -> bool:
         """Block until the index has been reconciled with the database at start."""
         return self._ready.wait(timeout)

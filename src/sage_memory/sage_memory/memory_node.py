@@ -24,6 +24,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from sage_interfaces.msg import Experience, Latent, MetabolicState, Salience
 from sage_interfaces.srv import QueryMemory, Sleep
+from sqlalchemy import exc as sa_exc
 from std_msgs.msg import String
 
 from sage_common.convert import latent_from_msg, salience_from_msg
@@ -41,11 +42,12 @@ from sage_memory.input_requests import InputRequester
 from sage_memory.memory import Memory, OpenWait, open_memory
 from sage_memory.memory_params import PARAMS, validate
 from sage_memory.models import ExperienceRecord
-from sage_memory.outbox import Outbox, OutboxWorker
+from sage_memory.outbox import KEY_PREFIX, Outbox, OutboxWorker
 from sage_memory.policy import MemoryCore
 from sage_memory.recall import text_embedder
 from sage_memory.retrain import Retrainer, RetrainOutcome, versions_dir, worker_command
 from sage_memory.ros_convert import experience_to_msg, parse_checkpoint, query_from_request
+from sage_memory.shared_models import Adopter, share_live
 
 OWN_STATE_KEY = 'memory'
 RETRAIN_STATE_KEY = 'retrain'  # the last retraining: inputs stored until when, its result
@@ -91,13 +93,21 @@ class MemoryNode(Node):
             self._pose_stamp = 0.0
             self.create_subscription(PoseStamped, str(values['pose_topic']), self._on_pose,
                                      SENSOR_QOS)
+        self._versions_dir = versions_dir(str(values['data_dir']))
         self._shipper: OutboxWorker | None = None
         if values['outbox.url'] and not self.memory.read_only:
+            outbox = Outbox(self.memory.store.engine, str(values['outbox.url']),
+                            int(values['outbox.batch']), device_id=values['device_id'],
+                            link_timeout_s=float(values['outbox.link_timeout_s']),
+                            settle_s=float(values['outbox.settle_s']))
+            adopter = (Adopter(self.memory.store.engine, self._versions_dir,
+                               self._retrain_modalities(), values['device_id'],
+                               outbox.key[len(KEY_PREFIX):])
+                       if values['outbox.adopt_models'] else None)
             self._shipper = OutboxWorker(
-                Outbox(self.memory.store.engine, str(values['outbox.url']),
-                       int(values['outbox.batch']), device_id=values['device_id'],
-                       link_timeout_s=float(values['outbox.link_timeout_s'])),
-                float(values['outbox.period_s']))
+                outbox, float(values['outbox.period_s']), inputs=bool(values['outbox.inputs']),
+                patterns=bool(values['outbox.patterns']), on_patterns=self.memory.index_rows,
+                adopter=adopter)
             self._shipper.start()
         self._inputs: InputRequester | None = None
         if values['training_inputs.enabled'] and not self.memory.read_only:
@@ -106,7 +116,8 @@ class MemoryNode(Node):
                 float(values['training_inputs.timeout_s']), self.memory.submit_training_input,
                 self.health)
         self._retrainer = Retrainer(self.get_logger().info)
-        self._versions_dir = versions_dir(str(values['data_dir']))
+        self._share_pending = False
+        self._dream_sleep: threading.Thread | None = None
         self.models_pub = self.create_publisher(String, Topic.MODELS_LIVE, LATCHED_QOS)
         self._live_models: dict[str, dict[str, str]] | None = None
         self._publish_live_models()
@@ -187,7 +198,17 @@ class MemoryNode(Node):
             self.health.problem(Level.WARN, f'bad latent: {err}')
 
     def _on_metabolic(self, msg: MetabolicState) -> None:
+        entered_dream = (msg.state == MetabolicStateName.DREAM.value
+                         and self.core.metabolic_state != msg.state)
         self.core.metabolic_state = msg.state
+        budget = float(self.values['sleep.on_dream_s'])
+        if entered_dream and budget > 0.0 and not self.memory.read_only and not (
+                self._dream_sleep is not None and self._dream_sleep.is_alive()):
+            # Nobody calls this node's Sleep (the assist host's): it sleeps when the robot
+            # dreams, in a thread of its own so the node keeps serving meanwhile.
+            self._dream_sleep = threading.Thread(
+                target=self._sleep_on_dream, args=(budget,), daemon=True, name='dream-sleep')
+            self._dream_sleep.start()
         self.states[METABOLIC_STATE_KEY] = {
             'state': msg.state, 'previous': msg.previous, 'reason': msg.reason,
             'atp_reserve': float(msg.atp_reserve), 'memory_pressure': msg.memory_pressure}
@@ -252,10 +273,18 @@ class MemoryNode(Node):
             ob = self._shipper.status
             if ob['error']:  # the shared store is down: rows wait here, nothing is lost
                 self.health.problem(Level.WARN, f"outbox: {ob['error']}")
+            if ob['not_adopted']:  # a shared version failed its checks: never unpacked
+                self.health.problem(Level.ERROR, f"shared model not adopted: {ob['not_adopted']}")
+                self.health.values['models_not_adopted_last'] = ob['not_adopted']
+                ob['not_adopted'] = ''  # reported once; the count stays
             self.health.values.update(
                 outbox_backlog=str(ob['backlog']), outbox_shipped=str(ob['shipped']),
                 outbox_errors=str(ob['errors']),
-                outbox_last_exchange=f"{ob['last_exchange'] or 0:.3f}")
+                outbox_last_exchange=f"{ob['last_exchange'] or 0:.3f}",
+                outbox_inputs_shipped=str(ob['inputs_shipped']),
+                patterns_taken_back=str(ob['patterns_pulled']),
+                models_adopted=str(ob['models_adopted']), models_adopted_last=ob['adopted'],
+                models_not_adopted=str(ob['models_skipped']))
         self.health.values.update({
             'pending': str(s.pending + s.queued), 'rejected': str(s.rejected),
             'dropped': str(s.dropped), 'evicted': str(s.evicted),
@@ -277,22 +306,42 @@ class MemoryNode(Node):
             training_inputs_evicted=str(st['evicted_by_budget']
                                         + st['evicted_with_experiences']))
 
+    def _retrain_modalities(self) -> list[str]:
+        return [m for m in str(self.values['sleep.retrain.modalities']).split(',') if m]
+
     def _publish_live_models(self) -> None:
         # Latched: an encoder that starts later loads the promoted version at once. Called at
-        # the diagnostics period too, so `sage memory models --rollback` reaches the encoders.
+        # the diagnostics period too, so `sage memory models --rollback` and versions adopted
+        # from another host reach the encoders.
         doc = {}
-        for m in str(self.values['sleep.retrain.modalities']).split(','):
-            if m:
-                versions = ModelVersions(self._versions_dir, m)
-                name = versions.live_version()
-                path = '' if name == PACKAGED else str(versions.dir / name)
-                doc[m] = {'version': name, 'path': path}
-        if doc == self._live_models:
+        for m in self._retrain_modalities():
+            versions = ModelVersions(self._versions_dir, m)
+            name = versions.live_version()
+            path = '' if name == PACKAGED else str(versions.dir / name)
+            doc[m] = {'version': name, 'path': path}
+        if doc != self._live_models:
+            self._live_models = doc
+            self.models_pub.publish(String(data=json.dumps(doc, sort_keys=True)))
+            self.health.values['models_live'] = ', '.join(
+                f"{m} {v['version']}" for m, v in sorted(doc.items()))
+            self._share_pending = (bool(self.values['models.share'])
+                                   and not self.memory.read_only)
+        if self._share_pending:
+            self._share_live()
+
+    def _share_live(self) -> None:
+        """Write the live versions into the store for other hosts (tried again each period
+        until the store takes them)."""
+        try:
+            shared = share_live(self.memory.store.engine, self._versions_dir,
+                                self._retrain_modalities(), self.values['device_id'])
+        except (sa_exc.SQLAlchemyError, OSError) as err:
+            self.health.problem(Level.WARN, f'model versions not shared yet: {err}'[:300])
             return
-        self._live_models = doc
-        self.models_pub.publish(String(data=json.dumps(doc, sort_keys=True)))
-        self.health.values['models_live'] = ', '.join(
-            f"{m} {v['version']}" for m, v in sorted(doc.items()))
+        self._share_pending = False
+        if shared:
+            self.get_logger().info(f'shared for other hosts: {", ".join(shared)}')
+            self.health.values['models_shared'] = ', '.join(shared)
 
     def _checkpoint(self) -> None:
         self.memory.submit_state(OWN_STATE_KEY, self.core.state())
@@ -321,26 +370,43 @@ class MemoryNode(Node):
             response.success = False
             response.message = f'max_duration_s must be in (0, 3600], got {budget}'
             return response
-        t0 = time.monotonic()
         # A dream ends early (salience spike, CRISIS): sleep stops with it. A Sleep asked for
         # by hand outside DREAM runs to its budget.
         dreaming = self.core.metabolic_state == MetabolicStateName.DREAM.value
         try:
-            rep = self.memory.sleep(budget)
+            rep, message = self._sleep(budget, dreaming)
         except SageError as err:
             response.success, response.message = False, str(err)
             return response
         response.success = True
         response.examined, response.consolidated = rep.examined, rep.consolidated
-        response.message = (f'{rep.consolidated} patterns, {rep.absorbed} experiences '
-                            f'consolidated in {rep.duration_s:.2f} s'
-                            + ('' if rep.complete else ' (budget reached)'))
+        response.message = message
+        return response
+
+    def _sleep_on_dream(self, budget: float) -> None:
+        try:
+            _, message = self._sleep(budget, True)
+            self.get_logger().info(f'sleep on DREAM: {message}')
+        except SageError as err:
+            self.health.problem(Level.ERROR, f'sleep on DREAM: {err}')
+
+    def _sleep(self, budget: float, dreaming: bool) -> tuple[Any, str]:
+        """Consolidate, then retrain; returns the consolidation report and a summary.
+
+        Raises:
+            SageError: the store cannot be read or written.
+        """
+        t0 = time.monotonic()
+        rep = self.memory.sleep(budget)
+        message = (f'{rep.consolidated} patterns, {rep.absorbed} experiences '
+                   f'consolidated in {rep.duration_s:.2f} s'
+                   + ('' if rep.complete else ' (budget reached)'))
         left = budget - (time.monotonic() - t0)
         if self.values['sleep.retrain.enabled'] and not self.memory.read_only:
             outcome = self._retrain(left, lambda: dreaming and self.core.metabolic_state
                                     != MetabolicStateName.DREAM.value)
-            response.message += '; ' + outcome.summary()
-        return response
+            message += '; ' + outcome.summary()
+        return rep, message
 
     def _retrain(self, left_s: float, preempted: Callable[[], bool]) -> RetrainOutcome:
         """Fine-tune the encoders on the inputs stored since the last retraining."""

@@ -152,6 +152,23 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('outbox.link_timeout_s', 5.0, 'a connection to the shared store whose data stays '
               'unacknowledged this long is dropped and made again (a link that went down)',
               0.1, 600.0, read_only=True),
+    ParamSpec('outbox.inputs', True, 'ship the training inputs of shipped experiences too, so '
+              'sleep can retrain the encoders on the shared store', read_only=True),
+    ParamSpec('outbox.settle_s', 10.0, "an experience's training input is shipped once the "
+              'experience is this old (its input follows it from the encoder)', 0.0, 3600.0,
+              read_only=True),
+    ParamSpec('outbox.patterns', True, "take back the patterns other hosts' sleep wrote into "
+              'the shared store', read_only=True),
+    ParamSpec('outbox.adopt_models', True, 'adopt the encoder versions other hosts shared in '
+              'the shared store and make them live (the encoders hot-swap them)',
+              read_only=True),
+    ParamSpec('models.share', False, "write this node's promoted encoder versions into its "
+              "store for other hosts to adopt (the assist host's memory node, on the shared "
+              'store)', read_only=True),
+    ParamSpec('sleep.on_dream_s', 0.0, 'sleep this long (s) when the metabolic state turns '
+              'DREAM, without a Sleep call (a memory node no orchestrator calls: the assist '
+              "host's); the sleep stops when the dream ends (0 = off)", 0.0, 3600.0,
+              read_only=True),
 )
 
 _STATES = STATE_NAMES

@@ -10,6 +10,8 @@ The tables, created and changed only by the Alembic migrations in `sage_memory/m
   them back into this database.
 - `training_inputs`: the encoder input of a stored experience (frame or audio window) and its
   pre-refinement codes, kept for sleep to retrain the encoders on (sage_memory.training_inputs).
+- `shared_models`: encoder versions a host promoted, for the other hosts of one robot to adopt
+  (sage_memory.shared_models).
 
 Arrays are stored as little-endian bytes (float16 embeddings, bit-packed codes: see
 sage_memory.codec; older rows hold float32 and uint16 and read back the same)
@@ -136,11 +138,36 @@ class TrainingInputRow(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
+class SharedModelRow(Base):
+    """An encoder version one host promoted, packed for the other hosts to adopt.
+
+    `archive` is a tar of the version's folder (ONNX files, weights, quality report,
+    version.json); `info` its version.json; the origin is (device_id, modality, version).
+    """
+
+    __tablename__ = 'shared_models'
+    __table_args__ = (
+        UniqueConstraint('device_id', 'modality', 'version', name='uq_shared_models_origin'),
+        {'sqlite_autoincrement': True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    modality: Mapped[str] = mapped_column(String(16), nullable=False)
+    version: Mapped[str] = mapped_column(String(16), nullable=False)
+    info: Mapped[str] = mapped_column(Text, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    nbytes: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[float] = mapped_column(Double, nullable=False)
+    archive: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
 # Core Table objects for statements that bypass the ORM.
 EXPERIENCES: Table = ExperienceRow.__table__  # type: ignore[assignment]
 STATE: Table = StateRow.__table__  # type: ignore[assignment]
 TOMBSTONES: Table = TombstoneRow.__table__  # type: ignore[assignment]
 TRAINING_INPUTS: Table = TrainingInputRow.__table__  # type: ignore[assignment]
+SHARED_MODELS: Table = SharedModelRow.__table__  # type: ignore[assignment]
 # Columns copied between databases (all but the local id).
 PORTABLE_COLUMNS = tuple(c.name for c in EXPERIENCES.columns if c.name != 'id')
 # Columns needed to rebuild the vector index (no previews or codes).

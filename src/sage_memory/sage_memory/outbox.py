@@ -11,9 +11,20 @@ into a no-op. So shipping is ordered, idempotent and resumes after either side r
 Rows the shared store evicted itself (its tombstones) are not sent back. Which pattern a row
 belongs to (set by sleep on either side) is not shipped here: `sage memory sync` merges it
 both ways with its rule (the smaller pattern uuid wins).
+
+So that sleep can retrain the encoders on the other host, the training inputs of shipped
+experiences follow them (`ship_inputs`), on a second cursor over the same local ids: an
+experience's input reaches the store a moment after the experience (the memory node asks the
+encoder for it), so an experience is passed over only once it is `settle_s` old.
+
+The way back (`pull_patterns`): pattern rows that another host's sleep wrote into the shared
+store are copied here, with their cursor (the shared store's id) in the same local
+transaction, so a crash neither loses nor doubles one. Encoder versions the other host
+promoted come back through sage_memory.shared_models.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 import hashlib
 import json
 import threading
@@ -25,10 +36,13 @@ from sqlalchemy import exc as sa_exc
 
 from sage_memory.database import make_engine, migrate, redact, resolve_url, sqlite_path
 from sage_memory.errors import MemoryStoreError, TransferError
-from sage_memory.models import EXPERIENCES, PORTABLE_COLUMNS, STATE, TOMBSTONES
+from sage_memory.models import (EXPERIENCES, PORTABLE_COLUMNS, STATE, TOMBSTONES,
+                                TRAINING_INPUTS, ExperienceRecord, row_to_record)
+from sage_memory.shared_models import Adopter
 from sage_memory.statements import INTERNAL_PREFIX, insert_ignore, upsert_state
 
 KEY_PREFIX = f'{INTERNAL_PREFIX}outbox:'
+PATTERNS_KEY_PREFIX = f'{INTERNAL_PREFIX}patterns-from:'
 
 
 def cursor_key(remote_url: str) -> str:
@@ -41,7 +55,8 @@ class Outbox:
     """Ships the rows of `local` to the store at `remote_url`."""
 
     def __init__(self, local: Engine, remote_url: str, batch: int = 500,
-                 device_id: str = '', link_timeout_s: float = 5.0) -> None:
+                 device_id: str = '', link_timeout_s: float = 5.0,
+                 settle_s: float = 10.0, clock: Callable[[], float] = time.time) -> None:
         if resolve_url(remote_url) == str(local.url):
             raise TransferError('the outbox and the local store are the same database')
         self.local = local
@@ -49,6 +64,9 @@ class Outbox:
         self.batch = max(1, int(batch))
         self.device_id = device_id
         self.key = cursor_key(remote_url)
+        self.patterns_key = PATTERNS_KEY_PREFIX + self.key[len(KEY_PREFIX):]
+        self.settle_s = float(settle_s)
+        self._clock = clock
         # A link that drops mid-transfer would otherwise hold the connection until TCP's own
         # retransmissions give up (tens of seconds after a 30 s cut): fail it sooner.
         self.link_timeout_ms = max(1, int(link_timeout_s * 1000))
@@ -65,6 +83,18 @@ class Outbox:
                 raise
             self._remote = engine
         return self._remote
+
+    def remote(self) -> Engine:
+        """The shared store's engine (connected and migrated on first use).
+
+        Raises:
+            TransferError: it cannot be reached.
+        """
+        try:
+            return self._engine()
+        except (sa_exc.SQLAlchemyError, MemoryStoreError, OSError) as err:
+            self.close()
+            raise TransferError(f'shared store {redact(self.remote_url)}: {err}') from err
 
     def close(self) -> None:
         if self._remote is not None:
@@ -114,13 +144,101 @@ class Outbox:
             self.close()  # reconnect next time (the server may come back elsewhere)
             raise TransferError(f'outbox to {redact(self.remote_url)}: {err}') from err
         # Acknowledged by the shared store: only now does the cursor move.
-        state = {'id': last, 'at': time.time(), 'shipped': int(state.get('shipped', 0)) +
-                 len(rows), 'remote': redact(self.remote_url)}
-        with self.local.begin() as conn:
-            conn.execute(upsert_state(self.local), [{
-                'key': self.key, 'value': json.dumps(state), 'updated_at': state['at'],
-                'device_id': self.device_id}])
+        state.update(id=last, at=time.time(), shipped=int(state.get('shipped', 0)) + len(rows),
+                     remote=redact(self.remote_url))
+        self._save(self.key, state)
         return len(rows)
+
+    def _save(self, key: str, state: dict[str, Any], conn: Any = None) -> None:
+        values = [{'key': key, 'value': json.dumps(state), 'updated_at': time.time(),
+                   'device_id': self.device_id}]
+        if conn is not None:
+            conn.execute(upsert_state(self.local), values)
+            return
+        with self.local.begin() as own:
+            own.execute(upsert_state(self.local), values)
+
+    def ship_inputs(self) -> int:
+        """Send the training inputs of the next shipped, settled experiences; returns how
+        many experiences were passed (0: none ready).
+
+        Raises:
+            TransferError: as ship (the inputs cursor stays).
+        """
+        state = self.state()
+        after = int(state.get('inputs_id', 0))
+        horizon = self._clock() - self.settle_s
+        e = EXPERIENCES.c
+        with self.local.connect() as conn:
+            rows = conn.execute(
+                select(e.id, e.uuid, e.created_at).where(e.id > after, e.id <= int(state['id']))
+                .order_by(e.id).limit(self.batch)).all()
+            # Up to the first row not yet settled: the ones after it wait for the next call.
+            passed = []
+            for r in rows:
+                if r.created_at > horizon:
+                    break
+                passed.append(r)
+            if not passed:
+                return 0
+            inputs = [dict(r._mapping) for r in conn.execute(select(TRAINING_INPUTS).where(
+                TRAINING_INPUTS.c.uuid.in_([r.uuid for r in passed])))]
+        sent = 0
+        if inputs:
+            try:
+                remote = self._engine()
+                with remote.begin() as rconn:
+                    known = set(rconn.execute(select(EXPERIENCES.c.uuid).where(
+                        EXPERIENCES.c.uuid.in_([i['uuid'] for i in inputs]))).scalars())
+                    fresh = [i for i in inputs if i['uuid'] in known]
+                    if fresh:
+                        rconn.execute(insert_ignore(remote, TRAINING_INPUTS), fresh)
+                    sent = len(fresh)
+            except (sa_exc.SQLAlchemyError, MemoryStoreError, OSError) as err:
+                self.close()
+                raise TransferError(f'outbox inputs to {redact(self.remote_url)}: {err}'
+                                    ) from err
+        state = self.state()
+        state.update(inputs_id=int(passed[-1].id),
+                     inputs_shipped=int(state.get('inputs_shipped', 0)) + sent)
+        self._save(self.key, state)
+        return len(passed)
+
+    def pull_patterns(self) -> list[ExperienceRecord]:
+        """Copy the next pattern rows other hosts wrote into the shared store; returns them
+        as stored here (with local row ids, for the vector index).
+
+        Raises:
+            TransferError: the shared store cannot be read (the cursor stays).
+        """
+        with self.local.connect() as conn:
+            value = conn.execute(select(STATE.c.value)
+                                 .where(STATE.c.key == self.patterns_key)).scalar()
+        after = int(json.loads(value)['id']) if value else 0
+        e = EXPERIENCES.c
+        cols = [e[name] for name in PORTABLE_COLUMNS]
+        try:
+            with self._engine().connect() as rconn:
+                rows = [dict(r._mapping) for r in rconn.execute(
+                    select(e.id, *cols).where(e.id > after, e.kind == 'pattern',
+                                              e.device_id != self.device_id)
+                    .order_by(e.id).limit(self.batch))]
+        except (sa_exc.SQLAlchemyError, MemoryStoreError, OSError) as err:
+            self.close()
+            raise TransferError(f'patterns from {redact(self.remote_url)}: {err}') from err
+        if not rows:
+            return []
+        last = int(rows[-1]['id'])
+        for row in rows:
+            row.pop('id')
+        uuids = [r['uuid'] for r in rows]
+        # Rows and cursor in one transaction: a crash neither loses nor doubles a pattern.
+        with self.local.begin() as conn:
+            conn.execute(insert_ignore(self.local, EXPERIENCES), rows)
+            self._save(self.patterns_key, {'id': last, 'at': time.time()}, conn)
+            stored = [row_to_record(r) for r in conn.execute(
+                select(EXPERIENCES).where(EXPERIENCES.c.uuid.in_(uuids)))]
+        return stored
 
     def drain(self, max_batches: int = 1_000_000) -> int:
         """Ship until the backlog is empty; returns rows sent."""
@@ -135,26 +253,71 @@ class Outbox:
 
 class OutboxWorker(threading.Thread):
     """Drains an outbox every `period_s` in the background (the memory node's): a shared store
-    that is down is retried at the next period, and nothing is lost meanwhile."""
+    that is down is retried at the next period, and nothing is lost meanwhile.
 
-    def __init__(self, outbox: Outbox, period_s: float, max_batches: int = 20) -> None:
+    Each period it ships experiences, then (when asked) their training inputs, and takes back
+    the other hosts' patterns (handed to `on_patterns` once stored here) and model versions
+    (`adopter`).
+    """
+
+    def __init__(self, outbox: Outbox, period_s: float, max_batches: int = 20,
+                 inputs: bool = False, patterns: bool = False,
+                 on_patterns: Callable[[list[ExperienceRecord]], None] | None = None,
+                 adopter: Adopter | None = None) -> None:
         super().__init__(daemon=True, name='memory-outbox')
         self.outbox = outbox
         self.period_s = float(period_s)
         self.max_batches = int(max_batches)
+        self.inputs = inputs
+        self.patterns = patterns
+        self.on_patterns = on_patterns
+        self.adopter = adopter
         self.status: dict[str, Any] = {'backlog': -1, 'shipped': 0, 'errors': 0,
-                                       'last_exchange': None, 'error': ''}
+                                       'last_exchange': None, 'error': '',
+                                       'inputs_shipped': 0, 'patterns_pulled': 0,
+                                       'models_adopted': 0, 'adopted': '', 'not_adopted': '',
+                                       'models_skipped': 0}
         self._halt = threading.Event()
+
+    def exchange(self) -> None:
+        """One period's work (raises TransferError / MemoryStoreError / SQLAlchemyError)."""
+        self.outbox.drain(self.max_batches)
+        if self.inputs:
+            for _ in range(self.max_batches):
+                if self.outbox.ship_inputs() == 0:
+                    break
+        if self.patterns:
+            for _ in range(self.max_batches):
+                got = self.outbox.pull_patterns()
+                if not got:
+                    break
+                self.status['patterns_pulled'] += len(got)
+                if self.on_patterns is not None:
+                    self.on_patterns(got)
+        if self.adopter is not None:
+            try:
+                done = self.adopter.pull(self.outbox.remote())
+            except sa_exc.SQLAlchemyError:
+                self.outbox.close()
+                raise
+            self.status['models_adopted'] += len(done.versions)
+            if done.versions:
+                self.status['adopted'] = '; '.join(done.versions)
+            if done.skipped:
+                self.status['models_skipped'] += len(done.skipped)
+                self.status['not_adopted'] = '; '.join(done.skipped)
 
     def run(self) -> None:
         while not self._halt.is_set():
             try:
-                self.outbox.drain(self.max_batches)
+                self.exchange()
                 st = self.outbox.state()
                 self.status.update(backlog=self.outbox.backlog(), error='',
                                    shipped=int(st.get('shipped', 0)),
+                                   inputs_shipped=int(st.get('inputs_shipped', 0)),
                                    last_exchange=st.get('at'))
-            except (TransferError, MemoryStoreError, sa_exc.SQLAlchemyError) as err:
+            except (TransferError, MemoryStoreError, sa_exc.SQLAlchemyError, OSError) as err:
+                # OSError: a version could not be unpacked here (a full disk); tried again.
                 self.status['errors'] += 1
                 self.status['error'] = str(err)[:300]
             self._halt.wait(self.period_s)
@@ -177,7 +340,8 @@ def outbox_status(local: Engine) -> list[dict[str, Any]]:
                 EXPERIENCES.c.id > int(st['id']))).scalar_one())
             out.append({'remote': st.get('remote', key), 'backlog': backlog,
                         'last_exchange': st.get('at'), 'shipped': st.get('shipped', 0),
-                        'cursor': st['id']})
+                        'cursor': st['id'], 'inputs_cursor': st.get('inputs_id', 0),
+                        'inputs_shipped': st.get('inputs_shipped', 0)})
     return out
 
 

@@ -93,11 +93,11 @@ def test_schema_is_at_the_latest_migration_and_reopening_is_idempotent(db_url, t
     engine = create_engine(store.url)
     try:
         tables = set(inspect(engine).get_table_names())
-        assert {'experiences', 'state', 'tombstones', 'training_inputs',
+        assert {'experiences', 'state', 'tombstones', 'training_inputs', 'shared_models',
                 'alembic_version'} <= tables
         with engine.connect() as conn:
             assert conn.execute(text('SELECT version_num FROM alembic_version')).scalar() == \
-                '0002'
+                '0003'
     finally:
         engine.dispose()
     again = MemoryStore(StoreConfig(database_url=db_url, data_dir=str(tmp_path)))

@@ -287,7 +287,7 @@ def test_a_database_at_revision_0001_upgrades_on_open_with_its_rows(db_url, tmp_
     try:
         with engine.connect() as conn:
             assert conn.execute(text('SELECT version_num FROM alembic_version')).scalar() == \
-                '0002'
+                '0003'
     finally:
         engine.dispose()
 
