@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import (BigInteger, Boolean, Double, Float, Index, Integer, LargeBinary,
                         String, Table, Text, UniqueConstraint)
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sage_memory.codec import decode_codes, decode_embedding, encode_codes, encode_embedding
@@ -51,6 +52,9 @@ class ExperienceRow(Base):
         Index('ix_experiences_modality_stamp', 'modality', 'stamp'),
         Index('ix_experiences_salience', 'salience'),
         Index('ix_experiences_modality_salience', 'modality', 'salience'),
+        # Partial: only pattern rows (few) pay for it; the outbox reads them back by id.
+        Index('ix_experiences_patterns', 'id', sqlite_where=sql_text("kind = 'pattern'"),
+              postgresql_where=sql_text("kind = 'pattern'")),
         UniqueConstraint('uuid', name='uq_experiences_uuid'),
         {'sqlite_autoincrement': True},
     )

@@ -1,4 +1,5 @@
-"""Shared model versions: encoder versions a host promoted, for the other hosts to adopt.
+"""Shared model versions: encoder versions a host promoted, for the other hosts to adopt; and
+a partial index of pattern rows, which another host's outbox reads back by id.
 
 Revision ID: 0003
 Revises: 0002
@@ -14,7 +15,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Create shared_models (a new table: existing rows are untouched)."""
+    """Create shared_models and the pattern index (existing rows are untouched)."""
+    op.create_index('ix_experiences_patterns', 'experiences', ['id'],
+                    sqlite_where=sa.text("kind = 'pattern'"),
+                    postgresql_where=sa.text("kind = 'pattern'"))
     op.create_table(
         'shared_models',
         sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
@@ -35,3 +39,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop what upgrade created."""
     op.drop_table('shared_models')
+    op.drop_index('ix_experiences_patterns', 'experiences')
