@@ -118,8 +118,11 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
             services[urlparse(url).port] = OUTBOX_TRAFFIC
         # The assist host's memory node works on the shared store (sleep and retraining
         # there); without one it is not started.
+        # Its own device id: both namespaces share this machine's host name (the default id),
+        # and each host ignores the patterns and versions its own device id wrote.
         assist_sets = ([f'shared_memory.database_url={memory["shared_store"]}',
-                        f'shared_memory.data_dir={work / "assist-data"}']
+                        f'shared_memory.data_dir={work / "assist-data"}',
+                        'shared_memory.device_id=assist']
                        if store is not None else [])
         procs = {
             ASSIST: _launch(rig, ASSIST, assist_profile, ASSIST, domain, work / 'assist',
