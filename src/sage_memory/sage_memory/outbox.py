@@ -205,12 +205,32 @@ class Outbox:
         return len(passed)
 
     def pull_patterns(self) -> list[ExperienceRecord]:
-        """Copy the next pattern rows other hosts wrote into the shared store; returns them
-        as stored here (with local row ids, for the vector index).
+        """Copy the next pattern rows other hosts wrote into the shared store; returns the new
+        ones as stored here (with local row ids, for the vector index). A row this store
+        already held (merged by `sage memory sync`) is passed over, not returned again; [] means
+        there is nothing more to take.
 
         Raises:
             TransferError: the shared store cannot be read (the cursor stays).
         """
+        while True:
+            rows, last = self._next_patterns()
+            if not rows:
+                return []
+            # Rows and cursor in one transaction: a crash neither loses nor doubles a pattern.
+            with self.local.begin() as conn:
+                known = set(conn.execute(select(EXPERIENCES.c.uuid).where(
+                    EXPERIENCES.c.uuid.in_([r['uuid'] for r in rows]))).scalars())
+                fresh = [r for r in rows if r['uuid'] not in known]
+                if fresh:
+                    conn.execute(insert_ignore(self.local, EXPERIENCES), fresh)
+                self._save(self.patterns_key, {'id': last, 'at': time.time()}, conn)
+                if fresh:
+                    return [row_to_record(r) for r in conn.execute(select(EXPERIENCES).where(
+                        EXPERIENCES.c.uuid.in_([r['uuid'] for r in fresh])))]
+
+    def _next_patterns(self) -> tuple[list[dict[str, Any]], int]:
+        """The next batch of other hosts' pattern rows after the cursor, and the last id."""
         with self.local.connect() as conn:
             value = conn.execute(select(STATE.c.value)
                                  .where(STATE.c.key == self.patterns_key)).scalar()
@@ -226,19 +246,10 @@ class Outbox:
         except (sa_exc.SQLAlchemyError, MemoryStoreError, OSError) as err:
             self.close()
             raise TransferError(f'patterns from {redact(self.remote_url)}: {err}') from err
-        if not rows:
-            return []
-        last = int(rows[-1]['id'])
+        last = int(rows[-1]['id']) if rows else after
         for row in rows:
             row.pop('id')
-        uuids = [r['uuid'] for r in rows]
-        # Rows and cursor in one transaction: a crash neither loses nor doubles a pattern.
-        with self.local.begin() as conn:
-            conn.execute(insert_ignore(self.local, EXPERIENCES), rows)
-            self._save(self.patterns_key, {'id': last, 'at': time.time()}, conn)
-            stored = [row_to_record(r) for r in conn.execute(
-                select(EXPERIENCES).where(EXPERIENCES.c.uuid.in_(uuids)))]
-        return stored
+        return rows, last
 
     def drain(self, max_batches: int = 1_000_000) -> int:
         """Ship until the backlog is empty; returns rows sent."""
