@@ -24,7 +24,8 @@ promoted come back through sage_memory.shared_models.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 import hashlib
 import json
 import threading
@@ -39,7 +40,7 @@ from sage_memory.errors import MemoryStoreError, TransferError
 from sage_memory.models import (EXPERIENCES, PORTABLE_COLUMNS, STATE, TOMBSTONES,
                                 TRAINING_INPUTS, ExperienceRecord, row_to_record)
 from sage_memory.shared_models import Adopter
-from sage_memory.statements import INTERNAL_PREFIX, insert_ignore, upsert_state
+from sage_memory.statements import INTERNAL_PREFIX, insert_ignore, read_state, write_state
 
 KEY_PREFIX = f'{INTERNAL_PREFIX}outbox:'
 PATTERNS_KEY_PREFIX = f'{INTERNAL_PREFIX}patterns-from:'
@@ -84,17 +85,15 @@ class Outbox:
             self._remote = engine
         return self._remote
 
-    def remote(self) -> Engine:
-        """The shared store's engine (connected and migrated on first use).
-
-        Raises:
-            TransferError: it cannot be reached.
-        """
+    @contextmanager
+    def remote_call(self, what: str) -> Iterator[Engine]:
+        """The shared store's engine for one exchange: a fault drops the connection (the
+        server may come back elsewhere) and is raised as TransferError naming `what`."""
         try:
-            return self._engine()
+            yield self._engine()
         except (sa_exc.SQLAlchemyError, MemoryStoreError, OSError) as err:
             self.close()
-            raise TransferError(f'shared store {redact(self.remote_url)}: {err}') from err
+            raise TransferError(f'{what} {redact(self.remote_url)}: {err}') from err
 
     def close(self) -> None:
         if self._remote is not None:
@@ -104,8 +103,7 @@ class Outbox:
     def state(self) -> dict[str, Any]:
         """{'id': last acknowledged local id, 'at': wall time of the last exchange, ...}."""
         with self.local.connect() as conn:
-            value = conn.execute(select(STATE.c.value).where(STATE.c.key == self.key)).scalar()
-        return json.loads(value) if value else {'id': 0, 'at': None, 'shipped': 0}
+            return read_state(conn, self.key) or {'id': 0, 'at': None, 'shipped': 0}
 
     def backlog(self) -> int:
         """Rows stored here that the shared store has not acknowledged yet."""
@@ -132,17 +130,12 @@ class Outbox:
         last = int(rows[-1].pop('id'))
         for row in rows[:-1]:
             row.pop('id')
-        try:
-            remote = self._engine()
-            with remote.begin() as rconn:
-                dead = set(rconn.execute(select(TOMBSTONES.c.uuid).where(
-                    TOMBSTONES.c.uuid.in_([r['uuid'] for r in rows]))).scalars())
-                fresh = [r for r in rows if r['uuid'] not in dead]
-                if fresh:
-                    rconn.execute(insert_ignore(remote, EXPERIENCES), fresh)
-        except (sa_exc.SQLAlchemyError, MemoryStoreError, OSError) as err:
-            self.close()  # reconnect next time (the server may come back elsewhere)
-            raise TransferError(f'outbox to {redact(self.remote_url)}: {err}') from err
+        with self.remote_call('outbox to') as remote, remote.begin() as rconn:
+            dead = set(rconn.execute(select(TOMBSTONES.c.uuid).where(
+                TOMBSTONES.c.uuid.in_([r['uuid'] for r in rows]))).scalars())
+            fresh = [r for r in rows if r['uuid'] not in dead]
+            if fresh:
+                rconn.execute(insert_ignore(remote, EXPERIENCES), fresh)
         # Acknowledged by the shared store: only now does the cursor move.
         state.update(id=last, at=time.time(), shipped=int(state.get('shipped', 0)) + len(rows),
                      remote=redact(self.remote_url))
@@ -150,13 +143,11 @@ class Outbox:
         return len(rows)
 
     def _save(self, key: str, state: dict[str, Any], conn: Any = None) -> None:
-        values = [{'key': key, 'value': json.dumps(state), 'updated_at': time.time(),
-                   'device_id': self.device_id}]
-        if conn is not None:
-            conn.execute(upsert_state(self.local), values)
-            return
-        with self.local.begin() as own:
-            own.execute(upsert_state(self.local), values)
+        if conn is None:
+            with self.local.begin() as own:
+                write_state(own, self.local, key, state, self.device_id, time.time())
+        else:
+            write_state(conn, self.local, key, state, self.device_id, time.time())
 
     def ship_inputs(self) -> int:
         """Send the training inputs of the next shipped, settled experiences; returns how
@@ -185,20 +176,13 @@ class Outbox:
                 TRAINING_INPUTS.c.uuid.in_([r.uuid for r in passed])))]
         sent = 0
         if inputs:
-            try:
-                remote = self._engine()
-                with remote.begin() as rconn:
-                    known = set(rconn.execute(select(EXPERIENCES.c.uuid).where(
-                        EXPERIENCES.c.uuid.in_([i['uuid'] for i in inputs]))).scalars())
-                    fresh = [i for i in inputs if i['uuid'] in known]
-                    if fresh:
-                        rconn.execute(insert_ignore(remote, TRAINING_INPUTS), fresh)
-                    sent = len(fresh)
-            except (sa_exc.SQLAlchemyError, MemoryStoreError, OSError) as err:
-                self.close()
-                raise TransferError(f'outbox inputs to {redact(self.remote_url)}: {err}'
-                                    ) from err
-        state = self.state()
+            with self.remote_call('outbox inputs to') as remote, remote.begin() as rconn:
+                known = set(rconn.execute(select(EXPERIENCES.c.uuid).where(
+                    EXPERIENCES.c.uuid.in_([i['uuid'] for i in inputs]))).scalars())
+                fresh = [i for i in inputs if i['uuid'] in known]
+                if fresh:
+                    rconn.execute(insert_ignore(remote, TRAINING_INPUTS), fresh)
+                sent = len(fresh)
         state.update(inputs_id=int(passed[-1].id),
                      inputs_shipped=int(state.get('inputs_shipped', 0)) + sent)
         self._save(self.key, state)
@@ -232,20 +216,14 @@ class Outbox:
     def _next_patterns(self) -> tuple[list[dict[str, Any]], int]:
         """The next batch of other hosts' pattern rows after the cursor, and the last id."""
         with self.local.connect() as conn:
-            value = conn.execute(select(STATE.c.value)
-                                 .where(STATE.c.key == self.patterns_key)).scalar()
-        after = int(json.loads(value)['id']) if value else 0
+            after = int((read_state(conn, self.patterns_key) or {'id': 0})['id'])
         e = EXPERIENCES.c
         cols = [e[name] for name in PORTABLE_COLUMNS]
-        try:
-            with self._engine().connect() as rconn:
-                rows = [dict(r._mapping) for r in rconn.execute(
-                    select(e.id, *cols).where(e.id > after, e.kind == 'pattern',
-                                              e.device_id != self.device_id)
-                    .order_by(e.id).limit(self.batch))]
-        except (sa_exc.SQLAlchemyError, MemoryStoreError, OSError) as err:
-            self.close()
-            raise TransferError(f'patterns from {redact(self.remote_url)}: {err}') from err
+        with self.remote_call('patterns from') as remote, remote.connect() as rconn:
+            rows = [dict(r._mapping) for r in rconn.execute(
+                select(e.id, *cols).where(e.id > after, e.kind == 'pattern',
+                                          e.device_id != self.device_id)
+                .order_by(e.id).limit(self.batch))]
         last = int(rows[-1]['id']) if rows else after
         for row in rows:
             row.pop('id')
@@ -306,11 +284,8 @@ class OutboxWorker(threading.Thread):
                 if self.on_patterns is not None:
                     self.on_patterns(got)
         if self.adopter is not None:
-            try:
-                done = self.adopter.pull(self.outbox.remote())
-            except sa_exc.SQLAlchemyError:
-                self.outbox.close()
-                raise
+            with self.outbox.remote_call('model versions from') as remote:
+                done = self.adopter.pull(remote)
             self.status['models_adopted'] += len(done.versions)
             if done.versions:
                 self.status['adopted'] = '; '.join(done.versions)

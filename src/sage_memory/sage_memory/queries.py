@@ -19,7 +19,7 @@ from sage_memory.database import (make_engine, migrate, redact, resolve_url, sho
 from sage_memory.errors import MemoryStoreError
 from sage_memory.models import EXPERIENCES, RECALL_KINDS, STATE, ExperienceRecord, row_to_record
 from sage_memory.sqlite_file import access_problem, quarantined_files, read_only_engine
-from sage_memory.statements import SQL_CHUNK, INTERNAL_PREFIX
+from sage_memory.statements import SQL_CHUNK, INTERNAL_PREFIX, read_state
 from sage_memory.training_inputs import input_totals
 
 
@@ -31,8 +31,7 @@ class StoreQueries:
     def load_state(self, key: str) -> dict[str, Any] | None:
         """The state document saved under key, or None."""
         with self.engine.connect() as conn:
-            value = conn.execute(select(STATE.c.value).where(STATE.c.key == key)).scalar()
-        return json.loads(value) if value is not None else None
+            return read_state(conn, key)
 
     def load_states(self) -> dict[str, dict[str, Any]]:
         """Every non-internal state document by key."""

@@ -31,8 +31,8 @@ from sqlalchemy import Engine, select
 
 from sage_encoders.model_versions import (PACKAGED, VERSION_FILE, ModelVersions,
                                           VersionError)
-from sage_memory.models import SHARED_MODELS, STATE
-from sage_memory.statements import INTERNAL_PREFIX, insert_ignore, upsert_state
+from sage_memory.models import SHARED_MODELS
+from sage_memory.statements import INTERNAL_PREFIX, insert_ignore, read_state, write_state
 
 log = logging.getLogger(__name__)
 
@@ -149,15 +149,13 @@ class Adopter:
     def cursor(self) -> int:
         """The last shared row id this host has dealt with."""
         with self.local.connect() as conn:
-            value = conn.execute(select(STATE.c.value).where(STATE.c.key == self.key)).scalar()
-        return int(json.loads(value)['id']) if value else 0
+            return int((read_state(conn, self.key) or {'id': 0})['id'])
 
     def _advance(self, row_id: int) -> None:
         now = time.time()
         with self.local.begin() as conn:
-            conn.execute(upsert_state(self.local), [{
-                'key': self.key, 'value': json.dumps({'id': row_id, 'at': now}),
-                'updated_at': now, 'device_id': self.device_id}])
+            write_state(conn, self.local, self.key, {'id': row_id, 'at': now}, self.device_id,
+                        now)
 
     def pull(self, remote: Engine) -> Adopted:
         """Adopt the next shared versions from the remote store (at most PULL_LIMIT).

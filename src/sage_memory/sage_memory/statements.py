@@ -75,6 +75,19 @@ def delete_training_inputs(conn: Connection, uuids: Sequence[str]) -> tuple[int,
     return rows, freed
 
 
+def read_state(conn: Connection, key: str) -> dict[str, Any] | None:
+    """The state document saved under key, or None."""
+    value = conn.execute(select(STATE.c.value).where(STATE.c.key == key)).scalar()
+    return json.loads(value) if value is not None else None
+
+
+def write_state(conn: Connection, engine: Engine, key: str, value: Mapping[str, Any],
+                device_id: str, now: float) -> None:
+    """Upsert a state document in the caller's transaction (the latest value wins)."""
+    conn.execute(upsert_state(engine), [{'key': key, 'value': json.dumps(value),
+                                         'updated_at': now, 'device_id': device_id}])
+
+
 def dump_state(key: str, value: Mapping[str, Any]) -> str:
     """A state document as JSON.
 

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import ProgrammingError
 
+from sage.processes import interrupt
 from sage_common.ros import spin_until
 
 
@@ -83,8 +84,9 @@ def test_the_assist_host_retrains_on_the_edge_inputs_and_the_edge_adopts_the_ver
                   f'shared_memory.data_dir={tmp_path / "assist"}',
                   'shared_memory.device_id=assist', 'shared_memory.sleep.min_cluster=3',
                   *quick]
-    assist = subprocess.Popen(assist_cmd, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    assist_log = tmp_path / 'assist.log'
+    with assist_log.open('w') as log:
+        assist = subprocess.Popen(assist_cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     shared = make_engine(resolve_url(pg_url))
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=ros_domain)
@@ -156,16 +158,7 @@ def test_the_assist_host_retrains_on_the_edge_inputs_and_the_edge_adopts_the_ver
         ex.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
-        assist.send_signal(signal.SIGINT)
-        try:
-            out, _ = assist.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            assist.kill()
-            out, _ = assist.communicate()
-        print(out[-3000:])
-        edge.terminate()
-        try:
-            edge.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            edge.kill()
+        interrupt(assist, 60)
+        print(assist_log.read_text(errors='replace')[-3000:])
+        interrupt(edge, 30)
         shared.dispose()

@@ -55,7 +55,7 @@ def test_training_inputs_follow_their_experiences_once_settled(db_url, tmp_path,
             assert n <= 7
             passed += n
         assert passed == len(items)
-        remote = box.remote()
+        remote = make_engine(resolve_url(_shared_url(db_url, tmp_path)))  # read on its own
         assert _rows(remote, TRAINING_INPUTS, TRAINING_INPUTS.c.uuid) == \
             _rows(local, TRAINING_INPUTS, TRAINING_INPUTS.c.uuid)
         assert box.state()['inputs_shipped'] == len(items)
@@ -67,6 +67,7 @@ def test_training_inputs_follow_their_experiences_once_settled(db_url, tmp_path,
         while box.ship_inputs() > 0:
             pass
         assert len(_rows(remote, TRAINING_INPUTS, TRAINING_INPUTS.c.uuid)) == len(items)
+        remote.dispose()
     finally:
         box.close()
         local.dispose()
