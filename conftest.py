@@ -188,7 +188,7 @@ class NanoGraph:
         return proc
 
     def stop(self, proc: subprocess.Popen) -> int:
-        from sage.processes import interrupt
+        from sage_common.processes import interrupt
         return interrupt(proc, 30.0)
 
 

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 from sage.bench_graph import percentiles
 from sage.environment import graph_env, resolve_domain
-from sage.processes import interrupt
+from sage_common.processes import interrupt
 from sage.profile import load_profile
 from sage.rtps_traffic import by_topic
 from sage.two_hosts import ASSIST, EDGE, TwoHosts

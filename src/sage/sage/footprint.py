@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m sage.footprint [--after S] -- COMMAND...`: start COMMAND, wait S seconds
     (default 20), print the summed RSS and PSS of it and its descendants, stop it (SIGINT)."""
     import argparse
-    from sage.processes import interrupt
+    from sage_common.processes import interrupt
     import subprocess
     import sys
     import time

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import ProgrammingError
 
-from sage.processes import interrupt
+from sage_common.processes import interrupt
 from sage_common.ros import spin_until
 
 

@@ -3,7 +3,7 @@ import signal
 import subprocess
 import sys
 
-from sage.processes import interrupt
+from sage_common.processes import interrupt
 
 STUBBORN = ('import signal, sys, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n'
             'print("ready", flush=True)\ntime.sleep(60)\n')
