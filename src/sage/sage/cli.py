@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 import sys
 from typing import Optional
@@ -194,10 +195,13 @@ def experiment(
                                                   '(repeatable; --set a.b=1 c.d=2 works too)'),
     vs: list[str] = typer.Option([], '--vs', help="another variant: 'a.b=1 c.d=2' (quotes "
                                                   'optional)'),
+    jobs: int = typer.Option(0, '--jobs', min=0, help='variants replayed at once, one process '
+                             'and one core each (0 = one per core this process may use)'),
 ) -> None:
     """Replay a bag under two or more parameter sets and compare them side by side."""
     from sage.experiment import parse_variants, run_experiment
-    run_experiment(bag, profile, parse_variants(set_, vs))
+    run_experiment(bag, profile, parse_variants(set_, vs),
+                   jobs=jobs or len(os.sched_getaffinity(0)))
 
 
 @app.command()

@@ -9,6 +9,7 @@ sage_eval.scenario.score_decisions.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 import json
 from pathlib import Path
 import shlex
@@ -109,7 +110,7 @@ def _default_scorer() -> Scorer:
 
 def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: TextIO = sys.stdout,
                    *, work_dir: Path | None = None, replay: Replay | None = None,
-                   scorer: Scorer | None = None) -> dict[str, Any]:
+                   scorer: Scorer | None = None, jobs: int = 1) -> dict[str, Any]:
     """Replay a bag under each variant and print a side-by-side table.
 
     Args:
@@ -120,6 +121,9 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
         work_dir: where the decisions files are kept (default: a temporary folder, removed).
         replay: replay function (default sage_eval.replay.replay_bag).
         scorer: scenario scorer (default sage_eval.scenario.score_decisions).
+        jobs: variants replayed at once, each in its own process (a replay uses one core:
+            the profiles give onnxruntime one thread). The replay function must then be
+            picklable (a module-level function, as the default is).
 
     Returns:
         {'bag', 'profile', 'labelled', 'variants': [{'name', 'sets', 'metrics', 'summary'}]}.
@@ -144,12 +148,18 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
     with tempfile.TemporaryDirectory(prefix='sage-experiment-') as tmp:
         folder = Path(work_dir) if work_dir is not None else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        for k, (sets, prof) in enumerate(zip(variants, profiles)):
-            node_params = {n.name: dict(n.parameters) for n in prof.nodes}
-            decisions = folder / f'decisions_{chr(ord("a") + k) if k < 26 else k}.jsonl'
-            try:
-                summary = replay(bag, node_params, decisions)
-            except SageError as err:
+        tasks = [(bag, {n.name: dict(n.parameters) for n in prof.nodes},
+                  folder / f'decisions_{chr(ord("a") + k) if k < 26 else k}.jsonl')
+                 for k, prof in enumerate(profiles)]
+        if jobs > 1 and len(tasks) > 1:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+                pending = [pool.submit(replay, *t) for t in tasks]
+                outcomes = [_outcome(f.result) for f in pending]
+        else:
+            outcomes = [_outcome(lambda t=t: replay(*t)) for t in tasks]
+        for k, (sets, (_, _, decisions), (summary, err)) in enumerate(
+                zip(variants, tasks, outcomes)):
+            if err is not None:
                 raise ExperimentError(f'{variant_name(k, sets)}: replay failed: {err}') from err
             metrics = decision_metrics(decisions)
             if labels is not None and scorer is not None:
@@ -163,6 +173,15 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
               'variants': results}
     print_table(result, out)
     return result
+
+
+def _outcome(call: Callable[[], Any]) -> tuple[Any, SageError | None]:
+    """(summary, None), or (None, the replay's error): every variant runs to its end before the
+    first failure is reported, in variant order."""
+    try:
+        return call(), None
+    except SageError as err:
+        return None, err
 
 
 def print_table(result: Mapping[str, Any], out: TextIO = sys.stdout) -> None:

@@ -5,6 +5,7 @@ with the profile's own encoders (refinement on) and SNARC, and scored per kind a
 """
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 import json
 import subprocess
@@ -30,15 +31,30 @@ SHORT_KINDS = {'object_appears/vision', 'lights_change/vision', 'clap/audio',
                'turn_still_image/imu'}
 
 
-@pytest.fixture(scope='module')
-def short_scene(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('short')
-    labels = make_realistic_scene(tmp / 'short', SEED, 'short')
+def _replayed(bag, seed, cfg):
+    """Make a short realistic scene, replay it with the nano profile, score it."""
+    labels = make_realistic_scene(bag, seed, 'short', cfg)
     params = {n.name: dict(n.parameters) for n in load_profile('nano').nodes}
-    summary = replay_bag(tmp / 'short', params, tmp / 'short.jsonl')
-    report = score_scene(tmp / 'short.jsonl', labels)
-    print(json.dumps(report['events'], indent=1))
-    return labels, summary, report
+    summary = replay_bag(bag, params, bag.with_suffix('.jsonl'))
+    return labels, summary, score_scene(bag.with_suffix('.jsonl'), labels)
+
+
+@pytest.fixture(scope='module')
+def scenes(tmp_path_factory):
+    """The plain scene and the one with the robot's own steps, made and replayed at once
+    (a replay uses one core)."""
+    tmp = tmp_path_factory.mktemp('scenes')
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        short = pool.submit(_replayed, tmp / 'short', SEED, SHORT)
+        own = pool.submit(_replayed, tmp / 'self', SELF_SEED,
+                          replace(SHORT, self_effects=True, self_hold_s=10.0))
+        return short.result(), own.result()
+
+
+@pytest.fixture(scope='module')
+def short_scene(scenes):
+    print(json.dumps(scenes[0][2]['events'], indent=1))
+    return scenes[0]
 
 
 def test_a_short_realistic_scene_replays_with_the_profile_and_scores_per_kind_and_modality(
@@ -68,13 +84,9 @@ def test_every_event_of_a_short_realistic_scene_is_caught_by_its_modality_and_ax
 
 
 @pytest.fixture(scope='module')
-def self_effect_scene(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('self')
-    cfg = replace(SHORT, self_effects=True, self_hold_s=10.0)
-    labels = make_realistic_scene(tmp / 'self', SELF_SEED, 'short', cfg)
-    params = {n.name: dict(n.parameters) for n in load_profile('nano').nodes}
-    replay_bag(tmp / 'self', params, tmp / 'self.jsonl')
-    return labels, score_scene(tmp / 'self.jsonl', labels)
+def self_effect_scene(scenes):
+    labels, _, report = scenes[1]
+    return labels, report
 
 
 def test_the_robots_own_camera_rate_and_budget_steps_cause_no_attend(self_effect_scene):
