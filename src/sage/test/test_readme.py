@@ -127,6 +127,8 @@ CHECKS: dict[str, Check] = {
         '.venv/bin/sage report runs/my_bag -o runs/report', [r'wrote .*report']),
     'sage launch': Check('', note="run by the 'sage launch nano/thor' commands above"),
     'sage bag play': Check('', note="run by the 'sage bag play' command above"),
+    'sage experiment': Check('', note="run by the '.venv/bin/sage experiment' command above, "
+                             'on both cores'),
     'ros2 param describe /camera fps': Check(
         '', note='no ros2 CLI here; test_readme_parameters_are_described asks the running '
                  'camera node through the same DescribeParameters service'),
