@@ -4,7 +4,9 @@ For each seed: make (or reuse from the cache) a labelled scene bag, replay it of
 the profile's encoders (refinement on, recorded budgets applied) and SNARC, and score it with
 `sage_eval.salience_score` (an event counts only when an input of its own modality is attended in
 its detection window). Reports mean and worst seed. Realistic scenes use `REPORT_SEEDS` unless
-`seed_set='tuning'`; the result says which set ran.
+`seed_set='tuning'`; the result says which set ran. What the encoders made of each scene is kept
+beside the scenes (`sage_eval.encoded_cache`, in `encoded/`): a second run with other SNARC
+parameters scores them again without encoding (the same decisions as encoding anew).
 """
 from __future__ import annotations
 
@@ -83,7 +85,7 @@ def run_seed(scenes: str, seed: int, node_params: dict[str, dict[str, Any]], pro
     from sage_eval.scenario import load_labels
     bag = scene(scenes, seed, program, root)
     out = out_dir / f'{bag.name}.jsonl'
-    summary = replay_bag(bag, node_params, out)
+    summary = replay_bag(bag, node_params, out, cache=(root or cache_dir()) / 'encoded')
     report = score_scene(out, load_labels(bag))
     report['bag'] = str(bag)
     report['decisions'] = str(out)

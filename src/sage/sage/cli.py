@@ -197,11 +197,16 @@ def experiment(
                                                   'optional)'),
     jobs: int = typer.Option(0, '--jobs', min=0, help='variants replayed at once, one process '
                              'and one core each (0 = one per core this process may use)'),
+    cache: bool = typer.Option(True, '--cache/--no-cache', help='keep what the encoders made '
+                               'of the bag (~/.cache/sage/encoded): variants with the same '
+                               'encoder settings, and later experiments, skip encoding'),
 ) -> None:
     """Replay a bag under two or more parameter sets and compare them side by side."""
     from sage.experiment import parse_variants, run_experiment
+    from sage_eval.encoded_cache import default_dir
     run_experiment(bag, profile, parse_variants(set_, vs),
-                   jobs=jobs or len(os.sched_getaffinity(0)))
+                   jobs=jobs or len(os.sched_getaffinity(0)),
+                   cache=default_dir() if cache else None)
 
 
 @app.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 import json
 from pathlib import Path
 import shlex
@@ -110,7 +111,8 @@ def _default_scorer() -> Scorer:
 
 def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: TextIO = sys.stdout,
                    *, work_dir: Path | None = None, replay: Replay | None = None,
-                   scorer: Scorer | None = None, jobs: int = 1) -> dict[str, Any]:
+                   scorer: Scorer | None = None, jobs: int = 1,
+                   cache: Path | None = None) -> dict[str, Any]:
     """Replay a bag under each variant and print a side-by-side table.
 
     Args:
@@ -124,6 +126,9 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
         jobs: variants replayed at once, each in its own process (a replay uses one core:
             the profiles give onnxruntime one thread). The replay function must then be
             picklable (a module-level function, as the default is).
+        cache: folder of encoded inputs for the default replay (`sage_eval.encoded_cache`):
+            variants with the same encoder parameters encode the bag once (the first of
+            them), the others score what it encoded. None encodes for every variant.
 
     Returns:
         {'bag', 'profile', 'labelled', 'variants': [{'name', 'sets', 'metrics', 'summary'}]}.
@@ -141,6 +146,13 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
         raise ExperimentError(f'{bag} is not a rosbag2 folder (no metadata.yaml)')
     # Load every variant first, so a typo in the last --vs fails before any replay runs.
     profiles = [load_profile(profile, sets) for sets in variants]
+    params = [{n.name: dict(n.parameters) for n in prof.nodes} for prof in profiles]
+    keys: list[Any] = list(range(len(variants)))
+    if replay is None and cache is not None:
+        from sage_eval.encoded_cache import entry_key
+        from sage_eval.replay import REORDER_S
+        replay = cast(Replay, partial(_default_replay(), cache=Path(cache)))
+        keys = [entry_key(bag, p, REORDER_S) for p in params]
     replay = replay or _default_replay()
     labels = _labels(bag)
     scorer = scorer or (_default_scorer() if labels is not None else None)
@@ -148,17 +160,15 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
     with tempfile.TemporaryDirectory(prefix='sage-experiment-') as tmp:
         folder = Path(work_dir) if work_dir is not None else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        tasks = [(bag, {n.name: dict(n.parameters) for n in prof.nodes},
-                  folder / f'decisions_{chr(ord("a") + k) if k < 26 else k}.jsonl')
-                 for k, prof in enumerate(profiles)]
-        if jobs > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-                pending = [pool.submit(replay, *t) for t in tasks]
-                outcomes = [_outcome(f.result) for f in pending]
-        else:
-            outcomes = [_outcome(lambda t=t: replay(*t)) for t in tasks]
-        for k, (sets, (_, _, decisions), (summary, err)) in enumerate(
-                zip(variants, tasks, outcomes)):
+        tasks = [(bag, p, folder / f'decisions_{chr(ord("a") + k) if k < 26 else k}.jsonl')
+                 for k, p in enumerate(params)]
+        # The first variant of each encoder setting encodes; the rest then find it cached.
+        first = [k for k, key in enumerate(keys) if keys.index(key) == k]
+        outcomes: dict[int, tuple[Any, SageError | None]] = {}
+        for batch in (first, [k for k in range(len(tasks)) if k not in first]):
+            outcomes.update(_run_all(replay, {k: tasks[k] for k in batch}, jobs))
+        for k, (sets, (_, _, decisions)) in enumerate(zip(variants, tasks)):
+            summary, err = outcomes[k]
             if err is not None:
                 raise ExperimentError(f'{variant_name(k, sets)}: replay failed: {err}') from err
             metrics = decision_metrics(decisions)
@@ -173,6 +183,16 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
               'variants': results}
     print_table(result, out)
     return result
+
+
+def _run_all(replay: Replay, tasks: dict[int, tuple[Path, dict[str, dict[str, Any]], Path]],
+             jobs: int) -> dict[int, tuple[Any, SageError | None]]:
+    """Each task's outcome, `jobs` replays at a time (each in a process of its own)."""
+    if jobs > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+            pending = {k: pool.submit(replay, *t) for k, t in tasks.items()}
+            return {k: _outcome(f.result) for k, f in pending.items()}
+    return {k: _outcome(lambda t=t: replay(*t)) for k, t in tasks.items()}
 
 
 def _outcome(call: Callable[[], Any]) -> tuple[Any, SageError | None]:

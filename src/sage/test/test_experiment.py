@@ -133,12 +133,14 @@ def test_real_replay_of_a_labelled_bag_compares_weight_settings(tmp_path):
     assert 'scenario.false_alarms_per_min' in surprising
     assert Path(result['variants'][0]['decisions']).is_file()
     assert 'scenario.recall' in out.getvalue()
-    # Replayed in two processes at once: the same decisions, in the variants' order.
+    # Two processes and the encoded-input cache: the variants differ in SNARC alone, so the
+    # bag is encoded once, and the decisions are the same, in the variants' order.
     at_once = run_experiment(
         bag, str(profile),
         [['snarc.weights.surprise=1.0'],
          ['snarc.weights.surprise=0.0', 'snarc.weights.novelty=0.0']],
-        io.StringIO(), work_dir=tmp_path / 'work2', jobs=2)
+        io.StringIO(), work_dir=tmp_path / 'work2', jobs=2, cache=tmp_path / 'enc')
+    assert len(list((tmp_path / 'enc').glob('*.pkl'))) == 1
     for one, two in zip(result['variants'], at_once['variants']):
         assert one['name'] == two['name'] and one['metrics'] == two['metrics']
         assert Path(one['decisions']).read_text() == Path(two['decisions']).read_text()

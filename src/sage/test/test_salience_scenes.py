@@ -109,8 +109,10 @@ def test_the_salience_bench_scores_tuning_seeds_and_reuses_its_scenes(tmp_path, 
     assert set(summary['false_alarms_per_min']) == {'vision', 'audio', 'imu'}
     bag = tmp_path / 'c' / f'realistic-v{GENERATOR_VERSION}-short-0'
     made = sorted(p.stat().st_mtime_ns for p in bag.iterdir())
+    [encoded] = (tmp_path / 'c' / 'encoded').glob('*.pkl')  # what the encoders made of it
     again = run_bench(**kw)
     assert sorted(p.stat().st_mtime_ns for p in bag.iterdir()) == made  # not regenerated
+    assert list((tmp_path / 'c' / 'encoded').glob('*.pkl')) == [encoded]  # nor encoded
     assert again['per_seed'][0]['events'] == result['per_seed'][0]['events']
     print_table(result)
     out = capsys.readouterr().out

@@ -42,6 +42,8 @@ from sage_snarc.snarc_core import SnarcCore
 # Order of messages that share a stamp: state, budget and IMU first, rewards last.
 _RANK = {STATE_TOPIC: 0, BUDGET_TOPIC: 0, IMU_TOPIC: 1, CAMERA_TOPIC: 2, AUDIO_TOPIC: 3,
          TEXT_TOPIC: 4, REWARD_TOPIC: 6, **{t: 5 for t in LATENT_TOPICS.values()}}
+# Messages are released in stamp order once the bag's log time is this far past them (s).
+REORDER_S = 0.5
 AXIS_KEYS = ('surprise', 'novelty', 'arousal', 'reward', 'conflict', 'salience')
 
 
@@ -205,7 +207,7 @@ def _latent_from_bag(msg: Any, stamp: float) -> LatentRecord:
 
 
 def iter_inputs(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], *,
-                reorder_s: float = 0.5, problems: Counter[str] | None = None
+                reorder_s: float = REORDER_S, problems: Counter[str] | None = None
                 ) -> Iterator[InputItem]:
     """Read a bag and yield SNARC's inputs in stamp order, encoding raw sensor messages.
 
@@ -310,8 +312,9 @@ def score_inputs(items: Iterable[InputItem], snarc_params: Mapping[str, Any], ou
 
 
 def replay_bag(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], out_path: Path,
-               *, reorder_s: float = 0.5,
-               policy: Callable[[SalienceRecord], bool] = store_policy) -> ReplaySummary:
+               *, reorder_s: float = REORDER_S,
+               policy: Callable[[SalienceRecord], bool] = store_policy,
+               cache: Path | None = None) -> ReplaySummary:
     """Replay a bag through the encoders and SNARC, writing the decisions JSONL.
 
     Args:
@@ -322,6 +325,9 @@ def replay_bag(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], out
             (`sage_eval.provenance.sidecar_path`).
         reorder_s: see `iter_inputs`.
         policy: store policy applied to attended inputs.
+        cache: folder of encoded inputs (`sage_eval.encoded_cache`): a bag encoded with the
+            same encoder parameters, models and code before is scored without encoding it
+            again (the same decisions, byte for byte); None encodes every time.
 
     Returns:
         Counts of what was read, scored, attended and stored, and the problems met.
@@ -335,9 +341,14 @@ def replay_bag(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], out
     snarc = dict(node_params.get('snarc', {}))
     SnarcCore.from_params(snarc)  # fail on bad parameters before reading the bag
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    if cache is None:
+        items = iter_inputs(bag_path, node_params, reorder_s=reorder_s, problems=problems)
+    else:
+        from sage_eval.encoded_cache import cached_inputs
+        items = cached_inputs(bag_path, node_params, cache, reorder_s=reorder_s,
+                              problems=problems)
     with out_path.open('w') as out:
-        core = score_inputs(iter_inputs(bag_path, node_params, reorder_s=reorder_s,
-                                        problems=problems), snarc, out, summary, policy)
+        core = score_inputs(items, snarc, out, summary, policy)
     try:
         write_source(out_path, bag_path)  # beside the file: the JSONL format stays as is
     except (ScenarioError, OSError) as err:

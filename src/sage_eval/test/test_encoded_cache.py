@@ -1,0 +1,110 @@
+"""Encoded inputs kept on disk: a replay that changes only SNARC scores what the encoders made
+of the bag before, with the same decisions byte for byte, and anything the encoders depend on
+(their parameters, model files) makes a new entry instead of a stale hit."""
+import os
+import shutil
+
+import pytest
+
+from sage_eval import encoded_cache
+from sage_eval.encoded_cache import cached_inputs, entry_key
+from sage_eval.replay import REORDER_S, replay_bag
+from sage_eval.scenario import make_scenario
+
+pytest.importorskip('sage_encoders.vision_core')
+
+# Refinement off keeps it short (what is cached does not depend on it).
+ENCODERS = {'vision_encoder': {'irp.max_iterations': 0},
+            'audio_encoder': {'irp.max_iterations': 0}}
+
+
+@pytest.fixture(scope='module')
+def bag(tmp_path_factory):
+    path = tmp_path_factory.mktemp('cache') / 'scene'
+    make_scenario(path, seed=7, duration_s=36.0, repeats=2, camera_hz=5.0)
+    return path
+
+
+def _entries(folder):
+    return sorted(folder.glob('*.pkl')) if folder.is_dir() else []
+
+
+def _no_encoding(monkeypatch):
+    def refuse(*_args, **_kw):
+        raise AssertionError('the bag was encoded again')
+    monkeypatch.setattr('sage_eval.replay._Encoders.records', refuse)
+
+
+def test_a_second_replay_scores_the_kept_inputs_with_the_same_decisions(
+        bag, tmp_path, monkeypatch):
+    cache = tmp_path / 'enc'
+    plain = replay_bag(bag, ENCODERS, tmp_path / 'plain.jsonl')
+    first = replay_bag(bag, ENCODERS, tmp_path / 'first.jsonl', cache=cache)
+    assert len(_entries(cache)) == 1
+    _no_encoding(monkeypatch)
+    again = replay_bag(bag, ENCODERS, tmp_path / 'again.jsonl', cache=cache)
+    data = (tmp_path / 'plain.jsonl').read_bytes()
+    assert data and data == (tmp_path / 'first.jsonl').read_bytes() \
+        == (tmp_path / 'again.jsonl').read_bytes()
+    assert plain.inputs == first.inputs == again.inputs
+    assert set(plain.inputs) == {'vision', 'audio', 'imu'}
+    assert plain.problems == again.problems == {}
+
+
+def test_snarc_changes_hit_and_encoder_changes_miss(bag, tmp_path, monkeypatch):
+    cache = tmp_path / 'enc'
+    replay_bag(bag, ENCODERS, tmp_path / 'a.jsonl', cache=cache)
+    blind = {**ENCODERS, 'snarc': {'weights.surprise': 0.0, 'weights.arousal': 0.0}}
+    replay_bag(bag, blind, tmp_path / 'plain_blind.jsonl')
+    with monkeypatch.context() as m:
+        _no_encoding(m)
+        replay_bag(bag, blind, tmp_path / 'blind.jsonl', cache=cache)
+    assert (tmp_path / 'blind.jsonl').read_bytes() == \
+        (tmp_path / 'plain_blind.jsonl').read_bytes() != (tmp_path / 'a.jsonl').read_bytes()
+    assert len(_entries(cache)) == 1
+    other = {**ENCODERS, 'vision_encoder': {'irp.max_iterations': 0, 'exposure.target': 0.0}}
+    replay_bag(bag, other, tmp_path / 'b.jsonl', cache=cache)
+    assert len(_entries(cache)) == 2
+
+
+def test_a_changed_model_file_changes_the_key(bag, tmp_path):
+    from sage_encoders.model_files import PACKAGED_DIR
+    models = tmp_path / 'models'
+    models.mkdir()
+    for path in PACKAGED_DIR.glob('vision_*'):
+        shutil.copy2(path, models / path.name)
+    params = {'vision_encoder': {'model_dir': str(models)}}
+    key = entry_key(bag, params, REORDER_S)
+    assert entry_key(bag, params, REORDER_S) == key
+    codebook = models / 'vision_codebook.npy'
+    st = codebook.stat()
+    os.utime(codebook, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a retrained copy
+    assert entry_key(bag, params, REORDER_S) != key
+    assert entry_key(bag, params, REORDER_S + 0.1) != entry_key(bag, params, REORDER_S)
+
+
+def test_a_broken_entry_is_encoded_again_and_a_partial_read_writes_nothing(bag, tmp_path):
+    cache = tmp_path / 'enc'
+    items = cached_inputs(bag, ENCODERS, cache, reorder_s=REORDER_S)
+    assert next(items) is not None
+    items.close()  # the consumer stopped early: no entry for a partial read
+    assert _entries(cache) == []
+    replay_bag(bag, ENCODERS, tmp_path / 'a.jsonl', cache=cache)
+    [entry] = _entries(cache)
+    entry.write_bytes(entry.read_bytes()[:1000])  # cut short (a full disk, say)
+    replay_bag(bag, ENCODERS, tmp_path / 'b.jsonl', cache=cache)
+    assert (tmp_path / 'a.jsonl').read_bytes() == (tmp_path / 'b.jsonl').read_bytes()
+    assert entry.stat().st_size > 1000  # written whole again
+
+
+def test_only_the_newest_entries_are_kept(bag, tmp_path, monkeypatch):
+    cache = tmp_path / 'enc'
+    cache.mkdir()
+    for k in range(3):
+        old = cache / f'old{k}.pkl'
+        old.write_bytes(b'x')
+        os.utime(old, ns=(10**18 + k, 10**18 + k))
+    monkeypatch.setattr(encoded_cache, 'KEEP', 2)
+    replay_bag(bag, ENCODERS, tmp_path / 'a.jsonl', cache=cache)
+    assert [p.name for p in _entries(cache) if p.name.startswith('old')] == ['old2.pkl']
+    assert len(_entries(cache)) == 2
