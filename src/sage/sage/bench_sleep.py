@@ -219,11 +219,11 @@ def _cores(params: Mapping[str, Mapping[str, Any]], unbounded: bool = False
     refinement step (irp.max_iterations x irp.atp_per_step)."""
     from sage_encoders.audio_core import AudioEncoderCore
     from sage_encoders.vision_core import VisionEncoderCore
-    from sage_eval.replay import _resolved
+    from sage_eval.replay import ENCODER_PARAMS, resolved_params
 
     out = {}
     for m, cls in (('vision', VisionEncoderCore), ('audio', AudioEncoderCore)):
-        values = _resolved(params, f'{m}_encoder', f'sage_encoders.{m}_encoder_params')
+        values = resolved_params(params, f'{m}_encoder', ENCODER_PARAMS[f'{m}_encoder'])
         if unbounded:
             values['irp.default_atp'] = (float(values['irp.max_iterations'])
                                          * float(values['irp.atp_per_step']))

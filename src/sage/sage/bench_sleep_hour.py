@@ -104,20 +104,20 @@ def run_hour(profile: str = 'nano', overrides: list[str] | None = None,
     from sage.bench_sleep import fill_store, run_worker
     from sage.profile import load_profile
     from sage_eval.realistic import REPORT_SEEDS
-    from sage_eval.replay import _resolved
+    from sage_eval.replay import ENCODER_PARAMS, resolved_params
     from sage_memory.retrain import worker_command
 
     if not 1 <= seeds <= len(REPORT_SEEDS):
         raise SageError(f'seeds must be 1..{len(REPORT_SEEDS)}')
     params = {n.name: dict(n.parameters) for n in load_profile(profile, overrides or []).nodes}
-    rate = float(_resolved(params, 'snarc', 'sage_snarc.snarc_params')
+    rate = float(resolved_params(params, 'snarc', 'sage_snarc.snarc_params')
                  ['threshold.target_rate_hz'])
     n = int(per_modality if per_modality is not None else round(rate * HOUR_S))
     if n < 2:
         raise SageError('per_modality must be at least 2')
-    mem = _resolved(params, 'memory', 'sage_memory.memory_params')
-    vision = _resolved(params, 'vision_encoder', 'sage_encoders.vision_encoder_params')
-    audio = _resolved(params, 'audio_encoder', 'sage_encoders.audio_encoder_params')
+    mem = resolved_params(params, 'memory', 'sage_memory.memory_params')
+    vision = resolved_params(params, 'vision_encoder', ENCODER_PARAMS['vision_encoder'])
+    audio = resolved_params(params, 'audio_encoder', ENCODER_PARAMS['audio_encoder'])
     tmp = None if keep_dir else tempfile.TemporaryDirectory(prefix='sage-bench-sleep-hour-')
     work = Path(keep_dir or tmp.name)  # type: ignore[union-attr]
     try:

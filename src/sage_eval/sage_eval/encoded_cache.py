@@ -37,9 +37,6 @@ from sage_common.records import LatentRecord
 
 FORMAT = 1
 KEEP = 24  # entries kept (a full realistic scene takes about 30 MB)
-ENCODERS = {'vision_encoder': 'sage_encoders.vision_encoder_params',
-            'audio_encoder': 'sage_encoders.audio_encoder_params',
-            'language_encoder': 'sage_encoders.language_encoder_params'}
 _CODE = ('sage_encoders', 'sage_common', 'sage_eval.replay', 'sage_eval.bagio')
 
 
@@ -75,8 +72,9 @@ def _model_files(params: Mapping[str, Any]) -> list[list[Any]]:
 def entry_key(bag: Path, node_params: Mapping[str, Mapping[str, Any]], reorder_s: float) -> str:
     """The cache key of a bag encoded with these parameters (hex)."""
     from sage_eval.provenance import bag_sha256
-    from sage_eval.replay import _resolved
-    encoders = {node: _resolved(node_params, node, module) for node, module in ENCODERS.items()}
+    from sage_eval.replay import ENCODER_PARAMS, resolved_params
+    encoders = {node: resolved_params(node_params, node, module)
+                for node, module in ENCODER_PARAMS.items()}
     doc = {'format': FORMAT, 'bag': bag_sha256(bag), 'reorder_s': float(reorder_s),
            'params': encoders, 'models': {n: _model_files(p) for n, p in encoders.items()},
            'code': code_digest()}
@@ -103,10 +101,13 @@ def cached_inputs(bag: Path, node_params: Mapping[str, Mapping[str, Any]], folde
     try:
         with path.open('rb') as fh:
             items, seen = pickle.load(fh)
-        os.utime(path)  # newest use: pruned last
     except (OSError, EOFError, pickle.UnpicklingError, ValueError):
         items = None
     if items is not None:
+        try:
+            os.utime(path)  # newest use: pruned last
+        except OSError:
+            pass
         problems.update(seen)
         yield from items
         return

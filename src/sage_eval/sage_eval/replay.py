@@ -42,6 +42,10 @@ from sage_snarc.snarc_core import SnarcCore
 # Order of messages that share a stamp: state, budget and IMU first, rewards last.
 _RANK = {STATE_TOPIC: 0, BUDGET_TOPIC: 0, IMU_TOPIC: 1, CAMERA_TOPIC: 2, AUDIO_TOPIC: 3,
          TEXT_TOPIC: 4, REWARD_TOPIC: 6, **{t: 5 for t in LATENT_TOPICS.values()}}
+# The encoder nodes whose cores the replay runs, and the modules of their parameters.
+ENCODER_PARAMS = {'vision_encoder': 'sage_encoders.vision_encoder_params',
+                  'audio_encoder': 'sage_encoders.audio_encoder_params',
+                  'language_encoder': 'sage_encoders.language_encoder_params'}
 # Messages are released in stamp order once the bag's log time is this far past them (s).
 REORDER_S = 0.5
 AXIS_KEYS = ('surprise', 'novelty', 'arousal', 'reward', 'conflict', 'salience')
@@ -87,8 +91,9 @@ def _stamp(msg: Any) -> float:
     return float(st.sec) + float(st.nanosec) * 1e-9
 
 
-def _resolved(node_params: Mapping[str, Mapping[str, Any]], node: str, module: str
-              ) -> dict[str, Any]:
+def resolved_params(node_params: Mapping[str, Mapping[str, Any]], node: str, module: str
+                    ) -> dict[str, Any]:
+    """A node's parameters with its defaults filled in and checked (module: its PARAMS)."""
     import importlib
     mod = importlib.import_module(module)
     return resolve(mod.PARAMS, dict(node_params.get(node, {})), getattr(mod, 'validate', None),
@@ -125,26 +130,25 @@ class _Encoders:
             self._accounts[node] = AtpAccount(plugin)
         return self._accounts[node]
 
+    def _values(self, node: str) -> dict[str, Any]:
+        return resolved_params(self.params, node, ENCODER_PARAMS[node])
+
     def vision(self) -> Any:
         if self._vision is None:
             from sage_encoders.vision_core import VisionEncoderCore
-            self._vision = VisionEncoderCore.from_params(
-                _resolved(self.params, 'vision_encoder', 'sage_encoders.vision_encoder_params'))
+            self._vision = VisionEncoderCore.from_params(self._values('vision_encoder'))
         return self._vision
 
     def audio(self) -> Any:
         if self._audio is None:
             from sage_encoders.audio_core import AudioEncoderCore
-            self._audio = AudioEncoderCore.from_params(
-                _resolved(self.params, 'audio_encoder', 'sage_encoders.audio_encoder_params'))
+            self._audio = AudioEncoderCore.from_params(self._values('audio_encoder'))
         return self._audio
 
     def language(self) -> Any:
         if self._language is None:
             from sage_encoders.language_core import LanguageEncoderCore
-            self._language = LanguageEncoderCore.from_params(
-                _resolved(self.params, 'language_encoder',
-                          'sage_encoders.language_encoder_params'))
+            self._language = LanguageEncoderCore.from_params(self._values('language_encoder'))
         return self._language
 
     def records(self, topic: str, msg: Any, stamp: float) -> list[InputItem]:
