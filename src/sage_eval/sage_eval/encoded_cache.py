@@ -4,7 +4,7 @@ store policy) does not encode the bag again.
 The inputs `replay.iter_inputs` yields depend on the bag (its frames, audio, IMU, and the
 /sage/budget messages that set the refinement ATP), the encoder parameters, the model files and
 the encoder code: not on SNARC. Encoding is most of a replay's time (a 7-minute realistic
-scene: about 90 % of it), so `sage bench salience` run again, or `sage experiment` over snarc.*
+scene: 204 of its 215 s), so `sage bench salience` run again, or `sage experiment` over snarc.*
 variants, score the kept inputs instead. The key covers all four; a change to any of them is a
 miss, never a stale hit:
 
