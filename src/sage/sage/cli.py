@@ -119,6 +119,8 @@ def bench(
     hour: bool = typer.Option(False, '--hour',
                               help='sleep: one sleep over an hour of stored inputs (wall '
                                    'time and peak memory) instead of the day-1/day-2 run'),
+    set_: list[str] = typer.Option([], '--set', help='graph, sensors, salience: profile ' +
+                                   SET_HELP),
 ) -> None:
     """Run a named benchmark and write JSON (medians, p95/p99, ratios to a baseline)."""
     from sage.bench_cmd import BENCHMARKS, UnknownOption, run_named, write_json
@@ -137,6 +139,8 @@ def bench(
         options['swap'] = True
     if domain_id is not None:
         options['domain_id'] = domain_id
+    if set_:
+        options['overrides'] = list(set_)
     for key, value in (('seeds', seeds), ('scenes', scenes), ('seed_set', seed_set),
                        ('delays_ms', delays), ('loss_pct', loss)):
         if value is not None:

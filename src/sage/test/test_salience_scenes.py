@@ -132,3 +132,8 @@ def test_sage_bench_salience_refuses_bad_seed_counts_sets_and_seconds():
     assert res.returncode == 2 and "ERROR: unknown seed set 'holdout'" in res.stderr
     res = _sage('bench', 'salience', '--seconds', '5')
     assert res.returncode == 2 and 'takes --seeds, not --seconds' in res.stderr
+    # --set reaches the profile the scenes are scored with: a made-up parameter is named.
+    res = _sage('bench', 'salience', '--seeds', '1', '--set', 'snarc.threshold.nope=0.3')
+    assert res.returncode == 2 and 'threshold.nope' in res.stderr, res.stderr
+    res = _sage('bench', 'encoders', '--set', 'snarc.threshold.min=0.3')
+    assert res.returncode == 2 and "benchmark 'encoders' takes no overrides" in res.stderr
