@@ -36,7 +36,7 @@ from typing import Any
 from sage_common.records import LatentRecord
 
 FORMAT = 1
-KEEP = 24  # entries kept (a full realistic scene takes about 30 MB)
+KEEP = 24  # entries kept (a full realistic scene takes about 35 MB)
 _CODE = ('sage_encoders', 'sage_common', 'sage_eval.replay', 'sage_eval.bagio')
 
 

@@ -13,6 +13,7 @@ replay is stale, not proof).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 import hashlib
 import json
 from pathlib import Path
@@ -49,22 +50,33 @@ def file_sha256(path: Path) -> str:
 def bag_sha256(bag: Path) -> str:
     """SHA-256 (hex) of a bag: every regular file of the folder, by relative name and bytes.
 
+    A bag is read once per process while its files keep their sizes and modification times
+    (a replay keys its encoded-input cache on it and then records it beside the decisions;
+    an experiment does both per variant, and a realistic scene is about 1 GB).
+
     Raises:
         ScenarioError: the bag does not exist or a file cannot be read.
     """
     bag = Path(bag)
-    h = hashlib.sha256()
     try:
         if not bag.exists():
             raise FileNotFoundError(f'no such bag: {bag}')
         files = sorted(p for p in bag.rglob('*') if p.is_file()) if bag.is_dir() else [bag]
-        for path in files:
-            name = path.relative_to(bag).as_posix() if bag.is_dir() else path.name
-            h.update(name.encode() + b'\0')
-            _file_digest(path, h)
-            h.update(b'\0')
+        names = tuple(p.relative_to(bag).as_posix() if bag.is_dir() else p.name for p in files)
+        stats = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+        return _bag_digest(bag.resolve(), names, stats)
     except OSError as err:
         raise ScenarioError(f'cannot read bag {bag}: {err}') from err
+
+
+@lru_cache(maxsize=16)
+def _bag_digest(bag: Path, names: tuple[str, ...], stats: tuple[tuple[int, int], ...]) -> str:
+    """The digest of bag_sha256; `stats` (sizes, mtimes) only key the memo."""
+    h = hashlib.sha256()
+    for name in names:
+        h.update(name.encode() + b'\0')
+        _file_digest(bag / name if bag.is_dir() else bag, h)
+        h.update(b'\0')
     return h.hexdigest()
 
 
