@@ -13,14 +13,35 @@ import time
 
 import pytest
 
-_BASE = int(os.environ.get('SAGE_TEST_DOMAIN_BASE', str(20 + os.getpid() % 150)))
+
+def _domain_block() -> tuple[int, int]:
+    """(first id, size) of this pytest process's block of DDS domain ids.
+
+    pytest-xdist workers run test files side by side, so each gets a disjoint block of 10..229
+    (ids below 10 stay free for the commands the README runs with a literal --domain-id).
+    """
+    workers = max(1, int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')))
+    worker = int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)
+    size = 220 // workers
+    return 10 + worker * size, size
+
+
+_FIRST, _SIZE = _domain_block()
+# Test files that keep one domain for a module use SAGE_TEST_DOMAIN_BASE plus an offset of their
+# own, 1..FIXED_OFFSETS-1 (grep SAGE_TEST_DOMAIN_BASE); offset 0 is the ambient ROS_DOMAIN_ID.
+FIXED_OFFSETS = 20
+os.environ['SAGE_TEST_DOMAIN_BASE'] = str(_FIRST)
+os.environ['ROS_DOMAIN_ID'] = str(_FIRST)
+# Where the per-test ids start inside the rest of the block: differs between concurrent runs.
+_START = int(os.environ.get('SAGE_TEST_DOMAIN_SEED', str(os.getpid())))
 _counter = itertools.count()
 
 
 @pytest.fixture
 def ros_domain(monkeypatch) -> int:
-    """A domain id no other test of this run uses (within 0..232), set in the environment."""
-    domain = 1 + (_BASE + next(_counter)) % 230
+    """A domain id no other test of this run uses, set in the environment."""
+    span = _SIZE - FIXED_OFFSETS
+    domain = _FIRST + FIXED_OFFSETS + (_START + next(_counter)) % span
     monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     return domain

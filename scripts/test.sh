@@ -22,9 +22,12 @@ else
 fi
 export SAGE_REQUIRE_PG=$REQUIRE
 
-# Each test run gets its own DDS domain (graph tests pick their own inside this range).
-export SAGE_TEST_DOMAIN_BASE=${SAGE_TEST_DOMAIN_BASE:-$((20 + RANDOM % 150))}
-export ROS_DOMAIN_ID=$SAGE_TEST_DOMAIN_BASE
+# Each pytest worker has its own block of DDS domains (root conftest.py); where a run's
+# per-test domains start inside it differs between runs.
+export SAGE_TEST_DOMAIN_SEED=${SAGE_TEST_DOMAIN_SEED:-$RANDOM}
+# Two workers: one test file at a time each (module fixtures are made once); most graph tests
+# wait on processes and DDS, so a second file fits beside them on two cores.
+WORKERS=${SAGE_TEST_WORKERS:-2}
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export HF_HUB_OFFLINE=1
 
@@ -43,5 +46,5 @@ bash scripts/check_compat.sh "$VENV" || status=1
 echo "[test] Dockerfile lint (hadolint; inline ignores give their reason)"
 "$VENV/bin/hadolint" docker/*.Dockerfile || status=1
 echo "[test] Python tests (pytest)"
-"$VENV/bin/python" -m pytest src "$@" || status=$?
+"$VENV/bin/python" -m pytest src -n "$WORKERS" --dist loadfile "$@" || status=$?
 exit $status

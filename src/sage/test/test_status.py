@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 
@@ -13,7 +14,8 @@ from sage.status import StatusModel, WindowedStats, render_text, run_status, spa
 from sage.viz_core import AllocationRecord, BudgetRecord, StateRecord, StoredRecord
 from sage_common.records import SalienceRecord
 
-DOMAIN_ID = '172'
+# The run's domain block (root conftest) plus this file's own offset.
+DOMAIN_ID = str(int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 10)
 
 
 def _row(text: str, first: str) -> str:
@@ -249,7 +251,7 @@ def test_status_screen_shows_what_the_graph_publishes(monkeypatch):
 
 
 def test_status_says_so_when_nothing_is_heard(monkeypatch):
-    monkeypatch.setenv('ROS_DOMAIN_ID', '173')
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(int(DOMAIN_ID) + 1))
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     out = io.StringIO()
     assert run_status(duration=0.5, once=True, out=out) == 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 
@@ -17,7 +18,8 @@ from sage.viz_params import PARAMS, validate
 from sage_common.params import resolve
 from sage_common.records import AXES, SalienceRecord
 
-DOMAIN_ID = '171'
+# The run's domain block (root conftest) plus this file's own offset.
+DOMAIN_ID = str(int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 9)
 CONFIG = repo_root() / 'config'
 
 

@@ -12,8 +12,8 @@ import pytest
 from sage_memory.store import summarize
 from sage_common.ros import spin_until
 
-# This package's ROS_DOMAIN_ID range is 150-159.
-DOMAIN = 150 + os.getpid() % 10
+# The run's domain block (root conftest) plus this file's own offset.
+DOMAIN = int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 6
 
 
 NODE_PARAMS = {'device_id': 'robot-1', 'context_before': 0, 'context_after': 0,

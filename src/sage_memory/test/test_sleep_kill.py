@@ -27,8 +27,8 @@ import pytest
 
 from sage_common.ros import spin_until
 
-# This package's ROS_DOMAIN_ID range is 150-159.
-DOMAIN = 150 + os.getpid() % 10
+# The run's domain block (root conftest) plus this file's own offset.
+DOMAIN = int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 8
 TIMED_KILLS, WRITE_KILLS = 7, 3
 # Timed kill points (s after the Sleep request): spread over the first seconds of the sleep,
 # where consolidation, the worker's start, its data building and training lie.

@@ -16,8 +16,8 @@ import time
 import pytest
 from sage_common.ros import spin_until
 
-# This package's ROS_DOMAIN_ID range is 150-159; this test takes 158 + pid parity.
-DOMAIN = 158 + os.getpid() % 2
+# The run's domain block (root conftest) plus this file's own offset.
+DOMAIN = int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 7
 
 
 @pytest.mark.timeout(300)

@@ -5,6 +5,7 @@ nodes (the camera's fps parameter, the Sleep service, encoder gating, SNARC's th
 """
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -23,7 +24,8 @@ from sage_interfaces.msg import AtpBudget, MetabolicState, Salience
 from sage_interfaces.srv import Sleep
 from sage_orchestrator.orchestrator_node import OrchestratorNode
 
-DOMAIN_ID = 141
+# The run's domain block (root conftest) plus this file's own offset.
+DOMAIN_ID = int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 13
 PARAMS = {
     'tick_hz': 20.0, 'salience_half_life_s': 0.3, 'startup_grace_s': 100.0,
     'state_publish_period_s': 0.5, 'metabolic.idle_rest_s': 1.0,

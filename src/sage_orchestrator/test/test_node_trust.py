@@ -8,6 +8,7 @@ budget, the others lose them; a new orchestrator node starts from the saved trus
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -24,7 +25,8 @@ from sage_common.ros import RELIABLE_QOS
 from sage_interfaces.msg import AtpBudget, Latent
 from sage_orchestrator.plugins import QuadraticDenoise, RefineSettings, run_refine
 
-DOMAIN_ID = 142
+# The run's domain block (root conftest) plus this file's own offset.
+DOMAIN_ID = int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 12
 PARAMS = {
     'plugins': 'vision_encoder:vision:stream,audio_encoder:audio:stream,'
                'language_encoder:language:stream',
