@@ -30,9 +30,10 @@ TABLE_WIDTH = 100
 
 
 def cache_dir() -> Path:
-    """Where generated scenes are kept ($SAGE_SCENE_CACHE, else ~/.cache/sage/scenes)."""
+    """Where generated scenes are kept ($SAGE_SCENE_CACHE, else the user cache's scenes)."""
+    from sage_common.user_cache import cache_dir as user_cache
     env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else Path.home() / '.cache' / 'sage' / 'scenes'
+    return Path(env) if env else user_cache('scenes')
 
 
 def seeds_for(scenes: str, seed_set: str, n: int) -> list[int]:

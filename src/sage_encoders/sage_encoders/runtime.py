@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort  # imported with the module so a model load times sessions only
+from sage_common.user_cache import cache_dir
 
 from sage_encoders.errors import ModelError
 from sage_encoders.model_files import onnx_path
@@ -108,8 +109,8 @@ def make_session(path: Path, providers: list[str], threads: int, trt_fp16: bool 
                  ) -> Any:
     """Create an onnxruntime session (one intra-op thread by default: cores are shared).
 
-    With TensorRT, engines are cached under ~/.cache/sage/trt and built with FP16 kernels
-    when trt_fp16 is set (the usual Jetson setting for an FP32 graph).
+    With TensorRT, engines are cached under the user cache's trt folder (~/.cache/sage/trt)
+    and built with FP16 kernels when trt_fp16 is set (the usual Jetson setting for an FP32 graph).
 
     Raises:
         ModelError: the file is missing or onnxruntime rejects it.
@@ -123,7 +124,7 @@ def make_session(path: Path, providers: list[str], threads: int, trt_fp16: bool 
     plist: list[Any] = []
     for p in providers:
         if p == 'TensorrtExecutionProvider':
-            cache = os.path.expanduser('~/.cache/sage/trt')
+            cache = str(cache_dir('trt'))
             os.makedirs(cache, exist_ok=True)
             plist.append((p, {'trt_fp16_enable': trt_fp16,
                               'trt_engine_cache_enable': True,

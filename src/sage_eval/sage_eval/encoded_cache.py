@@ -34,6 +34,7 @@ import tempfile
 from typing import Any
 
 from sage_common.records import LatentRecord
+from sage_common.user_cache import cache_dir
 
 FORMAT = 1
 KEEP = 24  # entries kept (a full realistic scene takes about 35 MB)
@@ -42,8 +43,7 @@ _CODE = ('sage_encoders', 'sage_common', 'sage_eval.replay', 'sage_eval.bagio')
 
 def default_dir() -> Path:
     """This user's cache folder ($XDG_CACHE_HOME/sage/encoded, else ~/.cache/sage/encoded)."""
-    base = os.environ.get('XDG_CACHE_HOME') or str(Path.home() / '.cache')
-    return Path(base) / 'sage' / 'encoded'
+    return cache_dir('encoded')
 
 
 @lru_cache(maxsize=1)
