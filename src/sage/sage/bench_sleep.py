@@ -402,10 +402,9 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
     """
     from sage.bench_salience import cache_dir, scene
     from sage.profile import load_profile
-    from sage_common.params import resolve
     from sage_encoders.model_versions import ModelVersions
     from sage_eval.realistic import REPORT_SEEDS
-    from sage_memory import memory_params
+    from sage_eval.replay import resolved_params
     from sage_memory.retrain import worker_command
 
     if hour:
@@ -423,9 +422,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
     day2_seeds = list(REPORT_SEEDS[seeds:2 * seeds])
     program = 'full' if seconds is None or seconds > SHORT_PROGRAM_S else 'short'
     params = {n.name: dict(n.parameters) for n in load_profile(profile, overrides or []).nodes}
-    mem = resolve(memory_params.PARAMS, dict(params.get('memory', {})),
-                  getattr(memory_params, 'validate', None), node='memory')
-    values = dict(mem)
+    values = resolved_params(params, 'memory', 'sage_memory.memory_params')
     if max_steps is not None:
         values['sleep.retrain.max_steps'] = int(max_steps)
     budget = float(sleep_budget_s if sleep_budget_s is not None
