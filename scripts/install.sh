@@ -48,6 +48,8 @@ if [[ ! -f $req_stamp || $(cat "$req_stamp") != "$req_sum" ]]; then
   pip_install -r "$ROOT/requirements/torch.txt"
   log 'pip: runtime, ML and tooling packages'
   pip_install -c "$ROOT/constraints.txt" -r "$ROOT/requirements/main.txt"
+  log 'pip: data-only wheels, without their dependencies'
+  pip_install --no-deps -c "$ROOT/constraints.txt" -r "$ROOT/requirements/nodeps.txt"
   echo "$req_sum" >"$req_stamp"
 else
   log 'pip: requirements up to date'

@@ -23,12 +23,13 @@ from sage_encoders.preprocess import MelConfig, log_mel_db, normalise_mel, pcm_t
 from sage_encoders.puzzle import (IrpConfig, PuzzleModel, RuntimeConfig, SwappableModel,
                                   encode_puzzle)
 from sage_encoders.runtime import Log
+from sage_encoders.voice import VoiceActivity
 
 # Mel bands of the newest hop are pooled into this many spectral-shape features (band_00..):
 # SNARC tells sound classes apart by them (the code grid's mean embedding hardly does).
 SPECTRUM_BANDS = 16
 FEATURES = ('rms', 'rms_db', 'onset', 'hop_db', 'hop_peak_db', 'hop_onset_db') + tuple(
-    f'band_{i:02d}' for i in range(SPECTRUM_BANDS))
+    f'band_{i:02d}' for i in range(SPECTRUM_BANDS)) + ('voice',)
 # Rise of frame energy over 32 ms (dB) that counts as a full onset (1.0); energy is floored
 # at ENERGY_FLOOR_DB so digital silence does not turn a faint sound into a huge jump.
 ONSET_FULL_DB = 40.0
@@ -111,6 +112,8 @@ class AudioConfig:
     preview_seconds: float = 0.5
     preview_rate: int = 8000
     training_keep: int = 32  # windows kept for the memory node (0 = off)
+    voice: bool = True       # voice activity of the newest hop (feature 'voice')
+    voice_model: str = ''    # '' = the silero-vad wheel's model
 
     @classmethod
     def from_params(cls, values: Mapping[str, Any]) -> 'AudioConfig':
@@ -123,7 +126,8 @@ class AudioConfig:
                    gap_tolerance=float(values['gap_tolerance']),
                    preview_seconds=float(values['preview.seconds']),
                    preview_rate=int(values['preview.rate']),
-                   training_keep=int(values['training_input.keep']))
+                   training_keep=int(values['training_input.keep']),
+                   voice=bool(values['voice.enabled']), voice_model=str(values['voice.model']))
 
 
 class SampleFifo:
@@ -178,6 +182,8 @@ class AudioEncoderCore(SwappableModel):
 
     Attributes:
         gaps: how many times a stamp discontinuity restarted the buffer.
+        voice_error: why windows carry no 'voice' feature although voice.enabled is set
+            (None while it works or before the first window).
     """
 
     def __init__(self, cfg: AudioConfig, log: Log | None = None) -> None:
@@ -192,6 +198,9 @@ class AudioEncoderCore(SwappableModel):
         self._fifo = SampleFifo(2 * cfg.window_samples)
         self._seq = 0
         self.gaps = 0
+        self._voice: VoiceActivity | None = None
+        self.voice_error: str | None = None
+        self._log = log
         # The newest encoded windows, for the memory node (what sleep retrains on).
         self.inputs = InputRing(cfg.training_keep,
                                 partial(s16le_zlib_input, sample_rate=cfg.sample_rate))
@@ -233,7 +242,7 @@ class AudioEncoderCore(SwappableModel):
         if len(fifo):
             expected = fifo.t0 + len(fifo) / self.cfg.sample_rate
             if abs(stamp - expected) > self.cfg.gap_tolerance:
-                fifo.clear()
+                self.reset()
                 self.gaps += 1
         if not len(fifo):
             # Start windows on a fixed hop grid of stamps (k * hop), so a node that starts
@@ -270,6 +279,7 @@ class AudioEncoderCore(SwappableModel):
     def _encode_with(self, model: PuzzleModel, pcm: np.ndarray, stamp: float,
                      atp: float | None) -> LatentRecord:
         model.load()  # encode_ms excludes a lazy load (reported as load_ms)
+        voice = self._voice_model()
         t0 = time.perf_counter()
         samples = pcm_to_float(pcm)
         db = log_mel_db(samples, self.mel)  # (n_mels, frames)
@@ -281,6 +291,8 @@ class AudioEncoderCore(SwappableModel):
                     'onset': onset_strength(db),
                     **hop_features(samples, self.cfg.hop_samples, self.mel.hop),
                     **hop_spectrum(db, self.cfg.hop_samples // self.mel.hop)}
+        if voice is not None:
+            features['voice'] = voice.hop(samples[-self.cfg.hop_samples:])
         irp = res.irp
         seq = self._seq
         self._seq += 1
@@ -295,6 +307,19 @@ class AudioEncoderCore(SwappableModel):
             converged=irp.converged, halt_reason=irp.halt_reason, atp_spent=irp.atp_spent,
             encode_ms=(time.perf_counter() - t0) * 1e3, preview_format='s16le',
             preview=self._preview(pcm))
+
+    def _voice_model(self) -> VoiceActivity | None:
+        """The voice activity model, loaded on the first window; None when off or missing
+        (said once in the log and kept in voice_error for diagnostics)."""
+        if self._voice is not None or not self.cfg.voice or self.voice_error is not None:
+            return self._voice
+        try:
+            self._voice = VoiceActivity(self.cfg.voice_model or None)
+        except EncoderError as err:
+            self.voice_error = str(err)
+            if self._log is not None:
+                self._log(f'voice activity off: {err}')
+        return self._voice
 
     def _preview(self, pcm: np.ndarray) -> bytes:
         """The last preview.seconds of the window at preview.rate, int16 little-endian."""
@@ -317,6 +342,8 @@ class AudioEncoderCore(SwappableModel):
     def reset(self) -> None:
         """Drop buffered samples (e.g. after the stream restarts)."""
         self._fifo.clear()
+        if self._voice is not None:
+            self._voice.reset()
 
     def probe_input(self) -> np.ndarray:
         """A window of digital silence as the network sees it (the model-swap probe)."""

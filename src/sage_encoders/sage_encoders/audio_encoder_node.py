@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from sage_common.convert import latent_to_msg
+from sage_common.health import Level
 from sage_common.ros import RELIABLE_QOS, SENSOR_QOS, run, stamp_sec
 from sage_common.vocabulary import Topic
 from sage_interfaces.msg import AudioFrame, Latent
@@ -42,6 +43,16 @@ class AudioEncoderNode(EncoderNodeBase):
             self.pub.publish(latent_to_msg(rec, msg.header.frame_id))
             self.after_encode(rec)
         self.health.values['buffer_restarts'] = str(self.core.gaps)
+        voice = self._voice_state()
+        if voice != self.health.values.get('voice') and voice.startswith('off'):
+            self.health.problem(Level.WARN, f'voice activity {voice}')
+        self.health.values['voice'] = voice
+
+    def _voice_state(self) -> str:
+        """'on', 'disabled' (voice.enabled false) or 'off: why' for /diagnostics."""
+        if not self.core.cfg.voice:
+            return 'disabled'
+        return f'off: {self.core.voice_error}' if self.core.voice_error else 'on'
 
 
 def main(args: list[str] | None = None) -> int:

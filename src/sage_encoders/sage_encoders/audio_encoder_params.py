@@ -26,6 +26,11 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
     ParamSpec('preview.seconds', 0.5, 'length of the s16le preview clip (s)', 0.0, 1.0),
     ParamSpec('preview.rate', 8000, 'sample rate of the preview clip (16000 or 8000 Hz)',
               8000, 16000),
+    ParamSpec('voice.enabled', True, "feature 'voice': the speech probability of the newest "
+              'hop (Silero VAD), which SNARC uses to tell an utterance from room noise',
+              read_only=True),
+    ParamSpec('voice.model', '', "Silero VAD sequence ONNX file ('' = the one in the "
+              'silero-vad wheel)', read_only=True),
 ) + training_input_params() + models_params()
 
 

@@ -150,6 +150,7 @@ class ModalityState:
         self.episode_last = -math.inf
         self.episode_h = 0.0
         self.episode_new = False  # the episode's onset started a trace of its own
+        self.voice_last = -math.inf  # stamp of the newest window with a voice (audio)
         self.last_stamp = -math.inf
         self.seq = 0
         self.count = 0
@@ -173,6 +174,8 @@ class SnarcCore:
         self.episode_gap_s = float(v['habituation.episode_gap_s'])
         self._reward_ref = float(v['reward.ref'])
         self._novelty_gate = float(v['habituation.novelty_gate'])
+        self._voice_min = float(v['novelty.voice.min_prob'])
+        self._voice_gap_s = float(v['novelty.voice.gap_s'])
         self.modalities: dict[str, ModalityState] = {}
         self.reward = RewardLearner(
             window_s=float(v['reward.window_s']), tau_s=float(v['reward.tau_s']),
@@ -232,9 +235,10 @@ class SnarcCore:
         elif recon >= 0.0 and 'recon' in use:
             scalars['recon'] = float(recon)
         arousal, activity = self._arousal(m, feats)
-        sound = None
+        sound, voice = None, 0.0
         if m == 'audio':
             ms = self._modality(m)
+            voice = self._voice_onset(ms, rec.stamp, feats.get('voice'))
             bands = bands_of(feats)
             sound = ms.background.foreground(bands)
             level = feats.get('hop_db', feats.get('rms_db'))
@@ -242,7 +246,21 @@ class SnarcCore:
                 ms.background.update(level, bands)
         vectors = {'embedding': vec} if vec is not None and 'embedding' in use else {}
         return self._score(m, rec.stamp, int(rec.input_seq), vec, vectors, scalars,
-                           codes if 'codes' in use else None, arousal, activity, codes, sound)
+                           codes if 'codes' in use else None, arousal, activity, codes, sound,
+                           voice)
+
+    def _voice_onset(self, ms: 'ModalityState', stamp: float, voice: float | None) -> float:
+        """Speech probability of a window that starts an utterance, else 0.
+
+        Someone starting to speak is news however much the voice resembles the last phrase
+        or stands out of the room: a phrase 6 dB above a fan moves the foreground spectrum
+        no further than noise does. Later windows of the utterance are not new.
+        """
+        if voice is None or not math.isfinite(voice) or voice < self._voice_min:
+            return 0.0
+        onset = not stamp - ms.voice_last <= self._voice_gap_s
+        ms.voice_last = stamp
+        return float(voice) if onset else 0.0
 
     def score_imu(self, rec: ImuRecord) -> SalienceRecord | None:
         """Add one IMU sample; returns the score of a window when this sample closed one."""
@@ -334,8 +352,8 @@ class SnarcCore:
     def _score(self, m: str, stamp: float, seq: int, vec: np.ndarray | None,
                vectors: dict[str, np.ndarray], scalars: dict[str, float],
                codes: np.ndarray | None, arousal: float, activity: float | None,
-               grid: np.ndarray | None = None, sound: np.ndarray | None = None
-               ) -> SalienceRecord:
+               grid: np.ndarray | None = None, sound: np.ndarray | None = None,
+               voice: float = 0.0) -> SalienceRecord:
         ms = self._modality(m)
         if not math.isfinite(stamp):
             self._issue(Level.WARN, 'bad_stamp', f'{m}: non-finite stamp, scored at now')
@@ -361,6 +379,7 @@ class SnarcCore:
             # moves with where in the window a sound falls, so it calls every repeat new);
             # a window where nothing stands out of the room brings nothing new.
             novelty = ms.sounds.observe(desc)[0] if desc is not None else 0.0
+        novelty = max(novelty, voice)
         if desc is not None:
             reward = saturate(max(self.reward.predict(m, desc, now), 0.0) / self._reward_ref)
         # Audio windows are stamped at their start; their news is at the end.

@@ -58,6 +58,11 @@ PARAMS: tuple[ParamSpec, ...] = (
     # Novelty.
     _P('novelty.window', 512, 'Recent inputs per modality compared for novelty', 1, 65536,
        read_only=True),
+    _P('novelty.voice.min_prob', 0.3, "Speech probability (the audio encoder's 'voice' feature) "
+       'from which a window holds a voice (calm rooms stay below 0.01, phrases reach 0.4-1)',
+       0.01, 1.0),
+    _P('novelty.voice.gap_s', 2.0, 'Seconds without a voice after which an utterance is new: '
+       'its first window scores novelty = its speech probability', 0.0, 3600.0),
     _P('novelty.z_ref', 5.0, 'Robust z of the nearest distance that gives novelty 0.63',
        0.1, 100.0),
     _P('novelty.min_scale', 0.005, 'Smallest spread of the nearest distance (chord units; '
