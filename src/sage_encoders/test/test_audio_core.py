@@ -189,3 +189,14 @@ def test_atp_is_shared_by_windows_completed_in_one_block(audio_params) -> None:
     recs = core.push(_tone(16384 / SR + 4096 / SR), 0.0, SR, atp=3.0)
     assert len(recs) == 2
     assert sum(r.atp_spent for r in recs) <= 3.0
+
+
+def test_a_missing_voice_model_turns_the_feature_off_and_says_why(audio_params, tmp_path):
+    said: list[str] = []
+    core = AudioEncoderCore.from_params(
+        {**audio_params, 'voice.model': str(tmp_path / 'nowhere.onnx')}, log=said.append)
+    recs = _feed(core, _tone(2.0))
+    assert len(recs) >= 2 and all('voice' not in r.features for r in recs)
+    assert 'nowhere.onnx' in (core.voice_error or '') and len(said) == 1
+    off = _feed(_core(audio_params, **{'voice.enabled': False}), _tone(2.0))
+    assert off and 'voice' not in off[0].features

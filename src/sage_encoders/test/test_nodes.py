@@ -123,6 +123,9 @@ def test_audio_node_turns_frames_into_window_latents(ros) -> None:
     assert first.features[0] == pytest.approx(0.3 / np.sqrt(2), rel=0.02)
     assert latents[1].header.stamp.nanosec == 656_000_000  # hop 4096 samples = 256 ms
     assert first.preview_format == 's16le' and len(first.preview) == 8000
+    # A steady tone is no voice, and /diagnostics says the detector runs.
+    assert first.features[names.index('voice')] < 0.3
+    assert node.health.values['voice'] == 'on'
     ex.remove_node(node)
     node.destroy_node()
     peer.destroy_node()

@@ -60,12 +60,44 @@ def test_a_budget_step_that_changes_the_refined_codes_is_not_news():
     assert not any(r.attend for r in out[100:])
 
 
-def _audio(i, level, peak, onset, bands):
+def _audio(i, level, peak, onset, bands, **extra):
     return LatentRecord(
         stamp=T0 + i * HOP, modality='audio', input_seq=i, codes=None, codebook_size=512,
         embedding=np.ones(32, np.float32), recon_error=0.1,
         features={'rms_db': level, 'hop_db': level, 'hop_peak_db': peak,
-                  'hop_onset_db': onset, **{f'band_{b:02d}': v for b, v in enumerate(bands)}})
+                  'hop_onset_db': onset, **{f'band_{b:02d}': v for b, v in enumerate(bands)},
+                  **extra})
+
+
+def test_each_utterance_after_a_pause_is_new_however_like_the_last_it_sounds():
+    """Speech 6 dB over a fan: the same voice twice, 20 s apart, the second phrase a copy of
+    the first. Without the encoder's voice feature its second onset is no sound class new to
+    the room (novelty ~0); with it, each utterance's first window scores its probability."""
+    rng = np.random.default_rng(4)
+    speech = np.linspace(-24, -34, 16)
+    phrase = [0.9, 1.0, 1.0, 0.7, 1.0, 0.95, 0.8]               # seven hops of one phrase
+    out = {}
+    for with_voice in (False, True):
+        core = SnarcCore.from_params({})
+        i, rows = 0, []
+        for part in range(5):
+            for _ in range(60):                                  # 15 s of fan, no voice
+                core.score_latent(_audio(i, -30 + rng.normal(0, 0.4), -28, 3.0,
+                                         -40 + rng.normal(0, 0.4, 16),
+                                         **({'voice': 0.01} if with_voice else {})))
+                i += 1
+            if part in (2, 4):
+                rows.append([core.score_latent(
+                    _audio(i + k, -24, -22, 8.0, speech + rng.normal(0, 0.4, 16),
+                           **({'voice': v} if with_voice else {}))) for k, v in
+                    enumerate(phrase)])
+                i += len(phrase)
+        out[with_voice] = rows
+    assert out[False][1][0].novelty < 0.3                       # a heard sound class
+    for rows in out[True]:
+        assert rows[0].novelty >= 0.9                           # the utterance's onset
+        assert max(r.novelty for r in rows[1:]) < 0.5           # the rest of it is not new
+    assert out[True][1][0].salience > out[False][1][0].salience + 0.1
 
 
 def test_audio_arousal_is_a_rise_above_the_room_not_its_loudness():
