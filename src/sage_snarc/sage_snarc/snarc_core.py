@@ -151,6 +151,8 @@ class ModalityState:
         self.episode_h = 0.0
         self.episode_new = False  # the episode's onset started a trace of its own
         self.voice_last = -math.inf  # stamp of the newest window with a voice (audio)
+        self.utterance_start = -math.inf  # its utterance's first window with a voice
+        self.utterance_peak = 0.0  # and the highest speech probability of the utterance
         self.last_stamp = -math.inf
         self.seq = 0
         self.count = 0
@@ -176,6 +178,7 @@ class SnarcCore:
         self._novelty_gate = float(v['habituation.novelty_gate'])
         self._voice_min = float(v['novelty.voice.min_prob'])
         self._voice_gap_s = float(v['novelty.voice.gap_s'])
+        self._voice_onset_s = float(v['novelty.voice.onset_s'])
         self.modalities: dict[str, ModalityState] = {}
         self.reward = RewardLearner(
             window_s=float(v['reward.window_s']), tau_s=float(v['reward.tau_s']),
@@ -250,17 +253,21 @@ class SnarcCore:
                            voice)
 
     def _voice_onset(self, ms: 'ModalityState', stamp: float, voice: float | None) -> float:
-        """Speech probability of a window that starts an utterance, else 0.
+        """How clearly a window starts an utterance: within novelty.voice.onset_s of the
+        utterance's first voice window, the highest speech probability it reached; else 0.
 
         Someone starting to speak is news however much the voice resembles the last phrase
         or stands out of the room: a phrase 6 dB above a fan moves the foreground spectrum
-        no further than noise does. Later windows of the utterance are not new.
+        no further than noise does. The detector needs a few chunks of a voice to be sure,
+        so the onset's first windows share its best score; the rest of it is not new.
         """
         if voice is None or not math.isfinite(voice) or voice < self._voice_min:
             return 0.0
-        onset = not stamp - ms.voice_last <= self._voice_gap_s
+        if not stamp - ms.voice_last <= self._voice_gap_s:
+            ms.utterance_start, ms.utterance_peak = stamp, 0.0
         ms.voice_last = stamp
-        return float(voice) if onset else 0.0
+        ms.utterance_peak = max(ms.utterance_peak, float(voice))
+        return ms.utterance_peak if stamp - ms.utterance_start <= self._voice_onset_s else 0.0
 
     def score_imu(self, rec: ImuRecord) -> SalienceRecord | None:
         """Add one IMU sample; returns the score of a window when this sample closed one."""
@@ -419,6 +426,8 @@ class SnarcCore:
         # Habituation needs familiarity: an input never seen before (novelty 1) cannot be a
         # repeat, however its onset resembles one.
         factor = 1.0 - (1.0 - factor) * (1.0 - self._novelty_gate * novelty ** 2)
+        # Nor is a new utterance a repeat: the voice may be the last one, its message is not.
+        factor = 1.0 - (1.0 - factor) * (1.0 - voice)
         # Habituation fades what the stimulus is (surprise, novelty, arousal), not what it is
         # worth (reward) nor whether the senses agree about it (conflict).
         powered = axes ** self.power

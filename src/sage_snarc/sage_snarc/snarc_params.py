@@ -63,6 +63,9 @@ PARAMS: tuple[ParamSpec, ...] = (
        0.01, 1.0),
     _P('novelty.voice.gap_s', 2.0, 'Seconds without a voice after which an utterance is new: '
        'its first window scores novelty = its speech probability', 0.0, 3600.0),
+    _P('novelty.voice.onset_s', 0.8, "How long after an utterance's first voice window its "
+       'windows still score the highest speech probability it reached (the detector needs a '
+       'few chunks to be sure)', 0.0, 10.0),
     _P('novelty.z_ref', 5.0, 'Robust z of the nearest distance that gives novelty 0.63',
        0.1, 100.0),
     _P('novelty.min_scale', 0.005, 'Smallest spread of the nearest distance (chord units; '
