@@ -200,7 +200,6 @@ class AudioEncoderCore(SwappableModel):
         self.gaps = 0
         self._voice: VoiceActivity | None = None
         self.voice_error: str | None = None
-        self._log = log
         # The newest encoded windows, for the memory node (what sleep retrains on).
         self.inputs = InputRing(cfg.training_keep,
                                 partial(s16le_zlib_input, sample_rate=cfg.sample_rate))
@@ -317,8 +316,7 @@ class AudioEncoderCore(SwappableModel):
             self._voice = VoiceActivity(self.cfg.voice_model or None)
         except EncoderError as err:
             self.voice_error = str(err)
-            if self._log is not None:
-                self._log(f'voice activity off: {err}')
+            self.model.log(f'voice activity off: {err}')
         return self._voice
 
     def _preview(self, pcm: np.ndarray) -> bytes:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from sage_encoders.errors import ModelError
+from sage_encoders.runtime import make_session
 
 SAMPLE_RATE = 16000
 CHUNK = 512     # samples per score at 16 kHz
@@ -51,18 +52,11 @@ class VoiceActivity:
         Raises:
             ModelError: the model is missing or does not load.
         """
-        import onnxruntime as ort
         model = Path(path) if path else packaged_model()
-        if model is None or not model.is_file():
-            raise ModelError(f'voice activity model not found ({path or INSTALL_HINT})')
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(1, int(threads))
-        so.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(str(model), so,
-                                                 providers=['CPUExecutionProvider'])
-        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types
-            raise ModelError(f'voice activity model {model} does not load: {err}') from err
+        if model is None:
+            raise ModelError(f'voice activity model not found ({INSTALL_HINT})')
+        # The encoders' own session settings; a recurrent net this small stays on the CPU.
+        self._session = make_session(model, ['CPUExecutionProvider'], max(1, int(threads)))
         self.path = model
         self.reset()
 
