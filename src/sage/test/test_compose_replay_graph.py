@@ -1,7 +1,7 @@
 """Composition changes no salience decision: one realistic scene bag is played into the
 uncomposed nano graph, then into the composed one, and the attend decisions on the inputs both
 scored agree; no latent is lost on the way to SNARC (no gap in any modality's input_seq) and
-none is scored twice (issue 16, must-show 1). About 100 s: 36 s of bag played twice.
+none is scored twice (issue 16, must-show 1). About 150 s: 36 s of bag played twice at half rate.
 
 Both graphs run without their sensors (the bag is the input), the MiniLM encoder and viz (the
 scene has no text); composed, the rest runs as the profile's groups (nano: one process for all
@@ -22,12 +22,18 @@ pytestmark = pytest.mark.graph
 
 SEED = 7
 START_TIMEOUT_S = 60.0  # each wait ends as soon as the graph answers
-# Measured here: precision 0.976, recall 1.000, same decision on 1347 of 1348 inputs (load
-# average 6-11; 0.914 / 0.970 with one SingleThreadedExecutor for the group). Both graphs'
+# Measured here at half rate beside test_replay_live: 539 of 539 frames scored by both graphs,
+# precision and recall 1.000, the same decision on 1393 of 1393 inputs (at full rate, alone:
+# 0.976 / 1.000; 0.914 / 0.970 with one SingleThreadedExecutor for the group). Both graphs'
 # orchestrators tick on wall time, so their states' threshold offsets are set to 0 (a CI run
-# with them: recall 0.892); a loaded graph still encodes fewer frames, which moves the
-# adaptive threshold at the margin: the bound leaves room for that.
+# with them: recall 0.892).
 MIN_AGREEMENT = 0.9
+# The vision encoder keeps only the newest frame, so a graph that lags the camera scores fewer
+# frames; its SNARC then sees larger steps between frames and decides otherwise at the margin.
+# Under CI's two test workers a graph at full rate scored 383 of 540 frames (the other 462)
+# and agreed at precision 0.889. Played at half rate,, both keep up and the comparison measures
+# composition, not load.
+RATE = 0.5
 MIN_ATTENDED = 5  # fewer attended inputs cannot judge an agreement of 0.9
 WITHOUT = ('camera', 'microphone', 'imu', 'language_encoder', 'viz')
 READY = {'vision_encoder', 'audio_encoder', 'snarc', 'orchestrator', 'memory'}
@@ -53,8 +59,9 @@ def _play(bag, run: str, domain: int, tmp_path, salience_listener, nano_graph) -
         f'{run}: nodes heard {sorted(listener.nodes)}; see {run}.log'
     assert not listener.salience, f'{run}: the graph without sensors scored inputs'
     played = subprocess.run(
-        [sys.executable, '-m', 'sage.cli', 'bag', 'play', str(bag), '--domain-id', str(domain)],
-        capture_output=True, text=True, timeout=180)
+        [sys.executable, '-m', 'sage.cli', 'bag', 'play', str(bag), '--domain-id', str(domain),
+         '--rate', str(RATE)],
+        capture_output=True, text=True, timeout=300)
     assert played.returncode == 0, f'{run}: {played.stdout}{played.stderr}'
     listener.wait_quiet(2.0, 20.0)
     listener.stop()
