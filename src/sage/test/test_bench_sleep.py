@@ -88,7 +88,7 @@ def test_hour_bench_stores_what_the_encoders_keep_and_measures_one_sleep(scenes,
     import sqlite3
     from sage.bench_sleep_hour import run_hour
     r = run_hour('nano', ['memory.sleep.retrain.max_steps=2',
-                          'memory.sleep.retrain.time_budget_s=30.0'],
+                          'memory.sleep.retrain.time_budget_s=300.0'],
                  per_modality=24, seeds=2, program='short', cache=scenes, keep_dir=tmp_path)
     json.dumps(r)
     assert r['target_rate_hz'] == 0.5 and r['seeds'] == [100, 101]
