@@ -41,6 +41,7 @@ def latent_to_msg(rec: LatentRecord, frame_id: str = '') -> Latent:
     msg.preview_format = rec.preview_format
     msg.preview = bytes(rec.preview)
     msg.text = rec.text
+    msg.model_version = rec.model_version
     return msg
 
 
@@ -56,7 +57,7 @@ def latent_from_msg(msg: Latent) -> LatentRecord:
         converged=bool(msg.converged), halt_reason=msg.halt_reason,
         atp_spent=float(msg.atp_spent), encode_ms=float(msg.encode_ms),
         preview_format=msg.preview_format, preview=bytes(msg.preview), text=msg.text,
-        codes_initial=initial)
+        codes_initial=initial, model_version=msg.model_version)
 
 
 def salience_to_msg(rec: SalienceRecord, frame_id: str = '') -> Salience:

@@ -45,6 +45,7 @@ class LatentRecord:
     preview: bytes = b''
     text: str = ''
     codes_initial: np.ndarray | None = None
+    model_version: str = ''  # the encoder model that made it ('<version>:<digest>'; '' unknown)
 
     @property
     def scored_codes(self) -> np.ndarray | None:

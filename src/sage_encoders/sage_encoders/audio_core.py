@@ -305,7 +305,7 @@ class AudioEncoderCore(SwappableModel):
             energy_initial=irp.energy_initial, energy_final=irp.energy_final,
             converged=irp.converged, halt_reason=irp.halt_reason, atp_spent=irp.atp_spent,
             encode_ms=(time.perf_counter() - t0) * 1e3, preview_format='s16le',
-            preview=self._preview(pcm))
+            preview=self._preview(pcm), model_version=model.version)
 
     def _voice_model(self) -> VoiceActivity | None:
         """The voice activity model, loaded on the first window; None when off or missing

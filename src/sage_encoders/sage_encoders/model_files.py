@@ -13,6 +13,7 @@ MiniLM (`minilm_l6_v2.{fp32,int8}.onnx` + tokenizer.json) is exported at install
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -22,6 +23,8 @@ from sage_encoders.errors import ModelError
 
 Precision = Literal['fp32', 'fp16', 'int8']
 PRECISIONS: tuple[str, ...] = ('fp32', 'fp16', 'int8')
+PACKAGED = 'packaged'  # the version name of the models a package ships
+VERSION_FILE = 'version.json'  # in a version folder made by sleep (sage_encoders.model_versions)
 PACKAGED_DIR = Path(__file__).resolve().parent / 'models'
 # Models of this user (MiniLM exported on first use), beside the memory's default data_dir.
 USER_MODEL_DIR = '~/.local/share/sage/models'
@@ -70,6 +73,29 @@ def read_meta(directory: Path, modality: str) -> dict[str, Any]:
                          f'`python -m sage_encoders.train {modality}`)') from err
     except json.JSONDecodeError as err:
         raise ModelError(f'{path}: invalid JSON ({err})') from err
+
+
+def model_identity(directory: Path, modality: str, precision: str) -> str:
+    """'<version>:<digest>' of the model a puzzle encoder reads from `directory`.
+
+    The version is the name in the folder's version.json, else 'packaged' for the package's
+    own folder, else the folder's name (a model a user trained elsewhere); the digest (8 hex)
+    covers the encoder graph of `precision` and the codebook, the files that decide the codes,
+    so a model retrained in place is another model too. Missing files are left out: loading
+    reports them.
+    """
+    try:
+        name = str(json.loads((directory / VERSION_FILE).read_text())['version'])
+    except (OSError, ValueError, KeyError, TypeError):
+        name = PACKAGED if directory.resolve() == PACKAGED_DIR else directory.name
+    digest = hashlib.sha256()
+    for path in (onnx_path(directory, modality, 'encoder', precision),
+                 directory / f'{modality}_codebook.npy'):
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            continue
+    return f'{name}:{digest.hexdigest()[:8]}'
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -33,11 +33,9 @@ import shutil
 import time
 from typing import Any
 
-from sage_encoders.model_files import PACKAGED_DIR
+from sage_encoders.model_files import PACKAGED, PACKAGED_DIR, VERSION_FILE
 
-PACKAGED = 'packaged'
 LIVE_FILE = 'live.json'
-VERSION_FILE = 'version.json'
 TMP_PREFIX = '.tmp-'
 LOCK_FILE = '.lock'
 DECISIONS = ('promoted', 'rejected')

@@ -16,7 +16,7 @@ import numpy as np
 
 from sage_encoders.errors import EncoderError, ModelError
 from sage_common.irp import IrpResult, refine
-from sage_encoders.model_files import PRECISIONS, model_dir, read_meta
+from sage_encoders.model_files import PRECISIONS, model_dir, model_identity, read_meta
 from sage_encoders.quantize import lookup, ranked_codes
 from sage_encoders.runtime import (BACKENDS, Log, PuzzleBackend, limit_blas_threads,
                                    resolve_providers)
@@ -77,6 +77,7 @@ class PuzzleModel:
     """A puzzle VQ-VAE that loads on first use and unloads when told.
 
     Attributes:
+        version: '<version>:<digest>' of its files (model_files.model_identity).
         load_ms: wall time of the last load (0 before the first).
         unload_ms: wall time of the last unload.
         loads: how many times the model was loaded.
@@ -98,6 +99,8 @@ class PuzzleModel:
         if self.meta.get('modality') != cfg.modality:
             raise ModelError(f'{self._dir}: metadata is for {self.meta.get("modality")!r}, '
                              f'not {cfg.modality!r}')
+        # Stamped on every latent: SNARC restarts its model-dependent predictions on a change.
+        self.version = model_identity(self._dir, cfg.modality, cfg.precision)
         conf = self.meta['config']
         self.stride = 2 ** len(conf['channels'])
         self.codebook_size = int(conf['codebook_size'])

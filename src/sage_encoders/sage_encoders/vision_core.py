@@ -135,7 +135,7 @@ class VisionEncoderCore(SwappableModel):
             energy_initial=irp.energy_initial, energy_final=irp.energy_final,
             converged=irp.converged, halt_reason=irp.halt_reason, atp_spent=irp.atp_spent,
             encode_ms=(time.perf_counter() - t0) * 1e3, preview_format='jpeg',
-            preview=preview)
+            preview=preview, model_version=model.version)
 
     def _gain(self, brightness: float) -> float:
         """Gain that brings the frame's mean grey to exposure.target (clamped)."""

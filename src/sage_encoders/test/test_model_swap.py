@@ -14,7 +14,7 @@ from sage_encoders.audio_core import AudioEncoderCore
 from sage_encoders.data import demo_frame
 from sage_encoders.errors import ModelError
 from sage_encoders.live_models import PACKAGED, LiveModel, live_model
-from sage_encoders.model_files import PACKAGED_DIR
+from sage_encoders.model_files import PACKAGED_DIR, model_identity
 from sage_encoders.vision_core import VisionEncoderCore
 
 
@@ -88,6 +88,23 @@ def test_a_changed_version_changes_the_codes_after_the_swap(vision_params, tmp_p
     for old, new in zip(before, after):
         assert not np.array_equal(old, new)
         assert np.array_equal(new, relabel[old])  # each code renumbered, nothing else moved
+
+
+def test_each_latent_names_its_model_by_version_and_file_digest(vision_params, tmp_path) -> None:
+    core = _vision(vision_params)
+    packaged = core.encode(FRAMES[0], 0.0, 0).model_version
+    assert packaged == model_identity(PACKAGED_DIR, 'vision', 'fp32')
+    name, digest = packaged.split(':')
+    assert name == 'packaged' and len(digest) == 8
+    copy = copy_model('vision', tmp_path / 'v0001')
+    (copy / 'version.json').write_text(json.dumps({'version': 'v0001'}))
+    core.use_model(copy)
+    assert core.encode(FRAMES[0], 1.0, 1).model_version == f'v0001:{digest}'  # the same files
+    v2 = copy_model('vision', tmp_path / 'v0002')  # no version.json: the folder names it
+    permute_codebook(v2, 'vision')
+    core.use_model(v2)
+    name2, digest2 = core.encode(FRAMES[0], 2.0, 2).model_version.split(':')
+    assert name2 == 'v0002' and digest2 != digest
 
 
 def test_the_audio_core_swaps_between_windows_and_keeps_its_buffer(audio_params,
@@ -230,7 +247,8 @@ class _Watch:
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
-        self.latents: list[tuple[float, int, int, np.ndarray]] = []  # t, frame, seq, codes
+        # t, frame, seq, codes, model_version
+        self.latents: list[tuple[float, int, int, np.ndarray, str]] = []
         self.diag: dict[str, str] = {}
         self.level = 0
         self.message = ''
@@ -239,7 +257,7 @@ class _Watch:
         codes = np.array(msg.codes, np.uint16).reshape(msg.grid_height, msg.grid_width)
         with self.cond:
             self.latents.append((time.monotonic(), int(msg.header.stamp.sec),
-                                 int(msg.input_seq), codes))
+                                 int(msg.input_seq), codes, msg.model_version))
             self.cond.notify_all()
 
     def on_diagnostics(self, msg) -> None:
@@ -342,17 +360,22 @@ def test_the_vision_node_swaps_a_promoted_version_between_two_frames(ros_domain,
         peer.destroy_node()
         rclpy.shutdown(context=ctx)
 
-    times = np.array([t for t, _, _, _ in watch.latents])
-    frames = np.array([f for _, f, _, _ in watch.latents])
-    seqs = np.array([s for _, _, s, _ in watch.latents])
+    times = np.array([t for t, _, _, _, _ in watch.latents])
+    frames = np.array([f for _, f, _, _, _ in watch.latents])
+    seqs = np.array([s for _, _, s, _, _ in watch.latents])
     old_codes = watch.latents[0][3]
     new_codes = relabel[old_codes]
-    is_new = [bool(np.array_equal(c, new_codes)) for _, _, _, c in watch.latents]
+    is_new = [bool(np.array_equal(c, new_codes)) for _, _, _, c, _ in watch.latents]
     # Every latent was encoded wholly by one version, the old one until the swap, then the new.
     assert all(is_new[i] or np.array_equal(c, old_codes)
-               for i, (_, _, _, c) in enumerate(watch.latents))
+               for i, (_, _, _, c, _) in enumerate(watch.latents))
     swap = is_new.index(True)
     assert swap > 0 and all(is_new[swap:])
+    # Each latent names the model that made it (SNARC restarts its predictions on a change).
+    named = [v for _, _, _, _, v in watch.latents]
+    assert named == [model_identity(PACKAGED_DIR, 'vision', 'fp32')] * swap + \
+        [model_identity(v2, 'vision', 'fp32')] * (len(named) - swap)
+    assert named[0].startswith('packaged:') and named[-1].startswith('v0002:')
     # (b) no input lost across the swap: consecutive input_seq and frame numbers.
     assert (np.diff(seqs) == 1).all()
     around = slice(max(0, swap - 4), swap + 4)

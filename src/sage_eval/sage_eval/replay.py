@@ -207,7 +207,8 @@ def _latent_from_bag(msg: Any, stamp: float) -> LatentRecord:
         embedding=np.asarray(msg.embedding, dtype=np.float32),
         features=dict(zip(list(msg.feature_names), (float(v) for v in msg.features))),
         recon_error=float(msg.recon_error), text=str(msg.text), codes_initial=initial,
-        energy_initial=float(msg.energy_initial), iterations=int(msg.iterations))
+        energy_initial=float(msg.energy_initial), iterations=int(msg.iterations),
+        model_version=str(getattr(msg, 'model_version', '')))  # bags from before the field
 
 
 def iter_inputs(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], *,

@@ -97,7 +97,7 @@ def test_bag_with_recorded_latents_only_is_scored_from_the_latents(tmp_path):
                          recon_error=rec.recon_error, iterations=0, energy_initial=0.0,
                          energy_final=0.0, converged=False, halt_reason='none', atp_spent=0.0,
                          encode_ms=0.0, preview_format='', preview=np.zeros(0, np.uint8),
-                         text='')
+                         text='', model_version='')
             writer.write(conn, ns, ts.serialize_cdr(msg, Latent.__msgtype__))
     out = tmp_path / 'd.jsonl'
     summary = replay_bag(bag, {}, out)

@@ -218,6 +218,13 @@ class NoveltyModel:
         self.memory: MemoryIndex | None = None
         self.stats = RobustStats(stats_window, min_count, prior=prior, abs_floor=floor)
         self._z_ref = z_ref
+        self._restarted = False
+
+    def restart(self) -> None:
+        """Forget the recent inputs (they came from another encoder model): the next input
+        starts the window again and is not new for that. The distance statistics stay."""
+        self.recent = RecentWindow(self.recent.capacity, self.metric)
+        self._restarted = True
 
     def distance(self, x: np.ndarray) -> float:
         """Nearest distance over the recent window and memory (inf when both are empty)."""
@@ -234,12 +241,15 @@ class NoveltyModel:
             (novelty in [0, 1], nearest distance d; inf when nothing was seen before).
         """
         d = self.distance(x)
-        if math.isinf(d):
+        if self._restarted:
+            score = 0.0  # the first input of another model: nothing of its kind to compare
+        elif math.isinf(d):
             score = 1.0 if self.stats.ready else 0.0
         else:
             score = saturate(self.stats.z(d) / self._z_ref)
             self.stats.update(d)
         self.recent.add(x)
+        self._restarted = False
         return score, d
 
     def distance_z(self, d: float) -> float:

@@ -223,6 +223,15 @@ class SurpriseModel:
                      reverse=True)[:self._combine]
         return saturate(math.sqrt(sum(z * z for z in top)) / self._z_ref)
 
+    def restart(self, channels: tuple[str, ...]) -> None:
+        """Forget the predictions of `channels` (vector, scalar or 'codes' names): the next
+        input sets them and is not scored on them. Their error statistics stay."""
+        for name in channels:
+            self.vectors.pop(name, None)
+            self.scalars.pop(name, None)
+        if 'codes' in channels:
+            self.last_codes = None
+
     def state_dict(self) -> dict[str, Any]:
         """Checkpoint of predictors and statistics."""
         return {

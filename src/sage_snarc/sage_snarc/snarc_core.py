@@ -109,6 +109,29 @@ class ModalityState:
             return None
         return unit(innovation)
 
+    def follow_model(self, version: str) -> bool:
+        """Note the encoder model of an input; True when it changed from a known one.
+
+        A new model (promoted after sleep, rolled back, retrained in place) encodes the same
+        scene into other codes and embeddings: compared with the old model's, every input
+        would look surprising and new. What was predicted from the old model's output is
+        dropped (the next input sets the code grid, embedding and reconstruction predictions,
+        the novelty window and the vision code baseline afresh, unscored on them); the
+        statistics of the errors stay, so the inputs that follow are scored as before. The
+        signal features (arousal, the room's spectrum, the voice) do not depend on the model.
+        """
+        if not version or version == self.model_version:
+            return False
+        changed = bool(self.model_version)
+        self.model_version = version
+        if changed:
+            self.model_changes += 1
+            self.surprise.restart(MODEL_CHANNELS)
+            self.novelty.restart()
+            self.baseline = None
+            self.code_baseline = None
+        return changed
+
     def __init__(self, modality: str, v: Mapping[str, Any]) -> None:
         metric = METRICS.get(modality, 'cosine')
         self.metric: Metric = metric
@@ -153,6 +176,8 @@ class ModalityState:
         self.voice_last = -math.inf  # stamp of the newest window with a voice (audio)
         self.utterance_start = -math.inf  # its utterance's first window with a voice
         self.utterance_peak = 0.0  # and the highest speech probability of the utterance
+        self.model_version = ''  # the encoder model of its latents (LatentRecord.model_version)
+        self.model_changes = 0
         self.last_stamp = -math.inf
         self.seq = 0
         self.count = 0
@@ -226,6 +251,7 @@ class SnarcCore:
             self._issue(Level.WARN, 'unknown_modality', f"latent with modality '{m}'")
         feats = self._clean_features(m, rec.features)
         vec = self._clean_embedding(m, rec.embedding)
+        self._modality(m).follow_model(rec.model_version)
         # Scored before refinement: what refinement changes depends on the ATP SAGE itself
         # gave this input, which is not news about the world.
         grid = rec.scored_codes
@@ -542,6 +568,9 @@ class SnarcCore:
             out[f'{m}.attended'] = str(ms.attended)
             out[f'{m}.alive'] = str(self.conflict.alive(m, now)).lower()
             out[f'{m}.threshold'] = f'{self.threshold.threshold(m):.3f}'
+            if ms.model_version:
+                out[f'{m}.model_version'] = ms.model_version
+                out[f'{m}.model_changes'] = str(ms.model_changes)
             if recent and span > 0.0:
                 sal = np.array([r[2] for r in recent])
                 axes = np.array([r[3] for r in recent])
@@ -577,6 +606,7 @@ class SnarcCore:
                        'sounds': {'recent': ms.sounds.recent.state_dict(),
                                   'stats': ms.sounds.stats.state_dict()},
                        'episode': [ms.episode_trace, ms.episode_last, ms.episode_h],
+                       'model_version': ms.model_version,
                        'last_stamp': ms.last_stamp, 'seq': ms.seq,
                        'count': ms.count, 'attended': ms.attended}
         return {
@@ -629,6 +659,8 @@ class SnarcCore:
                     ms.sounds.stats.load_state_dict(st['sounds']['stats'])
                 cb = st['code_baseline']
                 ms.code_baseline = None if cb is None else np.asarray(cb, np.float64).copy()
+                # From before the field: '' (the first latent names the model; no restart).
+                ms.model_version = str(st.get('model_version', ''))
                 ms.last_stamp = float(st['last_stamp'])
                 ms.seq, ms.count = int(st['seq']), int(st['count'])
                 ms.attended = int(st['attended'])

@@ -5,6 +5,8 @@ Each test fails on the scorer as it was before: refined codes scored (a budget s
 the code channel counted changes anywhere (pans and exposure steps were surprises), arousal was
 absolute loudness (a fan held it at 0.36), sounds had no descriptor of their own.
 """
+from dataclasses import replace
+
 import numpy as np
 
 from sage_common.records import LatentRecord
@@ -153,3 +155,62 @@ def test_a_trace_linked_to_its_stimulus_follows_its_strength():
                         match_dist=0.3)
     again.load_state_dict(state)
     assert again.factor(ib, 15.0) == hab.factor(ib, 15.0)
+
+
+def _swap_stream(rng, name_models: bool):
+    """Audio windows of a quiet room encoded by model A and from window 200 by model B; a
+    clap at window 215."""
+    tape = rng.integers(0, 512, (16, 4 * 260 + 16))  # the codes of the room's columns
+    remap = np.arange(512)
+    moved = rng.random(512) < 0.3                    # B puts 30 % of the codes elsewhere
+    remap[moved] = rng.integers(0, 512, int(moved.sum()))
+    emb = {m: rng.normal(0, 1, 32).astype(np.float32) for m in 'AB'}
+    audio = []
+    for i in range(230):
+        model = 'B' if i >= 200 else 'A'
+        grid = tape[:, 4 * i:4 * i + 16].copy()
+        flip = rng.random(grid.shape) < 0.02
+        grid[flip] = rng.integers(0, 512, int(flip.sum()))
+        if model == 'B':
+            grid = remap[grid]
+        clap = i == 215
+        rec = _audio(i, -12.0 if clap else -50 + rng.normal(0, 0.3), -2.0 if clap else -48,
+                     35.0 if clap else 3.0,
+                     np.full(16, -5.0) if clap else -55 + rng.normal(0, 0.3, 16))
+        audio.append(replace(rec, codes=grid.astype(np.uint16),
+                             embedding=emb[model] + rng.normal(0, 0.05, 32).astype(np.float32),
+                             recon_error=(0.08 if model == 'B' else 0.1) + rng.normal(0, 0.002),
+                             model_version=f'{model}:0000000{model}' if name_models else ''))
+    return audio
+
+
+def test_a_new_encoder_model_is_not_news_and_a_clap_after_it_still_is():
+    """After sleep a promoted model encodes the same room into other codes, another embedding
+    and a lower reconstruction error. Unnamed, its first window is a surprise; named on each
+    latent (Latent.model_version), SNARC restarts the predictions made from the old model's
+    output, the swap is not attended, and a clap ten windows later is."""
+    out = {}
+    for named in (False, True):
+        core = SnarcCore.from_params({})
+        out[named] = [core.score_latent(r) for r in _swap_stream(np.random.default_rng(5),
+                                                                 named)]
+    assert not any(r.attend for r in out[False][100:200])           # a calm room
+    assert out[False][200].surprise > 0.9 and out[False][200].attend   # the swap, unnamed
+    assert max(r.surprise for r in out[True][200:215]) < 0.3
+    assert not any(r.attend for r in out[True][100:215])
+    assert out[True][215].attend and out[True][215].arousal > 0.9
+    assert core.stats()['audio.model_changes'] == '1'
+    assert core.stats()['audio.model_version'] == 'B:0000000B'
+
+
+def test_a_model_changed_while_snarc_was_down_restarts_its_predictions_after_a_restore():
+    stream = _swap_stream(np.random.default_rng(6), True)
+    core = SnarcCore.from_params({})
+    for r in stream[:150]:
+        core.score_latent(r)
+    restored = SnarcCore.from_params({})
+    restored.load_state_dict(core.state_dict(), new_stream=True)
+    assert restored.stats()['audio.model_version'] == 'A:0000000A'
+    first = restored.score_latent(replace(stream[200], stamp=stream[150].stamp))
+    assert restored.stats()['audio.model_changes'] == '1' and not first.attend
+    assert first.surprise < 0.3
