@@ -102,6 +102,9 @@ class _Relay(threading.Thread):
                                 packet))
             while self._queue and self._queue[0][0] <= time.monotonic():
                 _, _, dst, packet = heapq.heappop(self._queue)
+                if not self.up:  # in flight when the cable was pulled: lost, not delivered
+                    self.counts['dropped'] += 1
+                    continue
                 try:
                     os.write(dst, packet)
                 except OSError:
