@@ -59,7 +59,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P('novelty.window', 512, 'Recent inputs per modality compared for novelty', 1, 65536,
        read_only=True),
     _P('novelty.voice.min_prob', 0.3, "Speech probability (the audio encoder's 'voice' feature) "
-       'from which a window holds a voice (calm rooms stay below 0.01, phrases reach 0.4-1)',
+       'from which a window holds a voice (calm rooms stay below 0.01, recorded phrases peak at '
+       '0.38-1)',
        0.01, 1.0),
     _P('novelty.voice.gap_s', 2.0, 'Seconds without a voice after which an utterance is new: '
        'its first window scores novelty = its speech probability', 0.0, 3600.0),
