@@ -109,8 +109,8 @@ class ModalityState:
             return None
         return unit(innovation)
 
-    def follow_model(self, version: str) -> bool:
-        """Note the encoder model of an input; True when it changed from a known one.
+    def follow_model(self, version: str) -> None:
+        """Note the encoder model of an input ('' = unknown: nothing to compare).
 
         A new model (promoted after sleep, rolled back, retrained in place) encodes the same
         scene into other codes and embeddings: compared with the old model's, every input
@@ -121,16 +121,14 @@ class ModalityState:
         signal features (arousal, the room's spectrum, the voice) do not depend on the model.
         """
         if not version or version == self.model_version:
-            return False
-        changed = bool(self.model_version)
-        self.model_version = version
-        if changed:
+            return
+        known, self.model_version = self.model_version, version
+        if known:  # the first model named is no change
             self.model_changes += 1
             self.surprise.restart(MODEL_CHANNELS)
             self.novelty.restart()
             self.baseline = None
             self.code_baseline = None
-        return changed
 
     def __init__(self, modality: str, v: Mapping[str, Any]) -> None:
         metric = METRICS.get(modality, 'cosine')
@@ -251,12 +249,13 @@ class SnarcCore:
             self._issue(Level.WARN, 'unknown_modality', f"latent with modality '{m}'")
         feats = self._clean_features(m, rec.features)
         vec = self._clean_embedding(m, rec.embedding)
-        self._modality(m).follow_model(rec.model_version)
+        ms = self._modality(m)
+        ms.follow_model(rec.model_version)
         # Scored before refinement: what refinement changes depends on the ATP SAGE itself
         # gave this input, which is not news about the world.
         grid = rec.scored_codes
         codes = grid if isinstance(grid, np.ndarray) and grid.ndim == 2 else None
-        use = self._modality(m).channels
+        use = ms.channels
         scalars = {k: feats[k] for k in use if k in feats and k not in MODEL_CHANNELS}
         recon = rec.energy_initial if rec.iterations > 0 else rec.recon_error
         if not math.isfinite(recon):
@@ -266,7 +265,6 @@ class SnarcCore:
         arousal, activity = self._arousal(m, feats)
         sound, voice = None, 0.0
         if m == 'audio':
-            ms = self._modality(m)
             voice = self._voice_onset(ms, rec.stamp, feats.get('voice'))
             bands = bands_of(feats)
             sound = ms.background.foreground(bands)

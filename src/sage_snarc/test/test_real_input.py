@@ -189,18 +189,17 @@ def test_a_new_encoder_model_is_not_news_and_a_clap_after_it_still_is():
     and a lower reconstruction error. Unnamed, its first window is a surprise; named on each
     latent (Latent.model_version), SNARC restarts the predictions made from the old model's
     output, the swap is not attended, and a clap ten windows later is."""
-    out = {}
-    for named in (False, True):
-        core = SnarcCore.from_params({})
-        out[named] = [core.score_latent(r) for r in _swap_stream(np.random.default_rng(5),
-                                                                 named)]
+    cores = {named: SnarcCore.from_params({}) for named in (False, True)}
+    out = {named: [core.score_latent(r) for r in _swap_stream(np.random.default_rng(5), named)]
+           for named, core in cores.items()}
     assert not any(r.attend for r in out[False][100:200])           # a calm room
     assert out[False][200].surprise > 0.9 and out[False][200].attend   # the swap, unnamed
     assert max(r.surprise for r in out[True][200:215]) < 0.3
     assert not any(r.attend for r in out[True][100:215])
     assert out[True][215].attend and out[True][215].arousal > 0.9
-    assert core.stats()['audio.model_changes'] == '1'
-    assert core.stats()['audio.model_version'] == 'B:0000000B'
+    assert cores[True].stats()['audio.model_changes'] == '1'
+    assert cores[True].stats()['audio.model_version'] == 'B:0000000B'
+    assert 'audio.model_changes' not in cores[False].stats()  # no model named, none followed
 
 
 def test_a_model_changed_while_snarc_was_down_restarts_its_predictions_after_a_restore():
