@@ -66,6 +66,7 @@ class _Probe:
         self.camera: list[Arrival] = []
         self.latents: dict[str, list[Arrival]] = defaultdict(list)
         self.model_versions: dict[tuple[str, str], float] = {}
+        self.swap_ms: dict[str, float] = {}  # per encoder node: its last model load, ms
         self.lock = threading.Lock()
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -115,6 +116,9 @@ class _Probe:
                 if kv.key == 'model_version':
                     with self.lock:
                         self.model_versions.setdefault((node, kv.value), now)
+                elif kv.key == 'model_swap_ms' and kv.value:
+                    with self.lock:
+                        self.swap_ms[node] = float(kv.value)
 
     def close(self) -> None:
         import rclpy
@@ -192,7 +196,8 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
                     promoted, {m: probe.model_versions.get((node, version))
                                for m, node in ENCODERS.items()},
                     list(probe.camera), {m: list(probe.latents[m]) for m in ENCODERS},
-                    version)
+                    version, {m: probe.swap_ms[node] for m, node in ENCODERS.items()
+                              if node in probe.swap_ms})
     finally:
         probe.close()
         sup.stop()
@@ -256,7 +261,19 @@ def print_table(results: dict[str, Any], echo=print) -> None:
         if not r.get('swapped'):
             echo(f'swap {m}: the encoder never reported the new version')
             continue
-        echo(f"swap {m}: reported {r['reported_after_s']:.2f} s after the promotion; "
+        load = '' if r.get('load_ms') is None else f", loaded in {r['load_ms']:.0f} ms"
+        echo(f"swap {m}: reported {r['reported_after_s']:.2f} s after the promotion{load}; "
              f"{r['swap']['latents']} latents in {r['swap']['seconds']:.2f} s against "
              f"{r['baseline']['latents']} before (lost {r['latents_lost']}); longest wait "
              f"{r['swap']['max_wait_ms']} ms against {r['baseline']['max_wait_ms']} ms")
+        if m != 'vision':
+            continue
+        sw, base = r['swap'], r['baseline']
+        frames = (f"{sw['not_encoded']} of {sw['camera_frames']} frames not encoded against "
+                  f"{base['not_encoded']} of {base['camera_frames']} before")
+        if r['comparable']:
+            echo(f"swap vision: {frames}: {r['frames_lost']} lost to the swap")
+        else:
+            echo(f"swap vision: {frames}; not comparable: the camera ran at "
+                 f"{base['camera_hz']} Hz before and {sw['camera_hz']} Hz during (the "
+                 'orchestrator changed state)')

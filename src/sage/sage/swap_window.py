@@ -8,7 +8,13 @@ back in a vision latent (frames the encoder dropped: it keeps only the newest), 
 longest wait between two latents; for audio: gaps in the latents' input_seq and the longest
 wait. Camera frames newer than the last latent are not counted (not encoded yet, not lost).
 What the swap cost is the difference: latents the encoder delivered in the baseline and not in
-the swap window (`latents_lost`).
+the swap window (`latents_lost`), and for vision the frames it dropped beyond what it dropped
+before at the same share (`frames_lost`: an encoder that already drops frames at 30 fps drops
+as many during a swap without the swap costing them).
+
+The orchestrator changes the camera rate with its state (WAKE 15, FOCUS 30, REST 5 fps on the
+nano profile), and it may do so across the promotion: two windows whose camera rates differ by
+more than RATE_TOLERANCE are not compared (`comparable` false, the rates say why).
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from typing import Any
 from sage_eval.attend_agreement import decision_key, sequence_gaps
 
 AFTER_S = 1.0  # how long after the reported swap the window lasts
+RATE_TOLERANCE = 0.2  # camera rates of the two windows this close (relative) are comparable
 
 Arrival = tuple[float, float, int]  # (arrival wall time, capture stamp, input_seq)
 
@@ -42,15 +49,29 @@ def _window(modality: str, start: float, end: float, camera: Sequence[Arrival],
         newest = max((r[1] for r in latents), default=float('-inf'))
         frames = [r for r in _in(camera, start, end) if r[1] <= newest]
         out['camera_frames'] = len(frames)
+        out['camera_hz'] = round(len(_in(camera, start, end)) / (end - start), 2) \
+            if end > start else None
         out['not_encoded'] = sum(decision_key('v', r[1]) not in encoded for r in frames)
     else:
         out['seq_gaps'] = sequence_gaps(r[2] for r in mine)
     return out
 
 
+def _vision_cost(during: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
+    """Frames dropped beyond the baseline's share, when the two windows are comparable."""
+    a, b = during.get('camera_hz'), before.get('camera_hz')
+    comparable = bool(a and b and abs(a - b) <= RATE_TOLERANCE * max(a, b))
+    out: dict[str, Any] = {'comparable': comparable}
+    if comparable:
+        share = before['not_encoded'] / before['camera_frames'] if before['camera_frames'] else 0
+        out['frames_lost'] = max(0, round(during['not_encoded']
+                                          - share * during['camera_frames']))
+    return out
+
+
 def swap_report(promoted: float, swapped: Mapping[str, float | None],
                 camera: Sequence[Arrival], latents: Mapping[str, Sequence[Arrival]],
-                version: str) -> dict[str, Any]:
+                version: str, load_ms: Mapping[str, float] | None = None) -> dict[str, Any]:
     """Per modality: when the encoder reported `version`, the swap window and the baseline.
 
     Args:
@@ -59,6 +80,7 @@ def swap_report(promoted: float, swapped: Mapping[str, float | None],
         camera: camera frames the probe saw.
         latents: per modality, the latents the probe saw.
         version: the promoted version's name.
+        load_ms: per modality, what the encoder reported its load and check took.
     """
     out: dict[str, Any] = {'version': version, 'modalities': {}}
     for m, rows in sorted(latents.items()):
@@ -75,5 +97,8 @@ def swap_report(promoted: float, swapped: Mapping[str, float | None],
             # inputs the swap cost: latents the encoder did not deliver against as long a
             # window before (negative: more than before)
             'latents_lost': before['latents'] - during['latents'],
+            'load_ms': (load_ms or {}).get(m),
             'swap': during, 'baseline': before}
+        if m == 'vision':
+            out['modalities'][m].update(_vision_cost(during, before))
     return out

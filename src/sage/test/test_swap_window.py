@@ -32,10 +32,39 @@ def test_a_stall_during_the_swap_shows_as_lost_latents_dropped_frames_and_a_long
     assert v['reported_after_s'] == 1.0 and v['swap']['seconds'] == 2.0
     assert v['baseline']['not_encoded'] == 0 and v['swap']['not_encoded'] == 9
     assert v['latents_lost'] == 9
+    assert v['comparable'] and v['frames_lost'] == 9
+    assert v['swap']['camera_hz'] == v['baseline']['camera_hz'] == 15.0
     assert v['swap']['max_wait_ms'] > 600 > v['baseline']['max_wait_ms']
     assert a['swap']['seq_gaps'] == 1 and a['baseline']['seq_gaps'] == 0
     assert a['latents_lost'] == 1
     json.dumps(out)
+
+
+def test_an_encoder_that_already_drops_frames_loses_none_to_a_swap_that_costs_nothing():
+    # at 30 fps the encoder keeps every other frame, before and during the swap
+    camera = _stream(30.0, T - 10, T + 10)
+    vision = camera[::2]
+    out = swap_report(T, {'vision': T + 1.0}, camera, {'vision': vision}, 'v0001',
+                      {'vision': 15.5})
+    v = out['modalities']['vision']
+    assert v['swap']['not_encoded'] >= 25 and v['baseline']['not_encoded'] >= 25
+    assert v['comparable'] and v['frames_lost'] == 0
+    assert v['load_ms'] == 15.5
+    # the same encoder stalling 0.5 s during the swap loses the frames it would have kept
+    stalled = [r for r in vision if not T + 0.2 <= r[1] < T + 0.7]
+    v = swap_report(T, {'vision': T + 1.0}, camera, {'vision': stalled},
+                    'v0001')['modalities']['vision']
+    assert v['frames_lost'] in (7, 8)
+
+
+def test_a_camera_rate_change_across_the_promotion_is_not_compared():
+    # the orchestrator went from FOCUS (30 fps) to WAKE (15 fps) as the version was promoted
+    camera = _stream(30.0, T - 10, T) + _stream(15.0, T, T + 10)
+    out = swap_report(T, {'vision': T + 1.0}, camera, {'vision': camera[::2]}, 'v0001')
+    v = out['modalities']['vision']
+    # (arrivals lag capture by 50 ms: the window's first arrivals are the last 30 fps frames)
+    assert v['baseline']['camera_hz'] == 30.0 and 15.0 <= v['swap']['camera_hz'] <= 16.0
+    assert v['comparable'] is False and 'frames_lost' not in v
 
 
 def test_a_swap_the_encoder_never_reported_is_said_so():
