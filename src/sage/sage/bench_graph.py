@@ -24,6 +24,7 @@ from sage.launch_cmd import graph_supervisor
 from sage.environment import resolve_domain
 from sage.profile import load_profile
 from sage.salience_timing import (first_salience_s, first_salience_seq, last_sample_offsets,
+                                  latency_by_refinement,
                                   percentiles, SalienceArrival, salience_latency_ms)
 from sage_common.vocabulary import Topic
 from sage_eval.attend_agreement import sequence_gaps
@@ -67,6 +68,8 @@ class _Probe:
         self.latents: dict[str, list[Arrival]] = defaultdict(list)
         self.model_versions: dict[tuple[str, str], float] = {}
         self.swap_ms: dict[str, float] = {}  # per encoder node: its last model load, ms
+        # refinement steps of each latent, by (modality, stamp to 0.1 ms)
+        self.iterations: dict[tuple[str, float], int] = {}
         self.lock = threading.Lock()
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -99,6 +102,7 @@ class _Probe:
                 self.camera.append((now, stamp, 0))
             elif topic in LATENT_TOPICS:
                 self.latents[LATENT_TOPICS[topic]].append((now, stamp, int(msg.input_seq)))
+                self.iterations[(msg.modality, round(stamp, 4))] = int(msg.iterations)
             if hasattr(msg, 'encode_ms') and hasattr(msg, 'modality'):
                 self.encode_ms[msg.modality].append(float(msg.encode_ms))
             if topic == Topic.SALIENCE:
@@ -153,7 +157,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
         time.sleep(warmup_s)
         with probe.lock:
             for store in (probe.arrivals, probe.latency_ms, probe.seqs, probe.salience,
-                          probe.encode_ms, probe.camera, probe.latents):
+                          probe.encode_ms, probe.camera, probe.latents, probe.iterations):
                 store.clear()
         procs = {name: psutil.Process(pid) for name, pid in sup.pids().items()}
         for p in procs.values():
@@ -189,6 +193,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
             first_topic = {t: probe.first[t] - started for t in STAGES if t in probe.first}
             offsets = last_sample_offsets({n.name: n.parameters for n in prof.nodes})
             latency = salience_latency_ms(probe.salience, offsets)
+            by_refinement = latency_by_refinement(probe.salience, probe.iterations, offsets)
             encode = {m: percentiles(v) for m, v in sorted(probe.encode_ms.items())}
             swapped = None
             if promoted:
@@ -208,7 +213,8 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
             'first_salience_input_seq': first_seq,
             'first_arrival_s': first_topic,
             'salience_latency_ms': {'from': 'capture stamp of the newest sample of the input',
-                                    'last_sample_offset_s': offsets, 'modalities': latency},
+                                    'last_sample_offset_s': offsets, 'modalities': latency,
+                                    'by_refinement': by_refinement},
             'encode_ms': encode,
             'nodes': {name: {'cpu_percent': cpu.get(name),
                              'rss_mb_max': max(rss[name]) if rss[name] else None}
@@ -257,6 +263,12 @@ def print_table(results: dict[str, Any], echo=print) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
         echo('  '.join(c.ljust(w) for c, w in zip(r, widths)))
+    split = results['salience_latency_ms'].get('by_refinement') or {}
+    for m, kinds in sorted(split.items()):
+        parts = [f"{k} n={v['n']} p50 {v['p50']:.1f} p95 {v['p95']:.1f} ms"
+                 for k, v in sorted(kinds.items()) if v.get('n')]
+        if parts:
+            echo(f"{m} capture->salience by refinement: {'; '.join(parts)}")
     for m, r in sorted(((results.get('swap') or {}).get('modalities') or {}).items()):
         if not r.get('swapped'):
             echo(f'swap {m}: the encoder never reported the new version')

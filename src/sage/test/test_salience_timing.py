@@ -8,6 +8,7 @@ import pytest
 from sage.bench_graph import print_table
 from sage.profile import load_profile
 from sage.salience_timing import (first_salience_s, first_salience_seq, last_sample_offsets,
+                                  latency_by_refinement,
                                   SalienceArrival, salience_latency_ms)
 
 
@@ -65,3 +66,26 @@ def test_the_bench_table_has_one_row_per_modality_with_first_salience_and_latenc
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
     assert rows == {'audio': ['2.50', '0', '-', '-'], 'imu': ['-', '0', '-', '-'],
                     'vision': ['1.25', '3', '12.0', '20.0']}
+
+
+def test_latency_is_split_by_whether_the_encoder_refined_the_input():
+    # two unrefined frames 20 ms late, one refined frame 70 ms late, one frame no latent named
+    arrivals = [SalienceArrival('vision', 10.02, 10.0), SalienceArrival('vision', 10.087, 10.067),
+                SalienceArrival('vision', 10.203, 10.133), SalienceArrival('vision', 10.3, 10.2),
+                SalienceArrival('audio', 11.03, 10.0)]
+    iterations = {('vision', 10.0): 0, ('vision', 10.067): 0, ('vision', 10.133): 5,
+                  ('audio', 10.0): 2}
+    split = latency_by_refinement(arrivals, iterations, {'audio': 1.0})
+    assert split['vision']['unrefined']['n'] == 2
+    assert split['vision']['unrefined']['p50'] == pytest.approx(20.0)
+    assert split['vision']['refined']['n'] == 1
+    assert split['vision']['refined']['p50'] == pytest.approx(70.0)
+    assert split['audio'] == {'refined': {'n': 1, 'p50': pytest.approx(30.0),
+                                          'p95': pytest.approx(30.0),
+                                          'p99': pytest.approx(30.0)}}
+    results = {'first_salience_s': {}, 'salience_latency_ms': {'modalities': {},
+                                                               'by_refinement': split}}
+    lines: list[str] = []
+    print_table(results, lines.append)
+    assert any(line.startswith('vision capture->salience by refinement: refined n=1 p50 70.0')
+               for line in lines)
