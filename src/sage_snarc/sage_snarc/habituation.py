@@ -2,11 +2,20 @@
 
 Each modality keeps up to `max_traces` traces (a stimulus descriptor, a strength h in [0, 1]
 and when it was last reinforced); see `ModalityState.descriptor` in snarc_core for what the
-descriptor is per modality. An input matches the closest trace if their chord distance is at
-most match_dist. The stimulus part of salience is multiplied by 1 - max_drop * max_i h_i k(d_i),
-where k is 1 within match_dist and falls off beyond it as a Gaussian of width near_miss (a near
-miss counts partly; 0 = not at all), and h decays back to 0 with time constant recovery_s
-(spontaneous recovery).
+descriptor is per modality. An input matches the closest trace if their chord distance is
+within the trace's radius. The stimulus part of salience is multiplied by
+1 - max_drop * max_i h_i k(d_i), where k is 1 within the radius and falls off beyond it as a
+Gaussian (a near miss counts partly; near_miss 0 = not at all), and h decays back to 0 with time
+constant recovery_s (spontaneous recovery).
+
+The radius is match_dist, or with `spreads` > 0 what the trace's own repeats taught it. A trace
+then also keeps its latest `exemplars` instances, its distance to an input is the nearest of its
+prototype and those, and each instance that reinforces it records how far it landed from the
+nearest instance before it. Once two such gaps are known, the radius is `spreads` times their
+`quantile`, between min_match_dist and match_dist. A punch repeated eight times lands within
+about 0.1 of an earlier punch, so a car door 0.4 away is another sound, not the punch
+habituated; a new trace, or one whose instances vary more, keeps match_dist. The near-miss width
+shrinks with the radius (near_miss at match_dist).
 
 An episode is a run of noticed inputs of one modality less than `episode_gap_s` apart (the
 windows an audio event spans, the frames of an object's arrival). It counts as one repeat: its
@@ -38,7 +47,8 @@ class Habituation:
 
     def __init__(self, *, max_traces: int, rate: float, max_drop: float, recovery_s: float,
                  match_dist: float, near_miss: float | None = None,
-                 merge: float = 0.2) -> None:
+                 merge: float = 0.2, spreads: float = 0.0, quantile: float = 0.8,
+                 min_match_dist: float = 0.0, exemplars: int = 8) -> None:
         self.max_traces = max(1, int(max_traces))
         self.rate = float(rate)
         self.max_drop = float(max_drop)
@@ -46,6 +56,16 @@ class Habituation:
         self.match_dist = float(match_dist)
         self.near_miss = self.match_dist / 3.0 if near_miss is None else float(near_miss)
         self.merge = float(merge)
+        self.spreads = max(float(spreads), 0.0)  # 0: every trace's radius is match_dist
+        self.quantile = min(max(float(quantile), 0.0), 1.0)
+        self.min_match_dist = min(float(min_match_dist), self.match_dist)
+        self.n_ex = max(1, int(exemplars))
+        self.ex: np.ndarray | None = None  # (k, n_ex, dim) latest instances of each trace
+        self.ex_n = np.zeros(0, dtype=np.int64)  # instances seen per trace (ring position)
+        # per trace: how far its latest 2 n_ex instances landed from the nearest one before
+        # (NaN: none yet)
+        self.gaps = np.zeros((0, 2 * self.n_ex), dtype=np.float64)
+        self.r = np.zeros(0, dtype=np.float64)  # each trace's radius (see `radius`)
         self.vecs: np.ndarray | None = None  # (k, dim)
         self.h = np.zeros(0, dtype=np.float64)
         self.t = np.zeros(0, dtype=np.float64)
@@ -83,7 +103,41 @@ class Habituation:
         vecs = self.vecs
         if vecs is None or vecs.shape[0] == 0 or vecs.shape[1] != x.shape[0]:
             return np.empty(0)
-        return chord(vecs @ x)
+        d = chord(vecs @ x)
+        if self.ex is not None and self.spreads > 0.0:
+            sims = self.ex @ x  # (k, n_ex)
+            mask = np.arange(self.n_ex)[None, :] < np.minimum(self.ex_n, self.n_ex)[:, None]
+            best = np.where(mask, sims, -2.0).max(axis=1)
+            d = np.minimum(d, np.where(best > -2.0, chord(np.clip(best, -1.0, 1.0)), d))
+        return d
+
+    def radius(self) -> np.ndarray:
+        """Match radius of every trace (chord distance)."""
+        if self.spreads <= 0.0 or self.r.shape[0] != self.h.shape[0]:
+            return np.full(self.h.shape[0], self.match_dist)
+        return self.r
+
+    def _learn_radius(self, j: int) -> None:
+        g = self.gaps[j][np.isfinite(self.gaps[j])]
+        self.r[j] = (self.match_dist if g.size < 2 else
+                     min(max(self.spreads * float(np.quantile(g, self.quantile)),
+                             self.min_match_dist), self.match_dist))
+
+    def _remember(self, j: int, x: np.ndarray, fresh: bool) -> None:
+        """Keep x among trace j's instances (fresh: the trace starts with it)."""
+        if self.ex is None or self.ex.shape[2] != x.shape[0]:
+            return
+        if fresh:
+            self.ex_n[j] = 0
+            self.gaps[j] = np.nan
+        elif self.ex_n[j] > 0:
+            k = min(int(self.ex_n[j]), self.n_ex)
+            gap = float(chord(np.clip(self.ex[j, :k] @ x, -1.0, 1.0)).min())
+            self.gaps[j] = np.roll(self.gaps[j], -1)
+            self.gaps[j, -1] = gap
+        self._learn_radius(j)
+        self.ex[j, int(self.ex_n[j]) % self.n_ex] = x
+        self.ex_n[j] += 1
 
     def _strength(self, now: float) -> np.ndarray:
         return self.h * np.exp(-np.maximum(now - self.t, 0.0) / self.recovery_s)
@@ -101,15 +155,19 @@ class Habituation:
         d = self._distances(x)
         if d.size == 0:
             return -1, 1.0
-        excess = np.maximum(d - self.match_dist, 0.0)
-        if self.near_miss > 0.0:
-            kernel = np.exp(-0.5 * (excess / self.near_miss) ** 2)
+        r = self.radius()
+        excess = np.maximum(d - r, 0.0)
+        if self.near_miss > 0.0 and self.match_dist > 0.0:
+            width = np.maximum(self.near_miss * r / self.match_dist, 1e-9)
+            kernel = np.exp(-0.5 * (excess / width) ** 2)
         else:
             kernel = (excess == 0.0).astype(np.float64)
         h = self._strength(now) * kernel
         factor = 1.0 - self.max_drop * float(np.max(h))
-        i = int(np.argmin(d))
-        return (i if float(d[i]) <= self.match_dist else -1), factor
+        inside = np.flatnonzero(d <= r)
+        if inside.size == 0:
+            return -1, factor
+        return int(inside[np.argmin(d[inside])]), factor
 
     def factor(self, index: int, now: float) -> float:
         """Salience factor of trace `index` now (1 when there is no such trace)."""
@@ -130,6 +188,7 @@ class Habituation:
             self.t[root] = now
             self._sync(root)
             if x is not None:
+                self._remember(index, x, fresh=False)
                 # The trace drifts towards its instances (a prototype of the stimulus).
                 v = (1.0 - self.merge) * self.vecs[index] + self.merge * x
                 self.vecs[index] = v / max(float(np.linalg.norm(v)), 1e-12)
@@ -141,6 +200,10 @@ class Habituation:
             self.h = np.zeros(0)
             self.t = np.zeros(0)
             self.parent = np.zeros(0, dtype=np.int64)
+            self.ex = np.zeros((0, self.n_ex, x.shape[0]), dtype=np.float32)
+            self.ex_n = np.zeros(0, dtype=np.int64)
+            self.gaps = np.zeros((0, 2 * self.n_ex))
+            self.r = np.zeros(0)
         if self.vecs.shape[0] >= self.max_traces:
             # Forget the weakest trace (ties: the oldest, by index order).
             j = int(np.argmin(self._strength(now)))
@@ -149,11 +212,18 @@ class Habituation:
             self.vecs[j] = x
             self.h[j] = self.rate
             self.t[j] = now
+            self._remember(j, x, fresh=True)
             return j
         self.vecs = np.vstack([self.vecs, x[None, :].astype(np.float32)])
         self.h = np.append(self.h, self.rate)
         self.t = np.append(self.t, now)
         self.parent = np.append(self.parent, -1)
+        if self.ex is not None:
+            self.ex = np.concatenate([self.ex, np.zeros((1,) + self.ex.shape[1:], np.float32)])
+            self.ex_n = np.append(self.ex_n, 0)
+            self.gaps = np.vstack([self.gaps, np.full((1, 2 * self.n_ex), np.nan)])
+            self.r = np.append(self.r, self.match_dist)
+            self._remember(self.vecs.shape[0] - 1, x, fresh=True)
         return self.vecs.shape[0] - 1
 
     def relieve(self, x: np.ndarray, amount: float, now: float) -> None:
@@ -161,7 +231,7 @@ class Habituation:
         d = self._distances(x)
         if d.size == 0:
             return
-        hit = d <= self.match_dist
+        hit = d <= self.radius()
         if np.any(hit):
             for i in np.flatnonzero(hit):  # a link shares its stimulus' relief
                 hit |= self.parent == self._root(int(i))
@@ -172,7 +242,9 @@ class Habituation:
     def state_dict(self) -> dict[str, Any]:
         """Checkpoint."""
         return {'vecs': None if self.vecs is None else self.vecs.copy(),
-                'h': self.h.copy(), 't': self.t.copy(), 'parent': self.parent.copy()}
+                'h': self.h.copy(), 't': self.t.copy(), 'parent': self.parent.copy(),
+                'exemplars': None if self.ex is None else self.ex.copy(),
+                'exemplars_seen': self.ex_n.copy(), 'gaps': self.gaps.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint."""
@@ -183,3 +255,17 @@ class Habituation:
         parent = state.get('parent')  # checkpoints from before links: none
         self.parent = (np.full(self.h.shape[0], -1, dtype=np.int64) if parent is None
                        else np.asarray(parent, dtype=np.int64).copy())
+        n = self.h.shape[0]
+        ex = state.get('exemplars')
+        if ex is not None and np.asarray(ex).shape[:2] == (n, self.n_ex):
+            self.ex = np.asarray(ex, dtype=np.float32).copy()
+            self.ex_n = np.asarray(state['exemplars_seen'], dtype=np.int64).copy()
+            self.gaps = np.asarray(state['gaps'], dtype=np.float64).copy()
+        else:  # a checkpoint from before exemplars (or of another count): each trace's own
+            self.ex = (None if self.vecs is None else
+                       np.repeat(self.vecs[:, None, :], self.n_ex, axis=1).astype(np.float32))
+            self.ex_n = np.ones(n, dtype=np.int64)
+            self.gaps = np.full((n, 2 * self.n_ex), np.nan)
+        self.r = np.full(n, self.match_dist)
+        for j in range(n):
+            self._learn_radius(j)

@@ -156,7 +156,11 @@ class ModalityState:
             max_drop=float(v['habituation.max_drop']),
             recovery_s=float(v['habituation.recovery_s']),
             match_dist=float(v['habituation.match_dist']),
-            near_miss=float(v['habituation.near_miss']))
+            near_miss=float(v['habituation.near_miss']),
+            spreads=float(v['habituation.radius.spreads']),
+            quantile=float(v['habituation.radius.quantile']),
+            min_match_dist=float(v['habituation.radius.min']),
+            exemplars=int(v['habituation.radius.exemplars']))
         self.baseline_alpha = float(v['habituation.baseline_alpha'])
         # The room (audio): arousal is a rise above its level, sounds stand out of its spectrum.
         self.background = AudioBackground(int(v['arousal.audio.background_window']))

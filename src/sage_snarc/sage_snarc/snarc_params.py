@@ -132,9 +132,20 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P('habituation.recovery_s', 30.0, 'Time constant of spontaneous recovery (s)',
        0.01, 1e7),
     _P('habituation.match_dist', 0.45, 'Chord distance between stimulus descriptors within '
-       'which an input is the same stimulus (0.3 = 17 degrees)', 0.0, 2.0),
+       'which an input is the same stimulus (0.3 = 17 degrees): the radius of a new trace and '
+       'the largest one a trace can learn', 0.0, 2.0),
     _P('habituation.near_miss', 0.15, 'Width (chord distance) over which a stimulus just beyond '
-       'match_dist still counts partly as a repeat (0 = only matches habituate)', 0.0, 2.0),
+       'match_dist still counts partly as a repeat (0 = only matches habituate); a trace of a '
+       'smaller radius has a proportionally smaller width', 0.0, 2.0),
+    _P('habituation.radius.spreads', 2.0, "A trace's match radius in its instances' gaps "
+       '(how far each landed from the nearest earlier one; 0 = every radius is match_dist)',
+       0.0, 100.0),
+    _P('habituation.radius.quantile', 0.8, 'Quantile of the gaps the radius is a multiple of',
+       0.0, 1.0),
+    _P('habituation.radius.min', 0.25, 'Smallest match radius a trace can learn (chord '
+       'distance; a repeat caught at another phase of the audio hop still matches)', 0.0, 2.0),
+    _P('habituation.radius.exemplars', 8, 'Latest instances a trace keeps to measure '
+       'distances and gaps from', 1, 1000, read_only=True),
     _P('habituation.episode_gap_s', 1.2, 'Noticed inputs of a modality closer than this (s) '
        'are one episode: they share the habituation trace of its onset', 0.0, 60.0),
     _P('habituation.novelty_gate', 0.5, 'How far novelty exempts an input from habituation '

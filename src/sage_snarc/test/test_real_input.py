@@ -157,6 +157,47 @@ def test_a_trace_linked_to_its_stimulus_follows_its_strength():
     assert again.factor(ib, 15.0) == hab.factor(ib, 15.0)
 
 
+def _near(rng, base: np.ndarray, dist: float) -> np.ndarray:
+    """A unit vector at chord distance `dist` from unit `base`."""
+    v = rng.normal(size=base.shape)
+    v -= (v @ base) * base
+    v /= np.linalg.norm(v)
+    cos = 1.0 - dist ** 2 / 2.0
+    return (cos * base + np.sqrt(1.0 - cos ** 2) * v).astype(np.float32)
+
+
+def test_a_trace_learns_its_radius_from_how_close_its_repeats_land():
+    rng = np.random.default_rng(5)
+    base = np.eye(16, dtype=np.float32)[0]
+    changed = _near(rng, base, 0.4)                      # another impact, 0.4 away
+    kw = dict(max_traces=8, rate=0.4, max_drop=0.9, recovery_s=30.0, match_dist=0.45,
+              near_miss=0.15, quantile=0.8, min_match_dist=0.25)
+    learnt, fixed = Habituation(spreads=2.0, **kw), Habituation(spreads=0.0, **kw)
+    for hab in (learnt, fixed):
+        i = hab.reinforce(base, -1, 0.0)
+        for t in range(1, 8):                            # repeats within 0.1 of each other
+            hab.reinforce(_near(rng, base, 0.06), i, 5.0 * t)
+    assert learnt.radius()[0] == 0.25 and fixed.radius()[0] == 0.45
+    assert fixed.match(changed, 40.0)[0] == 0 and fixed.match(changed, 40.0)[1] < 0.5
+    assert learnt.match(changed, 40.0)[0] == -1
+    assert learnt.match(changed, 40.0)[1] > fixed.match(changed, 40.0)[1] + 0.3
+    assert learnt.match(_near(rng, base, 0.2), 40.0)[0] == 0   # a repeat still matches
+    # a stimulus whose repeats land far apart keeps the widest radius
+    varied = Habituation(spreads=2.0, **kw)
+    j = varied.reinforce(base, -1, 0.0)
+    for t in range(1, 8):
+        varied.reinforce(_near(rng, base, 0.3), j, 5.0 * t)
+    assert varied.radius()[0] == 0.45 and varied.match(changed, 40.0)[0] == 0
+    # the radius survives a checkpoint; one from before radii starts each trace at match_dist
+    again = Habituation(spreads=2.0, **kw)
+    again.load_state_dict(learnt.state_dict())
+    assert again.radius()[0] == 0.25 and again.match(changed, 40.0) == learnt.match(changed, 40.0)
+    old = {k: v for k, v in learnt.state_dict().items()
+           if k not in ('exemplars', 'exemplars_seen', 'gaps')}
+    again.load_state_dict(old)
+    assert again.radius()[0] == 0.45 and again.match(changed, 40.0)[0] == 0
+
+
 def _swap_stream(rng, name_models: bool):
     """Audio windows of a quiet room encoded by model A and from window 200 by model B; a
     clap at window 215."""
