@@ -7,6 +7,7 @@ surprise is the saturated largest z (see README.md, "surprise").
 """
 from __future__ import annotations
 
+from functools import lru_cache
 import math
 from typing import Any, Literal
 
@@ -84,8 +85,34 @@ class ScalarPredictor:
         self.trend = self.beta * (self.level - prev) + (1.0 - self.beta) * self.trend
 
 
+@lru_cache(maxsize=8)
+def _block_cells(h: int, w: int, block: int, stride: int, margin: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Flat cell indices of every block (n, block^2) and of its widened reference (n, m).
+
+    Blocks start every `stride` cells (the last one flush with the far edge, so no cell is
+    left out); a reference clipped at the grid's edge repeats its first cell to fill the row
+    (a repeat changes no set of codes).
+    """
+    def starts(n: int) -> list[int]:
+        out = list(range(0, n - block + 1, stride))
+        return out if out[-1] == n - block else out + [n - block]
+
+    cur, ref = [], []
+    width = (block + 2 * margin) ** 2
+    for y in starts(h):
+        for x in starts(w):
+            cur.append((np.arange(y, y + block)[:, None] * w
+                        + np.arange(x, x + block)[None, :]).ravel())
+            ys = np.arange(max(0, y - margin), min(h, y + block + margin))
+            xs = np.arange(max(0, x - margin), min(w, x + block + margin))
+            r = (ys[:, None] * w + xs[None, :]).ravel()
+            ref.append(np.concatenate([r, np.full(width - r.size, r[0])]))
+    return np.stack(cur), np.stack(ref)
+
+
 def grid_change(last: np.ndarray, codes: np.ndarray, block: int, shift: int,
-                margin: int = 1) -> float:
+                margin: int = 1, stride: int = 0) -> float:
     """How much of a code grid is new where it is newest, NaN when grids do not compare.
 
     Args:
@@ -99,6 +126,9 @@ def grid_change(last: np.ndarray, codes: np.ndarray, block: int, shift: int,
         shift: columns the content moves between consecutive grids (an audio grid slides by
             one hop); the overlapping columns are compared.
         margin: cells the last grid's block is widened by.
+        stride: cells between block origins (0 = block: blocks side by side). Overlapping
+            blocks (stride < block) keep an object that straddles a block boundary whole in
+            one of them instead of splitting its new codes over four.
     """
     if last.shape != codes.shape or not codes.size or shift >= codes.shape[1]:
         return math.nan
@@ -107,16 +137,14 @@ def grid_change(last: np.ndarray, codes: np.ndarray, block: int, shift: int,
     h, w = codes.shape
     if block <= 0 or block > min(h, w):
         return float(np.count_nonzero(last != codes)) / codes.size
-    seen = np.zeros(int(max(last.max(), codes.max())) + 1, dtype=bool)
-    shares = []
-    for y in range(0, h - block + 1, block):
-        for x in range(0, w - block + 1, block):
-            y0, x0 = max(0, y - margin), max(0, x - margin)
-            ref = last[y0:y + block + margin, x0:x + block + margin]
-            seen[ref] = True
-            shares.append(1.0 - float(seen[codes[y:y + block, x:x + block]].mean()))
-            seen[ref] = False
-    return float(max(shares) - np.median(shares))
+    cur, ref = _block_cells(h, w, block, stride if stride > 0 else block, margin)
+    flat_last, flat_codes = last.ravel(), codes.ravel()
+    # seen[b, c]: code c occurs in block b's widened reference of the last grid.
+    seen = np.zeros((cur.shape[0], int(max(flat_last.max(), flat_codes.max())) + 1), bool)
+    rows = np.arange(cur.shape[0])[:, None]
+    seen[rows, flat_last[ref]] = True
+    shares = 1.0 - seen[rows, flat_codes[cur]].mean(axis=1)
+    return float(shares.max() - np.median(shares))
 
 
 class SurpriseModel:
@@ -132,7 +160,7 @@ class SurpriseModel:
                  floors: dict[str, float] | None = None, default_floor: float = 1e-3,
                  vector_metric: Metric = 'cosine', level_floor: float = 0.01,
                  code_block: int = 0, code_shift: int = 0, code_margin: int = 1,
-                 combine: int = 1) -> None:
+                 code_stride: int = 0, combine: int = 1) -> None:
         self._alpha = alpha
         self._beta = beta
         self._z_ref = z_ref
@@ -146,6 +174,7 @@ class SurpriseModel:
         self._code_block = int(code_block)
         self._code_shift = int(code_shift)
         self._code_margin = max(0, int(code_margin))
+        self._code_stride = max(0, int(code_stride))
         self._combine = max(1, int(combine))
         self.vectors: dict[str, VectorPredictor] = {}
         self.scalars: dict[str, ScalarPredictor] = {}
@@ -197,7 +226,7 @@ class SurpriseModel:
             last = self.last_codes
             if last is not None:
                 errors['codes'] = grid_change(last, codes, self._code_block, self._code_shift,
-                                              self._code_margin)
+                                              self._code_margin, self._code_stride)
             self.last_codes = codes.copy()
         for name, value in (direct or {}).items():
             errors['d.' + name] = value

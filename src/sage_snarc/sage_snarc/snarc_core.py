@@ -142,6 +142,7 @@ class ModalityState:
             code_block=int(v['surprise.codes.block']) if modality == 'vision' else 0,
             code_shift=int(v['surprise.codes.audio_hop_cells']) if modality == 'audio' else 0,
             code_margin=int(v['surprise.codes.margin']),
+            code_stride=int(v['surprise.codes.stride']),
             combine=int(v['surprise.combine_channels']))
         key = f'surprise.channels.{modality}'
         self.channels = frozenset(channel_list(str(v[key]))) if key in v else \

@@ -47,10 +47,13 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P('surprise.codes.block', 6, 'Side (cells) of the blocks new codes are counted in: the '
        'newest block minus the median block, so a pan or an exposure step scores low and new '
        'content in one place high (0 = cells that differ, whole grid)', 0, 64),
+    _P('surprise.codes.stride', 3, 'Cells between the origins of the code blocks (less than '
+       'the block: overlapping blocks, so an object that straddles a block boundary is whole '
+       'in one of them; 0 = the block side, blocks side by side)', 0, 64),
     _P('surprise.codes.margin', 1, 'Cells a block of the last code grid is widened by when '
        'asking which codes are new in a block (content that moved this little is not new)',
        0, 8),
-    _P('surprise.codes.floor', 0.05, 'Smallest spread of the code-grid change (fraction of '
+    _P('surprise.codes.floor', 0.07, 'Smallest spread of the code-grid change (fraction of '
        'a block; keeps a static scene from making a few flipped cells a surprise)',
        1e-6, 1.0),
     _P('surprise.codes.audio_hop_cells', 4, 'Grid columns an audio window slides per hop '

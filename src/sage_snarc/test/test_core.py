@@ -33,8 +33,10 @@ def test_calm_stream_is_not_attended_and_a_new_object_is():
     obj = world.direction()
     first = core.score_latent(world.vision(T0 + 60.0, obj, motion=0.04))
     assert first.attend
-    assert first.novelty > 0.9 and first.surprise > 0.9
-    assert first.salience > 2 * max(r.salience for r in calm)
+    # The code channel's spread is at its floor in a static scene (surprise.codes.floor
+    # 0.07): a tenth of the grid new in one place is z 5.6 from it, surprise 0.71.
+    assert first.novelty > 0.9 and first.surprise > 0.6
+    assert first.salience > 10 * max(r.salience for r in calm)
 
 
 def test_repeated_stimulus_fades_and_a_changed_one_does_not():

@@ -1,0 +1,75 @@
+"""A small object that appears across a corner of SNARC's code blocks is news, through the real
+vision encoder: a slow pan over real photos with sensor noise and JPEG, then a cut-out of
+another real photo pasted into the world, centred where four code blocks meet. Side by side
+blocks split its new codes four ways (each block a quarter new, like a pan); overlapping blocks
+(`surprise.codes.stride` less than the block) hold it whole in one block. Photos from the
+registry packages sage_eval.media reads; only the camera motion and noise are generated."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sage_common.params import resolve
+from sage_encoders import vision_encoder_params
+from sage_encoders.vision_core import VisionEncoderCore
+from sage_eval import media
+from sage_eval.camera_model import cutout, expose, paste, resize_to_height, SensorNoise
+from sage_snarc import snarc_params
+from sage_snarc.snarc_core import SnarcCore
+
+FPS, SIZE, PAN_PX_S = 15.0, 224, 4.0
+WARMUP_S, CALM_S, AFTER_S = 20.0, 25.0, 2.0  # statistics warm up, calm, then the object
+DETECT_S = 1.0  # the salience bench's detection window after an event's start
+OBJECT_PX = 56  # the realistic scenes' smallest: 7.5 code cells at the encoder's 240 px (8 px a cell)
+# Where four 6-cell blocks meet (cell 12 of 30) in the 224 px frame.
+CORNER_PX = round(12 * 8 * SIZE / 240)
+SIDE_BY_SIDE = {'surprise.codes.stride': 0, 'surprise.codes.floor': 0.05}  # before
+
+
+@pytest.fixture(scope='module')
+def latents():
+    """The encoder's latents of the scene (the profile's refinement at 2 ATP per frame) and
+    the stamp the object appears."""
+    rng = np.random.default_rng(7)
+    world = np.concatenate([resize_to_height(media.photo(n), SIZE) for n in ('coffee', 'clock')],
+                           axis=1).astype(np.float32)
+    patch, alpha = cutout(media.photo('rocket'), OBJECT_PX, rng)
+    noise = SensorNoise(gain_dn_per_e=0.12, read_dn=1.5, jpeg_quality=80)
+    core = VisionEncoderCore.from_params(resolve(vision_encoder_params.PARAMS, {}))
+    appear = CALM_S
+    recs, pasted = [], False
+    for i in range(int((CALM_S + AFTER_S) * FPS)):
+        t = i / FPS
+        x0 = int(round(PAN_PX_S * t))
+        if t >= appear and not pasted:
+            at = CORNER_PX - OBJECT_PX // 2
+            paste(world, patch, alpha, x0 + at, at)
+            pasted = True
+        frame = expose(world[:SIZE, x0:x0 + SIZE], 1.0, noise, rng)
+        recs.append(core.encode(frame, 1000.0 + t, i, atp=2.0))
+    return recs, 1000.0 + appear
+
+
+def _decisions(recs, values):
+    snarc = SnarcCore.from_params(resolve(snarc_params.PARAMS, values))
+    return [snarc.score_latent(r) for r in recs]
+
+
+def test_an_object_across_a_block_corner_is_attended_and_the_calm_pan_is_not(latents):
+    recs, appear = latents
+    out = _decisions(recs, {})
+    calm = [d for d in out if 1000.0 + WARMUP_S <= d.stamp < appear]
+    hit = [d for d in out if appear - 0.05 <= d.stamp <= appear + DETECT_S]
+    assert not any(d.attend for d in calm), max(d.salience for d in calm)
+    assert any(d.attend for d in hit), [round(d.salience, 2) for d in hit[:4]]
+    assert max(d.surprise for d in hit) > 0.8
+
+
+def test_side_by_side_blocks_split_the_same_object_and_miss_it(latents):
+    """The same latents scored with blocks side by side, as before the stride."""
+    recs, appear = latents
+    old = _decisions(recs, SIDE_BY_SIDE)
+    new = _decisions(recs, {})
+    near = [k for k, d in enumerate(new) if appear - 0.05 <= d.stamp <= appear + DETECT_S]
+    assert max(old[k].surprise for k in near) < max(new[k].surprise for k in near) - 0.3
+    assert not any(old[k].attend for k in near)
