@@ -205,6 +205,7 @@ class SnarcCore:
         self._reward_ref = float(v['reward.ref'])
         self._novelty_gate = float(v['habituation.novelty_gate'])
         self._voice_min = float(v['novelty.voice.min_prob'])
+        self._voice_sure = float(v['novelty.voice.sure_prob'])
         self._voice_gap_s = float(v['novelty.voice.gap_s'])
         self._voice_onset_s = float(v['novelty.voice.onset_s'])
         self.modalities: dict[str, ModalityState] = {}
@@ -283,7 +284,9 @@ class SnarcCore:
 
     def _voice_onset(self, ms: 'ModalityState', stamp: float, voice: float | None) -> float:
         """How clearly a window starts an utterance: within novelty.voice.onset_s of the
-        utterance's first voice window, the highest speech probability it reached; else 0.
+        utterance's first voice window, the highest speech probability it reached over
+        novelty.voice.sure_prob (at most 1: the detector's confidence that it is a voice,
+        not how new the voice is); else 0.
 
         Someone starting to speak is news however much the voice resembles the last phrase
         or stands out of the room: a phrase 6 dB above a fan moves the foreground spectrum
@@ -296,7 +299,9 @@ class SnarcCore:
             ms.utterance_start, ms.utterance_peak = stamp, 0.0
         ms.voice_last = stamp
         ms.utterance_peak = max(ms.utterance_peak, float(voice))
-        return ms.utterance_peak if stamp - ms.utterance_start <= self._voice_onset_s else 0.0
+        if stamp - ms.utterance_start > self._voice_onset_s:
+            return 0.0
+        return min(1.0, ms.utterance_peak / self._voice_sure)
 
     def score_imu(self, rec: ImuRecord) -> SalienceRecord | None:
         """Add one IMU sample; returns the score of a window when this sample closed one."""

@@ -65,8 +65,12 @@ PARAMS: tuple[ParamSpec, ...] = (
        'from which a window holds a voice (calm rooms stay below 0.01, recorded phrases peak at '
        '0.38-1)',
        0.01, 1.0),
+    _P('novelty.voice.sure_prob', 0.5, 'Speech probability from which an utterance onset is '
+       "fully new (novelty = probability / this, at most 1; 0.5 is Silero's own speech "
+       'decision; 1 = novelty is the probability)',
+       0.01, 1.0),
     _P('novelty.voice.gap_s', 2.0, 'Seconds without a voice after which an utterance is new: '
-       'its first window scores novelty = its speech probability', 0.0, 3600.0),
+       'its first windows score novelty by their speech probability (see sure_prob)', 0.0, 3600.0),
     _P('novelty.voice.onset_s', 0.8, "How long after an utterance's first voice window its "
        'windows still score the highest speech probability it reached (the detector needs a '
        'few chunks to be sure)', 0.0, 10.0),
@@ -206,6 +210,8 @@ def validate(values: Mapping[str, ParamValue]) -> list[str]:
         errors.append(f'threshold.min {lo} is above threshold.max {hi}')
     elif not lo <= float(values['threshold.initial']) <= hi:
         errors.append('threshold.initial must lie within [threshold.min, threshold.max]')
+    if float(values['novelty.voice.sure_prob']) < float(values['novelty.voice.min_prob']):
+        errors.append('novelty.voice.sure_prob must not be below novelty.voice.min_prob')
     if float(values['conflict.lag_s']) >= float(values['conflict.window_s']):
         errors.append('conflict.lag_s must be shorter than conflict.window_s')
     for m in ('vision', 'audio'):

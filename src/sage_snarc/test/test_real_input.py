@@ -103,6 +103,26 @@ def test_each_utterance_after_a_pause_is_new_however_like_the_last_it_sounds():
     assert out[True][1][0].salience > out[False][1][0].salience + 0.1
 
 
+def test_a_phrase_the_detector_is_sure_of_is_new_however_low_its_probability_peaks():
+    """A soft phrase barely above a fan: the voice detector peaks at 0.55, past its own
+    decision point (0.5), and nothing else stands out. Its onset is fully new from
+    novelty.voice.sure_prob (0.5) on; as the bare probability (sure_prob 1) it is not
+    attended."""
+    rng = np.random.default_rng(6)
+    phrase = [0.35, 0.55, 0.5, 0.4]
+    out = {}
+    for sure in (0.5, 1.0):
+        core = SnarcCore.from_params({'novelty.voice.sure_prob': sure})
+        for i in range(80):                                  # 20 s of fan
+            core.score_latent(_audio(i, -30 + rng.normal(0, 0.4), -28, 3.0,
+                                     -40 + rng.normal(0, 0.4, 16), voice=0.01))
+        out[sure] = [core.score_latent(_audio(80 + k, -29, -27, 3.5,
+                                              -39 + rng.normal(0, 0.4, 16), voice=v))
+                     for k, v in enumerate(phrase)]
+    assert max(r.novelty for r in out[0.5]) == 1.0 and any(r.attend for r in out[0.5])
+    assert max(r.novelty for r in out[1.0]) < 0.6 and not any(r.attend for r in out[1.0])
+
+
 def test_audio_arousal_is_a_rise_above_the_room_not_its_loudness():
     rng = np.random.default_rng(2)
     core = SnarcCore.from_params({})
