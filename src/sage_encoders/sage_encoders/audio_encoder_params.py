@@ -31,6 +31,18 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
               read_only=True),
     ParamSpec('voice.model', '', "Silero VAD sequence ONNX file ('' = the one in the "
               'silero-vad wheel)', read_only=True),
+    ParamSpec('voice.denoise.enabled', True, "the room's steady noise (fan, vent, hum) is "
+              'subtracted from the spectrum before the voice detector hears it (a phrase over '
+              'a fan is sure within 0.2-0.6 s instead of 0.6-3 s)', read_only=True),
+    ParamSpec('voice.denoise.over', 1.5, 'multiple of the learnt noise power subtracted from '
+              'each bin', 0.0, 10.0, read_only=True),
+    ParamSpec('voice.denoise.floor', 0.1, 'smallest gain a bin keeps (fraction of its '
+              'magnitude; no holes that could sound like a voice)', 0.0, 1.0, read_only=True),
+    ParamSpec('voice.denoise.tau_s', 2.5, 'time constant (s) of the noise spectrum rising to a '
+              'louder room (it falls ten times faster to a quieter one)', 0.1, 600.0,
+              read_only=True),
+    ParamSpec('voice.denoise.gate', 0.3, 'speech probability from which a hop is not learnt '
+              'as the room', 0.0, 1.0, read_only=True),
 ) + training_input_params() + models_params()
 
 

@@ -9,9 +9,11 @@ The wheel's "sequence" ONNX graph scores the 512-sample chunks of one hop in one
 ms per 256 ms hop on one x86 core) and hands back its LSTM state, which is carried from hop to
 hop: the model needs a few seconds of a room to learn it is not speech (an impact scores up to
 0.5 from a fresh state in every window, 0.2 then 0.0 once it has heard the room). A gap in the
-stream starts it afresh, as it starts the window buffer. Only the data file is used: the
-silero_vad package itself imports torch and torchaudio, so the wheel is installed without
-dependencies and never imported. No rclpy.
+stream starts it afresh, as it starts the window buffer. In noise the model is slow to be
+sure (a soft phrase over a fan: 0.6-3 s, or never), so the audio encoder hands it each hop
+through a `denoise.SpectralGate` that takes the room's steady spectrum away first. Only the
+data file is used: the silero_vad package itself imports torch and torchaudio, so the wheel
+is installed without dependencies and never imported. No rclpy.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sage_encoders.denoise import SpectralGate
 from sage_encoders.errors import ModelError
 from sage_encoders.runtime import make_session
 
@@ -46,8 +49,10 @@ def packaged_model() -> Path | None:
 class VoiceActivity:
     """Speech probability per 512-sample chunk of a 16 kHz stream, state carried across calls."""
 
-    def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:
-        """Load the model (path None or '': the silero-vad wheel's).
+    def __init__(self, path: str | Path | None = None, threads: int = 1,
+                 gate: SpectralGate | None = None) -> None:
+        """Load the model (path None or '': the silero-vad wheel's); `gate` removes the
+        room's steady noise before the model hears a hop (None: the raw stream).
 
         Raises:
             ModelError: the model is missing or does not load.
@@ -58,6 +63,7 @@ class VoiceActivity:
         # The encoders' own session settings; a recurrent net this small stays on the CPU.
         self._session = make_session(model, ['CPUExecutionProvider'], max(1, int(threads)))
         self.path = model
+        self.gate = gate
         self.reset()
 
     def reset(self) -> None:
@@ -65,6 +71,8 @@ class VoiceActivity:
         self._h = np.zeros(STATE, np.float32)
         self._c = np.zeros(STATE, np.float32)
         self._context = np.zeros(CONTEXT, np.float32)
+        if self.gate is not None:
+            self.gate.reset()
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Speech probability of each whole 512-sample chunk of the stream's next samples
@@ -81,6 +89,12 @@ class VoiceActivity:
         return np.asarray(probs, np.float32).reshape(-1)
 
     def hop(self, samples: np.ndarray) -> float:
-        """Largest speech probability in the next hop of the stream."""
-        probs = self.push(samples)
-        return float(probs.max()) if probs.size else 0.0
+        """Largest speech probability in the next hop of the stream (through the gate,
+        which then learns the room from the hop unless it held a voice)."""
+        if self.gate is None:
+            probs = self.push(samples)
+            return float(probs.max()) if probs.size else 0.0
+        probs = self.push(self.gate.process(samples))
+        best = float(probs.max()) if probs.size else 0.0
+        self.gate.learn(best)
+        return best

@@ -20,7 +20,7 @@ from sage_snarc.snarc_core import SnarcCore
 FPS, SIZE, PAN_PX_S = 15.0, 224, 4.0
 WARMUP_S, CALM_S, AFTER_S = 20.0, 25.0, 2.0  # statistics warm up, calm, then the object
 DETECT_S = 1.0  # the salience bench's detection window after an event's start
-OBJECT_PX = 56  # the realistic scenes' smallest: 7.5 code cells at the encoder's 240 px (8 px a cell)
+OBJECT_PX = 56  # the realistic scenes' smallest: 7.5 code cells (8 px each at the encoder's 240)
 # Where four 6-cell blocks meet (cell 12 of 30) in the 224 px frame.
 CORNER_PX = round(12 * 8 * SIZE / 240)
 SIDE_BY_SIDE = {'surprise.codes.stride': 0, 'surprise.codes.floor': 0.05}  # before
