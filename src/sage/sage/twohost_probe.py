@@ -3,7 +3,8 @@
 Run on the edge (in its network namespace, in the graph's DDS environment):
     python -m sage.twohost_probe COUNT RATE_HZ DISCOVER_S SETTLE_S [REMOTE_AFTER]
 Once a warm-up text has come back scored (within DISCOVER_S; with REMOTE_AFTER, once the
-other host has answered one too: see main), it publishes COUNT TextInput
+other host has answered one too and one sent after that has come back here: see main), it
+publishes COUNT TextInput
 messages on /sage/text/in at RATE_HZ, each stamped with its send time, and records when the
 language Latent (encoded on the other host) and the edge SNARC's Salience for that stamp
 arrive here; it stops when all are back, or SETTLE_S after the last text. Prints one JSON
@@ -102,15 +103,26 @@ def main(count: int, rate_hz: float, discover_s: float, settle_s: float,
     # graph's (a CI run lost the first two remote latents of the 5 % loss condition so, while
     # the edge SNARC, matched long before, scored all ten).
     writers = 2 if remote_after >= 0 else 1
+    # Knowing a writer is not being known by it: a remote writer sends only to the readers it
+    # has matched, so a sample it publishes before it knows this probe's reader never comes
+    # here (a clean-clone CI run at 5 % loss: 9 latents of 10 here, while the edge SNARC,
+    # matched long before, scored all ten). A warm-up text sent once the other host has
+    # answered must come back to this probe as a latent too.
+    after_remote: set[int] = set()
 
     def warming() -> bool:
         remote = int(edge_encoder.get('remote_answered', 0)) > remote_after
         matched = node.count_publishers(Topic.LANGUAGE_LATENT) >= writers
-        return not (warm & salience.keys() and matched and (remote_after < 0 or remote))
+        heard = remote_after < 0 or bool(after_remote & latent.keys())
+        return not (warm & salience.keys() and matched and heard
+                    and (remote_after < 0 or remote))
 
     while warming() and time.monotonic() - t_start < discover_s:
         if time.monotonic() >= next_warm:
-            warm.add(send(-1 - len(warm), warmup=True))
+            key = send(-1 - len(warm), warmup=True)
+            warm.add(key)
+            if int(edge_encoder.get('remote_answered', 0)) > remote_after:
+                after_remote.add(key)
             next_warm += 1.0
         ex.spin_once(timeout_sec=0.05)
     ready_s = time.monotonic() - t_start

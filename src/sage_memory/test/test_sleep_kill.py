@@ -100,10 +100,16 @@ def test_kill_9_during_sleep_keeps_the_live_model_and_every_experience(
         return {m: (versions / m / LIVE_FILE).read_bytes() for m in MODALITIES
                 if (versions / m / LIVE_FILE).exists()}
 
+    # Long enough that no sleep ends before its timed kill (the last at LAST_KILL_S): with the
+    # shared quick settings (10 steps) a clean-clone CI run here finished round 6's whole
+    # sleep, vision and audio, before its kill at about 7 s. With 60 steps a quiet machine
+    # here still began writing the vision version 4.5 s after the request; 100 steps add
+    # about 3 s to vision and 4 s to audio (0.06-0.12 s a step).
+    retrain = {**quick_retrain_params, 'sleep__retrain__max_steps': 100}
     rounds, promoted = [], []
     live_round, files_round = dict(live_before), live_files()
     for k, (kind, delay) in enumerate(plan):
-        proc = start_memory_node(data_dir, env, **quick_retrain_params)
+        proc = start_memory_node(data_dir, env, **retrain)
         # A fresh DDS participant each round: it cannot match the service of a node killed
         # in an earlier round (that one announces nothing any more).
         ctx = rclpy.Context()
