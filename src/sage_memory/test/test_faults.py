@@ -85,12 +85,27 @@ def wait_for_other_sessions_to_end(url: str, timeout: float = 30.0) -> bool:
     after the index had been reconciled). Its session ends once that is done, so the
     database is settled when no other session is left.
     """
+    others = ("FROM pg_stat_activity WHERE datname = current_database() "
+              "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
     engine = create_engine(url)
-    query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                 "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
     try:
         with engine.connect() as con:
-            return wait_for(lambda: con.execute(query).scalar() == 0, timeout)
+            # Each poll its own transaction: PostgreSQL reads pg_stat_activity once per
+            # transaction, so polling inside one saw the first answer for ever (a clean-clone
+            # CI run failed so: "a killed writer is still connected").
+            con.execution_options(isolation_level='AUTOCOMMIT')
+            if wait_for(lambda: con.execute(text(f'SELECT count(*) {others}')).scalar() == 0,
+                        timeout):
+                return True
+            # Still there: what it is doing goes to the log, and ending it settles the database
+            # the same way (its transaction commits or rolls back whole; acknowledged rows
+            # were committed before they were acknowledged).
+            rows = con.execute(text(f'SELECT pid, state, wait_event_type, wait_event, '
+                                    f'left(query, 80) {others}')).fetchall()
+            print(f'sessions left after {timeout:.0f} s, ended: {rows}')
+            con.execute(text(f'SELECT pg_terminate_backend(pid) {others}'))
+            return wait_for(lambda: con.execute(text(f'SELECT count(*) {others}')).scalar() == 0,
+                            timeout)
     finally:
         engine.dispose()
 
