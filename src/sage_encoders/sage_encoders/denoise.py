@@ -22,10 +22,10 @@ import numpy as np
 
 FRAME = 512
 STEP = FRAME // 2
-# Square-root periodic Hann: analysis x synthesis windows sum to 1 at a hop of half a frame.
 # The noise spectrum falls this many times faster than it rises: a quieter room is taken at
 # once (too much subtracted eats a soft voice), a louder one only once it has lasted.
 FALL_SPEEDUP = 10.0
+# Square-root periodic Hann: analysis x synthesis windows sum to 1 at a hop of half a frame.
 WINDOW = np.sqrt(0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(FRAME) / FRAME)).astype(np.float32)
 
 
