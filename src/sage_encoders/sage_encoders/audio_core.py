@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from sage_common.records import LatentRecord
 
-from sage_encoders.denoise import SpectralGate
+from sage_encoders.denoise import GateConfig, SpectralGate
 from sage_encoders.errors import EncoderError, InputError
 from sage_encoders.input_ring import InputRing, s16le_zlib_input
 from sage_encoders.preprocess import MelConfig, log_mel_db, normalise_mel, pcm_to_float
@@ -115,11 +115,7 @@ class AudioConfig:
     training_keep: int = 32  # windows kept for the memory node (0 = off)
     voice: bool = True       # voice activity of the newest hop (feature 'voice')
     voice_model: str = ''    # '' = the silero-vad wheel's model
-    denoise: bool = True     # the room's steady noise removed before the voice detector
-    denoise_over: float = 1.5
-    denoise_floor: float = 0.1
-    denoise_tau_s: float = 2.5
-    denoise_gate: float = 0.3
+    denoise: GateConfig | None = GateConfig()  # steady noise taken away before the detector
 
     @classmethod
     def from_params(cls, values: Mapping[str, Any]) -> 'AudioConfig':
@@ -134,11 +130,7 @@ class AudioConfig:
                    preview_rate=int(values['preview.rate']),
                    training_keep=int(values['training_input.keep']),
                    voice=bool(values['voice.enabled']), voice_model=str(values['voice.model']),
-                   denoise=bool(values['voice.denoise.enabled']),
-                   denoise_over=float(values['voice.denoise.over']),
-                   denoise_floor=float(values['voice.denoise.floor']),
-                   denoise_tau_s=float(values['voice.denoise.tau_s']),
-                   denoise_gate=float(values['voice.denoise.gate']))
+                   denoise=GateConfig.from_params(values))
 
 
 class SampleFifo:
@@ -325,8 +317,7 @@ class AudioEncoderCore(SwappableModel):
             return self._voice
         try:
             cfg = self.cfg
-            gate = SpectralGate(cfg.denoise_over, cfg.denoise_floor, cfg.denoise_tau_s,
-                                cfg.denoise_gate, cfg.sample_rate) if cfg.denoise else None
+            gate = SpectralGate(cfg.denoise, cfg.sample_rate) if cfg.denoise else None
             self._voice = VoiceActivity(cfg.voice_model or None, gate=gate)
         except EncoderError as err:
             self.voice_error = str(err)

@@ -32,8 +32,9 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
     ParamSpec('voice.model', '', "Silero VAD sequence ONNX file ('' = the one in the "
               'silero-vad wheel)', read_only=True),
     ParamSpec('voice.denoise.enabled', True, "the room's steady noise (fan, vent, hum) is "
-              'subtracted from the spectrum before the voice detector hears it (a phrase over '
-              'a fan is sure within 0.2-0.6 s instead of 0.6-3 s)', read_only=True),
+              'subtracted from the spectrum before the voice detector hears it (a phrase as '
+              'loud as a fan is sure within a second, where without it some never are)',
+              read_only=True),
     ParamSpec('voice.denoise.over', 1.5, 'multiple of the learnt noise power subtracted from '
               'each bin', 0.0, 10.0, read_only=True),
     ParamSpec('voice.denoise.floor', 0.1, 'smallest gain a bin keeps (fraction of its '

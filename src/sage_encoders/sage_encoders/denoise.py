@@ -1,10 +1,10 @@
 """Steady-noise suppression in front of the voice detector (spectral subtraction; pure numpy).
 
-A robot hears its own fan, a vent or a hum all day. Silero VAD, given a phrase a few dB above a
-fan, needs 0.6 to 3 s of it to be sure (and on a soft phrase never is), while the same phrase in
-a quiet room is sure within 0.2 s. Subtracting the room's steady spectrum first (Boll's
-spectral subtraction) gives the detector the quiet-room case back: the phrase is sure within
-0.2-0.6 s over the same fan, and the room itself stays below 0.01.
+A robot hears its own fan, a vent or a hum all day. Silero VAD is slow to be sure of a voice in
+such noise: of the recorded phrases played alone as loud as a -30 dBFS fan, 9 of 11 reached
+0.5 within a second and two never did. Subtracting the room's steady spectrum first (Boll's
+spectral subtraction) brings all 11 to 0.5 within 0.2-0.8 s, while the room alone stays below
+0.05 (sage_eval's test_voice_activity measures this on the real recordings).
 
 The stream is cut into 512-sample frames every 256 samples (square-root Hann windows, which
 overlap-add back to the signal when nothing is removed). Each frame's power spectrum keeps
@@ -16,7 +16,10 @@ lags the input by 256 samples (16 ms).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 import math
+from typing import Any
 
 import numpy as np
 
@@ -29,22 +32,38 @@ FALL_SPEEDUP = 10.0
 WINDOW = np.sqrt(0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(FRAME) / FRAME)).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class GateConfig:
+    """Settings of the gate (parameters voice.denoise.*).
+
+    Attributes:
+        over: multiple of the noise power subtracted (over 1 also takes its ripple).
+        floor: smallest gain a bin keeps (fraction of its magnitude).
+        tau_s: time constant of the noise spectrum rising to a louder room (s).
+        voice_gate: speech probability from which the room is not learnt.
+    """
+
+    over: float = 1.5
+    floor: float = 0.1
+    tau_s: float = 2.5
+    voice_gate: float = 0.3
+
+    @classmethod
+    def from_params(cls, values: Mapping[str, Any]) -> 'GateConfig | None':
+        """Build from resolved parameters; None when voice.denoise.enabled is off."""
+        if not bool(values['voice.denoise.enabled']):
+            return None
+        return cls(over=float(values['voice.denoise.over']),
+                   floor=float(values['voice.denoise.floor']),
+                   tau_s=float(values['voice.denoise.tau_s']),
+                   voice_gate=float(values['voice.denoise.gate']))
+
+
 class SpectralGate:
     """Streaming spectral subtraction of a learnt steady noise spectrum."""
 
-    def __init__(self, over: float, floor: float, tau_s: float, voice_gate: float,
-                 sample_rate: int = 16000) -> None:
-        """Args:
-            over: multiple of the noise power subtracted (over 1 also takes its ripple).
-            floor: smallest gain a bin keeps (fraction of its magnitude).
-            tau_s: time constant of the noise spectrum rising to a louder room (s).
-            voice_gate: speech probability from which the room is not learnt.
-            sample_rate: samples per second.
-        """
-        self.over = float(over)
-        self.floor = float(floor)
-        self.tau_s = float(tau_s)
-        self.voice_gate = float(voice_gate)
+    def __init__(self, cfg: GateConfig, sample_rate: int = 16000) -> None:
+        self.cfg = cfg
         self.sample_rate = int(sample_rate)
         self.reset()
 
@@ -64,31 +83,32 @@ class SpectralGate:
         if n <= 0:
             self._tail = x
             return np.zeros(0, np.float32)
-        idx = np.arange(n)[:, None] * STEP + np.arange(FRAME)[None, :]
-        spec = np.fft.rfft(x[idx] * WINDOW, axis=1)
+        frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::STEP][:n]
+        spec = np.fft.rfft(frames * WINDOW, axis=1)
         power = spec.real ** 2 + spec.imag ** 2
         self._heard = power.mean(axis=0)
         self._heard_s = n * STEP / self.sample_rate
         if self.noise is None:  # the first frames are the room until told otherwise
             self.noise = self._heard.copy()
-        gain = np.sqrt(np.maximum(1.0 - self.over * self.noise / np.maximum(power, 1e-20),
-                                  self.floor ** 2))
-        frames = np.fft.irfft(spec * gain, n=FRAME, axis=1).astype(np.float32) * WINDOW
-        out = np.zeros((n + 1) * STEP, np.float32)
-        out[:STEP] = self._overlap
-        for k in range(n):  # overlap-add at half a frame
-            out[k * STEP:k * STEP + FRAME] += frames[k]
-        self._overlap = out[n * STEP:].copy()
+        cfg = self.cfg
+        gain = np.sqrt(np.maximum(1.0 - cfg.over * self.noise / np.maximum(power, 1e-20),
+                                  cfg.floor ** 2))
+        cleaned = np.fft.irfft(spec * gain, n=FRAME, axis=1).astype(np.float32) * WINDOW
+        # Overlap-add at half a frame: each output half-frame is one frame's second half
+        # plus the next frame's first half.
+        out = np.zeros((n + 1, STEP), np.float32)
+        out[0] = self._overlap
+        out[:-1] += cleaned[:, :STEP]
+        out[1:] += cleaned[:, STEP:]
+        self._overlap = out[-1].copy()
         self._tail = x[n * STEP:].copy()
-        return out[:n * STEP]
+        return out[:-1].reshape(-1)
 
     def learn(self, voice: float) -> None:
         """Update the room from the last call's frames, given the detector's speech
         probability of them; nothing is learnt from a hop that held a voice."""
-        if self._heard is None or self.noise is None:
+        if self._heard is None or self.noise is None or voice >= self.cfg.voice_gate:
             return
-        if voice >= self.voice_gate:
-            return
-        up = 1.0 - math.exp(-self._heard_s / self.tau_s)
-        down = 1.0 - math.exp(-FALL_SPEEDUP * self._heard_s / self.tau_s)
+        up = 1.0 - math.exp(-self._heard_s / self.cfg.tau_s)
+        down = 1.0 - math.exp(-FALL_SPEEDUP * self._heard_s / self.cfg.tau_s)
         self.noise += np.where(self._heard < self.noise, down, up) * (self._heard - self.noise)

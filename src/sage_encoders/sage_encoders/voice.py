@@ -10,7 +10,7 @@ ms per 256 ms hop on one x86 core) and hands back its LSTM state, which is carri
 hop: the model needs a few seconds of a room to learn it is not speech (an impact scores up to
 0.5 from a fresh state in every window, 0.2 then 0.0 once it has heard the room). A gap in the
 stream starts it afresh, as it starts the window buffer. In noise the model is slow to be
-sure (a soft phrase over a fan: 0.6-3 s, or never), so the audio encoder hands it each hop
+sure (a phrase as loud as a fan: up to 0.8 s, or never), so the audio encoder hands it each hop
 through a `denoise.SpectralGate` that takes the room's steady spectrum away first. Only the
 data file is used: the silero_vad package itself imports torch and torchaudio, so the wheel
 is installed without dependencies and never imported. No rclpy.
@@ -91,10 +91,8 @@ class VoiceActivity:
     def hop(self, samples: np.ndarray) -> float:
         """Largest speech probability in the next hop of the stream (through the gate,
         which then learns the room from the hop unless it held a voice)."""
-        if self.gate is None:
-            probs = self.push(samples)
-            return float(probs.max()) if probs.size else 0.0
-        probs = self.push(self.gate.process(samples))
+        probs = self.push(samples if self.gate is None else self.gate.process(samples))
         best = float(probs.max()) if probs.size else 0.0
-        self.gate.learn(best)
+        if self.gate is not None:
+            self.gate.learn(best)
         return best

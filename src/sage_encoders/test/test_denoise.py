@@ -2,7 +2,7 @@
 takes a steady fan away, and does not learn a voice as the room."""
 import numpy as np
 
-from sage_encoders.denoise import SpectralGate, STEP
+from sage_encoders.denoise import GateConfig, SpectralGate, STEP
 
 SR = 16000
 
@@ -14,7 +14,7 @@ def _stream(gate, x, hop=4096):
 def test_with_nothing_to_subtract_the_output_is_the_input_256_samples_late():
     rng = np.random.default_rng(0)
     x = rng.normal(0, 0.1, 8 * 4096).astype(np.float32)
-    y = _stream(SpectralGate(over=0.0, floor=0.1, tau_s=1.0, voice_gate=0.3), x)
+    y = _stream(SpectralGate(GateConfig(over=0.0, floor=0.1, tau_s=1.0)), x)
     assert y.size == x.size
     np.testing.assert_allclose(y[STEP:], x[:-STEP], atol=1e-5)
 
@@ -23,7 +23,7 @@ def test_a_steady_fan_is_taken_away_and_a_tone_over_it_kept():
     rng = np.random.default_rng(1)
     t = np.arange(20 * SR) / SR
     fan = np.convolve(rng.normal(0, 0.05, t.size), np.ones(8) / 8, 'same').astype(np.float32)
-    gate = SpectralGate(over=1.5, floor=0.1, tau_s=2.5, voice_gate=0.3)
+    gate = SpectralGate(GateConfig())
     out = []
     for i in range(0, t.size, 4096):
         out.append(gate.process(fan[i:i + 4096]))
@@ -39,7 +39,7 @@ def test_a_steady_fan_is_taken_away_and_a_tone_over_it_kept():
 
 def test_a_voice_is_not_learnt_as_the_room():
     rng = np.random.default_rng(2)
-    gate = SpectralGate(over=1.5, floor=0.1, tau_s=0.5, voice_gate=0.3)
+    gate = SpectralGate(GateConfig(tau_s=0.5))
     room = rng.normal(0, 0.01, 4096).astype(np.float32)
     gate.process(room)
     gate.learn(0.0)
