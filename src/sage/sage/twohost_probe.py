@@ -108,20 +108,22 @@ def main(count: int, rate_hz: float, discover_s: float, settle_s: float,
     # here (a clean-clone CI run at 5 % loss: 9 latents of 10 here, while the edge SNARC,
     # matched long before, scored all ten). A warm-up text sent once the other host has
     # answered must come back to this probe as a latent too.
+    # (Texts sent after a remote answer imply that answer, so they stand for it below.)
     after_remote: set[int] = set()
 
+    def remote_answered() -> bool:
+        return int(edge_encoder.get('remote_answered', 0)) > remote_after
+
     def warming() -> bool:
-        remote = int(edge_encoder.get('remote_answered', 0)) > remote_after
         matched = node.count_publishers(Topic.LANGUAGE_LATENT) >= writers
         heard = remote_after < 0 or bool(after_remote & latent.keys())
-        return not (warm & salience.keys() and matched and heard
-                    and (remote_after < 0 or remote))
+        return not (warm & salience.keys() and matched and heard)
 
     while warming() and time.monotonic() - t_start < discover_s:
         if time.monotonic() >= next_warm:
             key = send(-1 - len(warm), warmup=True)
             warm.add(key)
-            if int(edge_encoder.get('remote_answered', 0)) > remote_after:
+            if remote_after >= 0 and remote_answered():
                 after_remote.add(key)
             next_warm += 1.0
         ex.spin_once(timeout_sec=0.05)

@@ -94,8 +94,11 @@ def wait_for_other_sessions_to_end(url: str, timeout: float = 30.0) -> bool:
             # transaction, so polling inside one saw the first answer for ever (a clean-clone
             # CI run failed so: "a killed writer is still connected").
             con.execution_options(isolation_level='AUTOCOMMIT')
-            if wait_for(lambda: con.execute(text(f'SELECT count(*) {others}')).scalar() == 0,
-                        timeout):
+
+            def alone() -> bool:
+                return con.execute(text(f'SELECT count(*) {others}')).scalar() == 0
+
+            if wait_for(alone, timeout):
                 return True
             # Still there: what it is doing goes to the log, and ending it settles the database
             # the same way (its transaction commits or rolls back whole; acknowledged rows
@@ -104,8 +107,7 @@ def wait_for_other_sessions_to_end(url: str, timeout: float = 30.0) -> bool:
                                     f'left(query, 80) {others}')).fetchall()
             print(f'sessions left after {timeout:.0f} s, ended: {rows}')
             con.execute(text(f'SELECT pg_terminate_backend(pid) {others}'))
-            return wait_for(lambda: con.execute(text(f'SELECT count(*) {others}')).scalar() == 0,
-                            timeout)
+            return wait_for(alone, timeout)
     finally:
         engine.dispose()
 

@@ -364,6 +364,8 @@ def test_params_validation_rejects_inconsistent_values():
     assert any('radar' in e for e in validate(bad))
     bad = resolve(PARAMS, {'conflict.lag_s': 1.0, 'conflict.window_s': 0.5})
     assert any('lag' in e for e in validate(bad))
+    bad = resolve(PARAMS, {'novelty.voice.min_prob': 0.6, 'novelty.voice.sure_prob': 0.5})
+    assert any('sure_prob' in e for e in validate(bad))
     with pytest.raises(SnarcError):
         SnarcCore.from_params({'weights.surprise': -1.0})
 
