@@ -128,10 +128,12 @@ def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain
             ref.header.stamp = img.header.stamp
             image_pub.publish(img)
             ref_pub.publish(ref)
-            # Lock-step: the next frame goes out once both paths scored this one, so neither
-            # path's newest-only queue can drop a frame however loaded the machine is.
+            # Lock-step: the next frame goes out once both paths scored this one and published
+            # its refined latent (salience comes first: SNARC scores the latent published
+            # before refinement), so neither path's newest-only queue can drop a frame however
+            # loaded the machine is.
             deadline = time.monotonic() + FRAME_TIMEOUT_S
-            while time.monotonic() < deadline and not (stamp in got['a'] and stamp in got['b']):
+            while time.monotonic() < deadline and not all(stamp in got[k] for k in got):
                 time.sleep(0.01)
     finally:
         sup.stop()

@@ -22,6 +22,7 @@ energy_final <= energy_initial always. Deterministic plugins give deterministic 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 import math
 from typing import Generic, Protocol, TypeVar
@@ -30,6 +31,9 @@ S = TypeVar('S')
 
 DEFAULT_ATP_PER_STEP = 1.0
 HALT_REASONS = ('converged', 'budget', 'max_iterations', 'diverged', 'none')
+# halt_reason of a latent published before its refinement (/sage/<modality>/latent_initial):
+# the refined one follows on /sage/<modality>/latent. Not an outcome of `refine`.
+PENDING = 'pending'
 
 
 class IrpPlugin(Protocol[S]):
@@ -67,7 +71,8 @@ class IrpResult(Generic[S]):
 
 
 def refine(plugin: IrpPlugin[S], budget_atp: float | None, eps: float, k: int,
-           max_iters: int, atp_per_step: float = DEFAULT_ATP_PER_STEP) -> IrpResult[S]:
+           max_iters: int, atp_per_step: float = DEFAULT_ATP_PER_STEP,
+           on_init: Callable[[S, float], None] | None = None) -> IrpResult[S]:
     """Refine a plugin's state under an ATP budget.
 
     Args:
@@ -77,6 +82,8 @@ def refine(plugin: IrpPlugin[S], budget_atp: float | None, eps: float, k: int,
         k: window (steps) of the convergence test, >= 1.
         max_iters: hard cap on steps (0 disables refinement).
         atp_per_step: ATP charged per step.
+        on_init: called with the initial state and its energy before the first step (what
+            depends on the input alone can leave before refinement starts).
 
     Returns:
         The final state and the report (iterations, energies, halt reason, ATP spent).
@@ -91,6 +98,8 @@ def refine(plugin: IrpPlugin[S], budget_atp: float | None, eps: float, k: int,
     state = plugin.init_state()
     energy = float(plugin.energy(state))
     e0 = energy
+    if on_init is not None:
+        on_init(state, energy)
     history = [energy]
     spent = 0.0
     it = 0

@@ -75,6 +75,12 @@ class Topic:
         return f'{PREFIX}{modality}/latent'
 
     @staticmethod
+    def latent_initial(modality: str) -> str:
+        """/sage/<modality>/latent_initial: a puzzle encoder's latent before refinement
+        (halt_reason 'pending'; the refined one follows on /sage/<modality>/latent)."""
+        return f'{PREFIX}{modality}/latent_initial'
+
+    @staticmethod
     def encoder_input(modality: str) -> str:
         """/sage/<modality>/encoder_input: the encoder's service for what it encoded."""
         return f'{PREFIX}{modality}/encoder_input'

@@ -21,8 +21,8 @@ from sage_encoders.denoise import GateConfig, SpectralGate
 from sage_encoders.errors import EncoderError, InputError
 from sage_encoders.input_ring import InputRing, s16le_zlib_input
 from sage_encoders.preprocess import MelConfig, log_mel_db, normalise_mel, pcm_to_float
-from sage_encoders.puzzle import (IrpConfig, PuzzleModel, RuntimeConfig, SwappableModel,
-                                  encode_puzzle)
+from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, RuntimeConfig,
+                                  SwappableModel, before_refinement, encode_puzzle)
 from sage_encoders.runtime import Log
 from sage_encoders.voice import VoiceActivity
 
@@ -215,8 +215,8 @@ class AudioEncoderCore(SwappableModel):
         """Build from the node's resolved ROS parameters."""
         return cls(AudioConfig.from_params(values), log)
 
-    def push(self, pcm: np.ndarray, stamp: float, sample_rate: int, atp: float | None = None
-             ) -> list[LatentRecord]:
+    def push(self, pcm: np.ndarray, stamp: float, sample_rate: int, atp: float | None = None,
+             on_initial: LatentSink | None = None) -> list[LatentRecord]:
         """Add a block of samples; encode every window it completes.
 
         Args:
@@ -225,6 +225,7 @@ class AudioEncoderCore(SwappableModel):
             sample_rate: samples per second of the block.
             atp: ATP available for the refinement of the windows completed by this block
                 (None = irp.default_atp per window).
+            on_initial: given each window's latent before refinement (`before_refinement`).
 
         Returns:
             0..n latent records, oldest first; input_seq counts windows.
@@ -260,33 +261,34 @@ class AudioEncoderCore(SwappableModel):
         out: list[LatentRecord] = []
         remaining = atp
         while len(fifo) >= self.cfg.window_samples:
-            rec = self._encode_window(fifo.head(self.cfg.window_samples), fifo.t0, remaining)
+            rec = self._encode_window(fifo.head(self.cfg.window_samples), fifo.t0, remaining,
+                                      on_initial)
             out.append(rec)
             if remaining is not None:
                 remaining = max(0.0, remaining - rec.atp_spent)
             fifo.drop(self.cfg.hop_samples, self.cfg.sample_rate)
         return out
 
-    def encode_window(self, pcm: np.ndarray, stamp: float, atp: float | None = None
-                      ) -> LatentRecord:
+    def encode_window(self, pcm: np.ndarray, stamp: float, atp: float | None = None,
+                      on_initial: LatentSink | None = None) -> LatentRecord:
         """Encode one full window directly (benchmarks, tests, offline tools)."""
         if pcm.dtype != np.int16 or pcm.shape != (self.cfg.window_samples,):
             raise InputError(f'window must be ({self.cfg.window_samples},) int16')
-        return self._encode_window(pcm, stamp, atp)
+        return self._encode_window(pcm, stamp, atp, on_initial)
 
-    def _encode_window(self, pcm: np.ndarray, stamp: float, atp: float | None) -> LatentRecord:
+    def _encode_window(self, pcm: np.ndarray, stamp: float, atp: float | None,
+                       on_initial: LatentSink | None) -> LatentRecord:
         with self.model_lock:  # one model version for the whole window
-            return self._encode_with(self.model, pcm, stamp, atp)
+            return self._encode_with(self.model, pcm, stamp, atp, on_initial)
 
     def _encode_with(self, model: PuzzleModel, pcm: np.ndarray, stamp: float,
-                     atp: float | None) -> LatentRecord:
+                     atp: float | None, on_initial: LatentSink | None) -> LatentRecord:
         model.load()  # encode_ms excludes a lazy load (reported as load_ms)
         voice = self._voice_model()
         t0 = time.perf_counter()
         samples = pcm_to_float(pcm)
         db = log_mel_db(samples, self.mel)  # (n_mels, frames)
         x = normalise_mel(db, self.mel)[None, None]
-        res = encode_puzzle(model, x, atp, self.irp)
         rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
         features = {'rms': rms,
                     'rms_db': max(RMS_DB_FLOOR, 20.0 * math.log10(max(rms, 1e-10))),
@@ -295,8 +297,12 @@ class AudioEncoderCore(SwappableModel):
                     **hop_spectrum(db, self.cfg.hop_samples // self.mel.hop)}
         if voice is not None:
             features['voice'] = voice.hop(samples[-self.cfg.hop_samples:])
-        irp = res.irp
         seq = self._seq
+        early = before_refinement(on_initial, t0, stamp=float(stamp), modality='audio',
+                                  input_seq=seq, codebook_size=model.codebook_size,
+                                  features=features, model_version=model.version)
+        res = encode_puzzle(model, x, atp, self.irp, early)
+        irp = res.irp
         self._seq += 1
         if self.inputs.enabled:
             self.inputs.put(seq, stamp, pcm.copy())  # pcm is a view of the FIFO's buffer

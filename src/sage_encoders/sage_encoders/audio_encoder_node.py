@@ -23,6 +23,7 @@ class AudioEncoderNode(EncoderNodeBase):
     def __init__(self, name: str = 'audio_encoder', **node_kwargs: Any) -> None:
         super().__init__(name, PARAMS, validate, follow_models='audio', **node_kwargs)
         self.pub = self.create_publisher(Latent, Topic.AUDIO_LATENT, RELIABLE_QOS)
+        self.early = self.initial_publisher('audio')
         self.create_subscription(AudioFrame, Topic.AUDIO_FRAMES, self._on_frame, SENSOR_QOS)
         self.serve_inputs('audio')
 
@@ -36,8 +37,9 @@ class AudioEncoderNode(EncoderNodeBase):
         def encode() -> Any:
             pcm = pcm_from_bytes(msg.data, msg.encoding, msg.channels)
             return self.core.push(pcm, stamp_sec(msg), msg.sample_rate,
-                                  self.account.available())
+                                  self.account.available(), self.early)
 
+        self.frame_id = msg.header.frame_id
         recs = self.guarded('audio frame', encode)
         for rec in recs or ():
             self.pub.publish(latent_to_msg(rec, msg.header.frame_id))

@@ -15,10 +15,11 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sage_common.health import Health, Level
 from sage_common.params import ParamSpec
-from sage_common.ros import LATCHED_QOS, DiagnosticsPublisher, declare_params
+from sage_common.convert import latent_to_msg
+from sage_common.ros import LATCHED_QOS, RELIABLE_QOS, DiagnosticsPublisher, declare_params
 from sage_common.stamps import to_sec
 from sage_common.vocabulary import Topic
-from sage_interfaces.msg import AtpBudget, MetabolicState
+from sage_interfaces.msg import AtpBudget, Latent, MetabolicState
 from sage_interfaces.srv import EncoderInput
 from std_msgs.msg import String
 
@@ -57,6 +58,7 @@ class EncoderNodeBase(Node):
         self.suspended = False
         self.metabolic_state = ''
         self.seq = 0
+        self.frame_id = ''  # header.frame_id of the input being encoded
         if with_budget:
             self.create_subscription(AtpBudget, Topic.BUDGET, self._on_budget, BUDGET_QOS)
         self.create_subscription(MetabolicState, Topic.METABOLIC_STATE, self._on_state,
@@ -67,6 +69,23 @@ class EncoderNodeBase(Node):
         if follow_models:
             self._init_follow()
         self.report_model()
+
+    def initial_publisher(self, modality: str) -> Callable[[Any], None] | None:
+        """The sink the core hands each input's latent before refinement to: it publishes on
+        /sage/<modality>/latent_initial (None when irp.publish_initial is off, read at start).
+
+        SNARC scores that latent, so salience does not wait for the refinement steps; the
+        refined latent (memory, orchestrator trust, viz) follows on /sage/<modality>/latent.
+        """
+        if not self.values['irp.publish_initial']:
+            return None
+        pub = self.create_publisher(Latent, Topic.latent_initial(modality), RELIABLE_QOS)
+        self.health.count('published_initial', 0)
+
+        def sink(rec: Any) -> None:
+            pub.publish(latent_to_msg(rec, self.frame_id))
+            self.health.count('published_initial')
+        return sink
 
     def make_core(self, values: Mapping[str, Any]) -> Any:
         """Build the encoder core from resolved parameters."""

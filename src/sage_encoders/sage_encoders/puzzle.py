@@ -2,10 +2,12 @@
 
 `PuzzleModel` loads a VQ-VAE lazily through a runtime backend and can unload it;
 `CodeSwapRefiner` is the IRP plugin that refines a code grid; `encode_puzzle` runs
-encoder -> nearest codes -> IRP refinement -> embedding for one preprocessed input.
+encoder -> nearest codes -> IRP refinement -> embedding for one preprocessed input, and can
+hand over the input's latent before refinement (`before_refinement`): all SNARC scores.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 import threading
@@ -15,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from sage_encoders.errors import EncoderError, ModelError
-from sage_common.irp import IrpResult, refine
+from sage_common.irp import PENDING, IrpResult, refine
+from sage_common.records import LatentRecord
 from sage_encoders.model_files import PRECISIONS, model_dir, model_identity, read_meta
 from sage_encoders.quantize import lookup, ranked_codes
 from sage_encoders.runtime import (BACKENDS, Log, PuzzleBackend, limit_blas_threads,
@@ -378,8 +381,14 @@ class PuzzleResult:
     irp: IrpResult[SwapState]
 
 
-def encode_puzzle(model: PuzzleModel, x: np.ndarray, atp: float | None, irp: IrpConfig
-                  ) -> PuzzleResult:
+# Takes (nearest codes (h, w) uint16, embedding, reconstruction error of the nearest codes).
+InitialHook = Callable[[np.ndarray, np.ndarray, float], None]
+# Takes an input's latent before refinement (halt_reason PENDING).
+LatentSink = Callable[[LatentRecord], None]
+
+
+def encode_puzzle(model: PuzzleModel, x: np.ndarray, atp: float | None, irp: IrpConfig,
+                  on_initial: InitialHook | None = None) -> PuzzleResult:
     """Encode one preprocessed input and refine its codes under an ATP allocation.
 
     Args:
@@ -387,6 +396,8 @@ def encode_puzzle(model: PuzzleModel, x: np.ndarray, atp: float | None, irp: Irp
         x: (1, C, H, W) float32 network input.
         atp: ATP available (None = irp.default_atp).
         irp: refinement settings.
+        on_initial: called once the nearest codes are decoded, before the first refinement
+            step (also when refinement is off).
 
     Returns:
         Final codes, embedding and the refinement report.
@@ -394,10 +405,40 @@ def encode_puzzle(model: PuzzleModel, x: np.ndarray, atp: float | None, irp: Irp
     z_e = model.encode(x)
     plugin = CodeSwapRefiner(model, x, z_e, irp.candidates)
     budget = irp.default_atp if atp is None else atp
-    result = refine(plugin, budget, irp.eps, irp.k, irp.max_iterations, irp.atp_per_step)
-    codes = result.state.codes
     # The embedding describes the input, not the refinement: from the nearest codes, so it
     # does not move with the ATP this input happened to get.
-    nearest = plugin.nearest
-    embedding = model.codebook[nearest].reshape(-1, model.code_dim).mean(0).astype(np.float32)
-    return PuzzleResult(codes.astype(np.uint16), nearest.astype(np.uint16), embedding, result)
+    nearest = plugin.nearest.astype(np.uint16)
+    embedding = model.codebook[plugin.nearest].reshape(-1, model.code_dim).mean(0).astype(
+        np.float32)
+    hook = None
+    if on_initial is not None:
+        def hook(_state: SwapState, energy: float) -> None:
+            on_initial(nearest, embedding, energy)
+    result = refine(plugin, budget, irp.eps, irp.k, irp.max_iterations, irp.atp_per_step,
+                    on_init=hook)
+    return PuzzleResult(result.state.codes.astype(np.uint16), nearest, embedding, result)
+
+
+def before_refinement(sink: LatentSink | None, t0: float, **fields: Any
+                      ) -> InitialHook | None:
+    """The `encode_puzzle` hook that hands `sink` the input's latent before refinement.
+
+    That latent carries what depends on the input alone (nearest codes, embedding, features,
+    the nearest codes' reconstruction error), which is all SNARC scores: salience need not
+    wait for the refinement steps the input's ATP buys. Its halt_reason is PENDING, and the
+    refined latent (same input_seq and stamp) follows.
+
+    Args:
+        sink: where the latent goes (None: no hook).
+        t0: perf_counter() when the input's encoding started (for encode_ms).
+        fields: the other LatentRecord fields (stamp, modality, input_seq, codebook_size,
+            features, model_version).
+    """
+    if sink is None:
+        return None
+
+    def hook(codes: np.ndarray, embedding: np.ndarray, energy: float) -> None:
+        sink(LatentRecord(codes=codes, embedding=embedding, recon_error=energy,
+                          energy_initial=energy, energy_final=energy, halt_reason=PENDING,
+                          encode_ms=(time.perf_counter() - t0) * 1e3, **fields))
+    return hook

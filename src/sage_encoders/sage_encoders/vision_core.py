@@ -19,8 +19,8 @@ from sage_common.records import LatentRecord
 from sage_encoders.errors import EncoderError, InputError
 from sage_encoders.input_ring import InputRing, jpeg_input
 from sage_encoders.preprocess import resize_rgb, scale_rgb
-from sage_encoders.puzzle import (IrpConfig, PuzzleModel, RuntimeConfig, SwappableModel,
-                                  encode_puzzle)
+from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, RuntimeConfig,
+                                  SwappableModel, before_refinement, encode_puzzle)
 from sage_encoders.runtime import Log
 
 FEATURES = ('brightness', 'brightness_change', 'motion')
@@ -85,8 +85,8 @@ class VisionEncoderCore(SwappableModel):
         """Build from the node's resolved ROS parameters."""
         return cls(VisionConfig.from_params(values), log)
 
-    def encode(self, rgb: np.ndarray, stamp: float, input_seq: int, atp: float | None = None
-               ) -> LatentRecord:
+    def encode(self, rgb: np.ndarray, stamp: float, input_seq: int, atp: float | None = None,
+               on_initial: LatentSink | None = None) -> LatentRecord:
         """Encode one frame.
 
         Args:
@@ -94,6 +94,7 @@ class VisionEncoderCore(SwappableModel):
             stamp: capture time (s), copied to the record.
             input_seq: per-modality input counter.
             atp: ATP available for refinement (None = irp.default_atp).
+            on_initial: given the frame's latent before refinement (`before_refinement`).
 
         Returns:
             The latent record (codes (30, 30) at the default size).
@@ -107,10 +108,10 @@ class VisionEncoderCore(SwappableModel):
             raise InputError('frame must be a non-empty (H, W, 3) uint8 RGB array, got '
                              f'{getattr(rgb, "shape", None)} {getattr(rgb, "dtype", None)}')
         with self.model_lock:  # one model version for the whole frame
-            return self._encode(self.model, rgb, stamp, input_seq, atp)
+            return self._encode(self.model, rgb, stamp, input_seq, atp, on_initial)
 
     def _encode(self, model: PuzzleModel, rgb: np.ndarray, stamp: float, input_seq: int,
-                atp: float | None) -> LatentRecord:
+                atp: float | None, on_initial: LatentSink | None) -> LatentRecord:
         model.load()  # encode_ms excludes a lazy load (reported as load_ms)
         t0 = time.perf_counter()
         features = self._features(rgb)
@@ -119,7 +120,10 @@ class VisionEncoderCore(SwappableModel):
         gain = self._gain(features['brightness'])
         if gain != 1.0:
             x = np.clip((x + 1.0) * gain - 1.0, -1.0, 1.0)
-        res = encode_puzzle(model, x, atp, self.irp)
+        early = before_refinement(on_initial, t0, stamp=float(stamp), modality='vision',
+                                  input_seq=int(input_seq), codebook_size=model.codebook_size,
+                                  features=features, model_version=model.version)
+        res = encode_puzzle(model, x, atp, self.irp, early)
         preview = self._preview(rgb)
         if self.inputs.enabled:
             # A frame already at input size is the caller's buffer (a mailbox slot the

@@ -33,6 +33,7 @@ class VisionEncoderNode(EncoderNodeBase):
     def __init__(self, name: str = 'vision_encoder', **node_kwargs: Any) -> None:
         super().__init__(name, PARAMS, validate, follow_models='vision', **node_kwargs)
         self.pub = self.create_publisher(Latent, Topic.VISION_LATENT, RELIABLE_QOS)
+        self.early = self.initial_publisher('vision')
         self.frames: MailboxFrames | None = None
         if self.values['mailbox.enabled']:
             # Frames arrive in shared memory; Image messages (a reduced rate) are for viewers.
@@ -53,7 +54,10 @@ class VisionEncoderNode(EncoderNodeBase):
 
         def encode() -> Any:
             rgb = rgb_from_buffer(msg.data, msg.width, msg.height, msg.step, msg.encoding)
-            return self.core.encode(rgb, stamp_sec(msg), self.seq, self.account.available())
+            return self.core.encode(rgb, stamp_sec(msg), self.seq, self.account.available(),
+                                    self.early)
+
+        self.frame_id = msg.header.frame_id
 
         self._publish(self.guarded('image', encode), msg.header.frame_id)
 
@@ -65,10 +69,12 @@ class VisionEncoderNode(EncoderNodeBase):
             try:
                 with self.frames.read(msg) as rgb:
                     return self.core.encode(rgb, stamp_sec(msg), self.seq,
-                                            self.account.available())
+                                            self.account.available(), self.early)
             except FrameDropped:
                 self.health.count('stale_frames')  # we lag the camera: skip, not an error
                 return None
+
+        self.frame_id = msg.header.frame_id
 
         self._publish(self.guarded('frame_ref', encode), msg.header.frame_id)
 

@@ -1,6 +1,7 @@
 """SNARC node: scores every latent and IMU window and publishes /sage/salience (thin shell).
 
-Subscribes /sage/{vision,audio,language}/latent, /sage/imu/data, /sage/reward,
+Subscribes /sage/{vision,audio,language}/latent, /sage/{vision,audio}/latent_initial (the
+same inputs before refinement; each input is scored once), /sage/imu/data, /sage/reward,
 /sage/memory/stored and /sage/metabolic_state; all logic is in `SnarcCore`.
 """
 from __future__ import annotations
@@ -24,8 +25,9 @@ from sage_common.private_files import private_files
 from sage_common.records import RewardRecord, SalienceRecord
 from sage_common.ros import (LATCHED_QOS, RELIABLE_QOS, DiagnosticsPublisher,
                              declare_params, run, sensor_qos, stamp_sec)
-from sage_common.vocabulary import LANGUAGE, Topic
+from sage_common.vocabulary import LANGUAGE, PUZZLE_MODALITIES, Topic
 from sage_snarc import checkpoint
+from sage_snarc.scored_once import ScoredOnce
 from sage_snarc.snarc_core import LATENT_MODALITIES, SnarcCore
 from sage_snarc.snarc_params import PARAMS, validate
 
@@ -58,9 +60,16 @@ class SnarcNode(Node):
         self._seen_uuids: deque[str] = deque(maxlen=200_000)
         self._uuid_set: set[str] = set()
         self.pub = self.create_publisher(Salience, Topic.SALIENCE, RELIABLE_QOS)
+        # Puzzle latents come before refinement too (the encoders' irp.publish_initial):
+        # scored from whichever of the two arrives first, salience need not wait for the
+        # refinement steps.
+        self._once = ScoredOnce() if values['before_refinement'] else None
+        self.health.count('scored_already', 0)
         for m in LATENT_MODALITIES:
             qos = RARE_LATENT_QOS if m == LANGUAGE else LATENT_QOS
             self.create_subscription(Latent, Topic.latent(m), self._on_latent, qos)
+            if self._once is not None and m in PUZZLE_MODALITIES:
+                self.create_subscription(Latent, Topic.latent_initial(m), self._on_latent, qos)
         self.create_subscription(Imu, Topic.IMU, self._on_imu,
                                  sensor_qos(int(values['imu_queue_depth'])))
         self.create_subscription(Reward, Topic.REWARD, self._on_reward, RELIABLE_QOS)
@@ -88,6 +97,10 @@ class SnarcNode(Node):
     def _on_latent(self, msg: Latent) -> None:
         started = time.perf_counter()
         try:
+            if self._once is not None and msg.modality in PUZZLE_MODALITIES \
+                    and not self._once.first(msg.modality, msg.input_seq, stamp_sec(msg)):
+                self.health.count('scored_already')  # the other copy of this input came first
+                return
             rec = latent_from_msg(msg)
             self.health.count(f'in_{rec.modality or "unknown"}')
             self._last_input[rec.modality] = time.monotonic()

@@ -16,6 +16,7 @@ from sage_common.ros import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
 from sage_snarc.snarc_node import SnarcNode  # noqa: E402
 from sage_snarc.synthetic import SyntheticWorld  # noqa: E402
 from sage_common.ros import spin_until  # noqa: E402
+from sage_common.vocabulary import Topic  # noqa: E402
 
 T0 = 1_700_000_000.0
 
@@ -142,3 +143,60 @@ def test_after_a_restart_no_imu_salience_carries_a_stamp_from_before_it(ros, tmp
     stamps = _run_imu(ros, state, [t1 + k / 200.0 for k in range(100)])
     assert stamps, 'no IMU salience after the restart'
     assert min(stamps) >= t1
+
+
+def _scored_once(ros, before_refinement: bool):
+    """Vision inputs sent as the encoders do (early on latent_initial, then refined on latent),
+    some only refined (an encoder with irp.publish_initial off), some refined first: the
+    salience messages and the node's 'scored_already' count."""
+    node = SnarcNode(context=ros, parameter_overrides=[
+        Parameter('diagnostics_period_s', value=0.2), Parameter('memory.preload_k', value=0),
+        Parameter('before_refinement', value=before_refinement)])
+    probe = rclpy.create_node('snarc_probe', context=ros)
+    ex = SingleThreadedExecutor(context=ros)
+    ex.add_node(node)
+    ex.add_node(probe)
+    got: list[Salience] = []
+    diags: list[DiagnosticArray] = []
+    probe.create_subscription(Salience, Topic.SALIENCE, got.append, RELIABLE_QOS)
+    probe.create_subscription(DiagnosticArray, Topic.DIAGNOSTICS, diags.append, 10)
+    refined = probe.create_publisher(Latent, Topic.latent('vision'), RELIABLE_QOS)
+    early = probe.create_publisher(Latent, Topic.latent_initial('vision'), RELIABLE_QOS)
+    world = SyntheticWorld(1)
+    orders = ['early,refined'] * 10 + ['refined'] * 5 + ['refined,early'] * 3
+    try:
+        want = 1 if before_refinement else 0
+        assert _spin_until(ex, lambda: refined.get_subscription_count() == 1
+                           and early.get_subscription_count() == want
+                           and probe.count_publishers(Topic.SALIENCE) > 0)
+        for i, order in enumerate(orders):
+            msg = latent_to_msg(world.vision(T0 + i / 10.0))
+            msg.input_seq = 500 + i
+            for which in order.split(','):
+                (early if which == 'early' else refined).publish(msg)
+                for _ in range(3):
+                    ex.spin_once(timeout_sec=0.0)
+
+        def counters():
+            status = [s for d in diags for s in d.status if s.name == 'sage: snarc']
+            return {kv.key: kv.value for kv in status[-1].values} if status else {}
+        sent = sum(len(o.split(',')) for o in orders) if before_refinement else len(orders)
+        assert _spin_until(ex, lambda: int(counters().get('vision.inputs', 0))
+                           + int(counters().get('scored_already', 0)) >= sent)
+        assert _spin_until(ex, lambda: len([m for m in got if m.modality == 'vision'])
+                           >= int(counters()['vision.inputs']))
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+    return [m for m in got if m.modality == 'vision'], int(counters()['scored_already'])
+
+
+def test_an_input_that_comes_before_and_after_refinement_is_scored_once(ros):
+    vis, already = _scored_once(ros, before_refinement=True)
+    assert [m.input_seq for m in vis] == [500 + i for i in range(18)]
+    assert already == 13  # the second copy of each input that came twice
+    # Without it, SNARC listens to refined latents only (one per input here, the
+    # early ones fall on no subscriber).
+    vis, already = _scored_once(ros, before_refinement=False)
+    assert [m.input_seq for m in vis] == [500 + i for i in range(18)] and already == 0
