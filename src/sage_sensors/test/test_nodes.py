@@ -87,7 +87,10 @@ def test_the_three_nodes_publish_stamped_sensor_messages(ros_context, samples_di
     assert np.allclose(np.diff(audio_stamps), 0.032, atol=1e-4)
 
     imu = got['imu'][-1]
-    assert imu.linear_acceleration.z == pytest.approx(9.80665, abs=0.2)
+    # The scene lies still but for its scripted shake, which a slow run reaches: the median
+    # sample is at rest (a last sample inside the shake read 9.57).
+    z = np.median([m.linear_acceleration.z for m in got['imu']])
+    assert z == pytest.approx(9.80665, abs=0.1)
     assert imu.orientation_covariance[0] > 0 and imu.angular_velocity_covariance[0] > 0
     assert abs(imu.orientation.w) == pytest.approx(1.0, abs=0.05)
 
