@@ -57,9 +57,10 @@ def launch(
     multi_host: bool = typer.Option(False, '--multi-host',
                                     help='DDS on the LAN too (default: this host only); '
                                          'same as launch.multi_host: true in the profile'),
-    compose: bool = typer.Option(False, '--compose',
-                                 help='run each launch.compose_groups group of the profile in '
-                                      'one process (same as launch.compose: true)'),
+    compose: Optional[bool] = typer.Option(
+        None, '--compose/--no-compose',
+        help='run each launch.compose_groups group of the profile in one process, or every '
+             "node in its own (default: the profile's launch.compose)"),
     role: str = typer.Option('', '--role',
                              help="this host's part when the graph spans two hosts "
                                   '(launch.roles, e.g. edge on the robot, assist beside it); '
@@ -77,7 +78,7 @@ def launch(
         run_dir.mkdir(parents=True, exist_ok=True)
     try:
         code = run_launch(prof, duration, domain_id, run_dir, live=not quiet,
-                          multi_host=multi_host or bool(role) or None, compose=compose or None)
+                          multi_host=multi_host or bool(role) or None, compose=compose)
     except SageError as err:
         fail(str(err))
     raise typer.Exit(code)

@@ -148,6 +148,9 @@ CHECKS: dict[str, Check] = {
         '.venv/bin/sage bench orchestrator -o runs/bench.json', [r'wrote runs/bench.json']),
     'sage bench sensors --with-graph': Check(
         '', note='a full-graph benchmark; test_bench_sensors runs it'),
+    'sage launch nano --compose': Check(
+        '', note='test_compose_graph runs the composed nano graph and test_compose_footprint '
+                 'measures it'),
     'sage launch nano --role edge': Check(
         '', note='two hosts: test_twohost runs both roles in two network namespaces'),
     'sage launch workstation --role assist': Check(
