@@ -55,6 +55,8 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
         for status in msg.status:
             if status.name == 'sage: memory':
                 seen['memory'] = {kv.key: kv.value for kv in status.values}
+            if status.name == 'sage: snarc':
+                seen['snarc'] = {kv.key: kv.value for kv in status.values}
 
     stop_listening = topic_listener(ros_domain, [
         (Salience, '/sage/salience', on_salience),
@@ -102,6 +104,11 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
         while time.monotonic() < deadline and _input_requests_resolved(seen) < len(settled):
             time.sleep(0.2)
 
+        # SNARC scores the latents published before refinement: the refined copy of an input
+        # comes after its early one was scored (without the early path it would be first).
+        snarc = seen.get('snarc', {})
+        scored = int(snarc.get('vision.inputs', 0)) + int(snarc.get('audio.inputs', 0))
+        assert scored > 0 and int(snarc.get('scored_already', 0)) >= scored // 2, snarc
         # Salience comes from the data: it varies, and some inputs are attended.
         values = [s for m in ('vision', 'audio', 'imu') for _, s, _ in seen[m]]
         assert max(values) - min(values) > 0.05
