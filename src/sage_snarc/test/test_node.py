@@ -34,17 +34,25 @@ def _spin_until(executor, cond, timeout=10.0):
     return spin_until(executor, cond, timeout)
 
 
-def test_node_scores_latents_and_imu_and_reports_problems_on_diagnostics(ros):
+def _snarc_and_probe(ros, *params):
+    """A SNARC node (diagnostics every 0.2 s, no memory preload, plus params), a probe node
+    that collects its Salience and /diagnostics, and an executor spinning both."""
     node = SnarcNode(context=ros, parameter_overrides=[
-        Parameter('diagnostics_period_s', value=0.2), Parameter('memory.preload_k', value=0)])
+        Parameter('diagnostics_period_s', value=0.2), Parameter('memory.preload_k', value=0),
+        *params])
     probe = rclpy.create_node('snarc_probe', context=ros)
     ex = SingleThreadedExecutor(context=ros)
     ex.add_node(node)
     ex.add_node(probe)
     got: list[Salience] = []
     diags: list[DiagnosticArray] = []
-    probe.create_subscription(Salience, '/sage/salience', got.append, RELIABLE_QOS)
-    probe.create_subscription(DiagnosticArray, '/diagnostics', diags.append, 10)
+    probe.create_subscription(Salience, Topic.SALIENCE, got.append, RELIABLE_QOS)
+    probe.create_subscription(DiagnosticArray, Topic.DIAGNOSTICS, diags.append, 10)
+    return node, probe, ex, got, diags
+
+
+def test_node_scores_latents_and_imu_and_reports_problems_on_diagnostics(ros):
+    node, probe, ex, got, diags = _snarc_and_probe(ros)
     lat_pub = probe.create_publisher(Latent, '/sage/vision/latent', RELIABLE_QOS)
     imu_pub = probe.create_publisher(Imu, '/sage/imu/data', SENSOR_QOS)
     try:
@@ -149,17 +157,8 @@ def _scored_once(ros, before_refinement: bool):
     """Vision inputs sent as the encoders do (early on latent_initial, then refined on latent),
     some only refined (an encoder with irp.publish_initial off), some refined first: the
     salience messages and the node's 'scored_already' count."""
-    node = SnarcNode(context=ros, parameter_overrides=[
-        Parameter('diagnostics_period_s', value=0.2), Parameter('memory.preload_k', value=0),
-        Parameter('before_refinement', value=before_refinement)])
-    probe = rclpy.create_node('snarc_probe', context=ros)
-    ex = SingleThreadedExecutor(context=ros)
-    ex.add_node(node)
-    ex.add_node(probe)
-    got: list[Salience] = []
-    diags: list[DiagnosticArray] = []
-    probe.create_subscription(Salience, Topic.SALIENCE, got.append, RELIABLE_QOS)
-    probe.create_subscription(DiagnosticArray, Topic.DIAGNOSTICS, diags.append, 10)
+    node, probe, ex, got, diags = _snarc_and_probe(
+        ros, Parameter('before_refinement', value=before_refinement))
     refined = probe.create_publisher(Latent, Topic.latent('vision'), RELIABLE_QOS)
     early = probe.create_publisher(Latent, Topic.latent_initial('vision'), RELIABLE_QOS)
     world = SyntheticWorld(1)
