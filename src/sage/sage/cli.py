@@ -117,6 +117,10 @@ def bench(
     swap: bool = typer.Option(False, '--swap',
                               help='graph: make new vision/audio model versions live halfway '
                                    'and report what the hot swap cost'),
+    compose: Optional[bool] = typer.Option(
+        None, '--compose/--no-compose',
+        help="graph: run launch.compose_groups one process each, or every node in its own "
+             "(default: the profile's launch.compose)"),
     hour: bool = typer.Option(False, '--hour',
                               help='sleep: one sleep over an hour of stored inputs (wall '
                                    'time and peak memory) instead of the day-1/day-2 run'),
@@ -138,6 +142,8 @@ def bench(
         options['hour'] = True
     if swap:
         options['swap'] = True
+    if compose is not None:
+        options['compose'] = compose
     if domain_id is not None:
         options['domain_id'] = domain_id
     if set_:

@@ -26,6 +26,7 @@ def _sage(*args, env=None):
      "ERROR: profile 'nano' has no role 'cloud' (launch.roles: edge, assist)"),
     (['bench', 'nothing'], "ERROR: unknown benchmark 'nothing'"),
     (['bench', 'memory', '--with-graph'], "ERROR: benchmark 'memory' takes no with_graph option"),
+    (['bench', 'memory', '--compose'], "ERROR: benchmark 'memory' takes no compose option"),
     # several overrides after one --set: each is read and checked (the second one here)
     (['launch', 'nano', '--set', 'camera.fps=5', 'camera.width=-3'],
      "ERROR: camera: parameter 'width': -3 is below the minimum 16"),
