@@ -41,7 +41,10 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
            '--domain-id', str(ros_domain), '--run-dir', str(run_dir),
            '--set', f'memory.data_dir={data_dir}',
            '--set', f'snarc.state_file={tmp_path / "state" / "snarc.npz"}',
-           '--set', f'orchestrator.state_dir={tmp_path / "state"}']
+           '--set', f'orchestrator.state_dir={tmp_path / "state"}',
+           # salience before refinement (off by default; checked below)
+           '--set', 'vision_encoder.irp.publish_initial=true',
+           'audio_encoder.irp.publish_initial=true', 'snarc.before_refinement=true']
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)

@@ -53,7 +53,7 @@ def irp_params(max_iterations: int, default_atp: float) -> tuple[ParamSpec, ...]
                   1, 16),
         ParamSpec('plugin', '', "plugin name in /sage/budget allocations ('' = node name)",
                   read_only=True),
-        ParamSpec('irp.publish_initial', True, 'also publish each input before refinement on '
+        ParamSpec('irp.publish_initial', False, 'also publish each input before refinement on '
                   "/sage/<modality>/latent_initial (halt_reason 'pending'), so SNARC scores it "
                   'without waiting for the refinement steps its ATP buys (false: SNARC scores '
                   'the refined latent, later by those steps)'),

@@ -131,7 +131,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P('imu_queue_depth', 100, 'IMU messages the subscription holds while the node is busy '
        '(best effort; 100 = 0.5 s at 200 Hz, so a stall loses none)', 1, 10000,
        read_only=True),
-    _P('before_refinement', True, 'Score vision and audio inputs from /sage/<modality>/'
+    _P('before_refinement', False, 'Score vision and audio inputs from /sage/<modality>/'
        'latent_initial, published before refinement, and score a refined latent only when '
        'its input was not scored yet (an encoder with irp.publish_initial off, recorded '
        'latents); false: only refined latents', read_only=True),
