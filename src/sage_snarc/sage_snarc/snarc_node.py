@@ -6,7 +6,6 @@ same inputs before refinement; each input is scored once), /sage/imu/data, /sage
 """
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 import sys
 import time
@@ -27,7 +26,7 @@ from sage_common.ros import (LATCHED_QOS, RELIABLE_QOS, DiagnosticsPublisher,
                              declare_params, run, sensor_qos, stamp_sec)
 from sage_common.vocabulary import LANGUAGE, PUZZLE_MODALITIES, Topic
 from sage_snarc import checkpoint
-from sage_snarc.scored_once import ScoredOnce
+from sage_snarc.seen_once import SeenOnce, input_key
 from sage_snarc.snarc_core import LATENT_MODALITIES, SnarcCore
 from sage_snarc.snarc_params import PARAMS, validate
 
@@ -57,13 +56,12 @@ class SnarcNode(Node):
         self._imu_seq = 0
         self._liveness_s = float(values['liveness_s'])
         self._last_input: dict[str, float] = {}  # wall clock, for dead-stream reports only
-        self._seen_uuids: deque[str] = deque(maxlen=200_000)
-        self._uuid_set: set[str] = set()
+        self._uuids = SeenOnce(200_000)  # stored experiences already in the novelty index
         self.pub = self.create_publisher(Salience, Topic.SALIENCE, RELIABLE_QOS)
         # Puzzle latents come before refinement too (the encoders' irp.publish_initial):
         # scored from whichever of the two arrives first, salience need not wait for the
         # refinement steps.
-        self._once = ScoredOnce() if values['before_refinement'] else None
+        self._once = SeenOnce() if values['before_refinement'] else None
         self.health.count('scored_already', 0)
         for m in LATENT_MODALITIES:
             qos = RARE_LATENT_QOS if m == LANGUAGE else LATENT_QOS
@@ -98,7 +96,8 @@ class SnarcNode(Node):
         started = time.perf_counter()
         try:
             if self._once is not None and msg.modality in PUZZLE_MODALITIES \
-                    and not self._once.first(msg.modality, msg.input_seq, stamp_sec(msg)):
+                    and not self._once.first(input_key(msg.modality, msg.input_seq,
+                                                       stamp_sec(msg))):
                 self.health.count('scored_already')  # the other copy of this input came first
                 return
             rec = latent_from_msg(msg)
@@ -125,13 +124,8 @@ class SnarcNode(Node):
         self.core.add_reward(RewardRecord(stamp_sec(msg), float(msg.value), msg.source))
 
     def _on_stored(self, msg: Experience) -> None:
-        if msg.uuid and msg.uuid in self._uuid_set:
+        if msg.uuid and not self._uuids.first(msg.uuid):
             return
-        if msg.uuid:
-            if len(self._seen_uuids) == self._seen_uuids.maxlen:
-                self._uuid_set.discard(self._seen_uuids[0])
-            self._seen_uuids.append(msg.uuid)
-            self._uuid_set.add(msg.uuid)
         if self.core.add_memory(msg.modality, msg.embedding):
             self.health.count('memories')
 
