@@ -17,13 +17,14 @@ import numpy as np
 from sage_common.records import LatentRecord
 
 from sage_encoders.errors import EncoderError, InputError
+from sage_encoders.colour_change import chromaticity, colour_change
 from sage_encoders.input_ring import InputRing, jpeg_input
 from sage_encoders.preprocess import resize_rgb, scale_rgb
 from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, RuntimeConfig,
                                   SwappableModel, before_refinement, encode_puzzle)
 from sage_encoders.runtime import Log
 
-FEATURES = ('brightness', 'brightness_change', 'motion')
+FEATURES = ('brightness', 'brightness_change', 'motion', 'colour_change')
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class VisionConfig:
     input_size: int = 240
     lazy_load: bool = True
     motion_size: tuple[int, int] = (32, 24)  # (width, height)
+    colour_block: int = 4  # cells of the motion thumbnail (colour_change.py)
+    colour_shift: int = 1
+    colour_dark: float = 0.04
     preview_size: tuple[int, int] = (64, 48)  # (width, height)
     jpeg_quality: int = 70
     exposure_target: float = 0.45  # mean grey frames are scaled to (0 = no normalisation)
@@ -49,6 +53,9 @@ class VisionConfig:
                    irp=IrpConfig.from_params(values), input_size=int(values['input_size']),
                    lazy_load=bool(values['lazy_load']),
                    motion_size=(int(values['motion.width']), int(values['motion.height'])),
+                   colour_block=int(values['colour.block']),
+                   colour_shift=int(values['colour.shift']),
+                   colour_dark=float(values['colour.dark']),
                    preview_size=(int(values['preview.width']), int(values['preview.height'])),
                    jpeg_quality=int(values['preview.jpeg_quality']),
                    exposure_target=float(values['exposure.target']),
@@ -73,6 +80,7 @@ class VisionEncoderCore(SwappableModel):
         self.model = PuzzleModel(cfg.runtime, log)
         self.model_lock = threading.Lock()  # held per frame and for a model swap
         self._prev_thumb: np.ndarray | None = None
+        self._prev_chroma: np.ndarray | None = None
         # The newest model-input frames, for the memory node (what sleep retrains on).
         self.inputs = InputRing(cfg.training_keep,
                                 partial(jpeg_input, quality=cfg.training_jpeg_quality))
@@ -149,17 +157,23 @@ class VisionEncoderCore(SwappableModel):
         return float(min(most, max(1.0 / most, target / max(brightness, 1e-3))))
 
     def _features(self, rgb: np.ndarray) -> dict[str, float]:
-        """brightness (0..1), |brightness change| and motion (mean abs grey difference)."""
-        small = cv2.resize(rgb, self.cfg.motion_size, interpolation=cv2.INTER_AREA)
+        """brightness (0..1), |brightness change|, motion (mean abs grey difference) and
+        colour_change (colour_change.py)."""
+        cfg = self.cfg
+        small = cv2.resize(rgb, cfg.motion_size, interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        chroma = chromaticity(rgb, cfg.motion_size, cfg.colour_dark)
         brightness = float(grey.mean())
-        prev = self._prev_thumb
-        self._prev_thumb = grey
-        if prev is None:
-            return {'brightness': brightness, 'brightness_change': 0.0, 'motion': 0.0}
+        prev, prev_chroma = self._prev_thumb, self._prev_chroma
+        self._prev_thumb, self._prev_chroma = grey, chroma
+        if prev is None or prev_chroma is None:
+            return {'brightness': brightness, 'brightness_change': 0.0, 'motion': 0.0,
+                    'colour_change': 0.0}
         return {'brightness': brightness,
                 'brightness_change': float(abs(brightness - float(prev.mean()))),
-                'motion': float(np.abs(grey - prev).mean())}
+                'motion': float(np.abs(grey - prev).mean()),
+                'colour_change': colour_change(prev_chroma, chroma, cfg.colour_block,
+                                               cfg.colour_shift)}
 
     def _preview(self, rgb: np.ndarray) -> bytes:
         small = cv2.resize(rgb, self.cfg.preview_size, interpolation=cv2.INTER_AREA)

@@ -16,6 +16,14 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
               read_only=True),
     ParamSpec('motion.width', 32, 'grey thumbnail width for brightness and motion', 4, 320),
     ParamSpec('motion.height', 24, 'grey thumbnail height for brightness and motion', 4, 240),
+    ParamSpec('colour.block', 4, 'side (thumbnail cells) of the blocks the colour_change '
+              'feature averages chromaticity changes over (an object fills one; noise averages '
+              'out in it)', 1, 64),
+    ParamSpec('colour.shift', 1, 'thumbnail cells a cell may have moved since the previous '
+              'frame and still be the same colour (a pan or a jitter is not a colour change)',
+              0, 4),
+    ParamSpec('colour.dark', 0.04, 'offset (0..1) added to r, g and b before the chromaticity '
+              'ratio, so near-black cells (mostly noise) stay close to grey', 0.0, 1.0),
     ParamSpec('exposure.target', 0.45, 'mean grey (0..1) frames are scaled to before '
               'encoding, so an exposure or gain step does not change the codes (0 = off); '
               'the brightness feature is measured before, so a light change is still seen',

@@ -113,7 +113,7 @@ def test_default_frame_gives_30x30_codes_embedding_and_record_fields(vision_para
     assert rec.codes.max() < rec.codebook_size == 128
     assert rec.embedding.dtype == np.float32 and rec.embedding.shape == (32,)
     assert (rec.stamp, rec.input_seq, rec.modality) == (12.5, 3, 'vision')
-    assert list(rec.features) == ['brightness', 'brightness_change', 'motion']
+    assert list(rec.features) == ['brightness', 'brightness_change', 'motion', 'colour_change']
     assert rec.recon_error == rec.energy_final <= rec.energy_initial
     assert rec.preview_format == 'jpeg'
     thumb = cv2.imdecode(np.frombuffer(rec.preview, np.uint8), cv2.IMREAD_COLOR)
@@ -168,6 +168,31 @@ def test_motion_and_brightness_follow_the_frames(vision_params) -> None:
     assert moved['motion'] > 0.02
     assert white['brightness'] == pytest.approx(1.0)
     assert white['brightness_change'] == pytest.approx(1.0 - moved['brightness'], abs=1e-6)
+
+
+def test_colour_change_sees_a_new_colour_not_light_pan_or_noise(vision_params) -> None:
+    """colour_change (colour_change.py) against the previous frame: a frame again with sensor
+    noise, brighter by a fifth, or panned by 4 px hardly moves it; a 40 px patch of a colour
+    the scene lacks moves it by far more."""
+    core = _core(vision_params, **{'irp.max_iterations': 0})
+    rng = np.random.default_rng(3)
+    f = scene(4).astype(np.float32)
+
+    def noisy(x):
+        return np.clip(x + rng.normal(0.0, 2.0, x.shape), 0, 255).astype(np.uint8)
+
+    def change(prev, cur):
+        core.encode(noisy(prev), 0.0, 0)
+        return core.encode(noisy(cur), 0.1, 1).features['colour_change']
+
+    f, panned = f[:, 4:], f[:, :-4]
+    patched = f.copy()
+    patched[100:140, 60:100] = (40.0, 90.0, 200.0)
+    calm = {'noise': change(f, f), 'light': change(f, f * 1.2), 'pan': change(f, panned)}
+    assert max(calm.values()) < 0.02, calm
+    assert change(f, patched) > 3.0 * max(calm.values()), calm
+    first = _core(vision_params).encode(noisy(f), 0.0, 0).features
+    assert first['colour_change'] == 0.0  # nothing to compare the first frame with
 
 
 def test_small_atp_halts_earlier_than_large_atp(vision_params) -> None:

@@ -3,7 +3,9 @@ vision encoder: a slow pan over real photos with sensor noise and JPEG, then a c
 another real photo pasted into the world, centred where four code blocks meet. Side by side
 blocks split its new codes four ways (each block a quarter new, like a pan); overlapping blocks
 (`surprise.codes.stride` less than the block) hold it whole in one block. Photos from the
-registry packages sage_eval.media reads; only the camera motion and noise are generated."""
+registry packages sage_eval.media reads; only the camera motion and noise are generated.
+A smooth cut-out on a smooth floor leaves the codes as they were: its colour
+(the encoder's colour_change feature) is what tells it."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,17 +25,18 @@ DETECT_S = 1.0  # the salience bench's detection window after an event's start
 OBJECT_PX = 56  # the realistic scenes' smallest: 7.5 code cells (8 px each at the encoder's 240)
 # Where four 6-cell blocks meet (cell 12 of 30) in the 224 px frame.
 CORNER_PX = round(12 * 8 * SIZE / 240)
-SIDE_BY_SIDE = {'surprise.codes.stride': 0, 'surprise.codes.floor': 0.05}  # before
+CODES_ONLY = {'surprise.channels.vision': 'brightness,codes'}  # before colour_change
+SIDE_BY_SIDE = {**CODES_ONLY, 'surprise.codes.stride': 0, 'surprise.codes.floor': 0.05}
 
 
-@pytest.fixture(scope='module')
-def latents():
-    """The encoder's latents of the scene (the profile's refinement at 2 ATP per frame) and
-    the stamp the object appears."""
+def _scene(world_names, obj, at):
+    """The encoder's latents of a slow pan over `world_names` (the profile's refinement at
+    2 ATP per frame) with a cut-out of photo `obj` pasted at `at` (px of the first frame)
+    after CALM_S, and the stamp it appears."""
     rng = np.random.default_rng(7)
-    world = np.concatenate([resize_to_height(media.photo(n), SIZE) for n in ('coffee', 'clock')],
+    world = np.concatenate([resize_to_height(media.photo(n), SIZE) for n in world_names],
                            axis=1).astype(np.float32)
-    patch, alpha = cutout(media.photo('rocket'), OBJECT_PX, rng)
+    patch, alpha = cutout(media.photo(obj), OBJECT_PX, rng)
     noise = SensorNoise(gain_dn_per_e=0.12, read_dn=1.5, jpeg_quality=80)
     core = VisionEncoderCore.from_params(resolve(vision_encoder_params.PARAMS, {}))
     appear = CALM_S
@@ -42,12 +45,25 @@ def latents():
         t = i / FPS
         x0 = int(round(PAN_PX_S * t))
         if t >= appear and not pasted:
-            at = CORNER_PX - OBJECT_PX // 2
-            paste(world, patch, alpha, x0 + at, at)
+            paste(world, patch, alpha, x0 + at[0], at[1])
             pasted = True
         frame = expose(world[:SIZE, x0:x0 + SIZE], 1.0, noise, rng)
         recs.append(core.encode(frame, 1000.0 + t, i, atp=2.0))
     return recs, 1000.0 + appear
+
+
+@pytest.fixture(scope='module')
+def latents():
+    """A rocket cut-out centred where four code blocks meet, over coffee and a clock."""
+    at = CORNER_PX - OBJECT_PX // 2
+    return _scene(('coffee', 'clock'), 'rocket', (at, at))
+
+
+@pytest.fixture(scope='module')
+def colour_latents():
+    """A rocket cut-out (a smooth blue sky round it) on the grey floor of a garage: its codes
+    are the floor's, its colour is not."""
+    return _scene(('motorcycle_left', 'coffee'), 'rocket', (120, 150))
 
 
 def _decisions(recs, values):
@@ -66,10 +82,28 @@ def test_an_object_across_a_block_corner_is_attended_and_the_calm_pan_is_not(lat
 
 
 def test_side_by_side_blocks_split_the_same_object_and_miss_it(latents):
-    """The same latents scored with blocks side by side, as before the stride."""
+    """The same latents scored on the codes with blocks side by side, as before the stride."""
     recs, appear = latents
     old = _decisions(recs, SIDE_BY_SIDE)
-    new = _decisions(recs, {})
+    new = _decisions(recs, CODES_ONLY)
     near = [k for k, d in enumerate(new) if appear - 0.05 <= d.stamp <= appear + DETECT_S]
     assert max(old[k].surprise for k in near) < max(new[k].surprise for k in near) - 0.3
     assert not any(old[k].attend for k in near)
+
+
+def test_an_object_the_codes_miss_is_attended_for_its_colour(colour_latents):
+    """Scored on the codes alone the object is missed; with the encoder's colour_change it is
+    attended, and the calm pan (sensor noise, JPEG) still is not."""
+    recs, appear = colour_latents
+    with_colour = _decisions(recs, {})
+    codes_only = _decisions(recs, CODES_ONLY)
+    near = [k for k, d in enumerate(with_colour) if appear - 0.05 <= d.stamp <= appear + DETECT_S]
+    calm = [k for k, d in enumerate(with_colour) if 1000.0 + WARMUP_S <= d.stamp < appear]
+    assert not any(codes_only[k].attend for k in near), max(codes_only[k].salience for k in near)
+    assert any(with_colour[k].attend for k in near), [round(with_colour[k].salience, 2)
+                                                      for k in near[:4]]
+    assert not any(with_colour[k].attend for k in calm), max(with_colour[k].salience
+                                                             for k in calm)
+    change = [r.features['colour_change'] for r in recs]
+    # The appearance stands out of every calm frame's colour change by a margin.
+    assert max(change[k] for k in near) > 2.0 * max(change[k] for k in calm)

@@ -1,0 +1,60 @@
+"""Colour that appeared in one place: the vision encoder's `colour_change` feature.
+
+The puzzle codes describe local texture, so a smooth blue object set down on a smooth grey
+floor can leave them almost as they were. What changed is colour. The feature compares the
+frame's chromaticity thumbnail (r and g over r + g + b, per cell) with the previous frame's:
+
+- chromaticity does not move when the light, the exposure or the gain steps (all three scale
+  r, g and b alike), so those are left to the brightness features;
+- a cell is new by how far its colour lies outside the range (per channel, lowest to highest)
+  of the previous frame's cells up to `shift` cells away: a pan or a jitter moves a cell by
+  whole cells or mixes it with its neighbours, and either stays within that range;
+- the differences are averaged over `block` x `block` cells and the largest block is the
+  feature: an object fills a block, sensor noise averages out in it.
+
+A dark offset is added to r, g and b before the ratio, so the chromaticity of near-black
+cells (mostly noise) stays close to grey.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def chromaticity(rgb: np.ndarray, size: tuple[int, int], dark: float) -> np.ndarray:
+    """(height, width, 2) r and g chromaticity of a (H, W, 3) uint8 RGB frame's thumbnail.
+
+    Args:
+        rgb: the frame.
+        size: thumbnail (width, height).
+        dark: offset added to each channel (0..1 units) before the ratio.
+    """
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    small = small / np.float32(255.0) + np.float32(dark)
+    return small[:, :, :2] / small.sum(axis=2, keepdims=True)
+
+
+def colour_change(prev: np.ndarray, cur: np.ndarray, block: int, shift: int) -> float:
+    """Largest mean chromaticity change of a block between two thumbnails.
+
+    Args:
+        prev: the previous frame's `chromaticity`.
+        cur: this frame's, of the same shape.
+        block: side of the blocks (cells) changes are averaged over; a thumbnail smaller
+            than a block is one block.
+        shift: cells a cell may have moved since the previous frame.
+    """
+    h, w, _ = cur.shape
+    if shift > 0:
+        kernel = np.ones((2 * shift + 1, 2 * shift + 1), np.uint8)
+        hi = cv2.dilate(prev, kernel, borderType=cv2.BORDER_REPLICATE)
+        lo = cv2.erode(prev, kernel, borderType=cv2.BORDER_REPLICATE)
+    else:
+        hi = lo = prev
+    # L1 over r and g of the distance to the neighbourhood's range.
+    outside = (np.maximum(cur - hi, 0.0) + np.maximum(lo - cur, 0.0)).sum(axis=2)
+    bh, bw = min(block, h), min(block, w)
+    # Block means at every position (a box filter), only where the block is whole.
+    means = cv2.blur(outside, (bw, bh), borderType=cv2.BORDER_CONSTANT)
+    top, left = bh // 2, bw // 2
+    return float(means[top:top + h - bh + 1, left:left + w - bw + 1].max())
