@@ -21,17 +21,15 @@ import cv2
 import numpy as np
 
 
-def chromaticity(rgb: np.ndarray, size: tuple[int, int], dark: float) -> np.ndarray:
-    """(height, width, 2) r and g chromaticity of a (H, W, 3) uint8 RGB frame's thumbnail.
+def chromaticity(thumb: np.ndarray, dark: float) -> np.ndarray:
+    """(height, width, 2) r and g chromaticity of a (height, width, 3) uint8 RGB thumbnail.
 
     Args:
-        rgb: the frame.
-        size: thumbnail (width, height).
+        thumb: the frame, shrunk (the vision encoder's motion thumbnail).
         dark: offset added to each channel (0..1 units) before the ratio.
     """
-    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    small = small / np.float32(255.0) + np.float32(dark)
-    return small[:, :, :2] / small.sum(axis=2, keepdims=True)
+    rgb = thumb.astype(np.float32) / np.float32(255.0) + np.float32(dark)
+    return rgb[:, :, :2] / rgb.sum(axis=2, keepdims=True)
 
 
 def colour_change(prev: np.ndarray, cur: np.ndarray, block: int, shift: int) -> float:

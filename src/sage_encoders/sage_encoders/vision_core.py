@@ -162,7 +162,7 @@ class VisionEncoderCore(SwappableModel):
         cfg = self.cfg
         small = cv2.resize(rgb, cfg.motion_size, interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-        chroma = chromaticity(rgb, cfg.motion_size, cfg.colour_dark)
+        chroma = chromaticity(small, cfg.colour_dark)
         brightness = float(grey.mean())
         prev, prev_chroma = self._prev_thumb, self._prev_chroma
         self._prev_thumb, self._prev_chroma = grey, chroma
