@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 from sage_encoders.audio_core import FEATURES
+from sage_encoders.vision_core import FEATURES as VISION_FEATURES
 from sage_common.ros import spin_until
 
 rclpy = pytest.importorskip('rclpy')
@@ -67,7 +68,7 @@ def test_vision_node_publishes_latents_reports_bad_frames_and_unloads_in_dream(r
     msg = latents[0]
     assert (msg.grid_height, msg.grid_width, len(msg.codes)) == (30, 30, 900)
     assert msg.header.stamp.sec == 42 and msg.modality == 'vision'
-    assert list(msg.feature_names) == ['brightness', 'brightness_change', 'motion']
+    assert tuple(msg.feature_names) == VISION_FEATURES
     assert msg.preview_format == 'jpeg' and len(msg.embedding) == 32
     assert msg.iterations == 3 and msg.halt_reason == 'budget'  # allocation 3 ATP
     assert node.account.available() == 0.0
