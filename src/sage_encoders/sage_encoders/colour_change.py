@@ -9,8 +9,10 @@ frame's chromaticity thumbnail (r and g over r + g + b, per cell) with the previ
 - a cell is new by how far its colour lies outside the range (per channel, lowest to highest)
   of the previous frame's cells up to `shift` cells away: a pan or a jitter moves a cell by
   whole cells or mixes it with its neighbours, and either stays within that range;
-- the differences are averaged over `block` x `block` cells and the largest block is the
-  feature: an object fills a block, sensor noise averages out in it.
+- the differences are averaged over `block` x `block` cells, and the feature is the largest
+  block less the median block: an object fills a block, sensor noise averages out in it, and
+  a change of the whole frame's colour (a camera's white balance settling, a tinted light
+  switched on) moves the median block as much as the largest.
 
 A dark offset is added to r, g and b before the ratio, so the chromaticity of near-black
 cells (mostly noise) stays close to grey.
@@ -33,7 +35,8 @@ def chromaticity(thumb: np.ndarray, dark: float) -> np.ndarray:
 
 
 def colour_change(prev: np.ndarray, cur: np.ndarray, block: int, shift: int) -> float:
-    """Largest mean chromaticity change of a block between two thumbnails.
+    """Largest mean chromaticity change of a block between two thumbnails, less the median
+    block's.
 
     Args:
         prev: the previous frame's `chromaticity`.
@@ -55,4 +58,5 @@ def colour_change(prev: np.ndarray, cur: np.ndarray, block: int, shift: int) -> 
     # Block means at every position (a box filter), only where the block is whole.
     means = cv2.blur(outside, (bw, bh), borderType=cv2.BORDER_CONSTANT)
     top, left = bh // 2, bw // 2
-    return float(means[top:top + h - bh + 1, left:left + w - bw + 1].max())
+    whole = means[top:top + h - bh + 1, left:left + w - bw + 1]
+    return float(whole.max() - np.median(whole))

@@ -172,8 +172,8 @@ def test_motion_and_brightness_follow_the_frames(vision_params) -> None:
 
 def test_colour_change_sees_a_new_colour_not_light_pan_or_noise(vision_params) -> None:
     """colour_change (colour_change.py) against the previous frame: a frame again with sensor
-    noise, brighter by a fifth, or panned by 4 px hardly moves it; a 40 px patch of a colour
-    the scene lacks moves it by far more."""
+    noise, brighter by a fifth, panned by 4 px or with a white balance a tenth warmer hardly
+    moves it; a 40 px patch of a colour the scene lacks moves it by far more."""
     core = _core(vision_params, **{'irp.max_iterations': 0})
     rng = np.random.default_rng(3)
     f = scene(4).astype(np.float32)
@@ -188,7 +188,9 @@ def test_colour_change_sees_a_new_colour_not_light_pan_or_noise(vision_params) -
     f, panned = f[:, 4:], f[:, :-4]
     patched = f.copy()
     patched[100:140, 60:100] = (40.0, 90.0, 200.0)
-    calm = {'noise': change(f, f), 'light': change(f, f * 1.2), 'pan': change(f, panned)}
+    warmer = f * np.array([1.1, 1.0, 0.9], np.float32)
+    calm = {'noise': change(f, f), 'light': change(f, f * 1.2), 'pan': change(f, panned),
+            'white balance': change(f, warmer)}
     assert max(calm.values()) < 0.02, calm
     assert change(f, patched) > 3.0 * max(calm.values()), calm
     first = _core(vision_params).encode(noisy(f), 0.0, 0).features
