@@ -64,7 +64,8 @@ def run_bench(seconds: float = 10.0, *, memories: int = 100_000, dim: int = 32,
         flips = rng.integers(0, 900, size=300 if event else 15)
         codes.flat[flips] = rng.integers(0, 128, size=flips.size)
         feats = {'brightness': 0.5, 'brightness_change': 0.1 if event else 0.001,
-                 'motion': 0.1 if event else 0.001, 'rms_db': -50.0, 'onset': 0.05}
+                 'motion': 0.1 if event else 0.001, 'rms_db': -50.0, 'onset': 0.05,
+                 'colour_change': 0.2 if event else 0.003 + 0.001 * rng.random()}
         if modality == 'audio':
             level = -20.0 if event else -50.0 + rng.normal()
             feats.update(hop_db=level, hop_peak_db=level + 3.0, hop_onset_db=30.0 if event
