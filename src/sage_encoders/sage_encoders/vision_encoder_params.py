@@ -14,8 +14,10 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
     ParamSpec('input_size', 240, 'side (px) frames are resized to before encoding; the code '
               'grid is input_size/8 (240 -> 30x30; the model was trained at 240)', 64, 960,
               read_only=True),
-    ParamSpec('motion.width', 32, 'grey thumbnail width for brightness and motion', 4, 320),
-    ParamSpec('motion.height', 24, 'grey thumbnail height for brightness and motion', 4, 240),
+    ParamSpec('motion.width', 32, 'thumbnail width for brightness, motion and '
+              'colour_change', 4, 320),
+    ParamSpec('motion.height', 24, 'thumbnail height for brightness, motion and '
+              'colour_change', 4, 240),
     ParamSpec('colour.block', 4, 'side (thumbnail cells) of the blocks the colour_change '
               'feature averages chromaticity changes over (an object fills one; noise averages '
               'out in it)', 1, 64),
