@@ -79,8 +79,7 @@ class VisionEncoderCore(SwappableModel):
         self.irp = cfg.irp
         self.model = PuzzleModel(cfg.runtime, log)
         self.model_lock = threading.Lock()  # held per frame and for a model swap
-        self._prev_thumb: np.ndarray | None = None
-        self._prev_chroma: np.ndarray | None = None
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None  # last grey and chroma thumbs
         # The newest model-input frames, for the memory node (what sleep retrains on).
         self.inputs = InputRing(cfg.training_keep,
                                 partial(jpeg_input, quality=cfg.training_jpeg_quality))
@@ -164,11 +163,11 @@ class VisionEncoderCore(SwappableModel):
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
         chroma = chromaticity(small, cfg.colour_dark)
         brightness = float(grey.mean())
-        prev, prev_chroma = self._prev_thumb, self._prev_chroma
-        self._prev_thumb, self._prev_chroma = grey, chroma
-        if prev is None or prev_chroma is None:
+        last, self._prev = self._prev, (grey, chroma)
+        if last is None:
             return {'brightness': brightness, 'brightness_change': 0.0, 'motion': 0.0,
                     'colour_change': 0.0}
+        prev, prev_chroma = last
         return {'brightness': brightness,
                 'brightness_change': float(abs(brightness - float(prev.mean()))),
                 'motion': float(np.abs(grey - prev).mean()),
