@@ -193,15 +193,16 @@ class NanoGraph:
                             f'orchestrator.state.{state}.threshold_offset')]
 
     def launch(self, domain: int, run_dir: Path, overrides: list[str],
-               without: tuple[str, ...] = (), compose: bool = False) -> subprocess.Popen:
+               without: tuple[str, ...] = (), compose: bool | None = None) -> subprocess.Popen:
+        """`sage launch nano` in the background (compose None: as the profile says)."""
         cmd = [sys.executable, '-m', 'sage.cli', 'launch', 'nano', '--duration', '300',
                '--domain-id', str(domain), '--quiet', '--run-dir', str(run_dir)]
         for value in overrides:
             cmd += ['--set', value]
         if without:
             cmd += ['--without', ','.join(without)]
-        if compose:
-            cmd.append('--compose')
+        if compose is not None:
+            cmd.append('--compose' if compose else '--no-compose')
         with (run_dir.parent / f'{run_dir.name}.log').open('w') as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                     env=dict(os.environ))
@@ -223,17 +224,34 @@ def nano_graph():
             graphs.stop(proc)
 
 
+def _nano_with_only(nodes) -> dict:
+    """The nano profile's YAML with only `nodes` launched (compose groups trimmed to them)."""
+    import yaml
+    from sage.paths import config_dir
+
+    data = yaml.safe_load((config_dir() / 'nano.yaml').read_text())
+    launch = data['launch']
+    launch['nodes'] = {n: launch['nodes'][n] for n in nodes}
+    launch['compose_groups'] = {g: [n for n in names if n in nodes]
+                                for g, names in launch.get('compose_groups', {}).items()}
+    return data
+
+
+@pytest.fixture
+def nano_with_only():
+    """nano_with_only(nodes) -> the nano profile's YAML (a dict) launching only those nodes."""
+    return _nano_with_only
+
+
 @pytest.fixture
 def imu_only_profile(tmp_path):
     """make(domain) -> path of the nano profile with only its IMU node (the cheapest real graph)
     on that domain."""
     import yaml
-    from sage.paths import config_dir
 
     def make(domain: int):
-        data = yaml.safe_load((config_dir() / 'nano.yaml').read_text())
+        data = _nano_with_only(['imu'])
         data['launch']['domain_id'] = domain
-        data['launch']['nodes'] = {'imu': data['launch']['nodes']['imu']}
         path = tmp_path / 'imu_only.yaml'  # the profile's name is its file's stem
         path.write_text(yaml.safe_dump(data))
         return path

@@ -110,7 +110,8 @@ def _run_once(prof: Profile, with_graph: bool, periods: dict[str, float], second
     if not with_graph:
         prof = prof.without(n.name for n in prof.nodes if n.name not in SENSOR_NODES)
     run_dir = Path(tempfile.mkdtemp(prefix='sage-bench-sensors-'))
-    sup = graph_supervisor(prof, run_dir, domain_id)
+    # a process per node: the figures give each sensor node's own CPU and memory
+    sup = graph_supervisor(prof, run_dir, domain_id, compose=False)
 
     def check() -> None:
         sup.poll()

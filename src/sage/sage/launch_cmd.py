@@ -30,9 +30,15 @@ def runs_dir() -> Path:
 
 def new_run_dir(profile: Profile) -> Path:
     stamp = time.strftime('%Y%m%d-%H%M%S')
-    path = runs_dir() / f'{profile.name}-{stamp}-{os.getpid()}'
-    path.mkdir(parents=True, exist_ok=False)
-    return path
+    base = runs_dir() / f'{profile.name}-{stamp}-{os.getpid()}'
+    path, n = base, 1
+    while True:  # one process may start two runs within a second (a launch file included twice)
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f'{base.name}-{n}')
 
 
 def supervisor_config(profile: Profile) -> SupervisorConfig:
@@ -51,7 +57,7 @@ def graph_supervisor(profile: Profile, run_dir: Path, domain_id: int | None = No
     extra_env), with this process joined to the same graph so its own observer node sees it.
 
     compose: run launch.compose_groups as one process each (None: the profile's
-    launch.compose, default off).
+    launch.compose; a profile without the key: off).
     """
     env = dict(os.environ)
     env.update(graph_env(profile, domain_id, multi_host))

@@ -9,7 +9,6 @@ import pytest
 import yaml
 
 from sage.bench_graph import run_bench
-from sage.paths import config_dir
 
 pytestmark = pytest.mark.graph
 
@@ -18,10 +17,9 @@ NODES = ('microphone', 'audio_encoder', 'snarc')
 
 
 @pytest.fixture
-def audio_profile(tmp_path):
-    data = yaml.safe_load((config_dir() / 'nano.yaml').read_text())
+def audio_profile(tmp_path, nano_with_only):
+    data = nano_with_only(NODES)
     data['launch']['domain_id'] = BASE + 4
-    data['launch']['nodes'] = {n: data['launch']['nodes'][n] for n in NODES}
     path = tmp_path / 'audio_only.yaml'
     path.write_text(yaml.safe_dump(data))
     return path, data['audio_encoder']['ros__parameters']

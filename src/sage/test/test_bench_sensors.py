@@ -30,6 +30,7 @@ def test_a_short_run_measures_all_three_streams(ros_domain, monkeypatch):
         monkeypatch.setenv(key, os.environ.get(key, ''))    # restored after the test
     result = run_bench(seconds=2.0, warmup_s=1.0, domain_id=ros_domain)
     assert result['nodes'] == ['camera', 'microphone', 'imu']
+    # one process per node even where the profile composes them (nano): CPU and RSS per node
     assert result['restarts'] == {'camera': 0, 'microphone': 0, 'imu': 0}
     priorities = {n: load_profile('nano').node(n).parameters['capture_priority']
                   for n in result['nodes']}

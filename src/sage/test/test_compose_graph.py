@@ -86,7 +86,7 @@ def test_composed_nano_graph_scores_and_respawns_a_killed_group(tmp_path: Path):
             names.update(n for n, _ns in node.get_node_names_and_namespaces())
             return NODES <= names
         spin_until(all_names, f'node names seen: {sorted(names)}')
-        count, group = _processes()  # nano: one group of all but memory, + memory alone
+        count, group = _processes()  # nano: sensing and cognition groups, + memory alone
         assert count < len(NODES)
         assert len(psutil.Process(proc.pid).children()) == count
         victim = _group_pid(proc.pid, group)

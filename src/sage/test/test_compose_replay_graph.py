@@ -4,8 +4,8 @@ scored agree; no latent is lost on the way to SNARC (no gap in any modality's in
 none is scored twice (issue 16, must-show 1). About 150 s: 36 s of bag played twice at half rate.
 
 Both graphs run without their sensors (the bag is the input), the MiniLM encoder and viz (the
-scene has no text); composed, the rest runs as the profile's groups (nano: one process for all
-but memory).
+scene has no text); composed, the rest runs as the profile's groups (nano: a sensing and a
+cognition process).
 """
 from __future__ import annotations
 

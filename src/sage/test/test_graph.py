@@ -37,14 +37,12 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
     from sage_interfaces.msg import Experience, Salience
     data_dir = tmp_path / 'data'
     run_dir = tmp_path / 'run'
-    cmd = [sys.executable, '-m', 'sage.cli', 'launch', 'nano', '--duration', '60',
+    # one process per node (nano composes by default: test_compose_graph runs it so)
+    cmd = [sys.executable, '-m', 'sage.cli', 'launch', 'nano', '--no-compose', '--duration', '60',
            '--domain-id', str(ros_domain), '--run-dir', str(run_dir),
            '--set', f'memory.data_dir={data_dir}',
            '--set', f'snarc.state_file={tmp_path / "state" / "snarc.npz"}',
-           '--set', f'orchestrator.state_dir={tmp_path / "state"}',
-           # salience before refinement (off by default; checked below)
-           '--set', 'vision_encoder.irp.publish_initial=true',
-           'audio_encoder.irp.publish_initial=true', 'snarc.before_refinement=true']
+           '--set', f'orchestrator.state_dir={tmp_path / "state"}']
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)

@@ -76,8 +76,8 @@ def _actions_from_launch_file(profile: str, overrides: str, monkeypatch,
     return opaque.kwargs['function'](context, *opaque.kwargs['args'])
 
 
-def _nodes_from_launch_file(profile: str, overrides: str, monkeypatch):
-    actions = _actions_from_launch_file(profile, overrides, monkeypatch)
+def _nodes_from_launch_file(profile: str, overrides: str, monkeypatch, compose: str = 'false'):
+    actions = _actions_from_launch_file(profile, overrides, monkeypatch, compose=compose)
     nodes = [a.kwargs for a in actions if type(a).__name__ == 'Node']
     env = {a.args[0]: a.args[1] for a in actions
            if type(a).__name__ == 'SetEnvironmentVariable'}
@@ -91,7 +91,7 @@ def test_launch_file_and_sage_launch_start_the_same_nodes_with_the_same_paramete
     nodes, env = _nodes_from_launch_file(profile, ' '.join(overrides), monkeypatch)
 
     prof = load_profile(profile, overrides)
-    sup = Supervisor(prof.nodes, tmp_path, {})
+    sup = Supervisor(prof.nodes, tmp_path, {})  # one process per node, as compose:=false
     sup.write_params()  # only the commands and parameter files are compared, nothing runs
 
     assert [n['name'] for n in nodes] == [c.spec.name for c in sup.children]
@@ -153,16 +153,23 @@ def test_composed_launch_file_runs_one_respawned_process_per_group_with_its_node
     # every node runs once: in its group's process or as its own Node
     assert sorted(composed + alone) == sorted(by_name)
     assert 'memory' in alone
-    # compose:=false (and the profile's default, off) keeps one Node per node
+    # compose:=false keeps one Node per node
     off = _actions_from_launch_file(profile, overrides, monkeypatch, compose='false')
     assert not [a for a in off if type(a).__name__ == 'ExecuteProcess']
     assert len([a for a in off if type(a).__name__ == 'Node']) == len(by_name)
+    # without the argument the profile decides: nano composes (it must fit the Nano), thor not
+    default = _actions_from_launch_file(profile, overrides, monkeypatch)
+
+    def kinds(acts):
+        return sorted(type(a).__name__ for a in acts)
+    assert kinds(default) == kinds(actions if profile == 'nano' else off)
 
 
 def test_launch_files_take_a_role_like_sage_launch(monkeypatch):
     """ros2 launch sage nano.launch.py role:=edge / workstation.launch.py role:=assist."""
     for profile, role in (('nano', 'edge'), ('workstation', 'assist')):
-        actions = _actions_from_launch_file(profile, '', monkeypatch, role=role)
+        actions = _actions_from_launch_file(profile, '', monkeypatch, role=role,
+                                            compose='false')
         nodes = {a.kwargs['name']: a.kwargs['parameters'][0] for a in actions
                  if type(a).__name__ == 'Node'}
         env = {a.args[0]: a.args[1] for a in actions
@@ -175,7 +182,7 @@ def test_launch_files_take_a_role_like_sage_launch(monkeypatch):
     remaps = [dict(a.kwargs['remappings']) for a in actions if type(a).__name__ == 'Node'
               and a.kwargs['name'] == 'shared_memory'][0]
     assert remaps['/sage/memory/sleep'] == '/sage/shared_memory/sleep'
-    edge = _actions_from_launch_file('nano', '', monkeypatch, role='edge')
+    edge = _actions_from_launch_file('nano', '', monkeypatch, role='edge', compose='false')
     standby = [a.kwargs['parameters'][0] for a in edge if type(a).__name__ == 'Node'
                and a.kwargs['name'] == 'language_encoder'][0]
     assert standby['remote_first.enabled'] is True

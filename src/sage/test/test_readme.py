@@ -148,12 +148,12 @@ CHECKS: dict[str, Check] = {
         '.venv/bin/sage bench orchestrator -o runs/bench.json', [r'wrote runs/bench.json']),
     'sage bench sensors --with-graph': Check(
         '', note='a full-graph benchmark; test_bench_sensors runs it'),
-    'sage bench graph --compose': Check(
-        '.venv/bin/sage bench graph --compose --seconds 5 -o runs/graph.json',
+    'sage bench graph --seconds 20': Check(
+        '.venv/bin/sage bench graph --seconds 5 -o runs/graph.json',
         [r'capture->salience', r'wrote runs/graph\.json'], 'a shorter measurement'),
-    'sage launch nano --compose': Check(
-        '', note='test_compose_graph runs the composed nano graph and test_compose_footprint '
-                 'measures it'),
+    'sage launch nano --no-compose': Check(
+        '', note='test_graph runs the nano graph with one process per node; test_compose_graph '
+                 'runs it composed and test_compose_footprint measures that'),
     'sage launch nano --role edge': Check(
         '', note='two hosts: test_twohost runs both roles in two network namespaces'),
     'sage launch workstation --role assist': Check(
@@ -301,10 +301,10 @@ def test_readme_launch_memory_bench_and_train_commands(user_dir):
     # The memory commands read the database that run wrote (under this HOME).
     for key in ('sage memory summary', 'sage memory export FILE', 'sage memory import FILE',
                 'sage memory models', 'sage bench NAME [-o OUT.json]',
-                'sage train vision|audio', 'sage bench graph --compose'):
+                'sage train vision|audio', 'sage bench graph --seconds 20'):
         _expect(key, _run(CHECKS[key].run, cwd, env, 300))
     assert json.loads((cwd / 'runs' / 'bench.json').read_text())
-    # The composed graph ran as one process for all but memory.
+    # The nano graph ran composed, as its profile says (the profile's groups, one process each).
     assert json.loads((cwd / 'runs' / 'graph.json').read_text())['results']['compose'] is True
     key = '.venv/bin/sage launch thor --domain-id 7'
     proc = subprocess.Popen(shlex.split(CHECKS[key].run), cwd=cwd,

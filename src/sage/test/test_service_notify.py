@@ -88,7 +88,8 @@ def test_launch_notifies_ready_pings_watchdog_and_a_hung_node_stops_the_pings(
     systemd = FakeSystemd()
     env = dict(os.environ, NOTIFY_SOCKET=systemd.address,
                WATCHDOG_USEC=str(int(WATCHDOG_S * 1e6)))
-    cmd = [sys.executable, '-m', 'sage.cli', 'launch', 'nano', '--quiet',
+    # one process per node, so that one node can hang alone
+    cmd = [sys.executable, '-m', 'sage.cli', 'launch', 'nano', '--no-compose', '--quiet',
            '--domain-id', str(ros_domain), '--run-dir', str(tmp_path / 'run'),
            '--set', f'memory.data_dir={tmp_path / "data"}',
            '--set', f'snarc.state_file={tmp_path / "state" / "snarc.npz"}',

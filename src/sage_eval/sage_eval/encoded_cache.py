@@ -58,6 +58,10 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
+# Encoder parameters only the ROS shell reads: turning them does not change what is encoded.
+SHELL_ONLY = frozenset({'irp.publish_initial'})
+
+
 def _model_files(params: Mapping[str, Any]) -> list[list[Any]]:
     from sage_encoders.model_files import search_dirs
     out: list[list[Any]] = []
@@ -73,7 +77,8 @@ def entry_key(bag: Path, node_params: Mapping[str, Mapping[str, Any]], reorder_s
     """The cache key of a bag encoded with these parameters (hex)."""
     from sage_eval.provenance import bag_sha256
     from sage_eval.replay import ENCODER_PARAMS, resolved_params
-    encoders = {node: resolved_params(node_params, node, module)
+    encoders = {node: {k: v for k, v in resolved_params(node_params, node, module).items()
+                       if k not in SHELL_ONLY}
                 for node, module in ENCODER_PARAMS.items()}
     doc = {'format': FORMAT, 'bag': bag_sha256(bag), 'reorder_s': float(reorder_s),
            'params': encoders, 'models': {n: _model_files(p) for n, p in encoders.items()},

@@ -83,6 +83,15 @@ def test_a_changed_model_file_changes_the_key(bag, tmp_path):
     assert entry_key(bag, params, REORDER_S + 0.1) != entry_key(bag, params, REORDER_S)
 
 
+def test_publishing_before_refinement_keeps_the_key_and_a_core_parameter_changes_it(bag):
+    # irp.publish_initial only adds a ROS topic: the cores encode the same, so no re-encode
+    base = {'vision_encoder': {}, 'audio_encoder': {}}
+    key = entry_key(bag, base, REORDER_S)
+    early = {n: {'irp.publish_initial': True} for n in base}
+    assert entry_key(bag, early, REORDER_S) == key
+    assert entry_key(bag, {**base, 'vision_encoder': {'irp.k': 4}}, REORDER_S) != key
+
+
 def test_a_broken_entry_is_encoded_again_and_a_partial_read_writes_nothing(bag, tmp_path):
     cache = tmp_path / 'enc'
     items = cached_inputs(bag, ENCODERS, cache, reorder_s=REORDER_S)
