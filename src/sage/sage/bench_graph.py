@@ -148,8 +148,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
         overrides = (*overrides, f'memory.data_dir={run_dir / "memory"}')
     prof = load_profile(profile, list(overrides))
     domain = int(resolve_domain(prof, domain_id).value)
-    if compose is None:  # reported as run
-        compose = bool(prof.settings.get('compose', False))
+    compose = prof.composed(compose)  # reported as run
     sup = graph_supervisor(prof, run_dir, domain, compose=compose)
     # subscribed before the graph starts, so the first salience of each modality is seen
     probe = _Probe()

@@ -63,9 +63,7 @@ def graph_supervisor(profile: Profile, run_dir: Path, domain_id: int | None = No
     env.update(graph_env(profile, domain_id, multi_host))
     env.update(extra_env)
     join_graph(env)
-    if compose is None:
-        compose = bool(profile.settings.get('compose', False))
-    processes = compose_groups(profile) if compose else profile.nodes
+    processes = compose_groups(profile) if profile.composed(compose) else profile.nodes
     return Supervisor(processes, run_dir, env, supervisor_config(profile), log=log)
 
 

@@ -61,7 +61,7 @@ def compose_choice(value: str, profile: Profile) -> bool:
     """The compose:= argument; empty means the profile's launch.compose."""
     word = value.strip().lower()
     if not word:
-        return bool(profile.settings.get('compose', False))
+        return profile.composed()
     if word not in TRUE_WORDS + FALSE_WORDS:
         raise ValueError(f"compose:='{value}': expected true or false")
     return word in TRUE_WORDS

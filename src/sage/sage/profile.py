@@ -60,6 +60,11 @@ class Profile:
     nodes: tuple[NodeSpec, ...]
     settings: dict[str, Any] = field(default_factory=dict)
 
+    def composed(self, choice: bool | None = None) -> bool:
+        """Whether the graph runs its compose groups one process each: `choice` (a command
+        line's --compose / --no-compose) when given, else launch.compose (absent: off)."""
+        return bool(self.settings.get('compose', False)) if choice is None else bool(choice)
+
     def without(self, names: Iterable[str]) -> Profile:
         """The same profile minus some nodes (e.g. sensors while a bag is played in).
 
