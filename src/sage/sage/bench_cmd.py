@@ -23,7 +23,7 @@ BENCHMARKS = {
     'encoders': 'sage_encoders.bench',
     'snarc': 'sage_snarc.bench',
     'orchestrator': 'sage_orchestrator.bench',
-    'memory': 'sage_memory.bench',
+    'memory': 'sage.bench_memory',
     'transport': 'sage_cuda_mailbox.bench',
     'salience': 'sage.bench_salience',
     'twohost': 'sage.bench_twohost',

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from sage_common.previews import IMAGE_FORMATS, decode_image
 from sage_common.records import AXES, MODALITIES, SalienceRecord, StateRecord
 from sage_common.stamps import to_sec
 from sage_common.vocabulary import LATENT_TOPICS, PUZZLE_MODALITIES, MetabolicState, Topic
@@ -247,7 +248,7 @@ class VizCore:
             raise ValueError(f'{modality} puzzle code {int(codes.max())} outside codebook of '
                              f'size {codebook_size}')
         self.grids[modality] = (codes.astype(np.uint16, copy=False), int(codebook_size))
-        if modality == 'vision' and preview_format == 'jpeg' and preview:
+        if modality == 'vision' and preview_format in IMAGE_FORMATS and preview:
             self.preview = preview
 
     # summaries -------------------------------------------------------------------------------
@@ -373,7 +374,7 @@ class VizCore:
 
     def overlay_image(self, now: float) -> np.ndarray | None:
         """The latest vision preview (or puzzle) with salience bars drawn over it."""
-        base = decode_jpeg(self.preview) if self.preview else None
+        base = decode_image(self.preview) if self.preview else None
         if base is None and 'vision' in self.grids:
             codes, size = self.grids['vision']
             base = puzzle_image(codes, size, 1)
@@ -432,15 +433,6 @@ def puzzle_image(codes: np.ndarray, codebook_size: int, cell_px: int) -> np.ndar
     if cell_px > 1:
         img = np.repeat(np.repeat(img, cell_px, axis=0), cell_px, axis=1)
     return np.ascontiguousarray(img)
-
-
-def decode_jpeg(data: bytes) -> np.ndarray | None:
-    """(H, W, 3) uint8 RGB from JPEG bytes, or None when they do not decode."""
-    import cv2
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        return None
-    return np.ascontiguousarray(img[:, :, ::-1])
 
 
 def salience_overlay(base: np.ndarray | None, means: Mapping[str, Mapping[str, float]],

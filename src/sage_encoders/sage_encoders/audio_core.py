@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import numpy as np
+from sage_common.previews import AUDIO_FORMAT, encode_audio
 from sage_common.records import LatentRecord
 
 from sage_encoders.denoise import GateConfig, SpectralGate
@@ -313,7 +314,7 @@ class AudioEncoderCore(SwappableModel):
             recon_error=irp.energy_final, iterations=irp.iterations,
             energy_initial=irp.energy_initial, energy_final=irp.energy_final,
             converged=irp.converged, halt_reason=irp.halt_reason, atp_spent=irp.atp_spent,
-            encode_ms=(time.perf_counter() - t0) * 1e3, preview_format='s16le',
+            encode_ms=(time.perf_counter() - t0) * 1e3, preview_format=AUDIO_FORMAT,
             preview=self._preview(pcm), model_version=model.version)
 
     def _voice_model(self) -> VoiceActivity | None:
@@ -331,14 +332,14 @@ class AudioEncoderCore(SwappableModel):
         return self._voice
 
     def _preview(self, pcm: np.ndarray) -> bytes:
-        """The last preview.seconds of the window at preview.rate, int16 little-endian."""
+        """The last preview.seconds of the window at preview.rate, as an IMA ADPCM WAV."""
         n = int(self.cfg.preview_seconds * self.cfg.sample_rate)
         if n <= 0:
             return b''
         tail = pcm[-n:].astype(np.int32)
         factor = max(1, self.cfg.sample_rate // self.cfg.preview_rate)
         tail = tail[: len(tail) // factor * factor].reshape(-1, factor).mean(1)
-        return np.round(tail).astype('<i2').tobytes()
+        return encode_audio(np.round(tail).astype(np.int16), self.cfg.preview_rate)
 
     def set_irp(self, irp: IrpConfig) -> None:
         """Apply changed irp.* parameters."""

@@ -23,7 +23,8 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
               'sample AudioFrame (4096 = 256 ms)', 512, 65536, read_only=True),
     ParamSpec('gap_tolerance', 0.1, 'a stamp jump larger than this (s) versus the samples '
               'received restarts the window buffer', 0.001, 10.0),
-    ParamSpec('preview.seconds', 0.5, 'length of the s16le preview clip (s)', 0.0, 1.0),
+    ParamSpec('preview.seconds', 0.5, 'length of the preview clip (s; a 4-bit IMA ADPCM WAV)',
+              0.0, 1.0),
     ParamSpec('preview.rate', 8000, 'sample rate of the preview clip (16000 or 8000 Hz)',
               8000, 16000),
     ParamSpec('voice.enabled', True, "feature 'voice': the speech probability of the newest "

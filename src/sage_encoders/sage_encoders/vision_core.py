@@ -14,6 +14,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from sage_common.previews import encode_image
 from sage_common.records import LatentRecord
 
 from sage_encoders.errors import EncoderError, InputError
@@ -40,7 +41,8 @@ class VisionConfig:
     colour_shift: int = 1
     colour_dark: float = 0.04
     preview_size: tuple[int, int] = (64, 48)  # (width, height)
-    jpeg_quality: int = 70
+    preview_format: str = 'webp'
+    preview_quality: int = 70
     exposure_target: float = 0.45  # mean grey frames are scaled to (0 = no normalisation)
     exposure_max_gain: float = 2.0
     training_keep: int = 32  # inputs kept for the memory node (0 = off)
@@ -57,7 +59,8 @@ class VisionConfig:
                    colour_shift=int(values['colour.shift']),
                    colour_dark=float(values['colour.dark']),
                    preview_size=(int(values['preview.width']), int(values['preview.height'])),
-                   jpeg_quality=int(values['preview.jpeg_quality']),
+                   preview_format=str(values['preview.format']),
+                   preview_quality=int(values['preview.quality']),
                    exposure_target=float(values['exposure.target']),
                    exposure_max_gain=float(values['exposure.max_gain']),
                    training_keep=int(values['training_input.keep']),
@@ -145,7 +148,7 @@ class VisionEncoderCore(SwappableModel):
             recon_error=irp.energy_final, iterations=irp.iterations,
             energy_initial=irp.energy_initial, energy_final=irp.energy_final,
             converged=irp.converged, halt_reason=irp.halt_reason, atp_spent=irp.atp_spent,
-            encode_ms=(time.perf_counter() - t0) * 1e3, preview_format='jpeg',
+            encode_ms=(time.perf_counter() - t0) * 1e3, preview_format=self.cfg.preview_format,
             preview=preview, model_version=model.version)
 
     def _gain(self, brightness: float) -> float:
@@ -175,10 +178,8 @@ class VisionEncoderCore(SwappableModel):
                                                cfg.colour_shift)}
 
     def _preview(self, rgb: np.ndarray) -> bytes:
-        small = cv2.resize(rgb, self.cfg.preview_size, interpolation=cv2.INTER_AREA)
-        ok, buf = cv2.imencode('.jpg', cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, self.cfg.jpeg_quality])
-        return buf.tobytes() if ok else b''
+        cfg = self.cfg
+        return encode_image(rgb, cfg.preview_size, cfg.preview_format, cfg.preview_quality)
 
     def set_irp(self, irp: IrpConfig) -> None:
         """Apply changed irp.* parameters."""

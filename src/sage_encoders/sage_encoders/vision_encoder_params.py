@@ -32,9 +32,12 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
               0.0, 1.0),
     ParamSpec('exposure.max_gain', 2.0, 'largest gain (and 1/smallest) the exposure '
               'normalisation applies (dark frames are not amplified into noise)', 1.0, 16.0),
-    ParamSpec('preview.width', 64, 'JPEG preview width (px)', 8, 640),
-    ParamSpec('preview.height', 48, 'JPEG preview height (px)', 8, 480),
-    ParamSpec('preview.jpeg_quality', 70, 'JPEG preview quality', 10, 100),
+    ParamSpec('preview.format', 'webp', 'image format of the preview kept with stored '
+              'experiences (webp: about half the bytes of jpeg at a better PSNR)',
+              choices=('webp', 'jpeg')),
+    ParamSpec('preview.width', 64, 'preview width (px)', 8, 640),
+    ParamSpec('preview.height', 48, 'preview height (px)', 8, 480),
+    ParamSpec('preview.quality', 70, 'preview quality (WebP or JPEG, 10-100)', 10, 100),
 ) + training_input_params() + (
     ParamSpec('training_input.jpeg_quality', 90, 'JPEG quality of a kept frame when memory '
               'asks for it (input_size x input_size RGB)', 10, 100),

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from sage_common.previews import decode_audio
 from sage_encoders.audio_core import FEATURES, AudioEncoderCore
 from sage_encoders.errors import InputError
 from sage_encoders.model_files import PACKAGED_DIR, onnx_path
@@ -148,11 +149,13 @@ def test_hop_features_measure_the_newest_hop_undiluted(audio_params) -> None:
     assert bands.min() > 10
 
 
-def test_preview_is_the_last_half_second_at_8khz(audio_params) -> None:
+def test_preview_is_the_last_half_second_at_8khz_as_a_compact_wav(audio_params) -> None:
     rec = _core(audio_params).encode_window(_tone(1.024), 0.0)
-    assert rec.preview_format == 's16le' and len(rec.preview) == 4000 * 2
-    clip = np.frombuffer(rec.preview, '<i2')
-    assert np.abs(clip).max() > 5000
+    assert rec.preview_format == 'wav'
+    assert len(rec.preview) < 4000 * 2 * 0.3  # 4-bit ADPCM: about a quarter of 16-bit PCM
+    clip, rate = decode_audio(rec.preview, rec.preview_format)
+    assert rate == 8000 and 4000 <= len(clip) <= 4100  # ADPCM pads its last block
+    assert np.abs(clip).max() > 5000 / 32768
 
 
 def test_wrong_rate_dtype_and_encoding_are_input_errors(audio_params) -> None:

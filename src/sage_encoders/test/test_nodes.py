@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from sage_common.previews import decode_audio
 from sage_encoders.audio_core import FEATURES
 from sage_encoders.vision_core import FEATURES as VISION_FEATURES
 from sage_common.ros import spin_until
@@ -69,7 +70,7 @@ def test_vision_node_publishes_latents_reports_bad_frames_and_unloads_in_dream(r
     assert (msg.grid_height, msg.grid_width, len(msg.codes)) == (30, 30, 900)
     assert msg.header.stamp.sec == 42 and msg.modality == 'vision'
     assert tuple(msg.feature_names) == VISION_FEATURES
-    assert msg.preview_format == 'jpeg' and len(msg.embedding) == 32
+    assert msg.preview_format == 'webp' and len(msg.embedding) == 32
     assert msg.iterations == 3 and msg.halt_reason == 'budget'  # allocation 3 ATP
     assert node.account.available() == 0.0
     assert spin_until(ex, lambda: any('bad image' in s.message for d in diags
@@ -123,7 +124,8 @@ def test_audio_node_turns_frames_into_window_latents(ros) -> None:
     assert tuple(names) == FEATURES
     assert first.features[0] == pytest.approx(0.3 / np.sqrt(2), rel=0.02)
     assert latents[1].header.stamp.nanosec == 656_000_000  # hop 4096 samples = 256 ms
-    assert first.preview_format == 's16le' and len(first.preview) == 8000
+    assert first.preview_format == 'wav'
+    assert len(decode_audio(bytes(first.preview), 'wav')[0]) >= 4000  # 0.5 s at 8 kHz
     # A steady tone is no voice, and /diagnostics says the detector runs.
     assert first.features[names.index('voice')] < 0.3
     assert node.health.values['voice'] == 'on'

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from sage_common.previews import decode_image
 from sage_encoders.data import demo_frame as scene
 from sage_encoders.errors import InputError
 from sage_encoders.model_files import PACKAGED_DIR, onnx_path
@@ -115,9 +116,9 @@ def test_default_frame_gives_30x30_codes_embedding_and_record_fields(vision_para
     assert (rec.stamp, rec.input_seq, rec.modality) == (12.5, 3, 'vision')
     assert list(rec.features) == ['brightness', 'brightness_change', 'motion', 'colour_change']
     assert rec.recon_error == rec.energy_final <= rec.energy_initial
-    assert rec.preview_format == 'jpeg'
-    thumb = cv2.imdecode(np.frombuffer(rec.preview, np.uint8), cv2.IMREAD_COLOR)
-    assert thumb.shape == (48, 64, 3)
+    assert rec.preview_format == 'webp'
+    thumb = decode_image(rec.preview)
+    assert thumb is not None and thumb.shape == (48, 64, 3)
 
 
 @pytest.mark.parametrize('encoding', ['bgr8', 'rgba8', 'bgra8'])

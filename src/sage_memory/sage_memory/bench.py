@@ -17,6 +17,7 @@ benchmark creates and drops its own database there.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import os
 from pathlib import Path
 import tempfile
@@ -60,11 +61,12 @@ def _pct(values: Any) -> dict[str, float]:
 class _Pool:
     """Pre-generated row parts (codes, previews) reused with fresh uuids and embeddings."""
 
-    def __init__(self, rng: np.random.Generator, dim: int, preview_bytes: int) -> None:
+    def __init__(self, rng: np.random.Generator, dim: int, preview_bytes: int,
+                 base: Sequence[ExperienceRecord] | None = None) -> None:
         self.rng = rng
         self.dim = dim
-        self.base = [synthetic_record(i, rng, dim, preview_bytes=preview_bytes)
-                     for i in range(256)]
+        self.base = list(base) if base else [
+            synthetic_record(i, rng, dim, preview_bytes=preview_bytes) for i in range(256)]
         # Encoder embeddings cluster (scenes recur): 2000 centres plus noise, not i.i.d.
         # Gaussian vectors, which no real encoder produces and which HNSW finds hardest.
         self.centres = rng.standard_normal((2000, dim)).astype(np.float32)
@@ -78,8 +80,11 @@ class _Pool:
     def make(self, i: int) -> ExperienceRecord:
         b = self.base[i % len(self.base)]
         emb = self.embedding()
-        return ExperienceRecord(**{**b.__dict__, 'uuid': new_uuid(), 'stamp': b.stamp + i,
-                                   'input_seq': i, 'embedding': emb,
+        # One modality for all rows: a single index of every vector, so recall is measured at
+        # the full row count (the row's bytes do not depend on the label).
+        return ExperienceRecord(**{**b.__dict__, 'uuid': new_uuid(),
+                                   'stamp': 1_700_000_000.0 + i, 'input_seq': i,
+                                   'modality': 'vision', 'embedding': emb,
                                    'salience': float(self.rng.random())})
 
 
@@ -266,17 +271,19 @@ def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int
                    flood_seconds: float = 0.0, wal_max_mb: float = 64.0,
                    snapshot_vectors: bool = False, ef_construction: int = 0,
                    heap_trim_rows: int = 10_000, knn_period_s: float = 0.0,
-                   batch_max: int = 0) -> dict[str, Any]:
+                   batch_max: int = 0, page_size: int = StoreConfig.page_size,
+                   linger_s: float = 0.25,
+                   base_rows: Sequence[ExperienceRecord] | None = None) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     cfg = MemoryConfig(
         store=StoreConfig(database_url=url, data_dir=str(data_dir), device_id='bench',
                           retention=RetentionConfig(max_rows=0), synchronous=synchronous,
-                          wal_max_mb=wal_max_mb,
+                          wal_max_mb=wal_max_mb, page_size=page_size, linger_s=linger_s,
                           batch_max=batch_max or StoreConfig.batch_max),
         index=IndexConfig(snapshot_vectors=snapshot_vectors,
                           ef_construction=ef_construction or IndexConfig.ef_construction),
         snapshot_period_s=0.0, refresh_period_s=0.0, heap_trim_rows=heap_trim_rows)
-    pool = _Pool(rng, dim, preview_bytes)
+    pool = _Pool(rng, dim, preview_bytes, base_rows)
     mem = Memory(cfg)
     out: dict[str, Any] = {}
     try:
@@ -330,7 +337,9 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
               flood_seconds: float = 0.0, wal_max_mb: float = 64.0,
               snapshot_vectors: bool = False, ef_construction: int = 0,
               heap_trim_rows: int = 10_000, knn_period_s: float = 0.0,
-              batch_max: int = 0) -> dict[str, Any]:
+              batch_max: int = 0, page_size: int = StoreConfig.page_size,
+              linger_s: float = 0.25,
+              base_rows: Sequence[ExperienceRecord] | None = None) -> dict[str, Any]:
     """Run the memory benchmark.
 
     Args:
@@ -350,6 +359,12 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
         knn_period_s: after the recall phase, insert at `rate` for `seconds` again while a
             thread asks a kNN query every knn_period_s (0 = skip that phase).
         batch_max: the writer's most rows per commit (0 = StoreConfig's default).
+        page_size: SQLite page size of the bench database (4096 = SQLite's own default).
+        linger_s: the writer's wait for more rows before a commit (the profiles' 0.25;
+            0 = commit at once, as before).
+        base_rows: rows to build the workload from (fresh uuids, stamps and embeddings per
+            row; sage.bench_memory builds them from real content); None = synthetic rows
+            with a random preview of preview_bytes.
         preview_bytes: preview size per row.
         backends: comma-separated 'sqlite' (synchronous=FULL, the default: a commit survives
             power loss), 'sqlite-normal' (synchronous=NORMAL: survives process crashes; power
@@ -366,15 +381,16 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
         'flood_rows': flood_rows, 'flood_seconds': flood_seconds, 'wal_max_mb': wal_max_mb,
         'snapshot_vectors': snapshot_vectors, 'ef_construction': ef_construction,
         'heap_trim_rows': heap_trim_rows, 'knn_period_s': knn_period_s,
-        'batch_max': batch_max,
-        'preview_bytes': preview_bytes}, 'skipped': {}}
+        'batch_max': batch_max, 'page_size': page_size, 'linger_s': linger_s,
+        'preview_bytes': preview_bytes if base_rows is None else None}, 'skipped': {}}
     wanted = [b.strip() for b in backends.split(',') if b.strip()]
     kw: dict[str, Any] = dict(seconds=seconds, rows=rows, dim=dim, rate=rate, queries=queries, k=k,
               flood_rows=flood_rows, preview_bytes=preview_bytes, rebuild=rebuild, seed=seed,
               flood_seconds=flood_seconds, wal_max_mb=wal_max_mb,
               snapshot_vectors=snapshot_vectors, ef_construction=ef_construction,
               heap_trim_rows=heap_trim_rows, knn_period_s=knn_period_s,
-              batch_max=batch_max)
+              batch_max=batch_max, page_size=page_size, linger_s=linger_s,
+              base_rows=base_rows)
     for backend in wanted:
         with tempfile.TemporaryDirectory(prefix='sage-memory-bench-') as tmp:
             d = Path(tmp)
@@ -399,15 +415,20 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
     return result
 
 
-if __name__ == '__main__':
-    import json
-    import sys
-    args = dict(a.split('=', 1) for a in sys.argv[1:])
+def typed_options(args: dict[str, str]) -> dict[str, Any]:
+    """`key=value` command-line options typed as run_bench's defaults (unknown keys dropped)."""
     typed: dict[str, Any] = {}
     defaults = run_bench.__defaults__ or ()
     names = run_bench.__code__.co_varnames[:run_bench.__code__.co_argcount]
     for name, default in zip(names, defaults, strict=False):
-        if name in args:
+        if name in args and default is not None:
             typed[name] = (args[name].lower() in ('1', 'true') if isinstance(default, bool)
                            else type(default)(args[name]))
-    print(json.dumps(run_bench(**typed), indent=1))
+    return typed
+
+
+if __name__ == '__main__':
+    import json
+    import sys
+    print(json.dumps(run_bench(**typed_options(dict(a.split('=', 1) for a in sys.argv[1:]))),
+                     indent=1))

@@ -26,10 +26,12 @@ def memory_config(values: Mapping[str, Any]) -> MemoryConfig:
     store = StoreConfig(
         database_url=str(values['database_url']), data_dir=str(values['data_dir']),
         device_id=device, batch_max=int(values['writer.batch_max']),
+        linger_s=float(values['writer.linger_s']),
         max_pending=int(values['writer.max_pending']),
         backoff_max_s=float(values['writer.backoff_max_s']),
         synchronous=str(values['sqlite_synchronous']),
         wal_max_mb=float(values['sqlite_wal_max_mb']), retention=retention_config(values),
+        page_size=int(values['sqlite_page_size']),
         training_budget_mb=float(values['training_inputs.budget_mb']))
     index = IndexConfig(m=int(values['index.m']),
                         ef_construction=int(values['index.ef_construction']),

@@ -69,10 +69,12 @@ def sqlite_path(url: str) -> Path | None:
 
 def make_engine(url: str, synchronous: str = 'FULL',
                 pragmas: Mapping[str, Any] | None = None,
-                pg_options: Mapping[str, Any] | None = None) -> Engine:
+                pg_options: Mapping[str, Any] | None = None, page_size: int = 0) -> Engine:
     """Engine for a resolved URL, with SQLite set up for WAL and durable commits.
 
     pg_options: extra libpq connection parameters for PostgreSQL (e.g. tcp_user_timeout).
+    page_size: SQLite page size of a file this engine creates (0 = SQLite's 4096). It must be
+        set before the file turns to WAL, and an existing file keeps the size it has.
     """
     u = make_url(url)
     if u.get_backend_name() == 'sqlite':
@@ -86,6 +88,8 @@ def make_engine(url: str, synchronous: str = 'FULL',
         @event.listens_for(engine, 'connect')
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
+            if page_size:
+                cur.execute(f'PRAGMA page_size={int(page_size)}')
             cur.execute('PRAGMA journal_mode=WAL')
             cur.execute(f'PRAGMA synchronous={synchronous}')
             cur.execute('PRAGMA busy_timeout=30000')

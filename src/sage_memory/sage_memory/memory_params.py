@@ -58,6 +58,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('checkpoint_period_s', 30.0, 'how often the memory node saves its own state',
               1.0, 3600.0),
     ParamSpec('writer.batch_max', 512, 'most rows per commit', 1, 100_000, read_only=True),
+    ParamSpec('writer.linger_s', 0.25, 'a commit waits this long for more rows after the first '
+              '(one commit per row rewrites the same pages again and again on flash; rows are '
+              'acknowledged only after their commit)', 0.0, 5.0, read_only=True),
     ParamSpec('writer.max_pending', 100_000, 'most rows held in memory while the database '
               'cannot be written (older ones are then dropped)', 100, 10_000_000,
               read_only=True),
@@ -65,6 +68,10 @@ PARAMS: tuple[ParamSpec, ...] = (
               0.1, 300.0, read_only=True),
     ParamSpec('sqlite_synchronous', 'FULL', 'SQLite synchronous mode: FULL survives power '
               'loss, NORMAL only process crashes', choices=('FULL', 'NORMAL'), read_only=True),
+    ParamSpec('sqlite_page_size', 4096, 'page size (bytes, a power of two) of a SQLite file the '
+              'node creates (an existing file keeps its own): 16384 takes about a fifth less '
+              'disk per row but writes 2-3x the bytes to flash per commit', 512, 65536,
+              read_only=True),
     ParamSpec('sqlite_wal_max_mb', 64.0, 'a SQLite WAL larger than this is checkpointed and '
               'truncated at once (bounds the WAL under a flood; 0 = no bound)', 0.0, 65_536.0,
               read_only=True),
@@ -190,6 +197,9 @@ def validate(values: Mapping[str, Any]) -> list[str]:
     if bad:
         problems.append(f"parameter 'policy.states': unknown {', '.join(bad)} "
                         f"(known: {', '.join(_STATES)})")
+    page = int(values.get('sqlite_page_size', 4096))
+    if page & (page - 1):
+        problems.append(f"parameter 'sqlite_page_size': {page} is not a power of two")
     url = str(values.get('database_url', ''))
     if url and '://' in url and not url.startswith(
             ('sqlite:', 'postgresql:', 'postgres:', 'postgresql+psycopg:')):

@@ -292,7 +292,8 @@ def record_to_row(rec: ExperienceRecord) -> dict[str, Any]:
         'preview_format': rec.preview_format[:16], 'preview': bytes(rec.preview) or None,
         'text': rec.text,
         'pose': json.dumps([float(v) for v in rec.pose]) if rec.pose is not None else None,
-        'tags': ','.join(rec.tags), 'extra': json.dumps(rec.extra, sort_keys=True),
+        'tags': ','.join(rec.tags),
+        'extra': json.dumps(rec.extra, sort_keys=True, separators=(',', ':')),
         'context_of': rec.context_of, 'consolidated': bool(rec.consolidated),
         'pattern_uuid': rec.pattern_uuid, 'created_at': float(rec.created_at),
     }

@@ -30,6 +30,15 @@ from sage_common.vocabulary import LATENT_MODALITIES, STATE_NAMES
 
 MODES = ('attend', 'salience', 'all', 'off')
 METABOLIC_STATES = STATE_NAMES
+
+
+def _f32(value: float) -> float:
+    """The value at float32 precision, in the fewest digits that read back to it.
+
+    Encoder features are float32: written as float64 they take 17 digits of JSON for 7-8 of
+    information (an audio row's extra took 975 bytes, 500 of them noise digits).
+    """
+    return float(str(np.float32(value)))
 # Modalities whose inputs come with a Latent from an encoder.
 
 
@@ -234,17 +243,17 @@ class MemoryCore:
         if latent is not None:
             embedding = latent.embedding
             text = latent.text
-            extra['features'] = {k: float(v) for k, v in latent.features.items()}
+            extra['features'] = {k: _f32(v) for k, v in latent.features.items()}
             if full:
                 codes = latent.codes
                 codebook = latent.codebook_size
                 extra['encoder'] = {
-                    'recon_error': float(latent.recon_error),
+                    'recon_error': _f32(latent.recon_error),
                     'iterations': int(latent.iterations),
-                    'energy_initial': float(latent.energy_initial),
-                    'energy_final': float(latent.energy_final),
+                    'energy_initial': _f32(latent.energy_initial),
+                    'energy_final': _f32(latent.energy_final),
                     'converged': bool(latent.converged), 'halt_reason': latent.halt_reason,
-                    'atp_spent': float(latent.atp_spent), 'encode_ms': float(latent.encode_ms)}
+                    'atp_spent': _f32(latent.atp_spent), 'encode_ms': _f32(latent.encode_ms)}
             if full or self.cfg.summary_keep_preview or latent.preview_format == 'text':
                 preview_format, preview = latent.preview_format, latent.preview
         return ExperienceRecord(

@@ -158,3 +158,26 @@ def test_state_round_trips_through_restore():
     assert c2.counters['stored'] == 5
     c2.restore({'recent': 'garbage', 'counters': [1]})  # malformed parts are ignored
     assert c2.counters['stored'] == 5
+
+
+def test_feature_floats_are_stored_at_their_float32_precision_in_the_fewest_digits():
+    import json
+
+    from sage_memory.models import record_to_row
+    rng = np.random.default_rng(0)
+    values = {f'band_{i:02d}': float(np.float32(v)) for i, v in
+              enumerate(rng.normal(-35.0, 5.0, 16))}  # audio bands, float32 as the encoder
+    latent = LatentRecord(**{**lat(1, 'audio').__dict__, 'features': values,
+                             'recon_error': float(np.float32(0.0146229891))})
+    c, _ = core(context_before=0, context_after=0)
+    rec = c.on_latent(latent) + c.on_salience(sal(1, modality='audio'))
+    extra = record_to_row(rec[0])['extra']
+    back = json.loads(extra)
+    # Nothing a float32 holds is lost ...
+    assert back['features'].keys() == values.keys()
+    assert all(np.float32(back['features'][k]) == np.float32(v) for k, v in values.items())
+    assert np.float32(back['encoder']['recon_error']) == np.float32(latent.recon_error)
+    # ... and the 17-digit float64 spelling of float32 values is gone.
+    wide = json.dumps({'features': values}, separators=(',', ':'))
+    assert len(json.dumps(back['features'], separators=(',', ':'))) < 0.75 * len(wide)
+    assert len(extra) < 520, extra  # 503 here; 701 with float64 digits and ", " / ": "

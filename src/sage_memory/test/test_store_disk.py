@@ -96,3 +96,72 @@ def test_rss_returns_after_a_burst_of_rows(tmp_path):
         assert wait_for(lambda: rss_mb() < base + 40, 10.0), (base, rss_mb())
     finally:
         mem.close()
+
+
+def test_row_keys_are_uuid7_in_insert_order_so_the_uuid_index_only_appends(tmp_path):
+    import sqlite3
+    import uuid
+    store = MemoryStore(StoreConfig(data_dir=str(tmp_path),
+                                    retention=RetentionConfig(max_rows=0)))
+    store.start()
+    t0_ms = time.time_ns() // 1_000_000
+    try:
+        rng = np.random.default_rng(0)
+        for k in range(20):  # twenty commits over some milliseconds
+            store.submit_many([synthetic_record(i, rng, dim=8, preview_bytes=0, grid=0)
+                               for i in range(k * 50, (k + 1) * 50)])
+            assert store.flush(30)
+    finally:
+        assert store.close()
+    t1_ms = time.time_ns() // 1_000_000
+    with sqlite3.connect(tmp_path / 'sage_memory.db') as db:
+        keys = [u for (u,) in db.execute('SELECT uuid FROM experiences ORDER BY id')]
+    assert len(keys) == len(set(keys)) == 1000
+    # A UUID4 key lands at a random place in the index: one random page per row per commit.
+    assert keys == sorted(keys)
+    parsed = [uuid.UUID(k) for k in keys]
+    assert {u.version for u in parsed} == {7} and {u.variant for u in parsed} == {uuid.RFC_4122}
+    assert t0_ms <= parsed[0].int >> 80 <= parsed[-1].int >> 80 <= t1_ms
+
+
+def test_a_new_file_takes_the_configured_page_size_and_an_old_one_keeps_its_own(tmp_path):
+    import sqlite3
+
+    def page_size() -> int:
+        with sqlite3.connect(tmp_path / 'sage_memory.db') as db:
+            return int(db.execute('PRAGMA page_size').fetchone()[0])
+    rng = np.random.default_rng(0)
+    for size, rows in ((16384, 30), (4096, 60)):
+        store = MemoryStore(StoreConfig(data_dir=str(tmp_path), page_size=size,
+                                        retention=RetentionConfig(max_rows=0)))
+        store.start()
+        try:
+            store.submit_many([synthetic_record(i, rng, dim=8, preview_bytes=2000, grid=0)
+                               for i in range(rows - 30, rows)])
+            assert store.flush(30)
+            assert store.count() == rows
+        finally:
+            assert store.close()
+        assert page_size() == 16384  # set before the file turned to WAL; kept when reopened
+
+
+def test_rows_arriving_one_by_one_share_a_commit_within_the_linger_and_each_is_acked(tmp_path):
+    commits = {}
+    for linger in (0.0, 0.3):
+        store = MemoryStore(StoreConfig(data_dir=str(tmp_path / f'l{linger}'),
+                                        linger_s=linger, retention=RetentionConfig(max_rows=0)))
+        acked: list[int] = []
+        store.on_commit(lambda recs, acked=acked: acked.extend(r.input_seq for r in recs))
+        store.start()
+        try:
+            rng = np.random.default_rng(0)
+            for i in range(12):  # a robot's few rows a second, sped up: one every 20 ms
+                store.submit(synthetic_record(i, rng, dim=8, preview_bytes=0, grid=0))
+                time.sleep(0.02)
+            assert store.flush(30)
+            commits[linger] = store.writer.counts['commits']
+        finally:
+            assert store.close()
+        assert sorted(acked) == list(range(12))
+    # Each commit rewrites the index pages it touches: fewer commits, fewer bytes on flash.
+    assert commits[0.0] >= 8 and commits[0.3] <= 3, commits
