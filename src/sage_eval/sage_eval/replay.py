@@ -287,14 +287,14 @@ def score_inputs(items: Iterable[InputItem], snarc_params: Mapping[str, Any], ou
     """
     core = SnarcCore.from_params(dict(snarc_params))
 
-    def emit(rec: SalienceRecord, embedding: np.ndarray | None) -> None:
+    def emit(rec: SalienceRecord, embedding: np.ndarray | None, model_version: str = '') -> None:
         m = rec.modality
         stored = bool(rec.attend) and policy(rec)
         summary.inputs[m] = summary.inputs.get(m, 0) + 1
         summary.attended[m] = summary.attended.get(m, 0) + int(rec.attend)
         summary.stored[m] = summary.stored.get(m, 0) + int(stored)
         if stored and embedding is not None:
-            core.add_memory(m, embedding)
+            core.add_memory(m, embedding, model_version)
         out.write(decision_line(rec, stored) + '\n')
 
     for item in items:
@@ -303,7 +303,7 @@ def score_inputs(items: Iterable[InputItem], snarc_params: Mapping[str, Any], ou
             summary.first_stamp = item.stamp
         summary.last_stamp = item.stamp
         if isinstance(item, LatentRecord):
-            emit(core.score_latent(item), item.embedding)
+            emit(core.score_latent(item), item.embedding, item.model_version)
         elif isinstance(item, ImuRecord):
             sal = core.score_imu(item)
             if sal is not None:

@@ -244,6 +244,8 @@ class MemoryCore:
             embedding = latent.embedding
             text = latent.text
             extra['features'] = {k: _f32(v) for k, v in latent.features.items()}
+            if latent.model_version:  # whose embedding this is (SNARC compares like with like)
+                extra['model_version'] = latent.model_version
             if full:
                 codes = latent.codes
                 codebook = latent.codebook_size

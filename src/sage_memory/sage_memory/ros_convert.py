@@ -31,6 +31,7 @@ def experience_to_msg(rec: ExperienceRecord, frame_id: str = '') -> Experience:
         msg.codes = np.ascontiguousarray(rec.codes, dtype=np.uint16).ravel().tolist()
     if rec.embedding is not None:
         msg.embedding = np.asarray(rec.embedding, dtype=np.float32).tolist()
+    msg.model_version = str(rec.extra.get('model_version', ''))
     msg.preview_format = rec.preview_format
     msg.preview = bytes(rec.preview)
     msg.text = rec.text

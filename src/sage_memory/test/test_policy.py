@@ -181,3 +181,15 @@ def test_feature_floats_are_stored_at_their_float32_precision_in_the_fewest_digi
     wide = json.dumps({'features': values}, separators=(',', ':'))
     assert len(json.dumps(back['features'], separators=(',', ':'))) < 0.75 * len(wide)
     assert len(extra) < 520, extra  # 503 here; 701 with float64 digits and ", " / ": "
+
+
+def test_the_encoder_model_that_embedded_a_row_is_kept_and_published_with_it():
+    from sage_memory.ros_convert import experience_to_msg
+    latent = LatentRecord(**{**lat(1).__dict__, 'model_version': 'vision:3f2a9c1d'})
+    c, _ = core(context_before=0, context_after=0)
+    rec = (c.on_latent(latent) + c.on_salience(sal(1)))[0]
+    assert rec.extra['model_version'] == 'vision:3f2a9c1d'
+    assert experience_to_msg(rec).model_version == 'vision:3f2a9c1d'
+    # IMU rows and latents without a version say nothing (SNARC takes its current model).
+    imu = c.on_salience(sal(2, modality='imu'))[0]
+    assert 'model_version' not in imu.extra and experience_to_msg(imu).model_version == ''

@@ -166,6 +166,10 @@ class MemoryIndex:
             out[s:s + chunk] = np.argmax(x[s:s + chunk] @ cents.T, axis=1)
         return out
 
+    def vectors(self) -> np.ndarray:
+        """The stored unit vectors in insertion order (a view)."""
+        return self._data[:self._n]
+
     def nearest(self, x: np.ndarray) -> float:
         """Chord distance sqrt(2 - 2 cos) to the nearest stored vector; inf when empty."""
         if self._n == 0:

@@ -109,8 +109,10 @@ class ModalityState:
             return None
         return unit(innovation)
 
-    def follow_model(self, version: str) -> None:
+    def follow_model(self, version: str) -> bool:
         """Note the encoder model of an input ('' = unknown: nothing to compare).
+
+        Returns True when the input names another model than the last (or the first one).
 
         A new model (promoted after sleep, rolled back, retrained in place) encodes the same
         scene into other codes and embeddings: compared with the old model's, every input
@@ -121,7 +123,7 @@ class ModalityState:
         signal features (arousal, the room's spectrum, the voice) do not depend on the model.
         """
         if not version or version == self.model_version:
-            return
+            return False
         known, self.model_version = self.model_version, version
         if known:  # the first model named is no change
             self.model_changes += 1
@@ -129,6 +131,7 @@ class ModalityState:
             self.novelty.restart()
             self.baseline = None
             self.code_baseline = None
+        return True
 
     def __init__(self, modality: str, v: Mapping[str, Any]) -> None:
         metric = METRICS.get(modality, 'cosine')
@@ -227,7 +230,9 @@ class SnarcCore:
             offsets={s.upper(): float(v[f'threshold.offset.{s}']) for s in STATE_NAMES})
         self.imu = ImuAggregator(float(v['imu.window_s']), float(v['imu.gravity']))
         self._gravity_vec: np.ndarray | None = None
-        self.memory: dict[str, MemoryIndex] = {}
+        # Stored memories' embeddings per modality and encoder model version: novelty compares
+        # an input only with memories its own model embedded ('' = version not recorded).
+        self.memory: dict[str, dict[str, MemoryIndex]] = {}
         self.now = -math.inf
         self.issues: Counter[str] = Counter()
         self._new_issues: deque[tuple[Level, str]] = deque(maxlen=64)
@@ -257,7 +262,8 @@ class SnarcCore:
         feats = self._clean_features(m, rec.features)
         vec = self._clean_embedding(m, rec.embedding)
         ms = self._modality(m)
-        ms.follow_model(rec.model_version)
+        if ms.follow_model(rec.model_version):
+            self._attach_memory(m, ms)
         # Scored before refinement: what refinement changes depends on the ATP SAGE itself
         # gave this input, which is not news about the world.
         grid = rec.scored_codes
@@ -346,8 +352,12 @@ class SnarcCore:
             self._modality(item.modality).habituation.relieve(item.vec, abs(value) * e,
                                                              self.now)
 
-    def add_memory(self, modality: str, embedding: np.ndarray) -> bool:
-        """Add a stored memory's embedding to the novelty index; False if it was rejected."""
+    def add_memory(self, modality: str, embedding: np.ndarray, model_version: str = '') -> bool:
+        """Add a stored memory's embedding to the novelty index; False if it was rejected.
+
+        model_version: the encoder model that embedded it ('' = not recorded: taken as the
+        modality's current model, as before versions were recorded).
+        """
         if modality not in LATENT_MODALITIES:
             return False
         x = np.asarray(embedding, dtype=np.float32).reshape(-1)
@@ -358,19 +368,43 @@ class SnarcCore:
         if x is None:
             self._issue(Level.WARN, 'bad_memory', f'{modality}: empty or zero memory embedding')
             return False
-        index = self.memory.get(modality)
+        ms = self._modality(modality)
+        version = model_version or ms.model_version
+        by_version = self.memory.setdefault(modality, {})
+        index = by_version.get(version)
         if index is None:
-            v = self.values
-            index = MemoryIndex(x.shape[0], exact_max=int(v['novelty.exact_max']),
-                                nprobe=int(v['novelty.nprobe']), seed=int(v['novelty.seed']))
-            self.memory[modality] = index
-            self._modality(modality).novelty.memory = index
+            index = by_version[version] = self._new_index(x.shape[0])
         if index.dim != x.shape[0]:
             self._issue(Level.WARN, 'bad_memory',
                         f'{modality}: memory embedding has {x.shape[0]} dims, index {index.dim}')
             return False
         index.add(x)
+        self._attach_memory(modality, ms)
         return True
+
+    def _new_index(self, dim: int) -> MemoryIndex:
+        v = self.values
+        return MemoryIndex(dim, exact_max=int(v['novelty.exact_max']),
+                           nprobe=int(v['novelty.nprobe']), seed=int(v['novelty.seed']))
+
+    def _attach_memory(self, m: str, ms: ModalityState) -> None:
+        """Point the modality's novelty at the memories of its current encoder model.
+
+        Memories whose model was not recorded (rows stored before versions were, or added
+        while no input had named the model yet) are the first named model's. After a model
+        change the other versions' memories stay, unused: a rollback finds its own again.
+        """
+        by_version = self.memory.get(m, {})
+        current = ms.model_version
+        if current and '' in by_version:
+            unnamed = by_version.pop('')
+            mine = by_version.get(current)
+            if mine is None or mine.dim != unnamed.dim:
+                by_version[current] = unnamed
+            else:
+                for x in unnamed.vectors():
+                    mine.add(x)
+        ms.novelty.memory = by_version.get(current)
 
     def set_metabolic_state(self, state: str) -> None:
         """Switch the threshold offset to a metabolic state (WAKE, FOCUS, REST, DREAM, CRISIS)."""
@@ -386,9 +420,7 @@ class SnarcCore:
         ms = self.modalities.get(m)
         if ms is None:
             ms = self.modalities[m] = ModalityState(m, self.values)
-            index = self.memory.get(m)
-            if index is not None:
-                ms.novelty.memory = index
+            ms.novelty.memory = self.memory.get(m, {}).get(ms.model_version)
         return ms
 
     def _score(self, m: str, stamp: float, seq: int, vec: np.ndarray | None,
@@ -591,8 +623,13 @@ class SnarcCore:
         w = self.weights.w
         for i, a in enumerate(AXES):
             out[f'weight.{a}'] = f'{w[i]:.3f}'
-        for m, index in sorted(self.memory.items()):
-            out[f'{m}.memories'] = str(len(index))
+        for m, by_version in sorted(self.memory.items()):
+            current = self.modalities[m].model_version if m in self.modalities else ''
+            mine = by_version.get(current)
+            out[f'{m}.memories'] = str(len(mine) if mine is not None else 0)
+            others = sum(len(i) for v, i in by_version.items() if v != current)
+            if others:  # embedded by another model version: not compared with
+                out[f'{m}.memories_other_models'] = str(others)
         out['metabolic_state'] = self.threshold.state
         for key, n in sorted(self.issues.items()):
             out[f'issue.{key}'] = str(n)
@@ -624,8 +661,8 @@ class SnarcCore:
             'threshold': self.threshold.state_dict(), 'conflict': self.conflict.state_dict(),
             'imu': self.imu.state_dict(),
             'gravity': None if self._gravity_vec is None else self._gravity_vec.copy(),
-            'memory': ({m: i.state_dict() for m, i in self.memory.items()}
-                       if include_memory else {}),
+            'memory': ({m: {v: i.state_dict() for v, i in by_version.items()}
+                        for m, by_version in self.memory.items()} if include_memory else {}),
         }
 
     def load_state_dict(self, state: Mapping[str, Any], new_stream: bool = False) -> None:
@@ -645,12 +682,13 @@ class SnarcCore:
         try:
             self.now = float(state['now'])
             self.memory = {}
-            v = self.values
             for m, st in state['memory'].items():
-                index = MemoryIndex(int(st['dim']), exact_max=int(v['novelty.exact_max']),
-                                    nprobe=int(v['novelty.nprobe']), seed=int(v['novelty.seed']))
-                index.load_state_dict(st)
-                self.memory[m] = index
+                # Checkpoints from before versions: one index per modality, model not recorded.
+                versions = {'': st} if 'dim' in st else st
+                for version, ist in versions.items():
+                    index = self._new_index(int(ist['dim']))
+                    index.load_state_dict(ist)
+                    self.memory.setdefault(m, {})[str(version)] = index
             self.modalities = {}
             for m, st in state['modalities'].items():
                 ms = self._modality(m)
@@ -670,6 +708,7 @@ class SnarcCore:
                 ms.code_baseline = None if cb is None else np.asarray(cb, np.float64).copy()
                 # From before the field: '' (the first latent names the model; no restart).
                 ms.model_version = str(st.get('model_version', ''))
+                self._attach_memory(m, ms)
                 ms.last_stamp = float(st['last_stamp'])
                 ms.seq, ms.count = int(st['seq']), int(st['count'])
                 ms.attended = int(st['attended'])

@@ -126,7 +126,7 @@ class SnarcNode(Node):
     def _on_stored(self, msg: Experience) -> None:
         if msg.uuid and not self._uuids.first(msg.uuid):
             return
-        if self.core.add_memory(msg.modality, msg.embedding):
+        if self.core.add_memory(msg.modality, msg.embedding, msg.model_version):
             self.health.count('memories')
 
     def _on_state(self, msg: MetabolicState) -> None:

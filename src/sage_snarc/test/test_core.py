@@ -220,6 +220,63 @@ def test_stored_memory_makes_a_stimulus_not_novel():
     assert remembered.score_latent(probe).novelty < 0.1
 
 
+def test_memories_count_only_for_inputs_of_the_encoder_model_that_embedded_them():
+    from dataclasses import replace
+    world = SyntheticWorld(9)
+    obj = world.direction()
+    core = SnarcCore.from_params({})
+    t = [T0]
+
+    def calm(version: str, seconds: float) -> None:
+        for _ in range(int(seconds * 10)):
+            t[0] += 0.1
+            core.score_latent(replace(world.vision(t[0]), model_version=version))
+
+    def novelty_of_probe(version: str) -> float:
+        t[0] += 0.1
+        probe = replace(world.vision(t[0], obj, motion=0.04), model_version=version)
+        return core.score_latent(probe).novelty
+
+    probe_embedding = world.vision(T0, obj, motion=0.04).embedding
+    # Preloaded before any input named its model: the first model named adopts it.
+    assert core.add_memory('vision', probe_embedding)
+    calm('A:1', 20.0)
+    assert novelty_of_probe('A:1') < 0.1
+    # Model B (promoted after sleep) embeds the world otherwise: A's memories say nothing
+    # about B's inputs (here B's embedding of the probe happens to equal A's memory).
+    calm('B:2', 20.0)
+    assert novelty_of_probe('B:2') > 0.9
+    stats = core.stats()
+    assert stats['vision.memories'] == '0' and stats['vision.memories_other_models'] == '1'
+    # A memory B embedded counts for B ...
+    assert core.add_memory('vision', probe_embedding, 'B:2')
+    calm('B:2', 5.0)
+    assert novelty_of_probe('B:2') < 0.1
+    # ... and a rollback to A finds A's own memories again, through a checkpoint too.
+    restored = SnarcCore.from_params({})
+    restored.load_state_dict(core.state_dict())
+    for c in (core, restored):
+        core = c
+        calm('A:1', 20.0)
+        assert novelty_of_probe('A:1') < 0.1
+        assert core.stats()['vision.memories'] == '1'
+
+
+def test_a_checkpoint_from_before_model_versions_loads_its_memories_as_the_current_models():
+    world = SyntheticWorld(9)
+    obj = world.direction()
+    core = SnarcCore.from_params({})
+    warm(core, world)
+    probe = world.vision(T0 + 21.0, obj, motion=0.04)
+    core.add_memory('vision', probe.embedding)
+    state = core.state_dict()
+    state['memory'] = {m: by_version[''] for m, by_version in state['memory'].items()}
+    old = SnarcCore.from_params({})
+    old.load_state_dict(state)
+    assert old.stats()['vision.memories'] == '1'
+    assert old.score_latent(probe).novelty < 0.1
+
+
 def test_imu_is_scored_per_window_with_its_own_counter():
     world = SyntheticWorld(10)
     core = SnarcCore.from_params({'imu.window_s': 0.05})
