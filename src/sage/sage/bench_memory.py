@@ -10,8 +10,9 @@ would store them, unless `workload='random'` asks for the store's own synthetic 
   image preview);
 - audio: windows of the recorded speech and sounds, encoded by the audio encoder core (real
   codes and its WAV preview);
-- each latent is paired with an attended salience and turned into a full-fidelity experience by
-  the memory node's own policy (`MemoryCore`), so the row's columns and its `extra` JSON are the
+- each latent is paired with an attended salience and turned into an experience by the memory
+  node's own policy (`MemoryCore`, the profile's share at full fidelity with code grid and
+  encoder report, the rest summary rows), so the row's columns and its `extra` JSON are the
   node's.
 
 Only the embeddings stay synthetic: the benchmark needs `rows` distinct vectors with the cluster

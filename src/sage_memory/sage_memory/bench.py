@@ -1,11 +1,13 @@
 """Memory benchmark: sustained inserts, recall at scale, restart time (SQLite and PostgreSQL).
 
-`run_bench(seconds, ...)` returns JSON-able figures; `sage bench memory` prints them. Phases per
-backend, on a throwaway database:
+`run_bench(seconds, ...)` returns JSON-able figures; `sage bench memory` runs it on rows built
+from real content as the nano graph stores them (`base_rows`, sage.bench_memory), without
+them on synthetic rows (a 30x30 grid of 512 codes, a random `preview_bytes` preview). Phases
+per backend, on a throwaway database:
 
-1. sustained: a producer submits realistic rows (30x30 code grid, embedding, JPEG-sized
-   preview) at `rate` rows/s for `seconds`; reports the achieved commit rate, commit latency
-   per batch (insert + commit) and per-row ack latency (submit -> committed) percentiles;
+1. sustained: a producer submits rows at `rate` rows/s for `seconds`; reports the achieved
+   commit rate, commit latency per batch (insert + commit) and per-row ack latency (submit ->
+   committed) percentiles;
 2. flood: `flood_rows` rows submitted at once (the writer's ceiling, rows/s);
 3. fill to `rows` experiences, then recall: `queries` embedding queries (k best, half of them
    with time/salience filters) and ranked queries without a vector, latency percentiles;

@@ -242,14 +242,18 @@ class BatchWriter:
         except queue.Empty:
             return jobs
         jobs += self._take(item)
-        # Group commit: take what accumulated while the last commit ran and, for rows, what
-        # arrives within linger_s (nobody waits on a row: one commit for a few rows writes
-        # their shared pages once, which matters on flash at a robot's few rows a second).
+        # Group commit: take what accumulated while the last commit ran and, while the batch
+        # is small, what arrives within linger_s (nobody waits on a row: one commit for a few
+        # rows writes their shared pages once, which matters on flash at a robot's few rows a
+        # second; a batch of batch_max / 8 rows shares them already, and under a flood waiting
+        # would only delay the acknowledgements).
         deadline = time.monotonic() + (self.linger_s if self._pending else 0.0)
+        enough = max(1, self.batch_max // 8)
         while len(self._pending) < self.batch_max and len(self._pending_inputs) < self.batch_max:
             left = deadline - time.monotonic()
             try:
-                if left > 0 and not jobs and not self._stop.is_set():
+                if (left > 0 and len(self._pending) < enough and not jobs
+                        and not self._stop.is_set()):
                     item = self._queue.get(timeout=left)
                 else:
                     item = self._queue.get_nowait()
