@@ -198,7 +198,7 @@ class ExperienceRecord:
         codes: (grid_h, grid_w) uint16 codebook indices, or None.
         codebook_size: size of the codebook indexed by codes.
         embedding: (D,) float32 embedding, or None.
-        preview_format: 'jpeg', 's16le', 'text' or ''.
+        preview_format: 'webp', 'jpeg', 'wav' (older rows 's16le'), 'text' or ''.
         preview: preview bytes.
         text: text of a language input.
         pose: robot pose (x, y, z, qx, qy, qz, qw) or None.
