@@ -144,16 +144,11 @@ def describe(rows: Sequence[Any]) -> dict[str, Any]:
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(f'{r.modality}/{r.fidelity}', []).append(record_to_row(r))
-    out: dict[str, Any] = {}
-    for key in sorted(groups):
-        cols = groups[key]
-
-        def mean(name: str, cols: list[dict[str, Any]] = cols) -> float:
-            return round(float(np.mean([len(c[name] or b'') for c in cols])), 1)
-        out[key] = {'share': round(len(cols) / len(rows), 3),
-                    'preview_format': sorted({c['preview_format'] for c in cols}),
-                    **{f'{name}_bytes': mean(name) for name in ('preview', 'codes', 'extra')}}
-    return out
+    return {key: {'share': round(len(cols) / len(rows), 3),
+                  'preview_format': sorted({c['preview_format'] for c in cols}),
+                  **{f'{name}_bytes': round(float(np.mean([len(c[name] or b'') for c in cols])), 1)
+                     for name in ('preview', 'codes', 'extra')}}
+            for key, cols in sorted(groups.items())}
 
 
 def run_bench(seconds: float = 10.0, workload: str = 'robot', profile: str = 'nano',

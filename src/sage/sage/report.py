@@ -20,7 +20,7 @@ from sage.viz_core import (AXIS_COLORS, STATE_COLORS, UNKNOWN_STATE_COLOR, Budge
                            StateRecord, StoredRecord, budget_from_msg, salience_record,
                            state_from_msg, stored_from_msg)
 from sage_common.errors import SageError
-from sage_common.previews import IMAGE_FORMATS, SUFFIX
+from sage_common.previews import IMAGE_SUFFIX
 from sage_common.records import AXES, MODALITIES, SalienceRecord
 from sage_common.vocabulary import Topic
 
@@ -237,13 +237,13 @@ def plot_metabolic(data: RunData, path: Path) -> Path | None:
 def write_thumbnails(data: RunData, folder: Path) -> list[tuple[Path, float, StoredRecord]]:
     """Save the image previews of stored experiences (the latest MAX_THUMBNAILS)."""
     with_preview = [(t, r) for t, r in data.stored
-                    if r.preview_format in IMAGE_FORMATS and r.preview]
+                    if r.preview_format in IMAGE_SUFFIX and r.preview]
     out = []
     if with_preview:
         folder.mkdir(parents=True, exist_ok=True)
     for k, (t, rec) in enumerate(with_preview[-MAX_THUMBNAILS:]):
         path = folder / (f'{k:03d}_{rec.modality}_{rec.uuid[:8] or "x"}'
-                         f'{SUFFIX[rec.preview_format]}')
+                         f'{IMAGE_SUFFIX[rec.preview_format]}')
         path.write_bytes(rec.preview)
         out.append((path, t, rec))
     return out

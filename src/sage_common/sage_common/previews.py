@@ -18,10 +18,10 @@ import io
 
 import numpy as np
 
-IMAGE_FORMATS = ('webp', 'jpeg')
+# Image formats and their file name suffixes (reports write thumbnails as files).
+IMAGE_SUFFIX = {'webp': '.webp', 'jpeg': '.jpg'}
+IMAGE_FORMATS = tuple(IMAGE_SUFFIX)
 AUDIO_FORMAT = 'wav'
-# File name suffix per preview format (reports write previews as files).
-SUFFIX = {'webp': '.webp', 'jpeg': '.jpg', 'wav': '.wav', 's16le': '.s16le', 'text': '.txt'}
 
 
 def encode_image(rgb: np.ndarray, size: tuple[int, int], fmt: str, quality: int) -> bytes:
@@ -77,6 +77,6 @@ def decode_audio(data: bytes, fmt: str, rate: int = 8000) -> tuple[np.ndarray, i
     import soundfile as sf
     try:
         audio, sr = sf.read(io.BytesIO(data), dtype='float32', always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as err:
+    except RuntimeError as err:  # soundfile's LibsndfileError is one (not in older releases)
         raise ValueError(f'audio preview does not decode: {err}') from err
     return audio.mean(axis=1), int(sr)

@@ -274,7 +274,7 @@ def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int
                    snapshot_vectors: bool = False, ef_construction: int = 0,
                    heap_trim_rows: int = 10_000, knn_period_s: float = 0.0,
                    batch_max: int = 0, page_size: int = StoreConfig.page_size,
-                   linger_s: float = 0.25,
+                   linger_s: float = 0.0,
                    base_rows: Sequence[ExperienceRecord] | None = None) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     cfg = MemoryConfig(
@@ -340,7 +340,7 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
               snapshot_vectors: bool = False, ef_construction: int = 0,
               heap_trim_rows: int = 10_000, knn_period_s: float = 0.0,
               batch_max: int = 0, page_size: int = StoreConfig.page_size,
-              linger_s: float = 0.25,
+              linger_s: float = -1.0,
               base_rows: Sequence[ExperienceRecord] | None = None) -> dict[str, Any]:
     """Run the memory benchmark.
 
@@ -362,8 +362,8 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
             thread asks a kNN query every knn_period_s (0 = skip that phase).
         batch_max: the writer's most rows per commit (0 = StoreConfig's default).
         page_size: SQLite page size of the bench database (4096 = SQLite's own default).
-        linger_s: the writer's wait for more rows before a commit (the profiles' 0.25;
-            0 = commit at once, as before).
+        linger_s: the writer's wait for more rows before a commit (< 0 = the memory node's
+            writer.linger_s default; 0 = commit at once, as before the linger existed).
         base_rows: rows to build the workload from (fresh uuids, stamps and embeddings per
             row; sage.bench_memory builds them from real content); None = synthetic rows
             with a random preview of preview_bytes.
@@ -378,6 +378,10 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
     Returns:
         Figures per backend, and 'skipped' reasons.
     """
+    if linger_s < 0:  # the memory node's own default
+        from sage_common.params import resolve
+        from sage_memory.memory_params import PARAMS
+        linger_s = float(resolve(PARAMS, {})['writer.linger_s'])
     result: dict[str, Any] = {'params': {
         'seconds': seconds, 'rows': rows, 'dim': dim, 'rate': rate, 'queries': queries, 'k': k,
         'flood_rows': flood_rows, 'flood_seconds': flood_seconds, 'wal_max_mb': wal_max_mb,

@@ -146,22 +146,30 @@ def test_a_new_file_takes_the_configured_page_size_and_an_old_one_keeps_its_own(
 
 
 def test_rows_arriving_one_by_one_share_a_commit_within_the_linger_and_each_is_acked(tmp_path):
-    commits = {}
-    for linger in (0.0, 0.3):
-        store = MemoryStore(StoreConfig(data_dir=str(tmp_path / f'l{linger}'),
-                                        linger_s=linger, retention=RetentionConfig(max_rows=0)))
+    def run(linger: float, batch_max: int, wait_each: bool) -> tuple[int, list[int]]:
+        store = MemoryStore(StoreConfig(data_dir=str(tmp_path / f'l{linger}-{batch_max}'),
+                                        linger_s=linger, batch_max=batch_max,
+                                        retention=RetentionConfig(max_rows=0)))
         acked: list[int] = []
-        store.on_commit(lambda recs, acked=acked: acked.extend(r.input_seq for r in recs))
+        store.on_commit(lambda recs: acked.extend(r.input_seq for r in recs))
         store.start()
         try:
             rng = np.random.default_rng(0)
             for i in range(12):  # a robot's few rows a second, sped up: one every 20 ms
                 store.submit(synthetic_record(i, rng, dim=8, preview_bytes=0, grid=0))
-                time.sleep(0.02)
+                if wait_each:
+                    assert store.flush(30)
+                else:
+                    time.sleep(0.02)
             assert store.flush(30)
-            commits[linger] = store.writer.counts['commits']
+            return store.writer.counts['commits'], sorted(acked)
         finally:
             assert store.close()
-        assert sorted(acked) == list(range(12))
-    # Each commit rewrites the index pages it touches: fewer commits, fewer bytes on flash.
-    assert commits[0.0] >= 8 and commits[0.3] <= 3, commits
+    # Without a linger every row is its own commit; each commit rewrites the index pages it
+    # touches, so on flash fewer commits are fewer bytes.
+    assert run(0.0, 512, wait_each=True) == (12, list(range(12)))
+    # Twelve rows over a quarter of a second are one commit within a 2 s linger ...
+    assert run(2.0, 512, wait_each=False) == (1, list(range(12)))
+    # ... unless the batch already holds batch_max / 8 rows (2 here): no waiting beyond that.
+    commits, acked = run(5.0, 16, wait_each=False)
+    assert commits >= 2 and acked == list(range(12))

@@ -398,10 +398,8 @@ class SnarcCore:
         current = ms.model_version
         if current and '' in by_version:
             unnamed = by_version.pop('')
-            mine = by_version.get(current)
-            if mine is None or mine.dim != unnamed.dim:
-                by_version[current] = unnamed
-            else:
+            mine = by_version.setdefault(current, unnamed)
+            if mine is not unnamed and mine.dim == unnamed.dim:
                 for x in unnamed.vectors():
                     mine.add(x)
         ms.novelty.memory = by_version.get(current)

@@ -238,16 +238,19 @@ def test_memories_count_only_for_inputs_of_the_encoder_model_that_embedded_them(
         return core.score_latent(probe).novelty
 
     probe_embedding = world.vision(T0, obj, motion=0.04).embedding
-    # Preloaded before any input named its model: the first model named adopts it.
+    # Preloaded before any input named its model: the first model named adopts it, next to
+    # what the preload already filed under that model.
     assert core.add_memory('vision', probe_embedding)
+    assert core.add_memory('vision', world.direction(), 'A:1')
     calm('A:1', 20.0)
+    assert core.stats()['vision.memories'] == '2'
     assert novelty_of_probe('A:1') < 0.1
     # Model B (promoted after sleep) embeds the world otherwise: A's memories say nothing
     # about B's inputs (here B's embedding of the probe happens to equal A's memory).
     calm('B:2', 20.0)
     assert novelty_of_probe('B:2') > 0.9
     stats = core.stats()
-    assert stats['vision.memories'] == '0' and stats['vision.memories_other_models'] == '1'
+    assert stats['vision.memories'] == '0' and stats['vision.memories_other_models'] == '2'
     # A memory B embedded counts for B ...
     assert core.add_memory('vision', probe_embedding, 'B:2')
     calm('B:2', 5.0)
@@ -259,7 +262,7 @@ def test_memories_count_only_for_inputs_of_the_encoder_model_that_embedded_them(
         core = c
         calm('A:1', 20.0)
         assert novelty_of_probe('A:1') < 0.1
-        assert core.stats()['vision.memories'] == '1'
+        assert core.stats()['vision.memories'] == '2'
 
 
 def test_a_checkpoint_from_before_model_versions_loads_its_memories_as_the_current_models():
