@@ -9,11 +9,11 @@ would store them, unless `workload='random'` asks for the store's own synthetic 
   the vision encoder core with the profile's parameters (real codes, features, diagnostics and
   image preview);
 - audio: windows of the recorded speech and sounds, encoded by the audio encoder core (real
-  codes and its WAV preview);
+  codes and its WAV preview in the profile's codec);
 - each latent is paired with an attended salience and turned into an experience by the memory
   node's own policy (`MemoryCore`, the profile's share at full fidelity with code grid and
-  encoder report, the rest summary rows), so the row's columns and its `extra` JSON are the
-  node's.
+  encoder report, the rest summary rows; the default device id and session), so the row's
+  columns and its `extra` JSON are the node's.
 
 Only the embeddings stay synthetic: the benchmark needs `rows` distinct vectors with the cluster
 structure of recurring scenes, at `dim`, to measure recall at scale (sage_memory.bench._Pool).
@@ -98,8 +98,8 @@ def robot_rows(profile: str = 'nano', seed: int = 0, vision_share: float = 0.5,
               for node in ('vision_encoder', 'audio_encoder')}
     mem = resolved_params(params, 'memory', 'sage_memory.memory_params')
     # Every input an attended experience without context rows (those are summary rows too).
-    mem.update({'context_before': 0, 'context_after': 0, 'policy.mode': 'attend',
-                'device_id': 'bench', 'session': 'bench'})
+    # Device id and session as the node writes them by default (host name; host + start time).
+    mem.update({'context_before': 0, 'context_after': 0, 'policy.mode': 'attend'})
     if full_fraction is not None:
         mem['full_fidelity_top_fraction'] = float(full_fraction)
     core = MemoryCore(policy_config(mem), clock=lambda: 0.0)

@@ -20,7 +20,7 @@ from sage.viz_core import (AXIS_COLORS, STATE_COLORS, UNKNOWN_STATE_COLOR, Budge
                            StateRecord, StoredRecord, budget_from_msg, salience_record,
                            state_from_msg, stored_from_msg)
 from sage_common.errors import SageError
-from sage_common.previews import IMAGE_SUFFIX
+from sage_common.preview_formats import IMAGE_SUFFIX
 from sage_common.records import AXES, MODALITIES, SalienceRecord
 from sage_common.vocabulary import Topic
 

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from sage_common.previews import IMAGE_FORMATS, decode_image
+from sage_common.preview_formats import IMAGE_FORMATS
+from sage_common.previews import decode_image
 from sage_common.records import AXES, MODALITIES, SalienceRecord, StateRecord
 from sage_common.stamps import to_sec
 from sage_common.vocabulary import LATENT_TOPICS, PUZZLE_MODALITIES, MetabolicState, Topic

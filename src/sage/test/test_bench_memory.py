@@ -28,6 +28,13 @@ def test_robot_rows_are_the_encoders_and_the_policys_on_real_photos_and_recordin
         mine = [r.preview for r in rows if r.modality == modality]
         assert len(set(mine)) >= 60, modality  # 144 crops, 72 windows, repeated to the mix
     assert all(r.extra['features'] for r in rows)
+    # The nano profile's clips are GSM 06.10 WAVs: 906 B per 0.5 s, not 2,108 of IMA ADPCM.
+    import io
+
+    import soundfile as sf
+    clip = next(r.preview for r in rows if r.modality == 'audio')
+    assert sf.info(io.BytesIO(clip)).subtype == 'GSM610'
+    assert parts['audio/full']['preview_bytes'] < 1000
 
 
 def test_a_short_bench_reports_the_workload_and_bytes_per_row_above_its_payload(rows):

@@ -15,7 +15,8 @@ import time
 from typing import Any
 
 import numpy as np
-from sage_common.previews import AUDIO_FORMAT, encode_audio
+from sage_common.preview_formats import AUDIO_FORMAT
+from sage_common.previews import encode_audio
 from sage_common.records import LatentRecord
 
 from sage_encoders.denoise import GateConfig, SpectralGate
@@ -113,6 +114,7 @@ class AudioConfig:
     gap_tolerance: float = 0.1
     preview_seconds: float = 0.5
     preview_rate: int = 8000
+    preview_codec: str = 'ima_adpcm'
     training_keep: int = 32  # windows kept for the memory node (0 = off)
     voice: bool = True       # voice activity of the newest hop (feature 'voice')
     voice_model: str = ''    # '' = the silero-vad wheel's model
@@ -129,6 +131,7 @@ class AudioConfig:
                    gap_tolerance=float(values['gap_tolerance']),
                    preview_seconds=float(values['preview.seconds']),
                    preview_rate=int(values['preview.rate']),
+                   preview_codec=str(values['preview.codec']),
                    training_keep=int(values['training_input.keep']),
                    voice=bool(values['voice.enabled']), voice_model=str(values['voice.model']),
                    denoise=GateConfig.from_params(values))
@@ -332,14 +335,15 @@ class AudioEncoderCore(SwappableModel):
         return self._voice
 
     def _preview(self, pcm: np.ndarray) -> bytes:
-        """The last preview.seconds of the window at preview.rate, as an IMA ADPCM WAV."""
+        """The last preview.seconds of the window at preview.rate, as a WAV in preview.codec."""
         n = int(self.cfg.preview_seconds * self.cfg.sample_rate)
         if n <= 0:
             return b''
         tail = pcm[-n:].astype(np.int32)
         factor = max(1, self.cfg.sample_rate // self.cfg.preview_rate)
         tail = tail[: len(tail) // factor * factor].reshape(-1, factor).mean(1)
-        return encode_audio(np.round(tail).astype(np.int16), self.cfg.preview_rate)
+        return encode_audio(np.round(tail).astype(np.int16), self.cfg.preview_rate,
+                            self.cfg.preview_codec)
 
     def set_irp(self, irp: IrpConfig) -> None:
         """Apply changed irp.* parameters."""

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sage_common.params import ParamSpec
+from sage_common.preview_formats import AUDIO_CODECS, GSM_RATE
 
 from sage_encoders.common_params import (irp_params, models_params, runtime_params,
                                          training_input_params, validate_runtime)
@@ -23,8 +24,12 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
               'sample AudioFrame (4096 = 256 ms)', 512, 65536, read_only=True),
     ParamSpec('gap_tolerance', 0.1, 'a stamp jump larger than this (s) versus the samples '
               'received restarts the window buffer', 0.001, 10.0),
-    ParamSpec('preview.seconds', 0.5, 'length of the preview clip (s; a 4-bit IMA ADPCM WAV)',
-              0.0, 1.0),
+    ParamSpec('preview.seconds', 0.5, 'length of the preview clip kept with stored experiences '
+              '(s, a WAV file)', 0.0, 1.0),
+    ParamSpec('preview.codec', 'ima_adpcm', 'codec of the preview clip: ima_adpcm (4-bit, '
+              '2,108 B per 0.5 s at 8 kHz) or gsm610 (the GSM phone speech codec, 906 B per '
+              '0.5 s, 8 kHz only; speech stays clear, other sounds lose detail)',
+              choices=tuple(AUDIO_CODECS)),
     ParamSpec('preview.rate', 8000, 'sample rate of the preview clip (16000 or 8000 Hz)',
               8000, 16000),
     ParamSpec('voice.enabled', True, "feature 'voice': the speech probability of the newest "
@@ -60,4 +65,6 @@ def validate(values: Mapping[str, Any]) -> list[str]:
         errors.append(f'window_samples {window} is not a multiple of {WINDOW_QUANTUM}')
     if int(values['preview.rate']) not in (8000, 16000):
         errors.append('preview.rate must be 8000 or 16000')
+    if values['preview.codec'] == 'gsm610' and int(values['preview.rate']) != GSM_RATE:
+        errors.append(f'preview.codec gsm610 takes preview.rate {GSM_RATE} only')
     return errors

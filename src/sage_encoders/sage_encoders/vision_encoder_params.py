@@ -6,6 +6,7 @@ from typing import Any
 
 from sage_common import mailbox_params
 from sage_common.params import ParamSpec
+from sage_common.preview_formats import IMAGE_FORMATS
 
 from sage_encoders.common_params import (irp_params, models_params, runtime_params,
                                          training_input_params, validate_runtime)
@@ -34,7 +35,7 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
               'normalisation applies (dark frames are not amplified into noise)', 1.0, 16.0),
     ParamSpec('preview.format', 'webp', 'image format of the preview kept with stored '
               'experiences (webp: about half the bytes of jpeg at a better PSNR)',
-              choices=('webp', 'jpeg')),
+              choices=IMAGE_FORMATS),
     ParamSpec('preview.width', 64, 'preview width (px)', 8, 640),
     ParamSpec('preview.height', 48, 'preview height (px)', 8, 480),
     ParamSpec('preview.quality', 70, 'preview quality (WebP or JPEG, 10-100)', 10, 100),

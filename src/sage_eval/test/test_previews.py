@@ -49,24 +49,42 @@ def _log_spec(x: np.ndarray) -> np.ndarray:
     return 20 * np.log10(np.abs(stft(x, 8000, nperseg=256)[2]) + 1e-5)
 
 
+# codec: (largest share of 16-bit PCM's bytes, largest mean spectral error in dB).
+_CODEC_BOUNDS = {'ima_adpcm': (0.27, 4.0),  # 2,108 B; 1.3-3.6 dB on these clips
+                 'gsm610': (0.12, 5.5)}     # 906 B; 4.0-5.1 dB (6-bit PCM: 5.8-10.5)
+
+
+@pytest.mark.parametrize('codec', list(_CODEC_BOUNDS))
 @pytest.mark.parametrize('name', ['conversation', 'arctic_a0007', 'car_door', 'boom'])
-def test_audio_previews_of_real_recordings_are_a_quarter_of_pcm_and_sound_the_same(name) -> None:
+def test_audio_previews_of_real_recordings_are_small_and_sound_the_same(name, codec) -> None:
     x = media.load_audio(name, 8000)
     clip = (x[len(x) // 2 - 2000:len(x) // 2 + 2000] if len(x) >= 4000
             else np.pad(x, (0, 4000 - len(x))))
     pcm = np.round(clip * 32767).astype(np.int16)
-    data = encode_audio(pcm, 8000)
-    assert len(data) <= 0.27 * pcm.nbytes
+    share, max_err = _CODEC_BOUNDS[codec]
+    data = encode_audio(pcm, 8000, codec)
+    assert len(data) <= share * pcm.nbytes
     got, rate = decode_audio(data, 'wav')
-    assert rate == 8000 and 4000 <= len(got) < 4000 + 64  # ADPCM pads its last block
+    assert rate == 8000 and 4000 <= len(got) < 4000 + 640  # codecs pad their last block
     got = got[:4000]
     ref = _log_spec(pcm / 32768.0)
     loud = ref > ref.max() - 60  # bins within 60 dB of the loudest
     err = float(np.mean(np.abs(_log_spec(got) - ref)[loud]))
-    assert err < 4.0, err  # 1.3-3.6 dB here; 6-bit PCM of the same speech: 5.8-10.5
+    assert err < max_err, err
     # The older raw previews still read back.
     raw, raw_rate = decode_audio(pcm.astype('<i2').tobytes(), 's16le')
     assert raw_rate == 8000 and np.allclose(raw, pcm / 32768.0)
+
+
+def test_gsm_previews_take_8_khz_only_and_unknown_codecs_are_refused() -> None:
+    with pytest.raises(ValueError, match='8000'):
+        encode_audio(np.zeros(8000, np.int16), 16000, 'gsm610')
+    with pytest.raises(ValueError, match='codec'):
+        encode_audio(np.zeros(800, np.int16), 8000, 'mp3')
+    from sage_common.params import resolve
+    from sage_encoders import audio_encoder_params as params
+    values = resolve(params.PARAMS, {'preview.codec': 'gsm610', 'preview.rate': 16000})
+    assert any('gsm610' in e for e in params.validate(values))
 
 
 def test_previews_that_do_not_decode_are_none_or_a_clear_error() -> None:

@@ -48,6 +48,8 @@ _FLOOD_BACKLOG = 4000
 _FLOOD_POLL_S = 0.05
 # How long after a flood the RSS is read again (longer than the index thread's idle wait).
 _SETTLE_S = 1.0
+# Embeddings drawn per random call.
+_EMBED_BLOCK = 4096
 
 
 def _pct(values: Any) -> dict[str, float]:
@@ -72,12 +74,15 @@ class _Pool:
         # Encoder embeddings cluster (scenes recur): 2000 centres plus noise, not i.i.d.
         # Gaussian vectors, which no real encoder produces and which HNSW finds hardest.
         self.centres = rng.standard_normal((2000, dim)).astype(np.float32)
+        self._ready: list[np.ndarray] = []
 
     def embedding(self) -> np.ndarray:
         """A unique embedding near a random centre."""
-        c = self.centres[self.rng.integers(0, len(self.centres))]
-        out: np.ndarray = (c + 0.3 * self.rng.standard_normal(self.dim)).astype(np.float32)
-        return out
+        if not self._ready:  # drawn in blocks: per-row draws cost the store's cores
+            picks = self.centres[self.rng.integers(0, len(self.centres), _EMBED_BLOCK)]
+            block = picks + 0.3 * self.rng.standard_normal((_EMBED_BLOCK, self.dim))
+            self._ready = list(block.astype(np.float32)[::-1])
+        return self._ready.pop()
 
     def make(self, i: int) -> ExperienceRecord:
         b = self.base[i % len(self.base)]

@@ -70,5 +70,6 @@ def policy_config(values: Mapping[str, Any]) -> PolicyConfig:
         full_fidelity_top_fraction=float(values['full_fidelity_top_fraction']),
         fidelity_window=int(values['fidelity_window']),
         summary_keep_preview=bool(values['summary_keep_preview']),
+        feature_digits=int(values['feature_digits']),
         pair_buffer=int(values['pair_buffer']), pair_timeout_s=float(values['pair_timeout_s']),
         tags=tuple(split_list(values['tags'])))

@@ -12,7 +12,9 @@ written to `<dir>/manifest.json` + files atomically; at start the saved indexes 
 reconciled with the database (rows added or evicted since the snapshot), instead of rebuilt.
 A snapshot may hold the HNSW graph alone (`save(..., vectors=False)`): the vectors are then
 read back from where they already are (the database rows) at load, so each vector is kept on
-disk once.
+disk once. Snapshot files are zlib-compressed: neighbour lists are 43 % empty slots and ids of
+17 bits in 32, so at 100 k rows of M=16 the graph takes 58 bytes a row instead of 132, for
+0.12 s of compression per save (level 1; a higher level saves 3 % more at 5x the time).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from pathlib import Path
 import threading
 import time
 from typing import Any
+import zlib
 
 # OpenMP threads that spin after a parallel region steal the cores other nodes need: sleep.
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
@@ -42,9 +45,13 @@ log = logging.getLogger(__name__)
 # How long a chunked add sleeps while searches wait for the index.
 _YIELD_S = 0.0002
 
-# 2: an entry may say its vectors live elsewhere ('vectors': false); version 1 is still read.
-SNAPSHOT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+# 2: an entry may say its vectors live elsewhere ('vectors': false).
+# 3: files are zlib-compressed. Versions 1 and 2 are still read; older code ignores a version 3
+# snapshot and rebuilds from the database.
+SNAPSHOT_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
+_COMPRESSED_FROM = 3
+_ZLIB_LEVEL = 1
 IndexKey = tuple[str, int]
 # (modality, dim), row ids -> their (N, dim) embeddings in that order (zeros where a row is gone).
 VectorSource = Callable[[IndexKey, np.ndarray], np.ndarray]
@@ -313,34 +320,20 @@ class VectorIndex:
         order = part[np.argsort(-scores[part], kind='stable')]
         return [Hit(int(self._ids[labels[i]]), float(scores[i]), self.key) for i in order]
 
-    def serialize(self) -> tuple[Any, dict[str, np.ndarray]]:
-        """(serialised FAISS index bytes, label metadata arrays) for a snapshot."""
-        with self._lock:
-            n = self.total
-            blob = faiss.serialize_index(self._index)
-            meta: dict[str, np.ndarray] = {
-                'ids': self._ids[:n].copy(), 'stamp': self._stamp[:n].copy(),
-                'salience': self._sal[:n].copy(), 'alive': self._alive[:n].copy()}
-        return blob, meta
+    def serialize(self, vectors: bool = True) -> tuple[bytes, dict[str, np.ndarray]]:
+        """(serialised FAISS index, label metadata arrays) for a snapshot.
 
-    def write_graph(self, path: Path) -> dict[str, np.ndarray]:
-        """Write the HNSW graph without its vectors to path (atomically, private).
-
-        Returns:
-            the label metadata arrays, as serialize() does.
+        Args:
+            vectors: include the vectors (False: the HNSW graph alone).
         """
-        tmp = path.with_name(path.name + '.tmp')
-        os.close(create_private(tmp))
+        writer = faiss.VectorIOWriter()
         with self._lock:
             n = self.total
-            faiss.write_index(self._index, str(tmp), faiss.IO_FLAG_SKIP_STORAGE)
+            faiss.write_index(self._index, writer, 0 if vectors else faiss.IO_FLAG_SKIP_STORAGE)
             meta: dict[str, np.ndarray] = {
                 'ids': self._ids[:n].copy(), 'stamp': self._stamp[:n].copy(),
                 'salience': self._sal[:n].copy(), 'alive': self._alive[:n].copy()}
-        with open(tmp, 'rb') as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        return meta
+        return faiss.vector_to_array(writer.data).tobytes(), meta
 
     @classmethod
     def from_snapshot(cls, modality: str, dim: int, cfg: IndexConfig, index: Any,
@@ -474,14 +467,12 @@ class IndexSet:
             indexes = list(self._indexes.values())
         for vi in indexes:
             stem = f'{vi.modality}-{vi.dim}.g{gen}'
-            if vectors:
-                blob, meta = vi.serialize()
-                _write_atomic(directory / f'{stem}.faiss', blob.tobytes())
-            else:
-                meta = vi.write_graph(directory / f'{stem}.faiss')
+            blob, meta = vi.serialize(vectors)
+            _write_atomic(directory / f'{stem}.faiss', zlib.compress(blob, _ZLIB_LEVEL))
+            del blob
             with os.fdopen(create_private(directory / f'{stem}.npz.tmp'), 'wb') as fh:
-                np.savez(fh, ids=meta['ids'], stamp=meta['stamp'], salience=meta['salience'],
-                         alive=meta['alive'])
+                np.savez_compressed(fh, ids=meta['ids'], stamp=meta['stamp'],
+                                    salience=meta['salience'], alive=meta['alive'])
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(directory / f'{stem}.npz.tmp', directory / f'{stem}.npz')
@@ -515,17 +506,18 @@ class IndexSet:
             entries = list(manifest['indexes'])
         except (OSError, ValueError, KeyError, TypeError) as err:
             return [f'unreadable index manifest: {err}']
+        compressed = int(manifest['version']) >= _COMPRESSED_FROM
         for e in entries:
             try:
                 with np.load(directory / e['meta']) as data:
                     meta = {k: data[k] for k in ('ids', 'stamp', 'salience', 'alive')}
-                if e.get('vectors', True):
-                    index = faiss.read_index(str(directory / e['index']))
-                elif source is None:
+                with_vectors = bool(e.get('vectors', True))
+                if not with_vectors and source is None:
                     raise ValueError('its vectors are kept elsewhere and no source was given')
-                else:
-                    index = _read_graph(directory / e['index'], (str(e['modality']),
-                                        int(e['dim'])), meta['ids'], source)
+                index = _read_index(directory / e['index'], compressed, with_vectors)
+                if not with_vectors:
+                    _attach_vectors(index, (str(e['modality']), int(e['dim'])), meta['ids'],
+                                    source)
                 vi = VectorIndex.from_snapshot(str(e['modality']), int(e['dim']), self.cfg,
                                                index, meta)
             except (OSError, RuntimeError, ValueError, KeyError, TypeError) as err:
@@ -536,9 +528,23 @@ class IndexSet:
         return problems
 
 
-def _read_graph(path: Path, key: IndexKey, ids: np.ndarray, source: VectorSource) -> Any:
-    """An HNSW index from a graph-only file, its vectors read from source in label order."""
-    index = faiss.read_index(str(path), faiss.IO_FLAG_SKIP_STORAGE)
+def _read_index(path: Path, compressed: bool, vectors: bool) -> Any:
+    """A FAISS index from a snapshot file (zlib-compressed or not; graph alone or not)."""
+    flags = 0 if vectors else faiss.IO_FLAG_SKIP_STORAGE
+    if not compressed:
+        return faiss.read_index(str(path), flags)
+    try:
+        data = zlib.decompress(path.read_bytes())
+    except zlib.error as err:
+        raise ValueError(f'corrupt compressed index: {err}') from err
+    reader = faiss.VectorIOReader()
+    faiss.copy_array_to_vector(np.frombuffer(data, np.uint8), reader.data)
+    del data
+    return faiss.read_index(reader, flags)
+
+
+def _attach_vectors(index: Any, key: IndexKey, ids: np.ndarray, source: VectorSource) -> None:
+    """Give a graph-only HNSW index its vectors, read from source in label order."""
     if int(index.d) != key[1] or int(index.ntotal) != ids.size:
         raise ValueError('graph does not match its label arrays')
     vecs = np.asarray(source(key, ids), np.float32)
@@ -549,7 +555,6 @@ def _read_graph(path: Path, key: IndexKey, ids: np.ndarray, source: VectorSource
     index.storage = storage
     storage.this.disown()  # the index owns and frees its storage, as after read_index
     index.own_fields = True
-    return index
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -42,6 +42,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('fidelity_window', 200, 'recent stored saliences the top fraction is taken over',
               1, 100_000),
     ParamSpec('summary_keep_preview', True, 'keep the preview in summary rows'),
+    ParamSpec('feature_digits', 4, 'significant digits of the encoder features and refinement '
+              'report kept in a stored row (4: within 0.05 %, finer than sensor noise, and 60 '
+              'bytes less than 9 in an audio row; 9 = every float32 digit)', 2, 9),
     ParamSpec('pair_buffer', 64, 'unpaired Salience/Latent kept per modality', 1, 10_000),
     ParamSpec('pair_timeout_s', 1.0, 'how long a Salience waits for its Latent', 0.0, 60.0),
     ParamSpec('tags', '', 'comma-separated tags written on every row'),

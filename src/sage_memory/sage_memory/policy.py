@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+import functools
 from typing import Any
 
 import numpy as np
@@ -32,13 +33,19 @@ MODES = ('attend', 'salience', 'all', 'off')
 METABOLIC_STATES = STATE_NAMES
 
 
-def _f32(value: float) -> float:
-    """The value at float32 precision, in the fewest digits that read back to it.
+# Significant digits that give back any float32.
+_F32_DIGITS = 9
 
-    Encoder features are float32: written as float64 they take 17 digits of JSON for 7-8 of
-    information (an audio row's extra took 975 bytes, 500 of them noise digits).
+
+def _rounded(value: float, digits: int) -> float:
+    """The value to `digits` significant digits, or at float32 precision in its fewest digits.
+
+    Encoder features are float32 from noisy sensors: written as float64 they took 17 digits of
+    JSON for 7-8 of information (an audio row's extra took 975 bytes, 500 of them noise).
     """
-    return float(str(np.float32(value)))
+    if digits >= _F32_DIGITS:
+        return float(str(np.float32(value)))
+    return float(f'{value:.{digits}g}')
 # Modalities whose inputs come with a Latent from an encoder.
 
 
@@ -58,6 +65,8 @@ class PolicyConfig:
         full_fidelity_top_fraction: share of stored inputs kept verbatim (0 = none, 1 = all).
         fidelity_window: recent stored saliences per modality the top fraction is taken over.
         summary_keep_preview: keep the preview in summary rows.
+        feature_digits: significant digits kept of encoder features and the refinement report
+            (9: float32 precision).
         pair_buffer: most unpaired Salience or Latent records kept per modality.
         pair_timeout_s: how long a Salience waits for its Latent.
         tags: tags written on every row.
@@ -74,6 +83,7 @@ class PolicyConfig:
     full_fidelity_top_fraction: float = 0.2
     fidelity_window: int = 200
     summary_keep_preview: bool = True
+    feature_digits: int = 4
     pair_buffer: int = 64
     pair_timeout_s: float = 1.0
     tags: tuple[str, ...] = ()
@@ -243,19 +253,21 @@ class MemoryCore:
         if latent is not None:
             embedding = latent.embedding
             text = latent.text
-            extra['features'] = {k: _f32(v) for k, v in latent.features.items()}
+            num = functools.partial(_rounded, digits=self.cfg.feature_digits)
+            extra['features'] = {k: num(v) for k, v in latent.features.items()}
             if latent.model_version:  # whose embedding this is (SNARC compares like with like)
                 extra['model_version'] = latent.model_version
             if full:
                 codes = latent.codes
                 codebook = latent.codebook_size
                 extra['encoder'] = {
-                    'recon_error': _f32(latent.recon_error),
+                    'recon_error': num(latent.recon_error),
                     'iterations': int(latent.iterations),
-                    'energy_initial': _f32(latent.energy_initial),
-                    'energy_final': _f32(latent.energy_final),
+                    'energy_initial': num(latent.energy_initial),
+                    'energy_final': num(latent.energy_final),
                     'converged': bool(latent.converged), 'halt_reason': latent.halt_reason,
-                    'atp_spent': _f32(latent.atp_spent), 'encode_ms': _f32(latent.encode_ms)}
+                    'atp_spent': num(latent.atp_spent),
+                    'encode_ms': num(latent.encode_ms)}
             if full or self.cfg.summary_keep_preview or latent.preview_format == 'text':
                 preview_format, preview = latent.preview_format, latent.preview
         return ExperienceRecord(

@@ -1,6 +1,7 @@
 """Vector index: ANN results against exact search, filters, deletions, snapshots (pure)."""
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -102,6 +103,41 @@ def test_snapshot_round_trip_gives_identical_results(tmp_path):
     assert t.keys() == [('audio', 16), ('language', 8)]
     assert t.get(('audio', 16)).search(q, 10) == before
     assert 3 not in t.get(('audio', 16))
+
+
+def test_graph_snapshots_are_compressed_and_older_uncompressed_ones_still_load(tmp_path):
+    rng = np.random.default_rng(5)
+    n, dim = 20_000, 32
+    centres = rng.standard_normal((500, dim))
+    x = (centres[rng.integers(0, 500, n)] + 0.3 * rng.standard_normal((n, dim))).astype('f4')
+    s = IndexSet(IndexConfig())
+    vi = s.ensure(('vision', dim))
+    vi.add(np.arange(n), x, np.arange(n, dtype=float), rng.random(n))
+    q = x[7] + 0.01
+    before = vi.search(q, 10)
+    s.save(tmp_path, vectors=False)
+    raw, meta = vi.serialize(vectors=False)
+    files = sum(p.stat().st_size for p in tmp_path.glob('*.faiss'))
+    files += sum(p.stat().st_size for p in tmp_path.glob('*.npz'))
+    # Graph and label arrays: 165 bytes a row uncompressed; under half that compressed.
+    assert files < 0.5 * (len(raw) + sum(a.nbytes for a in meta.values())), files / n
+
+    def source(key, ids):
+        return x[np.asarray(ids)]
+    t = IndexSet(IndexConfig())
+    assert t.load(tmp_path, source) == []
+    assert t.get(('vision', dim)).search(q, 10) == before
+    # A version 2 snapshot (uncompressed files) as the previous release wrote it.
+    old = tmp_path / 'v2'
+    old.mkdir()
+    (old / 'vision-32.faiss').write_bytes(raw)
+    np.savez(old / 'vision-32.npz', **meta)
+    (old / 'manifest.json').write_text(json.dumps({'version': 2, 'generation': 0, 'indexes': [
+        {'modality': 'vision', 'dim': dim, 'index': 'vision-32.faiss', 'meta': 'vision-32.npz',
+         'labels': n, 'vectors': False}]}))
+    u = IndexSet(IndexConfig())
+    assert u.load(old, source) == []
+    assert u.get(('vision', dim)).search(q, 10) == before
 
 
 def test_a_corrupt_snapshot_file_is_skipped_not_fatal(tmp_path):

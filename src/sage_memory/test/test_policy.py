@@ -160,7 +160,7 @@ def test_state_round_trips_through_restore():
     assert c2.counters['stored'] == 5
 
 
-def test_feature_floats_are_stored_at_their_float32_precision_in_the_fewest_digits():
+def test_feature_floats_are_stored_to_the_digits_asked_in_the_fewest_characters():
     import json
 
     from sage_memory.models import record_to_row
@@ -169,18 +169,26 @@ def test_feature_floats_are_stored_at_their_float32_precision_in_the_fewest_digi
               enumerate(rng.normal(-35.0, 5.0, 16))}  # audio bands, float32 as the encoder
     latent = LatentRecord(**{**lat(1, 'audio').__dict__, 'features': values,
                              'recon_error': float(np.float32(0.0146229891))})
-    c, _ = core(context_before=0, context_after=0)
-    rec = c.on_latent(latent) + c.on_salience(sal(1, modality='audio'))
-    extra = record_to_row(rec[0])['extra']
-    back = json.loads(extra)
-    # Nothing a float32 holds is lost ...
-    assert back['features'].keys() == values.keys()
-    assert all(np.float32(back['features'][k]) == np.float32(v) for k, v in values.items())
-    assert np.float32(back['encoder']['recon_error']) == np.float32(latent.recon_error)
-    # ... and the 17-digit float64 spelling of float32 values is gone.
     wide = json.dumps({'features': values}, separators=(',', ':'))
-    assert len(json.dumps(back['features'], separators=(',', ':'))) < 0.75 * len(wide)
-    assert len(extra) < 520, extra  # 503 here; 701 with float64 digits and ", " / ": "
+    sizes = {}
+    for digits in (9, 4):
+        c, _ = core(context_before=0, context_after=0, feature_digits=digits)
+        rec = c.on_latent(latent) + c.on_salience(sal(1, modality='audio'))
+        extra = record_to_row(rec[0])['extra']
+        back = json.loads(extra)
+        assert back['features'].keys() == values.keys()
+        sizes[digits] = len(extra)
+        if digits == 9:  # nothing a float32 holds is lost ...
+            assert all(np.float32(back['features'][k]) == np.float32(v)
+                       for k, v in values.items())
+            assert np.float32(back['encoder']['recon_error']) == np.float32(latent.recon_error)
+            # ... and the 17-digit float64 spelling of float32 values is gone.
+            assert len(json.dumps(back['features'], separators=(',', ':'))) < 0.75 * len(wide)
+        else:  # 4 significant digits: within 0.05 % of each value
+            assert all(abs(back['features'][k] - v) <= 5e-4 * abs(v) for k, v in values.items())
+            assert back['encoder']['recon_error'] == 0.01462
+    assert sizes[9] < 520, sizes  # 503 here; 701 with float64 digits and ", " / ": "
+    assert sizes[4] < 0.9 * sizes[9], sizes  # 445 against 503
 
 
 def test_the_encoder_model_that_embedded_a_row_is_kept_and_published_with_it():
