@@ -52,6 +52,8 @@ SNAPSHOT_VERSION = 3
 _READABLE_VERSIONS = (1, 2, 3)
 _COMPRESSED_FROM = 3
 _ZLIB_LEVEL = 1
+# Compressed bytes read from a snapshot file at a time.
+_READ_CHUNK = 1 << 16
 IndexKey = tuple[str, int]
 # (modality, dim), row ids -> their (N, dim) embeddings in that order (zeros where a row is gone).
 VectorSource = Callable[[IndexKey, np.ndarray], np.ndarray]
@@ -321,7 +323,10 @@ class VectorIndex:
         return [Hit(int(self._ids[labels[i]]), float(scores[i]), self.key) for i in order]
 
     def serialize(self, vectors: bool = True) -> tuple[bytes, dict[str, np.ndarray]]:
-        """(serialised FAISS index, label metadata arrays) for a snapshot.
+        """(zlib-compressed serialised FAISS index, label metadata arrays) for a snapshot.
+
+        The index is serialised under the lock (a copy in memory, so searches wait for a
+        memcpy, not for the compression) and compressed from that copy without another.
 
         Args:
             vectors: include the vectors (False: the HNSW graph alone).
@@ -333,7 +338,10 @@ class VectorIndex:
             meta: dict[str, np.ndarray] = {
                 'ids': self._ids[:n].copy(), 'stamp': self._stamp[:n].copy(),
                 'salience': self._sal[:n].copy(), 'alive': self._alive[:n].copy()}
-        return faiss.vector_to_array(writer.data).tobytes(), meta
+        raw = faiss.rev_swig_ptr(writer.data.data(), writer.data.size())  # a view, no copy
+        blob = zlib.compress(raw, _ZLIB_LEVEL)
+        del raw, writer
+        return blob, meta
 
     @classmethod
     def from_snapshot(cls, modality: str, dim: int, cfg: IndexConfig, index: Any,
@@ -468,7 +476,7 @@ class IndexSet:
         for vi in indexes:
             stem = f'{vi.modality}-{vi.dim}.g{gen}'
             blob, meta = vi.serialize(vectors)
-            _write_atomic(directory / f'{stem}.faiss', zlib.compress(blob, _ZLIB_LEVEL))
+            _write_atomic(directory / f'{stem}.faiss', blob)
             del blob
             with os.fdopen(create_private(directory / f'{stem}.npz.tmp'), 'wb') as fh:
                 np.savez_compressed(fh, ids=meta['ids'], stamp=meta['stamp'],
@@ -533,14 +541,23 @@ def _read_index(path: Path, compressed: bool, vectors: bool) -> Any:
     flags = 0 if vectors else faiss.IO_FLAG_SKIP_STORAGE
     if not compressed:
         return faiss.read_index(str(path), flags)
-    try:
-        data = zlib.decompress(path.read_bytes())
-    except zlib.error as err:
-        raise ValueError(f'corrupt compressed index: {err}') from err
-    reader = faiss.VectorIOReader()
-    faiss.copy_array_to_vector(np.frombuffer(data, np.uint8), reader.data)
-    del data
-    return faiss.read_index(reader, flags)
+    # Decompressed as FAISS reads (blocks of at most 1 MiB): no whole copy of the index.
+    inflate = zlib.decompressobj()
+    with path.open('rb') as fh:
+        def read(n: int) -> bytes:
+            parts, have = [], 0
+            while have < n:
+                data = inflate.unconsumed_tail or fh.read(_READ_CHUNK)
+                if not data:
+                    break
+                part = inflate.decompress(data, n - have)
+                parts.append(part)
+                have += len(part)
+            return b''.join(parts)
+        try:
+            return faiss.read_index(faiss.PyCallbackIOReader(read), flags)
+        except zlib.error as err:
+            raise ValueError(f'corrupt compressed index: {err}') from err
 
 
 def _attach_vectors(index: Any, key: IndexKey, ids: np.ndarray, source: VectorSource) -> None:
