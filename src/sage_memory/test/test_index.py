@@ -140,6 +140,11 @@ def test_graph_snapshots_are_compressed_and_older_uncompressed_ones_still_load(t
     u = IndexSet(IndexConfig())
     assert u.load(old, source) == []
     assert u.get(('vision', dim)).search(q, 10) == before
+    # A compressed file cut short (a crash while copying it elsewhere) is skipped, not fatal.
+    snap = next(tmp_path.glob('*.faiss'))
+    snap.write_bytes(snap.read_bytes()[:snap.stat().st_size // 2])
+    problems = IndexSet(IndexConfig()).load(tmp_path, source)
+    assert len(problems) == 1 and 'skipped' in problems[0]
 
 
 def test_a_corrupt_snapshot_file_is_skipped_not_fatal(tmp_path):
