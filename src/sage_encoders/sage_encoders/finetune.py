@@ -70,7 +70,8 @@ class FinetuneConfig:
         min_gain: relative day reconstruction gain needed to promote.
         max_forgetting: largest relative held-out reconstruction loss allowed to promote.
         seed: seeds the split, the sampling and torch.
-        lr: Adam learning rate (cosine decay to a tenth over max_steps).
+        lr: Adam learning rate (cosine decay to a tenth over max_steps or the time left for
+            training, whichever ends first).
         beta: commitment loss weight (as in training).
         threads: torch intra-op threads (1-2: the robot keeps running).
     """
@@ -372,6 +373,16 @@ def _sampler(modality: str, day: Any, rehearse: Any, rehearsal: float, size: int
     return sample_audio
 
 
+def learning_rate(cfg: FinetuneConfig, step: int, elapsed_s: float, window_s: float) -> float:
+    """Cosine decay from cfg.lr to a tenth of it, over max_steps or window_s, whichever is
+    sooner: on a slower computer the time budget ends training before max_steps, and the
+    model it keeps should have annealed, not stopped at a high rate."""
+    done = step / max(cfg.max_steps, 1)
+    if window_s > 0:
+        done = max(done, elapsed_s / window_s)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
+
+
 def finetune(modality: str, base_dir: Path, items: Sequence[InputLike], cfg: FinetuneConfig,
              should_stop: Callable[[], bool] = lambda: False) -> FinetuneResult:
     """Fine-tune the model in base_dir on the day's inputs; score and decide.
@@ -412,14 +423,14 @@ def finetune(modality: str, base_dir: Path, items: Sequence[InputLike], cfg: Fin
              modality, len(day_train), len(day_hold), cfg.max_steps,
              max(0.0, deadline - time.monotonic()))
     t = time.monotonic()
+    window = deadline - t
     acc, n_acc = 0.0, 0
     while res.steps < cfg.max_steps and time.monotonic() < deadline:
         if should_stop():
             raise Preempted
         step = res.steps + 1
         for g in opt.param_groups:
-            g['lr'] = cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step
-                                                              / max(cfg.max_steps, 1))))
+            g['lr'] = learning_rate(cfg, step, time.monotonic() - t, window)
         model.train()
         xb = torch.from_numpy(sample(rng))
         x_hat, z_e, codes = model(xb)
