@@ -77,7 +77,7 @@ class FinetuneConfig:
     """
 
     time_budget_s: float = 300.0
-    max_steps: int = 300
+    max_steps: int = 2000
     holdout: float = 0.2
     rehearsal: float = 0.5
     min_gain: float = 0.05
