@@ -19,7 +19,8 @@ Offline (no ROS graph), in a temporary folder:
    `data.audio_heldout_windows`), encoded by both.
 
 Ratios are after / before (below 1 = better). Seeds come from the realistic REPORT_SEEDS
-(never tuned on): day 1 the first `seeds` of them, day 2 the next `seeds`.
+(never tuned on) or, with seed_set='tuning', from TUNING_SEEDS (to choose settings on): day 1
+the first `seeds` of them, day 2 the next `seeds`.
 """
 from __future__ import annotations
 
@@ -370,14 +371,17 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
               sleep_budget_s: float | None = None, max_steps: int | None = None,
               heldout_max: int | None = None, probe_every: int = 5,
               cache: Path | None = None,
-              keep_dir: Path | None = None, hour: bool = False) -> dict[str, Any]:
+              keep_dir: Path | None = None, hour: bool = False,
+              seed_set: str = 'report') -> dict[str, Any]:
     """Day 1 of environment E, one sleep, day 2 of E and the old environment F; before/after.
     With hour: one sleep over an hour of stored inputs instead (`sage.bench_sleep_hour`).
 
     Args:
         seconds: scene seconds replayed per seed (None = the full realistic program, several
             minutes each; at most SHORT_PROGRAM_S uses the short program cut to `seconds`).
-        seeds: scenes per day (day 1: REPORT_SEEDS[:seeds], day 2: the next `seeds`).
+        seeds: scenes per day (day 1: the seed set's first `seeds`, day 2: the next `seeds`).
+        seed_set: 'report' (default: realistic REPORT_SEEDS, for figures) or 'tuning'
+            (TUNING_SEEDS, to choose settings on without touching the report seeds).
         profile: profile whose encoder, SNARC and memory settings run.
         overrides: profile overrides, node.param=value.
         inputs: which day-1 inputs go to the store: 'attended' (what the memory node keeps)
@@ -403,7 +407,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
     from sage.bench_salience import cache_dir, scene
     from sage.profile import load_profile
     from sage_encoders.model_versions import ModelVersions
-    from sage_eval.realistic import REPORT_SEEDS
+    from sage_eval.realistic import SEED_SETS
     from sage_eval.replay import resolved_params
     from sage_memory.retrain import worker_command
 
@@ -414,12 +418,15 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
         return run_hour(profile, overrides, seeds=max(seeds, 2), keep_dir=keep_dir)
     if inputs not in INPUT_MODES:
         raise SageError(f"inputs must be one of {', '.join(INPUT_MODES)}")
-    if not 1 <= seeds <= len(REPORT_SEEDS) // 2:
-        raise SageError(f'--seeds must be 1..{len(REPORT_SEEDS) // 2}')
+    if seed_set not in SEED_SETS:
+        raise SageError(f"--seed-set must be one of {', '.join(SEED_SETS)}")
+    pool = SEED_SETS[seed_set]
+    if not 1 <= seeds <= len(pool) // 2:
+        raise SageError(f'--seeds must be 1..{len(pool) // 2}')
     if seconds is not None and seconds <= 0:
         raise SageError('--seconds must be > 0')
-    day1_seeds = list(REPORT_SEEDS[:seeds])
-    day2_seeds = list(REPORT_SEEDS[seeds:2 * seeds])
+    day1_seeds = list(pool[:seeds])
+    day2_seeds = list(pool[seeds:2 * seeds])
     program = 'full' if seconds is None or seconds > SHORT_PROGRAM_S else 'short'
     params = {n.name: dict(n.parameters) for n in load_profile(profile, overrides or []).nodes}
     values = resolved_params(params, 'memory', 'sage_memory.memory_params')
@@ -483,7 +490,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
     mods = worker['result'].get('modalities', {})
     return {
         'profile': profile, 'overrides': overrides or [], 'program': program,
-        'seconds_per_scene': seconds, 'seed_set': 'report',
+        'seconds_per_scene': seconds, 'seed_set': seed_set,
         'day1_seeds': day1_seeds, 'day2_seeds': day2_seeds, 'inputs_kept': inputs,
         'environment': {
             'E': f'realistic {program} scenes (sage_eval.realistic): panoramas of the '

@@ -109,7 +109,8 @@ def bench(
     scenes: Optional[str] = typer.Option(None, '--scenes',
                                          help='salience: realistic (default) | synthetic'),
     seed_set: Optional[str] = typer.Option(None, '--seed-set',
-                                           help='salience: report (default) | tuning'),
+                                           help='salience, sleep: report (default) | '
+                                                'tuning'),
     delays: Optional[str] = typer.Option(None, '--delays',
                                          help='twohost: added link delays in ms, e.g. 0,10'),
     loss: Optional[str] = typer.Option(None, '--loss',

@@ -84,6 +84,14 @@ def test_short_sleep_bench(scenes) -> None:
         assert fa[k] is None or (_finite(fa[k]) and fa[k] >= 0)
 
 
+def test_settings_are_chosen_on_tuning_seeds_and_an_unknown_seed_set_is_refused() -> None:
+    from sage_common.errors import SageError
+    with pytest.raises(SageError, match='seed-set'):
+        run_bench(seconds=12.0, seed_set='all')
+    with pytest.raises(SageError, match='--seeds must be 1..5'):
+        run_bench(seconds=12.0, seeds=6, seed_set='tuning')  # ten tuning seeds: 5 a day
+
+
 def test_hour_bench_stores_what_the_encoders_keep_and_measures_one_sleep(scenes, tmp_path):
     import sqlite3
     from sage.bench_sleep_hour import run_hour
