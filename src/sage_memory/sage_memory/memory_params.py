@@ -124,9 +124,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('sleep.retrain.export_reserve_s', 30.0, 'seconds of the sleep budget kept for '
               'the final scoring and ONNX export of each version (about 6 s vision, 3 s audio '
               'on a 2-core x86)', 0.0, 3600.0),
-    ParamSpec('sleep.retrain.max_steps', 2000, 'most fine-tuning steps per modality (2000: E '
-              'vision recon -21 % the morning after against -8 % at 300, sleep 130 s, no '
-              'forgetting)', 1, 100_000),
+    ParamSpec('sleep.retrain.max_steps', 2000, 'most fine-tuning steps per modality (a '
+              'slower computer stops at time_budget_s first, its learning rate annealed by '
+              'then)', 1, 100_000),
     ParamSpec('sleep.retrain.min_inputs', 16, 'a modality with fewer new training inputs is '
               'not retrained', 2, 1_000_000),
     ParamSpec('sleep.retrain.holdout', 0.2, 'fraction of the new inputs held back to validate '

@@ -46,7 +46,6 @@ def _rounded(value: float, digits: int) -> float:
     if digits >= _F32_DIGITS:
         return float(str(np.float32(value)))
     return float(f'{value:.{digits}g}')
-# Modalities whose inputs come with a Latent from an encoder.
 
 
 @dataclass(frozen=True)
