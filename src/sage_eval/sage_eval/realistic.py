@@ -44,7 +44,7 @@ from sage_eval.errors import ScenarioError
 from sage_eval.scenario import (_calm, Event, FRAME_SAMPLES, labels_path, ScenarioLabels,
                                  T0)
 
-TUNING_SEEDS = tuple(range(0, 10))
+TUNING_SEEDS = tuple(range(0, 40))
 REPORT_SEEDS = tuple(range(100, 120))
 SEED_SETS = {'tuning': TUNING_SEEDS, 'report': REPORT_SEEDS}
 # Part of the cache key of generated scenes: bump it whenever the content changes.
