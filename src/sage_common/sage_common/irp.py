@@ -15,10 +15,8 @@ Halting (first that applies, checked in this order):
   'budget'          the next step would take atp_spent past budget_atp.
   'max_iterations'  max_iters steps done.
   'diverged'        a step produced a non-finite energy (the last good state is kept).
-  'converged'       the energy is at most `target` (good enough: checked first, so an input
-                    the model already reconstructs that well takes no step and returns its
-                    ATP), the energy fell by at most eps (relative) over the last k steps, or
-                    the plugin's halt(state) says there is nothing left to try.
+  'converged'       the energy fell by at most eps (relative) over the last k steps, or the
+                    plugin's halt(state) says there is nothing left to try.
 A step whose energy is higher than the current one is not accepted (the state stays), so
 energy_final <= energy_initial always. Deterministic plugins give deterministic results.
 """
@@ -74,8 +72,7 @@ class IrpResult(Generic[S]):
 
 def refine(plugin: IrpPlugin[S], budget_atp: float | None, eps: float, k: int,
            max_iters: int, atp_per_step: float = DEFAULT_ATP_PER_STEP,
-           on_init: Callable[[S, float], None] | None = None,
-           target: float = 0.0) -> IrpResult[S]:
+           on_init: Callable[[S, float], None] | None = None) -> IrpResult[S]:
     """Refine a plugin's state under an ATP budget.
 
     Args:
@@ -87,18 +84,16 @@ def refine(plugin: IrpPlugin[S], budget_atp: float | None, eps: float, k: int,
         atp_per_step: ATP charged per step.
         on_init: called with the initial state and its energy before the first step (what
             depends on the input alone can leave before refinement starts).
-        target: energy at or below which the state is good enough (0 = none): a better
-            model halts sooner, and refinement goes where the model is weakest.
 
     Returns:
         The final state and the report (iterations, energies, halt reason, ATP spent).
 
     Raises:
-        ValueError: k < 1, max_iters < 0, eps < 0, atp_per_step <= 0 or target < 0.
+        ValueError: k < 1, max_iters < 0, eps < 0 or atp_per_step <= 0.
     """
-    if k < 1 or max_iters < 0 or eps < 0 or atp_per_step <= 0 or not target >= 0:
+    if k < 1 or max_iters < 0 or eps < 0 or atp_per_step <= 0:
         raise ValueError(f'bad IRP settings k={k} max_iters={max_iters} eps={eps} '
-                         f'atp_per_step={atp_per_step} target={target}')
+                         f'atp_per_step={atp_per_step}')
     budget = math.inf if budget_atp is None else max(0.0, float(budget_atp))
     state = plugin.init_state()
     energy = float(plugin.energy(state))
@@ -110,9 +105,6 @@ def refine(plugin: IrpPlugin[S], budget_atp: float | None, eps: float, k: int,
     it = 0
     reason = 'none' if max_iters == 0 else ''
     while not reason:
-        if energy <= target:
-            reason = 'converged'
-            break
         if spent + atp_per_step > budget + 1e-9:
             reason = 'budget'
             break

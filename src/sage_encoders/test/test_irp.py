@@ -79,17 +79,3 @@ def test_a_step_that_raises_energy_is_not_accepted() -> None:
 def test_bad_settings_are_rejected() -> None:
     with pytest.raises(ValueError):
         refine(Geometric(), budget_atp=1.0, eps=0.1, k=0, max_iters=3)
-    with pytest.raises(ValueError):
-        refine(Geometric(), budget_atp=1.0, eps=0.1, k=1, max_iters=3, target=-1.0)
-
-
-def test_a_state_good_enough_for_the_target_takes_no_more_steps() -> None:
-    # 1 -> 0.5 -> 0.25 -> 0.125: the target 0.3 is met after two steps, with budget left.
-    r = refine(Geometric(), budget_atp=10.0, eps=0.0, k=1, max_iters=10, target=0.3)
-    assert (r.iterations, r.halt_reason, r.atp_spent, r.energy_final) == (2, 'converged',
-                                                                           2.0, 0.25)
-    # An input already that good (a model that reconstructs it better) takes none.
-    r0 = refine(Geometric(), budget_atp=10.0, eps=0.0, k=1, max_iters=10, target=1.0)
-    assert (r0.iterations, r0.halt_reason, r0.atp_spent) == (0, 'converged', 0.0)
-    # Without a target the same run goes on to its budget.
-    assert refine(Geometric(), budget_atp=10.0, eps=0.0, k=1, max_iters=10).iterations == 10

@@ -212,22 +212,6 @@ def test_small_atp_halts_earlier_than_large_atp(vision_params) -> None:
     assert (zero.iterations, zero.halt_reason, zero.atp_spent) == (0, 'budget', 0.0)
 
 
-def test_a_target_energy_stops_refinement_when_the_input_is_good_enough(vision_params) -> None:
-    free = _core(vision_params).encode(scene(5), 0, 0, atp=6.0)
-    assert free.iterations == 6 and free.energy_final < free.energy_initial
-    # A target between the first and last energies: halted on the way, ATP left over.
-    mid = 0.5 * (free.energy_initial + free.energy_final)
-    part = _core(vision_params, **{'irp.target_energy': mid}).encode(scene(5), 0, 0, atp=6.0)
-    assert part.halt_reason == 'converged' and 0 < part.iterations < free.iterations
-    assert part.energy_final <= mid < part.energy_initial and part.atp_spent < 6.0
-    # A target the first answer already meets: no step at all.
-    easy = {'irp.target_energy': 1.01 * free.energy_initial}
-    done = _core(vision_params, **easy).encode(scene(5), 0, 0, atp=6.0)
-    assert (done.iterations, done.halt_reason, done.atp_spent) == (0, 'converged', 0.0)
-    unrefined = _core(vision_params).encode(scene(5), 0, 0, atp=0.0)
-    assert np.array_equal(done.codes, unrefined.codes)
-
-
 def test_unload_frees_the_model_and_next_encode_reloads(vision_params) -> None:
     core = _core(vision_params)
     assert not core.model.loaded  # lazy
