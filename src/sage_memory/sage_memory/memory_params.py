@@ -127,6 +127,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('sleep.retrain.max_steps', 2000, 'most fine-tuning steps per modality (a '
               'slower computer stops at time_budget_s first, its learning rate annealed by '
               'then)', 1, 100_000),
+    ParamSpec('sleep.retrain.learning_rate', 5e-4, 'Adam learning rate of fine-tuning at its '
+              'start (cosine decay to a tenth by max_steps or time_budget_s)', 1e-6, 0.1),
     ParamSpec('sleep.retrain.min_inputs', 16, 'a modality with fewer new training inputs is '
               'not retrained', 2, 1_000_000),
     ParamSpec('sleep.retrain.holdout', 0.2, 'fraction of the new inputs held back to validate '

@@ -117,7 +117,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help='wall seconds of the whole run for data, scoring and training steps, '
                     'shared out between the modalities (the final scoring and the export of '
                     'each come on top: a few seconds)')
-    ap.add_argument('--max-steps', type=int, default=300, help='most steps per modality')
+    ap.add_argument('--max-steps', type=int, default=2000, help='most steps per modality')
+    ap.add_argument('--learning-rate', type=float, default=5e-4,
+                    help='Adam learning rate at the start (cosine decay to a tenth)')
     ap.add_argument('--since', default='0',
                     help='use inputs with stamp >= since: float seconds for every modality, '
                     'or per modality as vision=STAMP,audio=STAMP (missing ones: 0)')
@@ -152,8 +154,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ('holdout', 'rehearsal'):
         if not 0.0 <= getattr(args, name) <= 1.0:
             ap.error(f'--{name} must be in [0, 1]')
-    if args.time_budget_s <= 0 or args.max_steps < 1 or args.min_inputs < 2:
-        ap.error('--time-budget-s must be > 0, --max-steps >= 1, --min-inputs >= 2')
+    if args.time_budget_s <= 0 or args.max_steps < 1 or args.min_inputs < 2 \
+            or not args.learning_rate > 0:
+        ap.error('--time-budget-s must be > 0, --max-steps >= 1, --min-inputs >= 2, '
+                 '--learning-rate > 0')
     return args
 
 
@@ -218,6 +222,7 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
     if budget_s <= 0:
         return _result(base=base_name, inputs=total, reason='no time left in the budget')
     cfg = ft.FinetuneConfig(time_budget_s=budget_s, max_steps=args.max_steps,
+                            lr=args.learning_rate,
                             holdout=args.holdout, rehearsal=args.rehearsal,
                             min_gain=args.min_gain, max_forgetting=args.max_forgetting,
                             seed=args.seed, threads=args.threads)

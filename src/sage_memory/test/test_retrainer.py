@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from sage_memory.retrain import Retrainer, rss_mb
+from sage_memory.retrain import Retrainer, rss_mb, worker_command
 
 # A child that grows to about 300 MB resident and then waits; SIGTERM ends it.
 HOG = [sys.executable, '-c',
@@ -32,3 +32,15 @@ def test_without_a_limit_the_same_worker_runs_until_asked_to_stop():
 
 def test_rss_of_a_process_that_is_gone_is_zero():
     assert rss_mb(2**22 + 12345) == 0.0
+
+
+def test_every_retrain_parameter_reaches_the_worker_and_the_worker_accepts_it():
+    from sage_common.params import resolve
+    from sage_memory import memory_params
+    from sage_memory.sleep_worker import parse_args
+    values = resolve(memory_params.PARAMS, {'sleep.retrain.learning_rate': 0.002,
+                                            'sleep.retrain.max_steps': 7})
+    cmd = worker_command(values, '', '/tmp/d', '/tmp/v', 30.0, {}, 1)
+    args = parse_args(cmd[3:])
+    assert args.learning_rate == 0.002 and args.max_steps == 7
+    assert args.rehearsal == values['sleep.retrain.rehearsal']

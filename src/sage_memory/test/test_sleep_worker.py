@@ -25,6 +25,7 @@ from sage_encoders.preprocess import MelConfig
 
 
 MIN_GAIN, MAX_FORGETTING = 0.05, 0.05
+LEARNING_RATE = 7e-4  # not the default: the version must record what the run was given
 
 
 def command(data_dir: Path, versions: Path, modalities: str, max_steps: int,
@@ -34,7 +35,8 @@ def command(data_dir: Path, versions: Path, modalities: str, max_steps: int,
             '--time-budget-s', str(budget_s), '--max-steps', str(max_steps),
             '--since', '0', '--min-inputs', str(min_inputs), '--holdout', '0.2',
             '--rehearsal', '0.5', '--min-gain', str(MIN_GAIN),
-            '--max-forgetting', str(MAX_FORGETTING), '--seed', '3']
+            '--max-forgetting', str(MAX_FORGETTING), '--seed', '3',
+            '--learning-rate', str(LEARNING_RATE)]
 
 
 @pytest.fixture(scope='module')
@@ -77,6 +79,7 @@ def test_a_version_is_written_scored_and_decided_by_the_rule(day) -> None:
         vdir = day['versions'] / modality / r['version']
         info = json.loads((vdir / 'version.json').read_text())
         assert info['decision'] == r['decision'] and info['base'] == 'packaged'
+        assert info['training']['lr'] == LEARNING_RATE
         assert info['data']['count'] == 20 and len(info['data']['heldout_uuids']) == 4
         assert info['validation']['day_recon_after'] == pytest.approx(r['day_recon_after'],
                                                                       rel=1e-4)
