@@ -126,9 +126,10 @@ def _sage(*args):
 
 
 def test_sage_bench_salience_refuses_bad_seed_counts_sets_and_seconds():
-    res = _sage('bench', 'salience', '--seeds', '11', '--seed-set', 'tuning')
+    n = len(TUNING_SEEDS)
+    res = _sage('bench', 'salience', '--seeds', str(n + 1), '--seed-set', 'tuning')
     assert res.returncode == 2
-    assert 'ERROR: --seeds must be 1..10 for the tuning set' in res.stderr
+    assert f'ERROR: --seeds must be 1..{n} for the tuning set' in res.stderr
     res = _sage('bench', 'salience', '--seed-set', 'holdout')
     assert res.returncode == 2 and "ERROR: unknown seed set 'holdout'" in res.stderr
     res = _sage('bench', 'salience', '--seconds', '5')
