@@ -25,7 +25,10 @@ from sage_encoders.preprocess import MelConfig
 
 
 MIN_GAIN, MAX_FORGETTING = 0.05, 0.05
-LEARNING_RATE = 7e-4  # not the default: the version must record what the run was given
+# Passed explicitly and recorded by each version. The profile's rate: at 7e-4 the audio version
+# of this small store gains 4 % (< MIN_GAIN) and is rejected, and the tests below need both
+# promoted (that the parameter reaches the worker is test_retrainer's).
+LEARNING_RATE = 5e-4
 
 
 def command(data_dir: Path, versions: Path, modalities: str, max_steps: int,
