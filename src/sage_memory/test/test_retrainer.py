@@ -34,7 +34,7 @@ def test_rss_of_a_process_that_is_gone_is_zero():
     assert rss_mb(2**22 + 12345) == 0.0
 
 
-def test_every_retrain_parameter_reaches_the_worker_and_the_worker_accepts_it():
+def test_retrain_parameters_reach_a_command_line_the_worker_parses():
     from sage_common.params import resolve
     from sage_memory import memory_params
     from sage_memory.sleep_worker import parse_args
