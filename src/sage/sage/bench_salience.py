@@ -36,8 +36,8 @@ def cache_dir() -> Path:
     return Path(env) if env else user_cache('scenes')
 
 
-def seeds_for(scenes: str, seed_set: str, n: int) -> list[int]:
-    """The first n seeds of a set.
+def seeds_for(scenes: str, seed_set: str, n: int, days: int = 1) -> list[int]:
+    """The first n * days seeds of a set (n a day: `sage bench sleep` takes two days).
 
     Raises:
         SageError: unknown scenes or set, or n larger than the set.
@@ -48,9 +48,9 @@ def seeds_for(scenes: str, seed_set: str, n: int) -> list[int]:
     pool = SYNTHETIC_SEEDS if scenes == 'synthetic' else SEED_SETS.get(seed_set)
     if pool is None:
         raise SageError(f"unknown seed set '{seed_set}' ({', '.join(SEED_SETS)})")
-    if not 1 <= n <= len(pool):
-        raise SageError(f'--seeds must be 1..{len(pool)} for the {seed_set} set')
-    return list(pool[:n])
+    if not 1 <= n <= len(pool) // days:
+        raise SageError(f'--seeds must be 1..{len(pool) // days} for the {seed_set} set')
+    return list(pool[:n * days])
 
 
 def scene(scenes: str, seed: int, program: str = 'full', root: Path | None = None) -> Path:

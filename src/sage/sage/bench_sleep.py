@@ -404,10 +404,9 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
     Raises:
         SageError: bad arguments, profile or scene, or a worker without a result.
     """
-    from sage.bench_salience import cache_dir, scene
+    from sage.bench_salience import cache_dir, scene, seeds_for
     from sage.profile import load_profile
     from sage_encoders.model_versions import ModelVersions
-    from sage_eval.realistic import SEED_SETS
     from sage_eval.replay import resolved_params
     from sage_memory.retrain import worker_command
 
@@ -418,15 +417,10 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
         return run_hour(profile, overrides, seeds=max(seeds, 2), keep_dir=keep_dir)
     if inputs not in INPUT_MODES:
         raise SageError(f"inputs must be one of {', '.join(INPUT_MODES)}")
-    if seed_set not in SEED_SETS:
-        raise SageError(f"--seed-set must be one of {', '.join(SEED_SETS)}")
-    pool = SEED_SETS[seed_set]
-    if not 1 <= seeds <= len(pool) // 2:
-        raise SageError(f'--seeds must be 1..{len(pool) // 2}')
+    both_days = seeds_for('realistic', seed_set, seeds, days=2)
+    day1_seeds, day2_seeds = both_days[:seeds], both_days[seeds:]
     if seconds is not None and seconds <= 0:
         raise SageError('--seconds must be > 0')
-    day1_seeds = list(pool[:seeds])
-    day2_seeds = list(pool[seeds:2 * seeds])
     program = 'full' if seconds is None or seconds > SHORT_PROGRAM_S else 'short'
     params = {n.name: dict(n.parameters) for n in load_profile(profile, overrides or []).nodes}
     values = resolved_params(params, 'memory', 'sage_memory.memory_params')

@@ -86,11 +86,11 @@ def test_short_sleep_bench(scenes) -> None:
 
 def test_settings_are_chosen_on_tuning_seeds_and_an_unknown_seed_set_is_refused() -> None:
     from sage_common.errors import SageError
-    with pytest.raises(SageError, match='seed-set'):
+    with pytest.raises(SageError, match="unknown seed set 'all'"):
         run_bench(seconds=12.0, seed_set='all')
     from sage_eval.realistic import TUNING_SEEDS
     per_day = len(TUNING_SEEDS) // 2  # day 1 and day 2 take as many each
-    with pytest.raises(SageError, match=f'--seeds must be 1..{per_day}$'):
+    with pytest.raises(SageError, match=f'--seeds must be 1..{per_day} for the tuning set'):
         run_bench(seconds=12.0, seeds=per_day + 1, seed_set='tuning')
 
 

@@ -37,7 +37,7 @@ from sage_common.records import LatentRecord
 from sage_common.user_cache import cache_dir
 
 FORMAT = 1
-KEEP = 64  # entries kept: the tuning and report seeds (a full realistic scene takes about 35 MB)
+KEEP = 64  # entries kept: the 40 tuning and 20 report scenes and a few more (35 MB a full scene)
 _CODE = ('sage_encoders', 'sage_common', 'sage_eval.replay', 'sage_eval.bagio')
 
 

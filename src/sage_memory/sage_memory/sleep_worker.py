@@ -36,7 +36,10 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch comes with it: imported where a run needs it
+    from sage_encoders.finetune import FinetuneConfig
 
 PREEMPTED_EXIT = 3
 BAD_ARGS_EXIT = 2
@@ -100,6 +103,16 @@ def stop_with_parent() -> bool:
             log.warning('prctl(PR_SET_PDEATHSIG) failed: errno %d', ctypes.get_errno())
     # The parent may have died before prctl: then we were already handed to another process.
     return not parent.isdigit() or os.getppid() == int(parent)
+
+
+def finetune_config(args: argparse.Namespace, budget_s: float) -> 'FinetuneConfig':
+    """The fine-tune settings of a run from its arguments (imports torch)."""
+    from sage_encoders.finetune import FinetuneConfig
+    return FinetuneConfig(time_budget_s=budget_s, max_steps=args.max_steps,
+                          lr=args.learning_rate, holdout=args.holdout,
+                          rehearsal=args.rehearsal, min_gain=args.min_gain,
+                          max_forgetting=args.max_forgetting, seed=args.seed,
+                          threads=args.threads)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -221,11 +234,7 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
         items = [items[i] for i in keep]
     if budget_s <= 0:
         return _result(base=base_name, inputs=total, reason='no time left in the budget')
-    cfg = ft.FinetuneConfig(time_budget_s=budget_s, max_steps=args.max_steps,
-                            lr=args.learning_rate,
-                            holdout=args.holdout, rehearsal=args.rehearsal,
-                            min_gain=args.min_gain, max_forgetting=args.max_forgetting,
-                            seed=args.seed, threads=args.threads)
+    cfg = finetune_config(args, budget_s)
     try:
         res = ft.finetune(modality, base_dir, items, cfg, stop)
     except ft.Preempted as err:

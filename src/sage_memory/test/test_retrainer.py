@@ -37,10 +37,12 @@ def test_rss_of_a_process_that_is_gone_is_zero():
 def test_retrain_parameters_reach_a_command_line_the_worker_parses():
     from sage_common.params import resolve
     from sage_memory import memory_params
-    from sage_memory.sleep_worker import parse_args
+    from sage_memory.sleep_worker import finetune_config, parse_args
     values = resolve(memory_params.PARAMS, {'sleep.retrain.learning_rate': 0.002,
                                             'sleep.retrain.max_steps': 7})
     cmd = worker_command(values, '', '/tmp/d', '/tmp/v', 30.0, {}, 1)
     args = parse_args(cmd[3:])
     assert args.learning_rate == 0.002 and args.max_steps == 7
     assert args.rehearsal == values['sleep.retrain.rehearsal']
+    cfg = finetune_config(args, 30.0)  # and what the fine-tune is then given
+    assert (cfg.lr, cfg.max_steps, cfg.time_budget_s) == (0.002, 7, 30.0)
