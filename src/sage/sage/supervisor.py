@@ -55,7 +55,14 @@ class Child:
 
 
 def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this child if the launcher dies (even by SIGKILL)."""
+    """Ask Linux to SIGTERM this child if the launcher dies (even by SIGKILL).
+
+    SIGINT and SIGTERM go back to their defaults first: a launcher started as a background
+    job of a script (`sage launch nano &`) inherits SIGINT ignored, and a Python child that
+    starts with SIGINT ignored never raises KeyboardInterrupt, so it could not stop cleanly.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
     try:
         libc = ctypes.CDLL('libc.so.6', use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

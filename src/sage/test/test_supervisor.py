@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -107,3 +108,17 @@ def test_stop_last_nodes_are_interrupted_after_the_others_have_exited(tmp_path):
     early = float((tmp_path / 'fakepkg' / 'early.stopped').read_text())
     assert late > early
     assert [c.proc.returncode for c in sup.children] == [0, 0]
+
+
+def test_children_stop_on_sigint_even_when_the_launcher_started_with_it_ignored(tmp_path):
+    # A script's background job (`sage launch nano &`) starts with SIGINT ignored, and
+    # children inherit that; the supervisor must hand its nodes the default back.
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        sup = _supervisor(tmp_path, ['steady'])
+        sup.start()
+    finally:
+        signal.signal(signal.SIGINT, old)
+    time.sleep(0.5)
+    assert sup.stop() == []
+    assert sup.children[0].proc.returncode == 0
