@@ -19,6 +19,7 @@ import tempfile
 from typing import Any
 
 from sage_common.errors import SageError
+from sage_common.processes import die_with_parent
 
 SCENES = ('realistic', 'synthetic')
 CACHE_ENV = 'SAGE_SCENE_CACHE'
@@ -131,7 +132,8 @@ def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report
     if workers <= 1 or len(chosen) == 1:
         reports = [run_seed(*a) for a in args]
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(chosen))) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(chosen)),
+                                 initializer=die_with_parent) as pool:
             reports = list(pool.map(run_seed, *zip(*args)))
     return {'scenes': scenes, 'program': program if scenes == 'realistic' else 'standard',
             'seed_set': seed_set if scenes == 'realistic' else 'synthetic',

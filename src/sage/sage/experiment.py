@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sage_common.errors import SageError
+from sage_common.processes import die_with_parent
 from sage_common.records import AXES
 
 Replay = Callable[[Path, dict[str, dict[str, Any]], Path], Any]
@@ -189,7 +190,8 @@ def _run_all(replay: Replay, tasks: dict[int, tuple[Path, dict[str, dict[str, An
              jobs: int) -> dict[int, tuple[Any, SageError | None]]:
     """Each task's outcome, `jobs` replays at a time (each in a process of its own)."""
     if jobs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                                 initializer=die_with_parent) as pool:
             pending = {k: pool.submit(replay, *t) for k, t in tasks.items()}
             return {k: _outcome(f.result) for k, f in pending.items()}
     return {k: _outcome(lambda t=t: replay(*t)) for k, t in tasks.items()}

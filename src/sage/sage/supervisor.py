@@ -7,7 +7,6 @@ No rclpy here: the supervisor must keep working when DDS or a node misbehaves.
 """
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
@@ -19,6 +18,7 @@ import time
 from sage.log_errors import ErrorLines
 from sage.node_groups import (COMPOSE_MODULE, NodeGroup, Process, write_group_spec,
                               write_params_file)
+from sage_common.processes import die_with_parent
 
 # Exit code a node uses for a configuration error (sage_common.ros.run): never respawned.
 CONFIG_ERROR_EXIT = 2
@@ -54,20 +54,16 @@ class Child:
         self.errors = ErrorLines(self.log_path)
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this child if the launcher dies (even by SIGKILL).
+def _child_setup() -> None:
+    """Runs in each child before exec: default SIGINT/SIGTERM, and die with the launcher.
 
-    SIGINT and SIGTERM go back to their defaults first: a launcher started as a background
-    job of a script (`sage launch nano &`) inherits SIGINT ignored, and a Python child that
-    starts with SIGINT ignored never raises KeyboardInterrupt, so it could not stop cleanly.
+    A launcher started as a background job of a script (`sage launch nano &`) inherits
+    SIGINT ignored, and a Python child that starts with SIGINT ignored never raises
+    KeyboardInterrupt, so it could not stop cleanly.
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    try:
-        libc = ctypes.CDLL('libc.so.6', use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    die_with_parent()
 
 
 class Supervisor:
@@ -123,7 +119,7 @@ class Supervisor:
             child.proc = subprocess.Popen(
                 self.command(child), stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=self.env, start_new_session=True,
-                preexec_fn=_die_with_parent)
+                preexec_fn=_child_setup)
         child.started_at = time.monotonic()
 
     def pids(self) -> dict[str, int]:

@@ -1,8 +1,24 @@
-"""Stopping a child process the way a user's Ctrl-C would."""
+"""Child processes: stopping one the way a user's Ctrl-C would, and tying one to its parent."""
 from __future__ import annotations
 
+import ctypes
 import signal
 import subprocess
+import sys
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> bool:
+    """Ask Linux to send `sig` to this process when its parent dies, even by SIGKILL.
+
+    For a launcher's nodes, a sleep worker and a bench's pool workers: an orphan would keep
+    holding cores or a database. Returns False where prctl is missing or refuses.
+    """
+    if not sys.platform.startswith('linux'):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
 
 
 def interrupt(proc: subprocess.Popen, timeout_s: float) -> int:

@@ -38,6 +38,8 @@ import sys
 import time
 from typing import Any, TYPE_CHECKING
 
+from sage_common.processes import die_with_parent
+
 if TYPE_CHECKING:  # torch comes with it: imported where a run needs it
     from sage_encoders.finetune import FinetuneConfig
 
@@ -86,7 +88,6 @@ class Stopper:
 
 
 PARENT_ENV = 'SAGE_SLEEP_PARENT'  # the memory node's pid, set by sage_memory.retrain
-_PR_SET_PDEATHSIG = 1
 
 
 def stop_with_parent() -> bool:
@@ -96,11 +97,8 @@ def stop_with_parent() -> bool:
     from that thread ending early. Where prctl is missing (not Linux) nothing is asked.
     """
     parent = os.environ.get(PARENT_ENV, '')
-    if sys.platform.startswith('linux'):
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
-            log.warning('prctl(PR_SET_PDEATHSIG) failed: errno %d', ctypes.get_errno())
+    if sys.platform.startswith('linux') and not die_with_parent():
+        log.warning('prctl(PR_SET_PDEATHSIG) failed: this worker may outlive its node')
     # The parent may have died before prctl: then we were already handed to another process.
     return not parent.isdigit() or os.getppid() == int(parent)
 
