@@ -1,11 +1,12 @@
 """The room as SNARC hears it: its background level and spectrum, and what stands out of them.
 
 A fan at -30 dBFS is loud but not news; a clap 30 dB above a quiet room is. Arousal is therefore
-measured as a rise above the tracked background (the median level of the last `window` hops),
-and sounds are told apart by their foreground spectrum: how far each band of the newest hop
-rises above that band's background. The mean code embedding sorts sounds into about two
-families; the foreground spectrum tells an impact from a door or a voice, so habituation and
-novelty use it.
+measured as a rise above the tracked background (the median level of the last `window` hops)
+and as the rise of the most risen band above that band's background (a sound loud only where
+the room is quiet barely moves the level), and sounds are told apart by their foreground
+spectrum: how far each band of the newest hop rises above that band's background. The mean
+code embedding sorts sounds into about two families; the foreground spectrum tells an impact
+from a door or a voice, so habituation and novelty use it.
 """
 from __future__ import annotations
 

@@ -281,6 +281,7 @@ class SnarcCore:
             voice = self._voice_onset(ms, rec.stamp, feats.get('voice'))
             bands = bands_of(feats)
             sound = ms.background.foreground(bands)
+            arousal = max(arousal, self._band_arousal(sound))
             level = feats.get('hop_db', feats.get('rms_db'))
             if level is not None:
                 ms.background.update(level, bands)
@@ -288,6 +289,15 @@ class SnarcCore:
         return self._score(m, rec.stamp, int(rec.input_seq), vec, vectors, scalars,
                            codes if 'codes' in use else None, arousal, activity, codes, sound,
                            voice)
+
+    def _band_arousal(self, sound: np.ndarray | None) -> float:
+        """Arousal of the most risen band: a sound loud only where the room is quiet (a punch
+        over a fan) barely moves the level, but stands far out of those bands."""
+        ref = float(self.values['arousal.audio.band_ref_db'])
+        if sound is None or ref <= 0.0 or sound.size == 0:
+            return 0.0
+        rise = float(sound.max()) - float(self.values['arousal.audio.band_floor_db'])
+        return saturate(max(0.0, rise) / ref)
 
     def _voice_onset(self, ms: 'ModalityState', stamp: float, voice: float | None) -> float:
         """How clearly a window starts an utterance: within novelty.voice.onset_s of the

@@ -98,6 +98,12 @@ PARAMS: tuple[ParamSpec, ...] = (
        'the background (dB) giving arousal 0.63', 1.0, 120.0),
     _P('arousal.audio.onset_ref_db', 20.0, 'Rise of frame level over 32 ms in the newest '
        'hop (dB) giving arousal 0.63', 0.1, 120.0),
+    _P('arousal.audio.band_ref_db', 18.0, 'Rise of the most risen spectral band above its '
+       'own background, beyond band_floor_db, giving arousal 0.63 (a sound loud only where the '
+       'room is quiet, a punch over a fan, hardly moves the level; 0 = level rises only)',
+       0.0, 120.0),
+    _P('arousal.audio.band_floor_db', 6.0, "Band rise that is still the room's own "
+       'fluctuation (dB), taken off before band_ref_db applies', 0.0, 120.0),
     _P('arousal.audio.background_window', 120, 'Hops (0.256 s each) over which the room '
        'background level is the median (a fan that starts is background within half of '
        'it)', 8, 4096, read_only=True),

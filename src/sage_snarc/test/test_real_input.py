@@ -274,3 +274,23 @@ def test_a_model_changed_while_snarc_was_down_restarts_its_predictions_after_a_r
     first = restored.score_latent(replace(stream[200], stamp=stream[150].stamp))
     assert restored.stats()['audio.model_changes'] == '1' and not first.attend
     assert first.surprise < 0.3
+
+
+def test_a_sound_loud_only_where_the_fan_is_quiet_is_aroused_by_its_bands():
+    """A punch over a fan: its loudest frame rises 11 dB over the fan's level (arousal 0.26
+    from the level alone) but 24 dB out of the high bands the fan leaves quiet."""
+    rng = np.random.default_rng(7)
+    fan_bands = np.linspace(-30, -60, 16)                # a fan: loud low, quiet high bands
+    punch = fan_bands.copy()
+    punch[10:] += 24.0
+    out = {}
+    for ref in (0.0, 18.0):
+        core = SnarcCore.from_params({'arousal.audio.band_ref_db': ref})
+        calm = [core.score_latent(_audio(i, -30 + rng.normal(0, 0.5), -29 + rng.normal(0, 0.5),
+                                         2.0, fan_bands + rng.normal(0, 1.0, 16)))
+                for i in range(120)]
+        out[ref] = (max(r.arousal for r in calm[30:]),
+                    core.score_latent(_audio(120, -28, -19, 6.0, punch)))
+    assert out[0.0][1].arousal < 0.35
+    assert out[18.0][1].arousal > 0.6 and out[18.0][1].attend  # (24 - 6) / 18: 0.63
+    assert out[18.0][0] < 0.05                           # the fan's own band flicker is not
