@@ -152,10 +152,10 @@ PARAMS: tuple[ParamSpec, ...] = (
        'stimulus', 0.0, 1.0),
     _P('habituation.recovery_s', 30.0, 'Time constant of spontaneous recovery (s)',
        0.01, 1e7),
-    _P('habituation.match_dist', 0.45, 'Chord distance between stimulus descriptors within '
-       'which an input is the same stimulus (0.3 = 17 degrees): the radius of a new trace and '
+    _P('habituation.match_dist', 0.35, 'Chord distance between stimulus descriptors within '
+       'which an input is the same stimulus (0.35 = 20 degrees): the radius of a new trace and '
        'the largest one a trace can learn', 0.0, 2.0),
-    _P('habituation.near_miss', 0.15, 'Width (chord distance) over which a stimulus just beyond '
+    _P('habituation.near_miss', 0.05, 'Width (chord distance) over which a stimulus just beyond '
        'match_dist still counts partly as a repeat (0 = only matches habituate); a trace of a '
        'smaller radius has a proportionally smaller width', 0.0, 2.0),
     _P('habituation.radius.spreads', 2.0, "A trace's match radius in its instances' gaps "
