@@ -10,6 +10,7 @@ evaluation scorer, which depend on sage_snarc.)
 from concurrent.futures import ProcessPoolExecutor
 import json
 
+import numpy as np
 import pytest
 
 from sage.profile import load_profile
@@ -105,7 +106,11 @@ def test_a_changed_sound_after_the_repeats_is_caught_by_audio_above_the_last_rep
         hab = report['habituation']['repeat0']
         changed = [r for r in scene['events'] if r['kind'] == 'changed']
         assert changed and changed[0]['detected']  # by audio itself
-        assert hab['changed_peak'] > hab['peaks'][-1] + 0.1
+        # Above the habituated level: the median of the last three repeats. One repeat whose
+        # onset falls at another phase of the audio hop can escape its trace (seed 61's ninth
+        # at match_dist 0.45, seed 62's tenth at 0.35: 0.62-0.65 against 0.29 for the rest),
+        # so no single repeat is the level.
+        assert hab['changed_peak'] > float(np.median(hab['peaks'][-3:])) + 0.1, hab
 
 
 def test_rewarded_kind_gains_salience_and_loses_the_gain_when_rewards_stop(reward_report):

@@ -75,9 +75,12 @@ def test_a_changed_impact_after_a_habituated_one_keeps_its_salience(latents, pai
 
 def test_with_one_fixed_radius_the_car_door_was_the_punch_habituated(latents):
     """The same scene scored as before radii were learnt: every trace matched within
-    match_dist, and a car door lies within it of a punch."""
+    match_dist (then 0.45, with a near-miss band of 0.15), and a car door lies within it of a
+    punch."""
     recs, reps, changed, window_s = latents[('punch', 'car_door')]
-    fixed = _peaks(recs, window_s, reps + [changed], {'habituation.radius.spreads': 0.0})
+    fixed = _peaks(recs, window_s, reps + [changed], {'habituation.radius.spreads': 0.0,
+                                                      'habituation.match_dist': 0.45,
+                                                      'habituation.near_miss': 0.15})
     learnt = _peaks(recs, window_s, reps + [changed], {})
     assert not fixed[-1][1] and learnt[-1][1]
     assert learnt[-1][0] > fixed[-1][0] + 0.1
