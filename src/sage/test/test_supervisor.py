@@ -10,8 +10,9 @@ from sage.profile import NodeSpec
 from sage.supervisor import Supervisor, SupervisorConfig
 
 PROGRAMS = {
-    # Runs until SIGINT, then exits 0.
-    'steady': 'import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    pass\n',
+    # Runs until SIGINT, then exits 0 ('ready' in its log: a SIGINT from then on is caught).
+    'steady': 'import time\ntry:\n    print("ready", flush=True)\n    time.sleep(60)\n'
+              'except KeyboardInterrupt:\n    pass\n',
     # Crashes right away.
     'crasher': 'import sys\nsys.exit(3)\n',
     # Refuses its configuration (the nodes' exit code for bad parameters).
@@ -35,6 +36,14 @@ def _supervisor(tmp_path, names, **cfg):
     config = SupervisorConfig(backoff_initial_s=0.2, backoff_max_s=1.0, grace_s=1.0, **cfg)
     return Supervisor(specs, tmp_path / 'run', env, config, python=sys.executable,
                       log=lambda s: None)
+
+
+def _wait_ready(child, timeout_s=30.0):
+    """Until the child has written 'ready' to its log (a deadline, not a retry)."""
+    end = time.monotonic() + timeout_s
+    while b'ready' not in (child.log_path.read_bytes() if child.log_path.exists() else b''):
+        assert time.monotonic() < end, f'{child.spec.name} never became ready'
+        time.sleep(0.02)
 
 
 def _poll_for(sup, seconds):
@@ -119,6 +128,6 @@ def test_children_stop_on_sigint_even_when_the_launcher_started_with_it_ignored(
         sup.start()
     finally:
         signal.signal(signal.SIGINT, old)
-    time.sleep(0.5)
+    _wait_ready(sup.children[0])
     assert sup.stop() == []
     assert sup.children[0].proc.returncode == 0
