@@ -26,7 +26,7 @@ from sage_common.processes import interrupt
 from sage.profile import load_profile
 from sage.rtps_traffic import by_topic
 from sage.two_hosts import ASSIST, EDGE, TwoHosts
-from sage.twohost_memory import SharedStore, backlog, check_exactly_once, wait_drained
+from sage.twohost_memory import SharedStore, check_exactly_once, outbox_state, wait_drained
 
 DISCOVER_S = 120.0  # the remote encoder's model loads, then both sides match
 # After the last text, what has not come back by then is counted lost. A reliable sample lost
@@ -79,8 +79,9 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
     encoder's running counts of remote answers and local fallbacks after each condition.
     cut_s: how long the link stays cut (the texts run at its start).
     shared_memory: a PostgreSQL server on the assist side is the edge memory's outbox target
-    (every scored input is stored, to give it traffic); the JSON has how long the backlog
-    took to drain once the link was back, a last condition kills (-9) the server process
+    (every scored input is stored, to give it traffic); the JSON has the backlog at the
+    restore and how long until the shared store had acknowledged every row stored before it
+    (outbox_drain_s; the edge keeps storing meanwhile), a last condition kills (-9) the server process
     serving the outbox, and at the end whether every experience stored on the edge is in
     PostgreSQL exactly once.
     edge_without: edge nodes not to start (a lighter edge for tests).
@@ -159,10 +160,11 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
                     time.sleep(max(0.0, cut_s - wall))  # the cut lasts cut_s
                     row['cut_s'] = round(time.monotonic() - t0, 1)
                     if store is not None:
-                        row['outbox_backlog_at_restore'] = backlog(edge_db)
+                        state = outbox_state(edge_db) or {'backlog': None, 'last_id': 0}
+                        row['outbox_backlog_at_restore'] = state['backlog']
                         rig.link(up=True)
-                        drained = wait_drained(edge_db, DRAIN_TIMEOUT_S)
-                        row['outbox_drain_s'] = round(drained, 2) if drained else None
+                        drained = wait_drained(edge_db, int(state['last_id']), DRAIN_TIMEOUT_S)
+                        row['outbox_drain_s'] = None if drained is None else round(drained, 2)
                 row.update(sent=got['sent'], latent_back=len(got['latent_ms']),
                            salience_back=len(got['salience_ms']),
                            ready_s=got['ready_s'], warmup_texts=got['warmup_texts'],

@@ -70,20 +70,23 @@ class SharedStore:
                        timeout=120, check=False)
 
 
-def backlog(db_file: Path) -> int | None:
-    """Rows of the edge's store the shared store has not acknowledged (None: no outbox yet)."""
+def outbox_state(db_file: Path) -> dict[str, Any] | None:
+    """The edge's outbox: backlog, cursor and newest local id (None: no outbox yet)."""
     from sage_memory.outbox import status_of
     if not db_file.exists():
         return None
     found = status_of(str(db_file))
-    return found[0]['backlog'] if found else None
+    return found[0] if found else None
 
 
-def wait_drained(db_file: Path, timeout_s: float) -> float | None:
-    """Seconds until the edge's backlog is empty (None: not within timeout_s)."""
+def wait_drained(db_file: Path, upto_id: int, timeout_s: float) -> float | None:
+    """Seconds until the shared store acknowledged every row up to local id `upto_id` (None:
+    not within timeout_s). The edge keeps storing meanwhile, so the backlog itself need never
+    be 0 when looked at: what counts is that the rows stored before the restore went out."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout_s:
-        if backlog(db_file) == 0:
+        state = outbox_state(db_file)
+        if state is not None and int(state['cursor']) >= upto_id:
             return time.monotonic() - t0
         time.sleep(0.2)
     return None

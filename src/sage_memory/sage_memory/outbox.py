@@ -319,6 +319,10 @@ def outbox_status(local: Engine) -> list[dict[str, Any]]:
     with local.connect() as conn:
         rows = conn.execute(select(STATE.c.key, STATE.c.value)
                             .where(STATE.c.key.like(KEY_PREFIX + '%'))).all()
+        # The newest local id: once a cursor reaches it, every row stored so far was shipped
+        # (a store that keeps writing may never show a backlog of exactly 0).
+        last_id = int(conn.execute(select(func.coalesce(func.max(EXPERIENCES.c.id), 0)))
+                      .scalar_one())
         out = []
         for key, value in rows:
             st = json.loads(value)
@@ -326,7 +330,8 @@ def outbox_status(local: Engine) -> list[dict[str, Any]]:
                 EXPERIENCES.c.id > int(st['id']))).scalar_one())
             out.append({'remote': st.get('remote', key), 'backlog': backlog,
                         'last_exchange': st.get('at'), 'shipped': st.get('shipped', 0),
-                        'cursor': st['id'], 'inputs_cursor': st.get('inputs_id', 0),
+                        'cursor': st['id'], 'last_id': last_id,
+                        'inputs_cursor': st.get('inputs_id', 0),
                         'inputs_shipped': st.get('inputs_shipped', 0)})
     return out
 

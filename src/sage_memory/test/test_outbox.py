@@ -62,6 +62,7 @@ def test_every_row_reaches_the_shared_store_once_in_order_and_resumes(edge, db_u
     assert portable_rows(db_url) == portable_rows(url)  # every column of every row, once
     status = outbox_status(local)
     assert len(status) == 1 and status[0]['backlog'] == 0 and status[0]['shipped'] == 1500
+    assert status[0]['cursor'] == status[0]['last_id'] == _count(db_url)  # ids 1..1500
     assert status[0]['last_exchange'] is not None
     again.close()
     # What `sage memory sync status` prints for this store.
