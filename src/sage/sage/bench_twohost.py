@@ -81,9 +81,9 @@ def run_bench(seconds: float = 20.0, rate_hz: float = 2.0, delays_ms: str = '0,1
     shared_memory: a PostgreSQL server on the assist side is the edge memory's outbox target
     (every scored input is stored, to give it traffic); the JSON has the backlog at the
     restore and how long until the shared store had acknowledged every row stored before it
-    (outbox_drain_s; the edge keeps storing meanwhile), a last condition kills (-9) the server process
-    serving the outbox, and at the end whether every experience stored on the edge is in
-    PostgreSQL exactly once.
+    (outbox_drain_s; the edge keeps storing meanwhile), a last condition kills (-9) the
+    server process serving the outbox, and at the end whether every experience stored on
+    the edge is in PostgreSQL exactly once.
     edge_without: edge nodes not to start (a lighter edge for tests).
     """
     edge_prof = load_profile(edge_profile, role=EDGE).without(
