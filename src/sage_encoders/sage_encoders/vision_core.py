@@ -18,14 +18,14 @@ from sage_common.previews import encode_image
 from sage_common.records import LatentRecord
 
 from sage_encoders.errors import EncoderError, InputError
-from sage_encoders.colour_change import chromaticity, colour_change
+from sage_encoders.block_change import block_change, chromaticity, relative_luma
 from sage_encoders.input_ring import InputRing, jpeg_input
 from sage_encoders.preprocess import resize_rgb, scale_rgb
 from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, RuntimeConfig,
                                   SwappableModel, before_refinement, encode_puzzle)
 from sage_encoders.runtime import Log
 
-FEATURES = ('brightness', 'brightness_change', 'motion', 'colour_change')
+FEATURES = ('brightness', 'brightness_change', 'motion', 'colour_change', 'grey_change')
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class VisionConfig:
     input_size: int = 240
     lazy_load: bool = True
     motion_size: tuple[int, int] = (32, 24)  # (width, height)
-    colour_block: int = 4  # cells of the motion thumbnail (colour_change.py)
+    colour_block: int = 4  # cells of the motion thumbnail (block_change.py)
     colour_shift: int = 1
     colour_dark: float = 0.04
     preview_size: tuple[int, int] = (64, 48)  # (width, height)
@@ -82,7 +82,7 @@ class VisionEncoderCore(SwappableModel):
         self.irp = cfg.irp
         self.model = PuzzleModel(cfg.runtime, log)
         self.model_lock = threading.Lock()  # held per frame and for a model swap
-        self._prev: tuple[np.ndarray, np.ndarray] | None = None  # last grey and chroma thumbs
+        self._prev: tuple[np.ndarray, ...] | None = None  # last grey, chroma and luma thumbs
         # The newest model-input frames, for the memory node (what sleep retrains on).
         self.inputs = InputRing(cfg.training_keep,
                                 partial(jpeg_input, quality=cfg.training_jpeg_quality))
@@ -159,23 +159,26 @@ class VisionEncoderCore(SwappableModel):
         return float(min(most, max(1.0 / most, target / max(brightness, 1e-3))))
 
     def _features(self, rgb: np.ndarray) -> dict[str, float]:
-        """brightness (0..1), |brightness change|, motion (mean abs grey difference) and
-        colour_change (colour_change.py)."""
+        """brightness (0..1), |brightness change|, motion (mean abs grey difference),
+        colour_change and grey_change (block_change.py)."""
         cfg = self.cfg
         small = cv2.resize(rgb, cfg.motion_size, interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
         chroma = chromaticity(small, cfg.colour_dark)
+        luma = relative_luma(grey)
         brightness = float(grey.mean())
-        last, self._prev = self._prev, (grey, chroma)
+        last, self._prev = self._prev, (grey, chroma, luma)
         if last is None:
             return {'brightness': brightness, 'brightness_change': 0.0, 'motion': 0.0,
-                    'colour_change': 0.0}
-        prev, prev_chroma = last
+                    'colour_change': 0.0, 'grey_change': 0.0}
+        prev, prev_chroma, prev_luma = last
         return {'brightness': brightness,
                 'brightness_change': float(abs(brightness - float(prev.mean()))),
                 'motion': float(np.abs(grey - prev).mean()),
-                'colour_change': colour_change(prev_chroma, chroma, cfg.colour_block,
-                                               cfg.colour_shift)}
+                'colour_change': block_change(prev_chroma, chroma, cfg.colour_block,
+                                              cfg.colour_shift),
+                'grey_change': block_change(prev_luma, luma, cfg.colour_block,
+                                            cfg.colour_shift)}
 
     def _preview(self, rgb: np.ndarray) -> bytes:
         cfg = self.cfg

@@ -15,15 +15,16 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
     ParamSpec('input_size', 240, 'side (px) frames are resized to before encoding; the code '
               'grid is input_size/8 (240 -> 30x30; the model was trained at 240)', 64, 960,
               read_only=True),
-    ParamSpec('motion.width', 32, 'thumbnail width for brightness, motion and '
-              'colour_change', 4, 320),
-    ParamSpec('motion.height', 24, 'thumbnail height for brightness, motion and '
-              'colour_change', 4, 240),
+    ParamSpec('motion.width', 32, 'thumbnail width for brightness, motion, '
+              'colour_change and grey_change', 4, 320),
+    ParamSpec('motion.height', 24, 'thumbnail height for brightness, motion, '
+              'colour_change and grey_change', 4, 240),
     ParamSpec('colour.block', 4, 'side (thumbnail cells) of the blocks the colour_change '
-              'feature averages chromaticity changes over (an object fills one; noise averages '
-              'out in it)', 1, 64),
+              'and grey_change features average chromaticity and relative luma changes over '
+              '(an object fills one; noise averages out in it)', 1, 64),
     ParamSpec('colour.shift', 1, 'thumbnail cells a cell may have moved since the previous '
-              'frame and still be the same colour (a pan or a jitter is not a colour change)',
+              'frame and still be the same colour or luma (a pan or a jitter is not a change); '
+              'as many cells along the edge are left out (a pan brings new content in there)',
               0, 4),
     ParamSpec('colour.dark', 0.04, 'offset (0..1) added to r, g and b before the chromaticity '
               'ratio, so near-black cells (mostly noise) stay close to grey', 0.0, 1.0),

@@ -1,6 +1,7 @@
 """Vision puzzle encoder: trained weights, ONNX parity, preprocessing, features, IRP."""
 from __future__ import annotations
 
+from collections.abc import Callable
 import json
 
 import cv2
@@ -114,7 +115,8 @@ def test_default_frame_gives_30x30_codes_embedding_and_record_fields(vision_para
     assert rec.codes.max() < rec.codebook_size == 128
     assert rec.embedding.dtype == np.float32 and rec.embedding.shape == (32,)
     assert (rec.stamp, rec.input_seq, rec.modality) == (12.5, 3, 'vision')
-    assert list(rec.features) == ['brightness', 'brightness_change', 'motion', 'colour_change']
+    assert list(rec.features) == ['brightness', 'brightness_change', 'motion', 'colour_change',
+                                  'grey_change']
     assert rec.recon_error == rec.energy_final <= rec.energy_initial
     assert rec.preview_format == 'webp'
     thumb = decode_image(rec.preview)
@@ -171,31 +173,55 @@ def test_motion_and_brightness_follow_the_frames(vision_params) -> None:
     assert white['brightness_change'] == pytest.approx(1.0 - moved['brightness'], abs=1e-6)
 
 
-def test_colour_change_sees_a_new_colour_not_light_pan_or_noise(vision_params) -> None:
-    """colour_change (colour_change.py) against the previous frame: a frame again with sensor
-    noise, brighter by a fifth, panned by 4 px or with a white balance a tenth warmer hardly
-    moves it; a 40 px patch of a colour the scene lacks moves it by far more."""
+def _block_changes(vision_params, feature: str, grey: bool = False
+                   ) -> tuple[dict[str, float], np.ndarray, Callable[..., float]]:
+    """`feature` between two noisy frames of scene 4 (in grey: its luma in r, g and b), for
+    the calm changes (the same frame, brighter by a fifth, panned by 4 px, a white balance a
+    tenth warmer); the frame and the change function, for the caller's own patch."""
     core = _core(vision_params, **{'irp.max_iterations': 0})
     rng = np.random.default_rng(3)
     f = scene(4).astype(np.float32)
+    if grey:
+        f = np.repeat(f @ np.array([0.299, 0.587, 0.114], np.float32), 3).reshape(f.shape)
 
     def noisy(x):
         return np.clip(x + rng.normal(0.0, 2.0, x.shape), 0, 255).astype(np.uint8)
 
     def change(prev, cur):
         core.encode(noisy(prev), 0.0, 0)
-        return core.encode(noisy(cur), 0.1, 1).features['colour_change']
+        return core.encode(noisy(cur), 0.1, 1).features[feature]
 
     f, panned = f[:, 4:], f[:, :-4]
-    patched = f.copy()
-    patched[100:140, 60:100] = (40.0, 90.0, 200.0)
     warmer = f * np.array([1.1, 1.0, 0.9], np.float32)
     calm = {'noise': change(f, f), 'light': change(f, f * 1.2), 'pan': change(f, panned),
             'white balance': change(f, warmer)}
+    first = _core(vision_params).encode(noisy(f), 0.0, 0).features
+    assert first[feature] == 0.0  # nothing to compare the first frame with
+    return calm, f, change
+
+
+def test_colour_change_sees_a_new_colour_not_light_pan_or_noise(vision_params) -> None:
+    """colour_change (block_change.py) against the previous frame: sensor noise, light, a pan
+    or a white balance hardly move it; a 40 px patch of a colour the scene lacks moves it by
+    far more."""
+    calm, f, change = _block_changes(vision_params, 'colour_change')
+    patched = f.copy()
+    patched[100:140, 60:100] = (40.0, 90.0, 200.0)
     assert max(calm.values()) < 0.02, calm
     assert change(f, patched) > 3.0 * max(calm.values()), calm
-    first = _core(vision_params).encode(noisy(f), 0.0, 0).features
-    assert first['colour_change'] == 0.0  # nothing to compare the first frame with
+
+
+def test_grey_change_sees_a_grey_object_that_colour_change_misses(vision_params) -> None:
+    """grey_change: the same calm changes hardly move it; in a grey scene, a 40 px patch at
+    half the brightness of what it covers (a grey clock on a grey desk) moves it by far more,
+    and colour_change no more than a pan does."""
+    calm, f, change = _block_changes(vision_params, 'grey_change', grey=True)
+    patched = f.copy()
+    patched[100:140, 60:100] *= 0.5
+    assert max(calm.values()) < 0.03, calm
+    assert change(f, patched) > 3.0 * max(calm.values()), calm
+    colour_calm, _, colour = _block_changes(vision_params, 'colour_change', grey=True)
+    assert colour(f, patched) <= max(colour_calm.values()), colour_calm
 
 
 def test_small_atp_halts_earlier_than_large_atp(vision_params) -> None:

@@ -40,9 +40,9 @@ PARAMS: tuple[ParamSpec, ...] = (
        0.1, 100.0),
     _P('surprise.combine_channels', 2, 'Strongest surprise channels whose robust z add in '
        'quadrature (1 = the largest alone)', 1, 8),
-    _P('surprise.channels.vision', 'brightness,codes,colour_change', 'Comma list of what '
-       'vision surprise predicts: embedding, codes, recon or a raw feature (brightness, '
-       'colour_change)'),
+    _P('surprise.channels.vision', 'brightness,codes,colour_change,grey_change', 'Comma list '
+       'of what vision surprise predicts: embedding, codes, recon or a raw feature '
+       '(brightness, colour_change, grey_change)'),
     _P('surprise.channels.audio', 'embedding,hop_db,recon,codes', 'Comma list of what audio '
        'surprise predicts: embedding, codes, recon or a raw feature (hop_db, rms_db)'),
     _P('surprise.codes.block', 6, 'Side (cells) of the blocks new codes are counted in: the '
@@ -60,6 +60,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P('surprise.colour_change.floor', 0.005, 'Smallest spread of the prediction error of '
        "the vision encoder's colour_change feature (rg chromaticity; a static scene's sensor "
        'noise moving a block by a few thousandths is not a surprise)', 1e-6, 1.0),
+    _P('surprise.grey_change.floor', 0.005, 'Smallest spread of the prediction error of '
+       "the vision encoder's grey_change feature (luma over the frame's mean; the largest "
+       'calm change of a realistic scene is about 0.02)', 1e-6, 1.0),
     _P('surprise.codes.audio_hop_cells', 4, 'Grid columns an audio window slides per hop '
        '(16 columns x hop 4096 / window 16384): grids are compared on the hop grid', 0, 64),
     # Novelty.
