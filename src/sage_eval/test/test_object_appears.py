@@ -5,7 +5,8 @@ blocks split its new codes four ways (each block a quarter new, like a pan); ove
 (`surprise.codes.stride` less than the block) hold it whole in one block. Photos from the
 registry packages sage_eval.media reads; only the camera motion and noise are generated.
 A smooth cut-out on a smooth floor leaves the codes as they were: its colour
-(the encoder's colour_change feature) is what tells it."""
+(the encoder's colour_change feature) is what tells it; a grey one on grey, its brightness
+against its surroundings (grey_change)."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,6 +27,7 @@ OBJECT_PX = 56  # the realistic scenes' smallest: 7.5 code cells (8 px each at t
 # Where four 6-cell blocks meet (cell 12 of 30) in the 224 px frame.
 CORNER_PX = round(12 * 8 * SIZE / 240)
 CODES_ONLY = {'surprise.channels.vision': 'brightness,codes'}  # before colour_change
+NO_GREY = {'surprise.channels.vision': 'brightness,codes,colour_change'}  # before grey_change
 SIDE_BY_SIDE = {**CODES_ONLY, 'surprise.codes.stride': 0, 'surprise.codes.floor': 0.05}
 
 
@@ -66,6 +68,12 @@ def colour_latents():
     return _scene(('motorcycle_left', 'coffee'), 'rocket', (120, 150))
 
 
+@pytest.fixture(scope='module')
+def grey_latents():
+    """A cut-out of the clock photo on the coins photo: grey on grey."""
+    return _scene(('coins', 'clock'), 'clock', (120, 150))
+
+
 def _decisions(recs, values):
     snarc = SnarcCore.from_params(resolve(snarc_params.PARAMS, values))
     return [snarc.score_latent(r) for r in recs]
@@ -95,7 +103,7 @@ def test_an_object_the_codes_miss_is_attended_for_its_colour(colour_latents):
     """Scored on the codes alone the object is missed; with the encoder's colour_change it is
     attended, and the calm pan (sensor noise, JPEG) still is not."""
     recs, appear = colour_latents
-    with_colour = _decisions(recs, {})
+    with_colour = _decisions(recs, NO_GREY)
     codes_only = _decisions(recs, CODES_ONLY)
     near = [k for k, d in enumerate(with_colour) if appear - 0.05 <= d.stamp <= appear + DETECT_S]
     calm = [k for k, d in enumerate(with_colour) if 1000.0 + WARMUP_S <= d.stamp < appear]
@@ -107,3 +115,22 @@ def test_an_object_the_codes_miss_is_attended_for_its_colour(colour_latents):
     change = [r.features['colour_change'] for r in recs]
     # The appearance stands out of every calm frame's colour change by a margin.
     assert max(change[k] for k in near) > 2.0 * max(change[k] for k in calm)
+
+
+def test_a_grey_object_on_grey_is_attended_for_its_brightness_not_its_colour(grey_latents):
+    """colour_change does not see a grey clock set down on grey coins (no more than the calm
+    pan moves it); grey_change stands far out of every calm frame's, lifts the object's
+    salience over what the codes and colour give, and the calm pan is still not attended."""
+    recs, appear = grey_latents
+    near = [k for k, r in enumerate(recs) if appear - 0.05 <= r.stamp <= appear + DETECT_S]
+    calm = [k for k, r in enumerate(recs) if 1000.0 + WARMUP_S <= r.stamp < appear]
+    colour = [r.features['colour_change'] for r in recs]
+    grey = [r.features['grey_change'] for r in recs]
+    assert max(colour[k] for k in near) <= max(colour[k] for k in calm)
+    assert max(grey[k] for k in near) > 10.0 * max(grey[k] for k in calm)
+    with_grey, without = _decisions(recs, {}), _decisions(recs, NO_GREY)
+    assert any(with_grey[k].attend for k in near)
+    assert max(with_grey[k].salience for k in near) > max(without[k].salience
+                                                          for k in near) + 0.05
+    assert not any(with_grey[k].attend for k in calm), max(with_grey[k].salience
+                                                           for k in calm)
