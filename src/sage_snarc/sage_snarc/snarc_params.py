@@ -60,7 +60,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P('surprise.colour_change.floor', 0.005, 'Smallest spread of the prediction error of '
        "the vision encoder's colour_change feature (rg chromaticity; a static scene's sensor "
        'noise moving a block by a few thousandths is not a surprise)', 1e-6, 1.0),
-    _P('surprise.grey_change.floor', 0.005, 'Smallest spread of the prediction error of '
+    _P('surprise.grey_change.floor', 0.015, 'Smallest spread of the prediction error of '
        "the vision encoder's grey_change feature (luma over the frame's mean; the largest "
        'calm change of a realistic scene is about 0.02)', 1e-6, 1.0),
     _P('surprise.codes.audio_hop_cells', 4, 'Grid columns an audio window slides per hop '
