@@ -211,17 +211,16 @@ def test_colour_change_sees_a_new_colour_not_light_pan_or_noise(vision_params) -
     assert change(f, patched) > 3.0 * max(calm.values()), calm
 
 
-def test_grey_change_sees_a_grey_object_that_colour_change_misses(vision_params) -> None:
+def test_grey_change_sees_a_darker_patch_not_light_pan_or_noise(vision_params) -> None:
     """grey_change: the same calm changes hardly move it; in a grey scene, a 40 px patch at
-    half the brightness of what it covers (a grey clock on a grey desk) moves it by far more,
-    and colour_change no more than a pan does."""
+    half the brightness of what it covers (a grey clock on a grey desk) moves it by far more.
+    (That colour_change misses such an object is shown on real photos in sage_eval's
+    test_object_appears: in a grey scene it would hold by construction.)"""
     calm, f, change = _block_changes(vision_params, 'grey_change', grey=True)
     patched = f.copy()
     patched[100:140, 60:100] *= 0.5
     assert max(calm.values()) < 0.03, calm
     assert change(f, patched) > 3.0 * max(calm.values()), calm
-    colour_calm, _, colour = _block_changes(vision_params, 'colour_change', grey=True)
-    assert colour(f, patched) <= max(colour_calm.values()), colour_calm
 
 
 def test_small_atp_halts_earlier_than_large_atp(vision_params) -> None:
