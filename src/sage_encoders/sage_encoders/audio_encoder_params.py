@@ -50,6 +50,9 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
               read_only=True),
     ParamSpec('voice.denoise.gate', 0.3, 'speech probability from which a hop is not learnt '
               'as the room', 0.0, 1.0, read_only=True),
+    ParamSpec('voice.denoise.makeup_db', 18.0, 'gain (dB) on what the gate leaves, limited to '
+              'full scale: without the room a soft voice is quieter, and the detector scores '
+              'a quiet voice lower', 0.0, 40.0, read_only=True),
 ) + training_input_params() + models_params()
 
 

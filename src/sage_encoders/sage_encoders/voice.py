@@ -11,7 +11,8 @@ hop: the model needs a few seconds of a room to learn it is not speech (an impac
 0.5 from a fresh state in every window, 0.2 then 0.0 once it has heard the room). A gap in the
 stream starts it afresh, as it starts the window buffer. In noise the model is slow to be
 sure (a phrase as loud as a fan: up to 0.8 s, or never), so the audio encoder hands it each hop
-through a `denoise.SpectralGate` that takes the room's steady spectrum away first. Only the
+through a `denoise.SpectralGate` that takes the room's steady spectrum away first and raises
+what is left (a soft voice is scored low however clean it is). Only the
 data file is used: the silero_vad package itself imports torch and torchaudio, so the wheel
 is installed without dependencies and never imported. No rclpy.
 """

@@ -14,7 +14,7 @@ def _stream(gate, x, hop=4096):
 def test_with_nothing_to_subtract_the_output_is_the_input_256_samples_late():
     rng = np.random.default_rng(0)
     x = rng.normal(0, 0.1, 8 * 4096).astype(np.float32)
-    y = _stream(SpectralGate(GateConfig(over=0.0, floor=0.1, tau_s=1.0)), x)
+    y = _stream(SpectralGate(GateConfig(over=0.0, floor=0.1, tau_s=1.0, makeup_db=0.0)), x)
     assert y.size == x.size
     np.testing.assert_allclose(y[STEP:], x[:-STEP], atol=1e-5)
 
@@ -23,7 +23,7 @@ def test_a_steady_fan_is_taken_away_and_a_tone_over_it_kept():
     rng = np.random.default_rng(1)
     t = np.arange(20 * SR) / SR
     fan = np.convolve(rng.normal(0, 0.05, t.size), np.ones(8) / 8, 'same').astype(np.float32)
-    gate = SpectralGate(GateConfig())
+    gate = SpectralGate(GateConfig(makeup_db=0.0))
     out = []
     for i in range(0, t.size, 4096):
         out.append(gate.process(fan[i:i + 4096]))
@@ -51,3 +51,16 @@ def test_a_voice_is_not_learnt_as_the_room():
     gate.process(rng.normal(0, 0.3, 4096).astype(np.float32))
     gate.learn(0.0)  # the same sound, no voice in it: a louder room
     assert gate.noise.mean() > 2 * before.mean()
+
+
+def test_makeup_gain_raises_what_is_left_but_never_past_full_scale():
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 0.01, 4 * 4096).astype(np.float32)
+    flat = dict(over=0.0, floor=1.0, tau_s=1.0)
+    plain = _stream(SpectralGate(GateConfig(**flat, makeup_db=0.0)), x)
+    raised = _stream(SpectralGate(GateConfig(**flat, makeup_db=20.0)), x)
+    np.testing.assert_allclose(raised, 10.0 * plain, rtol=1e-4, atol=1e-6)
+    loud = (0.5 * np.sin(2 * np.pi * 440 * np.arange(4 * 4096) / SR)).astype(np.float32)
+    out = _stream(SpectralGate(GateConfig(**flat, makeup_db=20.0)), loud)
+    assert np.max(np.abs(out)) <= 1.0 + 1e-6
+    assert np.max(np.abs(out[4096:])) > 0.99  # scaled to full scale, not clipped or left

@@ -68,11 +68,13 @@ def test_room_noise_and_impacts_hold_no_voice_but_a_read_sentence_over_a_fan_doe
     assert voice[(starts >= WARMUP_S) & (starts < 4.5)].max() < MIN_PROB
 
 
-def test_soft_phrases_over_a_fan_are_heard_sooner_through_the_spectral_gate():
-    """Every phrase of the conversation (and the read sentence) alone, as soft as the fan
-    under it (-30 dBFS each), 6 s apart. Silero on the raw stream is slow to be sure of a
-    voice in noise, and of some phrases never; with the room's steady spectrum taken away
-    first (voice.denoise) each is sure (0.5) within a second of its start."""
+def test_soft_phrases_under_a_fan_are_heard_within_a_second_through_the_gate_and_makeup():
+    """Every phrase of the conversation (and the read sentence) alone, 3 dB softer than the
+    fan under it (-33 dBFS against -30), 6 s apart. Silero on the raw stream is slow to be
+    sure of a voice in noise, and of some phrases never; the room's steady spectrum taken
+    away (voice.denoise) leaves the voice quieter than it was, which Silero also scores
+    low; raised again by voice.denoise.makeup_db, each phrase is sure (0.5) within a second
+    of its start."""
     rng = np.random.default_rng(12)
     clips = [x for _, x in _speech_clips()]
     starts = [8.0 + 6.0 * k for k in range(len(clips))]
@@ -80,15 +82,17 @@ def test_soft_phrases_over_a_fan_are_heard_sooner_through_the_spectral_gate():
     audio = (room.fan(rng, n, -30.0) + room.mains_hum(n, 50.0, -57.0)
              + room.coloured_noise(rng, n, 1.0, -59.0))
     for s, clip in zip(starts, clips):
-        x = _at_active(clip, -30.0)
+        x = _at_active(clip, -33.0)
         audio[int(s * SR):int(s * SR) + x.size] += x
     late = {}
-    for gate in (True, False):
-        hop_starts, voice = _windows(audio, values={'voice.denoise.enabled': gate})
+    for name, values in (('profile', {}), ('no makeup', {'voice.denoise.makeup_db': 0.0}),
+                         ('raw', {'voice.denoise.enabled': False})):
+        hop_starts, voice = _windows(audio, values=values)
         ends = hop_starts + HOP_S
-        late[gate] = [next((e - s for e, v in zip(ends, voice) if s <= e <= s + 3.0
+        late[name] = [next((e - s for e, v in zip(ends, voice) if s <= e <= s + 3.0
                             and v >= 0.5), 99.0) for s in starts]
-        if gate:
+        if name == 'profile':
             assert voice[(ends >= WARMUP_S) & (ends < starts[0])].max() < MIN_PROB
-    assert max(late[True]) <= 1.0, np.round(late[True], 2)
-    assert sum(t > 1.0 for t in late[False]) >= 2, np.round(late[False], 2)  # without it
+    assert max(late['profile']) <= 1.0, np.round(late['profile'], 2)
+    for name in ('no makeup', 'raw'):  # 8 of 11 late without makeup gain on this seed
+        assert sum(t > 1.0 for t in late[name]) >= 3, (name, np.round(late[name], 2))
