@@ -71,12 +71,25 @@ class Outbox:
         # A link that drops mid-transfer would otherwise hold the connection until TCP's own
         # retransmissions give up (tens of seconds after a 30 s cut): fail it sooner.
         self.link_timeout_ms = max(1, int(link_timeout_s * 1000))
+        # The server side of such a connection may be left inside a transaction (the batch
+        # inserted, its COMMIT lost), holding those rows' uuid locks: the batch sent again on
+        # a new connection then waits for as long as the server does not learn the client is
+        # gone, hours without keepalives (`sage bench twohost` once saw 234 rows not drain in
+        # 300 s after a 10 s cut). So the server probes our sessions once they are quiet for
+        # the link timeout and drops them after three unanswered probes, and rolls back a
+        # transaction of ours left idle that long (ours never wait on us).
+        idle_s = max(1, round(link_timeout_s))
+        self.pg_options = {
+            'tcp_user_timeout': self.link_timeout_ms,
+            'options': ' '.join(f'-c {k}={v}' for k, v in (
+                ('tcp_keepalives_idle', idle_s), ('tcp_keepalives_interval', 1),
+                ('tcp_keepalives_count', 3), ('tcp_user_timeout', self.link_timeout_ms),
+                ('idle_in_transaction_session_timeout', self.link_timeout_ms)))}
         self._remote: Engine | None = None
 
     def _engine(self) -> Engine:
         if self._remote is None:
-            engine = make_engine(resolve_url(self.remote_url),
-                                 pg_options={'tcp_user_timeout': self.link_timeout_ms})
+            engine = make_engine(resolve_url(self.remote_url), pg_options=self.pg_options)
             try:
                 migrate(engine)
             except MemoryStoreError:

@@ -3,9 +3,10 @@ shipping resumes after a failure or a lost acknowledgement (real SQLite and Post
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
-from sqlalchemy import create_engine, delete, func, inspect, select
+from sqlalchemy import create_engine, delete, exc as sa_exc, func, inspect, select, text
 
 from sage_memory.database import make_engine, resolve_url
 from sage_memory.errors import TransferError
@@ -72,6 +73,30 @@ def test_every_row_reaches_the_shared_store_once_in_order_and_resumes(edge, db_u
                           '--url', url], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == json.loads(json.dumps(status))
+
+
+def test_the_server_drops_an_outbox_session_whose_client_went_silent(edge, pg_url):
+    """A cut link can leave the server inside the outbox's transaction (the batch inserted,
+    its COMMIT lost) holding those rows' locks, so the batch sent again waits on it (seen in
+    `sage bench twohost`: 234 rows not drained in 300 s after a 10 s cut). The outbox's own
+    sessions carry server-side keepalives and an idle-in-transaction limit, read back here from
+    the server, and one left idle inside a transaction is rolled back by the server."""
+    _, local, _ = edge
+    box = Outbox(local, pg_url, batch=50, link_timeout_s=1.0)
+    assert box.ship() == 50
+    with box.remote_call('settings of') as remote, remote.connect() as conn:
+        got = {name: conn.execute(text(f'SHOW {name}')).scalar() for name in (
+            'tcp_keepalives_idle', 'tcp_keepalives_interval', 'tcp_keepalives_count',
+            'tcp_user_timeout', 'idle_in_transaction_session_timeout')}
+    assert got == {'tcp_keepalives_idle': '1', 'tcp_keepalives_interval': '1',
+                   'tcp_keepalives_count': '3', 'tcp_user_timeout': '1000',
+                   'idle_in_transaction_session_timeout': '1s'}, got
+    with box.remote_call('an idle transaction on') as remote, remote.connect() as conn:
+        conn.execute(text('SELECT 1'))  # inside a transaction, then quiet
+        time.sleep(2.5)
+        with pytest.raises(sa_exc.DBAPIError, match='idle-in-transaction'):
+            conn.execute(text('SELECT 1'))
+    box.close()
 
 
 def test_a_shared_store_that_is_down_loses_nothing(edge, tmp_path):
