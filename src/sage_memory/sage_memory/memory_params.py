@@ -163,7 +163,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('outbox.batch', 500, 'rows per transaction on the shared store', 1, 100_000,
               read_only=True),
     ParamSpec('outbox.link_timeout_s', 5.0, 'a connection to the shared store whose data stays '
-              'unacknowledged this long is dropped and made again (a link that went down)',
+              'unacknowledged this long is dropped and made again (a link that went down); '
+              'the server drops our sessions whose client stays silent this long (keepalives) '
+              'or idle inside a transaction, so a lost COMMIT cannot hold their rows locked',
               0.1, 600.0, read_only=True),
     ParamSpec('outbox.inputs', True, 'ship the training inputs of shipped experiences too, so '
               'sleep can retrain the encoders on the shared store', read_only=True),
