@@ -41,8 +41,9 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
               'subtracted from the spectrum before the voice detector hears it (a phrase as '
               'loud as a fan is sure within a second, where without it some never are)',
               read_only=True),
-    ParamSpec('voice.denoise.over', 1.5, 'multiple of the learnt noise power subtracted from '
-              'each bin', 0.0, 10.0, read_only=True),
+    ParamSpec('voice.denoise.over', 8.0, 'multiple of the learnt noise power subtracted from '
+              "each bin (more takes the room's ripple too: phrases after a vent are sure "
+              'sooner)', 0.0, 10.0, read_only=True),
     ParamSpec('voice.denoise.floor', 0.1, 'smallest gain a bin keeps (fraction of its '
               'magnitude; no holes that could sound like a voice)', 0.0, 1.0, read_only=True),
     ParamSpec('voice.denoise.tau_s', 2.5, 'time constant (s) of the noise spectrum rising to a '
