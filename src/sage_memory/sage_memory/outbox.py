@@ -76,8 +76,9 @@ class Outbox:
         # a new connection then waits for as long as the server does not learn the client is
         # gone, hours without keepalives (`sage bench twohost` once saw 234 rows not drain in
         # 300 s after a 10 s cut). So the server probes our sessions once they are quiet for
-        # the link timeout and drops them after three unanswered probes, and rolls back a
-        # transaction of ours left idle that long (ours never wait on us).
+        # the link timeout and drops them after three unanswered probes (or once its own
+        # data stays unacknowledged that long: tcp_user_timeout on its side too), and rolls
+        # back a transaction of ours left idle that long (ours never wait on us).
         idle_s = max(1, round(link_timeout_s))
         self.pg_options = {
             'tcp_user_timeout': self.link_timeout_ms,

@@ -92,11 +92,13 @@ def throttled(fn, period_s: float):
     """fn, run at most once per period_s: a stimulus repeated only until the node has had
     time to act on it (copies queued behind a busy executor arrive late, and a late 0.9
     re-entered FOCUS after the scenario had left it)."""
-    last = [-float('inf')]
+    last = -float('inf')
 
     def call() -> None:
-        if time.monotonic() - last[0] >= period_s:
-            last[0] = time.monotonic()
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= period_s:
+            last = now
             fn()
     return call
 
