@@ -54,14 +54,18 @@ def seeds_for(scenes: str, seed_set: str, n: int, days: int = 1) -> list[int]:
     return list(pool[:n * days])
 
 
-def scene(scenes: str, seed: int, program: str = 'full', root: Path | None = None) -> Path:
-    """Bag of one scene, generated once into the cache (key: generator version, kind, seed)."""
+def scene(scenes: str, seed: int, program: str = 'full', root: Path | None = None,
+          room: int | None = None) -> Path:
+    """Bag of one scene, generated once into the cache (key: generator version, kind, seed,
+    and the room of a realistic scene set in another seed's room)."""
     from sage_eval.realistic import GENERATOR_VERSION, make_realistic_scene
     from sage_eval.scenario import labels_path, make_scenario
     root = root or cache_dir()
     tag = (f'realistic-v{GENERATOR_VERSION}-{program}' if scenes == 'realistic'
            else 'synthetic-standard')
-    bag = root / f'{tag}-{seed}'
+    bag = root / f'{tag}-{seed}' if room is None else root / f'{tag}-{seed}-room{room}'
+    if room is not None and scenes != 'realistic':
+        raise SageError('only realistic scenes are set in a room')
     if bag.is_dir() and labels_path(bag).is_file():
         return bag
     root.mkdir(parents=True, exist_ok=True)
@@ -69,7 +73,7 @@ def scene(scenes: str, seed: int, program: str = 'full', root: Path | None = Non
     tmp = Path(tempfile.mkdtemp(prefix=f'.{bag.name}-', dir=root))
     part = tmp / bag.name
     if scenes == 'realistic':
-        make_realistic_scene(part, seed, program)
+        make_realistic_scene(part, seed, program, room=room)
     else:
         make_scenario(part, seed=seed, duration_s=SYNTHETIC_S)
     shutil.rmtree(bag, ignore_errors=True)

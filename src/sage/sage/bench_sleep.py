@@ -13,9 +13,11 @@ Offline (no ROS graph), in a temporary folder:
    windows). The sleep worker (`python -m sage_memory.sleep_worker`) runs on it with the
    profile's memory sleep.retrain.* settings; its wall time and peak RSS (psutil polling of the
    child) are recorded with its JSON line.
-3. Day 2: new scenes of E (the day-2 seeds: other layouts of the same photos, other utterances,
-   other noise) replayed with the packaged models and with the live models after sleep. F, the
-   environment learned earlier: the encoders' shipped held-out sets (`data.vision_heldout`,
+3. Day 2: E again, a new day in the same room (each day-2 seed set in the room of its day-1
+   seed, `make_realistic_scene(room=...)`: the same panorama, room noise levels, mains, fan
+   and camera sensor; other events, utterances, sounds, objects, pan and noise samples),
+   replayed with the packaged models and with the live models after sleep. F, the environment
+   learned earlier: the encoders' shipped held-out sets (`data.vision_heldout`,
    `data.audio_heldout_windows`), encoded by both.
 
 Ratios are after / before (below 1 = better). Seeds come from the realistic REPORT_SEEDS
@@ -289,21 +291,33 @@ def fill_store(data_dir: Path, kept: list[tuple[Any, Any, Any]]) -> dict[str, in
         store.close()
 
 
+def _pss(p: Any) -> int:
+    """Proportional set size of a process (its RSS where the kernel does not report PSS)."""
+    try:
+        return int(p.memory_full_info().pss)
+    except (AttributeError, NotImplementedError):
+        return int(p.memory_info().rss)
+
+
 def run_worker(cmd: list[str], log_path: Path) -> dict[str, Any]:
-    """Run the sleep worker; its JSON line, exit code, wall time and peak RSS (psutil)."""
+    """Run the sleep worker; its JSON line, exit code, wall time and peak memory (psutil):
+    peak_rss_mb is the worker's own resident size (what the memory node holds against
+    sleep.retrain.max_rss_mb), peak_pss_mb the worker's and its children's proportional
+    sizes summed. RSS summed over the tree would count twice the pages a forked child (the
+    moment between fork and exec of a tool it runs) shares with the worker."""
     import psutil
 
     t0 = time.monotonic()
-    peak = 0
+    peak = peak_pss = 0
     with log_path.open('w') as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
         try:
             ps = psutil.Process(proc.pid)
             while proc.poll() is None:
                 try:
-                    rss = ps.memory_info().rss + sum(c.memory_info().rss
-                                                     for c in ps.children(recursive=True))
-                    peak = max(peak, rss)
+                    peak = max(peak, ps.memory_info().rss)
+                    peak_pss = max(peak_pss, _pss(ps) + sum(
+                        _pss(c) for c in ps.children(recursive=True)))
                 except psutil.Error:
                     pass
                 time.sleep(RSS_POLL_S)
@@ -321,8 +335,8 @@ def run_worker(cmd: list[str], log_path: Path) -> dict[str, Any]:
     if not result:
         tail = log_path.read_text()[-2000:]
         raise SageError(f'the sleep worker gave no JSON line (exit {proc.returncode}): {tail}')
-    return {'seconds': seconds, 'peak_rss_mb': peak / 2**20, 'exit_code': proc.returncode,
-            'result': result}
+    return {'seconds': seconds, 'peak_rss_mb': peak / 2**20, 'peak_pss_mb': peak_pss / 2**20,
+            'exit_code': proc.returncode, 'result': result}
 
 
 def _encode_heldout(params: Mapping[str, Mapping[str, Any]], n_max: int | None,
@@ -379,7 +393,8 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
     Args:
         seconds: scene seconds replayed per seed (None = the full realistic program, several
             minutes each; at most SHORT_PROGRAM_S uses the short program cut to `seconds`).
-        seeds: scenes per day (day 1: the seed set's first `seeds`, day 2: the next `seeds`).
+        seeds: scenes per day (day 1: the seed set's first `seeds`, each in its own room;
+            day 2: the next `seeds`, the i-th in the room of day 1's i-th).
         seed_set: 'report' (default: realistic REPORT_SEEDS, for figures) or 'tuning'
             (TUNING_SEEDS, to choose settings on without touching the report seeds).
         profile: profile whose encoder, SNARC and memory settings run.
@@ -437,7 +452,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
         day1 = []
         kept: list[tuple[Any, Any, Any]] = []
         for s in day1_seeds:
-            bag = scene('realistic', s, program, root)
+            bag = scene('realistic', s, program, root, room=s)
             d = replay_day(bag, params, work / f'day1-{s}.jsonl', seconds, inputs)
             kept += d.pop('_kept')
             day1.append(d)
@@ -460,8 +475,8 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
         # ---- day 2: E again (new seeds), before and after; F before and after
         t = time.monotonic()
         before2, after2 = [], []
-        for s in day2_seeds:
-            bag = scene('realistic', s, program, root)
+        for s, room in zip(day2_seeds, day1_seeds):
+            bag = scene('realistic', s, program, root, room=room)
             before2.append(replay_day(bag, params, work / f'day2-{s}-before.jsonl', seconds,
                                       probe_every=probe_every))
             after2.append(replay_day(bag, after_params, work / f'day2-{s}-after.jsonl',
@@ -487,8 +502,10 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
         'seconds_per_scene': seconds, 'seed_set': seed_set,
         'day1_seeds': day1_seeds, 'day2_seeds': day2_seeds, 'inputs_kept': inputs,
         'environment': {
-            'E': f'realistic {program} scenes (sage_eval.realistic): panoramas of the '
-                 'evaluation photos, recorded speech and sounds, room noise',
+            'E': f'realistic {program} scenes (sage_eval.realistic): a room (panorama of '
+                 'evaluation photos, room noise, camera sensor) with recorded speech and '
+                 'sounds; day 2 is another day in the same room',
+            'rooms': dict(zip(day2_seeds, day1_seeds)),
             'F': 'the shipped held-out sets (data.vision_heldout, data.audio_heldout_windows)',
             'day1_photos': seen,
             'day2_photos_seen_on_day1': [
@@ -510,7 +527,8 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
                                           'after': a2['false_alarms_per_min_all']},
             'decisions': {m: r.get('decision') for m, r in mods.items()},
             'versions': {m: r.get('version') for m, r in mods.items()}, 'live': live,
-            'sleep_s': worker['seconds'], 'peak_rss_mb': worker['peak_rss_mb']},
+            'sleep_s': worker['seconds'], 'peak_rss_mb': worker['peak_rss_mb'],
+            'peak_pss_mb': worker['peak_pss_mb']},
         'day1': {'seconds': day1_s, 'stored_inputs': stored, **_public(d1),
                  'per_seed': [_public(d) for d in day1]},
         'sleep': {'command': cmd, 'time_budget_s': budget,

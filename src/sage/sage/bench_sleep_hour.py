@@ -146,8 +146,10 @@ def run_hour(profile: str = 'nano', overrides: list[str] | None = None,
                          ('time_budget_s', 'max_steps', 'calibration_inputs', 'max_rss_mb')},
             'sleep_s': round(worker['seconds'], 2),
             'peak_rss_mb': round(worker['peak_rss_mb'], 1),
+            'peak_pss_mb': round(worker['peak_pss_mb'], 1),
             'within_10_min': worker['seconds'] <= LIMIT_S,
-            'within_memory_limit': limit <= 0 or worker['peak_rss_mb'] <= limit,
+            'within_memory_limit': limit <= 0 or max(worker['peak_rss_mb'],
+                                                     worker['peak_pss_mb']) <= limit,
             'exit_code': worker['exit_code'], 'modalities': decisions}
     finally:
         if tmp is not None:

@@ -279,12 +279,15 @@ def _plan(scene: Scene, rng: np.random.Generator, program: str, pano_free: list[
     scene.duration = t
 
 
-def _background(rng: np.random.Generator, n: int, vent: tuple[float, float] | None,
-                fan_on: bool) -> tuple[np.ndarray, dict[str, Any]]:
-    floor_db = float(rng.uniform(*FLOOR_DB))
-    hum_db = float(rng.uniform(*HUM_DB))
-    mains = float(rng.choice([50.0, 60.0]))
-    x = coloured_noise(rng, n, float(rng.uniform(1.0, 2.0)), floor_db)
+def _background(rng: np.random.Generator, room: np.random.Generator, n: int,
+                vent: tuple[float, float] | None, fan_on: bool
+                ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Room noise: its levels, mains frequency and colour drawn from `room`, samples from rng
+    (the same generator unless the scene is another day in a given room)."""
+    floor_db = float(room.uniform(*FLOOR_DB))
+    hum_db = float(room.uniform(*HUM_DB))
+    mains = float(room.choice([50.0, 60.0]))
+    x = coloured_noise(rng, n, float(room.uniform(1.0, 2.0)), floor_db)
     x += mains_hum(n, mains, hum_db, float(rng.uniform(0, np.pi)))
     if fan_on:
         x += fan(rng, n, FAN_DB)
@@ -307,13 +310,17 @@ class _Built:
     rng: np.random.Generator
 
 
-def _build(seed: int, program: str, cfg: SceneConfig | None) -> _Built:
+def _build(seed: int, program: str, cfg: SceneConfig | None, room: int | None = None
+           ) -> _Built:
     if program not in PROGRAMS:
         raise ScenarioError(f"unknown realistic program '{program}' ({', '.join(PROGRAMS)})")
     cfg = cfg or (SHORT if program == 'short' else SceneConfig())
     rng = np.random.default_rng(seed)
+    # What makes the place and the robot (panorama, room noise levels, fan, camera sensor)
+    # comes from the room's generator; with no room it is the scene's own, draw for draw.
+    place = rng if room is None else np.random.default_rng(room)
     try:
-        pano, pano_names = _panorama(rng, cfg.size[1] + 2 * MARGIN_PX)
+        pano, pano_names = _panorama(place, cfg.size[1] + 2 * MARGIN_PX)
         free = [p for p in media.EVAL_PHOTOS if p not in pano_names
                 and not (p.startswith('motorcycle') and any(q.startswith('motorcycle')
                                                             for q in pano_names))]
@@ -334,11 +341,11 @@ def _build(seed: int, program: str, cfg: SceneConfig | None) -> _Built:
         raise ScenarioError(f'scene of {duration:.0f} s exceeds {MAX_SCENE_S:.0f} s')
     scene.duration = duration
     n_audio = int(duration * SAMPLE_RATE) // FRAME_SAMPLES * FRAME_SAMPLES
-    fan_on = seed % FAN_EVERY == 1
-    room, levels = _background(rng, n_audio, scene.vent, fan_on)
-    scene.audio = scene.audio[:n_audio] + room
-    noise = SensorNoise(float(rng.uniform(*SENSOR_GAIN)), float(rng.uniform(*READ_DN)),
-                        int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
+    fan_on = (seed if room is None else room) % FAN_EVERY == 1
+    background, levels = _background(rng, place, n_audio, scene.vent, fan_on)
+    scene.audio = scene.audio[:n_audio] + background
+    noise = SensorNoise(float(place.uniform(*SENSOR_GAIN)), float(place.uniform(*READ_DN)),
+                        int(place.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
     events = sorted((replace(e, start=T0 + e.start, end=T0 + e.end) for e in scene.events),
                     key=lambda e: (e.start, e.kind, e.modality))
     labels = ScenarioLabels(
@@ -346,22 +353,24 @@ def _build(seed: int, program: str, cfg: SceneConfig | None) -> _Built:
         warmup_s=cfg.warmup_s, events=events, calm=[(T0 + a, T0 + b) for a, b in calm],
         settings={'generator_version': GENERATOR_VERSION, 'config': asdict(cfg),
                   'panorama': pano_names, 'sensor': asdict(noise), **levels,
-                  'camera_rates': scene.rates, 'budgets': scene.budgets})
+                  'camera_rates': scene.rates, 'budgets': scene.budgets,
+                  **({} if room is None else {'room': room})})
     return _Built(scene, pano, noise, labels, rng)
 
 
-def plan_realistic_scene(seed: int, program: str = 'full', cfg: SceneConfig | None = None
-                         ) -> ScenarioLabels:
+def plan_realistic_scene(seed: int, program: str = 'full', cfg: SceneConfig | None = None,
+                         room: int | None = None) -> ScenarioLabels:
     """The labels `make_realistic_scene` would write for these arguments, without the bag.
 
     Raises:
         ScenarioError: unknown program or missing media.
     """
-    return _build(seed, program, cfg).labels
+    return _build(seed, program, cfg, room).labels
 
 
 def make_realistic_scene(out_bag: Path, seed: int, program: str = 'full',
-                         cfg: SceneConfig | None = None) -> ScenarioLabels:
+                         cfg: SceneConfig | None = None, room: int | None = None
+                         ) -> ScenarioLabels:
     """Write a realistic labelled scene bag (MCAP) and its labels JSON beside it.
 
     Args:
@@ -370,6 +379,10 @@ def make_realistic_scene(out_bag: Path, seed: int, program: str = 'full',
         program: 'full' (every kind twice, >= cfg.min_calm_s calm) or 'short' (each once,
             about 80 s, with the SHORT settings unless cfg is given).
         cfg: scene settings.
+        room: another day in the room of this seed: the panorama, the room noise's levels,
+            mains frequency, colour and fan, and the camera's sensor noise come from it;
+            events, their content, the pan and every noise sample from `seed` (None: all
+            from `seed`, the room of its own).
 
     Returns:
         The labels (also written to `labels_path(out_bag)`).
@@ -381,7 +394,7 @@ def make_realistic_scene(out_bag: Path, seed: int, program: str = 'full',
     from rosbags.rosbag2.enums import StoragePlugin
     from rosbags.rosbag2.errors import WriterError
 
-    built = _build(seed, program, cfg)
+    built = _build(seed, program, cfg, room)
     out_bag = Path(out_bag)
     try:
         with Writer(out_bag, version=9, storage_plugin=StoragePlugin.MCAP) as writer:

@@ -88,6 +88,21 @@ def test_the_same_seed_writes_the_same_bag_and_another_seed_another_scene(scene,
         [(e.kind, e.start, e.name) for e in labels.events]
 
 
+def test_another_day_in_a_room_keeps_the_place_and_the_camera_and_changes_what_happens():
+    # `sage bench sleep` replays day 2 in day 1's room: same photos, room noise and sensor.
+    day1, day2 = (plan_realistic_scene(s, 'short', COMPACT, room=SEED) for s in (SEED, SEED + 1))
+    place = ('panorama', 'sensor', 'floor_dbfs', 'hum_dbfs', 'mains_hz', 'fan_dbfs')
+    assert {k: day1.settings[k] for k in place} == {k: day2.settings[k] for k in place}
+    assert day2.settings['room'] == SEED
+    assert [(e.kind, e.start, e.name) for e in day1.events] != \
+        [(e.kind, e.start, e.name) for e in day2.events]
+    # Without a room every scene is a place of its own.
+    assert 'room' not in plan_realistic_scene(SEED + 1, 'short', COMPACT).settings
+    others = [plan_realistic_scene(s, 'short', COMPACT).settings['panorama']
+              for s in range(SEED, SEED + 4)]
+    assert len({tuple(p) for p in others}) > 1
+
+
 def test_audio_rises_at_every_sound_label_over_the_room_noise(scene):
     _, labels, data = scene
     audio = data['audio']
