@@ -7,8 +7,10 @@ Offline (no ROS graph), in a temporary folder:
    encoder cores (refinement on, the recorded ATP budgets applied) and SNARC, as
    `sage bench salience` does. Per input: reconstruction error and IRP iterations to halt; per
    scene: false alarms per calm minute (`sage_eval.salience_score`).
-2. The inputs the memory node would keep (those SNARC attends, stored by `replay.store_policy`;
-   `inputs='all'` keeps every one) go into a SQLite memory store as TrainingInputs, exactly as
+2. The inputs the memory node would keep (its policy core on the profile's settings decides
+   which rows it stores, attended inputs and the context around them, and
+   `training_inputs.context` which of those keep their input; `inputs='all'` keeps every one)
+   go into a SQLite memory store as TrainingInputs under the node's disk budget, exactly as
    the encoders hand them over (`sage_encoders.input_ring`: JPEG 240x240 frames, s16le-zlib
    windows). The sleep worker (`python -m sage_memory.sleep_worker`) runs on it with the
    profile's memory sleep.retrain.* settings; its wall time and peak RSS (psutil polling of the
@@ -37,7 +39,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from typing import Any
+from typing import Any, NamedTuple
 import zlib
 
 import numpy as np
@@ -45,7 +47,7 @@ import numpy as np
 from sage_common.errors import SageError
 
 MODALITIES = ('vision', 'audio')
-INPUT_MODES = ('attended', 'all')
+INPUT_MODES = ('stored', 'all')
 # seconds at or under this replay the short program (about 80 s), cut to `seconds`.
 SHORT_PROGRAM_S = 90.0
 RSS_POLL_S = 0.05
@@ -142,6 +144,17 @@ def _items(bag: Path, params: Mapping[str, Mapping[str, Any]], end: float | None
         reader.close()
 
 
+class Kept(NamedTuple):
+    """An input kept for sleep: which one, its stored row's salience, the encoder's answer
+    (`sage_encoders.input_ring.InputAnswer`)."""
+
+    modality: str
+    stamp: float
+    input_seq: int
+    salience: float
+    answer: Any
+
+
 def replay_day(bag: Path, params: Mapping[str, Mapping[str, Any]], out: Path,
                cut_s: float | None = None, keep: str | None = None,
                probe_every: int = 0) -> dict[str, Any]:
@@ -149,10 +162,13 @@ def replay_day(bag: Path, params: Mapping[str, Mapping[str, Any]], out: Path,
 
     Args:
         bag: realistic scene bag (labels beside it).
-        params: node parameters ('vision_encoder', 'audio_encoder', 'snarc').
+        params: node parameters ('vision_encoder', 'audio_encoder', 'snarc', 'memory').
         out: decisions JSONL to write.
         cut_s: replay only the first cut_s seconds of the scene (None = all of it).
-        keep: None (keep nothing), 'attended' or 'all': which vision/audio inputs to keep.
+        keep: None (keep nothing), 'stored' or 'all': which vision/audio inputs to keep.
+            'stored': those the memory node keeps an input of: its policy core
+            (`sage_memory.policy.MemoryCore`, the profile's memory settings) decides which
+            rows it stores, `training_inputs.wants_input` which rows keep their input.
         probe_every: also encode every probe_every-th vision/audio input with the same model
             and ATP for every refinement step (irp.max_iterations): iterations to halt free of
             the budget (0 = off).
@@ -160,7 +176,7 @@ def replay_day(bag: Path, params: Mapping[str, Mapping[str, Any]], out: Path,
     Returns:
         {'seed', 'panorama', 'stats' per modality, 'false_alarms', 'calm_minutes',
          'false_alarms_per_min', 'attended', 'problems', 'kept'} and, with keep, '_kept':
-        [(LatentRecord, SalienceRecord | None, InputAnswer)].
+        [Kept].
     """
     from sage_common.records import LatentRecord
     from sage_eval.replay import ReplaySummary, score_inputs
@@ -170,11 +186,16 @@ def replay_day(bag: Path, params: Mapping[str, Mapping[str, Any]], out: Path,
     labels = _clip_labels(load_labels(bag), cut_s)
     end = labels.start + cut_s if cut_s is not None else None
     current: dict[str, Any] = {}
-    kept: list[tuple[Any, Any, Any]] = []
+    kept: list[Kept] = []
     per: dict[str, list[tuple[float, int, str]]] = {m: [] for m in MODALITIES}
     free: dict[str, list[tuple[float, int, str]]] = {m: [] for m in MODALITIES}
     problems: Counter[str] = Counter()
     probes = _cores(params, unbounded=True) if probe_every > 0 else {}
+    memory, wants = _memory_policy(params) if keep == 'stored' else (None, None)
+
+    def keep_input(rec: Any, salience: float) -> None:
+        kept.append(Kept(rec.modality, float(rec.stamp), int(rec.input_seq), float(salience),
+                         _answer(current, rec)))
 
     def source() -> Iterator[Any]:
         for item in _items(bag, params, end, current, problems):
@@ -184,25 +205,25 @@ def replay_day(bag: Path, params: Mapping[str, Mapping[str, Any]], out: Path,
                 if probes and item.input_seq % probe_every == 0:
                     free[item.modality].append(_probe(probes, current, item))
                 if keep == 'all':
-                    kept.append((item, None, _answer(current, item)))
+                    keep_input(item, 0.5)
+                if memory is not None:
+                    memory.on_latent(item)
             yield item
 
-    def policy(rec: Any) -> bool:
-        stored = bool(rec.attend)
-        lat = current.get('latent')
-        if keep == 'attended' and stored and isinstance(lat, LatentRecord) \
-                and lat.modality == rec.modality and lat.stamp == rec.stamp \
-                and rec.modality in per:
-            kept.append((lat, rec, _answer(current, lat)))
-        return stored
+    def observe(rec: Any) -> None:
+        if memory is None:
+            return
+        for row in memory.on_salience(rec):
+            if row.modality in per and wants(row.kind):
+                keep_input(row, row.salience)
 
     summary = ReplaySummary(bag=str(bag), out=str(out))
     snarc = dict(params.get('snarc', {}))
     with out.open('w') as f:
-        score_inputs(source(), snarc, f, summary, policy)
+        score_inputs(source(), snarc, f, summary, observe=observe)
     report = score_scene(out, labels)
     fa = report['false_alarms']
-    kept = [k for k in kept if k[2].found]
+    kept = [k for k in kept if k.answer.found]
     return {'seed': labels.seed, 'program': labels.program, 'seconds': labels.duration_s,
             'panorama': labels.settings.get('panorama', []),
             'stats': {m: _stats(per[m]) for m in MODALITIES},
@@ -212,8 +233,22 @@ def replay_day(bag: Path, params: Mapping[str, Mapping[str, Any]], out: Path,
             'false_alarms_per_min_all': (sum(fa.values()) / report['calm_minutes']
                                          if report['calm_minutes'] > 0 else None),
             'attended': report['attended'], 'problems': dict(problems),
-            'kept': dict(Counter(k[0].modality for k in kept)), '_kept': kept,
+            'kept': dict(Counter(k.modality for k in kept)), '_kept': kept,
             '_per': per, '_free': free}
+
+
+def _memory_policy(params: Mapping[str, Mapping[str, Any]]) -> tuple[Any, Any]:
+    """The memory node's policy core on the profile's settings, and which row kinds keep
+    their encoder input (`wants(kind)`)."""
+    from sage_eval.replay import resolved_params
+    from sage_memory.config import policy_config
+    from sage_memory.policy import MemoryCore
+    from sage_memory.training_inputs import wants_input
+
+    values = resolved_params(params, 'memory', 'sage_memory.memory_params')
+    context = bool(values['training_inputs.context'])
+    return (MemoryCore(policy_config(values), clock=time.monotonic),
+            lambda kind: wants_input(kind, context))
 
 
 def _cores(params: Mapping[str, Mapping[str, Any]], unbounded: bool = False
@@ -257,28 +292,30 @@ def _answer(current: Mapping[str, Any], lat: Any) -> Any:
     return core.inputs.lookup(lat.stamp, lat.input_seq)
 
 
-def fill_store(data_dir: Path, kept: list[tuple[Any, Any, Any]]) -> dict[str, int]:
-    """Experiences and their TrainingInputs, as the memory node stores them (SQLite)."""
+def fill_store(data_dir: Path, kept: list[Kept], budget_mb: float = 256.0
+               ) -> dict[str, int]:
+    """Experiences and their TrainingInputs, as the memory node stores them (SQLite, with
+    the node's disk budget for the inputs: beyond it the least valuable go)."""
     from sage_memory.store import MemoryStore, StoreConfig
     from sage_memory.synthetic import synthetic_record
     from sage_memory.training_inputs import TrainingInput
 
-    store = MemoryStore(StoreConfig(data_dir=str(data_dir), device_id='bench-sleep'))
+    store = MemoryStore(StoreConfig(data_dir=str(data_dir), device_id='bench-sleep',
+                                    training_budget_mb=float(budget_mb)))
     store.start()
     try:
         rng = np.random.default_rng(0)
         recs, items = [], []
-        for i, (lat, sal, ans) in enumerate(kept):
-            salience = float(sal.salience) if sal is not None else 0.5
+        for i, k in enumerate(kept):
             rec = synthetic_record(i, rng, dim=8, preview_bytes=16, grid=4,
-                                   modality=lat.modality, stamp=float(lat.stamp),
-                                   input_seq=int(lat.input_seq), salience=salience)
+                                   modality=k.modality, stamp=k.stamp,
+                                   input_seq=k.input_seq, salience=k.salience)
             recs.append(rec)
-            items.append(TrainingInput(uuid=rec.uuid, modality=lat.modality,
-                                       stamp=float(lat.stamp), salience=salience,
-                                       format=ans.format, data=ans.data, width=ans.width,
-                                       height=ans.height, sample_rate=ans.sample_rate,
-                                       samples=ans.samples))
+            ans = k.answer
+            items.append(TrainingInput(uuid=rec.uuid, modality=k.modality, stamp=k.stamp,
+                                       salience=k.salience, format=ans.format, data=ans.data,
+                                       width=ans.width, height=ans.height,
+                                       sample_rate=ans.sample_rate, samples=ans.samples))
         store.submit_many(recs)
         if not store.flush(120.0):
             raise SageError('the memory store did not take the experiences')
@@ -299,12 +336,31 @@ def _pss(p: Any) -> int:
         return int(p.memory_info().rss)
 
 
+def _tree_pss(ps: Any) -> int:
+    """PSS of a process and of those of its children that run another program.
+
+    A child still running the worker's own program has not reached exec yet: Python spawns
+    tools (espeak-ng) with vfork, whose child runs in the parent's memory, so the kernel
+    reports the parent's whole footprint for it (a sleep read 1,161 MB for a 644 MB worker).
+    """
+    import psutil
+
+    exe = ps.exe()
+    total = _pss(ps)
+    for c in ps.children(recursive=True):
+        try:
+            if c.exe() != exe:
+                total += _pss(c)
+        except psutil.Error:  # it ended between the listing and the reading
+            continue
+    return total
+
+
 def run_worker(cmd: list[str], log_path: Path) -> dict[str, Any]:
     """Run the sleep worker; its JSON line, exit code, wall time and peak memory (psutil):
     peak_rss_mb is the worker's own resident size (what the memory node holds against
-    sleep.retrain.max_rss_mb), peak_pss_mb the worker's and its children's proportional
-    sizes summed. RSS summed over the tree would count twice the pages a forked child (the
-    moment between fork and exec of a tool it runs) shares with the worker."""
+    sleep.retrain.max_rss_mb), peak_pss_mb the proportional sizes of the worker and of the
+    tools it runs (`_tree_pss`). RSS summed over the tree would count the worker twice."""
     import psutil
 
     t0 = time.monotonic()
@@ -316,8 +372,7 @@ def run_worker(cmd: list[str], log_path: Path) -> dict[str, Any]:
             while proc.poll() is None:
                 try:
                     peak = max(peak, ps.memory_info().rss)
-                    peak_pss = max(peak_pss, _pss(ps) + sum(
-                        _pss(c) for c in ps.children(recursive=True)))
+                    peak_pss = max(peak_pss, _tree_pss(ps))
                 except psutil.Error:
                     pass
                 time.sleep(RSS_POLL_S)
@@ -381,7 +436,7 @@ def _public(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano',
-              overrides: list[str] | None = None, inputs: str = 'attended',
+              overrides: list[str] | None = None, inputs: str = 'stored',
               sleep_budget_s: float | None = None, max_steps: int | None = None,
               heldout_max: int | None = None, probe_every: int = 5,
               cache: Path | None = None,
@@ -399,7 +454,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
             (TUNING_SEEDS, to choose settings on without touching the report seeds).
         profile: profile whose encoder, SNARC and memory settings run.
         overrides: profile overrides, node.param=value.
-        inputs: which day-1 inputs go to the store: 'attended' (what the memory node keeps)
+        inputs: which day-1 inputs go to the store: 'stored' (what the memory node keeps)
             or 'all'.
         sleep_budget_s: the worker's time budget (None = memory sleep.retrain.time_budget_s).
         max_steps: the worker's step limit (None = memory sleep.retrain.max_steps).
@@ -450,7 +505,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
         # ---- day 1: E with the packaged models; keep what the memory node would keep
         t = time.monotonic()
         day1 = []
-        kept: list[tuple[Any, Any, Any]] = []
+        kept: list[Kept] = []
         for s in day1_seeds:
             bag = scene('realistic', s, program, root, room=s)
             d = replay_day(bag, params, work / f'day1-{s}.jsonl', seconds, inputs)
@@ -460,7 +515,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
         seen = sorted({p for d in day1 for p in d['panorama']})
         # ---- sleep
         data_dir, versions_dir = work / 'memory', work / 'versions'
-        stored = fill_store(data_dir, kept)
+        stored = fill_store(data_dir, kept, float(values['training_inputs.budget_mb']))
         del kept
         cmd = worker_command(values, '', str(data_dir), str(versions_dir), budget, {},
                              seed=0)

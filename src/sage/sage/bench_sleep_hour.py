@@ -1,8 +1,11 @@
 """`sage bench sleep --hour`: one sleep over an hour of stored inputs (issue 18, must-show 3).
 
 The memory node keeps at most about `snarc.threshold.target_rate_hz` attended inputs per second
-per modality (the nano threshold holds 0.5/s), so an hour is at most 1,800 vision frames and
-1,800 audio windows. They are taken from realistic scenes of environment E (report seeds,
+per modality (the nano threshold holds 0.5/s), and with `training_inputs.context` the inputs of
+the context rows around each (`context_before` + `context_after`), so an hour is at most
+1,800 x 5 = 9,000 vision frames and as many audio windows (the store's disk budget for them,
+`training_inputs.budget_mb`, evicts the least valuable beyond it, as on the robot). They are
+taken from realistic scenes of environment E (report seeds,
 generated once into `sage bench salience`'s cache), spread evenly over each scene, and handed
 to the store as the encoders' input rings hand them to the memory node: camera frames resized
 to the encoder's `input_size` as JPEG at its `training_input.jpeg_quality`, audio windows of
@@ -15,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 import tempfile
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -25,27 +28,22 @@ HOUR_S = 3600.0
 LIMIT_S = 600.0  # the issue's bound for one sleep over an hour of inputs
 
 
-class _Kept(NamedTuple):
-    """What fill_store reads of a latent: its modality, capture stamp and sequence number."""
-
-    modality: str
-    stamp: float
-    input_seq: int
-
-
 def scene_inputs(bag: Path, vision: Mapping[str, Any], audio: Mapping[str, Any],
-                 n_vision: int, n_audio: int) -> list[tuple[Any, None, Any]]:
+                 n_vision: int, n_audio: int) -> list[Any]:
     """Up to n_vision frames and n_audio windows of one scene bag, evenly spread, as the
-    encoders would hand them over: [(kept latent, None, InputAnswer)]."""
+    encoders would hand them over (`bench_sleep.Kept`, salience 0.5)."""
     from rosbags.highlevel import AnyReader
 
+    from sage.bench_sleep import Kept
     from sage_encoders.input_ring import jpeg_input, s16le_zlib_input
-    from sage_encoders.preprocess import resize_rgb, rgb_from_buffer
+    from sage_encoders.preprocess import rgb_from_buffer
+    from sage_encoders.vision_core import VisionEncoderCore
     from sage_eval.bagio import AUDIO_TOPIC, CAMERA_TOPIC, typestore
 
-    size, quality = int(vision['input_size']), int(vision['training_input.jpeg_quality'])
+    core = VisionEncoderCore.from_params(vision)  # frames as it keeps them (no model load)
+    quality = int(vision['training_input.jpeg_quality'])
     window, rate = int(audio['window_samples']), int(audio['sample_rate'])
-    out: list[tuple[Any, None, Any]] = []
+    out: list[Any] = []
     pcm: list[np.ndarray] = []
     t_audio0 = None
     with AnyReader([Path(bag)], default_typestore=typestore()) as reader:
@@ -61,8 +59,8 @@ def scene_inputs(bag: Path, vision: Mapping[str, Any], audio: Mapping[str, Any],
                 if k % step == 0 and k // step < n_vision:
                     rgb = rgb_from_buffer(bytes(msg.data), int(msg.width), int(msg.height),
                                           int(msg.step), str(msg.encoding))
-                    out.append((_Kept('vision', stamp, k), None,
-                                jpeg_input(resize_rgb(rgb, size), quality)))
+                    out.append(Kept('vision', stamp, k, 0.5,
+                                    jpeg_input(core.model_frame(rgb), quality)))
                 k += 1
             else:
                 if int(msg.sample_rate) != rate or int(msg.channels) != 1:
@@ -74,8 +72,8 @@ def scene_inputs(bag: Path, vision: Mapping[str, Any], audio: Mapping[str, Any],
     if len(samples) >= window and n_audio > 0:
         ends = np.linspace(window, len(samples), min(n_audio, len(samples) // window * 4))
         for j, end in enumerate(ends.astype(int)):
-            out.append((_Kept('audio', float(t_audio0) + (end - window) / rate, j), None,
-                        s16le_zlib_input(samples[end - window:end], rate)))
+            out.append(Kept('audio', float(t_audio0) + (end - window) / rate, j, 0.5,
+                            s16le_zlib_input(samples[end - window:end], rate)))
     return out
 
 
@@ -112,25 +110,27 @@ def run_hour(profile: str = 'nano', overrides: list[str] | None = None,
     params = {n.name: dict(n.parameters) for n in load_profile(profile, overrides or []).nodes}
     rate = float(resolved_params(params, 'snarc', 'sage_snarc.snarc_params')
                  ['threshold.target_rate_hz'])
-    n = int(per_modality if per_modality is not None else round(rate * HOUR_S))
+    mem = resolved_params(params, 'memory', 'sage_memory.memory_params')
+    rows = 1 + (int(mem['context_before']) + int(mem['context_after'])
+                if mem['training_inputs.context'] else 0)  # inputs kept per attended one
+    n = int(per_modality if per_modality is not None else round(rate * HOUR_S * rows))
     if n < 2:
         raise SageError('per_modality must be at least 2')
-    mem = resolved_params(params, 'memory', 'sage_memory.memory_params')
     vision = resolved_params(params, 'vision_encoder', ENCODER_PARAMS['vision_encoder'])
     audio = resolved_params(params, 'audio_encoder', ENCODER_PARAMS['audio_encoder'])
     tmp = None if keep_dir else tempfile.TemporaryDirectory(prefix='sage-bench-sleep-hour-')
     work = Path(keep_dir or tmp.name)  # type: ignore[union-attr]
     try:
         work.mkdir(parents=True, exist_ok=True)
-        kept: list[tuple[Any, None, Any]] = []
+        kept: list[Any] = []
         used = list(REPORT_SEEDS[:seeds])
         for i, seed in enumerate(used):
             share = n // seeds + (1 if i < n % seeds else 0)
             kept += scene_inputs(scene('realistic', seed, program, cache), vision, audio,
                                  share, share)
-        kept = [k for k in kept if k[2].found]
+        kept = [k for k in kept if k.answer.found]
         data_dir = work / 'memory'
-        counts = fill_store(data_dir, kept)
+        counts = fill_store(data_dir, kept, float(mem['training_inputs.budget_mb']))
         budget = float(mem['sleep.retrain.time_budget_s'])
         cmd = worker_command(mem, '', str(data_dir), str(data_dir / 'models'), budget,
                              {}, seed=0)

@@ -121,3 +121,46 @@ def test_hour_bench_stores_what_the_encoders_keep_and_measures_one_sleep(scenes,
         rows = set(db.execute('SELECT modality, format, width, height, samples '
                               'FROM training_inputs'))
     assert rows == {('vision', 'jpeg', 240, 240, 0), ('audio', 's16le-zlib', 0, 0, 16384)}
+
+
+def test_tree_memory_counts_the_tools_a_worker_runs_but_not_a_child_still_in_its_memory():
+    """The sleep worker runs espeak-ng with vfork: until exec the child is the worker's own
+    memory, and summing it in read a sleep as twice its size."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from sage.bench_sleep import _pss, _tree_pss
+
+    code = ('import os, subprocess, sys, time\n'
+            'big = bytearray(200 * 2**20)\n'
+            'big[::4096] = b"x" * len(big[::4096])\n'  # touch every page: resident
+            'tool = subprocess.Popen(["sleep", "60"])\n'
+            'pid = os.fork()\n'  # a child that has not exec'd: it runs in the same pages
+            'if pid == 0:\n'
+            '    time.sleep(60)\n'
+            '    os._exit(0)\n'
+            'print(tool.pid, pid, flush=True)\n'
+            'time.sleep(60)\n')
+    worker = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+    try:
+        tool_pid, forked_pid = (int(v) for v in worker.stdout.readline().split())
+        ps = psutil.Process(worker.pid)
+        kids = {c.pid: c for c in ps.children(recursive=True)}
+        assert set(kids) == {tool_pid, forked_pid}
+        own, tool = _pss(ps), _pss(kids[tool_pid])
+        rss_sum = sum(p.memory_info().rss for p in [ps, *kids.values()])
+        total = _tree_pss(ps)
+        # The tool counts; the child still running the worker's program does not.
+        assert total == pytest.approx(own + tool, rel=0.05)
+        assert tool < 20 * 2**20 < own
+        assert rss_sum > 1.8 * ps.memory_info().rss > 1.8 * 200 * 2**20
+        assert total < 1.2 * ps.memory_info().rss
+    finally:
+        for pid in list(psutil.Process(worker.pid).children(recursive=True)):
+            os.kill(pid.pid, signal.SIGKILL)
+        worker.kill()
+        worker.wait()

@@ -105,7 +105,8 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
         # does not cut an answer on its way (the encoders stop with the graph).
         settled = [u for u, m in list(seen['stored']) if m in ('vision', 'audio')]
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and _input_requests_resolved(seen) < len(settled):
+        while time.monotonic() < deadline and not (
+                _input_requests_resolved(seen) >= _input_requests_asked(seen) >= len(settled)):
             time.sleep(0.2)
 
         # SNARC scores the latents published before refinement: the refined copy of an input
@@ -169,6 +170,11 @@ def _input_requests_resolved(seen: dict) -> int:
         'training_input_unavailable'))
 
 
+def _input_requests_asked(seen: dict) -> int:
+    """Input requests the memory node has sent (experiences and the context around them)."""
+    return int(seen.get('memory', {}).get('training_inputs_asked', 0))
+
+
 def _stored_experiences_keep_their_encoder_inputs(path: Path, settled: list[str]) -> None:
     # Sleep's material: the memory node asked the encoders for each stored vision/audio
     # experience's input; what came back decodes to what the model encodes.
@@ -187,6 +193,15 @@ def _stored_experiences_keep_their_encoder_inputs(path: Path, settled: list[str]
     # The encoders keep their newest inputs (vision 64): an answer can only be missed under a long
     # stall (the respawned SNARC's first seconds), not as a rule.
     assert len(kept) >= 0.8 * len(stored), f'{len(kept)} of {len(stored)} inputs kept'
+    # The profile keeps the context rows' inputs too (training_inputs.context): the scene
+    # around each experience, which sleep learns the surroundings from.
+    with sqlite3.connect(path) as conn:
+        rows, with_input = conn.execute(
+            "SELECT COUNT(*), COUNT(t.uuid) FROM experiences e LEFT JOIN training_inputs t "
+            "ON t.uuid = e.uuid WHERE e.kind = 'context' "
+            "AND e.modality IN ('vision', 'audio')").fetchone()
+    # (A short run may stop before an experience has context: then there is nothing to check.)
+    assert with_input >= 0.5 * rows, f'{with_input} of {rows} context inputs'
     for _uuid, modality, fmt, data, width, height, samples in kept:
         if modality == 'vision':
             image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

@@ -12,13 +12,17 @@ vision and 0.4 ms for audio on one x86 core, see sage_encoders.bench).
 
 Halting (first that applies, checked in this order):
   'none'            max_iters == 0 (refinement disabled).
+  'target'          the energy is at or below `target` (when > 0): the state is good enough,
+                    so an input the model already reconstructs that well takes no step. A
+                    model that fits its surroundings better (after sleep) gets there sooner.
   'budget'          the next step would take atp_spent past budget_atp.
   'max_iterations'  max_iters steps done.
   'diverged'        a step produced a non-finite energy (the last good state is kept).
   'converged'       the energy fell by at most eps (relative) over the last k steps, or the
                     plugin's halt(state) says there is nothing left to try.
 A step whose energy is higher than the current one is not accepted (the state stays), so
-energy_final <= energy_initial always. Deterministic plugins give deterministic results.
+energy_final <= energy_initial always. `converged` is true for 'converged' and 'target': the
+refinement ended by itself, not cut short. Deterministic plugins give deterministic results.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from typing import Generic, Protocol, TypeVar
 S = TypeVar('S')
 
 DEFAULT_ATP_PER_STEP = 1.0
-HALT_REASONS = ('converged', 'budget', 'max_iterations', 'diverged', 'none')
+HALT_REASONS = ('converged', 'target', 'budget', 'max_iterations', 'diverged', 'none')
 # halt_reason of a latent published before its refinement (/sage/<modality>/latent_initial):
 # the refined one follows on /sage/<modality>/latent. Not an outcome of `refine`.
 PENDING = 'pending'
@@ -72,7 +76,8 @@ class IrpResult(Generic[S]):
 
 def refine(plugin: IrpPlugin[S], budget_atp: float | None, eps: float, k: int,
            max_iters: int, atp_per_step: float = DEFAULT_ATP_PER_STEP,
-           on_init: Callable[[S, float], None] | None = None) -> IrpResult[S]:
+           on_init: Callable[[S, float], None] | None = None,
+           target: float = 0.0) -> IrpResult[S]:
     """Refine a plugin's state under an ATP budget.
 
     Args:
@@ -84,16 +89,19 @@ def refine(plugin: IrpPlugin[S], budget_atp: float | None, eps: float, k: int,
         atp_per_step: ATP charged per step.
         on_init: called with the initial state and its energy before the first step (what
             depends on the input alone can leave before refinement starts).
+        target: energy at or below which the state is good enough (0 = no target).
 
     Returns:
         The final state and the report (iterations, energies, halt reason, ATP spent).
 
     Raises:
-        ValueError: k < 1, max_iters < 0, eps < 0 or atp_per_step <= 0.
+        ValueError: k < 1, max_iters < 0, eps < 0, atp_per_step <= 0 or target < 0 (or not
+            finite).
     """
-    if k < 1 or max_iters < 0 or eps < 0 or atp_per_step <= 0:
+    if k < 1 or max_iters < 0 or eps < 0 or atp_per_step <= 0 \
+            or not (math.isfinite(target) and target >= 0):
         raise ValueError(f'bad IRP settings k={k} max_iters={max_iters} eps={eps} '
-                         f'atp_per_step={atp_per_step}')
+                         f'atp_per_step={atp_per_step} target={target}')
     budget = math.inf if budget_atp is None else max(0.0, float(budget_atp))
     state = plugin.init_state()
     energy = float(plugin.energy(state))
@@ -105,6 +113,9 @@ def refine(plugin: IrpPlugin[S], budget_atp: float | None, eps: float, k: int,
     it = 0
     reason = 'none' if max_iters == 0 else ''
     while not reason:
+        if target > 0.0 and energy <= target:  # the input as it came, or after a step
+            reason = 'target'
+            break
         if spent + atp_per_step > budget + 1e-9:
             reason = 'budget'
             break
@@ -121,6 +132,8 @@ def refine(plugin: IrpPlugin[S], budget_atp: float | None, eps: float, k: int,
         if e <= energy:
             state, energy = candidate, e
         history.append(energy)
+        if target > 0.0 and energy <= target:
+            continue  # 'target' above: good enough says more than slow progress
         if len(history) > k:
             ref = history[-k - 1]
             if ref - energy <= eps * max(abs(ref), 1e-12):
@@ -129,5 +142,6 @@ def refine(plugin: IrpPlugin[S], budget_atp: float | None, eps: float, k: int,
         if plugin.halt(state):
             reason = 'converged'
     return IrpResult(state=state, iterations=it, energy_initial=e0, energy_final=energy,
-                     converged=reason == 'converged', halt_reason=reason, atp_spent=spent,
+                     converged=reason in ('converged', 'target'), halt_reason=reason,
+                     atp_spent=spent,
                      energies=tuple(history))

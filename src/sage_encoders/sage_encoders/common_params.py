@@ -51,6 +51,9 @@ def irp_params(max_iterations: int, default_atp: float) -> tuple[ParamSpec, ...]
                   'allocation has arrived', 0.0, 1e6),
         ParamSpec('irp.candidates', 4, 'codes tried per cell, nearest first (1 = no swaps)',
                   1, 16),
+        ParamSpec('irp.target', 0.0, 'reconstruction error (normalised MSE) at or below which '
+                  'an input is good enough: refinement stops there, and an input the model '
+                  'already reconstructs that well takes no step (0 = off)', 0.0, 1.0),
         ParamSpec('plugin', '', "plugin name in /sage/budget allocations ('' = node name)",
                   read_only=True),
         ParamSpec('irp.publish_initial', False, 'also publish each input before refinement on '

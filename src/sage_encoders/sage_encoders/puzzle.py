@@ -36,6 +36,8 @@ class IrpConfig:
         atp_per_step: ATP charged per step.
         default_atp: ATP per input when no /sage/budget allocation has arrived.
         candidates: codes tried per cell (nearest first; 1 = no swaps).
+        target: reconstruction error at or below which an input is good enough: refinement
+            stops there, and takes no step for an input that starts there (0 = off).
     """
 
     eps: float = 0.002
@@ -44,6 +46,7 @@ class IrpConfig:
     atp_per_step: float = 1.0
     default_atp: float = 4.0
     candidates: int = 4
+    target: float = 0.0
 
     @classmethod
     def from_params(cls, values: Any) -> 'IrpConfig':
@@ -52,7 +55,8 @@ class IrpConfig:
                    max_iterations=int(values['irp.max_iterations']),
                    atp_per_step=float(values['irp.atp_per_step']),
                    default_atp=float(values['irp.default_atp']),
-                   candidates=int(values['irp.candidates']))
+                   candidates=int(values['irp.candidates']),
+                   target=float(values['irp.target']))
 
 
 @dataclass(frozen=True)
@@ -415,7 +419,7 @@ def encode_puzzle(model: PuzzleModel, x: np.ndarray, atp: float | None, irp: Irp
         def hook(_state: SwapState, energy: float) -> None:
             on_initial(nearest, embedding, energy)
     result = refine(plugin, budget, irp.eps, irp.k, irp.max_iterations, irp.atp_per_step,
-                    on_init=hook)
+                    on_init=hook, target=irp.target)
     return PuzzleResult(result.state.codes.astype(np.uint16), nearest, embedding, result)
 
 

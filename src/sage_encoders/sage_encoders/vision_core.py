@@ -28,6 +28,12 @@ from sage_encoders.runtime import Log
 FEATURES = ('brightness', 'brightness_change', 'motion', 'colour_change', 'grey_change')
 
 
+def exposed_rgb(rgb: np.ndarray, gain: float) -> np.ndarray:
+    """A uint8 RGB frame scaled by the exposure gain, clipped: `scale_rgb` of it is the
+    network input `encode` makes (to within half a grey level)."""
+    return np.clip(rgb.astype(np.float32) * gain + 0.5, 0.0, 255.0).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class VisionConfig:
     """Resolved settings of the vision encoder (see vision_encoder_params)."""
@@ -136,10 +142,15 @@ class VisionEncoderCore(SwappableModel):
         res = encode_puzzle(model, x, atp, self.irp, early)
         preview = self._preview(rgb)
         if self.inputs.enabled:
-            # A frame already at input size is the caller's buffer (a mailbox slot the
-            # camera reuses): keep a copy of that one; a resized one is ours.
-            self.inputs.put(input_seq, stamp,
-                            sized.copy() if np.may_share_memory(sized, rgb) else sized)
+            # Sleep retrains on what the model saw: the frame after exposure normalisation
+            # (a raw frame is up to max_gain darker than anything the model is asked to
+            # encode). A frame already at input size is the caller's buffer (a mailbox slot
+            # the camera reuses): keep a copy of that one; a resized one is ours.
+            if gain != 1.0:
+                kept = exposed_rgb(sized, gain)
+            else:
+                kept = sized.copy() if np.may_share_memory(sized, rgb) else sized
+            self.inputs.put(input_seq, stamp, kept)
         irp = res.irp
         return LatentRecord(
             stamp=float(stamp), modality='vision', input_seq=int(input_seq), codes=res.codes,
@@ -162,8 +173,7 @@ class VisionEncoderCore(SwappableModel):
         """brightness (0..1), |brightness change|, motion (mean abs grey difference),
         colour_change and grey_change (block_change.py)."""
         cfg = self.cfg
-        small = cv2.resize(rgb, cfg.motion_size, interpolation=cv2.INTER_AREA)
-        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        small, grey = self._thumbnail(rgb)
         chroma = chromaticity(small, cfg.colour_dark)
         luma = relative_luma(grey)
         brightness = float(grey.mean())
@@ -179,6 +189,19 @@ class VisionEncoderCore(SwappableModel):
                                               cfg.colour_shift),
                 'grey_change': block_change(prev_luma, luma, cfg.colour_block,
                                             cfg.colour_shift)}
+
+    def _thumbnail(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(motion-size RGB thumbnail, its grey levels 0..1)."""
+        small = cv2.resize(rgb, self.cfg.motion_size, interpolation=cv2.INTER_AREA)
+        return small, cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+
+    def model_frame(self, rgb: np.ndarray) -> np.ndarray:
+        """The uint8 frame at input size that `encode` gives the model (exposure
+        normalised) and keeps for sleep, without encoding it (for tools that hand frames
+        over as this core does; the state kept between frames is not touched)."""
+        sized = resize_rgb(rgb, self.cfg.input_size)
+        gain = self._gain(float(self._thumbnail(rgb)[1].mean()))
+        return exposed_rgb(sized, gain) if gain != 1.0 else sized
 
     def _preview(self, rgb: np.ndarray) -> bytes:
         cfg = self.cfg

@@ -12,7 +12,7 @@ from sage_encoders.audio_core import AudioEncoderCore
 from sage_encoders.input_ring import (InputRing, int16_samples, jpeg_input,
                                       s16le_zlib_input)
 from sage_encoders.preprocess import preprocess_rgb, scale_rgb
-from sage_encoders.vision_core import VisionEncoderCore
+from sage_encoders.vision_core import VisionEncoderCore, exposed_rgb
 from sage_common.ros import spin_until
 
 
@@ -34,9 +34,13 @@ def test_vision_core_serves_the_model_input_frame_of_a_photo_as_jpeg(vision_para
     assert photo.shape == (400, 600, 3)
     core = VisionEncoderCore.from_params(vision_params)
     rec = core.encode(photo, 1795.125, 12)
-    # What the model saw before scaling: the photo squashed to 240x240 by area averaging.
-    expected = cv2.resize(photo, (240, 240), interpolation=cv2.INTER_AREA)
-    assert np.array_equal(scale_rgb(expected), preprocess_rgb(photo, 240))
+    # What the model saw before scaling: the photo squashed to 240x240 by area averaging,
+    # then brightened by the exposure normalisation (the photo is darker than its target).
+    squashed = cv2.resize(photo, (240, 240), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(scale_rgb(squashed), preprocess_rgb(photo, 240))
+    gain = core._gain(rec.features['brightness'])
+    assert gain > 1.05
+    expected = exposed_rgb(squashed, gain)
 
     ans = core.inputs.lookup(rec.stamp, rec.input_seq)
     assert ans.found, ans.message
@@ -45,6 +49,8 @@ def test_vision_core_serves_the_model_input_frame_of_a_photo_as_jpeg(vision_para
     img = _decode_jpeg(ans.data)
     assert img.shape == (240, 240, 3)
     assert _psnr(img, expected) >= 35.0
+    # Not the raw frame: sleep would retrain on frames darker than the model is ever given.
+    assert _psnr(img, squashed) < 30.0
     # RGB order kept: the channels swapped would be far off on this brown-and-white photo.
     assert _psnr(img[:, :, ::-1], expected) < 30.0
     assert 'input_seq 12 at 1795.125 s' in ans.message
@@ -58,7 +64,8 @@ def test_jpeg_quality_parameter_sets_the_size_and_fidelity_of_the_frame(vision_p
     low, high = jpeg_input(photo, 30), jpeg_input(photo, 95)
     assert len(low.data) < len(high.data)
     assert _psnr(_decode_jpeg(low.data), photo) < _psnr(_decode_jpeg(high.data), photo)
-    core = VisionEncoderCore.from_params({**vision_params, 'training_input.jpeg_quality': 30})
+    core = VisionEncoderCore.from_params({**vision_params, 'training_input.jpeg_quality': 30,
+                                          'exposure.target': 0.0})  # kept as it came
     core.encode(photo, 5.0, 0)
     assert core.inputs.lookup(5.0, 0).data == low.data
     core.set_training_input({'training_input.keep': 32, 'training_input.jpeg_quality': 95})
@@ -70,7 +77,7 @@ def test_vision_frame_at_input_size_is_copied_not_aliased(vision_params) -> None
 
     frame = demo_frame(3, 240, 240)  # already at input size: no resize, the caller's buffer
     kept = frame.copy()
-    core = VisionEncoderCore.from_params(vision_params)
+    core = VisionEncoderCore.from_params({**vision_params, 'exposure.target': 0.0})
     core.encode(frame, 7.0, 0)
     frame[:] = 0  # the camera reuses its mailbox slot
     img = _decode_jpeg(core.inputs.lookup(7.0, 0).data)

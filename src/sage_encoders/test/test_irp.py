@@ -1,4 +1,4 @@
-"""The IRP loop: budget, convergence, max_iterations, divergence, monotone energy."""
+"""The IRP loop: target, budget, convergence, max_iterations, divergence, monotone energy."""
 from __future__ import annotations
 
 import math
@@ -76,6 +76,32 @@ def test_a_step_that_raises_energy_is_not_accepted() -> None:
     assert r.energy_final <= r.energy_initial
 
 
+def test_target_stops_once_good_enough_and_takes_no_step_for_an_input_already_there() -> None:
+    # 1 -> 0.5 -> 0.25 -> 0.125: a target of 0.3 is reached by the second step.
+    r = refine(Geometric(), budget_atp=10.0, eps=0.0, k=1, max_iters=10, target=0.3)
+    assert (r.iterations, r.halt_reason, r.energy_final, r.atp_spent) == (2, 'target', 0.25, 2.0)
+    assert r.converged
+    # The same input from a model that already reconstructs it that well: nothing to buy.
+    r0 = refine(Geometric(), budget_atp=10.0, eps=0.0, k=1, max_iters=10, target=1.0)
+    assert (r0.iterations, r0.halt_reason, r0.atp_spent) == (0, 'target', 0.0)
+    # Reached on the step that also ends the convergence window: 'target' is reported.
+    r1 = refine(Geometric(floor=0.25), budget_atp=None, eps=1e-3, k=1, max_iters=10,
+                target=0.25)
+    assert (r1.iterations, r1.halt_reason) == (2, 'target')
+    # Off (0), the budget ends it; out of reach, the other rules do.
+    assert refine(Geometric(), budget_atp=3.0, eps=0.0, k=1, max_iters=10).halt_reason == \
+        'budget'
+    far = refine(Geometric(floor=0.1), budget_atp=None, eps=1e-3, k=2, max_iters=100,
+                 target=0.05)
+    assert (far.halt_reason, far.iterations) == ('converged', 6)
+    # Refinement disabled stays 'none', whatever the target.
+    r2 = refine(Geometric(), budget_atp=10.0, eps=0.0, k=1, max_iters=0, target=1.0)
+    assert (r2.iterations, r2.halt_reason) == (0, 'none')
+
+
 def test_bad_settings_are_rejected() -> None:
     with pytest.raises(ValueError):
         refine(Geometric(), budget_atp=1.0, eps=0.1, k=0, max_iters=3)
+    for bad in (-0.1, math.nan, math.inf):
+        with pytest.raises(ValueError):
+            refine(Geometric(), budget_atp=1.0, eps=0.1, k=1, max_iters=3, target=bad)

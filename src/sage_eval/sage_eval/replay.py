@@ -279,8 +279,11 @@ def iter_inputs(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], *,
 
 def score_inputs(items: Iterable[InputItem], snarc_params: Mapping[str, Any], out: TextIO,
                  summary: ReplaySummary,
-                 policy: Callable[[SalienceRecord], bool] = store_policy) -> SnarcCore:
+                 policy: Callable[[SalienceRecord], bool] = store_policy,
+                 observe: Callable[[SalienceRecord], None] | None = None) -> SnarcCore:
     """Run SnarcCore over inputs in order, writing one decision line per scored input.
+
+    observe, when given, sees every scored input (attended or not), after its decision line.
 
     Returns:
         The core after the run (for its issues and state).
@@ -296,6 +299,8 @@ def score_inputs(items: Iterable[InputItem], snarc_params: Mapping[str, Any], ou
         if stored and embedding is not None:
             core.add_memory(m, embedding, model_version)
         out.write(decision_line(rec, stored) + '\n')
+        if observe is not None:
+            observe(rec)
 
     for item in items:
         summary.items += 1

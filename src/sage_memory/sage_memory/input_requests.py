@@ -1,7 +1,8 @@
 """Asks the encoders for what they encoded of each stored experience (rclpy shell part).
 
-Sleep retrains the encoders on the day's attended inputs, so the memory node keeps each stored
-vision or audio experience's encoder input beside it (sage_memory.training_inputs). The
+Sleep retrains the encoders on the day's attended inputs and the context stored around them,
+so the memory node keeps each stored vision or audio row's encoder input beside it
+(sage_memory.training_inputs). The
 encoders hold only a short ring of their newest inputs: the request goes out when the policy
 decides to store, not after the commit, and an answer that does not come within the timeout
 is given up (counted, never retried: the input has left the ring by then).
@@ -20,7 +21,7 @@ from sage_common.convert import set_stamp
 from sage_common.health import Health
 from sage_common.vocabulary import Topic
 from sage_memory.models import ExperienceRecord
-from sage_memory.training_inputs import TrainingInput
+from sage_memory.training_inputs import TrainingInput, wants_input
 
 
 @dataclass
@@ -43,13 +44,17 @@ def training_input_from_response(rec: ExperienceRecord, resp: Any) -> TrainingIn
 
 
 class InputRequester:
-    """One EncoderInput client per modality; answers go to `submit`."""
+    """One EncoderInput client per modality; answers go to `submit`.
+
+    context: also ask for the inputs of context rows (`wants_input`).
+    """
 
     def __init__(self, node: Node, modalities: Iterable[str], timeout_s: float,
                  submit: Callable[[TrainingInput], None], health: Health,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, context: bool = False) -> None:
         self.clients = {m: node.create_client(EncoderInput, Topic.encoder_input(m))
                         for m in modalities}
+        self.context = bool(context)
         self.timeout_s = float(timeout_s)
         self.submit = submit
         self.health = health
@@ -57,10 +62,11 @@ class InputRequester:
         self.pending: list[_Pending] = []
 
     def request(self, records: Iterable[ExperienceRecord]) -> None:
-        """Ask for the input of every stored experience of a served modality."""
+        """Ask for the input of every stored experience (and context row, with context) of
+        a served modality."""
         for rec in records:
             client = self.clients.get(rec.modality)
-            if client is None or rec.kind != 'experience':
+            if client is None or not wants_input(rec.kind, self.context):
                 continue
             if not client.service_is_ready():  # encoder absent (other host, stopped)
                 self.health.count('training_input_unavailable')
@@ -70,6 +76,7 @@ class InputRequester:
             req.input_seq = int(rec.input_seq)
             self.pending.append(_Pending(rec, client.call_async(req),
                                          self.clock() + self.timeout_s))
+            self.health.count('training_inputs_asked')
 
     def poll(self) -> None:
         """Submit the answers that came; give up on those past their deadline."""

@@ -114,7 +114,7 @@ class MemoryNode(Node):
             self._inputs = InputRequester(
                 self, [m for m in str(values['training_inputs.modalities']).split(',') if m],
                 float(values['training_inputs.timeout_s']), self.memory.submit_training_input,
-                self.health)
+                self.health, context=bool(values['training_inputs.context']))
         self._retrainer = Retrainer(self.get_logger().info)
         self._share_pending = False
         self._dream_sleep: threading.Thread | None = None

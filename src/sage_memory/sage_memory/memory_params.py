@@ -110,6 +110,10 @@ PARAMS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec('training_inputs.timeout_s', 2.0, "how long to wait for an encoder's answer with "
               'the input of a stored experience', 0.05, 60.0, read_only=True),
+    ParamSpec('training_inputs.context', True, 'also keep the inputs of the context rows stored '
+              'around an experience (context_before, context_after: the scene it happened in, '
+              'from which sleep learns the surroundings; attended inputs alone are mostly the '
+              'events); false: experiences only', read_only=True),
     ParamSpec('sleep.similarity', 0.9, 'cosine similarity to join a cluster', 0.0, 1.0),
     ParamSpec('sleep.min_cluster', 3, 'members needed to write a pattern', 2, 100_000),
     ParamSpec('sleep.max_examined', 5000, 'most experiences examined per sleep', 1,

@@ -1,8 +1,9 @@
 """Training inputs: what a later sleep retrains the encoders on, kept under a disk budget.
 
-For each stored experience the memory node asks its encoder for the input it encoded (a vision
+For each stored experience (and, with training_inputs.context, each context row stored around
+one: `wants_input`) the memory node asks its encoder for the input it encoded (a vision
 frame at encoder resolution as JPEG, or an audio window as zlib-compressed s16le) and the code
-grid before refinement, and submits them here keyed by the experience's uuid. They go through
+grid before refinement, and submits them here keyed by the row's uuid. They go through
 the store's writer thread in the same batches as experiences (durable on commit like them);
 an input whose experience is not (or no longer) stored is dropped and counted, a second one for
 the same uuid is a no-op.
@@ -42,6 +43,12 @@ FORMATS = ('jpeg', 's16le-zlib')
 # Column order of the writer's insert (the table's own order).
 COLUMNS = tuple(c.name for c in TRAINING_INPUTS.columns)
 _MB = 2**20
+
+
+def wants_input(kind: str, context: bool) -> bool:
+    """Whether the encoder input of a stored row of this kind is kept: an experience's
+    always, a context row's when `context` (parameter training_inputs.context)."""
+    return kind == 'experience' or (context and kind == 'context')
 
 
 @dataclass(frozen=True)
