@@ -66,6 +66,8 @@ class FinetuneConfig:
             scoring and the export come after it.
         max_steps: most optimiser steps.
         holdout: fraction of the day's inputs held back for validation (at least one).
+        holdout_gap_s: held back in whole bursts of inputs less than this apart (0 = single
+            inputs at random; `split_holdout`).
         rehearsal: fraction of each batch drawn from the shipped training data.
         min_gain: relative day reconstruction gain needed to promote.
         max_forgetting: largest relative held-out reconstruction loss allowed to promote.
@@ -79,6 +81,7 @@ class FinetuneConfig:
     time_budget_s: float = 300.0
     max_steps: int = 2000
     holdout: float = 0.2
+    holdout_gap_s: float = 0.0
     rehearsal: float = 0.5
     min_gain: float = 0.05
     max_forgetting: float = 0.05
@@ -217,7 +220,8 @@ class JpegFrames:
 
 
 def _split_day(modality: str, items: Sequence[InputLike], size: int, holdout: float,
-               seed: int, res: 'FinetuneResult') -> tuple[Any, np.ndarray]:
+               seed: int, res: 'FinetuneResult', gap_s: float = 0.0
+               ) -> tuple[Any, np.ndarray]:
     """(inputs to train on, decoded held-back inputs); sets res's uuids and undecodable.
 
     Vision inputs to train on stay JPEG (JpegFrames); every one is decoded once here, to
@@ -234,7 +238,7 @@ def _split_day(modality: str, items: Sequence[InputLike], size: int, holdout: fl
             ok.append(item)
         if len(ok) < 2:
             raise ValueError(f'{len(ok)} of {len(items)} {modality} inputs decode: need 2')
-        tr, ho = split_holdout(len(ok), holdout, seed)
+        tr, ho = split_holdout([i.stamp for i in ok], holdout, seed, gap_s)
         res.train_uuids = [ok[i].uuid for i in tr]
         res.holdout_uuids = [ok[i].uuid for i in ho]
         return (JpegFrames([ok[i] for i in tr], size),
@@ -242,7 +246,8 @@ def _split_day(modality: str, items: Sequence[InputLike], size: int, holdout: fl
     x, uuids, res.undecodable = decode_inputs(modality, items, size)
     if len(x) < 2:
         raise ValueError(f'{len(x)} of {len(items)} {modality} inputs decode: need 2')
-    tr, ho = split_holdout(len(x), holdout, seed)
+    stamp = {i.uuid: i.stamp for i in items}
+    tr, ho = split_holdout([stamp[u] for u in uuids], holdout, seed, gap_s)
     res.train_uuids = [uuids[i] for i in tr]
     res.holdout_uuids = [uuids[i] for i in ho]
     return x[tr], x[ho]
@@ -256,14 +261,38 @@ def _to_model(modality: str, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def split_holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, held-back indices): round(fraction * n) held back, at least 1, and
-    at least 1 left to train on (n >= 2)."""
+def split_holdout(stamps: Sequence[float], fraction: float, seed: int, gap_s: float = 0.0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, held-back indices): about round(fraction * n) held back, at least 1,
+    and at least 1 left to train on (n >= 2).
+
+    With gap_s > 0 whole bursts are held back: runs of inputs whose stamps are less than
+    gap_s apart (an event and the context stored around it). Inputs taken at random would
+    validate on near-copies of training inputs a frame or a hop away, and call a model that
+    only remembers them better. A single burst holds back its newest inputs.
+    """
+    n = len(stamps)
     if n < 2:
         raise ValueError(f'need at least 2 inputs to hold one back, got {n}')
     k = min(n - 1, max(1, int(round(fraction * n))))
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[k:]), np.sort(perm[:k])
+    rng = np.random.default_rng(seed)
+    if gap_s <= 0:
+        perm = rng.permutation(n)
+        return np.sort(perm[k:]), np.sort(perm[:k])
+    order = np.argsort(np.asarray(stamps, np.float64), kind='stable')
+    gaps = np.diff(np.asarray(stamps, np.float64)[order])
+    bursts = np.split(order, np.flatnonzero(gaps >= gap_s) + 1)
+    held: list[int] = []
+    if len(bursts) > 1:
+        for b in rng.permutation(len(bursts)):
+            if len(held) >= k:
+                break
+            if len(held) + len(bursts[b]) <= n - 1:
+                held.extend(int(i) for i in bursts[b])
+    if not held:
+        held = [int(i) for i in order[-k:]]
+    ho = np.sort(np.array(held, np.int64))
+    return np.setdiff1d(np.arange(n), ho), ho
 
 
 # ------------------------------------------------------------------ shipped data
@@ -399,7 +428,8 @@ def finetune(modality: str, base_dir: Path, items: Sequence[InputLike], cfg: Fin
     res = FinetuneResult(modality)
     base = load(Path(base_dir) / f'{modality}_vqvae.pt')
     size = base.cfg.input_size[0]
-    day_train, day_hold = _split_day(modality, items, size, cfg.holdout, cfg.seed, res)
+    day_train, day_hold = _split_day(modality, items, size, cfg.holdout, cfg.seed, res,
+                                     cfg.holdout_gap_s)
     res.timings['decode_s'] = time.monotonic() - t0
 
     t = time.monotonic()

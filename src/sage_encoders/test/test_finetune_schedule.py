@@ -1,9 +1,12 @@
-"""Sleep's fine-tuning anneals its learning rate by whichever limit ends training first."""
+"""Sleep's fine-tuning anneals its learning rate by whichever limit ends training first, and
+holds inputs back for validation in whole bursts."""
 from __future__ import annotations
 
 import pytest
 
-from sage_encoders.finetune import FinetuneConfig, learning_rate
+import numpy as np
+
+from sage_encoders.finetune import FinetuneConfig, learning_rate, split_holdout
 
 
 def test_the_rate_decays_to_a_tenth_over_the_steps_when_time_is_ample() -> None:
@@ -21,3 +24,29 @@ def test_a_time_budget_that_ends_first_anneals_the_rate_by_its_end() -> None:
     assert learning_rate(cfg, 601, 301.0, 300.0) == pytest.approx(5e-5)  # never below
     # Without a time window, the steps alone set the schedule (as before).
     assert learning_rate(cfg, 600, 300.0, 0.0) > 4e-4
+
+
+def test_inputs_are_held_back_in_whole_bursts_never_beside_their_neighbours() -> None:
+    # Four events, each stored with its context: inputs 0.07 s apart, events minutes apart.
+    starts = (10.0, 200.0, 400.0, 650.0)
+    stamps = [t + 0.07 * j for t in starts for j in range(5)]
+    burst = [i // 5 for i in range(len(stamps))]
+    for seed in range(20):
+        train, held = split_holdout(stamps, 0.2, seed, gap_s=2.0)
+        assert sorted([*train, *held]) == list(range(20)) and len(held) == 5
+        # No held-back input has a training input of its own burst beside it.
+        assert not {burst[i] for i in held} & {burst[i] for i in train}
+    # Single inputs at random (gap 0) split bursts: a held-back frame's neighbour trains.
+    mixed = 0
+    for seed in range(20):
+        train, held = split_holdout(stamps, 0.2, seed, gap_s=0.0)
+        assert len(held) == 4
+        mixed += bool({burst[i] for i in held} & {burst[i] for i in train})
+    assert mixed == 20
+    # One burst only: its newest inputs; at least one input is left to train on.
+    train, held = split_holdout([1.0, 1.1, 1.2, 1.3, 1.4], 0.4, 0, gap_s=2.0)
+    assert list(held) == [3, 4] and list(train) == [0, 1, 2]
+    train, held = split_holdout([1.0, 100.0], 0.9, 0, gap_s=2.0)
+    assert len(train) == len(held) == 1
+    with pytest.raises(ValueError):
+        split_holdout(np.array([1.0]), 0.2, 0)

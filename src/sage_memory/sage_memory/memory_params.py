@@ -137,6 +137,10 @@ PARAMS: tuple[ParamSpec, ...] = (
               'not retrained', 2, 1_000_000),
     ParamSpec('sleep.retrain.holdout', 0.2, 'fraction of the new inputs held back to validate '
               'the new model (at least one)', 0.01, 0.9),
+    ParamSpec('sleep.retrain.holdout_gap_s', 2.0, 'inputs are held back in whole bursts: runs '
+              'less than this many seconds apart (an event and its context), so the new model '
+              'is not judged on near-copies of what it trained on (0 = single inputs at '
+              'random)', 0.0, 3600.0),
     ParamSpec('sleep.retrain.rehearsal', 0.5, 'fraction of each training batch drawn from the '
               'shipped training data, so the encoder does not forget it', 0.0, 0.95),
     ParamSpec('sleep.retrain.min_gain', 0.05, 'relative reconstruction gain on the held-back '

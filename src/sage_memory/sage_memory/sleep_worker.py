@@ -108,6 +108,7 @@ def finetune_config(args: argparse.Namespace, budget_s: float) -> 'FinetuneConfi
     from sage_encoders.finetune import FinetuneConfig
     return FinetuneConfig(time_budget_s=budget_s, max_steps=args.max_steps,
                           lr=args.learning_rate, holdout=args.holdout,
+                          holdout_gap_s=args.holdout_gap_s,
                           rehearsal=args.rehearsal, min_gain=args.min_gain,
                           max_forgetting=args.max_forgetting, seed=args.seed,
                           threads=args.threads)
@@ -140,6 +141,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help='decode at most this many inputs (a seeded random sample)')
     ap.add_argument('--holdout', type=float, default=0.2,
                     help='fraction of the inputs held back for validation (at least 1)')
+    ap.add_argument('--holdout-gap-s', type=float, default=2.0,
+                    help='hold back whole bursts of inputs less than this many seconds apart '
+                    '(an event and its context; 0 = single inputs at random)')
     ap.add_argument('--rehearsal', type=float, default=0.5,
                     help='fraction of each batch from the shipped training data')
     ap.add_argument('--min-gain', type=float, default=0.05,
@@ -166,9 +170,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if not 0.0 <= getattr(args, name) <= 1.0:
             ap.error(f'--{name} must be in [0, 1]')
     if args.time_budget_s <= 0 or args.max_steps < 1 or args.min_inputs < 2 \
-            or not args.learning_rate > 0:
+            or not args.learning_rate > 0 or not args.holdout_gap_s >= 0:
         ap.error('--time-budget-s must be > 0, --max-steps >= 1, --min-inputs >= 2, '
-                 '--learning-rate > 0')
+                 '--learning-rate > 0, --holdout-gap-s >= 0')
     return args
 
 
@@ -274,6 +278,7 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
                   'training': {'steps': res.steps, 'max_steps': cfg.max_steps,
                                'time_budget_s': cfg.time_budget_s, 'lr': cfg.lr,
                                'rehearsal': cfg.rehearsal, 'holdout': cfg.holdout,
+                               'holdout_gap_s': cfg.holdout_gap_s,
                                'seed': cfg.seed, 'threads': cfg.threads,
                                'timings': entry['timings'], 'losses': res.losses},
                   'quality': {p: quality[p]['code_agreement_vs_fp32']
