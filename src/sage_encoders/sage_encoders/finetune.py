@@ -267,9 +267,10 @@ def split_holdout(stamps: Sequence[float], fraction: float, seed: int, gap_s: fl
     and at least 1 left to train on (n >= 2).
 
     With gap_s > 0 whole bursts are held back: runs of inputs whose stamps are less than
-    gap_s apart (an event and the context stored around it). Inputs taken at random would
-    validate on near-copies of training inputs a frame or a hop away, and call a model that
-    only remembers them better. A single burst holds back its newest inputs.
+    gap_s apart (an event and the context stored around it), in random order, none that
+    would take the share past 1.5 x its size. Inputs taken at random would validate on
+    near-copies of training inputs a frame or a hop away, and call a model that only
+    remembers them better. When no burst fits, the newest inputs are held back.
     """
     n = len(stamps)
     if n < 2:
@@ -283,13 +284,13 @@ def split_holdout(stamps: Sequence[float], fraction: float, seed: int, gap_s: fl
     gaps = np.diff(np.asarray(stamps, np.float64)[order])
     bursts = np.split(order, np.flatnonzero(gaps >= gap_s) + 1)
     held: list[int] = []
-    if len(bursts) > 1:
-        for b in rng.permutation(len(bursts)):
-            if len(held) >= k:
-                break
-            if len(held) + len(bursts[b]) <= n - 1:
-                held.extend(int(i) for i in bursts[b])
-    if not held:
+    limit = min(n - 1, int(math.ceil(1.5 * k)))  # a burst may take the share past k, not far
+    for b in rng.permutation(len(bursts)) if len(bursts) > 1 else ():
+        if len(held) >= k:
+            break
+        if len(held) + len(bursts[b]) <= limit:
+            held.extend(int(i) for i in bursts[b])
+    if not held:  # no burst fits: the newest inputs, a block with one neighbour in training
         held = [int(i) for i in order[-k:]]
     ho = np.sort(np.array(held, np.int64))
     return np.setdiff1d(np.arange(n), ho), ho

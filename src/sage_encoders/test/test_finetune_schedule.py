@@ -43,6 +43,15 @@ def test_inputs_are_held_back_in_whole_bursts_never_beside_their_neighbours() ->
         assert len(held) == 4
         mixed += bool({burst[i] for i in held} & {burst[i] for i in train})
     assert mixed == 20
+    # A burst bigger than the share is not held back whole; with no burst that fits, the
+    # newest inputs are.
+    stamps = [0.1 * j for j in range(30)] + [100.0, 200.0, 300.0]
+    train, held = split_holdout(stamps, 0.1, 0, gap_s=2.0)  # share 3: the three lone ones
+    assert sorted(held) == [30, 31, 32]
+    train, held = split_holdout([0.1 * j for j in range(30)] + [100.0 + 0.1 * j
+                                                                for j in range(30)],
+                                0.1, 0, gap_s=2.0)
+    assert list(held) == list(range(54, 60))
     # One burst only: its newest inputs; at least one input is left to train on.
     train, held = split_holdout([1.0, 1.1, 1.2, 1.3, 1.4], 0.4, 0, gap_s=2.0)
     assert list(held) == [3, 4] and list(train) == [0, 1, 2]
