@@ -164,3 +164,30 @@ def test_tree_memory_counts_the_tools_a_worker_runs_but_not_a_child_still_in_its
             os.kill(pid.pid, signal.SIGKILL)
         worker.kill()
         worker.wait()
+
+
+def test_the_day_keeps_what_the_memory_node_stores_and_the_context_around_it(scenes, tmp_path):
+    """Day 1 keeps the inputs of the rows the memory node's own policy stores: each attended
+    vision/audio input and, with training_inputs.context, the inputs just before and after."""
+    from sage.bench_salience import scene
+    from sage.bench_sleep import replay_day
+    from sage.profile import load_profile
+
+    bag = scene('realistic', 100, 'short', scenes, room=100)
+    params = {n.name: dict(n.parameters) for n in load_profile('nano', []).nodes}
+    kept = {}
+    for context in (True, False):
+        p = {**params, 'memory': {**params['memory'], 'training_inputs.context': context}}
+        out = tmp_path / f'{context}.jsonl'
+        d = replay_day(bag, p, out, cut_s=30.0, keep='stored')
+        kept[context] = {(k.modality, round(k.stamp, 6)) for k in d['_kept']}
+        attended = {(r['modality'], round(r['stamp'], 6)) for r in map(json.loads, out.open())
+                    if r['attend'] and r['modality'] in MODALITIES}
+        assert attended and {m for m, _ in attended} == set(MODALITIES)
+        assert attended <= kept[context]
+    assert kept[False] == attended
+    # The context: inputs a frame or a hop beside an attended one, never far from it.
+    extra = kept[True] - kept[False]
+    assert len(extra) >= len(attended)
+    for m, t in extra:
+        assert min(abs(t - a) for n, a in attended if n == m) < 1.5
