@@ -18,7 +18,10 @@ import pytest
 
 from sage_eval.attend_agreement import attend_agreement, decision_key, sequence_gaps
 
-pytestmark = pytest.mark.graph
+# alone: under a second test file's load the lagging graph drops other frames than its
+# counterpart (CI: 1356 of 1393 inputs in common, precision 0.861), and composition is not
+# what that measures.
+pytestmark = [pytest.mark.graph, pytest.mark.alone]
 
 SEED = 7
 START_TIMEOUT_S = 60.0  # each wait ends as soon as the graph answers

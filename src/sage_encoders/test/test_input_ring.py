@@ -204,7 +204,9 @@ def test_vision_node_answers_encoder_input_for_a_published_frame(ros_domain) -> 
         assert resp.found, resp.message
         assert (resp.format, resp.width, resp.height) == ('jpeg', 240, 240)
         got = _decode_jpeg(bytes(resp.data))
-        expected = cv2.resize(frame, (240, 240), interpolation=cv2.INTER_AREA)
+        # What the model was given: the frame at 240x240, exposure normalised (the unit test
+        # above checks model_frame against the gain by hand).
+        expected = node.core.model_frame(frame)
         assert got.shape == (240, 240, 3) and _psnr(got, expected) >= 35.0
 
         miss = call(lat.header.stamp, lat.input_seq + 5)

@@ -141,6 +141,10 @@ PARAMS: tuple[ParamSpec, ...] = (
               'less than this many seconds apart (an event and its context), so the new model '
               'is not judged on near-copies of what it trained on (0 = single inputs at '
               'random)', 0.0, 3600.0),
+    ParamSpec('sleep.retrain.freeze_codebook', True, 'fine-tune the encoder and decoder '
+              'but keep the codebook vectors, so each code means what it meant and what SNARC '
+              'stored stays comparable (false: EMA updates as in training, which raised calm '
+              'false alarms after sleep)'),
     ParamSpec('sleep.retrain.rehearsal', 0.5, 'fraction of each training batch drawn from the '
               'shipped training data, so the encoder does not forget it', 0.0, 0.95),
     ParamSpec('sleep.retrain.min_gain', 0.05, 'relative reconstruction gain on the held-back '

@@ -109,7 +109,8 @@ def finetune_config(args: argparse.Namespace, budget_s: float) -> 'FinetuneConfi
     return FinetuneConfig(time_budget_s=budget_s, max_steps=args.max_steps,
                           lr=args.learning_rate, holdout=args.holdout,
                           holdout_gap_s=args.holdout_gap_s,
-                          rehearsal=args.rehearsal, min_gain=args.min_gain,
+                          freeze_codebook=args.freeze_codebook, rehearsal=args.rehearsal,
+                          min_gain=args.min_gain,
                           max_forgetting=args.max_forgetting, seed=args.seed,
                           threads=args.threads)
 
@@ -144,6 +145,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument('--holdout-gap-s', type=float, default=2.0,
                     help='hold back whole bursts of inputs less than this many seconds apart '
                     '(an event and its context; 0 = single inputs at random)')
+    ap.add_argument('--freeze-codebook', type=_truth, default=True, metavar='true|false',
+                    help='keep the codebook vectors (codes keep their meaning across '
+                    'versions); false = EMA updates as in training')
     ap.add_argument('--rehearsal', type=float, default=0.5,
                     help='fraction of each batch from the shipped training data')
     ap.add_argument('--min-gain', type=float, default=0.05,
@@ -174,6 +178,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error('--time-budget-s must be > 0, --max-steps >= 1, --min-inputs >= 2, '
                  '--learning-rate > 0, --holdout-gap-s >= 0')
     return args
+
+
+def _truth(text: str) -> bool:
+    """'true'/'false' (any case, or 1/0: a ROS bool parameter as str() writes it)."""
+    word = text.strip().lower()
+    if word in ('true', '1'):
+        return True
+    if word in ('false', '0'):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
 def parse_since(text: str) -> dict[str, float]:
@@ -279,6 +293,7 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
                                'time_budget_s': cfg.time_budget_s, 'lr': cfg.lr,
                                'rehearsal': cfg.rehearsal, 'holdout': cfg.holdout,
                                'holdout_gap_s': cfg.holdout_gap_s,
+                               'freeze_codebook': cfg.freeze_codebook,
                                'seed': cfg.seed, 'threads': cfg.threads,
                                'timings': entry['timings'], 'losses': res.losses},
                   'quality': {p: quality[p]['code_agreement_vs_fp32']
