@@ -101,7 +101,7 @@ def test_kill_9_during_sleep_keeps_the_live_model_and_every_experience(
                 if (versions / m / LIVE_FILE).exists()}
 
     # Long enough that no sleep ends before its timed kill (the last at LAST_KILL_S): with the
-    # shared quick settings (10 steps) a clean-clone CI run here finished round 6's whole
+    # quick settings of that time (10 steps) a clean-clone CI run here finished round 6's whole
     # sleep, vision and audio, before its kill at about 7 s. With 60 steps a quiet machine
     # here still began writing the vision version 4.5 s after the request; 100 steps add
     # about 3 s to vision and 4 s to audio (0.06-0.12 s a step).
