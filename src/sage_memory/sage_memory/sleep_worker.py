@@ -38,6 +38,8 @@ import sys
 import time
 from typing import Any, TYPE_CHECKING
 
+from sage_common.errors import ParamError
+from sage_common.params import ParamSpec, coerce
 from sage_common.processes import die_with_parent
 
 if TYPE_CHECKING:  # torch comes with it: imported where a run needs it
@@ -50,6 +52,7 @@ MODALITIES = ('vision', 'audio')
 DEFAULT_MAX_INPUTS = 2000
 
 log = logging.getLogger('sage_memory.sleep_worker')
+_FLAG = ParamSpec('flag', True, 'a true/false worker argument')
 
 
 class Preempted(BaseException):
@@ -181,13 +184,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _truth(text: str) -> bool:
-    """'true'/'false' (any case, or 1/0: a ROS bool parameter as str() writes it)."""
-    word = text.strip().lower()
-    if word in ('true', '1'):
-        return True
-    if word in ('false', '0'):
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+    """A bool parameter as the node's command line writes it, read as the node reads its
+    parameters (sage_common.params.coerce: true/false/1/0, any case)."""
+    try:
+        return bool(coerce(_FLAG, text.strip()))
+    except ParamError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_since(text: str) -> dict[str, float]:
