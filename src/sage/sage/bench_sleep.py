@@ -441,9 +441,11 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
               heldout_max: int | None = None, probe_every: int = 5,
               cache: Path | None = None,
               keep_dir: Path | None = None, hour: bool = False,
-              seed_set: str = 'report') -> dict[str, Any]:
+              seed_set: str = 'report', preempt: int = 0) -> dict[str, Any]:
     """Day 1 of environment E, one sleep, day 2 of E and the old environment F; before/after.
-    With hour: one sleep over an hour of stored inputs instead (`sage.bench_sleep_hour`).
+    With hour: one sleep over an hour of stored inputs instead (`sage.bench_sleep_hour`);
+    with preempt: that many sleeps in DREAM stopped by a salience spike
+    (`sage.bench_sleep_preempt`).
 
     Args:
         seconds: scene seconds replayed per seed (None = the full realistic program, several
@@ -466,6 +468,8 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
         keep_dir: work in this folder and keep it (default: a temporary folder, removed).
         hour: measure a sleep over an hour of inputs (seeds: scenes they come from; seconds
             not taken).
+        preempt: time this many preempted sleeps of the orchestrator and memory node instead
+            (seconds and seeds not taken).
 
     Returns:
         JSON-able dict: 'summary' (ratios, sleep seconds, peak RSS, decisions), 'day1',
@@ -480,6 +484,11 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
     from sage_eval.replay import resolved_params
     from sage_memory.retrain import worker_command
 
+    if preempt:
+        from sage.bench_sleep_preempt import run_preempt
+        if seconds is not None or hour:
+            raise SageError('--preempt takes no --seconds or --hour')
+        return run_preempt(profile, overrides, trials=preempt, keep_dir=keep_dir)
     if hour:
         from sage.bench_sleep_hour import run_hour
         if seconds is not None:

@@ -125,6 +125,10 @@ def bench(
     hour: bool = typer.Option(False, '--hour',
                               help='sleep: one sleep over an hour of stored inputs (wall '
                                    'time and peak memory) instead of the day-1/day-2 run'),
+    preempt: Optional[int] = typer.Option(
+        None, '--preempt', min=1,
+        help='sleep: preempt this many sleeps in DREAM with a salience spike and time each '
+             'stop instead of the day-1/day-2 run'),
     set_: list[str] = typer.Option([], '--set', help='graph, sensors, salience: profile ' +
                                    SET_HELP),
 ) -> None:
@@ -141,6 +145,8 @@ def bench(
         options['baseline'] = True
     if hour:
         options['hour'] = True
+    if preempt is not None:
+        options['preempt'] = preempt
     if swap:
         options['swap'] = True
     if compose is not None:

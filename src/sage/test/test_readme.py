@@ -175,6 +175,9 @@ CHECKS: dict[str, Check] = {
     'sage bench sleep --hour': Check(
         '', note='an hour of inputs from full scenes (minutes): test_bench_sleep runs the same '
                  'bench on 24 inputs per modality of two short scenes'),
+    'sage bench sleep --preempt 20': Check(
+        '', note='20 sleeps of a two-node graph (about 2 min): test_bench_sleep runs the same '
+                 'run_preempt with 2'),
     'sage bench sleep --seeds 2 --seed-set report': Check(
         '', note='four full scenes and a 5 min sleep (about 25 min): test_bench_sleep runs the '
                  'same run_bench on one short scene per day'),

@@ -118,6 +118,10 @@ class MemoryNode(Node):
         self._retrainer = Retrainer(self.get_logger().info)
         self._share_pending = False
         self._dream_sleep: threading.Thread | None = None
+        # Dreams that have ended (DREAM -> another state) since the node started: a sleep
+        # stops when this grows, whichever of the orchestrator's DREAM state and its Sleep
+        # call reached the node first (a topic and a service: either order happens).
+        self._dream_exits = 0
         self.models_pub = self.create_publisher(String, Topic.MODELS_LIVE, LATCHED_QOS)
         self._live_models: dict[str, dict[str, str]] | None = None
         self._publish_live_models()
@@ -198,8 +202,10 @@ class MemoryNode(Node):
             self.health.problem(Level.WARN, f'bad latent: {err}')
 
     def _on_metabolic(self, msg: MetabolicState) -> None:
-        entered_dream = (msg.state == MetabolicStateName.DREAM.value
-                         and self.core.metabolic_state != msg.state)
+        dream = MetabolicStateName.DREAM.value
+        entered_dream = msg.state == dream and self.core.metabolic_state != msg.state
+        if self.core.metabolic_state == dream and msg.state != dream:
+            self._dream_exits += 1
         self.core.metabolic_state = msg.state
         budget = float(self.values['sleep.on_dream_s'])
         if entered_dream and budget > 0.0 and not self.memory.read_only and not (
@@ -370,11 +376,8 @@ class MemoryNode(Node):
             response.success = False
             response.message = f'max_duration_s must be in (0, 3600], got {budget}'
             return response
-        # A dream ends early (salience spike, CRISIS): sleep stops with it. A Sleep asked for
-        # by hand outside DREAM runs to its budget.
-        dreaming = self.core.metabolic_state == MetabolicStateName.DREAM.value
         try:
-            rep, message = self._sleep(budget, dreaming)
+            rep, message = self._sleep(budget)
         except SageError as err:
             response.success, response.message = False, str(err)
             return response
@@ -385,27 +388,35 @@ class MemoryNode(Node):
 
     def _sleep_on_dream(self, budget: float) -> None:
         try:
-            _, message = self._sleep(budget, True)
+            _, message = self._sleep(budget)
             self.get_logger().info(f'sleep on DREAM: {message}')
         except SageError as err:
             self.health.problem(Level.ERROR, f'sleep on DREAM: {err}')
 
-    def _sleep(self, budget: float, dreaming: bool) -> tuple[Any, str]:
+    def _sleep(self, budget: float) -> tuple[Any, str]:
         """Consolidate, then retrain; returns the consolidation report and a summary.
+
+        The retraining stops when a dream ends after the sleep began (a salience spike,
+        CRISIS): the dream it was called in, even when the DREAM state arrives after the call.
+        A Sleep asked for by hand outside any dream runs to its budget.
 
         Raises:
             SageError: the store cannot be read or written.
         """
         t0 = time.monotonic()
+        exits = self._dream_exits
         rep = self.memory.sleep(budget)
         message = (f'{rep.consolidated} patterns, {rep.absorbed} experiences '
                    f'consolidated in {rep.duration_s:.2f} s'
                    + ('' if rep.complete else ' (budget reached)'))
         left = budget - (time.monotonic() - t0)
         if self.values['sleep.retrain.enabled'] and not self.memory.read_only:
-            outcome = self._retrain(left, lambda: dreaming and self.core.metabolic_state
-                                    != MetabolicStateName.DREAM.value)
-            message += '; ' + outcome.summary()
+            def preempted() -> bool:
+                return self._dream_exits > exits
+            if preempted():
+                message += '; retraining not started: the dream ended'
+            else:
+                message += '; ' + self._retrain(left, preempted).summary()
         return rep, message
 
     def _retrain(self, left_s: float, preempted: Callable[[], bool]) -> RetrainOutcome:
