@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from sage_common.errors import SageError
+from sage_common.vocabulary import MetabolicState as StateName, Topic
 
 POLL_S = 0.005
 LIMIT_S = 1.0  # the bound from the spike to the stopped sleep
@@ -92,9 +93,9 @@ class _Graph:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node('sage_bench_preempt', context=self.context)
-        self.node.create_subscription(MetabolicState, '/sage/metabolic_state', self._on_state,
+        self.node.create_subscription(MetabolicState, Topic.METABOLIC_STATE, self._on_state,
                                       LATCHED_QOS)
-        self.salience = self.node.create_publisher(Salience, '/sage/salience', RELIABLE_QOS)
+        self.salience = self.node.create_publisher(Salience, Topic.SALIENCE, RELIABLE_QOS)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -201,7 +202,7 @@ def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trial
             _wait(lambda: probe.salience.get_subscription_count() > 0, 'orchestrator '
                   'subscribed to /sage/salience')
             for _ in range(trials):
-                _wait(lambda: probe.state() == 'DREAM', 'DREAM')
+                _wait(lambda: probe.state() == StateName.DREAM.value, StateName.DREAM.value)
                 worker = _wait(lambda: _workers(memory_pid), 'sleep worker', poll_s=0.01)[0]
                 started = time.monotonic()
                 run_s = float(rng.uniform(*RUN_S))
@@ -213,8 +214,8 @@ def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trial
                 while worker.is_running() and time.monotonic() - t0 < STEP_TIMEOUT_S:
                     time.sleep(POLL_S)
                 stop_s = time.monotonic() - t0
-                woke = _wait(lambda: probe.first_state_after(t0, 'WAKE'), 'WAKE after the '
-                             'spike', timeout=10.0)
+                woke = _wait(lambda: probe.first_state_after(t0, StateName.WAKE.value),
+                             'WAKE after the spike', timeout=10.0)
                 versions = {m: ModelVersions(data_dir / 'models', m).versions()
                             for m in ('vision', 'audio')}
                 rows.append({'worker_ran_s': round(t0 - started, 3),
