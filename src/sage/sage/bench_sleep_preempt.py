@@ -146,7 +146,8 @@ def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trial
         keep_dir: work in this folder and keep it (default: a temporary folder, removed).
 
     Returns:
-        JSON-able dict: per trial the seconds from the spike to WAKE and to the worker's exit;
+        JSON-able dict: per trial the seconds from the spike to WAKE and to the worker's exit
+        (stopped: false when it was still running STEP_TIMEOUT_S after the spike);
         their n/p50/p95/p99 and max; whether every stop was within LIMIT_S; the versions
         written (must be none) and the store's counts before and after.
 
@@ -214,11 +215,15 @@ def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trial
                 while worker.is_running() and time.monotonic() - t0 < STEP_TIMEOUT_S:
                     time.sleep(POLL_S)
                 stop_s = time.monotonic() - t0
+                stopped = not worker.is_running()
+                if not stopped:  # reported; the next DREAM must not find this worker
+                    _wait(lambda: not worker.is_running(), 'end of the unstopped worker',
+                          timeout=float(mem['sleep.retrain.time_budget_s']) + STEP_TIMEOUT_S)
                 woke = _wait(lambda: probe.first_state_after(t0, StateName.WAKE.value),
                              'WAKE after the spike', timeout=10.0)
                 versions = {m: ModelVersions(data_dir / 'models', m).versions()
                             for m in ('vision', 'audio')}
-                rows.append({'worker_ran_s': round(t0 - started, 3),
+                rows.append({'worker_ran_s': round(t0 - started, 3), 'stopped': stopped,
                              'wake_s': round(woke - t0, 4), 'stop_s': round(stop_s, 4),
                              'versions_written': sum(len(v) for v in versions.values()),
                              'live': {m: ModelVersions(data_dir / 'models', m).live_version()
@@ -235,7 +240,8 @@ def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trial
             'stop_s': {**percentiles(stops), 'max': max(stops)},
             'wake_s': {**percentiles(r['wake_s'] for r in rows),
                        'max': max(r['wake_s'] for r in rows)},
-            'limit_s': LIMIT_S, 'within_limit': all(s <= LIMIT_S for s in stops),
+            'limit_s': LIMIT_S,
+            'within_limit': all(r['stopped'] and r['stop_s'] <= LIMIT_S for r in rows),
             'versions_written': sum(r['versions_written'] for r in rows),
             'packaged_live': all(v == 'packaged' for r in rows for v in r['live'].values()),
             'store': {'integrity': after['integrity'],
