@@ -28,7 +28,10 @@ from sage.supervisor import Supervisor, SupervisorConfig
 from sage_common.vocabulary import Topic
 from sage_eval.attend_agreement import attend_agreement, decision_key
 
-pytestmark = pytest.mark.graph
+# alone: beside a second test file's load the live graph lags and decides differently near the
+# threshold (CI at 6b2ecad: precision 0.780, 59 live attends against 47 offline, recall 0.979;
+# every earlier CI run passed), and lag is not what this compares.
+pytestmark = [pytest.mark.graph, pytest.mark.alone]
 
 SEED = 58  # a compact realistic scene (36 s), neither a tuning nor a report seed
 SENSOR_TOPICS = [Topic.CAMERA_IMAGE, Topic.AUDIO_FRAMES, Topic.IMU]
