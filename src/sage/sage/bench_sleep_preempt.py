@@ -16,6 +16,7 @@ experience and training input it held before.
 from __future__ import annotations
 
 from collections.abc import Callable
+import os
 from pathlib import Path
 import tempfile
 import threading
@@ -157,7 +158,7 @@ def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trial
     from sage.bench_salience import scene
     from sage.bench_sleep import fill_store
     from sage.bench_sleep_hour import scene_inputs
-    from sage.environment import resolve_domain
+    from sage.environment import OBSERVER_KEYS, resolve_domain
     from sage.launch_cmd import graph_supervisor
     from sage.profile import load_profile
     from sage.salience_timing import percentiles
@@ -193,6 +194,8 @@ def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trial
                                         inputs_per_modality) if k.answer.found]
         fill_store(data_dir, kept, float(mem['training_inputs.budget_mb']))
         before = _store_state(data_dir)
+        # graph_supervisor joins this process to the graph; a caller's own values come back.
+        saved_env = {k: os.environ.get(k) for k in OBSERVER_KEYS}
         sup = graph_supervisor(graph, work / 'run', int(resolve_domain(graph, None).value),
                                compose=False)
         probe = _Graph()
@@ -233,6 +236,11 @@ def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trial
         finally:
             probe.close()
             sup.stop()
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
         after = _store_state(data_dir)
         stops = [r['stop_s'] for r in rows]
         return {
