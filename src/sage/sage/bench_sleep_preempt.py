@@ -130,6 +130,56 @@ class _Graph:
         self.context.try_shutdown()
 
 
+def _run_trials(graph: Any, work: Path, data_dir: Path, mem: dict[str, Any], trials: int,
+                rng: np.random.Generator) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Start the two nodes, preempt `trials` sleeps; the rows and the nodes' restarts."""
+    from sage.environment import resolve_domain
+    from sage.launch_cmd import graph_supervisor
+    from sage_encoders.model_versions import ModelVersions
+
+    sup = graph_supervisor(graph, work / 'run', int(resolve_domain(graph, None).value),
+                           compose=False)
+    probe = _Graph()
+    sup.start()
+    rows: list[dict[str, Any]] = []
+    try:
+        memory_pid = sup.pids()['memory']
+        _wait(lambda: probe.salience.get_subscription_count() > 0, 'orchestrator '
+              'subscribed to /sage/salience')
+        for _ in range(trials):
+            _wait(lambda: probe.state() == StateName.DREAM.value, StateName.DREAM.value)
+            worker = _wait(lambda: _workers(memory_pid), 'sleep worker', poll_s=0.01)[0]
+            started = time.monotonic()
+            run_s = float(rng.uniform(*RUN_S))
+            time.sleep(run_s)
+            if not worker.is_running():
+                raise SageError('the sleep worker ended before the spike: raise '
+                                'memory.sleep.retrain.max_steps or inputs_per_modality')
+            t0 = probe.spike()
+            while worker.is_running() and time.monotonic() - t0 < STEP_TIMEOUT_S:
+                time.sleep(POLL_S)
+            stop_s = time.monotonic() - t0
+            stopped = not worker.is_running()
+            if not stopped:  # reported; the next DREAM must not find this worker
+                _wait(lambda: not worker.is_running(), 'end of the unstopped worker',
+                      timeout=float(mem['sleep.retrain.time_budget_s']) + STEP_TIMEOUT_S)
+            woke = _wait(lambda: probe.first_state_after(t0, StateName.WAKE.value),
+                         'WAKE after the spike', timeout=10.0)
+            versions = {m: ModelVersions(data_dir / 'models', m).versions()
+                        for m in ('vision', 'audio')}
+            rows.append({'worker_ran_s': round(t0 - started, 3), 'stopped': stopped,
+                         'wake_s': round(woke - t0, 4), 'stop_s': round(stop_s, 4),
+                         'versions_written': sum(len(v) for v in versions.values()),
+                         'live': {m: ModelVersions(data_dir / 'models', m).live_version()
+                                  for m in ('vision', 'audio')}})
+            sup.poll()
+        restarts = {c.spec.name: c.restarts for c in sup.children}
+    finally:
+        probe.close()
+        sup.stop()
+    return rows, restarts
+
+
 def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trials: int = 10,
                 inputs_per_modality: int = 200, program: str = 'short', seed: int = 0,
                 cache: Path | None = None, keep_dir: Path | None = None) -> dict[str, Any]:
@@ -158,11 +208,9 @@ def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trial
     from sage.bench_salience import scene
     from sage.bench_sleep import fill_store
     from sage.bench_sleep_hour import scene_inputs
-    from sage.environment import OBSERVER_KEYS, resolve_domain
-    from sage.launch_cmd import graph_supervisor
+    from sage.environment import joined_graph
     from sage.profile import load_profile
     from sage.salience_timing import percentiles
-    from sage_encoders.model_versions import ModelVersions
     from sage_eval.realistic import REPORT_SEEDS
     from sage_eval.replay import ENCODER_PARAMS, resolved_params
 
@@ -194,53 +242,9 @@ def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trial
                                         inputs_per_modality) if k.answer.found]
         fill_store(data_dir, kept, float(mem['training_inputs.budget_mb']))
         before = _store_state(data_dir)
-        # graph_supervisor joins this process to the graph; a caller's own values come back.
-        saved_env = {k: os.environ.get(k) for k in OBSERVER_KEYS}
-        sup = graph_supervisor(graph, work / 'run', int(resolve_domain(graph, None).value),
-                               compose=False)
-        probe = _Graph()
-        sup.start()
-        rows: list[dict[str, Any]] = []
-        try:
-            memory_pid = sup.pids()['memory']
-            _wait(lambda: probe.salience.get_subscription_count() > 0, 'orchestrator '
-                  'subscribed to /sage/salience')
-            for _ in range(trials):
-                _wait(lambda: probe.state() == StateName.DREAM.value, StateName.DREAM.value)
-                worker = _wait(lambda: _workers(memory_pid), 'sleep worker', poll_s=0.01)[0]
-                started = time.monotonic()
-                run_s = float(rng.uniform(*RUN_S))
-                time.sleep(run_s)
-                if not worker.is_running():
-                    raise SageError('the sleep worker ended before the spike: raise '
-                                    'memory.sleep.retrain.max_steps or inputs_per_modality')
-                t0 = probe.spike()
-                while worker.is_running() and time.monotonic() - t0 < STEP_TIMEOUT_S:
-                    time.sleep(POLL_S)
-                stop_s = time.monotonic() - t0
-                stopped = not worker.is_running()
-                if not stopped:  # reported; the next DREAM must not find this worker
-                    _wait(lambda: not worker.is_running(), 'end of the unstopped worker',
-                          timeout=float(mem['sleep.retrain.time_budget_s']) + STEP_TIMEOUT_S)
-                woke = _wait(lambda: probe.first_state_after(t0, StateName.WAKE.value),
-                             'WAKE after the spike', timeout=10.0)
-                versions = {m: ModelVersions(data_dir / 'models', m).versions()
-                            for m in ('vision', 'audio')}
-                rows.append({'worker_ran_s': round(t0 - started, 3), 'stopped': stopped,
-                             'wake_s': round(woke - t0, 4), 'stop_s': round(stop_s, 4),
-                             'versions_written': sum(len(v) for v in versions.values()),
-                             'live': {m: ModelVersions(data_dir / 'models', m).live_version()
-                                      for m in ('vision', 'audio')}})
-                sup.poll()
-            restarts = {c.spec.name: c.restarts for c in sup.children}
-        finally:
-            probe.close()
-            sup.stop()
-            for key, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        # graph_supervisor joins this process to the graph; the caller's values come back.
+        with joined_graph(dict(os.environ)):
+            rows, restarts = _run_trials(graph, work, data_dir, mem, trials, rng)
         after = _store_state(data_dir)
         stops = [r['stop_s'] for r in rows]
         return {
