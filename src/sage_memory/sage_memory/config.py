@@ -45,7 +45,8 @@ def memory_config(values: Mapping[str, Any]) -> MemoryConfig:
     return MemoryConfig(store=store, index=index, sleep=sleep, session=session,
                         snapshot_period_s=float(values['index.snapshot_period_s']),
                         refresh_period_s=float(values['index.refresh_period_s']),
-                        heap_trim_rows=int(values['heap_trim_rows']))
+                        heap_trim_rows=int(values['heap_trim_rows']),
+                        ready_wait_s=float(values['index.ready_wait_s']))
 
 
 def retention_config(values: Mapping[str, Any]) -> RetentionConfig:

@@ -22,12 +22,12 @@ import numpy as np
 from sqlalchemy import exc as sa_exc
 
 from sage_memory.codec import as_stored, decode_embedding, decode_embeddings
-from sage_memory.errors import StoreBusyError, StoreUnavailableError
+from sage_memory.errors import QueryError, StoreBusyError, StoreUnavailableError
 from sage_memory.consolidation import SleepConfig, SleepReport, consolidate
 from sage_memory.heap import release_freed_heap
 from sage_memory.index import IndexConfig, IndexKey, IndexSet, VectorIndex
 from sage_memory.models import RECALL_KINDS, ExperienceRecord
-from sage_memory.recall import Query, TextEmbedder, run_query
+from sage_memory.recall import Query, TextEmbedder, run_query, validate
 from sage_memory.store import MemoryStore, StoreConfig, StoreStatus
 from sage_memory.training_inputs import TrainingInput
 
@@ -56,6 +56,9 @@ class MemoryConfig:
         refresh_period_s: how often the index is reconciled with the database (0 = never).
         heap_trim_rows: once this many rows have reached the index since the last trim and
             nothing is queued, freed heap is given back to the OS (0 = never).
+        ready_wait_s: how long a recall by example or text waits for the index being loaded
+            at start before it fails with 'still loading' (an empty answer would read as
+            'nothing similar').
     """
 
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -65,6 +68,7 @@ class MemoryConfig:
     snapshot_period_s: float = 300.0
     refresh_period_s: float = 60.0
     heap_trim_rows: int = 10_000
+    ready_wait_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -167,8 +171,14 @@ class Memory:
         """Answer a recall query.
 
         Raises:
-            QueryError: the query is malformed or cannot be answered.
+            QueryError: the query is malformed or cannot be answered, or it ranks by
+                similarity while the index is still being loaded (after ready_wait_s).
         """
+        validate(q)
+        if (q.text or (q.embedding is not None and np.size(q.embedding) > 0)) \
+                and not self._ready.wait(self.cfg.ready_wait_s):
+            raise QueryError(f'the vector index is still being loaded (start of the node, '
+                             f'{time.perf_counter() - self._t_start:.1f} s ago): retry shortly')
         return run_query(q, self.store, self.index, self._embed_text)
 
     def sleep(self, max_duration_s: float) -> SleepReport:

@@ -96,6 +96,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               '(0 = only at shutdown)', 0.0, 86_400.0, read_only=True),
     ParamSpec('index.refresh_period_s', 60.0, 'how often the index is reconciled with the '
               'database (rows imported or synced by others)', 0.0, 86_400.0, read_only=True),
+    ParamSpec('index.ready_wait_s', 5.0, 'a recall by example or text that arrives while the '
+              'index is still being loaded at start waits this long, then fails with \'still '
+              'loading\' (never an empty answer)', 0.0, 60.0, read_only=True),
     ParamSpec('heap_trim_rows', 10_000, 'after this many new rows, once the queues are empty, '
               'freed heap is given back to the OS (RSS returns after a burst; 0 = never)', 0,
               100_000_000, read_only=True),

@@ -1,6 +1,7 @@
 """The store, recall, retention, state and sleep: the same tests on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 import time
 
@@ -193,6 +194,63 @@ def test_recall_by_embedding_returns_the_closest_rows_within_filters(db_url, tmp
     assert all(1100 <= r.stamp <= 1200 and r.salience >= 0.5 for r in res)
     assert mem.query(Query(k=5, embedding=centres[0], modality='audio')) == []
     mem.close()
+
+
+def test_recall_by_example_during_the_start_up_index_load_waits_or_says_still_loading(
+        db_url, tmp_path, monkeypatch):
+    # On CI a restarted node answered a recall by example with [] before its index was
+    # loaded: to a caller that reads as "nothing similar". The loader is held here to make
+    # the start-up window as long as the test needs.
+    import threading
+
+    from sage_memory.index import IndexSet
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((4, 16)).astype(np.float32)
+    mem = open_memory(db_url, tmp_path)
+    rows = clustered(40, centres, rng)
+    mem.submit_many(rows)
+    assert mem.flush(30) and mem.wait_index_idle()
+    mem.close()
+
+    release = threading.Event()
+    load = IndexSet.load
+
+    def held_load(self, *args, **kwargs):
+        release.wait(30)
+        return load(self, *args, **kwargs)
+
+    monkeypatch.setattr(IndexSet, 'load', held_load)
+    cfg = MemoryConfig(store=StoreConfig(database_url=db_url, data_dir=str(tmp_path),
+                                         device_id='dev-a', retention=RetentionConfig(0)),
+                       snapshot_period_s=0.0, refresh_period_s=0.0, ready_wait_s=0.2)
+    mem = Memory(cfg)
+    try:
+        with pytest.raises(QueryError, match='still being loaded'):
+            mem.query(Query(k=5, embedding=centres[1]))
+        with pytest.raises(QueryError, match='k must be'):  # a malformed query says so first
+            mem.query(Query(k=0, embedding=centres[1]))
+        # Unranked recall reads the database: it does not wait for the index.
+        assert len(mem.query(Query(k=100))) == len(rows)
+        assert not mem.wait_index_ready(0)
+        release.set()
+        assert mem.wait_index_ready(30)
+        res = mem.query(Query(k=5, embedding=centres[1]))
+        assert len(res) == 5 and all(r.text == 'cluster 1' for r in res)
+    finally:
+        release.set()
+        mem.close()
+
+    # A query that arrives in the window but within ready_wait_s gets the answer.
+    release.clear()
+    mem = Memory(replace(cfg, ready_wait_s=30.0))
+    try:
+        threading.Timer(0.3, release.set).start()
+        res = mem.query(Query(k=5, embedding=centres[2]))
+        assert len(res) == 5 and all(r.text == 'cluster 2' for r in res)
+    finally:
+        release.set()
+        mem.close()
 
 
 def test_recall_without_a_vector_ranks_by_salience_then_recency(db_url, tmp_path):
