@@ -26,8 +26,12 @@ from sage_orchestrator.orchestrator_node import OrchestratorNode
 
 # The run's domain block (root conftest) plus this file's own offset.
 DOMAIN_ID = int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 13
+# Salience half-life 0.5 s: a 0.9 stays above focus_enter 0.7 for 0.18 s, so a tick that
+# comes late on a loaded machine still sees it (at 0.3 s it had 0.11 s: CI at 7da892e, 20 s
+# of 0.9s and no FOCUS), and the 0.95 that preempts DREAM is below 0.7 once WAKE's 0.3 s
+# dwell lets it go (at the profile's 1 s it would enter FOCUS, not the path under test).
 PARAMS = {
-    'tick_hz': 20.0, 'salience_half_life_s': 0.3, 'startup_grace_s': 100.0,
+    'tick_hz': 20.0, 'salience_half_life_s': 0.5, 'startup_grace_s': 100.0,
     'state_publish_period_s': 0.5, 'metabolic.idle_rest_s': 1.0,
     'metabolic.idle_dream_s': 2.0, 'metabolic.dream_cooldown_s': 60.0,
     'metabolic.dream_max_s': 10.0, 'effects.retry_s': 0.3,
@@ -162,8 +166,13 @@ def _scenario(tmp_path, make_proc, fixtures) -> None:
     try:
         gating = [(n, p) for n in ('vision_encoder', 'audio_encoder', 'language_encoder')
                   for p in ('unload_states', 'unload_on_memory_red')]
+        # Mild activity (below every threshold) keeps WAKE from resting. Without it a start
+        # whose effects took most of idle_rest_s rested before the first 0.9 arrived (CI,
+        # 'timed out waiting for FOCUS': the path began WAKE -> REST).
+        busy = lambda: fakes.publish('vision', 0.35)  # noqa: E731
         wait(lambda: fakes.state() == 'WAKE' and rate_since(0, FPS['WAKE'])
-             and all(k in fakes.params for k in gating), 30.0, 'WAKE and its effects')
+             and all(k in fakes.params for k in gating), 30.0, 'WAKE and its effects',
+             throttled(busy, 0.2))
         assert fakes.params[('vision_encoder', 'unload_states')][-1] == ''
         assert fakes.params[('language_encoder', 'unload_states')][-1] == 'DREAM,CRISIS'
         assert fakes.params[('vision_encoder', 'unload_on_memory_red')][-1] is False
@@ -185,8 +194,7 @@ def _scenario(tmp_path, make_proc, fixtures) -> None:
         wait(lambda: ('DREAM', 'REST') in path() and len(fakes.sleep_calls) == 2, 40.0,
              'REST, DREAM again and the finished sleep ending it')
 
-        # From here on some mild activity (below every threshold) keeps WAKE from resting.
-        busy = lambda: fakes.publish('vision', 0.35)  # noqa: E731
+        # From here on mild activity keeps WAKE from resting again.
         shutil.copyfile(fixtures / 'psi_heavy.txt', proc / 'pressure' / 'memory')
         shutil.copyfile(fixtures / 'meminfo_8gb_critical.txt', proc / 'meminfo')
         # (REST already runs the camera at the CRISIS rate: no new set is needed.)
