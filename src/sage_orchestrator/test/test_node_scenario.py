@@ -26,18 +26,21 @@ from sage_orchestrator.orchestrator_node import OrchestratorNode
 
 # The run's domain block (root conftest) plus this file's own offset.
 DOMAIN_ID = int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 13
-# Salience half-life 0.5 s: a 0.9 stays above focus_enter 0.7 for 0.18 s, so a tick that
-# comes late on a loaded machine still sees it (at 0.3 s it had 0.11 s: CI at 7da892e, 20 s
-# of 0.9s and no FOCUS), and the 0.95 that preempts DREAM is below 0.7 once WAKE's 0.3 s
-# dwell lets it go (at the profile's 1 s it would enter FOCUS, not the path under test).
+# Margins a loaded machine needs (at half-life 0.3 s and idle_rest_s 1 s one run in four
+# failed here on an idle machine, and CI failed at 7da892e and c08bc1b): the profile's
+# salience half-life (a 0.9 stays above focus_enter 0.7 for 0.36 s, a 0.95 above
+# dream_preempt_salience 0.6 for 0.66 s, so a late tick still sees them); 3 s of idle before
+# REST; WAKE dwells 1 s, so the 0.95 that preempts DREAM is below focus_enter when WAKE may
+# leave (at 0.3 s it entered FOCUS, not the path under test).
 PARAMS = {
-    'tick_hz': 20.0, 'salience_half_life_s': 0.5, 'startup_grace_s': 100.0,
-    'state_publish_period_s': 0.5, 'metabolic.idle_rest_s': 1.0,
-    'metabolic.idle_dream_s': 2.0, 'metabolic.dream_cooldown_s': 60.0,
+    'tick_hz': 20.0, 'salience_half_life_s': 1.0, 'startup_grace_s': 100.0,
+    'state_publish_period_s': 0.5, 'metabolic.idle_rest_s': 3.0,
+    'metabolic.idle_dream_s': 5.0, 'metabolic.dream_cooldown_s': 60.0,
     'metabolic.dream_max_s': 10.0, 'effects.retry_s': 0.3,
     'pressure.period_s': 0.1, 'pressure.hold_s': 0.3, 'pressure.cgroup_dir': 'none',
     'pressure.yellow.set': 'camera:fps=10.0', 'pressure.red.set': 'camera:fps=5.0',
-    **{f'metabolic.dwell.{s}': 0.3 for s in ('wake', 'focus', 'rest', 'dream', 'crisis')},
+    **{f'metabolic.dwell.{s}': 0.3 for s in ('focus', 'rest', 'dream', 'crisis')},
+    'metabolic.dwell.wake': 1.0,
 }
 FPS = {'WAKE': 15.0, 'FOCUS': 30.0, 'REST': 5.0, 'DREAM': 2.0, 'CRISIS': 5.0}
 
@@ -157,8 +160,13 @@ def _scenario(tmp_path, make_proc, fixtures) -> None:
     def rates() -> list[float]:
         return list(fakes.params.get(('camera', 'fps'), []))
 
-    def reached(*steps) -> bool:
-        return path()[:len(steps)] == list(steps)
+    def scenario() -> list[tuple[str, str]]:
+        # The path from the scripted FOCUS on. Before it, a loaded machine may deliver the
+        # first 0.9 later than idle_rest_s: WAKE -> REST -> WAKE, the node idling as it
+        # should, not part of the scenario (CI at 7da892e and c08bc1b: 'timed out waiting
+        # for FOCUS' when the path had to begin with it).
+        p = path()
+        return p[p.index(('WAKE', 'FOCUS')):] if ('WAKE', 'FOCUS') in p else []
 
     def rate_since(mark: int, value: float) -> bool:
         return value in rates()[mark:]
@@ -166,9 +174,8 @@ def _scenario(tmp_path, make_proc, fixtures) -> None:
     try:
         gating = [(n, p) for n in ('vision_encoder', 'audio_encoder', 'language_encoder')
                   for p in ('unload_states', 'unload_on_memory_red')]
-        # Mild activity (below every threshold) keeps WAKE from resting. Without it a start
-        # whose effects took most of idle_rest_s rested before the first 0.9 arrived (CI,
-        # 'timed out waiting for FOCUS': the path began WAKE -> REST).
+        # Mild activity (below every threshold) keeps WAKE from resting while the start's
+        # effects are set.
         busy = lambda: fakes.publish('vision', 0.35)  # noqa: E731
         wait(lambda: fakes.state() == 'WAKE' and rate_since(0, FPS['WAKE'])
              and all(k in fakes.params for k in gating), 30.0, 'WAKE and its effects',
@@ -179,31 +186,34 @@ def _scenario(tmp_path, make_proc, fixtures) -> None:
         assert fakes.params[('language_encoder', 'unload_on_memory_red')][-1] is True
 
         mark = len(rates())
-        wait(lambda: reached(('WAKE', 'FOCUS')), 20.0, 'FOCUS',
+        # A 0.9 a second until FOCUS is seen: one that comes while FOCUS holds (1.2 s from
+        # 0.9 to focus_exit) only extends it.
+        wait(lambda: bool(scenario()), 20.0, 'FOCUS',
              throttled(lambda: fakes.publish('vision', 0.9), 1.0))
         wait(lambda: rate_since(mark, FPS['FOCUS']), 10.0, 'camera at FOCUS rate')
         mark = len(rates())
-        wait(lambda: ('WAKE', 'REST') in path(), 40.0, 'FOCUS -> WAKE -> REST')
+        wait(lambda: ('WAKE', 'REST') in scenario(), 40.0, 'FOCUS -> WAKE -> REST')
         wait(lambda: rate_since(mark, FPS['REST']), 10.0, 'camera at REST rate')
         # The first consolidation takes 3 s: the spike arrives while DREAM waits for it.
         wait(lambda: path()[-1:] == [('REST', 'DREAM')] and fakes.sleep_calls, 30.0,
              'DREAM + Sleep')
-        fakes.publish('audio', 0.95)
-        wait(lambda: ('DREAM', 'WAKE') in path(), 10.0, 'the spike preempting DREAM')
+        # Salience is best effort: the spike is sent again if no preemption is seen in 1.5 s.
+        wait(lambda: ('DREAM', 'WAKE') in scenario(), 10.0, 'the spike preempting DREAM',
+             throttled(lambda: fakes.publish('audio', 0.95), 1.5))
         assert FPS['DREAM'] in rates()
-        wait(lambda: ('DREAM', 'REST') in path() and len(fakes.sleep_calls) == 2, 40.0,
+        wait(lambda: ('DREAM', 'REST') in scenario() and len(fakes.sleep_calls) == 2, 40.0,
              'REST, DREAM again and the finished sleep ending it')
 
         # From here on mild activity keeps WAKE from resting again.
         shutil.copyfile(fixtures / 'psi_heavy.txt', proc / 'pressure' / 'memory')
         shutil.copyfile(fixtures / 'meminfo_8gb_critical.txt', proc / 'meminfo')
         # (REST already runs the camera at the CRISIS rate: no new set is needed.)
-        wait(lambda: ('REST', 'CRISIS') in path() and rates()[-1] == FPS['CRISIS'], 15.0,
+        wait(lambda: ('REST', 'CRISIS') in scenario() and rates()[-1] == FPS['CRISIS'], 15.0,
              'CRISIS on red memory pressure and its camera rate', busy)
         mark = len(rates())
         shutil.copyfile(fixtures / 'psi_calm.txt', proc / 'pressure' / 'memory')
         shutil.copyfile(fixtures / 'meminfo_8gb_ok.txt', proc / 'meminfo')
-        wait(lambda: ('CRISIS', 'WAKE') in path() and rate_since(mark, FPS['WAKE']), 15.0,
+        wait(lambda: ('CRISIS', 'WAKE') in scenario() and rate_since(mark, FPS['WAKE']), 15.0,
              'recovery from CRISIS and the WAKE rate', busy)
         for _ in range(10):
             busy()
@@ -224,6 +234,8 @@ def _scenario(tmp_path, make_proc, fixtures) -> None:
     for m in states:
         if not changes or (m.state, m.reason) != (changes[-1].state, changes[-1].reason):
             changes.append(m)
+    first = [(m.previous, m.state) for m in changes].index(('WAKE', 'FOCUS'))
+    changes = changes[first - 1:]  # from the WAKE the scripted FOCUS left (see scenario())
     assert [(m.previous, m.state) for m in changes[1:]] == [
         ('WAKE', 'FOCUS'), ('FOCUS', 'WAKE'), ('WAKE', 'REST'), ('REST', 'DREAM'),
         ('DREAM', 'WAKE'), ('WAKE', 'REST'), ('REST', 'DREAM'), ('DREAM', 'REST'),
@@ -244,7 +256,9 @@ def _scenario(tmp_path, make_proc, fixtures) -> None:
     # (A retried SetParameters may set the same rate twice: that is one effect.)
     rates = [r for i, r in enumerate(fakes.params[('camera', 'fps')])
              if i == 0 or r != fakes.params[('camera', 'fps')][i - 1]]
-    assert rates[:5] == [15.0, 30.0, 15.0, 5.0, 2.0] and rates[-2:] == [5.0, 15.0]
+    focus = rates.index(FPS['FOCUS'])
+    assert rates[focus - 1:focus + 4] == [15.0, 30.0, 15.0, 5.0, 2.0]
+    assert rates[-2:] == [5.0, 15.0]
     # SNARC got every state's attend-threshold offset.
     assert {s: fakes.params[('snarc', f'threshold.offset.{s}')][-1]
             for s in ('wake', 'focus', 'rest', 'dream', 'crisis')} == {
