@@ -177,7 +177,7 @@ class Memory:
         validate(q)
         if (q.text or (q.embedding is not None and np.size(q.embedding) > 0)) \
                 and not self._ready.wait(self.cfg.ready_wait_s):
-            raise QueryError(f'the vector index is still being loaded (start of the node, '
+            raise QueryError(f'the vector index is still being loaded (memory opened '
                              f'{time.perf_counter() - self._t_start:.1f} s ago): retry shortly')
         return run_query(q, self.store, self.index, self._embed_text)
 

@@ -19,13 +19,16 @@ from sage_memory.retention import RetentionConfig
 from sage_memory.store import MemoryStore, StoreConfig, summarize
 
 
-def open_memory(url: str, data_dir: Path, embed_text=None, **kw) -> Memory:
+def memory_config(url: str, data_dir: Path, **kw) -> MemoryConfig:
     store_kw = {k: kw.pop(k) for k in list(kw) if k in StoreConfig.__dataclass_fields__}
     store_kw.setdefault('retention', RetentionConfig(max_rows=0))
-    cfg = MemoryConfig(store=StoreConfig(database_url=url, data_dir=str(data_dir),
-                                         device_id='dev-a', **store_kw),
-                       snapshot_period_s=0.0, refresh_period_s=0.0, **kw)
-    mem = Memory(cfg, embed_text)
+    return MemoryConfig(store=StoreConfig(database_url=url, data_dir=str(data_dir),
+                                          device_id='dev-a', **store_kw),
+                        snapshot_period_s=0.0, refresh_period_s=0.0, **kw)
+
+
+def open_memory(url: str, data_dir: Path, embed_text=None, **kw) -> Memory:
+    mem = Memory(memory_config(url, data_dir, **kw), embed_text)
     assert mem.wait_index_ready(30)
     return mem
 
@@ -175,13 +178,20 @@ def clustered(n: int, centres: np.ndarray, rng: np.random.Generator) -> list[Exp
     return out
 
 
-def test_recall_by_embedding_returns_the_closest_rows_within_filters(db_url, tmp_path):
+def clustered_memory(url: str, data_dir: Path, n: int
+                     ) -> tuple[Memory, np.ndarray, list[ExperienceRecord]]:
+    """An open memory holding n rows around 4 centres, all in the index."""
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((4, 16)).astype(np.float32)
-    mem = open_memory(db_url, tmp_path)
-    rows = clustered(400, centres, rng)
+    mem = open_memory(url, data_dir)
+    rows = clustered(n, centres, rng)
     mem.submit_many(rows)
     assert mem.flush(30) and mem.wait_index_idle()
+    return mem, centres, rows
+
+
+def test_recall_by_embedding_returns_the_closest_rows_within_filters(db_url, tmp_path):
+    mem, centres, rows = clustered_memory(db_url, tmp_path, 400)
     res = mem.query(Query(k=10, embedding=centres[2]))
     assert len(res) == 10
     assert all(r.text == 'cluster 2' for r in res)
@@ -205,12 +215,7 @@ def test_recall_by_example_during_the_start_up_index_load_waits_or_says_still_lo
 
     from sage_memory.index import IndexSet
 
-    rng = np.random.default_rng(0)
-    centres = rng.standard_normal((4, 16)).astype(np.float32)
-    mem = open_memory(db_url, tmp_path)
-    rows = clustered(40, centres, rng)
-    mem.submit_many(rows)
-    assert mem.flush(30) and mem.wait_index_idle()
+    mem, centres, rows = clustered_memory(db_url, tmp_path, 40)
     mem.close()
 
     release = threading.Event()
@@ -221,9 +226,7 @@ def test_recall_by_example_during_the_start_up_index_load_waits_or_says_still_lo
         return load(self, *args, **kwargs)
 
     monkeypatch.setattr(IndexSet, 'load', held_load)
-    cfg = MemoryConfig(store=StoreConfig(database_url=db_url, data_dir=str(tmp_path),
-                                         device_id='dev-a', retention=RetentionConfig(0)),
-                       snapshot_period_s=0.0, refresh_period_s=0.0, ready_wait_s=0.2)
+    cfg = memory_config(db_url, tmp_path, ready_wait_s=0.2)
     mem = Memory(cfg)
     try:
         with pytest.raises(QueryError, match='still being loaded'):
