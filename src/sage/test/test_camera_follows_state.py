@@ -47,6 +47,7 @@ SETTINGS = [
 FOLLOW_S = 2.0     # the captured rate must have followed a change within this ...
 WINDOW_S = 1.5     # ... and hold it over this window right after
 TOLERANCE = 0.15   # measured rate (and switch intervals) within 15 % of the target
+DRIVE_PERIOD_S = 0.05   # the probe's salience period: well inside idle_rest_s
 
 
 def expected_effects(prof: dict, red: bool) -> dict[tuple[str, str], object]:
@@ -93,6 +94,11 @@ class Probe:
         self.getters = {name: n.create_client(GetParameters, f'/{name}/get_parameters')
                         for name in NODES}
         self.setter = n.create_client(SetParameters, '/camera/set_parameters')
+        # The salience the probe keeps sending (None: silence), from the executor's thread:
+        # the test thread blocks in parameter calls, and a loaded machine can stretch one past
+        # idle_rest_s, which would put the orchestrator to REST mid-measurement.
+        self.drive: float | None = None
+        n.create_timer(DRIVE_PERIOD_S, self._on_drive)
 
     def _on_state(self, msg) -> None:
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
@@ -107,6 +113,10 @@ class Probe:
         for status in msg.status:
             if status.name == 'sage: orchestrator':
                 self.orch_diag = {kv.key: kv.value for kv in status.values}
+
+    def _on_drive(self) -> None:
+        if self.drive is not None:
+            self.publish(self.drive)
 
     def state(self) -> str:
         return self.changes[-1][1] if self.changes else ''
@@ -146,12 +156,10 @@ class Probe:
         return out
 
 
-def _until(cond, timeout: float, what: str, each=None, sup=None) -> None:
+def _until(cond, timeout: float, what: str, sup=None) -> None:
     """Wait for a condition (checked every 50 ms) with a deadline; a dead node fails at once."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if each is not None:
-            each()
         if cond():
             return
         if sup is not None:
@@ -161,7 +169,7 @@ def _until(cond, timeout: float, what: str, each=None, sup=None) -> None:
     raise AssertionError(f'timed out waiting for {what}')
 
 
-def _effects_hold(probe: Probe, expected: dict, what: str, each=None) -> None:
+def _effects_hold(probe: Probe, expected: dict, what: str) -> None:
     seen: dict = {}
 
     def same() -> bool:
@@ -169,23 +177,23 @@ def _effects_hold(probe: Probe, expected: dict, what: str, each=None) -> None:
         return all(seen[k] == pytest.approx(v) if isinstance(v, float) else seen[k] == v
                    for k, v in expected.items())
     try:
-        _until(same, 20.0, what, each)
+        _until(same, 20.0, what)
     except AssertionError:
         wrong = {k: (seen.get(k), v) for k, v in expected.items() if seen.get(k) != v}
         raise AssertionError(f'{what}: (read back, expected) {wrong}') from None
 
 
-def _follows(probe: Probe, since: float, target: float, what: str,
-             each=None) -> tuple[float, float]:
+def _follows(probe: Probe, since: float, target: float, what: str) -> tuple[float, float]:
     """Assert the image stamps switched to `target` within FOLLOW_S of `since` and held it
     for WINDOW_S; return (rate, switch latency: the first of three intervals at the new
     period)."""
     end = since + FOLLOW_S + WINDOW_S
     _until(lambda: probe.frames(end, end + 60.0), FOLLOW_S + WINDOW_S + 10.0,
-           f'{what}: frames after the window', each)
+           f'{what}: frames after the window')
     rate = len(probe.frames(since + FOLLOW_S, end)) / WINDOW_S
+    states = [c[1:] for c in probe.changes if since - 1.0 <= c[0] < end]
     assert abs(rate - target) <= TOLERANCE * target, \
-        f'{what}: {rate:.1f} frames/s captured, expected {target}'
+        f'{what}: {rate:.1f} frames/s captured, expected {target} (states, pressure: {states})'
     period = 1.0 / target
     stamps = probe.frames(since, end)
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
@@ -236,46 +244,49 @@ def test_orchestrator_effects_land_on_the_real_nodes_and_the_camera_rate_follows
     executor.add_node(probe.node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    busy = lambda: probe.publish(0.35)  # noqa: E731 - activity below every threshold
-    hot = lambda: probe.publish(0.95)   # noqa: E731 - above focus_enter
+    busy, hot, wake = 0.35, 0.95, 0.6   # activity below every threshold; above focus_enter
     measured = {}
     sup.start()
     try:
         _until(lambda: all(c.service_is_ready() for c in probe.getters.values()), 120.0,
                'every node up', sup=sup)
         # The state may have gone to REST (idle) while the encoders started: 0.6 wakes it.
+        probe.drive = wake
         _until(lambda: probe.state() == 'WAKE' and len(probe.stamps) > 10, 30.0,
-               'WAKE and images', lambda: probe.publish(0.6), sup)
-        _effects_hold(probe, {**green, ('camera', 'fps'): fps['WAKE']}, 'WAKE effects', busy)
+               'WAKE and images', sup=sup)
+        probe.drive = busy
+        _effects_hold(probe, {**green, ('camera', 'fps'): fps['WAKE']}, 'WAKE effects')
         # A refused effect stays visible on the orchestrator's diagnostics.
         _until(lambda: 'read-only' in probe.orch_diag.get(
-            'remote_param_failed.camera:hfov_deg', ''), 10.0, 'the refusal on /diagnostics',
-            busy)
+            'remote_param_failed.camera:hfov_deg', ''), 10.0, 'the refusal on /diagnostics')
         # A rate is checked at run time against the same spec as at start (its range is in
         # the descriptor rclpy enforces, then in the node's own check).
         bad = probe.call(probe.setter, SetParameters.Request(
             parameters=[Parameter('fps', value=500.0).to_parameter_msg()])).results[0]
         assert not bad.successful and '240.0' in bad.reason, bad.reason
         since = time.time()
-        measured['WAKE'] = _follows(probe, since, fps['WAKE'], 'WAKE', busy)
+        measured['WAKE'] = _follows(probe, since, fps['WAKE'], 'WAKE')
 
-        _until(lambda: probe.state() == 'FOCUS', 10.0, 'FOCUS', hot)
-        measured['FOCUS'] = _follows(probe, probe.entered('FOCUS'), fps['FOCUS'], 'FOCUS', hot)
+        probe.drive = hot
+        _until(lambda: probe.state() == 'FOCUS', 10.0, 'FOCUS')
+        measured['FOCUS'] = _follows(probe, probe.entered('FOCUS'), fps['FOCUS'], 'FOCUS')
+        probe.drive = None
         _until(lambda: probe.state() == 'REST', 15.0, 'REST (idle)')
         measured['REST'] = _follows(probe, probe.entered('REST'), fps['REST'], 'REST')
-        _until(lambda: probe.state() == 'WAKE', 10.0, 'WAKE again', lambda: probe.publish(0.6))
-        measured['WAKE again'] = _follows(probe, probe.entered('WAKE'), fps['WAKE'], 'WAKE again',
-                                         busy)
+        probe.drive = wake
+        _until(lambda: probe.state() == 'WAKE', 10.0, 'WAKE again')
+        probe.drive = busy
+        measured['WAKE again'] = _follows(probe, probe.entered('WAKE'), fps['WAKE'], 'WAKE again')
 
         since = time.time()
         shutil.copyfile(FIXTURES / 'psi_moderate.txt', memory)
-        measured['yellow'] = _follows(probe, since, yellow_cap, 'yellow cap', busy)
+        measured['yellow'] = _follows(probe, since, yellow_cap, 'yellow cap')
         since = time.time()
         shutil.copyfile(FIXTURES / 'psi_heavy.txt', memory)
         shutil.copyfile(FIXTURES / 'meminfo_8gb_critical.txt', proc / 'meminfo')
-        _until(lambda: probe.state() == 'CRISIS', 10.0, 'CRISIS on red pressure', busy)
-        measured['red'] = _follows(probe, since, red_cap, 'red cap', busy)
-        _effects_hold(probe, expected_effects(prof, red=True), 'red effects', busy)
+        _until(lambda: probe.state() == 'CRISIS', 10.0, 'CRISIS on red pressure')
+        measured['red'] = _follows(probe, since, red_cap, 'red cap')
+        _effects_hold(probe, expected_effects(prof, red=True), 'red effects')
     finally:
         executor.shutdown()
         probe.node.destroy_node()
