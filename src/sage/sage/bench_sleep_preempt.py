@@ -165,13 +165,11 @@ def _run_trials(graph: Any, work: Path, data_dir: Path, mem: dict[str, Any], tri
                       timeout=float(mem['sleep.retrain.time_budget_s']) + STEP_TIMEOUT_S)
             woke = _wait(lambda: probe.first_state_after(t0, StateName.WAKE.value),
                          'WAKE after the spike', timeout=10.0)
-            versions = {m: ModelVersions(data_dir / 'models', m).versions()
-                        for m in ('vision', 'audio')}
+            models = {m: ModelVersions(data_dir / 'models', m) for m in ('vision', 'audio')}
             rows.append({'worker_ran_s': round(t0 - started, 3), 'stopped': stopped,
                          'wake_s': round(woke - t0, 4), 'stop_s': round(stop_s, 4),
-                         'versions_written': sum(len(v) for v in versions.values()),
-                         'live': {m: ModelVersions(data_dir / 'models', m).live_version()
-                                  for m in ('vision', 'audio')}})
+                         'versions_written': sum(len(v.versions()) for v in models.values()),
+                         'live': {m: v.live_version() for m, v in models.items()}})
             sup.poll()
         restarts = {c.spec.name: c.restarts for c in sup.children}
     finally:
