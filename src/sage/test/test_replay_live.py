@@ -29,8 +29,11 @@ from sage_common.vocabulary import Topic
 from sage_eval.attend_agreement import attend_agreement, decision_key
 
 # alone: beside a second test file's load the live graph lags and decides differently near the
-# threshold (CI at 6b2ecad: precision 0.780, 59 live attends against 47 offline, recall 0.979;
-# every earlier CI run passed), and lag is not what this compares.
+# threshold, and lag is not what this compares. Two defects this test found were what made it
+# fail in CI (precision 0.780 at 6b2ecad, 0.770 at 946f40b, run alone): the live audio encoder
+# lost frames in a stall and spliced the rest a frame early under their stamps, and SNARC lost an
+# open utterance on every threshold change the orchestrator made (both fixed: audio_core
+# `_bridge`, `SnarcCore.reconfigured`).
 pytestmark = [pytest.mark.graph, pytest.mark.alone]
 
 SEED = 58  # a compact realistic scene (36 s), neither a tuning nor a report seed

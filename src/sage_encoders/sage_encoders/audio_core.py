@@ -169,6 +169,10 @@ class SampleFifo:
         """The first n samples (a view)."""
         return self._buf[self._start:self._start + n]
 
+    def tail(self, n: int) -> np.ndarray:
+        """The newest min(n, len) samples (a view)."""
+        return self._buf[max(self._start, self._end - n):self._end]
+
     def drop(self, n: int, sample_rate: int) -> None:
         """Remove n samples from the front and advance t0."""
         self._start += n
@@ -189,6 +193,8 @@ class AudioEncoderCore(SwappableModel):
 
     Attributes:
         gaps: how many times a stamp discontinuity restarted the buffer.
+        filled_samples: samples of lost blocks filled in (`_bridge`).
+        late_samples: samples of late or repeated blocks dropped (already buffered).
         voice_error: why windows carry no 'voice' feature although voice.enabled is set
             (None while it works or before the first window).
     """
@@ -205,6 +211,8 @@ class AudioEncoderCore(SwappableModel):
         self._fifo = SampleFifo(2 * cfg.window_samples)
         self._seq = 0
         self.gaps = 0
+        self.filled_samples = 0
+        self.late_samples = 0
         self._voice: VoiceActivity | None = None
         self.voice_error: str | None = None
         # The newest encoded windows, for the memory node (what sleep retrains on).
@@ -251,6 +259,10 @@ class AudioEncoderCore(SwappableModel):
             if abs(stamp - expected) > self.cfg.gap_tolerance:
                 self.reset()
                 self.gaps += 1
+            else:
+                pcm = self._bridge(pcm, round((stamp - expected) * self.cfg.sample_rate))
+                if not len(pcm):
+                    return []
         if not len(fifo):
             # Start windows on a fixed hop grid of stamps (k * hop), so a node that starts
             # mid-stream and an offline replay of a recording cut elsewhere make the same
@@ -272,6 +284,29 @@ class AudioEncoderCore(SwappableModel):
                 remaining = max(0.0, remaining - rec.atp_spent)
             fifo.drop(self.cfg.hop_samples, self.cfg.sample_rate)
         return out
+
+    def _bridge(self, pcm: np.ndarray, shift: int) -> np.ndarray:
+        """Keep the buffered samples on their stamps across a small stamp jump (`shift`
+        samples between where the block starts and where the buffer ends).
+
+        A best-effort reader loses whole frames when the node stalls. Appended as they come,
+        the samples after a loss would sit a frame earlier than their stamps in every later
+        window until the drift passed gap_tolerance: the windows a live node and a replay of
+        the same recording cut from one stamp would differ. So a lost block's samples are
+        filled in by repeating the newest ones (steady room sound stays steady; silence would
+        be an onset), and a late or repeated block gives only what is not buffered yet. A jump
+        under half the block is the stamp jitter of a source that does not stamp by sample
+        count, not a lost frame: left as it is.
+        """
+        fifo, half = self._fifo, max(1, len(pcm) // 2)
+        if shift >= half:
+            fifo.append(np.resize(fifo.tail(shift), shift))
+            self.filled_samples += shift
+        elif shift <= -half:
+            cut = min(-shift, len(pcm))
+            self.late_samples += cut
+            pcm = pcm[cut:]
+        return pcm
 
     def encode_window(self, pcm: np.ndarray, stamp: float, atp: float | None = None,
                       on_initial: LatentSink | None = None) -> LatentRecord:

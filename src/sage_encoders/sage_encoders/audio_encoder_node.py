@@ -7,7 +7,7 @@ from typing import Any
 
 from sage_common.convert import latent_to_msg
 from sage_common.health import Level
-from sage_common.ros import RELIABLE_QOS, SENSOR_QOS, run, stamp_sec
+from sage_common.ros import RELIABLE_QOS, run, sensor_qos, stamp_sec
 from sage_common.vocabulary import Topic
 from sage_interfaces.msg import AudioFrame, Latent
 
@@ -24,7 +24,8 @@ class AudioEncoderNode(EncoderNodeBase):
         super().__init__(name, PARAMS, validate, follow_models='audio', **node_kwargs)
         self.pub = self.create_publisher(Latent, Topic.AUDIO_LATENT, RELIABLE_QOS)
         self.early = self.initial_publisher('audio')
-        self.create_subscription(AudioFrame, Topic.AUDIO_FRAMES, self._on_frame, SENSOR_QOS)
+        self.create_subscription(AudioFrame, Topic.AUDIO_FRAMES, self._on_frame,
+                                 sensor_qos(int(self.values['frame_queue_depth'])))
         self.serve_inputs('audio')
 
     def make_core(self, values: Mapping[str, Any]) -> AudioEncoderCore:
@@ -45,6 +46,8 @@ class AudioEncoderNode(EncoderNodeBase):
             self.pub.publish(latent_to_msg(rec, msg.header.frame_id))
             self.after_encode(rec)
         self.health.values['buffer_restarts'] = str(self.core.gaps)
+        self.health.values['lost_samples_filled'] = str(self.core.filled_samples)
+        self.health.values['late_samples_dropped'] = str(self.core.late_samples)
         voice = self._voice_state()
         if voice != self.health.values.get('voice') and voice.startswith('off'):
             self.health.problem(Level.WARN, f'voice activity {voice}')

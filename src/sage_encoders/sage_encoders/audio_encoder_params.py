@@ -23,7 +23,12 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
     ParamSpec('hop_samples', 4096, 'samples between window starts, a multiple of the 512 '
               'sample AudioFrame (4096 = 256 ms)', 512, 65536, read_only=True),
     ParamSpec('gap_tolerance', 0.1, 'a stamp jump larger than this (s) versus the samples '
-              'received restarts the window buffer', 0.001, 10.0),
+              'received restarts the window buffer; a smaller one of half a frame or more (a '
+              'lost or late frame) keeps every sample on its stamp: lost samples are filled '
+              'in with the newest ones repeated, late ones dropped', 0.001, 10.0),
+    ParamSpec('frame_queue_depth', 64, 'AudioFrames the subscription holds while the node '
+              'encodes (best effort; 64 = 2 s of 32 ms frames, so a stall of a loaded core '
+              'or the first model load loses none)', 1, 10000, read_only=True),
     ParamSpec('preview.seconds', 0.5, 'length of the preview clip kept with stored experiences '
               '(s, a WAV file)', 0.0, 1.0),
     ParamSpec('preview.codec', 'ima_adpcm', 'codec of the preview clip: ima_adpcm (4-bit, '

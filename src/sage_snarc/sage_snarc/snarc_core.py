@@ -661,7 +661,9 @@ class SnarcCore:
                        'sounds': {'recent': ms.sounds.recent.state_dict(),
                                   'stats': ms.sounds.stats.state_dict()},
                        'episode': [ms.episode_trace, ms.episode_last, ms.episode_h],
-                       'model_version': ms.model_version,
+                       'episode_new': ms.episode_new,
+                       'voice': [ms.voice_last, ms.utterance_start, ms.utterance_peak],
+                       'model_version': ms.model_version, 'model_changes': ms.model_changes,
                        'last_stamp': ms.last_stamp, 'seq': ms.seq,
                        'count': ms.count, 'attended': ms.attended}
         return {
@@ -673,6 +675,22 @@ class SnarcCore:
             'memory': ({m: {v: i.state_dict() for v, i in by_version.items()}
                         for m, by_version in self.memory.items()} if include_memory else {}),
         }
+
+    def reconfigured(self, values: Mapping[str, Any]) -> 'SnarcCore':
+        """This scorer with other parameter values (a change at run time, such as the
+        orchestrator's threshold offsets): what it learned, each stream's running state (an
+        open utterance, episode or IMU window) and its diagnostics carry over, so a change
+        that does not touch scoring leaves every later score as it was.
+
+        Raises:
+            SnarcError: a value is out of range or the cross-field rules fail.
+        """
+        core = SnarcCore.from_params(values)
+        core.load_state_dict(self.state_dict())
+        core.issues, core._new_issues = self.issues, self._new_issues
+        for m, ms in self.modalities.items():
+            core.modalities[m].recent = ms.recent
+        return core
 
     def load_state_dict(self, state: Mapping[str, Any], new_stream: bool = False) -> None:
         """Restore a checkpoint from `state_dict`.
@@ -709,6 +727,11 @@ class SnarcCore:
                 ms.baseline = None if base is None else np.asarray(base, np.float64).copy()
                 ms.episode_trace = int(st['episode'][0])
                 ms.episode_last, ms.episode_h = float(st['episode'][1]), float(st['episode'][2])
+                # Checkpoints from before these fields: no utterance or episode onset open.
+                ms.episode_new = bool(st.get('episode_new', False))
+                ms.voice_last, ms.utterance_start, ms.utterance_peak = (
+                    float(x) for x in st.get('voice', (-math.inf, -math.inf, 0.0)))
+                ms.model_changes = int(st.get('model_changes', 0))
                 if 'background' in st:  # checkpoints from before the tracked background
                     ms.background.load_state_dict(st['background'])
                     ms.sounds.recent.load_state_dict(st['sounds']['recent'])

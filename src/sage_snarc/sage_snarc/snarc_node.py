@@ -150,11 +150,7 @@ class SnarcNode(Node):
             self.get_logger().warning(message)
 
     def _on_params(self, values: dict[str, Any]) -> None:
-        # Runtime changes: a new core with the new values continues from the old state.
-        state = self.core.state_dict()
-        core = SnarcCore.from_params(values)
-        core.load_state_dict(state)
-        self.core = core
+        self.core = self.core.reconfigured(values)
 
     def _preload(self) -> None:
         self._preload_tries += 1
