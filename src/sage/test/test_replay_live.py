@@ -59,6 +59,32 @@ def _live_decisions(bag):
     return out
 
 
+def _wait_until_the_graph_listens(domain: int, env: dict, timeout: float = 120.0) -> None:
+    """Until the graph's node reads every sensor topic and SNARC reads both encoders' latents
+    (the recorder subscribes only once play publishes). play waits only for the readers
+    discovered when it starts, and an encoder that joins seconds into the scene starts its
+    voice detector and statistics elsewhere than the replay does."""
+    import time
+
+    import rclpy
+    from sage.environment import joined_graph
+
+    readers = {**{t: 1 for t in SENSOR_TOPICS},
+               **{Topic.latent_initial(m): 1 for m in ('vision', 'audio')}}
+    with joined_graph(env):
+        ctx = rclpy.Context()
+        rclpy.init(context=ctx, domain_id=domain)
+        node = rclpy.create_node('replay_live_wait', context=ctx)
+    try:
+        end = time.monotonic() + timeout
+        while any(node.count_subscribers(t) < n for t, n in readers.items()):
+            assert time.monotonic() < end, {t: node.count_subscribers(t) for t in readers}
+            time.sleep(0.1)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
 def test_live_graph_and_offline_replay_attend_alike_on_a_realistic_scene(ros_domain,
                                                                           tmp_path):
     from sage.bag import play, record
@@ -83,7 +109,8 @@ def test_live_graph_and_offline_replay_attend_alike_on_a_realistic_scene(ros_dom
     graph.start()
     try:
         rec.start()
-        # play waits until every subscriber of the played topics is matched (the encoders up).
+        _wait_until_the_graph_listens(ros_domain, env)
+        # play then waits until every one of those readers is matched.
         assert play(scene, topics=SENSOR_TOPICS, delay=60.0,
                     stdout=open(os.devnull, 'w')) == 0
     finally:

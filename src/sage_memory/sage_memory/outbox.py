@@ -79,9 +79,15 @@ class Outbox:
         # the link timeout and drops them after three unanswered probes (or once its own
         # data stays unacknowledged that long: tcp_user_timeout on its side too), and rolls
         # back a transaction of ours left idle that long (ours never wait on us).
+        # Our side probes the same way: a query sent (and acknowledged) just before a cut waits
+        # for a reply the server, having dropped the session, never sends; without probes the
+        # outbox thread would wait there for the kernel's 2 h keepalive default (CI at 8eb167e:
+        # no exchange for the rest of a `sage bench twohost` run after a 10 s cut).
         idle_s = max(1, round(link_timeout_s))
         self.pg_options = {
             'tcp_user_timeout': self.link_timeout_ms,
+            'keepalives': 1, 'keepalives_idle': idle_s, 'keepalives_interval': 1,
+            'keepalives_count': 3,
             'options': ' '.join(f'-c {k}={v}' for k, v in (
                 ('tcp_keepalives_idle', idle_s), ('tcp_keepalives_interval', 1),
                 ('tcp_keepalives_count', 3), ('tcp_user_timeout', self.link_timeout_ms),

@@ -3,6 +3,7 @@ shipping resumes after a failure or a lost acknowledgement (real SQLite and Post
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
@@ -91,6 +92,19 @@ def test_the_server_drops_an_outbox_session_whose_client_went_silent(edge, pg_ur
     assert got == {'tcp_keepalives_idle': '1', 'tcp_keepalives_interval': '1',
                    'tcp_keepalives_count': '3', 'tcp_user_timeout': '1000',
                    'idle_in_transaction_session_timeout': '1s'}, got
+    # ... and our end of the connection probes the server: read back from the socket itself.
+    with box.remote_call('the socket of') as remote, remote.connect() as conn:
+        fd = conn.connection.dbapi_connection.pgconn.socket
+        sock = socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM)  # a dup: closing is safe
+        try:
+            probes = (sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                      sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                      sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                      sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+                      sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT))
+        finally:
+            sock.close()
+    assert probes == (1, 1, 1, 3, 1000), probes
     with box.remote_call('an idle transaction on') as remote, remote.connect() as conn:
         conn.execute(text('SELECT 1'))  # inside a transaction, then quiet
         time.sleep(2.5)
