@@ -15,6 +15,7 @@ import pytest
 from sage_common.params import resolve
 from sage_encoders import audio_encoder_params
 from sage_encoders.audio_core import AudioEncoderCore
+from sage_encoders.data import to_pcm
 from sage_eval import media
 
 FRAME = 512
@@ -25,8 +26,7 @@ LOST = 150                   # the frame index (4.8 s) that goes missing or come
 
 @pytest.fixture(scope='module')
 def frames() -> list[tuple[float, np.ndarray]]:
-    audio = media.load_audio('conversation')[:SR * 10]
-    pcm = np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    pcm = to_pcm(media.load_audio('conversation')[:SR * 10])
     return [(T0 + i / SR, pcm[i:i + FRAME]) for i in range(0, pcm.size - FRAME + 1, FRAME)]
 
 

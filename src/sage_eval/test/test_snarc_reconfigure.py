@@ -16,6 +16,7 @@ import pytest
 from sage_common.params import resolve
 from sage_encoders import audio_encoder_params, vision_encoder_params
 from sage_encoders.audio_core import AudioEncoderCore
+from sage_encoders.data import to_pcm
 from sage_encoders.vision_core import VisionEncoderCore
 from sage_eval import media
 from sage_eval.camera_model import SensorNoise, expose, resize_to_height
@@ -31,8 +32,7 @@ SIZE, FPS = 160, 5.0
 def _latents():
     """Audio windows of 20 s of the conversation and a camera pan over two photos, in stamp
     order as SNARC receives them."""
-    audio = media.load_audio('conversation')[:media.SAMPLE_RATE * 20]
-    pcm = np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    pcm = to_pcm(media.load_audio('conversation')[:media.SAMPLE_RATE * 20])
     hearing = AudioEncoderCore.from_params(resolve(audio_encoder_params.PARAMS, {}))
     out = []
     for i in range(0, pcm.size - 511, 512):
