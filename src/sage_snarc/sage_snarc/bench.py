@@ -7,6 +7,10 @@ IMU samples at 200 Hz, and reports the wall time of each `score_latent` call and
 `score_imu` call (most only buffer a sample; one per `imu.window_s` scores a window). Audio
 latents carry the encoder's newest-hop level and 16 spectral band features, so the room
 background and the sound descriptors are in the measured path.
+
+It also times a runtime parameter change with that memory (`SnarcCore.reconfigured`, what the
+node does on each of the orchestrator's threshold changes) against, in the same run, a
+checkpoint restore of the same scorer (which copies every vector and retrains the quantiser).
 """
 from __future__ import annotations
 
@@ -44,7 +48,8 @@ def run_bench(seconds: float = 10.0, *, memories: int = 100_000, dim: int = 32,
         memory size and the time spent building the index.
     """
     rng = np.random.default_rng(seed)
-    core = SnarcCore.from_params(params or {})
+    values = dict(SnarcCore.from_params(params or {}).values)
+    core = SnarcCore.from_params(values)
     t0 = time.perf_counter()
     for x in _memories(memories, dim, rng):
         core.add_memory(modality, x)
@@ -88,6 +93,15 @@ def run_bench(seconds: float = 10.0, *, memories: int = 100_000, dim: int = 32,
         i += 1
     arr = np.asarray(times)
     imu = np.asarray(imu_times)
+    reconf, restore = [], []
+    for k in range(5):
+        t = time.perf_counter()
+        core = core.reconfigured({**values, 'threshold.offset.dream': 0.1 + 0.01 * k})
+        reconf.append((time.perf_counter() - t) * 1e3)
+    for _ in range(3):
+        t = time.perf_counter()
+        SnarcCore.from_params(values).load_state_dict(core.state_dict())
+        restore.append((time.perf_counter() - t) * 1e3)
     return {
         'modality': modality, 'memories': memories, 'dim': dim, 'inputs': int(arr.size),
         'build_s': round(build_s, 3),
@@ -99,4 +113,7 @@ def run_bench(seconds: float = 10.0, *, memories: int = 100_000, dim: int = 32,
         # One latent plus the IMU samples that arrive with it: the node's cost per input.
         'with_imu_p95_ms': float(np.percentile(arr + imu[:arr.size * imu_per_input]
                                                .reshape(arr.size, imu_per_input).sum(1), 95)),
+        'reconfigure_p50_ms': float(np.median(reconf)),
+        'checkpoint_restore_p50_ms': float(np.median(restore)),
+        'reconfigure_over_restore': float(np.median(reconf) / max(1e-9, np.median(restore))),
     }

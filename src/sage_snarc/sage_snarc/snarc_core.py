@@ -686,7 +686,20 @@ class SnarcCore:
             SnarcError: a value is out of range or the cross-field rules fail.
         """
         core = SnarcCore.from_params(values)
-        core.load_state_dict(self.state_dict())
+        # The memory indexes move over, not through a checkpoint: a checkpoint copies every
+        # vector and retrains the IVF quantiser, over a second with 60 000 language memories,
+        # and the orchestrator changes the offsets on every state change. Only a quantiser
+        # built with another exact_max or seed (read-only parameters) is rebuilt.
+        move = all(core.values[k] == self.values[k] for k in ('novelty.exact_max',
+                                                                'novelty.seed'))
+        core.load_state_dict(self.state_dict(include_memory=not move))
+        if move:
+            core.memory = self.memory
+            for by_version in core.memory.values():
+                for index in by_version.values():
+                    index.nprobe = int(core.values['novelty.nprobe'])
+            for m, ms in core.modalities.items():
+                core._attach_memory(m, ms)
         core.issues, core._new_issues = self.issues, self._new_issues
         for m, ms in self.modalities.items():
             core.modalities[m].recent = ms.recent

@@ -9,3 +9,6 @@ def test_the_bench_times_latents_and_the_imu_samples_that_come_with_them():
     assert 0.0 < r['p50_ms'] <= r['p95_ms'] <= r['p99_ms'] <= r['max_ms']
     assert 0.0 < r['imu_p50_ms'] <= r['imu_p95_ms'] <= r['imu_max_ms']
     assert r['with_imu_p95_ms'] >= r['p95_ms']
+    assert r['reconfigure_p50_ms'] > 0.0 and r['checkpoint_restore_p50_ms'] > 0.0
+    assert r['reconfigure_over_restore'] == \
+        r['reconfigure_p50_ms'] / r['checkpoint_restore_p50_ms']

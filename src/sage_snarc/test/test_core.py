@@ -342,6 +342,34 @@ def test_checkpoint_restores_identical_future_scores():
     assert _run(restored, items[half:]) == _run(straight, items[half:])
 
 
+def test_a_runtime_parameter_change_keeps_the_memories_and_their_answers():
+    items = _stream(SyntheticWorld(13))
+    half = len(items) // 2
+    values = resolve(PARAMS, {'novelty.exact_max': 256})
+    straight = SnarcCore.from_params(values)
+    _run(straight, items[:half])
+    rng = np.random.default_rng(3)
+    for _ in range(3000):  # past exact_max: the IVF quantiser is built
+        straight.add_memory('vision', rng.normal(size=32))
+    changed = straight.reconfigured({**values, 'threshold.offset.dream': 0.2})
+    # Moved, not rebuilt from a copy (which took over a second with 60 000 memories).
+    assert changed.memory['vision'] is straight.memory['vision']
+    probes = rng.normal(size=(50, 32)).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    before = [straight.modalities['vision'].novelty.memory.nearest(q) for q in probes]
+    assert [changed.modalities['vision'].novelty.memory.nearest(q) for q in probes] == before
+    # A runtime nprobe reaches the moved index: scanning every list is the exact answer.
+    exact = straight.reconfigured({**values, 'novelty.nprobe': 4096})
+    vecs = exact.memory['vision'][''].vectors()
+    for q in probes[:10]:
+        best = math.sqrt(max(0.0, 2.0 - 2.0 * float(np.max(vecs @ q))))
+        assert exact.modalities['vision'].novelty.memory.nearest(q) == pytest.approx(best)
+    # Another exact_max (only from code: the parameter is read-only) rebuilds the index.
+    rebuilt = straight.reconfigured({**values, 'novelty.exact_max': 128})
+    assert rebuilt.memory['vision'] is not straight.memory['vision']
+    assert len(rebuilt.memory['vision']['']) == len(straight.memory['vision'][''])
+
+
 def test_checkpoint_from_other_params_is_refused():
     core = SnarcCore.from_params({})
     state = core.state_dict()
