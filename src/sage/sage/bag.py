@@ -26,7 +26,7 @@ from rosbags.interfaces import (Connection, Qos, QosDurability, QosHistory, QosL
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 
-from sage.bag_select import describe, select_topics
+from sage.bag_select import describe, readers_wanted, select_topics
 from sage.bag_types import BagError, ensure_type, message_class, sage_typestore
 from sage.bag_writer import BagOptions, BagWriter, compression_of
 from sage_common.vocabulary import PREFIX
@@ -275,7 +275,7 @@ def _open_reader(bag: Path) -> Any:
 
 def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
          topics: list[str] | None = None, *, exclude: list[str] | None = None,
-         play_all: bool = False, delay: float | None = None,
+         play_all: bool = False, delay: float | None = None, wait_for: Sequence[str] = (),
          stdout: TextIO | None = None, stop: threading.Event | None = None) -> int:
     """Publish a bag's messages with their original timing (scaled by rate).
 
@@ -294,6 +294,10 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
         delay: at most this many seconds to wait, before the first message, until every
             subscriber the graph has on the played topics is matched (see _wait_for_graph);
             None: DEFAULT_WAIT_S.
+        wait_for: topics ('TOPIC' or 'TOPIC=N' readers, comma-separated) that must also have
+            their readers before the first message, within delay: a node that is still
+            loading its model is not in the graph yet, so matching the subscribers found
+            cannot wait for it. Any topic, played or not (SNARC's latents too).
         stdout: where progress lines go.
         stop: ends playing when set (for callers running play in a thread).
 
@@ -306,6 +310,7 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
     """
     if not rate > 0:
         raise BagError(f'rate must be positive, got {rate}')
+    wanted = readers_wanted(wait_for)
     reader = _open_reader(bag)
     import rclpy
     from rclpy.node import Node
@@ -327,7 +332,8 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
             clock_pub = _clock_publisher(node) if clock else None
             with _stop_on_signals(stop):
                 _wait_for_graph(node, {c.topic: pubs[c.id] for c in conns if c.id in pubs},
-                                DEFAULT_WAIT_S if delay is None else delay, stop, stdout)
+                                DEFAULT_WAIT_S if delay is None else delay, stop, stdout,
+                                wanted)
                 while not stop.is_set():
                     sent += _play_once(reader, [c for c in conns if c.id in pubs], pubs,
                                        clock_pub, rate, stop)
@@ -376,31 +382,39 @@ def _publish_clock(pub: Any, stamp_ns: int) -> None:
 
 
 def _wait_for_graph(node: Any, pubs: dict[str, Any], delay: float, stop: threading.Event,
-                    stdout: TextIO | None) -> None:
+                    stdout: TextIO | None, wanted: dict[str, int] | None = None) -> None:
     """Wait until the graph's subscribers on the played topics are matched, at most delay s.
 
     Messages sent before a subscriber is matched are lost to it, and a node that misses the
     first inputs of a bag decides differently on the rest (its statistics start elsewhere).
-    Ready: some played topic has a subscriber, and every subscriber discovery has found on a
-    played topic is matched, for MATCH_SETTLE_S in a row (nodes are discovered one by one).
-    Topics no node subscribes to (camera_info without a viewer) do not hold playback up.
+    Ready: some played topic has a subscriber (or `wanted` names topics), every subscriber
+    discovery has found on a played topic is matched, and each `wanted` topic has its
+    readers, for MATCH_SETTLE_S in a row (nodes are discovered one by one). Topics no node
+    subscribes to (camera_info without a viewer) do not hold playback up.
     """
+    wanted = wanted or {}
     deadline = time.monotonic() + max(0.0, delay)
     settled_at: float | None = None
     if delay > 0:
-        _say(stdout, f"[bag] waiting for the graph's subscribers (at most {delay:g} s)")
+        extra = f" and {', '.join(f'{t} ({n})' for t, n in wanted.items())}" if wanted else ''
+        _say(stdout, f"[bag] waiting for the graph's subscribers{extra} (at most {delay:g} s)")
     while not stop.is_set():
         now = time.monotonic()
         found = {t: node.count_subscribers(t) for t in pubs}
         unmatched = [t for t, p in pubs.items() if p.get_subscription_count() < found[t]]
-        if any(found.values()) and not unmatched:
+        short = {t: node.count_subscribers(t) for t, n in wanted.items()
+                 if node.count_subscribers(t) < n}
+        if (any(found.values()) or wanted) and not unmatched and not short:
             settled_at = settled_at if settled_at is not None else now
             if now - settled_at >= MATCH_SETTLE_S:
                 return
         else:
             settled_at = None
         if now >= deadline:
-            if not any(found.values()):
+            if short:
+                _say(stdout, f'[bag] readers after {delay:g} s: ' + ', '.join(
+                    f'{t} {k} of {wanted[t]}' for t, k in short.items()) + ': playing anyway')
+            elif not any(found.values()):
                 _say(stdout, f'[bag] no subscriber after {delay:g} s: playing anyway')
             elif unmatched:
                 _say(stdout, f"[bag] not matched after {delay:g} s: {', '.join(unmatched)}")

@@ -32,6 +32,28 @@ def split_topics(values: Iterable[str]) -> list[str]:
     return [n if n.startswith('/') else '/' + n for n in names if n]
 
 
+def readers_wanted(values: Iterable[str]) -> dict[str, int]:
+    """`--wait-for` values -> {topic: readers}: 'TOPIC' wants 1 reader, 'TOPIC=N' N.
+
+    Raises:
+        BagError: N is not a whole number of at least 1.
+    """
+    wanted: dict[str, int] = {}
+    for item in (part.strip() for value in values for part in value.split(',')):
+        if not item:
+            continue
+        name, _, count = item.partition('=')
+        try:
+            n = int(count) if count else 1
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise BagError(f'--wait-for {item}: the reader count must be a whole number >= 1')
+        (topic,) = split_topics([name])
+        wanted[topic] = n
+    return wanted
+
+
 def select_topics(available: Sequence[str], topics: Sequence[str] = (),
                   exclude: Sequence[str] = (), play_all: bool = False) -> Selection:
     """Choose the topics to play from the ones a bag holds.

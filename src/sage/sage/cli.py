@@ -309,6 +309,10 @@ def bag_play(
         None, '--wait', min=0.0,
         help="at most this many seconds to wait for the graph's subscribers before playing "
              '(default 5)'),
+    wait_for: list[str] = typer.Option(
+        [], '--wait-for',
+        help='also wait (within --wait) until these topics have readers: TOPIC or TOPIC=N, '
+             'comma-separated, e.g. a node still loading its model'),
     profile: str = typer.Option('nano', '--profile', help=WATCH_PROFILE_HELP),
     domain_id: Optional[int] = domain_option(),
 ) -> None:
@@ -317,7 +321,8 @@ def bag_play(
     from sage.environment import as_env, joined_graph
     with joined_graph(as_env(graph_settings(profile, domain_id))):
         raise typer.Exit(play(bag, rate=rate, loop=loop, clock=clock, topics=topics,
-                                exclude=exclude, play_all=play_all, delay=wait))
+                                exclude=exclude, play_all=play_all, delay=wait,
+                                wait_for=wait_for))
 
 
 @bag_app.command('info')

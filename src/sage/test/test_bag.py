@@ -264,6 +264,76 @@ def test_play_selects_only_sensor_inputs_unless_told_otherwise():
         select_topics(DESIGN_TOPICS, topics=['/sage/imu/data'], play_all=True)
 
 
+def test_play_waits_for_a_reader_that_joins_late_and_it_gets_every_message(
+        tmp_path, ros_domain):
+    """--wait-for: a node still loading its model is not in the graph when the others are;
+    play waits until it reads too, so it gets the bag from the first message."""
+    import pytest
+
+    from sage.bag_select import readers_wanted
+    from sage.bag_types import BagError
+    assert readers_wanted(['sage/imu/data=2,/x', '']) == {'/sage/imu/data': 2, '/x': 1}
+    with pytest.raises(BagError, match='whole number'):
+        readers_wanted(['/x=0'])
+
+    bag = tmp_path / 'bag'
+    sent = [m for m in _messages(n_images=20) if m[0] != '/sage/text/in']
+    _write_bag(bag, sent, compression='none')
+    imu = [m[2] for m in sent if m[0] == '/sage/imu/data']
+    frames_before, got, said = _late_imu_reader(bag, ['/sage/imu/data'])
+    assert "waiting for the graph's subscribers and /sage/imu/data (1)" in said
+    assert frames_before == 0 and got == imu, said
+    # Without it, play starts once the camera's reader is matched: the late one misses the start.
+    frames_before, got, said = _late_imu_reader(bag, [])
+    assert frames_before > 0 and len(got) < len(imu), said
+    assert got == imu[len(imu) - len(got):]
+
+
+def _late_imu_reader(bag: Path, wait_for: list[str]) -> tuple[int, list[bytes], str]:
+    """Play bag to a camera reader there from the start, and an IMU reader that joins once
+    the camera's got a frame or after 2 s: (frames before the IMU reader joined, what the IMU
+    reader got, what play said)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image, Imu
+
+    from sage.bag import play
+    from sage_common.ros import RELIABLE_QOS
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = Node('bag_test_late_reader', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    frames: list[bytes] = []
+    node.create_subscription(Image, '/sage/camera/image_raw', frames.append, RELIABLE_QOS,
+                             raw=True)
+    got: list[bytes] = []
+    said = io.StringIO()
+    codes: list[int] = []
+    player = threading.Thread(target=lambda: codes.append(
+        play(bag, rate=0.5, wait_for=wait_for, delay=60.0, stdout=said)))
+    player.start()
+    try:
+        end = time.monotonic() + (2.0 if wait_for else 40.0)  # the IMU reader is loading
+        while not frames and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        frames_before = len(frames)
+        node.create_subscription(Imu, '/sage/imu/data', got.append, RELIABLE_QOS, raw=True)
+        end = time.monotonic() + 40.0
+        while player.is_alive() and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        for _ in range(20):  # the last samples in flight
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        player.join(timeout=10)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert codes == [0], said.getvalue()
+    return frames_before, got, said.getvalue()
+
+
 def test_cli_play_refuses_topics_with_all_and_says_what_it_skips(tmp_path):
     from typer.testing import CliRunner
 

@@ -15,6 +15,7 @@ them, so a few decisions near the threshold may differ.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -59,32 +60,6 @@ def _live_decisions(bag):
     return out
 
 
-def _wait_until_the_graph_listens(domain: int, env: dict, timeout: float = 120.0) -> None:
-    """Until the graph's node reads every sensor topic and SNARC reads both encoders' latents
-    (the recorder subscribes only once play publishes). play waits only for the readers
-    discovered when it starts, and an encoder that joins seconds into the scene starts its
-    voice detector and statistics elsewhere than the replay does."""
-    import time
-
-    import rclpy
-    from sage.environment import joined_graph
-
-    readers = {**{t: 1 for t in SENSOR_TOPICS},
-               **{Topic.latent_initial(m): 1 for m in ('vision', 'audio')}}
-    with joined_graph(env):
-        ctx = rclpy.Context()
-        rclpy.init(context=ctx, domain_id=domain)
-        node = rclpy.create_node('replay_live_wait', context=ctx)
-    try:
-        end = time.monotonic() + timeout
-        while any(node.count_subscribers(t) < n for t, n in readers.items()):
-            assert time.monotonic() < end, {t: node.count_subscribers(t) for t in readers}
-            time.sleep(0.1)
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown(context=ctx)
-
-
 def test_live_graph_and_offline_replay_attend_alike_on_a_realistic_scene(ros_domain,
                                                                           tmp_path):
     from sage.bag import play, record
@@ -109,10 +84,15 @@ def test_live_graph_and_offline_replay_attend_alike_on_a_realistic_scene(ros_dom
     graph.start()
     try:
         rec.start()
-        _wait_until_the_graph_listens(ros_domain, env)
-        # play then waits until every one of those readers is matched.
-        assert play(scene, topics=SENSOR_TOPICS, delay=60.0,
-                    stdout=open(os.devnull, 'w')) == 0
+        # play waits until the graph's nodes read every sensor topic and SNARC reads both
+        # encoders' latents (the recorder subscribes only once play publishes): an encoder
+        # that joined seconds into the scene would start its voice detector and statistics
+        # elsewhere than the replay does.
+        said = io.StringIO()
+        readers = SENSOR_TOPICS + [Topic.latent_initial(m) for m in ('vision', 'audio')]
+        assert play(scene, topics=SENSOR_TOPICS, delay=120.0, wait_for=readers,
+                    stdout=said) == 0, said.getvalue()
+        assert 'playing anyway' not in said.getvalue(), said.getvalue()
     finally:
         stop.set()
         rec.join(timeout=60)
