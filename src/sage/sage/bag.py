@@ -402,8 +402,7 @@ def _wait_for_graph(node: Any, pubs: dict[str, Any], delay: float, stop: threadi
         now = time.monotonic()
         found = {t: node.count_subscribers(t) for t in pubs}
         unmatched = [t for t, p in pubs.items() if p.get_subscription_count() < found[t]]
-        short = {t: node.count_subscribers(t) for t, n in wanted.items()
-                 if node.count_subscribers(t) < n}
+        short = {t: k for t, n in wanted.items() if (k := node.count_subscribers(t)) < n}
         if (any(found.values()) or wanted) and not unmatched and not short:
             settled_at = settled_at if settled_at is not None else now
             if now - settled_at >= MATCH_SETTLE_S:

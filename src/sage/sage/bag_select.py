@@ -36,7 +36,7 @@ def readers_wanted(values: Iterable[str]) -> dict[str, int]:
     """`--wait-for` values -> {topic: readers}: 'TOPIC' wants 1 reader, 'TOPIC=N' N.
 
     Raises:
-        BagError: N is not a whole number of at least 1.
+        BagError: no topic name, or N is not a whole number of at least 1.
     """
     wanted: dict[str, int] = {}
     for item in (part.strip() for value in values for part in value.split(',')):
@@ -49,8 +49,10 @@ def readers_wanted(values: Iterable[str]) -> dict[str, int]:
             n = 0
         if n < 1:
             raise BagError(f'--wait-for {item}: the reader count must be a whole number >= 1')
-        (topic,) = split_topics([name])
-        wanted[topic] = n
+        topic = split_topics([name])
+        if not topic:
+            raise BagError(f'--wait-for {item}: no topic name')
+        wanted[topic[0]] = n
     return wanted
 
 

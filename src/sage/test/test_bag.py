@@ -273,8 +273,9 @@ def test_play_waits_for_a_reader_that_joins_late_and_it_gets_every_message(
     from sage.bag_select import readers_wanted
     from sage.bag_types import BagError
     assert readers_wanted(['sage/imu/data=2,/x', '']) == {'/sage/imu/data': 2, '/x': 1}
-    with pytest.raises(BagError, match='whole number'):
-        readers_wanted(['/x=0'])
+    for bad, why in (('/x=0', 'whole number'), ('/x=two', 'whole number'), ('=2', 'no topic')):
+        with pytest.raises(BagError, match=why):
+            readers_wanted([bad])
 
     bag = tmp_path / 'bag'
     sent = [m for m in _messages(n_images=20) if m[0] != '/sage/text/in']
