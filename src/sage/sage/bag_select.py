@@ -39,20 +39,17 @@ def readers_wanted(values: Iterable[str]) -> dict[str, int]:
         BagError: no topic name, or N is not a whole number of at least 1.
     """
     wanted: dict[str, int] = {}
-    for item in (part.strip() for value in values for part in value.split(',')):
-        if not item:
-            continue
-        name, _, count = item.partition('=')
+    for item in split_topics(values):
+        topic, _, count = item.partition('=')
+        if topic == '/':
+            raise BagError(f'--wait-for {item[1:]}: no topic name')
         try:
             n = int(count) if count else 1
         except ValueError:
             n = 0
         if n < 1:
             raise BagError(f'--wait-for {item}: the reader count must be a whole number >= 1')
-        topic = split_topics([name])
-        if not topic:
-            raise BagError(f'--wait-for {item}: no topic name')
-        wanted[topic[0]] = n
+        wanted[topic] = n
     return wanted
 
 

@@ -2,6 +2,7 @@
 choose what play publishes; compressed and split recordings read back whole and in order."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 import io
 import os
 from pathlib import Path
@@ -147,43 +148,53 @@ def test_recorded_bag_reads_independently_and_plays_back_identical_messages(
         assert received[topic] == [r[3] for r in recorded[topic]], topic
 
 
-def _listen_while_playing(bag: Path, start_play) -> dict[str, list[bytes]]:
+@contextmanager
+def _node_beside(start_play, name: str):
+    """A node spun by an executor in a ROS context of its own, and a player thread that runs
+    start_play() once started: (node, executor, player, [its exit code]). On leaving, the
+    player is joined and the context shut down."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = Node(name, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    codes: list[int] = []
+    player = threading.Thread(target=lambda: codes.append(start_play()))
+    try:
+        yield node, executor, player, codes
+    finally:
+        if player.ident is not None:
+            player.join(timeout=10)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def _listen_while_playing(bag: Path, start_play) -> dict[str, list[bytes]]:
     from rosgraph_msgs.msg import Clock
 
     from sage.bag_types import message_class
     from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
     types = {t: f'sage_interfaces/msg/{n}' for t, n in zip(
         TOPICS, ('Salience', 'AtpBudget', 'Experience', 'MetabolicState'))}
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = Node('bag_test_listener', context=context)
     received: dict[str, list[bytes]] = {t: [] for t in TOPICS}
     clocks: list[Clock] = []
-    for topic, msgtype in types.items():
-        node.create_subscription(
-            message_class(msgtype), topic, received[topic].append,
-            LATCHED_QOS if topic == '/sage/metabolic_state' else RELIABLE_QOS, raw=True)
-    node.create_subscription(Clock, '/clock', clocks.append, 10)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    codes: list[int] = []
-    player = threading.Thread(target=lambda: codes.append(start_play()))
-    player.start()
-    want = {t: len(v) for t, v in expected_messages().items()}
-    deadline = time.monotonic() + 35.0
-    try:
+    with _node_beside(start_play, 'bag_test_listener') as (node, executor, player, codes):
+        for topic, msgtype in types.items():
+            node.create_subscription(
+                message_class(msgtype), topic, received[topic].append,
+                LATCHED_QOS if topic == '/sage/metabolic_state' else RELIABLE_QOS, raw=True)
+        node.create_subscription(Clock, '/clock', clocks.append, 10)
+        player.start()
+        want = {t: len(v) for t, v in expected_messages().items()}
+        deadline = time.monotonic() + 35.0
         while time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
             if all(len(received[t]) >= n for t, n in want.items()) and not player.is_alive():
                 break
-    finally:
-        player.join(timeout=10)
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
     assert codes == [0]
     assert clocks, 'no /clock message while playing with clock=True'
     return received
@@ -294,28 +305,18 @@ def _late_imu_reader(bag: Path, wait_for: list[str]) -> tuple[int, list[bytes], 
     """Play bag to a camera reader there from the start, and an IMU reader that joins once
     the camera's got a frame or after 2 s: (frames before the IMU reader joined, what the IMU
     reader got, what play said)."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.node import Node
     from sensor_msgs.msg import Image, Imu
 
     from sage.bag import play
     from sage_common.ros import RELIABLE_QOS
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = Node('bag_test_late_reader', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
     frames: list[bytes] = []
-    node.create_subscription(Image, '/sage/camera/image_raw', frames.append, RELIABLE_QOS,
-                             raw=True)
     got: list[bytes] = []
     said = io.StringIO()
-    codes: list[int] = []
-    player = threading.Thread(target=lambda: codes.append(
-        play(bag, rate=0.5, wait_for=wait_for, delay=60.0, stdout=said)))
-    player.start()
-    try:
+    with _node_beside(lambda: play(bag, rate=0.5, wait_for=wait_for, delay=60.0, stdout=said),
+                      'bag_test_late_reader') as (node, executor, player, codes):
+        node.create_subscription(Image, '/sage/camera/image_raw', frames.append,
+                                 RELIABLE_QOS, raw=True)
+        player.start()
         end = time.monotonic() + (2.0 if wait_for else 40.0)  # the IMU reader is loading
         while not frames and time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
@@ -326,11 +327,6 @@ def _late_imu_reader(bag: Path, wait_for: list[str]) -> tuple[int, list[bytes], 
             executor.spin_once(timeout_sec=0.05)
         for _ in range(20):  # the last samples in flight
             executor.spin_once(timeout_sec=0.05)
-    finally:
-        player.join(timeout=10)
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
     assert codes == [0], said.getvalue()
     return frames_before, got, said.getvalue()
 

@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from sage_common.params import resolve
 from sage_common.records import ImuRecord, LatentRecord
 from sage_snarc.snarc_core import SnarcCore
+from sage_snarc.snarc_params import PARAMS
 
 
 def _memories(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -48,7 +50,7 @@ def run_bench(seconds: float = 10.0, *, memories: int = 100_000, dim: int = 32,
         memory size and the time spent building the index.
     """
     rng = np.random.default_rng(seed)
-    values = dict(SnarcCore.from_params(params or {}).values)
+    values = resolve(PARAMS, params or {})  # every value: the changes below alter one
     core = SnarcCore.from_params(values)
     t0 = time.perf_counter()
     for x in _memories(memories, dim, rng):
