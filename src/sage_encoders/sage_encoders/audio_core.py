@@ -22,7 +22,8 @@ from sage_common.records import LatentRecord
 from sage_encoders.denoise import GateConfig, SpectralGate
 from sage_encoders.errors import EncoderError, InputError
 from sage_encoders.input_ring import InputRing, s16le_zlib_input
-from sage_encoders.preprocess import MelConfig, log_mel_db, normalise_mel, pcm_to_float
+from sage_encoders.preprocess import MelConfig, log_mel_db, model_mel, normalise_mel
+from sage_encoders.preprocess import pcm_to_float
 from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, RuntimeConfig,
                                   SwappableModel, before_refinement, encode_puzzle)
 from sage_encoders.runtime import Log
@@ -326,8 +327,8 @@ class AudioEncoderCore(SwappableModel):
         voice = self._voice_model()
         t0 = time.perf_counter()
         samples = pcm_to_float(pcm)
-        db = log_mel_db(samples, self.mel)  # (n_mels, frames)
-        x = normalise_mel(db, self.mel)[None, None]
+        db = log_mel_db(samples, self.mel)  # (n_mels, frames): the features' front end
+        x = self._model_input(model, samples, db)
         rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
         features = {'rms': rms,
                     'rms_db': max(RMS_DB_FLOOR, 20.0 * math.log10(max(rms, 1e-10))),
@@ -394,10 +395,20 @@ class AudioEncoderCore(SwappableModel):
         if self._voice is not None:
             self._voice.reset()
 
-    def probe_input(self) -> np.ndarray:
-        """A window of digital silence as the network sees it (the model-swap probe)."""
+    def _model_input(self, model: PuzzleModel, samples: np.ndarray,
+                     db: np.ndarray | None = None) -> np.ndarray:
+        """(1, 1, n_mels, frames) network input of a window through `model`'s own front end
+        (`db`, the features' log-mel, is reused when the two front ends are the same)."""
+        mel = model_mel(model.meta, self.cfg.sample_rate, self.cfg.window_samples)
+        if db is None or mel != self.mel:
+            db = log_mel_db(samples, mel)
+        return normalise_mel(db, mel)[None, None]
+
+    def probe_input(self, model: PuzzleModel | None = None) -> np.ndarray:
+        """A window of digital silence as `model` (default: the running one) sees it (the
+        model-swap probe)."""
         silence = np.zeros(self.cfg.window_samples, np.float32)
-        return normalise_mel(log_mel_db(silence, self.mel), self.mel)[None, None]
+        return self._model_input(model or self.model, silence)
 
     def load(self) -> None:
         """Load the model now (it also loads on first use)."""

@@ -58,7 +58,8 @@ def _lat(fn: Callable[[int], Any], n_inputs: int, seconds: float, warmup: int = 
 def _puzzle(modality: str, seconds: float, variants: tuple[str, ...], threads: int
             ) -> dict[str, Any]:
     from sage_encoders import data
-    from sage_encoders.preprocess import MelConfig, pcm_to_float, preprocess_audio
+    from sage_encoders.model_files import model_dir, read_meta
+    from sage_encoders.preprocess import model_mel, pcm_to_float, preprocess_audio
     from sage_encoders.preprocess import preprocess_rgb
     from sage_encoders.puzzle import PuzzleModel, RuntimeConfig
     from sage_encoders.quantize import lookup, nearest_codes
@@ -69,7 +70,7 @@ def _puzzle(modality: str, seconds: float, variants: tuple[str, ...], threads: i
         def prep(i: int) -> np.ndarray:
             return preprocess_rgb(raw[i], 240)
     else:
-        mel = MelConfig()
+        mel = model_mel(read_meta(model_dir(''), 'audio'))  # the packaged model's front end
         rng = np.random.default_rng(data.HELDOUT_SEED + 7)
         raw = [data.to_pcm(data.synth_clip(rng, 1.024)[:mel.window_samples]) for _ in range(8)]
 

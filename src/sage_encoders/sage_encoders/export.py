@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from sage_encoders import data
-from sage_encoders.model_files import PACKAGED_DIR, onnx_path, write_json
-from sage_encoders.preprocess import MelConfig
+from sage_encoders.model_files import PACKAGED_DIR, onnx_path, read_meta, write_json
+from sage_encoders.preprocess import model_mel
 from sage_encoders.quantize import lookup, nearest_codes
 
 OPSET = 17
@@ -84,15 +84,17 @@ def _session(path: Path) -> Any:
     return ort.InferenceSession(str(path), so, providers=['CPUExecutionProvider'])
 
 
-def _inputs(modality: str, n_calib: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """(calibration batches of 1, held-out inputs) in the training distribution."""
+def _inputs(modality: str, n_calib: int, out_dir: Path
+            ) -> tuple[list[np.ndarray], np.ndarray]:
+    """(calibration batches of 1, held-out inputs) in the training distribution (audio
+    through the front end out_dir's model was trained with)."""
     from sage_encoders.preprocess import preprocess_rgb
 
     if modality == 'vision':
         pool = data.vision_pool(n_calib, seed=data.TRAIN_SEED + 1)
         calib = [preprocess_rgb(f, 240) for f in pool]
         return calib, data.vision_heldout(240)
-    mel = MelConfig()
+    mel = model_mel(read_meta(out_dir, modality))
     wins = data.audio_train_windows(mel, seed=data.TRAIN_SEED + 1)
     step = max(1, len(wins) // n_calib)
     calib = [data.audio_mels([w], mel) for w in wins[::step][:n_calib]]
@@ -167,7 +169,7 @@ def export_puzzle(modality: str, out_dir: Path = PACKAGED_DIR, n_calib: int = 48
     _export_fp32(model.decoder, z, dec32, 'z_q', 'x_hat')
     _to_fp16(enc32, onnx_path(out_dir, modality, 'encoder', 'fp16'))
     _to_fp16(dec32, onnx_path(out_dir, modality, 'decoder', 'fp16'))
-    calib, held = _inputs(modality, n_calib)
+    calib, held = _inputs(modality, n_calib, out_dir)
     codebook = np.load(out_dir / f'{modality}_codebook.npy')
     enc = _session(enc32)
     zq = [lookup(nearest_codes(enc.run(None, {'x': c})[0][0], codebook), codebook)

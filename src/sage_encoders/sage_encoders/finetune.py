@@ -31,7 +31,8 @@ import torch.nn.functional as F
 
 from sage_encoders import data
 from sage_encoders.model_files import read_meta, write_json
-from sage_encoders.preprocess import MelConfig, pcm_to_float, preprocess_audio, resize_rgb
+from sage_encoders.preprocess import MelConfig, model_mel, pcm_to_float, preprocess_audio
+from sage_encoders.preprocess import resize_rgb
 from sage_encoders.preprocess import scale_rgb
 from sage_encoders.vqvae import VqVae, load, save
 
@@ -125,6 +126,7 @@ class FinetuneResult:
     day_after: float = math.nan
     heldout_before: float = math.nan
     heldout_after: float = math.nan
+    heldout_inputs: int = 0
     decision: str = 'skipped'
     reason: str = ''
     timings: dict[str, float] = field(default_factory=dict)
@@ -138,7 +140,7 @@ class FinetuneResult:
                 'heldout_recon_after': self.heldout_after,
                 'heldout_forgetting': -relative_gain(self.heldout_before, self.heldout_after),
                 'day_inputs_held_back': len(self.holdout_uuids),
-                'heldout_inputs': int(len(heldout_set(self.modality))),
+                'heldout_inputs': self.heldout_inputs,
                 'min_gain': cfg.min_gain, 'max_forgetting': cfg.max_forgetting,
                 'metric': 'reconstruction MSE (normalised units, torch, whole inputs)'}
 
@@ -225,8 +227,8 @@ class JpegFrames:
 
 
 def _split_day(modality: str, items: Sequence[InputLike], size: int, holdout: float,
-               seed: int, res: 'FinetuneResult', gap_s: float = 0.0
-               ) -> tuple[Any, np.ndarray]:
+               seed: int, res: 'FinetuneResult', gap_s: float = 0.0,
+               mel: MelConfig | None = None) -> tuple[Any, np.ndarray]:
     """(inputs to train on, decoded held-back inputs); sets res's uuids and undecodable.
 
     Vision inputs to train on stay JPEG (JpegFrames); every one is decoded once here, to
@@ -248,7 +250,7 @@ def _split_day(modality: str, items: Sequence[InputLike], size: int, holdout: fl
         res.holdout_uuids = [ok[i].uuid for i in ho]
         return (JpegFrames([ok[i] for i in tr], size),
                 np.stack([decode_vision(ok[i], size) for i in ho]))
-    x, uuids, res.undecodable = decode_inputs(modality, items, size)
+    x, uuids, res.undecodable = decode_inputs(modality, items, size, mel)
     if len(x) < 2:
         raise ValueError(f'{len(x)} of {len(items)} {modality} inputs decode: need 2')
     stamp = {i.uuid: i.stamp for i in items}
@@ -304,17 +306,17 @@ def split_holdout(stamps: Sequence[float], fraction: float, seed: int, gap_s: fl
 # ------------------------------------------------------------------ shipped data
 
 @lru_cache(maxsize=2)
-def heldout_set(modality: str) -> np.ndarray:
-    """The shipped held-out inputs train.py evaluates on (built once per process:
-    vision 36 frames ~0.1 s, audio 93 windows ~1.2 s of espeak on a 2-core x86)."""
+def heldout_set(modality: str, mel: MelConfig | None = None) -> np.ndarray:
+    """The shipped held-out inputs train.py evaluates on (built once per process and front
+    end: vision 36 frames ~0.1 s, audio 93 windows ~1.2 s of espeak on a 2-core x86)."""
     if modality == 'vision':
         return data.vision_heldout(SHIPPED_SIZE)
-    mel = MelConfig()
+    mel = mel or MelConfig()
     return data.audio_mels(data.audio_heldout_windows(mel), mel)
 
 
 @lru_cache(maxsize=2)
-def rehearsal_set(modality: str) -> Any:
+def rehearsal_set(modality: str, mel: MelConfig | None = None) -> Any:
     """Shipped training data to rehearse (once per process: ~2.4 s vision, ~2.2 s audio).
 
     Vision: the 400 augmented frames train.py crops from (list of RGB uint8), resized to the
@@ -323,7 +325,7 @@ def rehearsal_set(modality: str) -> Any:
     """
     if modality == 'vision':
         return [resize_rgb(f, SHIPPED_SIZE) for f in data.vision_pool(400, data.TRAIN_SEED)]
-    mel = MelConfig()
+    mel = mel or MelConfig()
     return data.audio_mels(data.audio_train_windows(mel, data.TRAIN_SEED), mel)
 
 
@@ -434,13 +436,16 @@ def finetune(modality: str, base_dir: Path, items: Sequence[InputLike], cfg: Fin
     res = FinetuneResult(modality)
     base = load(Path(base_dir) / f'{modality}_vqvae.pt')
     size = base.cfg.input_size[0]
+    # Audio goes through the front end the base was trained with (vision: None).
+    mel = model_mel(read_meta(Path(base_dir), modality)) if modality == 'audio' else None
     day_train, day_hold = _split_day(modality, items, size, cfg.holdout, cfg.seed, res,
-                                     cfg.holdout_gap_s)
+                                     cfg.holdout_gap_s, mel)
     res.timings['decode_s'] = time.monotonic() - t0
 
     t = time.monotonic()
-    held = heldout_set(modality)
-    rehearse = rehearsal_set(modality) if cfg.rehearsal > 0 else None
+    held = heldout_set(modality, mel)
+    res.heldout_inputs = int(len(held))
+    rehearse = rehearsal_set(modality, mel) if cfg.rehearsal > 0 else None
     res.timings['shipped_data_s'] = time.monotonic() - t
     if should_stop():
         raise Preempted

@@ -203,13 +203,14 @@ class SwappableModel:
     model: PuzzleModel
     model_lock: threading.Lock
 
-    def probe_input(self) -> np.ndarray:
-        """A neutral network input of the running shape (grey frame, digital silence)."""
+    def probe_input(self, model: PuzzleModel | None = None) -> np.ndarray:
+        """A neutral network input of the running shape (grey frame, digital silence), as
+        `model` (default: the running one) takes it."""
         raise NotImplementedError
 
     def grid_shape(self, model: PuzzleModel) -> tuple[int, int]:
         """(h, w) code grid `model` makes from this core's input (its metadata's stride)."""
-        h, w = self.probe_input().shape[2:]
+        h, w = self.probe_input(model).shape[2:]
         return h // model.stride, w // model.stride
 
     def prepare_model(self, directory: Path | str) -> PuzzleModel:
@@ -244,7 +245,8 @@ class SwappableModel:
                              f"running model's {current.code_dim}")
         candidate.load()
         try:
-            res = encode_puzzle(candidate, self.probe_input(), 0.0, IrpConfig(max_iterations=0))
+            res = encode_puzzle(candidate, self.probe_input(candidate), 0.0,
+                                IrpConfig(max_iterations=0))
         except ModelError:
             raise
         except Exception as err:  # onnxruntime raises its own untyped errors

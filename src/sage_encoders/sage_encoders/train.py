@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from sage_encoders import data
 from sage_encoders.model_files import PACKAGED_DIR, write_json
-from sage_encoders.preprocess import MelConfig
+from sage_encoders.preprocess import MODEL_MEL
 from sage_encoders.vqvae import AUDIO_CONFIG, VISION_CONFIG, VqVae, VqVaeConfig, save
 
 Sampler = Callable[[np.random.Generator], np.ndarray]
@@ -130,7 +130,7 @@ def _vision(steps: int, seed: int) -> tuple[VqVaeConfig, Sampler, np.ndarray, di
 
 
 def _audio(steps: int, seed: int) -> tuple[VqVaeConfig, Sampler, np.ndarray, dict[str, Any]]:
-    mel = MelConfig()
+    mel = MODEL_MEL
     train_x = data.audio_mels(data.audio_train_windows(mel, seed), mel)
     held = data.audio_mels(data.audio_heldout_windows(mel), mel)
 
@@ -174,7 +174,7 @@ def run(modality: str, out_dir: Path, steps: int, seed: int, export: bool = True
         'preprocess': ({'kind': 'rgb', 'size': cfg.input_size[0], 'scale': 'x/127.5 - 1',
                         'function': 'sage_encoders.preprocess.preprocess_rgb'}
                        if modality == 'vision' else
-                       {'kind': 'log_mel', 'mel': MelConfig().__dict__,
+                       {'kind': 'log_mel', 'mel': MODEL_MEL.__dict__,
                         'function': 'sage_encoders.preprocess.preprocess_audio'}),
         'training': {'command': f'python -m sage_encoders.train {modality} --steps {steps} '
                                 f'--seed {seed}',

@@ -217,8 +217,9 @@ class VisionEncoderCore(SwappableModel):
         self.inputs.encode = partial(jpeg_input,
                                      quality=int(values['training_input.jpeg_quality']))
 
-    def probe_input(self) -> np.ndarray:
-        """A mid-grey frame as the network sees it (the model-swap probe)."""
+    def probe_input(self, model: PuzzleModel | None = None) -> np.ndarray:
+        """A mid-grey frame as the network sees it (the model-swap probe; every vision model
+        takes the same input)."""
         size = self.cfg.input_size
         return scale_rgb(np.full((size, size, 3), 128, np.uint8))
 

@@ -9,8 +9,8 @@ import pytest
 from sage_common.previews import decode_audio
 from sage_encoders.audio_core import FEATURES, AudioEncoderCore
 from sage_encoders.errors import InputError
-from sage_encoders.model_files import PACKAGED_DIR, onnx_path
-from sage_encoders.preprocess import MelConfig, pcm_from_bytes
+from sage_encoders.model_files import PACKAGED_DIR, onnx_path, read_meta
+from sage_encoders.preprocess import MODEL_MEL, MelConfig, model_mel, pcm_from_bytes
 
 SR = 16000
 
@@ -37,7 +37,7 @@ def test_trained_audio_model_beats_untrained_on_heldout_sounds() -> None:
     from sage_encoders.train import evaluate
     from sage_encoders.vqvae import AUDIO_CONFIG, VqVae, load
 
-    mel = MelConfig()
+    mel = model_mel(read_meta(PACKAGED_DIR, 'audio'))
     held = data.audio_mels(data.audio_heldout_windows(mel), mel)  # other voices and phrases
     trained = evaluate(load(PACKAGED_DIR / 'audio_vqvae.pt'), held)
     torch.manual_seed(0)
@@ -62,7 +62,7 @@ def test_onnx_codes_match_torch_on_fixed_windows() -> None:
     rng = np.random.default_rng(77)
     for _ in range(6):
         pcm = data.to_pcm(data.synth_clip(rng, 1.1)[:16384])
-        x = preprocess_audio(pcm_to_float(pcm), MelConfig())
+        x = preprocess_audio(pcm_to_float(pcm), MODEL_MEL)
         z_onnx = sess.run(None, {'x': x})[0][0]
         with torch.no_grad():
             z_torch = model.encoder(torch.from_numpy(x)).numpy()[0]
@@ -203,3 +203,58 @@ def test_a_missing_voice_model_turns_the_feature_off_and_says_why(audio_params, 
     assert 'nowhere.onnx' in (core.voice_error or '') and len(said) == 1
     off = _feed(_core(audio_params, **{'voice.enabled': False}), _tone(2.0))
     assert off and 'voice' not in off[0].features
+
+
+def test_each_model_takes_windows_through_the_front_end_it_was_trained_with(
+        audio_params, tmp_path) -> None:
+    """The packaged model records MODEL_MEL (1024-sample frames) and gets it; a version whose
+    metadata records the 512-sample front end (one fine-tuned before MODEL_MEL, rolled back
+    to) gets that one; the level and spectrum features keep the default front end."""
+    import shutil
+
+    from sage_encoders import data
+    from sage_encoders.preprocess import pcm_to_float, preprocess_audio
+    from sage_encoders.quantize import nearest_codes
+
+    assert read_meta(PACKAGED_DIR, 'audio')['preprocess']['mel'] == MODEL_MEL.__dict__
+    assert MODEL_MEL.n_fft != MelConfig().n_fft
+    old = tmp_path / 'old'
+    shutil.copytree(PACKAGED_DIR, old)
+    meta = read_meta(old, 'audio')
+    meta['preprocess']['mel'] = MelConfig().__dict__
+    (old / 'audio_vqvae.json').write_text(json.dumps(meta))
+
+    pcm = data.to_pcm(data.synth_clip(np.random.default_rng(5), 1.1)[:16384])
+    core = _core(audio_params, **{'irp.max_iterations': 0})
+    for folder, mel in ((PACKAGED_DIR, MODEL_MEL), (old, MelConfig())):
+        if folder is not PACKAGED_DIR:
+            core.use_model(folder)
+        rec = core.encode_window(pcm, 1.0)
+        model = core.model
+        want = nearest_codes(model.encode(preprocess_audio(pcm_to_float(pcm), mel)),
+                             model.codebook)
+        assert np.array_equal(rec.codes, want), folder
+        other = MelConfig() if mel == MODEL_MEL else MODEL_MEL
+        assert not np.array_equal(rec.codes, nearest_codes(
+            model.encode(preprocess_audio(pcm_to_float(pcm), other)), model.codebook))
+    fresh = _core(audio_params).encode_window(pcm, 1.0).features
+    level = [k for k in FEATURES if k != 'voice']  # the voice detector keeps state
+    assert [rec.features[k] for k in level] == [fresh[k] for k in level]
+
+
+def test_a_version_whose_front_end_record_is_broken_is_refused_clearly(audio_params,
+                                                                       tmp_path) -> None:
+    import shutil
+
+    from sage_encoders.errors import ModelError
+
+    bad = tmp_path / 'bad'
+    shutil.copytree(PACKAGED_DIR, bad)
+    meta = read_meta(bad, 'audio')
+    meta['preprocess']['mel'] = {**MODEL_MEL.__dict__, 'n_ftt': 1024}
+    (bad / 'audio_vqvae.json').write_text(json.dumps(meta))
+    core = _core(audio_params)
+    running = core.model
+    with pytest.raises(ModelError, match='preprocess.mel'):
+        core.use_model(bad)
+    assert core.model is running

@@ -21,8 +21,9 @@ import time
 import numpy as np
 import pytest
 
+from sage_encoders.model_files import read_meta
 from sage_encoders.model_versions import LIVE_FILE, PACKAGED_DIR, ModelVersions
-from sage_encoders.preprocess import MelConfig
+from sage_encoders.preprocess import model_mel
 
 
 MIN_GAIN, MAX_FORGETTING = 0.05, 0.05
@@ -108,7 +109,7 @@ def test_the_version_loads_in_onnxruntime_and_encodes_a_stored_input(day, modali
     vdir = day['versions'] / modality / r['version']
     item = next(i for i in day['items'] if i.modality == modality)
     x = (scale_rgb(decode_vision(item, 240)) if modality == 'vision'
-         else decode_audio(item, MelConfig())[None])
+         else decode_audio(item, model_mel(read_meta(vdir, modality)))[None])
     codebook = np.load(vdir / f'{modality}_codebook.npy')
     # sleep.retrain.freeze_codebook (on by default): the codes mean what they meant.
     assert np.array_equal(codebook, np.load(PACKAGED_DIR / f'{modality}_codebook.npy'))
