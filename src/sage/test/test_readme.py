@@ -178,8 +178,8 @@ CHECKS: dict[str, Check] = {
     'sage bench sleep --preempt 20': Check(
         '', note='20 sleeps of a two-node graph (about 2 min): test_bench_sleep runs the same '
                  'run_preempt with 2'),
-    'sage bench sleep --seeds 2 --seed-set report': Check(
-        '', note='four full scenes and a 5 min sleep (about 25 min): test_bench_sleep runs the '
+    'sage bench sleep': Check(
+        '', note='two full scenes and a 5 min sleep (about 14 min): test_bench_sleep runs the '
                  'same run_bench on one short scene per day'),
     'sage memory models': Check('.venv/bin/sage memory models',
                                 [r'vision:', r'audio:', r'\*\s+packaged']),
