@@ -181,8 +181,8 @@ class MelConfig:
 # 16 ms as before. With 512 the lowest mel bands hold one FFT bin each, so a room's steady
 # noise leaves a periodogram ripple there that is new in every window: 98 % of the old
 # model's error on a day of one room, and nothing a model can learn from another day. With
-# 1024 a retrained model learns a room in one sleep: a day-1 fine-tune brought day-2 error to
-# 0.81 of before (tuning room 0, seeds 0 -> 1) where the 512 model reached 0.91.
+# 1024, a day-1 fine-tune of a model retrained on it brought day-2 error to 0.81 of before
+# (tuning room 0, seeds 0 -> 1) where the 512 model reached 0.91 in the same harness.
 MODEL_MEL = MelConfig(n_fft=1024)
 
 
