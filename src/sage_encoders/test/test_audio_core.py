@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+import shutil
 
 import numpy as np
 import pytest
@@ -205,38 +207,44 @@ def test_a_missing_voice_model_turns_the_feature_off_and_says_why(audio_params, 
     assert off and 'voice' not in off[0].features
 
 
+def _version_with_mel(tmp_path, name: str, mel: dict) -> Path:
+    """A copy of the packaged audio model whose metadata records `mel` as its front end."""
+    folder = tmp_path / name
+    shutil.copytree(PACKAGED_DIR, folder)
+    meta = read_meta(folder, 'audio')
+    meta['preprocess']['mel'] = mel
+    (folder / 'audio_vqvae.json').write_text(json.dumps(meta))
+    return folder
+
+
 def test_each_model_takes_windows_through_the_front_end_it_was_trained_with(
         audio_params, tmp_path) -> None:
     """The packaged model records MODEL_MEL (1024-sample frames) and gets it; a version whose
     metadata records the 512-sample front end (one fine-tuned before MODEL_MEL, rolled back
     to) gets that one; the level and spectrum features keep the default front end."""
-    import shutil
-
     from sage_encoders import data
     from sage_encoders.preprocess import pcm_to_float, preprocess_audio
     from sage_encoders.quantize import nearest_codes
 
     assert read_meta(PACKAGED_DIR, 'audio')['preprocess']['mel'] == MODEL_MEL.__dict__
     assert MODEL_MEL.n_fft != MelConfig().n_fft
-    old = tmp_path / 'old'
-    shutil.copytree(PACKAGED_DIR, old)
-    meta = read_meta(old, 'audio')
-    meta['preprocess']['mel'] = MelConfig().__dict__
-    (old / 'audio_vqvae.json').write_text(json.dumps(meta))
-
     pcm = data.to_pcm(data.synth_clip(np.random.default_rng(5), 1.1)[:16384])
     core = _core(audio_params, **{'irp.max_iterations': 0})
-    for folder, mel in ((PACKAGED_DIR, MODEL_MEL), (old, MelConfig())):
-        if folder is not PACKAGED_DIR:
-            core.use_model(folder)
+
+    def check(mel: MelConfig, other: MelConfig):
         rec = core.encode_window(pcm, 1.0)
         model = core.model
-        want = nearest_codes(model.encode(preprocess_audio(pcm_to_float(pcm), mel)),
-                             model.codebook)
-        assert np.array_equal(rec.codes, want), folder
-        other = MelConfig() if mel == MODEL_MEL else MODEL_MEL
-        assert not np.array_equal(rec.codes, nearest_codes(
-            model.encode(preprocess_audio(pcm_to_float(pcm), other)), model.codebook))
+
+        def codes_of(front_end: MelConfig) -> np.ndarray:
+            x = preprocess_audio(pcm_to_float(pcm), front_end)
+            return nearest_codes(model.encode(x), model.codebook)
+        assert np.array_equal(rec.codes, codes_of(mel))
+        assert not np.array_equal(rec.codes, codes_of(other))
+        return rec
+
+    check(MODEL_MEL, MelConfig())
+    core.use_model(_version_with_mel(tmp_path, 'old', MelConfig().__dict__))
+    rec = check(MelConfig(), MODEL_MEL)
     fresh = _core(audio_params).encode_window(pcm, 1.0).features
     level = [k for k in FEATURES if k != 'voice']  # the voice detector keeps state
     assert [rec.features[k] for k in level] == [fresh[k] for k in level]
@@ -244,15 +252,9 @@ def test_each_model_takes_windows_through_the_front_end_it_was_trained_with(
 
 def test_a_version_whose_front_end_record_is_broken_is_refused_clearly(audio_params,
                                                                        tmp_path) -> None:
-    import shutil
-
     from sage_encoders.errors import ModelError
 
-    bad = tmp_path / 'bad'
-    shutil.copytree(PACKAGED_DIR, bad)
-    meta = read_meta(bad, 'audio')
-    meta['preprocess']['mel'] = {**MODEL_MEL.__dict__, 'n_ftt': 1024}
-    (bad / 'audio_vqvae.json').write_text(json.dumps(meta))
+    bad = _version_with_mel(tmp_path, 'bad', {**MODEL_MEL.__dict__, 'n_ftt': 1024})
     core = _core(audio_params)
     running = core.model
     with pytest.raises(ModelError, match='preprocess.mel'):
