@@ -177,13 +177,15 @@ class MelConfig:
         return self.window_samples // self.hop
 
 
-# Front end of the audio models trained from now on: 1024-sample STFT frames (64 ms), every
+# Front end of the audio models trained from now on: 2048-sample STFT frames (128 ms), every
 # 16 ms as before. With 512 the lowest mel bands hold one FFT bin each, so a room's steady
 # noise leaves a periodogram ripple there that is new in every window: 98 % of the old
-# model's error on a day of one room, and nothing a model can learn from another day. With
-# 1024, a day-1 fine-tune of a model retrained on it brought day-2 error to 0.81 of before
-# (tuning room 0, seeds 0 -> 1) where the 512 model reached 0.91 in the same harness.
-MODEL_MEL = MelConfig(n_fft=1024)
+# model's error on a day of one room, and nothing a model can learn from another day. Longer
+# frames average more bins into each low band. A day-1 fine-tune of a model retrained on each
+# front end (probe harness, tuning rooms 0 and 2, day-2 error after/before): 512 0.91 (room 0);
+# 1024 0.81 and 0.67; 2048 0.77 and 0.51; 4096 0.47 (room 0), not taken: 256 ms frames leave a
+# 1 s window four independent time slices, too few for speech.
+MODEL_MEL = MelConfig(n_fft=2048)
 
 
 def model_mel(meta: Mapping[str, Any], sample_rate: int | None = None,

@@ -219,7 +219,7 @@ def _version_with_mel(tmp_path, name: str, mel: dict) -> Path:
 
 def test_each_model_takes_windows_through_the_front_end_it_was_trained_with(
         audio_params, tmp_path) -> None:
-    """The packaged model records MODEL_MEL (1024-sample frames) and gets it; a version whose
+    """The packaged model records MODEL_MEL (2048-sample frames) and gets it; a version whose
     metadata records the 512-sample front end (one fine-tuned before MODEL_MEL, rolled back
     to) gets that one; the level and spectrum features keep the default front end."""
     from sage_encoders import data
