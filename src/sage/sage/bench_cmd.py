@@ -28,6 +28,7 @@ BENCHMARKS = {
     'salience': 'sage.bench_salience',
     'twohost': 'sage.bench_twohost',
     'sleep': 'sage.bench_sleep',
+    'targets': 'sage.bench_targets',
 }
 
 

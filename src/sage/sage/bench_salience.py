@@ -10,6 +10,7 @@ parameters scores them again without encoding (the same decisions as encoding an
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 import os
 from pathlib import Path
@@ -37,11 +38,12 @@ def cache_dir() -> Path:
     return Path(env) if env else user_cache('scenes')
 
 
-def seeds_for(scenes: str, seed_set: str, n: int, days: int = 1) -> list[int]:
-    """The first n * days seeds of a set (n a day: `sage bench sleep` takes two days).
+def seeds_for(scenes: str, seed_set: str, n: int, days: int = 1, skip: int = 0) -> list[int]:
+    """n * days seeds of a set after its first `skip` (n a day: `sage bench sleep` takes two
+    days).
 
     Raises:
-        SageError: unknown scenes or set, or n larger than the set.
+        SageError: unknown scenes or set, or n larger than what the set has left.
     """
     from sage_eval.realistic import SEED_SETS
     if scenes not in SCENES:
@@ -49,8 +51,13 @@ def seeds_for(scenes: str, seed_set: str, n: int, days: int = 1) -> list[int]:
     pool = SYNTHETIC_SEEDS if scenes == 'synthetic' else SEED_SETS.get(seed_set)
     if pool is None:
         raise SageError(f"unknown seed set '{seed_set}' ({', '.join(SEED_SETS)})")
+    if not 0 <= skip <= len(pool) - days:
+        raise SageError(f'--skip must be 0..{len(pool) - days} for the {seed_set} set '
+                        f'({len(pool)} seeds, {days} a run at least)')
+    pool = pool[skip:]
     if not 1 <= n <= len(pool) // days:
-        raise SageError(f'--seeds must be 1..{len(pool) // days} for the {seed_set} set')
+        raise SageError(f'--seeds must be 1..{len(pool) // days} for the {seed_set} set'
+                        + (f' after skipping {skip}' if skip else ''))
     return list(pool[:n * days])
 
 
@@ -99,6 +106,15 @@ def run_seed(scenes: str, seed: int, node_params: dict[str, dict[str, Any]], pro
     return report
 
 
+def map_seeds(fn: Callable[..., Any], args: list[tuple[Any, ...]], workers: int) -> list[Any]:
+    """fn(*a) for each a, in this process or in up to `workers` processes (one seed each)."""
+    if workers <= 1 or len(args) <= 1:
+        return [fn(*a) for a in args]
+    with ProcessPoolExecutor(max_workers=min(workers, len(args)),
+                             initializer=die_with_parent) as pool:
+        return list(pool.map(fn, *zip(*args)))
+
+
 def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report',
               profile: str = 'nano', workers: int = 2, program: str = 'full',
               overrides: list[str] | None = None, cache: Path | None = None,
@@ -132,13 +148,8 @@ def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report
     root = cache or cache_dir()
     out_dir = out_dir or root / 'decisions' / f'{profile}-{os.getpid()}'
     out_dir.mkdir(parents=True, exist_ok=True)
-    args = [(scenes, s, params, program, root, out_dir) for s in chosen]
-    if workers <= 1 or len(chosen) == 1:
-        reports = [run_seed(*a) for a in args]
-    else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(chosen)),
-                                 initializer=die_with_parent) as pool:
-            reports = list(pool.map(run_seed, *zip(*args)))
+    reports = map_seeds(run_seed, [(scenes, s, params, program, root, out_dir)
+                                   for s in chosen], workers)
     return {'scenes': scenes, 'program': program if scenes == 'realistic' else 'standard',
             'seed_set': seed_set if scenes == 'realistic' else 'synthetic',
             'profile': profile, 'overrides': overrides or [], 'seeds': chosen,

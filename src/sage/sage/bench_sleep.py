@@ -441,7 +441,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
               heldout_max: int | None = None, probe_every: int = 5,
               cache: Path | None = None,
               keep_dir: Path | None = None, hour: bool = False,
-              seed_set: str = 'report', preempt: int = 0) -> dict[str, Any]:
+              seed_set: str = 'report', preempt: int = 0, skip: int = 0) -> dict[str, Any]:
     """Day 1 of environment E, one sleep, day 2 of E and the old environment F; before/after.
     With hour: one sleep over an hour of stored inputs instead (`sage.bench_sleep_hour`);
     with preempt: that many sleeps in DREAM stopped by a salience spike
@@ -454,6 +454,8 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
             day 2: the next `seeds`, the i-th in the room of day 1's i-th).
         seed_set: 'report' (default: realistic REPORT_SEEDS, for figures) or 'tuning'
             (TUNING_SEEDS, to choose settings on without touching the report seeds).
+        skip: pass over the set's first `skip` seeds (other rooms: `--skip 2` takes report
+            seeds 102 -> 103).
         profile: profile whose encoder, SNARC and memory settings run.
         overrides: profile overrides, node.param=value.
         inputs: which day-1 inputs go to the store: 'stored' (what the memory node keeps)
@@ -496,7 +498,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
         return run_hour(profile, overrides, seeds=max(seeds, 2), keep_dir=keep_dir)
     if inputs not in INPUT_MODES:
         raise SageError(f"inputs must be one of {', '.join(INPUT_MODES)}")
-    both_days = seeds_for('realistic', seed_set, seeds, days=2)
+    both_days = seeds_for('realistic', seed_set, seeds, days=2, skip=skip)
     day1_seeds, day2_seeds = both_days[:seeds], both_days[seeds:]
     if seconds is not None and seconds <= 0:
         raise SageError('--seconds must be > 0')
@@ -563,7 +565,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
     mods = worker['result'].get('modalities', {})
     return {
         'profile': profile, 'overrides': overrides or [], 'program': program,
-        'seconds_per_scene': seconds, 'seed_set': seed_set,
+        'seconds_per_scene': seconds, 'seed_set': seed_set, 'skip': skip,
         'day1_seeds': day1_seeds, 'day2_seeds': day2_seeds, 'inputs_kept': inputs,
         'environment': {
             'E': f'realistic {program} scenes (sage_eval.realistic): a room (panorama of '

@@ -87,7 +87,8 @@ def launch(
 @app.command()
 def bench(
     name: str = typer.Argument(..., help='graph | sensors | encoders | snarc | orchestrator | '
-                                         'memory | transport | salience | twohost | sleep'),
+                                         'memory | transport | salience | twohost | sleep | '
+                                         'targets'),
     seconds: Optional[float] = typer.Option(None, '--seconds', min=0.1,
                                             help='measurement time (benchmark default)'),
     out: Optional[Path] = typer.Option(None, '--out', '-o', help='JSON output path'),
@@ -105,12 +106,16 @@ def bench(
              "(graph: default $ROS_DOMAIN_ID, else the profile's launch.domain_id)"),
     seeds: Optional[int] = typer.Option(None, '--seeds', min=1,
                                         help='salience: number of scenes (seeds) to replay; '
-                                             'sleep: scenes per day'),
+                                             'sleep: scenes per day; targets: tuning '
+                                             'rooms (from seed 2)'),
     scenes: Optional[str] = typer.Option(None, '--scenes',
                                          help='salience: realistic (default) | synthetic'),
     seed_set: Optional[str] = typer.Option(None, '--seed-set',
                                            help='salience, sleep: report (default) | '
                                                 'tuning'),
+    skip: Optional[int] = typer.Option(None, '--skip', min=0,
+                                       help='sleep: pass over the seed set\'s first SKIP seeds '
+                                            '(other rooms)'),
     delays: Optional[str] = typer.Option(None, '--delays',
                                          help='twohost: added link delays in ms, e.g. 0,10'),
     loss: Optional[str] = typer.Option(None, '--loss',
@@ -156,7 +161,7 @@ def bench(
     if set_:
         options['overrides'] = list(set_)
     for key, value in (('seeds', seeds), ('scenes', scenes), ('seed_set', seed_set),
-                       ('delays_ms', delays), ('loss_pct', loss)):
+                       ('skip', skip), ('delays_ms', delays), ('loss_pct', loss)):
         if value is not None:
             options[key] = value
     try:
@@ -169,6 +174,9 @@ def bench(
     if name == 'salience':
         from sage.bench_salience import print_table
         print_table(result['results'])
+    if name == 'targets':
+        from sage.bench_targets import print_table as print_targets_table
+        print_targets_table(result['results'], typer.echo)
     if name == 'graph':
         from sage.bench_graph import print_table as print_graph_table
         print_graph_table(result['results'], typer.echo)

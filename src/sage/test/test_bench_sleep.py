@@ -99,6 +99,18 @@ def test_settings_are_chosen_on_tuning_seeds_and_an_unknown_seed_set_is_refused(
         run_bench(seconds=12.0, seeds=per_day + 1, seed_set='tuning')
 
 
+def test_skip_takes_the_next_rooms_of_the_set_and_refuses_to_run_past_its_end() -> None:
+    from sage.bench_salience import seeds_for
+    from sage_common.errors import SageError
+    from sage_eval.realistic import REPORT_SEEDS
+    assert seeds_for('realistic', 'report', 1, days=2, skip=2) == list(REPORT_SEEDS[2:4])
+    assert seeds_for('realistic', 'report', 2, days=2, skip=4) == list(REPORT_SEEDS[4:8])
+    with pytest.raises(SageError, match='--skip must be'):
+        run_bench(seconds=12.0, skip=len(REPORT_SEEDS) - 1)
+    with pytest.raises(SageError, match='after skipping'):
+        run_bench(seconds=12.0, seeds=2, skip=len(REPORT_SEEDS) - 2)
+
+
 def test_hour_bench_stores_what_the_encoders_keep_and_measures_one_sleep(scenes, tmp_path):
     import sqlite3
     from sage.bench_sleep_hour import run_hour

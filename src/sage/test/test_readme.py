@@ -181,6 +181,9 @@ CHECKS: dict[str, Check] = {
     'sage bench sleep': Check(
         '', note='two full scenes and a 5 min sleep (about 14 min): test_bench_sleep runs the '
                  'same run_bench on one short scene per day'),
+    'sage bench targets': Check(
+        '', note='six full scenes (minutes): test_bench_targets runs the same run_bench on two '
+                 'short scenes of tuning rooms per profile and prints its table'),
     'sage memory models': Check('.venv/bin/sage memory models',
                                 [r'vision:', r'audio:', r'\*\s+packaged']),
     'sage memory models --modality vision --rollback packaged': Check(
