@@ -106,13 +106,17 @@ def stop_with_parent() -> bool:
     return not parent.isdigit() or os.getppid() == int(parent)
 
 
-def finetune_config(args: argparse.Namespace, budget_s: float) -> 'FinetuneConfig':
-    """The fine-tune settings of a run from its arguments (imports torch)."""
+def finetune_config(args: argparse.Namespace, budget_s: float, modality: str = 'vision'
+                    ) -> 'FinetuneConfig':
+    """The fine-tune settings of one modality's run from its arguments (imports torch)."""
     from sage_encoders.finetune import FinetuneConfig
+    rehearsal = args.rehearsal
+    if modality == 'audio' and args.audio_rehearsal >= 0:
+        rehearsal = args.audio_rehearsal
     return FinetuneConfig(time_budget_s=budget_s, max_steps=args.max_steps,
                           lr=args.learning_rate, holdout=args.holdout,
                           holdout_gap_s=args.holdout_gap_s,
-                          freeze_codebook=args.freeze_codebook, rehearsal=args.rehearsal,
+                          freeze_codebook=args.freeze_codebook, rehearsal=rehearsal,
                           min_gain=args.min_gain,
                           max_forgetting=args.max_forgetting, seed=args.seed,
                           threads=args.threads)
@@ -153,6 +157,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     'versions); false = EMA updates as in training')
     ap.add_argument('--rehearsal', type=float, default=0.5,
                     help='fraction of each batch from the shipped training data')
+    ap.add_argument('--audio-rehearsal', type=float, default=-1.0,
+                    help="the audio model's own rehearsal fraction (-1 = --rehearsal)")
     ap.add_argument('--min-gain', type=float, default=0.05,
                     help='relative day reconstruction gain needed to promote')
     ap.add_argument('--max-forgetting', type=float, default=0.05,
@@ -176,6 +182,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ('holdout', 'rehearsal'):
         if not 0.0 <= getattr(args, name) <= 1.0:
             ap.error(f'--{name} must be in [0, 1]')
+    if not (args.audio_rehearsal == -1.0 or 0.0 <= args.audio_rehearsal <= 1.0):
+        ap.error('--audio-rehearsal must be -1 (= --rehearsal) or in [0, 1]')
     if args.time_budget_s <= 0 or args.max_steps < 1 or args.min_inputs < 2 \
             or not args.learning_rate > 0 or not args.holdout_gap_s >= 0:
         ap.error('--time-budget-s must be > 0, --max-steps >= 1, --min-inputs >= 2, '
@@ -252,7 +260,7 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
         items = [items[i] for i in keep]
     if budget_s <= 0:
         return _result(base=base_name, inputs=total, reason='no time left in the budget')
-    cfg = finetune_config(args, budget_s)
+    cfg = finetune_config(args, budget_s, modality)
     try:
         res = ft.finetune(modality, base_dir, items, cfg, stop)
     except ft.Preempted as err:

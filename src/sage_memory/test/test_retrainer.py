@@ -51,3 +51,11 @@ def test_retrain_parameters_reach_a_command_line_the_worker_parses():
     values['sleep.retrain.freeze_codebook'] = False
     args = parse_args(worker_command(values, '', '/tmp/d', '/tmp/v', 30.0, {}, 1)[3:])
     assert finetune_config(args, 30.0).freeze_codebook is False
+    # Audio takes its own rehearsal share when one is set, vision the common one.
+    values['sleep.retrain.rehearsal'], values['sleep.retrain.audio_rehearsal'] = 0.5, 0.25
+    args = parse_args(worker_command(values, '', '/tmp/d', '/tmp/v', 30.0, {}, 1)[3:])
+    assert finetune_config(args, 30.0, 'vision').rehearsal == 0.5
+    assert finetune_config(args, 30.0, 'audio').rehearsal == 0.25
+    values['sleep.retrain.audio_rehearsal'] = -1.0
+    args = parse_args(worker_command(values, '', '/tmp/d', '/tmp/v', 30.0, {}, 1)[3:])
+    assert finetune_config(args, 30.0, 'audio').rehearsal == 0.5
