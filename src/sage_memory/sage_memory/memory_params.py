@@ -151,7 +151,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('sleep.retrain.rehearsal', 0.5, 'fraction of each training batch drawn from the '
               'shipped training data, so the encoder does not forget it', 0.0, 0.95),
     ParamSpec('sleep.retrain.audio_rehearsal', -1.0, "the audio encoder's own rehearsal "
-              'fraction (-1 = sleep.retrain.rehearsal)', -1.0, 0.95),
+              'fraction (negative, e.g. -1 = sleep.retrain.rehearsal)', -1.0, 0.95),
     ParamSpec('sleep.retrain.min_gain', 0.05, 'relative reconstruction gain on the held-back '
               'inputs needed to promote a new version', 0.0, 1.0),
     ParamSpec('sleep.retrain.max_forgetting', 0.05, 'largest relative reconstruction loss on '

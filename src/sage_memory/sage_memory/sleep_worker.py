@@ -158,7 +158,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument('--rehearsal', type=float, default=0.5,
                     help='fraction of each batch from the shipped training data')
     ap.add_argument('--audio-rehearsal', type=float, default=-1.0,
-                    help="the audio model's own rehearsal fraction (-1 = --rehearsal)")
+                    help="the audio model's own rehearsal fraction (negative = --rehearsal)")
     ap.add_argument('--min-gain', type=float, default=0.05,
                     help='relative day reconstruction gain needed to promote')
     ap.add_argument('--max-forgetting', type=float, default=0.05,
@@ -182,8 +182,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ('holdout', 'rehearsal'):
         if not 0.0 <= getattr(args, name) <= 1.0:
             ap.error(f'--{name} must be in [0, 1]')
-    if not (args.audio_rehearsal == -1.0 or 0.0 <= args.audio_rehearsal <= 1.0):
-        ap.error('--audio-rehearsal must be -1 (= --rehearsal) or in [0, 1]')
+    if args.audio_rehearsal > 1.0:
+        ap.error('--audio-rehearsal must be at most 1 (negative = --rehearsal)')
     if args.time_budget_s <= 0 or args.max_steps < 1 or args.min_inputs < 2 \
             or not args.learning_rate > 0 or not args.holdout_gap_s >= 0:
         ap.error('--time-budget-s must be > 0, --max-steps >= 1, --min-inputs >= 2, '
