@@ -2,7 +2,7 @@
 
 The vision and audio encoders stop refining an input once its reconstruction error is at or
 below `irp.target`, set to the packaged model's median error before refinement on realistic
-rooms of tuning seeds (`TARGET_SEEDS`): refinement then goes to the worse half of what a room
+rooms of tuning seeds 2-7 (`target_seeds`): refinement then goes to the worse half of what a room
 looks and sounds like, and a model that sleep fitted to its room refines less. This benchmark
 replays those scenes through the profile's encoders, as `sage bench salience` does (the same
 scene and encoded caches), and reports per modality the median and quartiles of the error
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from sage.bench_sleep import MODALITIES
 from sage_common.errors import SageError
 
-MODALITIES = ('vision', 'audio')
 ENCODER_NODE = {'vision': 'vision_encoder', 'audio': 'audio_encoder'}
 # Tuning seeds 2-7: rooms 0 and 1 are the tuning rooms of `sage bench sleep --seed-set tuning`,
 # whose before/after the target shapes, so they are not the ones it is read from.

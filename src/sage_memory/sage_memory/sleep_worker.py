@@ -106,7 +106,7 @@ def stop_with_parent() -> bool:
     return not parent.isdigit() or os.getppid() == int(parent)
 
 
-def finetune_config(args: argparse.Namespace, budget_s: float, modality: str = 'vision'
+def finetune_config(args: argparse.Namespace, budget_s: float, modality: str
                     ) -> 'FinetuneConfig':
     """The fine-tune settings of one modality's run from its arguments (imports torch)."""
     from sage_encoders.finetune import FinetuneConfig

@@ -44,13 +44,13 @@ def test_retrain_parameters_reach_a_command_line_the_worker_parses():
     args = parse_args(cmd[3:])
     assert args.learning_rate == 0.002 and args.max_steps == 7
     assert args.rehearsal == values['sleep.retrain.rehearsal']
-    cfg = finetune_config(args, 30.0)  # and what the fine-tune is then given
+    cfg = finetune_config(args, 30.0, 'vision')  # and what the fine-tune is then given
     assert (cfg.lr, cfg.max_steps, cfg.time_budget_s) == (0.002, 7, 30.0)
     assert cfg.freeze_codebook is True
     # A bool parameter as the command line writes it, both ways.
     values['sleep.retrain.freeze_codebook'] = False
     args = parse_args(worker_command(values, '', '/tmp/d', '/tmp/v', 30.0, {}, 1)[3:])
-    assert finetune_config(args, 30.0).freeze_codebook is False
+    assert finetune_config(args, 30.0, 'vision').freeze_codebook is False
     # Audio takes its own rehearsal share when one is set, vision the common one.
     values['sleep.retrain.rehearsal'], values['sleep.retrain.audio_rehearsal'] = 0.5, 0.25
     args = parse_args(worker_command(values, '', '/tmp/d', '/tmp/v', 30.0, {}, 1)[3:])
