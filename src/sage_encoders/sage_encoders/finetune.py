@@ -80,7 +80,7 @@ class FinetuneConfig:
             keeps its meaning across versions, so what SNARC has stored and learned stays
             comparable (on tuning rooms, EMA updates raised the calm vision novelty tail:
             p99 0.09 -> 0.23, and its false alarms).
-        threads: torch intra-op threads (1-2: the robot keeps running).
+        threads: torch intra-op threads (leave the running graph cores).
     """
 
     time_budget_s: float = 300.0
@@ -431,7 +431,7 @@ def finetune(modality: str, base_dir: Path, items: Sequence[InputLike], cfg: Fin
     """
     t0 = time.monotonic()
     deadline = t0 + cfg.time_budget_s
-    torch.set_num_threads(max(1, min(2, int(cfg.threads))))
+    torch.set_num_threads(max(1, int(cfg.threads)))
     torch.manual_seed(cfg.seed)
     res = FinetuneResult(modality)
     base = load(Path(base_dir) / f'{modality}_vqvae.pt')

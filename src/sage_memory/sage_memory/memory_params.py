@@ -134,6 +134,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('sleep.retrain.max_steps', 2000, 'most fine-tuning steps per modality (a '
               'slower computer stops at time_budget_s first, its learning rate annealed by '
               'then)', 1, 100_000),
+    ParamSpec('sleep.retrain.audio_max_steps', -1, "the audio encoder's own step limit "
+              '(-1 = sleep.retrain.max_steps; a modality that stops early leaves its time to '
+              'the next)', -1, 100_000),
     ParamSpec('sleep.retrain.learning_rate', 5e-4, 'Adam learning rate of fine-tuning at its '
               'start (cosine decay to a tenth by max_steps or time_budget_s)', 1e-6, 0.1),
     ParamSpec('sleep.retrain.min_inputs', 16, 'a modality with fewer new training inputs is '
@@ -161,6 +164,11 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('sleep.retrain.calibration_inputs', 16, 'inputs that calibrate the INT8 export '
               'of a new version (the export holds every layer output of each: vision about '
               '270 MB at 16, 500 MB at 48)', 4, 256),
+    ParamSpec('sleep.retrain.threads', 1, 'torch threads of the sleep worker (the graph keeps '
+              'running during a dream: leave it cores)', 1, 16),
+    ParamSpec('sleep.retrain.nice', 10, 'niceness the sleep worker adds to itself, so the '
+              'running graph (and the salience spike that preempts sleep) comes first on a '
+              'busy CPU (0 = same priority as the node)', 0, 19),
     ParamSpec('sleep.retrain.max_rss_mb', 900.0, 'memory limit of the sleep worker (resident '
               'MB): above it the node stops the worker, which discards its unfinished version '
               '(0 = no limit)', 0.0, 65536.0),

@@ -27,8 +27,9 @@ from sage_memory.sleep_worker import PARENT_ENV, PREEMPTED_EXIT
 # issue allows from a salience spike to a stopped sleep).
 _POLL_S = 0.05
 # Worker arguments named by the sleep.retrain.* parameters.
-_ARGS = ('max_steps', 'learning_rate', 'min_inputs', 'holdout', 'holdout_gap_s', 'rehearsal',
-         'audio_rehearsal', 'freeze_codebook', 'min_gain', 'max_forgetting', 'calibration_inputs')
+_ARGS = ('max_steps', 'audio_max_steps', 'learning_rate', 'min_inputs', 'holdout',
+         'holdout_gap_s', 'rehearsal', 'audio_rehearsal', 'freeze_codebook', 'min_gain',
+         'max_forgetting', 'calibration_inputs', 'threads', 'nice')
 
 
 @dataclass

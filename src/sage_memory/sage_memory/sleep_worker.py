@@ -110,10 +110,12 @@ def finetune_config(args: argparse.Namespace, budget_s: float, modality: str
                     ) -> 'FinetuneConfig':
     """The fine-tune settings of one modality's run from its arguments (imports torch)."""
     from sage_encoders.finetune import FinetuneConfig
-    rehearsal = args.rehearsal
+    rehearsal, max_steps = args.rehearsal, args.max_steps
     if modality == 'audio' and args.audio_rehearsal >= 0:
         rehearsal = args.audio_rehearsal
-    return FinetuneConfig(time_budget_s=budget_s, max_steps=args.max_steps,
+    if modality == 'audio' and args.audio_max_steps > 0:
+        max_steps = args.audio_max_steps
+    return FinetuneConfig(time_budget_s=budget_s, max_steps=max_steps,
                           lr=args.learning_rate, holdout=args.holdout,
                           holdout_gap_s=args.holdout_gap_s,
                           freeze_codebook=args.freeze_codebook, rehearsal=rehearsal,
@@ -138,6 +140,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     'shared out between the modalities (the final scoring and the export of '
                     'each come on top: a few seconds)')
     ap.add_argument('--max-steps', type=int, default=2000, help='most steps per modality')
+    ap.add_argument('--audio-max-steps', type=int, default=-1,
+                    help="the audio model's own step limit (0 or less = --max-steps)")
     ap.add_argument('--learning-rate', type=float, default=5e-4,
                     help='Adam learning rate at the start (cosine decay to a tenth)')
     ap.add_argument('--since', default='0',
@@ -167,8 +171,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help='inputs that calibrate the INT8 export (its memory grows with them: '
                     'about 270 MB at 16, 500 MB at 48 for vision)')
     ap.add_argument('--seed', type=int, default=0, help='seed of split, sampling and torch')
-    ap.add_argument('--threads', type=int, default=1, choices=(1, 2),
-                    help='torch threads (the robot keeps running meanwhile)')
+    ap.add_argument('--threads', type=int, default=1,
+                    help='torch threads, 1-16 (the robot keeps running meanwhile)')
+    ap.add_argument('--nice', type=int, default=0,
+                    help='niceness to add to this process, 0-19 (the graph comes first)')
     args = ap.parse_args(argv)
     mods = [m.strip() for m in args.modalities.split(',') if m.strip()]
     bad = [m for m in mods if m not in MODALITIES]
@@ -182,6 +188,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ('holdout', 'rehearsal'):
         if not 0.0 <= getattr(args, name) <= 1.0:
             ap.error(f'--{name} must be in [0, 1]')
+    if not 1 <= args.threads <= 16 or not 0 <= args.nice <= 19:
+        ap.error('--threads must be in [1, 16], --nice in [0, 19]')
     if args.audio_rehearsal > 1.0:
         ap.error('--audio-rehearsal must be at most 1 (negative = --rehearsal)')
     if args.time_budget_s <= 0 or args.max_steps < 1 or args.min_inputs < 2 \
@@ -331,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format='sleep_worker: %(message)s')
+        if args.nice:
+            os.nice(args.nice)  # before torch's threads start: they inherit it
         from sage_memory.errors import MemoryStoreError
         from sage_memory.store import MemoryStore, StoreConfig
         try:

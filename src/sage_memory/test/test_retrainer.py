@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+import pytest
+
 from sage_memory.retrain import Retrainer, rss_mb, worker_command
 
 # A child that grows to about 300 MB resident and then waits; SIGTERM ends it.
@@ -39,13 +41,15 @@ def test_retrain_parameters_reach_a_command_line_the_worker_parses():
     from sage_memory import memory_params
     from sage_memory.sleep_worker import finetune_config, parse_args
     values = resolve(memory_params.PARAMS, {'sleep.retrain.learning_rate': 0.002,
-                                            'sleep.retrain.max_steps': 7})
+                                            'sleep.retrain.max_steps': 7,
+                                            'sleep.retrain.threads': 3,
+                                            'sleep.retrain.nice': 12})
     cmd = worker_command(values, '', '/tmp/d', '/tmp/v', 30.0, {}, 1)
     args = parse_args(cmd[3:])
-    assert args.learning_rate == 0.002 and args.max_steps == 7
+    assert args.learning_rate == 0.002 and args.max_steps == 7 and args.nice == 12
     assert args.rehearsal == values['sleep.retrain.rehearsal']
     cfg = finetune_config(args, 30.0, 'vision')  # and what the fine-tune is then given
-    assert (cfg.lr, cfg.max_steps, cfg.time_budget_s) == (0.002, 7, 30.0)
+    assert (cfg.lr, cfg.max_steps, cfg.time_budget_s, cfg.threads) == (0.002, 7, 30.0, 3)
     assert cfg.freeze_codebook is True
     # A bool parameter as the command line writes it, both ways.
     values['sleep.retrain.freeze_codebook'] = False
@@ -59,3 +63,19 @@ def test_retrain_parameters_reach_a_command_line_the_worker_parses():
     values['sleep.retrain.audio_rehearsal'] = -1.0
     args = parse_args(worker_command(values, '', '/tmp/d', '/tmp/v', 30.0, {}, 1)[3:])
     assert finetune_config(args, 30.0, 'audio').rehearsal == 0.5
+    # And its own step limit the same way.
+    assert finetune_config(args, 30.0, 'audio').max_steps == 7
+    values['sleep.retrain.audio_max_steps'] = 11
+    args = parse_args(worker_command(values, '', '/tmp/d', '/tmp/v', 30.0, {}, 1)[3:])
+    assert finetune_config(args, 30.0, 'audio').max_steps == 11
+    assert finetune_config(args, 30.0, 'vision').max_steps == 7
+
+
+def test_the_worker_refuses_threads_and_niceness_out_of_range(capsys):
+    from sage_memory.sleep_worker import parse_args
+    base = ['--versions-dir', '/tmp/v']
+    assert parse_args(base + ['--threads', '16', '--nice', '19']).threads == 16
+    for bad in (['--threads', '0'], ['--threads', '17'], ['--nice', '-1'], ['--nice', '20']):
+        with pytest.raises(SystemExit):
+            parse_args(base + bad)
+        assert '--threads must be in [1, 16], --nice in [0, 19]' in capsys.readouterr().err

@@ -142,8 +142,9 @@ def test_sigterm_during_fine_tune_stops_at_once_and_changes_nothing(day) -> None
     versions = day['versions']
     before = _tree(versions)
     live_before = _live_files(versions, before)
+    # Niced and with two torch threads, as the profiles run it.
     proc = subprocess.Popen(command(day['data_dir'], versions, 'vision', max_steps=100_000,
-                                    budget_s=600.0),
+                                    budget_s=600.0) + ['--nice', '7', '--threads', '2'],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     training = threading.Event()
     err: list[str] = []
@@ -159,6 +160,9 @@ def test_sigterm_during_fine_tune_stops_at_once_and_changes_nothing(day) -> None
         assert training.wait(60), ''.join(err)[-3000:]
         time.sleep(0.5)  # a few steps in
         assert proc.poll() is None
+        # Every thread yields to the graph, torch's pool included (Linux nices per thread).
+        nices = _thread_nices(proc.pid)
+        assert len(nices) > 1 and set(nices) == {os.getpriority(os.PRIO_PROCESS, 0) + 7}, nices
         t = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         stdout = proc.stdout.read()
@@ -174,6 +178,15 @@ def test_sigterm_during_fine_tune_stops_at_once_and_changes_nothing(day) -> None
     assert out['preempted'] is True and out['modalities']['vision']['decision'] == 'preempted'
     assert _tree(versions) == before  # no new version, no temp folder left
     assert _live_files(versions, before) == live_before  # byte for byte, or still none
+
+
+def _thread_nices(pid: int) -> list[int]:
+    """The niceness of each thread of a process (field 19 of /proc/PID/task/TID/stat)."""
+    out = []
+    for task in Path(f'/proc/{pid}/task').iterdir():
+        stat = (task / 'stat').read_text()
+        out.append(int(stat.rsplit(')', 1)[1].split()[16]))
+    return out
 
 
 def test_too_few_inputs_skips_without_writing(day, tmp_path) -> None:
