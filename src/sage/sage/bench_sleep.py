@@ -461,7 +461,8 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
         inputs: which day-1 inputs go to the store: 'stored' (what the memory node keeps)
             or 'all'.
         sleep_budget_s: the worker's time budget (None = memory sleep.retrain.time_budget_s).
-        max_steps: the worker's step limit (None = memory sleep.retrain.max_steps).
+        max_steps: the worker's step limit for every modality (None = memory
+            sleep.retrain.max_steps and audio_max_steps).
         heldout_max: encode at most this many held-out inputs per modality for F (None = all).
         probe_every: on day 2, also encode every probe_every-th input with ATP for every
             refinement step ('unbounded' figures: iterations to halt that the recorded budget
@@ -507,6 +508,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
     values = resolved_params(params, 'memory', 'sage_memory.memory_params')
     if max_steps is not None:
         values['sleep.retrain.max_steps'] = int(max_steps)
+        values['sleep.retrain.audio_max_steps'] = int(max_steps)
     budget = float(sleep_budget_s if sleep_budget_s is not None
                    else values['sleep.retrain.time_budget_s'])
     root = cache or cache_dir()

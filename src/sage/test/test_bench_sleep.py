@@ -64,6 +64,8 @@ def test_short_sleep_bench(scenes) -> None:
     assert set(s['decisions']) == set(MODALITIES)
     for m in MODALITIES:
         assert s['decisions'][m] in ('promoted', 'rejected', 'skipped', 'failed')
+        if s['decisions'][m] in ('promoted', 'rejected'):  # max_steps binds audio's own limit
+            assert 0 < r['sleep']['result']['modalities'][m]['steps'] <= 4
         assert r['day1']['stored_inputs'][m] == r['day1']['stats'][m]['n'] > 0
         assert s['live'][m] == (s['versions'][m] if s['decisions'][m] == 'promoted'
                                 else 'packaged')
@@ -115,6 +117,7 @@ def test_hour_bench_stores_what_the_encoders_keep_and_measures_one_sleep(scenes,
     import sqlite3
     from sage.bench_sleep_hour import run_hour
     r = run_hour('nano', ['memory.sleep.retrain.max_steps=2',
+                          'memory.sleep.retrain.audio_max_steps=2',
                           'memory.sleep.retrain.time_budget_s=300.0'],
                  per_modality=24, seeds=2, program='short', cache=scenes, keep_dir=tmp_path)
     json.dumps(r)
