@@ -111,10 +111,11 @@ def finetune_config(args: argparse.Namespace, budget_s: float, modality: str
     """The fine-tune settings of one modality's run from its arguments (imports torch)."""
     from sage_encoders.finetune import FinetuneConfig
     rehearsal, max_steps = args.rehearsal, args.max_steps
-    if modality == 'audio' and args.audio_rehearsal >= 0:
-        rehearsal = args.audio_rehearsal
-    if modality == 'audio' and args.audio_max_steps > 0:
-        max_steps = args.audio_max_steps
+    if modality == 'audio':  # audio's own settings, where set
+        if args.audio_rehearsal >= 0:
+            rehearsal = args.audio_rehearsal
+        if args.audio_max_steps > 0:
+            max_steps = args.audio_max_steps
     return FinetuneConfig(time_budget_s=budget_s, max_steps=max_steps,
                           lr=args.learning_rate, holdout=args.holdout,
                           holdout_gap_s=args.holdout_gap_s,
