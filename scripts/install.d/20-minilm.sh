@@ -5,7 +5,8 @@ set -euo pipefail
 VENV=$1
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 models=$ROOT/src/sage_encoders/sage_encoders/models
-if [[ -f $models/minilm_l6_v2.fp32.onnx && -f $models/minilm_tokenizer.json ]]; then
+if [[ -f $models/minilm_l6_v2.fp32.onnx && -f $models/minilm_tokenizer.json
+      && -f $models/language_quality.json ]]; then
   echo "minilm: up to date"
   exit 0
 fi

@@ -23,7 +23,8 @@ def minilm_dir():
     from sage_encoders.minilm import ONNX_NAME, TOKENIZER_NAME
     from sage_encoders.model_files import PACKAGED_DIR
     needed = [PACKAGED_DIR / ONNX_NAME.format(precision=p) for p in ('fp32', 'int8')]
-    if not all(p.is_file() for p in needed) or not (PACKAGED_DIR / TOKENIZER_NAME).is_file():
+    needed += [PACKAGED_DIR / TOKENIZER_NAME, PACKAGED_DIR / 'language_quality.json']
+    if not all(p.is_file() for p in needed):
         from sage_encoders.export import export_language
         export_language(PACKAGED_DIR)
     return PACKAGED_DIR
