@@ -6,12 +6,19 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
+import signal
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
+
+# A suite started from a script's background job (`bash .ci/run &`) inherits SIGINT ignored,
+# and so would every process the tests start and then stop with SIGINT, as a user's Ctrl-C
+# would. A Python handler here is reset to the default in each child at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _domain_block() -> tuple[int, int]:
