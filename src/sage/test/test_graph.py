@@ -140,7 +140,11 @@ def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_
     reader.join(timeout=5)
     text = ''.join(output)
     assert code == 0, text
-    assert stop_s < 5.0, f'SIGINT took {stop_s:.1f} s'
+    # Every node stopped on SIGINT within its grace: none had to be killed. How long that took
+    # is not asserted (2 waves of shutdown_grace_s at most; a loaded 2-core runner took 5.1 s
+    # once): proc.wait's timeout above bounds a launcher that would not stop.
+    stopped = [line for line in text.splitlines() if line.startswith('[sage] stopped')]
+    assert stopped and 'killed after grace' not in stopped[-1], (f'{stop_s:.1f} s', text)
     assert not [pid for pid in children if psutil.pid_exists(pid)
                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert 'respawning snarc' in text
