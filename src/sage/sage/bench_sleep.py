@@ -18,8 +18,12 @@ Offline (no ROS graph), in a temporary folder:
 3. Day 2: E again, a new day in the same room (each day-2 seed set in the room of its day-1
    seed, `make_realistic_scene(room=...)`: the same panorama, room noise levels, mains, fan
    and camera sensor; other events, utterances, sounds, objects, pan and noise samples),
-   replayed with the packaged models and with the live models after sleep. F, the environment
-   learned earlier: the encoders' shipped held-out sets (`data.vision_heldout`,
+   replayed with the packaged models and with the live models after sleep. SNARC starts each
+   day-2 scene remembering what day 1 stored: before sleep as stored (the packaged models'
+   embeddings), after it as the promoted version re-embedded those inputs
+   (`sage_encoders.model_versions.MEMORY_EMBEDDINGS_FILE`, what the SNARC node loads when the
+   version goes live), so novelty the morning after is measured as the robot has it. F, the
+   environment learned earlier: the encoders' shipped held-out sets (`data.vision_heldout`,
    `data.audio_heldout_windows`), encoded by both.
 
 Ratios are after / before (below 1 = better). Seeds come from the realistic REPORT_SEEDS
@@ -29,7 +33,7 @@ the first `seeds` of them, day 2 the next `seeds`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 import heapq
 import json
@@ -47,6 +51,8 @@ import numpy as np
 from sage_common.errors import SageError
 
 MODALITIES = ('vision', 'audio')
+# SNARC novelty memories: (modality, embedding, encoder model version).
+Memories = Sequence[tuple[str, np.ndarray, str]]
 INPUT_MODES = ('stored', 'all')
 # seconds at or under this replay the short program (about 80 s), cut to `seconds`.
 SHORT_PROGRAM_S = 90.0
@@ -157,7 +163,7 @@ class Kept(NamedTuple):
 
 def replay_day(bag: Path, params: Mapping[str, Mapping[str, Any]], out: Path,
                cut_s: float | None = None, keep: str | None = None,
-               probe_every: int = 0) -> dict[str, Any]:
+               probe_every: int = 0, memories: Memories = ()) -> dict[str, Any]:
     """Replay one scene through the encoders and SNARC; stats, false alarms, kept inputs.
 
     Args:
@@ -172,11 +178,14 @@ def replay_day(bag: Path, params: Mapping[str, Mapping[str, Any]], out: Path,
         probe_every: also encode every probe_every-th vision/audio input with the same model
             and ATP for every refinement step (irp.max_iterations): iterations to halt free of
             the budget (0 = off).
+        memories: (modality, embedding, model version) SNARC's novelty memory holds when
+            the scene starts (what an earlier day stored).
 
     Returns:
         {'seed', 'panorama', 'stats' per modality, 'false_alarms', 'calm_minutes',
-         'false_alarms_per_min', 'attended', 'problems', 'kept'} and, with keep, '_kept':
-        [Kept].
+         'false_alarms_per_min', 'attended', 'problems', 'kept'}, '_memories': what SNARC's
+        novelty memory held at the end (the given memories and what this scene stored) and,
+        with keep, '_kept': [Kept].
     """
     from sage_common.records import LatentRecord
     from sage_eval.replay import ReplaySummary, score_inputs
@@ -220,7 +229,7 @@ def replay_day(bag: Path, params: Mapping[str, Mapping[str, Any]], out: Path,
     summary = ReplaySummary(bag=str(bag), out=str(out))
     snarc = dict(params.get('snarc', {}))
     with out.open('w') as f:
-        score_inputs(source(), snarc, f, summary, observe=observe)
+        core = score_inputs(source(), snarc, f, summary, observe=observe, memories=memories)
     report = score_scene(out, labels)
     fa = report['false_alarms']
     kept = [k for k in kept if k.answer.found]
@@ -234,7 +243,26 @@ def replay_day(bag: Path, params: Mapping[str, Mapping[str, Any]], out: Path,
                                          if report['calm_minutes'] > 0 else None),
             'attended': report['attended'], 'problems': dict(problems),
             'kept': dict(Counter(k.modality for k in kept)), '_kept': kept,
+            '_memories': [(m, x, version) for m, by_version in core.memory.items()
+                          for version, index in by_version.items() for x in index.vectors()],
             '_per': per, '_free': free}
+
+
+def _memories_after(memories: Memories, versions_dir: Path, live: Mapping[str, str]
+                    ) -> list[tuple[str, np.ndarray, str]]:
+    """SNARC's novelty memory the morning after: a promoted modality's stored inputs as its
+    new version re-embedded them (what the SNARC node loads when /sage/models/live names the
+    version), the other modalities' memories as they were."""
+    from sage_encoders.model_versions import ModelVersions, read_memory_embeddings
+
+    out = [(m, x, v) for m, x, v in memories if live.get(m, 'packaged') == 'packaged']
+    for m, version in live.items():
+        if version == 'packaged':
+            continue
+        found = read_memory_embeddings(ModelVersions(versions_dir, m).live_path())
+        if found is not None:
+            out += [(m, x, version) for x in found.embeddings]
+    return out
 
 
 def _memory_policy(params: Mapping[str, Mapping[str, Any]]) -> tuple[Any, Any]:
@@ -519,10 +547,13 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
         t = time.monotonic()
         day1 = []
         kept: list[Kept] = []
+        memories: Memories = []
         for s in day1_seeds:
             bag = scene('realistic', s, program, root, room=s)
-            d = replay_day(bag, params, work / f'day1-{s}.jsonl', seconds, inputs)
+            d = replay_day(bag, params, work / f'day1-{s}.jsonl', seconds, inputs,
+                           memories=memories)
             kept += d.pop('_kept')
+            memories = d.pop('_memories')
             day1.append(d)
         day1_s = time.monotonic() - t
         seen = sorted({p for d in day1 for p in d['panorama']})
@@ -540,15 +571,17 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
             live[m] = v.live_version() if v.live_path() != v.packaged_dir else 'packaged'
             if live[m] != 'packaged':
                 after_params.setdefault(f'{m}_encoder', {})['model_dir'] = str(v.live_path())
+        after_memories = _memories_after(memories, versions_dir, live)
         # ---- day 2: E again (new seeds), before and after; F before and after
         t = time.monotonic()
         before2, after2 = [], []
         for s, room in zip(day2_seeds, day1_seeds):
             bag = scene('realistic', s, program, root, room=room)
             before2.append(replay_day(bag, params, work / f'day2-{s}-before.jsonl', seconds,
-                                      probe_every=probe_every))
+                                      probe_every=probe_every, memories=memories))
             after2.append(replay_day(bag, after_params, work / f'day2-{s}-after.jsonl',
-                                     seconds, probe_every=probe_every))
+                                     seconds, probe_every=probe_every,
+                                     memories=after_memories))
         day2_s = time.monotonic() - t
         t = time.monotonic()
         f_before = _encode_heldout(params, heldout_max, False)
@@ -593,6 +626,8 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
                   for m in f_ratios},
             'false_alarms_per_calm_min': {'before': b2['false_alarms_per_min_all'],
                                           'after': a2['false_alarms_per_min_all']},
+            'day2_memories': {'before': dict(Counter(m for m, _, _ in memories)),
+                              'after': dict(Counter(m for m, _, _ in after_memories))},
             'decisions': {m: r.get('decision') for m, r in mods.items()},
             'versions': {m: r.get('version') for m, r in mods.items()}, 'live': live,
             'sleep_s': worker['seconds'], 'peak_rss_mb': worker['peak_rss_mb'],

@@ -86,6 +86,16 @@ def test_short_sleep_bench(scenes) -> None:
         assert r['F']['before'][m]['n'] == r['F']['after'][m]['n'] == 8
         if s['live'][m] == 'packaged':  # nothing changed: the same figures
             assert d2['ratios'][m]['recon_mean'] == pytest.approx(1.0)
+    # SNARC starts day 2 with day 1's memories: as stored before sleep; after it, a promoted
+    # modality's as its new version re-embedded the stored inputs (here every input).
+    mem = s['day2_memories']
+    assert sum(mem['before'].values()) > 0  # 12 s may store no input of one modality
+    for m in MODALITIES:
+        if s['live'][m] == 'packaged':
+            assert mem['after'].get(m, 0) == mem['before'].get(m, 0)
+        else:
+            made = r['sleep']['result']['modalities'][m]['memory_embeddings']
+            assert mem['after'][m] == made['count'] == r['day1']['stored_inputs'][m]
     fa = s['false_alarms_per_calm_min']
     for k in ('before', 'after'):
         assert fa[k] is None or (_finite(fa[k]) and fa[k] >= 0)

@@ -14,7 +14,16 @@ import numpy as np
 from sage_common.vocabulary import AXES, MODALITIES
 
 __all__ = ['AXES', 'MODALITIES', 'grids', 'ImuRecord', 'LatentRecord', 'RewardRecord',
-           'SalienceRecord', 'StateRecord']
+           'SalienceRecord', 'StateRecord', 'model_name']
+
+
+def model_name(model_version: str) -> str:
+    """The version name in a latent's model_version: 'v0002' of 'v0002:1a2b3c4d'.
+
+    The name is the model folder's version (what /sage/models/live names); the digest after
+    ':' tells apart builds of one name (sage_encoders.model_files.model_identity).
+    """
+    return model_version.split(':', 1)[0]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from sage_common.records import LatentRecord
 
 from sage_encoders.denoise import GateConfig, SpectralGate
 from sage_encoders.errors import EncoderError, InputError
-from sage_encoders.input_ring import InputRing, s16le_zlib_input
+from sage_encoders.input_ring import InputRing, kept_window, s16le_zlib_input
 from sage_encoders.preprocess import MelConfig, log_mel_db, model_mel, normalise_mel
 from sage_encoders.preprocess import pcm_to_float
 from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, RuntimeConfig,
@@ -403,6 +403,16 @@ class AudioEncoderCore(SwappableModel):
         if db is None or mel != self.mel:
             db = log_mel_db(samples, mel)
         return normalise_mel(db, mel)[None, None]
+
+    def stored_model_input(self, model: PuzzleModel, item: Any) -> np.ndarray:
+        """A stored window through `model`'s front end, as `push` gives it the model.
+
+        Raises:
+            ValueError: another format or sample rate, or the bytes do not decompress.
+        """
+        pcm = kept_window(item.format, item.data, item.sample_rate, self.cfg.sample_rate,
+                          self.cfg.window_samples)
+        return self._model_input(model, pcm_to_float(pcm))
 
     def probe_input(self, model: PuzzleModel | None = None) -> np.ndarray:
         """A window of digital silence as `model` (default: the running one) sees it (the

@@ -20,16 +20,15 @@ import math
 from pathlib import Path
 import time
 from typing import Any, Protocol
-import zlib
 
 import logging
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from sage_encoders import data
+from sage_encoders.input_ring import kept_frame, kept_window
 from sage_encoders.model_files import read_meta, write_json
 from sage_encoders.preprocess import MelConfig, model_mel, pcm_to_float, preprocess_audio
 from sage_encoders.preprocess import resize_rgb
@@ -153,12 +152,7 @@ def decode_vision(item: InputLike, size: int) -> np.ndarray:
     Raises:
         ValueError: not a JPEG input, or the bytes do not decode.
     """
-    if item.format != 'jpeg':
-        raise ValueError(f'vision input format {item.format!r}, expected jpeg')
-    bgr = cv2.imdecode(np.frombuffer(item.data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError('JPEG does not decode')
-    return resize_rgb(np.ascontiguousarray(bgr[:, :, ::-1]), size)
+    return resize_rgb(kept_frame(item.format, item.data), size)
 
 
 def decode_audio(item: InputLike, mel: MelConfig) -> np.ndarray:
@@ -170,21 +164,9 @@ def decode_audio(item: InputLike, mel: MelConfig) -> np.ndarray:
     Raises:
         ValueError: other format or sample rate, or the bytes do not decompress.
     """
-    if item.format != 's16le-zlib':
-        raise ValueError(f'audio input format {item.format!r}, expected s16le-zlib')
-    if item.sample_rate and item.sample_rate != mel.sample_rate:
-        raise ValueError(f'sample rate {item.sample_rate}, model expects {mel.sample_rate}')
-    try:
-        raw = zlib.decompress(item.data)
-    except zlib.error as err:
-        raise ValueError(f'zlib: {err}') from err
-    if len(raw) % 2 or not raw:
-        raise ValueError(f'{len(raw)} bytes is not a whole number of int16 samples')
-    pcm = np.frombuffer(raw, '<i2')
-    n = mel.window_samples
-    if len(pcm) < n:
-        pcm = np.concatenate([np.zeros(n - len(pcm), np.int16), pcm])
-    return preprocess_audio(pcm_to_float(pcm[-n:]), mel)[0]
+    pcm = kept_window(item.format, item.data, item.sample_rate, mel.sample_rate,
+                      mel.window_samples)
+    return preprocess_audio(pcm_to_float(pcm), mel)[0]
 
 
 def decode_inputs(modality: str, items: Sequence[InputLike], size: int = 240,

@@ -78,6 +78,56 @@ def s16le_zlib_input(window: np.ndarray, sample_rate: int) -> InputAnswer:
                        sample_rate=int(sample_rate), samples=int(pcm.size))
 
 
+def kept_frame(fmt: str, data: bytes) -> np.ndarray:
+    """A stored vision input -> the (H, W, 3) uint8 RGB frame the encoder kept (the inverse
+    of `jpeg_input`).
+
+    Raises:
+        ValueError: another format, or the bytes do not decode.
+    """
+    if fmt != JPEG:
+        raise ValueError(f'vision input format {fmt!r}, expected {JPEG}')
+    try:
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as err:  # an empty buffer raises instead of returning None
+        raise ValueError(f'JPEG does not decode: {err}') from err
+    if bgr is None:
+        raise ValueError('JPEG does not decode')
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def kept_window(fmt: str, data: bytes, sample_rate: int, rate: int, n: int) -> np.ndarray:
+    """A stored audio input -> the (n,) int16 window the encoder kept (the inverse of
+    `s16le_zlib_input`).
+
+    A shorter window is zero padded at the start, a longer one keeps its newest samples (the
+    encoder's ring holds the newest window).
+
+    Args:
+        fmt, data: the stored format and bytes.
+        sample_rate: the input's recorded rate (0 = not recorded).
+        rate: the rate the model expects.
+        n: the model's window in samples.
+
+    Raises:
+        ValueError: another format or sample rate, or the bytes do not decompress.
+    """
+    if fmt != S16LE_ZLIB:
+        raise ValueError(f'audio input format {fmt!r}, expected {S16LE_ZLIB}')
+    if sample_rate and sample_rate != rate:
+        raise ValueError(f'sample rate {sample_rate}, model expects {rate}')
+    try:
+        raw = zlib.decompress(data)
+    except zlib.error as err:
+        raise ValueError(f'zlib: {err}') from err
+    if len(raw) % 2 or not raw:
+        raise ValueError(f'{len(raw)} bytes is not a whole number of int16 samples')
+    pcm = np.frombuffer(raw, '<i2')
+    if len(pcm) < n:
+        pcm = np.concatenate([np.zeros(n - len(pcm), np.int16), pcm])
+    return pcm[-n:].astype(np.int16)
+
+
 @dataclass(frozen=True)
 class _Kept:
     input_seq: int

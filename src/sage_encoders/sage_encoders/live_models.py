@@ -1,4 +1,5 @@
-"""The live model versions the memory node publishes (Topic.MODELS_LIVE), read by the encoders.
+"""The live model versions the memory node publishes (Topic.MODELS_LIVE), read by the encoders
+(which swap the version in) and SNARC (which adds the version's re-embedded memories).
 
 std_msgs/String JSON, latched:
     {"vision": {"version": "v0002", "path": "/abs/dir/of/v0002"},

@@ -11,7 +11,12 @@ Layout under a root folder (the memory node's `<data_dir>/models`):
 
 version.json: {version, modality, base (the version fine-tuned from, or 'packaged'),
 created_at, data {count, since, until, heldout_uuids, ...}, validation {...},
-decision 'promoted' | 'rejected', reason, ...}.
+decision 'promoted' | 'rejected', reason, memory_embeddings {count, ...}, ...}.
+
+memory_embeddings.npz (MEMORY_EMBEDDINGS_FILE; promoted versions made by sleep): the stored
+inputs re-embedded by this version as its encoder embeds them, `uuid` (N,) the experience
+uuids and `embedding` (N, D) float32. SNARC fills this version's novelty memory from it when
+the version goes live; versions without it (older ones, packaged) start that memory empty.
 
 Writes are atomic. A version is built in `.tmp-<name>-<pid>` and renamed into place only when
 complete (files and folders fsynced first), so a crash at any point leaves either no version or
@@ -32,10 +37,15 @@ import re
 import shutil
 import time
 from typing import Any
+import zipfile
+import zlib
+
+import numpy as np
 
 from sage_encoders.model_files import PACKAGED, PACKAGED_DIR, VERSION_FILE
 
 LIVE_FILE = 'live.json'
+MEMORY_EMBEDDINGS_FILE = 'memory_embeddings.npz'
 TMP_PREFIX = '.tmp-'
 LOCK_FILE = '.lock'
 DECISIONS = ('promoted', 'rejected')
@@ -114,6 +124,57 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+@dataclass(frozen=True)
+class MemoryEmbeddings:
+    """The stored memories a version re-embedded (MEMORY_EMBEDDINGS_FILE).
+
+    Attributes:
+        uuids: (N,) the experiences' uuids.
+        embeddings: (N, D) float32, row i of uuids[i].
+    """
+
+    uuids: np.ndarray
+    embeddings: np.ndarray
+
+
+def write_memory_embeddings(directory: Path, uuids: list[str], embeddings: np.ndarray
+                            ) -> Path:
+    """Write a version folder's MEMORY_EMBEDDINGS_FILE (made durable by the version's commit).
+
+    Raises:
+        ValueError: embeddings is not (len(uuids), D).
+    """
+    emb = np.asarray(embeddings, np.float32)
+    if emb.ndim != 2 or emb.shape[0] != len(uuids):
+        raise ValueError(f'embeddings {emb.shape} do not fit {len(uuids)} uuids')
+    path = Path(directory) / MEMORY_EMBEDDINGS_FILE
+    with open(path, 'wb') as fh:
+        np.savez(fh, uuid=np.asarray(uuids, dtype=str), embedding=emb)
+    return path
+
+
+def read_memory_embeddings(directory: Path) -> MemoryEmbeddings | None:
+    """A version folder's MEMORY_EMBEDDINGS_FILE; None when it has none (older versions).
+
+    Raises:
+        VersionError: the file cannot be read or is not what write_memory_embeddings writes.
+    """
+    path = Path(directory) / MEMORY_EMBEDDINGS_FILE
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            uuids, emb = npz['uuid'], npz['embedding']
+    except FileNotFoundError:
+        return None
+    # A torn or foreign file fails in numpy, zipfile or zlib, each with its own error.
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise VersionError(f'{path}: unreadable ({type(err).__name__}: {err})') from err
+    if emb.ndim != 2 or emb.dtype.kind != 'f' or uuids.ndim != 1 \
+            or uuids.shape[0] != emb.shape[0]:
+        raise VersionError(f'{path}: embedding {emb.dtype} {emb.shape} and uuid '
+                           f'{uuids.shape} are not (N, D) floats with N uuids')
+    return MemoryEmbeddings(uuids, emb.astype(np.float32, copy=False))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -20,7 +20,7 @@ from sage_encoders.errors import EncoderError, ModelError
 from sage_common.irp import PENDING, IrpResult, refine
 from sage_common.records import LatentRecord
 from sage_encoders.model_files import PRECISIONS, model_dir, model_identity, read_meta
-from sage_encoders.quantize import lookup, ranked_codes
+from sage_encoders.quantize import lookup, nearest_codes, ranked_codes
 from sage_encoders.runtime import (BACKENDS, Log, PuzzleBackend, limit_blas_threads,
                                    resolve_providers)
 
@@ -208,6 +208,29 @@ class SwappableModel:
         `model` (default: the running one) takes it."""
         raise NotImplementedError
 
+    def stored_model_input(self, model: PuzzleModel, item: Any) -> np.ndarray:
+        """The network input, as `model` takes it, of a stored training input (what this
+        core's `inputs` kept, as memory stores it: `format`, `data`, `sample_rate`).
+
+        Raises:
+            ValueError: the input does not decode (another format, corrupt bytes).
+        """
+        raise NotImplementedError
+
+    def embed_stored(self, item: Any) -> np.ndarray:
+        """The embedding the encoder gave SNARC for a stored training input, by the model in
+        use: the mean code vector of its nearest codes (`code_embedding`). No refinement,
+        features or state between inputs are touched: only the embedding is made.
+
+        Raises:
+            ValueError: the input does not decode.
+            ModelError: the model cannot be loaded.
+        """
+        with self.model_lock:  # one model version for the whole input
+            model = self.model
+            z_e = model.encode(self.stored_model_input(model, item))
+            return code_embedding(model, nearest_codes(z_e, model.codebook))
+
     def grid_shape(self, model: PuzzleModel) -> tuple[int, int]:
         """(h, w) code grid `model` makes from this core's input (its metadata's stride)."""
         h, w = self.probe_input(model).shape[2:]
@@ -387,6 +410,13 @@ class PuzzleResult:
     irp: IrpResult[SwapState]
 
 
+def code_embedding(model: PuzzleModel, codes: np.ndarray) -> np.ndarray:
+    """(D,) float32 mean of the code vectors of a grid: the embedding SNARC scores and
+    memory stores for an input (from its nearest codes, so it describes the input, not the
+    refinement the input's ATP bought)."""
+    return model.codebook[codes].reshape(-1, model.code_dim).mean(0).astype(np.float32)
+
+
 # Takes (nearest codes (h, w) uint16, embedding, reconstruction error of the nearest codes).
 InitialHook = Callable[[np.ndarray, np.ndarray, float], None]
 # Takes an input's latent before refinement (halt_reason PENDING).
@@ -414,8 +444,7 @@ def encode_puzzle(model: PuzzleModel, x: np.ndarray, atp: float | None, irp: Irp
     # The embedding describes the input, not the refinement: from the nearest codes, so it
     # does not move with the ATP this input happened to get.
     nearest = plugin.nearest.astype(np.uint16)
-    embedding = model.codebook[plugin.nearest].reshape(-1, model.code_dim).mean(0).astype(
-        np.float32)
+    embedding = code_embedding(model, plugin.nearest)
     hook = None
     if on_initial is not None:
         def hook(_state: SwapState, energy: float) -> None:

@@ -19,7 +19,7 @@ from sage_common.records import LatentRecord
 
 from sage_encoders.errors import EncoderError, InputError
 from sage_encoders.block_change import block_change, chromaticity, relative_luma
-from sage_encoders.input_ring import InputRing, jpeg_input
+from sage_encoders.input_ring import InputRing, jpeg_input, kept_frame
 from sage_encoders.preprocess import resize_rgb, scale_rgb
 from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, RuntimeConfig,
                                   SwappableModel, before_refinement, encode_puzzle)
@@ -222,6 +222,15 @@ class VisionEncoderCore(SwappableModel):
         takes the same input)."""
         size = self.cfg.input_size
         return scale_rgb(np.full((size, size, 3), 128, np.uint8))
+
+    def stored_model_input(self, model: PuzzleModel, item: Any) -> np.ndarray:
+        """A stored frame (exposure already normalised when it was kept: no gain again)
+        scaled as `encode` scales the frames it keeps.
+
+        Raises:
+            ValueError: not a JPEG input, or the bytes do not decode.
+        """
+        return scale_rgb(resize_rgb(kept_frame(item.format, item.data), self.cfg.input_size))
 
     def load(self) -> None:
         """Load the model now (it also loads on first use)."""

@@ -220,3 +220,29 @@ def test_vision_node_answers_encoder_input_for_a_published_frame(ros_domain) -> 
         node.destroy_node()
         peer.destroy_node()
         rclpy.shutdown(context=ctx)
+
+
+def test_a_stored_input_decodes_back_to_what_the_ring_kept() -> None:
+    from sage_encoders.input_ring import kept_frame, kept_window
+
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    rgb[:, :20] = (200, 30, 30)  # a flat block: JPEG keeps its colour, so channels show
+    ans = jpeg_input(rgb, 95)
+    back = kept_frame(ans.format, ans.data)
+    assert back.shape == rgb.shape and back.dtype == np.uint8
+    assert np.abs(back[4:20, 4:16].astype(int) - (200, 30, 30)).max() < 8  # RGB, not BGR
+    pcm = _tone_with_noise(1000)
+    ans = s16le_zlib_input(pcm, 16000)
+    assert np.array_equal(kept_window(ans.format, ans.data, ans.sample_rate, 16000, 1000), pcm)
+    # Shorter: zero padded at the start; longer: its newest samples.
+    assert np.array_equal(kept_window(ans.format, ans.data, 0, 16000, 1200),
+                          np.concatenate([np.zeros(200, np.int16), pcm]))
+    assert np.array_equal(kept_window(ans.format, ans.data, 16000, 16000, 300), pcm[-300:])
+    for bad in (lambda: kept_frame('s16le-zlib', ans.data), lambda: kept_frame('jpeg', b''),
+                lambda: kept_frame('jpeg', b'not a jpeg'),
+                lambda: kept_window('jpeg', ans.data, 16000, 16000, 10),
+                lambda: kept_window(ans.format, ans.data, 8000, 16000, 10),
+                lambda: kept_window(ans.format, b'torn', 16000, 16000, 10),
+                lambda: kept_window(ans.format, zlib.compress(b'odd'), 16000, 16000, 10)):
+        with pytest.raises(ValueError):
+            bad()

@@ -121,3 +121,28 @@ def test_a_broken_version_folder_is_listed_but_never_used(tmp_path: Path) -> Non
     assert v.live_path() == v.packaged_dir
     (v.dir / LIVE_FILE).write_text('{torn')
     assert v.live_version() == PACKAGED
+
+
+def test_memory_embeddings_round_trip_and_a_bad_file_is_an_error(tmp_path: Path) -> None:
+    import numpy as np
+
+    from sage_encoders.model_versions import (MEMORY_EMBEDDINGS_FILE, read_memory_embeddings,
+                                              write_memory_embeddings)
+
+    assert read_memory_embeddings(tmp_path) is None  # versions from before the file
+    emb = np.arange(12, dtype=np.float64).reshape(3, 4)
+    write_memory_embeddings(tmp_path, ['a', 'bb', 'c' * 32], emb)
+    got = read_memory_embeddings(tmp_path)
+    assert got is not None and list(got.uuids) == ['a', 'bb', 'c' * 32]
+    assert got.embeddings.dtype == np.float32 and np.array_equal(got.embeddings, emb)
+    with pytest.raises(ValueError):
+        write_memory_embeddings(tmp_path, ['a'], emb)
+    path = tmp_path / MEMORY_EMBEDDINGS_FILE
+    good = path.read_bytes()
+    np.savez(path, uuid=np.array(['a', 'b']), embedding=np.zeros((3, 4), np.float32))
+    mismatched = path.read_bytes()  # 2 uuids for 3 rows
+    torn, altered = good[:len(good) // 2], good.replace(b'<f4', b'|O8', 1)
+    for data in (mismatched, torn, altered, b'not a zip', b''):
+        path.write_bytes(data)
+        with pytest.raises(VersionError, match=MEMORY_EMBEDDINGS_FILE):
+            read_memory_embeddings(tmp_path)

@@ -280,15 +280,20 @@ def iter_inputs(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], *,
 def score_inputs(items: Iterable[InputItem], snarc_params: Mapping[str, Any], out: TextIO,
                  summary: ReplaySummary,
                  policy: Callable[[SalienceRecord], bool] = store_policy,
-                 observe: Callable[[SalienceRecord], None] | None = None) -> SnarcCore:
+                 observe: Callable[[SalienceRecord], None] | None = None,
+                 memories: Iterable[tuple[str, np.ndarray, str]] = ()) -> SnarcCore:
     """Run SnarcCore over inputs in order, writing one decision line per scored input.
 
     observe, when given, sees every scored input (attended or not), after its decision line.
+    memories: (modality, embedding, model version) of what memory already holds, added to
+    SNARC's novelty memory before the first input (an earlier day's experiences).
 
     Returns:
         The core after the run (for its issues and state).
     """
     core = SnarcCore.from_params(dict(snarc_params))
+    for m, embedding, version in memories:
+        core.add_memory(m, embedding, version)
 
     def emit(rec: SalienceRecord, embedding: np.ndarray | None, model_version: str = '') -> None:
         m = rec.modality

@@ -316,7 +316,8 @@ class MemoryNode(Node):
         return [m for m in str(self.values['sleep.retrain.modalities']).split(',') if m]
 
     def _publish_live_models(self) -> None:
-        # Latched: an encoder that starts later loads the promoted version at once. Called at
+        # Latched: an encoder that starts later loads the promoted version at once (and SNARC
+        # the version's re-embedded memories, model_versions.MEMORY_EMBEDDINGS_FILE). Called at
         # the diagnostics period too, so `sage memory models --rollback` and versions adopted
         # from another host reach the encoders.
         doc = {}

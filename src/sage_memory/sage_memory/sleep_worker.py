@@ -4,7 +4,10 @@ Started by the memory node (sage_memory.retrain) so that torch is never loaded i
 For each modality it reads the training inputs stored since `--since` from the database
 (read-only: the node keeps writing meanwhile), fine-tunes the live model on them
 (sage_encoders.finetune), writes a new model version (sage_encoders.model_versions) and makes
-it live when it passes the promotion rule, or keeps it marked rejected for inspection.
+it live when it passes the promotion rule, or keeps it marked rejected for inspection. A
+version to promote also gets those stored inputs embedded by it, as its encoder will embed
+them (`embed_memories`, the version's memory_embeddings file): SNARC fills its novelty memory
+for the new model from them, which would otherwise start empty.
 
 Output: log lines on stderr, then ONE JSON line on stdout:
 
@@ -12,6 +15,8 @@ Output: log lines on stderr, then ONE JSON line on stdout:
                              "version": "v0003" or "", "base": ..., "inputs": n, "steps": n,
                              "seconds": s, "day_recon_before": x, "day_recon_after": y,
                              "heldout_recon_before": ..., "heldout_recon_after": ...,
+                             "memory_embeddings": {"count": n, "undecodable": n,
+                                                   "seconds": s} (promoted only),
                              "reason": "..."}, ...},
    "preempted": false, "seconds": s}
 
@@ -20,7 +25,8 @@ bad arguments or an unreadable database, 3 when stopped by SIGTERM/SIGINT. A sto
 a second (between steps; data building and scoring are interrupted where they are), the
 unfinished version is discarded and live.json is left as it was. An export in progress is not
 interrupted (ONNX export and INT8 calibration, a few seconds): the stop is honoured right
-after it, the version still discarded. kill -9 at any point leaves the previous live model,
+after it, the version still discarded; so is a stop while a promoted version embeds the stored
+inputs (checked between inputs). kill -9 at any point leaves the previous live model,
 since a version appears by one rename only when complete. The worker also stops (as on
 SIGTERM) when the memory node that started it dies, even by kill -9: an orphan would otherwise
 go on and make a version live that no node asked for (`stop_with_parent`).
@@ -28,11 +34,13 @@ go on and make a version live that no node asked for (`stop_with_parent`).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 import contextlib
 import json
 import logging
 import math
 import os
+from pathlib import Path
 import signal
 import sys
 import time
@@ -234,6 +242,49 @@ def _result(**kw: Any) -> dict[str, Any]:
     return out
 
 
+def embed_memories(modality: str, version_dir: Path, items: Iterable[Any], stop: Stopper,
+                   threads: int) -> dict[str, Any]:
+    """Embed stored inputs with the version being built, as its encoder will embed them,
+    into its memory_embeddings file; returns {count, undecodable, seconds}.
+
+    The stored experiences' embeddings are the old model's, and SNARC compares an input only
+    with memories its own model embedded: this file fills the new model's novelty memory when
+    it goes live. One input at a time from a paged read (the worker's peak stays the
+    export's); an input that does not decode is skipped and counted.
+
+    Raises:
+        Preempted: a stop request (checked between inputs).
+        ModelError: the new model does not load.
+    """
+    import numpy as np
+
+    from sage_encoders.model_versions import write_memory_embeddings
+    from sage_encoders.reembed import stored_input_core
+
+    t0 = time.monotonic()
+    core = stored_input_core(modality, version_dir, threads)
+    uuids: list[str] = []
+    rows: list[np.ndarray] = []
+    undecodable = 0
+    for item in items:
+        if stop.requested:
+            raise Preempted
+        try:
+            rows.append(core.embed_stored(item))
+        except ValueError:
+            undecodable += 1
+            continue
+        uuids.append(item.uuid)
+    core.unload()  # its sessions: the next modality's training comes after
+    if rows:  # none: no file, as for versions from before it
+        write_memory_embeddings(version_dir, uuids, np.stack(rows))
+    out = {'count': len(rows), 'undecodable': undecodable,
+           'seconds': round(time.monotonic() - t0, 3)}
+    log.info('%s: %d stored inputs embedded by the new version in %.1f s (%d undecodable)',
+             modality, out['count'], out['seconds'], undecodable)
+    return out
+
+
 def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
                      stop: Stopper, budget_s: float) -> dict[str, Any]:
     """Fine-tune, write and decide one modality; its entry of the JSON line.
@@ -301,6 +352,12 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
         entry['timings']['export_s'] = round(time.monotonic() - t, 3)
         if stop.requested:  # arrived during the export: discard it, live.json untouched
             raise Preempted
+        if res.decision == 'promoted':  # a rejected version never goes live
+            # Read again page by page, not kept since the start: the export's peak is lower.
+            entry['memory_embeddings'] = embed_memories(
+                modality, b.path, store.iter_training_inputs(modality, since, until), stop,
+                args.threads)
+            entry['timings']['embed_s'] = entry['memory_embeddings']['seconds']
         b.info = {'base': base_name, 'base_path': str(base_dir),
                   'data': {'count': total, 'used': len(res.train_uuids) + len(res.holdout_uuids),
                            'trained': len(res.train_uuids), 'since': since,
@@ -317,6 +374,8 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
                                'timings': entry['timings'], 'losses': res.losses},
                   'quality': {p: quality[p]['code_agreement_vs_fp32']
                               for p in ('fp16', 'int8')}}
+        if 'memory_embeddings' in entry:
+            b.info['memory_embeddings'] = entry['memory_embeddings']
     # Committed (fsync + rename); the promotion is one atomic replace of live.json.
     entry['version'] = b.name
     if res.decision == 'promoted':

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 import logging
+import math
 import os
 from pathlib import Path
 import socket
@@ -447,6 +448,12 @@ class MemoryStore(StoreQueries):
                         limit: int | None = None) -> list[TrainingInput]:
         """Stored training inputs with stamp >= since, oldest first (what sleep reads)."""
         return self.training.select(modality, since, limit)
+
+    def iter_training_inputs(self, modality: str, since: float = 0.0,
+                             until: float = math.inf) -> Iterator[TrainingInput]:
+        """Stored training inputs of one modality with since <= stamp <= until, oldest
+        first, read a page at a time (TrainingInputs.iterate)."""
+        return self.training.iterate(modality, since, until)
 
     def submit_state(self, key: str, value: Mapping[str, Any]) -> None:
         """Queue a state checkpoint (the latest value per key wins).

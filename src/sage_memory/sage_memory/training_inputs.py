@@ -17,15 +17,16 @@ retention deletes an experience's input with it.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 import logging
+import math
 import sqlite3
 import threading
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, inspect, select
+from sqlalchemy import Connection, Engine, and_, func, inspect, or_, select
 from sqlalchemy import exc as sa_exc
 
 from sage_memory.codec import decode_codes, encode_codes
@@ -43,6 +44,8 @@ FORMATS = ('jpeg', 's16le-zlib')
 # Column order of the writer's insert (the table's own order).
 COLUMNS = tuple(c.name for c in TRAINING_INPUTS.columns)
 _MB = 2**20
+# Inputs read per query by `iterate`: a page of vision JPEGs is a few MB.
+PAGE_SIZE = 128
 
 
 def wants_input(kind: str, context: bool) -> bool:
@@ -354,3 +357,30 @@ class TrainingInputs:
             q = q.limit(max(0, int(limit)))
         with self.engine.connect() as conn:
             return [row_to_input(r) for r in conn.execute(q)]
+
+    def iterate(self, modality: str, since: float = 0.0, until: float = math.inf,
+                page: int = PAGE_SIZE) -> Iterator[TrainingInput]:
+        """The inputs of one modality with since <= stamp <= until, oldest first as
+        `select` orders them, read `page` at a time: a reader that takes one input at a time
+        never holds them all. Each page is its own query (keyset on stamp, uuid), so inputs
+        written or deleted meanwhile are seen or missed, never repeated."""
+        if not self.present:
+            return
+        t = TRAINING_INPUTS.c
+        after: tuple[float, str] | None = None
+        while True:
+            q = select(TRAINING_INPUTS).where(t.modality == modality)
+            if since > 0:  # as `select`: 0 = from the first
+                q = q.where(t.stamp >= since)
+            if math.isfinite(until):
+                q = q.where(t.stamp <= until)
+            if after is not None:
+                q = q.where(or_(t.stamp > after[0], and_(t.stamp == after[0],
+                                                         t.uuid > after[1])))
+            q = q.order_by(t.stamp.asc(), t.uuid.asc()).limit(max(1, int(page)))
+            with self.engine.connect() as conn:
+                rows = [row_to_input(r) for r in conn.execute(q)]
+            yield from rows
+            if len(rows) < page:
+                return
+            after = (rows[-1].stamp, rows[-1].uuid)

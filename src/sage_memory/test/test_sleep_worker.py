@@ -127,6 +127,105 @@ def test_the_version_loads_in_onnxruntime_and_encodes_a_stored_input(day, modali
     assert meta['modality'] == modality and meta['finetune'][-1]['base'] == 'packaged'
 
 
+def _add_undecodable(data_dir: Path) -> dict[str, str]:
+    """One stored input per modality whose bytes do not decode; {modality: its uuid}."""
+    from sage_memory.store import MemoryStore, StoreConfig
+    from sage_memory.synthetic import synthetic_record
+    from sage_memory.training_inputs import TrainingInput
+
+    store = MemoryStore(StoreConfig(data_dir=str(data_dir), device_id='t'))
+    store.start()
+    recs = {m: synthetic_record(5000 + k, np.random.default_rng(5000 + k), dim=8,
+                                preview_bytes=16, grid=4, modality=m)
+            for k, m in enumerate(('vision', 'audio'))}
+    store.submit_many(list(recs.values()))
+    assert store.flush()
+    for m, rec in recs.items():
+        store.submit_training_input(TrainingInput(
+            uuid=rec.uuid, modality=m, stamp=rec.stamp, salience=rec.salience,
+            format='jpeg' if m == 'vision' else 's16le-zlib', data=b'torn bytes',
+            width=240 if m == 'vision' else 0, height=240 if m == 'vision' else 0,
+            sample_rate=16000 if m == 'audio' else 0))
+    assert store.flush()
+    store.close()
+    return {m: rec.uuid for m, rec in recs.items()}
+
+
+@pytest.fixture(scope='module')
+def promoted(tmp_path_factory, fill_training_store):
+    """A worker run that promotes what it trains (the rule is tested above), on the store of
+    `day` plus one stored input per modality that does not decode."""
+    root = tmp_path_factory.mktemp('sleep_promoted')
+    data_dir, versions = root / 'data', root / 'data' / 'models'
+    items = fill_training_store(data_dir)
+    bad = _add_undecodable(data_dir)
+    proc = subprocess.run(command(data_dir, versions, 'vision,audio', max_steps=2)
+                          + ['--min-gain', '-1000', '--max-forgetting', '1000'],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {'versions': versions, 'items': items, 'bad': bad,
+            'result': json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
+def _encoder_core(modality: str, vdir: Path):
+    """The encoder core a node runs on a version folder (fp32 ONNX on the CPU, the profiles'),
+    refinement off (the embedding does not depend on it) and, for vision, no exposure gain
+    (a stored frame was normalised when it was kept)."""
+    from sage_encoders.audio_core import AudioConfig, AudioEncoderCore
+    from sage_encoders.puzzle import IrpConfig, RuntimeConfig
+    from sage_encoders.vision_core import VisionConfig, VisionEncoderCore
+
+    runtime = RuntimeConfig(modality, model_dir=str(vdir))
+    if modality == 'vision':
+        return VisionEncoderCore(VisionConfig(runtime, IrpConfig(max_iterations=0),
+                                              exposure_target=0.0, training_keep=0))
+    return AudioEncoderCore(AudioConfig(runtime, IrpConfig(max_iterations=0), voice=False,
+                                        training_keep=0))
+
+
+def _encode_stored(core, item) -> object:
+    """The latent the encoder core publishes for a stored input, through its `encode`."""
+    from sage_encoders.input_ring import kept_frame, kept_window
+    if item.modality == 'vision':
+        return core.encode(kept_frame(item.format, item.data), item.stamp, 0)
+    cfg = core.cfg
+    return core.encode_window(kept_window(item.format, item.data, item.sample_rate,
+                                          cfg.sample_rate, cfg.window_samples), item.stamp)
+
+
+@pytest.mark.parametrize('modality', ['vision', 'audio'])
+def test_a_promoted_version_holds_the_stored_inputs_as_its_encoder_embeds_them(
+        promoted, modality) -> None:
+    from sage_encoders.model_versions import read_memory_embeddings
+
+    r = promoted['result']['modalities'][modality]
+    assert r['decision'] == 'promoted', r
+    vdir = promoted['versions'] / modality / r['version']
+    found = read_memory_embeddings(vdir)
+    assert found is not None
+    stored = sorted((i for i in promoted['items'] if i.modality == modality),
+                    key=lambda i: (i.stamp, i.uuid))
+    # One row per stored input that decodes, in the store's order; the torn one counted.
+    assert list(found.uuids) == [i.uuid for i in stored]
+    assert promoted['bad'][modality] not in set(found.uuids)
+    assert r['memory_embeddings']['count'] == len(stored)
+    assert r['memory_embeddings']['undecodable'] == 1
+    assert r['timings']['embed_s'] == r['memory_embeddings']['seconds']
+    info = json.loads((vdir / 'version.json').read_text())
+    assert info['memory_embeddings'] == r['memory_embeddings']
+    core = _encoder_core(modality, vdir)
+    latents = [_encode_stored(core, item) for item in stored]
+    assert all(rec.model_version.startswith(f"{r['version']}:") for rec in latents)
+    want = np.stack([rec.embedding for rec in latents])
+    assert found.embeddings.dtype == np.float32 and found.embeddings.shape == want.shape
+    assert np.allclose(found.embeddings, want, atol=1e-5), \
+        float(np.abs(found.embeddings - want).max())
+    # Made by the new model, not the one it was fine-tuned from.
+    base = _encoder_core(modality, PACKAGED_DIR)
+    old = np.stack([_encode_stored(base, item).embedding for item in stored])
+    assert not np.allclose(found.embeddings, old, atol=1e-5)
+
+
 def _tree(versions: Path) -> dict[str, list[str]]:
     return {m.name: sorted(p.name for p in m.iterdir() if p.name != '.lock')
             for m in versions.iterdir()}

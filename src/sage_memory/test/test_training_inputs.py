@@ -114,6 +114,33 @@ def test_vision_and_audio_inputs_read_back_byte_for_byte(db_url, tmp_path):
     assert mem.close()
 
 
+def test_iterating_reads_a_page_at_a_time_in_select_order_within_since_and_until(
+        db_url, tmp_path):
+    store = open_store(db_url, tmp_path)
+    recs = [experience(i) for i in range(12)]
+    heard = experience(100, modality='audio')
+    store.submit_many(recs + [heard])
+    assert store.flush()
+    # Five inputs share one stamp, so pages break inside a run of equal stamps.
+    shared = recs[4].stamp
+    for k, rec in enumerate(recs):
+        store.submit_training_input(vision_input(rec, stamp=shared if 4 <= k < 9 else None))
+    store.submit_training_input(audio_input(heard))
+    assert store.flush()
+    since, until = recs[2].stamp, recs[10].stamp
+    want = [t.uuid for t in store.training_inputs('vision', since=since)
+            if t.stamp <= until]
+    assert len(want) == 9
+    for page in (1, 2, 3, 128):
+        got = list(store.training.iterate('vision', since, until, page=page))
+        assert [t.uuid for t in got] == want, page
+    assert [t.uuid for t in store.iter_training_inputs('vision')] == \
+        [t.uuid for t in store.training_inputs('vision')]
+    (heard_back,) = store.iter_training_inputs('audio')
+    assert (heard_back.uuid, heard_back.data) == (heard.uuid, audio_input(heard).data)
+    assert store.close()
+
+
 def test_a_second_input_for_the_same_uuid_is_a_no_op(db_url, tmp_path):
     store = open_store(db_url, tmp_path)
     rec = experience(1)

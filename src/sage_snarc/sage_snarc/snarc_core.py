@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from sage_common.health import Level
-from sage_common.records import AXES, ImuRecord, LatentRecord, RewardRecord, SalienceRecord
+from sage_common.records import (AXES, ImuRecord, LatentRecord, RewardRecord, SalienceRecord,
+                                  model_name)
 from sage_common.vocabulary import LATENT_MODALITIES
 from sage_snarc.audio_scene import AudioBackground, bands_of
 from sage_snarc.conflict import ConflictWindow, parse_pairs
@@ -234,6 +235,9 @@ class SnarcCore:
         # Stored memories' embeddings per modality and encoder model version: novelty compares
         # an input only with memories its own model embedded ('' = version not recorded).
         self.memory: dict[str, dict[str, MemoryIndex]] = {}
+        # (modality, model version name) whose re-embedded memories are in: a latched
+        # /sage/models/live message comes again (a restart of its publisher), they do not.
+        self.model_memories: set[tuple[str, str]] = set()
         self.now = -math.inf
         self.issues: Counter[str] = Counter()
         self._new_issues: deque[tuple[Level, str]] = deque(maxlen=64)
@@ -393,6 +397,44 @@ class SnarcCore:
         self._attach_memory(modality, ms)
         return True
 
+    def add_model_memories(self, modality: str, version: str, embeddings: np.ndarray) -> int:
+        """Add the stored memories a sleep re-embedded with a new model version.
+
+        When sleep promotes a model it embeds the stored inputs with it (the version's
+        memory_embeddings file), so novelty under that model compares with the past, not
+        with an empty index. Each row goes through `add_memory` into that version's index,
+        beside the memories stored while it was live; once per (modality, version), however
+        often it is called.
+
+        Args:
+            modality: 'vision' or 'audio'.
+            version: the version name ('v0002'), as /sage/models/live names it. Latents name
+                '<name>:<digest>': the rows go to the current model's index when its name
+                is this, else wait under the bare name until a model of that name is current.
+            embeddings: (N, D) embeddings, one row per memory.
+
+        Returns:
+            How many rows were added (0 when this version's were added before).
+        """
+        key = (modality, version)
+        if modality not in LATENT_MODALITIES or not version or key in self.model_memories:
+            return 0
+        x = np.asarray(embeddings)
+        if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+            self._issue(Level.WARN, 'bad_model_memories',
+                        f'{modality} {version}: re-embedded memories are not an (N, D) array '
+                        f'of numbers ({x.dtype} {x.shape})')
+            return 0
+        self.model_memories.add(key)
+        current = self._modality(modality).model_version
+        target = current if current and model_name(current) == version else version
+        return sum(self.add_memory(modality, row, target) for row in x)
+
+    def report_issue(self, level: Level, key: str, message: str) -> None:
+        """A problem the shell found in what it hands the core (a file, a message): counted
+        and reported on /diagnostics like the core's own (`drain_issues`)."""
+        self._issue(level, key, message)
+
     def _new_index(self, dim: int) -> MemoryIndex:
         v = self.values
         return MemoryIndex(dim, exact_max=int(v['novelty.exact_max']),
@@ -402,16 +444,20 @@ class SnarcCore:
         """Point the modality's novelty at the memories of its current encoder model.
 
         Memories whose model was not recorded (rows stored before versions were, or added
-        while no input had named the model yet) are the first named model's. After a model
-        change the other versions' memories stay, unused: a rollback finds its own again.
+        while no input had named the model yet) are the first named model's; so are those
+        filed under the bare version name (`add_model_memories`) for the first model of that
+        name. After a model change the other versions' memories stay, unused: a rollback
+        finds its own again.
         """
         by_version = self.memory.get(m, {})
         current = ms.model_version
-        if current and '' in by_version:
-            unnamed = by_version.pop('')
-            mine = by_version.setdefault(current, unnamed)
-            if mine is not unnamed and mine.dim == unnamed.dim:
-                for x in unnamed.vectors():
+        for pending in ('', model_name(current)):
+            if not current or pending == current or pending not in by_version:
+                continue
+            waiting = by_version.pop(pending)
+            mine = by_version.setdefault(current, waiting)
+            if mine is not waiting and mine.dim == waiting.dim:
+                for x in waiting.vectors():
                     mine.add(x)
         ms.novelty.memory = by_version.get(current)
 
@@ -674,6 +720,8 @@ class SnarcCore:
             'gravity': None if self._gravity_vec is None else self._gravity_vec.copy(),
             'memory': ({m: {v: i.state_dict() for v, i in by_version.items()}
                         for m, by_version in self.memory.items()} if include_memory else {}),
+            'model_memories': ([list(k) for k in sorted(self.model_memories)]
+                               if include_memory else []),
         }
 
     def reconfigured(self, values: Mapping[str, Any]) -> 'SnarcCore':
@@ -694,7 +742,7 @@ class SnarcCore:
                                                                 'novelty.seed'))
         core.load_state_dict(self.state_dict(include_memory=not move))
         if move:
-            core.memory = self.memory
+            core.memory, core.model_memories = self.memory, self.model_memories
             for by_version in core.memory.values():
                 for index in by_version.values():
                     index.nprobe = int(core.values['novelty.nprobe'])
@@ -729,6 +777,9 @@ class SnarcCore:
                     index = self._new_index(int(ist['dim']))
                     index.load_state_dict(ist)
                     self.memory.setdefault(m, {})[str(version)] = index
+            # Checkpoints from before re-embedded memories: none added yet.
+            self.model_memories = {(str(m), str(v))
+                                   for m, v in state.get('model_memories', [])}
             self.modalities = {}
             for m, st in state['modalities'].items():
                 ms = self._modality(m)

@@ -2,7 +2,8 @@
 
 Subscribes /sage/{vision,audio,language}/latent, /sage/{vision,audio}/latent_initial (the
 same inputs before refinement; each input is scored once), /sage/imu/data, /sage/reward,
-/sage/memory/stored and /sage/metabolic_state; all logic is in `SnarcCore`.
+/sage/memory/stored, /sage/metabolic_state and /sage/models/live (a promoted encoder version's
+re-embedded memories, `_on_models_live`); all logic is in `SnarcCore`.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sage_interfaces.msg import Experience, Latent, MetabolicState, Reward, Salience
 from sage_interfaces.srv import QueryMemory
 from sensor_msgs.msg import Imu
+from std_msgs.msg import String
 
 from sage_common.convert import imu_from_msg, latent_from_msg, salience_to_msg
 from sage_common.errors import SageError
@@ -25,6 +27,10 @@ from sage_common.records import RewardRecord, SalienceRecord
 from sage_common.ros import (LATCHED_QOS, RELIABLE_QOS, DiagnosticsPublisher,
                              declare_params, run, sensor_qos, stamp_sec)
 from sage_common.vocabulary import LANGUAGE, PUZZLE_MODALITIES, Topic
+from sage_encoders.errors import ModelError
+from sage_encoders.live_models import LiveModel, live_model
+from sage_encoders.model_files import PACKAGED, PACKAGED_DIR
+from sage_encoders.model_versions import VersionError, read_memory_embeddings
 from sage_snarc import checkpoint
 from sage_snarc.seen_once import SeenOnce, input_key
 from sage_snarc.snarc_core import LATENT_MODALITIES, SnarcCore
@@ -75,6 +81,8 @@ class SnarcNode(Node):
                                  RELIABLE_QOS)
         self.create_subscription(MetabolicState, Topic.METABOLIC_STATE, self._on_state,
                                  LATCHED_QOS)
+        # Latched, as the encoders follow it: a SNARC that starts later still hears it.
+        self.create_subscription(String, Topic.MODELS_LIVE, self._on_models_live, LATCHED_QOS)
         self.diag = DiagnosticsPublisher(self, self.health, float(values['diagnostics_period_s']))
         self.create_timer(float(values['diagnostics_period_s']), self._refresh_health)
         self._preload_k = int(values['memory.preload_k'])
@@ -131,6 +139,33 @@ class SnarcNode(Node):
 
     def _on_state(self, msg: MetabolicState) -> None:
         self.core.set_metabolic_state(msg.state)
+
+    def _on_models_live(self, msg: String) -> None:
+        """Add the re-embedded memories of each live puzzle model version (once each)."""
+        for m in PUZZLE_MODALITIES:
+            try:
+                # 'packaged' resolves to the encoders' own folder, never read here.
+                live = live_model(msg.data, m, PACKAGED_DIR)
+            except ModelError as err:
+                self.core.report_issue(Level.WARN, 'bad_models_live',
+                                       f'{m}: live models message ignored: {err}')
+                continue
+            if live is not None and live.version != PACKAGED \
+                    and (m, live.version) not in self.core.model_memories:
+                self._add_model_memories(m, live)
+
+    def _add_model_memories(self, m: str, live: LiveModel) -> None:
+        try:
+            found = read_memory_embeddings(live.directory)
+        except VersionError as err:
+            self.core.report_issue(Level.WARN, 'bad_model_memories',
+                                   f'{m} {live.version}: re-embedded memories not added: {err}')
+            return
+        if found is None:  # a version from before the file: its memory fills as it runs
+            return
+        n = self.core.add_model_memories(m, live.version, found.embeddings)
+        self.get_logger().info(f'{m} model {live.version}: {n} stored memories re-embedded by '
+                               'it added to its novelty memory')
 
     def _bad_input(self, what: str, err: Exception) -> None:
         self.health.problem(Level.WARN, f'bad {what} input: {err}')

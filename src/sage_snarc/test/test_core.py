@@ -265,6 +265,59 @@ def test_memories_count_only_for_inputs_of_the_encoder_model_that_embedded_them(
         assert core.stats()['vision.memories'] == '2'
 
 
+def test_memories_a_sleep_re_embedded_fill_their_versions_index_once():
+    from dataclasses import replace
+    world = SyntheticWorld(9)
+    obj = world.direction()
+    cores = {'filled': SnarcCore.from_params({}), 'empty': SnarcCore.from_params({})}
+    t = [T0]
+
+    def calm(core, version: str, seconds: float) -> None:
+        for _ in range(int(seconds * 10)):
+            t[0] += 0.1
+            core.score_latent(replace(world.vision(t[0]), model_version=version))
+
+    def novelty_of_probe(core, version: str) -> float:
+        t[0] += 0.1
+        probe = replace(world.vision(t[0], obj, motion=0.04), model_version=version)
+        return core.score_latent(probe).novelty
+
+    rng = np.random.default_rng(4)
+    # What a sleep wrote for v0002: the probe's embedding among 20 other stored inputs.
+    rows = np.vstack([world.vision(T0, obj, motion=0.04).embedding,
+                      rng.normal(size=(20, 32))]).astype(np.float32)
+    core = cores['filled']
+    for c in cores.values():
+        calm(c, 'v0001:aaaa', 20.0)
+    # Announced before any latent of v0002 came: filed under the bare name, not v0001's.
+    assert core.add_model_memories('vision', 'v0002', rows) == 21
+    assert core.add_model_memories('vision', 'v0002', rows) == 0  # the latched message again
+    assert len(core.memory['vision']['v0002']) == 21
+    assert core.stats()['vision.memories'] == '0'  # v0001 compares with none of them
+    for c in cores.values():
+        calm(c, 'v0002:bbbb', 20.0)
+    assert 'v0002' not in core.memory['vision']  # the first model of that name took them
+    assert len(core.memory['vision']['v0002:bbbb']) == 21
+    assert novelty_of_probe(core, 'v0002:bbbb') < 0.1
+    assert novelty_of_probe(cores['empty'], 'v0002:bbbb') > 0.9
+    # Once per version, across a checkpoint and a parameter change too.
+    restored = SnarcCore.from_params({})
+    restored.load_state_dict(core.state_dict())
+    for c in (core, restored, core.reconfigured({**core.values, 'threshold.offset.dream': 0.2})):
+        assert c.add_model_memories('vision', 'v0002', rows) == 0
+        assert len(c.memory['vision']['v0002:bbbb']) == 21
+    # Announced while already live: added beside what was stored while it was live.
+    calm(core, 'v0003:cccc', 20.0)
+    assert core.add_memory('vision', rng.normal(size=32), 'v0003:cccc')
+    assert core.add_model_memories('vision', 'v0003', rows) == 21
+    assert len(core.memory['vision']['v0003:cccc']) == 22
+    assert novelty_of_probe(core, 'v0003:cccc') < 0.1
+    # Not an (N, D) array: reported, nothing added, and a good file later still counts.
+    assert core.add_model_memories('vision', 'v0004', rows[0]) == 0
+    assert core.issues['bad_model_memories'] == 1
+    assert core.add_model_memories('vision', 'v0004', rows) == 21
+
+
 def test_a_checkpoint_from_before_model_versions_loads_its_memories_as_the_current_models():
     world = SyntheticWorld(9)
     obj = world.direction()

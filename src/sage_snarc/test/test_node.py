@@ -199,3 +199,54 @@ def test_an_input_that_comes_before_and_after_refinement_is_scored_once(ros):
     # early ones fall on no subscriber).
     vis, already = _scored_once(ros, before_refinement=False)
     assert [m.input_seq for m in vis] == [500 + i for i in range(18)] and already == 0
+
+
+def test_a_live_versions_re_embedded_memories_are_added_once_and_a_bad_file_is_reported(
+        ros, tmp_path):
+    import json
+
+    from std_msgs.msg import String
+
+    from sage_common.ros import LATCHED_QOS
+    from sage_encoders.model_versions import MEMORY_EMBEDDINGS_FILE, write_memory_embeddings
+
+    rows = np.random.default_rng(2).normal(size=(7, 32)).astype(np.float32)
+    vision, audio, old = (tmp_path / name for name in ('v0002', 'v0003', 'v0001'))
+    for d in (vision, audio, old):
+        d.mkdir()
+    write_memory_embeddings(vision, [f'u{i}' for i in range(len(rows))], rows)
+    (audio / MEMORY_EMBEDDINGS_FILE).write_bytes(b'PK\x03\x04 torn')  # a corrupt file
+    node, probe, ex, got, diags = _snarc_and_probe(ros)
+    pub = probe.create_publisher(String, Topic.MODELS_LIVE, LATCHED_QOS)
+
+    def send(doc) -> None:
+        pub.publish(String(data=doc if isinstance(doc, str) else json.dumps(doc)))
+
+    def issues():
+        status = [s for d in diags for s in d.status if s.name == 'sage: snarc']
+        return ({kv.key: kv.value for kv in status[-1].values if kv.key.startswith('issue.')}
+                if status else {})
+    live = {'vision': {'version': 'v0002', 'path': str(vision)},
+            'audio': {'version': 'v0003', 'path': str(audio)}}
+    try:
+        assert _spin_until(ex, lambda: pub.get_subscription_count() > 0)
+        send(live)
+        assert _spin_until(ex, lambda: ('vision', 'v0002') in node.core.model_memories
+                           and issues().get('issue.bad_model_memories') == '1')
+        # One at a time: the latched subscription keeps the newest message only.
+        send('not json')  # reported; the node goes on
+        assert _spin_until(ex, lambda: int(issues().get('issue.bad_models_live', 0)) >= 1)
+        send(live)  # the latched message again (its publisher restarted): nothing twice
+        assert _spin_until(ex, lambda: issues().get('issue.bad_model_memories') == '2')
+        send({**live, 'vision': {'version': 'v0001', 'path': str(old)}})  # a file-less version
+        assert _spin_until(ex, lambda: issues().get('issue.bad_model_memories') == '3')
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+    index = node.core.memory['vision']['v0002']
+    assert len(index) == len(rows)
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    assert np.allclose(index.vectors(), unit, atol=1e-6)
+    assert 'audio' not in node.core.memory and ('audio', 'v0003') not in node.core.model_memories
+    assert ('vision', 'v0001') not in node.core.model_memories
