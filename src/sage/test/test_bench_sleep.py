@@ -101,6 +101,29 @@ def test_short_sleep_bench(scenes) -> None:
         assert fa[k] is None or (_finite(fa[k]) and fa[k] >= 0)
 
 
+def test_the_morning_after_a_promoted_modality_remembers_its_re_embedded_inputs(tmp_path):
+    """Day 2 after sleep: a promoted modality's memories are its version's re-embedded
+    inputs under that version's name; a modality still on the packaged model keeps its own."""
+    import numpy as np
+
+    from sage.bench_sleep import _memories_after
+    from sage_encoders.model_versions import ModelVersions, write_memory_embeddings
+
+    v = ModelVersions(tmp_path, 'vision')
+    with v.build() as b:
+        (b.path / 'vision_vqvae.json').write_text('{}')
+        write_memory_embeddings(b.path, ['u1', 'u2'], np.eye(2, 4, dtype=np.float32))
+        b.info = {'base': 'packaged', 'decision': 'promoted', 'reason': 'test'}
+    v.promote(b.name)
+    day1 = [('vision', np.ones(4, np.float32), 'packaged:aa'),
+            ('audio', np.full(3, 2.0, np.float32), 'packaged:bb')]
+    out = _memories_after(day1, tmp_path, {'vision': b.name, 'audio': 'packaged'})
+    assert [(m, ver) for m, _, ver in out] == [('audio', 'packaged:bb'),
+                                              ('vision', b.name), ('vision', b.name)]
+    assert np.array_equal(np.stack([x for m, x, _ in out if m == 'vision']),
+                          np.eye(2, 4, dtype=np.float32))
+
+
 def test_settings_are_chosen_on_tuning_seeds_and_an_unknown_seed_set_is_refused() -> None:
     from sage_common.errors import SageError
     with pytest.raises(SageError, match="unknown seed set 'all'"):
