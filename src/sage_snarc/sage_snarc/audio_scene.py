@@ -10,6 +10,7 @@ from a door or a voice, so habituation and novelty use it.
 """
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -31,8 +32,9 @@ def bands_of(features: dict[str, float]) -> np.ndarray | None:
 class AudioBackground:
     """Median level and median band spectrum of the last `window` hops."""
 
-    def __init__(self, window: int, min_count: int = 4) -> None:
+    def __init__(self, window: int, min_count: int = 4, drop_hops: int = 2) -> None:
         self.level = RobustStats(window, min_count=min_count)
+        self._newest: deque[float] = deque(maxlen=max(1, int(drop_hops)))
         self._window = max(4, int(window))
         self._min_count = max(1, int(min_count))
         self._bands: np.ndarray | None = None  # (window, n_bands) ring
@@ -52,6 +54,22 @@ class AudioBackground:
                 or self._n < self._min_count:
             return None
         return np.maximum(bands - med, 0.0)
+
+    def quieter(self, level: float, drop_db: float) -> bool:
+        """True when this hop and the `drop_hops` - 1 before it all lie more than drop_db
+        below the background: a source of the room's own noise (a fan, a vent) stopped.
+
+        A sound only adds to the room, so no sound makes its level drop; a lasting drop is the
+        room changing (0 or less: never)."""
+        self._newest.append(level)
+        if drop_db <= 0.0 or not self.level.ready or len(self._newest) < self._newest.maxlen:
+            return False
+        return max(self._newest) < self.level.center_scale()[0] - drop_db
+
+    def restart_level(self) -> None:
+        """Learn the background level afresh from the next hops (the room changed). The band
+        spectrum catches up by itself: bands below their background only stand out less."""
+        self.level = RobustStats(self._window, min_count=self._min_count)
 
     def update(self, level: float, bands: np.ndarray | None) -> None:
         """Fold the newest hop into the background."""

@@ -216,11 +216,12 @@ class NoveltyModel:
 
     def __init__(self, *, window: int, z_ref: float, stats_window: int, min_count: int,
                  metric: Metric = 'cosine', prior: tuple[float, float] | None = None,
-                 floor: float = 1e-3) -> None:
+                 floor: float = 1e-3, rel_floor: float = 0.05) -> None:
         self.recent = RecentWindow(window, metric)
         self.metric: Metric = metric
         self.memory: MemoryIndex | None = None
-        self.stats = RobustStats(stats_window, min_count, prior=prior, abs_floor=floor)
+        self.stats = RobustStats(stats_window, min_count, prior=prior, abs_floor=floor,
+                                 rel_floor=rel_floor)
         self._z_ref = z_ref
         self._restarted = False
 

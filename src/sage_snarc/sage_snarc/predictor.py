@@ -261,6 +261,12 @@ class SurpriseModel:
         if 'codes' in channels:
             self.last_codes = None
 
+    def forget_errors(self, channels: tuple[str, ...]) -> None:
+        """Forget the error statistics of `channels` (as in `restart`): they were learnt on
+        another signal. Until stats.min_count new errors are in, those channels score 0."""
+        names = {p + c for c in channels for p in ('', 'v.', 'f.', 'd.')}
+        self.stats = {k: st for k, st in self.stats.items() if k not in names}
+
     def state_dict(self) -> dict[str, Any]:
         """Checkpoint of predictors and statistics."""
         return {

@@ -110,6 +110,20 @@ class ModalityState:
             return None
         return unit(innovation)
 
+    def room_got_quieter(self) -> None:
+        """A source of the room's own noise stopped (`AudioBackground.quieter`): the room's
+        background level is learnt afresh, and so are the error statistics of the model
+        channels.
+
+        Those were learnt in the louder room, and an encoder's embedding of a quiet room moves
+        more from window to window than its embedding of a fan's steady noise: scored against
+        them, the quieter room itself would be surprising until they caught up (half of
+        stats.window, about 30 s). The signal channels (the level) keep theirs.
+        """
+        self.room_changes += 1
+        self.background.restart_level()
+        self.surprise.forget_errors(MODEL_CHANNELS)
+
     def follow_model(self, version: str) -> bool:
         """Note the encoder model of an input ('' = unknown: nothing to compare).
 
@@ -157,7 +171,7 @@ class ModalityState:
             window=int(v['novelty.window']), z_ref=float(v['novelty.z_ref']),
             stats_window=int(v['stats.window']), min_count=int(v['stats.min_count']),
             metric=metric, prior=NOVELTY_PRIORS.get(modality),
-            floor=float(v['novelty.min_scale']))
+            floor=float(v['novelty.min_scale']), rel_floor=float(v['novelty.rel_min_scale']))
         self.habituation = Habituation(
             max_traces=int(v['habituation.max_traces']), rate=float(v['habituation.rate']),
             max_drop=float(v['habituation.max_drop']),
@@ -170,7 +184,9 @@ class ModalityState:
             exemplars=int(v['habituation.radius.exemplars']))
         self.baseline_alpha = float(v['habituation.baseline_alpha'])
         # The room (audio): arousal is a rise above its level, sounds stand out of its spectrum.
-        self.background = AudioBackground(int(v['arousal.audio.background_window']))
+        self.background = AudioBackground(int(v['arousal.audio.background_window']),
+                                          drop_hops=int(v['arousal.audio.room_drop_hops']))
+        self.room_changes = 0
         self.min_rise_db = float(v['habituation.audio_min_rise_db'])
         self.sounds = NoveltyModel(
             window=int(v['novelty.window']), z_ref=float(v['novelty.z_ref']),
@@ -289,6 +305,8 @@ class SnarcCore:
             arousal = max(arousal, self._band_arousal(sound))
             level = feats.get('hop_db', feats.get('rms_db'))
             if level is not None:
+                if ms.background.quieter(level, float(self.values['arousal.audio.room_drop_db'])):
+                    ms.room_got_quieter()
                 ms.background.update(level, bands)
         vectors = {'embedding': vec} if vec is not None and 'embedding' in use else {}
         return self._score(m, rec.stamp, int(rec.input_seq), vec, vectors, scalars,
@@ -667,6 +685,8 @@ class SnarcCore:
             if ms.model_version:
                 out[f'{m}.model_version'] = ms.model_version
                 out[f'{m}.model_changes'] = str(ms.model_changes)
+            if ms.room_changes:
+                out[f'{m}.room_changes'] = str(ms.room_changes)
             if recent and span > 0.0:
                 sal = np.array([r[2] for r in recent])
                 axes = np.array([r[3] for r in recent])
@@ -710,6 +730,7 @@ class SnarcCore:
                        'episode_new': ms.episode_new,
                        'voice': [ms.voice_last, ms.utterance_start, ms.utterance_peak],
                        'model_version': ms.model_version, 'model_changes': ms.model_changes,
+                       'room_changes': ms.room_changes,
                        'last_stamp': ms.last_stamp, 'seq': ms.seq,
                        'count': ms.count, 'attended': ms.attended}
         return {
@@ -796,6 +817,7 @@ class SnarcCore:
                 ms.voice_last, ms.utterance_start, ms.utterance_peak = (
                     float(x) for x in st.get('voice', (-math.inf, -math.inf, 0.0)))
                 ms.model_changes = int(st.get('model_changes', 0))
+                ms.room_changes = int(st.get('room_changes', 0))
                 if 'background' in st:  # checkpoints from before the tracked background
                     ms.background.load_state_dict(st['background'])
                     ms.sounds.recent.load_state_dict(st['sounds']['recent'])

@@ -85,6 +85,11 @@ PARAMS: tuple[ParamSpec, ...] = (
        0.1, 100.0),
     _P('novelty.min_scale', 0.005, 'Smallest spread of the nearest distance (chord units; '
        'keeps a perfectly static scene from making specks novel)', 1e-6, 1.0),
+    _P('novelty.rel_min_scale', 2.0, 'Smallest spread of the nearest distance as a multiple of '
+       "its median: an encoder's embedding spreads a scene by its own scale (a model fitted "
+       "to the room by sleep moves a calm scene's embeddings about 12 % further apart), so the "
+       'floor follows it; the larger of this and min_scale holds (0 = min_scale alone)',
+       0.0, 100.0),
     _P('novelty.exact_max', 4096, 'Memories searched exactly before the IVF index is used',
        16, 10_000_000, read_only=True),
     _P('novelty.nprobe', 8, 'IVF lists scanned per memory query', 1, 4096),
@@ -110,6 +115,14 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P('arousal.audio.background_window', 120, 'Hops (0.256 s each) over which the room '
        'background level is the median (a fan that starts is background within half of '
        'it)', 8, 4096, read_only=True),
+    _P('arousal.audio.room_drop_db', 4.0, 'Drop of the room level below its tracked background '
+       '(dB), held over room_drop_hops hops, that is a change of room: a fan or vent stopped '
+       '(no sound makes a room quieter). The background and the error statistics of the audio '
+       "model channels (embedding, codes, recon) are learnt afresh (calm rooms' hops stay "
+       'within 2.2 dB below it; 0 = never)', 0.0, 120.0),
+    _P('arousal.audio.room_drop_hops', 2, 'Consecutive hops (0.256 s each) the level must '
+       'stay that far below the background (one quiet hop is no change of room)', 1, 64,
+       read_only=True),
     _P('arousal.imu.accel_ref', 3.0, '| |a| - g | (m/s^2) giving arousal 0.63', 1e-3, 1e3),
     _P('arousal.imu.gyro_ref', 0.5, '|w| (rad/s) giving arousal 0.63', 1e-3, 1e3),
     _P('arousal.language.base', 0.3, 'Arousal of any text input (someone addressed us)',

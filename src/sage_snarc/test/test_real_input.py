@@ -294,3 +294,46 @@ def test_a_sound_loud_only_where_the_fan_is_quiet_is_aroused_by_its_bands():
     assert out[0.0][1].arousal < 0.35
     assert out[18.0][1].arousal > 0.6 and out[18.0][1].attend  # (24 - 6) / 18: 0.63
     assert out[18.0][0] < 0.05                           # the fan's own band flicker is not
+
+
+def _vent_stream(rng, stop: int, clap: int, n: int):
+    """A vent's steady noise, then from window `stop` the room 9 dB quieter, where the
+    encoder's embedding moves three times as much from window to window; a clap at `clap`."""
+    base = rng.normal(0, 1, 32)
+    fan_bands = np.linspace(-30, -60, 16)
+    out = []
+    for i in range(n):
+        quiet = i >= stop
+        level, jitter = (-47.0, 0.06) if quiet else (-38.0, 0.02)
+        if i == clap:
+            rec = _audio(i, -12.0, -2.0, 35.0, np.full(16, -5.0))
+        else:
+            rec = _audio(i, level + rng.normal(0, 0.4), level + 2 + rng.normal(0, 0.4), 3.0,
+                         fan_bands - (9.0 if quiet else 0.0) + rng.normal(0, 0.5, 16))
+        out.append(replace(rec, embedding=(base + rng.normal(0, jitter, 32)).astype(np.float32)))
+    return out
+
+
+def test_a_vent_that_stops_is_no_surprise_and_a_clap_after_it_still_is():
+    """Scored against error statistics learnt on the vent's steady noise, the quieter room's
+    livelier embedding is a surprise for as long as they take to catch up; a lasting drop of
+    the level below the background is a change of room, and those statistics (and the
+    background level) are learnt afresh. A clap 15 s later is still attended."""
+    out = {}
+    for drop in (0.0, 4.0):
+        core = SnarcCore.from_params({'arousal.audio.room_drop_db': drop})
+        out[drop] = (core, [core.score_latent(r)
+                            for r in _vent_stream(np.random.default_rng(8), 300, 360, 400)])
+    for core, recs in out.values():
+        assert not any(r.attend for r in recs[100:300])           # the vent: calm
+        assert recs[360].attend and recs[360].arousal > 0.9       # the clap
+    kept, relearnt = out[0.0][1], out[4.0][1]
+    assert sum(r.attend for r in kept[302:360]) >= 5              # the quieter room alarms
+    assert max(r.surprise for r in relearnt[302:360]) < 0.3
+    assert not any(r.attend for r in relearnt[302:360])
+    assert out[4.0][0].stats()['audio.room_changes'] == '1'
+    assert 'audio.room_changes' not in out[0.0][0].stats()
+    # A checkpoint keeps the count; a restored core does not take the old room for a new one.
+    restored = SnarcCore.from_params({'arousal.audio.room_drop_db': 4.0})
+    restored.load_state_dict(out[4.0][0].state_dict())
+    assert restored.stats()['audio.room_changes'] == '1'
