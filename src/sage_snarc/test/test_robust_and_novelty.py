@@ -3,7 +3,8 @@ import math
 
 import numpy as np
 
-from sage_snarc.novelty import MemoryIndex, RecentWindow, unit
+from sage_snarc.audio_scene import AudioBackground
+from sage_snarc.novelty import MemoryIndex, NoveltyModel, RecentWindow, unit
 from sage_snarc.robust import RobustStats, chord, saturate
 
 
@@ -95,3 +96,40 @@ def test_recent_window_forgets_the_oldest_input():
     assert np.min(w.distances(vecs[0])) > 1.0  # the first one is gone
     assert np.min(w.distances(vecs[3])) == 0.0
     assert unit(np.zeros(4)) is None and unit(np.array([np.inf, 1.0])) is None
+
+
+def _nearest_z(scale: float, rel_floor: float) -> float:
+    """z of a scene change after a calm scene whose embeddings are `scale` times as far
+    apart (one encoder against another that spreads the same scene further)."""
+    rng = np.random.default_rng(9)
+    model = NoveltyModel(window=64, z_ref=5.0, stats_window=256, min_count=16, floor=0.005,
+                         rel_floor=rel_floor)
+    base = unit(rng.normal(0, 1, 64))
+    for _ in range(400):
+        model.observe(unit(base + scale * rng.normal(0, 0.0006, 64)))
+    d = model.distance(unit(base + scale * rng.normal(0, 0.004, 64)))
+    return model.stats.z(d)
+
+
+def test_a_spread_floor_relative_to_the_median_scores_a_wider_model_alike():
+    """With the absolute floor alone, a model that spreads the calm scene 12 % further gives
+    the same change a 12 % higher z; the floor relative to the median keeps it."""
+    absolute = _nearest_z(1.12, 0.0) / _nearest_z(1.0, 0.0)
+    relative = _nearest_z(1.12, 2.0) / _nearest_z(1.0, 2.0)
+    assert absolute > 1.1
+    assert abs(relative - 1.0) < 0.02
+
+
+def test_a_room_is_quieter_only_after_a_lasting_drop_below_its_background():
+    bg = AudioBackground(120, drop_hops=2)
+    assert not bg.quieter(-60.0, 4.0)                    # no background yet
+    for _ in range(40):                                  # hop by hop, as SNARC calls it
+        assert not bg.quieter(-38.0, 4.0)
+        bg.update(-38.0, None)
+    assert not bg.quieter(-45.0, 4.0)                    # one quiet hop: not yet
+    assert bg.quieter(-46.0, 4.0)                        # two: the vent stopped
+    assert not bg.quieter(-46.0, 0.0)                    # 0 dB: never
+    assert not bg.quieter(-30.0, 4.0)                    # a sound breaks the run
+    assert not bg.quieter(-41.0, 4.0) and not bg.quieter(-41.5, 4.0)  # within 4 dB
+    bg.restart_level()
+    assert not bg.quieter(-47.0, 4.0) and not bg.level.ready
