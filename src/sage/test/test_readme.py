@@ -163,6 +163,9 @@ CHECKS: dict[str, Check] = {
         '', note='needs a store with an outbox: test_outbox runs it against PostgreSQL'),
     'sage bench salience --seeds 10': Check(
         '', note='minutes per scene; test_salience_scenes runs the bench on a short scene'),
+    'sage bench salience --seed-set tuning --seeds 10': Check(
+        '', note='minutes per scene; test_salience_scenes runs the bench on a short scene of '
+                 'the tuning set'),
     'sage bench memory': Check(
         '', note='100 k rows take minutes; test_bench_memory runs the same run_bench on 600'),
     'sage memory sleep --max-duration 120': Check(
