@@ -118,8 +118,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P('arousal.audio.room_drop_db', 4.0, 'Drop of the room level below its tracked background '
        '(dB), held over room_drop_hops hops, that is a change of room: a fan or vent stopped '
        '(no sound makes a room quieter). The background and the error statistics of the audio '
-       "model channels (embedding, codes, recon) are learnt afresh (calm rooms' hops stay "
-       'within 2.2 dB below it; 0 = never)', 0.0, 120.0),
+       "model channels (embedding, codes, recon) are learnt afresh (tuning room 0's calm hops "
+       'stayed within 2.2 dB below it, a stopping vent dropped about 9 dB; 0 = never)',
+       0.0, 120.0),
     _P('arousal.audio.room_drop_hops', 2, 'Consecutive hops (0.256 s each) the level must '
        'stay that far below the background (one quiet hop is no change of room)', 1, 64,
        read_only=True),
