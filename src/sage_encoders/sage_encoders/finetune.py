@@ -80,6 +80,11 @@ class FinetuneConfig:
             comparable (on tuning rooms, EMA updates raised the calm vision novelty tail:
             p99 0.09 -> 0.23, and its false alarms).
         threads: torch intra-op threads (leave the running graph cores).
+        gain_jitter: vision only: each day crop is scaled by a gain drawn from
+            [1 - gain_jitter, 1 + gain_jitter] (clipped to 8 bits), as the room's light
+            changes from one day to the next (0 = off).
+        flip: vision only: half the day crops are mirrored left-right (the same room seen
+            from the other side of a turn).
     """
 
     time_budget_s: float = 300.0
@@ -94,6 +99,8 @@ class FinetuneConfig:
     beta: float = 0.25
     freeze_codebook: bool = True
     threads: int = 1
+    gain_jitter: float = 0.0
+    flip: bool = False
 
 
 @dataclass
@@ -363,10 +370,14 @@ def decide(res: FinetuneResult, cfg: FinetuneConfig) -> tuple[str, str]:
 
 # ------------------------------------------------------------------ training
 
-def _sampler(modality: str, day: Any, rehearse: Any, rehearsal: float, size: int
+def _sampler(modality: str, day: Any, rehearse: Any, rehearsal: float, size: int,
+             gain_jitter: float = 0.0, flip: bool = False
              ) -> Callable[[np.random.Generator], np.ndarray]:
     """Training batches: day inputs (vision: frames of size x size, indexable) mixed with
-    a rehearsal share of the shipped data."""
+    a rehearsal share of the shipped data. Vision day crops may be scaled by a random gain
+    and mirrored (FinetuneConfig.gain_jitter, flip): a day's few dozen stored frames then
+    teach the room, not those frames' light (tuning rooms: day-2 recon after/before 0.82 ->
+    0.78 in room 4, 0.77 -> 0.73 in room 0)."""
     batch = BATCH[modality]
     n_old = int(round(batch * min(max(rehearsal, 0.0), 1.0)))
     n_new = batch - n_old
@@ -378,7 +389,13 @@ def _sampler(modality: str, day: Any, rehearse: Any, rehearsal: float, size: int
             for b in range(n_new):
                 f = day[int(rng.integers(len(day)))]
                 y0, x0 = (int(v) for v in rng.integers(0, size - CROP + 1, 2))
-                out[b] = scale_rgb(f[y0:y0 + CROP, x0:x0 + CROP])[0]
+                crop = f[y0:y0 + CROP, x0:x0 + CROP]
+                if gain_jitter > 0:
+                    gain = rng.uniform(1.0 - gain_jitter, 1.0 + gain_jitter)
+                    crop = np.clip(crop.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+                if flip and rng.random() < 0.5:
+                    crop = crop[:, ::-1]
+                out[b] = scale_rgb(np.ascontiguousarray(crop))[0]
             if n_old:
                 out[n_new:] = data.vision_crops(rehearse, rng, n_old, CROP, size)
             return out
@@ -440,7 +457,8 @@ def finetune(modality: str, base_dir: Path, items: Sequence[InputLike], cfg: Fin
     model = copy.deepcopy(base)
     params = list(model.encoder.parameters()) + list(model.decoder.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
-    sample = _sampler(modality, day_train, rehearse, cfg.rehearsal, size)
+    sample = _sampler(modality, day_train, rehearse, cfg.rehearsal, size, cfg.gain_jitter,
+                      cfg.flip)
     rng = np.random.default_rng(cfg.seed)
     log.info('%s: training on %d day inputs (%d held back), at most %d steps in %.0f s',
              modality, len(day_train), len(day_hold), cfg.max_steps,
@@ -510,6 +528,7 @@ def write_model(res: FinetuneResult, cfg: FinetuneConfig, out_dir: Path, base_di
     meta['finetune'] = list(meta.get('finetune', [])) + [{
         'base': base_version, 'steps': res.steps, 'seconds': round(res.seconds, 2),
         'lr': cfg.lr, 'rehearsal': cfg.rehearsal, 'seed': cfg.seed,
+        'gain_jitter': cfg.gain_jitter, 'flip': cfg.flip,
         'day_inputs_trained': len(res.train_uuids), 'losses': res.losses,
         'validation': res.validation(cfg), 'torch': torch.__version__}]
     write_json(out_dir / f'{m}_vqvae.json', meta)

@@ -1,12 +1,14 @@
-"""Sleep's fine-tuning anneals its learning rate by whichever limit ends training first, and
-holds inputs back for validation in whole bursts."""
+"""Sleep's fine-tuning anneals its learning rate by whichever limit ends training first,
+holds inputs back for validation in whole bursts, and varies the light and side of the day's
+vision crops when asked."""
 from __future__ import annotations
 
 import pytest
 
 import numpy as np
 
-from sage_encoders.finetune import FinetuneConfig, learning_rate, split_holdout
+from sage_encoders.finetune import CROP, FinetuneConfig, _sampler, learning_rate, split_holdout
+from sage_encoders.preprocess import scale_rgb
 
 
 def test_the_rate_decays_to_a_tenth_over_the_steps_when_time_is_ample() -> None:
@@ -59,3 +61,43 @@ def test_inputs_are_held_back_in_whole_bursts_never_beside_their_neighbours() ->
     assert len(train) == len(held) == 1
     with pytest.raises(ValueError):
         split_holdout(np.array([1.0]), 0.2, 0)
+
+
+def _ramp_frame() -> np.ndarray:
+    """A CROP-sided frame brighter to the right, with a saturated column at the right edge."""
+    x = np.linspace(20, 200, CROP, dtype=np.float32)
+    frame = np.repeat(np.repeat(x[None, :, None], CROP, 0), 3, 2).astype(np.uint8)
+    frame[:, -1] = 255
+    return frame
+
+
+def test_vision_day_crops_keep_their_pixels_unless_light_or_side_is_varied() -> None:
+    frame = _ramp_frame()
+    plain = scale_rgb(frame)[0]
+    rng = np.random.default_rng(0)
+    batch = _sampler('vision', [frame], None, 0.0, CROP)(rng)
+    assert np.array_equal(batch, np.repeat(plain[None], len(batch), 0))
+    # Mirrored: each crop is the frame or its exact mirror image, both kinds occur.
+    sample = _sampler('vision', [frame], None, 0.0, CROP, flip=True)
+    crops = np.concatenate([sample(rng) for _ in range(4)])
+    mirrored = [np.array_equal(c, plain[:, :, ::-1]) for c in crops]
+    assert all(m or np.array_equal(c, plain) for m, c in zip(mirrored, crops))
+    assert 16 <= sum(mirrored) <= 48
+
+
+def test_a_gain_jitter_scales_each_vision_crop_by_its_own_gain_within_range() -> None:
+    frame = _ramp_frame()
+    sample = _sampler('vision', [frame], None, 0.0, CROP, gain_jitter=0.3)
+    crops = np.concatenate([sample(np.random.default_rng(1)) for _ in range(4)])
+    pixels = (crops + 1.0) * 127.5  # back to 8-bit levels
+    lit = frame[:, 1:-1].astype(np.float32)  # unsaturated in the frame
+    # Least-squares gain of each crop over the unsaturated pixels (8-bit rounding aside).
+    gains = np.array([float((p[0, :, 1:-1] * lit[:, :, 0]).sum() / (lit[:, :, 0] ** 2).sum())
+                      for p in pixels])
+    assert gains.min() >= 0.69 and gains.max() <= 1.31
+    assert gains.min() < 0.85 and gains.max() > 1.15 and len(np.unique(gains.round(3))) > 8
+    # Each crop is the frame times its gain, clipped to 8 bits (within rounding).
+    for p, g in zip(pixels, gains):
+        want = np.clip(frame.astype(np.float32) * g, 0, 255).transpose(2, 0, 1)
+        assert np.abs(p - want).max() <= 2.0
+    assert pixels[:, :, :, -1].max() <= 255.001  # the saturated column stays at full scale

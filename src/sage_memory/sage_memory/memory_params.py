@@ -155,6 +155,11 @@ PARAMS: tuple[ParamSpec, ...] = (
               'shipped training data, so the encoder does not forget it', 0.0, 0.95),
     ParamSpec('sleep.retrain.audio_rehearsal', -1.0, "the audio encoder's own rehearsal "
               'fraction (negative, e.g. -1 = sleep.retrain.rehearsal)', -1.0, 0.95),
+    ParamSpec('sleep.retrain.vision_gain_jitter', 0.3, 'each vision training crop of the day '
+              'is scaled by a random gain in [1 - g, 1 + g]: the model learns the room, not '
+              'the light of the few dozen frames it kept (0 = off)', 0.0, 0.9),
+    ParamSpec('sleep.retrain.vision_flip', True, 'mirror half the vision training crops of '
+              'the day left-right (the room from the other side of a turn)'),
     ParamSpec('sleep.retrain.min_gain', 0.05, 'relative reconstruction gain on the held-back '
               'inputs needed to promote a new version', 0.0, 1.0),
     ParamSpec('sleep.retrain.max_forgetting', 0.05, 'largest relative reconstruction loss on '

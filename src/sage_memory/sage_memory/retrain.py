@@ -28,7 +28,8 @@ from sage_memory.sleep_worker import PARENT_ENV, PREEMPTED_EXIT
 _POLL_S = 0.05
 # Worker arguments named by the sleep.retrain.* parameters.
 _ARGS = ('max_steps', 'audio_max_steps', 'learning_rate', 'min_inputs', 'holdout',
-         'holdout_gap_s', 'rehearsal', 'audio_rehearsal', 'freeze_codebook', 'min_gain',
+         'holdout_gap_s', 'rehearsal', 'audio_rehearsal', 'vision_gain_jitter',
+         'vision_flip', 'freeze_codebook', 'min_gain',
          'max_forgetting', 'calibration_inputs', 'threads', 'nice')
 
 

@@ -119,18 +119,20 @@ def finetune_config(args: argparse.Namespace, budget_s: float, modality: str
     """The fine-tune settings of one modality's run from its arguments (imports torch)."""
     from sage_encoders.finetune import FinetuneConfig
     rehearsal, max_steps = args.rehearsal, args.max_steps
+    gain_jitter, flip = args.vision_gain_jitter, args.vision_flip
     if modality == 'audio':  # audio's own settings, where set
         if args.audio_rehearsal >= 0:
             rehearsal = args.audio_rehearsal
         if args.audio_max_steps > 0:
             max_steps = args.audio_max_steps
+        gain_jitter, flip = 0.0, False
     return FinetuneConfig(time_budget_s=budget_s, max_steps=max_steps,
                           lr=args.learning_rate, holdout=args.holdout,
                           holdout_gap_s=args.holdout_gap_s,
                           freeze_codebook=args.freeze_codebook, rehearsal=rehearsal,
                           min_gain=args.min_gain,
                           max_forgetting=args.max_forgetting, seed=args.seed,
-                          threads=args.threads)
+                          threads=args.threads, gain_jitter=gain_jitter, flip=flip)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -172,6 +174,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help='fraction of each batch from the shipped training data')
     ap.add_argument('--audio-rehearsal', type=float, default=-1.0,
                     help="the audio model's own rehearsal fraction (negative = --rehearsal)")
+    ap.add_argument('--vision-gain-jitter', type=float, default=0.0,
+                    help='scale each vision day crop by a random gain in [1 - g, 1 + g], '
+                    'g in [0, 0.9] (0 = off)')
+    ap.add_argument('--vision-flip', type=_truth, default=False, metavar='true|false',
+                    help='mirror half the vision day crops left-right')
     ap.add_argument('--min-gain', type=float, default=0.05,
                     help='relative day reconstruction gain needed to promote')
     ap.add_argument('--max-forgetting', type=float, default=0.05,
@@ -199,6 +206,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             ap.error(f'--{name} must be in [0, 1]')
     if not 1 <= args.threads <= 16 or not 0 <= args.nice <= 19:
         ap.error('--threads must be in [1, 16], --nice in [0, 19]')
+    if not 0.0 <= args.vision_gain_jitter <= 0.9:
+        ap.error('--vision-gain-jitter must be in [0, 0.9]')
     if args.audio_rehearsal > 1.0:
         ap.error('--audio-rehearsal must be at most 1 (negative = --rehearsal)')
     if args.time_budget_s <= 0 or args.max_steps < 1 or args.min_inputs < 2 \
@@ -368,6 +377,7 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
                   'training': {'steps': res.steps, 'max_steps': cfg.max_steps,
                                'time_budget_s': cfg.time_budget_s, 'lr': cfg.lr,
                                'rehearsal': cfg.rehearsal, 'holdout': cfg.holdout,
+                               'gain_jitter': cfg.gain_jitter, 'flip': cfg.flip,
                                'holdout_gap_s': cfg.holdout_gap_s,
                                'freeze_codebook': cfg.freeze_codebook,
                                'seed': cfg.seed, 'threads': cfg.threads,

@@ -69,6 +69,15 @@ def test_retrain_parameters_reach_a_command_line_the_worker_parses():
     args = parse_args(worker_command(values, '', '/tmp/d', '/tmp/v', 30.0, {}, 1)[3:])
     assert finetune_config(args, 30.0, 'audio').max_steps == 11
     assert finetune_config(args, 30.0, 'vision').max_steps == 7
+    # The light and side of the day's crops vary for vision only (the profile's values).
+    values['sleep.retrain.vision_gain_jitter'], values['sleep.retrain.vision_flip'] = 0.4, True
+    args = parse_args(worker_command(values, '', '/tmp/d', '/tmp/v', 30.0, {}, 1)[3:])
+    vision, audio = finetune_config(args, 30.0, 'vision'), finetune_config(args, 30.0, 'audio')
+    assert (vision.gain_jitter, vision.flip) == (0.4, True)
+    assert (audio.gain_jitter, audio.flip) == (0.0, False)
+    values['sleep.retrain.vision_flip'] = False
+    args = parse_args(worker_command(values, '', '/tmp/d', '/tmp/v', 30.0, {}, 1)[3:])
+    assert finetune_config(args, 30.0, 'vision').flip is False
 
 
 def test_the_worker_refuses_threads_and_niceness_out_of_range(capsys):
