@@ -35,6 +35,8 @@ class AudioBackground:
     def __init__(self, window: int, min_count: int = 4, drop_hops: int = 2) -> None:
         self.level = RobustStats(window, min_count=min_count)
         self._newest: deque[float] = deque(maxlen=max(1, int(drop_hops)))
+        # Bands of the newest hops, minus their background when they came (None: no bands).
+        self._newest_bands: deque[np.ndarray | None] = deque(maxlen=self._newest.maxlen)
         self._window = max(4, int(window))
         self._min_count = max(1, int(min_count))
         self._bands: np.ndarray | None = None  # (window, n_bands) ring
@@ -55,21 +57,39 @@ class AudioBackground:
             return None
         return np.maximum(bands - med, 0.0)
 
-    def quieter(self, level: float, drop_db: float) -> bool:
+    def quieter(self, level: float, drop_db: float, bands: np.ndarray | None = None,
+                band_drop_db: float = 0.0, band_count: int = 1) -> bool:
         """True when this hop and the `drop_hops` - 1 before it all lie more than drop_db
-        below the background: a source of the room's own noise (a fan, a vent) stopped.
+        below the background, or all have at least `band_count` bands more than band_drop_db
+        below those bands' background: a source of the room's own noise (a fan, a vent)
+        stopped. The bands see a vent stop under a louder fan, which the level hardly does.
 
-        A sound only adds to the room, so no sound makes its level drop; a lasting drop is the
-        room changing (0 or less: never)."""
+        A sound only adds to the room, so no sound makes its level or a band drop; a lasting
+        drop is the room changing (0 dB or less: never by that rule)."""
         self._newest.append(level)
-        if drop_db <= 0.0 or not self.level.ready or len(self._newest) < self._newest.maxlen:
+        med = self._median
+        self._newest_bands.append(
+            None if bands is None or med is None or med.shape != bands.shape
+            or self._n < self._min_count else bands - med)
+        if len(self._newest) < self._newest.maxlen:
             return False
-        return max(self._newest) < self.level.center_scale()[0] - drop_db
+        if drop_db > 0.0 and self.level.ready \
+                and max(self._newest) < self.level.center_scale()[0] - drop_db:
+            return True
+        return band_drop_db > 0.0 and all(
+            d is not None and int(np.sum(d < -band_drop_db)) >= band_count
+            for d in self._newest_bands)
 
-    def restart_level(self) -> None:
-        """Learn the background level afresh from the next hops (the room changed). The band
-        spectrum catches up by itself: bands below their background only stand out less."""
+    def restart(self) -> None:
+        """Learn the background level and spectrum afresh from the next hops (the room
+        changed): measured from the old ones, the new room would stand out or sink for half
+        a window."""
         self.level = RobustStats(self._window, min_count=self._min_count)
+        self._bands = None
+        self._n = self._pos = 0
+        self._median = None
+        self._newest.clear()
+        self._newest_bands.clear()
 
     def update(self, level: float, bands: np.ndarray | None) -> None:
         """Fold the newest hop into the background."""

@@ -121,7 +121,7 @@ class ModalityState:
         stats.window, about 30 s). The signal channels (the level) keep theirs.
         """
         self.room_changes += 1
-        self.background.restart_level()
+        self.background.restart()
         self.surprise.forget_errors(MODEL_CHANNELS)
 
     def follow_model(self, version: str) -> bool:
@@ -305,7 +305,10 @@ class SnarcCore:
             arousal = max(arousal, self._band_arousal(sound))
             level = feats.get('hop_db', feats.get('rms_db'))
             if level is not None:
-                if ms.background.quieter(level, float(self.values['arousal.audio.room_drop_db'])):
+                v = self.values
+                if ms.background.quieter(level, float(v['arousal.audio.room_drop_db']), bands,
+                                         float(v['arousal.audio.room_band_drop_db']),
+                                         int(v['arousal.audio.room_band_count'])):
                     ms.room_got_quieter()
                 ms.background.update(level, bands)
         vectors = {'embedding': vec} if vec is not None and 'embedding' in use else {}

@@ -296,20 +296,29 @@ def test_a_sound_loud_only_where_the_fan_is_quiet_is_aroused_by_its_bands():
     assert out[18.0][0] < 0.05                           # the fan's own band flicker is not
 
 
-def _vent_stream(rng, stop: int, clap: int, n: int):
+def _vent_stream(rng, stop: int, clap: int, n: int, under_fan: bool = False):
     """A vent's steady noise, then from window `stop` the room 9 dB quieter, where the
-    encoder's embedding moves three times as much from window to window; a clap at `clap`."""
+    encoder's embedding moves three times as much from window to window; a clap at `clap`.
+    under_fan: a louder fan keeps running, so the level drops by half a dB and only the high
+    bands the vent filled drop, by 14 dB."""
     base = rng.normal(0, 1, 32)
-    fan_bands = np.linspace(-30, -60, 16)
+    vent_bands = np.linspace(-30, -60, 16)
+    quiet_bands = vent_bands - 9.0
+    if under_fan:                                        # the vent fills the fan's quiet highs
+        vent_bands[10:] = -46.0
+        quiet_bands = vent_bands.copy()
+        quiet_bands[10:] -= 14.0
     out = []
     for i in range(n):
         quiet = i >= stop
         level, jitter = (-47.0, 0.06) if quiet else (-38.0, 0.02)
+        if under_fan:
+            level = -38.5 if quiet else -38.0
         if i == clap:
             rec = _audio(i, -12.0, -2.0, 35.0, np.full(16, -5.0))
         else:
             rec = _audio(i, level + rng.normal(0, 0.4), level + 2 + rng.normal(0, 0.4), 3.0,
-                         fan_bands - (9.0 if quiet else 0.0) + rng.normal(0, 0.5, 16))
+                         (quiet_bands if quiet else vent_bands) + rng.normal(0, 0.5, 16))
         out.append(replace(rec, embedding=(base + rng.normal(0, jitter, 32)).astype(np.float32)))
     return out
 
@@ -320,8 +329,9 @@ def test_a_vent_that_stops_is_no_surprise_and_a_clap_after_it_still_is():
     the level below the background is a change of room, and those statistics (and the
     background level) are learnt afresh. A clap 15 s later is still attended."""
     out = {}
-    for drop in (0.0, 4.0):
-        core = SnarcCore.from_params({'arousal.audio.room_drop_db': drop})
+    for drop in (0.0, 4.0):                              # the level rule alone: bands off
+        core = SnarcCore.from_params({'arousal.audio.room_drop_db': drop,
+                                      'arousal.audio.room_band_drop_db': 0.0})
         out[drop] = (core, [core.score_latent(r)
                             for r in _vent_stream(np.random.default_rng(8), 300, 360, 400)])
     for core, recs in out.values():
@@ -337,3 +347,26 @@ def test_a_vent_that_stops_is_no_surprise_and_a_clap_after_it_still_is():
     restored = SnarcCore.from_params({'arousal.audio.room_drop_db': 4.0})
     restored.load_state_dict(out[4.0][0].state_dict())
     assert restored.stats()['audio.room_changes'] == '1'
+
+
+def test_a_vent_that_stops_under_a_fan_is_told_by_its_bands():
+    """The fan keeps the level within half a dB, so only the bands the vent filled tell that
+    it stopped (tuning room 4: 10-16 dB in the top bands). Without the band rule the quieter
+    room's livelier embedding alarms; with it the room is learnt afresh, and a clap after it
+    is still attended."""
+    out = {}
+    for band_db in (0.0, 6.0):
+        core = SnarcCore.from_params({'arousal.audio.room_drop_db': 4.0,
+                                      'arousal.audio.room_band_drop_db': band_db,
+                                      'arousal.audio.room_band_count': 3})
+        out[band_db] = (core, [core.score_latent(r) for r in _vent_stream(
+            np.random.default_rng(8), 300, 360, 400, under_fan=True)])
+    for core, recs in out.values():
+        assert not any(r.attend for r in recs[100:300])           # vent and fan: calm
+        assert recs[360].attend and recs[360].arousal > 0.9       # the clap
+    level_only, bands = out[0.0], out[6.0]
+    assert 'audio.room_changes' not in level_only[0].stats()      # the level hardly moved
+    assert sum(r.attend for r in level_only[1][302:360]) >= 5
+    assert bands[0].stats()['audio.room_changes'] == '1'
+    assert max(r.surprise for r in bands[1][302:360]) < 0.3
+    assert not any(r.attend for r in bands[1][302:360])

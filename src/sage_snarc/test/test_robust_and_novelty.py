@@ -131,5 +131,38 @@ def test_a_room_is_quieter_only_after_a_lasting_drop_below_its_background():
     assert not bg.quieter(-46.0, 0.0)                    # 0 dB: never
     assert not bg.quieter(-30.0, 4.0)                    # a sound breaks the run
     assert not bg.quieter(-41.0, 4.0) and not bg.quieter(-41.5, 4.0)  # within 4 dB
-    bg.restart_level()
+    bg.restart()
     assert not bg.quieter(-47.0, 4.0) and not bg.level.ready
+
+
+def test_a_room_is_also_quieter_when_some_bands_drop_below_theirs():
+    """A vent stops under a louder fan: the level stays within a dB, the high bands the
+    vent filled drop 14 dB. Three bands held below their background for two hops is a change
+    of room; one band dipping, or one hop, is not; the restart learns the spectrum afresh."""
+    rng = np.random.default_rng(3)
+    fan_vent = np.linspace(-30.0, -60.0, 16)
+    fan_vent[10:] = -45.0
+    bg = AudioBackground(120, drop_hops=2)
+
+    def hop(bands, band_db=6.0, count=3):
+        level = -30.0 + rng.normal(0, 0.3)
+        out = bg.quieter(level, 4.0, bands, band_db, count)
+        bg.update(level, bands)
+        return out
+
+    assert not any(hop(fan_vent + rng.normal(0, 1.0, 16)) for _ in range(60))
+    fan = fan_vent.copy()
+    fan[10:] -= 14.0
+    dip = fan_vent.copy()
+    dip[12] -= 14.0
+    assert not hop(dip) and not hop(dip)                 # one band: the room's own flicker
+    assert not hop(fan)                                  # one hop: not yet
+    assert not hop(fan, band_db=0.0)                     # 0 dB: never by the bands
+    assert not hop(fan, count=7)                         # six bands dropped, seven asked for
+    assert not hop(None)                                 # no bands from the encoder
+    assert not hop(fan)
+    assert hop(fan)                                      # two hops, six bands: it stopped
+    bg.restart()
+    assert bg.foreground(fan) is None and not bg.level.ready
+    assert not any(hop(fan + rng.normal(0, 1.0, 16)) for _ in range(60))  # the new room
+    assert np.allclose(bg.foreground(fan), 0.0, atol=2.0)
