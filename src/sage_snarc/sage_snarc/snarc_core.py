@@ -111,9 +111,9 @@ class ModalityState:
         return unit(innovation)
 
     def room_got_quieter(self) -> None:
-        """A source of the room's own noise stopped (`AudioBackground.quieter`): the room's
-        background level is learnt afresh, and so are the error statistics of the model
-        channels.
+        """A source of the room's own noise stopped (`AudioBackground.quieter`: its level or
+        some of its bands dropped): the room's background level and spectrum are learnt
+        afresh, and so are the error statistics of the model channels.
 
         Those were learnt in the louder room, and an encoder's embedding of a quiet room moves
         more from window to window than its embedding of a fan's steady noise: scored against
