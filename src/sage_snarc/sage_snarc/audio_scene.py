@@ -32,11 +32,12 @@ def bands_of(features: dict[str, float]) -> np.ndarray | None:
 class AudioBackground:
     """Median level and median band spectrum of the last `window` hops."""
 
-    def __init__(self, window: int, min_count: int = 4, drop_hops: int = 2) -> None:
+    def __init__(self, window: int, min_count: int = 4, drop_hops: int = 2,
+                 band_hops: int = 8) -> None:
         self.level = RobustStats(window, min_count=min_count)
         self._newest: deque[float] = deque(maxlen=max(1, int(drop_hops)))
         # Bands of the newest hops, minus their background when they came (None: no bands).
-        self._newest_bands: deque[np.ndarray | None] = deque(maxlen=self._newest.maxlen)
+        self._newest_bands: deque[np.ndarray | None] = deque(maxlen=max(1, int(band_hops)))
         self._window = max(4, int(window))
         self._min_count = max(1, int(min_count))
         self._bands: np.ndarray | None = None  # (window, n_bands) ring
@@ -60,9 +61,11 @@ class AudioBackground:
     def quieter(self, level: float, drop_db: float, bands: np.ndarray | None = None,
                 band_drop_db: float = 0.0, band_count: int = 1) -> bool:
         """True when this hop and the `drop_hops` - 1 before it all lie more than drop_db
-        below the background, or all have at least `band_count` bands more than band_drop_db
-        below those bands' background: a source of the room's own noise (a fan, a vent)
-        stopped. The bands see a vent stop under a louder fan, which the level hardly does.
+        below the background, or this hop and the `band_hops` - 1 before it all have at least
+        `band_count` bands more than band_drop_db below those bands' background: a source of
+        the room's own noise (a fan, a vent) stopped. The bands see a vent stop under a louder
+        fan, which the level hardly does; they also fall in a pause of a long conversation
+        (its voice is their background then), so they must stay down for longer.
 
         A sound only adds to the room, so no sound makes its level or a band drop; a lasting
         drop is the room changing (0 dB or less: never by that rule)."""
@@ -71,14 +74,12 @@ class AudioBackground:
         self._newest_bands.append(
             None if bands is None or med is None or med.shape != bands.shape
             or self._n < self._min_count else bands - med)
-        if len(self._newest) < self._newest.maxlen:
-            return False
-        if drop_db > 0.0 and self.level.ready \
+        if drop_db > 0.0 and self.level.ready and len(self._newest) == self._newest.maxlen \
                 and max(self._newest) < self.level.center_scale()[0] - drop_db:
             return True
-        return band_drop_db > 0.0 and all(
-            d is not None and int(np.sum(d < -band_drop_db)) >= band_count
-            for d in self._newest_bands)
+        return band_drop_db > 0.0 and len(self._newest_bands) == self._newest_bands.maxlen \
+            and all(d is not None and int(np.sum(d < -band_drop_db)) >= band_count
+                    for d in self._newest_bands)
 
     def restart(self) -> None:
         """Learn the background level and spectrum afresh from the next hops (the room
@@ -108,7 +109,8 @@ class AudioBackground:
         """Checkpoint."""
         return {'level': self.level.state_dict(),
                 'bands': None if self._bands is None else self._bands.copy(),
-                'n': self._n, 'pos': self._pos}
+                'n': self._n, 'pos': self._pos, 'newest': list(self._newest),
+                'newest_bands': [None if d is None else d.copy() for d in self._newest_bands]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint made by `state_dict`."""
@@ -116,5 +118,11 @@ class AudioBackground:
         bands = state['bands']
         self._bands = None if bands is None else np.asarray(bands, np.float64).copy()
         self._n, self._pos = int(state['n']), int(state['pos'])
+        # The hops a drop must hold over (checkpoints before them had none: start afresh).
+        self._newest.clear()
+        self._newest.extend(float(x) for x in state.get('newest', []))
+        self._newest_bands.clear()
+        self._newest_bands.extend(None if d is None else np.asarray(d, np.float64).copy()
+                                  for d in state.get('newest_bands', []))
         self._median = (None if self._bands is None or self._n == 0 else
                         np.median(self._bands[:min(self._n, self._window)], axis=0))

@@ -185,7 +185,8 @@ class ModalityState:
         self.baseline_alpha = float(v['habituation.baseline_alpha'])
         # The room (audio): arousal is a rise above its level, sounds stand out of its spectrum.
         self.background = AudioBackground(int(v['arousal.audio.background_window']),
-                                          drop_hops=int(v['arousal.audio.room_drop_hops']))
+                                          drop_hops=int(v['arousal.audio.room_drop_hops']),
+                                          band_hops=int(v['arousal.audio.room_band_hops']))
         self.room_changes = 0
         self.min_rise_db = float(v['habituation.audio_min_rise_db'])
         self.sounds = NoveltyModel(

@@ -125,13 +125,17 @@ PARAMS: tuple[ParamSpec, ...] = (
        'stay that far below the background (one quiet hop is no change of room)', 1, 64,
        read_only=True),
     _P('arousal.audio.room_band_drop_db', 6.0, 'Drop of a spectral band below its tracked '
-       'background (dB), held over room_drop_hops hops by at least room_band_count bands, that '
+       'background (dB), held over room_band_hops hops by at least room_band_count bands, that '
        'is also a change of room: a vent that stops under a louder fan leaves the level within '
        "a dB but its high bands 10-16 dB lower (tuning room 4; calm bands stay within about "
        "5 dB of theirs). The band background is then learnt afresh too (0 = never)",
        0.0, 120.0),
     _P('arousal.audio.room_band_count', 3, 'Bands that must lie room_band_drop_db below their '
        'background for a change of room (one band dips with the room now and then)', 1, 64),
+    _P('arousal.audio.room_band_hops', 8, 'Consecutive hops (0.256 s each) the bands must stay '
+       'that far below their background: longer than the level, since the bands also fall in '
+       'a pause of a long conversation, whose voice is their background then', 1, 64,
+       read_only=True),
     _P('arousal.imu.accel_ref', 3.0, '| |a| - g | (m/s^2) giving arousal 0.63', 1e-3, 1e3),
     _P('arousal.imu.gyro_ref', 0.5, '|w| (rad/s) giving arousal 0.63', 1e-3, 1e3),
     _P('arousal.language.base', 0.3, 'Arousal of any text input (someone addressed us)',

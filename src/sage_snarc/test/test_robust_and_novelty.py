@@ -142,7 +142,7 @@ def test_a_room_is_also_quieter_when_some_bands_drop_below_theirs():
     rng = np.random.default_rng(3)
     fan_vent = np.linspace(-30.0, -60.0, 16)
     fan_vent[10:] = -45.0
-    bg = AudioBackground(120, drop_hops=2)
+    bg = AudioBackground(120, drop_hops=2, band_hops=2)
 
     def hop(bands, band_db=6.0, count=3):
         level = -30.0 + rng.normal(0, 0.3)
@@ -161,6 +161,9 @@ def test_a_room_is_also_quieter_when_some_bands_drop_below_theirs():
     assert not hop(fan, count=7)                         # six bands dropped, seven asked for
     assert not hop(None)                                 # no bands from the encoder
     assert not hop(fan)
+    saved = bg.state_dict()                              # a checkpoint in the middle of a hold
+    bg = AudioBackground(120, drop_hops=2, band_hops=2)
+    bg.load_state_dict(saved)
     assert hop(fan)                                      # two hops, six bands: it stopped
     bg.restart()
     assert bg.foreground(fan) is None and not bg.level.ready
