@@ -50,13 +50,19 @@ class AudioBackground:
         center = self.level.center_scale()[0] if self.level.ready else level
         return max(center, floor_db)
 
-    def foreground(self, bands: np.ndarray | None) -> np.ndarray | None:
-        """dB by which each band stands above its background (>= 0); None while warming up."""
+    def _deviation(self, bands: np.ndarray | None) -> np.ndarray | None:
+        """dB by which each band lies above (+) or below (-) its background; None while
+        warming up or without bands."""
         med = self._median
         if bands is None or med is None or med.shape != bands.shape \
                 or self._n < self._min_count:
             return None
-        return np.maximum(bands - med, 0.0)
+        return bands - med
+
+    def foreground(self, bands: np.ndarray | None) -> np.ndarray | None:
+        """dB by which each band stands above its background (>= 0); None while warming up."""
+        dev = self._deviation(bands)
+        return None if dev is None else np.maximum(dev, 0.0)
 
     def quieter(self, level: float, drop_db: float, bands: np.ndarray | None = None,
                 band_drop_db: float = 0.0, band_count: int = 1) -> bool:
@@ -70,10 +76,7 @@ class AudioBackground:
         A sound only adds to the room, so no sound makes its level or a band drop; a lasting
         drop is the room changing (0 dB or less: never by that rule)."""
         self._newest.append(level)
-        med = self._median
-        self._newest_bands.append(
-            None if bands is None or med is None or med.shape != bands.shape
-            or self._n < self._min_count else bands - med)
+        self._newest_bands.append(self._deviation(bands))
         if drop_db > 0.0 and self.level.ready and len(self._newest) == self._newest.maxlen \
                 and max(self._newest) < self.level.center_scale()[0] - drop_db:
             return True

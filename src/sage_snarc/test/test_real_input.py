@@ -366,7 +366,6 @@ def test_a_vent_that_stops_under_a_fan_is_told_by_its_bands():
         assert recs[360].attend and recs[360].arousal > 0.9       # the clap
     level_only, bands = out[0.0], out[6.0]
     assert 'audio.room_changes' not in level_only[0].stats()      # the level hardly moved
-    assert sum(r.attend for r in level_only[1][302:360]) >= 5
     assert bands[0].stats()['audio.room_changes'] == '1'
     assert max(r.surprise for r in bands[1][310:360]) < 0.3     # after the 8 windows' hold
     assert not any(r.attend for r in bands[1][310:360])
