@@ -33,11 +33,14 @@ class AudioBackground:
     """Median level and median band spectrum of the last `window` hops."""
 
     def __init__(self, window: int, min_count: int = 4, drop_hops: int = 2,
-                 band_hops: int = 8) -> None:
+                 band_hops: int = 8, rise_hops: int = 12) -> None:
         self.level = RobustStats(window, min_count=min_count)
         self._newest: deque[float] = deque(maxlen=max(1, int(drop_hops)))
         # Bands of the newest hops, minus their background when they came (None: no bands).
         self._newest_bands: deque[np.ndarray | None] = deque(maxlen=max(1, int(band_hops)))
+        # Rise of the newest hops' level above the background when they came, and their bands.
+        self._rising: deque[tuple[float, np.ndarray | None]] = deque(
+            maxlen=max(2, int(rise_hops)))
         self._window = max(4, int(window))
         self._min_count = max(1, int(min_count))
         self._bands: np.ndarray | None = None  # (window, n_bands) ring
@@ -84,6 +87,27 @@ class AudioBackground:
             and all(d is not None and int(np.sum(d < -band_drop_db)) >= band_count
                     for d in self._newest_bands)
 
+    def louder(self, level: float, bands: np.ndarray | None, rise_db: float,
+               flux_db: float) -> bool:
+        """True when this hop and the `rise_hops` - 1 before it all lie more than rise_db
+        above the background level while their bands moved little from hop to hop (the
+        median over bands of the mean hop-to-hop change at most flux_db): a steady source of
+        noise (a vent, a fan) started, the rising twin of `quieter`.
+
+        Sounds do make a room louder, so the rise must last and be steady: a voice or music
+        that lasts as long moves its bands far more from hop to hop (4-10 dB in tuning
+        scenes, a starting vent 1.0-1.6 dB, its ramp included). Needs the bands (0 dB or
+        less: never)."""
+        rise = level - self.level.center_scale()[0] if self.level.ready else -np.inf
+        self._rising.append((rise, bands))
+        if rise_db <= 0.0 or bands is None or len(self._rising) < self._rising.maxlen \
+                or any(r <= rise_db or b is None or b.shape != bands.shape
+                       for r, b in self._rising):
+            return False
+        spectra = np.array([b for _, b in self._rising])
+        flux = np.mean(np.abs(np.diff(spectra, axis=0)), axis=0)
+        return float(np.median(flux)) <= flux_db
+
     def restart(self) -> None:
         """Learn the background level and spectrum afresh from the next hops (the room
         changed): measured from the old ones, the new room would stand out or sink for half
@@ -94,6 +118,7 @@ class AudioBackground:
         self._median = None
         self._newest.clear()
         self._newest_bands.clear()
+        self._rising.clear()
 
     def update(self, level: float, bands: np.ndarray | None) -> None:
         """Fold the newest hop into the background."""
@@ -113,7 +138,8 @@ class AudioBackground:
         return {'level': self.level.state_dict(),
                 'bands': None if self._bands is None else self._bands.copy(),
                 'n': self._n, 'pos': self._pos, 'newest': list(self._newest),
-                'newest_bands': [None if d is None else d.copy() for d in self._newest_bands]}
+                'newest_bands': [None if d is None else d.copy() for d in self._newest_bands],
+                'rising': [(r, None if b is None else b.copy()) for r, b in self._rising]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint made by `state_dict`."""
@@ -121,11 +147,14 @@ class AudioBackground:
         bands = state['bands']
         self._bands = None if bands is None else np.asarray(bands, np.float64).copy()
         self._n, self._pos = int(state['n']), int(state['pos'])
-        # The hops a drop must hold over (checkpoints before them had none: start afresh).
+        # The hops a drop or rise must hold over (older checkpoints had none: start afresh).
         self._newest.clear()
         self._newest.extend(float(x) for x in state.get('newest', []))
         self._newest_bands.clear()
         self._newest_bands.extend(None if d is None else np.asarray(d, np.float64).copy()
                                   for d in state.get('newest_bands', []))
+        self._rising.clear()
+        self._rising.extend((float(r), None if b is None else np.asarray(b, np.float64).copy())
+                            for r, b in state.get('rising', []))
         self._median = (None if self._bands is None or self._n == 0 else
                         np.median(self._bands[:min(self._n, self._window)], axis=0))

@@ -110,19 +110,23 @@ class ModalityState:
             return None
         return unit(innovation)
 
-    def room_got_quieter(self) -> None:
-        """A source of the room's own noise stopped (`AudioBackground.quieter`: its level or
-        some of its bands dropped): the room's background level and spectrum are learnt
-        afresh, and so are the error statistics of the model channels.
+    def room_changed(self) -> None:
+        """A source of the room's own noise stopped or started (`AudioBackground.quieter`: its
+        level or some of its bands dropped; `AudioBackground.louder`: its level rose and
+        stayed up, steadily): the room's background level and spectrum are learnt afresh, and
+        so are the error statistics of every surprise channel.
 
-        Those were learnt in the louder room, and an encoder's embedding of a quiet room moves
-        more from window to window than its embedding of a fan's steady noise: scored against
-        them, the quieter room itself would be surprising until they caught up (half of
-        stats.window, about 30 s). The signal channels (the level) keep theirs.
+        Those were learnt in the other room. An encoder embeds a quiet room and a vent's
+        steady noise differently (a quiet room moves more from window to window), and a
+        vent's level flickers more from hop to hop than a quiet room's (1.5 dB against 0.3 in
+        the scenes): scored against the old statistics, the new room itself would be a
+        surprise until they caught up (half of stats.window, about 30 s), and measured from the
+        old level it would stay arousing for half of the background window. Until
+        stats.min_count new errors are in, the audio channels score no surprise.
         """
         self.room_changes += 1
         self.background.restart()
-        self.surprise.forget_errors(MODEL_CHANNELS)
+        self.surprise.forget_errors(tuple(self.channels))
 
     def follow_model(self, version: str) -> bool:
         """Note the encoder model of an input ('' = unknown: nothing to compare).
@@ -186,7 +190,8 @@ class ModalityState:
         # The room (audio): arousal is a rise above its level, sounds stand out of its spectrum.
         self.background = AudioBackground(int(v['arousal.audio.background_window']),
                                           drop_hops=int(v['arousal.audio.room_drop_hops']),
-                                          band_hops=int(v['arousal.audio.room_band_hops']))
+                                          band_hops=int(v['arousal.audio.room_band_hops']),
+                                          rise_hops=int(v['arousal.audio.room_rise_hops']))
         self.room_changes = 0
         self.min_rise_db = float(v['habituation.audio_min_rise_db'])
         self.sounds = NoveltyModel(
@@ -309,8 +314,11 @@ class SnarcCore:
                 v = self.values
                 if ms.background.quieter(level, float(v['arousal.audio.room_drop_db']), bands,
                                          float(v['arousal.audio.room_band_drop_db']),
-                                         int(v['arousal.audio.room_band_count'])):
-                    ms.room_got_quieter()
+                                         int(v['arousal.audio.room_band_count'])) \
+                        or ms.background.louder(level, bands,
+                                                float(v['arousal.audio.room_rise_db']),
+                                                float(v['arousal.audio.room_rise_flux_db'])):
+                    ms.room_changed()
                 ms.background.update(level, bands)
         vectors = {'embedding': vec} if vec is not None and 'embedding' in use else {}
         return self._score(m, rec.stamp, int(rec.input_seq), vec, vectors, scalars,

@@ -118,7 +118,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P('arousal.audio.room_drop_db', 4.0, 'Drop of the room level below its tracked background '
        '(dB), held over room_drop_hops hops, that is a change of room: a fan or vent stopped '
        '(no sound makes a room quieter). The background and the error statistics of the audio '
-       "model channels (embedding, codes, recon) are learnt afresh (tuning room 0's calm hops "
+       "surprise channels are learnt afresh (tuning room 0's calm hops "
        'stayed within 2.2 dB below it, a stopping vent dropped about 9 dB; 0 = never)',
        0.0, 120.0),
     _P('arousal.audio.room_drop_hops', 2, 'Consecutive hops (0.256 s each) the level must '
@@ -136,6 +136,17 @@ PARAMS: tuple[ParamSpec, ...] = (
        'that far below their background: longer than the level, since the bands also fall in '
        'a pause of a long conversation, whose voice is their background then', 1, 64,
        read_only=True),
+    _P('arousal.audio.room_rise_db', 6.0, 'Rise of the room level above its tracked '
+       'background (dB), held over room_rise_hops hops while the bands stay steady '
+       '(room_rise_flux_db), that is also a change of room: a vent or fan started. Measured from '
+       'the quieter room it would stay arousing for half of background_window (a starting vent '
+       'rose 4-17 dB in tuning scenes; 0 = never)', 0.0, 120.0),
+    _P('arousal.audio.room_rise_flux_db', 2.5, 'Largest mean hop-to-hop change of the bands '
+       '(dB, median over bands) a lasting rise may have to be a change of room: a starting '
+       'vent moved 1.0-1.6 dB, a voice that lasted as long 4-10 dB', 0.0, 60.0),
+    _P('arousal.audio.room_rise_hops', 12, 'Consecutive hops (0.256 s each) the level must '
+       'stay that far above the background: longer than a clap or a door, so only what lasts '
+       'is a change of room', 2, 240, read_only=True),
     _P('arousal.imu.accel_ref', 3.0, '| |a| - g | (m/s^2) giving arousal 0.63', 1e-3, 1e3),
     _P('arousal.imu.gyro_ref', 0.5, '|w| (rad/s) giving arousal 0.63', 1e-3, 1e3),
     _P('arousal.language.base', 0.3, 'Arousal of any text input (someone addressed us)',

@@ -370,3 +370,59 @@ def test_a_vent_that_stops_under_a_fan_is_told_by_its_bands():
     assert max(r.surprise for r in bands[1][310:360]) < 0.3     # after the 8 windows' hold
     assert not any(r.attend for r in bands[1][310:360])
     assert sum(r.attend for r in level_only[1][310:360]) >= 5
+
+
+
+def _vent_start_stream(rng, start: int, ramp: int, clap: int, n: int):
+    """A quiet room, then from window `start` a vent fading in over `ramp` windows to 15 dB
+    louder in every band, whose level flickers more than the quiet room's (1.5 dB against
+    0.3, as the recorded vents of the scenes do); a clap at `clap`."""
+    base = rng.normal(0, 1, 32)
+    quiet_bands = np.linspace(-42, -72, 16)
+    out = []
+    for i in range(n):
+        rise = 15.0 * min(1.0, max(0.0, (i - start) / ramp))
+        level = -47.0 + rise + rng.normal(0, 1.5 if i >= start else 0.3)
+        if i == clap:
+            rec = _audio(i, -12.0, -2.0, 35.0, np.full(16, -5.0))
+        else:
+            rec = _audio(i, level, level + 2, 3.0, quiet_bands + rise + rng.normal(0, 0.5, 16))
+        out.append(replace(rec, embedding=(base + rng.normal(0, 0.03, 32)).astype(np.float32)))
+    return out
+
+
+def test_a_vent_that_starts_is_learnt_as_the_room_once_it_holds_steady():
+    """Measured from the quiet room, a vent that started stays a rise for half the background
+    window (arousal about 0.5) and its livelier level a surprise against the quiet room's
+    statistics: now and then both together alarm. Once the level has stayed room_rise_db above
+    the background for room_rise_hops windows, its bands steady, the room is learnt afresh. A
+    clap after it is still attended; a voice as loud and as long, whose bands move from hop to
+    hop, is no change of room."""
+    alarms = {0.0: 0, 6.0: 0}
+    for seed in (9, 11, 12):
+        for rise_db in alarms:
+            core = SnarcCore.from_params({'arousal.audio.room_rise_db': rise_db})
+            recs = [core.score_latent(r) for r in _vent_start_stream(
+                np.random.default_rng(seed), 300, 32, 420, 460)]
+            assert not any(r.attend for r in recs[100:300])       # the quiet room: calm
+            assert recs[420].attend and recs[420].arousal > 0.9   # the clap
+            vent = recs[340:420]                                   # after the ramp
+            alarms[rise_db] += sum(r.attend for r in vent)
+            if rise_db:
+                assert core.stats()['audio.room_changes'] == '1'
+                assert max(r.arousal for r in vent) < 0.3
+                assert max(r.salience for r in vent) < 0.3
+            else:
+                assert 'audio.room_changes' not in core.stats()
+                assert np.median([r.arousal for r in recs[340:380]]) > 0.3
+    assert alarms[0.0] >= 3 and alarms[6.0] == 0
+    # A voice 12 dB over the quiet room for 6 s: its bands move 6 dB from hop to hop.
+    rng = np.random.default_rng(10)
+    core = SnarcCore.from_params({'arousal.audio.room_rise_db': 6.0})
+    for r in _vent_start_stream(rng, 10_000, 1, -1, 300):
+        core.score_latent(r)
+    voice = np.linspace(-30, -60, 16)
+    for i in range(300, 324):
+        core.score_latent(_audio(i, -35.0 + rng.normal(0, 1.5), -33.0, 8.0,
+                                 voice + rng.normal(0, 7.0, 16)))
+    assert 'audio.room_changes' not in core.stats()

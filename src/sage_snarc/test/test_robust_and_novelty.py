@@ -169,3 +169,43 @@ def test_a_room_is_also_quieter_when_some_bands_drop_below_theirs():
     assert bg.foreground(fan) is None and not bg.level.ready
     assert not any(hop(fan + rng.normal(0, 1.0, 16)) for _ in range(60))  # the new room
     assert np.allclose(bg.foreground(fan), 0.0, atol=2.0)
+
+
+def test_a_room_is_louder_only_after_a_lasting_steady_rise_above_its_background():
+    """A vent starts: the level holds 10 dB over the background with steady bands. Twelve
+    such hops are a change of room; a shorter rise, bands that move (a voice), no bands or
+    0 dB are not. The hops of a hold survive a checkpoint."""
+    rng = np.random.default_rng(5)
+    quiet = np.linspace(-40.0, -70.0, 16)
+    bg = AudioBackground(240, rise_hops=12)
+
+    def hop(level, bands, rise_db=6.0, flux_db=2.5):
+        out = bg.louder(level, bands, rise_db, flux_db)
+        bg.update(level, bands)
+        return out
+
+    def steady(rise):
+        return quiet + rise + rng.normal(0, 0.5, 16)
+
+    def loud(n, bands=steady, rise_db=6.0):
+        """True when the rule fired on any of n hops 10 dB up; then one hop near the
+        background ends the run."""
+        fired = any(hop(-37.0, bands(10.0), rise_db) for _ in range(n))
+        assert not hop(-46.0, steady(1.0))
+        return fired
+
+    assert not hop(-37.0, steady(10.0))                  # no background yet
+    for _ in range(100):
+        assert not hop(-47.0 + rng.normal(0, 0.3), steady(0.0))
+    assert not loud(11)                                  # eleven hops: not yet
+    assert not loud(14, lambda r: quiet + r + rng.normal(0, 6.0, 16))  # a voice's bands
+    assert not loud(14, lambda r: None)                  # no bands from the encoder
+    assert not loud(14, rise_db=0.0)                     # 0 dB: never
+    assert not any(hop(-37.0, steady(10.0)) for _ in range(6))
+    saved = bg.state_dict()                              # a checkpoint in the middle of a hold
+    bg = AudioBackground(240, rise_hops=12)
+    bg.load_state_dict(saved)
+    assert not any(hop(-37.0, steady(10.0)) for _ in range(5))
+    assert hop(-37.0, steady(10.0))                      # twelve steady hops: it started
+    bg.restart()
+    assert not bg.level.ready and not any(hop(-37.0, steady(10.0)) for _ in range(60))
