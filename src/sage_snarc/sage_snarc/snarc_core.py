@@ -118,8 +118,8 @@ class ModalityState:
 
         Those were learnt in the other room. An encoder embeds a quiet room and a vent's
         steady noise differently (a quiet room moves more from window to window), and a
-        vent's level flickers more from hop to hop than a quiet room's (1.5 dB against 0.3 in
-        the scenes): scored against the old statistics, the new room itself would be a
+        vent's level flickers more from hop to hop than a quiet room's (about 1.5 dB against
+        0.3-0.7 in the scenes): scored against the old statistics, the new room itself would be a
         surprise until they caught up (half of stats.window, about 30 s), and measured from the
         old level it would stay arousing for half of the background window. Until
         stats.min_count new errors are in, the audio channels score no surprise.
