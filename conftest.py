@@ -234,7 +234,7 @@ def nano_graph():
 def _nano_with_only(nodes) -> dict:
     """The nano profile's YAML with only `nodes` launched (compose groups trimmed to them)."""
     import yaml
-    from sage.paths import config_dir
+    from sage_bringup.paths import config_dir
 
     data = yaml.safe_load((config_dir() / 'nano.yaml').read_text())
     launch = data['launch']

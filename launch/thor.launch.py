@@ -2,10 +2,10 @@
 
 The node list and parameters come from config/thor.yaml through the same loader as
 `sage launch thor`, so both start the same graph. compose:=true runs each of the profile's
-launch.compose_groups in one process (`python -m sage.compose`, the Python counterpart of a
-ComposableNodeContainer), respawned as a whole (see sage.launch_description).
+launch.compose_groups in one process (`python -m sage_bringup.compose`, the Python counterpart of a
+ComposableNodeContainer), respawned as a whole (see sage_bringup.launch_description).
 """
-from sage.launch_description import generate
+from sage_bringup.launch_description import generate
 
 
 def generate_launch_description():

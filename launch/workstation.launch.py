@@ -2,7 +2,7 @@
 (the thor profile on the edge's domain, config/workstation.yaml), with the robot running
 `ros2 launch sage nano.launch.py role:=edge`.
 """
-from sage.launch_description import generate
+from sage_bringup.launch_description import generate
 
 
 def generate_launch_description():

@@ -1,4 +1,5 @@
-"""Command-line spellings the `sage` CLI accepts beyond click's own.
+"""What every `sage` verb shares: option help, error exit, the domain option, and the
+command-line spellings the CLI accepts beyond click's own.
 
 `--set a.b=1 c.d=2` means `--set a.b=1 --set c.d=2` (click takes one value per option), and
 `--vs a.b=1 c.d=2` is one variant of two overrides, like `--vs 'a.b=1 c.d=2'`. Only words
@@ -10,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 import re
 import shlex
-from typing import Any
+from typing import Any, NoReturn, Optional
 
+import typer
 from typer.core import TyperGroup
+
+from sage_common.errors import SageError
 
 OVERRIDE = re.compile(r'[A-Za-z_]\w*(\.\w+)+=')
 REPEATED = '--set'  # each further override becomes its own --set
@@ -50,3 +54,31 @@ class SageGroup(TyperGroup):
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, expand_overrides(args))
+
+
+SET_HELP = 'override: node.param=value (repeatable; --set a.b=1 c.d=2 works too)'
+DOMAIN_HELP = ("ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID, else the profile's launch.domain_id; "
+               'the same rule for every command)')
+WATCH_PROFILE_HELP = "profile the graph runs (its launch.domain_id is the default domain)"
+URL_HELP = "database URL or SQLite path ('' = default file)"
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f'ERROR: {message}', err=True)
+    raise typer.Exit(code)
+
+
+def domain_option() -> Any:
+    return typer.Option(None, '--domain-id', min=0, max=232, help=DOMAIN_HELP)
+
+
+def graph_settings(profile: str, domain_id: Optional[int]) -> list:
+    """The running graph's DDS settings by sage_bringup.environment's rule, printed at start."""
+    from sage_bringup.environment import describe, graph_choices  # lazy: see sage.cli
+    from sage_bringup.profile import load_launch_settings
+    try:
+        choices = graph_choices(load_launch_settings(profile), domain_id)
+    except SageError as err:
+        fail(str(err))
+    typer.echo(f'[sage] DDS: {describe(choices)}')
+    return choices

@@ -118,7 +118,7 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
 
     Args:
         bag: rosbag2 folder with the graph's inputs (a scenario bag may have labels beside it).
-        profile: profile name or YAML path (see sage.profile.load_profile).
+        profile: profile name or YAML path (see sage_bringup.profile.load_profile).
         variants: one list of 'node.param=value' overrides per variant (at least two).
         out: where the table goes.
         work_dir: where the decisions files are kept (default: a temporary folder, removed).
@@ -138,7 +138,7 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
         ExperimentError: fewer than two variants, no bag, or the replay failed.
         ProfileError, ParamError: a profile or an override is invalid (checked up front).
     """
-    from sage.profile import load_profile
+    from sage_bringup.profile import load_profile
     bag = Path(bag)
     if len(variants) < 2:
         raise ExperimentError('an experiment needs at least two parameter sets '

@@ -4,7 +4,8 @@ Shows salience per modality and axis over the last seconds, ATP bars per plugin,
 state and its last reason, rates/drops/latencies per node from /diagnostics, memory size and
 the latest stored experiences.
 
-The salience bookkeeping is sage.graph_stats.GraphStats (fed by sage.monitor.GraphMonitor);
+The salience bookkeeping is sage_bringup.graph_stats.GraphStats
+(fed by sage_bringup.monitor.GraphMonitor);
 this module wraps it in StatusModel with what only the status screen needs, and extends
 GraphMonitor with the budget and /diagnostics subscriptions.
 """
@@ -25,7 +26,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from sage.graph_stats import GraphStats, ModalityStats
+from sage_bringup.graph_stats import GraphStats, ModalityStats
 from sage.viz_core import BudgetRecord, StateRecord, StoredRecord
 from sage_common.records import AXES, SalienceRecord
 from sage_common.vocabulary import MetabolicState, Topic
@@ -113,7 +114,7 @@ class StatusModel:
     def __init__(self, window_s: float = 10.0, stored_count: int = 5,
                  clock: Callable[[], float] = time.monotonic, domain: str | None = None) -> None:
         self.stats = WindowedStats()
-        # the domain listened on, and where it came from (sage.environment's rule)
+        # the domain listened on, and where it came from (sage_bringup.environment's rule)
         self.domain = domain or os.environ.get('ROS_DOMAIN_ID', '0')
         self.window_s = window_s
         self.clock = clock
@@ -325,7 +326,7 @@ def _make_monitor(model: StatusModel, lock: threading.Lock, context: Any) -> Any
     from diagnostic_msgs.msg import DiagnosticArray
     from sage_interfaces.msg import AtpBudget
 
-    from sage.monitor import GraphMonitor
+    from sage_bringup.monitor import GraphMonitor
     from sage.viz_core import budget_from_msg, state_from_msg, stored_from_msg
     from sage_common.ros import RELIABLE_QOS
 
@@ -415,7 +416,8 @@ def run_status(duration: float | None = None, once: bool = False, out: TextIO = 
         once: print one screen after listening instead of a live, refreshing screen.
         out: where the screen goes (a terminal gets colours and live refresh).
         window_s: the salience columns summarise this many recent seconds.
-        settings: the DDS settings this process joined (sage.environment.Choice); the screen
+        settings: the DDS settings this process joined (sage_bringup.environment.Choice);
+            the screen
             names the domain and where it came from.
 
     Returns:

@@ -481,7 +481,7 @@ def test_replay_decides_identically_on_a_split_compressed_copy(tmp_path):
 
     from sage.bag_types import sage_typestore
     from sage.bag_writer import BagOptions, BagWriter
-    from sage.profile import load_profile
+    from sage_bringup.profile import load_profile
     from sage_eval.replay import replay_bag
     from sage_eval.scenario import make_scenario
     scene = tmp_path / 'scene'

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from sage.launch_cmd import database_summary
-from sage.profile import load_profile
-from sage.supervisor import Supervisor, SupervisorConfig
+from sage_bringup.launch_cmd import database_summary
+from sage_bringup.profile import load_profile
+from sage_bringup.supervisor import Supervisor, SupervisorConfig
 from sage_memory.store import DB_FILENAME
 from sage_memory.synthetic import synthetic_database
 
@@ -103,7 +103,7 @@ def test_a_read_only_database_is_served_and_reported_once_without_a_respawn(
 
 @pytest.mark.timeout(240)
 def test_a_corrupt_database_is_quarantined_with_a_console_error_and_noted(tmp_path, ros_domain):
-    from sage.launch_cmd import database_lines
+    from sage_bringup.launch_cmd import database_lines
     from sage.status import StatusListener, StatusModel, render_text
 
     data = tmp_path / 'data'
@@ -146,7 +146,7 @@ def test_the_launch_summary_never_counts_an_unreadable_database_as_empty(tmp_pat
     (data / DB_FILENAME).write_bytes(GARBAGE)
     db = database_summary(memory_only(data))
     assert db['total'] is None and 'cannot' in db['error'], db
-    from sage.launch_cmd import database_lines
+    from sage_bringup.launch_cmd import database_lines
     text = '\n'.join(database_lines(db))
     assert 'unknown number of experiences (unreadable: ' in text
     assert '0 experiences' not in text
@@ -154,7 +154,7 @@ def test_the_launch_summary_never_counts_an_unreadable_database_as_empty(tmp_pat
 
 
 def test_each_distinct_node_error_reaches_the_console_once(tmp_path):
-    from sage.log_errors import ErrorLines
+    from sage_bringup.log_errors import ErrorLines
     log = tmp_path / 'memory.log'
     log.write_text('[ERROR] [1.0] [memory]: from an earlier run\n')
     errors = ErrorLines(log)

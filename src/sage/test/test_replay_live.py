@@ -23,9 +23,9 @@ import threading
 
 import pytest
 
-from sage.environment import graph_env
-from sage.profile import load_profile
-from sage.supervisor import Supervisor, SupervisorConfig
+from sage_bringup.environment import graph_env
+from sage_bringup.profile import load_profile
+from sage_bringup.supervisor import Supervisor, SupervisorConfig
 from sage_common.vocabulary import Topic
 from sage_eval.attend_agreement import attend_agreement, decision_key
 

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from sage.profile import load_profile
+from sage_bringup.profile import load_profile
 from sage_eval.salience_score import score_scene
 from sage_eval.replay import replay_bag
 from sage_eval.scenario import make_scenario, score_decisions

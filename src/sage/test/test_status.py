@@ -9,7 +9,7 @@ import time
 from rich.console import Console
 import yaml
 
-from sage.paths import config_dir
+from sage_bringup.paths import config_dir
 from sage.status import StatusModel, WindowedStats, render_text, run_status, sparkline
 from sage.viz_core import AllocationRecord, BudgetRecord, StateRecord, StoredRecord
 from sage_common.records import SalienceRecord

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from sage.paths import repo_root
+from sage_bringup.paths import repo_root
 from sage.viz_core import (GRAPH_TOPICS, MARKER_TOPIC, OVERLAY_TOPIC, AllocationRecord,
                            BudgetRecord, MarkerKind, StateRecord, StoredRecord, VizConfig,
                            VizCore, duplicate_ids, palette, puzzle_image, puzzle_topic)

@@ -1,7 +1,7 @@
 """Memory benchmark: sustained inserts, recall at scale, restart time (SQLite and PostgreSQL).
 
 `run_bench(seconds, ...)` returns JSON-able figures; `sage bench memory` runs it on rows built
-from real content as the nano graph stores them (`base_rows`, sage.bench_memory), without
+from real content as the nano graph stores them (`base_rows`, sage_bench.memory), without
 them on synthetic rows (a 30x30 grid of 512 codes, a random `preview_bytes` preview). Phases
 per backend, on a throwaway database:
 
@@ -370,7 +370,7 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
         linger_s: the writer's wait for more rows before a commit (< 0 = the memory node's
             writer.linger_s default; 0 = commit at once, as before the linger existed).
         base_rows: rows to build the workload from (fresh uuids, stamps and embeddings per
-            row; sage.bench_memory builds them from real content); None = synthetic rows
+            row; sage_bench.memory builds them from real content); None = synthetic rows
             with a random preview of preview_bytes.
         preview_bytes: preview size per row.
         backends: comma-separated 'sqlite' (synchronous=FULL, the default: a commit survives

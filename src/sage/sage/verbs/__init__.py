@@ -1,0 +1,1 @@
+"""One module per `sage` verb (sage.cli registers them)."""

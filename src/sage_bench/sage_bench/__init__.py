@@ -1,0 +1,3 @@
+"""Every `sage bench` benchmark and its rigs.
+
+Not runtime: bring-up and the nodes never import it."""

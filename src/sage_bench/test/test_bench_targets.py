@@ -1,0 +1,65 @@
+"""`sage bench targets`: the profiles' refinement targets against the packaged models.
+
+`irp.target` is the packaged model's median reconstruction error before refinement on tuning
+rooms; a model retrained without its targets updated would refine the wrong share of inputs
+(too many or none) and move every sleep figure. The replay test reads that median on short
+scenes of tuning rooms and holds each profile's targets to it.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sage_bench.registry import BENCHMARKS
+from sage_bench.targets import TOLERANCE, print_table, run_bench, summarise, target_seeds
+from sage_common.errors import SageError
+
+
+def test_summary_reads_the_median_and_flags_a_target_far_from_it() -> None:
+    errors = {'vision': [0.01, 0.02, 0.03, 0.04, 0.05], 'audio': [0.004, 0.006, 0.008]}
+    params = {'vision_encoder': {'irp.target': 0.03 * (1 + TOLERANCE / 2)},
+              'audio_encoder': {'irp.target': 0.006 * (1 + 2 * TOLERANCE)}}
+    s = summarise(errors, params)
+    assert s['vision']['n'] == 5 and s['vision']['median'] == pytest.approx(0.03)
+    assert (s['vision']['p25'], s['vision']['p75']) == pytest.approx((0.02, 0.04))
+    assert s['vision']['ratio'] == pytest.approx(1 + TOLERANCE / 2) and s['vision']['ok']
+    assert s['audio']['median'] == pytest.approx(0.006)
+    assert s['audio']['ratio'] == pytest.approx(1 + 2 * TOLERANCE) and not s['audio']['ok']
+    empty = summarise({'vision': [], 'audio': []}, params)
+    assert empty['vision']['n'] == 0 and not empty['vision']['ok']
+
+
+def test_targets_are_read_on_tuning_seeds_only() -> None:
+    assert BENCHMARKS['targets'] == 'sage_bench.targets'
+    assert target_seeds(6) == [2, 3, 4, 5, 6, 7]
+    with pytest.raises(SageError):
+        target_seeds(0)
+    with pytest.raises(SageError):
+        run_bench(seconds=5.0)
+
+
+@pytest.fixture(scope='module')
+def scenes(tmp_path_factory):
+    """One scene cache for both profiles (short programs of tuning seeds 2 and 3)."""
+    return tmp_path_factory.mktemp('scenes')
+
+
+@pytest.mark.graph  # slow: makes and encodes two short scenes (about a minute on 2 cores)
+@pytest.mark.parametrize('profile', ['nano', 'thor'])
+def test_each_profiles_targets_are_the_packaged_models_median_on_tuning_rooms(scenes, profile
+                                                                             ) -> None:
+    pytest.importorskip('sage_encoders.audio_core')
+    r = run_bench(seeds=2, profile=profile, program='short', workers=1, cache=scenes)
+    json.dumps(r)  # JSON-able
+    assert r['seeds'] == [2, 3] and r['seed_set'] == 'tuning'
+    lines: list[str] = []
+    print_table(r, lines.append)
+    assert [ln.split()[0] for ln in lines[1:]] == ['vision', 'audio']
+    for m in ('vision', 'audio'):
+        s = r['modalities'][m]
+        assert s['n'] > 200, (m, s)  # every input of two 80 s scenes, not a handful
+        assert s['p25'] <= s['median'] <= s['p75']
+        assert s['ok'], (f"{profile} {m}_encoder irp.target {s['target']:g} is "
+                         f"{s['ratio']:.2f} x the packaged model's median "
+                         f"{s['median']:.4g}: run `sage bench targets` and set the median")

@@ -1,0 +1,118 @@
+"""`python -m sage_bringup.compose SPEC.yaml`: several SAGE nodes in one process
+(one rclpy context).
+
+The Python counterpart of a ComposableNodeContainer (which loads C++ components only): each
+node keeps its own name, parameters file and remappings, given to it as its own `cli_args`,
+so topics, parameters and /diagnostics are the same as when it runs alone. SPEC lists the
+nodes: `nodes: [{name, module, params_file, remappings: [[from, to], ...]}]`, and `threads`
+(launch.compose_threads): 0 (the default) gives each node a SingleThreadedExecutor on a thread of
+its own, all in one rclpy context; 1 spins them all in one SingleThreadedExecutor, N in one
+MultiThreadedExecutor of N threads (sage_bringup.node_groups.DEFAULT_THREADS has the measurements).
+Exit code 2 for a configuration error of any node (sage_common.ros.run's rule), so the group is
+not respawned; 1 when a node's executor thread ends on an error, so the group is respawned.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+import sys
+from typing import Any
+
+import yaml
+
+
+def node_class(module_name: str) -> type:
+    """The rclpy Node subclass a node module defines (its executable's node)."""
+    from rclpy.node import Node
+    module = importlib.import_module(module_name)
+    found = [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+             if issubclass(cls, Node) and cls.__module__ == module.__name__]
+    if len(found) != 1:
+        raise ValueError(f'{module_name}: expected one Node class, found {len(found)}')
+    return found[0]
+
+
+def node_args(entry: dict[str, Any]) -> list[str]:
+    """The node's own --ros-args, as `python -m MODULE` would get them from the Supervisor."""
+    args = ['--ros-args', '-r', f'__node:={entry["name"]}', '--params-file',
+            str(entry['params_file'])]
+    for src, dst in entry.get('remappings', ()):
+        args += ['-r', f'{src}:={dst}']
+    return args
+
+
+POLL_S = 0.2  # how soon the main thread sees that a node's executor thread has ended
+STOP_S = 1.0  # how long each executor may take to finish its callback at shutdown
+
+
+def spin_each(nodes: list) -> int:
+    """Each node in its own SingleThreadedExecutor on its own thread (one wait set per node),
+    until one thread ends (returns 1: the process exits and the group is respawned) or SIGINT
+    arrives (KeyboardInterrupt, raised here in the main thread)."""
+    import threading
+    import time
+    from rclpy.executors import SingleThreadedExecutor
+    executors = []
+    workers = []
+    for node in nodes:
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executors.append(executor)
+        workers.append(threading.Thread(target=executor.spin, name=node.get_name(), daemon=True))
+    for worker in workers:
+        worker.start()
+    try:
+        while all(w.is_alive() for w in workers):
+            time.sleep(POLL_S)
+    finally:
+        for executor in executors:
+            executor.shutdown(timeout_sec=STOP_S)
+        # nodes are destroyed next: no thread may still be inside spin (a thread left in
+        # rcl's wait at exit aborts the process)
+        for worker in workers:
+            worker.join(timeout=STOP_S)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    import rclpy
+    from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
+                                 SingleThreadedExecutor)
+    from rclpy.signals import SignalHandlerOptions
+    from sage_common.ros import close_node
+
+    from sage_common.errors import SageError
+    argv = sys.argv[1:] if argv is None else argv
+    spec = yaml.safe_load(Path(argv[0]).read_text())
+    # SIGINT stays Python's KeyboardInterrupt: every node closes (capture threads stop) while
+    # the context is still valid; rclpy's handler would shut the context down under them
+    rclpy.init(args=None, signal_handler_options=SignalHandlerOptions.NO)
+    nodes = []
+    code = 0
+    try:
+        for entry in spec['nodes']:
+            nodes.append(node_class(entry['module'])(cli_args=node_args(entry)))
+        threads = int(spec.get('threads', 0))
+        if threads == 0:
+            code = spin_each(nodes)
+        else:
+            executor = (SingleThreadedExecutor() if threads == 1
+                        else MultiThreadedExecutor(num_threads=threads))
+            for node in nodes:
+                executor.add_node(node)
+            executor.spin()
+    except SageError as err:
+        print(f'ERROR: {err}', file=sys.stderr, flush=True)
+        code = 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in reversed(nodes):
+            close_node(node)
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())

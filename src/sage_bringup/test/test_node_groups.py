@@ -1,0 +1,34 @@
+"""launch.compose_threads: how many executor threads each composed process spins, written into
+the group's spec for sage_bringup.compose, and refused when it is not a whole number >= 0."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from sage_bringup.node_groups import compose_groups, NodeGroup, write_group_spec
+from sage_bringup.paths import config_dir
+from sage_bringup.profile import load_profile, ProfileError
+
+
+def _profile(tmp_path, threads):
+    data = yaml.safe_load((config_dir() / 'nano.yaml').read_text())
+    data['launch']['compose_threads'] = threads
+    path = tmp_path / 'nano_threads.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return load_profile(str(path))
+
+
+def test_compose_threads_reach_the_group_spec(tmp_path):
+    groups = [g for g in compose_groups(_profile(tmp_path, 3)) if isinstance(g, NodeGroup)]
+    assert groups and all(g.threads == 3 for g in groups)
+    spec = tmp_path / 'group.yaml'
+    write_group_spec(groups[0], tmp_path, spec)
+    written = yaml.safe_load(spec.read_text())
+    assert written['threads'] == 3
+    assert [n['name'] for n in written['nodes']] == [m.name for m in groups[0].members]
+
+
+@pytest.mark.parametrize('bad', [-1, 1.5, 'two', True])
+def test_compose_threads_below_zero_or_not_whole_are_refused(tmp_path, bad):
+    with pytest.raises(ProfileError, match='compose_threads'):
+        compose_groups(_profile(tmp_path, bad))
