@@ -20,9 +20,9 @@ import psutil
 BENCHMARKS = {
     'graph': 'sage_bench.graph',
     'sensors': 'sage_bench.sensors',
-    'encoders': 'sage_encoders.bench',
-    'snarc': 'sage_snarc.bench',
-    'orchestrator': 'sage_orchestrator.bench',
+    'encoders': 'sage_bench.encoders',
+    'snarc': 'sage_bench.snarc',
+    'orchestrator': 'sage_bench.orchestrator',
     'memory': 'sage_bench.memory',
     'transport': 'sage_cuda_mailbox.bench',
     'salience': 'sage_bench.salience',

@@ -31,7 +31,9 @@ FEATURES = ('brightness', 'brightness_change', 'motion', 'colour_change', 'grey_
 def exposed_rgb(rgb: np.ndarray, gain: float) -> np.ndarray:
     """A uint8 RGB frame scaled by the exposure gain, clipped: `scale_rgb` of it is the
     network input `encode` makes (to within half a grey level)."""
-    return np.clip(rgb.astype(np.float32) * gain + 0.5, 0.0, 255.0).astype(np.uint8)
+    # numpy's stubs type np.clip of an array expression as Any; the result is a uint8 array.
+    exposed: np.ndarray = np.clip(rgb.astype(np.float32) * gain + 0.5, 0.0, 255.0).astype(np.uint8)
+    return exposed
 
 
 @dataclass(frozen=True)

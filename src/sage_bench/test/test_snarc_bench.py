@@ -1,5 +1,5 @@
 """The SNARC cost benchmark measures the latent and the IMU paths (figures, not speed limits)."""
-from sage_snarc.bench import run_bench
+from sage_bench.snarc import run_bench
 
 
 def test_the_bench_times_latents_and_the_imu_samples_that_come_with_them():

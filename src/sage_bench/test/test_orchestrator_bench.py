@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from sage_orchestrator.bench import run_bench
+from sage_bench.orchestrator import run_bench
 
 
 def test_bench_reports_tick_cost_percentiles_for_ten_plugins():
