@@ -1,11 +1,14 @@
-"""Every command the README shows runs as written, and shows what the README says it shows.
+"""Every command the docs show runs as written, and shows what the docs say it shows.
 
-The commands are read from README.md itself (shell blocks and inline `sage ...`, `make ...`,
-`ros2 ...`, `colcon ...` spans), so a command added to the README without a check here fails
-`test_every_readme_command_has_a_check`. Each check runs the command's own words; the only
-changes are shorter durations (a 60 s recording becomes a few seconds) and concrete values for
-placeholders (FILE, NAME). Commands that need ROS tooling this machine does not have (colcon,
-ros2) are checked by the equivalent that exercises the same claim, and say so.
+The commands are read from the docs themselves (README.md, docs/*.md and the package READMEs in
+PACKAGE_READMES: shell blocks and inline `sage ...`, `make ...`, `ros2 ...`, `colcon ...`
+spans), so a command added to a doc without a check here fails
+`test_every_doc_command_has_a_check`. Each check runs the command's own words; the only changes
+are shorter durations (a 60 s recording becomes a few seconds) and concrete values for
+placeholders (FILE, NAME). Commands that need what this machine does not have (colcon, ros2, a
+Jetson, root, minutes to hours of benchmark) are covered by the named test that runs the same
+code on a small input; `test_every_named_test_exists` keeps those names true.
+docs/results/ is generated (scripts/results.py) and not read here: test_results_pages checks it.
 """
 from __future__ import annotations
 
@@ -23,13 +26,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / 'README.md'
+# Package READMEs whose commands are checked too (add one here with checks for its commands).
+PACKAGE_READMES = tuple(ROOT / 'src' / p / 'README.md'
+                        for p in ('sage_interfaces', 'sage_common', 'sage_encoders', 'sage_eval'))
 pytestmark = pytest.mark.graph
 
 _PREFIXES = ('.venv/bin/sage ', 'sage ', 'make ', 'ros2 ', 'colcon ')
 
 
+def doc_files() -> list[Path]:
+    """The hand-written docs whose commands are checked (docs/results/ is generated)."""
+    return [README, *sorted((ROOT / 'docs').glob('*.md')),
+            *(p for p in PACKAGE_READMES if p.is_file())]
+
+
 def readme_commands(text: str) -> list[str]:
-    """Commands in the README: shell-block lines (comments cut) and inline command spans."""
+    """Commands in a doc: shell-block lines (comments cut) and inline command spans."""
     out: list[str] = []
     in_block = False
     for line in text.splitlines():
@@ -38,12 +50,21 @@ def readme_commands(text: str) -> list[str]:
             continue
         if in_block:
             cmd = re.split(r'\s+#\s', line.strip(), maxsplit=1)[0].strip()
-            if cmd and not cmd.startswith('#'):
+            if cmd and not cmd.startswith('#') and cmd not in out:
                 out.append(cmd)
             continue
         for span in re.findall(r'`([^`\n]+)`', line):
             if span.startswith(_PREFIXES) and span not in out:
                 out.append(span)
+    return out
+
+
+def doc_commands() -> dict[str, list[str]]:
+    """Every command of every doc -> the docs (paths from the repo root) that show it."""
+    out: dict[str, list[str]] = {}
+    for path in doc_files():
+        for cmd in readme_commands(path.read_text()):
+            out.setdefault(cmd, []).append(str(path.relative_to(ROOT)))
     return out
 
 
@@ -66,12 +87,14 @@ class Check:
 SUMMARY = [r'\[sage\] summary', r'vision\s+inputs\s+\d+', r'audio\s+inputs\s+\d+',
            r'attention rate', r'experiences stored this run', r'database ']
 
+BENCH_TEST = ('{} here; {} runs the same benchmark code on a small input')
+
 CHECKS: dict[str, Check] = {
+    # README.md: the two commands
     'make run': Check('make run DURATION=12', SUMMARY, 'the 60 s run shortened'),
     'make run DURATION=300': Check('', note="same target as 'make run' (DURATION=12 there)"),
     'make test': Check('', note='CI runs it: .ci/run is `make test`'),
-    'make image': Check('', note='minutes, root and podman: test_image.py builds the image and '
-                                 'runs the nano graph in it when SAGE_TEST_IMAGE=1'),
+    # README.md: on a ROS 2 machine
     "sudo apt-get install $(grep -v '^#' requirements/colcon/apt.txt)": Check(
         '', note='test_package_dependencies checks apt.txt lists every <apt_depend>'),
     'rosdep install --from-paths src --ignore-src -y': Check(
@@ -90,12 +113,15 @@ CHECKS: dict[str, Check] = {
                  'semantics and compares it with `sage launch`'),
     'ros2 launch sage nano.launch.py set:="camera.backend=v4l2 camera.device=/dev/video0"':
         Check('', note='needs a camera device; test_launch_files covers the set:= argument'),
+    'ros2 launch': Check('', note="the 'ros2 launch sage nano.launch.py' checks above"),
+    # README.md: sage launch, watching, recording, replaying
     '.venv/bin/sage launch nano --duration 30 --set snarc.threshold.target_rate_hz=0.2': Check(
         '.venv/bin/sage launch nano --duration 30 --set snarc.threshold.target_rate_hz=0.2',
         SUMMARY, 'as written: the memory commands below read what this run stored'),
     '.venv/bin/sage launch thor --domain-id 7': Check(
         '.venv/bin/sage launch thor --domain-id 7', [*SUMMARY, r'ROS_DOMAIN_ID=7'],
         'runs until Ctrl-C: stopped with SIGINT once it is up'),
+    'sage launch': Check('', note="run by the 'sage launch nano/thor' commands above"),
     '.venv/bin/sage status': Check(
         '.venv/bin/sage status', [r'SAGE status', r'Salience', r'vision', r'ATP',
                                    r'Metabolic state', r'Nodes'],
@@ -125,75 +151,134 @@ CHECKS: dict[str, Check] = {
         "'snarc.weights.novelty=0.1'", [r'novelty=0\.6', r'novelty=0\.1']),
     '.venv/bin/sage report runs/my_bag -o runs/report': Check(
         '.venv/bin/sage report runs/my_bag -o runs/report', [r'wrote .*report']),
-    'sage launch': Check('', note="run by the 'sage launch nano/thor' commands above"),
-    'sage bag play': Check('', note="run by the 'sage bag play' command above"),
-    'sage experiment': Check('', note="run by the '.venv/bin/sage experiment' command above, "
-                             'on both cores'),
-    'ros2 param describe /camera fps': Check(
-        '', note='no ros2 CLI here; test_readme_parameters_are_described asks the running '
-                 'camera node through the same DescribeParameters service'),
-    "sage memory query 'low battery' --k 5": Check(
+    '.venv/bin/sage memory summary': Check('.venv/bin/sage memory summary',
+                                           [r'"total": [1-9]\d*', r'"by_modality"']),
+    ".venv/bin/sage memory query 'low battery' --k 5": Check(
         ".venv/bin/sage memory query 'low battery' --k 5", [r'battery']),
-    'sage status': Check('', note="run as '.venv/bin/sage status' above"),
-    'sage memory summary': Check('.venv/bin/sage memory summary',
-                                 [r'"total": [1-9]\d*', r'"by_modality"']),
-    'sage memory export FILE': Check('.venv/bin/sage memory export runs/mem.jsonl',
-                                     [r'"inserted": [1-9]\d*']),
-    # Importing what was just exported changes nothing: merges are idempotent.
-    'sage memory import FILE': Check('.venv/bin/sage memory import runs/mem.jsonl',
-                                     [r'"inserted": 0', r'"updated": 0']),
-    'sage memory sync POSTGRES_URL': Check(
-        '', note='needs a PostgreSQL server: test_transfer runs sync against the real one'),
-    'sage bench NAME [-o OUT.json]': Check(
-        '.venv/bin/sage bench orchestrator -o runs/bench.json', [r'wrote runs/bench.json']),
-    'sage bench sensors --with-graph': Check(
-        '', note='a full-graph benchmark; test_bench_sensors runs it'),
-    'sage bench graph --seconds 20': Check(
-        '.venv/bin/sage bench graph --seconds 5 -o runs/graph.json',
-        [r'capture->salience', r'wrote runs/graph\.json'], 'a shorter measurement'),
-    'sage launch nano --no-compose': Check(
-        '', note='test_graph runs the nano graph with one process per node; test_compose_graph '
-                 'runs it composed and test_compose_footprint measures that'),
-    'sage launch nano --role edge': Check(
-        '', note='two hosts: test_twohost runs both roles in two network namespaces'),
-    'sage launch workstation --role assist': Check(
-        '', note='two hosts: test_twohost runs both roles in two network namespaces'),
-    'sage bench twohost': Check('', note='root and namespaces: test_twohost runs it'),
-    'sage memory sync status': Check(
-        '', note='needs a store with an outbox: test_outbox runs it against PostgreSQL'),
-    'sage bench salience --seeds 10': Check(
-        '', note='minutes per scene; test_salience_scenes runs the bench on a short scene'),
-    'sage bench salience --seed-set tuning --seeds 10': Check(
-        '', note='minutes per scene; test_salience_scenes runs the bench on a short scene of '
-                 'the tuning set'),
-    'sage bench memory': Check(
-        '', note='100 k rows take minutes; test_bench_memory runs the same run_bench on 600'),
-    'sage memory sleep --max-duration 120': Check(
+    '.venv/bin/sage memory sleep --max-duration 120': Check(
         '.venv/bin/sage memory sleep --max-duration 30', [r'consolidated', r'retraining'],
         'a shorter sleep, too short to retrain after the export reserve (test_sleep_node '
         'retrains through the same service)'),
-    'sage bench graph --swap': Check(
-        '', note='a full-graph benchmark; test_swap_window checks its report and the '
-                 'promotion of the versions'),
-    'sage bench sleep --hour': Check(
-        '', note='an hour of inputs from full scenes (minutes): test_bench_sleep runs the same '
-                 'bench on 24 inputs per modality of two short scenes'),
-    'sage bench sleep --preempt 20': Check(
-        '', note='20 sleeps of a two-node graph (about 2 min): test_bench_sleep runs the same '
-                 'run_preempt with 2'),
-    'sage bench sleep': Check(
-        '', note='two full scenes and a 5 min sleep (about 14 min): test_bench_sleep runs the '
-                 'same run_bench on one short scene per day'),
-    'sage bench targets': Check(
-        '', note='six full scenes (minutes): test_bench_targets runs the same run_bench on two '
-                 'short scenes of tuning rooms per profile and prints its table'),
+    'sage bench': Check('', note='docs/benchmarks.md: each benchmark command is checked there'),
+    # docs/deployment.md
+    'ros2 param describe /camera fps': Check(
+        '', note='no ros2 CLI here; test_readme_camera_fps_is_described asks a camera node '
+                 'through the same DescribeParameters service'),
+    '.venv/bin/sage launch nano --without camera,microphone,imu --duration 20': Check(
+        '', note='test_bag_play_graph runs this graph without its sensors and plays a bag '
+                 'into it'),
+    'sage bag play': Check('', note="run by the README's 'sage bag play' command"),
+    'docker build -f docker/orin-humble.Dockerfile -t sage:orin .': Check(
+        '', note='on a Jetson only (no Docker engine, no Jetson base here); make test lints the '
+                 'Dockerfiles (hadolint) and resolves their pins (scripts/check_image_pins.py)'),
+    'docker run --runtime nvidia --network host --ipc host --device /dev/video0 -v '
+    '/dev/shm:/dev/shm -v sage-data:/root/.local/share/sage sage:orin': Check(
+        '', note='on a Jetson only; test_image runs the same graph in the x86 image'),
+    'docker build -f docker/thor-jazzy.Dockerfile -t sage:thor .': Check(
+        '', note='on a Thor only; make test lints the Dockerfile and resolves its pins'),
+    'docker run --runtime nvidia --network host --ipc host -v /dev/shm:/dev/shm sage:thor': Check(
+        '', note='on a Thor only; test_image runs the same graph in the x86 image'),
+    'make image': Check('', note='minutes, root and podman: test_image builds the image and '
+                                 'runs the nano graph in it when SAGE_TEST_IMAGE=1'),
+    'sudo .venv/bin/sage service install --profile nano --user robot': Check(
+        '', note='writes to /etc: test_service_unit installs into a temporary folder and '
+                 'verifies the unit with systemd-analyze'),
+    'sudo systemctl daemon-reload && sudo systemctl enable --now sage': Check(
+        '', note='no systemd as PID 1 here; test_service_notify runs the launcher under the '
+                 'notify protocol and watchdog the unit asks for'),
+    'journalctl -u sage -f': Check('', note='no journald here: test_service_unit checks the '
+                                            'unit logs to the journal'),
+    'sudo .venv/bin/sage service uninstall': Check(
+        '', note='test_service_unit uninstalls from its temporary folder'),
+    'sage service install': Check('', note="the 'sudo .venv/bin/sage service install' check"),
+    'sage launch nano --multi-host': Check(
+        '', note='test_dds_host_only runs the graph with and without --multi-host and probes '
+                 'it from another network namespace'),
+    # docs/two-hosts.md
+    '.venv/bin/sage launch nano --role edge': Check(
+        '', note='two hosts: test_twohost runs both roles in two network namespaces'),
+    '.venv/bin/sage launch workstation --role assist': Check(
+        '', note='two hosts: test_twohost runs both roles in two network namespaces'),
+    'sage memory sync status': Check(
+        '', note='needs a store with an outbox: test_outbox runs it against PostgreSQL'),
     'sage memory models': Check('.venv/bin/sage memory models',
                                 [r'vision:', r'audio:', r'\*\s+packaged']),
-    'sage memory models --modality vision --rollback packaged': Check(
-        '', note='needs a promoted version: test_sleep_node rolls one back under a running '
-                 'memory node'),
-    'sage train vision|audio': Check('.venv/bin/sage train vision --help',
-                                     [r'--steps', r'--seed', r'--out']),
+    '.venv/bin/sage memory export runs/mem.jsonl': Check(
+        '.venv/bin/sage memory export runs/mem.jsonl', [r'"inserted": [1-9]\d*']),
+    # Importing what was just exported changes nothing: merges are idempotent.
+    '.venv/bin/sage memory import runs/mem.jsonl': Check(
+        '.venv/bin/sage memory import runs/mem.jsonl', [r'"inserted": 0', r'"updated": 0']),
+    'sudo .venv/bin/sage bench twohost --delays 0,10 --loss 0,5': Check(
+        '', note='root and network namespaces: test_twohost runs the bench'),
+    # docs/salience.md
+    'sage scenario make': Check('', note="the README's 'sage scenario make' command"),
+    'sage experiment': Check('', note="run by the README's '.venv/bin/sage experiment' "
+                                      'command, on both cores'),
+    'sage replay BAG --offline --profile nano --decisions OUT.jsonl': Check(
+        '', note="the README's two '.venv/bin/sage replay ... --offline' commands"),
+    '.venv/bin/sage bench salience --seeds 20': Check(
+        '', note=BENCH_TEST.format('hours', 'test_salience_scenes')),
+    '.venv/bin/sage bench salience --seed-set tuning --seeds 10': Check(
+        '', note=BENCH_TEST.format('an hour', 'test_salience_scenes (on a tuning scene)')),
+    '.venv/bin/sage bench salience --seed-set tuning --seeds 10 --set snarc.threshold.min=0.33':
+        Check('', note='test_salience_scenes runs the bench twice and checks the second '
+                       'reuses its scenes'),
+    # docs/benchmarks.md
+    'sage bench NAME': Check('', note="the '.venv/bin/sage bench orchestrator' check"),
+    '.venv/bin/sage bench salience --seeds 20 -o docs/results/data/salience.json': Check(
+        '', note=BENCH_TEST.format('hours', 'test_salience_scenes') + '; test_results_pages '
+                 'checks the page made from its JSON'),
+    '.venv/bin/sage bench graph --seconds 20 -o docs/results/data/graph.json': Check(
+        '', note="the '.venv/bin/sage bench graph --seconds 20' check (5 s, -o runs/graph.json)"
+                 '; test_results_pages checks the page made from its JSON'),
+    'make results': Check('', note='test_results_pages runs its one command (scripts/results.py) '
+                                   'on a copy of docs/results and checks the committed pages'),
+    '.venv/bin/sage bench graph --seconds 20': Check(
+        '.venv/bin/sage bench graph --seconds 5 -o runs/graph.json',
+        [r'capture->salience', r'wrote runs/graph\.json'], 'a shorter measurement'),
+    '.venv/bin/sage bench graph --swap': Check(
+        '', note='a full-graph benchmark; test_swap_window checks its report and the '
+                 'promotion of the versions'),
+    '.venv/bin/python -m sage_bench.footprint --after 20 -- .venv/bin/sage launch nano '
+    '--duration 25 --quiet': Check('', note='test_compose_footprint measures the composed graph '
+                                            'with the same footprint code'),
+    '.venv/bin/sage bench sensors --with-graph': Check(
+        '', note='a full-graph benchmark; test_bench_sensors runs it'),
+    '.venv/bin/sage bench encoders': Check(
+        '', note=BENCH_TEST.format('minutes', 'test_encoders_bench')),
+    '.venv/bin/sage bench snarc --seconds 5': Check(
+        '', note='100 k memories to build first: test_snarc_bench runs it on fewer'),
+    '.venv/bin/sage bench orchestrator': Check(
+        '.venv/bin/sage bench orchestrator', [r'wrote bench-orchestrator\.json'],
+        'as written: the JSON lands in the working folder'),
+    '.venv/bin/sage bench transport': Check(
+        '', note='two processes per transport and size: test_mailbox_bench runs it'),
+    '.venv/bin/sage bench memory': Check(
+        '', note='100 k rows take minutes; test_bench_memory runs the same run_bench on 600'),
+    '.venv/bin/sage bench sleep': Check(
+        '', note='two full scenes and an 8 min sleep: test_bench_sleep runs the same run_bench '
+                 'on one short scene per day'),
+    '.venv/bin/sage bench sleep --skip 2': Check(
+        '', note='test_bench_sleep checks --skip takes the next rooms of the set'),
+    '.venv/bin/sage bench sleep --hour': Check(
+        '', note='an hour of inputs from full scenes (minutes): test_bench_sleep runs the same '
+                 'bench on 24 inputs per modality of two short scenes'),
+    '.venv/bin/sage bench sleep --preempt 20': Check(
+        '', note='20 sleeps of a two-node graph (about 2 min): test_bench_sleep runs the same '
+                 'run_preempt with 2'),
+    '.venv/bin/sage bench targets': Check(
+        '', note='six full scenes (minutes): test_bench_targets runs the same run_bench on two '
+                 'short scenes of tuning rooms per profile and prints its table'),
+    # package READMEs (PACKAGE_READMES)
+    'ros2 param describe': Check('', note="the 'ros2 param describe /camera fps' check"),
+    'sage bench encoders': Check('', note="the '.venv/bin/sage bench encoders' check"),
+    'sage replay --offline': Check('', note="the README's two '.venv/bin/sage replay ... "
+                                            "--offline' commands"),
+    'sage scenario': Check('', note="the README's 'sage scenario make' and 'score' commands"),
+    'sage bench salience': Check('', note="the '.venv/bin/sage bench salience' checks"),
+    'sage bench sleep': Check('', note="the '.venv/bin/sage bench sleep' checks"),
+    'sage train vision --help': Check('.venv/bin/sage train vision --help',
+                                      [r'--steps', r'--seed', r'--out']),
 }
 
 
@@ -210,17 +295,76 @@ def _expect(key: str, out: str) -> None:
         assert re.search(pattern, out), f'`{key}`: output lacks {pattern!r}:\n{out[-2000:]}'
 
 
-def test_every_readme_command_has_a_check():
-    cmds = readme_commands(README.read_text())
+def test_every_doc_command_has_a_check():
+    cmds = doc_commands()
     assert len(cmds) >= 15
-    missing = [c for c in cmds if c not in CHECKS]
-    assert not missing, f'README commands without a check in test_readme.py: {missing}'
+    missing = [f'{c}  (in {", ".join(where)})' for c, where in cmds.items() if c not in CHECKS]
+    assert not missing, 'doc commands without a check in test_readme.py:\n' + '\n'.join(missing)
     stale = [k for k in CHECKS if k not in cmds]
-    assert not stale, f'checks for commands the README no longer shows: {stale}'
+    assert not stale, f'checks for commands no doc shows any more: {stale}'
     for key, check in CHECKS.items():
         assert check.run or check.note, key
         if check.run:
             assert check.expect, f'{key}: a check must look for something in the output'
+
+
+def test_every_named_test_exists():
+    """A note that says "test_x covers it" names a test file or function that exists."""
+    files = list(ROOT.glob('src/*/test/test_*.py'))
+    names = {f.stem for f in files}
+    for f in files:
+        names |= set(re.findall(r'^def (test_\w+)', f.read_text(), re.M))
+    named = {n for c in CHECKS.values() for n in re.findall(r'\btest_\w+', c.note)}
+    unknown = sorted(named - names)
+    assert not unknown, f'notes name tests that do not exist: {unknown}'
+
+
+def test_inline_code_fits_on_one_line():
+    """An inline span broken over two lines would hide its command from readme_commands."""
+    bad = []
+    for path in doc_files():
+        in_block = False
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.startswith('```'):
+                in_block = not in_block
+                continue
+            if not in_block and line.count('`') % 2:
+                bad.append(f'{path.relative_to(ROOT)}:{n}: {line}')
+    assert not bad, 'odd number of backticks (a span split over lines):\n' + '\n'.join(bad)
+
+
+def test_readme_camera_fps_is_described(ros_domain):
+    """What `ros2 param describe /camera fps` shows: the camera's DescribeParameters service
+    answers with the description and range of its parameter spec."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rcl_interfaces.srv import DescribeParameters
+
+    from sage_common.ros import declare_params, spin_until
+    from sage_sensors.camera_params import PARAMS
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=ros_domain)
+    camera = rclpy.create_node('camera', context=ctx)
+    cli_node = rclpy.create_node('readme_param_describe', context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(camera)
+    ex.add_node(cli_node)
+    try:
+        declare_params(camera, PARAMS)
+        client = cli_node.create_client(DescribeParameters, '/camera/describe_parameters')
+        assert spin_until(ex, client.service_is_ready, 10.0), 'no describe_parameters service'
+        future = client.call_async(DescribeParameters.Request(names=['fps']))
+        assert spin_until(ex, future.done, 10.0), 'describe_parameters did not answer'
+        desc = future.result().descriptors[0]
+    finally:
+        ex.shutdown()
+        camera.destroy_node()
+        cli_node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+    spec = next(s for s in PARAMS if s.name == 'fps')
+    assert desc.name == 'fps' and desc.description == spec.description
+    assert desc.floating_point_range[0].from_value == spec.min_value
+    assert desc.floating_point_range[0].to_value == spec.max_value
 
 
 @pytest.fixture
@@ -279,7 +423,7 @@ def test_readme_watch_record_replay_flow(user_dir):
         status.send_signal(signal.SIGINT)
         out, _ = status.communicate(timeout=30)
         _expect(key, out)
-        key = 'sage memory sleep --max-duration 120'
+        key = '.venv/bin/sage memory sleep --max-duration 120'
         _expect(key, _run(CHECKS[key].run, cwd, env, 120))
         key = '.venv/bin/sage bag record runs/my_bag --duration 60'
         _expect(key, _run(CHECKS[key].run, cwd, env, 120))
@@ -290,7 +434,7 @@ def test_readme_watch_record_replay_flow(user_dir):
         summary, _ = graph.communicate(timeout=90)
     assert graph.returncode == 0, summary[-3000:]
     # The text said to the graph is recalled by meaning from the database it wrote.
-    key = "sage memory query 'low battery' --k 5"
+    key = ".venv/bin/sage memory query 'low battery' --k 5"
     _expect(key, _run(CHECKS[key].run, cwd, env, 120))
     for key in ('.venv/bin/sage bag info runs/my_bag',
                 '.venv/bin/sage bag play runs/my_bag --rate 0.5 --clock',
@@ -313,11 +457,12 @@ def test_readme_launch_memory_bench_and_train_commands(user_dir):
     key = '.venv/bin/sage launch nano --duration 30 --set snarc.threshold.target_rate_hz=0.2'
     _expect(key, _run(CHECKS[key].run, cwd, env, 180))
     # The memory commands read the database that run wrote (under this HOME).
-    for key in ('sage memory summary', 'sage memory export FILE', 'sage memory import FILE',
-                'sage memory models', 'sage bench NAME [-o OUT.json]',
-                'sage train vision|audio', 'sage bench graph --seconds 20'):
+    for key in ('.venv/bin/sage memory summary', '.venv/bin/sage memory export runs/mem.jsonl',
+                '.venv/bin/sage memory import runs/mem.jsonl', 'sage memory models',
+                '.venv/bin/sage bench orchestrator', 'sage train vision --help',
+                '.venv/bin/sage bench graph --seconds 20'):
         _expect(key, _run(CHECKS[key].run, cwd, env, 300))
-    assert json.loads((cwd / 'runs' / 'bench.json').read_text())
+    assert json.loads((cwd / 'bench-orchestrator.json').read_text())['benchmark'] == 'orchestrator'
     # The nano graph ran composed, as its profile says (the profile's groups, one process each).
     assert json.loads((cwd / 'runs' / 'graph.json').read_text())['results']['compose'] is True
     key = '.venv/bin/sage launch thor --domain-id 7'
