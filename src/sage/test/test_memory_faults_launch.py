@@ -104,7 +104,9 @@ def test_a_read_only_database_is_served_and_reported_once_without_a_respawn(
 @pytest.mark.timeout(240)
 def test_a_corrupt_database_is_quarantined_with_a_console_error_and_noted(tmp_path, ros_domain):
     from sage_bringup.launch_cmd import database_lines
-    from sage.status import StatusListener, StatusModel, render_text
+    from sage.status import StatusListener
+    from sage.status_model import StatusModel
+    from sage.status_render import render_text
 
     data = tmp_path / 'data'
     data.mkdir()

@@ -10,7 +10,9 @@ from rich.console import Console
 import yaml
 
 from sage_bringup.paths import config_dir
-from sage.status import StatusModel, WindowedStats, render_text, run_status, sparkline
+from sage.status import run_status
+from sage.status_model import StatusModel, WindowedStats
+from sage.status_render import render, render_text, sparkline
 from sage.viz_core import AllocationRecord, BudgetRecord, StateRecord, StoredRecord
 from sage_common.records import SalienceRecord
 
@@ -100,7 +102,7 @@ def _busy_model() -> StatusModel:
 def _screen(model: StatusModel, width: int, height: int) -> list[str]:
     console = Console(width=width, height=height, record=True, file=io.StringIO(),
                       force_terminal=False, color_system=None)
-    console.print(model.render(console.size))
+    console.print(render(model, console.size))
     return console.export_text().splitlines()
 
 

@@ -1,27 +1,189 @@
-"""`sage status` on a small terminal (80x24 and up): the same facts in fewer rows and columns.
+"""`sage status` drawn (rich): the full screen, the compact one, plain text.
 
-The full screen (sage.status) needs about 120 columns and 50 rows. Here every section is one
-borderless table or line, the ATP budget joins the node rows (a plugin is an encoder node),
-and the rows are counted so the screen never runs past the terminal's bottom: when nodes do
-not all fit, the worst are kept and the rest are counted on one line; recent experiences take
-whatever rows are left.
+The full screen needs about 120 columns and 50 rows. On a small terminal (80x24 and up) the
+compact screen shows the same facts in fewer rows and columns: every section is one borderless
+table or line, the ATP budget joins the node rows (a plugin is an encoder node), and the rows
+are counted so the screen never runs past the terminal's bottom: when nodes do not all fit,
+the worst are kept and the rest are counted on one line; recent experiences take whatever rows
+are left. What is drawn is sage.status_model.StatusModel.
 """
 from __future__ import annotations
 
+import io
 import time
-from typing import TYPE_CHECKING
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from sage.status import (LEVEL_STYLES, STALE_AFTER_S, STATE_STYLES, node_drops, node_p50_ms,
-                         node_rates, rendered_rows, sparkline)
+from sage.status_model import (NodeHealth, STALE_AFTER_S, StatusModel, node_drops, node_p50_ms,
+                               node_rates)
 from sage.viz_core import AllocationRecord
-from sage_common.records import AXES
+from sage_common.records import AXES, SalienceRecord
+from sage_common.vocabulary import MetabolicState
 
-if TYPE_CHECKING:
-    from sage.status import NodeHealth, StatusModel
+SPARK = '▁▂▃▄▅▆▇█'
+LEVEL_STYLES = {'OK': 'green', 'WARN': 'yellow', 'ERROR': 'bold red', 'STALE': 'dim'}
+STATE_STYLES = {MetabolicState.WAKE: 'green', MetabolicState.FOCUS: 'bold cyan',
+                MetabolicState.REST: 'white', MetabolicState.DREAM: 'magenta',
+                MetabolicState.CRISIS: 'bold red'}
+# Below this width the full tables would truncate their columns: the compact screen is used.
+FULL_MIN_WIDTH = 120
+
+
+def sparkline(values: list[float], width: int) -> str:
+    """Values in [0, 1] as block characters, resampled to at most `width` columns."""
+    if not values:
+        return ''
+    if len(values) > width:
+        step = len(values) / width
+        values = [max(values[int(i * step):max(int((i + 1) * step), int(i * step) + 1)])
+                  for i in range(width)]
+    return ''.join(SPARK[min(int(max(v, 0.0) * len(SPARK)), len(SPARK) - 1)] for v in values)
+
+
+def bar(value: float, top: float, width: int) -> str:
+    """A text bar of `width` cells filled in proportion value/top."""
+    filled = 0 if top <= 0 else int(round(width * min(max(value / top, 0.0), 1.0)))
+    return '█' * filled + '·' * (width - filled)
+
+
+def rendered_rows(renderable: RenderableType, width: int) -> int:
+    """Terminal rows a renderable takes at a width."""
+    console = Console(width=width, file=io.StringIO(), force_terminal=False, color_system=None)
+    return len(console.render_lines(renderable, pad=False))
+
+
+def render(model: StatusModel, size: tuple[int, int] | None = None) -> RenderableType:
+    """The screen as one rich renderable; for a terminal of `size` (columns, rows) the full
+    screen when it fits, else the compact one."""
+    full = full_screen(model)
+    if size is None:
+        return full
+    width, height = size
+    if width >= FULL_MIN_WIDTH and rendered_rows(full, width) <= height:
+        return full
+    return compact_screen(model, width, height)
+
+
+def render_text(model: StatusModel, width: int = 140) -> str:
+    """The screen as plain text (tests, logs, non-terminal output)."""
+    console = Console(width=width, file=None, record=True, force_terminal=False,
+                      color_system=None)
+    with console.capture() as capture:
+        console.print(render(model))
+    return capture.get()
+
+
+# --- the full screen --------------------------------------------------------------------------
+
+def full_screen(model: StatusModel) -> RenderableType:
+    """Every section as a titled table or panel (about 120 columns, 50 rows)."""
+    return Group(_full_header(model), _salience_table(model), _budget_table(model),
+                 _state_panel(model), _nodes_table(model), _memory_table(model))
+
+
+def _full_header(model: StatusModel) -> Text:
+    s = model.stats
+    up = model.clock() - model.started
+    text = Text(f'SAGE status  domain {model.domain}  '
+                f'listening {up:.0f} s  inputs {s.inputs_total}  '
+                f'attended {s.attention_rate:.1%}  stored {s.stored_total}', style='bold')
+    if not model.heard_anything:
+        text.append('  (no messages yet: is the graph running on this ROS_DOMAIN_ID?)',
+                    style='yellow')
+    return text
+
+
+def _salience_table(model: StatusModel) -> Table:
+    table = Table(title=f'Salience (last {model.window_s:.0f} s)', title_justify='left',
+                  expand=False)
+    for col in ('modality', 'in/s', 'attend', 'stored', *(a[:4] for a in AXES), 'sal',
+                'thr', 'salience trend'):
+        table.add_column(col, justify='left' if col in ('modality', 'salience trend')
+                         else 'right')
+    for name, m in model.stats.modalities.items():
+        recs = model.window(name)
+        if not m.inputs or not recs:
+            continue
+        span = max(recs[-1].stamp - recs[0].stamp, 1e-9)
+        rate = (len(recs) - 1) / span if len(recs) > 1 else 0.0
+        att = sum(r.attend for r in recs) / len(recs)
+
+        def mean(attr: str, recs: list[SalienceRecord] = recs) -> str:
+            return f'{sum(getattr(r, attr) for r in recs) / len(recs):.2f}'
+        table.add_row(name, f'{rate:.1f}', f'{att:.0%}', str(m.stored),
+                      *(mean(a) for a in AXES),
+                      Text(mean('salience'), style='bold'), mean('threshold'),
+                      sparkline([r.salience for r in recs], 40))
+    return table
+
+
+def _budget_table(model: StatusModel) -> RenderableType:
+    b = model.budget
+    if b is None:
+        return Text('ATP: no budget yet', style='dim')
+    table = Table(title=f'ATP  total {b.budget_total:.1f}  reserve {b.reserve:.1f}  '
+                        f'tick {b.tick}  ({b.metabolic_state})', title_justify='left')
+    for col in ('plugin', 'modality', 'trust', 'share', 'atp', 'used', 'allocation'):
+        table.add_column(col, justify='left' if col in ('plugin', 'modality', 'allocation')
+                         else 'right')
+    top = max([a.atp for a in b.allocations] + [1e-9])
+    for a in b.allocations:
+        table.add_row(a.plugin, a.modality or '-', f'{a.trust:.2f}', f'{a.share:.0%}',
+                      f'{a.atp:.2f}', f'{a.atp_used:.2f}',
+                      Text(bar(a.atp, top, 24), style='blue'))
+    return table
+
+
+def _state_panel(model: StatusModel) -> RenderableType:
+    st = model.state
+    if st is None:
+        return Text('Metabolic state: unknown (nothing on /sage/metabolic_state yet)',
+                    style='dim')
+    text = Text()
+    text.append(st.state or '?', style=STATE_STYLES.get(st.state, 'white'))
+    text.append(f'  (from {st.previous or "-"}, {st.dwell_s:.1f} s)  reason: {st.reason}'
+                f'  reserve {st.atp_reserve:.0%}  memory pressure '
+                f'{st.memory_pressure or "?"}')
+    return Panel(text, title='Metabolic state', title_align='left', expand=False)
+
+
+def _nodes_table(model: StatusModel) -> RenderableType:
+    if not model.nodes:
+        return Text('Nodes: no /diagnostics yet', style='dim')
+    table = Table(title='Nodes (/diagnostics)', title_justify='left')
+    for col in ('node', 'level', 'rates /s', 'drops', 'errors', 'p50 ms', 'message'):
+        table.add_column(col)
+    now = model.clock()
+    for name in sorted(model.nodes):
+        n = model.nodes[name]
+        level = 'STALE' if now - n.received > STALE_AFTER_S else n.level
+        rates = ' '.join(f'{k}={v:.1f}' for k, v in node_rates(n.values).items())
+        drops = node_drops(n.values)
+        errors = n.values.get('errors', '0')
+        p50 = ' '.join(f'{k}={v:.1f}' for k, v in node_p50_ms(n.values).items())
+        table.add_row(name, Text(level, style=LEVEL_STYLES.get(level, '')), rates,
+                      str(drops), errors, p50, n.message)
+    return table
+
+
+def _memory_table(model: StatusModel) -> RenderableType:
+    table = Table(title=f'Memory  size {model.memory_size()}  stored while watching '
+                        f'{model.stats.stored_total}', title_justify='left')
+    for col in ('stamp', 'modality', 'salience', 'experience'):
+        table.add_column(col)
+    for rec in reversed(model.stored):
+        table.add_row(time.strftime('%H:%M:%S', time.localtime(rec.stamp)), rec.modality,
+                      f'{rec.salience:.2f}', rec.text[:40] if rec.text else rec.uuid[:12])
+    notes = model.memory_notes()
+    if notes:
+        return Group(table, *(Text(f'NOTE: {n}', style='bold red') for n in notes))
+    return table
+
+
+# --- the compact screen (80x24 and up) --------------------------------------------------------
 
 SEVERITY = {'ERROR': 0, 'STALE': 1, 'WARN': 2, 'OK': 3, '-': 4}
 # rows every layout has: header, state, salience title + column header, nodes title + column
