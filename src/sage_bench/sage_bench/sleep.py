@@ -36,18 +36,17 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 import heapq
-import json
 import math
 from pathlib import Path
 import shutil
-import subprocess
 import tempfile
 import time
-from typing import Any, NamedTuple
+from typing import Any
 import zlib
 
 import numpy as np
 
+from sage_bench.sleep_setup import Kept, fill_store, run_worker
 from sage_common.errors import SageError
 
 MODALITIES = ('vision', 'audio')
@@ -56,7 +55,6 @@ Memories = Sequence[tuple[str, np.ndarray, str]]
 INPUT_MODES = ('stored', 'all')
 # seconds at or under this replay the short program (about 80 s), cut to `seconds`.
 SHORT_PROGRAM_S = 90.0
-RSS_POLL_S = 0.05
 
 
 def _stats(recs: list[tuple[float, int, str]]) -> dict[str, Any]:
@@ -150,17 +148,6 @@ def _items(bag: Path, params: Mapping[str, Mapping[str, Any]], end: float | None
         reader.close()
 
 
-class Kept(NamedTuple):
-    """An input kept for sleep: which one, its stored row's salience, the encoder's answer
-    (`sage_encoders.input_ring.InputAnswer`)."""
-
-    modality: str
-    stamp: float
-    input_seq: int
-    salience: float
-    answer: Any
-
-
 def replay_day(bag: Path, params: Mapping[str, Mapping[str, Any]], out: Path,
                cut_s: float | None = None, keep: str | None = None,
                probe_every: int = 0, memories: Memories = ()) -> dict[str, Any]:
@@ -248,7 +235,7 @@ def replay_day(bag: Path, params: Mapping[str, Mapping[str, Any]], out: Path,
             '_per': per, '_free': free}
 
 
-def _memories_after(memories: Memories, versions_dir: Path, live: Mapping[str, str]
+def memories_after(memories: Memories, versions_dir: Path, live: Mapping[str, str]
                     ) -> list[tuple[str, np.ndarray, str]]:
     """SNARC's novelty memory the morning after: a promoted modality's stored inputs as its
     new version re-embedded them (what the SNARC node loads when /sage/models/live names the
@@ -318,108 +305,6 @@ def _answer(current: Mapping[str, Any], lat: Any) -> Any:
     enc = current['encoders']
     core = enc.vision() if lat.modality == 'vision' else enc.audio()
     return core.inputs.lookup(lat.stamp, lat.input_seq)
-
-
-def fill_store(data_dir: Path, kept: list[Kept], budget_mb: float = 256.0
-               ) -> dict[str, int]:
-    """Experiences and their TrainingInputs, as the memory node stores them (SQLite, with
-    the node's disk budget for the inputs: beyond it the least valuable go)."""
-    from sage_memory.store import MemoryStore, StoreConfig
-    from sage_memory.synthetic import synthetic_record
-    from sage_memory.training_inputs import TrainingInput
-
-    store = MemoryStore(StoreConfig(data_dir=str(data_dir), device_id='bench-sleep',
-                                    training_budget_mb=float(budget_mb)))
-    store.start()
-    try:
-        rng = np.random.default_rng(0)
-        recs, items = [], []
-        for i, k in enumerate(kept):
-            rec = synthetic_record(i, rng, dim=8, preview_bytes=16, grid=4,
-                                   modality=k.modality, stamp=k.stamp,
-                                   input_seq=k.input_seq, salience=k.salience)
-            recs.append(rec)
-            ans = k.answer
-            items.append(TrainingInput(uuid=rec.uuid, modality=k.modality, stamp=k.stamp,
-                                       salience=k.salience, format=ans.format, data=ans.data,
-                                       width=ans.width, height=ans.height,
-                                       sample_rate=ans.sample_rate, samples=ans.samples))
-        store.submit_many(recs)
-        if not store.flush(120.0):
-            raise SageError('the memory store did not take the experiences')
-        for item in items:
-            store.submit_training_input(item)
-        if not store.flush(120.0):
-            raise SageError('the memory store did not take the training inputs')
-        return dict(Counter(i.modality for i in items))
-    finally:
-        store.close()
-
-
-def _pss(p: Any) -> int:
-    """Proportional set size of a process (its RSS where the kernel does not report PSS)."""
-    try:
-        return int(p.memory_full_info().pss)
-    except (AttributeError, NotImplementedError):
-        return int(p.memory_info().rss)
-
-
-def _tree_pss(ps: Any) -> int:
-    """PSS of a process and of those of its children that run another program.
-
-    A child still running the worker's own program has not reached exec yet: Python spawns
-    tools (espeak-ng) with vfork, whose child runs in the parent's memory, so the kernel
-    reports the parent's whole footprint for it (a sleep read 1,161 MB for a 644 MB worker).
-    """
-    import psutil
-
-    exe = ps.exe()
-    total = _pss(ps)
-    for c in ps.children(recursive=True):
-        try:
-            if c.exe() != exe:
-                total += _pss(c)
-        except psutil.Error:  # it ended between the listing and the reading
-            continue
-    return total
-
-
-def run_worker(cmd: list[str], log_path: Path) -> dict[str, Any]:
-    """Run the sleep worker; its JSON line, exit code, wall time and peak memory (psutil):
-    peak_rss_mb is the worker's own resident size (what the memory node holds against
-    sleep.retrain.max_rss_mb), peak_pss_mb the proportional sizes of the worker and of the
-    tools it runs (`_tree_pss`). RSS summed over the tree would count the worker twice."""
-    import psutil
-
-    t0 = time.monotonic()
-    peak = peak_pss = 0
-    with log_path.open('w') as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-        try:
-            ps = psutil.Process(proc.pid)
-            while proc.poll() is None:
-                try:
-                    peak = max(peak, ps.memory_info().rss)
-                    peak_pss = max(peak_pss, _tree_pss(ps))
-                except psutil.Error:
-                    pass
-                time.sleep(RSS_POLL_S)
-            out = proc.stdout.read() if proc.stdout else ''
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-    seconds = time.monotonic() - t0
-    lines = [ln for ln in out.splitlines() if ln.strip()]
-    try:
-        result = json.loads(lines[-1]) if lines else {}
-    except ValueError:
-        result = {}
-    if not result:
-        tail = log_path.read_text()[-2000:]
-        raise SageError(f'the sleep worker gave no JSON line (exit {proc.returncode}): {tail}')
-    return {'seconds': seconds, 'peak_rss_mb': peak / 2**20, 'peak_pss_mb': peak_pss / 2**20,
-            'exit_code': proc.returncode, 'result': result}
 
 
 def _encode_heldout(params: Mapping[str, Mapping[str, Any]], n_max: int | None,
@@ -571,7 +456,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
             live[m] = v.live_version() if v.live_path() != v.packaged_dir else 'packaged'
             if live[m] != 'packaged':
                 after_params.setdefault(f'{m}_encoder', {})['model_dir'] = str(v.live_path())
-        after_memories = _memories_after(memories, versions_dir, live)
+        after_memories = memories_after(memories, versions_dir, live)
         # ---- day 2: E again (new seeds), before and after; F before and after
         t = time.monotonic()
         before2, after2 = [], []

@@ -15,66 +15,15 @@ against the issue's 10 minutes and the profile's `sleep.retrain.max_rss_mb`.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 import tempfile
 from typing import Any
 
-import numpy as np
-
+from sage_bench.sleep_setup import fill_store, run_worker, scene_inputs
 from sage_common.errors import SageError
 
 HOUR_S = 3600.0
 LIMIT_S = 600.0  # the issue's bound for one sleep over an hour of inputs
-
-
-def scene_inputs(bag: Path, vision: Mapping[str, Any], audio: Mapping[str, Any],
-                 n_vision: int, n_audio: int) -> list[Any]:
-    """Up to n_vision frames and n_audio windows of one scene bag, evenly spread, as the
-    encoders would hand them over (`bench_sleep.Kept`, salience 0.5)."""
-    from rosbags.highlevel import AnyReader
-
-    from sage_bench.sleep import Kept
-    from sage_encoders.input_ring import jpeg_input, s16le_zlib_input
-    from sage_encoders.preprocess import rgb_from_buffer
-    from sage_encoders.vision_core import VisionEncoderCore
-    from sage_eval.bagio import AUDIO_TOPIC, CAMERA_TOPIC, typestore
-
-    core = VisionEncoderCore.from_params(vision)  # frames as it keeps them (no model load)
-    quality = int(vision['training_input.jpeg_quality'])
-    window, rate = int(audio['window_samples']), int(audio['sample_rate'])
-    out: list[Any] = []
-    pcm: list[np.ndarray] = []
-    t_audio0 = None
-    with AnyReader([Path(bag)], default_typestore=typestore()) as reader:
-        cams = [c for c in reader.connections if c.topic == CAMERA_TOPIC]
-        total = sum(c.msgcount for c in cams)
-        step = max(1, total // max(n_vision, 1))
-        conns = cams + [c for c in reader.connections if c.topic == AUDIO_TOPIC]
-        k = 0
-        for conn, _, raw in reader.messages(connections=conns):
-            msg = reader.deserialize(raw, conn.msgtype)
-            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-            if conn.topic == CAMERA_TOPIC:
-                if k % step == 0 and k // step < n_vision:
-                    rgb = rgb_from_buffer(bytes(msg.data), int(msg.width), int(msg.height),
-                                          int(msg.step), str(msg.encoding))
-                    out.append(Kept('vision', stamp, k, 0.5,
-                                    jpeg_input(core.model_frame(rgb), quality)))
-                k += 1
-            else:
-                if int(msg.sample_rate) != rate or int(msg.channels) != 1:
-                    raise SageError(f'{bag}: audio {msg.sample_rate} Hz x {msg.channels}, '
-                                    f'the encoder takes {rate} Hz mono')
-                t_audio0 = stamp if t_audio0 is None else t_audio0
-                pcm.append(np.frombuffer(bytes(msg.data), '<i2'))
-    samples = np.concatenate(pcm) if pcm else np.zeros(0, np.int16)
-    if len(samples) >= window and n_audio > 0:
-        ends = np.linspace(window, len(samples), min(n_audio, len(samples) // window * 4))
-        for j, end in enumerate(ends.astype(int)):
-            out.append(Kept('audio', float(t_audio0) + (end - window) / rate, j, 0.5,
-                            s16le_zlib_input(samples[end - window:end], rate)))
-    return out
 
 
 def run_hour(profile: str = 'nano', overrides: list[str] | None = None,
@@ -99,7 +48,6 @@ def run_hour(profile: str = 'nano', overrides: list[str] | None = None,
         SageError: bad arguments or profile, or a worker without a result.
     """
     from sage_bench.salience import scene
-    from sage_bench.sleep import fill_store, run_worker
     from sage_bringup.profile import load_profile
     from sage_eval.realistic import REPORT_SEEDS
     from sage_eval.replay import ENCODER_PARAMS, resolved_params

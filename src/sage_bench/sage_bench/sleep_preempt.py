@@ -4,7 +4,7 @@ must-show 4).
 The profile's orchestrator and memory node run as processes under the launcher's supervisor,
 without sensors, encoders or SNARC (nothing else is salient, so the orchestrator idles into
 DREAM; its idle times are shortened to seconds). The memory node's store holds inputs of a
-realistic scene of E (`bench_sleep_hour.scene_inputs`, as the encoders hand them over), so each
+realistic scene of E (`sleep_setup.scene_inputs`, as the encoders hand them over), so each
 DREAM's Sleep starts a retraining worker. A trial waits for DREAM and the worker, lets the
 worker run a random 1-5 s (importing torch, decoding, scoring or fine-tuning), then publishes
 one Salience above `metabolic.dream_preempt_salience` on /sage/salience, as SNARC would, and
@@ -204,8 +204,7 @@ def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trial
         SageError: bad arguments, a graph that does not reach DREAM or start a worker.
     """
     from sage_bench.salience import scene
-    from sage_bench.sleep import fill_store
-    from sage_bench.sleep_hour import scene_inputs
+    from sage_bench.sleep_setup import fill_store, scene_inputs
     from sage_bringup.environment import joined_graph
     from sage_bringup.profile import load_profile
     from sage_bench.salience_timing import percentiles

@@ -106,7 +106,7 @@ def test_the_morning_after_a_promoted_modality_remembers_its_re_embedded_inputs(
     inputs under that version's name; a modality still on the packaged model keeps its own."""
     import numpy as np
 
-    from sage_bench.sleep import _memories_after
+    from sage_bench.sleep import memories_after
     from sage_encoders.model_versions import ModelVersions, write_memory_embeddings
 
     v = ModelVersions(tmp_path, 'vision')
@@ -117,7 +117,7 @@ def test_the_morning_after_a_promoted_modality_remembers_its_re_embedded_inputs(
     v.promote(b.name)
     day1 = [('vision', np.ones(4, np.float32), 'packaged:aa'),
             ('audio', np.full(3, 2.0, np.float32), 'packaged:bb')]
-    out = _memories_after(day1, tmp_path, {'vision': b.name, 'audio': 'packaged'})
+    out = memories_after(day1, tmp_path, {'vision': b.name, 'audio': 'packaged'})
     assert [(m, ver) for m, _, ver in out] == [('audio', 'packaged:bb'),
                                               ('vision', b.name), ('vision', b.name)]
     assert np.array_equal(np.stack([x for m, x, _ in out if m == 'vision']),
@@ -181,7 +181,7 @@ def test_tree_memory_counts_the_tools_a_worker_runs_but_not_a_child_still_in_its
 
     import psutil
 
-    from sage_bench.sleep import _pss, _tree_pss
+    from sage_bench.sleep_setup import pss, tree_pss
 
     code = ('import os, subprocess, sys, time\n'
             'big = bytearray(200 * 2**20)\n'
@@ -199,9 +199,9 @@ def test_tree_memory_counts_the_tools_a_worker_runs_but_not_a_child_still_in_its
         ps = psutil.Process(worker.pid)
         kids = {c.pid: c for c in ps.children(recursive=True)}
         assert set(kids) == {tool_pid, forked_pid}
-        own, tool = _pss(ps), _pss(kids[tool_pid])
+        own, tool = pss(ps), pss(kids[tool_pid])
         rss_sum = sum(p.memory_info().rss for p in [ps, *kids.values()])
-        total = _tree_pss(ps)
+        total = tree_pss(ps)
         # The tool counts; the child still running the worker's program does not.
         assert total == pytest.approx(own + tool, rel=0.05)
         assert tool < 20 * 2**20 < own
