@@ -41,6 +41,8 @@ if [[ -f src/sage_cuda_mailbox/scripts/check_nvcc.sh ]]; then
 fi
 echo "[test] lint (ruff check src: the rules in pyproject.toml)"
 "$VENV/bin/ruff" check src || status=1
+echo "[test] types (mypy: sage_common and the *_core modules; files and settings in pyproject.toml)"
+"$VENV/bin/mypy" || status=1
 echo "[test] import contract (lint-imports: layers, no cycles; pyproject.toml)"
 "$VENV/bin/lint-imports" --no-cache || status=1
 echo "[test] compatibility: Python 3.10 code, Jetson image pins resolve (check_compat.sh)"

@@ -1,6 +1,8 @@
 """Conversions between sage_common.records and ROS messages (used by node shells only)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sage_interfaces.msg import Latent, Salience
 from sensor_msgs.msg import Imu
@@ -8,8 +10,11 @@ from sensor_msgs.msg import Imu
 from sage_common.records import grids, ImuRecord, LatentRecord, SalienceRecord
 from sage_common.stamps import to_sec, to_sec_nsec
 
+if TYPE_CHECKING:  # annotation only: std_msgs comes at run time with sensor_msgs
+    from std_msgs.msg import Header
 
-def set_stamp(header, t: float) -> None:
+
+def set_stamp(header: Header, t: float) -> None:
     """Write float seconds into a std_msgs/Header stamp."""
     header.stamp.sec, header.stamp.nanosec = to_sec_nsec(t)
 

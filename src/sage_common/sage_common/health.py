@@ -6,6 +6,7 @@ into diagnostic_msgs. No rclpy import, so cores and tests use it directly.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 import time
@@ -39,7 +40,7 @@ class Health:
     """
 
     def __init__(self, window_s: float = 5.0, hold_s: float = 10.0,
-                 clock=time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._window_s = window_s
         self._hold_s = hold_s

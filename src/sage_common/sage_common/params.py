@@ -15,7 +15,7 @@ from typing import Any, Union
 
 from sage_common.errors import ParamError
 
-ParamValue = Union[bool, int, float, str, list]
+ParamValue = Union[bool, int, float, str, list[Any]]
 
 
 @dataclass(frozen=True)

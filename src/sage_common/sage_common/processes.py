@@ -5,6 +5,7 @@ import ctypes
 import signal
 import subprocess
 import sys
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 
@@ -18,10 +19,11 @@ def die_with_parent(sig: int = signal.SIGTERM) -> bool:
     if not sys.platform.startswith('linux'):
         return False
     libc = ctypes.CDLL(None, use_errno=True)
-    return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    rc: int = libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    return rc == 0
 
 
-def interrupt(proc: subprocess.Popen, timeout_s: float) -> int:
+def interrupt(proc: subprocess.Popen[Any], timeout_s: float) -> int:
     """SIGINT (a launcher then stops its nodes in order), SIGKILL if it is not gone within
     timeout_s; returns the exit code."""
     if proc.poll() is not None:

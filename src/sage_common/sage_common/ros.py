@@ -15,6 +15,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.executors import ExternalShutdownException
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy,
                        qos_profile_sensor_data)
 
@@ -104,7 +105,7 @@ def declare_params(node: Node, specs: Iterable[ParamSpec],
         raise ParamError('; '.join(errors))
     current = dict(values)
 
-    def _check(params: list) -> SetParametersResult:
+    def _check(params: list[Parameter[Any]]) -> SetParametersResult:
         proposed = dict(current)
         for p in params:
             spec = by_name.get(p.name)

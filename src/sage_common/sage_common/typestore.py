@@ -17,7 +17,7 @@ INTERFACES_PACKAGE = 'sage_interfaces'
 def latest_store() -> Stores:
     """The newest ROS 2 distribution rosbags knows (Kilted or later)."""
     for name in ('ROS2_LYRICAL', 'ROS2_KILTED', 'ROS2_JAZZY', 'ROS2_HUMBLE'):
-        store = getattr(Stores, name, None)
+        store: Stores | None = getattr(Stores, name, None)
         if store is not None:
             return store
     return Stores.LATEST

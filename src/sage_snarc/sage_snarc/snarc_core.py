@@ -62,6 +62,12 @@ DIAG_HORIZON_S = 60.0
 class ModalityState:
     """Everything SNARC keeps per modality."""
 
+    # Declared here for the type checker: the methods above __init__ assign them first.
+    baseline: np.ndarray | None
+    code_baseline: np.ndarray | None
+    model_version: str
+    model_changes: int
+
     def descriptor(self, modality: str, vec: np.ndarray, codes: np.ndarray | None,
                    sound: np.ndarray | None = None) -> np.ndarray | None:
         """Unit stimulus descriptor of an input, for habituation and reward (None: no stimulus).
@@ -198,8 +204,8 @@ class ModalityState:
             window=int(v['novelty.window']), z_ref=float(v['novelty.z_ref']),
             stats_window=int(v['stats.window']), min_count=int(v['stats.min_count']),
             metric='cosine', prior=SOUND_NOVELTY_PRIOR, floor=float(v['novelty.min_scale']))
-        self.baseline: np.ndarray | None = None
-        self.code_baseline: np.ndarray | None = None
+        self.baseline = None
+        self.code_baseline = None
         self.episode_trace = -1
         self.episode_last = -math.inf
         self.episode_h = 0.0
@@ -405,11 +411,11 @@ class SnarcCore:
         """
         if modality not in LATENT_MODALITIES:
             return False
-        x = np.asarray(embedding, dtype=np.float32).reshape(-1)
-        if not np.isfinite(x).all():
+        raw = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        if not np.isfinite(raw).all():
             self._issue(Level.WARN, 'bad_memory', f'{modality}: non-finite memory embedding')
             return False
-        x = unit(x)
+        x = unit(raw)
         if x is None:
             self._issue(Level.WARN, 'bad_memory', f'{modality}: empty or zero memory embedding')
             return False
