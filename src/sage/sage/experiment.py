@@ -151,7 +151,7 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
     keys: list[Any] = list(range(len(variants)))
     if replay is None and cache is not None:
         from sage_eval.encoded_cache import entry_key
-        from sage_eval.replay import REORDER_S
+        from sage_eval.inputs import REORDER_S
         replay = cast(Replay, partial(_default_replay(), cache=Path(cache)))
         keys = [entry_key(bag, p, REORDER_S) for p in params]
     replay = replay or _default_replay()

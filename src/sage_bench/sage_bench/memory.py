@@ -89,7 +89,7 @@ def robot_rows(profile: str = 'nano', seed: int = 0, vision_share: float = 0.5,
     from sage_bringup.profile import load_profile
     from sage_encoders.audio_core import AudioEncoderCore
     from sage_encoders.vision_core import VisionEncoderCore
-    from sage_eval.replay import ENCODER_PARAMS, resolved_params
+    from sage_eval.inputs import ENCODER_PARAMS, resolved_params
     from sage_memory.config import policy_config
     from sage_memory.policy import MemoryCore
 

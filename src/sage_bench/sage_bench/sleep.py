@@ -103,9 +103,9 @@ def _items(bag: Path, params: Mapping[str, Mapping[str, Any]], end: float | None
 
     from sage_eval.bagio import CAMERA_TOPIC, AUDIO_TOPIC, BUDGET_TOPIC, IMU_TOPIC, \
         REWARD_TOPIC, STATE_TOPIC, typestore
-    from sage_eval.replay import _Encoders, _RANK
+    from sage_eval.inputs import Encoders, TOPIC_RANK
 
-    encoders = _Encoders(params)
+    encoders = Encoders(params)
     current['encoders'] = encoders
     reader = AnyReader([Path(bag)], default_typestore=typestore())
     reader.open()
@@ -138,7 +138,7 @@ def _items(bag: Path, params: Mapping[str, Mapping[str, Any]], end: float | None
             msg = reader.deserialize(raw, conn.msgtype)
             st = msg.header.stamp
             stamp = float(st.sec) + float(st.nanosec) * 1e-9
-            heapq.heappush(heap, (stamp, _RANK.get(conn.topic, 9), counter, conn.topic, msg))
+            heapq.heappush(heap, (stamp, TOPIC_RANK.get(conn.topic, 9), counter, conn.topic, msg))
             counter += 1
             yield from release(logtime * 1e-9 - reorder_s)
             if done:
@@ -255,7 +255,7 @@ def memories_after(memories: Memories, versions_dir: Path, live: Mapping[str, st
 def _memory_policy(params: Mapping[str, Mapping[str, Any]]) -> tuple[Any, Any]:
     """The memory node's policy core on the profile's settings, and which row kinds keep
     their encoder input (`wants(kind)`)."""
-    from sage_eval.replay import resolved_params
+    from sage_eval.inputs import resolved_params
     from sage_memory.config import policy_config
     from sage_memory.policy import MemoryCore
     from sage_memory.training_inputs import wants_input
@@ -272,7 +272,7 @@ def _cores(params: Mapping[str, Mapping[str, Any]], unbounded: bool = False
     refinement step (irp.max_iterations x irp.atp_per_step)."""
     from sage_encoders.audio_core import AudioEncoderCore
     from sage_encoders.vision_core import VisionEncoderCore
-    from sage_eval.replay import ENCODER_PARAMS, resolved_params
+    from sage_eval.inputs import ENCODER_PARAMS, resolved_params
 
     out = {}
     for m, cls in (('vision', VisionEncoderCore), ('audio', AudioEncoderCore)):
@@ -397,7 +397,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
     from sage_bench.salience import cache_dir, scene, seeds_for
     from sage_bringup.profile import load_profile
     from sage_encoders.model_versions import ModelVersions
-    from sage_eval.replay import resolved_params
+    from sage_eval.inputs import resolved_params
     from sage_memory.retrain import worker_command
 
     if preempt:

@@ -209,7 +209,7 @@ def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trial
     from sage_bringup.profile import load_profile
     from sage_bench.salience_timing import percentiles
     from sage_eval.realistic import REPORT_SEEDS
-    from sage_eval.replay import ENCODER_PARAMS, resolved_params
+    from sage_eval.inputs import ENCODER_PARAMS, resolved_params
 
     if trials < 1:
         raise SageError('--preempt takes at least 1 trial')

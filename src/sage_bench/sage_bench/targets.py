@@ -47,7 +47,7 @@ def initial_errors(bag: Path, node_params: dict[str, dict[str, Any]], cache: Pat
     """Reconstruction error before refinement of every vision and audio input of a bag, as the
     profile's encoders see it (`LatentRecord.energy_initial`)."""
     from sage_eval.encoded_cache import cached_inputs
-    from sage_eval.replay import REORDER_S
+    from sage_eval.inputs import REORDER_S
     out: dict[str, list[float]] = {m: [] for m in MODALITIES}
     for item in cached_inputs(bag, node_params, cache, reorder_s=REORDER_S):
         m = getattr(item, 'modality', None)

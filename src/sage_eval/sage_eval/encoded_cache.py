@@ -1,7 +1,7 @@
 """What the encoders made of a bag, kept on disk, so a replay that changes only SNARC (or the
 store policy) does not encode the bag again.
 
-The inputs `replay.iter_inputs` yields depend on the bag (its frames, audio, IMU, and the
+The inputs `inputs.iter_inputs` yields depend on the bag (its frames, audio, IMU, and the
 /sage/budget messages that set the refinement ATP), the encoder parameters, the model files and
 the encoder code: not on SNARC. Encoding is most of a replay's time (a 7-minute realistic
 scene: 204 of its 215 s), so `sage bench salience` run again, or `sage experiment` over snarc.*
@@ -12,7 +12,8 @@ miss, never a stale hit:
 - the encoder parameters, resolved with their defaults, and the reorder window;
 - the model files the encoders may load: name, size and modification time of every file in
   the folders their model_dir parameters search (`model_files.search_dirs`);
-- the code: the source of sage_encoders, sage_common and the replay.
+- the code: the source of sage_encoders, sage_common and the reading of the bag
+  (`sage_eval.inputs`, `sage_eval.bagio`).
 
 Entries are pickles written by this process (temp file, then rename), so a killed replay leaves
 no half entry; only the newest `KEEP` entries stay. Previews are dropped from the kept records
@@ -38,7 +39,7 @@ from sage_common.user_cache import cache_dir
 
 FORMAT = 1
 KEEP = 64  # entries kept: the 40 tuning and 20 report scenes and a few more (35 MB a full scene)
-_CODE = ('sage_encoders', 'sage_common', 'sage_eval.replay', 'sage_eval.bagio')
+_CODE = ('sage_encoders', 'sage_common', 'sage_eval.inputs', 'sage_eval.bagio')
 
 
 def default_dir() -> Path:
@@ -76,7 +77,7 @@ def _model_files(params: Mapping[str, Any]) -> list[list[Any]]:
 def entry_key(bag: Path, node_params: Mapping[str, Mapping[str, Any]], reorder_s: float) -> str:
     """The cache key of a bag encoded with these parameters (hex)."""
     from sage_eval.provenance import bag_sha256
-    from sage_eval.replay import ENCODER_PARAMS, resolved_params
+    from sage_eval.inputs import ENCODER_PARAMS, resolved_params
     encoders = {node: {k: v for k, v in resolved_params(node_params, node, module).items()
                        if k not in SHELL_ONLY}
                 for node, module in ENCODER_PARAMS.items()}
@@ -95,12 +96,12 @@ def _kept(item: Any) -> Any:
 def cached_inputs(bag: Path, node_params: Mapping[str, Mapping[str, Any]], folder: Path, *,
                   reorder_s: float, problems: Counter[str] | None = None
                   ) -> Iterator[Any]:
-    """`replay.iter_inputs`, from the cache when this bag was encoded alike before.
+    """`inputs.iter_inputs`, from the cache when this bag was encoded alike before.
 
     On a miss the bag is encoded as usual (inputs are yielded as they come) and the entry is
     written once every input has been read; a consumer that stops early writes nothing.
     """
-    from sage_eval.replay import iter_inputs
+    from sage_eval.inputs import iter_inputs
     problems = problems if problems is not None else Counter()
     path = Path(folder) / f'{entry_key(bag, node_params, reorder_s)}.pkl'
     try:

@@ -27,7 +27,7 @@ Seeds: TUNING_SEEDS may be looked at while tuning; REPORT_SEEDS only for reporte
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 import json
 from pathlib import Path
@@ -37,12 +37,12 @@ import numpy as np
 
 from sage_eval import media
 from sage_eval.camera_model import cutout, resize_to_height, SensorNoise
-from sage_eval.room import (active_rms, coloured_noise, db_to_amp, envelope, fan, faded,
-                            mains_hum, SAMPLE_RATE)
-from sage_eval.scene_render import MARGIN_PX, PLUGINS, TURN_S, write_scene
 from sage_eval.errors import ScenarioError
-from sage_eval.scenario import (_calm, Event, FRAME_SAMPLES, labels_path, ScenarioLabels,
-                                 T0)
+from sage_eval.room import (at_active, at_peak, coloured_noise, envelope, fan, faded, mains_hum,
+                            SAMPLE_RATE)
+from sage_eval.scenario import calm_spans, FRAME_SAMPLES, labels_path, ScenarioLabels, T0
+from sage_eval.scene_plan import Scene, SceneConfig
+from sage_eval.scene_render import MARGIN_PX, PLUGINS, TURN_S, write_scene
 
 TUNING_SEEDS = tuple(range(0, 40))
 REPORT_SEEDS = tuple(range(100, 120))
@@ -51,44 +51,6 @@ SEED_SETS = {'tuning': TUNING_SEEDS, 'report': REPORT_SEEDS}
 GENERATOR_VERSION = 3
 PROGRAMS = ('full', 'short')
 MAX_SCENE_S = 900.0
-
-
-@dataclass(frozen=True)
-class SceneConfig:
-    """Settings of a realistic scene (defaults: the nano robot in WAKE).
-
-    Attributes:
-        camera_hz: camera rate in WAKE (nano's states.wake.camera_fps).
-        rest_camera_hz: camera rate in REST (the camera-rate self effect steps to it).
-        imu_hz: IMU rate.
-        size: camera (width, height).
-        hfov_rad: horizontal field of view (62.2 degrees: the nano camera's nominal lens).
-        budget_hz: orchestrator ticks per second (one AtpBudget each).
-        budget_low, budget_high: ATP per encoder per tick, and the self effect's step.
-        warmup_s: start the scorer ignores (statistics warm up).
-        gap_s: calm time between events (uniform range).
-        min_calm_s: the full program extends its end until its calm time reaches this.
-        self_effects: include the camera-rate and budget steps.
-        self_hold_s: how long a self effect (5 fps, 6 ATP) holds before stepping back.
-        repeats: repeated stimuli before the changed one (0 = no repeat block).
-        repeat_gap_s: time between repeats.
-    """
-
-    camera_hz: float = 15.0
-    rest_camera_hz: float = 5.0
-    imu_hz: float = 100.0
-    size: tuple[int, int] = (224, 224)
-    hfov_rad: float = 1.0856
-    budget_hz: float = 10.0
-    budget_low: float = 2.0
-    budget_high: float = 6.0
-    warmup_s: float = 20.0
-    gap_s: tuple[float, float] = (16.0, 24.0)
-    min_calm_s: float = 300.0
-    self_effects: bool = True
-    self_hold_s: float = 25.0
-    repeats: int = 8
-    repeat_gap_s: float = 5.0
 
 
 # The short program: each stimulus kind once, no self effects and no repeat block (~80 s).
@@ -120,66 +82,22 @@ SHAKE_PX = (3, 6)  # image jitter during a shake
 SHAKE_S = (0.6, 1.2)
 TURN_RATE = (0.6, 1.0)  # rad/s peak of a turn the image does not follow
 
-# What an event of each kind is (modality, counted for recall); the bench scores on it.
-KINDS: dict[str, tuple[str, bool]] = {
-    'object_appears': ('vision', True), 'lights_change': ('vision', True),
-    'clap': ('audio', True), 'speech_in_silence': ('audio', True),
-    'speech_after_noise': ('audio', True), 'shake': ('imu', True),
-    'turn_still_image': ('imu', True), 'repeat': ('audio', True),
-    'changed': ('audio', True), 'self_effect': ('', False), 'ambient': ('audio', False),
-}
-
-
-@dataclass
-class Scene:
-    """Everything that happens, before rendering (times in s from the scene start)."""
-
-    cfg: SceneConfig
-    duration: float
-    audio: np.ndarray
-    events: list[Event] = field(default_factory=list)
-    objects: list[tuple[float, np.ndarray, np.ndarray, int, int]] = field(default_factory=list)
-    gains: list[tuple[float, float]] = field(default_factory=list)  # (from t, factor)
-    shakes: list[tuple[float, float, float, int]] = field(default_factory=list)  # (t, s, Hz, px)
-    turns: list[tuple[float, float]] = field(default_factory=list)  # (start, peak rad/s)
-    rates: list[tuple[float, float]] = field(default_factory=list)  # (from t, camera Hz)
-    budgets: list[tuple[float, float]] = field(default_factory=list)  # (from t, ATP)
-    vent: tuple[float, float] | None = None  # fully on .. starts ramping off
-
-    def add_sound(self, t: float, x: np.ndarray) -> None:
-        i = int(round(t * SAMPLE_RATE))
-        j = min(self.audio.size, i + x.size)
-        if i < j:
-            self.audio[i:j] += x[:j - i]
-
-    def label(self, kind: str, start: float, end: float, name: str, modality: str = '',
-              **kw: Any) -> None:
-        mod, target = KINDS[kind]
-        self.events.append(Event(kind, modality or mod, start, end, name,
-                                 target=kw.pop('target', target), **kw))
-
-
 @lru_cache(maxsize=16)
-def _sound(name: str) -> np.ndarray:
+def sound(name: str) -> np.ndarray:
+    """A media sound (`media.load_audio`) cut to where it is loud, faded in and out."""
     x = media.load_audio(name)
     loud = np.flatnonzero(np.abs(x) > 0.02 * float(np.max(np.abs(x))))
     return faded(x[loud[0]:loud[-1] + 1] if loud.size else x)
 
 
-def _speech_clips() -> list[tuple[str, np.ndarray]]:
+def speech_clips() -> list[tuple[str, np.ndarray]]:
+    """(name, samples) of every conversation utterance of MIN_UTTERANCE_S or more, and the
+    CMU ARCTIC sentence."""
     conv = media.load_audio('conversation')
     clips = [(f'speech:{u.speaker}:{u.text}',
               faded(conv[int(u.start * SAMPLE_RATE):int(u.end * SAMPLE_RATE)]))
              for u in media.utterances() if u.end - u.start >= MIN_UTTERANCE_S]
-    return clips + [('speech:arctic_a0007', _sound('arctic_a0007'))]
-
-
-def _at_peak(x: np.ndarray, peak_db: float) -> np.ndarray:
-    return (x * (db_to_amp(peak_db) / max(float(np.max(np.abs(x))), 1e-9))).astype(np.float32)
-
-
-def _at_active(x: np.ndarray, level_db: float) -> np.ndarray:
-    return (x * (db_to_amp(level_db) / max(active_rms(x), 1e-9))).astype(np.float32)
+    return clips + [('speech:arctic_a0007', sound('arctic_a0007'))]
 
 
 def _plan(scene: Scene, rng: np.random.Generator, program: str, pano_free: list[str]) -> None:
@@ -192,7 +110,7 @@ def _plan(scene: Scene, rng: np.random.Generator, program: str, pano_free: list[
     items.insert(int(rng.integers(0, len(items) + 1)), 'vent')
     if cfg.repeats:  # last: habituation to an impact must not fade later claps
         items.append('repeat_block')
-    clips = _speech_clips()
+    clips = speech_clips()
     order = list(rng.permutation(len(clips)))
     impacts = [media.IMPACT_SOUNDS[i] for i in rng.permutation(len(media.IMPACT_SOUNDS))]
     objects = [pano_free[i] for i in rng.permutation(len(pano_free))]
@@ -203,7 +121,7 @@ def _plan(scene: Scene, rng: np.random.Generator, program: str, pano_free: list[
 
     def speech(t: float, kind: str) -> float:
         name, x = clips[order.pop(0) % len(clips)] if order else clips[0]
-        scene.add_sound(t, _at_active(x, float(rng.uniform(*SPEECH_DB))))
+        scene.add_sound(t, at_active(x, float(rng.uniform(*SPEECH_DB))))
         scene.label(kind, t, t + x.size / SAMPLE_RATE, name)
         return x.size / SAMPLE_RATE
 
@@ -223,7 +141,7 @@ def _plan(scene: Scene, rng: np.random.Generator, program: str, pano_free: list[
             dimmed = not dimmed
         elif item == 'clap':
             name = impacts[k % len(impacts)]
-            x = _at_peak(_sound(name), float(rng.uniform(*CLAP_PEAK_DB)))
+            x = at_peak(sound(name), float(rng.uniform(*CLAP_PEAK_DB)))
             scene.add_sound(t, x)
             scene.label('clap', t, t + x.size / SAMPLE_RATE, f'impact:{name}')
         elif item == 'speech_silence':
@@ -262,7 +180,7 @@ def _plan(scene: Scene, rng: np.random.Generator, program: str, pano_free: list[
             scene.label('ambient', t, t + VENT_RAMP_S, 'ventilation_off')
             t += VENT_RAMP_S
         else:  # repeat block
-            stim = _at_peak(_sound(impacts[0]), float(rng.uniform(*REPEAT_PEAK_DB)))
+            stim = at_peak(sound(impacts[0]), float(rng.uniform(*REPEAT_PEAK_DB)))
             changed = impacts[1]
             for i in range(cfg.repeats):
                 s = t + i * cfg.repeat_gap_s
@@ -270,7 +188,7 @@ def _plan(scene: Scene, rng: np.random.Generator, program: str, pano_free: list[
                 scene.label('repeat', s, s + stim.size / SAMPLE_RATE, f'impact:{impacts[0]}',
                             series='repeat0', index=i, target=(i == 0))
             s = t + cfg.repeats * cfg.repeat_gap_s
-            x = _at_peak(_sound(changed), 20 * np.log10(float(np.max(np.abs(stim)))))
+            x = at_peak(sound(changed), 20 * np.log10(float(np.max(np.abs(stim)))))
             scene.add_sound(s, x)
             scene.label('changed', s, s + x.size / SAMPLE_RATE, f'impact:{changed}',
                         series='repeat0', index=cfg.repeats)
@@ -332,11 +250,11 @@ def _build(seed: int, program: str, cfg: SceneConfig | None, room: int | None = 
     except media.MediaError as err:
         raise ScenarioError(str(err)) from err
     duration = scene.duration
-    calm = _calm(duration, cfg.warmup_s, scene.events)
+    calm = calm_spans(duration, cfg.warmup_s, scene.events)
     calm_s = sum(b - a for a, b in calm)
     if calm_s < cfg.min_calm_s:
         duration += cfg.min_calm_s - calm_s
-        calm = _calm(duration, cfg.warmup_s, scene.events)
+        calm = calm_spans(duration, cfg.warmup_s, scene.events)
     if duration > MAX_SCENE_S:
         raise ScenarioError(f'scene of {duration:.0f} s exceeds {MAX_SCENE_S:.0f} s')
     scene.duration = duration

@@ -97,3 +97,13 @@ def active_rms(x: np.ndarray, frame: int = 512, top: float = 0.5) -> float:
         return float(np.sqrt(np.mean(np.square(x)))) if x.size else 0.0
     energy = np.sort(np.mean(np.square(x[:n * frame].reshape(n, frame)), axis=1))[::-1]
     return float(np.sqrt(np.mean(energy[:max(1, int(n * top))])))
+
+
+def at_peak(x: np.ndarray, peak_db: float) -> np.ndarray:
+    """x scaled so its peak is at peak_db (dBFS)."""
+    return (x * (db_to_amp(peak_db) / max(float(np.max(np.abs(x))), 1e-9))).astype(np.float32)
+
+
+def at_active(x: np.ndarray, level_db: float) -> np.ndarray:
+    """x scaled so its active level (`active_rms`) is level_db (dBFS)."""
+    return (x * (db_to_amp(level_db) / max(active_rms(x), 1e-9))).astype(np.float32)

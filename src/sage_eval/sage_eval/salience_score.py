@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from sage_eval.scenario import (_peak, ALARM_GAP_S, AUDIO_WINDOW_S, check_decisions_fit,
-                                 DEFAULT_DETECT_S, DETECT_S, Event, load_labels,
+from sage_eval.scenario import (ALARM_GAP_S, AUDIO_WINDOW_S, check_decisions_fit,
+                                 DEFAULT_DETECT_S, DETECT_S, Event, load_labels, peak,
                                  read_decisions, ScenarioLabels)
 
 AXES = ('surprise', 'novelty', 'arousal', 'reward', 'conflict')
@@ -117,7 +117,7 @@ def score_scene(decisions: list[dict[str, Any]] | Path, labels: ScenarioLabels |
             selfs.append({'name': e.name, 'modality': e.modality, 'start': e.start,
                           'attended': n})
     reps = sorted((e for e in labels.events if e.kind == 'repeat'), key=lambda e: e.index)
-    peaks = [_peak(decs, e.modality, e.start - EARLY_S, e.start + DEFAULT_DETECT_S)
+    peaks = [peak(decs, e.modality, e.start - EARLY_S, e.start + DEFAULT_DETECT_S)
              for e in reps]
     drop = None
     if len(peaks) >= 5 and peaks[0] + peaks[1] > 0:

@@ -391,7 +391,9 @@ def _plan_reward(world: _World, rng: np.random.Generator, warmup: float, duratio
     return events
 
 
-def _calm(duration: float, warmup: float, events: list[Event]) -> list[tuple[float, float]]:
+def calm_spans(duration: float, warmup: float, events: list[Event]) -> list[tuple[float, float]]:
+    """The calm (start, end) spans of a scene: after the warm-up, away from every event (PRE_S
+    before its start to SETTLE_S after its end); spans of 50 ms or less are dropped."""
     busy = sorted((e.start - PRE_S, e.end + SETTLE_S) for e in events)
     calm, t = [], warmup
     for b0, b1 in busy:
@@ -473,7 +475,7 @@ def make_scenario(out_bag: Path, seed: int, duration_s: float = 150.0, *,
     labels = ScenarioLabels(
         seed=seed, program=program, duration_s=duration_s, start=T0, warmup_s=warmup_s,
         events=sorted(events, key=lambda e: e.start),
-        calm=[(T0 + a, T0 + b) for a, b in _calm(duration_s, warmup_s,
+        calm=[(T0 + a, T0 + b) for a, b in calm_spans(duration_s, warmup_s,
                                                    [Event(**{**asdict(e),
                                                              'start': e.start - T0,
                                                              'end': e.end - T0})
@@ -491,7 +493,8 @@ def make_scenario(out_bag: Path, seed: int, duration_s: float = 150.0, *,
     return labels
 
 
-def _stamp(ts: Any, t: float, frame_id: str) -> Any:
+def scene_header(ts: Any, t: float, frame_id: str) -> Any:
+    """A std_msgs/Header (of typestore ts) stamped at scene time t (seconds after T0)."""
     Header = ts.types['std_msgs/msg/Header']
     Time = ts.types['builtin_interfaces/msg/Time']
     ns = int(round((T0 + t) * 1e9))
@@ -538,20 +541,20 @@ def _write(writer: Any, world: _World) -> None:
         if kind == 0:
             k = min(int(t * world.imu_hz), pan.shape[0] - 1)
             frame = _render(world, t, float(pan[k]))
-            msg = Image(header=_stamp(ts, t, 'camera'), height=height, width=width,
+            msg = Image(header=scene_header(ts, t, 'camera'), height=height, width=width,
                         encoding='rgb8', is_bigendian=0, step=width * 3,
                         data=np.frombuffer(frame.tobytes(), dtype=np.uint8))
             writer.write(conns['camera'], ns, ts.serialize_cdr(msg, Image.__msgtype__))
         elif kind == 1:
             chunk = pcm[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]
-            msg = AudioFrame(header=_stamp(ts, t, 'mic'), sample_rate=SAMPLE_RATE, channels=1,
-                             encoding='S16LE',
+            msg = AudioFrame(header=scene_header(ts, t, 'mic'), sample_rate=SAMPLE_RATE,
+                             channels=1, encoding='S16LE',
                              data=np.frombuffer(chunk.tobytes(), dtype=np.uint8))
             writer.write(conns['audio'], ns, ts.serialize_cdr(msg, AudioFrame.__msgtype__))
         elif kind == 2:
             a = np.array([0.0, 0.0, GRAVITY]) + world.accel_extra[i] + accel_noise[i]
             w = np.array([0.0, 0.0, world.gyro_z[i]]) + gyro_noise[i]
-            msg = Imu(header=_stamp(ts, t, 'imu'),
+            msg = Imu(header=scene_header(ts, t, 'imu'),
                       orientation=Quat(x=0.0, y=0.0, z=0.0, w=1.0), orientation_covariance=cov,
                       angular_velocity=Vec3(x=float(w[0]), y=float(w[1]), z=float(w[2])),
                       angular_velocity_covariance=zero9,
@@ -559,7 +562,7 @@ def _write(writer: Any, world: _World) -> None:
                       linear_acceleration_covariance=zero9)
             writer.write(conns['imu'], ns, ts.serialize_cdr(msg, Imu.__msgtype__))
         else:
-            msg = Reward(header=_stamp(ts, t, ''), value=float(world.rewards[i][1]),
+            msg = Reward(header=scene_header(ts, t, ''), value=float(world.rewards[i][1]),
                          source='scenario')
             writer.write(conns['reward'], ns, ts.serialize_cdr(msg, Reward.__msgtype__))
 
@@ -587,8 +590,9 @@ def read_decisions(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _peak(decisions: list[dict[str, Any]], modality: str, t0: float, t1: float,
+def peak(decisions: list[dict[str, Any]], modality: str, t0: float, t1: float,
           key: str = 'salience') -> float:
+    """The highest `key` of a modality's decisions stamped t0..t1 (0 when there is none)."""
     vals = [d[key] for d in decisions if d['modality'] == modality and t0 <= d['t'] <= t1]
     return max(vals) if vals else 0.0
 
@@ -711,7 +715,7 @@ def score_decisions(decisions_jsonl: Path | list[dict[str, Any]],
     hab = {}
     for name, evs in series.items():
         evs = sorted(evs, key=lambda e: e.index)
-        peaks = [_peak(decisions, e.modality, e.start - 0.05, e.start + DEFAULT_DETECT_S)
+        peaks = [peak(decisions, e.modality, e.start - 0.05, e.start + DEFAULT_DETECT_S)
                  for e in evs]
         changed = [e for e in labels.events if e.kind == 'changed' and e.series == name]
         entry: dict[str, Any] = {'peaks': peaks}
@@ -721,7 +725,7 @@ def score_decisions(decisions_jsonl: Path | list[dict[str, Any]],
             entry['drop'] = 1.0 - float(np.mean(peaks[-3:])) / float(np.mean(peaks[:2]))
         if changed:
             c = changed[0]
-            entry['changed_peak'] = _peak(decisions, c.modality, c.start - 0.05,
+            entry['changed_peak'] = peak(decisions, c.modality, c.start - 0.05,
                                           c.start + DEFAULT_DETECT_S)
             entry['changed_detected'] = detected(c)
         hab[name] = entry
@@ -739,7 +743,7 @@ def score_decisions(decisions_jsonl: Path | list[dict[str, Any]],
                 evs = [e for e in labels.events if e.kind == kind and e.phase == phase]
                 sal = [_mean(decisions, e.modality, e.start - 0.05, e.start + 1.0)
                        for e in evs]
-                rew = [_peak(decisions, e.modality, e.start - 0.05, e.start + 1.0, 'reward')
+                rew = [peak(decisions, e.modality, e.start - 0.05, e.start + 1.0, 'reward')
                        for e in evs]
                 late = sal[len(sal) // 2:]
                 row[f'{kind}_salience'] = float(np.mean(sal)) if sal else 0.0

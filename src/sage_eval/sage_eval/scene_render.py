@@ -7,7 +7,7 @@ and a bias random walk; AtpBudget messages give each encoder the planned ATP per
 """
 from __future__ import annotations
 
-from typing import Any, TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -15,10 +15,8 @@ from sage_common.vocabulary import MetabolicState
 from sage_eval.camera_model import expose, paste, SensorNoise
 from sage_eval.room import SAMPLE_RATE
 from sage_eval.bagio import AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC, typestore
-from sage_eval.scenario import _stamp, FRAME_SAMPLES, GRAVITY, T0
-
-if TYPE_CHECKING:
-    from sage_eval.realistic import Scene
+from sage_eval.scenario import FRAME_SAMPLES, GRAVITY, scene_header, T0
+from sage_eval.scene_plan import Scene
 
 FRAME_EPS_S = 1e-6  # frame times closer than this are the same instant (rounding)
 # Plugin names the budget addresses (the encoders' default plugin = node name).
@@ -144,19 +142,19 @@ def write_scene(writer: Any, scene: Scene, pano: np.ndarray, noise: SensorNoise,
                 + sum(s for s0, s in ae_steps if s0 <= t)
             gain = ae * float(np.prod([g for s, g in scene.gains if s <= t]))
             frame = expose(world[ys:ys + height, xs:xs + width], gain, noise, rng)
-            msg = Image(header=_stamp(ts, t, 'camera_optical_frame'), height=height,
+            msg = Image(header=scene_header(ts, t, 'camera_optical_frame'), height=height,
                         width=width, encoding='rgb8', is_bigendian=0, step=width * 3,
                         data=np.frombuffer(frame.tobytes(), dtype=np.uint8))
             writer.write(conns['camera'], ns, ts.serialize_cdr(msg, Image.__msgtype__))
         elif kind == 1:
             chunk = pcm[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]
-            msg = AudioFrame(header=_stamp(ts, t, 'microphone'), sample_rate=SAMPLE_RATE,
+            msg = AudioFrame(header=scene_header(ts, t, 'microphone'), sample_rate=SAMPLE_RATE,
                              channels=1, encoding='S16LE',
                              data=np.frombuffer(chunk.tobytes(), dtype=np.uint8))
             writer.write(conns['audio'], ns, ts.serialize_cdr(msg, AudioFrame.__msgtype__))
         elif kind == 2:
             a, w = accel[i], gyro[i]
-            msg = Imu(header=_stamp(ts, t, 'imu_link'),
+            msg = Imu(header=scene_header(ts, t, 'imu_link'),
                       orientation=Quat(x=0.0, y=0.0, z=0.0, w=1.0), orientation_covariance=cov,
                       angular_velocity=Vec3(x=float(w[0]), y=float(w[1]), z=float(w[2])),
                       angular_velocity_covariance=zero9,
@@ -169,6 +167,6 @@ def write_scene(writer: Any, scene: Scene, pano: np.ndarray, noise: SensorNoise,
             allocs = [Alloc(plugin=p, modality=m, trust=TRUST, salience=0.0,
                             share=1.0 / len(PLUGINS), atp=atp, atp_used=atp)
                       for p, m in PLUGINS]
-            msg = Budget(header=_stamp(ts, t, ''), tick=i, budget_total=total, reserve=0.0,
+            msg = Budget(header=scene_header(ts, t, ''), tick=i, budget_total=total, reserve=0.0,
                          metabolic_state=MetabolicState.WAKE.value, allocations=allocs)
             writer.write(conns['budget'], ns, ts.serialize_cdr(msg, Budget.__msgtype__))

@@ -11,7 +11,8 @@ from sage_common.params import resolve
 from sage_encoders import audio_encoder_params
 from sage_encoders.audio_core import AudioEncoderCore
 from sage_eval import media, room
-from sage_eval.realistic import _at_peak, _sound
+from sage_eval.realistic import sound
+from sage_eval.room import at_peak
 from sage_snarc import snarc_params
 from sage_snarc.snarc_core import SnarcCore
 
@@ -30,7 +31,7 @@ def _scene(repeated: str, changed: str) -> tuple[np.ndarray, list[float], float]
     audio = (room.coloured_noise(rng, n, 1.5, -54.0) + room.mains_hum(n, 50.0, -56.0)
              + room.fan(rng, n, -30.0))
     for k, t in enumerate(starts):
-        hit = _at_peak(_sound(changed if k == REPEATS else repeated), PEAK_DB)
+        hit = at_peak(sound(changed if k == REPEATS else repeated), PEAK_DB)
         at = int(t * SR)
         audio[at:at + hit.size] += hit[:n - at]
     return audio, starts[:-1], starts[-1]

@@ -8,7 +8,8 @@ import pytest
 
 from sage_eval import encoded_cache
 from sage_eval.encoded_cache import cached_inputs, entry_key
-from sage_eval.replay import REORDER_S, replay_bag
+from sage_eval.inputs import REORDER_S
+from sage_eval.replay import replay_bag
 from sage_eval.scenario import make_scenario
 
 pytest.importorskip('sage_encoders.vision_core')
@@ -32,7 +33,7 @@ def _entries(folder):
 def _no_encoding(monkeypatch):
     def refuse(*_args, **_kw):
         raise AssertionError('the bag was encoded again')
-    monkeypatch.setattr('sage_eval.replay._Encoders.records', refuse)
+    monkeypatch.setattr('sage_eval.inputs.Encoders.records', refuse)
 
 
 def test_a_second_replay_scores_the_kept_inputs_with_the_same_decisions(

@@ -17,7 +17,7 @@ import pytest
 from sage_eval.realistic import (make_realistic_scene, plan_realistic_scene,
                                  REPORT_SEEDS, SHORT, TUNING_SEEDS, TURN_S)
 from sage_eval.bagio import AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC, typestore
-from sage_eval.replay import iter_inputs
+from sage_eval.inputs import iter_inputs
 from sage_eval.scenario import AUDIO_WINDOW_S, labels_path
 
 SEED = 57  # neither a tuning nor a report seed

@@ -10,7 +10,8 @@ from sage_common.params import resolve
 from sage_encoders import audio_encoder_params
 from sage_encoders.audio_core import AudioEncoderCore
 from sage_eval import media, room
-from sage_eval.realistic import _at_active, _speech_clips
+from sage_eval.realistic import speech_clips
+from sage_eval.room import at_active
 
 SR = media.SAMPLE_RATE
 HOP_S = 4096 / SR
@@ -77,13 +78,13 @@ def test_soft_phrases_under_a_fan_are_heard_within_a_second_through_the_gate_and
     of its start (subtracting 1.5x the room), and sooner when the subtraction also takes
     the room's ripple (voice.denoise.over 8, the profile's)."""
     rng = np.random.default_rng(12)
-    clips = [x for _, x in _speech_clips()]
+    clips = [x for _, x in speech_clips()]
     starts = [8.0 + 6.0 * k for k in range(len(clips))]
     n = int((starts[-1] + 6.0) * SR)
     audio = (room.fan(rng, n, -30.0) + room.mains_hum(n, 50.0, -57.0)
              + room.coloured_noise(rng, n, 1.0, -59.0))
     for s, clip in zip(starts, clips):
-        x = _at_active(clip, -33.0)
+        x = at_active(clip, -33.0)
         audio[int(s * SR):int(s * SR) + x.size] += x
     late = {}
     for name, values in (('profile', {}), ('raw', {'voice.denoise.enabled': False}),
