@@ -370,9 +370,9 @@ def decide(res: FinetuneResult, cfg: FinetuneConfig) -> tuple[str, str]:
 
 # ------------------------------------------------------------------ training
 
-def _sampler(modality: str, day: Any, rehearse: Any, rehearsal: float, size: int,
-             gain_jitter: float = 0.0, flip: bool = False
-             ) -> Callable[[np.random.Generator], np.ndarray]:
+def sampler(modality: str, day: Any, rehearse: Any, rehearsal: float, size: int,
+            gain_jitter: float = 0.0, flip: bool = False
+            ) -> Callable[[np.random.Generator], np.ndarray]:
     """Training batches: day inputs (vision: frames of size x size, indexable) mixed with
     a rehearsal share of the shipped data. Vision day crops may be scaled by a random gain
     and mirrored (FinetuneConfig.gain_jitter, flip): a day's few dozen stored frames then
@@ -457,8 +457,8 @@ def finetune(modality: str, base_dir: Path, items: Sequence[InputLike], cfg: Fin
     model = copy.deepcopy(base)
     params = list(model.encoder.parameters()) + list(model.decoder.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
-    sample = _sampler(modality, day_train, rehearse, cfg.rehearsal, size, cfg.gain_jitter,
-                      cfg.flip)
+    sample = sampler(modality, day_train, rehearse, cfg.rehearsal, size, cfg.gain_jitter,
+                     cfg.flip)
     rng = np.random.default_rng(cfg.seed)
     log.info('%s: training on %d day inputs (%d held back), at most %d steps in %.0f s',
              modality, len(day_train), len(day_hold), cfg.max_steps,

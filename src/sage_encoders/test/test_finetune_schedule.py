@@ -7,7 +7,7 @@ import pytest
 
 import numpy as np
 
-from sage_encoders.finetune import CROP, FinetuneConfig, _sampler, learning_rate, split_holdout
+from sage_encoders.finetune import CROP, FinetuneConfig, learning_rate, sampler, split_holdout
 from sage_encoders.preprocess import scale_rgb
 
 
@@ -75,10 +75,10 @@ def test_vision_day_crops_keep_their_pixels_unless_light_or_side_is_varied() -> 
     frame = _ramp_frame()
     plain = scale_rgb(frame)[0]
     rng = np.random.default_rng(0)
-    batch = _sampler('vision', [frame], None, 0.0, CROP)(rng)
+    batch = sampler('vision', [frame], None, 0.0, CROP)(rng)
     assert np.array_equal(batch, np.repeat(plain[None], len(batch), 0))
     # Mirrored: each crop is the frame or its exact mirror image, both kinds occur.
-    sample = _sampler('vision', [frame], None, 0.0, CROP, flip=True)
+    sample = sampler('vision', [frame], None, 0.0, CROP, flip=True)
     crops = np.concatenate([sample(rng) for _ in range(4)])
     mirrored = [np.array_equal(c, plain[:, :, ::-1]) for c in crops]
     assert all(m or np.array_equal(c, plain) for m, c in zip(mirrored, crops))
@@ -87,7 +87,7 @@ def test_vision_day_crops_keep_their_pixels_unless_light_or_side_is_varied() -> 
 
 def test_a_gain_jitter_scales_each_vision_crop_by_its_own_gain_within_range() -> None:
     frame = _ramp_frame()
-    sample = _sampler('vision', [frame], None, 0.0, CROP, gain_jitter=0.3)
+    sample = sampler('vision', [frame], None, 0.0, CROP, gain_jitter=0.3)
     crops = np.concatenate([sample(np.random.default_rng(1)) for _ in range(4)])
     pixels = (crops + 1.0) * 127.5  # back to 8-bit levels
     lit = frame[:, 1:-1].astype(np.float32)  # unsaturated in the frame
