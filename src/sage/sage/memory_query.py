@@ -1,7 +1,7 @@
 """`sage memory query TEXT`: recall by text from a memory database, printed as a table.
 
 The text is embedded by the embedder the memory node's parameters name and answered by the
-same recall code as /sage/memory/query (sage_memory.recall), over the database opened
+same recall code as /sage/memory/query (sage_memory.index.recall), over the database opened
 read-only: it can run beside a live memory node and changes nothing.
 """
 from __future__ import annotations
@@ -38,8 +38,8 @@ def run_memory_query(text: str, k: int = 10, url: str = '', out: TextIO | None =
     from sage_common.params import resolve
     from sage_memory.memory import Memory, MemoryConfig
     from sage_memory.memory_params import PARAMS
-    from sage_memory.recall import Query, text_embedder
-    from sage_memory.store import StoreConfig, resolve_url, sqlite_path
+    from sage_memory.index.recall import Query, text_embedder
+    from sage_memory.store.memory_store import StoreConfig, resolve_url, sqlite_path
 
     out = out or sys.stdout
     err = err or sys.stderr

@@ -17,8 +17,8 @@ import pytest
 from sage_bringup.launch_cmd import database_summary
 from sage_bringup.profile import load_profile
 from sage_bringup.supervisor import Supervisor, SupervisorConfig
-from sage_memory.store import DB_FILENAME
-from sage_memory.synthetic import synthetic_database
+from sage_memory.store.memory_store import DB_FILENAME
+from sage_memory.store.synthetic import synthetic_database
 
 ROWS = 371
 GARBAGE = b'not a database' * 1000

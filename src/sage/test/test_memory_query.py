@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sage.cli import app
-from sage_memory.store import DB_FILENAME, MemoryStore, StoreConfig
-from sage_memory.synthetic import synthetic_record
+from sage_memory.store.memory_store import DB_FILENAME, MemoryStore, StoreConfig
+from sage_memory.store.synthetic import synthetic_record
 
 SENTENCES = ['a red ball rolls across the kitchen floor', 'the battery is almost empty',
              'someone is knocking at the front door', 'the cat is asleep on the sofa']
@@ -20,7 +20,7 @@ def embed():
     from sage_common.params import resolve
     from sage_memory.errors import QueryError
     from sage_memory.memory_params import PARAMS
-    from sage_memory.recall import text_embedder
+    from sage_memory.index.recall import text_embedder
     embedder = text_embedder(resolve(PARAMS, {}))
     try:
         embedder(['warm up'])

@@ -1,7 +1,7 @@
 """`sage bench memory`: the memory store's benchmark on rows as the robot writes them.
 
-`sage_memory.bench` measures the store (sustained durable inserts, a flood, recall and kNN at
-scale, restart, bytes on disk). Its rows are built here from real content, as the nano graph
+`sage_bench.memory_phases` measures the store (sustained durable inserts, a flood, recall and
+kNN at scale, restart, bytes on disk). Its rows are built here from real content, as the nano graph
 would store them, unless `workload='random'` asks for the store's own synthetic rows (a random
 `preview_bytes` preview and codes of a 512-code book, as every earlier note measured):
 
@@ -16,7 +16,8 @@ would store them, unless `workload='random'` asks for the store's own synthetic 
   columns and its `extra` JSON are the node's.
 
 Only the embeddings stay synthetic: the benchmark needs `rows` distinct vectors with the cluster
-structure of recurring scenes, at `dim`, to measure recall at scale (sage_memory.bench._Pool).
+structure of recurring scenes, at `dim`, to measure recall at scale
+(sage_bench.memory_phases._Pool).
 `vision_share` sets the mix (the share of vision rows; the rest audio).
 """
 from __future__ import annotations
@@ -140,7 +141,7 @@ def _interleave(vision: Sequence[Any], audio: Sequence[Any], share: float,
 
 def describe(rows: Sequence[Any]) -> dict[str, Any]:
     """Share and mean column bytes per modality and fidelity, as the store writes them."""
-    from sage_memory.models import record_to_row
+    from sage_memory.store.models import record_to_row
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(f'{r.modality}/{r.fidelity}', []).append(record_to_row(r))
@@ -154,7 +155,7 @@ def describe(rows: Sequence[Any]) -> dict[str, Any]:
 def run_bench(seconds: float = 10.0, workload: str = 'robot', profile: str = 'nano',
               vision_share: float = 0.5, full_fraction: float = -1.0, **kw: Any
               ) -> dict[str, Any]:
-    """The memory benchmark (sage_memory.bench.run_bench, same options) on `workload` rows.
+    """The memory benchmark (sage_bench.memory_phases.run_bench, same options) on `workload` rows.
 
     Args:
         seconds: duration of the sustained-insert phase.
@@ -163,10 +164,10 @@ def run_bench(seconds: float = 10.0, workload: str = 'robot', profile: str = 'na
         profile: profile whose encoder and memory parameters build the robot rows.
         vision_share: share of vision rows in the robot workload (the rest audio).
         full_fraction: share of full-fidelity robot rows (< 0 = the profile's policy).
-        **kw: sage_memory.bench.run_bench options (rows, dim, rate, backends, ...); dim
+        **kw: sage_bench.memory_phases.run_bench options (rows, dim, rate, backends, ...); dim
             defaults to the robot rows' own embedding size.
     """
-    from sage_memory import bench
+    from sage_bench import memory_phases as bench
     if workload not in ('robot', 'random'):
         raise ValueError(f"workload {workload!r}: 'robot' or 'random'")
     base = None
@@ -183,7 +184,7 @@ def run_bench(seconds: float = 10.0, workload: str = 'robot', profile: str = 'na
 if __name__ == '__main__':
     import json
     import sys
-    from sage_memory.bench import typed_options
+    from sage_bench.memory_phases import typed_options
     given = dict(a.split('=', 1) for a in sys.argv[1:])
     ours: dict[str, Any] = {k: given.pop(k) for k in ('workload', 'profile') if k in given}
     ours.update({k: float(given.pop(k)) for k in ('vision_share', 'full_fraction')

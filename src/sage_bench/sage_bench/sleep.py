@@ -12,7 +12,7 @@ Offline (no ROS graph), in a temporary folder:
    `training_inputs.context` which of those keep their input; `inputs='all'` keeps every one)
    go into a SQLite memory store as TrainingInputs under the node's disk budget, exactly as
    the encoders hand them over (`sage_encoders.input_ring`: JPEG 240x240 frames, s16le-zlib
-   windows). The sleep worker (`python -m sage_memory.sleep_worker`) runs on it with the
+   windows). The sleep worker (`python -m sage_memory.sleep.worker`) runs on it with the
    profile's memory sleep.retrain.* settings; its wall time and peak RSS (psutil polling of the
    child) are recorded with its JSON line.
 3. Day 2: E again, a new day in the same room (each day-2 seed set in the room of its day-1
@@ -258,7 +258,7 @@ def _memory_policy(params: Mapping[str, Mapping[str, Any]]) -> tuple[Any, Any]:
     from sage_eval.inputs import resolved_params
     from sage_memory.config import policy_config
     from sage_memory.policy import MemoryCore
-    from sage_memory.training_inputs import wants_input
+    from sage_memory.store.training_inputs import wants_input
 
     values = resolved_params(params, 'memory', 'sage_memory.memory_params')
     context = bool(values['training_inputs.context'])
@@ -398,7 +398,7 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
     from sage_bringup.profile import load_profile
     from sage_encoders.model_versions import ModelVersions
     from sage_eval.inputs import resolved_params
-    from sage_memory.retrain import worker_command
+    from sage_memory.sleep.retrain import worker_command
 
     if preempt:
         from sage_bench.sleep_preempt import run_preempt

@@ -51,7 +51,7 @@ def run_hour(profile: str = 'nano', overrides: list[str] | None = None,
     from sage_bringup.profile import load_profile
     from sage_eval.realistic import REPORT_SEEDS
     from sage_eval.inputs import ENCODER_PARAMS, resolved_params
-    from sage_memory.retrain import worker_command
+    from sage_memory.sleep.retrain import worker_command
 
     if not 1 <= seeds <= len(REPORT_SEEDS):
         raise SageError(f'seeds must be 1..{len(REPORT_SEEDS)}')

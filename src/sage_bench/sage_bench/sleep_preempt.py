@@ -60,7 +60,7 @@ def _workers(pid: int) -> list[Any]:
         return out
     for child in children:
         try:
-            if 'sage_memory.sleep_worker' in ' '.join(child.cmdline()):
+            if 'sage_memory.sleep.worker' in ' '.join(child.cmdline()):
                 out.append(child)
         except psutil.Error:
             pass

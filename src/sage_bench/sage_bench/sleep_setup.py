@@ -85,9 +85,9 @@ def fill_store(data_dir: Path, kept: list[Kept], budget_mb: float = 256.0
     """Experiences and their TrainingInputs, as the memory node stores them (SQLite, with
     the node's disk budget for the inputs: beyond it the least valuable go)."""
     # lazy: the store loads SQLAlchemy
-    from sage_memory.store import MemoryStore, StoreConfig
-    from sage_memory.synthetic import synthetic_record
-    from sage_memory.training_inputs import TrainingInput
+    from sage_memory.store.memory_store import MemoryStore, StoreConfig
+    from sage_memory.store.synthetic import synthetic_record
+    from sage_memory.store.training_inputs import TrainingInput
 
     store = MemoryStore(StoreConfig(data_dir=str(data_dir), device_id='bench-sleep',
                                     training_budget_mb=float(budget_mb)))

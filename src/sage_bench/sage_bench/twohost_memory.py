@@ -72,7 +72,7 @@ class SharedStore:
 
 def outbox_state(db_file: Path) -> dict[str, Any] | None:
     """The edge's outbox: backlog, cursor and newest local id (None: no outbox yet)."""
-    from sage_memory.outbox import status_of
+    from sage_memory.sync.outbox import status_of
     if not db_file.exists():
         return None
     found = status_of(str(db_file))
@@ -95,7 +95,7 @@ def wait_drained(db_file: Path, upto_id: int, timeout_s: float) -> float | None:
 def check_exactly_once(rig: TwoHosts, db_file: Path, url: str) -> dict[str, Any]:
     """After the edge stopped: ship what is left (as its next start would), then compare the
     edge's uuids with the shared store's."""
-    from sage_memory.transfer import portable_rows
+    from sage_memory.sync.transfer import portable_rows
     cmd = [sys.executable, '-m', 'sage_bench.twohost_memory']
     drain = subprocess.run(rig.command(EDGE, [*cmd, 'drain', str(db_file), url]),
                            capture_output=True, text=True, timeout=600, check=False)
@@ -112,8 +112,8 @@ def check_exactly_once(rig: TwoHosts, db_file: Path, url: str) -> dict[str, Any]
 
 
 def _main(argv: list[str]) -> None:
-    from sage_memory.database import make_engine, resolve_url
-    from sage_memory.outbox import Outbox, stored_uuids
+    from sage_memory.store.database import make_engine, resolve_url
+    from sage_memory.sync.outbox import Outbox, stored_uuids
     if argv[0] == 'drain':
         local = make_engine(resolve_url(argv[1]))
         box = Outbox(local, argv[2])

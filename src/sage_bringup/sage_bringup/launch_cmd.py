@@ -184,8 +184,8 @@ def database_summary(profile: Profile) -> dict | None:
     """
     if 'memory' not in {n.name for n in profile.nodes}:
         return None
-    from sage_memory.sqlite_file import quarantined_files
-    from sage_memory.store import redact, resolve_url, sqlite_path, summarize
+    from sage_memory.store.sqlite_file import quarantined_files
+    from sage_memory.store.memory_store import redact, resolve_url, sqlite_path, summarize
     params = profile.node('memory').parameters
     url = resolve_url(str(params['database_url']), str(params['data_dir']))
     path = sqlite_path(url)

@@ -1,7 +1,7 @@
 """Fine-tune a live puzzle VQ-VAE on the inputs of one day (torch; the sleep worker only).
 
 The memory node keeps, for every stored vision/audio experience, the input its encoder saw
-(sage_memory.training_inputs): a 240x240 RGB frame as JPEG, or a 16384-sample int16 window,
+(sage_memory.store.training_inputs): a 240x240 RGB frame as JPEG, or a 16384-sample int16 window,
 zlib-compressed. Sleep decodes them through the encoders' own preprocessing, holds a fraction
 back for validation, and trains the live model on the rest mixed with rehearsal of the shipped
 training data (so it does not forget what it knew), within a wall-time and a step budget,
@@ -48,7 +48,7 @@ class Preempted(Exception):
 
 
 class InputLike(Protocol):
-    """What is read of a stored training input (sage_memory.training_inputs.TrainingInput)."""
+    """What is read of a stored training input (sage_memory.store.training_inputs)."""
 
     uuid: str
     format: str

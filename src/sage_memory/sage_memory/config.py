@@ -4,13 +4,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sage_memory.consolidation import SleepConfig
-from sage_memory.index import IndexConfig
+from sage_memory.sleep.consolidation import SleepConfig
+from sage_memory.index.vector_index import IndexConfig
 from sage_memory.memory import MemoryConfig
 from sage_memory.memory_params import default_session, split_list
 from sage_memory.policy import PolicyConfig
-from sage_memory.retention import RetentionConfig
-from sage_memory.store import StoreConfig, default_device_id
+from sage_memory.store.retention import RetentionConfig
+from sage_memory.store.memory_store import StoreConfig, default_device_id
 
 
 def device_and_session(values: Mapping[str, Any]) -> tuple[str, str]:

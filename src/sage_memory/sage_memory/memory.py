@@ -21,15 +21,15 @@ from typing import Any
 import numpy as np
 from sqlalchemy import exc as sa_exc
 
-from sage_memory.codec import as_stored, decode_embedding, decode_embeddings
+from sage_memory.store.codec import as_stored, decode_embedding, decode_embeddings
 from sage_memory.errors import QueryError, StoreBusyError, StoreUnavailableError
-from sage_memory.consolidation import SleepConfig, SleepReport, consolidate
+from sage_memory.sleep.consolidation import SleepConfig, SleepReport, consolidate
 from sage_memory.heap import release_freed_heap
-from sage_memory.index import IndexConfig, IndexKey, IndexSet, VectorIndex
-from sage_memory.models import RECALL_KINDS, ExperienceRecord
-from sage_memory.recall import Query, TextEmbedder, run_query, validate
-from sage_memory.store import MemoryStore, StoreConfig, StoreStatus
-from sage_memory.training_inputs import TrainingInput
+from sage_memory.index.vector_index import IndexConfig, IndexKey, IndexSet, VectorIndex
+from sage_memory.store.models import RECALL_KINDS, ExperienceRecord
+from sage_memory.index.recall import Query, TextEmbedder, run_query, validate
+from sage_memory.store.memory_store import MemoryStore, StoreConfig, StoreStatus
+from sage_memory.store.training_inputs import TrainingInput
 
 log = logging.getLogger(__name__)
 

@@ -38,16 +38,16 @@ from sage_common.vocabulary import MetabolicState as MetabolicStateName
 from sage_common.vocabulary import Topic
 from sage_memory.config import device_and_session, memory_config, policy_config
 from sage_memory.errors import QueryError, StoreUnavailableError
-from sage_memory.input_requests import InputRequester
+from sage_memory.sleep.input_requests import InputRequester
 from sage_memory.memory import Memory, OpenWait, open_memory
 from sage_memory.memory_params import PARAMS, validate
-from sage_memory.models import ExperienceRecord
-from sage_memory.outbox import KEY_PREFIX, Outbox, OutboxWorker
+from sage_memory.store.models import ExperienceRecord
+from sage_memory.sync.outbox import KEY_PREFIX, Outbox, OutboxWorker
 from sage_memory.policy import MemoryCore
-from sage_memory.recall import text_embedder
-from sage_memory.retrain import Retrainer, RetrainOutcome, versions_dir, worker_command
+from sage_memory.index.recall import text_embedder
+from sage_memory.sleep.retrain import Retrainer, RetrainOutcome, versions_dir, worker_command
 from sage_memory.ros_convert import experience_to_msg, parse_checkpoint, query_from_request
-from sage_memory.shared_models import Adopter, share_live
+from sage_memory.sync.shared_models import Adopter, share_live
 
 OWN_STATE_KEY = 'memory'
 RETRAIN_STATE_KEY = 'retrain'  # the last retraining: inputs stored until when, its result

@@ -11,7 +11,7 @@ from sage_common.records import MODALITIES
 from sage_common.vocabulary import STATE_NAMES
 
 # Modalities whose encoder input can be kept (defined here, where the launcher can import it
-# without the store's dependencies; sage_memory.training_inputs uses it).
+# without the store's dependencies; sage_memory.store.training_inputs uses it).
 TRAINING_MODALITIES = ('vision', 'audio')
 
 PARAMS: tuple[ParamSpec, ...] = (
@@ -121,7 +121,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('sleep.min_cluster', 3, 'members needed to write a pattern', 2, 100_000),
     ParamSpec('sleep.max_examined', 5000, 'most experiences examined per sleep', 1,
               10_000_000),
-    # Retraining (sage_memory.sleep_worker, a process of its own: torch never enters the node).
+    # Retraining (sage_memory.sleep.worker, a process of its own: torch never enters the node).
     ParamSpec('sleep.retrain.enabled', True, 'after consolidation, fine-tune the vision/audio '
               'encoders on the training inputs stored since the last retraining, and promote '
               'the new model version only when it is better (needs torch; see sleep_worker)'),

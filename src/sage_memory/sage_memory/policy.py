@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from sage_common.records import MODALITIES, LatentRecord, SalienceRecord
-from sage_memory.models import ExperienceRecord
-from sage_memory.store import new_uuid
+from sage_memory.store.models import ExperienceRecord
+from sage_memory.store.memory_store import new_uuid
 from sage_common.vocabulary import LATENT_MODALITIES, STATE_NAMES
 
 MODES = ('attend', 'salience', 'all', 'off')

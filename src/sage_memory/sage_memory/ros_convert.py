@@ -11,8 +11,8 @@ from sage_interfaces.msg import Experience
 from sage_common.convert import set_stamp
 from sage_common.stamps import to_sec
 from sage_memory.errors import QueryError
-from sage_memory.models import ExperienceRecord
-from sage_memory.recall import Query
+from sage_memory.store.models import ExperienceRecord
+from sage_memory.index.recall import Query
 
 
 def experience_to_msg(rec: ExperienceRecord, frame_id: str = '') -> Experience:

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from sage_memory.store import resolve_url
+from sage_memory.store.memory_store import resolve_url
 
 PG_ENV = 'SAGE_TEST_PG_URL'
 PG_SKIP = (f'{PG_ENV} is not set: no PostgreSQL server for this run '
@@ -75,9 +75,9 @@ def fill_training_store():
     from sage_encoders import data
     from sage_encoders.input_ring import jpeg_input, s16le_zlib_input
     from sage_encoders.preprocess import MelConfig, resize_rgb
-    from sage_memory.store import MemoryStore, StoreConfig
-    from sage_memory.synthetic import synthetic_record
-    from sage_memory.training_inputs import TrainingInput
+    from sage_memory.store.memory_store import MemoryStore, StoreConfig
+    from sage_memory.store.synthetic import synthetic_record
+    from sage_memory.store.training_inputs import TrainingInput
 
     def fill(data_dir) -> list:
         store = MemoryStore(StoreConfig(data_dir=str(data_dir), device_id='t'))
@@ -136,7 +136,7 @@ def _sleep_workers(pid: int) -> list:
     out = []
     for child in psutil.Process(pid).children(recursive=True):
         try:
-            if 'sage_memory.sleep_worker' in child.cmdline():
+            if 'sage_memory.sleep.worker' in child.cmdline():
                 out.append(child)
         except psutil.NoSuchProcess:
             pass

@@ -11,10 +11,10 @@ import threading
 
 import numpy as np
 
-from sage_memory.synthetic import synthetic_record
-from sage_memory.models import ExperienceRecord
-from sage_memory.retention import RetentionConfig
-from sage_memory.store import MemoryStore, StoreConfig
+from sage_memory.store.synthetic import synthetic_record
+from sage_memory.store.models import ExperienceRecord
+from sage_memory.store.retention import RetentionConfig
+from sage_memory.store.memory_store import MemoryStore, StoreConfig
 
 _out = threading.Lock()
 

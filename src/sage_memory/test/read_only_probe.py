@@ -12,10 +12,10 @@ import numpy as np
 
 from sage_common.errors import SageError
 from sage_memory.memory import Memory, MemoryConfig
-from sage_memory.recall import Query
-from sage_memory.retention import RetentionConfig
-from sage_memory.store import StoreConfig
-from sage_memory.synthetic import synthetic_record
+from sage_memory.index.recall import Query
+from sage_memory.store.retention import RetentionConfig
+from sage_memory.store.memory_store import StoreConfig
+from sage_memory.store.synthetic import synthetic_record
 
 
 def main() -> int:

@@ -26,8 +26,8 @@ from sage_common.ros import spin_until
 
 def _near_copies(data_dir, n: int) -> set[str]:
     """n experiences with almost the same embedding (sleep clusters them into one pattern)."""
-    from sage_memory.store import MemoryStore, StoreConfig
-    from sage_memory.synthetic import synthetic_record
+    from sage_memory.store.memory_store import MemoryStore, StoreConfig
+    from sage_memory.store.synthetic import synthetic_record
     rng = np.random.default_rng(7)
     base = rng.standard_normal(8).astype(np.float32)
     recs = [synthetic_record(500 + i, rng, dim=8, grid=0, preview_bytes=0,
@@ -64,8 +64,8 @@ def test_the_assist_host_retrains_on_the_edge_inputs_and_the_edge_adopts_the_ver
 
     from sage_common.ros import LATCHED_QOS
     from sage_encoders.model_versions import ModelVersions
-    from sage_memory.database import make_engine, resolve_url
-    from sage_memory.models import EXPERIENCES, SHARED_MODELS, TRAINING_INPUTS
+    from sage_memory.store.database import make_engine, resolve_url
+    from sage_memory.store.models import EXPERIENCES, SHARED_MODELS, TRAINING_INPUTS
 
     edge_dir = tmp_path / 'edge'
     fill_training_store(edge_dir)

@@ -5,11 +5,11 @@ import sqlite3
 
 import numpy as np
 
-from sage_memory.index import IndexConfig, VectorIndex
-from sage_memory.models import PORTABLE_COLUMNS, record_to_row
-from sage_memory.retention import RetentionConfig
-from sage_memory.store import MemoryStore, StoreConfig
-from sage_memory.synthetic import synthetic_record
+from sage_memory.index.vector_index import IndexConfig, VectorIndex
+from sage_memory.store.models import PORTABLE_COLUMNS, record_to_row
+from sage_memory.store.retention import RetentionConfig
+from sage_memory.store.memory_store import MemoryStore, StoreConfig
+from sage_memory.store.synthetic import synthetic_record
 
 DIM, GRID, CODEBOOK, PREVIEW = 384, 30, 512, 3000
 

@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from sage_memory.synthetic import synthetic_record
+from sage_memory.store.synthetic import synthetic_record
 from sage_memory.memory import Memory, MemoryConfig
-from sage_memory.retention import RetentionConfig
-from sage_memory.store import StoreConfig
+from sage_memory.store.retention import RetentionConfig
+from sage_memory.store.memory_store import StoreConfig
 
 WRITER = Path(__file__).with_name('crash_writer.py')
 KILLS = 20

@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 
-from sage_memory.index import IndexConfig, IndexSet, VectorIndex, normalise
+from sage_memory.index.vector_index import IndexConfig, IndexSet, VectorIndex, normalise
 
 
 def exact_top(x: np.ndarray, q: np.ndarray, k: int, mask: np.ndarray | None = None) -> list:

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from sage_memory.training_inputs import wants_input
+from sage_memory.store.training_inputs import wants_input
 
 
 def test_context_rows_keep_their_input_only_when_asked() -> None:
@@ -30,8 +30,8 @@ def test_requester_asks_the_encoder_for_experiences_and_with_context_their_conte
 
     from sage_encoders.data import demo_frame
     from sage_encoders.vision_encoder_node import VisionEncoderNode
-    from sage_memory.input_requests import InputRequester
-    from sage_memory.synthetic import synthetic_record
+    from sage_memory.sleep.input_requests import InputRequester
+    from sage_memory.store.synthetic import synthetic_record
 
     ctx = Context()
     rclpy.init(context=ctx, domain_id=ros_domain)

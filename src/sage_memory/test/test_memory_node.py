@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from sage_memory.store import summarize
+from sage_memory.store.memory_store import summarize
 from sage_common.ros import spin_until
 
 # The run's domain block (root conftest) plus this file's own offset.

@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from sage_memory.store import DB_FILENAME
-from sage_memory.synthetic import synthetic_database
+from sage_memory.store.memory_store import DB_FILENAME
+from sage_memory.store.synthetic import synthetic_database
 
 HERE = Path(__file__).parent
 ROWS = 371  # the size of the database in the issue
@@ -63,8 +63,8 @@ def release(proc: subprocess.Popen) -> None:
 
 def test_a_locked_database_is_waited_for_then_opened_with_every_experience(tmp_path):
     from sage_memory.memory import MemoryConfig, OpenWait, open_memory
-    from sage_memory.retention import RetentionConfig
-    from sage_memory.store import StoreConfig
+    from sage_memory.store.retention import RetentionConfig
+    from sage_memory.store.memory_store import StoreConfig
     uuids = synthetic_database(tmp_path, ROWS)
     db = tmp_path / DB_FILENAME
     inode = db.stat().st_ino
@@ -107,7 +107,7 @@ def test_a_locked_database_is_waited_for_then_opened_with_every_experience(tmp_p
 def test_a_lock_held_past_the_limit_is_an_error_and_moves_nothing(tmp_path):
     from sage_memory.errors import StoreBusyError
     from sage_memory.memory import MemoryConfig, OpenWait, open_memory
-    from sage_memory.store import StoreConfig
+    from sage_memory.store.memory_store import StoreConfig
     synthetic_database(tmp_path, 20)
     db = tmp_path / DB_FILENAME
     holder = hold_lock(db)
@@ -221,7 +221,7 @@ def test_a_database_that_cannot_be_created_is_a_clear_error(tmp_path, unwritable
 
 def test_a_flagged_database_that_passes_its_integrity_check_is_kept(tmp_path):
     from sage_memory.memory import Memory, MemoryConfig
-    from sage_memory.store import StoreConfig
+    from sage_memory.store.memory_store import StoreConfig
     uuids = synthetic_database(tmp_path, 50)
     db = tmp_path / DB_FILENAME
     # An earlier background check failed (or was cut short): the next start checks again.
@@ -236,7 +236,7 @@ def test_a_flagged_database_that_passes_its_integrity_check_is_kept(tmp_path):
 
 
 def test_open_errors_are_classified_by_sqlite_code_or_message():
-    from sage_memory.sqlite_file import Fault, classify
+    from sage_memory.store.sqlite_file import Fault, classify
     cases = {'database is locked': Fault.BUSY, 'attempt to write a readonly database':
              Fault.DENIED, 'unable to open database file': Fault.DENIED,
              'file is not a database': Fault.CORRUPT, 'database disk image is malformed':

@@ -9,12 +9,12 @@ import time
 import pytest
 from sqlalchemy import create_engine, delete, exc as sa_exc, func, inspect, select, text
 
-from sage_memory.database import make_engine, resolve_url
+from sage_memory.store.database import make_engine, resolve_url
 from sage_memory.errors import TransferError
-from sage_memory.models import EXPERIENCES, STATE, TOMBSTONES
-from sage_memory.outbox import Outbox, outbox_status
-from sage_memory.synthetic import synthetic_database
-from sage_memory.transfer import portable_rows
+from sage_memory.store.models import EXPERIENCES, STATE, TOMBSTONES
+from sage_memory.sync.outbox import Outbox, outbox_status
+from sage_memory.store.synthetic import synthetic_database
+from sage_memory.sync.transfer import portable_rows
 
 
 def sqlite_url(path) -> str:

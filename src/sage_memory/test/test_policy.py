@@ -163,7 +163,7 @@ def test_state_round_trips_through_restore():
 def test_feature_floats_are_stored_to_the_digits_asked_in_the_fewest_characters():
     import json
 
-    from sage_memory.models import record_to_row
+    from sage_memory.store.models import record_to_row
     rng = np.random.default_rng(0)
     values = {f'band_{i:02d}': float(np.float32(v)) for i, v in
               enumerate(rng.normal(-35.0, 5.0, 16))}  # audio bands, float32 as the encoder

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from sage_memory.memory import Memory, MemoryConfig
-from sage_memory.retention import RetentionConfig
-from sage_memory.store import MemoryStore, StoreConfig
-from sage_memory.synthetic import synthetic_record
+from sage_memory.store.retention import RetentionConfig
+from sage_memory.store.memory_store import MemoryStore, StoreConfig
+from sage_memory.store.synthetic import synthetic_record
 
 
 def mode(path: Path) -> int:
@@ -71,7 +71,7 @@ def test_readable_files_from_an_older_version_are_fixed_at_start_with_a_warning(
     for path, wide in ((data_dir, 0o755), (db, 0o644), (snap, 0o775),
                        (snap / 'manifest.json', 0o664)):
         os.chmod(path, wide)
-    with caplog.at_level(logging.WARNING, logger='sage_memory.store'):
+    with caplog.at_level(logging.WARNING, logger='sage_memory.store.memory_store'):
         store = MemoryStore(StoreConfig(database_url='', data_dir=str(data_dir)))
         store.close()
     assert (oct(mode(data_dir)), oct(mode(db)), oct(mode(snap)),

@@ -15,12 +15,12 @@ from sqlalchemy import select, update
 
 from sage_encoders.model_files import PACKAGED_DIR
 from sage_encoders.model_versions import PACKAGED, VERSION_FILE, ModelVersions
-from sage_memory.database import DB_FILENAME, make_engine, resolve_url
-from sage_memory.models import EXPERIENCES, SHARED_MODELS, STATE, TRAINING_INPUTS
-from sage_memory.outbox import Outbox
-from sage_memory.shared_models import ADOPT_KEY_PREFIX, Adopter, share_live
-from sage_memory.store import MemoryStore, StoreConfig
-from sage_memory.synthetic import synthetic_record
+from sage_memory.store.database import DB_FILENAME, make_engine, resolve_url
+from sage_memory.store.models import EXPERIENCES, SHARED_MODELS, STATE, TRAINING_INPUTS
+from sage_memory.sync.outbox import Outbox
+from sage_memory.sync.shared_models import ADOPT_KEY_PREFIX, Adopter, share_live
+from sage_memory.store.memory_store import MemoryStore, StoreConfig
+from sage_memory.store.synthetic import synthetic_record
 
 
 def _shared_url(db_url: str, tmp_path) -> str:

@@ -53,7 +53,7 @@ def _orphan_workers(data_dir) -> list[psutil.Process]:
     out = []
     for p in psutil.process_iter(['cmdline']):
         cmd = p.info['cmdline'] or []
-        if 'sage_memory.sleep_worker' in cmd and any(str(data_dir) in c for c in cmd):
+        if 'sage_memory.sleep.worker' in cmd and any(str(data_dir) in c for c in cmd):
             out.append(p)
     return out
 
@@ -67,7 +67,7 @@ def test_kill_9_during_sleep_keeps_the_live_model_and_every_experience(
 
     from sage_encoders.model_files import PACKAGED_DIR
     from sage_encoders.model_versions import LIVE_FILE, ModelVersions, PACKAGED, TMP_PREFIX
-    from sage_memory.database import DB_FILENAME
+    from sage_memory.store.database import DB_FILENAME
 
     data_dir = tmp_path / 'data'
     fill_training_store(data_dir)

@@ -35,7 +35,7 @@ LEARNING_RATE = 5e-4
 
 def command(data_dir: Path, versions: Path, modalities: str, max_steps: int,
             min_inputs: int = 8, budget_s: float = 120.0) -> list[str]:
-    return [sys.executable, '-m', 'sage_memory.sleep_worker', '--data-dir', str(data_dir),
+    return [sys.executable, '-m', 'sage_memory.sleep.worker', '--data-dir', str(data_dir),
             '--versions-dir', str(versions), '--modalities', modalities,
             '--time-budget-s', str(budget_s), '--max-steps', str(max_steps),
             '--since', '0', '--min-inputs', str(min_inputs), '--holdout', '0.2',
@@ -129,9 +129,9 @@ def test_the_version_loads_in_onnxruntime_and_encodes_a_stored_input(day, modali
 
 def _add_undecodable(data_dir: Path) -> dict[str, str]:
     """One stored input per modality whose bytes do not decode; {modality: its uuid}."""
-    from sage_memory.store import MemoryStore, StoreConfig
-    from sage_memory.synthetic import synthetic_record
-    from sage_memory.training_inputs import TrainingInput
+    from sage_memory.store.memory_store import MemoryStore, StoreConfig
+    from sage_memory.store.synthetic import synthetic_record
+    from sage_memory.store.training_inputs import TrainingInput
 
     store = MemoryStore(StoreConfig(data_dir=str(data_dir), device_id='t'))
     store.start()
@@ -304,7 +304,7 @@ def test_too_few_inputs_skips_without_writing(day, tmp_path) -> None:
 def test_a_worker_whose_node_is_already_gone_stops_before_it_reads(day, tmp_path) -> None:
     # The node that started it (SAGE_SLEEP_PARENT) is not its parent any more: it died before
     # the worker could ask for SIGTERM on its death. The worker must not go on alone.
-    from sage_memory.sleep_worker import PARENT_ENV, PREEMPTED_EXIT
+    from sage_memory.sleep.worker import PARENT_ENV, PREEMPTED_EXIT
     versions = tmp_path / 'models'
     proc = subprocess.run(command(day['data_dir'], versions, 'vision,audio', max_steps=5),
                           capture_output=True, text=True, timeout=60,

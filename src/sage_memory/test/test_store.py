@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from sage_memory.synthetic import synthetic_record
-from sage_memory.consolidation import SleepConfig
+from sage_memory.store.synthetic import synthetic_record
+from sage_memory.sleep.consolidation import SleepConfig
 from sage_memory.errors import QueryError
 from sage_memory.memory import Memory, MemoryConfig
-from sage_memory.models import PORTABLE_COLUMNS, ExperienceRecord, record_to_row
-from sage_memory.recall import Query
-from sage_memory.retention import RetentionConfig
-from sage_memory.store import MemoryStore, StoreConfig, summarize
+from sage_memory.store.models import PORTABLE_COLUMNS, ExperienceRecord, record_to_row
+from sage_memory.index.recall import Query
+from sage_memory.store.retention import RetentionConfig
+from sage_memory.store.memory_store import MemoryStore, StoreConfig, summarize
 
 
 def memory_config(url: str, data_dir: Path, **kw) -> MemoryConfig:
@@ -213,7 +213,7 @@ def test_recall_by_example_during_the_start_up_index_load_waits_or_says_still_lo
     # the start-up window as long as the test needs.
     import threading
 
-    from sage_memory.index import IndexSet
+    from sage_memory.index.vector_index import IndexSet
 
     mem, centres, rows = clustered_memory(db_url, tmp_path, 40)
     mem.close()
@@ -393,13 +393,13 @@ def test_summarize_counts_rows_per_modality_and_kind(db_url, tmp_path):
 def test_the_head_constant_matches_the_newest_alembic_revision():
     from alembic.script import ScriptDirectory
 
-    from sage_memory.migrations import HEAD
-    from sage_memory.store import MIGRATIONS
+    from sage_memory.store.migrations import HEAD
+    from sage_memory.store.memory_store import MIGRATIONS
     assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD
 
 
 def test_a_missing_language_encoder_gives_a_clear_error(tmp_path):
-    from sage_memory.recall import LazyTextEmbedder
+    from sage_memory.index.recall import LazyTextEmbedder
     mem = open_memory('', tmp_path, embed_text=LazyTextEmbedder('no_such_module:Encoder'))
     for _ in range(2):  # the failure is remembered, not retried on every query
         with pytest.raises(QueryError, match='text recall unavailable: cannot load no_such'):
@@ -409,7 +409,7 @@ def test_a_missing_language_encoder_gives_a_clear_error(tmp_path):
 
 def test_text_recall_with_minilm_finds_the_matching_sentence(tmp_path):
     pytest.importorskip('sage_encoders.language_core', reason='language encoder not installed')
-    from sage_memory.recall import LazyTextEmbedder
+    from sage_memory.index.recall import LazyTextEmbedder
     embed = LazyTextEmbedder('sage_encoders.language_core:LanguageEncoderCore',
                              'sage_encoders.language_encoder_params')
     try:

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, insert, text
 
-from sage_memory.codec import encode_codes
+from sage_memory.store.codec import encode_codes
 from sage_memory.memory import Memory, MemoryConfig
-from sage_memory.models import EXPERIENCES, ExperienceRecord, record_to_row
-from sage_memory.retention import RetentionConfig, row_value
-from sage_memory.store import MIGRATIONS, MemoryStore, StoreConfig, resolve_url
-from sage_memory.synthetic import synthetic_record
-from sage_memory.training_inputs import TrainingInput
+from sage_memory.store.models import EXPERIENCES, ExperienceRecord, record_to_row
+from sage_memory.store.retention import RetentionConfig, row_value
+from sage_memory.store.memory_store import MIGRATIONS, MemoryStore, StoreConfig, resolve_url
+from sage_memory.store.synthetic import synthetic_record
+from sage_memory.store.training_inputs import TrainingInput
 
 NOW = 1_700_100_000.0
 MB = 2**20

@@ -9,11 +9,11 @@ from sqlalchemy import create_engine, text, update
 
 from sage_memory.errors import TransferError
 from sage_memory.memory import Memory, MemoryConfig
-from sage_memory.models import EXPERIENCES, PORTABLE_COLUMNS
-from sage_memory.retention import RetentionConfig
-from sage_memory.store import StoreConfig, resolve_url
-from sage_memory.synthetic import synthetic_record
-from sage_memory.transfer import export_memory, import_memory, portable_rows as contents, sync
+from sage_memory.store.models import EXPERIENCES, PORTABLE_COLUMNS
+from sage_memory.store.retention import RetentionConfig
+from sage_memory.store.memory_store import StoreConfig, resolve_url
+from sage_memory.store.synthetic import synthetic_record
+from sage_memory.sync.transfer import export_memory, import_memory, portable_rows as contents, sync
 
 
 def device(url: str, data_dir: Path, name: str, n: int, start: int = 0,

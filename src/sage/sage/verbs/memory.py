@@ -18,7 +18,7 @@ app = typer.Typer(no_args_is_help=True, help='Inspect, export, import, sync memo
 @app.command('summary')
 def memory_summary(url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
     """Rows per modality, devices and time span of a memory database."""
-    from sage_memory.store import summarize
+    from sage_memory.store.memory_store import summarize
     typer.echo(json.dumps(summarize(url), indent=2, default=str))
 
 
@@ -50,7 +50,7 @@ def memory_query(text: str = typer.Argument(..., help='what to recall'),
 def memory_export(path: Path = typer.Argument(..., help='portable file to write'),
                   url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
     """Export every experience and state row to a portable file."""
-    from sage_memory.transfer import export_memory
+    from sage_memory.sync.transfer import export_memory
     typer.echo(json.dumps(export_memory(url, path), default=str))
 
 
@@ -58,7 +58,7 @@ def memory_export(path: Path = typer.Argument(..., help='portable file to write'
 def memory_import(path: Path = typer.Argument(..., help='file written by export'),
                   url: str = typer.Option('', '--url', help=URL_HELP)) -> None:
     """Merge an exported file into a database (idempotent)."""
-    from sage_memory.transfer import import_memory
+    from sage_memory.sync.transfer import import_memory
     typer.echo(json.dumps(import_memory(url, path), default=str))
 
 
@@ -69,10 +69,10 @@ def memory_sync(remote: str = typer.Argument(..., help="shared PostgreSQL URL, o
     """Two-way merge with a shared database (idempotent, loses nothing); `sync status` shows
     each outbox's shared store, backlog and last exchange."""
     if remote == 'status':
-        from sage_memory.outbox import status_of
+        from sage_memory.sync.outbox import status_of
         typer.echo(json.dumps(status_of(url), indent=2, default=str))
         return
-    from sage_memory.transfer import sync
+    from sage_memory.sync.transfer import sync
     typer.echo(json.dumps(sync(url, remote), default=str))
 
 

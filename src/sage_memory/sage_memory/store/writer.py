@@ -6,7 +6,8 @@ only then acknowledges the rows (commit listeners get them with their local ids)
 database cannot be written (disk full, PostgreSQL gone) the rows stay queued in memory, `alarm`
 says why, and the writer retries with exponential backoff until the write succeeds; nothing that
 was acknowledged is ever lost, and nothing is acknowledged before its commit. Training inputs
-(sage_memory.training_inputs) ride in the same batches; input listeners hear what became of them.
+(sage_memory.store.training_inputs) ride in the same batches; input listeners hear what became
+of them.
 """
 from __future__ import annotations
 
@@ -24,11 +25,11 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy import exc as sa_exc
 
-from sage_memory.database import redact, short_error
-from sage_memory.dbapi_writer import BAD_RECORD, RawWriter
+from sage_memory.store.database import redact, short_error
+from sage_memory.store.dbapi_writer import BAD_RECORD, RawWriter
 from sage_memory.errors import MemoryStoreError
-from sage_memory.models import ExperienceRecord
-from sage_memory.training_inputs import TrainingOutcome
+from sage_memory.store.models import ExperienceRecord
+from sage_memory.store.training_inputs import TrainingOutcome
 
 log = logging.getLogger(__name__)
 

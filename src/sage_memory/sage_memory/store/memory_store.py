@@ -1,10 +1,9 @@
 """The memory store: opens the database, runs its writer and maintenance, serves reads.
 
-`MemoryStore` puts the parts together: the database and its migrations (sage_memory.database),
-the writer thread that commits in batches and acknowledges rows only after their commit
-(sage_memory.writer), the reads (sage_memory.queries), SQLite file faults
-(sage_memory.sqlite_file), and the training inputs kept for sleep under their own disk budget
-(sage_memory.training_inputs).
+`MemoryStore` puts the parts together (modules of sage_memory.store): the database and its
+migrations (database), the writer thread that commits in batches and acknowledges rows only
+after their commit (writer), the reads (queries), SQLite file faults (sqlite_file), and the
+training inputs kept for sleep under their own disk budget (training_inputs).
 
 SQLite runs in WAL mode with `synchronous=FULL` by default (a commit survives a power cut, not
 only a process kill). Opening a SQLite file tells its faults apart: a file locked by another
@@ -31,18 +30,18 @@ import uuid as uuidlib
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
-from sage_memory.database import (DB_FILENAME, MIGRATIONS, make_engine, migrate, redact,
+from sage_memory.store.database import (DB_FILENAME, MIGRATIONS, make_engine, migrate, redact,
                                   require_head, resolve_url, short_error, sqlite_path)
 from sage_memory.errors import MemoryStoreError, StoreBusyError
-from sage_memory.lockdown import lock_down_store
-from sage_memory.models import ExperienceRecord
-from sage_memory.queries import StoreQueries, summarize
-from sage_memory.retention import RetentionConfig, evict
-from sage_memory.sqlite_file import (Fault, access_problem, classify, examine, quarantine,
+from sage_memory.store.lockdown import lock_down_store
+from sage_memory.store.models import ExperienceRecord
+from sage_memory.store.queries import StoreQueries, summarize
+from sage_memory.store.retention import RetentionConfig, evict
+from sage_memory.store.sqlite_file import (Fault, access_problem, classify, examine, quarantine,
                                      quarantined_files, read_only_engine)
-from sage_memory.statements import INTERNAL_PREFIX, dump_state, insert_records, upsert_state
-from sage_memory.training_inputs import TrainingInput, TrainingInputs
-from sage_memory.writer import BatchWriter, CommitListener
+from sage_memory.store.statements import INTERNAL_PREFIX, dump_state, insert_records, upsert_state
+from sage_memory.store.training_inputs import TrainingInput, TrainingInputs
+from sage_memory.store.writer import BatchWriter, CommitListener
 
 # Names other modules import from here (kept where they were before the store was split).
 __all__ = ['DB_FILENAME', 'INTERNAL_PREFIX', 'MIGRATIONS', 'CommitListener', 'EvictListener',

@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
 from sage_common.private_files import create_private, private_dir  # noqa: E402
-from sage_memory.codec import decode_embeddings  # noqa: E402
+from sage_memory.store.codec import decode_embeddings  # noqa: E402
 
 log = logging.getLogger(__name__)
 

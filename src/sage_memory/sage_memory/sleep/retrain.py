@@ -1,4 +1,4 @@
-"""Runs the sleep worker (sage_memory.sleep_worker) as a child process for the memory node.
+"""Runs the sleep worker (sage_memory.sleep.worker) as a child process for the memory node.
 
 Fine-tuning needs torch, which the memory node must not load (hundreds of MB it would keep
 for the rest of the day): the worker is a separate process that reads the training inputs
@@ -20,9 +20,9 @@ import threading
 import time
 from typing import Any
 
-from sage_memory.database import DEFAULT_DATA_DIR
+from sage_memory.store.database import DEFAULT_DATA_DIR
 # The worker module's top level is standard library only: no torch comes with these.
-from sage_memory.sleep_worker import PARENT_ENV, PREEMPTED_EXIT
+from sage_memory.sleep.worker import PARENT_ENV, PREEMPTED_EXIT
 # How often the node looks at the preempt flag while the worker runs (well under the 1 s the
 # issue allows from a salience spike to a stopped sleep).
 _POLL_S = 0.05
@@ -84,7 +84,7 @@ def worker_command(values: Mapping[str, Any], database_url: str, data_dir: str,
                    seed: int) -> list[str]:
     """The worker's command line from the memory node's sleep.retrain.* parameters."""
     since_arg = ','.join(f'{m}={t:.6f}' for m, t in sorted(since.items())) or '0'
-    cmd = [sys.executable, '-m', 'sage_memory.sleep_worker',
+    cmd = [sys.executable, '-m', 'sage_memory.sleep.worker',
            '--database-url', database_url, '--data-dir', data_dir,
            '--versions-dir', versions_dir,
            '--modalities', str(values['sleep.retrain.modalities']),

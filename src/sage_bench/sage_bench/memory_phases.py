@@ -32,13 +32,15 @@ import numpy as np
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from sage_memory.index import IndexConfig
+from sage_common.params import resolve
+from sage_memory.index.vector_index import IndexConfig
 from sage_memory.memory import Memory, MemoryConfig
-from sage_memory.models import ExperienceRecord
-from sage_memory.recall import Query
-from sage_memory.retention import RetentionConfig
-from sage_memory.store import StoreConfig, insert_records, new_uuid, resolve_url
-from sage_memory.synthetic import synthetic_record
+from sage_memory.memory_params import PARAMS
+from sage_memory.store.models import ExperienceRecord
+from sage_memory.index.recall import Query
+from sage_memory.store.retention import RetentionConfig
+from sage_memory.store.memory_store import StoreConfig, insert_records, new_uuid, resolve_url
+from sage_memory.store.synthetic import synthetic_record
 
 
 # Timed flood: rows submitted per step, the backlog kept queued, and how often the WAL is looked
@@ -384,8 +386,6 @@ def run_bench(seconds: float = 10.0, rows: int = 100_000, dim: int = 64, rate: f
         Figures per backend, and 'skipped' reasons.
     """
     if linger_s < 0:  # the memory node's own default
-        from sage_common.params import resolve
-        from sage_memory.memory_params import PARAMS
         linger_s = float(resolve(PARAMS, {})['writer.linger_s'])
     result: dict[str, Any] = {'params': {
         'seconds': seconds, 'rows': rows, 'dim': dim, 'rate': rate, 'queries': queries, 'k': k,

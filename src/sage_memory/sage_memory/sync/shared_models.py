@@ -31,8 +31,8 @@ from sqlalchemy import Engine, select
 
 from sage_encoders.model_versions import (PACKAGED, VERSION_FILE, ModelVersions,
                                           VersionError)
-from sage_memory.models import SHARED_MODELS
-from sage_memory.statements import INTERNAL_PREFIX, insert_ignore, read_state, write_state
+from sage_memory.store.models import SHARED_MODELS
+from sage_memory.store.statements import INTERNAL_PREFIX, insert_ignore, read_state, write_state
 
 log = logging.getLogger(__name__)
 

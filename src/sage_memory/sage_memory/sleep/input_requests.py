@@ -2,7 +2,7 @@
 
 Sleep retrains the encoders on the day's attended inputs and the context stored around them,
 so the memory node keeps each stored vision or audio row's encoder input beside it
-(sage_memory.training_inputs). The
+(sage_memory.store.training_inputs). The
 encoders hold only a short ring of their newest inputs: the request goes out when the policy
 decides to store, not after the commit, and an answer that does not come within the timeout
 is given up (counted, never retried: the input has left the ring by then).
@@ -20,8 +20,8 @@ from sage_interfaces.srv import EncoderInput
 from sage_common.convert import set_stamp
 from sage_common.health import Health
 from sage_common.vocabulary import Topic
-from sage_memory.models import ExperienceRecord
-from sage_memory.training_inputs import TrainingInput, wants_input
+from sage_memory.store.models import ExperienceRecord
+from sage_memory.store.training_inputs import TrainingInput, wants_input
 
 
 @dataclass

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
-from sage_memory.models import PORTABLE_COLUMNS, ExperienceRecord, record_to_row
-from sage_memory.statements import SQL_CHUNK
-from sage_memory.training_inputs import InputWriter, TrainingOutcome
+from sage_memory.store.models import PORTABLE_COLUMNS, ExperienceRecord, record_to_row
+from sage_memory.store.statements import SQL_CHUNK
+from sage_memory.store.training_inputs import InputWriter, TrainingOutcome
 
 
 # A record whose fields cannot be converted to column values (a caller's bug, not a fault).

@@ -1,6 +1,6 @@
 """SQLAlchemy 2.0 models of the memory store and the plain record they map to.
 
-The tables, created and changed only by the Alembic migrations in `sage_memory/migrations`:
+The tables, created and changed only by the Alembic migrations in `sage_memory/store/migrations`:
 
 - `experiences`: one row per stored input (kind 'experience'), per context input kept around a
   salient one (kind 'context'), or per consolidated pattern written by sleep (kind 'pattern').
@@ -9,12 +9,13 @@ The tables, created and changed only by the Alembic migrations in `sage_memory/m
 - `tombstones`: uuids evicted by retention here, so a later import or sync does not bring
   them back into this database.
 - `training_inputs`: the encoder input of a stored experience (frame or audio window) and its
-  pre-refinement codes, kept for sleep to retrain the encoders on (sage_memory.training_inputs).
+  pre-refinement codes, kept for sleep to retrain the encoders on
+  (sage_memory.store.training_inputs).
 - `shared_models`: encoder versions a host promoted, for the other hosts of one robot to adopt
-  (sage_memory.shared_models).
+  (sage_memory.sync.shared_models).
 
 Arrays are stored as little-endian bytes (float16 embeddings, bit-packed codes: see
-sage_memory.codec; older rows hold float32 and uint16 and read back the same)
+sage_memory.store.codec; older rows hold float32 and uint16 and read back the same)
 so SQLite and PostgreSQL hold the same bytes and an export file is portable.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sqlalchemy import (BigInteger, Boolean, Double, Float, Index, Integer, Larg
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from sage_memory.codec import decode_codes, decode_embedding, encode_codes, encode_embedding
+from sage_memory.store.codec import decode_codes, decode_embedding, encode_codes, encode_embedding
 
 KINDS = ('experience', 'context', 'pattern')
 # Kinds that recall returns and the vector index holds (context rows are kept for replay).

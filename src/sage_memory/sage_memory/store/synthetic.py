@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from sage_memory.models import ExperienceRecord
-from sage_memory.store import new_uuid
+from sage_memory.store.models import ExperienceRecord
+from sage_memory.store.memory_store import new_uuid
 from sage_common.vocabulary import MetabolicState
 
 
@@ -51,8 +51,8 @@ def synthetic_database(data_dir: str | Path, n: int, seed: int = 0, dim: int = 1
     Returns:
         the uuids written, every one committed.
     """
-    from sage_memory.retention import RetentionConfig
-    from sage_memory.store import MemoryStore, StoreConfig
+    from sage_memory.store.retention import RetentionConfig
+    from sage_memory.store.memory_store import MemoryStore, StoreConfig
     rng = np.random.default_rng(seed)
     records = [synthetic_record(i, rng, dim=dim, preview_bytes=64, grid=4) for i in range(n)]
     store = MemoryStore(StoreConfig(data_dir=str(data_dir), retention=RetentionConfig(max_rows=0)))

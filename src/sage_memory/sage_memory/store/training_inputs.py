@@ -29,13 +29,13 @@ import numpy as np
 from sqlalchemy import Connection, Engine, and_, func, inspect, or_, select
 from sqlalchemy import exc as sa_exc
 
-from sage_memory.codec import decode_codes, encode_codes
-from sage_memory.database import short_error
+from sage_memory.store.codec import decode_codes, encode_codes
+from sage_memory.store.database import short_error
 from sage_memory.errors import MemoryStoreError
 from sage_memory.memory_params import TRAINING_MODALITIES
-from sage_memory.models import TRAINING_INPUTS
-from sage_memory.retention import RetentionConfig, row_value
-from sage_memory.statements import SQL_CHUNK, delete_training_inputs
+from sage_memory.store.models import TRAINING_INPUTS
+from sage_memory.store.retention import RetentionConfig, row_value
+from sage_memory.store.statements import SQL_CHUNK, delete_training_inputs
 
 log = logging.getLogger(__name__)
 

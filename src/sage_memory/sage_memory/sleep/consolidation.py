@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, select, update
 
-from sage_memory.codec import decode_embeddings
-from sage_memory.index import normalise
-from sage_memory.models import EXPERIENCES, ExperienceRecord, row_to_record
-from sage_memory.store import MemoryStore, insert_records, new_uuid
+from sage_memory.store.codec import decode_embeddings
+from sage_memory.index.vector_index import normalise
+from sage_memory.store.models import EXPERIENCES, ExperienceRecord, row_to_record
+from sage_memory.store.memory_store import MemoryStore, insert_records, new_uuid
 from sage_common.vocabulary import MetabolicState
 
 # Member uuids listed in a pattern's extra (the full list is in members' pattern_uuid).

@@ -14,13 +14,14 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 from sqlalchemy import exc as sa_exc
 
-from sage_memory.database import (make_engine, migrate, redact, resolve_url, short_error,
+from sage_memory.store.database import (make_engine, migrate, redact, resolve_url, short_error,
                                   sqlite_path)
 from sage_memory.errors import MemoryStoreError
-from sage_memory.models import EXPERIENCES, RECALL_KINDS, STATE, ExperienceRecord, row_to_record
-from sage_memory.sqlite_file import access_problem, quarantined_files, read_only_engine
-from sage_memory.statements import SQL_CHUNK, INTERNAL_PREFIX, read_state
-from sage_memory.training_inputs import input_totals
+from sage_memory.store.models import (EXPERIENCES, RECALL_KINDS, STATE, ExperienceRecord,
+                                      row_to_record)
+from sage_memory.store.sqlite_file import access_problem, quarantined_files, read_only_engine
+from sage_memory.store.statements import SQL_CHUNK, INTERNAL_PREFIX, read_state
+from sage_memory.store.training_inputs import input_totals
 
 
 class StoreQueries:

@@ -24,10 +24,10 @@ from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy import exc as sa_exc
 
 from sage_memory.errors import MemoryStoreError, TransferError
-from sage_memory.models import EXPERIENCES, PORTABLE_COLUMNS, STATE, TOMBSTONES
-from sage_memory.database import make_engine, migrate, redact, resolve_url
-from sage_memory.queries import summarize
-from sage_memory.statements import INTERNAL_PREFIX, insert_ignore, upsert_state
+from sage_memory.store.models import EXPERIENCES, PORTABLE_COLUMNS, STATE, TOMBSTONES
+from sage_memory.store.database import make_engine, migrate, redact, resolve_url
+from sage_memory.store.queries import summarize
+from sage_memory.store.statements import INTERNAL_PREFIX, insert_ignore, upsert_state
 
 __all__ = ['export_memory', 'import_memory', 'sync', 'merge', 'summarize', 'portable_rows']
 

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection handed over by `sage_memory.database.migrate`.
+"""Alembic environment: runs on the connection handed over by `sage_memory.store.database.migrate`.
 
 There is no alembic.ini: the store builds the Config in code and passes an open connection in
 `config.attributes['connection']`, so migrations run inside the store's own transaction.

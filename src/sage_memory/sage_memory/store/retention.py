@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, delete, func, insert, literal, select
 
-from sage_memory.models import EXPERIENCES, TOMBSTONES
-from sage_memory.statements import delete_training_inputs
+from sage_memory.store.models import EXPERIENCES, TOMBSTONES
+from sage_memory.store.statements import delete_training_inputs
 
 # Rows deleted per transaction: short write locks, moderate IN lists.
 _CHUNK = 200

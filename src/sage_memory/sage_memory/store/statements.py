@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite as sqlite_dialect
 
 from sage_memory.errors import MemoryStoreError
-from sage_memory.models import (EXPERIENCES, STATE, TRAINING_INPUTS, ExperienceRecord,
+from sage_memory.store.models import (EXPERIENCES, STATE, TRAINING_INPUTS, ExperienceRecord,
                                 record_to_row)
 
 # Keys starting with this prefix are the store's own (not exported, not synced).

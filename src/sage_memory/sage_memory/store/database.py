@@ -17,8 +17,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from sage_memory.errors import MemoryStoreError, StoreBusyError, StoreUnavailableError
-from sage_memory.migrations import HEAD, READABLE
-from sage_memory.sqlite_file import Fault, classify
+from sage_memory.store.migrations import HEAD, READABLE
+from sage_memory.store.sqlite_file import Fault, classify
 
 # The memory node's data folder when its data_dir parameter is ''.
 DEFAULT_DATA_DIR = '~/.local/share/sage'

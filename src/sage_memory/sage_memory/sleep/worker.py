@@ -1,6 +1,6 @@
-"""The retraining half of sleep, in a process of its own: `python -m sage_memory.sleep_worker`.
+"""The retraining half of sleep, in a process of its own: `python -m sage_memory.sleep.worker`.
 
-Started by the memory node (sage_memory.retrain) so that torch is never loaded into the node.
+Started by the memory node (sage_memory.sleep.retrain) so that torch is never loaded into the node.
 For each modality it reads the training inputs stored since `--since` from the database
 (read-only: the node keeps writing meanwhile), fine-tunes the live model on them
 (sage_encoders.finetune), writes a new model version (sage_encoders.model_versions) and makes
@@ -59,7 +59,7 @@ MODALITIES = ('vision', 'audio')
 # More decoded inputs than steps x batch can use only cost memory: a seeded sample is kept.
 DEFAULT_MAX_INPUTS = 2000
 
-log = logging.getLogger('sage_memory.sleep_worker')
+log = logging.getLogger('sage_memory.sleep.worker')
 _FLAG = ParamSpec('flag', True, 'a true/false worker argument')
 
 
@@ -98,7 +98,7 @@ class Stopper:
         return self.requested
 
 
-PARENT_ENV = 'SAGE_SLEEP_PARENT'  # the memory node's pid, set by sage_memory.retrain
+PARENT_ENV = 'SAGE_SLEEP_PARENT'  # the memory node's pid, set by sage_memory.sleep.retrain
 
 
 def stop_with_parent() -> bool:
@@ -136,7 +136,7 @@ def finetune_config(args: argparse.Namespace, budget_s: float, modality: str
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog='python -m sage_memory.sleep_worker',
+    ap = argparse.ArgumentParser(prog='python -m sage_memory.sleep.worker',
                                  description='Fine-tune the puzzle encoders on the inputs '
                                  'stored since a stamp; write, promote or reject a version.')
     ap.add_argument('--database-url', default='',
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.nice:
             os.nice(args.nice)  # before torch's threads start: they inherit it
         from sage_memory.errors import MemoryStoreError
-        from sage_memory.store import MemoryStore, StoreConfig
+        from sage_memory.store.memory_store import MemoryStore, StoreConfig
         try:
             store = MemoryStore(StoreConfig(database_url=args.database_url,
                                             data_dir=args.data_dir, read_only=True))

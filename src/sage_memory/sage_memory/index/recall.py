@@ -18,9 +18,9 @@ import numpy as np
 
 from sage_common.records import MODALITIES
 from sage_memory.errors import QueryError
-from sage_memory.index import IndexKey, IndexSet
-from sage_memory.models import ExperienceRecord
-from sage_memory.store import MemoryStore
+from sage_memory.index.vector_index import IndexKey, IndexSet
+from sage_memory.store.models import ExperienceRecord
+from sage_memory.store.memory_store import MemoryStore
 
 MAX_K = 1000
 MAX_TEXT = 2000

@@ -20,7 +20,7 @@ encoder for it), so an experience is passed over only once it is `settle_s` old.
 The way back (`pull_patterns`): pattern rows that another host's sleep wrote into the shared
 store are copied here, with their cursor (the shared store's id) in the same local
 transaction, so a crash neither loses nor doubles one. Encoder versions the other host
-promoted come back through sage_memory.shared_models.
+promoted come back through sage_memory.sync.shared_models.
 """
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy import exc as sa_exc
 
-from sage_memory.database import make_engine, migrate, redact, resolve_url, sqlite_path
+from sage_memory.store.database import make_engine, migrate, redact, resolve_url, sqlite_path
 from sage_memory.errors import MemoryStoreError, TransferError
-from sage_memory.models import (EXPERIENCES, PORTABLE_COLUMNS, STATE, TOMBSTONES,
+from sage_memory.store.models import (EXPERIENCES, PORTABLE_COLUMNS, STATE, TOMBSTONES,
                                 TRAINING_INPUTS, ExperienceRecord, row_to_record)
-from sage_memory.shared_models import Adopter
-from sage_memory.statements import INTERNAL_PREFIX, insert_ignore, read_state, write_state
+from sage_memory.sync.shared_models import Adopter
+from sage_memory.store.statements import INTERNAL_PREFIX, insert_ignore, read_state, write_state
 
 KEY_PREFIX = f'{INTERNAL_PREFIX}outbox:'
 PATTERNS_KEY_PREFIX = f'{INTERNAL_PREFIX}patterns-from:'
