@@ -6,13 +6,22 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
+import pwd
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
+import yaml
+
+from sage_bringup.paths import config_dir
+from sage_common.processes import interrupt
+from sage_common.vocabulary import STATE_KEYS
+from sage_encoders.model_files import PACKAGED_DIR
 
 # A suite started from a script's background job (`bash .ci/run &`) inherits SIGINT ignored,
 # and so would every process the tests start and then stop with SIGINT, as a user's Ctrl-C
@@ -62,6 +71,7 @@ def topic_listener():
     started: list[tuple[threading.Event, threading.Thread]] = []
 
     def spin(domain, subscriptions, name, stop):
+        # lazy: keeps ROS out of this module's import
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from sage_common.ros import RELIABLE_QOS
@@ -109,10 +119,10 @@ class SalienceListener:
         self._thread.start()
 
     def _run(self, domain: int, name: str) -> None:
+        # lazy: keeps ROS out of this module's import
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-
         from diagnostic_msgs.msg import DiagnosticArray
         from sage_interfaces.msg import Salience
         ctx = rclpy.Context()
@@ -194,7 +204,6 @@ class NanoGraph:
         near the threshold is attended by one and not the other. Tests that judge scoring,
         not state timing, set every offset to 0 in both runs.
         """
-        from sage_common.vocabulary import STATE_KEYS
         return [f'{key}=0.0' for state in STATE_KEYS
                 for key in (f'snarc.threshold.offset.{state}',
                             f'orchestrator.state.{state}.threshold_offset')]
@@ -217,7 +226,6 @@ class NanoGraph:
         return proc
 
     def stop(self, proc: subprocess.Popen) -> int:
-        from sage_common.processes import interrupt
         return interrupt(proc, 30.0)
 
 
@@ -233,9 +241,6 @@ def nano_graph():
 
 def _nano_with_only(nodes) -> dict:
     """The nano profile's YAML with only `nodes` launched (compose groups trimmed to them)."""
-    import yaml
-    from sage_bringup.paths import config_dir
-
     data = yaml.safe_load((config_dir() / 'nano.yaml').read_text())
     launch = data['launch']
     launch['nodes'] = {n: launch['nodes'][n] for n in nodes}
@@ -254,8 +259,6 @@ def nano_with_only():
 def imu_only_profile(tmp_path):
     """make(domain) -> path of the nano profile with only its IMU node (the cheapest real graph)
     on that domain."""
-    import yaml
-
     def make(domain: int):
         data = _nano_with_only(['imu'])
         data['launch']['domain_id'] = domain
@@ -273,10 +276,6 @@ def unwritable():
     and children run as root without the capabilities that override file permissions
     (setpriv), so the kernel really refuses writes. Other users: the write bits are removed.
     """
-    import pwd
-    import shutil
-    import stat
-
     restore: list[tuple[Path, int]] = []
 
     def make(folder: Path) -> list[str]:
@@ -308,11 +307,12 @@ def unwritable():
 @pytest.fixture(scope='session')
 def minilm_dir():
     """Packaged model dir with MiniLM exported (the install step; done once if missing)."""
+    # lazy: keeps onnxruntime out of this module's import
     from sage_encoders.minilm import ONNX_NAME, TOKENIZER_NAME
-    from sage_encoders.model_files import PACKAGED_DIR
     needed = [PACKAGED_DIR / ONNX_NAME.format(precision=p) for p in ('fp32', 'int8')]
     needed += [PACKAGED_DIR / TOKENIZER_NAME, PACKAGED_DIR / 'language_quality.json']
     if not all(p.is_file() for p in needed):
+        # lazy: keeps cv2 out of this module's import
         from sage_encoders.export import export_language
         export_language(PACKAGED_DIR)
     return PACKAGED_DIR

@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any, TextIO
 
+from rosbags.highlevel import AnyReader
 import yaml
 
 from rosbags.interfaces import (Connection, Qos, QosDurability, QosHistory, QosLiveliness,
@@ -85,6 +86,7 @@ def adapt_qos(offered: Sequence[Qos], depth: int = 100) -> QosChoice:
 
 
 def _rclpy_qos(choice: QosChoice) -> Any:
+    # lazy: keeps ROS out of this module's import
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST, depth=choice.depth,
@@ -125,10 +127,12 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def _new_context() -> Any:
+    # lazy: keeps ROS out of this module's import
     import rclpy
     context = rclpy.Context()
     kwargs: dict[str, Any] = {'context': context}
     try:  # leave SIGINT to Python (KeyboardInterrupt), so the bag is always closed
+        # lazy: optional, rclpy before Humble has no SignalHandlerOptions
         from rclpy.signals import SignalHandlerOptions
         kwargs['signal_handler_options'] = SignalHandlerOptions.NO
     except ImportError:
@@ -219,6 +223,7 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
     writer = BagWriter(out, store, BagOptions(storage, compression, max_bytes))
     writer.open()
 
+    # lazy: keeps ROS out of this module's import
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
@@ -262,7 +267,6 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
 # --- play -------------------------------------------------------------------------------------
 
 def _open_reader(bag: Path) -> Any:
-    from rosbags.highlevel import AnyReader
     if not (Path(bag) / 'metadata.yaml').is_file():
         raise BagError(f'{bag} is not a rosbag2 folder (no metadata.yaml)')
     reader = AnyReader([Path(bag)], default_typestore=sage_typestore())
@@ -312,6 +316,7 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
         raise BagError(f'rate must be positive, got {rate}')
     wanted = readers_wanted(wait_for)
     reader = _open_reader(bag)
+    # lazy: keeps ROS out of this module's import
     import rclpy
     from rclpy.node import Node
     sent = 0
@@ -368,6 +373,7 @@ def _publishers(node: Any, conns: list[Connection], stdout: TextIO | None) -> di
 
 
 def _clock_publisher(node: Any) -> Any:
+    # lazy: keeps ROS out of this module's import
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
     return node.create_publisher(Clock, '/clock',
@@ -375,6 +381,7 @@ def _clock_publisher(node: Any) -> Any:
 
 
 def _publish_clock(pub: Any, stamp_ns: int) -> None:
+    # lazy: keeps ROS out of this module's import
     from rosgraph_msgs.msg import Clock
     msg = Clock()
     msg.clock.sec, msg.clock.nanosec = divmod(int(stamp_ns), 1_000_000_000)

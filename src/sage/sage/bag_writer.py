@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mcap.exceptions import McapError
+from mcap.reader import make_reader
 import yaml
 
 from rosbags.interfaces import Connection, Qos
@@ -223,8 +225,6 @@ def compression_of(bag: Path, meta: dict[str, Any]) -> str:
         return f'{fmt} ({mode.lower()})'
     if meta.get('storage_identifier') != 'mcap':
         return 'none'
-    from mcap.exceptions import McapError
-    from mcap.reader import make_reader
     kinds: set[str] = set()
     for name in meta.get('relative_file_paths', []):
         try:

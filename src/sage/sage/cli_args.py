@@ -74,7 +74,8 @@ def domain_option() -> Any:
 
 def graph_settings(profile: str, domain_id: Optional[int]) -> list:
     """The running graph's DDS settings by sage_bringup.environment's rule, printed at start."""
-    from sage_bringup.environment import describe, graph_choices  # lazy: see sage.cli
+    # lazy: `sage --help` loads none of what a verb needs (see sage.cli)
+    from sage_bringup.environment import describe, graph_choices
     from sage_bringup.profile import load_launch_settings
     try:
         choices = graph_choices(load_launch_settings(profile), domain_id)

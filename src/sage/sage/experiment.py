@@ -22,9 +22,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from sage_bringup.profile import load_profile
 from sage_common.errors import SageError
 from sage_common.processes import die_with_parent
 from sage_common.records import AXES
+from sage_eval.encoded_cache import entry_key
 
 Replay = Callable[[Path, dict[str, dict[str, Any]], Path], Any]
 Scorer = Callable[[Path, Any], dict[str, Any]]
@@ -90,6 +92,7 @@ def scenario_metrics(scored: Mapping[str, Any]) -> dict[str, float]:
 def _labels(bag: Path) -> Any | None:
     """The scenario labels beside a bag, or None when the bag is not labelled."""
     try:
+        # lazy: optional (a ROS build may install sage without sage_eval); loads cv2, rosbags
         from sage_eval.scenario import labels_path, load_labels
     except ImportError:
         return None
@@ -99,6 +102,7 @@ def _labels(bag: Path) -> Any | None:
 
 def _default_replay() -> Replay:
     try:
+        # lazy: optional (a ROS build may install sage without sage_eval); loads rosbags
         from sage_eval.replay import replay_bag
     except ImportError as err:
         raise ExperimentError(f'offline replay is not available: {err}') from err
@@ -106,6 +110,7 @@ def _default_replay() -> Replay:
 
 
 def _default_scorer() -> Scorer:
+    # lazy: keeps cv2 and rosbags out of this module's import
     from sage_eval.scenario import score_decisions
     return cast(Scorer, score_decisions)
 
@@ -138,7 +143,6 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
         ExperimentError: fewer than two variants, no bag, or the replay failed.
         ProfileError, ParamError: a profile or an override is invalid (checked up front).
     """
-    from sage_bringup.profile import load_profile
     bag = Path(bag)
     if len(variants) < 2:
         raise ExperimentError('an experiment needs at least two parameter sets '
@@ -150,7 +154,7 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
     params = [{n.name: dict(n.parameters) for n in prof.nodes} for prof in profiles]
     keys: list[Any] = list(range(len(variants)))
     if replay is None and cache is not None:
-        from sage_eval.encoded_cache import entry_key
+        # lazy: keeps rosbags out of this module's import
         from sage_eval.inputs import REORDER_S
         replay = cast(Replay, partial(_default_replay(), cache=Path(cache)))
         keys = [entry_key(bag, p, REORDER_S) for p in params]

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from sage_common.errors import SageError
+from sage_common.params import resolve
+from sage_memory.memory_params import PARAMS
 
 # Characters of an experience's text shown per row.
 TEXT_CHARS = 60
@@ -35,9 +37,8 @@ def run_memory_query(text: str, k: int = 10, url: str = '', out: TextIO | None =
     Returns:
         0 when the query ran (even with no match), 2 on a user or database error.
     """
-    from sage_common.params import resolve
+    # lazy: keeps SQLAlchemy and faiss out of this module's import
     from sage_memory.memory import Memory, MemoryConfig
-    from sage_memory.memory_params import PARAMS
     from sage_memory.index.recall import Query, text_embedder
     from sage_memory.store.memory_store import StoreConfig, resolve_url, sqlite_path
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from sage_common.vocabulary import Topic
+
 # How long to wait for the memory node's service to be discovered.
 DISCOVERY_TIMEOUT_S = 10.0
 
@@ -16,12 +18,12 @@ DISCOVERY_TIMEOUT_S = 10.0
 def run_memory_sleep(max_duration_s: float, out: TextIO | None = None,
                      err: TextIO | None = None) -> int:
     """Call /sage/memory/sleep; print its answer. 0 on success, 1 when it failed, 2 unreachable."""
+    # lazy: keeps ROS out of this module's import
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from sage_interfaces.srv import Sleep
 
-    from sage_common.vocabulary import Topic
     out = out or sys.stdout
     err = err or sys.stderr
     context = Context()

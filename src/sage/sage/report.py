@@ -14,8 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2.errors import ReaderError
 
 from sage.bag_types import BagError, sage_typestore
+from sage.report_events import events_html, plot_events, score_run
 from sage.viz_core import (AXIS_COLORS, STATE_COLORS, UNKNOWN_STATE_COLOR, BudgetRecord,
                            StateRecord, StoredRecord, budget_from_msg, salience_record,
                            state_from_msg, stored_from_msg)
@@ -73,8 +76,6 @@ def load_run(src: Path) -> RunData:
     Raises:
         ReportError: no bag found, or it cannot be read.
     """
-    from rosbags.highlevel import AnyReader
-    from rosbags.rosbag2.errors import ReaderError
     bag = find_bag(src)
     data = RunData(source=bag)
     readers: dict[str, tuple[Callable[[Any], Any], list[Any]]] = {
@@ -128,6 +129,7 @@ def state_spans(data: RunData) -> list[tuple[float, float, str, str]]:
 # --- plots ------------------------------------------------------------------------------------
 
 def _figure(rows: int, height: float = 2.2) -> Any:
+    # lazy: keeps matplotlib out of this module's import
     from matplotlib.figure import Figure
     fig = Figure(figsize=(11, max(rows * height, 2.5)), layout='constrained')
     axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
@@ -285,7 +287,6 @@ def make_report(src: Path, out: Path, labels: Path | None = None) -> Path:
     events = ''
     labels = labels or _labels_beside(data.source)
     if labels is not None:
-        from sage.report_events import events_html, plot_events, score_run
         try:
             scene, scored = score_run(data.salience, labels)
         except SageError as err:
@@ -300,6 +301,7 @@ def make_report(src: Path, out: Path, labels: Path | None = None) -> Path:
 
 
 def _labels_beside(bag: Path) -> Path | None:
+    # lazy: keeps cv2 out of this module's import
     from sage_eval.scenario import labels_path
     candidate = labels_path(bag)
     return candidate if candidate.is_file() else None

@@ -30,6 +30,7 @@ def score_run(salience: list[tuple[float, SalienceRecord]], labels_file: Path
     Raises:
         SageError (ScenarioError): unreadable labels, or salience not made from that scene.
     """
+    # lazy: keeps cv2 and rosbags out of this module's import
     from sage_eval.salience_score import score_scene
     from sage_eval.scenario import load_labels
     labels = load_labels(Path(labels_file))
@@ -39,6 +40,7 @@ def score_run(salience: list[tuple[float, SalienceRecord]], labels_file: Path
 def plot_events(salience: list[tuple[float, SalienceRecord]], labels: Any,
                 report: dict[str, Any], path: Path) -> Path | None:
     """Salience per modality against scene time, each labelled event shaded (green: caught)."""
+    # lazy: keeps matplotlib out of this module's import
     from matplotlib.figure import Figure
     rows = report['events']
     mods = [m for m in ('vision', 'audio', 'imu') if any(r['modality'] == m for r in rows)]

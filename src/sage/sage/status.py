@@ -17,9 +17,11 @@ import time
 from typing import Any, TextIO
 
 from rich.console import Console, RenderableType
+from rich.live import Live
 
 from sage.status_model import StatusModel
 from sage.status_render import render
+from sage.viz_core import budget_from_msg, state_from_msg, stored_from_msg
 from sage_common.vocabulary import Topic
 
 
@@ -27,11 +29,10 @@ from sage_common.vocabulary import Topic
 
 def _make_monitor(model: StatusModel, lock: threading.Lock, context: Any) -> Any:
     """A GraphMonitor extended with the budget, /diagnostics and richer stored/state data."""
+    # lazy: keeps ROS out of this module's import
     from diagnostic_msgs.msg import DiagnosticArray
     from sage_interfaces.msg import AtpBudget
-
     from sage_bringup.monitor import GraphMonitor
-    from sage.viz_core import budget_from_msg, state_from_msg, stored_from_msg
     from sage_common.ros import RELIABLE_QOS
 
     class StatusMonitor(GraphMonitor):
@@ -73,6 +74,7 @@ class StatusListener:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        # lazy: keeps ROS out of this module's import
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         self._context = rclpy.Context()
@@ -80,6 +82,7 @@ class StatusListener:
                                   # the launcher's monitor is also 'sage_monitor': rename ours
                                   'args': ['--ros-args', '-r', '__node:=sage_status']}
         try:
+            # lazy: optional, rclpy before Humble has no SignalHandlerOptions
             from rclpy.signals import SignalHandlerOptions
             kwargs['signal_handler_options'] = SignalHandlerOptions.NO
         except ImportError:
@@ -102,6 +105,7 @@ class StatusListener:
             return render(self.model, size)
 
     def stop(self) -> None:
+        # lazy: keeps ROS out of this module's import
         import rclpy
         self._executor.shutdown(timeout_sec=1.0)
         self._node.destroy_node()
@@ -143,7 +147,6 @@ def run_status(duration: float | None = None, once: bool = False, out: TextIO = 
             time.sleep(3.0 if duration is None else duration)
             console.print(listener.render(size()))
         else:
-            from rich.live import Live
             end = None if duration is None else time.monotonic() + duration
             with Live(listener.render(size()), console=console, refresh_per_second=2,
                       transient=False) as live:

@@ -448,6 +448,7 @@ def salience_overlay(base: np.ndarray | None, means: Mapping[str, Mapping[str, f
     Returns:
         (H, width, 3) uint8 RGB; the frame is green when vision is attended, grey otherwise.
     """
+    # lazy: keeps cv2 out of this module's import
     import cv2
     height = int(round(width * 3 / 4)) if base is None else max(
         int(round(width * base.shape[0] / base.shape[1])), 60)

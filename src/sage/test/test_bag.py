@@ -11,13 +11,37 @@ import sys
 import threading
 import time
 
+from mcap.reader import make_reader
+import numpy as np
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message, serialize_message
+from rosbags.interfaces import QosDurability, QosReliability
+from rosbags.rosbag2 import Reader
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, Imu
+from typer.testing import CliRunner
+import yaml
+
+from sage.bag import adapt_qos, info, play, print_info, record
+from sage.bag_select import describe, EXCLUDED, NOT_INPUT, NOT_NAMED, readers_wanted, select_topics
+from sage.bag_types import BagError, message_class, sage_typestore
+from sage.bag_writer import BagOptions, BagWriter, SIZE_CHECK_BYTES
+from sage.cli import app
+from sage_bringup.profile import load_profile
+from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
+from sage_eval.replay import replay_bag
+from sage_eval.scenario import make_scenario
+from sage_interfaces.msg import (AtpAllocation, AtpBudget, Experience, MetabolicState, Salience,
+                                 TextInput)
+
 TOPICS = ('/sage/salience', '/sage/budget', '/sage/memory/stored', '/sage/metabolic_state')
 
 
 def expected_messages() -> dict[str, list]:
     """The messages the publisher process sends (float32-exact values, so they compare equal)."""
-    from sage_interfaces.msg import (AtpAllocation, AtpBudget, Experience, MetabolicState,
-                                     Salience)
     out: dict[str, list] = {t: [] for t in TOPICS}
     for i in range(20):
         msg = Salience(modality=('vision', 'audio')[i % 2], surprise=i / 32, novelty=0.5,
@@ -44,10 +68,6 @@ def expected_messages() -> dict[str, list]:
 
 def publish_main() -> int:
     """Publisher process: send expected_messages() once the recorder listens on every topic."""
-    import rclpy
-    from rclpy.node import Node
-
-    from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
     rclpy.init()
     node = Node('bag_test_publisher')
     msgs = expected_messages()
@@ -76,7 +96,6 @@ def publish_main() -> int:
 
 
 def _read_mcap(bag: Path) -> dict[str, list[tuple[str, str, str, bytes]]]:
-    from mcap.reader import make_reader
     (mcap_file,) = bag.glob('*.mcap')
     out: dict[str, list] = {}
     with mcap_file.open('rb') as f:
@@ -90,10 +109,6 @@ def _read_mcap(bag: Path) -> dict[str, list[tuple[str, str, str, bytes]]]:
 
 def test_recorded_bag_reads_independently_and_plays_back_identical_messages(
         tmp_path, ros_domain):
-    from rclpy.serialization import deserialize_message
-
-    from sage.bag import info, play, print_info, record
-    from sage.bag_types import message_class
     bag = tmp_path / 'bag'
     publisher = subprocess.Popen([sys.executable, __file__, 'publish'], env=dict(os.environ))
     stop = threading.Event()
@@ -153,9 +168,6 @@ def _node_beside(start_play, name: str):
     """A node spun by an executor in a ROS context of its own, and a player thread that runs
     start_play() once started: (node, executor, player, [its exit code]). On leaving, the
     player is joined and the context shut down."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.node import Node
     context = rclpy.Context()
     rclpy.init(context=context)
     node = Node(name, context=context)
@@ -174,10 +186,6 @@ def _node_beside(start_play, name: str):
 
 
 def _listen_while_playing(bag: Path, start_play) -> dict[str, list[bytes]]:
-    from rosgraph_msgs.msg import Clock
-
-    from sage.bag_types import message_class
-    from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
     types = {t: f'sage_interfaces/msg/{n}' for t, n in zip(
         TOPICS, ('Salience', 'AtpBudget', 'Experience', 'MetabolicState'))}
     received: dict[str, list[bytes]] = {t: [] for t in TOPICS}
@@ -201,10 +209,6 @@ def _listen_while_playing(bag: Path, start_play) -> dict[str, list[bytes]]:
 
 
 def test_recorder_subscribes_best_effort_when_any_publisher_is_best_effort():
-    from rosbags.interfaces import QosDurability, QosReliability
-
-    from sage.bag import adapt_qos
-    from sage.bag_types import sage_typestore
     assert 'sage_interfaces/msg/Salience' in sage_typestore().fielddefs
 
     class Q:
@@ -219,10 +223,6 @@ def test_recorder_subscribes_best_effort_when_any_publisher_is_best_effort():
 
 
 def test_info_refuses_a_folder_that_is_not_a_bag(tmp_path):
-    import pytest
-
-    from sage.bag import info, play
-    from sage.bag_types import BagError
     with pytest.raises(BagError, match='metadata.yaml'):
         info(tmp_path)
     with pytest.raises(BagError, match='rate'):
@@ -241,11 +241,6 @@ SENSOR_INPUTS = ('/sage/camera/image_raw', '/sage/camera/camera_info', '/sage/au
 
 
 def test_play_selects_only_sensor_inputs_unless_told_otherwise():
-    import pytest
-
-    from sage.bag_select import EXCLUDED, NOT_INPUT, NOT_NAMED, describe, select_topics
-    from sage.bag_types import BagError
-
     default = select_topics(DESIGN_TOPICS)
     assert default.play == SENSOR_INPUTS
     assert set(default.skip) == set(DESIGN_TOPICS) - set(SENSOR_INPUTS)
@@ -279,10 +274,6 @@ def test_play_waits_for_a_reader_that_joins_late_and_it_gets_every_message(
         tmp_path, ros_domain):
     """--wait-for: a node still loading its model is not in the graph when the others are;
     play waits until it reads too, so it gets the bag from the first message."""
-    import pytest
-
-    from sage.bag_select import readers_wanted
-    from sage.bag_types import BagError
     assert readers_wanted(['sage/imu/data=2,/x', '']) == {'/sage/imu/data': 2, '/x': 1}
     for bad, why in (('/x=0', 'whole number'), ('/x=two', 'whole number'), ('=2', 'no topic')):
         with pytest.raises(BagError, match=why):
@@ -305,10 +296,6 @@ def _late_imu_reader(bag: Path, wait_for: list[str]) -> tuple[int, list[bytes], 
     """Play bag to a camera reader there from the start, and an IMU reader that joins once
     the camera's got a frame or after 2 s: (frames before the IMU reader joined, what the IMU
     reader got, what play said)."""
-    from sensor_msgs.msg import Image, Imu
-
-    from sage.bag import play
-    from sage_common.ros import RELIABLE_QOS
     frames: list[bytes] = []
     got: list[bytes] = []
     said = io.StringIO()
@@ -332,9 +319,6 @@ def _late_imu_reader(bag: Path, wait_for: list[str]) -> tuple[int, list[bytes], 
 
 
 def test_cli_play_refuses_topics_with_all_and_says_what_it_skips(tmp_path):
-    from typer.testing import CliRunner
-
-    from sage.cli import app
     bag = tmp_path / 'bag'
     _write_bag(bag, _messages(n_images=2), compression='none')
     runner = CliRunner()
@@ -356,11 +340,6 @@ SPLIT_BYTES = 1_000_000
 def _messages(n_images: int = 60, seed: int = 0) -> list[tuple[str, int, bytes]]:
     """Camera frames (a moving gradient with sensor noise, so zstd has something to find),
     IMU samples between them, and text inputs from the middle on: (topic, log time, CDR)."""
-    import numpy as np
-    from rclpy.serialization import serialize_message
-    from sensor_msgs.msg import Image, Imu
-
-    from sage_interfaces.msg import TextInput
     rng = np.random.default_rng(seed)
     ramp = np.linspace(0, 200, IMAGE_W, dtype=np.float32)[None, :, None]
     out: list[tuple[str, int, bytes]] = []
@@ -384,8 +363,6 @@ def _messages(n_images: int = 60, seed: int = 0) -> list[tuple[str, int, bytes]]
 
 
 def _write_bag(bag, messages, compression='zstd', max_bytes=0, storage='mcap'):
-    from sage.bag_types import sage_typestore
-    from sage.bag_writer import BagOptions, BagWriter
     types = {'/sage/camera/image_raw': 'sensor_msgs/msg/Image',
              '/sage/imu/data': 'sensor_msgs/msg/Imu',
              '/sage/text/in': 'sage_interfaces/msg/TextInput'}
@@ -401,13 +378,11 @@ def _write_bag(bag, messages, compression='zstd', max_bytes=0, storage='mcap'):
 
 
 def _read_all(bag) -> list[tuple[str, int, bytes]]:
-    from rosbags.rosbag2 import Reader
     with Reader(bag) as reader:
         return [(c.topic, t, bytes(d)) for c, t, d in reader.messages()]
 
 
 def _chunk_compressions(path) -> set[str]:
-    from mcap.reader import make_reader
     with path.open('rb') as f:
         reader = make_reader(f)
         assert reader.get_header().profile == 'ros2'
@@ -415,10 +390,6 @@ def _chunk_compressions(path) -> set[str]:
 
 
 def test_split_compressed_bag_reads_back_every_message_in_order(tmp_path):
-    import yaml
-
-    from sage.bag import info
-    from sage.bag_writer import SIZE_CHECK_BYTES
     bag = tmp_path / 'bag'
     written = _messages()
     files = _write_bag(bag, written, compression='zstd', max_bytes=SPLIT_BYTES)
@@ -450,9 +421,6 @@ def test_split_compressed_bag_reads_back_every_message_in_order(tmp_path):
 
 
 def test_zstd_compression_shrinks_the_bag_and_keeps_every_byte(tmp_path):
-    import yaml
-
-    from sage.bag import info
     written = _messages(n_images=30)
     plain, packed = tmp_path / 'plain', tmp_path / 'packed'
     _write_bag(plain, written, compression='none')
@@ -477,13 +445,6 @@ def test_zstd_compression_shrinks_the_bag_and_keeps_every_byte(tmp_path):
 
 
 def test_replay_decides_identically_on_a_split_compressed_copy(tmp_path):
-    from rosbags.rosbag2 import Reader
-
-    from sage.bag_types import sage_typestore
-    from sage.bag_writer import BagOptions, BagWriter
-    from sage_bringup.profile import load_profile
-    from sage_eval.replay import replay_bag
-    from sage_eval.scenario import make_scenario
     scene = tmp_path / 'scene'
     make_scenario(scene, 3, 10.0, repeats=0)  # 10 s: room for no repeated sound
     copy = tmp_path / 'copy'

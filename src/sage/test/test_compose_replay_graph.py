@@ -17,6 +17,7 @@ import sys
 import pytest
 
 from sage_eval.attend_agreement import attend_agreement, decision_key, sequence_gaps
+from sage_eval.realistic import COMPACT, make_realistic_scene
 
 # alone: under a second test file's load the lagging graph drops other frames than its
 # counterpart (CI: 1356 of 1393 inputs in common, precision 0.861), and composition is not
@@ -44,7 +45,6 @@ MODALITIES = ('vision', 'audio', 'imu')
 
 
 def _scene(path):
-    from sage_eval.realistic import COMPACT, make_realistic_scene
     make_realistic_scene(path, SEED, 'short', COMPACT)  # 36 s of bag
     return path
 

@@ -13,6 +13,10 @@ import time
 
 import psutil
 import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Imu
 
 from sage.bag import info
 
@@ -55,10 +59,6 @@ def _stop(proc: subprocess.Popen) -> str:
 
 def _wait_for_imu(domain: int) -> bool:
     """True once one IMU message arrives on the domain (the graph is up and discoverable)."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Imu
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=domain)
     got = threading.Event()

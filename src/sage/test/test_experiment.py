@@ -7,10 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rclpy.serialization import serialize_message
+from rosbags.rosbag2 import StoragePlugin, Writer
 
+from sage.bag_types import sage_typestore
 from sage.experiment import (ExperimentError, decision_metrics, parse_variants,
                              run_experiment)
 from sage_common.errors import ParamError
+from sage_eval.scenario import Event, labels_path, ScenarioLabels
+from sage_interfaces.msg import Latent
 
 T0 = 1_700_000_000.0
 
@@ -83,11 +88,6 @@ def _write_latent_bag(path: Path) -> None:
     A calm stream of similar embeddings, then at 20 s a burst of very different ones (and
     flickering brightness, a channel of vision surprise).
     """
-    from rclpy.serialization import serialize_message
-    from rosbags.rosbag2 import StoragePlugin, Writer
-    from sage_interfaces.msg import Latent
-
-    from sage.bag_types import sage_typestore
     rng = np.random.default_rng(3)
     base = rng.normal(size=32).astype(np.float32)
     writer = Writer(path, version=8, storage_plugin=StoragePlugin.MCAP)
@@ -109,7 +109,6 @@ def _write_latent_bag(path: Path) -> None:
 
 def test_real_replay_of_a_labelled_bag_compares_weight_settings(tmp_path):
     pytest.importorskip('sage_eval.replay')
-    from sage_eval.scenario import Event, ScenarioLabels, labels_path
     bag = tmp_path / 'scenario'
     _write_latent_bag(bag)
     labels = ScenarioLabels(seed=0, program='standard', duration_s=30.0, start=T0,

@@ -11,8 +11,13 @@ import time
 import zlib
 from pathlib import Path
 
+import cv2
+from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
 import psutil
 import pytest
+
+from sage_interfaces.msg import Experience, Salience
 
 pytestmark = pytest.mark.graph
 
@@ -33,8 +38,6 @@ def _node_processes(launcher: psutil.Process) -> dict[str, psutil.Process]:
 
 def test_nano_graph_flows_end_to_end_respawns_and_stops_cleanly(ros_domain, tmp_path,
                                                                 topic_listener):
-    from diagnostic_msgs.msg import DiagnosticArray
-    from sage_interfaces.msg import Experience, Salience
     data_dir = tmp_path / 'data'
     run_dir = tmp_path / 'run'
     # one process per node (nano composes by default: test_compose_graph runs it so)
@@ -182,8 +185,6 @@ def _input_requests_asked(seen: dict) -> int:
 def _stored_experiences_keep_their_encoder_inputs(path: Path, settled: list[str]) -> None:
     # Sleep's material: the memory node asked the encoders for each stored vision/audio
     # experience's input; what came back decodes to what the model encodes.
-    import cv2
-    import numpy as np
     with sqlite3.connect(path) as conn:
         stored = conn.execute(
             "SELECT e.uuid, e.modality, t.format, t.data, t.width, t.height, t.samples "

@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from sage_interfaces.msg import Salience
+
 ROOT = Path(__file__).resolve().parents[3]
 TAG = os.environ.get('SAGE_IMAGE_TAG', 'sage:dev-x86')
 GRAPH_S = 30
@@ -29,7 +31,6 @@ pytestmark = pytest.mark.skipif(
 
 def test_image_runs_the_nano_graph_and_publishes_salience(ros_domain, tmp_path,
                                                          topic_listener) -> None:
-    from sage_interfaces.msg import Salience
     assert shutil.which('podman'), 'podman missing: scripts/image.sh installs it'
     t0 = time.monotonic()
     build = subprocess.run(['bash', str(ROOT / 'scripts/image.sh')], capture_output=True,

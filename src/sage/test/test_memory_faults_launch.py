@@ -13,10 +13,17 @@ import sys
 import time
 
 import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
 
-from sage_bringup.launch_cmd import database_summary
+from sage.status import StatusListener
+from sage.status_model import StatusModel
+from sage.status_render import render_text
+from sage_bringup.launch_cmd import database_lines, database_summary
+from sage_bringup.log_errors import ErrorLines
 from sage_bringup.profile import load_profile
 from sage_bringup.supervisor import Supervisor, SupervisorConfig
+from sage_interfaces.srv import QueryMemory
 from sage_memory.store.memory_store import DB_FILENAME
 from sage_memory.store.synthetic import synthetic_database
 
@@ -58,10 +65,6 @@ def quarantined(folder: Path) -> list[Path]:
 @pytest.mark.timeout(240)
 def test_a_read_only_database_is_served_and_reported_once_without_a_respawn(
         tmp_path, ros_domain, unwritable):
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from sage_interfaces.srv import QueryMemory
-
     data = tmp_path / 'data'
     synthetic_database(data, ROWS)
     before = (data / DB_FILENAME).read_bytes()
@@ -103,11 +106,6 @@ def test_a_read_only_database_is_served_and_reported_once_without_a_respawn(
 
 @pytest.mark.timeout(240)
 def test_a_corrupt_database_is_quarantined_with_a_console_error_and_noted(tmp_path, ros_domain):
-    from sage_bringup.launch_cmd import database_lines
-    from sage.status import StatusListener
-    from sage.status_model import StatusModel
-    from sage.status_render import render_text
-
     data = tmp_path / 'data'
     data.mkdir()
     (data / DB_FILENAME).write_bytes(GARBAGE)
@@ -148,7 +146,6 @@ def test_the_launch_summary_never_counts_an_unreadable_database_as_empty(tmp_pat
     (data / DB_FILENAME).write_bytes(GARBAGE)
     db = database_summary(memory_only(data))
     assert db['total'] is None and 'cannot' in db['error'], db
-    from sage_bringup.launch_cmd import database_lines
     text = '\n'.join(database_lines(db))
     assert 'unknown number of experiences (unreadable: ' in text
     assert '0 experiences' not in text
@@ -156,7 +153,6 @@ def test_the_launch_summary_never_counts_an_unreadable_database_as_empty(tmp_pat
 
 
 def test_each_distinct_node_error_reaches_the_console_once(tmp_path):
-    from sage_bringup.log_errors import ErrorLines
     log = tmp_path / 'memory.log'
     log.write_text('[ERROR] [1.0] [memory]: from an earlier run\n')
     errors = ErrorLines(log)

@@ -7,6 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from sage.cli import app
+from sage_common.params import resolve
+from sage_memory.errors import QueryError
+from sage_memory.memory_params import PARAMS
+from sage_memory.index.recall import text_embedder
 from sage_memory.store.memory_store import DB_FILENAME, MemoryStore, StoreConfig
 from sage_memory.store.synthetic import synthetic_record
 
@@ -17,10 +21,6 @@ SENTENCES = ['a red ball rolls across the kitchen floor', 'the battery is almost
 @pytest.fixture(scope='module')
 def embed():
     """The embedder the memory node's own parameters name (skips where MiniLM cannot load)."""
-    from sage_common.params import resolve
-    from sage_memory.errors import QueryError
-    from sage_memory.memory_params import PARAMS
-    from sage_memory.index.recall import text_embedder
     embedder = text_embedder(resolve(PARAMS, {}))
     try:
         embedder(['warm up'])

@@ -23,6 +23,13 @@ import subprocess
 import time
 
 import pytest
+from rcl_interfaces.srv import DescribeParameters
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+
+from sage_common.ros import declare_params, RELIABLE_QOS, spin_until
+from sage_interfaces.msg import TextInput
+from sage_sensors.camera_params import PARAMS
 
 ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / 'README.md'
@@ -349,12 +356,6 @@ def test_inline_code_fits_on_one_line():
 def test_readme_camera_fps_is_described(ros_domain):
     """What `ros2 param describe /camera fps` shows: the camera's DescribeParameters service
     answers with the description and range of its parameter spec."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rcl_interfaces.srv import DescribeParameters
-
-    from sage_common.ros import declare_params, spin_until
-    from sage_sensors.camera_params import PARAMS
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=ros_domain)
     camera = rclpy.create_node('camera', context=ctx)
@@ -393,11 +394,6 @@ def user_dir(tmp_path, ros_domain):
 
 def _say(domain: int, texts: list[str]) -> None:
     """Publish operator texts on /sage/text/in (what an operator console would do)."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    from sage_common.ros import RELIABLE_QOS
-    from sage_interfaces.msg import TextInput
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=domain)
     node = rclpy.create_node('readme_operator', context=ctx)

@@ -22,12 +22,19 @@ import sys
 import threading
 
 import pytest
+from rosbags.highlevel import AnyReader
 
+from sage.bag import play, record
+from sage.report import make_report
 from sage_bringup.environment import graph_env
 from sage_bringup.profile import load_profile
 from sage_bringup.supervisor import Supervisor, SupervisorConfig
 from sage_common.vocabulary import Topic
 from sage_eval.attend_agreement import attend_agreement, decision_key
+from sage_eval.bagio import typestore
+from sage_eval.realistic import COMPACT, make_realistic_scene
+from sage_eval.replay import replay_bag
+from sage_eval.scenario import labels_path
 
 # alone: beside a second test file's load the live graph lags and decides differently near the
 # threshold, and lag is not what this compares. Two defects this test found were what made it
@@ -48,8 +55,6 @@ MIN_ATTENDS = 5
 
 
 def _live_decisions(bag):
-    from rosbags.highlevel import AnyReader
-    from sage_eval.bagio import typestore
     out = {}
     with AnyReader([bag], default_typestore=typestore()) as reader:
         conns = [c for c in reader.connections if c.topic == Topic.SALIENCE]
@@ -62,10 +67,6 @@ def _live_decisions(bag):
 
 def test_live_graph_and_offline_replay_attend_alike_on_a_realistic_scene(ros_domain,
                                                                           tmp_path):
-    from sage.bag import play, record
-    from sage_eval.realistic import COMPACT, make_realistic_scene
-    from sage_eval.replay import replay_bag
-
     scene = tmp_path / 'scene'
     make_realistic_scene(scene, SEED, 'short', COMPACT)
     overrides = [f'memory.data_dir={tmp_path / "mem"}', 'snarc.memory.preload_k=0',
@@ -119,8 +120,6 @@ def test_live_graph_and_offline_replay_attend_alike_on_a_realistic_scene(ros_dom
     assert got.precision >= MIN_PRECISION and got.recall >= MIN_RECALL
 
     # The run's report page shows each labelled event of the scene and what caught it.
-    from sage.report import make_report
-    from sage_eval.scenario import labels_path
     text = make_report(bag, tmp_path / 'report', labels_path(scene)).read_text()
     caught = text.split('<h2>Labelled events: ')[1].split(' caught')[0]
     print('report:', caught)

@@ -1,18 +1,24 @@
 """`sage report`: plots and an HTML page from a bag the test writes."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from rclpy.serialization import serialize_message
+from rosbags.rosbag2 import StoragePlugin, Writer
 
+from sage.bag_types import sage_typestore
 from sage.report import ReportError, find_bag, load_run, make_report, state_spans, summary_rows
+from sage_eval.scenario import Event, labels_path, ScenarioLabels
+from sage_interfaces.msg import AtpAllocation, AtpBudget, Experience, MetabolicState, Salience
 
 T0 = 1_700_000_000 * 10**9
 
 
 def _jpeg(value: int) -> bytes:
-    import cv2
     ok, buf = cv2.imencode('.jpg', np.full((24, 32, 3), value, np.uint8))
     assert ok
     return buf.tobytes()
@@ -24,12 +30,6 @@ def write_run_bag(path: Path) -> dict[str, int]:
     Vision at 10 Hz (every 4th attended), audio at 5 Hz, budgets, two metabolic states and
     three stored experiences with JPEG previews.
     """
-    from rclpy.serialization import serialize_message
-    from rosbags.rosbag2 import StoragePlugin, Writer
-    from sage_interfaces.msg import (AtpAllocation, AtpBudget, Experience, MetabolicState,
-                                     Salience)
-
-    from sage.bag_types import sage_typestore
     store = sage_typestore()
     msgs: list[tuple[str, int, object]] = []
     for k in range(100):
@@ -80,6 +80,7 @@ def test_run_data_counts_decisions_and_state_stretches(tmp_path):
 
 
 def test_report_writes_plots_thumbnails_and_a_page(tmp_path):
+    # lazy: keeps matplotlib out of this module's import
     import matplotlib.image as mpimg
     write_run_bag(tmp_path / 'run' / 'bag')
     page = make_report(tmp_path / 'run', tmp_path / 'out')
@@ -112,13 +113,6 @@ def test_report_refuses_a_folder_without_a_bag(tmp_path):
 
 def _labelled_bag(path: Path) -> Path:
     """10 s of vision and audio salience (stamped) and the labels of the scene it scores."""
-    import json
-    from rclpy.serialization import serialize_message
-    from rosbags.rosbag2 import StoragePlugin, Writer
-    from sage_interfaces.msg import Salience
-
-    from sage.bag_types import sage_typestore
-    from sage_eval.scenario import Event, labels_path, ScenarioLabels
     start = T0 / 1e9
     writer = Writer(path, version=8, storage_plugin=StoragePlugin.MCAP)
     writer.open()
@@ -144,6 +138,7 @@ def _labelled_bag(path: Path) -> Path:
 
 
 def test_a_report_of_a_labelled_scene_shows_each_event_and_the_axis_that_caught_it(tmp_path):
+    # lazy: keeps matplotlib out of this module's import
     import matplotlib.image as mpimg
     labels = _labelled_bag(tmp_path / 'scene_run')
     page = make_report(tmp_path / 'scene_run', tmp_path / 'out')  # labels found beside the bag

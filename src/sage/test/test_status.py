@@ -6,6 +6,9 @@ import os
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import rclpy
+from rclpy.node import Node
 from rich.console import Console
 import yaml
 
@@ -15,6 +18,8 @@ from sage.status_model import StatusModel, WindowedStats
 from sage.status_render import render, render_text, sparkline
 from sage.viz_core import AllocationRecord, BudgetRecord, StateRecord, StoredRecord
 from sage_common.records import SalienceRecord
+from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
+from sage_interfaces.msg import AtpAllocation, AtpBudget, Experience, MetabolicState, Salience
 
 # The run's domain block (root conftest) plus this file's own offset.
 DOMAIN_ID = str(int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 10)
@@ -180,13 +185,6 @@ def test_a_large_terminal_still_gets_the_full_screen():
 
 
 def _publish(stop: threading.Event, ready: threading.Event) -> None:
-    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-    import rclpy
-    from rclpy.node import Node
-    from sage_interfaces.msg import (AtpAllocation, AtpBudget, Experience, MetabolicState,
-                                     Salience)
-
-    from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
     context = rclpy.Context()
     rclpy.init(context=context)
     node = Node('status_test_publisher', context=context)

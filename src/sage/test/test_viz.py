@@ -6,10 +6,18 @@ import os
 import re
 import time
 
+import cv2
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
 import yaml
 
+from sage.bag_types import message_class
 from sage_bringup.paths import repo_root
 from sage.viz_core import (GRAPH_TOPICS, MARKER_TOPIC, OVERLAY_TOPIC, AllocationRecord,
                            BudgetRecord, MarkerKind, StateRecord, StoredRecord, VizConfig,
@@ -17,6 +25,9 @@ from sage.viz_core import (GRAPH_TOPICS, MARKER_TOPIC, OVERLAY_TOPIC, Allocation
 from sage.viz_params import PARAMS, validate
 from sage_common.params import resolve
 from sage_common.records import AXES, SalienceRecord
+from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
+from sage_interfaces.msg import (AtpAllocation, AtpBudget, Experience, Latent, MetabolicState,
+                                 Salience)
 
 # The run's domain block (root conftest) plus this file's own offset.
 DOMAIN_ID = str(int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 9)
@@ -115,7 +126,6 @@ def test_bad_puzzle_grids_are_refused():
 
 
 def test_overlay_is_drawn_over_the_vision_preview():
-    import cv2
     core = VizCore(VizConfig(overlay_width=200))
     assert core.overlay_image(now=0.0) is None
     ok, jpeg = cv2.imencode('.jpg', np.full((60, 80, 3), 200, np.uint8))
@@ -160,7 +170,7 @@ def test_rviz_config_shows_only_topics_the_graph_publishes():
 
 
 def test_rqt_perspective_plots_existing_fields_of_graph_topics():
-    from sage.bag_types import message_class
+    # lazy: keeps ROS out of this module's import
     from sage.viz_node import VizNode  # noqa: F401 - the node publishes the split topics
     data = json.loads((CONFIG / 'sage.perspective').read_text())
     plugins = data['groups']['pluginmanager']['groups']
@@ -186,19 +196,9 @@ def test_rqt_perspective_plots_existing_fields_of_graph_topics():
 
 
 def test_viz_node_publishes_markers_images_and_diagnostics(monkeypatch):
-    import cv2
-    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.node import Node
-    from rclpy.parameter import Parameter
-    from sage_interfaces.msg import (AtpAllocation, AtpBudget, Experience, Latent,
-                                     MetabolicState, Salience)
-    from sensor_msgs.msg import Image
+    # lazy: keeps ROS out of this module's import
     from visualization_msgs.msg import MarkerArray
-
     from sage.viz_node import VizNode
-    from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
     monkeypatch.setenv('ROS_DOMAIN_ID', DOMAIN_ID)
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     context = rclpy.Context()

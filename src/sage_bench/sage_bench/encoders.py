@@ -19,7 +19,10 @@ from typing import Any
 import numpy as np
 import psutil
 
-from sage_encoders.model_files import PACKAGED_DIR
+from sage_common.params import resolve
+from sage_encoders import audio_encoder_params, vision_encoder_params
+from sage_encoders.model_files import model_dir, PACKAGED_DIR, read_meta
+from sage_encoders.quantize import lookup, nearest_codes
 
 TARGETS_MS = {'vision_encode_p50': 5.0, 'audio_encode_p50': 3.0, 'language_encode_p50': 12.0,
               'puzzle_load': 50.0}
@@ -57,12 +60,11 @@ def _lat(fn: Callable[[int], Any], n_inputs: int, seconds: float, warmup: int = 
 
 def _puzzle(modality: str, seconds: float, variants: tuple[str, ...], threads: int
             ) -> dict[str, Any]:
+    # lazy: keeps onnxruntime and cv2 out of this module's import
     from sage_encoders import data
-    from sage_encoders.model_files import model_dir, read_meta
     from sage_encoders.preprocess import model_mel, pcm_to_float, preprocess_audio
     from sage_encoders.preprocess import preprocess_rgb
     from sage_encoders.puzzle import PuzzleModel, RuntimeConfig
-    from sage_encoders.quantize import lookup, nearest_codes
 
     if modality == 'vision':
         raw = [data.demo_frame(i) for i in range(8)]  # 224x224 RGB
@@ -111,20 +113,19 @@ def _puzzle(modality: str, seconds: float, variants: tuple[str, ...], threads: i
 def _core(modality: str, raw: list[np.ndarray], seconds: float, threads: int
           ) -> dict[str, Any]:
     """Full core path (ORT FP32) without refinement, and the cost of IRP steps."""
-    from sage_common.params import resolve
-
     if modality == 'vision':
+        # lazy: keeps onnxruntime and cv2 out of this module's import
         from sage_encoders.vision_core import VisionEncoderCore
-        from sage_encoders.vision_encoder_params import PARAMS, validate
-        core: Any = VisionEncoderCore.from_params(resolve(PARAMS, {'threads': threads},
-                                                          validate))
+        core: Any = VisionEncoderCore.from_params(resolve(
+            vision_encoder_params.PARAMS, {'threads': threads}, vision_encoder_params.validate))
 
         def run(i: int, atp: float) -> Any:
             return core.encode(raw[i], 0.0, i, atp=atp)
     else:
+        # lazy: keeps onnxruntime and cv2 out of this module's import
         from sage_encoders.audio_core import AudioEncoderCore
-        from sage_encoders.audio_encoder_params import PARAMS, validate
-        core = AudioEncoderCore.from_params(resolve(PARAMS, {'threads': threads}, validate))
+        core = AudioEncoderCore.from_params(resolve(
+            audio_encoder_params.PARAMS, {'threads': threads}, audio_encoder_params.validate))
 
         def run(i: int, atp: float) -> Any:
             return core.encode_window(raw[i], 0.0, atp=atp)
@@ -139,6 +140,7 @@ def _core(modality: str, raw: list[np.ndarray], seconds: float, threads: int
 
 
 def _language(seconds: float, variants: tuple[str, ...], threads: int) -> dict[str, Any]:
+    # lazy: keeps onnxruntime and cv2 out of this module's import
     from sage_encoders.export import LANGUAGE_SENTENCES
     from sage_encoders.minilm import MiniLm
     from sage_encoders.minilm_locate import locate_minilm

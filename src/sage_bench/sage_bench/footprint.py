@@ -3,10 +3,16 @@
 processes that share them (the sum is what the tree really costs the machine)."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+import subprocess
+import sys
+import time
 from typing import NamedTuple
 
 import psutil
+
+from sage_common.processes import interrupt
 
 KIB_PER_MIB = 1024
 DEFAULT_AFTER_S = 20.0  # the issue's figures were taken ~20 s after `sage launch` started
@@ -53,12 +59,6 @@ def tree_footprint(pid: int) -> Footprint:
 def main(argv: list[str] | None = None) -> int:
     """`python -m sage_bench.footprint [--after S] -- COMMAND...`: start COMMAND, wait S seconds
     (default 20), print the summed RSS and PSS of it and its descendants, stop it (SIGINT)."""
-    import argparse
-    from sage_common.processes import interrupt
-    import subprocess
-    import sys
-    import time
-
     parser = argparse.ArgumentParser(prog='python -m sage_bench.footprint')
     parser.add_argument('--after', type=float, default=DEFAULT_AFTER_S,
                         help='seconds after the start to measure')

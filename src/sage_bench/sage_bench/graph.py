@@ -12,7 +12,9 @@ cost, against as long a window before it).
 from __future__ import annotations
 
 from collections import defaultdict
+import importlib
 from pathlib import Path
+import shutil
 import tempfile
 import threading
 import time
@@ -27,6 +29,8 @@ from sage_bench.salience_timing import (first_salience_s, first_salience_seq, la
                                   latency_by_refinement,
                                   percentiles, SalienceArrival, salience_latency_ms)
 from sage_common.vocabulary import Topic
+from sage_encoders.model_files import PACKAGED_DIR
+from sage_encoders.model_versions import ModelVersions, PACKAGED
 from sage_eval.attend_agreement import sequence_gaps
 from sage_bench.swap_window import Arrival, swap_report
 
@@ -48,11 +52,9 @@ class _Probe:
     """Subscribes to every stage topic in its own rclpy context and records arrivals."""
 
     def __init__(self) -> None:
-        import importlib
-
+        # lazy: keeps ROS out of this module's import
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
-
         from sage_common.ros import RELIABLE_QOS, sensor_qos
         self.arrivals: dict[str, list[float]] = defaultdict(list)
         self.latency_ms: dict[str, list[float]] = defaultdict(list)
@@ -81,6 +83,7 @@ class _Probe:
                                           # a second of a 200 Hz stream: a stall of
                                           # this process is not a drop of the graph's
                                           sensor_qos(200) if sensor else RELIABLE_QOS)
+        # lazy: keeps ROS out of this module's import
         from diagnostic_msgs.msg import DiagnosticArray
         self.node.create_subscription(DiagnosticArray, Topic.DIAGNOSTICS, self._on_diagnostics,
                                       RELIABLE_QOS)
@@ -125,6 +128,7 @@ class _Probe:
                         self.swap_ms[node] = float(kv.value)
 
     def close(self) -> None:
+        # lazy: keeps ROS out of this module's import
         import rclpy
         self.executor.shutdown(timeout_sec=1.0)
         rclpy.try_shutdown(context=self.context)
@@ -228,10 +232,6 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
 def promote_copies(root: Path, modalities: tuple[str, ...]) -> str:
     """Make a copy of each packaged model the live version under root (a memory node's
     models folder); returns the version's name (the same for each in a fresh folder)."""
-    import shutil
-
-    from sage_encoders.model_files import PACKAGED_DIR
-    from sage_encoders.model_versions import ModelVersions, PACKAGED
     names = set()
     for m in modalities:
         versions = ModelVersions(root, m)

@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from sage_bringup.profile import load_profile
 from sage_common.records import SalienceRecord
+from sage_eval import media
 
 # Crops per photograph and audio windows per recording in the pool (rows repeat beyond it).
 _CROPS_PER_PHOTO = 24
@@ -38,7 +40,6 @@ _ROOM_NOISE = 10 ** (-60 / 20)  # a quiet room under the recordings (RMS, -60 dB
 
 def _photo_crops(rng: np.random.Generator) -> list[np.ndarray]:
     """4:3 crops of the evaluation photographs with read noise (H, W, 3) uint8 RGB."""
-    from sage_eval import media
     out = []
     for name in media.EVAL_PHOTOS:
         img = media.photo(name)
@@ -55,7 +56,6 @@ def _photo_crops(rng: np.random.Generator) -> list[np.ndarray]:
 
 def _audio_windows(rng: np.random.Generator, window: int, rate: int) -> list[np.ndarray]:
     """Windows of the recorded speech and sounds over a quiet room, int16 at `rate`."""
-    from sage_eval import media
     out = []
     for source in media.SOURCES:
         if not source.name.endswith('.wav'):
@@ -87,7 +87,7 @@ def robot_rows(profile: str = 'nano', seed: int = 0, vision_share: float = 0.5,
     Returns:
         ExperienceRecords (kind 'experience'), vision and audio interleaved.
     """
-    from sage_bringup.profile import load_profile
+    # lazy: keeps onnxruntime, cv2, SQLAlchemy, faiss and rosbags out of this module's import
     from sage_encoders.audio_core import AudioEncoderCore
     from sage_encoders.vision_core import VisionEncoderCore
     from sage_eval.inputs import ENCODER_PARAMS, resolved_params
@@ -141,6 +141,7 @@ def _interleave(vision: Sequence[Any], audio: Sequence[Any], share: float,
 
 def describe(rows: Sequence[Any]) -> dict[str, Any]:
     """Share and mean column bytes per modality and fidelity, as the store writes them."""
+    # lazy: keeps SQLAlchemy out of this module's import
     from sage_memory.store.models import record_to_row
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -167,6 +168,7 @@ def run_bench(seconds: float = 10.0, workload: str = 'robot', profile: str = 'na
         **kw: sage_bench.memory_phases.run_bench options (rows, dim, rate, backends, ...); dim
             defaults to the robot rows' own embedding size.
     """
+    # lazy: keeps SQLAlchemy and faiss out of this module's import
     from sage_bench import memory_phases as bench
     if workload not in ('robot', 'random'):
         raise ValueError(f"workload {workload!r}: 'robot' or 'random'")

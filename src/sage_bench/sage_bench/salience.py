@@ -19,8 +19,14 @@ import sys
 import tempfile
 from typing import Any
 
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from sage_bringup.profile import load_profile
 from sage_common.errors import SageError
 from sage_common.processes import die_with_parent
+from sage_common.user_cache import cache_dir as user_cache
 
 SCENES = ('realistic', 'synthetic')
 CACHE_ENV = 'SAGE_SCENE_CACHE'
@@ -33,7 +39,6 @@ TABLE_WIDTH = 100
 
 def cache_dir() -> Path:
     """Where generated scenes are kept ($SAGE_SCENE_CACHE, else the user cache's scenes)."""
-    from sage_common.user_cache import cache_dir as user_cache
     env = os.environ.get(CACHE_ENV)
     return Path(env) if env else user_cache('scenes')
 
@@ -45,6 +50,7 @@ def seeds_for(scenes: str, seed_set: str, n: int, days: int = 1, skip: int = 0) 
     Raises:
         SageError: unknown scenes or set, or n larger than what the set has left.
     """
+    # lazy: keeps cv2 and rosbags out of this module's import
     from sage_eval.realistic import SEED_SETS
     if scenes not in SCENES:
         raise SageError(f"unknown scenes '{scenes}' ({', '.join(SCENES)})")
@@ -65,6 +71,7 @@ def scene(scenes: str, seed: int, program: str = 'full', root: Path | None = Non
           room: int | None = None) -> Path:
     """Bag of one scene, generated once into the cache (key: generator version, kind, seed,
     and the room of a realistic scene set in another seed's room)."""
+    # lazy: keeps cv2 and rosbags out of this module's import
     from sage_eval.realistic import GENERATOR_VERSION, make_realistic_scene
     from sage_eval.scenario import labels_path, make_scenario
     root = root or cache_dir()
@@ -93,6 +100,7 @@ def scene(scenes: str, seed: int, program: str = 'full', root: Path | None = Non
 def run_seed(scenes: str, seed: int, node_params: dict[str, dict[str, Any]], program: str,
              root: Path | None, out_dir: Path) -> dict[str, Any]:
     """Make/reuse, replay and score one seed (runs in a worker process)."""
+    # lazy: keeps cv2 and rosbags out of this module's import
     from sage_eval.salience_score import score_scene
     from sage_eval.replay import replay_bag
     from sage_eval.scenario import load_labels
@@ -139,7 +147,7 @@ def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report
     Raises:
         SageError: bad arguments or profile, or a scene that cannot be made or replayed.
     """
-    from sage_bringup.profile import load_profile
+    # lazy: keeps cv2 and rosbags out of this module's import
     from sage_eval.salience_score import summarise
     if seconds is not None:
         raise SageError('the salience benchmark takes --seeds, not --seconds')
@@ -164,10 +172,7 @@ def _fmt(v: Any, pct: bool = False) -> str:
 
 def print_table(result: dict[str, Any]) -> None:
     """One screen: recall and axis recall per kind/modality, alarms, habituation, self effects."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
+    # lazy: keeps cv2 and rosbags out of this module's import
     from sage_eval.salience_score import KIND_AXIS
     s = result['summary']
     title = (f"salience: {result['scenes']} scenes, {result['seed_set']} seeds "

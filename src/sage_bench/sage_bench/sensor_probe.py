@@ -12,6 +12,7 @@ process (psutil). Starting the nodes (alone, or with the rest of a profile's gra
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import importlib
 import math
 import struct
 import threading
@@ -124,12 +125,10 @@ class SensorProbe:
 
     def _create(self, periods: Mapping[str, float], queue_s: float,
                 domain_id: int | None) -> None:
-        import importlib
-
+        # lazy: keeps ROS out of this module's import
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
-
         from sage_common.ros import sensor_qos
 
         self.records: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in STREAMS}
@@ -192,6 +191,7 @@ class SensorProbe:
             return list(recv), list(stamps)
 
     def close(self) -> None:
+        # lazy: keeps ROS out of this module's import
         import rclpy
         self.executor.shutdown(timeout_sec=1.0)
         self.node.destroy_node()

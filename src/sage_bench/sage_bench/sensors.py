@@ -16,8 +16,10 @@ from pathlib import Path
 import tempfile
 from typing import Any
 
+from sage_bench.sensor_probe import measure, SensorProbe, STREAMS, wait_for_streams
 from sage_bringup.launch_cmd import graph_supervisor
 from sage_bringup.profile import Profile, load_profile
+from sage_orchestrator.metabolic import State
 
 SENSOR_NODES = ('camera', 'microphone', 'imu')
 # parameters worth echoing in the JSON (the rest are the profile's, see its YAML)
@@ -36,7 +38,6 @@ def bench_overrides(width: int, height: int, fps: float, sample_rate: int,
             f'microphone.frame_samples={frame_samples}',
             'imu.backend=synthetic', f'imu.rate={imu_rate}']
     if with_graph:  # the orchestrator would otherwise set the camera rate per metabolic state
-        from sage_orchestrator.metabolic import State
         sets += [f'orchestrator.state.{s.value.lower()}.camera_fps={fps}' for s in State]
     return sets
 
@@ -67,6 +68,7 @@ def run_bench(seconds: float = 60.0, profile: str = 'nano', with_graph: bool = F
         domain_id: ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID, else one derived from the pid).
         overrides: further `node.param=value` overrides.
     """
+    # lazy: keeps cv2 out of this module's import
     from sage_sensors.samples import ensure_samples
 
     audio_path = audio_path or str(ensure_samples() / 'scene.wav')
@@ -105,8 +107,6 @@ def _compare(run: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
 def _run_once(prof: Profile, with_graph: bool, periods: dict[str, float], seconds: float,
               queue_s: float, probe_priority: int, warmup_s: float, startup_timeout_s: float,
               domain_id: int) -> dict[str, Any]:
-    from sage_bench.sensor_probe import STREAMS, SensorProbe, measure, wait_for_streams
-
     if not with_graph:
         prof = prof.without(n.name for n in prof.nodes if n.name not in SENSOR_NODES)
     run_dir = Path(tempfile.mkdtemp(prefix='sage-bench-sensors-'))

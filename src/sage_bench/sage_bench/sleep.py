@@ -45,9 +45,20 @@ from typing import Any
 import zlib
 
 import numpy as np
+from rosbags.highlevel import AnyReader
 
+from sage_bench.salience import cache_dir, scene, seeds_for
+from sage_bench.sleep_hour import run_hour
+from sage_bench.sleep_preempt import run_preempt
 from sage_bench.sleep_setup import Kept, fill_store, run_worker
+from sage_bringup.profile import load_profile
 from sage_common.errors import SageError
+from sage_common.records import LatentRecord
+from sage_encoders.model_versions import ModelVersions, read_memory_embeddings
+from sage_eval.bagio import (AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC, REWARD_TOPIC,
+                             STATE_TOPIC, typestore)
+from sage_eval.inputs import ENCODER_PARAMS, Encoders, resolved_params, TOPIC_RANK
+from sage_eval.replay import ReplaySummary, score_inputs
 
 MODALITIES = ('vision', 'audio')
 # SNARC novelty memories: (modality, embedding, encoder model version).
@@ -99,12 +110,6 @@ def _items(bag: Path, params: Mapping[str, Mapping[str, Any]], end: float | None
     """`sage_eval.replay.iter_inputs` (same reading, order and encoding), up to stamp `end`,
     noting in current['encoders'] / current['latent'] the cores and the latent being scored
     (so the store policy can ask the encoder for that input, as the memory node does)."""
-    from rosbags.highlevel import AnyReader
-
-    from sage_eval.bagio import CAMERA_TOPIC, AUDIO_TOPIC, BUDGET_TOPIC, IMU_TOPIC, \
-        REWARD_TOPIC, STATE_TOPIC, typestore
-    from sage_eval.inputs import Encoders, TOPIC_RANK
-
     encoders = Encoders(params)
     current['encoders'] = encoders
     reader = AnyReader([Path(bag)], default_typestore=typestore())
@@ -174,8 +179,7 @@ def replay_day(bag: Path, params: Mapping[str, Mapping[str, Any]], out: Path,
         novelty memory held at the end (the given memories and what this scene stored) and,
         with keep, '_kept': [Kept].
     """
-    from sage_common.records import LatentRecord
-    from sage_eval.replay import ReplaySummary, score_inputs
+    # lazy: keeps cv2 out of this module's import
     from sage_eval.salience_score import score_scene
     from sage_eval.scenario import load_labels
 
@@ -240,8 +244,6 @@ def memories_after(memories: Memories, versions_dir: Path, live: Mapping[str, st
     """SNARC's novelty memory the morning after: a promoted modality's stored inputs as its
     new version re-embedded them (what the SNARC node loads when /sage/models/live names the
     version), the other modalities' memories as they were."""
-    from sage_encoders.model_versions import ModelVersions, read_memory_embeddings
-
     out = [(m, x, v) for m, x, v in memories if live.get(m, 'packaged') == 'packaged']
     for m, version in live.items():
         if version == 'packaged':
@@ -255,7 +257,7 @@ def memories_after(memories: Memories, versions_dir: Path, live: Mapping[str, st
 def _memory_policy(params: Mapping[str, Mapping[str, Any]]) -> tuple[Any, Any]:
     """The memory node's policy core on the profile's settings, and which row kinds keep
     their encoder input (`wants(kind)`)."""
-    from sage_eval.inputs import resolved_params
+    # lazy: keeps SQLAlchemy and faiss out of this module's import
     from sage_memory.config import policy_config
     from sage_memory.policy import MemoryCore
     from sage_memory.store.training_inputs import wants_input
@@ -270,9 +272,9 @@ def _cores(params: Mapping[str, Mapping[str, Any]], unbounded: bool = False
            ) -> dict[str, Any]:
     """Vision and audio cores from node parameters; unbounded: default_atp covers every
     refinement step (irp.max_iterations x irp.atp_per_step)."""
+    # lazy: keeps onnxruntime and cv2 out of this module's import
     from sage_encoders.audio_core import AudioEncoderCore
     from sage_encoders.vision_core import VisionEncoderCore
-    from sage_eval.inputs import ENCODER_PARAMS, resolved_params
 
     out = {}
     for m, cls in (('vision', VisionEncoderCore), ('audio', AudioEncoderCore)):
@@ -288,6 +290,7 @@ def _probe(probes: Mapping[str, Any], current: Mapping[str, Any], lat: Any
            ) -> tuple[float, int, str]:
     """Encode the input of a latent again with a probe core (ATP for every step)."""
     if lat.modality == 'vision':
+        # lazy: keeps cv2 out of this module's import
         from sage_encoders.preprocess import rgb_from_buffer
         msg = current['msg']
         rgb = rgb_from_buffer(bytes(msg.data), int(msg.width), int(msg.height),
@@ -311,6 +314,7 @@ def _encode_heldout(params: Mapping[str, Mapping[str, Any]], n_max: int | None,
                     unbounded: bool) -> dict[str, Any]:
     """F: the shipped held-out sets encoded by the cores (refinement on; ATP irp.default_atp,
     or unbounded: enough for every step)."""
+    # lazy: keeps cv2 out of this module's import
     from sage_encoders import data
     from sage_encoders.preprocess import MelConfig
 
@@ -394,19 +398,14 @@ def run_bench(seconds: float | None = None, seeds: int = 1, profile: str = 'nano
     Raises:
         SageError: bad arguments, profile or scene, or a worker without a result.
     """
-    from sage_bench.salience import cache_dir, scene, seeds_for
-    from sage_bringup.profile import load_profile
-    from sage_encoders.model_versions import ModelVersions
-    from sage_eval.inputs import resolved_params
+    # lazy: keeps SQLAlchemy out of this module's import
     from sage_memory.sleep.retrain import worker_command
 
     if preempt:
-        from sage_bench.sleep_preempt import run_preempt
         if seconds is not None or hour:
             raise SageError('--preempt takes no --seconds or --hour')
         return run_preempt(profile, overrides, trials=preempt, keep_dir=keep_dir)
     if hour:
-        from sage_bench.sleep_hour import run_hour
         if seconds is not None:
             raise SageError('--hour takes no --seconds: it stores an hour of inputs')
         return run_hour(profile, overrides, seeds=max(seeds, 2), keep_dir=keep_dir)

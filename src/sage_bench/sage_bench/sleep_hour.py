@@ -19,8 +19,11 @@ from pathlib import Path
 import tempfile
 from typing import Any
 
+from sage_bench.salience import scene
 from sage_bench.sleep_setup import fill_store, run_worker, scene_inputs
+from sage_bringup.profile import load_profile
 from sage_common.errors import SageError
+from sage_eval.inputs import ENCODER_PARAMS, resolved_params
 
 HOUR_S = 3600.0
 LIMIT_S = 600.0  # the issue's bound for one sleep over an hour of inputs
@@ -47,10 +50,8 @@ def run_hour(profile: str = 'nano', overrides: list[str] | None = None,
     Raises:
         SageError: bad arguments or profile, or a worker without a result.
     """
-    from sage_bench.salience import scene
-    from sage_bringup.profile import load_profile
+    # lazy: keeps cv2 and SQLAlchemy out of this module's import
     from sage_eval.realistic import REPORT_SEEDS
-    from sage_eval.inputs import ENCODER_PARAMS, resolved_params
     from sage_memory.sleep.retrain import worker_command
 
     if not 1 <= seeds <= len(REPORT_SEEDS):

@@ -18,15 +18,24 @@ from __future__ import annotations
 from collections.abc import Callable
 import os
 from pathlib import Path
+import sqlite3
 import tempfile
 import threading
 import time
 from typing import Any
 
 import numpy as np
+import psutil
 
+from sage_bench.salience import scene
+from sage_bench.salience_timing import percentiles
+from sage_bringup.environment import joined_graph, resolve_domain
+from sage_bringup.launch_cmd import graph_supervisor
+from sage_bringup.profile import load_profile
 from sage_common.errors import SageError
+from sage_common.records import SalienceRecord
 from sage_common.vocabulary import MetabolicState as StateName, Topic
+from sage_encoders.model_versions import ModelVersions
 
 POLL_S = 0.005
 LIMIT_S = 1.0  # the issue's bound from the spike to the stopped sleep
@@ -52,7 +61,6 @@ def _wait(cond: Callable[[], Any], what: str, timeout: float = STEP_TIMEOUT_S,
 
 def _workers(pid: int) -> list[Any]:
     """The sleep workers under process pid."""
-    import psutil
     out = []
     try:
         children = psutil.Process(pid).children(recursive=True)
@@ -69,7 +77,6 @@ def _workers(pid: int) -> list[Any]:
 
 def _store_state(data_dir: Path) -> dict[str, Any]:
     """SQLite's integrity check, the experiences' uuids and the training inputs' count."""
-    import sqlite3
     conn = sqlite3.connect(data_dir / 'sage_memory.db')
     try:
         return {'integrity': conn.execute('PRAGMA integrity_check').fetchone()[0],
@@ -84,9 +91,9 @@ class _Graph:
     """The bench's own rclpy node: the spike publisher and the metabolic states received."""
 
     def __init__(self) -> None:
+        # lazy: keeps ROS out of this module's import
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
-
         from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
         from sage_interfaces.msg import MetabolicState, Salience
         self.states: list[tuple[float, str]] = []
@@ -115,8 +122,8 @@ class _Graph:
             return next((a for a, s in self.states if a >= t and s == state), None)
 
     def spike(self) -> float:
+        # lazy: keeps ROS out of this module's import
         from sage_common.convert import salience_to_msg
-        from sage_common.records import SalienceRecord
         stamp = self.node.get_clock().now().nanoseconds * 1e-9
         msg = salience_to_msg(SalienceRecord(stamp, 'audio', 0, 0, 0, SPIKE, 0, 0, SPIKE, 0.5,
                                              True))
@@ -133,10 +140,6 @@ class _Graph:
 def _run_trials(graph: Any, work: Path, data_dir: Path, mem: dict[str, Any], trials: int,
                 rng: np.random.Generator) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Start the two nodes, preempt `trials` sleeps; the rows and the nodes' restarts."""
-    from sage_bringup.environment import resolve_domain
-    from sage_bringup.launch_cmd import graph_supervisor
-    from sage_encoders.model_versions import ModelVersions
-
     sup = graph_supervisor(graph, work / 'run', int(resolve_domain(graph, None).value),
                            compose=False)
     probe = _Graph()
@@ -203,11 +206,8 @@ def run_preempt(profile: str = 'nano', overrides: list[str] | None = None, trial
     Raises:
         SageError: bad arguments, a graph that does not reach DREAM or start a worker.
     """
-    from sage_bench.salience import scene
+    # lazy: keeps cv2 and rosbags out of this module's import
     from sage_bench.sleep_setup import fill_store, scene_inputs
-    from sage_bringup.environment import joined_graph
-    from sage_bringup.profile import load_profile
-    from sage_bench.salience_timing import percentiles
     from sage_eval.realistic import REPORT_SEEDS
     from sage_eval.inputs import ENCODER_PARAMS, resolved_params
 

@@ -16,8 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from sage_bench.salience import cache_dir, map_seeds, scene
 from sage_bench.sleep import MODALITIES
+from sage_bringup.profile import load_profile
 from sage_common.errors import SageError
+from sage_eval.encoded_cache import cached_inputs
+from sage_eval.inputs import REORDER_S
 
 ENCODER_NODE = {'vision': 'vision_encoder', 'audio': 'audio_encoder'}
 # Tuning seeds 2-7: rooms 0 and 1 are the tuning rooms of `sage bench sleep --seed-set tuning`,
@@ -35,6 +39,7 @@ def target_seeds(n: int) -> list[int]:
     Raises:
         SageError: n out of range.
     """
+    # lazy: keeps cv2 out of this module's import
     from sage_eval.realistic import TUNING_SEEDS
     pool = TUNING_SEEDS[FIRST_SEED:]
     if not 1 <= n <= len(pool):
@@ -46,8 +51,6 @@ def initial_errors(bag: Path, node_params: dict[str, dict[str, Any]], cache: Pat
                    ) -> dict[str, list[float]]:
     """Reconstruction error before refinement of every vision and audio input of a bag, as the
     profile's encoders see it (`LatentRecord.energy_initial`)."""
-    from sage_eval.encoded_cache import cached_inputs
-    from sage_eval.inputs import REORDER_S
     out: dict[str, list[float]] = {m: [] for m in MODALITIES}
     for item in cached_inputs(bag, node_params, cache, reorder_s=REORDER_S):
         m = getattr(item, 'modality', None)
@@ -58,7 +61,6 @@ def initial_errors(bag: Path, node_params: dict[str, dict[str, Any]], cache: Pat
 
 def _run_seed(seed: int, node_params: dict[str, dict[str, Any]], program: str,
               root: Path) -> dict[str, list[float]]:
-    from sage_bench.salience import scene
     return initial_errors(scene('realistic', seed, program, root), node_params,
                           root / 'encoded')
 
@@ -100,8 +102,6 @@ def run_bench(seeds: int = DEFAULT_SEEDS, profile: str = 'nano', program: str = 
     Returns:
         {'profile', 'program', 'seed_set', 'seeds', 'tolerance', 'modalities': {m: {...}}}.
     """
-    from sage_bench.salience import cache_dir, map_seeds
-    from sage_bringup.profile import load_profile
     if seconds is not None:
         raise SageError('the targets benchmark takes --seeds, not --seconds')
     chosen = target_seeds(seeds)

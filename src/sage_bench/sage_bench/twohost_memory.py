@@ -16,6 +16,8 @@ import tempfile
 import time
 from typing import Any
 
+import psutil
+
 from sage_bringup.paths import repo_root
 from sage_bench.two_hosts import ASSIST, EDGE, TwoHosts
 
@@ -52,7 +54,6 @@ class SharedStore:
     def kill_backends(self, client: str) -> int:
         """kill -9 the server processes serving `client` (an address): PostgreSQL then drops
         every connection and recovers, as after a crashed backend. Returns how many."""
-        import psutil
         pid_file = self.dir / 'data' / 'postmaster.pid'
         postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
         killed = 0
@@ -72,6 +73,7 @@ class SharedStore:
 
 def outbox_state(db_file: Path) -> dict[str, Any] | None:
     """The edge's outbox: backlog, cursor and newest local id (None: no outbox yet)."""
+    # lazy: keeps SQLAlchemy out of this module's import
     from sage_memory.sync.outbox import status_of
     if not db_file.exists():
         return None
@@ -95,6 +97,7 @@ def wait_drained(db_file: Path, upto_id: int, timeout_s: float) -> float | None:
 def check_exactly_once(rig: TwoHosts, db_file: Path, url: str) -> dict[str, Any]:
     """After the edge stopped: ship what is left (as its next start would), then compare the
     edge's uuids with the shared store's."""
+    # lazy: keeps SQLAlchemy out of this module's import
     from sage_memory.sync.transfer import portable_rows
     cmd = [sys.executable, '-m', 'sage_bench.twohost_memory']
     drain = subprocess.run(rig.command(EDGE, [*cmd, 'drain', str(db_file), url]),
@@ -112,6 +115,7 @@ def check_exactly_once(rig: TwoHosts, db_file: Path, url: str) -> dict[str, Any]
 
 
 def _main(argv: list[str]) -> None:
+    # lazy: keeps SQLAlchemy out of this module's import
     from sage_memory.store.database import make_engine, resolve_url
     from sage_memory.sync.outbox import Outbox, stored_uuids
     if argv[0] == 'drain':

@@ -1,7 +1,10 @@
 """`sage bench memory` on the robot workload: rows from real content, as the nodes write them."""
 from __future__ import annotations
 
+import io
+
 import pytest
+import soundfile as sf
 
 from sage_bench.memory import describe, robot_rows, run_bench
 
@@ -29,9 +32,6 @@ def test_robot_rows_are_the_encoders_and_the_policys_on_real_photos_and_recordin
         assert len(set(mine)) >= 60, modality  # 144 crops, 72 windows, repeated to the mix
     assert all(r.extra['features'] for r in rows)
     # The nano profile's clips are GSM 06.10 WAVs: 906 B per 0.5 s, not 2,108 of IMA ADPCM.
-    import io
-
-    import soundfile as sf
     clip = next(r.preview for r in rows if r.modality == 'audio')
     assert sf.info(io.BytesIO(clip)).subtype == 'GSM610'
     assert parts['audio/full']['preview_bytes'] < 1000

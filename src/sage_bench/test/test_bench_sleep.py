@@ -8,8 +8,25 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 
+import numpy as np
+import psutil
 import pytest
+
+from sage_bench.salience import scene, seeds_for
+from sage_bench.sleep import memories_after, replay_day
+from sage_bench.sleep_hour import run_hour
+from sage_bench.sleep_preempt import LIMIT_S, run_preempt
+from sage_bench.sleep_setup import pss, tree_pss
+from sage_bringup.profile import load_profile
+from sage_common.errors import SageError
+from sage_encoders.model_versions import ModelVersions, write_memory_embeddings
+from sage_eval.realistic import REPORT_SEEDS, TUNING_SEEDS
 
 pytest.importorskip('sage_encoders.audio_core')
 pytest.importorskip('torch')
@@ -104,11 +121,6 @@ def test_short_sleep_bench(scenes) -> None:
 def test_the_morning_after_a_promoted_modality_remembers_its_re_embedded_inputs(tmp_path):
     """Day 2 after sleep: a promoted modality's memories are its version's re-embedded
     inputs under that version's name; a modality still on the packaged model keeps its own."""
-    import numpy as np
-
-    from sage_bench.sleep import memories_after
-    from sage_encoders.model_versions import ModelVersions, write_memory_embeddings
-
     v = ModelVersions(tmp_path, 'vision')
     with v.build() as b:
         (b.path / 'vision_vqvae.json').write_text('{}')
@@ -125,19 +137,14 @@ def test_the_morning_after_a_promoted_modality_remembers_its_re_embedded_inputs(
 
 
 def test_settings_are_chosen_on_tuning_seeds_and_an_unknown_seed_set_is_refused() -> None:
-    from sage_common.errors import SageError
     with pytest.raises(SageError, match="unknown seed set 'all'"):
         run_bench(seconds=12.0, seed_set='all')
-    from sage_eval.realistic import TUNING_SEEDS
     per_day = len(TUNING_SEEDS) // 2  # day 1 and day 2 take as many each
     with pytest.raises(SageError, match=f'--seeds must be 1..{per_day} for the tuning set'):
         run_bench(seconds=12.0, seeds=per_day + 1, seed_set='tuning')
 
 
 def test_skip_takes_the_next_rooms_of_the_set_and_refuses_to_run_past_its_end() -> None:
-    from sage_bench.salience import seeds_for
-    from sage_common.errors import SageError
-    from sage_eval.realistic import REPORT_SEEDS
     assert seeds_for('realistic', 'report', 1, days=2, skip=2) == list(REPORT_SEEDS[2:4])
     assert seeds_for('realistic', 'report', 2, days=2, skip=4) == list(REPORT_SEEDS[4:8])
     with pytest.raises(SageError, match='--skip must be'):
@@ -147,8 +154,6 @@ def test_skip_takes_the_next_rooms_of_the_set_and_refuses_to_run_past_its_end() 
 
 
 def test_hour_bench_stores_what_the_encoders_keep_and_measures_one_sleep(scenes, tmp_path):
-    import sqlite3
-    from sage_bench.sleep_hour import run_hour
     r = run_hour('nano', ['memory.sleep.retrain.max_steps=2',
                           'memory.sleep.retrain.audio_max_steps=2',
                           'memory.sleep.retrain.time_budget_s=300.0'],
@@ -174,15 +179,6 @@ def test_hour_bench_stores_what_the_encoders_keep_and_measures_one_sleep(scenes,
 def test_tree_memory_counts_the_tools_a_worker_runs_but_not_a_child_still_in_its_memory():
     """The sleep worker runs espeak-ng with vfork: until exec the child is the worker's own
     memory, and summing it in read a sleep as twice its size."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    import psutil
-
-    from sage_bench.sleep_setup import pss, tree_pss
-
     code = ('import os, subprocess, sys, time\n'
             'big = bytearray(200 * 2**20)\n'
             'big[::4096] = b"x" * len(big[::4096])\n'  # touch every page: resident
@@ -217,10 +213,6 @@ def test_tree_memory_counts_the_tools_a_worker_runs_but_not_a_child_still_in_its
 def test_the_day_keeps_what_the_memory_node_stores_and_the_context_around_it(scenes, tmp_path):
     """Day 1 keeps the inputs of the rows the memory node's own policy stores: each attended
     vision/audio input and, with training_inputs.context, the inputs just before and after."""
-    from sage_bench.salience import scene
-    from sage_bench.sleep import replay_day
-    from sage_bringup.profile import load_profile
-
     bag = scene('realistic', 100, 'short', scenes, room=100)
     params = {n.name: dict(n.parameters) for n in load_profile('nano', []).nodes}
     kept = {}
@@ -246,7 +238,6 @@ def test_preempt_bench_stops_every_sleep_on_the_spike_and_keeps_the_store(scenes
     """The orchestrator and memory node as processes: two DREAMs, each sleep stopped by a
     salience spike. The issue's 1 s is the bench's figure; here a stop must only come long
     before the worker's 300 s budget would have ended it (it did not run to its end)."""
-    from sage_bench.sleep_preempt import LIMIT_S, run_preempt
     r = run_preempt('nano', trials=2, inputs_per_modality=24, cache=scenes, keep_dir=tmp_path)
     json.dumps(r)
     assert len(r['trials']) == 2

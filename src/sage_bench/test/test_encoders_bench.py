@@ -5,10 +5,11 @@ import json
 
 import pytest
 
+from sage_bench.encoders import run_bench
+
 
 def test_bench_compares_torch_ort_fp32_and_int8(minilm_dir) -> None:
     pytest.importorskip('torch')
-    from sage_bench.encoders import run_bench
 
     res = run_bench(0.2, models='vision,audio,language', variants='fp32,int8,torch')
     json.dumps(res)  # JSON-able

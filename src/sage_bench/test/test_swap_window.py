@@ -7,6 +7,8 @@ import json
 
 from sage_bench.graph import promote_copies
 from sage_bench.swap_window import swap_report
+from sage_encoders.model_files import PACKAGED_DIR
+from sage_encoders.model_versions import ModelVersions
 
 T = 1000.0
 
@@ -81,8 +83,6 @@ def test_frames_newer_than_the_last_latent_are_not_counted_as_dropped():
 
 
 def test_promote_copies_makes_one_whole_version_of_each_packaged_model_live(tmp_path):
-    from sage_encoders.model_files import PACKAGED_DIR
-    from sage_encoders.model_versions import ModelVersions
     assert promote_copies(tmp_path, ('vision', 'audio')) == 'v0001'
     for m in ('vision', 'audio'):
         v = ModelVersions(tmp_path, m)

@@ -17,13 +17,18 @@ import importlib
 import inspect
 from pathlib import Path
 import sys
+import threading
+import time
 from typing import Any
 
 import yaml
 
+from sage_common.errors import SageError
+
 
 def node_class(module_name: str) -> type:
     """The rclpy Node subclass a node module defines (its executable's node)."""
+    # lazy: keeps ROS out of this module's import
     from rclpy.node import Node
     module = importlib.import_module(module_name)
     found = [cls for _, cls in inspect.getmembers(module, inspect.isclass)
@@ -50,8 +55,7 @@ def spin_each(nodes: list) -> int:
     """Each node in its own SingleThreadedExecutor on its own thread (one wait set per node),
     until one thread ends (returns 1: the process exits and the group is respawned) or SIGINT
     arrives (KeyboardInterrupt, raised here in the main thread)."""
-    import threading
-    import time
+    # lazy: keeps ROS out of this module's import
     from rclpy.executors import SingleThreadedExecutor
     executors = []
     workers = []
@@ -76,13 +80,13 @@ def spin_each(nodes: list) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # lazy: keeps ROS out of this module's import
     import rclpy
     from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
                                  SingleThreadedExecutor)
     from rclpy.signals import SignalHandlerOptions
     from sage_common.ros import close_node
 
-    from sage_common.errors import SageError
     argv = sys.argv[1:] if argv is None else argv
     spec = yaml.safe_load(Path(argv[0]).read_text())
     # SIGINT stays Python's KeyboardInterrupt: every node closes (capture threads stop) while

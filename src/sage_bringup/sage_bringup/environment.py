@@ -77,6 +77,7 @@ def resolve_domain(profile: Profile, domain_id: int | None = None,
 
 def installed_rmws() -> set[str]:
     """RMW implementations registered in the ament index (empty when no index is found)."""
+    # lazy: keeps rosbags out of this module's import
     from sage_common.typestore import share_prefixes
     names: set[str] = set()
     for share in share_prefixes():

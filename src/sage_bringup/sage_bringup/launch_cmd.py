@@ -71,6 +71,7 @@ def service_watch(profile: Profile, say):
     """READY/WATCHDOG for systemd (sage_bringup.service_watch) when $NOTIFY_SOCKET is set."""
     if not os.environ.get('NOTIFY_SOCKET'):
         return None
+    # lazy: keeps ROS out of this module's import
     from sage_bringup.service_watch import ServiceWatch
     watch = ServiceWatch.from_env([n.name for n in profile.nodes], say)
     if watch is not None:
@@ -113,6 +114,7 @@ def run_launch(profile: Profile, duration: float | None, domain_id: int | None =
     try:
         sup.start()
         if live:
+            # lazy: keeps ROS out of this module's import
             from sage_bringup.monitor import MonitorThread
             monitor = MonitorThread()
             monitor.start()
@@ -184,6 +186,7 @@ def database_summary(profile: Profile) -> dict | None:
     """
     if 'memory' not in {n.name for n in profile.nodes}:
         return None
+    # lazy: keeps SQLAlchemy out of this module's import
     from sage_memory.store.sqlite_file import quarantined_files
     from sage_memory.store.memory_store import redact, resolve_url, sqlite_path, summarize
     params = profile.node('memory').parameters

@@ -29,6 +29,7 @@ from launch.actions import (DeclareLaunchArgument, ExecuteProcess, OpaqueFunctio
 from launch_ros.actions import Node
 
 from sage_bringup.environment import graph_env
+from sage_bringup.launch_cmd import new_run_dir
 from sage_bringup.node_groups import COMPOSE_MODULE, compose_groups, NodeGroup, write_group_spec
 from sage_bringup.profile import NodeSpec, Profile, load_profile
 
@@ -78,7 +79,6 @@ def _actions(context, profile_name: str) -> list:
     actions: list = [SetEnvironmentVariable(k, v) for k, v in env.items()]
     if not compose_choice(config.get('compose', ''), profile):
         return actions + [node_action(spec, profile) for spec in profile.nodes]
-    from sage_bringup.launch_cmd import new_run_dir  # the run folders of `sage launch`
     params_dir = new_run_dir(profile) / 'params'
     params_dir.mkdir()
     for process in compose_groups(profile):

@@ -54,6 +54,7 @@ class MonitorThread:
     def start(self) -> None:
         kwargs = {'context': self._context}
         try:  # Humble and newer: leave SIGINT to the launcher
+            # lazy: optional, rclpy before Humble has no SignalHandlerOptions
             from rclpy.signals import SignalHandlerOptions
             kwargs['signal_handler_options'] = SignalHandlerOptions.NO
         except ImportError:

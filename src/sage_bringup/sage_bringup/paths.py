@@ -18,6 +18,7 @@ def share_dir() -> Path:
     if (checkout / 'config' / 'nano.yaml').is_file():
         return checkout
     try:
+        # lazy: ament_index_python exists only on a ROS install (a checkout needs none)
         from ament_index_python.packages import get_package_share_directory
         return Path(get_package_share_directory('sage'))
     except (ImportError, LookupError) as err:  # LookupError covers PackageNotFoundError

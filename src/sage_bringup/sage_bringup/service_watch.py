@@ -89,6 +89,7 @@ class ServiceWatch:
         """Listen to /diagnostics in a thread of its own (own context, no signal handlers)."""
         kwargs = {'context': self._context}
         try:  # leave SIGINT/SIGTERM to the launcher
+            # lazy: optional, rclpy before Humble has no SignalHandlerOptions
             from rclpy.signals import SignalHandlerOptions
             kwargs['signal_handler_options'] = SignalHandlerOptions.NO
         except ImportError:  # rclpy before signal_handler_options (older than Humble)

@@ -17,11 +17,21 @@ import sys
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 import pytest
+from rcl_interfaces.srv import GetParameters, SetParameters
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter, parameter_value_to_python
+from sensor_msgs.msg import Image
 
 from sage_bringup.environment import graph_env, joined_graph
 from sage_bringup.profile import load_profile
 from sage_bringup.supervisor import Supervisor, SupervisorConfig, last_error_line
+from sage_common.convert import salience_to_msg
+from sage_common.records import SalienceRecord
+from sage_common.ros import LATCHED_QOS, RELIABLE_QOS, sensor_qos
+from sage_interfaces.msg import MetabolicState, Salience
 
 pytestmark = pytest.mark.graph
 # Recorded /proc memory files (PSI and meminfo) of the orchestrator's pressure tests.
@@ -72,13 +82,6 @@ class Probe:
     """A node in this process: salience out, states and image stamps in, parameter reads."""
 
     def __init__(self, context) -> None:
-        from rcl_interfaces.srv import GetParameters, SetParameters
-        import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
-        from sage_common.ros import LATCHED_QOS, RELIABLE_QOS, sensor_qos
-        from sage_interfaces.msg import MetabolicState, Salience
-        from sensor_msgs.msg import Image
-
         self.node = rclpy.create_node('rate_probe', context=context)
         self.changes: list[tuple[float, str, str]] = []   # (stamp, state, pressure)
         self.stamps: list[float] = []
@@ -130,8 +133,6 @@ class Probe:
             return sorted(s for s in self.stamps if t0 <= s < t1)
 
     def publish(self, value: float) -> None:
-        from sage_common.convert import salience_to_msg
-        from sage_common.records import SalienceRecord
         self.salience.publish(salience_to_msg(SalienceRecord(
             time.time(), 'vision', 0, 0, 0, 0, 0, 0, value, 0.5, value >= 0.5)))
 
@@ -145,8 +146,6 @@ class Probe:
 
     def read(self, keys) -> dict[tuple[str, str], object]:
         """The current values of (node, param) keys, read from the nodes themselves."""
-        from rcl_interfaces.srv import GetParameters
-        from rclpy.parameter import parameter_value_to_python
         out = {}
         for node in sorted({k[0] for k in keys}):
             names = [p for n, p in keys if n == node]
@@ -207,11 +206,6 @@ def _follows(probe: Probe, since: float, target: float, what: str) -> tuple[floa
 @pytest.mark.timeout(300)
 def test_orchestrator_effects_land_on_the_real_nodes_and_the_camera_rate_follows_states(
         ros_domain, tmp_path):
-    import rclpy
-    from rcl_interfaces.srv import SetParameters
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-
     proc = tmp_path / 'proc'
     (proc / 'pressure').mkdir(parents=True)
     memory = proc / 'pressure' / 'memory'

@@ -12,6 +12,12 @@ import threading
 import time
 
 import pytest
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import GetParameters, SetParameters
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, Imu
 import yaml
 
 from sage_bringup.profile import load_profile, params_file_content
@@ -54,13 +60,6 @@ def _intervals(images: list) -> list[float]:
 
 
 def test_composed_nodes_keep_names_parameters_and_topics(tmp_path):
-    import rclpy
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import GetParameters, SetParameters
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image, Imu
-
     env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
     proc = subprocess.Popen([sys.executable, '-m', 'sage_bringup.compose', str(_spec(tmp_path))],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

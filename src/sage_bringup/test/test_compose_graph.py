@@ -13,8 +13,11 @@ import time
 
 import psutil
 import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
 
 from sage_bringup.profile import group_table, load_profile
+from sage_interfaces.msg import Salience
 
 pytestmark = pytest.mark.graph
 
@@ -46,10 +49,6 @@ def _group_pid(launcher: int, group: str) -> int | None:
 
 
 def test_composed_nano_graph_scores_and_respawns_a_killed_group(tmp_path: Path):
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from sage_interfaces.msg import Salience
-
     env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                HF_HUB_OFFLINE='1')
     proc = subprocess.Popen([sys.executable, '-m', 'sage.cli', 'launch', 'nano', '--compose',

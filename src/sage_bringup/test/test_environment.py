@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+import xml.etree.ElementTree as ET
 
 import pytest
 
 from sage_bringup.environment import (DEFAULT_DOMAIN_ID, DdsSettingError, graph_choices, graph_env,
                               resolve_domain)
+from sage_bringup.paths import config_dir
 from sage_bringup.profile import load_launch_settings
 
 USER_KEYS = ('ROS_DOMAIN_ID', 'RMW_IMPLEMENTATION', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
@@ -113,9 +115,6 @@ def test_fastdds_profiles_are_strict_xml_and_announce_as_chosen(name, announce_s
     profile it cannot read leaves the graph on the builtin transports, open to the LAN. On
     one host participants re-announce every 1 s (a node found late costs first salience);
     across hosts Fast DDS's 3 s default keeps announcements off the link."""
-    import xml.etree.ElementTree as ET
-
-    from sage_bringup.paths import config_dir
     ns = {'f': 'http://www.eprosima.com'}
     root = ET.parse(config_dir() / name).getroot()
     participant = root.find('f:profiles/f:participant', ns)

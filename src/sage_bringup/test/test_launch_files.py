@@ -22,6 +22,7 @@ def _launch_modules_or_standins(monkeypatch):
     asks for (constructor arguments), which is exactly what this test compares.
     """
     try:
+        # lazy: launch/launch_ros exist only on a ROS install; stand-ins otherwise
         import launch
         import launch_ros  # noqa: F401
         return getattr(launch, 'SAGE_STANDIN', False)  # stand-ins put in place earlier

@@ -8,12 +8,23 @@ import sys
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import Image
 
 from sage_bringup.environment import graph_env
 from sage_bringup.profile import load_profile
 from sage_bringup.supervisor import Supervisor, SupervisorConfig
+from sage_common.mailbox_params import FRAME_REF_TOPIC
+from sage_common.params import resolve
+from sage_common.ros import RELIABLE_QOS, SENSOR_QOS
+from sage_common.stamps import to_sec
+from sage_interfaces.msg import FrameRef, Latent, Salience
+from sage_sensors.camera_backends import build_scene
+from sage_sensors.camera_params import PARAMS
 
 pytest.importorskip('sage_cuda_mailbox', reason='mailbox module not built')
 pytestmark = pytest.mark.graph
@@ -23,9 +34,6 @@ FRAME_TIMEOUT_S = 15.0  # per frame; a frame that never arrives on one path fail
 
 
 def _scene_frames():
-    from sage_common.params import resolve
-    from sage_sensors.camera_backends import build_scene
-    from sage_sensors.camera_params import PARAMS
     scene = build_scene(resolve(PARAMS, {'width': 320, 'height': 240}))
     return [scene.render(0.5 * i, i) for i in range(FRAMES)]
 
@@ -58,15 +66,8 @@ def _matched(node, image_pub, ref_pub) -> bool:
 
 
 def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain, tmp_path):
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from sage_common.mailbox_params import FRAME_REF_TOPIC
-    from sage_common.ros import RELIABLE_QOS, SENSOR_QOS
-    from sage_common.stamps import to_sec
-    from diagnostic_msgs.msg import DiagnosticArray
+    # lazy: keeps the compiled mailbox out of this module's import
     from sage_cuda_mailbox import FrameWriter
-    from sage_interfaces.msg import FrameRef, Latent, Salience
-    from sensor_msgs.msg import Image
 
     frames = _scene_frames()
     sup, segment = _graph(load_profile('nano'), tmp_path, ros_domain)

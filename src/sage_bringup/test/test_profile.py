@@ -1,7 +1,11 @@
+import importlib
+
 import pytest
 
-from sage_bringup.profile import ProfileError, load_profile, params_file_content, parse_set
+from sage_bringup.profile import (load_profile, params_file_content, parse_set, profile_data,
+                                  profile_path, ProfileError)
 from sage_common.errors import ParamError
+from sage_common.params import flatten
 
 EXPECTED_NODES = {'camera', 'microphone', 'imu', 'vision_encoder', 'audio_encoder',
                   'language_encoder', 'snarc', 'orchestrator', 'memory'}
@@ -61,10 +65,6 @@ def test_duplicate_keys_in_a_profile_are_refused(tmp_path):
 
 @pytest.mark.parametrize('profile', ['nano', 'thor', 'workstation'])
 def test_profile_files_spell_out_every_declared_parameter(profile):
-    import importlib
-
-    from sage_bringup.profile import profile_data, profile_path
-    from sage_common.params import flatten
     data = profile_data(profile_path(profile))
     for name, entry in data['launch']['nodes'].items():
         declared = {s.name for s in importlib.import_module(entry['params']).PARAMS}

@@ -6,24 +6,21 @@ import os
 import sys
 
 import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from std_msgs.msg import String
 
 from sage_bringup.environment import graph_env
 from sage_bringup.profile import load_profile
 from sage_bringup.supervisor import Supervisor, SupervisorConfig
-from sage_common.ros import spin_until
+from sage_common.ros import LATCHED_QOS, MEMORY_STATE_TOPIC, spin_until
+from sage_orchestrator.orchestrator_node import OrchestratorNode
 
 pytestmark = pytest.mark.graph
 
 
 def test_trust_checkpointed_to_memory_comes_back_in_a_new_orchestrator(ros_domain, tmp_path):
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-    from std_msgs.msg import String
-
-    from sage_common.ros import LATCHED_QOS, MEMORY_STATE_TOPIC
-    from sage_orchestrator.orchestrator_node import OrchestratorNode
-
     profile = load_profile('nano', [f'memory.data_dir={tmp_path / "mem"}'])
     env = dict(os.environ, **graph_env(profile, ros_domain))
     memory = Supervisor((profile.node('memory'),), tmp_path / 'run', env,

@@ -20,12 +20,14 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import soundfile as sf
 
 from sage_common.preview_formats import AUDIO_CODECS, AUDIO_FORMAT, GSM_RATE, IMAGE_FORMATS
 
 
 def encode_image(rgb: np.ndarray, size: tuple[int, int], fmt: str, quality: int) -> bytes:
     """(H, W, 3) uint8 RGB -> a `size` (width, height) thumbnail in `fmt`; b'' if it fails."""
+    # lazy: keeps cv2 out of this module's import
     import cv2
     if fmt not in IMAGE_FORMATS:
         raise ValueError(f'image preview format {fmt!r}, expected one of {IMAGE_FORMATS}')
@@ -41,6 +43,7 @@ def encode_image(rgb: np.ndarray, size: tuple[int, int], fmt: str, quality: int)
 
 def decode_image(data: bytes) -> np.ndarray | None:
     """(H, W, 3) uint8 RGB from WebP or JPEG bytes, or None when they do not decode."""
+    # lazy: keeps cv2 out of this module's import
     import cv2
     if not data:
         return None
@@ -52,7 +55,6 @@ def decode_image(data: bytes) -> np.ndarray | None:
 
 def encode_audio(samples: np.ndarray, rate: int, codec: str = 'ima_adpcm') -> bytes:
     """Mono samples (int16, or float in [-1, 1]) -> WAV bytes in `codec` at `rate` Hz."""
-    import soundfile as sf
     if codec not in AUDIO_CODECS:
         raise ValueError(f'audio preview codec {codec!r}, expected one of {tuple(AUDIO_CODECS)}')
     if codec == 'gsm610' and int(rate) != GSM_RATE:
@@ -78,7 +80,6 @@ def decode_audio(data: bytes, fmt: str, rate: int = 8000) -> tuple[np.ndarray, i
         return np.frombuffer(data, '<i2').astype(np.float32) / 32768.0, rate
     if fmt != AUDIO_FORMAT:
         raise ValueError(f'audio preview format {fmt!r}, expected wav or s16le')
-    import soundfile as sf
     try:
         audio, sr = sf.read(io.BytesIO(data), dtype='float32', always_2d=True)
     except RuntimeError as err:  # soundfile's LibsndfileError is one (not in older releases)

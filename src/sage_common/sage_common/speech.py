@@ -12,6 +12,7 @@ import shutil
 import subprocess
 
 import numpy as np
+import soundfile as sf
 
 from sage_common.errors import SageError
 
@@ -37,8 +38,6 @@ def espeak(text: str, voice: str = 'en', speed: int = 150,
     Raises:
         SpeechError: espeak-ng is missing or fails.
     """
-    import soundfile as sf
-
     exe = espeak_exe()
     if exe is None:
         raise SpeechError('espeak-ng not found (apt-get install espeak-ng)')

@@ -2,6 +2,12 @@
 import subprocess
 import sys
 import textwrap
+import time
+
+import rclpy
+
+from sage_common.ros import RELIABLE_QOS
+from sage_interfaces.msg import AtpBudget, AudioFrame, Salience
 
 PUBLISHER = textwrap.dedent('''
     import time, rclpy
@@ -24,10 +30,6 @@ PUBLISHER = textwrap.dedent('''
 
 
 def test_salience_audio_frame_and_budget_cross_processes(ros_domain):
-    import rclpy
-    from sage_interfaces.msg import AtpBudget, AudioFrame, Salience
-    from sage_common.ros import RELIABLE_QOS
-
     pub = subprocess.Popen([sys.executable, '-c', PUBLISHER])
     got = {}
     rclpy.init()
@@ -36,7 +38,6 @@ def test_salience_audio_frame_and_budget_cross_processes(ros_domain):
         for t in (Salience, AudioFrame, AtpBudget):
             node.create_subscription(t, '/sage/test/' + t.__name__.lower(),
                                      lambda m, t=t: got.setdefault(t, m), RELIABLE_QOS)
-        import time
         deadline = time.time() + 12
         while len(got) < 3 and time.time() < deadline:
             rclpy.spin_once(node, timeout_sec=0.1)

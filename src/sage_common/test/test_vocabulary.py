@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sage_common import vocabulary as vocab
+from sage_interfaces.msg import MetabolicState
 
 SRC = Path(__file__).resolve().parents[2]
 HOME = Path(vocab.__file__).resolve()
@@ -52,6 +53,5 @@ def test_a_throwaway_literal_is_caught(tmp_path, literal):
 
 
 def test_the_vocabulary_matches_the_message_constants():
-    from sage_interfaces.msg import MetabolicState
     for state in vocab.STATES:
         assert getattr(MetabolicState, state.value) == state.value

@@ -17,6 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from sage_cuda_mailbox import _mailbox
+from sage_cuda_mailbox.errors import MailboxBusy, StaleFrame
+from sage_cuda_mailbox.frames import FrameReader, FrameWriter
+
 # slot (u32), flag (u32: 0 frame, 1 warm-up, 2 end), sequence (u64), t0 ns (u64)
 NOTE = struct.Struct('<IIQQ')
 FLAG_FRAME, FLAG_WARM, FLAG_END = 0, 1, 2
@@ -54,9 +58,6 @@ def sleep_until(t: float) -> None:
 # ------------------------------------------------------------------------------ mailbox
 
 def mailbox_writer(args: dict[str, Any]) -> None:
-    from sage_cuda_mailbox import _mailbox
-    from sage_cuda_mailbox.frames import FrameWriter
-
     w, h = args['width'], args['height']
     writer = FrameWriter(args['segment'], slots=4, max_bytes=w * h * 3)
     notes = _mailbox.Pbm.create(args['segment'] + '_notes', NOTE.size, 64, 'overwrite',
@@ -87,10 +88,6 @@ def mailbox_writer(args: dict[str, Any]) -> None:
 
 
 def mailbox_reader(args: dict[str, Any]) -> None:
-    from sage_cuda_mailbox import _mailbox
-    from sage_cuda_mailbox.errors import MailboxBusy, StaleFrame
-    from sage_cuda_mailbox.frames import FrameReader
-
     reader = FrameReader(args['segment'])
     notes = _mailbox.Pbm.attach(args['segment'] + '_notes')
     consumer = notes.consumer()
@@ -126,6 +123,7 @@ def mailbox_reader(args: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------ DDS
 
 def _qos() -> Any:
+    # lazy: keeps ROS out of this module's import
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     # SENSOR_QOS-like but reliable, depth 1 (as the issue fixes for this comparison).
     return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -133,6 +131,7 @@ def _qos() -> Any:
 
 
 def dds_publisher(args: dict[str, Any]) -> None:
+    # lazy: keeps ROS out of this module's import
     import rclpy
     from sensor_msgs.msg import Image
 
@@ -175,6 +174,7 @@ def dds_publisher(args: dict[str, Any]) -> None:
 
 
 def dds_subscriber(args: dict[str, Any]) -> None:
+    # lazy: keeps ROS out of this module's import
     import rclpy
     from sensor_msgs.msg import Image
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import select
 import subprocess
 import sys
 import tempfile
@@ -79,7 +80,6 @@ class _Child:
         Raises:
             RuntimeError: the child ended or timed out.
         """
-        import select
         if self.proc.stdout is None:
             raise RuntimeError('benchmark child has no stdout')
         deadline = time.monotonic() + timeout

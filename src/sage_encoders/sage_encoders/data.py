@@ -28,6 +28,7 @@ HELDOUT_SEED = 987654
 
 def skimage_rgb(name: str) -> np.ndarray:
     """A scikit-image sample image as RGB uint8 through the shared conversion."""
+    # lazy: keeps scikit-image out of this module's import
     from skimage import data as skdata  # training-only dependency
 
     img = np.asarray(getattr(skdata, name)())
@@ -173,6 +174,7 @@ def espeak(text: str, voice: str, speed: int, pitch: int, sample_rate: int = 160
     Raises:
         EncoderError: espeak-ng is missing or fails.
     """
+    # lazy: keeps scipy out of this module's import
     from scipy.signal import resample_poly
 
     try:

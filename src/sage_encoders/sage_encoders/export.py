@@ -12,6 +12,7 @@ ORT FP32: code agreement, latent error, reconstruction error; and ORT FP32 again
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from sage_encoders import data
 from sage_encoders.model_files import PACKAGED_DIR, onnx_path, read_meta, write_json
-from sage_encoders.preprocess import model_mel
+from sage_encoders.preprocess import model_mel, preprocess_rgb
 from sage_encoders.quantize import lookup, nearest_codes
 
 OPSET = 17
@@ -29,6 +30,7 @@ MINILM_FILE = 'minilm_l6_v2.{precision}.onnx'
 
 
 def _export_fp32(module: Any, example: Any, path: Path, in_name: str, out_name: str) -> None:
+    # lazy: keeps torch out of this module's import
     import torch
 
     module.eval()
@@ -40,6 +42,7 @@ def _export_fp32(module: Any, example: Any, path: Path, in_name: str, out_name: 
 
 
 def _to_fp16(src: Path, dst: Path) -> None:
+    # lazy: keeps onnxruntime and onnx out of this module's import
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -58,6 +61,7 @@ class _Calib:
 
 
 def _to_int8(src: Path, dst: Path, name: str, batches: list[np.ndarray]) -> None:
+    # lazy: keeps onnxruntime and onnx out of this module's import
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -76,6 +80,7 @@ def _to_int8(src: Path, dst: Path, name: str, batches: list[np.ndarray]) -> None
 
 
 def _session(path: Path) -> Any:
+    # lazy: keeps onnxruntime out of this module's import
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -88,8 +93,6 @@ def _inputs(modality: str, n_calib: int, out_dir: Path
             ) -> tuple[list[np.ndarray], np.ndarray]:
     """(calibration batches of 1, held-out inputs) in the training distribution (audio
     through the front end out_dir's model was trained with)."""
-    from sage_encoders.preprocess import preprocess_rgb
-
     if modality == 'vision':
         pool = data.vision_pool(n_calib, seed=data.TRAIN_SEED + 1)
         calib = [preprocess_rgb(f, 240) for f in pool]
@@ -103,8 +106,8 @@ def _inputs(modality: str, n_calib: int, out_dir: Path
 
 def quality(out_dir: Path, modality: str, held: np.ndarray) -> dict[str, Any]:
     """Compare every ONNX precision with ORT FP32 (and FP32 with torch) on held-out inputs."""
+    # lazy: keeps torch out of this module's import
     import torch
-
     from sage_encoders.vqvae import load
 
     codebook = np.load(out_dir / f'{modality}_codebook.npy')
@@ -153,8 +156,8 @@ def export_puzzle(modality: str, out_dir: Path = PACKAGED_DIR, n_calib: int = 48
     Returns:
         The quality report.
     """
+    # lazy: keeps torch out of this module's import
     import torch
-
     from sage_encoders.vqvae import load
 
     torch.set_num_threads(1)
@@ -205,13 +208,11 @@ def export_language(out_dir: Path = PACKAGED_DIR) -> dict[str, Any]:
     Returns:
         The quality report (cosine similarity to sentence-transformers per precision).
     """
-    import os
-
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    # lazy: keeps torch, onnxruntime, onnx and transformers out of this module's import
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
-
     from sage_encoders.minilm import ONNX_NAME, TOKENIZER_NAME, MiniLm, source_dir
 
     torch.set_num_threads(1)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import copy
 from dataclasses import dataclass, field
 from functools import lru_cache
+import gc
 import math
 from pathlib import Path
 import time
@@ -321,7 +322,6 @@ def rehearsal_set(modality: str, mel: MelConfig | None = None) -> Any:
 def release_shipped_data() -> None:
     """Drop the cached held-out and rehearsal sets (about 180 MB with both modalities): the
     sleep worker calls it before each export, whose int8 calibration needs that memory."""
-    import gc
     heldout_set.cache_clear()
     rehearsal_set.cache_clear()
     gc.collect()

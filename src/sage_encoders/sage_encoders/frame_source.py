@@ -21,6 +21,7 @@ class MailboxFrames:
     """Attaches to the camera's segment on first use (and again if its name changes)."""
 
     def __init__(self, lease_ms: int) -> None:
+        # lazy: keeps the compiled mailbox out of this module's import
         import sage_cuda_mailbox
         self._mb = sage_cuda_mailbox
         self._lease_ms = lease_ms

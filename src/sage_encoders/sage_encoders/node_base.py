@@ -6,6 +6,7 @@ rclpy lives here and in the *_node modules only; the cores stay pure.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import os
 import threading
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from sage_common.convert import latent_to_msg
 from sage_common.ros import LATCHED_QOS, RELIABLE_QOS, DiagnosticsPublisher, declare_params
 from sage_common.stamps import to_sec
 from sage_common.vocabulary import Topic
+from sage_encoders.puzzle import IrpConfig
 from sage_interfaces.msg import AtpBudget, Latent, MetabolicState
 from sage_interfaces.srv import EncoderInput
 from std_msgs.msg import String
@@ -105,7 +107,6 @@ class EncoderNodeBase(Node):
                 self._follow(self._live_msg)
         set_irp = getattr(self.core, 'set_irp', None)
         if callable(set_irp) and 'irp.eps' in values:
-            from sage_encoders.puzzle import IrpConfig
             set_irp(IrpConfig.from_params(values))
         set_training_input = getattr(self.core, 'set_training_input', None)
         if callable(set_training_input) and 'training_input.keep' in values:
@@ -321,7 +322,6 @@ LOADER_NICE = 19  # a swap may take longer; the inputs meanwhile are encoded on 
 def _lower_this_threads_priority() -> None:
     """Give the calling thread the lowest CPU priority (Linux: a thread is a task of its own;
     elsewhere nothing is done)."""
-    import os
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOADER_NICE)
     except (AttributeError, OSError):

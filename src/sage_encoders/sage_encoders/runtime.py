@@ -48,7 +48,7 @@ def limit_blas_threads() -> None:
         return
     _BLAS_LIMITED = True
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # lazy: optional
     except ImportError:
         return
     threadpool_limits(limits=1, user_api='blas')
@@ -174,8 +174,8 @@ class TorchBackend:
 
     def __init__(self, directory: Path, modality: str, precision: str, providers: list[str],
                  threads: int, trt_fp16: bool = False) -> None:
+        # lazy: keeps torch out of this module's import
         import torch
-
         from sage_encoders.vqvae import load
 
         if precision != 'fp32':

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from sage_encoders import data
+from sage_encoders.export import export_puzzle
 from sage_encoders.model_files import PACKAGED_DIR, write_json
 from sage_encoders.preprocess import MODEL_MEL
 from sage_encoders.vqvae import AUDIO_CONFIG, VISION_CONFIG, VqVae, VqVaeConfig, save
@@ -193,7 +194,6 @@ def run(modality: str, out_dir: Path, steps: int, seed: int, export: bool = True
     print(f"held-out recon {trained['recon_mse']:.4f} vs untrained {base['recon_mse']:.4f}; "
           f"codes used {trained['codes_used']}/{cfg.codebook_size}", flush=True)
     if export:
-        from sage_encoders.export import export_puzzle
         export_puzzle(modality, out_dir)
     return record
 

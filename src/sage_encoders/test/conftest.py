@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import pytest
 from sage_common.params import resolve
+from sage_encoders import audio_encoder_params, vision_encoder_params
 
 
 @pytest.fixture
 def vision_params():
-    from sage_encoders.vision_encoder_params import PARAMS, validate
-    return resolve(PARAMS, {}, validate)
+    return resolve(vision_encoder_params.PARAMS, {}, vision_encoder_params.validate)
 
 
 @pytest.fixture
 def audio_params():
-    from sage_encoders.audio_encoder_params import PARAMS, validate
-    return resolve(PARAMS, {}, validate)
+    return resolve(audio_encoder_params.PARAMS, {}, audio_encoder_params.validate)

@@ -6,13 +6,19 @@ from pathlib import Path
 import shutil
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from sage_common.previews import decode_audio
+from sage_encoders import data
 from sage_encoders.audio_core import FEATURES, AudioEncoderCore
-from sage_encoders.errors import InputError
+from sage_encoders.errors import InputError, ModelError
 from sage_encoders.model_files import PACKAGED_DIR, onnx_path, read_meta
-from sage_encoders.preprocess import MODEL_MEL, MelConfig, model_mel, pcm_from_bytes
+from sage_encoders.preprocess import (MelConfig, MODEL_MEL, model_mel, pcm_from_bytes,
+                                      pcm_to_float, preprocess_audio)
+from sage_encoders.quantize import nearest_codes
+from sage_encoders.train import evaluate
+from sage_encoders.vqvae import AUDIO_CONFIG, load, VqVae
 
 SR = 16000
 
@@ -35,9 +41,6 @@ def _feed(core, pcm, t0=10.0, block=512, atp=None):
 
 def test_trained_audio_model_beats_untrained_on_heldout_sounds() -> None:
     torch = pytest.importorskip('torch')
-    from sage_encoders import data
-    from sage_encoders.train import evaluate
-    from sage_encoders.vqvae import AUDIO_CONFIG, VqVae, load
 
     mel = model_mel(read_meta(PACKAGED_DIR, 'audio'))
     held = data.audio_mels(data.audio_heldout_windows(mel), mel)  # other voices and phrases
@@ -50,12 +53,6 @@ def test_trained_audio_model_beats_untrained_on_heldout_sounds() -> None:
 
 def test_onnx_codes_match_torch_on_fixed_windows() -> None:
     torch = pytest.importorskip('torch')
-    import onnxruntime as ort
-
-    from sage_encoders import data
-    from sage_encoders.preprocess import pcm_to_float, preprocess_audio
-    from sage_encoders.quantize import nearest_codes
-    from sage_encoders.vqvae import load
 
     model = load(PACKAGED_DIR / 'audio_vqvae.pt')
     cb = np.load(PACKAGED_DIR / 'audio_codebook.npy')
@@ -222,10 +219,6 @@ def test_each_model_takes_windows_through_the_front_end_it_was_trained_with(
     """The packaged model records MODEL_MEL (2048-sample frames) and gets it; a version whose
     metadata records the 512-sample front end (one fine-tuned before MODEL_MEL, rolled back
     to) gets that one; the level and spectrum features keep the default front end."""
-    from sage_encoders import data
-    from sage_encoders.preprocess import pcm_to_float, preprocess_audio
-    from sage_encoders.quantize import nearest_codes
-
     assert read_meta(PACKAGED_DIR, 'audio')['preprocess']['mel'] == MODEL_MEL.__dict__
     assert MODEL_MEL.n_fft != MelConfig().n_fft
     pcm = data.to_pcm(data.synth_clip(np.random.default_rng(5), 1.1)[:16384])
@@ -252,8 +245,6 @@ def test_each_model_takes_windows_through_the_front_end_it_was_trained_with(
 
 def test_a_version_whose_front_end_record_is_broken_is_refused_clearly(audio_params,
                                                                        tmp_path) -> None:
-    from sage_encoders.errors import ModelError
-
     bad = _version_with_mel(tmp_path, 'bad', {**MODEL_MEL.__dict__, 'n_ftt': 1024})
     core = _core(audio_params)
     running = core.model

@@ -7,13 +7,20 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import Image
 
 from sage_encoders.audio_core import AudioEncoderCore
-from sage_encoders.input_ring import (InputRing, int16_samples, jpeg_input,
-                                      s16le_zlib_input)
+from sage_encoders.data import demo_frame, skimage_rgb
+from sage_encoders.input_ring import (InputRing, int16_samples, jpeg_input, kept_frame,
+                                      kept_window, s16le_zlib_input)
 from sage_encoders.preprocess import preprocess_rgb, scale_rgb
 from sage_encoders.vision_core import VisionEncoderCore, exposed_rgb
-from sage_common.ros import spin_until
+from sage_common.ros import SENSOR_QOS, spin_until
+from sage_encoders.vision_encoder_node import VisionEncoderNode
+from sage_interfaces.msg import Latent
+from sage_interfaces.srv import EncoderInput
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -28,7 +35,6 @@ def _decode_jpeg(data: bytes) -> np.ndarray:
 
 def test_vision_core_serves_the_model_input_frame_of_a_photo_as_jpeg(vision_params) -> None:
     pytest.importorskip('skimage')
-    from sage_encoders.data import skimage_rgb
 
     photo = skimage_rgb('coffee')  # a real 400x600 photo
     assert photo.shape == (400, 600, 3)
@@ -58,7 +64,6 @@ def test_vision_core_serves_the_model_input_frame_of_a_photo_as_jpeg(vision_para
 
 def test_jpeg_quality_parameter_sets_the_size_and_fidelity_of_the_frame(vision_params) -> None:
     pytest.importorskip('skimage')
-    from sage_encoders.data import skimage_rgb
 
     photo = cv2.resize(skimage_rgb('astronaut'), (240, 240), interpolation=cv2.INTER_AREA)
     low, high = jpeg_input(photo, 30), jpeg_input(photo, 95)
@@ -73,8 +78,6 @@ def test_jpeg_quality_parameter_sets_the_size_and_fidelity_of_the_frame(vision_p
 
 
 def test_vision_frame_at_input_size_is_copied_not_aliased(vision_params) -> None:
-    from sage_encoders.data import demo_frame
-
     frame = demo_frame(3, 240, 240)  # already at input size: no resize, the caller's buffer
     kept = frame.copy()
     core = VisionEncoderCore.from_params({**vision_params, 'exposure.target': 0.0})
@@ -152,8 +155,6 @@ def test_right_seq_with_wrong_stamp_is_not_found() -> None:
 
 
 def test_keep_zero_serves_nothing(vision_params) -> None:
-    from sage_encoders.data import demo_frame
-
     core = VisionEncoderCore.from_params({**vision_params, 'training_input.keep': 0})
     core.encode(demo_frame(1), 3.0, 0)
     assert len(core.inputs) == 0 and not core.inputs.enabled
@@ -163,15 +164,6 @@ def test_keep_zero_serves_nothing(vision_params) -> None:
 
 def test_vision_node_answers_encoder_input_for_a_published_frame(ros_domain) -> None:
     rclpy = pytest.importorskip('rclpy')
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-    from sage_common.ros import SENSOR_QOS
-    from sage_interfaces.msg import Latent
-    from sage_interfaces.srv import EncoderInput
-    from sensor_msgs.msg import Image
-
-    from sage_encoders.data import demo_frame
-    from sage_encoders.vision_encoder_node import VisionEncoderNode
 
     ctx = Context()
     rclpy.init(context=ctx, domain_id=ros_domain)
@@ -223,8 +215,6 @@ def test_vision_node_answers_encoder_input_for_a_published_frame(ros_domain) -> 
 
 
 def test_a_stored_input_decodes_back_to_what_the_ring_kept() -> None:
-    from sage_encoders.input_ring import kept_frame, kept_window
-
     rgb = np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)
     rgb[:, :20] = (200, 30, 30)  # a flat block: JPEG keeps its colour, so channels show
     ans = jpeg_input(rgb, 95)

@@ -10,6 +10,7 @@ from sage_common.params import resolve
 from sage_encoders.errors import InputError, ModelError
 from sage_encoders.language_core import LanguageEncoderCore
 from sage_encoders.language_encoder_params import PARAMS, validate
+from sage_encoders.minilm import MiniLm
 
 
 @pytest.fixture
@@ -27,7 +28,6 @@ def test_embeddings_are_unit_384_vectors_and_similar_texts_are_closer(core) -> N
 
 def test_onnx_embeddings_match_sentence_transformers(core) -> None:
     pytest.importorskip('torch')
-    from sage_encoders.minilm import MiniLm
 
     texts = ['hello world', 'Where is the charging station?', 'a' * 300]
     ref = MiniLm(core.model._dir, runtime='torch').embed(texts)

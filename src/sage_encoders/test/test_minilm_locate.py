@@ -160,6 +160,7 @@ def test_a_colcon_graph_node_without_export_says_how_and_exits_2(fresh, tmp_path
 def test_a_colcon_graph_node_embeds_text_with_the_exported_model(first_start, fresh,
                                                                   ros_domain):
     rclpy = pytest.importorskip('rclpy')
+    # lazy: ROS only for this test, which skips without it
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from sage_common.ros import RELIABLE_QOS

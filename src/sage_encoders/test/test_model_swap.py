@@ -7,15 +7,25 @@ import shutil
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
+from sage_common.ros import LATCHED_QOS, SENSOR_QOS
 from sage_encoders.audio_core import AudioEncoderCore
 from sage_encoders.data import demo_frame
 from sage_encoders.errors import ModelError
 from sage_encoders.live_models import PACKAGED, LiveModel, live_model
 from sage_encoders.model_files import PACKAGED_DIR, model_identity
 from sage_encoders.vision_core import VisionEncoderCore
+from sage_encoders.vision_encoder_node import VisionEncoderNode
+from sage_interfaces.msg import Latent
 
 
 def copy_model(modality: str, dest: Path) -> Path:
@@ -223,7 +233,6 @@ class _Spinner:
     """Spins one node on its own executor and thread."""
 
     def __init__(self, ctx, node) -> None:
-        from rclpy.executors import SingleThreadedExecutor
         self.node = node
         self._ex = SingleThreadedExecutor(context=ctx)
         self._ex.add_node(node)
@@ -275,18 +284,6 @@ class _Watch:
 
 def test_the_vision_node_swaps_a_promoted_version_between_two_frames(ros_domain,
                                                                      tmp_path) -> None:
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.parameter import Parameter
-
-    from diagnostic_msgs.msg import DiagnosticArray
-    from sage_common.ros import LATCHED_QOS, SENSOR_QOS
-    from sage_interfaces.msg import Latent
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import String
-
-    from sage_encoders.vision_encoder_node import VisionEncoderNode
-
     v2 = copy_model('vision', tmp_path / 'v0002')
     relabel = permute_codebook(v2, 'vision')  # a measurably different version
     ctx = Context()
@@ -390,16 +387,6 @@ def test_the_vision_node_swaps_a_promoted_version_between_two_frames(ros_domain,
 
 def test_with_follow_live_off_the_node_keeps_its_model_until_it_is_turned_on(ros_domain,
                                                                             tmp_path) -> None:
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.parameter import Parameter
-
-    from diagnostic_msgs.msg import DiagnosticArray
-    from sage_common.ros import LATCHED_QOS
-    from std_msgs.msg import String
-
-    from sage_encoders.vision_encoder_node import VisionEncoderNode
-
     v2 = copy_model('vision', tmp_path / 'v0002')
     ctx = Context()
     rclpy.init(context=ctx, domain_id=ros_domain)

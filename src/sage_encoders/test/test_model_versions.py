@@ -5,10 +5,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from sage_encoders.model_versions import (LIVE_FILE, PACKAGED, VERSION_FILE, ModelVersions,
-                                          VersionError, format_rows)
+from sage_encoders.model_versions import (format_rows, LIVE_FILE, MEMORY_EMBEDDINGS_FILE,
+                                          ModelVersions, PACKAGED, read_memory_embeddings,
+                                          VERSION_FILE, VersionError, write_memory_embeddings)
 
 
 def build(v: ModelVersions, decision: str = 'promoted', base: str = PACKAGED) -> str:
@@ -124,11 +126,6 @@ def test_a_broken_version_folder_is_listed_but_never_used(tmp_path: Path) -> Non
 
 
 def test_memory_embeddings_round_trip_and_a_bad_file_is_an_error(tmp_path: Path) -> None:
-    import numpy as np
-
-    from sage_encoders.model_versions import (MEMORY_EMBEDDINGS_FILE, read_memory_embeddings,
-                                              write_memory_embeddings)
-
     assert read_memory_embeddings(tmp_path) is None  # versions from before the file
     emb = np.arange(12, dtype=np.float64).reshape(3, 4)
     write_memory_embeddings(tmp_path, ['a', 'bb', 'c' * 32], emb)

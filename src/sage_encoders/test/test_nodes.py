@@ -9,17 +9,25 @@ import numpy as np
 import pytest
 from sage_common.previews import decode_audio
 from sage_encoders.audio_core import FEATURES
+from sage_encoders.data import demo_frame
 from sage_encoders.vision_core import FEATURES as VISION_FEATURES
 from sage_common.ros import spin_until
 
 rclpy = pytest.importorskip('rclpy')
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from sage_common.ros import LATCHED_QOS, SENSOR_QOS  # noqa: E402
+from sage_encoders.audio_encoder_node import AudioEncoderNode  # noqa: E402
+from sage_encoders.vision_encoder_node import VisionEncoderNode  # noqa: E402
+from sage_interfaces.msg import (AtpAllocation, AtpBudget, AudioFrame, Latent,  # noqa: E402
+                                 MetabolicState)
 
 
 @pytest.fixture
 def ros(monkeypatch):
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     ctx = Context()
     rclpy.init(context=ctx, domain_id=121)
@@ -30,14 +38,6 @@ def ros(monkeypatch):
 
 
 def test_vision_node_publishes_latents_reports_bad_frames_and_unloads_in_dream(ros) -> None:
-    from diagnostic_msgs.msg import DiagnosticArray
-    from sage_common.ros import LATCHED_QOS, SENSOR_QOS
-    from sage_interfaces.msg import AtpAllocation, AtpBudget, Latent, MetabolicState
-    from sensor_msgs.msg import Image
-
-    from sage_encoders.data import demo_frame
-    from sage_encoders.vision_encoder_node import VisionEncoderNode
-
     ctx, ex = ros
     node = VisionEncoderNode(context=ctx)
     peer = rclpy.create_node('peer', context=ctx)
@@ -89,11 +89,6 @@ def test_vision_node_publishes_latents_reports_bad_frames_and_unloads_in_dream(r
 
 
 def test_audio_node_turns_frames_into_window_latents(ros) -> None:
-    from sage_common.ros import SENSOR_QOS
-    from sage_interfaces.msg import AudioFrame, Latent
-
-    from sage_encoders.audio_encoder_node import AudioEncoderNode
-
     ctx, ex = ros
     node = AudioEncoderNode(context=ctx)
     peer = rclpy.create_node('peer', context=ctx)

@@ -9,6 +9,14 @@ import pytest
 from sage_encoders.runtime import fallback_note, resolve_providers
 
 rclpy = pytest.importorskip('rclpy')
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from rcl_interfaces.msg import Log  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
+
+from sage_encoders.vision_encoder_node import VisionEncoderNode  # noqa: E402
 CPU_ONLY = 'CUDAExecutionProvider' not in ort.get_available_providers()
 needs_cpu_only = pytest.mark.skipif(not CPU_ONLY, reason='this onnxruntime has CUDA')
 
@@ -33,15 +41,6 @@ def test_fallback_note_names_lost_gpu_providers_only() -> None:
 @needs_cpu_only
 def test_encoder_asked_for_cuda_reports_cpu_fallback_on_diagnostics_and_rosout(
         ros_domain) -> None:
-    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-    from rcl_interfaces.msg import Log
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-    from rclpy.qos import DurabilityPolicy, QoSProfile
-
-    from sage_encoders.vision_encoder_node import VisionEncoderNode
-
     ctx = Context()
     rclpy.init(context=ctx, domain_id=ros_domain)
     ex = SingleThreadedExecutor(context=ctx)

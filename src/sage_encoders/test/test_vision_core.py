@@ -6,14 +6,19 @@ import json
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from sage_common.previews import decode_image
+from sage_encoders import data
 from sage_encoders.data import demo_frame as scene
 from sage_encoders.errors import InputError
 from sage_encoders.model_files import PACKAGED_DIR, onnx_path
 from sage_encoders.preprocess import preprocess_rgb, rgb_from_buffer
+from sage_encoders.quantize import nearest_codes
+from sage_encoders.train import evaluate
 from sage_encoders.vision_core import VisionEncoderCore
+from sage_encoders.vqvae import load, VISION_CONFIG, VqVae
 
 
 def _core(values, **over):
@@ -24,9 +29,6 @@ def _core(values, **over):
 
 def test_trained_vision_model_beats_untrained_on_heldout_images() -> None:
     torch = pytest.importorskip('torch')
-    from sage_encoders import data
-    from sage_encoders.train import evaluate
-    from sage_encoders.vqvae import VISION_CONFIG, VqVae, load
 
     held = data.vision_heldout(240)  # photos and scenes never trained on
     trained = evaluate(load(PACKAGED_DIR / 'vision_vqvae.pt'), held)
@@ -50,10 +52,6 @@ def test_training_record_describes_data_seed_losses_and_evaluation() -> None:
 
 def test_onnx_codes_match_torch_on_fixed_frames() -> None:
     torch = pytest.importorskip('torch')
-    import onnxruntime as ort
-
-    from sage_encoders.quantize import nearest_codes
-    from sage_encoders.vqvae import load
 
     model = load(PACKAGED_DIR / 'vision_vqvae.pt')
     cb = np.load(PACKAGED_DIR / 'vision_codebook.npy')
@@ -83,6 +81,7 @@ def test_int8_weights_leave_headroom_for_cpus_without_vnni(modality, part) -> No
     saturate and the int8 model gives other codes there (vision 0.84 agreement with fp32 on
     an AVX2 EPYC, 0.95 elsewhere). 7-bit weights (reduce_range) keep 2 x 255 x 64 in range."""
     onnx = pytest.importorskip('onnx')
+    # lazy: keeps onnx out of this module's import
     from onnx import numpy_helper
 
     model = onnx.load(str(onnx_path(PACKAGED_DIR, modality, part, 'int8')))

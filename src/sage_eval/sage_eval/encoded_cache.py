@@ -36,6 +36,8 @@ from typing import Any
 
 from sage_common.records import LatentRecord
 from sage_common.user_cache import cache_dir
+from sage_encoders.model_files import search_dirs
+from sage_eval.provenance import bag_sha256
 
 FORMAT = 1
 KEEP = 64  # entries kept: the 40 tuning and 20 report scenes and a few more (35 MB a full scene)
@@ -64,7 +66,6 @@ SHELL_ONLY = frozenset({'irp.publish_initial'})
 
 
 def _model_files(params: Mapping[str, Any]) -> list[list[Any]]:
-    from sage_encoders.model_files import search_dirs
     out: list[list[Any]] = []
     for folder in search_dirs(str(params.get('model_dir', ''))):
         if folder.is_dir():
@@ -76,7 +77,7 @@ def _model_files(params: Mapping[str, Any]) -> list[list[Any]]:
 
 def entry_key(bag: Path, node_params: Mapping[str, Mapping[str, Any]], reorder_s: float) -> str:
     """The cache key of a bag encoded with these parameters (hex)."""
-    from sage_eval.provenance import bag_sha256
+    # lazy: keeps rosbags out of this module's import
     from sage_eval.inputs import ENCODER_PARAMS, resolved_params
     encoders = {node: {k: v for k, v in resolved_params(node_params, node, module).items()
                        if k not in SHELL_ONLY}
@@ -101,6 +102,7 @@ def cached_inputs(bag: Path, node_params: Mapping[str, Mapping[str, Any]], folde
     On a miss the bag is encoded as usual (inputs are yielded as they come) and the entry is
     written once every input has been read; a consumer that stops early writes nothing.
     """
+    # lazy: keeps rosbags out of this module's import
     from sage_eval.inputs import iter_inputs
     problems = problems if problems is not None else Counter()
     path = Path(folder) / f'{entry_key(bag, node_params, reorder_s)}.pkl'

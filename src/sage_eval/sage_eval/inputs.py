@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
+from rosbags.highlevel import AnyReader
+from rosbags.highlevel.anyreader import AnyReaderError
 
 from sage_common.errors import SageError
 from sage_common.params import resolve
 from sage_common.records import grids, ImuRecord, LatentRecord, RewardRecord
+from sage_encoders.budget import AtpAccount
 from sage_eval.bagio import (AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC,
                               LATENT_TOPICS, REWARD_TOPIC, STATE_TOPIC, TEXT_TOPIC, typestore)
 from sage_eval.errors import ReplayError
@@ -75,7 +78,6 @@ class Encoders:
     def account(self, node: str) -> Any:
         """The ATP account of an encoder node, under its plugin name (as the node shell)."""
         if node not in self._accounts:
-            from sage_encoders.budget import AtpAccount
             plugin = str(self.params.get(node, {}).get('plugin') or node)
             self._accounts[node] = AtpAccount(plugin)
         return self._accounts[node]
@@ -85,18 +87,21 @@ class Encoders:
 
     def vision(self) -> Any:
         if self._vision is None:
+            # lazy: keeps onnxruntime and cv2 out of this module's import
             from sage_encoders.vision_core import VisionEncoderCore
             self._vision = VisionEncoderCore.from_params(self._values('vision_encoder'))
         return self._vision
 
     def audio(self) -> Any:
         if self._audio is None:
+            # lazy: keeps onnxruntime and cv2 out of this module's import
             from sage_encoders.audio_core import AudioEncoderCore
             self._audio = AudioEncoderCore.from_params(self._values('audio_encoder'))
         return self._audio
 
     def language(self) -> Any:
         if self._language is None:
+            # lazy: keeps onnxruntime out of this module's import
             from sage_encoders.language_core import LanguageEncoderCore
             self._language = LanguageEncoderCore.from_params(self._values('language_encoder'))
         return self._language
@@ -104,6 +109,7 @@ class Encoders:
     def records(self, topic: str, msg: Any, stamp: float) -> list[InputItem]:
         """Records for one bag message (an audio frame may complete 0..n windows)."""
         if topic == CAMERA_TOPIC:
+            # lazy: keeps cv2 out of this module's import
             from sage_encoders.preprocess import rgb_from_buffer
             rgb = rgb_from_buffer(bytes(msg.data), int(msg.width), int(msg.height),
                                   int(msg.step), str(msg.encoding))
@@ -177,9 +183,6 @@ def iter_inputs(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], *,
     Raises:
         ReplayError: the bag cannot be opened or holds no SAGE input topic.
     """
-    from rosbags.highlevel import AnyReader
-    from rosbags.highlevel.anyreader import AnyReaderError
-
     bag_path = Path(bag_path)
     if not bag_path.exists():
         raise ReplayError(f'bag not found: {bag_path}')

@@ -26,6 +26,7 @@ import tempfile
 import zipfile
 
 import numpy as np
+import soundfile as sf
 
 SAMPLE_RATE = 16000
 MEDIA_ENV = 'SAGE_MEDIA_DIR'
@@ -167,7 +168,7 @@ def path(name: str) -> Path:
 
 def load_audio(name: str, rate: int = SAMPLE_RATE) -> np.ndarray:
     """A recording as float32 mono in [-1, 1] at `rate` (polyphase resampling)."""
-    import soundfile as sf
+    # lazy: keeps scipy out of this module's import
     from scipy.signal import resample_poly
 
     stem = name if name.endswith('.wav') else name + '.wav'
@@ -201,6 +202,7 @@ def utterances() -> list[Utterance]:
 
 def photo(name: str) -> np.ndarray:
     """A scikit-image photograph as (H, W, 3) uint8 RGB."""
+    # lazy: keeps scikit-image out of this module's import
     from skimage import data as skdata
 
     if name not in EVAL_PHOTOS:

@@ -34,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rosbags.rosbag2 import Writer
+from rosbags.rosbag2.enums import StoragePlugin
+from rosbags.rosbag2.errors import WriterError
 
 from sage_eval import media
 from sage_eval.camera_model import cutout, resize_to_height, SensorNoise
@@ -308,10 +311,6 @@ def make_realistic_scene(out_bag: Path, seed: int, program: str = 'full',
     Raises:
         ScenarioError: unknown program, missing media, or the bag cannot be written.
     """
-    from rosbags.rosbag2 import Writer
-    from rosbags.rosbag2.enums import StoragePlugin
-    from rosbags.rosbag2.errors import WriterError
-
     built = _build(seed, program, cfg, room)
     out_bag = Path(out_bag)
     try:

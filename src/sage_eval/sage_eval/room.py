@@ -60,6 +60,7 @@ def mains_hum(n: int, mains_hz: float, level_db: float, phase: float = 0.0) -> n
 
 def fan(rng: np.random.Generator, n: int, level_db: float) -> np.ndarray:
     """A running fan: low-passed noise plus a slowly wandering blade tone, at level_db RMS."""
+    # lazy: keeps scipy out of this module's import
     from scipy.signal import butter, sosfilt
     sos = butter(2, FAN_CORNER_HZ, btype='lowpass', fs=SAMPLE_RATE, output='sos')
     noise = sosfilt(sos, coloured_noise(rng, n, 1.0, 0.0)).astype(np.float32)

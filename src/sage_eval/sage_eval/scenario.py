@@ -37,6 +37,9 @@ from typing import Any, Iterator
 
 import cv2
 import numpy as np
+from rosbags.rosbag2 import Writer
+from rosbags.rosbag2.enums import StoragePlugin
+from rosbags.rosbag2.errors import WriterError
 
 from sage_common.speech import SpeechError, espeak
 from sage_eval.bagio import AUDIO_TOPIC, CAMERA_TOPIC, IMU_TOPIC, REWARD_TOPIC, typestore
@@ -138,6 +141,7 @@ def load_labels(path: Path) -> ScenarioLabels:
 
 @lru_cache(maxsize=32)
 def _photo(name: str) -> np.ndarray:
+    # lazy: keeps scikit-image out of this module's import
     import skimage.data
     img = np.asarray(getattr(skimage.data, name)())
     if img.dtype == bool:
@@ -161,6 +165,7 @@ def speech(text: str, voice: str = 'en', speed: int = 150) -> np.ndarray:
     Raises:
         ScenarioError: espeak-ng is missing or failed.
     """
+    # lazy: keeps scipy out of this module's import
     from scipy.signal import resample_poly
     try:
         data, rate = espeak(text, voice, speed)
@@ -177,6 +182,7 @@ def speech(text: str, voice: str = 'en', speed: int = 150) -> np.ndarray:
 
 def clap(seed: int) -> np.ndarray:
     """A hand clap: band-passed noise burst with a 2 ms attack and 60 ms decay, peak 1."""
+    # lazy: keeps scipy out of this module's import
     from scipy.signal import butter, sosfilt
     rng = np.random.default_rng(seed)
     n = int(0.25 * SAMPLE_RATE)
@@ -433,10 +439,6 @@ def make_scenario(out_bag: Path, seed: int, duration_s: float = 150.0, *,
     Raises:
         ScenarioError: bad arguments, missing espeak-ng, or the bag exists.
     """
-    from rosbags.rosbag2 import Writer
-    from rosbags.rosbag2.enums import StoragePlugin
-    from rosbags.rosbag2.errors import WriterError
-
     if program not in ('standard', 'reward'):
         raise ScenarioError(f"unknown scenario program '{program}' (standard, reward)")
     if duration_s <= warmup_s:

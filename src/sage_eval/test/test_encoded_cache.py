@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from sage_encoders.model_files import PACKAGED_DIR
 from sage_eval import encoded_cache
 from sage_eval.encoded_cache import cached_inputs, entry_key
 from sage_eval.inputs import REORDER_S
@@ -69,7 +70,6 @@ def test_snarc_changes_hit_and_encoder_changes_miss(bag, tmp_path, monkeypatch):
 
 
 def test_a_changed_model_file_changes_the_key(bag, tmp_path):
-    from sage_encoders.model_files import PACKAGED_DIR
     models = tmp_path / 'models'
     models.mkdir()
     for path in PACKAGED_DIR.glob('vision_*'):

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from sage_encoders.data import VISION_TRAIN_IMAGES
 from sage_eval import media
 
 
@@ -30,7 +31,6 @@ def test_the_conversation_transcript_points_at_speech():
 
 
 def test_evaluation_photos_are_not_training_photos():
-    from sage_encoders.data import VISION_TRAIN_IMAGES
     assert not set(media.EVAL_PHOTOS) & set(VISION_TRAIN_IMAGES)
     img = media.photo('motorcycle_left')
     assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from scipy.signal import stft
 
+from sage_common.params import resolve
 from sage_common.previews import decode_audio, decode_image, encode_audio, encode_image
+from sage_encoders import audio_encoder_params as params
 from sage_eval import media
 
 SIZE = (64, 48)
@@ -81,8 +83,6 @@ def test_gsm_previews_take_8_khz_only_and_unknown_codecs_are_refused() -> None:
         encode_audio(np.zeros(8000, np.int16), 16000, 'gsm610')
     with pytest.raises(ValueError, match='codec'):
         encode_audio(np.zeros(800, np.int16), 8000, 'mp3')
-    from sage_common.params import resolve
-    from sage_encoders import audio_encoder_params as params
     values = resolve(params.PARAMS, {'preview.codec': 'gsm610', 'preview.rate': 16000})
     assert any('gsm610' in e for e in params.validate(values))
 

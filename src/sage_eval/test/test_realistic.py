@@ -13,6 +13,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from rosbags.highlevel import AnyReader
 
 from sage_eval.realistic import (make_realistic_scene, plan_realistic_scene,
                                  REPORT_SEEDS, SHORT, TUNING_SEEDS, TURN_S)
@@ -27,7 +28,6 @@ THUMB = (56, 56)
 
 def _read(bag):
     """Every message of the bag: digest, audio, IMU, grey thumbnails, budgets."""
-    from rosbags.highlevel import AnyReader
     digest = hashlib.sha256()
     audio, imu, frames, budgets = [], [], [], []
     with AnyReader([bag], default_typestore=typestore()) as reader:

@@ -1,10 +1,16 @@
 """Offline replay contract: a scenario bag replayed twice gives byte-identical decisions."""
 import json
 
+import numpy as np
 import pytest
+from rosbags.rosbag2 import Writer
+from rosbags.rosbag2.enums import StoragePlugin
 
+from sage_eval.bagio import typestore
+from sage_eval.errors import ScenarioError
 from sage_eval.replay import replay_bag
 from sage_eval.scenario import labels_path, load_labels, make_scenario, score_decisions
+from sage_snarc.synthetic import SyntheticWorld
 
 pytest.importorskip('sage_encoders.vision_core')
 
@@ -55,7 +61,6 @@ def test_decision_lines_follow_the_contract(short_bag, tmp_path):
 
 
 def test_bad_scenario_arguments_are_refused(tmp_path):
-    from sage_eval.errors import ScenarioError
     with pytest.raises(ScenarioError):
         make_scenario(tmp_path / 'x', seed=1, program='nonsense')
     with pytest.raises(ScenarioError):
@@ -68,13 +73,6 @@ def test_bad_scenario_arguments_are_refused(tmp_path):
 
 
 def test_bag_with_recorded_latents_only_is_scored_from_the_latents(tmp_path):
-    import numpy as np
-    from rosbags.rosbag2 import Writer
-    from rosbags.rosbag2.enums import StoragePlugin
-
-    from sage_eval.bagio import typestore
-    from sage_snarc.synthetic import SyntheticWorld
-
     ts = typestore()
     Latent = ts.types['sage_interfaces/msg/Latent']
     Header = ts.types['std_msgs/msg/Header']

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from sage_orchestrator.metabolic import TRANSITIONS
-from sage_orchestrator.orchestrator_core import OrchestratorCore
+from sage_orchestrator.irp import PluginReport
+from sage_orchestrator.metabolic import State, TRANSITIONS
+from sage_orchestrator.orchestrator_core import AtpConfig, OrchestratorCore
 from sage_orchestrator.pressure import PressureSample
 
 from sage_orchestrator.sim import STATES, SimGraph as Graph, scenario_config
@@ -25,7 +26,6 @@ def effects_hold(g: Graph, state) -> None:
 
 
 def test_a_scripted_day_visits_every_state_and_rule_with_its_effects():
-    from sage_orchestrator.metabolic import State
     core = OrchestratorCore(scenario_config())
     g = Graph(core)
     core.on_pressure(CALM, g.t)
@@ -92,8 +92,6 @@ def test_a_scripted_day_visits_every_state_and_rule_with_its_effects():
 
 
 def test_draining_the_atp_reserve_leads_to_crisis_and_recovery():
-    from sage_orchestrator.irp import PluginReport
-    from sage_orchestrator.orchestrator_core import AtpConfig
     core = OrchestratorCore(scenario_config(atp=AtpConfig(10.0, 100.0, 20.0)))
     g = Graph(core)
 

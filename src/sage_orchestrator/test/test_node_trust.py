@@ -23,6 +23,7 @@ from sage_common.convert import latent_to_msg
 from sage_common.records import LatentRecord
 from sage_common.ros import RELIABLE_QOS
 from sage_interfaces.msg import AtpBudget, Latent
+from sage_orchestrator.orchestrator_node import OrchestratorNode
 from sage_orchestrator.plugins import QuadraticDenoise, RefineSettings, run_refine
 
 # The run's domain block (root conftest) plus this file's own offset.
@@ -73,7 +74,6 @@ def wait(cond, timeout: float, what: str) -> None:
 
 @pytest.mark.timeout(60)
 def test_remote_plugins_earn_or_lose_trust_and_it_survives_a_restart(tmp_path, monkeypatch):
-    from sage_orchestrator.orchestrator_node import OrchestratorNode
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=DOMAIN_ID)

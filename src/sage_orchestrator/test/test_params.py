@@ -1,10 +1,14 @@
 """Orchestrator parameters: defaults, cross-field rules and environment overrides."""
 from __future__ import annotations
 
+import pathlib
+import re
+
 import pytest
+import yaml
 
 from sage_common.errors import ParamError
-from sage_common.params import resolve
+from sage_common.params import flatten, resolve
 from sage_orchestrator.metabolic import State
 from sage_orchestrator.orchestrator_params import (PARAMS, build_config, env_name,
                                                    env_overrides, validate)
@@ -50,12 +54,6 @@ def test_environment_overrides_pressure_thresholds_and_state_dir():
 
 
 def test_the_profile_section_in_the_readme_is_valid():
-    import pathlib
-    import re
-
-    import yaml
-
-    from sage_common.params import flatten
     text = (pathlib.Path(__file__).parents[1] / 'README.md').read_text()
     block = re.findall(r'```yaml\n(.*?)```', text, re.S)[0]
     values = flatten(yaml.safe_load(block)['orchestrator']['ros__parameters'])

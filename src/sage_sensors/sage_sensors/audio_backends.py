@@ -196,6 +196,7 @@ class DeviceAudio:
 
     def open(self) -> None:
         try:
+            # lazy: sounddevice needs the PortAudio library, only for a real microphone
             import sounddevice as sd
         except OSError as err:        # PortAudio library missing
             raise StreamError(f'PortAudio is not available: {err}') from err

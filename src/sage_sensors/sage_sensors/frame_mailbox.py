@@ -24,6 +24,7 @@ class FrameMailbox:
 
     def __init__(self, node: Node, segment: str, slots: int, max_bytes: int,
                  image_rate_hz: float) -> None:
+        # lazy: keeps the compiled mailbox out of this module's import
         from sage_cuda_mailbox import FrameWriter, MailboxError
         self._errors = MailboxError
         try:

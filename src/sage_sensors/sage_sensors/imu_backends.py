@@ -53,6 +53,7 @@ def smbus_factory(bus: int) -> I2CBus:
         StreamError: no such bus or no permission.
     """
     try:
+        # lazy: smbus2 only for a real I2C IMU
         from smbus2 import SMBus
         return SMBus(bus)
     except (OSError, ImportError) as err:

@@ -48,6 +48,7 @@ class MicrophoneNode(SensorNode):
 
     def _subscribe_audio_common(self, source: AudioCommonAudio) -> None:
         try:
+            # lazy: audio_common_msgs is optional (the 'audio_common' backend only)
             from audio_common_msgs.msg import AudioDataStamped, AudioInfo
         except ImportError as err:
             raise SensorError("parameter 'backend': audio_common needs audio_common_msgs, "

@@ -55,6 +55,7 @@ def sample_data_dir() -> Path:
 
 def _photo(name: str) -> np.ndarray:
     """One of the photos bundled inside scikit-image (no download), as (H, W, 3) uint8 RGB."""
+    # lazy: keeps scikit-image out of this module's import
     from skimage import data
     return np.asarray(getattr(data, name)(), dtype=np.uint8)
 

@@ -109,6 +109,7 @@ def test_device_callback_stamps_with_the_adc_time():
 
 def _input_devices():
     try:
+        # lazy: sounddevice needs the PortAudio library
         import sounddevice as sd
         return [d for d in sd.query_devices() if d['max_input_channels'] > 0]
     except (OSError, ImportError):

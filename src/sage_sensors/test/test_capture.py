@@ -1,4 +1,5 @@
 """Capture thread and pacing: schedule, drops, reconnect with backoff, fallback, stop."""
+import random
 import threading
 import time
 
@@ -190,7 +191,6 @@ def test_a_sleeping_tick_is_re_timed_at_once_not_at_the_old_period():
 
 
 def test_decimator_keeps_a_faster_stream_at_the_asked_rate_despite_jitter():
-    import random
     rng = random.Random(3)
     stamps = [k / 30.0 + rng.uniform(-0.004, 0.004) for k in range(300)]   # 10 s at 30 Hz
     for rate, expected in ((15.0, 150), (12.0, 120), (5.0, 50)):

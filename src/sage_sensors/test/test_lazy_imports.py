@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy.signal import lfilter
 
 from sage_sensors.scene import one_pole_lowpass, room_noise
 
@@ -34,7 +35,6 @@ def test_the_synthetic_microphone_track_is_built_without_scipy_signal():
 
 
 def test_the_fft_low_pass_equals_the_one_pole_recursion():
-    from scipy.signal import lfilter
     x = np.random.default_rng(7).normal(0.0, 1.0, 40000)
     a = 0.855
     np.testing.assert_allclose(one_pole_lowpass(x, a), lfilter([1.0 - a], [1.0, -a], x),

@@ -4,10 +4,21 @@ import os
 import subprocess
 import sys
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, Imu
 import soundfile as sf
-from sage_common.ros import spin_until
+from sage_common.ros import SENSOR_QOS, spin_until
+from sage_common.stamps import to_sec
+from sage_interfaces.msg import AudioFrame
+from sage_sensors.camera_node import CameraNode
+from sage_sensors.imu_node import ImuNode
+from sage_sensors.microphone_node import MicrophoneNode
 
 # The run's domain block (root conftest) plus this file's own offset (and the next).
 DOMAIN = int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 14
@@ -16,7 +27,6 @@ DOMAIN = int(os.environ.get('SAGE_TEST_DOMAIN_BASE', '90')) + 14
 @pytest.fixture()
 def ros_context(monkeypatch):
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    import rclpy
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=DOMAIN)
     yield context
@@ -24,19 +34,6 @@ def ros_context(monkeypatch):
 
 
 def test_the_three_nodes_publish_stamped_sensor_messages(ros_context, samples_dir, tmp_path):
-    from diagnostic_msgs.msg import DiagnosticArray
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-    from sage_interfaces.msg import AudioFrame
-    from sensor_msgs.msg import CameraInfo, Image, Imu
-
-    from sage_common.ros import SENSOR_QOS
-    from sage_common.stamps import to_sec
-    from sage_sensors.camera_node import CameraNode
-    from sage_sensors.imu_node import ImuNode
-    from sage_sensors.microphone_node import MicrophoneNode
-
     wav = tmp_path / 'tone.wav'
     t = np.arange(44100) / 44100
     sf.write(str(wav), 0.5 * np.sin(2 * np.pi * 1000 * t), 44100)
@@ -115,15 +112,8 @@ def test_bad_parameters_end_the_process_with_exit_2_naming_the_parameter(module,
 @pytest.mark.skipif(importlib.util.find_spec('audio_common_msgs') is None,
                     reason='audio_common_msgs is not installed')
 def test_audio_common_capture_is_republished_as_frames(ros_context):
+    # lazy: audio_common_msgs is optional (the test skips without it)
     from audio_common_msgs.msg import AudioDataStamped, AudioInfo
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-    from sage_interfaces.msg import AudioFrame
-
-    from sage_common.ros import SENSOR_QOS
-    from sage_sensors.microphone_node import MicrophoneNode
 
     node = MicrophoneNode(context=ros_context, parameter_overrides=[
         Parameter('backend', value='audio_common')])

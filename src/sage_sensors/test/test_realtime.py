@@ -7,6 +7,7 @@ import pytest
 
 from sage_common.health import Health
 from sage_sensors.capture import CaptureRunner
+from sage_sensors.errors import StreamEnded
 from sage_sensors.realtime import (MAX_PRIORITY, raised_priority, set_thread_priority,
                                    thread_scheduling)
 
@@ -69,7 +70,6 @@ class OneItem:
         pass
 
     def read(self):
-        from sage_sensors.errors import StreamEnded
         if not self.items:
             raise StreamEnded('done')
         return self.items.pop()

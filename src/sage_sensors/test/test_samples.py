@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 import sys
 
+import cv2
 import numpy as np
 import soundfile as sf
 
@@ -49,7 +50,6 @@ def test_the_imu_trace_has_the_shake_at_the_scripted_time(samples_dir):
 
 
 def test_the_scene_video_plays_one_period(samples_dir):
-    import cv2
     cap = cv2.VideoCapture(str(samples_dir / 'scene.avi'))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 200
     ok, frame = cap.read()

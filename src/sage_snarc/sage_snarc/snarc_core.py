@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from sage_common.errors import ParamError
 from sage_common.health import Level
+from sage_common.params import resolve
 from sage_common.records import (AXES, ImuRecord, LatentRecord, RewardRecord, SalienceRecord,
                                   model_name)
 from sage_common.vocabulary import LATENT_MODALITIES
@@ -277,8 +279,6 @@ class SnarcCore:
         Raises:
             SnarcError: a value is out of range or the cross-field rules fail.
         """
-        from sage_common.errors import ParamError
-        from sage_common.params import resolve
         try:
             full = resolve(PARAMS, values, validate, node='snarc')
         except ParamError as err:

@@ -1,15 +1,18 @@
 """SnarcCore behaviour on synthetic streams (no encoders, no ROS)."""
+from dataclasses import replace
 import math
 
 import numpy as np
 import pytest
 
 from sage_common.records import ImuRecord, LatentRecord, RewardRecord, SalienceRecord
+from sage_snarc import checkpoint
 from sage_snarc.errors import SnarcError
 from sage_snarc.snarc_core import SnarcCore
 from sage_snarc.snarc_params import PARAMS, validate
 from sage_snarc.synthetic import SyntheticWorld
 from sage_common.params import resolve
+from sage_snarc.threshold import ThresholdController
 
 T0 = 1_700_000_000.0
 
@@ -96,7 +99,6 @@ def test_dead_modality_disables_its_conflict_terms_and_others_are_still_scored()
 
 
 def test_threshold_controller_holds_the_target_attention_rate():
-    from sage_snarc.threshold import ThresholdController
     ctl = ThresholdController(initial=0.45, lo=0.4, hi=0.95, target_rate_hz=0.5, gain=0.01,
                               offsets={})
     rng = np.random.default_rng(0)
@@ -221,7 +223,6 @@ def test_stored_memory_makes_a_stimulus_not_novel():
 
 
 def test_memories_count_only_for_inputs_of_the_encoder_model_that_embedded_them():
-    from dataclasses import replace
     world = SyntheticWorld(9)
     obj = world.direction()
     core = SnarcCore.from_params({})
@@ -266,7 +267,6 @@ def test_memories_count_only_for_inputs_of_the_encoder_model_that_embedded_them(
 
 
 def test_memories_a_sleep_re_embedded_fill_their_versions_index_once():
-    from dataclasses import replace
     world = SyntheticWorld(9)
     obj = world.direction()
     cores = {'filled': SnarcCore.from_params({}), 'empty': SnarcCore.from_params({})}
@@ -382,7 +382,6 @@ def test_same_inputs_give_identical_scores():
 
 
 def test_checkpoint_restores_identical_future_scores():
-    from sage_snarc import checkpoint
     items = _stream(SyntheticWorld(12))
     half = len(items) // 2
     straight = SnarcCore.from_params({})

@@ -1,8 +1,11 @@
 """The SNARC node on a real (in-process) ROS graph: latents and IMU in, Salience out."""
+import json
 import math
 
 import numpy as np
 import pytest
+
+from sage_encoders.model_versions import MEMORY_EMBEDDINGS_FILE, write_memory_embeddings
 
 rclpy = pytest.importorskip('rclpy')
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
@@ -10,9 +13,10 @@ from rclpy.parameter import Parameter  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from sage_interfaces.msg import Latent, Salience  # noqa: E402
 from sensor_msgs.msg import Imu  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 
 from sage_common.convert import latent_to_msg, set_stamp  # noqa: E402
-from sage_common.ros import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
+from sage_common.ros import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS  # noqa: E402
 from sage_snarc.snarc_node import SnarcNode  # noqa: E402
 from sage_snarc.synthetic import SyntheticWorld  # noqa: E402
 from sage_common.ros import spin_until  # noqa: E402
@@ -203,13 +207,6 @@ def test_an_input_that_comes_before_and_after_refinement_is_scored_once(ros):
 
 def test_a_live_versions_re_embedded_memories_are_added_once_and_a_bad_file_is_reported(
         ros, tmp_path):
-    import json
-
-    from std_msgs.msg import String
-
-    from sage_common.ros import LATCHED_QOS
-    from sage_encoders.model_versions import MEMORY_EMBEDDINGS_FILE, write_memory_embeddings
-
     rows = np.random.default_rng(2).normal(size=(7, 32)).astype(np.float32)
     vision, audio, old = (tmp_path / name for name in ('v0002', 'v0003', 'v0001'))
     for d in (vision, audio, old):

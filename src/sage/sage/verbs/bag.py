@@ -10,7 +10,7 @@ from sage.cli_args import WATCH_PROFILE_HELP, domain_option, graph_settings
 
 app = typer.Typer(no_args_is_help=True, help='Record, play and inspect rosbag2 bags.')
 
-# Imports inside each command: `sage --help` and the other verbs start without loading
+# Lazy imports inside each command: `sage --help` and the other verbs start without loading
 # what this one needs (rclpy, onnxruntime, torch, SQLAlchemy).
 
 

@@ -9,7 +9,7 @@ import typer
 from sage.cli_args import SET_HELP, fail, domain_option
 from sage_common.errors import SageError
 
-# Imports inside each command: `sage --help` and the other verbs start without loading
+# Lazy imports inside each command: `sage --help` and the other verbs start without loading
 # what this one needs (rclpy, onnxruntime, torch, SQLAlchemy).
 
 

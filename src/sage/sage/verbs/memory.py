@@ -11,7 +11,7 @@ from sage.cli_args import WATCH_PROFILE_HELP, URL_HELP, fail, domain_option, gra
 
 app = typer.Typer(no_args_is_help=True, help='Inspect, export, import, sync memory.')
 
-# Imports inside each command: `sage --help` and the other verbs start without loading
+# Lazy imports inside each command: `sage --help` and the other verbs start without loading
 # what this one needs (rclpy, onnxruntime, torch, SQLAlchemy).
 
 

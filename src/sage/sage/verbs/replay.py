@@ -10,7 +10,7 @@ import typer
 
 from sage.cli_args import SET_HELP, fail, domain_option, graph_settings
 
-# Imports inside each command: `sage --help` and the other verbs start without loading
+# Lazy imports inside each command: `sage --help` and the other verbs start without loading
 # what this one needs (rclpy, onnxruntime, torch, SQLAlchemy).
 
 

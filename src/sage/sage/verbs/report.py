@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 
-# Imports inside each command: `sage --help` and the other verbs start without loading
+# Lazy imports inside each command: `sage --help` and the other verbs start without loading
 # what this one needs (rclpy, onnxruntime, torch, SQLAlchemy).
 
 

@@ -11,7 +11,7 @@ from sage_common.errors import SageError
 
 app = typer.Typer(no_args_is_help=True, help='Labelled scenario bags for tests.')
 
-# Imports inside each command: `sage --help` and the other verbs start without loading
+# Lazy imports inside each command: `sage --help` and the other verbs start without loading
 # what this one needs (rclpy, onnxruntime, torch, SQLAlchemy).
 
 

@@ -12,7 +12,7 @@ from sage_common.errors import SageError
 app = typer.Typer(no_args_is_help=True,
                    help='Run SAGE as a systemd service (boot start, watchdog).')
 
-# Imports inside each command: `sage --help` and the other verbs start without loading
+# Lazy imports inside each command: `sage --help` and the other verbs start without loading
 # what this one needs (rclpy, onnxruntime, torch, SQLAlchemy).
 
 
