@@ -33,7 +33,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from sage_common.params import resolve
-from sage_memory.index.vector_index import IndexConfig
+from sage_memory.index.structure import IndexConfig
 from sage_memory.memory import Memory, MemoryConfig
 from sage_memory.memory_params import PARAMS
 from sage_memory.store.models import ExperienceRecord

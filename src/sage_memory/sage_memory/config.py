@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sage_memory.sleep.consolidation import SleepConfig
-from sage_memory.index.vector_index import IndexConfig
+from sage_memory.index.structure import IndexConfig
 from sage_memory.memory import MemoryConfig
 from sage_memory.memory_params import default_session, split_list
 from sage_memory.policy import PolicyConfig
@@ -33,7 +33,10 @@ def memory_config(values: Mapping[str, Any]) -> MemoryConfig:
         wal_max_mb=float(values['sqlite_wal_max_mb']), retention=retention_config(values),
         page_size=int(values['sqlite_page_size']),
         training_budget_mb=float(values['training_inputs.budget_mb']))
-    index = IndexConfig(m=int(values['index.m']),
+    index = IndexConfig(kind=str(values['index.kind']),
+                        exact_work=int(values['index.exact_work']),
+                        nprobe=int(values['index.nprobe']), seed=int(values['index.seed']),
+                        m=int(values['index.m']),
                         ef_construction=int(values['index.ef_construction']),
                         ef_search=int(values['index.ef_search']),
                         threads=int(values['index.threads']),

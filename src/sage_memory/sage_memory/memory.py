@@ -21,12 +21,16 @@ from typing import Any
 import numpy as np
 from sqlalchemy import exc as sa_exc
 
-from sage_memory.store.codec import as_stored, decode_embedding, decode_embeddings
+from sage_memory.store.codec import as_stored, decode_embeddings
 from sage_memory.errors import QueryError, StoreBusyError, StoreUnavailableError
 from sage_memory.sleep.consolidation import SleepConfig, SleepReport, consolidate
 from sage_memory.heap import release_freed_heap
-from sage_memory.index.vector_index import IndexConfig, IndexKey, IndexSet, VectorIndex
+from sage_memory.index.index_set import IndexSet
+from sage_memory.index.structure import IndexConfig
+from sage_memory.index.vector_index import VectorIndex
+from sage_memory.index.vectors import IndexKey
 from sage_memory.store.models import RECALL_KINDS, ExperienceRecord
+from sage_memory.store.queries import IndexTable
 from sage_memory.index.recall import Query, TextEmbedder, run_query, validate
 from sage_memory.store.memory_store import MemoryStore, StoreConfig, StoreStatus
 from sage_memory.store.training_inputs import TrainingInput
@@ -237,9 +241,15 @@ class Memory:
                                        chunk=self.cfg.index.add_chunk, stop=self._stop)
             self._dirty = True
 
-    def reconcile(self) -> dict[str, int]:
-        """Make the index hold exactly the database's indexable rows; returns counts."""
-        keys = self.store.index_keys()
+    def reconcile(self, table: Mapping[IndexKey, IndexTable] | None = None) -> dict[str, int]:
+        """Make the index hold exactly the database's indexable rows; returns counts.
+
+        Args:
+            table: the indexable rows as just read (start-up: one read serves the snapshot
+                load and this); None = read what is needed here.
+        """
+        keys = ({k: t.ids for k, t in table.items()} if table is not None
+                else self.store.index_keys())
         added = removed = 0
         for key in self.index.keys():
             if key not in keys:
@@ -252,8 +262,12 @@ class Memory:
                 fresh = VectorIndex(key[0], key[1], self.index.cfg)
                 self.index.bulk(True)
                 try:
-                    for chunk in self.store.index_rows(ids=db_ids):
-                        _add_chunk(fresh, chunk)
+                    if table is not None:
+                        _add_from_table(fresh, table[key], db_ids)
+                    else:
+                        for chunk in self.store.index_rows(ids=db_ids):
+                            _add_chunk(fresh, chunk)
+                    fresh.rebuild_if_due()
                 finally:
                     self.index.bulk(False)
                 self.index.replace(fresh)
@@ -270,8 +284,13 @@ class Memory:
             if bulk:
                 self.index.bulk(True)
             try:
-                for chunk in self.store.index_rows(ids=missing):
-                    added += self.index.add_rows(chunk)
+                # The inverted file is trained once, after the rows are in.
+                if table is not None and missing.size:
+                    added += _add_from_table(self.index.ensure(key), table[key], missing)
+                else:
+                    for chunk in self.store.index_rows(ids=missing):
+                        added += self.index.add_rows(chunk, rebuild=False)
+                self.index.rebuild_if_due()
             finally:
                 if bulk:
                     self.index.bulk(False)
@@ -288,30 +307,34 @@ class Memory:
         self._dirty = False
         return n
 
-    def _stored_vectors(self, key: IndexKey, ids: np.ndarray) -> np.ndarray:
-        # A graph-only snapshot: the database rows hold the vectors (zeros for rows gone since).
-        out = np.zeros((ids.size, key[1]), np.float32)
-        pos = {r: i for i, r in enumerate(ids.tolist())}
+    def _load_index(self) -> dict[IndexKey, IndexTable] | None:
+        # A snapshot without vectors: the database rows hold them, read in one pass that the
+        # reconcile after it uses too (zeros for rows gone since the snapshot).
         try:
-            for rows in self.store.index_rows():
-                for r in rows:
-                    i = pos.get(int(r[0]))
-                    if i is not None and (r[1], int(r[2])) == key:
-                        out[i] = decode_embedding(r[3], key[1])
+            table = self.store.index_table()
         except (sa_exc.SQLAlchemyError, sqlite3.Error) as err:
-            # The snapshot is skipped (a problem is noted); the index thread rebuilds it.
-            raise ValueError(f'cannot read its vectors from the database: {err}') from err
-        return out
+            # The snapshot is skipped; the reconcile (reading again) rebuilds the index.
+            self._problems.append(f'index snapshot skipped: cannot read its vectors from the '
+                                  f'database: {err}')
+            return None
+
+        def source(key: IndexKey, ids: np.ndarray) -> np.ndarray:
+            rows = table.get(key)
+            return rows.vectors(ids) if rows is not None else np.zeros((ids.size, key[1]),
+                                                                       np.float32)
+        self._problems += self.index.load(self.snapshot_dir, source)
+        return table
 
     def _index_loop(self) -> None:
-        # The snapshot loads here, not in the constructor: a graph-only snapshot reads its
-        # vectors from the database, which must not delay the node's start.
+        # The snapshot loads here, not in the constructor: a snapshot without vectors reads
+        # them from the database, which must not delay the node's start.
         t1 = time.perf_counter()
-        self._problems += self.index.load(self.snapshot_dir, self._stored_vectors)
+        table = self._load_index()
         self.timings['snapshot_load_s'] = time.perf_counter() - t1
         t0 = time.perf_counter()
         try:
-            stats = self.reconcile()
+            stats = self.reconcile(table)
+            del table
             log.info('index ready: %s', stats)
         except Exception as err:  # noqa: BLE001 - keep serving; next refresh retries
             self._problems.append(f'index reconcile failed: {err}')
@@ -397,9 +420,17 @@ class Memory:
         return clean
 
 
+def _add_from_table(vi: VectorIndex, table: IndexTable, ids: np.ndarray) -> int:
+    found, pos = table.positions(ids)
+    pos = pos[found]
+    return vi.add(table.ids[pos], table.vectors(table.ids[pos]), table.stamps[pos],
+                  table.saliences[pos], rebuild=False)
+
+
 def _add_chunk(vi: VectorIndex, rows: list[Any]) -> None:
     vecs = decode_embeddings([bytes(r[3]) for r in rows], vi.dim)
-    vi.add([r[0] for r in rows], vecs, [r[4] for r in rows], [r[5] for r in rows])
+    vi.add([r[0] for r in rows], vecs, [r[4] for r in rows], [r[5] for r in rows],
+           rebuild=False)
 
 
 @dataclass(frozen=True)

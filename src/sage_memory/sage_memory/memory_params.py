@@ -78,20 +78,32 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('sqlite_wal_max_mb', 64.0, 'a SQLite WAL larger than this is checkpointed and '
               'truncated at once (bounds the WAL under a flood; 0 = no bound)', 0.0, 65_536.0,
               read_only=True),
-    ParamSpec('index.m', 16, 'HNSW graph degree', 4, 128, read_only=True),
-    ParamSpec('index.ef_construction', 128, 'HNSW build candidate list (recall vs insert '
+    ParamSpec('index.kind', 'ivf', 'vector index: ivf (exact while small, then an inverted '
+              'file: cheap inserts, exact top 10 on embeddings that cluster) or hnsw (a graph: '
+              'recall on any embeddings, about 4x the insert cost)', choices=('ivf', 'hnsw'),
+              read_only=True),
+    ParamSpec('index.exact_work', 2_000_000, 'rows x embedding size up to which a search is '
+              'exact (an ivf index stays a flat scan until it holds more; 2e6 = 5,208 rows of '
+              '384-d)', 0, 1_000_000_000, read_only=True),
+    ParamSpec('index.nprobe', 16, 'ivf: inverted lists scanned per recall query (recall vs '
+              'speed; the index has about sqrt(rows) lists)', 1, 65_536, read_only=True),
+    ParamSpec('index.seed', 0, 'ivf: seed of the quantiser\'s training sample and k-means',
+              0, 2**31 - 1, read_only=True),
+    ParamSpec('index.m', 16, 'hnsw: graph degree', 4, 128, read_only=True),
+    ParamSpec('index.ef_construction', 128, 'hnsw: build candidate list (recall vs insert '
               'cost)', 8, 1024, read_only=True),
-    ParamSpec('index.ef_search', 128, 'HNSW query candidate list (raised to k)', 8, 4096,
+    ParamSpec('index.ef_search', 128, 'hnsw: query candidate list (raised to k)', 8, 4096,
               read_only=True),
     ParamSpec('index.threads', 1, 'threads FAISS uses for incremental adds (start-up rebuilds '
               'use every core)',
               0, 64, read_only=True),
-    ParamSpec('index.add_chunk', 8, 'rows per graph insert while rows stream in: a query '
+    ParamSpec('index.add_chunk', 8, 'rows per index insert while rows stream in: a query '
               'waits for one chunk at most, not a whole burst (0 = whole batch)', 0, 100_000,
               read_only=True),
     ParamSpec('index.snapshot_vectors', False, 'index snapshots also hold the vectors (false: '
-              'the graph alone; vectors are read back from the database at start, so each is '
-              'kept on disk once)', read_only=True),
+              'the ivf centroids and each row\'s list, or the hnsw graph, alone; vectors are '
+              'read back from the database at start, so each is kept on disk once)',
+              read_only=True),
     ParamSpec('index.snapshot_period_s', 300.0, 'how often a changed index is saved '
               '(0 = only at shutdown)', 0.0, 86_400.0, read_only=True),
     ParamSpec('index.refresh_period_s', 60.0, 'how often the index is reconciled with the '

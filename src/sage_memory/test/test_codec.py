@@ -5,7 +5,8 @@ import sqlite3
 
 import numpy as np
 
-from sage_memory.index.vector_index import IndexConfig, VectorIndex
+from sage_memory.index.structure import IndexConfig
+from sage_memory.index.vector_index import VectorIndex
 from sage_memory.store.models import PORTABLE_COLUMNS, record_to_row
 from sage_memory.store.retention import RetentionConfig
 from sage_memory.store.memory_store import MemoryStore, StoreConfig

@@ -213,7 +213,7 @@ def test_recall_by_example_during_the_start_up_index_load_waits_or_says_still_lo
     # the start-up window as long as the test needs.
     import threading
 
-    from sage_memory.index.vector_index import IndexSet
+    from sage_memory.index.index_set import IndexSet
 
     mem, centres, rows = clustered_memory(db_url, tmp_path, 40)
     mem.close()

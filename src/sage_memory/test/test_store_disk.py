@@ -42,7 +42,7 @@ def test_a_flood_leaves_the_wal_within_its_bound_and_every_row_in_the_database(t
 
 
 def test_each_vector_is_kept_once_on_disk_and_a_restart_recalls_the_same_rows(tmp_path):
-    from sage_memory.index.vector_index import IndexConfig
+    from sage_memory.index.structure import IndexConfig
     from sage_memory.memory import Memory, MemoryConfig
     dim, n = 128, 2000  # vectors of 512 bytes, a graph of about 170 bytes per row
     cfg = MemoryConfig(store=StoreConfig(data_dir=str(tmp_path),

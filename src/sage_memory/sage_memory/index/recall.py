@@ -18,7 +18,8 @@ import numpy as np
 
 from sage_common.records import MODALITIES
 from sage_memory.errors import QueryError
-from sage_memory.index.vector_index import IndexKey, IndexSet
+from sage_memory.index.index_set import IndexSet
+from sage_memory.index.vectors import IndexKey
 from sage_memory.store.models import ExperienceRecord
 from sage_memory.store.memory_store import MemoryStore
 

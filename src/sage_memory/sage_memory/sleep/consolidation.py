@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import Connection, select, update
 
 from sage_memory.store.codec import decode_embeddings
-from sage_memory.index.vector_index import normalise
+from sage_memory.index.vectors import normalise
 from sage_memory.store.models import EXPERIENCES, ExperienceRecord, row_to_record
 from sage_memory.store.memory_store import MemoryStore, insert_records, new_uuid
 from sage_common.vocabulary import MetabolicState

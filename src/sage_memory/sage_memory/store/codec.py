@@ -34,8 +34,11 @@ def as_stored(vecs: np.ndarray) -> np.ndarray:
 
 def decode_embeddings(blobs: Sequence[bytes], dim: int) -> np.ndarray:
     """(N, dim) float32 from stored embeddings (float16 or float32 each, told by length)."""
-    out = np.empty((len(blobs), dim), np.float32)
     half = 2 * dim
+    if all(len(b) == half for b in blobs):  # the usual case: one conversion for all rows
+        joined = b''.join(blobs)
+        return np.frombuffer(joined, '<f2').reshape(len(blobs), dim).astype(np.float32)
+    out = np.empty((len(blobs), dim), np.float32)
     for i, b in enumerate(blobs):
         out[i] = np.frombuffer(b, '<f2' if len(b) == half else '<f4', dim)
     return out

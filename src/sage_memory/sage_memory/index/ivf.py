@@ -1,0 +1,184 @@
+"""The 'ivf' index structure: exact while small, then an inverted file (IVF).
+
+Up to `exact_work` floats (rows * dim) the vectors sit in a flat inner-product index and every
+search is exact. Beyond that a spherical k-means coarse quantiser with about sqrt(n) lists is
+trained on a seeded sample and the vectors are filed into its lists; it is retrained whenever
+the index has doubled since, so a list stays a few hundred rows. A query scans the `nprobe`
+lists whose centroids are closest to it (SNARC's novelty memory takes the same path).
+
+Why not a graph (sage_memory.index.hnsw): on 384-d embeddings that cluster (scenes recur) an
+HNSW graph needed efConstruction 128 for recall@10 0.99, and inserting into it cost 450-500 us
+of CPU a row at 100 k rows (efConstruction 40: about 110 us, recall 0.95), so the index, not
+the database, bounded committed-and-indexed inserts. Filing a row into a list costs one scan of
+the centroids (about 12 us at 256 lists), and on such embeddings the lists scanned hold the
+exact top 10. The price: on embeddings that do not cluster (near-uniform directions) the
+nearest rows spread over many lists and a few probes miss some of them; the graph does not.
+
+A snapshot without vectors holds the centroids and each row's list: at start the vectors read
+back from the database are filed straight into their saved lists (no training, no search for
+the closest centroid).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from sage_memory.index.snapshot_files import read_index, serialise
+from sage_memory.index.structure import IndexConfig
+
+# k-means of the coarse quantiser: iterations, and sample rows per list (FAISS asks for at
+# least 39; a few iterations settle clustered embeddings).
+_KMEANS_ITERS = 8
+_TRAIN_PER_LIST = 40
+
+
+def list_count(rows: int) -> int:
+    """Inverted lists for `rows` rows: about sqrt(rows), each with enough rows to train on."""
+    return int(max(1, min(round(math.sqrt(rows)), rows // _TRAIN_PER_LIST)))
+
+
+def train_quantiser(vectors: np.ndarray, lists: int, seed: int) -> Any:
+    """A flat inner-product index of `lists` spherical k-means centroids of unit vectors.
+
+    Deterministic for a given input and seed: the training sample is drawn here, and FAISS is
+    told not to draw its own.
+    """
+    n, dim = vectors.shape
+    rng = np.random.default_rng(seed)
+    sample = vectors[np.sort(rng.permutation(n)[:lists * _TRAIN_PER_LIST])]
+    km = faiss.Kmeans(dim, lists, niter=_KMEANS_ITERS, seed=seed, spherical=True,
+                      min_points_per_centroid=1, max_points_per_centroid=sample.shape[0])
+    km.train(np.ascontiguousarray(sample))
+    quantiser = faiss.IndexFlatIP(dim)
+    quantiser.add(km.centroids)
+    return quantiser
+
+
+def inverted_file(quantiser: Any, vectors: np.ndarray,
+                  lists_of: np.ndarray | None = None) -> Any:
+    """An IVF index over unit vectors (labels 0..N-1) with a label -> list map.
+
+    Args:
+        quantiser: flat index of the centroids (the IVF takes ownership).
+        vectors: (N, dim) unit vectors in label order.
+        lists_of: (N,) list of each vector as saved (None = the closest centroid's).
+
+    Raises:
+        ValueError: lists_of does not fit the centroids.
+    """
+    dim, lists = int(quantiser.d), int(quantiser.ntotal)
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    assign = None
+    if lists_of is not None:
+        assign = np.ascontiguousarray(lists_of, dtype=np.int64)
+        if assign.shape != (x.shape[0],) or (assign.size and (
+                assign.min() < 0 or assign.max() >= lists)):
+            raise ValueError('saved list numbers do not match the centroids')
+    ivf = faiss.IndexIVFFlat(quantiser, dim, lists, faiss.METRIC_INNER_PRODUCT)
+    quantiser.this.disown()
+    ivf.own_fields = True
+    ivf.make_direct_map(True)  # label -> (list, offset): reconstruct, and save each row's list
+    if assign is None:
+        ivf.add(x)
+    elif x.shape[0]:
+        ivf.add_core(x.shape[0], faiss.swig_ptr(x), None, faiss.swig_ptr(assign))
+    return ivf
+
+
+class InvertedFile:
+    """A flat index until it outgrows exact search, then an IVF (see the module docstring)."""
+
+    kind = 'ivf'
+
+    def __init__(self, dim: int, cfg: IndexConfig, index: Any | None = None,
+                 trained_at: int = 0) -> None:
+        self.dim = int(dim)
+        self.cfg = cfg
+        self.index = index if index is not None else faiss.IndexFlatIP(self.dim)
+        self.trained_at = int(trained_at)  # rows when the lists were trained (0 = flat)
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def lists(self) -> int:
+        """Inverted lists (0 while flat)."""
+        return int(self.index.nlist) if self.trained_at else 0
+
+    def add(self, vectors: np.ndarray) -> None:
+        self.index.add(vectors)
+
+    def rebuilt(self) -> InvertedFile | None:
+        n = self.ntotal
+        if n * self.dim <= self.cfg.exact_work or n < 2 * self.trained_at:
+            return None
+        vectors = self._all()
+        quantiser = train_quantiser(vectors, list_count(n), self.cfg.seed)
+        return InvertedFile(self.dim, self.cfg, inverted_file(quantiser, vectors), n)
+
+    def search(self, query: np.ndarray, k: int, selector: Any | None,
+               exhaustive: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        if not self.trained_at:
+            params: Any = faiss.SearchParameters()
+        else:
+            params = faiss.SearchParametersIVF()
+            params.nprobe = self.lists if exhaustive else min(self.cfg.nprobe, self.lists)
+        if selector is not None:
+            params.sel = selector
+        scores, labels = self.index.search(query, k, params=params)
+        return scores, labels
+
+    def vectors(self, labels: np.ndarray | None, max_floats: int) -> np.ndarray | None:
+        if not self.trained_at:
+            xb = self._all()  # a view of the flat index
+            return xb if labels is None else xb[labels]
+        count = self.ntotal if labels is None else labels.size
+        if count * self.dim > max_floats:
+            return None
+        return self._all() if labels is None else self.index.reconstruct_batch(labels)
+
+    def _all(self) -> np.ndarray:
+        # Every vector in label order: a view of a flat index, a copy out of the lists.
+        n = self.ntotal
+        if not self.trained_at:
+            xb = faiss.rev_swig_ptr(self.index.get_xb(), n * self.dim)
+            return xb.reshape(n, self.dim)
+        return self.index.reconstruct_n(0, n)
+
+    def save(self, with_vectors: bool) -> tuple[bytes, dict[str, np.ndarray], dict[str, Any]]:
+        fields = {'trained_at': self.trained_at}
+        if with_vectors:
+            return serialise(self.index), {}, fields
+        if not self.trained_at:
+            return b'', {}, fields
+        places = faiss.vector_to_array(self.index.direct_map.array)
+        lists = (places >> 32).astype(np.int32)  # a place is (list << 32) | offset
+        return serialise(self.index.quantizer), {'lists': lists}, fields
+
+
+def restore(path: Path, dim: int, cfg: IndexConfig, entry: dict[str, Any],
+            meta: dict[str, np.ndarray], vectors: np.ndarray | None) -> InvertedFile:
+    """An InvertedFile from its snapshot (see Restore in sage_memory.index.structure).
+
+    Raises:
+        ValueError: the files do not fit together.
+    """
+    trained_at = int(entry['trained_at'])
+    if vectors is None:
+        index = read_index(path)
+        if bool(trained_at) != isinstance(index, faiss.IndexIVF):
+            raise ValueError('snapshot index kind does not match its manifest')
+        return InvertedFile(dim, cfg, index, trained_at)
+    if not trained_at:
+        flat = faiss.IndexFlatIP(dim)
+        flat.add(vectors)
+        return InvertedFile(dim, cfg, flat)
+    quantiser = read_index(path)
+    if int(quantiser.d) != dim:
+        raise ValueError('centroids do not match the dimension')
+    return InvertedFile(dim, cfg, inverted_file(quantiser, vectors, meta['lists']), trained_at)
