@@ -38,6 +38,12 @@ UNMARKED_FOR_NOW = {
     'src/sage_memory/': 'sage_memory is being split into sub-packages (issue 50, item 2) by its '
                         'owner; its function-local imports are marked or hoisted there',
 }
+# Files that still use another module's private name, and why (the same rule: an entry fails
+# once its file is clean).
+PRIVATE_FOR_NOW = {
+    'src/sage_memory/test/test_index.py': 'patches sage_memory.index.vector_index._COPY_FLOATS; '
+                                          'owned by the sage_memory split (issue 50, item 2)',
+}
 
 
 def python_files() -> list[Path]:
@@ -179,8 +185,8 @@ def _rel(path: Path) -> str:
 
 def test_no_module_uses_another_modules_private_names():
     modules = module_index()
-    bad = {_rel(p): uses for p in python_files()
-           if (uses := private_name_uses(p.read_text(), _rel(p), modules))}
+    bad = {_rel(p): uses for p in python_files() if _rel(p) not in PRIVATE_FOR_NOW
+           and (uses := private_name_uses(p.read_text(), _rel(p), modules))}
     assert not bad, 'private names used across modules (make them public or move them):\n' + \
         '\n'.join(f'{path}:{use}' for path, uses in bad.items() for use in uses)
 
@@ -203,6 +209,12 @@ def test_a_folder_left_unmarked_still_has_unmarked_imports(folder):
             and unmarked_function_imports(p.read_text())]
     assert left, f'{folder} has no unmarked function-local import left: drop it from ' \
                  'UNMARKED_FOR_NOW'
+
+
+@pytest.mark.parametrize('path', sorted(PRIVATE_FOR_NOW))
+def test_a_file_left_with_private_names_still_uses_them(path):
+    assert private_name_uses((ROOT / path).read_text(), path, module_index()), \
+        f'{path} uses no private name of another module now: drop it from PRIVATE_FOR_NOW'
 
 
 # The checkers themselves, on small sources: each rule catches what it is for.
