@@ -26,11 +26,12 @@ from sage_memory.errors import QueryError, StoreBusyError, StoreUnavailableError
 from sage_memory.sleep.consolidation import SleepConfig, SleepReport, consolidate
 from sage_memory.heap import release_freed_heap
 from sage_memory.index.index_set import IndexSet
+from sage_memory.index.snapshot_load import SnapshotLoad
 from sage_memory.index.structure import IndexConfig
 from sage_memory.index.vector_index import VectorIndex
 from sage_memory.index.vectors import IndexKey
 from sage_memory.store.models import RECALL_KINDS, ExperienceRecord
-from sage_memory.store.queries import IndexTable
+from sage_memory.store.index_feed import IndexTable, read_index_table
 from sage_memory.index.recall import Query, TextEmbedder, run_query, validate
 from sage_memory.store.memory_store import MemoryStore, StoreConfig, StoreStatus
 from sage_memory.store.training_inputs import TrainingInput
@@ -262,9 +263,7 @@ class Memory:
                 fresh = VectorIndex(key[0], key[1], self.index.cfg)
                 self.index.bulk(True)
                 try:
-                    if table is not None:
-                        _add_from_table(fresh, table[key], db_ids)
-                    else:
+                    if table is None or _add_from_table(fresh, table[key], db_ids) is None:
                         for chunk in self.store.index_rows(ids=db_ids):
                             _add_chunk(fresh, chunk)
                     fresh.rebuild_if_due()
@@ -285,8 +284,10 @@ class Memory:
                 self.index.bulk(True)
             try:
                 # The inverted file is trained once, after the rows are in.
-                if table is not None and missing.size:
-                    added += _add_from_table(self.index.ensure(key), table[key], missing)
+                took = (_add_from_table(self.index.ensure(key), table[key], missing)
+                        if table is not None and missing.size else None)
+                if took is not None:
+                    added += took
                 else:
                     for chunk in self.store.index_rows(ids=missing):
                         added += self.index.add_rows(chunk, rebuild=False)
@@ -308,26 +309,26 @@ class Memory:
         return n
 
     def _load_index(self) -> dict[IndexKey, IndexTable] | None:
-        # A snapshot without vectors: the database rows hold them, read in one pass that the
-        # reconcile after it uses too (zeros for rows gone since the snapshot).
+        # A snapshot without vectors: the database rows hold them. One pass over the rows
+        # files each chunk's vectors into the snapshot's indexes and keeps what the reconcile
+        # after it needs (every id; the vectors of rows stored since the snapshot).
+        loading = SnapshotLoad(self.snapshot_dir, self.cfg.index)
         try:
-            table = self.store.index_table()
+            table = read_index_table(self.store.engine, loading.consume)
         except (sa_exc.SQLAlchemyError, sqlite3.Error) as err:
             # The snapshot is skipped; the reconcile (reading again) rebuilds the index.
             self._problems.append(f'index snapshot skipped: cannot read its vectors from the '
                                   f'database: {err}')
             return None
-
-        def source(key: IndexKey, ids: np.ndarray) -> np.ndarray:
-            rows = table.get(key)
-            return rows.vectors(ids) if rows is not None else np.zeros((ids.size, key[1]),
-                                                                       np.float32)
-        self._problems += self.index.load(self.snapshot_dir, source)
+        for vi in loading.finish():
+            self.index.replace(vi)
+        self._problems += loading.problems
         return table
 
     def _index_loop(self) -> None:
         # The snapshot loads here, not in the constructor: a snapshot without vectors reads
         # them from the database, which must not delay the node's start.
+        self.index.bulk(False)  # FAISS's thread count for this thread's adds
         t1 = time.perf_counter()
         table = self._load_index()
         self.timings['snapshot_load_s'] = time.perf_counter() - t1
@@ -420,11 +421,14 @@ class Memory:
         return clean
 
 
-def _add_from_table(vi: VectorIndex, table: IndexTable, ids: np.ndarray) -> int:
-    found, pos = table.positions(ids)
-    pos = pos[found]
-    return vi.add(table.ids[pos], table.vectors(table.ids[pos]), table.stamps[pos],
-                  table.saliences[pos], rebuild=False)
+def _add_from_table(vi: VectorIndex, table: IndexTable, ids: np.ndarray) -> int | None:
+    # Rows whose vectors the start's read kept (None: some were filed into a snapshot's
+    # index meanwhile and must be read again).
+    vectors = table.vectors(ids)
+    if vectors is None:
+        return None
+    _, pos = table.positions(ids)
+    return vi.add(ids, vectors, table.stamps[pos], table.saliences[pos], rebuild=False)
 
 
 def _add_chunk(vi: VectorIndex, rows: list[Any]) -> None:

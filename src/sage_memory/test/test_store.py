@@ -213,19 +213,19 @@ def test_recall_by_example_during_the_start_up_index_load_waits_or_says_still_lo
     # the start-up window as long as the test needs.
     import threading
 
-    from sage_memory.index.index_set import IndexSet
+    from sage_memory.index.snapshot_load import SnapshotLoad
 
     mem, centres, rows = clustered_memory(db_url, tmp_path, 40)
     mem.close()
 
     release = threading.Event()
-    load = IndexSet.load
+    finish = SnapshotLoad.finish
 
-    def held_load(self, *args, **kwargs):
+    def held_finish(self, *args, **kwargs):
         release.wait(30)
-        return load(self, *args, **kwargs)
+        return finish(self, *args, **kwargs)
 
-    monkeypatch.setattr(IndexSet, 'load', held_load)
+    monkeypatch.setattr(SnapshotLoad, 'finish', held_finish)
     cfg = memory_config(db_url, tmp_path, ready_wait_s=0.2)
     mem = Memory(cfg)
     try:

@@ -15,7 +15,7 @@ import faiss
 import numpy as np
 
 from sage_memory.index.snapshot_files import read_index, serialise
-from sage_memory.index.structure import IndexConfig
+from sage_memory.index.structure import BufferFiller, Filler, IndexConfig
 
 
 class Graph:
@@ -65,22 +65,27 @@ class Graph:
 
 
 def restore(path: Path, dim: int, cfg: IndexConfig, entry: dict[str, Any],
-            meta: dict[str, np.ndarray], vectors: np.ndarray | None,
-            compressed: bool = True) -> Graph:
-    """A Graph from its snapshot (see Restore in sage_memory.index.structure); `compressed`
-    is False for the uncompressed files of snapshot versions 1 and 2.
+            meta: dict[str, np.ndarray], with_vectors: bool,
+            compressed: bool = True) -> Graph | Filler:
+    """A Graph from its snapshot, or a Filler for its vectors (see Restore in
+    sage_memory.index.structure); `compressed` is False for the uncompressed files of
+    snapshot versions 1 and 2.
 
     Raises:
-        ValueError: the graph and the vectors do not fit together.
+        ValueError: the graph and its label arrays do not fit together.
     """
-    if vectors is None:
+    if with_vectors:
         return Graph(dim, cfg, read_index(path, compressed))
     index = read_index(path, compressed, faiss.IO_FLAG_SKIP_STORAGE)
-    if int(index.d) != dim or int(index.ntotal) != vectors.shape[0]:
+    n = int(meta['ids'].size)
+    if int(index.d) != dim or int(index.ntotal) != n:
         raise ValueError('graph does not match its label arrays')
-    storage = faiss.IndexFlat(dim, index.metric_type)
-    storage.add(vectors)
-    index.storage = storage
-    storage.this.disown()  # the index owns and frees its storage, as after read_index
-    index.own_fields = True
-    return Graph(dim, cfg, index)
+
+    def attach(vectors: np.ndarray) -> Graph:
+        storage = faiss.IndexFlat(dim, index.metric_type)
+        storage.add(vectors)
+        index.storage = storage
+        storage.this.disown()  # the index owns and frees its storage, as after read_index
+        index.own_fields = True
+        return Graph(dim, cfg, index)
+    return BufferFiller(n, dim, attach)

@@ -28,7 +28,7 @@ import faiss
 import numpy as np
 
 from sage_memory.index.snapshot_files import read_index, serialise
-from sage_memory.index.structure import IndexConfig
+from sage_memory.index.structure import BufferFiller, Filler, IndexConfig
 
 # k-means of the coarse quantiser: iterations, and sample rows per list (FAISS asks for at
 # least 39; a few iterations settle clustered embeddings).
@@ -161,24 +161,64 @@ class InvertedFile:
         return serialise(self.index.quantizer), {'lists': lists}, fields
 
 
+class ListFiller:
+    """Files vectors straight into the saved lists of a restored IVF (a Filler): no training,
+    no search for the closest centroid, and no second copy of every vector on the way."""
+
+    def __init__(self, quantiser: Any, lists_of: np.ndarray, trained_at: int,
+                 cfg: IndexConfig) -> None:
+        dim, lists = int(quantiser.d), int(quantiser.ntotal)
+        self._lists_of = np.asarray(lists_of, np.int64)
+        if self._lists_of.size and (self._lists_of.min() < 0
+                                    or self._lists_of.max() >= lists):
+            raise ValueError('saved list numbers do not match the centroids')
+        self._ivf = faiss.IndexIVFFlat(quantiser, dim, lists, faiss.METRIC_INNER_PRODUCT)
+        quantiser.this.disown()
+        self._ivf.own_fields = True
+        self._seen = np.zeros(self._lists_of.size, bool)
+        self._trained_at = trained_at
+        self._cfg = cfg
+
+    def put(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        x = np.ascontiguousarray(vectors, dtype=np.float32)
+        assign = np.ascontiguousarray(self._lists_of[labels])
+        self._ivf.add_core(labels.size, faiss.swig_ptr(x), faiss.swig_ptr(labels),
+                           faiss.swig_ptr(assign))
+        self._seen[labels] = True
+
+    def done(self) -> InvertedFile:
+        missing = np.flatnonzero(~self._seen)
+        if missing.size:
+            self.put(missing, np.zeros((missing.size, int(self._ivf.d)), np.float32))
+        self._ivf.make_direct_map(True)  # label -> (list, offset), as inverted_file() keeps
+        return InvertedFile(int(self._ivf.d), self._cfg, self._ivf, self._trained_at)
+
+
 def restore(path: Path, dim: int, cfg: IndexConfig, entry: dict[str, Any],
-            meta: dict[str, np.ndarray], vectors: np.ndarray | None) -> InvertedFile:
-    """An InvertedFile from its snapshot (see Restore in sage_memory.index.structure).
+            meta: dict[str, np.ndarray], with_vectors: bool) -> InvertedFile | Filler:
+    """An InvertedFile from its snapshot, or a Filler for its vectors (see Restore in
+    sage_memory.index.structure).
 
     Raises:
         ValueError: the files do not fit together.
     """
     trained_at = int(entry['trained_at'])
-    if vectors is None:
+    n = int(meta['ids'].size)
+    if with_vectors:
         index = read_index(path)
         if bool(trained_at) != isinstance(index, faiss.IndexIVF):
             raise ValueError('snapshot index kind does not match its manifest')
         return InvertedFile(dim, cfg, index, trained_at)
     if not trained_at:
-        flat = faiss.IndexFlatIP(dim)
-        flat.add(vectors)
-        return InvertedFile(dim, cfg, flat)
+        def flat(vectors: np.ndarray) -> InvertedFile:
+            index = faiss.IndexFlatIP(dim)
+            index.add(vectors)
+            return InvertedFile(dim, cfg, index)
+        return BufferFiller(n, dim, flat)
     quantiser = read_index(path)
     if int(quantiser.d) != dim:
         raise ValueError('centroids do not match the dimension')
-    return InvertedFile(dim, cfg, inverted_file(quantiser, vectors, meta['lists']), trained_at)
+    if meta['lists'].shape != (n,):
+        raise ValueError('saved list numbers do not match the label arrays')
+    return ListFiller(quantiser, meta['lists'], trained_at, cfg)

@@ -7,6 +7,7 @@ searches over a subset of labels given as an `IDSelector`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -80,9 +81,36 @@ class Structure(Protocol):
         """(FAISS serialisation, per-label arrays, manifest fields) for a snapshot."""
 
 
+class Filler(Protocol):
+    """A structure restored from a snapshot saved without vectors, filled as they come."""
+
+    def put(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        """(N, dim) unit vectors of labels (each label once; any order, any batches)."""
+
+    def done(self) -> Structure:
+        """The structure; labels never put hold zero vectors (rows gone since the
+        snapshot: dead in the index, never returned)."""
+
+
+class BufferFiller:
+    """A Filler that gathers every vector in label order, then builds the structure."""
+
+    def __init__(self, n: int, dim: int, build: Callable[[np.ndarray], Structure]) -> None:
+        self._buffer = np.zeros((n, dim), np.float32)
+        self._build = build
+
+    def put(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        self._buffer[labels] = vectors
+
+    def done(self) -> Structure:
+        built = self._build(self._buffer)
+        del self._buffer
+        return built
+
+
 class Restore(Protocol):
-    """Rebuilds a structure from a snapshot file and the per-label arrays saved with it."""
+    """A structure from a snapshot that holds its vectors, or a Filler for one without."""
 
     def __call__(self, path: Path, dim: int, cfg: IndexConfig, entry: dict[str, Any],
-                 meta: dict[str, np.ndarray], vectors: np.ndarray | None) -> Structure:
-        """vectors: (N, dim) unit vectors in label order when the snapshot has none."""
+                 meta: dict[str, np.ndarray], with_vectors: bool) -> Structure | Filler:
+        """Structure when with_vectors, else a Filler for the vectors in label order."""

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 IndexKey = tuple[str, int]
-# (modality, dim), row ids -> their (N, dim) embeddings in that order (zeros where a row is gone).
+# (modality, dim), row ids -> their (N, dim) embeddings in that order, as a new array (it is
+# normalised in place), zeros where a row is gone.
 VectorSource = Callable[[IndexKey, np.ndarray], np.ndarray]
 
 

@@ -7,7 +7,6 @@ queued behind a batch of inserts (SQLite in WAL mode lets readers run beside the
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 import json
 from typing import Any
 
@@ -18,49 +17,11 @@ from sqlalchemy import exc as sa_exc
 from sage_memory.store.database import (make_engine, migrate, redact, resolve_url, short_error,
                                   sqlite_path)
 from sage_memory.errors import MemoryStoreError
-from sage_memory.store.codec import decode_embeddings
 from sage_memory.store.models import (EXPERIENCES, RECALL_KINDS, STATE, ExperienceRecord,
                                       row_to_record)
 from sage_memory.store.sqlite_file import access_problem, quarantined_files, read_only_engine
 from sage_memory.store.statements import SQL_CHUNK, INTERNAL_PREFIX, read_state
 from sage_memory.store.training_inputs import input_totals
-
-
-@dataclass(frozen=True)
-class IndexTable:
-    """The indexable rows of one (modality, dim) as read from the database, ids ascending.
-
-    Attributes:
-        ids: (N,) row ids, ascending.
-        blobs: stored embeddings, in the ids' order (decoded on demand).
-        stamps: (N,) stamps.
-        saliences: (N,) saliences.
-        dim: embedding dimension.
-    """
-
-    ids: np.ndarray
-    blobs: list[bytes]
-    stamps: np.ndarray
-    saliences: np.ndarray
-    dim: int
-
-    def positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(found mask, position in this table) of each id."""
-        if not self.ids.size:
-            return np.zeros(ids.shape, bool), np.zeros(ids.shape, np.int64)
-        pos = np.minimum(np.searchsorted(self.ids, ids), self.ids.size - 1)
-        return self.ids[pos] == ids, pos
-
-    def vectors(self, ids: np.ndarray) -> np.ndarray:
-        """(len(ids), dim) float32 embeddings of ids (zeros for ids not in the table)."""
-        ids = np.asarray(ids, np.int64)
-        out = np.zeros((ids.size, self.dim), np.float32)
-        found, pos = self.positions(ids)
-        if found.all() and np.array_equal(pos, np.arange(self.ids.size)):
-            return decode_embeddings(self.blobs, self.dim)  # the whole table, in order
-        take = pos[found]
-        out[found] = decode_embeddings([self.blobs[i] for i in take.tolist()], self.dim)
-        return out
 
 
 class StoreQueries:
@@ -137,37 +98,6 @@ class StoreQueries:
             for row in conn.execute(q):
                 groups.setdefault((row.modality, int(row.embedding_dim)), []).append(row.id)
         return {k: np.asarray(sorted(v), dtype=np.int64) for k, v in groups.items()}
-
-    def index_table(self) -> dict[tuple[str, int], IndexTable]:
-        """Every indexable row (recall kinds with an embedding) by (modality, dim), read in
-        one pass in id order: what a start needs to load its index snapshot and reconcile it.
-        """
-        e = EXPERIENCES.c
-        # No modality filter: the scan follows the table in id order; filtering on modality
-        # would take its index and sort every row again.
-        q = (select(e.id, e.modality, e.embedding_dim, e.embedding, e.stamp, e.salience)
-             .where(e.kind.in_(list(RECALL_KINDS)), e.embedding_dim > 0).order_by(e.id))
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        if not rows:
-            return {}
-        # Columns at C speed, then one selection per (modality, dim) (usually a handful).
-        ids, modalities, dims, blobs, stamps, saliences = zip(*rows, strict=True)
-        del rows
-        keys = list(zip(modalities, dims, strict=True))
-        out: dict[tuple[str, int], IndexTable] = {}
-        for key in set(keys):
-            if len(out) == 0 and keys.count(key) == len(keys):
-                pick = range(len(keys))  # one kind of embedding: every row
-            else:
-                pick = [i for i, k in enumerate(keys) if k == key]
-            out[(key[0], int(key[1]))] = IndexTable(
-                np.fromiter((ids[i] for i in pick), np.int64, len(pick)),
-                [blobs[i] for i in pick],
-                np.fromiter((stamps[i] for i in pick), np.float64, len(pick)),
-                np.fromiter((saliences[i] for i in pick), np.float32, len(pick)),
-                int(key[1]))
-        return out
 
     def index_rows(self, ids: Sequence[int] | np.ndarray | None = None, min_id: int = 0,
                    chunk: int = 5000) -> Iterator[list[Any]]:
