@@ -1,6 +1,7 @@
 """Compact rows: float16 embeddings and bit-packed code grids, with older rows read unchanged."""
 from __future__ import annotations
 
+from dataclasses import replace
 import sqlite3
 
 import numpy as np
@@ -123,3 +124,21 @@ def test_float16_vectors_from_the_database_recall_99_percent_of_the_float32_top_
     hits = sum(len({h.row_id for h in full.search(q, 10, exact=True)}
                    & {h.row_id for h in half.search(q, 10, exact=True)}) for q in queries)
     assert hits / (10 * len(queries)) >= 0.99
+
+
+def test_the_writers_batch_rows_are_the_bytes_record_to_row_gives():
+    # rows_to_insert encodes a batch's embeddings together: each row must still be the row
+    # record_to_row writes alone (float16 where it fits, float32 where not, none without).
+    from sage_memory.store.models import rows_to_insert
+    rng = np.random.default_rng(9)
+    records = [synthetic_record(i, rng, dim=16, preview_bytes=10, grid=3) for i in range(6)]
+    records[1] = replace(records[1], embedding=np.full(16, 7e4, np.float32))  # beyond float16
+    records[2] = replace(records[2], embedding=None)
+    records[3] = replace(records[3], embedding=rng.standard_normal(8).astype(np.float32))
+    records[4] = replace(records[4], embedding=np.array([np.nan] * 16, np.float32))
+    records[5] = replace(records[5], extra={'b': [1, 2.5], 'a': {'z': 'é', 'y': None}})
+    rows = rows_to_insert(records)
+    assert rows == [tuple(record_to_row(r)[c] for c in PORTABLE_COLUMNS) for r in records]
+    assert len(rows[0][PORTABLE_COLUMNS.index('embedding')]) == 32
+    assert len(rows[1][PORTABLE_COLUMNS.index('embedding')]) == 64
+    assert rows[2][PORTABLE_COLUMNS.index('embedding')] is None

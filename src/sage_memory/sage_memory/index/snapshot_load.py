@@ -45,7 +45,10 @@ class _Pending:
         pos = np.minimum(np.searchsorted(self.sorted_ids, ids), self.sorted_ids.size - 1)
         found = self.sorted_ids[pos] == ids
         if found.any():
-            self.filler.put(self.labels[pos[found]], normalise(vectors[found]))
+            # vectors[found] is a fresh array (or, all found, the caller's own): scaled in
+            # place.
+            mine = vectors[found] if not found.all() else vectors
+            self.filler.put(self.labels[pos[found]], normalise(mine, in_place=True))
         return found
 
 
@@ -120,7 +123,8 @@ class SnapshotLoad:
         Args:
             key: (modality, dim) of the rows.
             ids: (N,) row ids.
-            vectors: (N, dim) embeddings as stored (normalised here).
+            vectors: (N, dim) embeddings as stored (normalised here, in place when every row
+                is taken: the caller hands its array over).
         """
         pending = self._pending.get(key)
         if pending is None:

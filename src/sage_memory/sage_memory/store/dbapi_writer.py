@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
-from sage_memory.store.models import PORTABLE_COLUMNS, ExperienceRecord, record_to_row
+from sage_memory.store.models import PORTABLE_COLUMNS, ExperienceRecord, rows_to_insert
 from sage_memory.store.statements import SQL_CHUNK
 from sage_memory.store.training_inputs import InputWriter, TrainingOutcome
 
@@ -83,7 +83,7 @@ class RawWriter:
             uuid -> local id of every record (new or already there), and what became of the
             inputs.
         """
-        rows = [tuple(m[c] for c in PORTABLE_COLUMNS) for m in map(record_to_row, records)]
+        rows = rows_to_insert(records)
         if self._conn is None:
             self._conn = self.engine.raw_connection()
         conn = self._conn

@@ -77,6 +77,7 @@ def read_index_table(engine: Engine, consume: Consumer | None = None
     sql = str(q.compile(engine, compile_kwargs={'literal_binds': True}))
     tables: dict[IndexKey, IndexTable] = {}
     cols: dict[IndexKey, tuple[list[Any], list[Any], list[Any]]] = {}
+    groups: dict[Any, list[int] | None]
     raw = engine.raw_connection()  # the driver's own rows: no wrapper object per row
     try:
         cur = raw.cursor()
@@ -87,20 +88,23 @@ def read_index_table(engine: Engine, consume: Consumer | None = None
                 break
             ids, modalities, dims, blobs, stamps, saliences = zip(*chunk, strict=True)
             del chunk
-            keys = list(zip(modalities, dims, strict=True))
-            for key in set(keys):
-                pick = (None if len(set(keys)) == 1
-                        else [i for i, k in enumerate(keys) if k == key])
+            if len(set(modalities)) == 1 and len(set(dims)) == 1:  # the usual chunk
+                groups = {(modalities[0], dims[0]): None}
+            else:
+                groups = {}
+                for i, key in enumerate(zip(modalities, dims, strict=True)):
+                    groups.setdefault(key, []).append(i)  # type: ignore[union-attr]
+            for key, pick in groups.items():
                 name = (str(key[0]), int(key[1]))
                 table = tables.setdefault(name, IndexTable(name[1]))
                 c = cols.setdefault(name, ([], [], []))
-                part = [(ids, stamps, saliences, blobs)] if pick is None else [
-                    tuple([col[i] for i in pick] for col in (ids, stamps, saliences, blobs))]
-                for p_ids, p_stamps, p_sal, p_blobs in part:
-                    c[0].extend(p_ids)
-                    c[1].extend(p_stamps)
-                    c[2].extend(p_sal)
-                    _offer(table, name, np.asarray(p_ids, np.int64), p_blobs, consume)
+                cols_of = (ids, stamps, saliences, blobs) if pick is None else tuple(
+                    [col[i] for i in pick] for col in (ids, stamps, saliences, blobs))
+                p_ids, p_stamps, p_sal, p_blobs = cols_of
+                c[0].extend(p_ids)
+                c[1].extend(p_stamps)
+                c[2].extend(p_sal)
+                _offer(table, name, np.asarray(p_ids, np.int64), p_blobs, consume)
         cur.close()
     finally:
         raw.close()

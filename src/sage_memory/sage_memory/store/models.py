@@ -20,10 +20,12 @@ so SQLite and PostgreSQL hold the same bytes and an export file is portable.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import copy
 from dataclasses import dataclass, field
 import json
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -32,7 +34,8 @@ from sqlalchemy import (BigInteger, Boolean, Double, Float, Index, Integer, Larg
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from sage_memory.store.codec import decode_codes, decode_embedding, encode_codes, encode_embedding
+from sage_memory.store.codec import (decode_codes, decode_embedding, encode_codes,
+                                     encode_embedding, encode_embeddings)
 
 KINDS = ('experience', 'context', 'pattern')
 # Kinds that recall returns and the vector index holds (context rows are kept for replay).
@@ -175,6 +178,8 @@ TRAINING_INPUTS: Table = TrainingInputRow.__table__  # type: ignore[assignment]
 SHARED_MODELS: Table = SharedModelRow.__table__  # type: ignore[assignment]
 # Columns copied between databases (all but the local id).
 PORTABLE_COLUMNS = tuple(c.name for c in EXPERIENCES.columns if c.name != 'id')
+# A row's values in PORTABLE_COLUMNS order, from record_to_row's mapping (at C speed).
+_IN_COLUMN_ORDER = operator.itemgetter(*PORTABLE_COLUMNS)
 # Columns needed to rebuild the vector index (no previews or codes).
 INDEX_COLUMNS = ('id', 'modality', 'embedding_dim', 'embedding', 'stamp', 'salience')
 
@@ -257,14 +262,37 @@ class ExperienceRecord:
         return new
 
 
+# json.dumps(rec.extra, sort_keys=True, separators=(',', ':')) with one encoder for every row
+# (json.dumps builds a new encoder per call when given options).
+_EXTRA_JSON = json.JSONEncoder(sort_keys=True, separators=(',', ':'))
+
+
+def rows_to_insert(records: Sequence[ExperienceRecord]) -> list[tuple[Any, ...]]:
+    """record_to_row of each record as a tuple in PORTABLE_COLUMNS order (the writer's
+    executemany), the embeddings encoded a batch at a time."""
+    with_emb = [i for i, r in enumerate(records)
+                if r.embedding is not None and np.size(r.embedding)]
+    encoded: list[bytes | None] = [None] * len(records)
+    for i, b in zip(with_emb, encode_embeddings([records[i].embedding for i in with_emb]),
+                    strict=True):
+        encoded[i] = b
+    return [_IN_COLUMN_ORDER(record_to_row(r, e)) for r, e in zip(records, encoded,
+                                                                      strict=True)]
+
+
 def _float(value: float) -> float:
     # NaN/inf would break ORDER BY and JSON export; a score is in [0, 1] anyway.
     v = float(value)
     return v if math.isfinite(v) else 0.0  # math, not numpy: 20x cheaper per scalar
 
 
-def record_to_row(rec: ExperienceRecord) -> dict[str, Any]:
-    """Column values of a record (without the local id)."""
+def record_to_row(rec: ExperienceRecord, embedding: bytes | None = None) -> dict[str, Any]:
+    """Column values of a record (without the local id).
+
+    Args:
+        rec: the record.
+        embedding: its embedding already encoded (encode_embeddings), or None.
+    """
     codes = rec.codes
     grid_h = grid_w = 0
     code_bytes = None
@@ -278,7 +306,7 @@ def record_to_row(rec: ExperienceRecord) -> dict[str, Any]:
     dim = 0
     if rec.embedding is not None and np.size(rec.embedding):
         dim = int(np.size(rec.embedding))
-        emb_bytes = encode_embedding(rec.embedding)
+        emb_bytes = embedding if embedding is not None else encode_embedding(rec.embedding)
     return {
         'uuid': rec.uuid[:32], 'device_id': rec.device_id[:64], 'session': rec.session[:64],
         'kind': rec.kind[:16], 'stamp': float(rec.stamp), 'modality': rec.modality[:16],
@@ -294,7 +322,7 @@ def record_to_row(rec: ExperienceRecord) -> dict[str, Any]:
         'text': rec.text,
         'pose': json.dumps([float(v) for v in rec.pose]) if rec.pose is not None else None,
         'tags': ','.join(rec.tags),
-        'extra': json.dumps(rec.extra, sort_keys=True, separators=(',', ':')),
+        'extra': _EXTRA_JSON.encode(rec.extra),
         'context_of': rec.context_of, 'consolidated': bool(rec.consolidated),
         'pattern_uuid': rec.pattern_uuid, 'created_at': float(rec.created_at),
     }
