@@ -1,16 +1,21 @@
-"""Build the core configs from resolved parameter values (pure)."""
+"""Build the core configs, and the parts they configure, from resolved parameter values."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from sage_memory.sleep.consolidation import SleepConfig
+from sqlalchemy import Engine
+
 from sage_memory.index.structure import IndexConfig
 from sage_memory.memory import MemoryConfig
 from sage_memory.memory_params import default_session, split_list
 from sage_memory.policy import PolicyConfig
-from sage_memory.store.retention import RetentionConfig
+from sage_memory.sleep.consolidation import SleepConfig
 from sage_memory.store.memory_store import StoreConfig, default_device_id
+from sage_memory.store.models import ExperienceRecord
+from sage_memory.store.retention import RetentionConfig
+from sage_memory.sync.outbox import KEY_PREFIX, Outbox, OutboxWorker
+from sage_memory.sync.shared_models import Adopter
 
 
 def device_and_session(values: Mapping[str, Any]) -> tuple[str, str]:
@@ -77,3 +82,31 @@ def policy_config(values: Mapping[str, Any]) -> PolicyConfig:
         feature_digits=int(values['feature_digits']),
         pair_buffer=int(values['pair_buffer']), pair_timeout_s=float(values['pair_timeout_s']),
         tags=tuple(split_list(values['tags'])))
+
+
+def outbox_worker(values: Mapping[str, Any], engine: Engine, versions_dir: str,
+                  on_patterns: Callable[[list[ExperienceRecord]], None]
+                  ) -> OutboxWorker | None:
+    """The edge's outbox to the shared store (outbox.*; None when outbox.url is empty), with
+    the adopter of the encoder versions other hosts promoted (outbox.adopt_models).
+
+    Args:
+        values: the memory node's parameters, device_id resolved.
+        engine: this host's database.
+        versions_dir: folder of the encoder model versions.
+        on_patterns: hears the pattern rows taken back from the shared store.
+    """
+    if not values['outbox.url']:
+        return None
+    outbox = Outbox(engine, str(values['outbox.url']), int(values['outbox.batch']),
+                    device_id=str(values['device_id']),
+                    link_timeout_s=float(values['outbox.link_timeout_s']),
+                    settle_s=float(values['outbox.settle_s']))
+    modalities = [m for m in str(values['sleep.retrain.modalities']).split(',') if m]
+    adopter = (Adopter(engine, versions_dir, modalities, str(values['device_id']),
+                       outbox.key[len(KEY_PREFIX):])
+               if values['outbox.adopt_models'] else None)
+    return OutboxWorker(outbox, float(values['outbox.period_s']),
+                        inputs=bool(values['outbox.inputs']),
+                        patterns=bool(values['outbox.patterns']), on_patterns=on_patterns,
+                        adopter=adopter)

@@ -10,7 +10,6 @@ a long sleep never block this node's executor; database writes happen in the sto
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 import json
 import sys
 import threading
@@ -28,30 +27,29 @@ from sqlalchemy import exc as sa_exc
 from std_msgs.msg import String
 
 from sage_common.convert import latent_from_msg, salience_from_msg
-from sage_encoders.model_versions import PACKAGED, ModelVersions
 from sage_common.errors import SageError
 from sage_common.health import Health, Level
 from sage_common.ros import (CHECKPOINT_TOPIC, LATCHED_QOS, MEMORY_STATE_TOPIC, RELIABLE_QOS,
                              SENSOR_QOS, DiagnosticsPublisher,
                              declare_params, run)
-from sage_common.vocabulary import MetabolicState as MetabolicStateName
 from sage_common.vocabulary import Topic
-from sage_memory.config import device_and_session, memory_config, policy_config
+from sage_memory.config import (device_and_session, memory_config, outbox_worker,
+                                policy_config)
+from sage_memory.diagnostics import (ProblemAges, read_only_text, report_memory, report_outbox,
+                                     report_training)
 from sage_memory.errors import QueryError, StoreUnavailableError
 from sage_memory.sleep.input_requests import InputRequester
 from sage_memory.memory import Memory, OpenWait, open_memory
 from sage_memory.memory_params import PARAMS, validate
 from sage_memory.store.models import ExperienceRecord
-from sage_memory.sync.outbox import KEY_PREFIX, Outbox, OutboxWorker
 from sage_memory.policy import MemoryCore
 from sage_memory.index.recall import text_embedder
-from sage_memory.sleep.retrain import Retrainer, RetrainOutcome, versions_dir, worker_command
+from sage_memory.sleep.cycle import SleepCycle, SleepResult, live_models, retrain_modalities
+from sage_memory.sleep.retrain import Retrainer, RetrainOutcome, versions_dir
 from sage_memory.ros_convert import experience_to_msg, parse_checkpoint, query_from_request
-from sage_memory.sync.shared_models import Adopter, share_live
+from sage_memory.sync.shared_models import share_live
 
 OWN_STATE_KEY = 'memory'
-RETRAIN_STATE_KEY = 'retrain'  # the last retraining: inputs stored until when, its result
-_PROBLEM_ERROR_S = 60.0
 METABOLIC_STATE_KEY = 'metabolic'
 
 
@@ -68,9 +66,9 @@ class MemoryNode(Node):
         self.diag = DiagnosticsPublisher(self, self.health, float(values['diagnostics_period_s']))
         self._last_diag = 0.0
         self.memory = self._open(values)
-        self._problems: dict[str, float] = {}
+        self._problem_ages = ProblemAges()
         if self.memory.read_only:
-            self.get_logger().error(self._read_only_text())
+            self.get_logger().error(read_only_text(self.memory.read_only))
         for problem in self.memory.problems:
             self.get_logger().error(problem)
         self.core = MemoryCore(policy_config(values), time.time)
@@ -94,20 +92,9 @@ class MemoryNode(Node):
             self.create_subscription(PoseStamped, str(values['pose_topic']), self._on_pose,
                                      SENSOR_QOS)
         self._versions_dir = versions_dir(str(values['data_dir']))
-        self._shipper: OutboxWorker | None = None
-        if values['outbox.url'] and not self.memory.read_only:
-            outbox = Outbox(self.memory.store.engine, str(values['outbox.url']),
-                            int(values['outbox.batch']), device_id=values['device_id'],
-                            link_timeout_s=float(values['outbox.link_timeout_s']),
-                            settle_s=float(values['outbox.settle_s']))
-            adopter = (Adopter(self.memory.store.engine, self._versions_dir,
-                               self._retrain_modalities(), values['device_id'],
-                               outbox.key[len(KEY_PREFIX):])
-                       if values['outbox.adopt_models'] else None)
-            self._shipper = OutboxWorker(
-                outbox, float(values['outbox.period_s']), inputs=bool(values['outbox.inputs']),
-                patterns=bool(values['outbox.patterns']), on_patterns=self.memory.index_rows,
-                adopter=adopter)
+        self._shipper = (None if self.memory.read_only else outbox_worker(
+            values, self.memory.store.engine, self._versions_dir, self.memory.index_rows))
+        if self._shipper is not None:
             self._shipper.start()
         self._inputs: InputRequester | None = None
         if values['training_inputs.enabled'] and not self.memory.read_only:
@@ -116,12 +103,10 @@ class MemoryNode(Node):
                 float(values['training_inputs.timeout_s']), self.memory.submit_training_input,
                 self.health, context=bool(values['training_inputs.context']))
         self._retrainer = Retrainer(self.get_logger().info)
+        self.sleeper = SleepCycle(self.memory, values, self._versions_dir, self._retrainer,
+                                  self.get_logger().info)
         self._share_pending = False
         self._dream_sleep: threading.Thread | None = None
-        # Dreams that have ended (DREAM -> another state) since the node started: a sleep
-        # stops when this grows, whichever of the orchestrator's DREAM state and its Sleep
-        # call reached the node first (a topic and a service: either order happens).
-        self._dream_exits = 0
         self.models_pub = self.create_publisher(String, Topic.MODELS_LIVE, LATCHED_QOS)
         self._live_models: dict[str, dict[str, str]] | None = None
         self._publish_live_models()
@@ -173,10 +158,6 @@ class MemoryNode(Node):
         self._last_diag = time.monotonic()
         self.diag.publish()
 
-    def _read_only_text(self) -> str:
-        return (f'memory is read-only ({self.memory.read_only}): serving the experiences '
-                'stored so far, storing nothing new')
-
     def _on_params(self, values: dict[str, Any]) -> None:
         merged = dict(values, device_id=self.values['device_id'],
                       session=self.values['session'])
@@ -202,10 +183,7 @@ class MemoryNode(Node):
             self.health.problem(Level.WARN, f'bad latent: {err}')
 
     def _on_metabolic(self, msg: MetabolicState) -> None:
-        dream = MetabolicStateName.DREAM.value
-        entered_dream = msg.state == dream and self.core.metabolic_state != msg.state
-        if self.core.metabolic_state == dream and msg.state != dream:
-            self._dream_exits += 1
+        entered_dream = self.sleeper.on_state(msg.state)
         self.core.metabolic_state = msg.state
         budget = float(self.values['sleep.on_dream_s'])
         if entered_dream and budget > 0.0 and not self.memory.read_only and not (
@@ -257,75 +235,24 @@ class MemoryNode(Node):
         self._report()
 
     def _report(self) -> None:
-        st = self.memory.status()
-        s = st.store
-        if s.alarm:
-            self.health.problem(Level.ERROR, s.alarm)
-        if s.read_only:
-            self.health.problem(Level.ERROR, self._read_only_text())
-            self.health.values.update(read_only=s.read_only, refused=str(s.refused))
-        if self.memory.store.quarantined:
-            self.health.values['quarantined'] = '; '.join(self.memory.store.quarantined)
-        now = time.monotonic()
-        for problem in st.problems:
-            # A corrupt file quarantined, a failed integrity check: an ERROR for a minute,
-            # then listed under 'problems'.
-            first = self._problems.setdefault(problem, now)
-            if now - first < _PROBLEM_ERROR_S:
-                self.health.problem(Level.ERROR, problem)
-        if st.problems:
-            self.health.values['problems'] = '; '.join(st.problems)
+        report_memory(self.health, self.memory.status(), self.memory.store.quarantined,
+                      self._problem_ages)
         if self._shipper is not None:
-            ob = self._shipper.status
-            if ob['error']:  # the shared store is down: rows wait here, nothing is lost
-                self.health.problem(Level.WARN, f"outbox: {ob['error']}")
-            if ob['not_adopted']:  # a shared version failed its checks: never unpacked
-                self.health.problem(Level.ERROR, f"shared model not adopted: {ob['not_adopted']}")
-                self.health.values['models_not_adopted_last'] = ob['not_adopted']
-                ob['not_adopted'] = ''  # reported once; the count stays
-            self.health.values.update(
-                outbox_backlog=str(ob['backlog']), outbox_shipped=str(ob['shipped']),
-                outbox_errors=str(ob['errors']),
-                outbox_last_exchange=f"{ob['last_exchange'] or 0:.3f}",
-                outbox_inputs_shipped=str(ob['inputs_shipped']),
-                patterns_taken_back=str(ob['patterns_pulled']),
-                models_adopted=str(ob['models_adopted']), models_adopted_last=ob['adopted'],
-                models_not_adopted=str(ob['models_skipped']))
-        self.health.values.update({
-            'pending': str(s.pending + s.queued), 'rejected': str(s.rejected),
-            'dropped': str(s.dropped), 'evicted': str(s.evicted),
-            'index_ready': str(st.index_ready),
-            **{f'index_{k}': str(v) for k, v in st.index_rows.items()}})
+            report_outbox(self.health, self._shipper.status)
 
     def _report_training(self) -> None:
         # A count query: at the diagnostics period, not every tick.
         try:
-            st = self.memory.training_stats()
+            report_training(self.health, self.memory.training_stats())
         except SageError as err:
             self.health.problem(Level.WARN, f'training inputs: {err}')
-            return
-        self.health.values.update(
-            training_inputs=str(st['count']), training_input_bytes=str(st['bytes']),
-            training_input_bytes_each=f"{st['bytes_per_input']:.0f}",
-            training_input_budget_bytes=str(st['budget_bytes']),
-            training_inputs_dropped=str(st['dropped']),
-            training_inputs_evicted=str(st['evicted_by_budget']
-                                        + st['evicted_with_experiences']))
-
-    def _retrain_modalities(self) -> list[str]:
-        return [m for m in str(self.values['sleep.retrain.modalities']).split(',') if m]
 
     def _publish_live_models(self) -> None:
         # Latched: an encoder that starts later loads the promoted version at once (and SNARC
         # the version's re-embedded memories, model_versions.MEMORY_EMBEDDINGS_FILE). Called at
         # the diagnostics period too, so `sage memory models --rollback` and versions adopted
         # from another host reach the encoders.
-        doc = {}
-        for m in self._retrain_modalities():
-            versions = ModelVersions(self._versions_dir, m)
-            name = versions.live_version()
-            path = '' if name == PACKAGED else str(versions.dir / name)
-            doc[m] = {'version': name, 'path': path}
+        doc = live_models(self._versions_dir, retrain_modalities(self.values))
         if doc != self._live_models:
             self._live_models = doc
             self.models_pub.publish(String(data=json.dumps(doc, sort_keys=True)))
@@ -341,7 +268,7 @@ class MemoryNode(Node):
         until the store takes them)."""
         try:
             shared = share_live(self.memory.store.engine, self._versions_dir,
-                                self._retrain_modalities(), self.values['device_id'])
+                                retrain_modalities(self.values), self.values['device_id'])
         except (sa_exc.SQLAlchemyError, OSError) as err:
             self.health.problem(Level.WARN, f'model versions not shared yet: {err}'[:300])
             return
@@ -378,78 +305,38 @@ class MemoryNode(Node):
             response.message = f'max_duration_s must be in (0, 3600], got {budget}'
             return response
         try:
-            rep, message = self._sleep(budget)
+            result = self._sleep(budget)
         except SageError as err:
             response.success, response.message = False, str(err)
             return response
         response.success = True
-        response.examined, response.consolidated = rep.examined, rep.consolidated
-        response.message = message
+        response.examined = result.report.examined
+        response.consolidated = result.report.consolidated
+        response.message = result.message
         return response
 
     def _sleep_on_dream(self, budget: float) -> None:
         try:
-            _, message = self._sleep(budget)
-            self.get_logger().info(f'sleep on DREAM: {message}')
+            self.get_logger().info(f'sleep on DREAM: {self._sleep(budget).message}')
         except SageError as err:
             self.health.problem(Level.ERROR, f'sleep on DREAM: {err}')
 
-    def _sleep(self, budget: float) -> tuple[Any, str]:
-        """Consolidate, then retrain; returns the consolidation report and a summary.
+    def _sleep(self, budget: float) -> SleepResult:
+        """One sleep (sage_memory.sleep.cycle), its retraining reported on /diagnostics."""
+        result = self.sleeper.sleep(budget)
+        if result.retrain is not None:
+            self._report_retrain(result.retrain)
+        return result
 
-        The retraining stops when a dream ends after the sleep began (a salience spike,
-        CRISIS): the dream it was called in, even when the DREAM state arrives after the call.
-        A Sleep asked for by hand outside any dream runs to its budget.
-
-        Raises:
-            SageError: the store cannot be read or written.
-        """
-        t0 = time.monotonic()
-        exits = self._dream_exits
-        rep = self.memory.sleep(budget)
-        message = (f'{rep.consolidated} patterns, {rep.absorbed} experiences '
-                   f'consolidated in {rep.duration_s:.2f} s'
-                   + ('' if rep.complete else ' (budget reached)'))
-        left = budget - (time.monotonic() - t0)
-        if self.values['sleep.retrain.enabled'] and not self.memory.read_only:
-            def preempted() -> bool:
-                return self._dream_exits > exits
-            if preempted():
-                message += '; retraining not started: the dream ended'
-            else:
-                message += '; ' + self._retrain(left, preempted).summary()
-        return rep, message
-
-    def _retrain(self, left_s: float, preempted: Callable[[], bool]) -> RetrainOutcome:
-        """Fine-tune the encoders on the inputs stored since the last retraining."""
-        time_budget = min(float(self.values['sleep.retrain.time_budget_s']),
-                          left_s - float(self.values['sleep.retrain.export_reserve_s']))
-        if time_budget <= 0.0:
-            return RetrainOutcome(error='no time left in this sleep for retraining')
-        state = self.memory.load_state(RETRAIN_STATE_KEY) or {}
-        since = {m: float(v) for m, v in state.get('until', {}).items()}
-        cmd = worker_command(self.values, str(self.values['database_url']),
-                             str(self.values['data_dir']), self._versions_dir, time_budget,
-                             since, seed=int(time.time()))
-        outcome = self._retrainer.run(cmd, preempted,
-                                      float(self.values['sleep.retrain.max_rss_mb']))
-        self.get_logger().info(f'sleep: {outcome.summary()} '
-                               f'(worker peak {outcome.peak_rss_mb:.0f} MB)')
+    def _report_retrain(self, outcome: RetrainOutcome) -> None:
         if outcome.error:
             self.health.problem(Level.ERROR if outcome.ran else Level.WARN, outcome.summary())
         if outcome.preempted:
             self.health.latency('retrain_stop', outcome.stop_s * 1e3)
         if outcome.ran:
             self.health.values['retrain_peak_rss_mb'] = f'{outcome.peak_rss_mb:.0f}'
-        if outcome.ran:
-            # A modality retrained (promoted or rejected) next learns from newer inputs only;
-            # one skipped for too few inputs keeps gathering them.
-            since.update(outcome.decided_until())
-            self.memory.save_state(RETRAIN_STATE_KEY, {'until': since,
-                                                       'result': outcome.result})
         self.health.count('retrain_runs')
         self._publish_live_models()
-        return outcome
 
     def close(self) -> None:
         """Final checkpoint, flush every queued row, save the index (called on shutdown)."""
