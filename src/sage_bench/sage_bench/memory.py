@@ -1,9 +1,13 @@
-"""`sage bench memory`: the memory store's benchmark on rows as the robot writes them.
+"""`sage bench memory`: the memory store's benchmark.
 
-`sage_bench.memory_phases` measures the store (sustained durable inserts, a flood, recall and
-kNN at scale, restart, bytes on disk). Its rows are built here from real content, as the nano graph
-would store them, unless `workload='random'` asks for the store's own synthetic rows (a random
-`preview_bytes` preview and codes of a 512-code book, as every earlier note measured):
+By default it measures issue 50's figures through the store's own API at 100 k rows of 384-d
+embeddings (workload 'store', sage_bench.memory_figures). `workload='robot'` runs the phases
+of `sage_bench.memory_phases` (sustained durable inserts, a flood, recall and kNN at scale,
+restart, bytes on disk) on rows built here from real content, as the nano graph would store
+them (below); `workload='random'` runs them on the store's own synthetic rows (a random
+`preview_bytes` preview and codes of a 512-code book, as every earlier note measured).
+
+The robot rows:
 
 - vision: crops of the evaluation photographs (never trained on) with sensor noise, encoded by
   the vision encoder core with the profile's parameters (real codes, features, diagnostics and
@@ -17,7 +21,7 @@ would store them, unless `workload='random'` asks for the store's own synthetic 
 
 Only the embeddings stay synthetic: the benchmark needs `rows` distinct vectors with the cluster
 structure of recurring scenes, at `dim`, to measure recall at scale
-(sage_bench.memory_phases._Pool).
+(sage_bench.memory_phases.RowPool).
 `vision_share` sets the mix (the share of vision rows; the rest audio).
 """
 from __future__ import annotations
@@ -153,25 +157,35 @@ def describe(rows: Sequence[Any]) -> dict[str, Any]:
             for key, cols in sorted(groups.items())}
 
 
-def run_bench(seconds: float = 10.0, workload: str = 'robot', profile: str = 'nano',
+def run_bench(seconds: float = 10.0, workload: str = 'store', profile: str = 'nano',
               vision_share: float = 0.5, full_fraction: float = -1.0, **kw: Any
               ) -> dict[str, Any]:
-    """The memory benchmark (sage_bench.memory_phases.run_bench, same options) on `workload` rows.
+    """The memory benchmark on `workload` rows.
 
     Args:
-        seconds: duration of the sustained-insert phase.
-        workload: 'robot' (rows from real content through the encoders and the memory policy)
-            or 'random' (the store's synthetic rows: random preview of preview_bytes).
+        seconds: duration of the sustained-insert phase ('robot' and 'random').
+        workload: 'store' (issue 50's figures through the store's API: durable inserts,
+            reopen to first result, bytes per row, recall@10, kNN latency, RSS; options of
+            sage_bench.memory_figures.run_figures: rows, dim, queries, reopens, seed),
+            'robot' (rows from real content through the encoders and the memory policy) or
+            'random' (the store's synthetic rows: random preview of preview_bytes), both
+            through the phases of sage_bench.memory_phases.run_bench (sustained, flood,
+            recall, restart; its options).
         profile: profile whose encoder and memory parameters build the robot rows.
         vision_share: share of vision rows in the robot workload (the rest audio).
         full_fraction: share of full-fidelity robot rows (< 0 = the profile's policy).
-        **kw: sage_bench.memory_phases.run_bench options (rows, dim, rate, backends, ...); dim
-            defaults to the robot rows' own embedding size.
+        **kw: the options of the workload's benchmark; dim defaults to the robot rows' own
+            embedding size.
     """
     # lazy: keeps SQLAlchemy and faiss out of this module's import
     from sage_bench import memory_phases as bench
-    if workload not in ('robot', 'random'):
-        raise ValueError(f"workload {workload!r}: 'robot' or 'random'")
+    from sage_bench.memory_figures import run_figures
+    if workload not in ('store', 'robot', 'random'):
+        raise ValueError(f"workload {workload!r}: 'store', 'robot' or 'random'")
+    if workload == 'store':
+        out = run_figures(**kw)
+        out['workload'] = {'name': workload}
+        return out
     base = None
     if workload == 'robot':
         base = robot_rows(profile, int(kw.get('seed', 0)), vision_share,

@@ -54,7 +54,8 @@ _SETTLE_S = 1.0
 _EMBED_BLOCK = 4096
 
 
-def _pct(values: Any) -> dict[str, float]:
+def percentiles(values: Any) -> dict[str, float]:
+    """Count, median, p95, p99 and max of values (rounded to 3 decimals)."""
     arr = np.asarray(list(values), dtype=float)
     if arr.size == 0:
         return {'n': 0}
@@ -64,7 +65,7 @@ def _pct(values: Any) -> dict[str, float]:
             'max': round(float(arr.max()), 3)}
 
 
-class _Pool:
+class RowPool:
     """Pre-generated row parts (codes, previews) reused with fresh uuids and embeddings."""
 
     def __init__(self, rng: np.random.Generator, dim: int, preview_bytes: int,
@@ -97,7 +98,7 @@ class _Pool:
                                    'salience': float(self.rng.random())})
 
 
-def _sustained(mem: Memory, pool: _Pool, seconds: float, rate: float,
+def _sustained(mem: Memory, pool: RowPool, seconds: float, rate: float,
                knn_period_s: float = 0.0, k: int = 10) -> dict[str, Any]:
     """Rows at `rate` for `seconds`; with knn_period_s > 0, kNN queries meanwhile (own thread)."""
     store = mem.store
@@ -137,22 +138,22 @@ def _sustained(mem: Memory, pool: _Pool, seconds: float, rate: float,
     if asker is not None:
         asker.join()
     committed = store.status().committed - c0
-    out = {'knn_ms_during_inserts': _pct(knn_ms)} if asker is not None else {}
+    out = {'knn_ms_during_inserts': percentiles(knn_ms)} if asker is not None else {}
     return {**out, 'target_rows_per_s': rate, 'rows': committed,
             'rows_per_s': round(committed / elapsed, 1),
-            'commit_ms_per_batch': _pct(store.commit_ms),
-            'commit_cpu_ms_per_batch': _pct(store.commit_cpu_ms),
-            'ack_ms_per_row': _pct(store.ack_ms), 'batches': len(store.commit_ms),
+            'commit_ms_per_batch': percentiles(store.commit_ms),
+            'commit_cpu_ms_per_batch': percentiles(store.commit_cpu_ms),
+            'ack_ms_per_row': percentiles(store.ack_ms), 'batches': len(store.commit_ms),
             'rows_per_batch': round(committed / max(1, len(store.commit_ms)), 1)}
 
 
-def _flood(mem: Memory, pool: _Pool, n: int, offset: int, seconds: float = 0.0
+def _flood(mem: Memory, pool: RowPool, n: int, offset: int, seconds: float = 0.0
            ) -> dict[str, Any]:
     """n rows at once, or (seconds > 0) rows as fast as the writer takes them for that long."""
     store = mem.store
     store.commit_ms.clear()
     wal_peak = 0
-    rss0 = _rss_mb()
+    rss0 = rss_mb()
     t0 = time.perf_counter()
     if seconds > 0:
         n = 0
@@ -171,12 +172,12 @@ def _flood(mem: Memory, pool: _Pool, n: int, offset: int, seconds: float = 0.0
     dt = time.perf_counter() - t0
     out: dict[str, Any] = {
         'rows': n, 'seconds': round(dt, 2), 'rows_per_s': round(n / dt, 1),
-        'commit_ms_per_batch': _pct(store.commit_ms), 'batches': len(store.commit_ms),
-        'rss_mb_before': rss0, 'rss_mb_after': _rss_mb()}
+        'commit_ms_per_batch': percentiles(store.commit_ms), 'batches': len(store.commit_ms),
+        'rss_mb_before': rss0, 'rss_mb_after': rss_mb()}
     # Settled: the index has taken the rows and the memory's idle trim (if on) has run.
     mem.wait_index_idle(300)
     time.sleep(_SETTLE_S)
-    out['rss_mb_settled'] = _rss_mb()
+    out['rss_mb_settled'] = rss_mb()
     if store.path is not None:
         wal, db = store.wal_bytes(), store.path.stat().st_size
         out.update(wal_mb=round(wal / 2**20, 1), wal_peak_mb=round(wal_peak / 2**20, 1),
@@ -184,7 +185,7 @@ def _flood(mem: Memory, pool: _Pool, n: int, offset: int, seconds: float = 0.0
     return out
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
     """Resident set size of this process in MiB (Linux /proc; 0 elsewhere)."""
     try:
         pages = int(Path('/proc/self/statm').read_text().split()[1])
@@ -193,7 +194,7 @@ def _rss_mb() -> float:
     return round(pages * os.sysconf('SC_PAGE_SIZE') / 2**20, 1)
 
 
-def _disk(store_path: Path | None, data_dir: Path, rows: int) -> dict[str, Any]:
+def disk_bytes(store_path: Path | None, data_dir: Path, rows: int) -> dict[str, Any]:
     """Bytes on disk after a clean close: database (+ WAL) and index snapshots, per row."""
     snap = sum(p.stat().st_size for p in (data_dir / 'index').rglob('*') if p.is_file())
     out: dict[str, Any] = {'snapshot_bytes': snap}
@@ -207,7 +208,7 @@ def _disk(store_path: Path | None, data_dir: Path, rows: int) -> dict[str, Any]:
     return out
 
 
-def _fill(mem: Memory, pool: _Pool, total: int, offset: int) -> float:
+def _fill(mem: Memory, pool: RowPool, total: int, offset: int) -> float:
     """Bulk-load rows straight through the writer's insert path (not timed as a figure)."""
     have = mem.store.count()
     t0 = time.perf_counter()
@@ -223,7 +224,7 @@ def _fill(mem: Memory, pool: _Pool, total: int, offset: int) -> float:
     return time.perf_counter() - t0
 
 
-def _recall(mem: Memory, pool: _Pool, rng: np.random.Generator, queries: int, k: int
+def _recall(mem: Memory, pool: RowPool, rng: np.random.Generator, queries: int, k: int
             ) -> dict[str, Any]:
     lat_plain, lat_filt, lat_rank = [], [], []
     found = 0
@@ -241,11 +242,12 @@ def _recall(mem: Memory, pool: _Pool, rng: np.random.Generator, queries: int, k:
             t = time.perf_counter()
             mem.query(Query(k=k, modality='vision', min_salience=0.9))
             lat_rank.append((time.perf_counter() - t) * 1e3)
-    return {'k': k, 'by_embedding_ms': _pct(lat_plain), 'filtered_ms': _pct(lat_filt),
-            'ranked_sql_ms': _pct(lat_rank), 'mean_results': round(found / max(1, queries), 2)}
+    return {'k': k, 'by_embedding_ms': percentiles(lat_plain),
+            'filtered_ms': percentiles(lat_filt), 'ranked_sql_ms': percentiles(lat_rank),
+            'mean_results': round(found / max(1, queries), 2)}
 
 
-def _recall_quality(mem: Memory, pool: _Pool, dim: int, k: int, n: int = 100) -> float:
+def recall_at_k(mem: Memory, pool: RowPool, dim: int, k: int, n: int = 100) -> float:
     """Share of the exact top-k that the ANN search returns (recall@k)."""
     key = ('vision', dim)
     vi = mem.index.get(key)
@@ -292,7 +294,7 @@ def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int
         index=IndexConfig(snapshot_vectors=snapshot_vectors,
                           ef_construction=ef_construction or IndexConfig.ef_construction),
         snapshot_period_s=0.0, refresh_period_s=0.0, heap_trim_rows=heap_trim_rows)
-    pool = _Pool(rng, dim, preview_bytes, base_rows)
+    pool = RowPool(rng, dim, preview_bytes, base_rows)
     mem = Memory(cfg)
     out: dict[str, Any] = {}
     try:
@@ -305,7 +307,7 @@ def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int
         mem.wait_index_idle(300)
         out['rows'] = mem.store.count()
         out['recall'] = _recall(mem, pool, rng, queries, k)
-        out['recall_at_k'] = _recall_quality(mem, pool, dim, k)
+        out['recall_at_k'] = recall_at_k(mem, pool, dim, k)
         if knn_period_s > 0:
             # At scale: inserts at `rate` while kNN queries run (the index adds meanwhile).
             out['sustained_with_knn'] = _sustained(mem, pool, seconds, rate, knn_period_s, k)
@@ -314,7 +316,7 @@ def _bench_backend(url: str, data_dir: Path, seconds: float, rows: int, dim: int
         mem.save_state('snarc', {'weights': [0.2] * 5, 'stats': list(range(200))})
     finally:
         mem.close()
-    out['disk'] = _disk(mem.store.path, data_dir, out.get('rows_after', out['rows']))
+    out['disk'] = disk_bytes(mem.store.path, data_dir, out.get('rows_after', out['rows']))
     out['restart'] = _restart(cfg)
     if rebuild:
         for p in (data_dir / 'index').rglob('*'):

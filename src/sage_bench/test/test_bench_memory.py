@@ -38,8 +38,8 @@ def test_robot_rows_are_the_encoders_and_the_policys_on_real_photos_and_recordin
 
 
 def test_a_short_bench_reports_the_workload_and_bytes_per_row_above_its_payload(rows):
-    out = run_bench(seconds=1.0, rows=600, rate=400.0, queries=20, flood_rows=200,
-                    backends='sqlite')
+    out = run_bench(seconds=1.0, workload='robot', rows=600, rate=400.0, queries=20,
+                    flood_rows=200, backends='sqlite')
     assert out['workload']['name'] == 'robot' and out['params']['dim'] == 32
     got = out['sqlite']
     assert got['rows'] == 600 and got['recall_at_k'] >= 0.9
@@ -50,5 +50,21 @@ def test_a_short_bench_reports_the_workload_and_bytes_per_row_above_its_payload(
 
 
 def test_an_unknown_workload_is_refused():
-    with pytest.raises(ValueError, match="'robot' or 'random'"):
+    with pytest.raises(ValueError, match="'store', 'robot' or 'random'"):
         run_bench(seconds=1.0, workload='mixed')
+
+
+def test_the_default_bench_reports_issue_50s_figures_on_100k_rows_of_384_d():
+    import inspect
+
+    from sage_bench.memory_figures import run_figures
+    defaults = {k: v.default for k, v in inspect.signature(run_figures).parameters.items()}
+    assert (defaults['rows'], defaults['dim']) == (100_000, 384)
+    assert inspect.signature(run_bench).parameters['workload'].default == 'store'
+    out = run_bench(rows=6000, dim=32, queries=30, reopens=2)
+    f = out['figures']
+    assert set(out['met']) == {'durable_inserts_per_s', 'reopen_to_first_result_s',
+                               'bytes_per_row', 'recall_at_10', 'knn_p95_ms'}
+    assert out['durable']['rows'] == 6000 and f['durable_inserts_per_s'] > 0
+    assert f['reopen_to_first_result_s']['n'] == 2 and f['knn_ms']['n'] == 30
+    assert f['recall_at_10'] >= 0.9 and 300 < f['bytes_per_row'] < 2000

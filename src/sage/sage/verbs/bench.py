@@ -108,5 +108,8 @@ def bench(
     if name == 'graph':
         from sage_bench.graph import print_table as print_graph_table
         print_graph_table(result['results'], typer.echo)
+    if name == 'memory' and 'figures' in result['results']:
+        from sage_bench.memory_figures import print_figures
+        print_figures(result['results'], typer.echo)
     typer.echo(f'wrote {path}')
 
