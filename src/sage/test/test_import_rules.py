@@ -34,16 +34,10 @@ LAZY = re.compile(r'\blazy\b', re.IGNORECASE)
 DOTTED = re.compile(r'^sage\w*(\.\w+)+$')
 # Folders whose function-local imports are not marked yet, and why. The test fails once a
 # folder has none left, so an entry cannot outlive its reason.
-UNMARKED_FOR_NOW = {
-    'src/sage_memory/': 'sage_memory is being split into sub-packages (issue 50, item 2) by its '
-                        'owner; its function-local imports are marked or hoisted there',
-}
+UNMARKED_FOR_NOW: dict[str, str] = {}
 # Files that still use another module's private name, and why (the same rule: an entry fails
 # once its file is clean).
-PRIVATE_FOR_NOW = {
-    'src/sage_memory/test/test_index.py': 'patches sage_memory.index.vector_index._COPY_FLOATS; '
-                                          'owned by the sage_memory split (issue 50, item 2)',
-}
+PRIVATE_FOR_NOW: dict[str, str] = {}
 
 
 def python_files() -> list[Path]:

@@ -1,12 +1,14 @@
 """`sage bench memory` on the robot workload: rows from real content, as the nodes write them."""
 from __future__ import annotations
 
+import inspect
 import io
 
 import pytest
 import soundfile as sf
 
 from sage_bench.memory import describe, robot_rows, run_bench
+from sage_bench.memory_figures import run_figures
 
 
 @pytest.fixture(scope='module')
@@ -55,9 +57,6 @@ def test_an_unknown_workload_is_refused():
 
 
 def test_the_default_bench_reports_issue_50s_figures_on_100k_rows_of_384_d():
-    import inspect
-
-    from sage_bench.memory_figures import run_figures
     defaults = {k: v.default for k, v in inspect.signature(run_figures).parameters.items()}
     assert (defaults['rows'], defaults['dim']) == (100_000, 384)
     assert inspect.signature(run_bench).parameters['workload'].default == 'store'

@@ -7,6 +7,9 @@ database on that server, dropped afterwards.
 """
 from __future__ import annotations
 
+# Imports inside fixtures are lazy: sage_encoders' data and rings and psutil load only for
+# the tests that use those fixtures.
+
 from collections.abc import Iterator
 import os
 from pathlib import Path

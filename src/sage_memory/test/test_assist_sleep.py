@@ -7,6 +7,9 @@ loses nothing: the launcher respawns it, it sleeps again and the exchange comple
 """
 from __future__ import annotations
 
+# Imports inside tests are lazy: rclpy, the message packages and the encoders load only
+# when the graph test runs.
+
 import json
 import os
 import signal

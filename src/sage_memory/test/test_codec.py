@@ -8,7 +8,7 @@ import numpy as np
 
 from sage_memory.index.structure import IndexConfig
 from sage_memory.index.vector_index import VectorIndex
-from sage_memory.store.models import PORTABLE_COLUMNS, record_to_row
+from sage_memory.store.models import PORTABLE_COLUMNS, record_to_row, rows_to_insert
 from sage_memory.store.retention import RetentionConfig
 from sage_memory.store.memory_store import MemoryStore, StoreConfig
 from sage_memory.store.synthetic import synthetic_record
@@ -129,7 +129,6 @@ def test_float16_vectors_from_the_database_recall_99_percent_of_the_float32_top_
 def test_the_writers_batch_rows_are_the_bytes_record_to_row_gives():
     # rows_to_insert encodes a batch's embeddings together: each row must still be the row
     # record_to_row writes alone (float16 where it fits, float32 where not, none without).
-    from sage_memory.store.models import rows_to_insert
     rng = np.random.default_rng(9)
     records = [synthetic_record(i, rng, dim=16, preview_bytes=10, grid=3) for i in range(6)]
     records[1] = replace(records[1], embedding=np.full(16, 7e4, np.float32))  # beyond float16

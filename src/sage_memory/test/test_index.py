@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import zlib
 
 import numpy as np
 import pytest
 
+from sage_memory.index import vector_index
 from sage_memory.index.index_set import IndexSet
 from sage_memory.index.structure import IndexConfig
 from sage_memory.index.vector_index import VectorIndex
@@ -118,14 +120,13 @@ def test_removed_rows_are_never_returned(kind):
 def test_an_exact_search_too_large_to_copy_scans_every_list():
     x, _ = scenes(3000, 32, 60, seed=2)
     vi, _, _, _ = filled(x=x)
-    import sage_memory.index.vector_index as module
     q = x[5] + 0.05
     copied = vi.search(q, 10, exact=True)
-    floats, module._COPY_FLOATS = module._COPY_FLOATS, 0
+    floats, vector_index.COPY_FLOATS = vector_index.COPY_FLOATS, 0
     try:
         scanned = vi.search(q, 10, exact=True)
     finally:
-        module._COPY_FLOATS = floats
+        vector_index.COPY_FLOATS = floats
     assert [h.row_id for h in scanned] == [h.row_id for h in copied]
     assert [h.row_id for h in copied] == [i * 10 + 7 for i in exact_top(x, q, 10)]
 
@@ -288,7 +289,6 @@ def test_an_unknown_index_kind_is_refused():
 
 def test_a_search_during_a_long_chunked_add_waits_for_one_chunk_not_the_whole_add():
     # Rows streaming into the index must not hold queries for a whole burst (issue 16.4).
-    import threading
     rng = np.random.default_rng(4)
     dim, n = 384, 4000
     vi = VectorIndex('vision', dim, IndexConfig(exact_work=0))
@@ -314,7 +314,6 @@ def test_a_search_during_a_long_chunked_add_waits_for_one_chunk_not_the_whole_ad
 
 def test_a_chunked_add_stops_at_the_next_chunk_once_asked():
     # A closing memory must not wait for (or abandon mid-call) a whole backlog of graph inserts.
-    import threading
     rng = np.random.default_rng(5)
     dim, n = 64, 2000
     vi = VectorIndex('vision', dim, IndexConfig(exact_work=0))

@@ -3,6 +3,9 @@ stored rows keep their input (experiences always, context rows with training_inp
 """
 from __future__ import annotations
 
+# Imports inside tests are lazy: rclpy, the message packages and the encoder node load only
+# for the node tests.
+
 from dataclasses import replace
 
 import numpy as np

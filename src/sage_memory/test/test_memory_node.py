@@ -1,6 +1,9 @@
 """The memory node as a process: store on attend, publish, recall, checkpoint, SIGTERM, restore."""
 from __future__ import annotations
 
+# Imports inside tests are lazy: rclpy and the message packages load only when the node
+# test runs.
+
 import json
 import os
 import signal

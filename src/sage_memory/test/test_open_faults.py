@@ -6,6 +6,9 @@ for permissions a child the kernel really refuses writes to (the `unwritable` fi
 """
 from __future__ import annotations
 
+# Imports inside tests are lazy: rclpy and the message packages load only for the tests that
+# start a node; the store's modules beside the set-up that uses them.
+
 import json
 import os
 from pathlib import Path

@@ -2,6 +2,9 @@
 shipping resumes after a failure or a lost acknowledgement (real SQLite and PostgreSQL)."""
 from __future__ import annotations
 
+# Imports inside tests are lazy: rclpy, the message packages and process control load only
+# for the tests that start nodes.
+
 import json
 import socket
 import time

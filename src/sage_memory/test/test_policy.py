@@ -1,12 +1,14 @@
 """MemoryCore: pairing, storage policy, context buffer, fidelity (pure, no database)."""
 from __future__ import annotations
 
+import json
 import itertools
 
 import numpy as np
 
 from sage_common.records import LatentRecord, SalienceRecord
 from sage_memory.policy import MemoryCore, PolicyConfig
+from sage_memory.store.models import record_to_row
 
 
 class FakeClock:
@@ -161,9 +163,7 @@ def test_state_round_trips_through_restore():
 
 
 def test_feature_floats_are_stored_to_the_digits_asked_in_the_fewest_characters():
-    import json
 
-    from sage_memory.store.models import record_to_row
     rng = np.random.default_rng(0)
     values = {f'band_{i:02d}': float(np.float32(v)) for i, v in
               enumerate(rng.normal(-35.0, 5.0, 16))}  # audio bands, float32 as the encoder
@@ -192,7 +192,7 @@ def test_feature_floats_are_stored_to_the_digits_asked_in_the_fewest_characters(
 
 
 def test_the_encoder_model_that_embedded_a_row_is_kept_and_published_with_it():
-    from sage_memory.ros_convert import experience_to_msg
+    from sage_memory.ros_convert import experience_to_msg  # lazy: message types, this test only
     latent = LatentRecord(**{**lat(1).__dict__, 'model_version': 'vision:3f2a9c1d'})
     c, _ = core(context_before=0, context_after=0)
     rec = (c.on_latent(latent) + c.on_salience(sal(1)))[0]

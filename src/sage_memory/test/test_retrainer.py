@@ -7,7 +7,10 @@ import time
 
 import pytest
 
+from sage_common.params import resolve
+from sage_memory import memory_params
 from sage_memory.sleep.retrain import Retrainer, rss_mb, worker_command
+from sage_memory.sleep.worker import finetune_config, parse_args
 
 # A child that grows to about 300 MB resident and then waits; SIGTERM ends it.
 HOG = [sys.executable, '-c',
@@ -37,9 +40,6 @@ def test_rss_of_a_process_that_is_gone_is_zero():
 
 
 def test_retrain_parameters_reach_a_command_line_the_worker_parses():
-    from sage_common.params import resolve
-    from sage_memory import memory_params
-    from sage_memory.sleep.worker import finetune_config, parse_args
     values = resolve(memory_params.PARAMS, {'sleep.retrain.learning_rate': 0.002,
                                             'sleep.retrain.max_steps': 7,
                                             'sleep.retrain.threads': 3,
@@ -81,7 +81,6 @@ def test_retrain_parameters_reach_a_command_line_the_worker_parses():
 
 
 def test_the_worker_refuses_threads_and_niceness_out_of_range(capsys):
-    from sage_memory.sleep.worker import parse_args
     base = ['--versions-dir', '/tmp/v']
     assert parse_args(base + ['--threads', '16', '--nice', '19']).threads == 16
     for bad in (['--threads', '0'], ['--threads', '17'], ['--nice', '-1'], ['--nice', '20']):

@@ -19,6 +19,9 @@ After every kill:
 """
 from __future__ import annotations
 
+# Imports inside tests are lazy: rclpy, the message packages and the model files load only
+# when the kill test runs.
+
 import os
 import shutil
 import sqlite3

@@ -8,6 +8,9 @@ live on /sage/models/live, and the next Sleep finds nothing new to learn from.
 """
 from __future__ import annotations
 
+# Imports inside tests are lazy: rclpy and the message packages load only when the node
+# test runs.
+
 import json
 import os
 import subprocess

@@ -8,6 +8,9 @@ Figures of the run on a 2-core x86: ~0.08 s a vision step, ~0.11 s an audio step
 """
 from __future__ import annotations
 
+# Imports inside tests are lazy: onnxruntime and sage_encoders' model code load only for the
+# tests that check a version's files.
+
 import json
 import os
 import math

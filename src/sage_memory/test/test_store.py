@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+import threading
 import time
 
+from alembic.script import ScriptDirectory
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, inspect, text
@@ -14,9 +16,11 @@ from sage_memory.sleep.consolidation import SleepConfig
 from sage_memory.errors import QueryError
 from sage_memory.memory import Memory, MemoryConfig
 from sage_memory.store.models import PORTABLE_COLUMNS, ExperienceRecord, record_to_row
-from sage_memory.index.recall import Query
+from sage_memory.index.recall import LazyTextEmbedder, Query
+from sage_memory.index.snapshot_load import SnapshotLoad
 from sage_memory.store.retention import RetentionConfig
-from sage_memory.store.memory_store import MemoryStore, StoreConfig, summarize
+from sage_memory.store.memory_store import MIGRATIONS, MemoryStore, StoreConfig, summarize
+from sage_memory.store.migrations import HEAD
 
 
 def memory_config(url: str, data_dir: Path, **kw) -> MemoryConfig:
@@ -211,9 +215,7 @@ def test_recall_by_example_during_the_start_up_index_load_waits_or_says_still_lo
     # On CI a restarted node answered a recall by example with [] before its index was
     # loaded: to a caller that reads as "nothing similar". The loader is held here to make
     # the start-up window as long as the test needs.
-    import threading
 
-    from sage_memory.index.snapshot_load import SnapshotLoad
 
     mem, centres, rows = clustered_memory(db_url, tmp_path, 40)
     mem.close()
@@ -391,15 +393,11 @@ def test_summarize_counts_rows_per_modality_and_kind(db_url, tmp_path):
 
 
 def test_the_head_constant_matches_the_newest_alembic_revision():
-    from alembic.script import ScriptDirectory
 
-    from sage_memory.store.migrations import HEAD
-    from sage_memory.store.memory_store import MIGRATIONS
     assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD
 
 
 def test_a_missing_language_encoder_gives_a_clear_error(tmp_path):
-    from sage_memory.index.recall import LazyTextEmbedder
     mem = open_memory('', tmp_path, embed_text=LazyTextEmbedder('no_such_module:Encoder'))
     for _ in range(2):  # the failure is remembered, not retried on every query
         with pytest.raises(QueryError, match='text recall unavailable: cannot load no_such'):
@@ -409,7 +407,6 @@ def test_a_missing_language_encoder_gives_a_clear_error(tmp_path):
 
 def test_text_recall_with_minilm_finds_the_matching_sentence(tmp_path):
     pytest.importorskip('sage_encoders.language_core', reason='language encoder not installed')
-    from sage_memory.index.recall import LazyTextEmbedder
     embed = LazyTextEmbedder('sage_encoders.language_core:LanguageEncoderCore',
                              'sage_encoders.language_encoder_params')
     try:

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
+import uuid
 
 import numpy as np
 
+from sage_memory.index.structure import IndexConfig
+from sage_memory.memory import Memory, MemoryConfig
 from sage_memory.store.retention import RetentionConfig
 from sage_memory.store.memory_store import MemoryStore, StoreConfig
 from sage_memory.store.synthetic import synthetic_record
@@ -42,8 +46,6 @@ def test_a_flood_leaves_the_wal_within_its_bound_and_every_row_in_the_database(t
 
 
 def test_each_vector_is_kept_once_on_disk_and_a_restart_recalls_the_same_rows(tmp_path):
-    from sage_memory.index.structure import IndexConfig
-    from sage_memory.memory import Memory, MemoryConfig
     dim, n = 128, 2000  # vectors of 512 bytes, a graph of about 170 bytes per row
     cfg = MemoryConfig(store=StoreConfig(data_dir=str(tmp_path),
                                          retention=RetentionConfig(max_rows=0)),
@@ -78,7 +80,6 @@ def rss_mb() -> float:
 
 
 def test_rss_returns_after_a_burst_of_rows(tmp_path):
-    from sage_memory.memory import Memory, MemoryConfig
     cfg = MemoryConfig(store=StoreConfig(data_dir=str(tmp_path),
                                          retention=RetentionConfig(max_rows=0)),
                        snapshot_period_s=0.0, refresh_period_s=0.0, heap_trim_rows=1000)
@@ -99,8 +100,6 @@ def test_rss_returns_after_a_burst_of_rows(tmp_path):
 
 
 def test_row_keys_are_uuid7_in_insert_order_so_the_uuid_index_only_appends(tmp_path):
-    import sqlite3
-    import uuid
     store = MemoryStore(StoreConfig(data_dir=str(tmp_path),
                                     retention=RetentionConfig(max_rows=0)))
     store.start()
@@ -125,7 +124,6 @@ def test_row_keys_are_uuid7_in_insert_order_so_the_uuid_index_only_appends(tmp_p
 
 
 def test_a_new_file_takes_the_configured_page_size_and_an_old_one_keeps_its_own(tmp_path):
-    import sqlite3
 
     def page_size() -> int:
         with sqlite3.connect(tmp_path / 'sage_memory.db') as db:

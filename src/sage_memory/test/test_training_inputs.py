@@ -9,10 +9,16 @@ import sqlite3
 import time
 import zlib
 
+from alembic import command
+from alembic.config import Config
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, insert, text
 
+from sage_common.errors import ParamError
+from sage_common.params import resolve
+from sage_memory.config import memory_config
+from sage_memory.memory_params import PARAMS, validate
 from sage_memory.store.codec import encode_codes
 from sage_memory.memory import Memory, MemoryConfig
 from sage_memory.store.models import EXPERIENCES, ExperienceRecord, record_to_row
@@ -280,8 +286,6 @@ def test_retention_deletes_the_inputs_of_the_experiences_it_evicts(db_url, tmp_p
 
 def database_at_0001(url: str, rows: list[ExperienceRecord]) -> None:
     """A database as revision 0001 left it (no training_inputs table), holding rows."""
-    from alembic import command
-    from alembic.config import Config
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
@@ -405,10 +409,6 @@ def wait_until(cond, timeout: float = 10.0) -> bool:
 
 
 def test_the_node_parameters_reach_the_store_config():
-    from sage_common.errors import ParamError
-    from sage_common.params import resolve
-    from sage_memory.config import memory_config
-    from sage_memory.memory_params import PARAMS, validate
     values = resolve(PARAMS, {'training_inputs.budget_mb': 12.5}, validate, 'memory')
     assert memory_config(values).store.training_budget_mb == 12.5
     assert values['training_inputs.enabled'] is True

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sage_common.params import resolve
 from sage_common.records import MODALITIES
 from sage_memory.errors import QueryError
 from sage_memory.index.index_set import IndexSet
@@ -168,7 +169,6 @@ class LazyTextEmbedder:
             try:
                 values = dict(self._values)
                 if self.params_module:
-                    from sage_common.params import resolve
                     pm = importlib.import_module(self.params_module)
                     values = resolve(pm.PARAMS, values, getattr(pm, 'validate', None))
                 cls = getattr(importlib.import_module(module), name)

@@ -35,7 +35,7 @@ from sage_memory.index.vectors import Hit, IndexKey, normalise  # noqa: E402
 _YIELD_S = 0.0002
 # An exact search over a selection up to this many floats ranks copies of its vectors here
 # (the same arithmetic whatever the structure); a larger one asks the structure to scan.
-_COPY_FLOATS = 4_000_000
+COPY_FLOATS = 4_000_000
 
 # kind -> (new empty structure, restore from a snapshot)
 STRUCTURES: dict[str, tuple[Callable[[int, IndexConfig], Structure], Restore]] = {
@@ -273,7 +273,7 @@ class VectorIndex:
 
     def _exact(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> list[Hit]:
         labels = None if mask is None else np.flatnonzero(mask)
-        xb = self._structure.vectors(labels, _COPY_FLOATS)
+        xb = self._structure.vectors(labels, COPY_FLOATS)
         if xb is None:  # too many to copy out: the structure scans every candidate itself
             return self._hits(self._structure.search(q, k, _selector(mask), exhaustive=True))
         if labels is None:

@@ -59,6 +59,9 @@ MODALITIES = ('vision', 'audio')
 # More decoded inputs than steps x batch can use only cost memory: a seeded sample is kept.
 DEFAULT_MAX_INPUTS = 2000
 
+# Imports inside functions are lazy: the memory node imports this module's constants
+# (sage_memory.sleep.retrain), so its top level stays light; torch (sage_encoders'
+# training code), numpy and the store load in the worker process alone.
 log = logging.getLogger('sage_memory.sleep.worker')
 _FLAG = ParamSpec('flag', True, 'a true/false worker argument')
 

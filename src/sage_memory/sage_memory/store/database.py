@@ -104,7 +104,7 @@ def make_engine(url: str, synchronous: str = 'FULL',
 
 
 def _alembic_config(conn: Connection) -> Any:
-    from alembic.config import Config
+    from alembic.config import Config  # lazy: Alembic only when there is a migration to run
     cfg = Config()
     cfg.set_main_option('script_location', str(MIGRATIONS))
     cfg.attributes['connection'] = conn
@@ -129,7 +129,7 @@ def migrate(engine: Engine) -> str:
         with engine.connect() as conn:
             if read_revision(conn) == HEAD:
                 return HEAD  # the usual start: no Alembic import, no lock
-        # Alembic is imported only when there is something to do (it costs ~0.4 s).
+        # lazy: Alembic is imported only when there is something to do (it costs ~0.4 s).
         from alembic import command
         from alembic.runtime.migration import MigrationContext
         with engine.begin() as conn:

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from sage_memory.store.models import ExperienceRecord
-from sage_memory.store.memory_store import new_uuid
 from sage_common.vocabulary import MetabolicState
+from sage_memory.store.memory_store import MemoryStore, StoreConfig, new_uuid
+from sage_memory.store.models import ExperienceRecord
+from sage_memory.store.retention import RetentionConfig
 
 
 def synthetic_record(i: int, rng: np.random.Generator, dim: int = 64,
@@ -51,8 +52,6 @@ def synthetic_database(data_dir: str | Path, n: int, seed: int = 0, dim: int = 1
     Returns:
         the uuids written, every one committed.
     """
-    from sage_memory.store.retention import RetentionConfig
-    from sage_memory.store.memory_store import MemoryStore, StoreConfig
     rng = np.random.default_rng(seed)
     records = [synthetic_record(i, rng, dim=dim, preview_bytes=64, grid=4) for i in range(n)]
     store = MemoryStore(StoreConfig(data_dir=str(data_dir), retention=RetentionConfig(max_rows=0)))
