@@ -261,7 +261,7 @@ CHECKS: dict[str, Check] = {
     '.venv/bin/sage bench transport': Check(
         '', note='two processes per transport and size: test_mailbox_bench runs it'),
     '.venv/bin/sage bench memory': Check(
-        '', note='100 k rows take minutes; test_bench_memory runs the same run_bench on 600'),
+        '', note='100 k rows take a minute; test_bench_memory runs the same run_bench on 6,000'),
     '.venv/bin/sage bench sleep': Check(
         '', note='two full scenes and an 8 min sleep: test_bench_sleep runs the same run_bench '
                  'on one short scene per day'),
