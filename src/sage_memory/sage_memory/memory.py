@@ -246,8 +246,8 @@ class Memory:
         """Make the index hold exactly the database's indexable rows; returns counts.
 
         Args:
-            table: the indexable rows as just read (start-up: one read serves the snapshot
-                load and this); None = read what is needed here.
+            table: the ids of the indexable rows as just read (start-up: one read serves the
+                snapshot load and this); None = read them here.
         """
         keys = ({k: t.ids for k, t in table.items()} if table is not None
                 else self.store.index_keys())
@@ -263,9 +263,8 @@ class Memory:
                 fresh = VectorIndex(key[0], key[1], self.index.cfg)
                 self.index.bulk(True)
                 try:
-                    if table is None or _add_from_table(fresh, table[key], db_ids) is None:
-                        for chunk in self.store.index_rows(ids=db_ids):
-                            _add_chunk(fresh, chunk)
+                    for chunk in self.store.index_rows(ids=db_ids):
+                        _add_chunk(fresh, chunk)
                     fresh.rebuild_if_due()
                 finally:
                     self.index.bulk(False)
@@ -284,13 +283,8 @@ class Memory:
                 self.index.bulk(True)
             try:
                 # The inverted file is trained once, after the rows are in.
-                took = (_add_from_table(self.index.ensure(key), table[key], missing)
-                        if table is not None and missing.size else None)
-                if took is not None:
-                    added += took
-                else:
-                    for chunk in self.store.index_rows(ids=missing):
-                        added += self.index.add_rows(chunk, rebuild=False)
+                for chunk in self.store.index_rows(ids=missing):
+                    added += self.index.add_rows(chunk, rebuild=False)
                 self.index.rebuild_if_due()
             finally:
                 if bulk:
@@ -310,8 +304,8 @@ class Memory:
 
     def _load_index(self) -> dict[IndexKey, IndexTable] | None:
         # A snapshot without vectors: the database rows hold them. One pass over the rows
-        # files each chunk's vectors into the snapshot's indexes and keeps what the reconcile
-        # after it needs (every id; the vectors of rows stored since the snapshot).
+        # files each chunk's vectors into the snapshot's indexes and keeps every id for the
+        # reconcile after it (rows stored since the snapshot are read again there).
         loading = SnapshotLoad(self.snapshot_dir, self.cfg.index)
         try:
             table = read_index_table(self.store.engine, loading.consume)
@@ -419,16 +413,6 @@ class Memory:
         except OSError as err:
             log.warning('index snapshot failed at close: %s', err)
         return clean
-
-
-def _add_from_table(vi: VectorIndex, table: IndexTable, ids: np.ndarray) -> int | None:
-    # Rows whose vectors the start's read kept (None: some were filed into a snapshot's
-    # index meanwhile and must be read again).
-    vectors = table.vectors(ids)
-    if vectors is None:
-        return None
-    _, pos = table.positions(ids)
-    return vi.add(ids, vectors, table.stamps[pos], table.saliences[pos], rebuild=False)
 
 
 def _add_chunk(vi: VectorIndex, rows: list[Any]) -> None:

@@ -65,7 +65,9 @@ def decode_embeddings(blobs: Sequence[bytes], dim: int) -> np.ndarray:
 
 def decode_embedding(blob: bytes, dim: int) -> np.ndarray:
     """(dim,) float32 from one stored embedding."""
-    return decode_embeddings([blob], dim)[0]
+    out: np.ndarray = np.frombuffer(blob, '<f2' if len(blob) == 2 * dim else '<f4',
+                                    dim).astype(np.float32)
+    return out
 
 
 def code_bits(codebook_size: int) -> int:

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy import exc as sa_exc
 
 from sage_memory.store.database import (make_engine, migrate, redact, resolve_url, short_error,
@@ -22,6 +22,11 @@ from sage_memory.store.models import (EXPERIENCES, RECALL_KINDS, STATE, Experien
 from sage_memory.store.sqlite_file import access_problem, quarantined_files, read_only_engine
 from sage_memory.store.statements import SQL_CHUNK, INTERNAL_PREFIX, read_state
 from sage_memory.store.training_inputs import input_totals
+
+
+# Rows by id, built once: every recall by example reads its hits through it (building the
+# statement per call cost about as much as running it).
+_BY_IDS = select(EXPERIENCES).where(EXPERIENCES.c.id.in_(bindparam('ids', expanding=True)))
 
 
 class StoreQueries:
@@ -56,7 +61,7 @@ class StoreQueries:
         with self.engine.connect() as conn:
             for i in range(0, len(ids), SQL_CHUNK):
                 chunk = [int(x) for x in ids[i:i + SQL_CHUNK]]
-                for row in conn.execute(select(EXPERIENCES).where(EXPERIENCES.c.id.in_(chunk))):
+                for row in conn.execute(_BY_IDS, {'ids': chunk}):
                     out[int(row.id)] = row_to_record(row)
         return out
 
