@@ -2,7 +2,7 @@
 DURATION ?= 60
 PROFILE ?= nano
 
-.PHONY: run test install image
+.PHONY: run test install image results
 run:
 	@bash scripts/install.sh
 	@.venv/bin/sage launch $(PROFILE) --duration $(DURATION)
@@ -16,3 +16,7 @@ install:
 # The x86 image with podman from a debootstrapped Debian base (no Docker engine needed).
 image:
 	@bash scripts/image.sh
+
+# docs/results/: one page per benchmark JSON in docs/results/data/ (docs/benchmarks.md).
+results:
+	@.venv/bin/python scripts/results.py

@@ -235,9 +235,15 @@ CHECKS: dict[str, Check] = {
     '.venv/bin/sage bench salience --seeds 20 -o docs/results/data/salience.json': Check(
         '', note=BENCH_TEST.format('hours', 'test_salience_scenes') + '; test_results_pages '
                  'checks the page made from its JSON'),
-    '.venv/bin/sage bench graph --seconds 20 -o docs/results/data/graph.json': Check(
-        '', note="the '.venv/bin/sage bench graph --seconds 20' check (5 s, -o runs/graph.json)"
-                 '; test_results_pages checks the page made from its JSON'),
+    '.venv/bin/sage bench orchestrator -o docs/results/data/orchestrator.json': Check(
+        '', note="the '.venv/bin/sage bench orchestrator' check (the same run, its JSON in the "
+                 "working folder); test_results_pages checks the page made from its JSON"),
+    '.venv/bin/sage bench snarc --seconds 5 -o docs/results/data/snarc.json': Check(
+        '', note="the '.venv/bin/sage bench snarc --seconds 5' check; test_results_pages "
+                 'checks the page made from its JSON'),
+    '.venv/bin/sage bench graph --seconds 20 --domain-id 231 -o docs/results/data/graph.json':
+        Check('', note="the '.venv/bin/sage bench graph --seconds 20' check (5 s, -o "
+                       'runs/graph.json); test_results_pages checks the page made from its JSON'),
     'make results': Check('', note='test_results_pages runs its one command (scripts/results.py) '
                                    'on a copy of docs/results and checks the committed pages'),
     '.venv/bin/sage bench graph --seconds 20': Check(
@@ -351,6 +357,20 @@ def test_inline_code_fits_on_one_line():
             if not in_block and line.count('`') % 2:
                 bad.append(f'{path.relative_to(ROOT)}:{n}: {line}')
     assert not bad, 'odd number of backticks (a span split over lines):\n' + '\n'.join(bad)
+
+
+def test_doc_links_resolve():
+    """Every relative link of the docs (and the generated results pages) names a file or
+    folder that exists."""
+    pages = [*doc_files(), *sorted((ROOT / 'docs' / 'results').glob('*.md'))]
+    bad = []
+    for path in pages:
+        for target in re.findall(r'\]\(([^)\s]+)\)', path.read_text()):
+            if re.match(r'[a-z]+:', target) or target.startswith('#'):
+                continue
+            if not (path.parent / target.split('#')[0]).exists():
+                bad.append(f'{path.relative_to(ROOT)}: {target}')
+    assert not bad, 'links to nothing:\n' + '\n'.join(bad)
 
 
 def test_readme_camera_fps_is_described(ros_domain):
