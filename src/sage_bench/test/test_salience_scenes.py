@@ -74,14 +74,29 @@ def test_a_short_realistic_scene_replays_with_the_profile_and_scores_per_kind_an
         assert row['detected'] == (row['latency_s'] is not None)
 
 
-@pytest.mark.xfail(strict=False, reason='open (issue 14): in scene 58 a cut-out of about 16 px '
-                   '(0.5 % of the image) fires surprise, not novelty (the phrase in silence '
-                   'that was attended 1.4 s after its start is attended at 0.67 s since '
-                   'voice.denoise.over 8)')
-def test_every_event_of_a_short_realistic_scene_is_caught_by_its_modality_and_axis(
+# Open (issue 14): in scene 58 the rocket, a cut-out of about 16 px (0.5 % of the image), is
+# attended at once but by surprise (1.0), not by novelty (peak 0.11).
+OPEN_EVENT = ('object_appears', 'object:rocket')
+
+
+def _missed(report):
+    return [(r['kind'], r['name']) for r in report['events']
+            if not (r['detected'] and r['axis_fired'])]
+
+
+def test_every_other_event_of_a_short_realistic_scene_is_caught_by_its_modality_and_axis(
         short_scene):
     _, _, report = short_scene
-    assert [r for r in report['events'] if not (r['detected'] and r['axis_fired'])] == []
+    assert OPEN_EVENT in [(r['kind'], r['name']) for r in report['events']]
+    assert [e for e in _missed(report) if e != OPEN_EVENT] == []
+
+
+@pytest.mark.xfail(strict=True, reason='open (issue 14): the rocket of scene 58 (a cut-out of '
+                   'about 16 px) fires surprise, not novelty; strict: once novelty catches it, '
+                   'this passes and the mark must go')
+def test_the_small_cut_out_of_a_short_realistic_scene_is_caught_by_novelty(short_scene):
+    _, _, report = short_scene
+    assert OPEN_EVENT not in _missed(report)
 
 
 @pytest.fixture(scope='module')
@@ -100,7 +115,11 @@ def test_the_robots_own_camera_rate_and_budget_steps_cause_no_attend(self_effect
 
 
 def test_the_salience_bench_scores_tuning_seeds_and_reuses_its_scenes(tmp_path, capsys):
-    kw = dict(seeds=1, seed_set='tuning', program='short', workers=1, cache=tmp_path / 'c')
+    # The bench's plumbing, not its figures: the encoders need not refine (the encoding is most
+    # of the time; refinement is on in the scenes above).
+    kw = dict(seeds=1, seed_set='tuning', program='short', workers=1, cache=tmp_path / 'c',
+              overrides=[f'{node}.irp.max_iterations=0'
+                         for node in ('vision_encoder', 'audio_encoder')])
     result = run_bench(**kw)
     assert result['seed_set'] == 'tuning' and result['seeds'] == [TUNING_SEEDS[0]]
     summary = result['summary']
