@@ -15,7 +15,7 @@ from sage_memory.store.synthetic import synthetic_record
 
 
 def test_the_packed_pass_gives_every_indexable_row_as_stored(db_url, tmp_path, monkeypatch):
-    monkeypatch.setattr(index_feed, '_CHUNK', 64)  # several chunks, one of them partial
+    monkeypatch.setattr(index_feed, 'CHUNK_ROWS', 64)  # several chunks, one of them partial
     rng = np.random.default_rng(3)
     records = []
     for i in range(300):

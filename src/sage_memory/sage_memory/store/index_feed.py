@@ -26,7 +26,7 @@ IndexKey = tuple[str, int]
 # (key, (N,) ids, (N, dim) float32 embeddings as stored) -> (N,) mask of the rows it took.
 Consumer = Callable[[IndexKey, np.ndarray, np.ndarray], np.ndarray]
 # Ids per chunk read.
-_CHUNK = 8192
+CHUNK_ROWS = 8192
 _MODALITY_WIDTH = 16  # the column's width (models.ExperienceRow.modality)
 _HEAD = np.dtype([('id', '>i8'), ('dim', '>u4'), ('len', '>u4')])
 _KINDS = ', '.join(f"'{k}'" for k in RECALL_KINDS)
@@ -68,8 +68,8 @@ def read_index_table(engine: Engine, consume: Consumer | None = None
     sql = text(_PACKED[engine.dialect.name])
     with engine.connect() as conn:
         top = int(conn.execute(text('SELECT max(id) FROM experiences')).scalar() or 0)
-        for lo in range(0, top, _CHUNK):
-            for key, key_ids, vectors in _chunk(conn, sql, lo, lo + _CHUNK):
+        for lo in range(0, top, CHUNK_ROWS):
+            for key, key_ids, vectors in _chunk(conn, sql, lo, lo + CHUNK_ROWS):
                 ids.setdefault(key, []).append(key_ids)
                 if consume is not None:
                     consume(key, key_ids, vectors)
