@@ -21,7 +21,9 @@ from sage_eval.bagio import AUDIO_TOPIC, BUDGET_TOPIC, CAMERA_TOPIC, IMU_TOPIC, 
 from sage_eval.inputs import iter_inputs
 from sage_eval.scenario import AUDIO_WINDOW_S, labels_path
 
-SEED = 57  # neither a tuning nor a report seed
+# Neither a tuning nor a report seed; of seeds 40-99 and 120-139 one whose budget steps end
+# first (16 s into the scene, 57's at 85 s): the offline replay below reads that far.
+SEED = 84
 COMPACT = replace(SHORT, self_effects=True, repeats=5, repeat_gap_s=3.0, self_hold_s=6.0)
 THUMB = (56, 56)
 
@@ -220,7 +222,9 @@ def test_offline_replay_refines_with_the_recorded_budget_as_the_live_encoders_do
 
 def test_full_scenes_hold_five_calm_minutes_and_every_kind_and_the_seed_sets_are_disjoint():
     assert not set(TUNING_SEEDS) & set(REPORT_SEEDS) and len(REPORT_SEEDS) >= 10
-    for seed in (TUNING_SEEDS[0], REPORT_SEEDS[0], REPORT_SEEDS[1]):
+    # One full plan (20-30 s of room noise rendered for 15 minutes): the calm time and the kinds
+    # are the program's, the same for every seed (three seeds were planned before).
+    for seed in (REPORT_SEEDS[0],):
         labels = plan_realistic_scene(seed)
         assert sum(b - a for a, b in labels.calm) >= 300.0
         kinds = {}
