@@ -32,9 +32,12 @@ SIDE_BY_SIDE = {**CODES_ONLY, 'surprise.codes.stride': 0, 'surprise.codes.floor'
 
 
 def _scene(world_names, obj, at):
-    """The encoder's latents of a slow pan over `world_names` (the profile's refinement at
-    2 ATP per frame) with a cut-out of photo `obj` pasted at `at` (px of the first frame)
-    after CALM_S, and the stamp it appears."""
+    """The encoder's latents of a slow pan over `world_names` with a cut-out of photo `obj`
+    pasted at `at` (px of the first frame) after CALM_S, and the stamp it appears.
+
+    No refinement (0 ATP): SNARC scores a latent before refinement (its initial codes, their
+    embedding, the error before refinement, the features), and the rocket's scene scored
+    alike to the last bit with the profile's 2 ATP per frame, which took three times as long."""
     rng = np.random.default_rng(7)
     world = np.concatenate([resize_to_height(media.photo(n), SIZE) for n in world_names],
                            axis=1).astype(np.float32)
@@ -50,7 +53,7 @@ def _scene(world_names, obj, at):
             paste(world, patch, alpha, x0 + at[0], at[1])
             pasted = True
         frame = expose(world[:SIZE, x0:x0 + SIZE], 1.0, noise, rng)
-        recs.append(core.encode(frame, 1000.0 + t, i, atp=2.0))
+        recs.append(core.encode(frame, 1000.0 + t, i, atp=0.0))
     return recs, 1000.0 + appear
 
 
