@@ -1,9 +1,7 @@
 """The memory facade the node, the benchmark and the tests use: store + index + recall + sleep.
 
-Threads: the store's writer commits rows; an index thread applies committed and evicted rows
-to the vector index, reconciles it with the database at start (after loading the snapshot) and
-every `refresh_period_s` (rows imported, synced or evicted by other processes), and saves a
-snapshot every `snapshot_period_s` and at close. Recall and sleep run in the caller's thread.
+Threads: the store's writer commits rows; the index thread (sage_memory.index.keeper) keeps
+the vector indexes in step with them. Recall and sleep run in the caller's thread.
 """
 from __future__ import annotations
 
@@ -12,36 +10,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 import logging
 from pathlib import Path
-import queue
-import sqlite3
-import threading
 import time
 from typing import Any
 
 import numpy as np
-from sqlalchemy import exc as sa_exc
 
-from sage_memory.store.codec import as_stored, decode_embeddings
 from sage_memory.errors import QueryError, StoreBusyError, StoreUnavailableError
 from sage_memory.sleep.consolidation import SleepConfig, SleepReport, consolidate
-from sage_memory.heap import release_freed_heap
 from sage_memory.index.index_set import IndexSet
-from sage_memory.index.snapshot_load import SnapshotLoad
+from sage_memory.index.keeper import IndexKeeper, KeeperConfig
 from sage_memory.index.structure import IndexConfig
-from sage_memory.index.vector_index import VectorIndex
-from sage_memory.index.vectors import IndexKey
-from sage_memory.store.models import RECALL_KINDS, ExperienceRecord
-from sage_memory.store.index_feed import IndexTable, read_index_table
+from sage_memory.store.models import ExperienceRecord
 from sage_memory.index.recall import Query, TextEmbedder, run_query, validate
 from sage_memory.store.memory_store import MemoryStore, StoreConfig, StoreStatus
 from sage_memory.store.training_inputs import TrainingInput
 
 log = logging.getLogger(__name__)
 
-# An index whose graph is more than this share dead rows is rebuilt at the next refresh.
-_REBUILD_DEAD_FRACTION = 0.3
-# Adding more rows than this at once (start-up rebuild) uses every core.
-_BULK_ROWS = 5000
 # open_memory: first pause before another attempt (doubled up to OpenWait.backoff_max_s), and
 # how often a waiting caller is asked whether to keep waiting.
 _FIRST_RETRY_S = 0.5
@@ -103,27 +88,27 @@ class Memory:
         t0 = time.perf_counter()
         self.store = MemoryStore(cfg.store)
         self.timings: dict[str, float] = {'open_s': time.perf_counter() - t0}
-        self._problems: list[str] = []
-        self.snapshot_dir: Path = self.store.data_dir / 'index' / self.store.store_id
-        self.index = IndexSet(cfg.index)
-        self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._ready = threading.Event()
-        self._stop = threading.Event()
-        self._dirty = False
         self._t_start = t0
-        self.store.on_commit(lambda recs: self._events.put(('add', recs)))
-        self.store.on_evict(lambda victims: self._events.put(('remove', [v[0] for v in victims])))
-        self._thread = threading.Thread(target=self._index_loop, name='sage-memory-index',
-                                        daemon=True)
-        self._thread.start()
+        self.keeper = IndexKeeper(
+            self.store, KeeperConfig(cfg.index, cfg.snapshot_period_s, cfg.refresh_period_s,
+                                     cfg.heap_trim_rows),
+            self.store.data_dir / 'index' / self.store.store_id, self.timings, t0)
+        self.store.on_commit(self.keeper.add)
+        self.store.on_evict(lambda victims: self.keeper.remove([v[0] for v in victims]))
+        self.keeper.start()
         self.store.start()
         # A daemon thread inside FAISS at interpreter exit aborts the process: stop it first.
-        atexit.register(self._stop_index_thread)
+        atexit.register(self.keeper.stop)
 
-    def _stop_index_thread(self) -> None:
-        self._stop.set()
-        self._events.put(('stop', None))
-        self._thread.join(timeout=5.0)
+    @property
+    def index(self) -> IndexSet:
+        """The vector indexes (read by recall; kept by the index thread)."""
+        return self.keeper.index
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """Where the index snapshot is saved."""
+        return self.keeper.snapshot_dir
 
     # ----------------------------------------------------------------- writing
     def submit(self, record: ExperienceRecord) -> None:
@@ -181,7 +166,7 @@ class Memory:
         """
         validate(q)
         if (q.text or (q.embedding is not None and np.size(q.embedding) > 0)) \
-                and not self._ready.wait(self.cfg.ready_wait_s):
+                and not self.keeper.wait_ready(self.cfg.ready_wait_s):
             raise QueryError(f'the vector index is still being loaded (memory opened '
                              f'{time.perf_counter() - self._t_start:.1f} s ago): retry shortly')
         return run_query(q, self.store, self.index, self._embed_text)
@@ -193,30 +178,34 @@ class Memory:
             MemoryStoreError: the database cannot be read or written.
         """
         report = consolidate(self.store, self.cfg.sleep, max_duration_s, self.cfg.session)
-        if report.patterns:
-            self._events.put(('add', list(report.patterns)))
+        self.keeper.add(list(report.patterns))
         return report
 
     # ------------------------------------------------------------------- index
     def index_rows(self, records: list[ExperienceRecord]) -> None:
         """Rows written into the database by another path (patterns taken back from the
         shared store, with their local row ids) join the vector index."""
-        if records:
-            self._events.put(('add', list(records)))
+        self.keeper.add(records)
 
     def wait_index_ready(self, timeout: float | None = None) -> bool:
         """Block until the index has been reconciled with the database at start."""
-        return self._ready.wait(timeout)
+        return self.keeper.wait_ready(timeout)
 
     def wait_index_idle(self, timeout: float = 10.0) -> bool:
         """Block until every committed row so far has reached the index (tests, bench)."""
-        done = threading.Event()
-        self._events.put(('mark', done))
-        return done.wait(timeout)
+        return self.keeper.wait_idle(timeout)
+
+    def reconcile(self) -> dict[str, int]:
+        """Make the index hold exactly the database's indexable rows now; returns counts."""
+        return self.keeper.reconcile()
+
+    def save_index(self) -> int:
+        """Write the index snapshot now; returns rows saved (none when read-only)."""
+        return self.keeper.save()
 
     def status(self) -> MemoryStatus:
         """Writer state, index readiness and size, start-up problems."""
-        return MemoryStatus(self.store.status(), self._ready.is_set(), self.index.sizes(),
+        return MemoryStatus(self.store.status(), self.keeper.ready, self.index.sizes(),
                             tuple(self.problems))
 
     @property
@@ -227,176 +216,7 @@ class Memory:
     @property
     def problems(self) -> list[str]:
         """Problems found at start or by background checks (corrupt file, bad snapshot)."""
-        return list(self.store.problems) + list(self._problems)
-
-    def _apply_add(self, records: list[ExperienceRecord]) -> None:
-        groups: dict[IndexKey, list[ExperienceRecord]] = {}
-        for r in records:
-            if r.kind in RECALL_KINDS and r.embedding is not None and r.embedding.size:
-                groups.setdefault((r.modality, int(r.embedding.size)), []).append(r)
-        for key, recs in groups.items():
-            # As stored (float16): the index holds the values a restart reads back.
-            vecs = as_stored(np.stack([r.embedding for r in recs if r.embedding is not None]))
-            self.index.ensure(key).add([r.row_id for r in recs], vecs,
-                                       [r.stamp for r in recs], [r.salience for r in recs],
-                                       chunk=self.cfg.index.add_chunk, stop=self._stop)
-            self._dirty = True
-
-    def reconcile(self, table: Mapping[IndexKey, IndexTable] | None = None) -> dict[str, int]:
-        """Make the index hold exactly the database's indexable rows; returns counts.
-
-        Args:
-            table: the ids of the indexable rows as just read (start-up: one read serves the
-                snapshot load and this); None = read them here.
-        """
-        keys = ({k: t.ids for k, t in table.items()} if table is not None
-                else self.store.index_keys())
-        added = removed = 0
-        for key in self.index.keys():
-            if key not in keys:
-                vi = self.index.get(key)
-                removed += len(vi) if vi is not None else 0
-                self.index.drop(key)
-        for key, db_ids in keys.items():
-            vi = self.index.get(key)
-            if vi is not None and vi.dead_fraction > _REBUILD_DEAD_FRACTION:
-                fresh = VectorIndex(key[0], key[1], self.index.cfg)
-                self.index.bulk(True)
-                try:
-                    for chunk in self.store.index_rows(ids=db_ids):
-                        _add_chunk(fresh, chunk)
-                    fresh.rebuild_if_due()
-                finally:
-                    self.index.bulk(False)
-                self.index.replace(fresh)
-                added += len(fresh)
-                continue
-            if vi is None:
-                missing = db_ids
-            else:
-                have = vi.alive_ids()
-                missing = np.setdiff1d(db_ids, have, assume_unique=True)
-                extra = np.setdiff1d(have, db_ids, assume_unique=True)
-                removed += vi.remove(extra.tolist())
-            bulk = missing.size > _BULK_ROWS
-            if bulk:
-                self.index.bulk(True)
-            try:
-                # The inverted file is trained once, after the rows are in.
-                for chunk in self.store.index_rows(ids=missing):
-                    added += self.index.add_rows(chunk, rebuild=False)
-                self.index.rebuild_if_due()
-            finally:
-                if bulk:
-                    self.index.bulk(False)
-        if added or removed:
-            self._dirty = True
-        return {'added': added, 'removed': removed}
-
-    def save_index(self) -> int:
-        """Write the index snapshot now; returns rows saved (none when read-only)."""
-        if self.read_only:
-            self._dirty = False
-            return 0
-        n = self.index.save(self.snapshot_dir, vectors=self.cfg.index.snapshot_vectors)
-        self._dirty = False
-        return n
-
-    def _load_index(self) -> dict[IndexKey, IndexTable] | None:
-        # A snapshot without vectors: the database rows hold them. One pass over the rows
-        # files each chunk's vectors into the snapshot's indexes and keeps every id for the
-        # reconcile after it (rows stored since the snapshot are read again there).
-        loading = SnapshotLoad(self.snapshot_dir, self.cfg.index)
-        try:
-            table = read_index_table(self.store.engine, loading.consume)
-        except (sa_exc.SQLAlchemyError, sqlite3.Error) as err:
-            # The snapshot is skipped; the reconcile (reading again) rebuilds the index.
-            self._problems.append(f'index snapshot skipped: cannot read its vectors from the '
-                                  f'database: {err}')
-            return None
-        for vi in loading.finish():
-            self.index.replace(vi)
-        self._problems += loading.problems
-        return table
-
-    def _index_loop(self) -> None:
-        # The snapshot loads here, not in the constructor: a snapshot without vectors reads
-        # them from the database, which must not delay the node's start.
-        self.index.bulk(False)  # FAISS's thread count for this thread's adds
-        t1 = time.perf_counter()
-        table = self._load_index()
-        self.timings['snapshot_load_s'] = time.perf_counter() - t1
-        t0 = time.perf_counter()
-        try:
-            stats = self.reconcile(table)
-            del table
-            log.info('index ready: %s', stats)
-        except Exception as err:  # noqa: BLE001 - keep serving; next refresh retries
-            self._problems.append(f'index reconcile failed: {err}')
-            log.error('index reconcile failed: %s', err)
-        self.timings['reconcile_s'] = time.perf_counter() - t0
-        self.timings['index_ready_s'] = time.perf_counter() - self._t_start
-        self._ready.set()
-        last_refresh = last_snapshot = time.monotonic()
-        since_trim = 0
-        while True:
-            try:
-                event = self._events.get(timeout=0.2)
-            except queue.Empty:
-                event = None
-                since_trim = self._trim_when_idle(since_trim)
-            batch: list[ExperienceRecord] = []
-            marks: list[threading.Event] = []
-            while event is not None:
-                kind, payload = event
-                if kind == 'add':
-                    batch += payload
-                    since_trim += len(payload)
-                else:
-                    if batch:
-                        self._apply_add(batch)
-                        batch = []
-                    if kind == 'remove':
-                        self.index.remove(payload)
-                        self._dirty = True
-                    elif kind == 'mark':
-                        marks.append(payload)
-                try:
-                    event = self._events.get_nowait()
-                except queue.Empty:
-                    event = None
-            if batch:
-                self._apply_add(batch)
-            for m in marks:
-                m.set()
-            if self._stop.is_set():
-                return
-            now = time.monotonic()
-            period = self.cfg.refresh_period_s
-            if period > 0 and now - last_refresh >= period:
-                last_refresh = now
-                try:
-                    self.reconcile()
-                except Exception as err:  # noqa: BLE001 - database down: retry next period
-                    log.warning('index refresh failed: %s', err)
-            period = self.cfg.snapshot_period_s
-            if self._dirty and period > 0 and now - last_snapshot >= period:
-                last_snapshot = now
-                try:
-                    self.save_index()
-                except OSError as err:
-                    log.warning('index snapshot failed: %s', err)
-
-    def _trim_when_idle(self, since_trim: int) -> int:
-        # After a burst, once the writer's queue and this thread's are empty (the rows freed).
-        limit = self.cfg.heap_trim_rows
-        if limit <= 0 or since_trim < limit:
-            return since_trim
-        st = self.store.status()
-        if st.queued or st.pending:
-            return since_trim
-        release_freed_heap()
-        return 0
+        return list(self.store.problems) + list(self.keeper.problems)
 
     # ------------------------------------------------------------------- close
     def close(self, timeout: float = 10.0) -> bool:
@@ -406,19 +226,13 @@ class Memory:
             False when queued rows could not be written (they are lost with the process).
         """
         clean = self.store.close(timeout)
-        self._stop_index_thread()
-        atexit.unregister(self._stop_index_thread)
+        self.keeper.stop()
+        atexit.unregister(self.keeper.stop)
         try:
             self.save_index()
         except OSError as err:
             log.warning('index snapshot failed at close: %s', err)
         return clean
-
-
-def _add_chunk(vi: VectorIndex, rows: list[Any]) -> None:
-    vecs = decode_embeddings([bytes(r[3]) for r in rows], vi.dim)
-    vi.add([r[0] for r in rows], vecs, [r[4] for r in rows], [r[5] for r in rows],
-           rebuild=False)
 
 
 @dataclass(frozen=True)
