@@ -8,7 +8,7 @@ plugin's trust from (energy_initial - energy_final) per ATP spent, and reallocat
 ATP cost: every call of `plugin.step` costs `atp_per_step` ATP (default 1.0). The initial
 state (one forward pass) is free: a plugin always produces an answer, refinement is what the
 budget buys. For the puzzle VQ-VAEs one step is at most two decoder passes (about 7 ms for
-vision and 0.4 ms for audio on one x86 core, see sage_encoders.bench).
+vision and 0.4 ms for audio on one x86 core, see sage_bench.encoders).
 
 Halting (first that applies, checked in this order):
   'none'            max_iters == 0 (refinement disabled).
