@@ -210,7 +210,8 @@ def print_figures(result: dict[str, Any], echo: Any = print) -> None:
              met['recall_at_10']),
             ('kNN ms (p50, p95)', f"{f['knn_ms']['p50']:.2f}, {f['knn_ms']['p95']:.2f}",
              f"p95 <= {t['knn_p95_ms']}", met['knn_p95_ms']),
-            ('RSS MB per 100 k rows', f"{f['rss_mb_delta_per_100k']:.0f}", '', None)]
+            ('RSS MB (idle, peak while storing)',
+             f"{f['rss_mb_delta']:.0f}, {f['rss_mb_peak_delta']:.0f}", '', None)]
     for name, value, target, ok in rows:
         mark = '' if ok is None else ('ok' if ok else 'MISSED')
         echo(f'{name:38} {value:>18}  {target:>12}  {mark}')
