@@ -34,6 +34,8 @@ from sage_memory.index.structure import BufferFiller, Filler, IndexConfig
 # least 39; a few iterations settle clustered embeddings).
 _KMEANS_ITERS = 8
 _TRAIN_PER_LIST = 40
+# Rows moved at a time into a retrained inverted file.
+_MOVE_BLOCK = 16384
 
 
 def list_count(rows: int) -> int:
@@ -41,15 +43,19 @@ def list_count(rows: int) -> int:
     return int(max(1, min(round(math.sqrt(rows)), rows // _TRAIN_PER_LIST)))
 
 
-def train_quantiser(vectors: np.ndarray, lists: int, seed: int) -> Any:
+def training_rows(rows: int, lists: int, seed: int) -> np.ndarray:
+    """The labels (ascending) a quantiser of `lists` lists over `rows` rows is trained on."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.permutation(rows)[:lists * _TRAIN_PER_LIST])
+
+
+def train_quantiser(sample: np.ndarray, lists: int, seed: int) -> Any:
     """A flat inner-product index of `lists` spherical k-means centroids of unit vectors.
 
-    Deterministic for a given input and seed: the training sample is drawn here, and FAISS is
-    told not to draw its own.
+    Deterministic for a given sample (training_rows) and seed: FAISS is told not to draw a
+    sample of its own.
     """
-    n, dim = vectors.shape
-    rng = np.random.default_rng(seed)
-    sample = vectors[np.sort(rng.permutation(n)[:lists * _TRAIN_PER_LIST])]
+    dim = sample.shape[1]
     km = faiss.Kmeans(dim, lists, niter=_KMEANS_ITERS, seed=seed, spherical=True,
                       min_points_per_centroid=1, max_points_per_centroid=sample.shape[0])
     km.train(np.ascontiguousarray(sample))
@@ -117,9 +123,21 @@ class InvertedFile:
         n = self.ntotal
         if n * self.dim <= self.cfg.exact_work or n < 2 * self.trained_at:
             return None
-        vectors = self._all()
-        quantiser = train_quantiser(vectors, list_count(n), self.cfg.seed)
-        return InvertedFile(self.dim, self.cfg, inverted_file(quantiser, vectors), n)
+        lists = list_count(n)
+        quantiser = train_quantiser(self._rows(training_rows(n, lists, self.cfg.seed)), lists,
+                                    self.cfg.seed)
+        # The rows move over a block at a time: the old index, the new one and a block in
+        # memory, not a third copy of every vector.
+        ivf = inverted_file(quantiser, np.zeros((0, self.dim), np.float32))
+        for lo in range(0, n, _MOVE_BLOCK):
+            ivf.add(self._rows(np.arange(lo, min(n, lo + _MOVE_BLOCK))))
+        return InvertedFile(self.dim, self.cfg, ivf, n)
+
+    def _rows(self, labels: np.ndarray) -> np.ndarray:
+        # Unit vectors of labels (a copy).
+        if not self.trained_at:
+            return self._all()[labels]  # a fancy index: a copy
+        return self.index.reconstruct_batch(labels)
 
     def search(self, query: np.ndarray, k: int, selector: Any | None,
                exhaustive: bool = False) -> tuple[np.ndarray, np.ndarray]:
