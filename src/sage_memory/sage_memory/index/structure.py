@@ -14,8 +14,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-KINDS = ('ivf', 'hnsw')
-
 
 @dataclass(frozen=True)
 class IndexConfig:
