@@ -241,6 +241,13 @@ def headline(bench: str, r: dict[str, Any]) -> str:
             return (f"tick CPU time p95 {num(r['tick_cpu_ms']['p95'])} ms with {r['plugins']} "
                     f"plugins (target {num(r['target_p95_ms'])} ms: "
                     f"{'met' if r['meets_target'] else 'missed'})")
+        if bench == 'memory' and 'figures' in r:
+            f, met = r['figures'], r['met']
+            return (f"{num(f['durable_inserts_per_s'], 0)} durable inserts/s, reopen to first "
+                    f"result {num(f['reopen_to_first_result_s']['p50'])} s, "
+                    f"{num(f['bytes_per_row'], 0)} bytes a row, recall@10 "
+                    f"{num(f['recall_at_10'])}, kNN p95 {num(f['knn_ms']['p95'])} ms "
+                    f"({sum(bool(v) for v in met.values())} of {len(met)} targets met)")
         if bench == 'snarc':
             return (f"score p95 {num(r['p95_ms'])} ms with {r['memories']} memories; a "
                     f"parameter change {num(r['reconfigure_p50_ms'])} ms against a restore "

@@ -244,6 +244,9 @@ CHECKS: dict[str, Check] = {
     '.venv/bin/sage bench graph --seconds 20 --domain-id 231 -o docs/results/data/graph.json':
         Check('', note="the '.venv/bin/sage bench graph --seconds 20' check (5 s, -o "
                        'runs/graph.json); test_results_pages checks the page made from its JSON'),
+    '.venv/bin/sage bench memory -o docs/results/data/memory.json': Check(
+        '', note="the '.venv/bin/sage bench memory' check (test_bench_memory); "
+                 'test_results_pages checks the page made from its JSON'),
     'make results': Check('', note='test_results_pages runs its one command (scripts/results.py) '
                                    'on a copy of docs/results and checks the committed pages'),
     '.venv/bin/sage bench graph --seconds 20': Check(
