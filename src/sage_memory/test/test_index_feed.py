@@ -1,6 +1,6 @@
 """A start's one pass over the rows (sage_memory.store.index_feed): the packed chunks give back
 every indexable row's id and embedding as stored, whatever the mix of modalities, sizes and
-encodings, on both backends."""
+encodings (chunks of one kind first, then mixed ones), on both backends."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -19,9 +19,11 @@ def test_the_packed_pass_gives_every_indexable_row_as_stored(db_url, tmp_path, m
     rng = np.random.default_rng(3)
     records = []
     for i in range(300):
-        modality, dim = (('vision', 32), ('audio', 16), ('language', 24))[i % 3]
+        # Two chunks of one kind (the short path), then three kinds interleaved.
+        modality, dim = ('vision', 32) if i < 128 else (
+            ('vision', 32), ('audio', 16), ('language', 24))[i % 3]
         rec = synthetic_record(i, rng, dim=dim, modality=modality, preview_bytes=8, grid=2)
-        if i == 7:  # a value beyond float16: stored as float32
+        if i == 202:  # a value beyond float16: stored as float32
             rec = replace(rec, embedding=np.full(dim, 7e4, np.float32))
         if i % 10 == 5:  # context rows are not indexed
             rec = replace(rec, kind='context')

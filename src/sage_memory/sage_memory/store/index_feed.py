@@ -5,10 +5,13 @@ are in the database rows, and reconciles the index with the rows. One pass serve
 chunk's embeddings are offered to a consumer (the snapshot being loaded) as they are read, and
 the ids of every indexable row are kept for the reconcile.
 
-The database packs each chunk's columns into a few long values (ids, dimensions and lengths as
-fixed-width hex, modalities padded to their column width, the embeddings' bytes end to end),
-so no Python object is made per row: reading 100 k rows row by row took about half of a start's
-load, most of it in making one object per column per row.
+The database packs each chunk's columns into a few long values, so no Python object is made
+per row (reading 100 k rows row by row took about half of a start's load, most of it in making
+one object per column per row): a chunk of one kind of embedding comes as its ids and the
+embeddings' bytes end to end, with the smallest and largest modality, size and length to show
+it is one kind; a mixed chunk also has each row's size, length and modality (fixed-width hex
+and padded names), which costs the database more. A store whose chunks come mixed is read the
+second way from then on.
 """
 from __future__ import annotations
 
@@ -31,6 +34,20 @@ _MODALITY_WIDTH = 16  # the column's width (models.ExperienceRow.modality)
 _HEAD = np.dtype([('id', '>i8'), ('dim', '>u4'), ('len', '>u4')])
 _KINDS = ', '.join(f"'{k}'" for k in RECALL_KINDS)
 _WHERE = f'id > :lo AND id <= :hi AND kind IN ({_KINDS}) AND embedding_dim > 0'
+# One kind of embedding per chunk (the check is in the min/max columns).
+_UNIFORM = {
+    'sqlite': (
+        "SELECT count(*), group_concat(id), min(modality), max(modality), "
+        "min(embedding_dim), max(embedding_dim), min(length(embedding)), "
+        "max(length(embedding)), CAST(group_concat(embedding, '') AS BLOB) "
+        f'FROM experiences WHERE {_WHERE}'),
+    'postgresql': (
+        "SELECT count(*), string_agg(id::text, ','), min(modality), max(modality), "
+        "min(embedding_dim), max(embedding_dim), min(length(embedding)), "
+        "max(length(embedding)), string_agg(embedding, ''::bytea) "
+        f'FROM experiences WHERE {_WHERE}'),
+}
+# Any mix: each row's id, size and length as fixed-width hex and its padded modality.
 _PACKED = {
     'sqlite': (
         "SELECT count(*), "
@@ -65,15 +82,38 @@ def read_index_table(engine: Engine, consume: Consumer | None = None
         consume: offered each chunk's embeddings, in id order, by (modality, dim).
     """
     ids: dict[IndexKey, list[np.ndarray]] = {}
-    sql = text(_PACKED[engine.dialect.name])
+    uniform = text(_UNIFORM[engine.dialect.name])
+    mixed = text(_PACKED[engine.dialect.name])
+    seen_mixed = False
     with engine.connect() as conn:
         top = int(conn.execute(text('SELECT max(id) FROM experiences')).scalar() or 0)
         for lo in range(0, top, CHUNK_ROWS):
-            for key, key_ids, vectors in _chunk(conn, sql, lo, lo + CHUNK_ROWS):
+            got = None if seen_mixed else _uniform_chunk(conn, uniform, lo, lo + CHUNK_ROWS)
+            if got is None:
+                seen_mixed = True
+                got = _chunk(conn, mixed, lo, lo + CHUNK_ROWS)
+            for key, key_ids, vectors in got:
                 ids.setdefault(key, []).append(key_ids)
                 if consume is not None:
                     consume(key, key_ids, vectors)
     return {key: IndexTable(key[1], np.concatenate(parts)) for key, parts in ids.items()}
+
+
+def _uniform_chunk(conn: Connection, sql: Any, lo: int, hi: int
+                   ) -> list[tuple[IndexKey, np.ndarray, np.ndarray]] | None:
+    # The chunk (lo < id <= hi) when it holds one kind of embedding, all float16; else None.
+    count, ids, name, last, dim, top_dim, short, long_, blob = conn.execute(
+        sql, {'lo': lo, 'hi': hi}).one()
+    if not count:
+        return []
+    if name != last or dim != top_dim or not short == long_ == 2 * dim:
+        return None
+    key = (str(name), int(dim))
+    rows = np.fromstring(ids, dtype=np.int64, sep=',')  # text mode: a C parser
+    if rows.size != count:
+        raise ValueError(f'rows {lo}-{hi}: the packed ids do not add up')
+    vectors = np.frombuffer(memoryview(blob), '<f2').reshape(count, key[1])
+    return [(key, rows, vectors.astype(np.float32))]
 
 
 def _chunk(conn: Connection, sql: Any, lo: int, hi: int
