@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import os
 import shutil
 import subprocess
 import sys
@@ -125,7 +126,9 @@ def test_any_other_benchmark_gets_a_page_of_its_values(tmp_path):
 
 
 def test_make_results_runs_the_generator():
-    proc = subprocess.run(['make', '-n', 'results'], cwd=ROOT, capture_output=True, text=True,
-                          timeout=30, check=False)
+    # Run from `make test`, make would print its directory changes: no MAKELEVEL/MAKEFLAGS.
+    env = {k: v for k, v in os.environ.items() if k not in ('MAKELEVEL', 'MAKEFLAGS', 'MFLAGS')}
+    proc = subprocess.run(['make', '-n', '--no-print-directory', 'results'], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30, check=False, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == '.venv/bin/python scripts/results.py'

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from sage_bench.memory_phases import RowPool, disk_bytes, percentiles, recall_at_k, rss_mb
+from sage_common.vocabulary import MetabolicState
 from sage_memory.errors import QueryError
 from sage_memory.index.recall import Query
 from sage_memory.memory import Memory, MemoryConfig
@@ -58,7 +59,8 @@ def store_rows(count: int, seed: int = 0) -> list[ExperienceRecord]:
         uuid=new_uuid(), device_id=device, session=session, stamp=1_700_000_000.0 + i,
         modality='vision', input_seq=i, surprise=float(rng.random()),
         novelty=float(rng.random()), arousal=float(rng.random()), reward=0.0, conflict=0.0,
-        salience=float(rng.uniform(0.5, 1.0)), threshold=0.45, metabolic_state='WAKE',
+        salience=float(rng.uniform(0.5, 1.0)), threshold=0.45,
+        metabolic_state=MetabolicState.WAKE.value,
         fidelity='summary', created_at=time.time()) for i in range(count)]
 
 

@@ -8,9 +8,11 @@ scenes of tuning rooms and holds each profile's targets to it.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
+from sage_bench import targets
 from sage_bench.registry import BENCHMARKS
 from sage_bench.targets import TOLERANCE, print_table, run_bench, summarise, target_seeds
 from sage_common.errors import SageError
@@ -42,9 +44,6 @@ def test_targets_are_read_on_tuning_seeds_only() -> None:
 def test_the_median_is_read_on_the_error_before_refinement(monkeypatch, tmp_path) -> None:
     """The replay test below encodes without refining (the same errors before refinement):
     that the bench reads the error before refinement, not after it, is checked here."""
-    from types import SimpleNamespace
-
-    from sage_bench import targets
     items = [SimpleNamespace(modality='vision', energy_initial=0.03, energy_final=0.01),
              SimpleNamespace(modality='audio', energy_initial=0.006, energy_final=0.002),
              SimpleNamespace(modality='imu', energy_initial=1.0, energy_final=1.0),
