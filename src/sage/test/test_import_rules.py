@@ -32,12 +32,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 LAZY = re.compile(r'\blazy\b', re.IGNORECASE)
 DOTTED = re.compile(r'^sage\w*(\.\w+)+$')
-# Folders whose function-local imports are not marked yet, and why. The test fails once a
-# folder has none left, so an entry cannot outlive its reason.
-UNMARKED_FOR_NOW: dict[str, str] = {}
-# Files that still use another module's private name, and why (the same rule: an entry fails
-# once its file is clean).
-PRIVATE_FOR_NOW: dict[str, str] = {}
 
 
 def python_files() -> list[Path]:
@@ -179,36 +173,18 @@ def _rel(path: Path) -> str:
 
 def test_no_module_uses_another_modules_private_names():
     modules = module_index()
-    bad = {_rel(p): uses for p in python_files() if _rel(p) not in PRIVATE_FOR_NOW
-           and (uses := private_name_uses(p.read_text(), _rel(p), modules))}
+    bad = {_rel(p): uses for p in python_files()
+           if (uses := private_name_uses(p.read_text(), _rel(p), modules))}
     assert not bad, 'private names used across modules (make them public or move them):\n' + \
         '\n'.join(f'{path}:{use}' for path, uses in bad.items() for use in uses)
 
 
 def test_every_function_local_import_says_why():
-    bad = {}
-    for p in python_files():
-        rel = _rel(p)
-        if not any(rel.startswith(folder) for folder in UNMARKED_FOR_NOW):
-            if found := unmarked_function_imports(p.read_text()):
-                bad[rel] = found
+    bad = {_rel(p): found for p in python_files()
+           if (found := unmarked_function_imports(p.read_text()))}
     assert not bad, ('function-local imports without a "lazy" comment (move them to the top, '
                      'or say which heavy dependency or load order keeps them here):\n' +
                      '\n'.join(f'{path}:{imp}' for path, items in bad.items() for imp in items))
-
-
-@pytest.mark.parametrize('folder', sorted(UNMARKED_FOR_NOW))
-def test_a_folder_left_unmarked_still_has_unmarked_imports(folder):
-    left = [p for p in python_files() if _rel(p).startswith(folder)
-            and unmarked_function_imports(p.read_text())]
-    assert left, f'{folder} has no unmarked function-local import left: drop it from ' \
-                 'UNMARKED_FOR_NOW'
-
-
-@pytest.mark.parametrize('path', sorted(PRIVATE_FOR_NOW))
-def test_a_file_left_with_private_names_still_uses_them(path):
-    assert private_name_uses((ROOT / path).read_text(), path, module_index()), \
-        f'{path} uses no private name of another module now: drop it from PRIVATE_FOR_NOW'
 
 
 # The checkers themselves, on small sources: each rule catches what it is for.
