@@ -123,8 +123,9 @@ CHECKS: dict[str, Check] = {
     'ros2 launch': Check('', note="the 'ros2 launch sage nano.launch.py' checks above"),
     # README.md: sage launch, watching, recording, replaying
     '.venv/bin/sage launch nano --duration 30 --set snarc.threshold.target_rate_hz=0.2': Check(
-        '.venv/bin/sage launch nano --duration 30 --set snarc.threshold.target_rate_hz=0.2',
-        SUMMARY, 'as written: the memory commands below read what this run stored'),
+        '.venv/bin/sage launch nano --duration 15 --set snarc.threshold.target_rate_hz=0.2',
+        SUMMARY, 'shortened to 15 s (test time): the memory commands below read what this run '
+        'stored'),
     '.venv/bin/sage launch thor --domain-id 7': Check(
         '.venv/bin/sage launch thor --domain-id 7', [*SUMMARY, r'ROS_DOMAIN_ID=7'],
         'runs until Ctrl-C: stopped with SIGINT once it is up'),
