@@ -96,6 +96,18 @@ class Topic:
         return f'{PREFIX}viz/salience/{modality}'
 
 
+class LiveView:
+    """Channels of the Foxglove live view (sage.foxglove_node) that are no graph topic's name.
+
+    Its other channels carry the name of the graph topic they show (Topic.BUDGET, ...);
+    config/foxglove/sage_layout.json names both.
+    """
+
+    CAMERA = '/sage/camera/image_raw/compressed'  # the camera as JPEG, at a capped rate
+    SCENE = '/sage/viz/scene'                     # the viz markers as a foxglove.SceneUpdate
+    MEMORY = '/sage/memory/summary'               # rows, the last stored experience, sleep
+    LOG = '/rosout'                               # every node's log (rcl_interfaces/Log in)
+
 LATENT_TOPICS: dict[str, str] = {m: Topic.latent(m) for m in LATENT_MODALITIES}
 # What sensors and operators feed the graph (the rest is the graph's own output). frame_ref is
 # left out: it points into the recording camera's shared memory, which a player does not have.
