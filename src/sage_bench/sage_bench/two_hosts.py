@@ -79,6 +79,13 @@ class _Relay(threading.Thread):
         self._queue: list[tuple[float, int, int, bytes]] = []
         self._order = itertools.count()
         self._halt = threading.Event()
+        # Held while a packet is checked against `up` and delivered, and while `up` changes:
+        # once set_up(False) returns, nothing more crosses (no packet caught between the two).
+        self.lock = threading.Lock()
+
+    def set_up(self, up: bool) -> None:
+        with self.lock:
+            self.up = up
 
     def run(self) -> None:
         a, b = self.fds
@@ -102,15 +109,16 @@ class _Relay(threading.Thread):
                                 packet))
             while self._queue and self._queue[0][0] <= time.monotonic():
                 _, _, dst, packet = heapq.heappop(self._queue)
-                if not self.up:  # in flight when the cable was pulled: lost, not delivered
-                    self.counts['dropped'] += 1
-                    continue
-                try:
-                    os.write(dst, packet)
-                except OSError:
-                    continue  # the namespace is going away
-                self.counts['packets'] += 1
-                self.counts['bytes'] += len(packet)
+                with self.lock:
+                    if not self.up:  # in flight when the cable was pulled: lost, not delivered
+                        self.counts['dropped'] += 1
+                        continue
+                    try:
+                        os.write(dst, packet)
+                    except OSError:
+                        continue  # the namespace is going away
+                    self.counts['packets'] += 1
+                    self.counts['bytes'] += len(packet)
                 count_packet(packet, self.writers, self.samples, self._fragments)
 
     def stop(self) -> None:
@@ -183,7 +191,7 @@ class TwoHosts:
 
     def link(self, up: bool) -> None:
         """Cut (False) or restore (True) the link, as a pulled cable would."""
-        self._link().up = bool(up)
+        self._link().set_up(bool(up))
 
     def loss(self, percent: float) -> None:
         """Drop this share of the packets crossing, each way (0: none)."""
@@ -195,7 +203,9 @@ class TwoHosts:
 
     def counts(self) -> dict[str, int]:
         """Packets and bytes delivered across the link so far, and packets dropped."""
-        return dict(self._link().counts)
+        relay = self._link()
+        with relay.lock:
+            return dict(relay.counts)
 
     def traffic(self) -> tuple[Counter, Counter]:
         """Bytes delivered so far per DDS writer (or label) and samples per writer."""

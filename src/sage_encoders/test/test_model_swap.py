@@ -373,16 +373,18 @@ def test_the_vision_node_swaps_a_promoted_version_between_two_frames(ros_domain,
     assert named == [model_identity(PACKAGED_DIR, 'vision', 'fp32')] * swap + \
         [model_identity(v2, 'vision', 'fp32')] * (len(named) - swap)
     assert named[0].startswith('packaged:') and named[-1].startswith('v0002:')
-    # (b) no input lost across the swap: consecutive input_seq and frame numbers.
+    # (b) no input lost across the swap: consecutive input_seq, and the first frame the new
+    # version encoded is the one after the old version's last, with no stall between them (a
+    # load on the executor would hold the camera's newest-only queue and skip frames there).
+    # Elsewhere a loaded machine may let the newest-only queue replace a frame: not the swap's.
     assert (np.diff(seqs) == 1).all()
-    around = slice(max(0, swap - 4), swap + 4)
-    assert (np.diff(frames[around]) == 1).all(), frames[around]
+    assert frames[swap] - frames[swap - 1] == 1, frames[max(0, swap - 4):swap + 4]
     gaps = np.diff(times)
     normal = float(np.median(gaps))
-    worst = float(gaps[around].max())
-    print(f'\nlatent period: median {normal * 1e3:.0f} ms, longest around the swap '
-          f'{worst * 1e3:.0f} ms (frames every {PERIOD_S * 1e3:.0f} ms)')
-    assert worst < 2 * PERIOD_S
+    at_swap = float(times[swap] - times[swap - 1])
+    print(f'\nlatent period: median {normal * 1e3:.0f} ms, across the swap '
+          f'{at_swap * 1e3:.0f} ms (frames every {PERIOD_S * 1e3:.0f} ms)')
+    assert at_swap < 2 * PERIOD_S
 
 
 def test_with_follow_live_off_the_node_keeps_its_model_until_it_is_turned_on(ros_domain,
