@@ -190,6 +190,23 @@ def graph_page(r: dict[str, Any]) -> list[str]:
     if r.get('swap'):
         out += ['## Hot swap', '']
         out += table(['result', 'value'], flat_rows(r['swap']))
+    fox = r.get('foxglove')
+    if fox:
+        out += ['## Foxglove live view', '',
+                'CPU of every graph process summed (% of one core), in phases of '
+                f"{num(fox.get('phase_s'), 0)} s that alternate in one run: the live view off "
+                '(`foxglove.enabled: false`) and on with one client subscribed to every channel '
+                '(the client is not counted: on a robot it is the laptop).', '']
+        rows = [[p['kind'], num(p.get('graph_cpu_percent'), 1), num(p.get('host_cpu_percent'), 1),
+                 num(p.get('messages')), num(p.get('bytes', 0) / 1e3 if 'bytes' in p else None, 0),
+                 num(p.get('camera_hz'), 1)] for p in fox.get('phases', [])]
+        out += table(['phase', 'graph CPU %', f"{fox.get('host_process')} CPU %", 'messages',
+                      'kB', 'camera Hz'], rows)
+        cpu = fox.get('graph_cpu_percent', {})
+        out += [f"Median: {num(cpu.get('off'), 1)} % off, {num(cpu.get('client'), 1)} % with "
+                f"one client: the live view costs {num(fox.get('cost_cpu_percent'), 1)} % of a "
+                f"core ({num(fox.get('client_messages_per_s'), 0)} messages/s, "
+                f"{num(fox.get('client_kbytes_per_s'), 0)} kB/s to the client).", '']
     return out
 
 
@@ -235,8 +252,12 @@ def headline(bench: str, r: dict[str, Any]) -> str:
                     f"({len(r.get('seeds', []))} {r.get('seed_set')} seeds)")
         if bench == 'graph':
             mods = r['salience_latency_ms']['modalities']
-            return '; '.join(f"{m} capture->salience p95 {num(v.get('p95'), 1)} ms"
+            line = '; '.join(f"{m} capture->salience p95 {num(v.get('p95'), 1)} ms"
                              for m, v in sorted(mods.items()) if v.get('n'))
+            if r.get('foxglove'):
+                line += (f"; Foxglove live view with a client +"
+                         f"{num(r['foxglove']['cost_cpu_percent'], 1)} % CPU")
+            return line
         if bench == 'orchestrator':
             return (f"tick CPU time p95 {num(r['tick_cpu_ms']['p95'])} ms with {r['plugins']} "
                     f"plugins (target {num(r['target_p95_ms'])} ms: "

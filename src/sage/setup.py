@@ -20,6 +20,8 @@ setup(
          glob(os.path.join(top, 'config', '*.yaml')) + glob(os.path.join(top, 'config', '*.xml'))
          + glob(os.path.join(top, 'config', '*.rviz'))
          + glob(os.path.join(top, 'config', '*.perspective'))),
+        ('share/' + package_name + '/config/foxglove',
+         glob(os.path.join(top, 'config', 'foxglove', '*.json'))),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
@@ -31,5 +33,6 @@ setup(
     entry_points={'console_scripts': [
         'sage = sage.cli:main',
         'viz_node = sage.viz_node:main',
+        'foxglove_node = sage.foxglove_node:main',
     ]},
 )

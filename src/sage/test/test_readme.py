@@ -242,9 +242,11 @@ CHECKS: dict[str, Check] = {
     '.venv/bin/sage bench snarc --seconds 5 -o docs/results/data/snarc.json': Check(
         '', note="the '.venv/bin/sage bench snarc --seconds 5' check; test_results_pages "
                  'checks the page made from its JSON'),
-    '.venv/bin/sage bench graph --seconds 20 --domain-id 231 -o docs/results/data/graph.json':
+    '.venv/bin/sage bench graph --seconds 20 --foxglove --domain-id 231 -o '
+    'docs/results/data/graph.json':
         Check('', note="the '.venv/bin/sage bench graph --seconds 20' check (5 s, -o "
-                       'runs/graph.json); test_results_pages checks the page made from its JSON'),
+                       'runs/graph.json) and test_foxglove_cost (the --foxglove phases); '
+                       'test_results_pages checks the page made from its JSON'),
     '.venv/bin/sage bench memory -o docs/results/data/memory.json': Check(
         '', note="the '.venv/bin/sage bench memory' check (test_bench_memory); "
                  'test_results_pages checks the page made from its JSON'),
@@ -253,6 +255,11 @@ CHECKS: dict[str, Check] = {
     '.venv/bin/sage bench graph --seconds 20': Check(
         '.venv/bin/sage bench graph --seconds 5 -o runs/graph.json',
         [r'capture->salience', r'wrote runs/graph\.json'], 'a shorter measurement'),
+    '.venv/bin/sage bench graph --foxglove': Check(
+        '', note='a full-graph benchmark; test_foxglove_cost runs its phases (off, on with a '
+                 'client) on a small graph'),
+    'sage bench graph --foxglove': Check('', note="the '.venv/bin/sage bench graph --foxglove' "
+                                                  'check'),
     '.venv/bin/sage bench graph --swap': Check(
         '', note='a full-graph benchmark; test_swap_window checks its report and the '
                  'promotion of the versions'),

@@ -7,7 +7,8 @@ Per modality (sage_bench.salience_timing): time to first salience from the graph
 capture -> salience latency, audio from its window's last sample; the encoders' own encode
 time (Latent.encode_ms), the part of that latency the encoder spends computing. With swap, a
 new model version of each encoder is made live halfway (sage_bench.swap_window: what the hot swap
-cost, against as long a window before it).
+cost, against as long a window before it). With foxglove, after the window: the graph's CPU
+with the Foxglove live view off against on with one client connected (sage_bench.foxglove_cost).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import psutil
 from sage_bringup.launch_cmd import graph_supervisor
 from sage_bringup.environment import resolve_domain
 from sage_bringup.profile import load_profile
+from sage_bench import foxglove_cost
 from sage_bench.salience_timing import (first_salience_s, first_salience_seq, last_sample_offsets,
                                   latency_by_refinement,
                                   percentiles, SalienceArrival, salience_latency_ms)
@@ -136,7 +138,8 @@ class _Probe:
 
 def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.0,
               overrides: tuple[str, ...] = (), domain_id: int | None = None,
-              compose: bool | None = None, swap: bool = False) -> dict[str, Any]:
+              compose: bool | None = None, swap: bool = False,
+              foxglove: bool = False) -> dict[str, Any]:
     """Run the graph for warmup_s + seconds and report the measured window.
 
     domain_id: ROS_DOMAIN_ID of the benchmark's graph (None: the project's one rule,
@@ -147,10 +150,15 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
     swap: halfway through the window, make a new version of the vision and audio models live
     (a copy of the packaged ones, in a memory folder of the run's own: the user's models are
     not touched) and report what the encoders' hot swap cost (sage_bench.swap_window).
+    foxglove: after the window, alternate the live view off and on with one client and report
+    the graph's CPU in each (sage_bench.foxglove_cost; the server on a free port of its own).
     """
     run_dir = Path(tempfile.mkdtemp(prefix='sage-bench-graph-'))
     if swap:
         overrides = (*overrides, f'memory.data_dir={run_dir / "memory"}')
+    port = foxglove_cost.free_port() if foxglove else 0
+    if foxglove:
+        overrides = (*overrides, f'foxglove.port={port}')
     prof = load_profile(profile, list(overrides))
     domain = int(resolve_domain(prof, domain_id).value)
     compose = prof.composed(compose)  # reported as run
@@ -209,6 +217,9 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
                     list(probe.camera), {m: list(probe.latents[m]) for m in ENCODERS},
                     version, {m: probe.swap_ms[node] for m, node in ENCODERS.items()
                               if node in probe.swap_ms})
+        live_view = None
+        if foxglove:
+            live_view = foxglove_cost.measure(probe.node, procs, _host_of(sup, 'foxglove'), port)
     finally:
         probe.close()
         sup.stop()
@@ -226,7 +237,16 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
                              'rss_mb_max': max(rss[name]) if rss[name] else None}
                       for name in procs},
             'restarts': {c.spec.name: c.restarts for c in sup.children},
-            'swap': swapped}
+            'swap': swapped,
+            'foxglove': live_view}
+
+
+def _host_of(sup: Any, node: str) -> str:
+    """The name of the supervised process that runs a node (its compose group, or itself)."""
+    for child in sup.children:
+        if child.spec.name == node or node in {m.name for m in getattr(child.spec, 'members', ())}:
+            return str(child.spec.name)
+    raise KeyError(f'no process runs {node}')
 
 
 def promote_copies(root: Path, modalities: tuple[str, ...]) -> str:
@@ -265,6 +285,13 @@ def print_table(results: dict[str, Any], echo=print) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
         echo('  '.join(c.ljust(w) for c, w in zip(r, widths)))
+    fox = results.get('foxglove')
+    if fox:
+        cpu = fox['graph_cpu_percent']
+        echo(f"Foxglove live view: graph CPU {cpu['off']:.1f} % off, {cpu['client']:.1f} % with "
+             f"one client (+{fox['cost_cpu_percent']:.1f} % of a core); the client got "
+             f"{fox['client_messages_per_s']:.0f} messages/s, {fox['client_kbytes_per_s']:.0f} "
+             f"kB/s, camera {fox['camera_hz']:.1f} Hz")
     split = results['salience_latency_ms'].get('by_refinement') or {}
     for m, kinds in sorted(split.items()):
         parts = [f"{k} n={v['n']} p50 {v['p50']:.1f} p95 {v['p95']:.1f} ms"

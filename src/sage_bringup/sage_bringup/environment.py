@@ -169,6 +169,9 @@ def graph_env(profile: Profile, domain_id: int | None = None, multi_host: bool |
         'RCUTILS_COLORIZED_OUTPUT': '0',
         'HF_HUB_OFFLINE': '1',
         'SAGE_PROFILE': profile.name,
+        # the graph is open to the LAN: so is the Foxglove live view (sage.foxglove_node)
+        'SAGE_MULTI_HOST': '1' if (multi_host or profile.settings.get('multi_host', False))
+        else '0',
     })
     return env
 

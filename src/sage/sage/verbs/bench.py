@@ -51,6 +51,10 @@ def bench(
     swap: bool = typer.Option(False, '--swap',
                               help='graph: make new vision/audio model versions live halfway '
                                    'and report what the hot swap cost'),
+    foxglove: bool = typer.Option(False, '--foxglove',
+                                  help='graph: after the window, alternate the Foxglove live '
+                                       'view off and on with one client connected and report '
+                                       "the graph's CPU in each"),
     compose: Optional[bool] = typer.Option(
         None, '--compose/--no-compose',
         help="graph: run launch.compose_groups one process each, or every node in its own "
@@ -82,6 +86,8 @@ def bench(
         options['preempt'] = preempt
     if swap:
         options['swap'] = True
+    if foxglove:
+        options['foxglove'] = True
     if compose is not None:
         options['compose'] = compose
     if domain_id is not None:
