@@ -19,7 +19,7 @@ np_inc=$($PY -c 'import numpy; print(numpy.get_include())')
 
 # Rebuild only when an interface file changed since the last install (keeps reinstalls fast).
 stamp=$VENV/.sage_interfaces.sha
-sum=$(cd "$ROOT/src/sage_interfaces" && cat CMakeLists.txt package.xml msg/*.msg srv/*.srv | sha256sum | cut -d' ' -f1)
+sum=$(cd "$ROOT/src/sage_interfaces" && cat CMakeLists.txt package.xml msg/*.msg srv/*.srv action/*.action | sha256sum | cut -d' ' -f1)
 if [[ -f $stamp && $(cat "$stamp") == "$sum" ]] && $PY -c 'import sage_interfaces.msg' 2>/dev/null; then
   echo "sage_interfaces: up to date"
   exit 0

@@ -1,52 +1,181 @@
-"""`sage memory sleep`: ask the running graph's memory node to sleep now (Sleep service).
+"""`sage memory sleep`: ask the running graph's memory node to sleep now (the Sleep action).
 
-The same call the orchestrator makes on entering DREAM: consolidation into patterns, then (with
+The same sleep as the one the robot takes in DREAM: consolidation into patterns, then (with
 sleep.retrain.enabled) fine-tuning the encoders on the inputs stored since the last retraining.
-Run by hand it is not preempted by the metabolic state; Ctrl-C stops waiting, not the sleep.
+Asked for by hand it is not preempted by the metabolic state. Feedback is printed as it comes:
+a line at each change of phase or decision, and the progress every PRINT_EVERY_S between.
+Ctrl-C cancels the goal and waits for the memory node to stop the sleep (the unfinished version
+is discarded, the previous model stays live), then prints what was done; a second Ctrl-C stops
+waiting.
 """
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+import time
+from typing import Any, TextIO
 
 from sage_common.vocabulary import Topic
 
-# How long to wait for the memory node's service to be discovered.
+# How long to wait for the memory node's action server to be discovered, and to take the goal.
 DISCOVERY_TIMEOUT_S = 10.0
+PRINT_EVERY_S = 5.0
+# A cancel lands within a second, but an export in progress finishes first (a few seconds).
+CANCEL_WAIT_S = 30.0
+EXIT_CANCELLED = 130  # as a shell reports a command ended by Ctrl-C
+# Spins in short slices: with rclpy's signal handling off (Ctrl-C is ours), a wait with
+# nothing arriving would not return for a KeyboardInterrupt.
+SPIN_STEP_S = 0.2
+
+
+def feedback_line(fb: Any) -> str:
+    """One line of a Sleep feedback: elapsed, phase (and encoder), progress, time left."""
+    phase = f'{fb.phase} {fb.modality}'.strip()
+    line = (f'[{fb.elapsed_s:6.1f} s] {phase:<16} {100.0 * fb.progress:3.0f} %  '
+            f'{fb.time_left_s:.0f} s left')
+    if fb.steps:
+        line += f'  ({fb.steps} steps)'
+    if fb.phase == 'consolidate' and (fb.examined or fb.consolidated):
+        line += f'  (examined {fb.examined}, patterns {fb.consolidated})'
+    return line
+
+
+def decision_line(d: Any) -> str:
+    """One encoder's retraining decision."""
+    version = f' {d.version}' if d.version else ''
+    reason = f' ({d.reason})' if d.reason else ''
+    return f'  {d.modality}: {d.decision}{version}, {d.inputs} inputs, {d.steps} steps{reason}'
+
+
+class FeedbackPrinter:
+    """Prints feedback at a change of phase or decision, else every PRINT_EVERY_S."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.count = 0
+        self._key: tuple[str, str] | None = None
+        self._decided = 0
+        self._printed = 0.0
+
+    def __call__(self, message: Any) -> None:
+        fb = message.feedback
+        self.count += 1
+        key = (fb.phase, fb.modality)
+        now = time.monotonic()
+        if key != self._key or now - self._printed >= PRINT_EVERY_S:
+            print(feedback_line(fb), file=self.out, flush=True)
+            self._key, self._printed = key, now
+        for d in list(fb.models)[self._decided:]:
+            print(decision_line(d), file=self.out, flush=True)
+        self._decided = max(self._decided, len(fb.models))
+
+
+def _context() -> Any:
+    # lazy: keeps ROS out of this module's import
+    import rclpy
+    context = rclpy.Context()
+    kwargs: dict[str, Any] = {'context': context}
+    try:  # leave SIGINT to Python (KeyboardInterrupt): Ctrl-C cancels the goal
+        # lazy: optional, rclpy before Humble has no SignalHandlerOptions
+        from rclpy.signals import SignalHandlerOptions
+        kwargs['signal_handler_options'] = SignalHandlerOptions.NO
+    except ImportError:
+        pass
+    rclpy.init(**kwargs)
+    return context
 
 
 def run_memory_sleep(max_duration_s: float, out: TextIO | None = None,
                      err: TextIO | None = None) -> int:
-    """Call /sage/memory/sleep; print its answer. 0 on success, 1 when it failed, 2 unreachable."""
+    """Send a Sleep goal, print its feedback and result.
+
+    Returns 0 on success, 1 when the sleep failed, 2 when no memory node answered,
+    EXIT_CANCELLED when Ctrl-C cancelled it.
+    """
     # lazy: keeps ROS out of this module's import
     import rclpy
-    from rclpy.context import Context
+    from rclpy.action import ActionClient
     from rclpy.executors import SingleThreadedExecutor
-    from sage_interfaces.srv import Sleep
+    from sage_interfaces.action import Sleep
+    from sage_common.ros import spin_until
 
     out = out or sys.stdout
     err = err or sys.stderr
-    context = Context()
-    rclpy.init(context=context)
+    context = _context()
     try:
         node = rclpy.create_node('sage_memory_sleep', context=context)
-        client = node.create_client(Sleep, Topic.MEMORY_SLEEP)
-        if not client.wait_for_service(timeout_sec=DISCOVERY_TIMEOUT_S):
-            print(f'no memory node answers {Topic.MEMORY_SLEEP} on this domain '
-                  f'(waited {DISCOVERY_TIMEOUT_S:g} s): is the graph running?', file=err)
+        client = ActionClient(node, Sleep, Topic.MEMORY_SLEEP_ACTION)
+        try:
+            found = client.wait_for_server(timeout_sec=DISCOVERY_TIMEOUT_S)
+        except KeyboardInterrupt:
+            return EXIT_CANCELLED  # nothing sent yet
+        if not found:
+            print(f'no memory node serves the {Topic.MEMORY_SLEEP_ACTION} action on this '
+                  f'domain (waited {DISCOVERY_TIMEOUT_S:g} s): is the graph running?', file=err)
             return 2
-        future = client.call_async(Sleep.Request(max_duration_s=float(max_duration_s),
-                                                 reason='sage memory sleep'))
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
-        # The node bounds the sleep by max_duration_s; a margin for the answer to come back.
-        executor.spin_until_future_complete(future, timeout_sec=max_duration_s + 30.0)
-        resp = future.result()
-        if resp is None:
-            print('no answer from the memory node', file=err)
+        printer = FeedbackPrinter(out)
+        sent = client.send_goal_async(Sleep.Goal(max_duration_s=float(max_duration_s),
+                                                 reason='sage memory sleep'),
+                                      feedback_callback=printer)
+        result = None
+        cancelled = False
+        try:
+            spin_until(executor, sent.done, DISCOVERY_TIMEOUT_S, SPIN_STEP_S)
+            goal = sent.result() if sent.done() else None
+            if goal is None or not goal.accepted:
+                print('the memory node did not take the sleep goal', file=err)
+                return 2
+            result = goal.get_result_async()
+            # The node bounds the sleep by max_duration_s; a margin for the result to come.
+            spin_until(executor, result.done, max_duration_s + 60.0, SPIN_STEP_S)
+        except KeyboardInterrupt:
+            cancelled = True
+            try:
+                result = _cancel(executor, sent, result, err)
+            except KeyboardInterrupt:
+                print('stopped waiting: the memory node still stops the sleep', file=err)
+                return EXIT_CANCELLED
+        answer = result.result() if result is not None and result.done() else None
+        if answer is None:
+            print('no result from the memory node', file=err)
             return 2
-        print(resp.message, file=out)
-        print(f'examined {resp.examined}, patterns written {resp.consolidated}', file=out)
-        return 0 if resp.success else 1
+        _report(answer.result, out)
+        if cancelled:
+            return EXIT_CANCELLED
+        return 0 if answer.result.success else 1
     finally:
         context.try_shutdown()
+
+
+def _cancel(executor: Any, sent: Any, result: Any, err: TextIO) -> Any:
+    """Ctrl-C: cancel the goal and wait for its result (None when it never arrives)."""
+    # lazy: keeps ROS out of this module's import
+    from sage_common.ros import spin_until
+
+    print('Ctrl-C: cancelling the sleep (the previous model stays live) ...', file=err,
+          flush=True)
+    if not sent.done():  # the goal was still on its way: it is cancelled once it is taken
+        spin_until(executor, sent.done, DISCOVERY_TIMEOUT_S, SPIN_STEP_S)
+    goal = sent.result() if sent.done() else None
+    if goal is None or not goal.accepted:
+        return None
+    t0 = time.monotonic()
+    goal.cancel_goal_async()
+    if result is None:
+        result = goal.get_result_async()
+    spin_until(executor, result.done, CANCEL_WAIT_S, SPIN_STEP_S)
+    if result.done():
+        print(f'cancelled: the sleep ended {time.monotonic() - t0:.2f} s after the cancel',
+              file=err)
+    return result
+
+
+def _report(res: Any, out: TextIO) -> None:
+    print(res.message, file=out)
+    print(f'examined {res.examined}, patterns written {res.consolidated}, experiences '
+          f'absorbed {res.absorbed}', file=out)
+    for d in res.models:
+        print(decision_line(d), file=out)
+    if res.live:
+        print(f"live: {', '.join(res.live)}", file=out)

@@ -59,6 +59,10 @@ class Topic:
     MEMORY_STORED = '/sage/memory/stored'
     MEMORY_QUERY = '/sage/memory/query'
     MEMORY_SLEEP = '/sage/memory/sleep'
+    # The Sleep action (feedback, cancel) beside the Sleep service, under the same name: an
+    # action's own services and topics live under <name>/_action/, and a remapping of the
+    # name (the workstation profile's shared_memory) moves both.
+    MEMORY_SLEEP_ACTION = MEMORY_SLEEP
     MEMORY_CHECKPOINT = '/sage/memory/checkpoint'
     MEMORY_STATE = '/sage/memory/state'
     MODELS_LIVE = '/sage/models/live'

@@ -420,8 +420,10 @@ def learning_rate(cfg: FinetuneConfig, step: int, elapsed_s: float, window_s: fl
 
 
 def finetune(modality: str, base_dir: Path, items: Sequence[InputLike], cfg: FinetuneConfig,
-             should_stop: Callable[[], bool] = lambda: False) -> FinetuneResult:
-    """Fine-tune the model in base_dir on the day's inputs; score and decide.
+             should_stop: Callable[[], bool] = lambda: False,
+             on_step: Callable[[int], None] = lambda step: None) -> FinetuneResult:
+    """Fine-tune the model in base_dir on the day's inputs; score and decide. on_step(n)
+    follows each training step (the sleep worker reports progress from it).
 
     Raises:
         Preempted: should_stop() turned true (checked between steps and scoring batches).
@@ -483,6 +485,7 @@ def finetune(modality: str, base_dir: Path, items: Sequence[InputLike], cfg: Fin
         if not cfg.freeze_codebook:
             model.codebook.ema_update(z_e.detach(), codes)
         res.steps = step
+        on_step(step)
         acc += recon.item()
         n_acc += 1
         if step % 25 == 0:

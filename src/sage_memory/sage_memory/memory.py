@@ -171,13 +171,16 @@ class Memory:
                              f'{time.perf_counter() - self._t_start:.1f} s ago): retry shortly')
         return run_query(q, self.store, self.index, self._embed_text)
 
-    def sleep(self, max_duration_s: float) -> SleepReport:
-        """Consolidate for at most max_duration_s; new patterns reach the index.
+    def sleep(self, max_duration_s: float,
+              should_stop: Callable[[], bool] = lambda: False) -> SleepReport:
+        """Consolidate for at most max_duration_s, or until should_stop(); new patterns
+        reach the index.
 
         Raises:
             MemoryStoreError: the database cannot be read or written.
         """
-        report = consolidate(self.store, self.cfg.sleep, max_duration_s, self.cfg.session)
+        report = consolidate(self.store, self.cfg.sleep, max_duration_s, self.cfg.session,
+                             should_stop=should_stop)
         self.keeper.add(list(report.patterns))
         return report
 

@@ -4,12 +4,15 @@ Subscribes /sage/salience, /sage/{vision,audio,language}/latent, /sage/metabolic
 /sage/memory/checkpoint (std_msgs/String JSON {"key": ..., "state": {...}} from other nodes);
 publishes /sage/memory/stored (after commit), /sage/memory/state (latched JSON of every saved
 state, for nodes restoring at start) and /diagnostics. The services /sage/memory/query and
-/sage/memory/sleep run on a small helper node with its own executor thread, so recall I/O and
-a long sleep never block this node's executor; database writes happen in the store's writer.
+/sage/memory/sleep and the Sleep action of the same name (feedback and cancel:
+sage_memory.sleep.action_server) run on a small helper node with its own executor threads, so
+recall I/O and a long sleep never block this node's executor; database writes happen in the
+store's writer.
 """
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 import json
 import sys
 import threading
@@ -38,6 +41,7 @@ from sage_memory.config import (device_and_session, memory_config, outbox_worker
 from sage_memory.diagnostics import (ProblemAges, read_only_text, report_memory, report_outbox,
                                      report_training)
 from sage_memory.errors import QueryError, StoreUnavailableError
+from sage_memory.sleep.action_server import SleepActionServer
 from sage_memory.sleep.input_requests import InputRequester
 from sage_memory.memory import Memory, OpenWait, open_memory
 from sage_memory.memory_params import PARAMS, validate
@@ -122,7 +126,10 @@ class MemoryNode(Node):
                                      callback_group=group)
         self.srv_node.create_service(Sleep, Topic.MEMORY_SLEEP, self._on_sleep,
                                      callback_group=group)
-        self._srv_exec = MultiThreadedExecutor(num_threads=2)
+        self._sleep_action = SleepActionServer(self.srv_node, group, self.sleeper, self._sleep,
+                                               self.health)
+        # A query, a Sleep call, a sleep goal and its cancel may all be in progress at once.
+        self._srv_exec = MultiThreadedExecutor(num_threads=4)
         self._srv_exec.add_node(self.srv_node)
         self._srv_thread = threading.Thread(target=self._srv_exec.spin, daemon=True)
         self._srv_thread.start()
@@ -321,9 +328,11 @@ class MemoryNode(Node):
         except SageError as err:
             self.health.problem(Level.ERROR, f'sleep on DREAM: {err}')
 
-    def _sleep(self, budget: float) -> SleepResult:
+    def _sleep(self, budget: float, should_stop: Callable[[], bool] = lambda: False,
+               on_event: Callable[[dict[str, Any]], None] = lambda event: None
+               ) -> SleepResult:
         """One sleep (sage_memory.sleep.cycle), its retraining reported on /diagnostics."""
-        result = self.sleeper.sleep(budget)
+        result = self.sleeper.sleep(budget, should_stop, on_event)
         if result.retrain is not None:
             self._report_retrain(result.retrain)
         return result
@@ -342,6 +351,7 @@ class MemoryNode(Node):
         """Final checkpoint, flush every queued row, save the index (called on shutdown)."""
         self._retrainer.close()  # a sleep worker stops first: it discards its version
         self._srv_exec.shutdown(timeout_sec=2.0)
+        self._sleep_action.destroy()
         self.srv_node.destroy_node()
         self._store(self.core.expire())
         self._checkpoint()

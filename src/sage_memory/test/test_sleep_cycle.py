@@ -17,7 +17,7 @@ class StandInMemory:
     def __init__(self) -> None:
         self.states: dict[str, Any] = {}
 
-    def sleep(self, max_duration_s: float) -> SleepReport:
+    def sleep(self, max_duration_s: float, should_stop=lambda: False) -> SleepReport:
         return SleepReport(examined=10, consolidated=2, absorbed=6, duration_s=0.01,
                            complete=True)
 
@@ -36,7 +36,7 @@ class StandInRetrainer:
         self.outcome = outcome or RetrainOutcome(ran=True)
         self.commands: list[list[str]] = []
 
-    def run(self, cmd, should_stop, max_rss_mb):
+    def run(self, cmd, should_stop, max_rss_mb, on_event=None):
         self.commands.append(cmd)
         if self.during is not None:
             return self.during(should_stop)
@@ -71,7 +71,8 @@ def test_a_dream_that_ended_during_consolidation_starts_no_retraining():
     retrainer = StandInRetrainer()
     sleeper, memory = cycle(retrainer)
     sleeper.on_state('DREAM')
-    memory.sleep = lambda budget: (sleeper.on_state('WAKE'), SleepReport(0, 0, 0, 0.0, True))[1]
+    memory.sleep = lambda budget, should_stop: (sleeper.on_state('WAKE'),
+                                                SleepReport(0, 0, 0, 0.0, True))[1]
     result = sleeper.sleep(600.0)
     assert result.retrain is None and retrainer.commands == []
     assert result.message.endswith('retraining not started: the dream ended')
@@ -104,3 +105,31 @@ def test_no_retraining_without_time_left_or_when_off():
     assert result.message.endswith('no time left in this sleep for retraining')
     sleeper, _ = cycle(retrainer, **{'sleep.retrain.enabled': False})
     assert sleeper.sleep(600.0).retrain is None and retrainer.commands == []
+
+
+def test_a_cancel_stops_the_retraining_as_the_end_of_a_dream_does():
+    # The Sleep action's cancel: should_stop() turns true while the worker runs.
+    cancelled = []
+
+    def worker(should_stop):
+        seen = [should_stop()]
+        cancelled.append(True)
+        seen.append(should_stop())
+        assert seen == [False, True]
+        return RetrainOutcome(ran=True, preempted=True)
+    events = []
+    sleeper, _ = cycle(StandInRetrainer(worker))
+    result = sleeper.sleep(600.0, should_stop=lambda: bool(cancelled), on_event=events.append)
+    assert result.retrain is not None and result.retrain.preempted
+    assert [e['phase'] for e in events] == ['consolidate', 'consolidated']
+    assert events[1]['consolidated'] == 2 and events[1]['examined'] == 10
+
+
+def test_a_cancel_during_consolidation_starts_no_retraining():
+    retrainer = StandInRetrainer()
+    sleeper, memory = cycle(retrainer)
+    memory.sleep = lambda budget, should_stop: SleepReport(4, 0, 0, 0.0, False)
+    result = sleeper.sleep(600.0, should_stop=lambda: True)
+    assert result.retrain is None and retrainer.commands == []
+    assert '(cancelled)' in result.message
+    assert result.message.endswith('retraining not started: the sleep was cancelled')

@@ -29,7 +29,11 @@ def memory_sleep(
     profile: str = typer.Option('nano', '--profile', help=WATCH_PROFILE_HELP),
     domain_id: Optional[int] = domain_option(),
 ) -> None:
-    """Ask the running graph's memory node to sleep now: consolidate, then retrain."""
+    """Ask the running graph's memory node to sleep now: consolidate, then retrain.
+
+    Prints the sleep's progress as it goes; Ctrl-C cancels it (the previous model stays live)
+    and exits 130.
+    """
     from sage_bringup.environment import as_env, joined_graph
     from sage.memory_sleep import run_memory_sleep
     with joined_graph(as_env(graph_settings(profile, domain_id))):

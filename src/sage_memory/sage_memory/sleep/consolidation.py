@@ -117,7 +117,8 @@ def _pattern(members: list[ExperienceRecord], vectors: np.ndarray, device_id: st
 
 def consolidate(store: MemoryStore, cfg: SleepConfig, max_duration_s: float,
                 session: str = '', clock: Callable[[], float] = time.monotonic,
-                wall: Callable[[], float] = time.time) -> SleepReport:
+                wall: Callable[[], float] = time.time,
+                should_stop: Callable[[], bool] = lambda: False) -> SleepReport:
     """Run one sleep: cluster unconsolidated experiences and write patterns.
 
     Args:
@@ -127,6 +128,8 @@ def consolidate(store: MemoryStore, cfg: SleepConfig, max_duration_s: float,
         session: session written on pattern rows.
         clock: monotonic clock for the budget.
         wall: wall clock for created_at.
+        should_stop: true once the sleep is cancelled: it ends as at the budget (what was
+            clustered is written, the rest waits for the next sleep).
 
     Raises:
         MemoryStoreError: the database cannot be read or written.
@@ -134,7 +137,7 @@ def consolidate(store: MemoryStore, cfg: SleepConfig, max_duration_s: float,
     t0 = clock()
 
     def over() -> bool:
-        return clock() - t0 >= max_duration_s
+        return clock() - t0 >= max_duration_s or should_stop()
     e = EXPERIENCES.c
     q = (select(EXPERIENCES).where(e.kind == 'experience', e.pattern_uuid.is_(None),
                                    e.embedding_dim > 0)

@@ -22,7 +22,7 @@ from typing import Any
 
 from sage_memory.store.database import DEFAULT_DATA_DIR
 # The worker module's top level is standard library only: no torch comes with these.
-from sage_memory.sleep.worker import PARENT_ENV, PREEMPTED_EXIT
+from sage_memory.sleep.worker import PARENT_ENV, PREEMPTED_EXIT, PROGRESS_PREFIX
 # How often the node looks at the preempt flag while the worker runs (well under the 1 s the
 # issue allows from a salience spike to a stopped sleep).
 _POLL_S = 0.05
@@ -110,9 +110,11 @@ class Retrainer:
             return self._proc is not None
 
     def run(self, cmd: list[str], should_stop: Callable[[], bool],
-            max_rss_mb: float = 0.0) -> RetrainOutcome:
+            max_rss_mb: float = 0.0,
+            on_event: Callable[[dict[str, Any]], None] | None = None) -> RetrainOutcome:
         """Run the worker to its end, or stop it once should_stop() is true or its resident
-        size passes max_rss_mb (0 = no limit)."""
+        size passes max_rss_mb (0 = no limit); on_event gets each of its progress lines
+        (sage_memory.sleep.worker.progress), from a reader thread."""
         out = RetrainOutcome()
         t0 = time.monotonic()
         with self._lock:
@@ -130,7 +132,7 @@ class Retrainer:
                 out.error = f'cannot start the sleep worker: {err}'
                 return out
         out.ran = True
-        reader = _Drain(proc)
+        reader = _Drain(proc, on_event)
         stop_at = 0.0
         over = ''
         try:
@@ -176,20 +178,38 @@ class Retrainer:
 
 
 class _Drain:
-    """Reads a child's pipes in threads, so a chatty worker never blocks on a full pipe."""
+    """Reads a child's pipes in threads, so a chatty worker never blocks on a full pipe;
+    progress lines on stderr go to on_event as they come, the rest is kept."""
 
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
+    def __init__(self, proc: subprocess.Popen[str],
+                 on_event: Callable[[dict[str, Any]], None] | None) -> None:
         self.stdout = ''
         self.stderr = ''
-        self._threads = [threading.Thread(target=self._read, args=(proc.stdout, 'stdout'),
+        self._on_event = on_event
+        self._threads = [threading.Thread(target=self._read, args=(proc.stdout,),
                                           daemon=True),
-                         threading.Thread(target=self._read, args=(proc.stderr, 'stderr'),
+                         threading.Thread(target=self._read_lines, args=(proc.stderr,),
                                           daemon=True)]
         for t in self._threads:
             t.start()
 
-    def _read(self, pipe: Any, name: str) -> None:
-        setattr(self, name, pipe.read())
+    def _read(self, pipe: Any) -> None:
+        self.stdout = pipe.read()
+
+    def _read_lines(self, pipe: Any) -> None:
+        kept = []
+        for line in pipe:
+            event = _progress_event(line)
+            if event is None:
+                kept.append(line)
+            elif self._on_event is not None:
+                try:
+                    self._on_event(event)
+                except Exception as err:  # noqa: BLE001
+                    # The drain goes on whatever the listener does: a full pipe blocks the
+                    # worker.
+                    kept.append(f'progress listener failed: {err}\n')
+        self.stderr = ''.join(kept)
 
     def join(self) -> None:
         for t in self._threads:
@@ -206,6 +226,17 @@ def rss_mb(pid: int) -> float:
     except (OSError, ValueError, IndexError):
         pass
     return 0.0
+
+
+def _progress_event(line: str) -> dict[str, Any] | None:
+    """The worker's progress line as a dict, or None for any other line."""
+    if not line.startswith(PROGRESS_PREFIX):
+        return None
+    try:
+        doc = json.loads(line[len(PROGRESS_PREFIX):])
+    except ValueError:
+        return None  # cut short by a stop: kept as a log line
+    return doc if isinstance(doc, dict) and 'phase' in doc else None
 
 
 def _last_json(text: str) -> dict[str, Any]:

@@ -20,6 +20,12 @@ Output: log lines on stderr, then ONE JSON line on stdout:
                              "reason": "..."}, ...},
    "preempted": false, "seconds": s}
 
+Progress: one line on stderr per change of phase, PROGRESS_PREFIX then a JSON object:
+{"phase": "start", "modalities": [...]}; {"phase": "retrain"|"export"|"embed", "modality": m}
+(retrain again with "steps" and "max_steps" while it trains, every STEP_REPORT_S); and
+{"phase": "decided", "modality": m, with its entry's decision, version, inputs, steps and
+reason}. The memory node turns them into the Sleep action's feedback.
+
 Exit 0 when it ran to its end (a skipped or failed modality included; see its reason), 2 on
 bad arguments or an unreadable database, 3 when stopped by SIGTERM/SIGINT. A stop lands within
 a second (between steps; data building and scoring are interrupted where they are), the
@@ -34,7 +40,7 @@ go on and make a version live that no node asked for (`stop_with_parent`).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 import contextlib
 import json
 import logging
@@ -54,6 +60,7 @@ if TYPE_CHECKING:  # torch comes with it: imported where a run needs it
     from sage_encoders.finetune import FinetuneConfig
 
 PREEMPTED_EXIT = 3
+PROGRESS_PREFIX = 'SAGE_SLEEP_PROGRESS '  # a progress line on stderr (see the docstring)
 BAD_ARGS_EXIT = 2
 MODALITIES = ('vision', 'audio')
 # More decoded inputs than steps x batch can use only cost memory: a seeded sample is kept.
@@ -115,6 +122,28 @@ def stop_with_parent() -> bool:
         log.warning('prctl(PR_SET_PDEATHSIG) failed: this worker may outlive its node')
     # The parent may have died before prctl: then we were already handed to another process.
     return not parent.isdigit() or os.getppid() == int(parent)
+
+
+# Training steps are reported at most this often (a step takes tens of milliseconds).
+STEP_REPORT_S = 0.5
+
+
+def progress(phase: str, **fields: Any) -> None:
+    """Tell the memory node which phase this run is in (one stderr line)."""
+    sys.stderr.write(PROGRESS_PREFIX + json.dumps({'phase': phase, **fields}) + '\n')
+    sys.stderr.flush()
+
+
+def step_reporter(modality: str, max_steps: int) -> Callable[[int], None]:
+    """on_step for sage_encoders.finetune: the first step, then one every STEP_REPORT_S."""
+    last = [0.0]
+
+    def on_step(step: int) -> None:
+        now = time.monotonic()
+        if step == 1 or now - last[0] >= STEP_REPORT_S:
+            last[0] = now
+            progress('retrain', modality=modality, steps=step, max_steps=max_steps)
+    return on_step
 
 
 def finetune_config(args: argparse.Namespace, budget_s: float, modality: str
@@ -334,7 +363,8 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
         return _result(base=base_name, inputs=total, reason='no time left in the budget')
     cfg = finetune_config(args, budget_s, modality)
     try:
-        res = ft.finetune(modality, base_dir, items, cfg, stop)
+        res = ft.finetune(modality, base_dir, items, cfg, stop,
+                          step_reporter(modality, cfg.max_steps))
     except ft.Preempted as err:
         raise Preempted from err
     except (ValueError, ModelError) as err:
@@ -359,6 +389,7 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
             raise Preempted
         ft.write_model(res, cfg, b.path, base_dir, base_name)
         t = time.monotonic()
+        progress('export', modality=modality)
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON line only
             quality = export_puzzle(modality, b.path, n_calib=args.calibration_inputs)
         entry['timings']['export_s'] = round(time.monotonic() - t, 3)
@@ -366,6 +397,7 @@ def retrain_modality(modality: str, store: Any, args: argparse.Namespace,
             raise Preempted
         if res.decision == 'promoted':  # a rejected version never goes live
             # Read again page by page, not kept since the start: the export's peak is lower.
+            progress('embed', modality=modality)
             entry['memory_embeddings'] = embed_memories(
                 modality, b.path, store.iter_training_inputs(modality, since, until), stop,
                 args.threads)
@@ -424,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             code = BAD_ARGS_EXIT
         else:
             current = ''
+            progress('start', modalities=args.modalities)
             try:
                 deadline = t0 + args.time_budget_s
                 for k, modality in enumerate(args.modalities):
@@ -431,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
                     # The budget is for the whole run: each modality gets an equal share of
                     # what is left (a skipped one leaves its share to the next).
                     share = (deadline - time.monotonic()) / (len(args.modalities) - k)
+                    progress('retrain', modality=modality, share_s=round(share, 3))
                     try:
                         entry = retrain_modality(modality, store, args, stop, share)
                     except Exception as err:  # noqa: BLE001 (one modality's fault)
@@ -439,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
                         entry = _result(decision='failed',
                                         reason=f'{type(err).__name__}: {err}')
                     out['modalities'][modality] = entry
+                    progress('decided', modality=modality, decision=entry['decision'],
+                             version=entry['version'], inputs=entry['inputs'],
+                             steps=entry['steps'], reason=entry['reason'])
                     log.info('%s: %s %s (%s)', modality, entry['decision'], entry['version'],
                              entry['reason'])
                     if stop.requested:
