@@ -306,6 +306,27 @@ CHECKS: dict[str, Check] = {
         '', note='needs a promoted version: test_sleep_node rolls one back under a running '
                  'memory node'),
     'sage bench targets': Check('', note="docs/benchmarks.md's '.venv/bin/sage bench targets'"),
+    # docs/robot-drivers.md
+    '.venv/bin/sage launch nano --set camera.backend=ros camera.topic=/camera/image_raw '
+    'imu.backend=ros imu.topic=/imu/data microphone.backend=audio_common '
+    'microphone.audio_topic=/audio': Check(
+        '', note='needs the robot\'s drivers: test_robot_drivers runs this command as written '
+                 '(on a test domain) beside the driver stand-ins'),
+    '.venv/bin/sage launch nano --set camera.backend=ros '
+    'camera.topic=/camera/camera/color/image_raw/compressed '
+    'camera.info_topic=/camera/camera/color/camera_info microphone.backend=audio_common '
+    'microphone.audio_topic=/audio/audio_stamped': Check(
+        '', note='needs a RealSense and audio_capture: test_ros_backends_nodes runs the camera '
+                 'and microphone nodes with these parameters on the RealSense and Humble-era '
+                 'audio_common stand-ins'),
+    'ros2 launch sage nano.launch.py set:="camera.backend=ros imu.backend=ros '
+    'microphone.backend=audio_common"': Check(
+        '', note='no ros2 CLI here; test_launch_files covers the set:= argument, '
+                 'test_robot_drivers the values'),
+    '.venv/bin/python tools/driver_standins/robot.py --camera usb_cam --audio 4x --imu '
+    '--object-at 10 --clap-at 13': Check(
+        '', note='runs until Ctrl-C: test_robot_drivers runs it as written for 17 s beside the '
+                 'graph'),
     # package READMEs (PACKAGE_READMES)
     'ros2 param describe': Check('', note="the 'ros2 param describe /camera fps' check"),
     'sage bench encoders': Check('', note="the '.venv/bin/sage bench encoders' check"),

@@ -241,10 +241,11 @@ class DeviceAudio:
 
 
 class AudioCommonAudio:
-    """Blocks from an audio_common capturer (AudioDataStamped + AudioInfo), via push().
+    """Blocks from an audio_common capturer, via push() (Humble era) or push_samples() (4.x).
 
-    The node's subscription callbacks call set_info() and push(); read() hands the decoded
-    blocks to the capture thread, waiting at most one frame.
+    The node's subscription callbacks call set_info() and push() for AudioData(Stamped) +
+    AudioInfo, or push_samples() with what ros_audio decoded from an AudioStamped; read() hands
+    the blocks to the capture thread, waiting at most one frame.
     """
 
     reconnectable = False
@@ -254,7 +255,8 @@ class AudioCommonAudio:
         self.name = f'audio_common:{topic}'
         self._timeout = frame_samples / out_rate
         self._clock = clock
-        self._queue: queue.Queue[AudioBlock] = queue.Queue(maxsize=64)
+        # 256 blocks: 2.7 s of a 4.x capturer's 512-sample chunks at 48 kHz
+        self._queue: queue.Queue[AudioBlock] = queue.Queue(maxsize=256)
         self.info: Any = None
         self.dropped = 0
         self.waiting_for_info = 0
@@ -276,6 +278,11 @@ class AudioCommonAudio:
             self.waiting_for_info += 1
             return
         samples, rate = decode_audio_common(self.info, data)
+        self.push_samples(samples, rate, stamp)
+
+    def push_samples(self, samples: np.ndarray, rate: int, stamp: float) -> None:
+        """Queue decoded (n, channels) samples whose first was captured at stamp (0 = unknown:
+        arrival minus their duration)."""
         if samples.shape[0] == 0:
             return
         t_first = stamp if stamp > 0 else self._clock.now() - samples.shape[0] / rate

@@ -1,4 +1,5 @@
-"""Camera backends: v4l2 and GStreamer devices (OpenCV), video files, the synthetic scene.
+"""Camera backends: v4l2 and GStreamer devices (OpenCV), video files, the synthetic scene, and
+the robot's own camera driver topic (`ros`, in ros_camera).
 
 Each source returns CameraFrame(stamp, rgb) with rgb a contiguous (height, width, 3) uint8
 array already converted and resized, stamped at capture: right after the device delivered
@@ -14,7 +15,6 @@ a lower rate is decimated, a higher one returns False, asking the caller to rest
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 import os
 from pathlib import Path
 import threading
@@ -23,9 +23,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from sage_sensors.camera_frame import CameraFrame
 from sage_sensors.color import fit, to_rgb8
 from sage_sensors.errors import SensorError, StreamEnded, StreamError
 from sage_sensors.pacing import ClockMap, Decimator, Pacer
+from sage_sensors.ros_camera import RosImageSource
 from sage_sensors.samples import (build_object, build_panorama, ensure_samples,
                                   load_image_rgb, sample_data_dir)
 from sage_sensors.scene import CameraScene
@@ -43,14 +45,6 @@ JETSON_CSI_PIPELINE = (
 #: Media positions are sums of tick intervals times the frame rate: a frame due at 3.0 may
 #: add up to 2.9999999, which must still count as frame 3.
 _FRAME_EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class CameraFrame:
-    """One captured frame: stamp (node clock seconds) and (H, W, 3) uint8 RGB."""
-
-    stamp: float
-    rgb: np.ndarray
 
 
 class SyntheticCamera:
@@ -378,6 +372,8 @@ def make_camera(values: Mapping[str, Any], clock: ClockMap, stop: threading.Even
         pipeline = str(values['pipeline']) or JETSON_CSI_PIPELINE
         source = DeviceCamera('gstreamer', pipeline, w, h, fps, clock,
                               sensor_id=device if device.isdigit() else '0')
+    elif backend == 'ros':      # fed by the node's subscription to the driver's topic
+        source = RosImageSource(str(values['topic']), w, h, fps)
     else:
         raise SensorError(f"parameter 'backend': unknown camera backend {backend!r}")
     try:

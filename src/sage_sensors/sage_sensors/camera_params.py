@@ -9,14 +9,27 @@ from sage_common import mailbox_params
 from sage_common.params import ParamSpec
 
 from sage_sensors.color import FORMATS
+from sage_sensors.driver_watch import DRIVER_PARAMS
 from sage_sensors.source_params import SOURCE_PARAMS
 from sage_sensors.timeline import TIMELINE_PARAMS, timeline_from_params
 
-BACKENDS = ('v4l2', 'gstreamer', 'file', 'synthetic', 'auto')
+BACKENDS = ('v4l2', 'gstreamer', 'file', 'synthetic', 'auto', 'ros')
+#: How the ros backend takes the driver's topic: by its type on the graph, or as told.
+TRANSPORTS = ('auto', 'raw', 'compressed')
 
 PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('backend', 'synthetic', 'where frames come from; auto = V4L2 device, else the '
-              'file at path, else synthetic', choices=BACKENDS, read_only=True),
+              'file at path, else synthetic; ros = the robot\'s camera driver topic (topic)',
+              choices=BACKENDS, read_only=True),
+    ParamSpec('topic', '/camera/image_raw', 'ros backend: the driver\'s sensor_msgs/Image '
+              '(rgb8, bgr8, rgba8, bgra8, mono8, mono16, yuv422_yuy2/yuyv, yuv422/uyvy) or '
+              'CompressedImage (JPEG, PNG) topic', read_only=True),
+    ParamSpec('info_topic', '/camera/camera_info', 'ros backend: the driver\'s CameraInfo, '
+              'passed on (scaled to width x height) with each frame; empty or silent = the '
+              'nominal intrinsics (hfov_deg)', read_only=True),
+    ParamSpec('transport', 'auto', 'ros backend: raw = sensor_msgs/Image, compressed = '
+              'CompressedImage, auto = the type the topic has on the graph (a name ending in '
+              '/compressed: compressed)', choices=TRANSPORTS, read_only=True),
     ParamSpec('device', '0', 'V4L2 device index or path (v4l2); CSI sensor-id (gstreamer)',
               read_only=True),
     ParamSpec('pipeline', '', 'GStreamer pipeline ending in an appsink; empty = Jetson CSI '
@@ -50,7 +63,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('hfov_deg', 62.2, 'horizontal field of view for the nominal CameraInfo '
               '(62.2 = IMX219 / Raspberry Pi camera v2)', min_value=1.0, max_value=179.0,
               read_only=True),
-) + SOURCE_PARAMS + TIMELINE_PARAMS + mailbox_params.WRITER_PARAMS
+) + SOURCE_PARAMS + DRIVER_PARAMS + TIMELINE_PARAMS + mailbox_params.WRITER_PARAMS
 
 
 def validate(values: Mapping[str, Any]) -> list[str]:
@@ -62,5 +75,7 @@ def validate(values: Mapping[str, Any]) -> list[str]:
     if values.get('backend') == 'gstreamer' and values.get('pipeline') and \
             'appsink' not in str(values['pipeline']):
         errors.append("parameter 'pipeline': must end in an appsink")
+    if values.get('backend') == 'ros' and not str(values.get('topic', '')):
+        errors.append("parameter 'topic': the ros backend needs the driver's image topic")
     errors.extend(timeline_from_params(values).problems())
     return errors

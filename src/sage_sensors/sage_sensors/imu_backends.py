@@ -1,4 +1,5 @@
-"""IMU backends: BNO055 and MPU-6050 over I2C (smbus2), CSV files, the synthetic scene.
+"""IMU backends: BNO055 and MPU-6050 over I2C (smbus2), CSV files, the synthetic scene, and
+the robot's own IMU driver topic (`ros`, in ros_imu).
 
 Each source returns an ImuReading in SI units stamped at capture (just before the I2C burst
 read, or the scheduled time of a paced file/synthetic sample). The I2C bus is injectable
@@ -26,6 +27,7 @@ from sage_sensors.imu_core import (BNO055_ADDRESS, BNO055_CHIP_ID_VALUE, BNO_MOD
                                    MPU_REG_WHO_AM_I, ImuReading, decode_bno055,
                                    decode_mpu6050, mpu6050_fs_bits)
 from sage_sensors.pacing import ClockMap, Pacer
+from sage_sensors.ros_imu import RosImuSource
 from sage_sensors.samples import ensure_samples, sample_data_dir
 from sage_sensors.scene import imu_motion, imu_noise_table
 from sage_sensors.timeline import Timeline, timeline_from_params
@@ -340,6 +342,8 @@ def make_imu(values: Mapping[str, Any], clock: ClockMap, stop: threading.Event,
     elif backend == 'bno055':
         source = Bno055(int(values['i2c_bus']), int(values['address']), rate,
                         str(values['bno055_mode']), clock, stop, bus_factory)
+    elif backend == 'ros':      # fed by the node's subscription to the driver's topic
+        source = RosImuSource(str(values['topic']))
     else:
         raise SensorError(f"parameter 'backend': unknown IMU backend {backend!r}")
     try:

@@ -7,16 +7,19 @@ from typing import Any
 
 from sage_common.params import ParamSpec
 
+from sage_sensors.driver_watch import DRIVER_PARAMS, IMU_UNIT_PARAMS
 from sage_sensors.imu_core import MPU_ACCEL_LSB_PER_G, MPU_GYRO_LSB_PER_DPS
 from sage_sensors.scene import IMU_MOTIONS
 from sage_sensors.source_params import SOURCE_PARAMS
 from sage_sensors.timeline import TIMELINE_PARAMS, timeline_from_params
 
-BACKENDS = ('bno055', 'mpu6050', 'file', 'synthetic')
+BACKENDS = ('bno055', 'mpu6050', 'file', 'synthetic', 'ros')
 
 PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec('backend', 'synthetic', 'where IMU data comes from', choices=BACKENDS,
-              read_only=True),
+    ParamSpec('backend', 'synthetic', 'where IMU data comes from; ros = the robot\'s IMU '
+              'driver topic (topic)', choices=BACKENDS, read_only=True),
+    ParamSpec('topic', '/imu/data', 'ros backend: the driver\'s sensor_msgs/Imu topic (m/s^2, '
+              'rad/s; its stamps are kept)', read_only=True),
     ParamSpec('i2c_bus', 7, 'I2C bus number (/dev/i2c-N); 7 = pins 3/5 of the Orin Nano '
               'dev kit header, 1 on the original Jetson Nano', min_value=0, max_value=255,
               read_only=True),
@@ -50,7 +53,7 @@ PARAMS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec('seed', 0, 'seed of the synthetic sensor noise', min_value=0,
               max_value=2**31 - 1, read_only=True),
-) + SOURCE_PARAMS + TIMELINE_PARAMS
+) + IMU_UNIT_PARAMS + SOURCE_PARAMS + DRIVER_PARAMS + TIMELINE_PARAMS
 
 
 def validate(values: Mapping[str, Any]) -> list[str]:
@@ -67,6 +70,8 @@ def validate(values: Mapping[str, Any]) -> list[str]:
     if values.get('orientation') == 'device' and backend in ('mpu6050', 'synthetic'):
         errors.append(f"parameter 'orientation': the {backend} backend has no orientation "
                       "output; use 'filter' or 'none'")
+    if backend == 'ros' and not str(values.get('topic', '')):
+        errors.append("parameter 'topic': the ros backend needs the driver's Imu topic")
     path = str(values.get('path', ''))
     if backend == 'file' and path and not os.access(path, os.R_OK):
         errors.append(f"parameter 'path': IMU trace {path!r} is missing or unreadable")

@@ -20,11 +20,18 @@ from sage_interfaces.msg import AudioFrame
 
 from sage_sensors.audio_backends import AudioCommonAudio, make_microphone
 from sage_sensors.audio_core import AudioBlock, AudioPipeline
+from sage_sensors.driver_topics import TopicTypeWatch, driver_qos
 from sage_sensors.errors import SensorError
 from sage_sensors.microphone_params import PARAMS, validate
+from sage_sensors.ros_audio import decode_audio_stamped
 from sage_sensors.shell import SensorNode
 
 FRAMES_TOPIC = Topic.AUDIO_FRAMES
+#: The audio_common types the backend reads, as the graph names them: the 4.x family, then the
+#: Humble-era stamped and unstamped ones.
+AUDIO_STAMPED = 'audio_common_msgs/msg/AudioStamped'
+AUDIO_DATA_STAMPED = 'audio_common_msgs/msg/AudioDataStamped'
+AUDIO_DATA = 'audio_common_msgs/msg/AudioData'
 
 
 class MicrophoneNode(SensorNode):
@@ -47,27 +54,80 @@ class MicrophoneNode(SensorNode):
             f"{self._cfg['frame_samples']} samples per frame")
 
     def _subscribe_audio_common(self, source: AudioCommonAudio) -> None:
+        """audio_common backend: the capturer's topic in either message family (its type
+        found on the graph unless audio_type says), and AudioInfo for the Humble-era one."""
         try:
             # lazy: audio_common_msgs is optional (the 'audio_common' backend only)
-            from audio_common_msgs.msg import AudioDataStamped, AudioInfo
+            import audio_common_msgs.msg as acm
         except ImportError as err:
             raise SensorError("parameter 'backend': audio_common needs audio_common_msgs, "
                               'which is not installed') from err
+        topic, wanted = str(self._cfg['audio_topic']), str(self._cfg['audio_type'])
+        feed = self._driver_feed()
+        feed.watch(topic)
+        qos = driver_qos(int(self._cfg['driver.depth']))
 
-        def on_audio(msg) -> None:
+        def report(err: SageError) -> None:      # malformed input: report and keep running
+            self.health.count('bad_messages')
+            self.health.problem(Level.WARN, f'bad audio_common message on {topic}: {err}')
+
+        def need_info() -> None:           # Humble era: the bytes mean nothing without it
+            waiting = source.waiting_for_info if source.info is None else 0
+            self.health.condition('audio_info', Level.WARN, (
+                f"no AudioInfo on {self._cfg['info_topic']} yet: {waiting} messages not "
+                'decoded') if waiting else '')
+
+        def on_stamped(msg) -> None:       # 4.x: AudioStamped, the format in every message
+            stamp = to_sec(msg.header.stamp)
+            feed.message(topic, stamp)
             try:
-                source.push(bytes(msg.audio.data), to_sec(msg.header.stamp))
-            except SageError as err:      # malformed input: report and keep running
-                self.health.problem(Level.WARN, f'bad audio_common message: {err}')
+                samples, rate = decode_audio_stamped(msg.audio)
+                source.push_samples(samples, rate, stamp)
+            except SageError as err:
+                report(err)
 
+        def on_data_stamped(msg) -> None:  # Humble era: AudioDataStamped + AudioInfo
+            stamp = to_sec(msg.header.stamp)
+            feed.message(topic, stamp)
+            try:
+                source.push(bytes(msg.audio.data), stamp)
+            except SageError as err:
+                report(err)
+            need_info()
+
+        def on_data(msg) -> None:          # Humble era, unstamped: arrival - duration
+            feed.message(topic, 0.0)
+            try:
+                source.push(bytes(msg.data), 0.0)
+            except SageError as err:
+                report(err)
+            need_info()
+
+        families = {AUDIO_STAMPED: (acm.AudioStamped, on_stamped),
+                    AUDIO_DATA_STAMPED: (acm.AudioDataStamped, on_data_stamped),
+                    AUDIO_DATA: (acm.AudioData, on_data)}
+
+        def subscribe(type_name: str) -> None:
+            msg_type, callback = families[type_name]
+            self._driver_subs.append(self.create_subscription(msg_type, topic, callback, qos))
+            self.health.values['audio_common'] = type_name
+            self.get_logger().info(f'microphone: reading {type_name} from {topic}')
+            if type_name != AUDIO_STAMPED:
+                self._subscribe_info(acm.AudioInfo, source)
+
+        if wanted == 'auto':
+            self._type_watch = TopicTypeWatch(self, topic, tuple(families), subscribe,
+                                              self.health)
+        else:
+            subscribe(f'audio_common_msgs/msg/{wanted}')
+
+    def _subscribe_info(self, info_type, source: AudioCommonAudio) -> None:
         info_topic = str(self._cfg['info_topic'])
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         # audio_capture latches AudioInfo in some versions and not in others: listen to both
-        self._info_subs = [self.create_subscription(AudioInfo, info_topic, source.set_info, q)
-                           for q in (latched, 10)]
-        self._audio_sub = self.create_subscription(
-            AudioDataStamped, str(self._cfg['audio_topic']), on_audio, SENSOR_QOS)
+        self._driver_subs += [self.create_subscription(info_type, info_topic, source.set_info, q)
+                              for q in (latched, 10)]
 
     def _publish(self, block: AudioBlock) -> None:
         for frame in self._pipeline.push(block):

@@ -8,10 +8,13 @@ from typing import Any
 
 from sage_common.params import ParamSpec
 
+from sage_sensors.driver_watch import DRIVER_PARAMS
 from sage_sensors.source_params import SOURCE_PARAMS
 from sage_sensors.timeline import TIMELINE_PARAMS, timeline_from_params
 
 BACKENDS = ('device', 'audio_common', 'file', 'synthetic')
+#: audio_common message families: 4.x AudioStamped, Humble-era AudioDataStamped / AudioData.
+AUDIO_TYPES = ('auto', 'AudioStamped', 'AudioDataStamped', 'AudioData')
 
 PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('backend', 'synthetic', 'where audio comes from', choices=BACKENDS,
@@ -24,10 +27,15 @@ PARAMS: tuple[ParamSpec, ...] = (
               max_value=32, read_only=True),
     ParamSpec('path', '', 'WAV/FLAC file for the file backend (empty = the sample scene)',
               read_only=True),
-    ParamSpec('audio_topic', 'audio/audio_stamped', 'audio_common AudioDataStamped topic',
+    ParamSpec('audio_topic', '/audio', 'audio_common backend: the capturer\'s topic '
+              '(4.x audio_capturer_node: /audio; Humble-era audio_capture: '
+              '/audio/audio_stamped, or its unstamped /audio/audio)', read_only=True),
+    ParamSpec('audio_type', 'auto', 'audio_common backend: the message family on audio_topic; '
+              'auto = the type the topic has on the graph', choices=AUDIO_TYPES,
               read_only=True),
-    ParamSpec('info_topic', 'audio/audio_info', 'audio_common AudioInfo topic',
-              read_only=True),
+    ParamSpec('info_topic', '/audio/audio_info', 'audio_common backend: the Humble-era '
+              'capturer\'s AudioInfo topic (channels, rate, sample format); 4.x messages carry '
+              'their own', read_only=True),
     ParamSpec('sample_rate', 16000, 'published sample rate (Hz); sources are resampled',
               min_value=8000, max_value=48000, read_only=True),
     ParamSpec('frame_samples', 512, 'samples per published frame (512 = 32 ms at 16 kHz)',
@@ -42,7 +50,7 @@ PARAMS: tuple[ParamSpec, ...] = (
               max_value=2**31 - 1, read_only=True),
     ParamSpec('noise_dbfs', -50.0, 'synthetic room noise level (dBFS RMS)', min_value=-120.0,
               max_value=0.0, read_only=True),
-) + SOURCE_PARAMS + TIMELINE_PARAMS
+) + SOURCE_PARAMS + DRIVER_PARAMS + TIMELINE_PARAMS
 
 
 def validate(values: Mapping[str, Any]) -> list[str]:

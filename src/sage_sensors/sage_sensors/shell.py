@@ -11,6 +11,7 @@ from sage_common.health import Health, Level
 from sage_common.ros import DiagnosticsPublisher
 
 from sage_sensors.capture import CaptureRunner, Source
+from sage_sensors.driver_topics import DriverFeed
 from sage_sensors.pacing import ClockMap
 
 
@@ -53,6 +54,14 @@ class SensorNode(Node):
         self._cmap = ClockMap(node_clock(self))
         self._cfg: Mapping[str, Any] = {}
         self._runner: CaptureRunner | None = None
+        self._feed: DriverFeed | None = None
+        self._driver_subs: list[Any] = []     # subscriptions to the robot's driver topics
+
+    def _driver_feed(self) -> DriverFeed:
+        """The watches of this node's driver topics (ros / audio_common backends)."""
+        if self._feed is None:
+            self._feed = DriverFeed.from_params(self.health, self._cfg)
+        return self._feed
 
     def _start_capture(self, source: Source, publish: Callable[[Any], None],
                        make_source: SourceFactory) -> None:
@@ -71,6 +80,8 @@ class SensorNode(Node):
         self._runner.start()
 
     def _check_stream(self) -> None:
+        if self._feed is not None:
+            self._feed.report()
         runner = self._runner
         if runner is not None and not runner.running and not self._stop.is_set():
             self.health.problem(Level.ERROR, f'{runner.source.name}: stream stopped')

@@ -116,7 +116,8 @@ def test_audio_common_capture_is_republished_as_frames(ros_context):
     from audio_common_msgs.msg import AudioDataStamped, AudioInfo
 
     node = MicrophoneNode(context=ros_context, parameter_overrides=[
-        Parameter('backend', value='audio_common')])
+        Parameter('backend', value='audio_common'),
+        Parameter('audio_topic', value='/audio/audio_stamped')])
     talker = rclpy.create_node('audio_capture', context=ros_context)
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
