@@ -203,10 +203,14 @@ def graph_page(r: dict[str, Any]) -> list[str]:
         out += table(['phase', 'graph CPU %', f"{fox.get('host_process')} CPU %", 'messages',
                       'kB', 'camera Hz'], rows)
         cpu = fox.get('graph_cpu_percent', {})
-        out += [f"Median: {num(cpu.get('off'), 1)} % off, {num(cpu.get('client'), 1)} % with "
-                f"one client: the live view costs {num(fox.get('cost_cpu_percent'), 1)} % of a "
-                f"core ({num(fox.get('client_messages_per_s'), 0)} messages/s, "
-                f"{num(fox.get('client_kbytes_per_s'), 0)} kB/s to the client).", '']
+        host = fox.get('host_cpu_percent', {})
+        out += [f"Median: the graph {num(cpu.get('off'), 1)} % off, {num(cpu.get('client'), 1)} % "
+                f"with one client ({num(fox.get('cost_cpu_percent'), 1)} % of a core more); the "
+                f"process that runs the live view ({fox.get('host_process')}) "
+                f"{num(host.get('off'), 1)} % off, {num(host.get('client'), 1)} % with the "
+                f"client. The client got {num(fox.get('client_messages_per_s'), 0)} messages/s, "
+                f"{num(fox.get('client_kbytes_per_s'), 0)} kB/s, the camera at "
+                f"{num(fox.get('camera_hz'), 1)} Hz.", '']
     return out
 
 
@@ -255,8 +259,11 @@ def headline(bench: str, r: dict[str, Any]) -> str:
             line = '; '.join(f"{m} capture->salience p95 {num(v.get('p95'), 1)} ms"
                              for m, v in sorted(mods.items()) if v.get('n'))
             if r.get('foxglove'):
-                line += (f"; Foxglove live view with a client +"
-                         f"{num(r['foxglove']['cost_cpu_percent'], 1)} % CPU")
+                fox = r['foxglove']
+                line += (f"; Foxglove live view with a client: graph +"
+                         f"{num(fox['cost_cpu_percent'], 1)} % CPU, its process "
+                         f"({fox['host_process']}) {num(fox['host_cpu_percent']['off'], 1)} -> "
+                         f"{num(fox['host_cpu_percent']['client'], 1)} %")
             return line
         if bench == 'orchestrator':
             return (f"tick CPU time p95 {num(r['tick_cpu_ms']['p95'])} ms with {r['plugins']} "

@@ -255,6 +255,11 @@ CHECKS: dict[str, Check] = {
     '.venv/bin/sage bench graph --seconds 20': Check(
         '.venv/bin/sage bench graph --seconds 5 -o runs/graph.json',
         [r'capture->salience', r'wrote runs/graph\.json'], 'a shorter measurement'),
+    '.venv/bin/sage bench graph --seconds 10 --foxglove --no-compose --domain-id 231 -o '
+    'docs/results/data/graph-live-view.json':
+        Check('', note="the '.venv/bin/sage bench graph --seconds 20' check and "
+                       'test_foxglove_cost (the --foxglove phases, the foxglove node in a process '
+                       'of its own); test_results_pages checks the page made from its JSON'),
     '.venv/bin/sage bench graph --foxglove': Check(
         '', note='a full-graph benchmark; test_foxglove_cost runs its phases (off, on with a '
                  'client) on a small graph'),

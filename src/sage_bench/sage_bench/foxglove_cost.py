@@ -100,7 +100,7 @@ def _phase(kind: str, procs: Mapping[str, psutil.Process], host: str, phase_s: f
 
 
 def measure(node: Any, procs: Mapping[str, psutil.Process], host: str, port: int,
-            phase_s: float = 10.0, pairs: int = 2) -> dict[str, Any]:
+            phase_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
     """Alternate `pairs` pairs of phases (off / on with one client), `phase_s` each.
 
     node: an rclpy node on the graph's domain, spun by a thread of the caller (the bench
