@@ -72,8 +72,9 @@ def domain_option() -> Any:
     return typer.Option(None, '--domain-id', min=0, max=232, help=DOMAIN_HELP)
 
 
-def graph_settings(profile: str, domain_id: Optional[int]) -> list:
-    """The running graph's DDS settings by sage_bringup.environment's rule, printed at start."""
+def graph_settings(profile: str, domain_id: Optional[int], to_stderr: bool = False) -> list:
+    """The running graph's DDS settings by sage_bringup.environment's rule, printed at start
+    (on stderr with to_stderr: a command whose stdout is data, like `sage topic echo`)."""
     # lazy: `sage --help` loads none of what a verb needs (see sage.cli)
     from sage_bringup.environment import describe, graph_choices
     from sage_bringup.profile import load_launch_settings
@@ -81,5 +82,5 @@ def graph_settings(profile: str, domain_id: Optional[int]) -> list:
         choices = graph_choices(load_launch_settings(profile), domain_id)
     except SageError as err:
         fail(str(err))
-    typer.echo(f'[sage] DDS: {describe(choices)}')
+    typer.echo(f'[sage] DDS: {describe(choices)}', err=to_stderr)
     return choices

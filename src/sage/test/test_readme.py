@@ -332,6 +332,35 @@ CHECKS: dict[str, Check] = {
     '--object-at 10 --clap-at 13': Check(
         '', note='runs until Ctrl-C: test_robot_drivers runs it as written for 17 s beside the '
                  'graph'),
+    # docs/inspect.md
+    '.venv/bin/sage topic list': Check(
+        '', note='needs a running graph: test_topic_echo_prints_five_salience_messages lists '
+                 'the topics of a live nano graph'),
+    '.venv/bin/sage topic echo /sage/salience --count 5': Check(
+        '', note='needs a running graph: test_topic_echo_prints_five_salience_messages runs it '
+                 'against a live nano graph'),
+    '.venv/bin/sage topic echo /sage/camera/image_raw --count 1 --json': Check(
+        '', note='needs a running graph: test_topic_echo_prints_five_salience_messages runs it '
+                 'against a live nano graph'),
+    '.venv/bin/sage topic hz /sage/camera/image_raw': Check(
+        '', note='runs until Ctrl-C: test_param_set_is_read_back_and_applied_by_the_camera runs '
+                 'it with --count'),
+    '.venv/bin/sage param get camera fps': Check(
+        '', note='needs a running graph: test_param_set_is_read_back_and_applied_by_the_camera'),
+    '.venv/bin/sage param set camera fps 10': Check(
+        '', note='needs a running graph: test_param_set_is_read_back_and_applied_by_the_camera'),
+    '.venv/bin/sage param dump camera -o camera.yaml': Check(
+        '', note='needs a running graph: test_param_set_is_read_back_and_applied_by_the_camera'),
+    'sage param get camera': Check(
+        '', note="the '.venv/bin/sage param get camera fps' check"),
+    ".venv/bin/sage say 'the battery is getting low'": Check(
+        '', note='needs a running graph: test_said_text_is_scored_by_snarc'),
+    '.venv/bin/sage reward 0.8': Check('', note='needs a running graph: test_rewards_reach_snarc'),
+    '.venv/bin/sage reward -0.5': Check('', note='needs a running graph: '
+                                                 'test_rewards_reach_snarc'),
+    'sage train': Check('', note="the 'sage train vision --help' check; "
+                                 'test_long_commands_print_no_control_codes_into_a_pipe trains '
+                                 'two steps'),
     # package READMEs (PACKAGE_READMES)
     'ros2 param describe': Check('', note="the 'ros2 param describe /camera fps' check"),
     'sage bench encoders': Check('', note="the '.venv/bin/sage bench encoders' check"),
