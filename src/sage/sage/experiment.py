@@ -9,7 +9,7 @@ sage_eval.scenario.score_decisions.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import partial
 import json
 from pathlib import Path
@@ -118,7 +118,9 @@ def _default_scorer() -> Scorer:
 def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: TextIO = sys.stdout,
                    *, work_dir: Path | None = None, replay: Replay | None = None,
                    scorer: Scorer | None = None, jobs: int = 1,
-                   cache: Path | None = None) -> dict[str, Any]:
+                   cache: Path | None = None,
+                   progress: Callable[[float, float | None], None] | None = None
+                   ) -> dict[str, Any]:
     """Replay a bag under each variant and print a side-by-side table.
 
     Args:
@@ -135,6 +137,7 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
         cache: folder of encoded inputs for the default replay (`sage_eval.encoded_cache`):
             variants with the same encoder parameters encode the bag once (the first of
             them), the others score what it encoded. None encodes for every variant.
+        progress: called with (variants replayed, variants) as each replay ends.
 
     Returns:
         {'bag', 'profile', 'labelled', 'variants': [{'name', 'sets', 'metrics', 'summary'}]}.
@@ -170,8 +173,16 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
         # The first variant of each encoder setting encodes; the rest then find it cached.
         first = [k for k, key in enumerate(keys) if keys.index(key) == k]
         outcomes: dict[int, tuple[Any, SageError | None]] = {}
+        finished = [0]
+
+        def done(_k: int) -> None:
+            finished[0] += 1
+            if progress is not None:
+                progress(finished[0], len(tasks))
+        if progress is not None:
+            progress(0, len(tasks))
         for batch in (first, [k for k in range(len(tasks)) if k not in first]):
-            outcomes.update(_run_all(replay, {k: tasks[k] for k in batch}, jobs))
+            outcomes.update(_run_all(replay, {k: tasks[k] for k in batch}, jobs, done))
         for k, (sets, (_, _, decisions)) in enumerate(zip(variants, tasks)):
             summary, err = outcomes[k]
             if err is not None:
@@ -191,14 +202,23 @@ def run_experiment(bag: Path, profile: str, variants: list[list[str]], out: Text
 
 
 def _run_all(replay: Replay, tasks: dict[int, tuple[Path, dict[str, dict[str, Any]], Path]],
-             jobs: int) -> dict[int, tuple[Any, SageError | None]]:
-    """Each task's outcome, `jobs` replays at a time (each in a process of its own)."""
+             jobs: int, done: Callable[[int], None] = lambda k: None
+             ) -> dict[int, tuple[Any, SageError | None]]:
+    """Each task's outcome, `jobs` replays at a time (each in a process of its own); done(k)
+    as each one ends (for a progress bar)."""
+    out: dict[int, tuple[Any, SageError | None]] = {}
     if jobs > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
                                  initializer=die_with_parent) as pool:
-            pending = {k: pool.submit(replay, *t) for k, t in tasks.items()}
-            return {k: _outcome(f.result) for k, f in pending.items()}
-    return {k: _outcome(lambda t=t: replay(*t)) for k, t in tasks.items()}
+            pending = {pool.submit(replay, *t): k for k, t in tasks.items()}
+            for future in as_completed(pending):
+                out[pending[future]] = _outcome(future.result)
+                done(pending[future])
+        return out
+    for k, t in tasks.items():
+        out[k] = _outcome(lambda t=t: replay(*t))
+        done(k)
+    return out
 
 
 def _outcome(call: Callable[[], Any]) -> tuple[Any, SageError | None]:

@@ -5,6 +5,7 @@ maps names to them and adds the machine description, so results from different r
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 import importlib
 import inspect
 import json
@@ -42,8 +43,14 @@ def machine() -> dict[str, Any]:
             'processor': platform.processor()}
 
 
-def run_named(name: str, seconds: float | None = None, **kw: Any) -> dict[str, Any]:
-    """Run one benchmark; KeyError for an unknown name, UnknownOption for an option it lacks."""
+def run_named(name: str, seconds: float | None = None,
+              progress: Callable[[float, float | None], None] | None = None,
+              **kw: Any) -> dict[str, Any]:
+    """Run one benchmark; KeyError for an unknown name, UnknownOption for an option it lacks.
+
+    progress(done, total) is handed to a benchmark whose run_bench takes one (a progress bar;
+    the others run without).
+    """
     module = importlib.import_module(BENCHMARKS[name])
     accepted = inspect.signature(module.run_bench).parameters
     unknown = [k for k in kw if k not in accepted]
@@ -53,6 +60,8 @@ def run_named(name: str, seconds: float | None = None, **kw: Any) -> dict[str, A
     args = dict(kw)
     if seconds is not None:
         args['seconds'] = seconds
+    if progress is not None and 'progress' in accepted:
+        args['progress'] = progress
     result = module.run_bench(**args)
     return {'benchmark': name, 'started': started, 'duration_s': time.time() - started,
             'machine': machine(), 'results': result}

@@ -11,7 +11,7 @@ parameters scores them again without encoding (the same decisions as encoding an
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 import os
 from pathlib import Path
 import shutil
@@ -114,19 +114,32 @@ def run_seed(scenes: str, seed: int, node_params: dict[str, dict[str, Any]], pro
     return report
 
 
-def map_seeds(fn: Callable[..., Any], args: list[tuple[Any, ...]], workers: int) -> list[Any]:
-    """fn(*a) for each a, in this process or in up to `workers` processes (one seed each)."""
+def map_seeds(fn: Callable[..., Any], args: list[tuple[Any, ...]], workers: int,
+              progress: Callable[[float, float | None], None] | None = None) -> list[Any]:
+    """fn(*a) for each a, in this process or in up to `workers` processes (one seed each);
+    progress(seeds done, seeds) as each ends (a progress bar)."""
+    report = progress or (lambda done, total: None)
+    report(0, len(args))
     if workers <= 1 or len(args) <= 1:
-        return [fn(*a) for a in args]
+        out = []
+        for a in args:
+            out.append(fn(*a))
+            report(len(out), len(args))
+        return out
     with ProcessPoolExecutor(max_workers=min(workers, len(args)),
                              initializer=die_with_parent) as pool:
-        return list(pool.map(fn, *zip(*args)))
+        futures = [pool.submit(fn, *a) for a in args]
+        for n, _ in enumerate(as_completed(futures), 1):
+            report(n, len(args))
+        return [f.result() for f in futures]
 
 
 def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report',
               profile: str = 'nano', workers: int = 2, program: str = 'full',
               overrides: list[str] | None = None, cache: Path | None = None,
-              out_dir: Path | None = None, seconds: float | None = None) -> dict[str, Any]:
+              out_dir: Path | None = None, seconds: float | None = None,
+              progress: Callable[[float, float | None], None] | None = None
+              ) -> dict[str, Any]:
     """Replay `seeds` scenes offline with a profile and score them.
 
     Args:
@@ -140,6 +153,7 @@ def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report
         cache: scene cache folder (default `cache_dir()`).
         out_dir: where decisions go (default a folder under the cache).
         seconds: refused (the scenes fix the length; choose --seeds).
+        progress: called with (scenes done, scenes) as each is scored.
 
     Returns:
         {'scenes', 'seed_set', 'profile', 'seeds', 'summary', 'per_seed'}.
@@ -157,7 +171,7 @@ def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report
     out_dir = out_dir or root / 'decisions' / f'{profile}-{os.getpid()}'
     out_dir.mkdir(parents=True, exist_ok=True)
     reports = map_seeds(run_seed, [(scenes, s, params, program, root, out_dir)
-                                   for s in chosen], workers)
+                                   for s in chosen], workers, progress)
     return {'scenes': scenes, 'program': program if scenes == 'realistic' else 'standard',
             'seed_set': seed_set if scenes == 'realistic' else 'synthetic',
             'profile': profile, 'overrides': overrides or [], 'seeds': chosen,

@@ -11,6 +11,7 @@ model and set the median it prints as the target in every profile.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,9 @@ def summarise(errors: dict[str, list[float]], params: dict[str, dict[str, Any]],
 
 def run_bench(seeds: int = DEFAULT_SEEDS, profile: str = 'nano', program: str = 'full',
               overrides: list[str] | None = None, cache: Path | None = None,
-              workers: int = 2, seconds: float | None = None) -> dict[str, Any]:
+              workers: int = 2, seconds: float | None = None,
+              progress: Callable[[float, float | None], None] | None = None
+              ) -> dict[str, Any]:
     """Median reconstruction error before refinement on tuning rooms, against irp.target.
 
     Args:
@@ -98,6 +101,7 @@ def run_bench(seeds: int = DEFAULT_SEEDS, profile: str = 'nano', program: str = 
         cache: scene cache folder (default `sage_bench.salience.cache_dir()`).
         workers: seeds replayed at once (processes).
         seconds: refused (the scenes fix the length).
+        progress: called with (rooms done, rooms) as each is measured.
 
     Returns:
         {'profile', 'program', 'seed_set', 'seeds', 'tolerance', 'modalities': {m: {...}}}.
@@ -107,7 +111,8 @@ def run_bench(seeds: int = DEFAULT_SEEDS, profile: str = 'nano', program: str = 
     chosen = target_seeds(seeds)
     params = {n.name: dict(n.parameters) for n in load_profile(profile, overrides or []).nodes}
     root = cache or cache_dir()
-    per_seed = map_seeds(_run_seed, [(s, params, program, root) for s in chosen], workers)
+    per_seed = map_seeds(_run_seed, [(s, params, program, root) for s in chosen], workers,
+                         progress)
     errors = {m: [v for e in per_seed for v in e[m]] for m in MODALITIES}
     return {'profile': profile, 'program': program, 'seed_set': 'tuning', 'seeds': chosen,
             'overrides': overrides or [], 'tolerance': TOLERANCE,

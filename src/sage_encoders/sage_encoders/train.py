@@ -50,7 +50,9 @@ def evaluate(model: VqVae, x: np.ndarray, batch: int = 8) -> dict[str, float]:
 
 
 def train(cfg: VqVaeConfig, sample: Sampler, steps: int, seed: int, lr: float = 2e-3,
-          beta: float = 0.25, log_every: int = 50) -> tuple[VqVae, list[dict[str, float]]]:
+          beta: float = 0.25, log_every: int = 50,
+          progress: Callable[[float, float | None], None] | None = None
+          ) -> tuple[VqVae, list[dict[str, float]]]:
     """Train with Adam (cosine decay), EMA codebook and dead-code restarts.
 
     Args:
@@ -61,6 +63,7 @@ def train(cfg: VqVaeConfig, sample: Sampler, steps: int, seed: int, lr: float = 
         lr: peak learning rate.
         beta: commitment loss weight.
         log_every: steps between loss records.
+        progress: called with (steps done, steps) after each step (a progress bar).
 
     Returns:
         The trained model (eval mode) and the loss log.
@@ -108,6 +111,8 @@ def train(cfg: VqVaeConfig, sample: Sampler, steps: int, seed: int, lr: float = 
                   f"commit {entry['commit_mse']:.4f} used {entry['codes_used_batch']} "
                   f"({entry['elapsed_s']} s)", flush=True)
             acc = {'recon': 0.0, 'commit': 0.0, 'n': 0}
+        if progress is not None:
+            progress(step, steps)
     model.eval()
     return model, log
 
@@ -150,9 +155,10 @@ def _audio(steps: int, seed: int) -> tuple[VqVaeConfig, Sampler, np.ndarray, dic
     return AUDIO_CONFIG, sample, held, desc
 
 
-def run(modality: str, out_dir: Path, steps: int, seed: int, export: bool = True
-        ) -> dict[str, Any]:
-    """Train, evaluate against an untrained model, save, export; return the record."""
+def run(modality: str, out_dir: Path, steps: int, seed: int, export: bool = True,
+        progress: Callable[[float, float | None], None] | None = None) -> dict[str, Any]:
+    """Train, evaluate against an untrained model, save, export; return the record
+    (progress: see `train`)."""
     torch.set_num_threads(1)
     t0 = time.monotonic()
     cfg, sample, held, desc = (_vision if modality == 'vision' else _audio)(steps, seed)
@@ -163,7 +169,7 @@ def run(modality: str, out_dir: Path, steps: int, seed: int, export: bool = True
         z0 = untrained.encoder(torch.from_numpy(sample(np.random.default_rng(seed))))
         untrained.codebook.restart_dead(z0, math.inf, torch.Generator().manual_seed(seed))
     base = evaluate(untrained, held)
-    model, log = train(cfg, sample, steps, seed)
+    model, log = train(cfg, sample, steps, seed, progress=progress)
     t_train = time.monotonic() - t0 - t_data
     trained = evaluate(model, held)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -198,10 +204,12 @@ def run(modality: str, out_dir: Path, steps: int, seed: int, export: bool = True
     return record
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None,
+         progress: Callable[[float, float | None], None] | None = None) -> int:
     """Command line: train one modality into the packaged model directory.
 
-    `prog` names the command in usage and --help (`sage train` when called by the sage CLI).
+    `prog` names the command in usage and --help (`sage train` when called by the sage CLI),
+    which also passes `progress` (see `train`).
     """
     ap = argparse.ArgumentParser(prog=prog, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,7 +225,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                     help='skip the ONNX export (FP32/FP16/INT8) after training')
     args = ap.parse_args(argv)
     steps = args.steps or DEFAULT_STEPS[args.modality]
-    run(args.modality, args.out, steps, args.seed, export=not args.no_export)
+    run(args.modality, args.out, steps, args.seed, export=not args.no_export,
+        progress=progress)
     return 0
 
 

@@ -167,6 +167,25 @@ def _latent_from_bag(msg: Any, stamp: float) -> LatentRecord:
         model_version=str(getattr(msg, 'model_version', '')))  # bags from before the field
 
 
+def bag_span(bag_path: Path) -> tuple[float, float]:
+    """(first, last) log time of a bag in seconds, from its index (no message is read).
+
+    Raises:
+        ReplayError: the bag cannot be opened.
+    """
+    try:
+        reader = AnyReader([Path(bag_path)], default_typestore=typestore())
+        reader.open()
+    except (AnyReaderError, OSError, ValueError) as err:
+        raise ReplayError(f'cannot open bag {bag_path}: {err}') from err
+    try:
+        if not reader.message_count:
+            return 0.0, 0.0
+        return reader.start_time * 1e-9, reader.end_time * 1e-9
+    finally:
+        reader.close()
+
+
 def iter_inputs(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], *,
                 reorder_s: float = REORDER_S, problems: Counter[str] | None = None
                 ) -> Iterator[InputItem]:

@@ -20,9 +20,10 @@ plugin's account, each input spends from it; before the first budget, irp.defaul
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 import json
+import math
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,7 +32,7 @@ import numpy as np
 from sage_common.records import ImuRecord, LatentRecord, RewardRecord, SalienceRecord
 from sage_eval.encoded_cache import cached_inputs
 from sage_eval.errors import ReplayError, ScenarioError
-from sage_eval.inputs import InputItem, iter_inputs, REORDER_S
+from sage_eval.inputs import InputItem, bag_span, iter_inputs, REORDER_S
 from sage_eval.provenance import write_source
 from sage_snarc.snarc_core import SnarcCore
 
@@ -122,10 +123,28 @@ def score_inputs(items: Iterable[InputItem], snarc_params: Mapping[str, Any], ou
     return core
 
 
+def _reporting(items: Iterable[InputItem], span: tuple[float, float],
+               progress: Callable[[float, float | None], None]) -> Iterator[InputItem]:
+    """The items unchanged; progress(seconds into the bag, its length) about every 1 %."""
+    start, end = span
+    length = max(end - start, 1e-9)
+    step = length / 100.0
+    shown = -math.inf
+    progress(0.0, length)
+    for item in items:
+        if item.stamp - shown >= step:
+            shown = item.stamp
+            progress(min(max(item.stamp - start, 0.0), length), length)
+        yield item
+    progress(length, length)
+
+
 def replay_bag(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], out_path: Path,
                *, reorder_s: float = REORDER_S,
                policy: Callable[[SalienceRecord], bool] = store_policy,
-               cache: Path | None = None) -> ReplaySummary:
+               cache: Path | None = None,
+               progress: Callable[[float, float | None], None] | None = None
+               ) -> ReplaySummary:
     """Replay a bag through the encoders and SNARC, writing the decisions JSONL.
 
     Args:
@@ -139,6 +158,8 @@ def replay_bag(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], out
         cache: folder of encoded inputs (`sage_eval.encoded_cache`): a bag encoded with the
             same encoder parameters, models and code before is scored without encoding it
             again (the same decisions, byte for byte); None encodes every time.
+        progress: called with (seconds of the bag replayed, the bag's length) as inputs are
+            scored (a progress bar; it sees nothing the decisions depend on).
 
     Returns:
         Counts of what was read, scored, attended and stored, and the problems met.
@@ -157,6 +178,8 @@ def replay_bag(bag_path: Path, node_params: Mapping[str, Mapping[str, Any]], out
     else:
         items = cached_inputs(bag_path, node_params, cache, reorder_s=reorder_s,
                               problems=problems)
+    if progress is not None:
+        items = _reporting(items, bag_span(bag_path), progress)
     with out_path.open('w') as out:
         core = score_inputs(items, snarc, out, summary, policy)
     try:

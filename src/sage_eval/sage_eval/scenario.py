@@ -28,6 +28,7 @@ of A and B per phase; decisions that were not made from the scene are refused, n
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 import json
@@ -415,7 +416,9 @@ def make_scenario(out_bag: Path, seed: int, duration_s: float = 150.0, *,
                   program: str = 'standard', camera_hz: float = 10.0, imu_hz: float = 100.0,
                   size: tuple[int, int] = (224, 224), warmup_s: float = 8.0,
                   slot_s: float = 8.0, repeats: int = 10, repeat_gap_s: float = 5.0,
-                  reward_phases: tuple[int, int, int] = (5, 10, 10)) -> 'ScenarioLabels':
+                  reward_phases: tuple[int, int, int] = (5, 10, 10),
+                  progress: Callable[[float, float | None], None] | None = None
+                  ) -> 'ScenarioLabels':
     """Write a labelled scenario bag (MCAP) and its labels JSON.
 
     Args:
@@ -432,6 +435,8 @@ def make_scenario(out_bag: Path, seed: int, duration_s: float = 150.0, *,
         repeat_gap_s: time between repeats.
         reward_phases: A/B pairs in baseline, training, extinction ('reward' program; the
             duration is extended to fit them).
+        progress: called with (seconds of the scene written, its length) as frames are
+            rendered (a progress bar).
 
     Returns:
         The labels (also written to `labels_path(out_bag)`).
@@ -488,7 +493,7 @@ def make_scenario(out_bag: Path, seed: int, duration_s: float = 150.0, *,
     try:
         writer = Writer(out_bag, version=9, storage_plugin=StoragePlugin.MCAP)
         with writer:
-            _write(writer, world)
+            _write(writer, world, progress or (lambda done, total: None))
     except WriterError as err:
         raise ScenarioError(f'cannot write scenario bag {out_bag}: {err}') from err
     labels_path(out_bag).write_text(json.dumps(labels.to_json(), indent=1))
@@ -504,7 +509,8 @@ def scene_header(ts: Any, t: float, frame_id: str) -> Any:
                   frame_id=frame_id)
 
 
-def _write(writer: Any, world: _World) -> None:
+def _write(writer: Any, world: _World,
+           progress: Callable[[float, float | None], None]) -> None:
     ts = typestore()
     Image = ts.types['sensor_msgs/msg/Image']
     AudioFrame = ts.types['sage_interfaces/msg/AudioFrame']
@@ -541,6 +547,7 @@ def _write(writer: Any, world: _World) -> None:
     for t, kind, i in schedule():
         ns = int(round((T0 + t) * 1e9))
         if kind == 0:
+            progress(t, world.duration)
             k = min(int(t * world.imu_hz), pan.shape[0] - 1)
             frame = _render(world, t, float(pan[k]))
             msg = Image(header=scene_header(ts, t, 'camera'), height=height, width=width,

@@ -98,8 +98,10 @@ def bench(
                        ('skip', skip), ('delays_ms', delays), ('loss_pct', loss)):
         if value is not None:
             options[key] = value
+    from sage.progress import progress_bar
     try:
-        result = run_named(name, seconds, **options)
+        with progress_bar(f'bench {name}') as report:
+            result = run_named(name, seconds, progress=report, **options)
     except ModuleNotFoundError as err:
         fail(f"benchmark '{name}' is not available: {err}")
     except (UnknownOption, SageError) as err:

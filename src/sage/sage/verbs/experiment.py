@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import sys
 
 import typer
 
@@ -26,8 +27,12 @@ def experiment(
 ) -> None:
     """Replay a bag under two or more parameter sets and compare them side by side."""
     from sage.experiment import parse_variants, run_experiment
+    from sage.progress import progress_bar
     from sage_eval.encoded_cache import default_dir
-    run_experiment(bag, profile, parse_variants(set_, vs),
-                   jobs=jobs or len(os.sched_getaffinity(0)),
-                   cache=default_dir() if cache else None)
+    variants = parse_variants(set_, vs)
+    with progress_bar(f'experiment {bag.name}', len(variants), unit='variants') as report:
+        # out named here: under a bar, sys.stdout is rich's proxy that prints above the bar
+        run_experiment(bag, profile, variants, sys.stdout,
+                       jobs=jobs or len(os.sched_getaffinity(0)),
+                       cache=default_dir() if cache else None, progress=report)
 

@@ -39,6 +39,8 @@ def replay(
     if decisions is None:
         fail('--offline needs --decisions OUT.jsonl')
     from sage_eval.replay import replay_bag
-    summary = replay_bag(bag, node_params(profile, set_), decisions)
+    from sage.progress import progress_bar
+    with progress_bar(f'replay {bag.name}', unit='s of bag') as report:
+        summary = replay_bag(bag, node_params(profile, set_), decisions, progress=report)
     typer.echo(json.dumps(dataclasses.asdict(summary), default=str))
 

@@ -24,7 +24,9 @@ def scenario_make(
 ) -> None:
     """Write a labelled scenario bag (real photos and speech) and its labels JSON."""
     from sage_eval.scenario import labels_path, make_scenario
-    make_scenario(out, seed, duration, program=program)
+    from sage.progress import progress_bar
+    with progress_bar(f'scenario {out.name}', duration, unit='s of scene') as report:
+        make_scenario(out, seed, duration, program=program, progress=report)
     typer.echo(f'wrote {out} and {labels_path(out)}')
 
 
