@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import array
 import json
-import math
 import os
 from pathlib import Path
 import sys
@@ -69,12 +68,26 @@ def set_header(msg, t: float, frame_id: str) -> None:
 
 
 class Schedule:
-    """Ticks at start + k * period on the monotonic clock; stamps on the wall clock."""
+    """Ticks at start + lag + k * period on the monotonic clock; stamps on the wall clock.
 
-    def __init__(self, period: float, start_mono: float, offset: float,
-                 stop: threading.Event) -> None:
-        self.period, self.start, self.offset, self.stop = period, start_mono, offset, stop
+    Every driver prepares first (publishers, encoded frames), then waits at `ready`; main
+    sets one start for all (`begin`), so the first message is not a second old.
+    """
+
+    def __init__(self, period: float, lag: float, ready: threading.Barrier,
+                 go: threading.Event, stop: threading.Event) -> None:
+        self.period, self.lag, self.ready_barrier, self.go = period, lag, ready, go
+        self.stop = stop
+        self.start = self.offset = 0.0
         self.k = 0
+
+    def begin(self, start_mono: float, offset: float) -> None:
+        self.start, self.offset = start_mono + self.lag, offset
+
+    def ready(self) -> None:
+        """This driver is prepared: wait for the common start."""
+        self.ready_barrier.wait()
+        self.go.wait()
 
     def next(self) -> float | None:
         """Wait for the next tick; its wall-clock stamp (None once stopped)."""
@@ -144,7 +157,7 @@ def camera_info(frame_id: str) -> CameraInfo:
     return info
 
 
-def run_camera(node, kind: str, sched: Schedule, start: float, object_at: float) -> None:
+def run_camera(node, kind: str, sched: Schedule, object_at: float) -> None:
     rng = np.random.default_rng(1)
     room, with_object = views()
     if kind == 'usb_cam':
@@ -167,6 +180,8 @@ def run_camera(node, kind: str, sched: Schedule, start: float, object_at: float)
     frames = {seen: [encode(noisy(img, rng)) for _ in range(4)]
               for seen, img in ((False, room), (True, with_object))}
     info = camera_info(frame_id)
+    sched.ready()
+    start = sched.start + sched.offset
     i = 0
     while (t := sched.next()) is not None:
         payload = frames[0 <= object_at <= t - start][i % 4]
@@ -211,6 +226,7 @@ def run_audio(node, kind: str, sched: Schedule, track: np.ndarray) -> None:
         info_pub.publish(acm.AudioInfo(channels=AUDIO_CHANNELS, sample_rate=AUDIO_RATE,
                                        sample_format='S16LE', bitrate=0,
                                        coding_format='wave'))
+    sched.ready()
     pos = 0
     while (t := sched.next()) is not None:
         chunk = track[pos:pos + AUDIO_CHUNK]
@@ -236,6 +252,7 @@ def run_audio(node, kind: str, sched: Schedule, track: np.ndarray) -> None:
 def run_imu(node, sched: Schedule) -> None:
     pub = node.create_publisher(Imu, '/imu/data', qos_profile_sensor_data)
     rng = np.random.default_rng(3)
+    sched.ready()
     while (t := sched.next()) is not None:
         msg = Imu()
         set_header(msg, t, 'imu_link')
@@ -280,22 +297,31 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init()
     node = rclpy.create_node('robot_drivers')
     stop = threading.Event()
-    # one schedule origin for every driver: their clocks agree, as on one robot
-    start_mono = math.ceil(time.monotonic() * 10) / 10 + 0.5
-    offset = time.time() - time.monotonic()
-    start = start_mono + offset
     jobs = []
     if args.camera != 'none':
-        jobs.append((run_camera, node, args.camera,
-                     Schedule(1 / CAMERA_HZ, start_mono, offset, stop), start, args.object_at))
+        jobs.append((run_camera, args.camera, 1 / CAMERA_HZ, 0.0, args.object_at))
     for family in {'both': ('4x', 'humble'), 'none': ()}.get(args.audio, (args.audio,)):
         # a chunk is published when its last sample exists: one chunk after the start
-        jobs.append((run_audio, node, family,
-                     Schedule(AUDIO_CHUNK / AUDIO_RATE, start_mono + AUDIO_CHUNK / AUDIO_RATE,
-                              offset, stop), track))
+        jobs.append((run_audio, family, AUDIO_CHUNK / AUDIO_RATE, AUDIO_CHUNK / AUDIO_RATE,
+                     track))
     if args.imu:
-        jobs.append((run_imu, node, Schedule(1 / IMU_HZ, start_mono, offset, stop)))
-    threads = [threading.Thread(target=job[0], args=job[1:], daemon=True) for job in jobs]
+        jobs.append((run_imu, None, 1 / IMU_HZ, 0.0))
+    ready, go = threading.Barrier(len(jobs) + 1), threading.Event()
+    threads, schedules = [], []
+    for run, kind, period, lag, *extra in jobs:
+        sched = Schedule(period, lag, ready, go, stop)
+        schedules.append(sched)
+        job_args = (node, sched) if kind is None else (node, kind, sched, *extra)
+        threads.append(threading.Thread(target=run, args=job_args, daemon=True))
+    for th in threads:
+        th.start()
+    ready.wait()              # every driver prepared
+    # one schedule origin for every driver: their clocks agree, as on one robot
+    start_mono = time.monotonic() + 0.2
+    offset = time.time() - time.monotonic()
+    start = start_mono + offset
+    for sched in schedules:
+        sched.begin(start_mono, offset)
     if args.labels:
         events = []
         if args.object_at >= 0 and args.camera != 'none':
@@ -306,8 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                            'end': start + args.clap_at + 0.3})
         args.labels.write_text(json.dumps({'start': start, 'duration_s': seconds,
                                            'events': events}) + '\n')
-    for th in threads:
-        th.start()
+    go.set()
     print(f'robot_drivers: publishing from stamp {start:.6f}', flush=True)
     try:
         if args.duration:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from sage_sensors.audio_core import AudioBlock, decode_audio_common
+from sage_sensors.audio_core import RESYNC_S, AudioBlock, decode_audio_common
 from sage_sensors.errors import SensorError, StreamEnded, StreamError
 from sage_sensors.pacing import ClockMap, Pacer
 from sage_sensors.samples import (AUDIO_RATE, ensure_samples, load_wav_mono, sample_data_dir,
@@ -260,6 +260,8 @@ class AudioCommonAudio:
         self.info: Any = None
         self.dropped = 0
         self.waiting_for_info = 0
+        self.filled = 0          # samples of silence put where driver messages were missing
+        self._next: tuple[float, int] | None = None   # (stamp, rate) the next block should have
 
     def open(self) -> None:
         pass
@@ -286,10 +288,31 @@ class AudioCommonAudio:
         if samples.shape[0] == 0:
             return
         t_first = stamp if stamp > 0 else self._clock.now() - samples.shape[0] / rate
+        hole = self._hole(samples, rate, t_first)
         try:
+            if hole is not None:
+                self._queue.put_nowait(hole)
             self._queue.put_nowait(AudioBlock(samples, rate, t_first))
         except queue.Full:
             self.dropped += 1
+        self._next = (t_first + samples.shape[0] / rate, rate)
+
+    def _hole(self, samples: np.ndarray, rate: int, t_first: float) -> AudioBlock | None:
+        """Silence for messages the driver's stamps say are missing, shorter than a resync.
+
+        AudioPipeline counts samples from its anchor and re-anchors only past its resync
+        tolerance (RESYNC_S): without the silence, every sample after a lost 10 ms message
+        would be stamped 10 ms early. Longer holes re-anchor there; jitter below half a
+        message passes as it is.
+        """
+        if self._next is None or self._next[1] != rate:
+            return None
+        missing = t_first - self._next[0]
+        if not 0.5 * samples.shape[0] / rate < missing <= RESYNC_S:
+            return None
+        n = int(round(missing * rate))
+        self.filled += n
+        return AudioBlock(np.zeros((n, samples.shape[1]), np.float32), rate, self._next[0])
 
     def read(self) -> AudioBlock | None:
         try:

@@ -20,6 +20,11 @@ SAMPLE_FORMATS = {'S16LE': ('<i2', 32768.0), 'S32LE': ('<i4', 2147483648.0),
                   'F32LE': ('<f4', 1.0), 'U8': ('u1', 128.0), 'S8': ('i1', 128.0)}
 
 
+#: A block whose stamp disagrees with the samples counted by more than this (s) re-anchors
+#: the frame stamps (AudioPipeline).
+RESYNC_S = 0.1
+
+
 @dataclass(frozen=True)
 class AudioBlock:
     """Captured audio: samples (n, channels) float32 in [-1, 1], rate in Hz, first-sample stamp."""
@@ -110,7 +115,7 @@ class AudioPipeline:
     """
 
     def __init__(self, out_rate: int = 16000, frame_samples: int = 512, gain: float = 1.0,
-                 resync_s: float = 0.1) -> None:
+                 resync_s: float = RESYNC_S) -> None:
         self.out_rate = int(out_rate)
         self.frame_samples = int(frame_samples)
         self.gain = float(gain)

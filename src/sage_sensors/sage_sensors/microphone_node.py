@@ -85,6 +85,7 @@ class MicrophoneNode(SensorNode):
                 source.push_samples(samples, rate, stamp)
             except SageError as err:
                 report(err)
+            self.health.values['silence_filled_samples'] = str(source.filled)
 
         def on_data_stamped(msg) -> None:  # Humble era: AudioDataStamped + AudioInfo
             stamp = to_sec(msg.header.stamp)
@@ -93,6 +94,7 @@ class MicrophoneNode(SensorNode):
                 source.push(bytes(msg.audio.data), stamp)
             except SageError as err:
                 report(err)
+            self.health.values['silence_filled_samples'] = str(source.filled)
             need_info()
 
         def on_data(msg) -> None:          # Humble era, unstamped: arrival - duration

@@ -7,9 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
+from sage_sensors.audio_backends import AudioCommonAudio
+from sage_sensors.audio_core import AudioPipeline
 from sage_sensors.driver_watch import DriverWatch, ImuUnitCheck
 from sage_sensors.errors import StreamError
 from sage_sensors.imu_core import ImuReading
+from sage_sensors.pacing import ClockMap
 from sage_sensors.ros_audio import decode_audio_stamped
 from sage_sensors.ros_camera import (RawImage, RosImageSource, compressed_to_rgb, image_to_rgb,
                                      scale_intrinsics)
@@ -241,3 +244,26 @@ def test_units_in_g_and_degrees_are_told_apart_from_si():
     # a 90 deg/s turn published in degrees per second
     assert 'degrees per second' in check.reading(3.6, still, np.array([0.0, 0.0, 90.0]))
     assert check.gyro_suspect == 1
+
+
+def test_a_lost_audio_message_becomes_silence_so_later_stamps_stay_the_drivers():
+    src = AudioCommonAudio('/audio', 512, 16000, ClockMap())
+    pipeline = AudioPipeline(16000, 512)
+    chunk = 480                                  # 10 ms at 48 kHz
+    tone = np.full((chunk, 2), 0.25, np.float32)
+    sent = [i for i in range(100) if i not in (40, 41)]    # two messages lost on the way
+    for i in sent:
+        src.push_samples(tone * (i >= 60), 48000, 100.0 + i * chunk / 48000)
+    src.push_samples(tone, 48000, 100.0 + 100 * chunk / 48000 + 0.002)  # jitter: no fill
+    blocks = []
+    while (block := src.read()) is not None:
+        blocks.append(block)
+    assert src.filled == 2 * chunk and len(blocks) == len(sent) + 2
+    hole = blocks[40]
+    assert hole.t_first == pytest.approx(100.4) and not hole.samples.any()
+    frames = [f for b in blocks for f in pipeline.push(b)]
+    # the tone starts 0.6 s in, and its first loud sample is stamped there (not 20 ms early)
+    first = next(f for f in frames if f.peak > 0.2)
+    pcm = np.frombuffer(first.data, '<i2')
+    onset = first.stamp + int(np.argmax(np.abs(pcm) > 0.2 * 32767)) / 16000
+    assert pipeline.resyncs == 0 and onset == pytest.approx(100.6, abs=0.002)
