@@ -104,7 +104,8 @@ def test_the_robots_own_drivers_feed_every_modality_and_their_events_are_attende
     # No gap in any driver stream, and none in the audio the encoder windows.
     for node in SENSORS:
         values = seen.get(node, {})
-        print(node, {k: v for k, v in values.items() if k.startswith('driver_')})
+        print(node, {k: v for k, v in values.items()
+                     if k.startswith(('driver_', 'capture_to_publish'))})
         assert values.get('driver_gaps') == '0' and values.get('driver_out_of_order') == '0', \
             (node, values)
         assert int(values.get('driver_messages', 0)) > 0, (node, values)
