@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 from rclpy.serialization import serialize_message
@@ -13,6 +14,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from sage import progress
 from sage.bag_types import sage_typestore
+from sage.memory_sleep import FeedbackPrinter
 from sage.progress import progress_bar, wanted
 from sage_interfaces.msg import Latent
 
@@ -100,3 +102,16 @@ def test_long_commands_print_no_control_codes_into_a_pipe(tmp_path):
     for name, out in outputs.items():
         assert '\x1b[' not in out, f'{name}: escape codes in piped output:\n{out[-2000:]}'
         assert '\r' not in out, f'{name}: carriage returns in piped output:\n{out[-2000:]}'
+
+
+def test_sleep_feedback_moves_the_bar():
+    """`sage memory sleep`'s bar follows the Sleep action's feedback: seconds slept against
+    the seconds it may take in all (its own printed lines are unchanged)."""
+    moved: list[tuple[float, float | None]] = []
+    out = io.StringIO()
+    printer = FeedbackPrinter(out, lambda done, total: moved.append((done, total)))
+    fb = SimpleNamespace(phase='retrain', modality='vision', elapsed_s=12.0, progress=0.3,
+                         time_left_s=28.0, steps=40, examined=0, consolidated=0, models=[])
+    printer(SimpleNamespace(feedback=fb))
+    assert moved == [(12.0, 40.0)]
+    assert 'retrain vision' in out.getvalue() and '28 s left' in out.getvalue()

@@ -36,8 +36,10 @@ def memory_sleep(
     """
     from sage_bringup.environment import as_env, joined_graph
     from sage.memory_sleep import run_memory_sleep
+    from sage.progress import progress_bar
     with joined_graph(as_env(graph_settings(profile, domain_id))):
-        code = run_memory_sleep(max_duration)
+        with progress_bar('sleep', max_duration, unit='s') as report:
+            code = run_memory_sleep(max_duration, progress=report)
     raise typer.Exit(code)
 
 
