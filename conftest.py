@@ -209,8 +209,10 @@ class NanoGraph:
                             f'orchestrator.state.{state}.threshold_offset')]
 
     def launch(self, domain: int, run_dir: Path, overrides: list[str],
-               without: tuple[str, ...] = (), compose: bool | None = None) -> subprocess.Popen:
-        """`sage launch nano` in the background (compose None: as the profile says)."""
+               without: tuple[str, ...] = (), compose: bool | None = None,
+               args: tuple[str, ...] = ()) -> subprocess.Popen:
+        """`sage launch nano` in the background (compose None: as the profile says; args: more
+        options, e.g. --namespace /r1 or --use-sim-time)."""
         cmd = [sys.executable, '-m', 'sage.cli', 'launch', 'nano', '--duration', '300',
                '--domain-id', str(domain), '--quiet', '--run-dir', str(run_dir)]
         for value in overrides:
@@ -219,6 +221,7 @@ class NanoGraph:
             cmd += ['--without', ','.join(without)]
         if compose is not None:
             cmd.append('--compose' if compose else '--no-compose')
+        cmd += list(args)
         with (run_dir.parent / f'{run_dir.name}.log').open('w') as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                     env=dict(os.environ))

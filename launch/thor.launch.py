@@ -1,4 +1,5 @@
-"""SAGE thor graph: `ros2 launch sage thor.launch.py [set:="..."] [domain_id:=N] [compose:=true]`.
+"""SAGE thor graph: `ros2 launch sage thor.launch.py [set:="..."] [domain_id:=N] [compose:=true]
+[params_file:=FILE] [namespace:=/r1] [use_sim_time:=true] [log_level:=info]`.
 
 The node list and parameters come from config/thor.yaml through the same loader as
 `sage launch thor`, so both start the same graph. compose:=true runs each of the profile's

@@ -30,9 +30,9 @@ from rosbags.rosbag2.errors import ReaderError
 from sage.bag_select import describe, readers_wanted, select_topics
 from sage.bag_types import BagError, ensure_type, message_class, sage_typestore
 from sage.bag_writer import BagOptions, BagWriter, compression_of
-from sage_common.vocabulary import PREFIX
+from sage_common.vocabulary import absolute, PREFIX, Topic
 
-DEFAULT_PREFIX = PREFIX
+DEFAULT_PREFIX = absolute(PREFIX)  # /sage/: what a graph with no namespace publishes
 DISCOVERY_PERIOD_S = 0.5
 CLOCK_PERIOD_S = 0.025  # 40 Hz, rosbag2's default --clock rate
 # play waits at most this long for the graph's subscribers: a running graph is matched in well
@@ -280,7 +280,8 @@ def _open_reader(bag: Path) -> Any:
 def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
          topics: list[str] | None = None, *, exclude: list[str] | None = None,
          play_all: bool = False, delay: float | None = None, wait_for: Sequence[str] = (),
-         stdout: TextIO | None = None, stop: threading.Event | None = None) -> int:
+         stdout: TextIO | None = None, stop: threading.Event | None = None,
+         namespace: str = '') -> int:
     """Publish a bag's messages with their original timing (scaled by rate).
 
     Each message is published as the recorded CDR bytes, with the QoS its publishers offered
@@ -291,7 +292,9 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
         bag: rosbag2 folder (MCAP or sqlite3).
         rate: playback speed factor (2.0 = twice as fast).
         loop: start again at the end until Ctrl-C or SIGTERM.
-        clock: publish /clock (rosgraph_msgs/Clock) with the bag's time, for use_sim_time.
+        clock: publish /clock (rosgraph_msgs/Clock) with the bag's time, for use_sim_time:
+            every CLOCK_PERIOD_S of wall time, the bag's time scaled by rate; its first
+            message's time while the graph is awaited (nodes on sim time start there).
         topics: only these topics (default: the graph's input topics).
         exclude: never these topics.
         play_all: every topic of the bag (the graph's outputs too).
@@ -304,6 +307,8 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
             cannot wait for it. Any topic, played or not (SNARC's latents too).
         stdout: where progress lines go.
         stop: ends playing when set (for callers running play in a thread).
+        namespace: the graph's namespace ('/r1'): the bag's /sage/... topics are published
+            as /r1/sage/... (a graph launched with --namespace /r1).
 
     Returns:
         0 when played to the end or stopped (Ctrl-C, SIGTERM), 1 when there was nothing to play.
@@ -333,12 +338,18 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
         context = _new_context()
         node = Node('sage_bag_player', context=context)
         try:
-            pubs = _publishers(node, conns, stdout)
+            pubs = _publishers(node, conns, stdout, namespace)
             clock_pub = _clock_publisher(node) if clock else None
+            start = int(reader.start_time)
+
+            def hold_clock() -> None:
+                if clock_pub is not None:
+                    _publish_clock(clock_pub, start)
             with _stop_on_signals(stop):
-                _wait_for_graph(node, {c.topic: pubs[c.id] for c in conns if c.id in pubs},
+                _wait_for_graph(node, {in_namespace(c.topic, namespace): pubs[c.id]
+                                       for c in conns if c.id in pubs},
                                 DEFAULT_WAIT_S if delay is None else delay, stop, stdout,
-                                wanted)
+                                wanted, hold_clock)
                 while not stop.is_set():
                     sent += _play_once(reader, [c for c in conns if c.id in pubs], pubs,
                                        clock_pub, rate, stop)
@@ -355,7 +366,15 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
     return 0
 
 
-def _publishers(node: Any, conns: list[Connection], stdout: TextIO | None) -> dict[int, Any]:
+def in_namespace(topic: str, namespace: str) -> str:
+    """A recorded /sage/... topic as a graph in namespace names it (other topics as they are)."""
+    if namespace.strip('/') and topic.startswith(DEFAULT_PREFIX):
+        return absolute(topic[1:], namespace)
+    return topic
+
+
+def _publishers(node: Any, conns: list[Connection], stdout: TextIO | None,
+                namespace: str = '') -> dict[int, Any]:
     by_topic: dict[str, Any] = {}
     pubs: dict[int, Any] = {}
     for conn in conns:
@@ -367,7 +386,8 @@ def _publishers(node: Any, conns: list[Connection], stdout: TextIO | None) -> di
                 continue
             offered = list(getattr(conn.ext, 'offered_qos_profiles', []) or [])
             by_topic[conn.topic] = node.create_publisher(
-                cls, conn.topic, _rclpy_qos(adapt_qos(offered, depth=100)))
+                cls, in_namespace(conn.topic, namespace),
+                _rclpy_qos(adapt_qos(offered, depth=100)))
         pubs[conn.id] = by_topic[conn.topic]
     return pubs
 
@@ -376,7 +396,7 @@ def _clock_publisher(node: Any) -> Any:
     # lazy: keeps ROS out of this module's import
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
-    return node.create_publisher(Clock, '/clock',
+    return node.create_publisher(Clock, Topic.CLOCK,
                                  QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
 
 
@@ -389,7 +409,8 @@ def _publish_clock(pub: Any, stamp_ns: int) -> None:
 
 
 def _wait_for_graph(node: Any, pubs: dict[str, Any], delay: float, stop: threading.Event,
-                    stdout: TextIO | None, wanted: dict[str, int] | None = None) -> None:
+                    stdout: TextIO | None, wanted: dict[str, int] | None = None,
+                    idle: Any = None) -> None:
     """Wait until the graph's subscribers on the played topics are matched, at most delay s.
 
     Messages sent before a subscriber is matched are lost to it, and a node that misses the
@@ -397,7 +418,8 @@ def _wait_for_graph(node: Any, pubs: dict[str, Any], delay: float, stop: threadi
     Ready: some played topic has a subscriber (or `wanted` names topics), every subscriber
     discovery has found on a played topic is matched, and each `wanted` topic has its
     readers, for MATCH_SETTLE_S in a row (nodes are discovered one by one). Topics no node
-    subscribes to (camera_info without a viewer) do not hold playback up.
+    subscribes to (camera_info without a viewer) do not hold playback up. idle() is called
+    on every look (play holds /clock at the bag's start meanwhile).
     """
     wanted = wanted or {}
     deadline = time.monotonic() + max(0.0, delay)
@@ -416,6 +438,8 @@ def _wait_for_graph(node: Any, pubs: dict[str, Any], delay: float, stop: threadi
                 return
         else:
             settled_at = None
+        if idle is not None:
+            idle()
         if now >= deadline:
             if short:
                 _say(stdout, f'[bag] readers after {delay:g} s: ' + ', '.join(

@@ -11,7 +11,10 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from sage.bag_types import BagError
-from sage_common.vocabulary import INPUT_TOPICS
+from sage_common.vocabulary import absolute, INPUT_TOPICS
+
+# as recorded from a graph with no namespace
+RECORDED_INPUTS = frozenset(absolute(t) for t in INPUT_TOPICS)
 
 NOT_INPUT = 'not a sensor input (--all or --topics plays it)'
 EXCLUDED = 'excluded (--exclude)'
@@ -80,7 +83,7 @@ def select_topics(available: Sequence[str], topics: Sequence[str] = (),
             skip[name] = EXCLUDED
         elif topics and name not in topics:
             skip[name] = NOT_NAMED
-        elif not topics and not play_all and name not in INPUT_TOPICS:
+        elif not topics and not play_all and name not in RECORDED_INPUTS:
             skip[name] = NOT_INPUT
         else:
             play.append(name)

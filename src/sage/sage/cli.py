@@ -8,14 +8,14 @@ import sys
 import typer
 
 from sage.cli_args import SageGroup
-from sage.verbs import (bag, bench, experiment, launch, memory, param, replay, report,
-                        say, scenario, service, status, topic, train)
+from sage.verbs import (bag, bench, experiment, launch, memory, param, params, replay,
+                        report, say, scenario, service, status, topic, train)
 from sage_common.errors import SageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, cls=SageGroup,
                   help='SAGE attention kernel: run the graph, replay bags, benchmark.')
-for verb in (launch.launch, bench.bench, replay.replay, experiment.experiment, report.report,
-             status.status, say.say):
+for verb in (launch.launch, params.params, bench.bench, replay.replay, experiment.experiment,
+             report.report, status.status, say.say):
     app.command()(verb)
 # A negative reward (`sage reward -0.5`) is a value, not an unknown option.
 app.command(context_settings={'ignore_unknown_options': True})(say.reward)

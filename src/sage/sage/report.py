@@ -25,9 +25,12 @@ from sage.viz_core import (AXIS_COLORS, STATE_COLORS, UNKNOWN_STATE_COLOR, Budge
 from sage_common.errors import SageError
 from sage_common.preview_formats import IMAGE_SUFFIX
 from sage_common.records import AXES, MODALITIES, SalienceRecord
-from sage_common.vocabulary import Topic
+from sage_common.vocabulary import absolute, Topic
 
-TOPICS = {Topic.SALIENCE, Topic.BUDGET, Topic.METABOLIC_STATE, Topic.MEMORY_STORED}
+# as a graph with no namespace records them
+SALIENCE, BUDGET, STATE, STORED = (absolute(t) for t in (
+    Topic.SALIENCE, Topic.BUDGET, Topic.METABOLIC_STATE, Topic.MEMORY_STORED))
+TOPICS = {SALIENCE, BUDGET, STATE, STORED}
 MAX_THUMBNAILS = 120
 
 
@@ -79,10 +82,10 @@ def load_run(src: Path) -> RunData:
     bag = find_bag(src)
     data = RunData(source=bag)
     readers: dict[str, tuple[Callable[[Any], Any], list[Any]]] = {
-        Topic.SALIENCE: (salience_record, data.salience),
-        Topic.BUDGET: (budget_from_msg, data.budgets),
-        Topic.METABOLIC_STATE: (state_from_msg, data.states),
-        Topic.MEMORY_STORED: (stored_from_msg, data.stored)}
+        SALIENCE: (salience_record, data.salience),
+        BUDGET: (budget_from_msg, data.budgets),
+        STATE: (state_from_msg, data.states),
+        STORED: (stored_from_msg, data.stored)}
     try:
         with AnyReader([bag], default_typestore=sage_typestore()) as reader:
             start = reader.start_time

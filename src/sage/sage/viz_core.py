@@ -27,18 +27,20 @@ from sage_common.preview_formats import IMAGE_FORMATS
 from sage_common.previews import decode_image
 from sage_common.records import AXES, MODALITIES, SalienceRecord, StateRecord
 from sage_common.stamps import to_sec
-from sage_common.vocabulary import LATENT_TOPICS, PUZZLE_MODALITIES, MetabolicState, Topic
+from sage_common.vocabulary import (absolute, LATENT_TOPICS, PUZZLE_MODALITIES, MetabolicState,
+                                    Topic)
 
 # Every topic the running graph publishes (the DESIGN topic table plus the viz node's topics).
-# config/sage.rviz and config/sage.perspective may only refer to these (tested).
-GRAPH_TOPICS: tuple[str, ...] = (
+# config/sage.rviz and config/sage.perspective may only refer to these (tested), as resolved in
+# a graph with no namespace.
+GRAPH_TOPICS: tuple[str, ...] = tuple(absolute(t) for t in (
     Topic.CAMERA_IMAGE, Topic.CAMERA_INFO, Topic.CAMERA_FRAME_REF,
     Topic.AUDIO_FRAMES, Topic.IMU, Topic.TEXT_IN, *LATENT_TOPICS.values(),
     Topic.SALIENCE, Topic.REWARD, Topic.BUDGET, Topic.METABOLIC_STATE,
     Topic.MEMORY_STORED, Topic.DIAGNOSTICS,
     Topic.VIZ_MARKERS, *(Topic.viz_puzzle(m) for m in PUZZLE_MODALITIES),
     Topic.VIZ_SALIENCE_OVERLAY, *(Topic.viz_salience(m) for m in MODALITIES),
-)
+))
 MARKER_TOPIC = Topic.VIZ_MARKERS
 OVERLAY_TOPIC = Topic.VIZ_SALIENCE_OVERLAY
 puzzle_topic = Topic.viz_puzzle

@@ -84,11 +84,15 @@ class VizNode(Node):
         if rates_changed:
             self._start_timers()
 
+    def _clock_s(self) -> float:
+        """The node clock in seconds: salience windows follow /clock under use_sim_time."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
     # inputs ----------------------------------------------------------------------------------
 
     def _on_salience(self, msg: Salience) -> None:
         self.health.count('salience_in')
-        self.core.on_salience(salience_record(msg), time.monotonic())
+        self.core.on_salience(salience_record(msg), self._clock_s())
         pub = self.split_pubs.get(msg.modality)
         if pub is None:  # shown, but not split: report it so a typo upstream is visible
             self.health.count('unknown_modality')
@@ -141,7 +145,7 @@ class VizNode(Node):
 
     def publish_markers(self) -> None:
         t0 = time.perf_counter()
-        specs = self.core.markers(time.monotonic())
+        specs = self.core.markers(self._clock_s())
         stamp = self.get_clock().now().to_msg()
         array = MarkerArray(markers=[self._marker(s, stamp) for s in specs])
         self.marker_pub.publish(array)
@@ -169,7 +173,7 @@ class VizNode(Node):
             if pub is not None:
                 pub.publish(self._image(img, stamp))
                 self.health.count('images_out')
-        overlay = self.core.overlay_image(time.monotonic())
+        overlay = self.core.overlay_image(self._clock_s())
         if overlay is not None:
             self.overlay_pub.publish(self._image(overlay, stamp))
             self.health.count('images_out')

@@ -199,6 +199,28 @@ CHECKS: dict[str, Check] = {
     'sudo .venv/bin/sage service uninstall': Check(
         '', note='test_service_unit uninstalls from its temporary folder'),
     'sage service install': Check('', note="the 'sudo .venv/bin/sage service install' check"),
+    '.venv/bin/sage params nano -o runs/nano.params.yaml': Check(
+        '.venv/bin/sage params nano -o runs/nano.params.yaml',
+        [r'wrote runs/nano\.params\.yaml: \d+ nodes'],
+        'test_readme_params_file_loads_in_rclpy also loads the file with rclpy\'s parser'),
+    'sage params': Check('', note="the '.venv/bin/sage params nano -o "
+                                  "runs/nano.params.yaml' check"),
+    '.venv/bin/python -m sage_snarc.snarc_node --ros-args --params-file runs/nano.params.yaml '
+    '-r __ns:=/r1 -p use_sim_time:=true': Check(
+        '', note='runs until Ctrl-C: test_params_file starts each node executable so and reads '
+                 'every value back through its parameter services'),
+    '.venv/bin/sage launch nano --namespace /r1 --use-sim-time --log-level warn --without '
+    'camera,microphone,imu --params-file runs/nano.params.yaml': Check(
+        '', note='runs until Ctrl-C: test_namespaces runs two graphs with --namespace, '
+                 'test_sim_time one with --use-sim-time, test_launch_files checks every option '
+                 'reaches every process'),
+    '.venv/bin/sage bag play runs/my_bag --clock --rate 2 --namespace /r1': Check(
+        '', note='test_sim_time plays a bag with --clock at 0.5x and 2x into a graph on sim '
+                 'time, test_namespaces one with --namespace'),
+    'ros2 launch sage nano.launch.py params_file:=/etc/sage/robot.params.yaml namespace:=/r1 '
+    'use_sim_time:=true log_level:=warn': Check(
+        '', note='no ros2 CLI here: test_launch_files_take_params_file_namespace_use_sim_time_'
+                 'and_log_level runs the launch description with these arguments'),
     'sage launch nano --multi-host': Check(
         '', note='test_dds_host_only runs the graph with and without --multi-host and probes '
                  'it from another network namespace'),
@@ -361,6 +383,8 @@ CHECKS: dict[str, Check] = {
     'sage train': Check('', note="the 'sage train vision --help' check; "
                                  'test_long_commands_print_no_control_codes_into_a_pipe trains '
                                  'two steps'),
+    'sage memory sleep': Check('', note="the README's '.venv/bin/sage memory sleep' check; "
+                                        'test_sleep_feedback_moves_the_bar checks its bar'),
     # package READMEs (PACKAGE_READMES)
     'ros2 param describe': Check('', note="the 'ros2 param describe /camera fps' check"),
     'sage bench encoders': Check('', note="the '.venv/bin/sage bench encoders' check"),
@@ -465,6 +489,25 @@ def test_readme_camera_fps_is_described(ros_domain):
     assert desc.name == 'fps' and desc.description == spec.description
     assert desc.floating_point_range[0].from_value == spec.min_value
     assert desc.floating_point_range[0].to_value == spec.max_value
+
+
+def test_readme_params_file_loads_in_rclpy(user_dir):
+    """docs/deployment.md's `sage params` writes a file rclpy's own parser loads as it is."""
+    cwd, env = user_dir
+    key = '.venv/bin/sage params nano -o runs/nano.params.yaml'
+    _expect(key, _run(CHECKS[key].run, cwd, env, 60))
+    path = cwd / 'runs' / 'nano.params.yaml'
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=int(env['ROS_DOMAIN_ID']),
+               args=['readme', '--ros-args', '--params-file', str(path), '-r', '__ns:=/r1'])
+    try:
+        node = rclpy.create_node('snarc', context=ctx,
+                                 automatically_declare_parameters_from_overrides=True)
+        assert node.get_fully_qualified_name() == '/r1/snarc'
+        assert node.has_parameter('threshold.target_rate_hz')
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from sage.viz_params import PARAMS, validate
 from sage_common.params import resolve
 from sage_common.records import AXES, SalienceRecord
 from sage_common.ros import LATCHED_QOS, RELIABLE_QOS
+from sage_common.vocabulary import absolute
 from sage_interfaces.msg import (AtpAllocation, AtpBudget, Experience, Latent, MetabolicState,
                                  Salience)
 
@@ -162,7 +163,8 @@ def test_rviz_config_shows_only_topics_the_graph_publishes():
     data = yaml.safe_load((CONFIG / 'sage.rviz').read_text())
     topics = _topic_values(data)
     assert set(topics) <= set(GRAPH_TOPICS), set(topics) - set(GRAPH_TOPICS)
-    assert {MARKER_TOPIC, OVERLAY_TOPIC, puzzle_topic('vision')} <= set(topics)
+    assert {absolute(MARKER_TOPIC), absolute(OVERLAY_TOPIC), absolute(puzzle_topic('vision'))} \
+        <= set(topics)
     manager = data['Visualization Manager']
     assert manager['Global Options']['Fixed Frame'] == resolve(PARAMS, {})['frame_id']
     classes = {d['Class'] for d in manager['Displays']}

@@ -4,10 +4,12 @@
 The Python counterpart of a ComposableNodeContainer (which loads C++ components only): each
 node keeps its own name, parameters file and remappings, given to it as its own `cli_args`,
 so topics, parameters and /diagnostics are the same as when it runs alone. SPEC lists the
-nodes: `nodes: [{name, module, params_file, remappings: [[from, to], ...]}]`, and `threads`
-(launch.compose_threads): 0 (the default) gives each node a SingleThreadedExecutor on a thread of
-its own, all in one rclpy context; 1 spins them all in one SingleThreadedExecutor, N in one
-MultiThreadedExecutor of N threads (sage_bringup.node_groups.DEFAULT_THREADS has the measurements).
+nodes: `nodes: [{name, module, params_file, remappings: [[from, to], ...]}]`, `ros_args` (the
+graph's namespace and log level, given to rclpy.init: they hold for every node of the process)
+and `threads` (launch.compose_threads): 0 (the default) gives each node a SingleThreadedExecutor
+on a thread of its own, all in one rclpy context; 1 spins them all in one SingleThreadedExecutor,
+N in one MultiThreadedExecutor of N threads (sage_bringup.node_groups.DEFAULT_THREADS has the
+measurements).
 Exit code 2 for a configuration error of any node (sage_common.ros.run's rule), so the group is
 not respawned; 1 when a node's executor thread ends on an error, so the group is respawned.
 """
@@ -91,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     spec = yaml.safe_load(Path(argv[0]).read_text())
     # SIGINT stays Python's KeyboardInterrupt: every node closes (capture threads stop) while
     # the context is still valid; rclpy's handler would shut the context down under them
-    rclpy.init(args=None, signal_handler_options=SignalHandlerOptions.NO)
+    ros_args = [str(a) for a in spec.get('ros_args') or ()]
+    rclpy.init(args=[sys.argv[0], '--ros-args', *ros_args] if ros_args else None,
+               signal_handler_options=SignalHandlerOptions.NO)
     nodes = []
     code = 0
     try:

@@ -11,7 +11,7 @@ import time
 from sage_bringup.environment import describe, graph_choices, graph_env, join_graph
 from sage_bringup.node_groups import compose_groups
 from sage_bringup.paths import repo_root
-from sage_bringup.profile import Profile
+from sage_bringup.profile import Profile, ros_args
 from sage_bringup.supervisor import Supervisor, SupervisorConfig
 from sage_common.errors import SageError
 
@@ -64,7 +64,8 @@ def graph_supervisor(profile: Profile, run_dir: Path, domain_id: int | None = No
     env.update(extra_env)
     join_graph(env)
     processes = compose_groups(profile) if profile.composed(compose) else profile.nodes
-    return Supervisor(processes, run_dir, env, supervisor_config(profile), log=log)
+    return Supervisor(processes, run_dir, env, supervisor_config(profile), log=log,
+                      ros_args=ros_args(profile))
 
 
 def service_watch(profile: Profile, say):
@@ -110,13 +111,18 @@ def run_launch(profile: Profile, duration: float | None, domain_id: int | None =
         f'{len(sup.children)} processes, '
         f'ROS_DOMAIN_ID={sup.env["ROS_DOMAIN_ID"]}, run folder {run_dir}')
     say(f'[sage] DDS: {settings}')
+    if ros_args(profile) or any(n.ros_parameters for n in profile.nodes):
+        sim = sorted(n.name for n in profile.nodes if n.ros_parameters.get('use_sim_time'))
+        say(f"[sage] ROS: namespace {profile.settings.get('namespace') or '/'}, log level "
+            f"{profile.settings.get('log_level') or 'default'}, use_sim_time on "
+            f"{', '.join(sim) if sim else 'no node'}")
     started = time.monotonic()
     try:
         sup.start()
         if live:
             # lazy: keeps ROS out of this module's import
             from sage_bringup.monitor import MonitorThread
-            monitor = MonitorThread()
+            monitor = MonitorThread(str(profile.settings.get('namespace', '')))
             monitor.start()
         watch = service_watch(profile, say)  # None unless run as a systemd notify service
         next_print = started + 2.0

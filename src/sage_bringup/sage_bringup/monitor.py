@@ -15,11 +15,12 @@ from sage_common.vocabulary import Topic
 
 
 class GraphMonitor(Node):
-    """Subscribes to /sage/salience, /sage/memory/stored and /sage/metabolic_state."""
+    """Subscribes to sage/salience, sage/memory/stored and sage/metabolic_state (in the
+    graph's namespace: '' is the root, /sage/...)."""
 
     def __init__(self, stats: GraphStats, lock: threading.Lock,
-                 context: rclpy.Context | None = None) -> None:
-        super().__init__('sage_monitor', context=context)
+                 context: rclpy.Context | None = None, namespace: str = '') -> None:
+        super().__init__('sage_monitor', context=context, namespace=namespace)
         self.stats = stats
         self.lock = lock
         self.create_subscription(Salience, Topic.SALIENCE, self._on_salience, RELIABLE_QOS)
@@ -44,7 +45,8 @@ class GraphMonitor(Node):
 class MonitorThread:
     """Runs a GraphMonitor in a background thread with its own context."""
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: str = '') -> None:
+        self.namespace = namespace
         self.stats = GraphStats()
         self.lock = threading.Lock()
         self._context = rclpy.Context()
@@ -60,7 +62,8 @@ class MonitorThread:
         except ImportError:
             pass
         rclpy.init(**kwargs)
-        self._node = GraphMonitor(self.stats, self.lock, context=self._context)
+        self._node = GraphMonitor(self.stats, self.lock, context=self._context,
+                                  namespace=self.namespace)
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self._node)
         self._thread = threading.Thread(target=self._spin, daemon=True)

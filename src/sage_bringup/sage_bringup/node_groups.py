@@ -11,7 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from sage_bringup.profile import group_table, NodeSpec, params_file_content, Profile, ProfileError
+from sage_bringup.profile import (dump_params, group_table, NodeSpec, params_file_content, Profile,
+                                  ProfileError)
 
 COMPOSE_MODULE = 'sage_bringup.compose'
 # launch.compose_threads when the profile leaves it out: 0 = one SingleThreadedExecutor per node,
@@ -44,18 +45,20 @@ Process = NodeSpec | NodeGroup
 def write_params_file(node: NodeSpec, params_dir: Path) -> Path:
     """The node's --params-file (its profile section after overrides) in params_dir."""
     path = params_dir / f'{node.name}.yaml'
-    path.write_text(yaml.safe_dump(params_file_content(node), sort_keys=False))
+    path.write_text(dump_params(params_file_content(node)))
     return path
 
 
-def write_group_spec(group: NodeGroup, params_dir: Path, spec_path: Path) -> None:
+def write_group_spec(group: NodeGroup, params_dir: Path, spec_path: Path,
+                     ros_args: list[str] | tuple[str, ...] = ()) -> None:
     """The group's node list for `python -m sage_bringup.compose spec_path`, with each member's
-    params file written beside it in params_dir."""
+    params file written beside it in params_dir; ros_args (the graph's namespace and log level,
+    profile.ros_args) go to the process's rclpy.init."""
     nodes = [{'name': n.name, 'module': n.module,
               'params_file': str(write_params_file(n, params_dir)),
               'remappings': [list(r) for r in n.remappings]} for n in group.members]
-    spec_path.write_text(yaml.safe_dump({'threads': group.threads, 'nodes': nodes},
-                                        sort_keys=False))
+    spec_path.write_text(yaml.safe_dump({'threads': group.threads, 'ros_args': list(ros_args),
+                                         'nodes': nodes}, sort_keys=False))
 
 
 def compose_threads(profile: Profile) -> int:

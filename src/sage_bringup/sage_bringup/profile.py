@@ -11,8 +11,15 @@ Profile layout::
       nodes:
         camera: {package: sage_sensors, executable: camera_node,
                  params: sage_sensors.camera_params, respawn: true}
-    camera:                         # one key per node, as in a ROS params file
+    camera:                         # one key per node, each with its ros__parameters
       ros__parameters: {...}
+
+The `launch:` block makes a profile no ROS params file: rclpy's parser refuses it. The profile
+stays the one source of truth, and the params files nodes get are written from it
+(`params_file_content`, keyed /**/<node> so they hold in any namespace): `sage params nano`
+prints the whole graph's, `sage launch` writes one per node into its run folder. A ROS params
+file given to `sage launch --params-file` (or params_file:=) goes the other way: its values
+lay over the profile's and are checked like --set.
 """
 from __future__ import annotations
 
@@ -26,11 +33,23 @@ import yaml
 
 from sage_bringup.paths import config_dir
 from sage_common.errors import ParamError, SageError
-from sage_common.params import ParamValue, flatten, resolve
+from sage_common.params import ParamSpec, ParamValue, flatten, resolve
 
 
 class ProfileError(SageError):
     """A profile cannot be found or is malformed."""
+
+
+# Parameters rclpy declares on every node itself (absent from the nodes' PARAMS): a profile
+# section, --set and a params file may set them for any node.
+ROS_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec('use_sim_time', False, 'the node clock follows /clock (a bag played with '
+              '--clock, a simulator) instead of the system clock'),
+)
+ROS_PARAM_NAMES = frozenset(s.name for s in ROS_PARAMS)
+LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
+# A node with no namespace: a params file's section for every node (/**) or one in any (/**/x).
+ANY_NODE = ('**', '*')
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,8 @@ class NodeSpec:
     remappings: tuple[tuple[str, str], ...] = ()
     # Stopped after the others (memory: so their shutdown checkpoints reach it).
     stop_last: bool = False
+    # ROS_PARAMS given for this node (use_sim_time), kept apart: cores never see them.
+    ros_parameters: dict[str, ParamValue] = field(default_factory=dict)
 
     @property
     def module(self) -> str:
@@ -190,13 +211,91 @@ def parse_set(expr: str) -> tuple[str, str, Any]:
     return node, param, value
 
 
+def check_namespace(namespace: str) -> str:
+    """A graph namespace as ROS spells it ('r1' -> '/r1'; '' or '/' -> '' = none).
+
+    Raises:
+        ProfileError: not a valid ROS namespace.
+    """
+    tokens = namespace.strip().strip('/').split('/') if namespace.strip('/ ') else []
+    for token in tokens:
+        if not token or not (token[0].isalpha() or token[0] == '_') \
+                or not all(c.isalnum() or c == '_' for c in token):
+            raise ProfileError(f"bad namespace '{namespace}': tokens of letters, digits and _ "
+                               "(not starting with a digit), separated by /")
+    return '/' + '/'.join(tokens) if tokens else ''
+
+
+def check_log_level(level: str) -> str:
+    """A ROS log level in lower case ('' = the nodes' default).
+
+    Raises:
+        ProfileError: not one of LOG_LEVELS.
+    """
+    word = level.strip().lower()
+    if word and word not in LOG_LEVELS:
+        raise ProfileError(f"bad log level '{level}' (one of: {', '.join(LOG_LEVELS)})")
+    return word
+
+
+def params_file_values(path: Path,
+                       nodes: Mapping[str, frozenset[str]]) -> dict[str, dict[str, Any]]:
+    """A ROS params file's values for the profile's nodes (node -> flat name -> value).
+
+    Sections are matched by node name in any namespace (`camera`, `/camera`, `/r1/camera`,
+    `/**/camera`, or `/r1: {camera: ...}`); a `/**` section goes to every node that declares
+    its parameters (the ROS rule: a node ignores what it does not declare). Sections of
+    nodes the profile does not run (the robot's own drivers) are skipped.
+
+    nodes: node name -> the parameter names it declares (PARAMS and ROS_PARAMS).
+
+    Raises:
+        ProfileError: the file is not a ROS params file, or a /** parameter no node declares.
+    """
+    data = read_yaml(path)
+    if not isinstance(data, Mapping):
+        raise ProfileError(f'{path}: a ROS params file maps node names to ros__parameters')
+    sections: list[tuple[str, Mapping[str, Any]]] = []
+    for key, value in data.items():
+        if isinstance(value, Mapping) and 'ros__parameters' in value:
+            sections.append((str(key), value['ros__parameters'] or {}))
+        elif isinstance(value, Mapping) and all(isinstance(v, Mapping) and 'ros__parameters' in v
+                                                for v in value.values()):
+            sections += [(f'{key}/{k}', v['ros__parameters'] or {}) for k, v in value.items()]
+        else:
+            raise ProfileError(f'{path}: {key}: expected ros__parameters under a node name '
+                               '(the ROS params file layout)')
+    out: dict[str, dict[str, Any]] = {}
+    for key, params in sections:
+        if not isinstance(params, Mapping):
+            raise ProfileError(f'{path}: {key}: ros__parameters must be a mapping')
+        name = key.rstrip('/').rsplit('/', 1)[-1]
+        flat = flatten(params)
+        if name in ANY_NODE:
+            unknown = [p for p in flat if not any(p in known for known in nodes.values())]
+            if unknown:
+                raise ProfileError(f"{path}: {key}: no node declares {', '.join(unknown)}")
+            for node, known in nodes.items():
+                out.setdefault(node, {}).update({p: v for p, v in flat.items() if p in known})
+        elif name in nodes:
+            out.setdefault(name, {}).update(flat)
+    return out
+
+
 def load_profile(name_or_path: str, overrides: Iterable[str] = (),
-                 role: str | None = None) -> Profile:
+                 role: str | None = None, *, params_files: Iterable[Path] = (),
+                 use_sim_time: bool | None = None, namespace: str = '',
+                 log_level: str = '') -> Profile:
     """Read, merge `--set` overrides into, and validate a profile.
 
     role: one host's part of a graph that spans hosts (`launch.roles`): only its nodes (those
     absent from the profile are skipped), its own `set` overrides under the user's, and DDS
     open to the LAN (the other host must see them).
+    params_files: ROS params files whose values lay over the profile's (`params_file_values`),
+    under the role's and the user's overrides.
+    use_sim_time: set on every node (None: as the profile and overrides say).
+    namespace, log_level: the graph's ROS namespace and log level, kept in settings
+    (`ros_args` turns them into each process's --ros-args).
 
     Raises:
         ProfileError: unknown profile, malformed YAML, unknown node or role.
@@ -222,9 +321,20 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = (),
                      *overrides]
 
     per_node: dict[str, dict[str, Any]] = {}
-    for node in node_entries:
+    modules = {}
+    for node, entry in node_entries.items():
         section = data.get(node) or {}
         per_node[node] = flatten(section.get('ros__parameters') or {})
+        if entry.get('params'):
+            modules[node] = importlib.import_module(entry['params'])
+    declared = {n: frozenset(s.name for s in m.PARAMS) | ROS_PARAM_NAMES
+                for n, m in modules.items()}
+    for file in params_files:
+        for node, values in params_file_values(Path(file), declared).items():
+            per_node[node].update(values)
+    if use_sim_time is not None:
+        overrides = [*overrides, *(f'{n}.use_sim_time={str(use_sim_time).lower()}'
+                                   for n in per_node)]
     for expr in overrides:
         node, param, value = parse_set(expr)
         if node not in per_node:
@@ -237,15 +347,20 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = (),
         for key in ('package', 'executable', 'params'):
             if not entry.get(key):
                 raise ProfileError(f'{path}: launch.nodes.{node} lacks {key}')
-        module = importlib.import_module(entry['params'])
+        module = modules[node]
+        given = {k: per_node[node].pop(k) for k in ROS_PARAM_NAMES & per_node[node].keys()}
+        ros_values = {k: v for k, v in resolve(ROS_PARAMS, given, node=node).items()
+                      if k in given}
         values = resolve(module.PARAMS, per_node[node], getattr(module, 'validate', None),
                          node=node)
         remaps = tuple((str(a), str(b)) for a, b in (entry.get('remappings') or {}).items())
         nodes.append(NodeSpec(name=node, package=entry['package'],
                               executable=entry['executable'], params_module=entry['params'],
                               parameters=values, respawn=bool(entry.get('respawn', True)),
-                              remappings=remaps, stop_last=bool(entry.get('stop_last', False))))
+                              remappings=remaps, stop_last=bool(entry.get('stop_last', False)),
+                              ros_parameters=ros_values))
     settings = {k: v for k, v in launch.items() if k != 'nodes'}
+    settings.update(namespace=check_namespace(namespace), log_level=check_log_level(log_level))
     if role is not None:
         settings.update(multi_host=True, role=role)
     # A profile with fewer nodes (a test's, a robot without a microphone) keeps the shared
@@ -319,17 +434,69 @@ def load_launch_settings(name_or_path: str) -> Profile:
                    settings={k: v for k, v in launch.items() if k != 'nodes'})
 
 
+class _Quoted(str):
+    """A string value written quoted: rcl's parser reads some bare words PyYAML leaves bare
+    (y, n) as booleans, and a list of them then fails to load."""
+
+
+def _quoted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _quoted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_quoted(v) for v in value]
+    return _Quoted(value) if isinstance(value, str) else value
+
+
+class _ParamsDumper(yaml.SafeDumper):
+    pass
+
+
+_ParamsDumper.add_representer(
+    _Quoted, lambda dumper, text: dumper.represent_scalar('tag:yaml.org,2002:str', str(text),
+                                                          style="'"))
+
+
+def dump_params(content: Mapping[str, Any]) -> str:
+    """A params file's text (params_file_content of one node or several) for rcl's parser."""
+    return yaml.dump(_quoted(dict(content)), Dumper=_ParamsDumper, sort_keys=False,
+                     default_flow_style=False, width=100)
+
+
+def graph_params_file(profile: Profile) -> str:
+    """Every node's section of a profile in one ROS params file (`sage params PROFILE`)."""
+    content: dict[str, Any] = {}
+    for spec in profile.nodes:
+        content.update(params_file_content(spec))
+    head = (f'# ROS params file of the SAGE profile {profile.path.name}, written by '
+            f'`sage params {profile.name}`:\n# not a source. Edit the profile (or pass --set), '
+            'then write it again.\n')
+    return head + dump_params(content)
+
+
+def ros_args(profile: Profile) -> list[str]:
+    """The graph's namespace and log level as --ros-args arguments (after --ros-args)."""
+    args: list[str] = []
+    if profile.settings.get('namespace'):
+        args += ['-r', f"__ns:={profile.settings['namespace']}"]
+    if profile.settings.get('log_level'):
+        args += ['--log-level', str(profile.settings['log_level'])]
+    return args
+
+
 def params_file_content(spec: NodeSpec) -> dict[str, Any]:
-    """What `--ros-args --params-file` gets for one node (only its own section, nested)."""
+    """What `--ros-args --params-file` gets for one node: its own section, nested, under
+    /**/<name> (a bare name would miss the node once a namespace is set)."""
     tree: dict[str, Any] = {}
-    for name, value in spec.parameters.items():
+    for name, value in {**spec.parameters, **spec.ros_parameters}.items():
         *groups, leaf = name.split('.')
         branch = tree
         for group in groups:
             branch = branch.setdefault(group, {})
         branch[leaf] = value
-    return {spec.name: {'ros__parameters': tree}}
+    return {f'/**/{spec.name}': {'ros__parameters': tree}}
 
 
-__all__ = ['NodeSpec', 'Profile', 'ProfileError', 'ParamError', 'load_launch_settings',
-           'load_profile', 'parse_set', 'params_file_content', 'profile_path']
+__all__ = ['NodeSpec', 'Profile', 'ProfileError', 'ParamError', 'ROS_PARAMS',
+           'check_log_level', 'check_namespace', 'dump_params', 'graph_params_file',
+           'load_launch_settings', 'load_profile',
+           'parse_set', 'params_file_content', 'params_file_values', 'profile_path', 'ros_args']

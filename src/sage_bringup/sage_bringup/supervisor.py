@@ -72,8 +72,10 @@ class Supervisor:
 
     def __init__(self, nodes: tuple[Process, ...], run_dir: Path, env: dict[str, str],
                  config: SupervisorConfig | None = None, python: str = sys.executable,
-                 log=print) -> None:
+                 log=print, ros_args: list[str] | tuple[str, ...] = ()) -> None:
         self.run_dir = run_dir
+        # the graph's namespace and log level (profile.ros_args), for every process
+        self.ros_args = list(ros_args)
         self.env = env
         self.config = config or SupervisorConfig()
         self.python = python
@@ -96,14 +98,15 @@ class Supervisor:
                '--params-file', str(child.params_path)]
         for src, dst in spec.remappings:
             cmd += ['-r', f'{src}:={dst}']
-        return cmd
+        return cmd + self.ros_args
 
     def write_params(self) -> None:
         """Write each node's --params-file (its profile section after overrides), and each
         group's node list for sage_bringup.compose (a group's params_path)."""
         for child in self.children:
             if isinstance(child.spec, NodeGroup):
-                write_group_spec(child.spec, child.params_path.parent, child.params_path)
+                write_group_spec(child.spec, child.params_path.parent, child.params_path,
+                                 self.ros_args)
             else:
                 write_params_file(child.spec, child.params_path.parent)
 

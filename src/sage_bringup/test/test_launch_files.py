@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from sage_bringup.paths import share_dir
-from sage_bringup.profile import group_table, load_profile
+from sage_bringup.profile import group_table, load_profile, ros_args
 from sage_bringup.supervisor import Supervisor
 from sage_common.params import flatten
 
@@ -58,7 +58,7 @@ def _launch_modules_or_standins(monkeypatch):
 
 
 def _actions_from_launch_file(profile: str, overrides: str, monkeypatch,
-                              compose: str = '', role: str = '') -> list:
+                              compose: str = '', role: str = '', **more: str) -> list:
     standins = _launch_modules_or_standins(monkeypatch)
     if not standins:
         pytest.skip('real launch_ros present: covered by launch_testing on ROS machines')
@@ -73,6 +73,7 @@ def _actions_from_launch_file(profile: str, overrides: str, monkeypatch,
         configurations['compose'] = compose
     if role:
         configurations['role'] = role
+    configurations.update(more)
     context = types.SimpleNamespace(launch_configurations=configurations)
     return opaque.kwargs['function'](context, *opaque.kwargs['args'])
 
@@ -103,7 +104,7 @@ def test_launch_file_and_sage_launch_start_the_same_nodes_with_the_same_paramete
         assert f"__node:={launched['name']}" in cmd
         # Same parameters: the params file `sage launch` passes vs the launch file's dict.
         on_disk = yaml.safe_load(child.params_path.read_text())
-        from_file = flatten(on_disk[child.spec.name]['ros__parameters'])
+        from_file = flatten(on_disk[f'/**/{child.spec.name}']['ros__parameters'])
         assert from_file == launched['parameters'][0]
         assert launched['respawn'] == child.spec.respawn
     by_name = {n['name']: n['parameters'][0] for n in nodes}
@@ -145,7 +146,7 @@ def test_composed_launch_file_runs_one_respawned_process_per_group_with_its_node
             # the same module, parameters and remappings as the node's own launch_ros Node
             assert member['module'] == f"{launched['package']}.{launched['executable']}"
             params = yaml.safe_load(Path(member['params_file']).read_text())
-            assert flatten(params[member['name']]['ros__parameters']) == \
+            assert flatten(params[f"/**/{member['name']}"]['ros__parameters']) == \
                 launched['parameters'][0]
             assert [tuple(r) for r in member['remappings']] == \
                 [tuple(r) for r in launched['remappings']]
@@ -182,8 +183,45 @@ def test_launch_files_take_a_role_like_sage_launch(monkeypatch):
     assert list(nodes) == ['language_encoder', 'shared_memory']  # the assist host
     remaps = [dict(a.kwargs['remappings']) for a in actions if type(a).__name__ == 'Node'
               and a.kwargs['name'] == 'shared_memory'][0]
-    assert remaps['/sage/memory/sleep'] == '/sage/shared_memory/sleep'
+    assert remaps['sage/memory/sleep'] == 'sage/shared_memory/sleep'
     edge = _actions_from_launch_file('nano', '', monkeypatch, role='edge', compose='false')
     standby = [a.kwargs['parameters'][0] for a in edge if type(a).__name__ == 'Node'
                and a.kwargs['name'] == 'language_encoder'][0]
     assert standby['remote_first.enabled'] is True
+
+
+def test_launch_files_take_params_file_namespace_use_sim_time_and_log_level(monkeypatch,
+                                                                            tmp_path):
+    """params_file:=, namespace:=, use_sim_time:=, log_level:= give the launch_ros Nodes and
+    the composed processes what `sage launch --params-file --namespace --use-sim-time
+    --log-level` gives its processes."""
+    monkeypatch.setenv('SAGE_RUNS_DIR', str(tmp_path))
+    robot = tmp_path / 'robot.yaml'
+    robot.write_text(yaml.safe_dump({'/**/camera': {'ros__parameters': {'fps': 12.5}}}))
+    more = {'params_file': str(robot), 'namespace': '/r1', 'use_sim_time': 'true',
+            'log_level': 'warn'}
+    actions = _actions_from_launch_file('nano', 'imu.rate=50.0', monkeypatch, compose='false',
+                                        **more)
+    nodes = {a.kwargs['name']: a.kwargs for a in actions if type(a).__name__ == 'Node'}
+    prof = load_profile('nano', ['imu.rate=50.0'], params_files=[robot], use_sim_time=True,
+                        namespace='/r1', log_level='warn')
+    sup = Supervisor(prof.nodes, tmp_path / 'sup', {}, ros_args=ros_args(prof))
+    assert list(nodes) == [c.spec.name for c in sup.children]
+    for child in sup.children:
+        launched = nodes[child.spec.name]
+        assert launched['namespace'] == '/r1'
+        assert launched['arguments'] == ['--ros-args', '--log-level', 'warn']
+        assert launched['parameters'][0]['use_sim_time'] is True
+        cmd = sup.command(child)
+        assert cmd[-4:] == ['-r', '__ns:=/r1', '--log-level', 'warn'], cmd
+    assert nodes['camera']['parameters'][0]['fps'] == 12.5
+    assert nodes['imu']['parameters'][0]['rate'] == 50.0
+    composed = _actions_from_launch_file('nano', '', monkeypatch, compose='true', **more)
+    for process in (a.kwargs for a in composed if type(a).__name__ == 'ExecuteProcess'):
+        group = yaml.safe_load(Path(process['cmd'][3]).read_text())
+        assert group['ros_args'] == ['-r', '__ns:=/r1', '--log-level', 'warn']
+        for member in group['nodes']:
+            params = yaml.safe_load(Path(member['params_file']).read_text())
+            assert params[f"/**/{member['name']}"]['ros__parameters']['use_sim_time'] is True
+    with pytest.raises(ValueError, match="use_sim_time:='sometimes'"):
+        _actions_from_launch_file('nano', '', monkeypatch, use_sim_time='sometimes')

@@ -2,6 +2,11 @@
 
 Every package names these through this module (a test fails on a topic literal or a state name
 written anywhere else); the message definitions in sage_interfaces stay the wire contract.
+
+Topic, service and action names are relative ('sage/salience'), so a node's namespace moves the
+whole graph (`sage launch --namespace /r1`: /r1/sage/salience); with no namespace they resolve
+to DESIGN.md's /sage/... names. /diagnostics and /clock stay absolute (the ROS conventions).
+Bags hold resolved names: readers match `absolute(name)` (the un-namespaced /sage/... name).
 Pure Python: no rclpy, so cores and offline tools import it too. QoS profiles live beside the
 rclpy helpers in `sage_common.ros`.
 """
@@ -40,53 +45,54 @@ LATENT_MODALITIES: tuple[str, ...] = (VISION, AUDIO, LANGUAGE)
 # Modalities whose latents carry a puzzle code grid.
 PUZZLE_MODALITIES: tuple[str, ...] = (VISION, AUDIO)
 
-PREFIX = '/sage/'
+PREFIX = 'sage/'  # relative: resolved under the node's namespace
 
 
 class Topic:
     """Topic and service names (DESIGN.md's table)."""
 
-    CAMERA_IMAGE = '/sage/camera/image_raw'
-    CAMERA_INFO = '/sage/camera/camera_info'
-    CAMERA_FRAME_REF = '/sage/camera/frame_ref'
-    AUDIO_FRAMES = '/sage/audio/frames'
-    IMU = '/sage/imu/data'
-    TEXT_IN = '/sage/text/in'
-    SALIENCE = '/sage/salience'
-    REWARD = '/sage/reward'
-    BUDGET = '/sage/budget'
-    METABOLIC_STATE = '/sage/metabolic_state'
-    MEMORY_STORED = '/sage/memory/stored'
-    MEMORY_QUERY = '/sage/memory/query'
-    MEMORY_SLEEP = '/sage/memory/sleep'
+    CAMERA_IMAGE = 'sage/camera/image_raw'
+    CAMERA_INFO = 'sage/camera/camera_info'
+    CAMERA_FRAME_REF = 'sage/camera/frame_ref'
+    AUDIO_FRAMES = 'sage/audio/frames'
+    IMU = 'sage/imu/data'
+    TEXT_IN = 'sage/text/in'
+    SALIENCE = 'sage/salience'
+    REWARD = 'sage/reward'
+    BUDGET = 'sage/budget'
+    METABOLIC_STATE = 'sage/metabolic_state'
+    MEMORY_STORED = 'sage/memory/stored'
+    MEMORY_QUERY = 'sage/memory/query'
+    MEMORY_SLEEP = 'sage/memory/sleep'
     # The Sleep action (feedback, cancel) beside the Sleep service, under the same name: an
     # action's own services and topics live under <name>/_action/, and a remapping of the
     # name (the workstation profile's shared_memory) moves both.
     MEMORY_SLEEP_ACTION = MEMORY_SLEEP
-    MEMORY_CHECKPOINT = '/sage/memory/checkpoint'
-    MEMORY_STATE = '/sage/memory/state'
-    MODELS_LIVE = '/sage/models/live'
-    VISION_LATENT = '/sage/vision/latent'
-    AUDIO_LATENT = '/sage/audio/latent'
-    LANGUAGE_LATENT = '/sage/language/latent'
-    VIZ_MARKERS = '/sage/viz/markers'
-    VIZ_SALIENCE_OVERLAY = '/sage/viz/salience_overlay'
+    MEMORY_CHECKPOINT = 'sage/memory/checkpoint'
+    MEMORY_STATE = 'sage/memory/state'
+    MODELS_LIVE = 'sage/models/live'
+    VISION_LATENT = 'sage/vision/latent'
+    AUDIO_LATENT = 'sage/audio/latent'
+    LANGUAGE_LATENT = 'sage/language/latent'
+    VIZ_MARKERS = 'sage/viz/markers'
+    VIZ_SALIENCE_OVERLAY = 'sage/viz/salience_overlay'
     DIAGNOSTICS = '/diagnostics'
+    CLOCK = '/clock'
 
     @staticmethod
     def latent(modality: str) -> str:
-        """/sage/<modality>/latent."""
+        """sage/<modality>/latent."""
         return f'{PREFIX}{modality}/latent'
 
     @staticmethod
     def latent_initial(modality: str) -> str:
-        """/sage/<modality>/latent_initial: a puzzle encoder's latent before refinement
-        (halt_reason 'pending'; the refined one follows on /sage/<modality>/latent)."""
+        """sage/<modality>/latent_initial: a puzzle encoder's latent before refinement
+        (halt_reason 'pending'; the refined one follows on sage/<modality>/latent)."""
         return f'{PREFIX}{modality}/latent_initial'
 
     @staticmethod
     def encoder_input(modality: str) -> str:
-        """/sage/<modality>/encoder_input: the encoder's service for what it encoded."""
+        """sage/<modality>/encoder_input: the encoder's service for what it encoded."""
         return f'{PREFIX}{modality}/encoder_input'
 
     @staticmethod
@@ -111,6 +117,16 @@ class LiveView:
     SCENE = '/sage/viz/scene'                     # the viz markers as a foxglove.SceneUpdate
     MEMORY = '/sage/memory/summary'               # rows, the last stored experience, sleep
     LOG = '/rosout'                               # every node's log (rcl_interfaces/Log in)
+
+
+def absolute(name: str, namespace: str = '') -> str:
+    """A relative name resolved under namespace ('' or '/': the root, as bags recorded a graph
+    with no namespace: 'sage/salience' -> '/sage/salience'); an absolute name stays as it is."""
+    if name.startswith('/'):
+        return name
+    ns = namespace.strip('/')
+    return f'/{ns}/{name}' if ns else f'/{name}'
+
 
 LATENT_TOPICS: dict[str, str] = {m: Topic.latent(m) for m in LATENT_MODALITIES}
 # What sensors and operators feed the graph (the rest is the graph's own output). frame_ref is

@@ -34,7 +34,8 @@ def violations(path: Path) -> list[str]:
         if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
             continue
         text = node.value
-        if text.startswith(vocab.PREFIX) or text == vocab.Topic.DIAGNOSTICS \
+        if text.startswith((vocab.PREFIX, vocab.absolute(vocab.PREFIX))) \
+                or text in (vocab.Topic.DIAGNOSTICS, vocab.Topic.CLOCK) \
                 or text in STATE_WORDS:
             found.append(f'{path}:{node.lineno}: {text!r}')
     return found
@@ -45,7 +46,8 @@ def test_topic_and_state_names_are_spelled_only_in_the_vocabulary():
     assert not bad, 'use sage_common.vocabulary instead of:\n' + '\n'.join(bad)
 
 
-@pytest.mark.parametrize('literal', ["'/sage/salience'", "'REST'", "f'/sage/{m}/latent'"])
+@pytest.mark.parametrize('literal', ["'/sage/salience'", "'sage/salience'", "'REST'",
+                                     "f'/sage/{m}/latent'", "'/clock'"])
 def test_a_throwaway_literal_is_caught(tmp_path, literal):
     module = tmp_path / 'throwaway.py'
     module.write_text(f'TOPIC = {literal}\n')
@@ -55,3 +57,14 @@ def test_a_throwaway_literal_is_caught(tmp_path, literal):
 def test_the_vocabulary_matches_the_message_constants():
     for state in vocab.STATES:
         assert getattr(MetabolicState, state.value) == state.value
+
+
+def test_names_are_relative_so_a_namespace_moves_the_graph():
+    names = [v for k, v in vars(vocab.Topic).items() if k.isupper()]
+    names += [vocab.Topic.latent('vision'), vocab.Topic.encoder_input('audio')]
+    absolute_ones = {vocab.Topic.DIAGNOSTICS, vocab.Topic.CLOCK}  # the ROS conventions
+    assert all(n.startswith(vocab.PREFIX) for n in names if n not in absolute_ones)
+    assert vocab.absolute(vocab.Topic.SALIENCE) == '/sage/salience'  # DESIGN.md's table
+    assert vocab.absolute(vocab.Topic.SALIENCE, '/r1') == '/r1/sage/salience'
+    assert vocab.absolute(vocab.Topic.SALIENCE, 'a/b/') == '/a/b/sage/salience'
+    assert vocab.absolute(vocab.Topic.DIAGNOSTICS, '/r1') == '/diagnostics'

@@ -75,7 +75,9 @@ class MemoryNode(Node):
             self.get_logger().error(read_only_text(self.memory.read_only))
         for problem in self.memory.problems:
             self.get_logger().error(problem)
-        self.core = MemoryCore(policy_config(values), time.time)
+        # the node clock: pairing timeouts and row times follow /clock under use_sim_time
+        self.core = MemoryCore(policy_config(values),
+                               lambda: self.get_clock().now().nanoseconds * 1e-9)
         self.core.restore(self.memory.load_state(OWN_STATE_KEY) or {})
         self.states = self.memory.load_states()
         self._outbox: deque[ExperienceRecord] = deque()
@@ -207,7 +209,7 @@ class MemoryNode(Node):
     def _on_pose(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation
         self.core.pose = (p.x, p.y, p.z, q.x, q.y, q.z, q.w)
-        self._pose_stamp = time.monotonic()
+        self._pose_stamp = self.get_clock().now().nanoseconds * 1e-9  # /clock under sim time
 
     def _on_checkpoint(self, msg: String) -> None:
         try:
@@ -227,7 +229,8 @@ class MemoryNode(Node):
     def _tick(self) -> None:
         self._store(self.core.expire())
         if self.values['pose_topic'] and self.core.pose is not None and (
-                time.monotonic() - self._pose_stamp > float(self.values['pose_max_age_s'])):
+                self.get_clock().now().nanoseconds * 1e-9 - self._pose_stamp
+                > float(self.values['pose_max_age_s'])):
             self.core.pose = None
         n = 0
         while self._outbox:

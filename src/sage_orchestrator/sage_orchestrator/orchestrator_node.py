@@ -96,7 +96,7 @@ class OrchestratorNode(Node):
 
     def _problem(self, message: str, level: Level = Level.WARN) -> None:
         self.health.problem(level, message)
-        now = time.monotonic()
+        now = self._now()
         if now - self._logged.get(message, -1e18) >= 10.0:  # the same line at most every 10 s
             self._logged[message] = now
             self.get_logger().warning(message)
@@ -210,7 +210,8 @@ class OrchestratorNode(Node):
     def _send_params(self, node: str, params: dict[str, Any], now: float) -> None:
         client = self._param_clients.get(node)
         if client is None:
-            client = self.create_client(SetParameters, f'/{node}/set_parameters')
+            # relative: the node's parameter service in this graph's namespace
+            client = self.create_client(SetParameters, f'{node}/set_parameters')
             self._param_clients[node] = client
         if not client.service_is_ready():
             self.core.on_param_unreachable(node, 'set_parameters service not available', now)

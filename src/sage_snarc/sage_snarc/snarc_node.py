@@ -93,6 +93,11 @@ class SnarcNode(Node):
 
     # ------------------------------------------------------------------ inputs
 
+    def _clock_s(self) -> float:
+        """The node clock in seconds (/clock time under use_sim_time: a paused bag is no
+        silent sensor)."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def _publish(self, rec: SalienceRecord, started: float) -> None:
         self.pub.publish(salience_to_msg(rec))
         self.health.latency('score', (time.perf_counter() - started) * 1e3)
@@ -110,7 +115,7 @@ class SnarcNode(Node):
                 return
             rec = latent_from_msg(msg)
             self.health.count(f'in_{rec.modality or "unknown"}')
-            self._last_input[rec.modality] = time.monotonic()
+            self._last_input[rec.modality] = self._clock_s()
             self._publish(self.core.score_latent(rec), started)
         except (SageError, ValueError, TypeError) as err:
             self._bad_input('latent', err)
@@ -119,7 +124,7 @@ class SnarcNode(Node):
         started = time.perf_counter()
         try:
             self.health.count('in_imu')
-            self._last_input['imu'] = time.monotonic()
+            self._last_input['imu'] = self._clock_s()
             rec = self.core.score_imu(imu_from_msg(msg, self._imu_seq))
             self._imu_seq += 1
             if rec is not None:
@@ -175,7 +180,7 @@ class SnarcNode(Node):
 
     def _refresh_health(self) -> None:
         self.health.values.update(self.core.stats())
-        now = time.monotonic()
+        now = self._clock_s()
         for m, last in sorted(self._last_input.items()):
             if now - last > 2.0 * self._liveness_s:
                 self.health.problem(Level.WARN, f'no {m} input for {now - last:.0f} s '

@@ -41,7 +41,9 @@ def bag_play(
     bag: Path = typer.Argument(...),
     rate: float = typer.Option(1.0, '--rate', min=0.01),
     loop: bool = typer.Option(False, '--loop'),
-    clock: bool = typer.Option(False, '--clock', help='publish /clock (simulated time)'),
+    clock: bool = typer.Option(False, '--clock',
+                               help="publish /clock at the bag's time, scaled by --rate (for "
+                                    'a graph launched with --use-sim-time)'),
     topics: list[str] = typer.Option(
         [], '--topics', '--topic', '-t',
         help='play only these topics (comma-separated; default: the sensor inputs)'),
@@ -56,6 +58,9 @@ def bag_play(
         [], '--wait-for',
         help='also wait (within --wait) until these topics have readers: TOPIC or TOPIC=N, '
              'comma-separated, e.g. a node still loading its model'),
+    namespace: str = typer.Option('', '--namespace',
+                                  help='publish the /sage/... topics under this namespace (a '
+                                       'graph launched with --namespace /r1: /r1/sage/...)'),
     profile: str = typer.Option('nano', '--profile', help=WATCH_PROFILE_HELP),
     domain_id: Optional[int] = domain_option(),
 ) -> None:
@@ -65,7 +70,7 @@ def bag_play(
     with joined_graph(as_env(graph_settings(profile, domain_id))):
         raise typer.Exit(play(bag, rate=rate, loop=loop, clock=clock, topics=topics,
                                 exclude=exclude, play_all=play_all, delay=wait,
-                                wait_for=wait_for))
+                                wait_for=wait_for, namespace=namespace))
 
 
 @app.command('info')

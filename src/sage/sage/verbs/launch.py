@@ -35,12 +35,28 @@ def launch(
                              help="this host's part when the graph spans two hosts "
                                   '(launch.roles, e.g. edge on the robot, assist beside it); '
                                   'implies --multi-host'),
+    params_file: list[Path] = typer.Option(
+        [], '--params-file', exists=True, dir_okay=False,
+        help="a ROS params file whose values lay over the profile's (checked like --set, "
+             'which wins; repeatable)'),
+    namespace: str = typer.Option('', '--namespace',
+                                  help='ROS namespace of the whole graph (e.g. /r1: '
+                                       '/r1/sage/salience); default none (/sage/...)'),
+    use_sim_time: Optional[bool] = typer.Option(
+        None, '--use-sim-time/--no-use-sim-time',
+        help='every node on /clock time (a bag played with --clock); default: as the profile '
+             'and --set say (off)'),
+    log_level: str = typer.Option('', '--log-level',
+                                  help='ROS log level of every node: debug, info, warn, error, '
+                                       'fatal (default: info)'),
 ) -> None:
     """Run a profile's node graph until --duration or Ctrl-C, then print a summary."""
     from sage_bringup.launch_cmd import run_launch
     from sage_bringup.profile import load_profile
     try:
-        prof = load_profile(profile, set_, role=role or None).without(
+        prof = load_profile(profile, set_, role=role or None, params_files=params_file,
+                            use_sim_time=use_sim_time, namespace=namespace,
+                            log_level=log_level).without(
             [n for n in without.split(',') if n])
     except SageError as err:
         fail(str(err))

@@ -1,0 +1,113 @@
+"""Two SAGE graphs on one DDS domain, `sage launch nano --namespace /r1` and `--namespace /r2`
+(issue 52, must-show 3): each scores only its own inputs.
+
+Each graph is SNARC and the orchestrator (composed in one process, as nano runs them), fed IMU
+samples on its own namespaced topic: /r1's by this test's publisher (a robot's IMU driver),
+stamped from 1000 s; /r2's by `sage bag play --namespace /r2` of a bag recorded without a
+namespace (/sage/imu/data), stamped from 2000 s and twice as long. Every salience on
+/r1/sage/salience must carry a /r1 stamp and /r2's a /r2 stamp, each graph must have scored
+(nearly) all of its own windows, nothing may appear on the un-namespaced /sage/salience, and
+each namespace has its own orchestrator (its metabolic state on /rN/sage/metabolic_state).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from sage_interfaces.msg import MetabolicState, Salience
+from sensor_msgs.msg import Imu
+
+from sage_bringup.profile import load_profile
+from sage_common.ros import RELIABLE_QOS, SENSOR_QOS, spin_until
+from sage_common.vocabulary import absolute, Topic
+from sage_eval.imu_scene import write_imu_bag
+
+pytestmark = pytest.mark.graph
+
+KEEP = ('snarc', 'orchestrator')
+IMU_HZ = 100.0
+SECONDS = {'/r1': 1.0, '/r2': 2.0}  # different counts: a crossed wire would show
+BASE = {'/r1': 1000.0, '/r2': 2000.0}  # stamps of each robot's own samples
+START_TIMEOUT_S = 60.0
+WINDOW_S = 0.05  # snarc imu.window_s (nano)
+
+
+def _imu(stamp: float, i: int) -> Imu:
+    msg = Imu()
+    msg.header.stamp.sec, nsec = divmod(round(stamp * 1e9), 10**9)
+    msg.header.stamp.nanosec = nsec
+    msg.header.frame_id = 'imu_link'
+    msg.linear_acceleration.z = 9.81 + 0.01 * ((i * 7) % 5 - 2)  # still, a little noise
+    return msg
+
+
+def test_two_namespaced_graphs_on_one_domain_score_only_their_own_inputs(
+        ros_domain, tmp_path, nano_graph):
+    without = [n.name for n in load_profile('nano').nodes if n.name not in KEEP]
+    for ns in SECONDS:
+        name = ns.strip('/')
+        nano_graph.launch(ros_domain, tmp_path / name,
+                          ["snarc.state_file=''", 'snarc.memory.preload_k=0',
+                           f'snarc.imu.window_s={WINDOW_S}',
+                           f'orchestrator.state_dir={tmp_path / f"st_{name}"}'],
+                          tuple(without), args=('--namespace', ns))
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=ros_domain)
+    node = rclpy.create_node('two_robots_probe', context=ctx)
+    got: dict[str, list[tuple[str, float]]] = {ns: [] for ns in (*SECONDS, '/')}
+    states: dict[str, list[str]] = {ns: [] for ns in SECONDS}
+    pubs = {}
+    for ns in (*SECONDS, '/'):
+        node.create_subscription(
+            Salience, absolute(Topic.SALIENCE, ns),
+            lambda m, ns=ns: got[ns].append(
+                (m.modality, m.header.stamp.sec + m.header.stamp.nanosec * 1e-9)), RELIABLE_QOS)
+    for ns in SECONDS:
+        node.create_subscription(MetabolicState, absolute(Topic.METABOLIC_STATE, ns),
+                                 lambda m, ns=ns: states[ns].append(m.state), RELIABLE_QOS)
+        pubs[ns] = node.create_publisher(Imu, absolute(Topic.IMU, ns), SENSOR_QOS)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    bag = tmp_path / 'r2_imu'
+    write_imu_bag(bag, BASE['/r2'], SECONDS['/r2'], IMU_HZ)
+    player = None
+    try:
+        # each graph's SNARC reads its own IMU topic, and its orchestrator reads its salience
+        assert spin_until(executor, lambda: all(
+            p.get_subscription_count() >= 1
+            and node.count_subscribers(absolute(Topic.SALIENCE, ns)) >= 2
+            for ns, p in pubs.items()), START_TIMEOUT_S), \
+            f'graphs not up; see {tmp_path}/r1.log and r2.log'
+        player = subprocess.Popen(
+            [sys.executable, '-m', 'sage.cli', 'bag', 'play', str(bag), '--namespace', '/r2',
+             '--wait', str(START_TIMEOUT_S), '--domain-id', str(ros_domain)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for i in range(int(SECONDS['/r1'] * IMU_HZ)):
+            pubs['/r1'].publish(_imu(BASE['/r1'] + i / IMU_HZ, i))
+            executor.spin_once(timeout_sec=0.002)  # paced like a driver, replies read
+        assert spin_until(executor, lambda: player.poll() is not None, START_TIMEOUT_S + 30)
+        said = player.stdout.read()
+        assert player.returncode == 0 and '/sage/imu/data' in said, said
+        expected = {ns: int(s / WINDOW_S) - 1 for ns, s in SECONDS.items()}  # last stays open
+        spin_until(executor, lambda: all(len(got[ns]) >= n for ns, n in expected.items())
+                   and all(states.values()), 20.0)
+        spin_until(executor, lambda: False, 1.0)  # anything crossing over would arrive now
+    finally:
+        if player is not None and player.poll() is None:
+            player.kill()
+            player.wait()
+        executor.shutdown()
+        rclpy.try_shutdown(context=ctx)
+    counts = {ns: len(v) for ns, v in got.items()}
+    print('salience per namespace:', counts, 'expected', expected)
+    assert not got['/'], f'{len(got["/"])} saliences on the un-namespaced topic'
+    for ns, seconds in SECONDS.items():
+        own = (BASE[ns], BASE[ns] + seconds)
+        foreign = [s for _m, s in got[ns] if not own[0] <= s <= own[1]]
+        assert not foreign, f'{ns} scored {len(foreign)} inputs of the other robot: {foreign[:3]}'
+        assert {m for m, _s in got[ns]} == {'imu'}
+        assert expected[ns] - 2 <= counts[ns] <= expected[ns] + 1, (ns, counts)
+        assert states[ns], f'no metabolic state from {ns}/sage/metabolic_state'
