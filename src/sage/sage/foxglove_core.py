@@ -56,6 +56,7 @@ class Source(str, Enum):
     STORED = 'stored'
     DIAGNOSTICS = 'diagnostics'
     LOG = 'log'
+    SLEEP = 'sleep'  # the Sleep action's feedback
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,10 @@ MEMORY_SCHEMA = _object('sage.MemorySummary', {
     'rows_by_kind': {'type': 'object', 'additionalProperties': INTEGER},
     'stored_total': {'type': ['integer', 'null']}, 'pending': {'type': ['integer', 'null']},
     'stored_seen': INTEGER, 'last_stored': {'anyOf': [_STORED, {'type': 'null'}]},
-    'sleeping': BOOLEAN, 'sleep_elapsed_s': NUMBER, 'state': STRING})
+    'sleeping': BOOLEAN, 'sleep_elapsed_s': NUMBER, 'state': STRING,
+    'sleep_phase': STRING, 'sleep_modality': STRING, 'sleep_steps': INTEGER,
+    'sleep_progress': {'type': ['number', 'null']},
+    'sleep_time_left_s': {'type': ['number', 'null']}})
 _KEY_VALUE = _object('diagnostic_msgs/msg/KeyValue', {'key': STRING, 'value': STRING})
 _TIME = _object('builtin_interfaces/msg/Time', {'sec': INTEGER, 'nanosec': INTEGER})
 # The ROS message's shape, so Foxglove's Diagnostics panel reads it as a DiagnosticArray.
@@ -175,7 +179,7 @@ def channel_specs() -> tuple[ChannelSpec, ...]:
         ChannelSpec(BUDGET_CHANNEL, Kind.JSON, (Source.BUDGET,), BUDGET_SCHEMA),
         ChannelSpec(STATE_CHANNEL, Kind.JSON, (Source.STATE,), STATE_SCHEMA),
         ChannelSpec(LiveView.MEMORY, Kind.JSON, (Source.STORED, Source.DIAGNOSTICS,
-                                                 Source.STATE), MEMORY_SCHEMA),
+                                                 Source.STATE, Source.SLEEP), MEMORY_SCHEMA),
         ChannelSpec(DIAGNOSTICS_CHANNEL, Kind.JSON, (Source.DIAGNOSTICS,), DIAGNOSTICS_SCHEMA),
         ChannelSpec(LiveView.SCENE, Kind.SCENE, scene_sources),
         ChannelSpec(LiveView.LOG, Kind.LOG, (Source.LOG,)),
@@ -362,12 +366,33 @@ def _int(text: str | None) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class SleepFeedbackRecord:
+    """The Sleep action's feedback (mirror of sage_interfaces/action/Sleep feedback), with
+    when it arrived (monotonic seconds)."""
+
+    phase: str
+    modality: str
+    steps: int
+    progress: float
+    time_left_s: float
+    elapsed_s: float
+    arrived: float
+
+
+SLEEP_FEEDBACK_FRESH_S = 5.0  # the action sends feedback every 2 s at most while it runs
+SLEEP_DONE = 'done'
+
+
 class MemorySummary:
     """Rows, the last stored experience and sleep, from what the memory node publishes:
-    /sage/memory/stored, its /diagnostics values (index_<kind> rows, stored, pending) and the
-    metabolic state (it sleeps in DREAM; the Sleep service reports no progress on the way)."""
+    /sage/memory/stored, its /diagnostics values (index_<kind> rows, stored, pending), the
+    metabolic state (it sleeps in DREAM) and the Sleep action's feedback (phase, progress, time
+    left; a sleep asked through the Sleep service, as the orchestrator's are, sends none: then
+    the time in DREAM is all there is)."""
 
     def __init__(self) -> None:
+        self.sleep: SleepFeedbackRecord | None = None
         self.rows_by_kind: dict[str, int] = {}
         self.stored_total: int | None = None
         self.pending: int | None = None
@@ -382,6 +407,9 @@ class MemorySummary:
     def on_state(self, rec: StateRecord) -> None:
         self.state = rec
 
+    def on_sleep_feedback(self, rec: SleepFeedbackRecord) -> None:
+        self.sleep = rec
+
     def on_diagnostic(self, status: DiagnosticRecord) -> None:
         if status.name != DIAGNOSTIC_NAME_PREFIX + MEMORY_NODE:
             return
@@ -392,19 +420,31 @@ class MemorySummary:
         self.stored_total = _int(values.get('stored', '0'))
         self.pending = _int(values.get('pending'))
 
-    def json(self) -> dict[str, Any]:
+    def json(self, now: float) -> dict[str, Any]:
+        """The summary at monotonic time `now` (sleep feedback older than a few seconds, or
+        of a finished sleep, is no longer shown)."""
         last = self.last
         state = self.state
-        sleeping = state is not None and state.state == MetabolicState.DREAM
+        fb = self.sleep
+        if fb is not None and (now - fb.arrived > SLEEP_FEEDBACK_FRESH_S
+                               or fb.phase == SLEEP_DONE):
+            fb = None
+        sleeping = fb is not None or (state is not None and state.state == MetabolicState.DREAM)
+        elapsed = fb.elapsed_s if fb is not None else (
+            state.dwell_s if sleeping and state is not None else 0.0)
         return {'rows': sum(self.rows_by_kind.values()) if self.rows_by_kind else None,
                 'rows_by_kind': dict(self.rows_by_kind), 'stored_total': self.stored_total,
                 'pending': self.pending, 'stored_seen': self.stored_seen,
                 'last_stored': None if last is None else {
                     'stamp': last.stamp, 'uuid': last.uuid, 'modality': last.modality,
                     'salience': last.salience, 'text': last.text},
-                'sleeping': sleeping,
-                'sleep_elapsed_s': state.dwell_s if sleeping and state is not None else 0.0,
-                'state': state.state if state is not None else ''}
+                'sleeping': sleeping, 'sleep_elapsed_s': elapsed,
+                'state': state.state if state is not None else '',
+                'sleep_phase': fb.phase if fb is not None else '',
+                'sleep_modality': fb.modality if fb is not None else '',
+                'sleep_steps': fb.steps if fb is not None else 0,
+                'sleep_progress': fb.progress if fb is not None else None,
+                'sleep_time_left_s': fb.time_left_s if fb is not None else None}
 
 
 # --- the core ------------------------------------------------------------------------------------

@@ -23,11 +23,13 @@ from rclpy.node import Node
 from rclpy.parameter import parameter_value_to_python
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
+from sage_interfaces.action import Sleep
 from sage_interfaces.msg import AtpBudget, Experience, Latent, MetabolicState, Salience
 from sensor_msgs.msg import Image
 
 from sage.foxglove_core import (BUDGET_CHANNEL, DIAGNOSTICS_CHANNEL, STATE_CHANNEL,
-                                DiagnosticRecord, LiveConfig, LiveCore, LogRecord, Source,
+                                DiagnosticRecord, LiveConfig, LiveCore, LogRecord,
+                                SleepFeedbackRecord, Source,
                                 camera_jpeg, compressed_image, listen_host, log_message,
                                 param_key, salience_channel, wanted_sources)
 from sage.foxglove_graph_params import GraphParameters
@@ -50,6 +52,8 @@ LOG_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
 EVENTS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                         history=HistoryPolicy.KEEP_LAST)
 PARAMETER_EVENTS = '/parameter_events'
+# an action's feedback is a topic any node may read (rcl_action's naming)
+SLEEP_FEEDBACK = f'{Topic.MEMORY_SLEEP_ACTION}/_action/feedback'
 RETRY_S = 5.0        # a server that could not listen is tried again after this
 RECONCILE_S = 0.5    # how soon a new subscriber gets its graph topics
 
@@ -177,6 +181,9 @@ class FoxgloveNode(Node):
         if source == Source.DIAGNOSTICS:
             return [self.create_subscription(DiagnosticArray, Topic.DIAGNOSTICS,
                                              self._on_diagnostics, VIEW_QOS)]
+        if source == Source.SLEEP:
+            return [self.create_subscription(Sleep.Impl.FeedbackMessage, SLEEP_FEEDBACK,
+                                             self._on_sleep_feedback, EVENTS_QOS)]
         return [self.create_subscription(RosLog, LiveView.LOG, self._on_log, LOG_QOS)]
 
     def _send(self, topic: str, message: Any) -> None:
@@ -249,6 +256,12 @@ class FoxgloveNode(Node):
     def _on_stored(self, msg: Experience) -> None:
         self.core.on_stored(stored_from_msg(msg))
 
+    def _on_sleep_feedback(self, msg: Any) -> None:
+        fb = msg.feedback
+        self.core.memory.on_sleep_feedback(SleepFeedbackRecord(
+            fb.phase, fb.modality, int(fb.steps), float(fb.progress), float(fb.time_left_s),
+            float(fb.elapsed_s), time.monotonic()))
+
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         statuses = [DiagnosticRecord(int.from_bytes(bytes(s.level), 'little')
                                      if isinstance(s.level, (bytes, bytearray)) else int(s.level),
@@ -305,7 +318,7 @@ class FoxgloveNode(Node):
 
     def _send_memory(self) -> None:
         if self.server is not None and LiveView.MEMORY in self.server.subscribed():
-            self._send(LiveView.MEMORY, self.core.memory.json())
+            self._send(LiveView.MEMORY, self.core.memory.json(time.monotonic()))
 
     def close(self) -> None:
         self._stop_server()

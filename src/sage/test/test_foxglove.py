@@ -22,7 +22,8 @@ import pytest
 from sage.foxglove_core import (DIAGNOSTICS_CHANNEL, DiagnosticRecord, Kind, LiveConfig,
                                 LiveCore, LogRecord, MemorySummary, RateCap, camera_jpeg,
                                 channel_specs, coerce_like, compressed_image, log_message,
-                                param_key, puzzle_channel, salience_channel, split_param_key,
+                                param_key, puzzle_channel, salience_channel,
+                                SleepFeedbackRecord, split_param_key,
                                 wanted_sources, Source, channel_name, listen_host)
 from sage.foxglove_server import LiveServer
 from sage.viz_core import AllocationRecord, BudgetRecord, StoredRecord
@@ -140,7 +141,7 @@ def test_channel_messages_match_their_json_schemas():
     assert diag['header']['stamp'] == {'sec': 2, 'nanosec': 500000000}
     for topic, msg in ((salience_channel('vision'), sal), (Topic.BUDGET, budget),
                        (Topic.METABOLIC_STATE, state), (Topic.DIAGNOSTICS, diag),
-                       (LiveView.MEMORY, core.memory.json())):
+                       (LiveView.MEMORY, core.memory.json(0.0))):
         spec = SPECS[channel_name(topic)]
         assert spec.schema is not None and not json_errors(msg, spec.schema), topic
     assert json_errors({**sal, 'surprise': 'high'}, SPECS[salience_channel('vision')].schema)
@@ -148,18 +149,32 @@ def test_channel_messages_match_their_json_schemas():
 
 def test_memory_summary_reads_rows_from_the_memory_nodes_diagnostics():
     mem = MemorySummary()
-    assert mem.json()['rows'] is None and mem.json()['last_stored'] is None
+    assert mem.json(0.0)['rows'] is None and mem.json(0.0)['last_stored'] is None
     mem.on_diagnostic(DiagnosticRecord(0, 'sage: memory', 'ok', '', (
         ('index_vision', '120'), ('index_language', '7'), ('index_ready', 'True'),
         ('stored', '130'), ('pending', '2'))))
     mem.on_diagnostic(DiagnosticRecord(0, 'sage: snarc', 'ok', '', (('index_vision', '9'),)))
     mem.on_stored(StoredRecord(5.0, 'ab' * 16, 'audio', 0.9, '', b'', 'a clap'))
     mem.on_state(StateRecord(6.0, 'DREAM', 'REST', 'idle', 12.5, 0.9, 'green'))
-    out = mem.json()
+    out = mem.json(100.0)
     assert out['rows'] == 127 and out['rows_by_kind'] == {'vision': 120, 'language': 7}
     assert (out['stored_total'], out['pending'], out['stored_seen']) == (130, 2, 1)
     assert out['last_stored']['text'] == 'a clap'
-    assert out['sleeping'] and out['sleep_elapsed_s'] == 12.5
+    assert out['sleeping'] and out['sleep_elapsed_s'] == 12.5  # DREAM's dwell: no feedback
+    assert out['sleep_progress'] is None and out['sleep_phase'] == ''
+    # a sleep asked through the Sleep action reports its phase and progress
+    mem.on_state(StateRecord(7.0, 'WAKE', 'DREAM', 'salience spike', 0.5, 0.9, 'green'))
+    mem.on_sleep_feedback(SleepFeedbackRecord('retrain', 'vision', 420, 0.35, 80.0, 41.0,
+                                              arrived=100.0))
+    out = mem.json(101.0)
+    assert out['sleeping'] and (out['sleep_phase'], out['sleep_modality']) == ('retrain',
+                                                                              'vision')
+    assert (out['sleep_progress'], out['sleep_time_left_s'], out['sleep_steps'],
+            out['sleep_elapsed_s']) == (0.35, 80.0, 420, 41.0)
+    assert not json_errors(out, SPECS[LiveView.MEMORY].schema)
+    assert not mem.json(110.0)['sleeping']  # feedback stopped coming: no longer shown
+    mem.on_sleep_feedback(SleepFeedbackRecord('done', '', 0, 1.0, 0.0, 90.0, arrived=111.0))
+    assert not mem.json(111.5)['sleeping']
 
 
 def test_scene_update_carries_every_viz_marker_once():
@@ -225,7 +240,7 @@ def test_a_channel_subscribes_only_the_graph_inputs_it_needs():
     assert wanted_sources([]) == set()
     assert wanted_sources([LiveView.CAMERA]) == {Source.CAMERA}
     assert wanted_sources([LiveView.MEMORY]) == {Source.STORED, Source.DIAGNOSTICS,
-                                                 Source.STATE}
+                                                 Source.STATE, Source.SLEEP}
 
 
 # --- the layout, the profiles, the host rule ----------------------------------------------------
@@ -354,15 +369,17 @@ def test_the_server_advertises_every_channel_and_follows_what_clients_subscribe(
 
 def test_the_node_waits_for_a_taken_port_and_reports_bad_frames(ros_domain):
     """A taken port is a WARN and a retry, not a crash; a frame it cannot encode is counted
-    and reported; good frames reach a client as JPEG."""
+    and reported; good frames reach a client as JPEG; the Sleep action's feedback reaches the
+    memory summary."""
     # lazy: keeps ROS out of this module's import
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image
-    from sage.foxglove_node import FoxgloveNode
+    from sage.foxglove_node import SLEEP_FEEDBACK, FoxgloveNode
     from sage_common.ros import SENSOR_QOS
+    from sage_interfaces.action import Sleep
     blocker = LiveServer('127.0.0.1', 0, 16, None, lambda _: None)
     port = blocker.port
     ctx = rclpy.Context()
@@ -374,6 +391,7 @@ def test_the_node_waits_for_a_taken_port_and_reports_bad_frames(ros_domain):
     test.create_subscription(DiagnosticArray, '/diagnostics', lambda m: statuses.extend(
         s for s in m.status if s.name == 'sage: foxglove'), 50)
     camera = test.create_publisher(Image, Topic.CAMERA_IMAGE, SENSOR_QOS)
+    sleep = test.create_publisher(Sleep.Impl.FeedbackMessage, SLEEP_FEEDBACK, 10)
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
     executor.add_node(test)
@@ -418,6 +436,21 @@ def test_the_node_waits_for_a_taken_port_and_reports_bad_frames(ros_domain):
             jpeg = decode(client.channels[cam], client.stats[cam].samples[-1]).data
             back = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
             assert back.shape == (48, 64, 3) and back[:, :28, 2].mean() > 180
+
+            # an action's feedback, as the memory node's Sleep action server sends it
+            mem = next(i for i, ch in client.channels.items() if ch['topic'] == LiveView.MEMORY)
+
+            def sleeping(c: LiveViewClient) -> bool:
+                fb = Sleep.Impl.FeedbackMessage()
+                fb.feedback.phase, fb.feedback.modality = 'retrain', 'audio'
+                fb.feedback.steps, fb.feedback.progress = 120, 0.4
+                sleep.publish(fb)
+                return mem in c.stats and decode(c.channels[mem], c.stats[mem].samples[-1])[
+                    'sleep_phase'] == 'retrain'
+            assert client.wait_for(sleeping, 10)
+            summary = decode(client.channels[mem], client.stats[mem].samples[-1])
+            assert summary['sleeping'] and summary['sleep_modality'] == 'audio'
+            assert summary['sleep_progress'] == pytest.approx(0.4)
     finally:
         executor.shutdown(timeout_sec=2.0)
         node.close()
