@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import os
 from pathlib import Path
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ import time
 import rclpy
 from rclpy.node import Node
 
+from sage_bench.foxglove_client import LiveViewClient
 from sage_bringup.paths import repo_root
 from sage_bringup.profile import load_profile
 from sage_common.processes import interrupt
@@ -31,6 +33,7 @@ from sage_common.vocabulary import PREFIX, Topic
 # Every node has these; they would connect everything to everything.
 IGNORED_TOPICS = frozenset({Topic.DIAGNOSTICS, '/rosout', '/parameter_events'})
 GRAPH_PREFIX = '/' + PREFIX  # the graph's own topics and services (no namespace)
+LIVE_VIEW = 'foxglove'  # the node serving the Foxglove live view (sage.foxglove_node)
 OUTSIDE_IN = 'inputs from outside'
 OUTSIDE_OUT = 'viewers, recorders'
 
@@ -45,11 +48,18 @@ class GraphInfo:
     subscribes: dict[str, set[str]] = field(default_factory=dict)
     serves: dict[str, set[str]] = field(default_factory=dict)
     calls: dict[str, set[str]] = field(default_factory=dict)
+    # Links that are no DDS topic: (node, where to, label), e.g. the live view's WebSocket.
+    outside: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def short(name: str) -> str:
     """A topic or service name without the graph's common prefix."""
     return name[len(GRAPH_PREFIX):] if name.startswith(GRAPH_PREFIX) else name
+
+
+def _hidden(name: str) -> bool:
+    """An action's own topics and services (`.../_action/feedback`): the action is one link."""
+    return '/_action/' in name
 
 
 def edges(info: GraphInfo) -> dict[tuple[str, str], list[str]]:
@@ -59,9 +69,11 @@ def edges(info: GraphInfo) -> dict[tuple[str, str], list[str]]:
     subscribers: dict[str, set[str]] = defaultdict(set)
     for node in info.nodes:
         for topic in info.publishes.get(node, set()) - IGNORED_TOPICS:
-            publishers[topic].add(node)
+            if not _hidden(topic):
+                publishers[topic].add(node)
         for topic in info.subscribes.get(node, set()) - IGNORED_TOPICS:
-            subscribers[topic].add(node)
+            if not _hidden(topic):
+                subscribers[topic].add(node)
     out: dict[tuple[str, str], set[str]] = defaultdict(set)
     for topic in set(publishers) | set(subscribers):
         for src in publishers.get(topic) or {OUTSIDE_IN}:
@@ -92,35 +104,47 @@ def _quote(text: str) -> str:
     return '"' + text.replace('\\', '\\\\').replace('"', '\\"') + '"'
 
 
+def _label(names: list[str]) -> str:
+    return '\\n'.join(_quote(short(n))[1:-1] for n in names)
+
+
 def to_dot(info: GraphInfo, title: str) -> str:
-    """graphviz source of the graph: nodes as boxes (one cluster per process), an edge per
-    (publisher, subscriber) pair labelled with its topics, dashed edges for service calls."""
+    """graphviz source of the graph, drawn left to right from its sources (the sensors, and
+    what comes from outside): nodes as boxes (with the process they are composed into), an edge
+    per (publisher, subscriber) pair labelled with its topics, dashed edges for service calls
+    and for links that are no DDS topic."""
     lines = [f'digraph {_quote(title)} {{',
-             '  rankdir=LR; newrank=true; nodesep=0.25; ranksep=0.5;',
-             '  graph [fontname="Helvetica", fontsize=11, color="#8a8f98", style=rounded];',
+             '  rankdir=LR; nodesep=0.3; ranksep=0.9;',
              '  node [shape=box, style="rounded,filled", fillcolor="#e8f0fb", color="#4e79a7", '
              'fontname="Helvetica", fontsize=11];',
              '  edge [fontname="Helvetica", fontsize=9, color="#5f6670", fontcolor="#3b4048"];']
-    grouped = {n for members in info.groups.values() for n in members}
-    for n, (group, members) in enumerate(sorted(info.groups.items())):
-        present = [m for m in members if m in info.nodes]
-        if not present:
-            continue
-        lines.append(f'  subgraph cluster_{n} {{ label={_quote("process: " + group)};')
-        lines += [f'    {_quote(m)};' for m in present]
-        lines.append('  }')
-    lines += [f'  {_quote(n)};' for n in info.nodes if n not in grouped]
+    process = {m: g for g, members in info.groups.items() for m in members}
+    for n in info.nodes:
+        if n in process:
+            lines.append(f'  {_quote(n)} [label=<{n}<BR/><FONT POINT-SIZE="8" COLOR="#5f6670">'
+                         f'process: {process[n]}</FONT>>];')
+        else:
+            lines.append(f'  {_quote(n)};')
     topic_edges = edges(info)
-    ends = {OUTSIDE_IN, OUTSIDE_OUT} & {n for pair in topic_edges for n in pair}
+    outside = [(src, dst, label) for src, dst, label in info.outside]
+    ends = ({OUTSIDE_IN, OUTSIDE_OUT} & {n for pair in topic_edges for n in pair}) | {
+        dst for _, dst, _ in outside}
     for end in sorted(ends):
         lines.append(f'  {_quote(end)} [shape=plaintext, style="", fontcolor="#5f6670"];')
     for (src, dst), topics in topic_edges.items():
-        label = '\\n'.join(_quote(short(t))[1:-1] for t in topics)
-        lines.append(f'  {_quote(src)} -> {_quote(dst)} [label="{label}"];')
+        lines.append(f'  {_quote(src)} -> {_quote(dst)} [label="{_label(topics)}"];')
     for (client, server), services in service_edges(info).items():
-        label = '\\n'.join(_quote(short(s))[1:-1] for s in services)
-        lines.append(f'  {_quote(client)} -> {_quote(server)} '
-                     f'[label="{label}", style=dashed, color="#e15759", fontcolor="#e15759"];')
+        lines.append(f'  {_quote(client)} -> {_quote(server)} [label="{_label(services)}", '
+                     'style=dashed, color="#e15759", fontcolor="#e15759"];')
+    for src, dst, label in outside:
+        lines.append(f'  {_quote(src)} -> {_quote(dst)} [label={_quote(label)}, style=dashed];')
+    fed = {dst for src, dst in topic_edges if src != OUTSIDE_IN}
+    sources = [n for n in info.nodes if n not in fed] + sorted({OUTSIDE_IN} & ends)
+    if sources:
+        lines.append('  {rank=source; ' + ' '.join(f'{_quote(n)};' for n in sources) + '}')
+    sinks = sorted(ends - {OUTSIDE_IN})
+    if sinks:
+        lines.append('  {rank=sink; ' + ' '.join(f'{_quote(n)};' for n in sinks) + '}')
     lines.append('}')
     return '\n'.join(lines) + '\n'
 
@@ -165,6 +189,12 @@ def render_svg(dot_source: str, out: Path) -> None:
     subprocess.run([dot, '-Tsvg', '-o', str(out)], input=dot_source.encode(), check=True)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return int(s.getsockname()[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description='Draw the running node graph with graphviz.')
     parser.add_argument('--profile', default='nano')
@@ -181,20 +211,33 @@ def main(argv: list[str] | None = None) -> int:
               if profile.composed() else {})
     env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain_id),
                ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    # The live view subscribes to the graph only while a viewer watches: one does, so its
+    # inputs are drawn (on a port of its own; the picture names the profile's).
+    viewer_port = _free_port() if LIVE_VIEW in names else 0
+    extra = ['--set', f'{LIVE_VIEW}.port={viewer_port}'] if viewer_port else []
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(
             [sys.executable, '-m', 'sage.cli', 'launch', args.profile, '--duration',
              str(int(args.timeout) + 60), '--domain-id', str(args.domain_id), '--quiet',
-             '--run-dir', str(Path(tmp) / 'run')],
+             '--run-dir', str(Path(tmp) / 'run'), *extra],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         rclpy.init(domain_id=args.domain_id)
         node = rclpy.create_node('sage_graph_picture')
+        viewer = None
         try:
+            if viewer_port:
+                viewer = LiveViewClient(f'ws://127.0.0.1:{viewer_port}', keep=0)
+                viewer.start(timeout=args.timeout)
             info = read_graph(node, names, groups, args.timeout)
         finally:
+            if viewer is not None:
+                viewer.close()
             node.destroy_node()
             rclpy.try_shutdown()
             interrupt(proc, 30.0)
+    if viewer_port:
+        port = profile.node(LIVE_VIEW).parameters.get('port', viewer_port)
+        info.outside.append((LIVE_VIEW, 'Foxglove, Lichtblick', f'WebSocket :{port}'))
     missing = sorted(set(names) - set(info.nodes))
     if missing:
         print(f"ERROR: nodes not seen within {args.timeout:.0f} s: {', '.join(missing)}",

@@ -23,6 +23,7 @@ def _info() -> GraphInfo:
                    'snarc': {'/sage/salience', '/parameter_events'},
                    'memory': {'/sage/memory/stored'}},
         subscribes={'vision_encoder': {'/sage/camera/image_raw'},
+                    'camera': {'/sage/memory/sleep/_action/feedback'},  # an action's own
                     'snarc': {'/sage/vision/latent', '/sage/memory/stored', '/sage/reward'},
                     'memory': {'/sage/vision/latent', '/sage/salience', '/diagnostics'}},
         serves={'memory': {'/sage/memory/sleep', '/memory/get_parameters'}},
@@ -50,15 +51,22 @@ def test_only_the_graphs_own_services_are_drawn():
     assert service_edges(_info()) == {('snarc', 'memory'): ['/sage/memory/sleep']}
 
 
-def test_dot_source_has_a_cluster_per_process_and_renders_to_svg(tmp_path):
-    source = to_dot(_info(), 'SAGE test graph')
-    assert 'subgraph cluster_0 { label="process: sensing";' in source
+def test_dot_source_names_processes_and_sources_and_renders_to_svg(tmp_path):
+    info = _info()
+    info.outside.append(('snarc', 'Foxglove', 'WebSocket'))
+    source = to_dot(info, 'SAGE test graph')
+    assert 'process: sensing' in source
     assert '"microphone"' not in source  # in the group, not in the graph
     assert '"camera" -> "vision_encoder" [label="camera/image_raw"];' in source
     assert 'style=dashed' in source and 'memory/sleep' in source
+    assert '"snarc" -> "Foxglove" [label="WebSocket", style=dashed];' in source
+    # drawn from the nodes nothing in the graph feeds, and what comes from outside
+    assert '{rank=source; "camera"; "inputs from outside";}' in source
+    assert '{rank=sink; "Foxglove"; "viewers, recorders";}' in source
     if shutil.which('dot') is None:
         pytest.fail('graphviz (dot) is missing: run scripts/install.sh')
     svg = tmp_path / 'graph.svg'
     render_svg(source, svg)
     texts = {t.text for t in ET.parse(svg).iter('{http://www.w3.org/2000/svg}text')}
     assert {'camera', 'vision_encoder', 'snarc', 'memory', 'camera/image_raw'} <= texts
+    assert 'process: sensing' in texts

@@ -395,6 +395,16 @@ CHECKS: dict[str, Check] = {
     'sage bench sleep': Check('', note="the '.venv/bin/sage bench sleep' checks"),
     'sage train vision --help': Check('.venv/bin/sage train vision --help',
                                       [r'--steps', r'--seed', r'--out']),
+    # docs/live-view-browser.md
+    '.venv/bin/sage launch nano --duration 600': Check(
+        '', note='runs ten minutes: test_live_view_browser launches nano with its Foxglove '
+                 'server and opens it in headless Chromium'),
+    '.venv/bin/python web/serve.py --ws ws://127.0.0.1:8765': Check(
+        '', note='serves until stopped: test_live_view_browser runs it (on a free port) and '
+                 'loads the page it serves'),
+    '.venv/bin/python -m sage.graph_picture --profile nano --out docs/img/graph': Check(
+        '', note='rewrites docs/img: test_graph_picture draws and renders a graph with its code, '
+                 'test_live_view_browser reads a live graph with it'),
 }
 
 
