@@ -25,7 +25,8 @@ READY_DEADLINE_S = 240.0  # processes starting on a shared 2-core machine
 # The launcher's gate reads each node's /diagnostics, whatever the node does: the graph runs
 # without the camera, microphone and encoders (four fifths of the full graph's CPU, which the
 # other test worker needs more).
-WITHOUT = ('camera', 'microphone', 'vision_encoder', 'audio_encoder', 'language_encoder', 'viz')
+WITHOUT = ('camera', 'microphone', 'vision_encoder', 'audio_encoder', 'language_encoder', 'viz',
+           'foxglove')
 
 
 class FakeSystemd:
