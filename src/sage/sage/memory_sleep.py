@@ -6,12 +6,15 @@ Asked for by hand it is not preempted by the metabolic state. Feedback is printe
 a line at each change of phase or decision, and the progress every PRINT_EVERY_S between.
 Ctrl-C cancels the goal and waits for the memory node to stop the sleep (the unfinished version
 is discarded, the previous model stays live), then prints what was done; a second Ctrl-C stops
-waiting.
+waiting. Ctrl-C only sets a flag (CtrlC) that the waits look at: a KeyboardInterrupt raised
+inside rclpy's conversion of a message comes out as another error.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+import signal
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -23,8 +26,7 @@ PRINT_EVERY_S = 5.0
 # A cancel lands within a second, but an export in progress finishes first (a few seconds).
 CANCEL_WAIT_S = 30.0
 EXIT_CANCELLED = 130  # as a shell reports a command ended by Ctrl-C
-# Spins in short slices: with rclpy's signal handling off (Ctrl-C is ours), a wait with
-# nothing arriving would not return for a KeyboardInterrupt.
+# Spins in short slices, so that a Ctrl-C is seen within one.
 SPIN_STEP_S = 0.2
 
 
@@ -74,6 +76,29 @@ class FeedbackPrinter:
         self._decided = max(self._decided, len(fb.models))
 
 
+class CtrlC:
+    """Counts Ctrl-C presses (SIGINT) while in use, instead of raising KeyboardInterrupt.
+
+    Only in the main thread (where Python runs signal handlers); elsewhere it counts nothing.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._previous: Any = None
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._press)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _press(self, signum: int, frame: Any) -> None:
+        self.count += 1
+
+
 def _context() -> Any:
     # lazy: keeps ROS out of this module's import
     import rclpy
@@ -97,6 +122,19 @@ def run_memory_sleep(max_duration_s: float, out: TextIO | None = None,
     Returns 0 on success, 1 when the sleep failed, 2 when no memory node answered,
     EXIT_CANCELLED when Ctrl-C cancelled it.
     """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    context = _context()
+    try:
+        with CtrlC() as ctrl_c:
+            return _run(context, ctrl_c, max_duration_s, out, err, progress)
+    finally:
+        context.try_shutdown()
+
+
+def _run(context: Any, ctrl_c: CtrlC, max_duration_s: float, out: TextIO, err: TextIO,
+         progress: Callable[[float, float | None], None] | None
+         ) -> int:
     # lazy: keeps ROS out of this module's import
     import rclpy
     from rclpy.action import ActionClient
@@ -104,65 +142,58 @@ def run_memory_sleep(max_duration_s: float, out: TextIO | None = None,
     from sage_interfaces.action import Sleep
     from sage_common.ros import spin_until
 
-    out = out or sys.stdout
-    err = err or sys.stderr
-    context = _context()
-    try:
-        node = rclpy.create_node('sage_memory_sleep', context=context)
-        client = ActionClient(node, Sleep, Topic.MEMORY_SLEEP_ACTION)
-        try:
-            found = client.wait_for_server(timeout_sec=DISCOVERY_TIMEOUT_S)
-        except KeyboardInterrupt:
-            return EXIT_CANCELLED  # nothing sent yet
-        if not found:
-            print(f'no memory node serves the {Topic.MEMORY_SLEEP_ACTION} action on this '
-                  f'domain (waited {DISCOVERY_TIMEOUT_S:g} s): is the graph running?', file=err)
+    node = rclpy.create_node('sage_memory_sleep', context=context)
+    client = ActionClient(node, Sleep, Topic.MEMORY_SLEEP_ACTION)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spin_until(executor, lambda: client.server_is_ready() or ctrl_c.count, DISCOVERY_TIMEOUT_S,
+               SPIN_STEP_S)
+    if ctrl_c.count:
+        return EXIT_CANCELLED  # nothing sent yet
+    if not client.server_is_ready():
+        print(f'no memory node serves the {Topic.MEMORY_SLEEP_ACTION} action on this '
+              f'domain (waited {DISCOVERY_TIMEOUT_S:g} s): is the graph running?', file=err)
+        return 2
+    printer = FeedbackPrinter(out, progress)
+    sent = client.send_goal_async(Sleep.Goal(max_duration_s=float(max_duration_s),
+                                             reason='sage memory sleep'),
+                                  feedback_callback=printer)
+    spin_until(executor, lambda: sent.done() or ctrl_c.count, DISCOVERY_TIMEOUT_S, SPIN_STEP_S)
+    result = None
+    if sent.done():
+        goal = sent.result()
+        if goal is None or not goal.accepted:
+            print('the memory node did not take the sleep goal', file=err)
             return 2
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        printer = FeedbackPrinter(out, progress)
-        sent = client.send_goal_async(Sleep.Goal(max_duration_s=float(max_duration_s),
-                                                 reason='sage memory sleep'),
-                                      feedback_callback=printer)
-        result = None
-        cancelled = False
-        try:
-            spin_until(executor, sent.done, DISCOVERY_TIMEOUT_S, SPIN_STEP_S)
-            goal = sent.result() if sent.done() else None
-            if goal is None or not goal.accepted:
-                print('the memory node did not take the sleep goal', file=err)
-                return 2
-            result = goal.get_result_async()
-            # The node bounds the sleep by max_duration_s; a margin for the result to come.
-            spin_until(executor, result.done, max_duration_s + 60.0, SPIN_STEP_S)
-        except KeyboardInterrupt:
-            cancelled = True
-            try:
-                result = _cancel(executor, sent, result, err)
-            except KeyboardInterrupt:
-                print('stopped waiting: the memory node still stops the sleep', file=err)
-                return EXIT_CANCELLED
-        answer = result.result() if result is not None and result.done() else None
-        if answer is None:
-            print('no result from the memory node', file=err)
-            return 2
-        _report(answer.result, out)
-        if cancelled:
+        result = goal.get_result_async()
+        # The node bounds the sleep by max_duration_s; a margin for the result to come.
+        spin_until(executor, lambda: result.done() or ctrl_c.count, max_duration_s + 60.0,
+                   SPIN_STEP_S)
+    cancelled = bool(ctrl_c.count)
+    if cancelled:
+        result = _cancel(executor, spin_until, ctrl_c, sent, result, err)
+        if ctrl_c.count > 1:
+            print('stopped waiting: the memory node still stops the sleep', file=err)
             return EXIT_CANCELLED
-        return 0 if answer.result.success else 1
-    finally:
-        context.try_shutdown()
+    answer = result.result() if result is not None and result.done() else None
+    if answer is None:
+        print('no result from the memory node', file=err)
+        return EXIT_CANCELLED if cancelled else 2
+    _report(answer.result, out)
+    if cancelled:
+        return EXIT_CANCELLED
+    return 0 if answer.result.success else 1
 
 
-def _cancel(executor: Any, sent: Any, result: Any, err: TextIO) -> Any:
-    """Ctrl-C: cancel the goal and wait for its result (None when it never arrives)."""
-    # lazy: keeps ROS out of this module's import
-    from sage_common.ros import spin_until
-
+def _cancel(executor: Any, spin_until: Callable[..., bool], ctrl_c: CtrlC, sent: Any,
+            result: Any, err: TextIO) -> Any:
+    """Ctrl-C: cancel the goal and wait for its result (None when it never arrives); a
+    second Ctrl-C stops waiting."""
     print('Ctrl-C: cancelling the sleep (the previous model stays live) ...', file=err,
           flush=True)
     if not sent.done():  # the goal was still on its way: it is cancelled once it is taken
-        spin_until(executor, sent.done, DISCOVERY_TIMEOUT_S, SPIN_STEP_S)
+        spin_until(executor, lambda: sent.done() or ctrl_c.count > 1, DISCOVERY_TIMEOUT_S,
+                   SPIN_STEP_S)
     goal = sent.result() if sent.done() else None
     if goal is None or not goal.accepted:
         return None
@@ -170,7 +201,8 @@ def _cancel(executor: Any, sent: Any, result: Any, err: TextIO) -> Any:
     goal.cancel_goal_async()
     if result is None:
         result = goal.get_result_async()
-    spin_until(executor, result.done, CANCEL_WAIT_S, SPIN_STEP_S)
+    spin_until(executor, lambda: result.done() or ctrl_c.count > 1, CANCEL_WAIT_S,
+               SPIN_STEP_S)
     if result.done():
         print(f'cancelled: the sleep ended {time.monotonic() - t0:.2f} s after the cancel',
               file=err)
