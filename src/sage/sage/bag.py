@@ -9,9 +9,10 @@ graph's inputs unless told otherwise (sage.bag_select).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+import math
 from pathlib import Path
 import signal
 import sys
@@ -35,6 +36,7 @@ from sage_common.vocabulary import absolute, PREFIX, Topic
 DEFAULT_PREFIX = absolute(PREFIX)  # /sage/: what a graph with no namespace publishes
 DISCOVERY_PERIOD_S = 0.5
 CLOCK_PERIOD_S = 0.025  # 40 Hz, rosbag2's default --clock rate
+PROGRESS_STEP_S = 0.25  # a progress bar hears of every quarter second of the bag
 # play waits at most this long for the graph's subscribers: a running graph is matched in well
 # under a second, and nobody waits long for a bag played to no one (--wait for a loaded host).
 DEFAULT_WAIT_S = 5.0
@@ -281,7 +283,8 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
          topics: list[str] | None = None, *, exclude: list[str] | None = None,
          play_all: bool = False, delay: float | None = None, wait_for: Sequence[str] = (),
          stdout: TextIO | None = None, stop: threading.Event | None = None,
-         namespace: str = '') -> int:
+         namespace: str = '',
+         progress: Callable[[float, float | None], None] | None = None) -> int:
     """Publish a bag's messages with their original timing (scaled by rate).
 
     Each message is published as the recorded CDR bytes, with the QoS its publishers offered
@@ -309,6 +312,8 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
         stop: ends playing when set (for callers running play in a thread).
         namespace: the graph's namespace ('/r1'): the bag's /sage/... topics are published
             as /r1/sage/... (a graph launched with --namespace /r1).
+        progress: called with (seconds of the bag played, its length) as it plays (a
+            progress bar; each pass of a loop starts again at 0).
 
     Returns:
         0 when played to the end or stopped (Ctrl-C, SIGTERM), 1 when there was nothing to play.
@@ -352,7 +357,7 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
                                 wanted, hold_clock)
                 while not stop.is_set():
                     sent += _play_once(reader, [c for c in conns if c.id in pubs], pubs,
-                                       clock_pub, rate, stop)
+                                       clock_pub, rate, stop, progress)
                     if not loop:
                         break
         except KeyboardInterrupt:
@@ -453,11 +458,14 @@ def _wait_for_graph(node: Any, pubs: dict[str, Any], delay: float, stop: threadi
 
 
 def _play_once(reader: Any, conns: list[Connection], pubs: dict[int, Any], clock_pub: Any,
-               rate: float, stop: threading.Event) -> int:
+               rate: float, stop: threading.Event,
+               progress: Callable[[float, float | None], None] | None = None) -> int:
     """One pass over the bag; returns the number of messages published."""
     start_wall = time.monotonic()
     first: int | None = None
     sent = 0
+    begin, length = int(reader.start_time), (int(reader.end_time) - int(reader.start_time)) * 1e-9
+    shown = -math.inf
     for conn, stamp, raw in reader.messages(connections=conns):
         if first is None:
             first = stamp
@@ -474,6 +482,11 @@ def _play_once(reader: Any, conns: list[Connection], pubs: dict[int, Any], clock
             break
         pubs[conn.id].publish(bytes(raw))
         sent += 1
+        if progress is not None and (stamp - begin) * 1e-9 - shown >= PROGRESS_STEP_S:
+            shown = (stamp - begin) * 1e-9
+            progress(shown, length)
+    if progress is not None and not stop.is_set():
+        progress(length, length)
     return sent
 
 

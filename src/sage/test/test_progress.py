@@ -78,15 +78,17 @@ def _piped(args: list[str], cwd, timeout: float = 240) -> str:
     return out
 
 
-def test_long_commands_print_no_control_codes_into_a_pipe(tmp_path):
-    """scenario make, offline replay, experiment, a bench and train run through their bars'
-    code paths with their output a pipe: the output is there, no escape codes, no carriage
-    returns."""
+def test_long_commands_print_no_control_codes_into_a_pipe(tmp_path, ros_domain):
+    """scenario make, offline replay, bag play, experiment, a bench and train run through
+    their bars' code paths with their output a pipe: the output is there, no escape codes,
+    no carriage returns."""
     _latent_bag(tmp_path / 'lat')
     outputs = {
         'scenario': _piped(['scenario', 'make', 'scn', '--seed', '1', '--duration', '90'],
                            tmp_path),
         'replay': _piped(['replay', 'lat', '--offline', '--decisions', 'lat.jsonl'], tmp_path),
+        'play': _piped(['bag', 'play', 'lat', '--all', '--rate', '10', '--wait', '0.5'],
+                       tmp_path),
         'experiment': _piped(['experiment', 'lat', '--set', 'snarc.weights.novelty=0.6',
                               '--vs', 'snarc.weights.novelty=0.1', '--jobs', '1'], tmp_path),
         'bench': _piped(['bench', 'orchestrator', '--seconds', '0.5', '-o', 'orch.json'],
@@ -97,6 +99,7 @@ def test_long_commands_print_no_control_codes_into_a_pipe(tmp_path):
     assert 'wrote scn' in outputs['scenario']
     assert '"inputs": {"vision": 300}' in outputs['replay']
     assert 'novelty=0.6' in outputs['experiment']
+    assert 'played 300 messages' in outputs['play']
     assert 'wrote orch.json' in outputs['bench']
     assert 'step 2/2' in outputs['train']
     for name, out in outputs.items():

@@ -66,11 +66,13 @@ def bag_play(
 ) -> None:
     """Publish a bag's sensor inputs (or --topics, --all) with their original timing."""
     from sage.bag import play
+    from sage.progress import progress_bar
     from sage_bringup.environment import as_env, joined_graph
-    with joined_graph(as_env(graph_settings(profile, domain_id))):
+    with joined_graph(as_env(graph_settings(profile, domain_id))), \
+            progress_bar(f'play {bag.name}', unit='s of bag') as report:
         raise typer.Exit(play(bag, rate=rate, loop=loop, clock=clock, topics=topics,
                                 exclude=exclude, play_all=play_all, delay=wait,
-                                wait_for=wait_for, namespace=namespace))
+                                wait_for=wait_for, namespace=namespace, progress=report))
 
 
 @app.command('info')

@@ -33,9 +33,11 @@ def replay(
     """Replay a bag: offline through the same cores (decisions JSONL), or into the graph."""
     if not offline:
         from sage.bag import play
+        from sage.progress import progress_bar
         from sage_bringup.environment import as_env, joined_graph
-        with joined_graph(as_env(graph_settings(profile, domain_id))):
-            raise typer.Exit(play(bag, rate=rate))
+        with joined_graph(as_env(graph_settings(profile, domain_id))), \
+                progress_bar(f'replay {bag.name}', unit='s of bag') as report:
+            raise typer.Exit(play(bag, rate=rate, progress=report))
     if decisions is None:
         fail('--offline needs --decisions OUT.jsonl')
     from sage_eval.replay import replay_bag
