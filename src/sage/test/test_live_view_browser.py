@@ -158,6 +158,11 @@ def _serve(layout: Path, ws_url: str) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
+def _stop(server: subprocess.Popen) -> None:
+    server.kill()
+    server.communicate()  # reaps it and closes its pipes
+
+
 def _shoot(url: str, out: Path, settle_s: float, timeout_s: float) -> dict:
     """web/shoot.mjs: the page in headless Chromium, screenshots and result.json in out
     (timeout_s for the first WebSocket message, LOAD_TIMEOUT_S for the page)."""
@@ -240,8 +245,7 @@ def test_chromium_shows_the_camera_and_salience_lines_of_a_live_graph(
         print(f'[live view] server listening {listening - started:.1f} s after launch; '
               f'browser {time.monotonic() - listening:.1f} s')
     finally:
-        server.kill()
-        server.wait()
+        _stop(server)
     assert result['ok'], f"{result['error']}; console: {result['console'][:5]}"
     assert result['status']['messages'] > 0
     panels = {p['id']: p for p in result['panels']}
@@ -276,10 +280,9 @@ def test_without_a_server_the_page_reports_no_connection_and_the_panels_stay_emp
     server, url = _serve(LAYOUT, f'ws://127.0.0.1:{_free_port()}')
     try:
         out = ARTIFACTS / 'no_server'
-        result = _shoot(url, out, 0, 8)
+        result = _shoot(url, out, 0, 5)
     finally:
-        server.kill()
-        server.wait()
+        _stop(server)
     assert not result['ok']
     assert result['status'] and result['status']['messages'] == 0
     assert not result['status']['connected']
