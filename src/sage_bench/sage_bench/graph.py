@@ -13,6 +13,7 @@ with the Foxglove live view off against on with one client connected (sage_bench
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 import importlib
 from pathlib import Path
 import shutil
@@ -139,7 +140,9 @@ class _Probe:
 def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.0,
               overrides: tuple[str, ...] = (), domain_id: int | None = None,
               compose: bool | None = None, swap: bool = False,
-              foxglove: bool = False) -> dict[str, Any]:
+              foxglove: bool = False,
+              progress: Callable[[float, float | None], None] | None = None
+              ) -> dict[str, Any]:
     """Run the graph for warmup_s + seconds and report the measured window.
 
     domain_id: ROS_DOMAIN_ID of the benchmark's graph (None: the project's one rule,
@@ -152,7 +155,10 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
     not touched) and report what the encoders' hot swap cost (sage_bench.swap_window).
     foxglove: after the window, alternate the live view off and on with one client and report
     the graph's CPU in each (sage_bench.foxglove_cost; the server on a free port of its own).
+    progress: called with (seconds run, warmup_s + seconds) as the window runs (a progress bar;
+    the --foxglove phases after it are not counted).
     """
+    report = progress or (lambda done, total: None)
     run_dir = Path(tempfile.mkdtemp(prefix='sage-bench-graph-'))
     if swap:
         overrides = (*overrides, f'memory.data_dir={run_dir / "memory"}')
@@ -168,7 +174,9 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
     started = time.time()
     sup.start()
     try:
+        report(0.0, warmup_s + seconds)
         time.sleep(warmup_s)
+        report(warmup_s, warmup_s + seconds)
         with probe.lock:
             for store in (probe.arrivals, probe.latency_ms, probe.seqs, probe.salience,
                           probe.encode_ms, probe.camera, probe.latents, probe.iterations):
@@ -181,6 +189,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
         promoted, version = 0.0, ''
         while time.time() - t0 < seconds:
             time.sleep(1.0)
+            report(warmup_s + min(time.time() - t0, seconds), warmup_s + seconds)
             if swap and not promoted and time.time() - t0 >= seconds / 2:
                 version = promote_copies(run_dir / 'memory' / 'models', tuple(ENCODERS))
                 promoted = time.time()
