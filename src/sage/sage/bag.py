@@ -98,10 +98,19 @@ def _rclpy_qos(choice: QosChoice) -> Any:
                     else DurabilityPolicy.VOLATILE))
 
 
-def _wanted(topic: str, topics: Sequence[str] | None) -> bool:
+def _wanted(topic: str, topics: Sequence[str] | None, prefix: str = DEFAULT_PREFIX) -> bool:
     if topics:
         return topic in topics
-    return topic.startswith(DEFAULT_PREFIX)
+    return topic.startswith(prefix)
+
+
+def out_of_namespace(topic: str, namespace: str) -> str:
+    """The name a namespaced graph's topic is recorded under: /r1/sage/x -> /sage/x, so the
+    bag reads like a graph's with no namespace (offline replay, play --namespace anywhere)."""
+    ns = '/' + namespace.strip('/')
+    if ns != '/' and topic.startswith(absolute(PREFIX, ns)):
+        return topic[len(ns):]
+    return topic
 
 
 def _normalise(topics: Sequence[str] | None) -> list[str] | None:
@@ -152,6 +161,7 @@ class _Recorder:
     store: Any
     topics: list[str] | None
     out: TextIO | None
+    namespace: str = ''
     counts: dict[str, int] = field(default_factory=dict)
     skipped: set[str] = field(default_factory=set)
     subscriptions: list[Any] = field(default_factory=list)
@@ -161,7 +171,7 @@ class _Recorder:
         for topic, types in self.node.get_topic_names_and_types():
             if topic in self.counts or topic in self.skipped:
                 continue
-            if not _wanted(topic, self.topics):
+            if not _wanted(topic, self.topics, absolute(PREFIX, self.namespace)):
                 continue
             infos = self.node.get_publishers_info_by_topic(topic)
             if not infos:
@@ -184,22 +194,25 @@ class _Recorder:
         if not ensure_type(self.store, msgtype):
             self._skip(topic, f'no message definition found for {msgtype}')
             return
-        self.writer.add_topic(topic, msgtype, offered)
+        stored = out_of_namespace(topic, self.namespace)
+        self.writer.add_topic(stored, msgtype, offered)
         self.counts[topic] = 0
 
         def on_message(data: bytes, topic: str = topic) -> None:
-            self.writer.write(topic, time.time_ns(), data)
+            self.writer.write(stored, time.time_ns(), data)
             self.counts[topic] += 1
 
         qos = _rclpy_qos(adapt_qos(offered))
         self.subscriptions.append(
             self.node.create_subscription(cls, topic, on_message, qos, raw=True))
-        _say(self.out, f'[bag] recording {topic} ({msgtype})')
+        _say(self.out, f'[bag] recording {topic} ({msgtype})'
+                       + (f' as {stored}' if stored != topic else ''))
 
 
 def record(out: Path, topics: list[str] | None = None, duration: float | None = None,
            storage: str = 'mcap', *, compression: str = 'zstd', max_bytes: int = 0,
-           stdout: TextIO | None = None, stop: threading.Event | None = None) -> int:
+           stdout: TextIO | None = None, stop: threading.Event | None = None,
+           namespace: str = '') -> int:
     """Record topics of the running graph into a new rosbag2 folder.
 
     Args:
@@ -213,6 +226,8 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
             (0: one file).
         stdout: where progress lines go.
         stop: ends the recording when set (for callers running record in a thread).
+        namespace: the graph's namespace ('/r1'): its /r1/sage/ topics are recorded (by
+            default), under their /sage/ names (out_of_namespace).
 
     Returns:
         0 on success (also when stopped by Ctrl-C or SIGTERM), 1 when nothing was recorded.
@@ -232,15 +247,15 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
 
     context = _new_context()
     node = Node('sage_bag_recorder', context=context)
-    rec = _Recorder(node, writer, store, wanted, stdout)
+    rec = _Recorder(node, writer, store, wanted, stdout, namespace)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     node.create_timer(DISCOVERY_PERIOD_S, rec.discover)
     deadline = None if duration is None else time.monotonic() + duration
     split = f', new file every {max_bytes / 1e6:g} MB' if max_bytes else ''
-    _say(stdout, f'[bag] recording into {out} '
-                 f"({', '.join(wanted) if wanted else 'all ' + DEFAULT_PREFIX + '* topics'}; "
-                 f'{storage}, compression {compression}{split})')
+    what = ', '.join(wanted) if wanted else f'all {absolute(PREFIX, namespace)}* topics'
+    _say(stdout, f'[bag] recording into {out} ({what}; {storage}, compression '
+                 f'{compression}{split})')
     stop = stop or threading.Event()
     try:
         with _stop_on_signals(stop):

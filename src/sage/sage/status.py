@@ -68,8 +68,9 @@ def _make_monitor(model: StatusModel, lock: threading.Lock, context: Any) -> Any
 class StatusListener:
     """Runs the status monitor node in a background thread with its own context."""
 
-    def __init__(self, model: StatusModel) -> None:
+    def __init__(self, model: StatusModel, namespace: str = '') -> None:
         self.model = model
+        self.namespace = namespace  # the graph's ROS namespace ('' = none)
         self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -81,6 +82,8 @@ class StatusListener:
         kwargs: dict[str, Any] = {'context': self._context,
                                   # the launcher's monitor is also 'sage_monitor': rename ours
                                   'args': ['--ros-args', '-r', '__node:=sage_status']}
+        if self.namespace.strip('/'):  # its relative names then resolve in the graph's
+            kwargs['args'] += ['-r', f"__ns:=/{self.namespace.strip('/')}"]
         try:
             # lazy: optional, rclpy before Humble has no SignalHandlerOptions
             from rclpy.signals import SignalHandlerOptions
@@ -115,7 +118,7 @@ class StatusListener:
 
 
 def run_status(duration: float | None = None, once: bool = False, out: TextIO = sys.stdout,
-               window_s: float = 10.0, settings: Sequence[Any] = ()) -> int:
+               window_s: float = 10.0, settings: Sequence[Any] = (), namespace: str = '') -> int:
     """Watch the running graph and show the status screen.
 
     Args:
@@ -127,6 +130,7 @@ def run_status(duration: float | None = None, once: bool = False, out: TextIO = 
         settings: the DDS settings this process joined (sage_bringup.environment.Choice);
             the screen
             names the domain and where it came from.
+        namespace: the graph's ROS namespace (`sage launch --namespace`; '' = none).
 
     Returns:
         0 when the graph was heard, 1 when nothing arrived on any SAGE topic.
@@ -134,7 +138,7 @@ def run_status(duration: float | None = None, once: bool = False, out: TextIO = 
     domain = next((f'{c.value} ({c.source})' for c in settings if c.key == 'ROS_DOMAIN_ID'),
                   None)
     model = StatusModel(window_s=window_s, domain=domain)
-    listener = StatusListener(model)
+    listener = StatusListener(model, namespace)
     listener.start()
     console = Console(file=out, width=None if _is_tty(out) else 140,
                       force_terminal=_is_tty(out) or None)

@@ -8,14 +8,18 @@ namespace (/sage/imu/data), stamped from 2000 s and twice as long. Every salienc
 /r1/sage/salience must carry a /r1 stamp and /r2's a /r2 stamp, each graph must have scored
 (nearly) all of its own windows, nothing may appear on the un-namespaced /sage/salience, and
 each namespace has its own orchestrator (its metabolic state on /rN/sage/metabolic_state).
+`sage bag record --namespace /r2` records /r2's graph under the /sage/... names a graph with no
+namespace has: its salience there is /r2's alone.
 """
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
 import pytest
 import rclpy
+from rosbags.highlevel import AnyReader
 from rclpy.executors import SingleThreadedExecutor
 from sage_interfaces.msg import MetabolicState, Salience
 from sensor_msgs.msg import Imu
@@ -23,6 +27,7 @@ from sensor_msgs.msg import Imu
 from sage_bringup.profile import load_profile
 from sage_common.ros import RELIABLE_QOS, SENSOR_QOS, spin_until
 from sage_common.vocabulary import absolute, Topic
+from sage_eval.bagio import typestore
 from sage_eval.imu_scene import write_imu_bag
 
 pytestmark = pytest.mark.graph
@@ -73,7 +78,8 @@ def test_two_namespaced_graphs_on_one_domain_score_only_their_own_inputs(
     executor.add_node(node)
     bag = tmp_path / 'r2_imu'
     write_imu_bag(bag, BASE['/r2'], SECONDS['/r2'], IMU_HZ)
-    player = None
+    player = recorder = None
+    recorded = tmp_path / 'r2_recorded'
     try:
         # each graph's SNARC reads its own IMU topic, and its orchestrator reads its salience
         assert spin_until(executor, lambda: all(
@@ -81,6 +87,13 @@ def test_two_namespaced_graphs_on_one_domain_score_only_their_own_inputs(
             and node.count_subscribers(absolute(Topic.SALIENCE, ns)) >= 2
             for ns, p in pubs.items()), START_TIMEOUT_S), \
             f'graphs not up; see {tmp_path}/r1.log and r2.log'
+        recorder = subprocess.Popen(
+            [sys.executable, '-m', 'sage.cli', 'bag', 'record', str(recorded), '--namespace',
+             '/r2', '--domain-id', str(ros_domain)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # its subscriptions: beside the orchestrator's and this probe's
+        assert spin_until(executor, lambda: node.count_subscribers(
+            absolute(Topic.SALIENCE, '/r2')) >= 3, START_TIMEOUT_S), 'the recorder never came'
         player = subprocess.Popen(
             [sys.executable, '-m', 'sage.cli', 'bag', 'play', str(bag), '--namespace', '/r2',
              '--wait', str(START_TIMEOUT_S), '--domain-id', str(ros_domain)],
@@ -95,10 +108,14 @@ def test_two_namespaced_graphs_on_one_domain_score_only_their_own_inputs(
         spin_until(executor, lambda: all(len(got[ns]) >= n for ns, n in expected.items())
                    and all(states.values()), 20.0)
         spin_until(executor, lambda: False, 1.0)  # anything crossing over would arrive now
+        recorder.send_signal(signal.SIGINT)
+        said = recorder.communicate(timeout=30)[0]
+        assert recorder.returncode == 0, said
     finally:
-        if player is not None and player.poll() is None:
-            player.kill()
-            player.wait()
+        for proc in (player, recorder):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
         executor.shutdown()
         rclpy.try_shutdown(context=ctx)
     counts = {ns: len(v) for ns, v in got.items()}
@@ -109,5 +126,16 @@ def test_two_namespaced_graphs_on_one_domain_score_only_their_own_inputs(
         foreign = [s for _m, s in got[ns] if not own[0] <= s <= own[1]]
         assert not foreign, f'{ns} scored {len(foreign)} inputs of the other robot: {foreign[:3]}'
         assert {m for m, _s in got[ns]} == {'imu'}
-        assert expected[ns] - 2 <= counts[ns] <= expected[ns] + 1, (ns, counts)
+        # IMU samples travel best effort: a starved SNARC may lose a few under load, but never
+        # gains the other robot's (which would add 19 or 39)
+        assert 0.75 * expected[ns] <= counts[ns] <= expected[ns] + 1, (ns, counts)
         assert states[ns], f'no metabolic state from {ns}/sage/metabolic_state'
+    # the recording of /r2 reads like a graph's with no namespace, and holds /r2's scores only
+    with AnyReader([recorded], default_typestore=typestore()) as reader:
+        names = {c.topic for c in reader.connections}
+        conns = [c for c in reader.connections if c.topic == absolute(Topic.SALIENCE)]
+        stamps = [reader.deserialize(raw, c.msgtype).header.stamp.sec
+                  for c, _t, raw in reader.messages(connections=conns)]
+    assert absolute(Topic.SALIENCE) in names and not [n for n in names if '/r2/' in n], names
+    assert len(stamps) == counts['/r2'], (len(stamps), counts)
+    assert all(BASE['/r2'] <= s <= BASE['/r2'] + SECONDS['/r2'] for s in stamps), stamps

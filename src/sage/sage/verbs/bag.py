@@ -25,6 +25,9 @@ def bag_record(
     max_size: Optional[float] = typer.Option(
         None, '--max-size', min=1.0,
         help='MB per file: split the bag into files of about this size (default: one file)'),
+    namespace: str = typer.Option('', '--namespace',
+                                  help="record a namespaced graph's /NS/sage/... topics, under "
+                                       'their /sage/... names (the bag plays anywhere)'),
     profile: str = typer.Option('nano', '--profile', help=WATCH_PROFILE_HELP),
     domain_id: Optional[int] = domain_option(),
 ) -> None:
@@ -33,7 +36,7 @@ def bag_record(
     from sage_bringup.environment import as_env, joined_graph
     with joined_graph(as_env(graph_settings(profile, domain_id))):
         raise typer.Exit(record(out, topics or None, duration, storage, compression=compression,
-                                max_bytes=int((max_size or 0) * 1e6)))
+                                max_bytes=int((max_size or 0) * 1e6), namespace=namespace))
 
 
 @app.command('play')
