@@ -29,7 +29,7 @@ from sage.report import make_report
 from sage_bringup.environment import graph_env
 from sage_bringup.profile import load_profile
 from sage_bringup.supervisor import Supervisor, SupervisorConfig
-from sage_common.vocabulary import Topic
+from sage_common.vocabulary import absolute, Topic
 from sage_eval.attend_agreement import attend_agreement, decision_key
 from sage_eval.bagio import typestore
 from sage_eval.realistic import COMPACT, make_realistic_scene
@@ -45,8 +45,10 @@ from sage_eval.scenario import labels_path
 pytestmark = [pytest.mark.graph, pytest.mark.alone]
 
 SEED = 58  # a compact realistic scene (36 s), neither a tuning nor a report seed
-SENSOR_TOPICS = [Topic.CAMERA_IMAGE, Topic.AUDIO_FRAMES, Topic.IMU]
-RECORDED = SENSOR_TOPICS + [Topic.SALIENCE, Topic.BUDGET, Topic.METABOLIC_STATE]
+# as a graph with no namespace names them, and bags hold them
+SENSOR_TOPICS = [absolute(t) for t in (Topic.CAMERA_IMAGE, Topic.AUDIO_FRAMES, Topic.IMU)]
+RECORDED = SENSOR_TOPICS + [absolute(t) for t in (Topic.SALIENCE, Topic.BUDGET,
+                                                  Topic.METABOLIC_STATE)]
 MIN_PRECISION = MIN_RECALL = 0.8
 # Share of the live-scored inputs that the replay scored too: sensor topics are best effort,
 # so on 2 busy cores the recorder misses some frames the live encoders saw.
@@ -57,7 +59,7 @@ MIN_ATTENDS = 5
 def _live_decisions(bag):
     out = {}
     with AnyReader([bag], default_typestore=typestore()) as reader:
-        conns = [c for c in reader.connections if c.topic == Topic.SALIENCE]
+        conns = [c for c in reader.connections if c.topic == absolute(Topic.SALIENCE)]
         for conn, _, raw in reader.messages(connections=conns):
             msg = reader.deserialize(raw, conn.msgtype)
             stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
@@ -90,7 +92,7 @@ def test_live_graph_and_offline_replay_attend_alike_on_a_realistic_scene(ros_dom
         # that joined seconds into the scene would start its voice detector and statistics
         # elsewhere than the replay does.
         said = io.StringIO()
-        readers = SENSOR_TOPICS + [Topic.latent_initial(m) for m in ('vision', 'audio')]
+        readers = SENSOR_TOPICS + [absolute(Topic.latent_initial(m)) for m in ('vision', 'audio')]
         assert play(scene, topics=SENSOR_TOPICS, delay=120.0, wait_for=readers,
                     stdout=said) == 0, said.getvalue()
         assert 'playing anyway' not in said.getvalue(), said.getvalue()
