@@ -104,8 +104,12 @@ class LiveConfig:
 
 # --- channels and their JSON schemas ----------------------------------------------------------
 
-def _object(title: str, properties: dict[str, Any]) -> dict[str, Any]:
-    return {'title': title, 'type': 'object', 'properties': properties}
+def _object(title: str, properties: dict[str, Any],
+            optional: Iterable[str] = ()) -> dict[str, Any]:
+    """An object schema whose properties are all sent, but those named `optional`."""
+    left_out = set(optional)
+    return {'title': title, 'type': 'object', 'properties': properties,
+            'required': [k for k in properties if k not in left_out]}
 
 
 NUMBER = {'type': 'number'}
@@ -122,21 +126,28 @@ _ALLOCATION = _object('sage.AtpAllocation', {
 BUDGET_SCHEMA = _object('sage.AtpBudget', {
     'stamp': NUMBER, 'tick': INTEGER, 'budget_total': NUMBER, 'reserve': NUMBER,
     'metabolic_state': STRING, 'allocations': {'type': 'array', 'items': _ALLOCATION},
-    'by_modality': {'type': 'object', 'additionalProperties': _ALLOCATION}})
+    # Named properties as well: Foxglove's schema reader walks `properties` only (an object
+    # with just additionalProperties is refused, and the whole channel with it).
+    'by_modality': {'type': 'object', 'properties': {m: _ALLOCATION for m in MODALITIES},
+                    'additionalProperties': _ALLOCATION, 'required': []}})
 STATE_SCHEMA = _object('sage.MetabolicState', {
     'stamp': NUMBER, 'state': STRING, 'state_index': INTEGER, 'previous': STRING,
     'reason': STRING, 'dwell_s': NUMBER, 'atp_reserve': NUMBER, 'memory_pressure': STRING})
 _STORED = _object('sage.StoredExperience', {
     'stamp': NUMBER, 'uuid': STRING, 'modality': STRING, 'salience': NUMBER, 'text': STRING})
+# One type per field (Foxglove's reader refuses type lists and anyOf): a value not known yet
+# is left out of the message, not sent as null.
 MEMORY_SCHEMA = _object('sage.MemorySummary', {
-    'rows': {'type': ['integer', 'null']},
-    'rows_by_kind': {'type': 'object', 'additionalProperties': INTEGER},
-    'stored_total': {'type': ['integer', 'null']}, 'pending': {'type': ['integer', 'null']},
-    'stored_seen': INTEGER, 'last_stored': {'anyOf': [_STORED, {'type': 'null'}]},
+    'rows': INTEGER,
+    'rows_by_kind': {'type': 'object', 'properties': {m: INTEGER for m in MODALITIES},
+                     'additionalProperties': INTEGER, 'required': []},
+    'stored_total': INTEGER, 'pending': INTEGER,
+    'stored_seen': INTEGER, 'last_stored': _STORED,
     'sleeping': BOOLEAN, 'sleep_elapsed_s': NUMBER, 'state': STRING,
     'sleep_phase': STRING, 'sleep_modality': STRING, 'sleep_steps': INTEGER,
-    'sleep_progress': {'type': ['number', 'null']},
-    'sleep_time_left_s': {'type': ['number', 'null']}})
+    'sleep_progress': NUMBER, 'sleep_time_left_s': NUMBER},
+    optional=('rows', 'stored_total', 'pending', 'last_stored', 'sleep_progress',
+              'sleep_time_left_s'))
 _KEY_VALUE = _object('diagnostic_msgs/msg/KeyValue', {'key': STRING, 'value': STRING})
 _TIME = _object('builtin_interfaces/msg/Time', {'sec': INTEGER, 'nanosec': INTEGER})
 # The ROS message's shape, so Foxglove's Diagnostics panel reads it as a DiagnosticArray.
@@ -432,7 +443,7 @@ class MemorySummary:
         sleeping = fb is not None or (state is not None and state.state == MetabolicState.DREAM)
         elapsed = fb.elapsed_s if fb is not None else (
             state.dwell_s if sleeping and state is not None else 0.0)
-        return {'rows': sum(self.rows_by_kind.values()) if self.rows_by_kind else None,
+        summary = {'rows': sum(self.rows_by_kind.values()) if self.rows_by_kind else None,
                 'rows_by_kind': dict(self.rows_by_kind), 'stored_total': self.stored_total,
                 'pending': self.pending, 'stored_seen': self.stored_seen,
                 'last_stored': None if last is None else {
@@ -445,6 +456,7 @@ class MemorySummary:
                 'sleep_steps': fb.steps if fb is not None else 0,
                 'sleep_progress': fb.progress if fb is not None else None,
                 'sleep_time_left_s': fb.time_left_s if fb is not None else None}
+        return {k: v for k, v in summary.items() if v is not None}
 
 
 # --- the core ------------------------------------------------------------------------------------

@@ -68,7 +68,8 @@ def json_errors(value: Any, schema: dict[str, Any], where: str = '$') -> list[st
                 errors += json_errors(item, extra, f'{where}.{key}')
             else:
                 errors.append(f'{where}.{key}: not in the schema')
-        errors += [f'{where}.{k}: missing' for k in props if k not in value]
+        errors += [f'{where}.{k}: missing' for k in schema.get('required', ())
+                   if k not in value]
     if isinstance(value, list) and 'items' in schema:
         for i, item in enumerate(value):
             errors += json_errors(item, schema['items'], f'{where}[{i}]')
@@ -147,9 +148,33 @@ def test_channel_messages_match_their_json_schemas():
     assert json_errors({**sal, 'surprise': 'high'}, SPECS[salience_channel('vision')].schema)
 
 
+def _reader_refuses(schema, path='') -> list[str]:
+    """What Foxglove's JSON-schema reader refuses (it drops the whole channel then): a type
+    that is not one string, anyOf/oneOf, an object without `properties`."""
+    bad = [f'{path}: {k}' for k in ('anyOf', 'oneOf', 'allOf') if k in schema]
+    if not isinstance(schema.get('type'), str):
+        bad.append(f"{path}: type {schema.get('type')!r}")
+    elif schema['type'] == 'object':
+        if 'properties' not in schema:
+            bad.append(f'{path}: object without properties')
+        for name, sub in schema.get('properties', {}).items():
+            bad += _reader_refuses(sub, f'{path}.{name}')
+    elif schema['type'] == 'array':
+        bad += _reader_refuses(schema['items'], f'{path}[]')
+    return bad
+
+
+def test_every_json_channel_has_a_schema_foxglove_can_read():
+    for spec in SPECS.values():
+        if spec.schema is not None:
+            refused = _reader_refuses(spec.schema, spec.topic)
+            assert not refused, refused
+    assert _reader_refuses({'type': 'object', 'properties': {'a': {'type': ['integer', 'null']}}})
+
+
 def test_memory_summary_reads_rows_from_the_memory_nodes_diagnostics():
     mem = MemorySummary()
-    assert mem.json(0.0)['rows'] is None and mem.json(0.0)['last_stored'] is None
+    assert 'rows' not in mem.json(0.0) and 'last_stored' not in mem.json(0.0)  # not known yet
     mem.on_diagnostic(DiagnosticRecord(0, 'sage: memory', 'ok', '', (
         ('index_vision', '120'), ('index_language', '7'), ('index_ready', 'True'),
         ('stored', '130'), ('pending', '2'))))
@@ -161,7 +186,7 @@ def test_memory_summary_reads_rows_from_the_memory_nodes_diagnostics():
     assert (out['stored_total'], out['pending'], out['stored_seen']) == (130, 2, 1)
     assert out['last_stored']['text'] == 'a clap'
     assert out['sleeping'] and out['sleep_elapsed_s'] == 12.5  # DREAM's dwell: no feedback
-    assert out['sleep_progress'] is None and out['sleep_phase'] == ''
+    assert 'sleep_progress' not in out and out['sleep_phase'] == ''
     # a sleep asked through the Sleep action reports its phase and progress
     mem.on_state(StateRecord(7.0, 'WAKE', 'DREAM', 'salience spike', 0.5, 0.9, 'green'))
     mem.on_sleep_feedback(SleepFeedbackRecord('retrain', 'vision', 420, 0.35, 80.0, 41.0,
