@@ -64,15 +64,16 @@ class VizNode(Node):
                             for m in PUZZLE_MODALITIES}
         self.split_pubs = {m: self.create_publisher(Salience, split_salience_topic(m),
                                                     SPLIT_QOS) for m in MODALITIES}
-        self._timers: list[Any] = []
+        # Not `_timers`: rclpy keeps the node's own timer list under that name.
+        self._rate_timers: list[Any] = []
         self._start_timers()
         self.diagnostics = DiagnosticsPublisher(self, self.health,
                                                 float(self.values['diagnostics_period_s']))
 
     def _start_timers(self) -> None:
-        for timer in self._timers:
+        for timer in self._rate_timers:
             self.destroy_timer(timer)
-        self._timers = [
+        self._rate_timers = [
             self.create_timer(1.0 / float(self.values['marker_rate_hz']), self.publish_markers),
             self.create_timer(1.0 / float(self.values['image_rate_hz']), self.publish_images)]
 
