@@ -9,7 +9,9 @@ namespace (/sage/imu/data), stamped from 2000 s and twice as long. Every salienc
 (nearly) all of its own windows, nothing may appear on the un-namespaced /sage/salience, and
 each namespace has its own orchestrator (its metabolic state on /rN/sage/metabolic_state).
 `sage bag record --namespace /r2` records /r2's graph under the /sage/... names a graph with no
-namespace has: its salience there is /r2's alone.
+namespace has: its salience there is /r2's alone. /r1 also gets a robot's ROS params file
+(`--params-file`, its section /r1/snarc) and `--log-level warn`: its IMU window (0.1 s, /r2's
+0.05 s from --set) shows in its count.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from rosbags.highlevel import AnyReader
 from rclpy.executors import SingleThreadedExecutor
 from sage_interfaces.msg import MetabolicState, Salience
 from sensor_msgs.msg import Imu
+import yaml
 
 from sage_bringup.profile import load_profile
 from sage_common.ros import RELIABLE_QOS, SENSOR_QOS, spin_until
@@ -37,7 +40,9 @@ IMU_HZ = 100.0
 SECONDS = {'/r1': 1.0, '/r2': 2.0}  # different counts: a crossed wire would show
 BASE = {'/r1': 1000.0, '/r2': 2000.0}  # stamps of each robot's own samples
 START_TIMEOUT_S = 60.0
-WINDOW_S = 0.05  # snarc imu.window_s (nano)
+# snarc imu.window_s: /r1's from a ROS params file given to `sage launch --params-file` (the
+# robot's own file, any namespace), /r2's from --set; the counts show each took effect
+WINDOW_S = {'/r1': 0.1, '/r2': 0.05}
 
 
 def _imu(stamp: float, i: int) -> Imu:
@@ -52,13 +57,16 @@ def _imu(stamp: float, i: int) -> Imu:
 def test_two_namespaced_graphs_on_one_domain_score_only_their_own_inputs(
         ros_domain, tmp_path, nano_graph):
     without = [n.name for n in load_profile('nano').nodes if n.name not in KEEP]
-    for ns in SECONDS:
+    robot_params = tmp_path / 'r1.params.yaml'
+    robot_params.write_text(yaml.safe_dump(
+        {'/r1/snarc': {'ros__parameters': {'imu': {'window_s': WINDOW_S['/r1']}}}}))
+    for ns, more in (('/r1', ('--params-file', str(robot_params), '--log-level', 'warn')),
+                     ('/r2', ('--set', f"snarc.imu.window_s={WINDOW_S['/r2']}"))):
         name = ns.strip('/')
         nano_graph.launch(ros_domain, tmp_path / name,
                           ["snarc.state_file=''", 'snarc.memory.preload_k=0',
-                           f'snarc.imu.window_s={WINDOW_S}',
                            f'orchestrator.state_dir={tmp_path / f"st_{name}"}'],
-                          tuple(without), args=('--namespace', ns))
+                          tuple(without), args=('--namespace', ns, *more))
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=ros_domain)
     node = rclpy.create_node('two_robots_probe', context=ctx)
@@ -104,7 +112,8 @@ def test_two_namespaced_graphs_on_one_domain_score_only_their_own_inputs(
         assert spin_until(executor, lambda: player.poll() is not None, START_TIMEOUT_S + 30)
         said = player.stdout.read()
         assert player.returncode == 0 and '/sage/imu/data' in said, said
-        expected = {ns: int(s / WINDOW_S) - 1 for ns, s in SECONDS.items()}  # last stays open
+        # the last window of each stays open
+        expected = {ns: int(round(s / WINDOW_S[ns])) - 1 for ns, s in SECONDS.items()}
         spin_until(executor, lambda: all(len(got[ns]) >= n for ns, n in expected.items())
                    and all(states.values()), 20.0)
         spin_until(executor, lambda: False, 1.0)  # anything crossing over would arrive now
@@ -127,7 +136,7 @@ def test_two_namespaced_graphs_on_one_domain_score_only_their_own_inputs(
         assert not foreign, f'{ns} scored {len(foreign)} inputs of the other robot: {foreign[:3]}'
         assert {m for m, _s in got[ns]} == {'imu'}
         # IMU samples travel best effort: a starved SNARC may lose a few under load, but never
-        # gains the other robot's (which would add 19 or 39)
+        # gains the other robot's (which would add 39 or 9)
         assert 0.75 * expected[ns] <= counts[ns] <= expected[ns] + 1, (ns, counts)
         assert states[ns], f'no metabolic state from {ns}/sage/metabolic_state'
     # the recording of /r2 reads like a graph's with no namespace, and holds /r2's scores only
