@@ -139,6 +139,10 @@ def test_two_namespaced_graphs_on_one_domain_score_only_their_own_inputs(
         # gains the other robot's (which would add 39 or 9)
         assert 0.75 * expected[ns] <= counts[ns] <= expected[ns] + 1, (ns, counts)
         assert states[ns], f'no metabolic state from {ns}/sage/metabolic_state'
+    # --log-level warn: /r1's nodes log no INFO line (/r2's orchestrator logs the parameters
+    # it sets on its own SNARC, /r2/snarc)
+    r1_log = '\n'.join(p.read_text() for p in (tmp_path / 'r1' / 'logs').glob('*.log'))
+    assert '[INFO]' not in r1_log, r1_log[-2000:]
     # the recording of /r2 reads like a graph's with no namespace, and holds /r2's scores only
     with AnyReader([recorded], default_typestore=typestore()) as reader:
         names = {c.topic for c in reader.connections}
