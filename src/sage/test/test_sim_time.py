@@ -148,6 +148,7 @@ def test_a_bag_played_with_clock_drives_the_graph_in_sim_time(
     bag = tmp_path / 'imu_bag'
     write_imu_bag(bag, T0, DURATION_S, IMU_HZ, SHAKES, seed=52)
     common = ["snarc.state_file=''", 'snarc.memory.preload_k=0',
+              'snarc.imu_queue_depth=400',  # 2 s of a 2x IMU stream: a loaded SNARC loses none
               f'orchestrator.metabolic.idle_rest_s={IDLE_REST_S}',
               'orchestrator.metabolic.idle_dream_s=1000.0',
               'orchestrator.metabolic.activity_salience=1.0',  # activity = an attended input
