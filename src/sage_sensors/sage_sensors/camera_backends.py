@@ -26,6 +26,7 @@ import numpy as np
 from sage_sensors.camera_frame import CameraFrame
 from sage_sensors.color import fit, to_rgb8
 from sage_sensors.errors import SensorError, StreamEnded, StreamError
+from sage_sensors.opencv_gstreamer import has_gstreamer, missing_gstreamer_message
 from sage_sensors.pacing import ClockMap, Decimator, Pacer
 from sage_sensors.ros_camera import RosImageSource
 from sage_sensors.samples import (build_object, build_panorama, ensure_samples,
@@ -256,6 +257,8 @@ class DeviceCamera:
         with self._rate_lock:
             self._pending = None
         if self._kind == 'gstreamer':
+            if not has_gstreamer(cv2.getBuildInformation()):
+                raise StreamError(missing_gstreamer_message(cv2.__version__, cv2.__file__))
             cap = cv2.VideoCapture(self.pipeline(), cv2.CAP_GSTREAMER)
         else:
             target: Any = int(self._target) if self._target.isdigit() else self._target
