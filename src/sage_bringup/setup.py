@@ -19,5 +19,6 @@ setup(
     tests_require=['pytest'],
     entry_points={'console_scripts': [
         'compose = sage_bringup.compose:main',
+        'frames_node = sage_bringup.frames_node:main',
     ]},
 )

@@ -80,7 +80,7 @@ class LiveConfig:
     budget_rate_hz: float = 10.0
     cell_px: int = 8
     window_s: float = 1.0
-    frame_id: str = 'sage'
+    frame_id: str = 'base_link'
     scene_lifetime_s: float = 1.0
     log_level: str = 'info'
 

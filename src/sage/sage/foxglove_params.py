@@ -30,7 +30,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('cell_px', 8, 'pixels per puzzle cell in the puzzle images', 1, 32),
     ParamSpec('window_s', 1.0, 'scene bars show the mean salience over this many seconds',
               0.1, 60.0),
-    ParamSpec('frame_id', 'sage', 'frame of the 3D scene'),
+    ParamSpec('frame_id', 'base_link', "frame of the 3D scene: the robot's base frame "
+              '(frames.base_frame)'),
     ParamSpec('log_level', 'info', 'least severe /rosout level forwarded to the log channel',
               choices=('debug', 'info', 'warn', 'error', 'fatal')),
     ParamSpec('message_backlog', 1024,

@@ -93,7 +93,7 @@ MIN_BAR = 0.01       # a zero bar stays a visible sliver
 class VizConfig:
     """The viz node's parameters as the core needs them (see sage.viz_params)."""
 
-    frame_id: str = 'sage'
+    frame_id: str = 'base_link'
     marker_lifetime_s: float = 1.0
     window_s: float = 1.0
     stored_count: int = 5

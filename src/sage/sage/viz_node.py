@@ -54,6 +54,9 @@ class VizNode(Node):
         # Latents arrive at camera/audio rate but are drawn at image_rate_hz: keep the latest
         # serialized one and deserialize only that (a 30x30 grid + JPEG each time otherwise).
         self._latest_latent: dict[str, bytes] = {}
+        # Each modality's images are in the frame of the input they show (the latent's
+        # header.frame_id: the camera's optical frame for vision), markers in frame_id.
+        self._input_frames: dict[str, str] = {}
         for modality in PUZZLE_MODALITIES:
             self.create_subscription(
                 Latent, Topic.latent(modality),
@@ -134,6 +137,7 @@ class VizNode(Node):
                                                                    msg.grid_width)
             self.core.on_grid(msg.modality, codes, int(msg.codebook_size), msg.preview_format,
                               bytes(msg.preview))
+            self._input_frames[msg.modality] = msg.header.frame_id  # of the picture drawn
         except ValueError as err:  # malformed grid: count it, report it, keep running
             self._drop(f'bad {msg.modality} latent: {err}')
 
@@ -172,19 +176,23 @@ class VizNode(Node):
         for modality, img in self.core.puzzle_images().items():
             pub = self.puzzle_pubs.get(modality)
             if pub is not None:
-                pub.publish(self._image(img, stamp))
+                pub.publish(self._image(img, stamp, self._frame_of(modality)))
                 self.health.count('images_out')
         overlay = self.core.overlay_image(self._clock_s())
-        if overlay is not None:
-            self.overlay_pub.publish(self._image(overlay, stamp))
+        if overlay is not None:  # drawn over the camera's picture: in the camera's frame
+            self.overlay_pub.publish(self._image(overlay, stamp, self._frame_of('vision')))
             self.health.count('images_out')
         self.health.latency('images', (time.perf_counter() - t0) * 1e3)
 
-    def _image(self, rgb: np.ndarray, stamp: Any) -> Image:
+    def _frame_of(self, modality: str) -> str:
+        """The frame of a modality's input, or frame_id before one arrived with a frame."""
+        return self._input_frames.get(modality) or self.core.config.frame_id
+
+    def _image(self, rgb: np.ndarray, stamp: Any, frame_id: str) -> Image:
         msg = Image(height=int(rgb.shape[0]), width=int(rgb.shape[1]), encoding='rgb8',
                     is_bigendian=0, step=int(rgb.shape[1]) * 3)
         msg.header.stamp = stamp
-        msg.header.frame_id = self.core.config.frame_id
+        msg.header.frame_id = frame_id
         msg.data = rgb.tobytes()  # bytes, not ndarray: 0.04 ms instead of 52 ms
         return msg
 

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from sage_common.params import ParamSpec, ParamValue
 
 PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec('frame_id', 'sage', 'frame of every marker (set rviz Fixed Frame to it)'),
+    ParamSpec('frame_id', 'base_link', 'frame of every marker (set rviz Fixed Frame to it): the '
+              "robot's base frame (frames.base_frame)"),
     ParamSpec('marker_rate_hz', 4.0, 'MarkerArray publish rate', 0.2, 30.0),
     ParamSpec('image_rate_hz', 2.0, 'puzzle grid and salience overlay image rate', 0.1, 15.0),
     ParamSpec('marker_lifetime_s', 1.0,

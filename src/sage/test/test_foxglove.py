@@ -217,7 +217,7 @@ def test_scene_update_carries_every_viz_marker_once():
     for ns, entity in by_ns.items():
         mine = [m for m in markers if m.ns == ns]
         assert len(entity.cubes) + len(entity.spheres) + len(entity.texts) == len(mine)
-        assert entity.frame_id == 'sage' and entity.timestamp.seconds == 1234
+        assert entity.frame_id == 'base_link' and entity.timestamp.seconds == 1234
     texts = [t.text for e in msg.entities for t in e.texts]
     assert any(t.startswith('vision') for t in texts) and any('FOCUS' in t for t in texts)
 

@@ -138,7 +138,7 @@ def test_overlay_is_drawn_over_the_vision_preview():
 
 
 def test_lifetime_shorter_than_the_marker_period_is_refused():
-    assert resolve(PARAMS, {})['frame_id'] == 'sage'
+    assert resolve(PARAMS, {})['frame_id'] == 'base_link'  # the robot's base frame
     defaults = resolve(PARAMS, {})
     assert validate(defaults) == []
     assert validate({**defaults, 'marker_rate_hz': 2.0, 'marker_lifetime_s': 0.2})
@@ -229,6 +229,7 @@ def test_viz_node_publishes_markers_images_and_diagnostics(monkeypatch):
     good = Latent(modality='vision', grid_height=30, grid_width=30, codebook_size=512,
                   codes=[k % 512 for k in range(900)], preview_format='jpeg',
                   preview=jpeg.tobytes())
+    good.header.frame_id = 'camera_optical_frame'  # the camera's, passed on by the encoder
     bad = Latent(modality='vision', grid_height=30, grid_width=30, codebook_size=4,
                  codes=[7] * 900)
 
@@ -272,6 +273,9 @@ def test_viz_node_publishes_markers_images_and_diagnostics(monkeypatch):
     assert (puzzle.height, puzzle.width, puzzle.encoding) == (240, 240, 'rgb8')
     assert puzzle.step == 240 * 3 and len(puzzle.data) == 240 * 240 * 3
     assert got['overlay'][-1].width == 320 and got['split'][0].salience == pytest.approx(0.7)
+    # drawn over the camera's picture: in the camera's frame, not the markers'
+    assert got['overlay'][-1].header.frame_id == 'camera_optical_frame'
+    assert puzzle.header.frame_id == 'camera_optical_frame'
     assert healthy and healthy[-1].level == DiagnosticStatus.OK
     values = {kv.key: kv.value for kv in healthy[-1].values}
     assert int(values['salience_in']) > 0 and int(values['markers_out']) > 0

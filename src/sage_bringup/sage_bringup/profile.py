@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from sage_bringup.frames_core import frame_mismatches
 from sage_bringup.paths import config_dir
 from sage_common.errors import ParamError, SageError
 from sage_common.params import ParamSpec, ParamValue, flatten, resolve
@@ -359,6 +360,9 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = (),
                               parameters=values, respawn=bool(entry.get('respawn', True)),
                               remappings=remaps, stop_last=bool(entry.get('stop_last', False)),
                               ros_parameters=ros_values))
+    mismatches = frame_mismatches({n.name: n.parameters for n in nodes})
+    if mismatches:
+        raise ProfileError(f'{path}: ' + '; '.join(mismatches))
     settings = {k: v for k, v in launch.items() if k != 'nodes'}
     settings.update(namespace=check_namespace(namespace), log_level=check_log_level(log_level))
     if role is not None:
