@@ -354,6 +354,14 @@ CHECKS: dict[str, Check] = {
     '--object-at 10 --clap-at 13': Check(
         '', note='runs until Ctrl-C: test_robot_drivers runs it as written for 17 s beside the '
                  'graph'),
+    '.venv/bin/sage launch nano --set camera.backend=ros camera.topic=/camera/image_raw '
+    'frames.camera.frame=camera_color_optical_frame frames.camera.x=0.12 '
+    'frames.camera.z=0.31': Check(
+        '', note='needs a camera driver: test_frames starts the frames node with --set poses '
+                 'and reads them back from tf_static'),
+    'ros2 param set /frames camera.z 0.31': Check(
+        '', note='no ros2 CLI here; test_frames sets a pose on the running frames node through '
+                 'the same parameter callback and reads the new transform from tf_static'),
     # docs/inspect.md
     '.venv/bin/sage topic list': Check(
         '', note='needs a running graph: test_topic_echo_prints_five_salience_messages lists '
