@@ -28,6 +28,8 @@ REQUIREMENTS = DOCKER / 'requirements-runtime.txt'
 NODEPS = DOCKER / 'requirements-nodeps.txt'
 # The oldest manylinux tag pip knows by its legacy name (glibc 2.17).
 MANYLINUX_FIRST_MINOR = 17
+# The version of a pin that refuses a package: the image takes it from its base instead.
+REFUSED = '0+from.base.image'
 HEADER = re.compile(r'^#\s*target-(python|arch|glibc):\s*(\S+)\s*$')
 
 
@@ -136,7 +138,10 @@ def check(cons: Path, cache_root: Path) -> list[str]:
     problems = []
     if unpinned:
         problems.append(f'{label}: resolved but not pinned: {", ".join(unpinned)}')
-    unused = sorted(set(pins) - {normalize(n) for n, _ in found})
+    # A refused pin (docker/constraints-*.txt: taken from the base image) is meant to match
+    # nothing.
+    unused = sorted(set(n for n, v in pins.items() if v != REFUSED)
+                    - {normalize(n) for n, _ in found})
     if unused:
         print(f'[compat] note: {cons.name}: pins nothing needs: {", ".join(unused)}')
     if not problems:

@@ -179,13 +179,14 @@ CHECKS: dict[str, Check] = {
     'docker build -f docker/orin-humble.Dockerfile -t sage:orin .': Check(
         '', note='on a Jetson only (no Docker engine, no Jetson base here); make test lints the '
                  'Dockerfiles (hadolint) and resolves their pins (scripts/check_image_pins.py)'),
-    'docker run --runtime nvidia --network host --ipc host --device /dev/video0 -v '
-    '/dev/shm:/dev/shm -v sage-data:/root/.local/share/sage sage:orin': Check(
-        '', note='on a Jetson only; test_image runs the same graph in the x86 image'),
+    'docker compose -f docker/compose.yaml up orin': Check(
+        '', note='on a Jetson only (no Jetson, no compose here); test_jetson_images checks '
+                 "compose.yaml's structure, test_image runs the same graph in the x86 image"),
     'docker build -f docker/thor-jazzy.Dockerfile -t sage:thor .': Check(
         '', note='on a Thor only; make test lints the Dockerfile and resolves its pins'),
-    'docker run --runtime nvidia --network host --ipc host -v /dev/shm:/dev/shm sage:thor': Check(
-        '', note='on a Thor only; test_image runs the same graph in the x86 image'),
+    'docker compose -f docker/compose.yaml up thor': Check(
+        '', note='on a Thor only; test_jetson_images checks compose.yaml, test_image runs '
+                 'the same graph in the x86 image'),
     'make image': Check('', note='minutes, root and podman: test_image builds the image and '
                                  'runs the nano graph in it when SAGE_TEST_IMAGE=1'),
     'sudo .venv/bin/sage service install --profile nano --user robot': Check(
