@@ -176,9 +176,7 @@ class SalienceListener:
         self._thread.join(timeout=10)
 
 
-@pytest.fixture
-def salience_listener():
-    """listen(domain, name) -> SalienceListener, stopped when the test ends."""
+def _listeners():
     started: list[SalienceListener] = []
 
     def listen(domain: int, name: str = 'salience_listener') -> SalienceListener:
@@ -187,6 +185,19 @@ def salience_listener():
     yield listen
     for listener in started:
         listener.stop()
+
+
+@pytest.fixture
+def salience_listener():
+    """listen(domain, name) -> SalienceListener, stopped when the test ends."""
+    yield from _listeners()
+
+
+@pytest.fixture(scope='module')
+def module_salience_listener():
+    """listen(domain, name) -> SalienceListener, stopped when the test module ends (for a
+    graph a whole module's tests share)."""
+    yield from _listeners()
 
 
 class NanoGraph:
@@ -232,14 +243,24 @@ class NanoGraph:
         return interrupt(proc, 30.0)
 
 
-@pytest.fixture
-def nano_graph():
-    """A NanoGraph; graphs still running when the test ends are stopped."""
+def _nano_graphs():
     graphs = NanoGraph()
     yield graphs
     for proc in graphs.running:
         if proc.poll() is None:
             graphs.stop(proc)
+
+
+@pytest.fixture
+def nano_graph():
+    """A NanoGraph; graphs still running when the test ends are stopped."""
+    yield from _nano_graphs()
+
+
+@pytest.fixture(scope='module')
+def module_nano_graph():
+    """A NanoGraph whose graphs run until the test module ends."""
+    yield from _nano_graphs()
 
 
 def _nano_with_only(nodes) -> dict:

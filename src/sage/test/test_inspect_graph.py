@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 
-from conftest import NanoGraph, SalienceListener
 from diagnostic_msgs.msg import DiagnosticArray
 import pytest
 import yaml
@@ -30,11 +29,11 @@ START_TIMEOUT_S = 120.0
 
 
 @pytest.fixture(scope='module')
-def graph(tmp_path_factory):
+def graph(tmp_path_factory, module_nano_graph, module_salience_listener):
     """The running graph's SalienceListener (the graph is stopped after the module)."""
     folder = tmp_path_factory.mktemp('inspect')
-    graphs = NanoGraph()
-    listener = SalienceListener(DOMAIN, 'inspect_test_listener')
+    graphs = module_nano_graph
+    listener = module_salience_listener(DOMAIN, 'inspect_test_listener')
     proc = graphs.launch(DOMAIN, folder / 'run', ["snarc.state_file=''",
                                                   'snarc.memory.preload_k=0'], WITHOUT)
     try:
@@ -43,8 +42,7 @@ def graph(tmp_path_factory):
             f'nodes heard: {sorted(listener.nodes)}; see {folder / "run.log"}'
         yield listener
     finally:
-        listener.stop()
-        graphs.stop(proc)
+        graphs.stop(proc)  # the listener stops with module_salience_listener
 
 
 def sage(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:

@@ -31,7 +31,7 @@ from sage_bench import foxglove_cost
 from sage_bench.salience_timing import (first_salience_s, first_salience_seq, last_sample_offsets,
                                   latency_by_refinement,
                                   percentiles, SalienceArrival, salience_latency_ms)
-from sage_common.vocabulary import Topic
+from sage_common.vocabulary import Topic, absolute
 from sage_encoders.model_files import PACKAGED_DIR
 from sage_encoders.model_versions import ModelVersions, PACKAGED
 from sage_eval.attend_agreement import sequence_gaps
@@ -207,13 +207,15 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
                 cpu[name] = None
         elapsed = time.time() - t0
         with probe.lock:
-            stages = {topic: {'rate_hz': len(probe.arrivals[topic]) / elapsed,
+            # Topics named as a user sees them on the graph (the probe runs at the root).
+            stages = {absolute(topic): {'rate_hz': len(probe.arrivals[topic]) / elapsed,
                               'latency_from_capture_ms': percentiles(probe.latency_ms[topic])}
                       for topic in STAGES}
-            drops = {f'{t}[{m}]': sequence_gaps(s) for (t, m), s in probe.seqs.items()}
+            drops = {f'{absolute(t)}[{m}]': sequence_gaps(s) for (t, m), s in probe.seqs.items()}
             first = first_salience_s(probe.salience_all, started)
             first_seq = first_salience_seq(probe.salience_all)
-            first_topic = {t: probe.first[t] - started for t in STAGES if t in probe.first}
+            first_topic = {absolute(t): probe.first[t] - started for t in STAGES
+                           if t in probe.first}
             offsets = last_sample_offsets({n.name: n.parameters for n in prof.nodes})
             latency = salience_latency_ms(probe.salience, offsets)
             by_refinement = latency_by_refinement(probe.salience, probe.iterations, offsets)

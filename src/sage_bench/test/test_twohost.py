@@ -14,7 +14,7 @@ pytestmark = pytest.mark.graph
 
 # A light edge: the IMU, SNARC, memory and the standby language encoder; the assist host
 # runs the language encoder, the shared PostgreSQL store and its memory node.
-LIGHT_EDGE = 'camera,microphone,vision_encoder,audio_encoder,viz,orchestrator'
+LIGHT_EDGE = 'camera,microphone,vision_encoder,audio_encoder,viz,orchestrator,foxglove,frames'
 
 
 def test_text_crosses_to_the_assist_host_and_back_to_the_edge_snarc(ros_domain):
