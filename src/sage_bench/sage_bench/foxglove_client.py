@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 SUBPROTOCOLS = ('foxglove.sdk.v1', 'foxglove.websocket.v1')
@@ -90,7 +90,9 @@ class LiveViewClient:
                                    legacy=True)  # a connection held past this call
                 self.subprotocol = str(self._ws.subprotocol)
                 break
-            except (OSError, TimeoutError) as err:
+            # A server still starting or going away (a freed port's old owner) may take the
+            # TCP connection and close it during the handshake: try again as for a refusal.
+            except (OSError, TimeoutError, WebSocketException) as err:
                 if time.monotonic() >= deadline:
                     raise TimeoutError(f'no live view server at {self.url}: {err}') from err
                 time.sleep(0.3)
