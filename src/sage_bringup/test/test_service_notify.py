@@ -26,7 +26,7 @@ READY_DEADLINE_S = 240.0  # processes starting on a shared 2-core machine
 # without the camera, microphone and encoders (four fifths of the full graph's CPU, which the
 # other test worker needs more).
 WITHOUT = ('camera', 'microphone', 'vision_encoder', 'audio_encoder', 'language_encoder', 'viz',
-           'foxglove')
+           'foxglove', 'frames')
 
 
 class FakeSystemd:
