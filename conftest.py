@@ -4,6 +4,7 @@ cannot write."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from pathlib import Path
 import pwd
@@ -51,6 +52,22 @@ os.environ['ROS_DOMAIN_ID'] = str(_FIRST)
 # Where the per-test ids start inside the rest of the block: differs between concurrent runs.
 _START = int(os.environ.get('SAGE_TEST_DOMAIN_SEED', str(os.getpid())))
 _counter = itertools.count()
+
+
+# Seconds per test file in a recent run (scripts/test_weights.py writes it from the suite's JUnit
+# XML). xdist hands a worker one file at a time in collection order (scripts/test.sh turns its
+# own reorder off), so the heaviest files go first and the short ones fill in behind them: the
+# workers end together instead of one starting a long file last. Unknown files count 0.
+_WEIGHTS = Path(__file__).parent / 'scripts' / 'test_weights.json'
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    weights = json.loads(_WEIGHTS.read_text()) if _WEIGHTS.is_file() else {}
+
+    def weight(item) -> float:
+        return -weights.get(item.nodeid.split('::', 1)[0], 0)
+
+    items.sort(key=weight)  # stable: a file's tests keep their order
 
 
 @pytest.fixture

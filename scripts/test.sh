@@ -25,9 +25,10 @@ export SAGE_REQUIRE_PG=$REQUIRE
 # Each pytest worker has its own block of DDS domains (root conftest.py); where a run's
 # per-test domains start inside it differs between runs.
 export SAGE_TEST_DOMAIN_SEED=${SAGE_TEST_DOMAIN_SEED:-$RANDOM}
-# Two workers: one test file at a time each (module fixtures are made once); most graph tests
-# wait on processes and DDS, so a second file fits beside them on two cores.
-WORKERS=${SAGE_TEST_WORKERS:-2}
+# Three workers, one test file at a time each (module fixtures are made once): on two cores a
+# run at two workers left the CPUs idle half its time (vmstat), as most graph tests wait on
+# processes starting and on DDS. Files go out heaviest first (conftest.py, test_weights.json).
+WORKERS=${SAGE_TEST_WORKERS:-3}
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export HF_HUB_OFFLINE=1
 
@@ -50,7 +51,10 @@ bash scripts/check_compat.sh "$VENV" || status=1
 echo "[test] Dockerfile lint (hadolint; inline ignores give their reason)"
 "$VENV/bin/hadolint" docker/*.Dockerfile || status=1
 echo "[test] Python tests (pytest)"
-"$VENV/bin/python" -m pytest src -n "$WORKERS" --dist loadfile -m 'not alone' "$@" || status=$?
+# The JUnit XML (test-artifacts/) is what scripts/test_weights.py reads to refresh the order.
+mkdir -p test-artifacts
+"$VENV/bin/python" -m pytest src -n "$WORKERS" --dist loadfile --no-loadscope-reorder \
+  -m 'not alone' --junitxml=test-artifacts/junit.xml "$@" || status=$?
 # Tests that compare two graphs' timing-dependent decisions (which frames a lagging encoder
 # drops, which IMU samples SNARC has heard when a frame arrives) measure the graphs, not the
 # file that happens to run beside them: they run last, one at a time (exit 5: none selected).
