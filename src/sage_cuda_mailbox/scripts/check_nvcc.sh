@@ -34,6 +34,20 @@ gencode=()
 for a in "${archs[@]}"; do
   gencode+=("-gencode=arch=compute_$a,code=sm_$a")
 done
+# A compile is a function of the sources, the headers, this script and the nvcc: when none has
+# changed since the last run that compiled everything cleanly, it is not repeated (a fresh
+# clone always compiles; SAGE_NVCC_FORCE=1 compiles anyway).
+ROOT=$(cd "$PKG/../.." && pwd)
+STAMP=${SAGE_NVCC_STAMP:-$ROOT/build/sage_cuda_mailbox/nvcc-check.stamp}
+digest=$( { "$NVCC" --version; printf '%s\n' "${archs[@]}"; cat "${BASH_SOURCE[0]}";
+            find "$PKG/src" "$PKG/test" "$PKG/include" -type f \
+              \( -name '*.cu' -o -name '*.cuh' -o -name '*.h' -o -name '*.hpp' -o -name '*.cpp' \) \
+              -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -d' ' -f1)
+if [[ ${SAGE_NVCC_FORCE:-0} != 1 && -f $STAMP && $(cat "$STAMP") == "$digest" ]]; then
+  echo "check_nvcc: ok   $ncu .cu sources unchanged since they last compiled cleanly" \
+       "(same sources, headers and nvcc: $STAMP)"
+  exit 0
+fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 status=0
@@ -48,4 +62,9 @@ while IFS= read -r -d '' cu; do
   fi
 done < <(find "$PKG/src" "$PKG/test" -name '*.cu' -print0 | sort -z)
 "$NVCC" --version | tail -n1
+if [[ $status == 0 ]]; then
+  mkdir -p "$(dirname "$STAMP")" && echo "$digest" > "$STAMP"
+else
+  rm -f "$STAMP"
+fi
 exit $status
