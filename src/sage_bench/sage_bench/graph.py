@@ -39,6 +39,7 @@ from sage_bench.swap_window import Arrival, swap_report
 
 ENCODERS = {'vision': 'vision_encoder', 'audio': 'audio_encoder'}
 LATENT_TOPICS = {Topic.VISION_LATENT: 'vision', Topic.AUDIO_LATENT: 'audio'}
+INITIAL_TOPICS = frozenset(Topic.latent_initial(m) for m in ENCODERS)
 
 STAGES = {
     Topic.CAMERA_IMAGE: ('sensor_msgs.msg', 'Image', True),
@@ -46,6 +47,10 @@ STAGES = {
     Topic.IMU: ('sensor_msgs.msg', 'Imu', True),
     Topic.VISION_LATENT: ('sage_interfaces.msg', 'Latent', False),
     Topic.AUDIO_LATENT: ('sage_interfaces.msg', 'Latent', False),
+    # the encoders' latents before refinement (irp.publish_initial): what SNARC scores, so
+    # capture -> here vs capture -> salience splits the salience path at the encoder
+    Topic.latent_initial('vision'): ('sage_interfaces.msg', 'Latent', False),
+    Topic.latent_initial('audio'): ('sage_interfaces.msg', 'Latent', False),
     Topic.SALIENCE: ('sage_interfaces.msg', 'Salience', False),
     Topic.MEMORY_STORED: ('sage_interfaces.msg', 'Experience', False),
 }
@@ -109,7 +114,11 @@ class _Probe:
             elif topic in LATENT_TOPICS:
                 self.latents[LATENT_TOPICS[topic]].append((now, stamp, int(msg.input_seq)))
                 self.iterations[(msg.modality, round(stamp, 4))] = int(msg.iterations)
-            if hasattr(msg, 'encode_ms') and hasattr(msg, 'modality'):
+            if topic in INITIAL_TOPICS:
+                # encode_ms up to the hand-over before refinement: the encoder's part of the
+                # salience path
+                self.encode_ms[f'{msg.modality}_initial'].append(float(msg.encode_ms))
+            elif hasattr(msg, 'encode_ms') and hasattr(msg, 'modality'):
                 self.encode_ms[msg.modality].append(float(msg.encode_ms))
             if topic == Topic.SALIENCE:
                 arrival = SalienceArrival(msg.modality, now, stamp, int(msg.input_seq))

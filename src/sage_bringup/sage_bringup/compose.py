@@ -7,7 +7,8 @@ so topics, parameters and /diagnostics are the same as when it runs alone. SPEC 
 nodes: `nodes: [{name, module, params_file, remappings: [[from, to], ...]}]`, `ros_args` (the
 graph's namespace and log level, given to rclpy.init: they hold for every node of the process)
 and `threads` (launch.compose_threads): 0 (the default) gives each node a SingleThreadedExecutor
-on a thread of its own, all in one rclpy context; 1 spins them all in one SingleThreadedExecutor,
+on a thread of its own, all in one rclpy context, spinning from the moment the node is built;
+1 spins them all in one SingleThreadedExecutor,
 N in one MultiThreadedExecutor of N threads (sage_bringup.node_groups.DEFAULT_THREADS has the
 measurements).
 Exit code 2 for a configuration error of any node (sage_common.ros.run's rule), so the group is
@@ -53,32 +54,42 @@ POLL_S = 0.2  # how soon the main thread sees that a node's executor thread has 
 STOP_S = 1.0  # how long each executor may take to finish its callback at shutdown
 
 
-def spin_each(nodes: list) -> int:
+class NodeThreads:
     """Each node in its own SingleThreadedExecutor on its own thread (one wait set per node),
-    until one thread ends (returns 1: the process exits and the group is respawned) or SIGINT
-    arrives (KeyboardInterrupt, raised here in the main thread)."""
-    # lazy: keeps ROS out of this module's import
-    from rclpy.executors import SingleThreadedExecutor
-    executors = []
-    workers = []
-    for node in nodes:
+    started as soon as the node is built: a sensor publishes and an encoder encodes while the
+    nodes after it in the group are still being built (the language encoder's model load
+    takes seconds), so the first inputs are scored that much sooner."""
+
+    def __init__(self) -> None:
+        self.executors: list = []
+        self.workers: list[threading.Thread] = []
+
+    def add(self, node: Any) -> None:
+        """Spin a built node on a thread of its own, from now on."""
+        # lazy: keeps ROS out of this module's import
+        from rclpy.executors import SingleThreadedExecutor
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executors.append(executor)
-        workers.append(threading.Thread(target=executor.spin, name=node.get_name(), daemon=True))
-    for worker in workers:
+        self.executors.append(executor)
+        worker = threading.Thread(target=executor.spin, name=node.get_name(), daemon=True)
+        self.workers.append(worker)
         worker.start()
-    try:
-        while all(w.is_alive() for w in workers):
+
+    def wait(self) -> int:
+        """Until one thread ends (returns 1: the process exits and the group is respawned)
+        or SIGINT arrives (KeyboardInterrupt, raised here in the main thread)."""
+        while all(w.is_alive() for w in self.workers):
             time.sleep(POLL_S)
-    finally:
-        for executor in executors:
+        return 1
+
+    def stop(self) -> None:
+        """Shut every executor down and wait for its thread: the nodes are destroyed next,
+        and no thread may still be inside spin then (a thread left in rcl's wait at exit
+        aborts the process)."""
+        for executor in self.executors:
             executor.shutdown(timeout_sec=STOP_S)
-        # nodes are destroyed next: no thread may still be inside spin (a thread left in
-        # rcl's wait at exit aborts the process)
-        for worker in workers:
+        for worker in self.workers:
             worker.join(timeout=STOP_S)
-    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,12 +109,15 @@ def main(argv: list[str] | None = None) -> int:
                signal_handler_options=SignalHandlerOptions.NO)
     nodes = []
     code = 0
+    threads = int(spec.get('threads', 0))
+    each = NodeThreads() if threads == 0 else None
     try:
         for entry in spec['nodes']:
             nodes.append(node_class(entry['module'])(cli_args=node_args(entry)))
-        threads = int(spec.get('threads', 0))
-        if threads == 0:
-            code = spin_each(nodes)
+            if each is not None:
+                each.add(nodes[-1])
+        if each is not None:
+            code = each.wait()
         else:
             executor = (SingleThreadedExecutor() if threads == 1
                         else MultiThreadedExecutor(num_threads=threads))
@@ -116,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if each is not None:
+            each.stop()
         for node in reversed(nodes):
             close_node(node)
         rclpy.try_shutdown()

@@ -77,7 +77,8 @@ def compose_threads(profile: Profile) -> int:
 
 
 def compose_groups(profile: Profile) -> tuple[Process, ...]:
-    """The profile's processes with its `launch.compose_groups` applied, in node order.
+    """The profile's processes with its `launch.compose_groups` applied, in node order; a
+    group's members in the order the group lists them (the order they are built in).
 
     Nodes missing from the profile (e.g. left out with --without) are skipped; a group left
     with one node runs that node alone.
@@ -97,6 +98,11 @@ def compose_groups(profile: Profile) -> tuple[Process, ...]:
             members[group] = []
             order.append(group)
         members[group].append(node)
+    table = group_table(profile.settings, profile.path)
+    for group, nodes in members.items():
+        # built in the order the group lists them (sage_bringup.compose spins each as soon as
+        # it is built): the profile puts the audio chain first, whose first window takes 1 s
+        nodes.sort(key=lambda n: table[group].index(n.name))
     out: list[Process] = []
     for item in order:
         if isinstance(item, NodeSpec):

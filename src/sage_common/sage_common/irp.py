@@ -98,16 +98,39 @@ def refine(plugin: IrpPlugin[S], budget_atp: float | None, eps: float, k: int,
         ValueError: k < 1, max_iters < 0, eps < 0, atp_per_step <= 0 or target < 0 (or not
             finite).
     """
+    check_settings(eps, k, max_iters, atp_per_step, target)
+    state = plugin.init_state()
+    energy = float(plugin.energy(state))
+    if on_init is not None:
+        on_init(state, energy)
+    return refine_from(plugin, state, energy, budget_atp, eps, k, max_iters, atp_per_step,
+                       target)
+
+
+def check_settings(eps: float, k: int, max_iters: int, atp_per_step: float,
+                   target: float) -> None:
+    """Raise ValueError for refinement settings `refine` cannot run with."""
     if k < 1 or max_iters < 0 or eps < 0 or atp_per_step <= 0 \
             or not (math.isfinite(target) and target >= 0):
         raise ValueError(f'bad IRP settings k={k} max_iters={max_iters} eps={eps} '
                          f'atp_per_step={atp_per_step} target={target}')
+
+
+def refine_from(plugin: IrpPlugin[S], state: S, energy: float, budget_atp: float | None,
+                eps: float, k: int, max_iters: int,
+                atp_per_step: float = DEFAULT_ATP_PER_STEP,
+                target: float = 0.0,
+                before_step: Callable[[], None] | None = None) -> IrpResult[S]:
+    """The refinement steps of `refine`, from an initial state and its energy made earlier.
+
+    An encoder hands its input's latent on before refinement (the unrefined state is all
+    salience needs) and refines it later on another thread: `refine` is exactly the plugin's
+    init_state, then this. Arguments and result as `refine`; `before_step` is called before
+    each step (it may wait: the steps' outcome does not depend on when they run).
+    """
+    check_settings(eps, k, max_iters, atp_per_step, target)
     budget = math.inf if budget_atp is None else max(0.0, float(budget_atp))
-    state = plugin.init_state()
-    energy = float(plugin.energy(state))
     e0 = energy
-    if on_init is not None:
-        on_init(state, energy)
     history = [energy]
     spent = 0.0
     it = 0
@@ -122,6 +145,8 @@ def refine(plugin: IrpPlugin[S], budget_atp: float | None, eps: float, k: int,
         if it >= max_iters:
             reason = 'max_iterations'
             break
+        if before_step is not None:
+            before_step()
         candidate = plugin.step(state, it)
         it += 1
         spent += atp_per_step

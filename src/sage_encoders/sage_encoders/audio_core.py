@@ -6,7 +6,7 @@ its first sample. No rclpy, no torch.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 import math
@@ -24,8 +24,9 @@ from sage_encoders.errors import EncoderError, InputError
 from sage_encoders.input_ring import InputRing, kept_window, s16le_zlib_input
 from sage_encoders.preprocess import MelConfig, log_mel_db, model_mel, normalise_mel
 from sage_encoders.preprocess import pcm_to_float
-from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, RuntimeConfig,
-                                  SwappableModel, before_refinement, encode_puzzle)
+from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, PuzzleStart,
+                                  RuntimeConfig, SwappableModel, before_refinement,
+                                  finish_puzzle, start_puzzle)
 from sage_encoders.runtime import Log
 from sage_encoders.voice import VoiceActivity
 
@@ -138,6 +139,19 @@ class AudioConfig:
                    denoise=GateConfig.from_params(values))
 
 
+@dataclass(frozen=True)
+class PendingWindow:
+    """A window `AudioEncoderCore.begin_block` encoded and `finish` refines."""
+
+    model: PuzzleModel  # the version that began it
+    start: PuzzleStart
+    stamp: float  # capture stamp of its first sample
+    input_seq: int
+    features: dict[str, float]
+    pcm: np.ndarray  # (window_samples,) int16, a copy of its own
+    begin_ms: float  # compute time of begin
+
+
 class SampleFifo:
     """int16 sample FIFO over a preallocated buffer, with the stamp of its first sample."""
 
@@ -209,6 +223,7 @@ class AudioEncoderCore(SwappableModel):
         self.mel = MelConfig(sample_rate=cfg.sample_rate, window_samples=cfg.window_samples)
         self.model = PuzzleModel(cfg.runtime, log)
         self.model_lock = threading.Lock()  # held per window and for a model swap
+        self.refine_lock = threading.Lock()  # held per refinement, a model swap and unload
         self._fifo = SampleFifo(2 * cfg.window_samples)
         self._seq = 0
         self.gaps = 0
@@ -230,7 +245,8 @@ class AudioEncoderCore(SwappableModel):
 
     def push(self, pcm: np.ndarray, stamp: float, sample_rate: int, atp: float | None = None,
              on_initial: LatentSink | None = None) -> list[LatentRecord]:
-        """Add a block of samples; encode every window it completes.
+        """Add a block of samples; encode every window it completes (`begin_block`, then
+        `finish` of each window; the offline replay's path).
 
         Args:
             pcm: (N,) int16 mono samples.
@@ -242,6 +258,23 @@ class AudioEncoderCore(SwappableModel):
 
         Returns:
             0..n latent records, oldest first; input_seq counts windows.
+
+        Raises:
+            InputError: wrong sample rate, dtype or shape (the block is dropped).
+        """
+        out: list[LatentRecord] = []
+        remaining = atp
+        for pending in self.begin_block(pcm, stamp, sample_rate, on_initial):
+            rec = self.finish(pending, remaining)
+            out.append(rec)
+            if remaining is not None:
+                remaining = max(0.0, remaining - rec.atp_spent)
+        return out
+
+    def begin_block(self, pcm: np.ndarray, stamp: float, sample_rate: int,
+                    on_initial: LatentSink | None = None) -> list[PendingWindow]:
+        """Add a block of samples and encode every window it completes up to its refinement
+        (`begin`); each is refined by `finish`, which may run on another thread.
 
         Raises:
             InputError: wrong sample rate, dtype or shape (the block is dropped).
@@ -275,14 +308,10 @@ class AudioEncoderCore(SwappableModel):
             stamp = stamp + skip / self.cfg.sample_rate
             fifo.t0 = float(stamp)
         fifo.append(pcm)
-        out: list[LatentRecord] = []
-        remaining = atp
+        out: list[PendingWindow] = []
         while len(fifo) >= self.cfg.window_samples:
-            rec = self._encode_window(fifo.head(self.cfg.window_samples), fifo.t0, remaining,
-                                      on_initial)
-            out.append(rec)
-            if remaining is not None:
-                remaining = max(0.0, remaining - rec.atp_spent)
+            out.append(self._begin_window(fifo.head(self.cfg.window_samples), fifo.t0,
+                                          on_initial))
             fifo.drop(self.cfg.hop_samples, self.cfg.sample_rate)
         return out
 
@@ -314,15 +343,15 @@ class AudioEncoderCore(SwappableModel):
         """Encode one full window directly (benchmarks, tests, offline tools)."""
         if pcm.dtype != np.int16 or pcm.shape != (self.cfg.window_samples,):
             raise InputError(f'window must be ({self.cfg.window_samples},) int16')
-        return self._encode_window(pcm, stamp, atp, on_initial)
+        return self.finish(self._begin_window(pcm, stamp, on_initial), atp)
 
-    def _encode_window(self, pcm: np.ndarray, stamp: float, atp: float | None,
-                       on_initial: LatentSink | None) -> LatentRecord:
+    def _begin_window(self, pcm: np.ndarray, stamp: float,
+                      on_initial: LatentSink | None) -> PendingWindow:
         with self.model_lock:  # one model version for the whole window
-            return self._encode_with(self.model, pcm, stamp, atp, on_initial)
+            return self._begin_with(self.model, pcm, stamp, on_initial)
 
-    def _encode_with(self, model: PuzzleModel, pcm: np.ndarray, stamp: float,
-                     atp: float | None, on_initial: LatentSink | None) -> LatentRecord:
+    def _begin_with(self, model: PuzzleModel, pcm: np.ndarray, stamp: float,
+                    on_initial: LatentSink | None) -> PendingWindow:
         model.load()  # encode_ms excludes a lazy load (reported as load_ms)
         voice = self._voice_model()
         t0 = time.perf_counter()
@@ -341,20 +370,39 @@ class AudioEncoderCore(SwappableModel):
         early = before_refinement(on_initial, t0, stamp=float(stamp), modality='audio',
                                   input_seq=seq, codebook_size=model.codebook_size,
                                   features=features, model_version=model.version)
-        res = encode_puzzle(model, x, atp, self.irp, early)
-        irp = res.irp
+        start = start_puzzle(model, x, self.irp, early)
         self._seq += 1
+        # pcm is a view of the FIFO's buffer, which the next block moves
+        return PendingWindow(model, start, float(stamp), seq, features, pcm.copy(),
+                             (time.perf_counter() - t0) * 1e3)
+
+    def finish(self, pending: PendingWindow, atp: float | None = None,
+               before_step: Callable[[], None] | None = None) -> LatentRecord:
+        """Refine a begun window under `atp` (None = irp.default_atp) and make its record.
+
+        When the model was swapped or unloaded since it began, the window takes no step
+        (its model is gone): its record says so by atp_spent 0. `before_step` is called
+        before each refinement step (it may wait).
+        """
+        t0 = time.perf_counter()
+        with self.refine_lock:
+            model = pending.model
+            if model is not self.model or not model.loaded:
+                atp = 0.0
+            res = finish_puzzle(pending.start, atp, self.irp, before_step)
         if self.inputs.enabled:
-            self.inputs.put(seq, stamp, pcm.copy())  # pcm is a view of the FIFO's buffer
+            self.inputs.put(pending.input_seq, pending.stamp, pending.pcm)
+        irp = res.irp
         return LatentRecord(
-            stamp=float(stamp), modality='audio', input_seq=seq, codes=res.codes,
-            codes_initial=res.codes_initial if irp.iterations else None,
-            codebook_size=model.codebook_size, embedding=res.embedding, features=features,
-            recon_error=irp.energy_final, iterations=irp.iterations,
+            stamp=pending.stamp, modality='audio', input_seq=pending.input_seq,
+            codes=res.codes, codes_initial=res.codes_initial if irp.iterations else None,
+            codebook_size=model.codebook_size, embedding=res.embedding,
+            features=pending.features, recon_error=irp.energy_final, iterations=irp.iterations,
             energy_initial=irp.energy_initial, energy_final=irp.energy_final,
             converged=irp.converged, halt_reason=irp.halt_reason, atp_spent=irp.atp_spent,
-            encode_ms=(time.perf_counter() - t0) * 1e3, preview_format=AUDIO_FORMAT,
-            preview=self._preview(pcm), model_version=model.version)
+            encode_ms=pending.begin_ms + (time.perf_counter() - t0) * 1e3,
+            preview_format=AUDIO_FORMAT, preview=self._preview(pending.pcm),
+            model_version=model.version)
 
     def _voice_model(self) -> VoiceActivity | None:
         """The voice activity model, loaded on the first window; None when off or missing
@@ -421,11 +469,14 @@ class AudioEncoderCore(SwappableModel):
         return self._model_input(model or self.model, silence)
 
     def load(self) -> None:
-        """Load the model now (it also loads on first use)."""
+        """Load the model and the voice activity model now (they also load on first use):
+        the node loads them at start, so its first window is not held by a load."""
         with self.model_lock:
             self.model.load()
+            self._voice_model()
 
     def unload(self) -> None:
-        """Free the model; the next window reloads it."""
-        with self.model_lock:
+        """Free the model; the next window reloads it (a window begun before refines no
+        more)."""
+        with self.model_lock, self.refine_lock:
             self.model.unload()

@@ -15,6 +15,7 @@ from sage_encoders.audio_core import AudioEncoderCore
 from sage_encoders.audio_encoder_params import PARAMS, validate
 from sage_encoders.node_base import EncoderNodeBase
 from sage_encoders.preprocess import pcm_from_bytes
+from sage_encoders.refine_worker import SALIENCE_FIRST
 
 
 class AudioEncoderNode(EncoderNodeBase):
@@ -24,6 +25,7 @@ class AudioEncoderNode(EncoderNodeBase):
         super().__init__(name, PARAMS, validate, follow_models='audio', **node_kwargs)
         self.pub = self.create_publisher(Latent, Topic.AUDIO_LATENT, RELIABLE_QOS)
         self.early = self.initial_publisher('audio')
+        self.refiner = self.refine_worker(self._publish_refined)
         self.create_subscription(AudioFrame, Topic.AUDIO_FRAMES, self._on_frame,
                                  sensor_qos(int(self.values['frame_queue_depth'])))
         self.serve_inputs('audio')
@@ -37,14 +39,21 @@ class AudioEncoderNode(EncoderNodeBase):
 
         def encode() -> Any:
             pcm = pcm_from_bytes(msg.data, msg.encoding, msg.channels)
-            return self.core.push(pcm, stamp_sec(msg), msg.sample_rate,
-                                  self.account.available(), self.early)
+            if self.refiner is None:
+                return self.core.push(pcm, stamp_sec(msg), msg.sample_rate,
+                                      self.account.available(), self.early)
+            # each completed window begun here (refinement steps wait meanwhile), refined on
+            # the refiner's thread
+            with SALIENCE_FIRST.busy():
+                return self.core.begin_block(pcm, stamp_sec(msg), msg.sample_rate, self.early)
 
         self.frame_id = msg.header.frame_id
-        recs = self.guarded('audio frame', encode)
-        for rec in recs or ():
-            self.pub.publish(latent_to_msg(rec, msg.header.frame_id))
-            self.after_encode(rec)
+        out = self.guarded('audio frame', encode)
+        for item in out or ():
+            if self.refiner is not None:
+                self.refiner.submit((item, msg.header.frame_id))
+            else:
+                self._publish_refined(item, msg.header.frame_id)
         self.health.values['buffer_restarts'] = str(self.core.gaps)
         self.health.values['lost_samples_filled'] = str(self.core.filled_samples)
         self.health.values['late_samples_dropped'] = str(self.core.late_samples)
@@ -52,6 +61,10 @@ class AudioEncoderNode(EncoderNodeBase):
         if voice != self.health.values.get('voice') and voice.startswith('off'):
             self.health.problem(Level.WARN, f'voice activity {voice}')
         self.health.values['voice'] = voice
+
+    def _publish_refined(self, rec: Any, frame_id: str) -> None:
+        self.pub.publish(latent_to_msg(rec, frame_id))
+        self.after_encode(rec)
 
     def _voice_state(self) -> str:
         """'on', 'disabled' (voice.enabled false) or 'off: why' for /diagnostics."""

@@ -60,6 +60,11 @@ def irp_params(max_iterations: int, default_atp: float) -> tuple[ParamSpec, ...]
                   "/sage/<modality>/latent_initial (halt_reason 'pending'), so SNARC scores it "
                   'without waiting for the refinement steps its ATP buys (false: SNARC scores '
                   'the refined latent, later by those steps)'),
+        ParamSpec('irp.queue', 2, 'with irp.publish_initial, inputs are refined on a thread of '
+                  "their own, so the next input's salience does not wait for this one's "
+                  'refinement steps: at most this many wait for refinement, and when another '
+                  'comes the oldest waiting one is published without steps (atp_spent 0), so '
+                  'the refined latents stay a bounded time behind the inputs', 1, 64),
     )
 
 

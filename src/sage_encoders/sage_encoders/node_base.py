@@ -28,6 +28,7 @@ from std_msgs.msg import String
 from sage_encoders.budget import AtpAccount, should_suspend
 from sage_encoders.errors import EncoderError, InputError
 from sage_encoders.live_models import PACKAGED, LiveModel, live_model
+from sage_encoders.refine_worker import SALIENCE_FIRST, RefineWorker
 from sage_encoders.runtime import fallback_note
 
 # Budget: best effort subscription, so it matches the orchestrator whatever its reliability.
@@ -89,6 +90,36 @@ class EncoderNodeBase(Node):
             self.health.count('published_initial')
         return sink
 
+    def refine_worker(self, publish: Callable[[Any, str], None]) -> RefineWorker | None:
+        """With irp.publish_initial (read at start): the thread that refines each input
+        after its latent before refinement left, and hands `publish` (record, frame_id) for
+        the refined latent. The executor thread only begins inputs (`core.begin...`), so the
+        next input is scored without waiting for this one's refinement steps. None when
+        refinement stays in the input's callback.
+        """
+        if not self.values['irp.publish_initial']:
+            return None
+        self.health.count('unrefined_queue_full', 0)
+        self.health.values['refine_backlog'] = '0'
+
+        def finish(item: tuple[Any, str], atp: float | None) -> tuple[Any, str]:
+            return self.core.finish(item[0], atp, SALIENCE_FIRST.wait_idle), item[1]
+
+        def done(out: tuple[Any, str]) -> None:
+            publish(*out)
+            worker = self.refiner
+            if worker is not None:
+                self.health.values['refine_backlog'] = str(worker.backlog())
+                skipped = worker.unrefined - self.health.counters['unrefined_queue_full']
+                if skipped:
+                    self.health.count('unrefined_queue_full', skipped)
+
+        def failed(err: Exception) -> None:
+            self.report_error('refinement', err)
+
+        return RefineWorker(finish, self.account.available, done, failed,
+                            int(self.values['irp.queue']), f'{self.get_name()}_refine')
+
     def make_core(self, values: Mapping[str, Any]) -> Any:
         """Build the encoder core from resolved parameters."""
         raise NotImplementedError
@@ -105,6 +136,9 @@ class EncoderNodeBase(Node):
             self._requested = self._live
             if self._live_msg is not None:
                 self._follow(self._live_msg)
+        refiner = getattr(self, 'refiner', None)
+        if refiner is not None and 'irp.queue' in values:
+            refiner.depth = int(values['irp.queue'])
         set_irp = getattr(self.core, 'set_irp', None)
         if callable(set_irp) and 'irp.eps' in values:
             set_irp(IrpConfig.from_params(values))
@@ -174,15 +208,22 @@ class EncoderNodeBase(Node):
         """Run fn; on a domain error report it on /diagnostics, log, and return None."""
         try:
             return fn()
-        except InputError as err:
+        except (InputError, EncoderError) as err:
+            self.report_error(what, err)
+        return None
+
+    def report_error(self, what: str, err: Exception) -> None:
+        """Count, report on /diagnostics and log (throttled) an input lost to `err`."""
+        if isinstance(err, InputError):
             self.health.count('bad_input')
             self.health.problem(Level.ERROR, f'bad {what} skipped: {err}')
             self.get_logger().warning(f'bad {what} skipped: {err}', throttle_duration_sec=5.0)
-        except EncoderError as err:
-            self.health.count('encoder_errors')
-            self.health.problem(Level.ERROR, f'{what} not encoded: {err}')
-            self.get_logger().error(f'{what} not encoded: {err}', throttle_duration_sec=5.0)
-        return None
+            return
+        text = (f'{what} not encoded: {err}' if isinstance(err, EncoderError)
+                else f'{what} failed: {type(err).__name__}: {err}')
+        self.health.count('encoder_errors')
+        self.health.problem(Level.ERROR, text)
+        self.get_logger().error(text, throttle_duration_sec=5.0)
 
     def report_model(self) -> None:
         """Model state for /diagnostics: loaded, load/unload times, providers."""
@@ -310,7 +351,11 @@ class EncoderNodeBase(Node):
         self.get_logger().error(text)
 
     def close(self) -> None:
-        """Wait for a model load in progress (called before the node is destroyed)."""
+        """Stop refining and wait for a model load in progress (called before the node is
+        destroyed)."""
+        refiner = getattr(self, 'refiner', None)
+        if refiner is not None:
+            refiner.close()
         loader = getattr(self, '_loader', None)
         if loader is not None:
             loader.join(timeout=30.0)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from sage_encoders.errors import EncoderError, ModelError
-from sage_common.irp import PENDING, IrpResult, refine
+from sage_common.irp import PENDING, IrpResult, check_settings, refine_from
 from sage_common.records import LatentRecord
 from sage_encoders.model_files import PRECISIONS, model_dir, model_identity, read_meta
 from sage_encoders.quantize import lookup, nearest_codes, ranked_codes
@@ -197,11 +197,17 @@ class SwappableModel:
     load. Everything else the core holds (ring of kept inputs, counters, state from the
     previous input) stays across the swap.
 
-    A subclass sets `self.model` and `self.model_lock` and defines `probe_input`.
+    An input may be encoded in two parts (the cores' `begin`, then `finish` on another
+    thread): its refinement holds `refine_lock` and refines no more once the model it began
+    with is swapped out or unloaded; a swap holds both locks.
+
+    A subclass sets `self.model`, `self.model_lock` and `self.refine_lock` and defines
+    `probe_input`.
     """
 
     model: PuzzleModel
     model_lock: threading.Lock
+    refine_lock: threading.Lock
 
     def probe_input(self, model: PuzzleModel | None = None) -> np.ndarray:
         """A neutral network input of the running shape (grey frame, digital silence), as
@@ -288,7 +294,7 @@ class SwappableModel:
         DREAM, or lazy and not used yet) the candidate is unloaded too: it loads on the next
         input, as the old one would have. `loads` keeps counting across versions.
         """
-        with self.model_lock:
+        with self.model_lock, self.refine_lock:
             old = self.model
             if not old.loaded:
                 candidate.unload()
@@ -423,9 +429,60 @@ InitialHook = Callable[[np.ndarray, np.ndarray, float], None]
 LatentSink = Callable[[LatentRecord], None]
 
 
+@dataclass(frozen=True)
+class PuzzleStart:
+    """An encoded input before its refinement steps: what `start_puzzle` made and
+    `finish_puzzle` refines (on the same model)."""
+
+    model: PuzzleModel
+    plugin: CodeSwapRefiner
+    state: SwapState  # the nearest codes and their reconstruction
+    energy: float  # reconstruction error of the nearest codes
+    nearest: np.ndarray  # (h, w) uint16 nearest codes
+    embedding: np.ndarray  # (D,) float32 mean of their code vectors
+
+
+def start_puzzle(model: PuzzleModel, x: np.ndarray, irp: IrpConfig,
+                 on_initial: InitialHook | None = None) -> PuzzleStart:
+    """Encode one preprocessed input up to its refinement: encoder, nearest codes, their
+    decoding, and `on_initial` with them (all SNARC scores).
+
+    Args:
+        model: the puzzle model (loaded on demand).
+        x: (1, C, H, W) float32 network input.
+        irp: refinement settings (checked here, so a bad one fails before on_initial).
+        on_initial: called once the nearest codes are decoded.
+    """
+    check_settings(irp.eps, irp.k, irp.max_iterations, irp.atp_per_step, irp.target)
+    z_e = model.encode(x)
+    plugin = CodeSwapRefiner(model, x, z_e, irp.candidates)
+    # The embedding describes the input, not the refinement: from the nearest codes, so it
+    # does not move with the ATP this input happened to get.
+    nearest = plugin.nearest.astype(np.uint16)
+    embedding = code_embedding(model, plugin.nearest)
+    state = plugin.init_state()
+    energy = float(plugin.energy(state))
+    if on_initial is not None:
+        on_initial(nearest, embedding, energy)
+    return PuzzleStart(model, plugin, state, energy, nearest, embedding)
+
+
+def finish_puzzle(start: PuzzleStart, atp: float | None, irp: IrpConfig,
+                  before_step: Callable[[], None] | None = None) -> PuzzleResult:
+    """Refine a started input's codes under an ATP allocation (None = irp.default_atp);
+    `before_step` is called before each refinement step (it may wait)."""
+    budget = irp.default_atp if atp is None else atp
+    result = refine_from(start.plugin, start.state, start.energy, budget, irp.eps, irp.k,
+                         irp.max_iterations, irp.atp_per_step, target=irp.target,
+                         before_step=before_step)
+    return PuzzleResult(result.state.codes.astype(np.uint16), start.nearest, start.embedding,
+                        result)
+
+
 def encode_puzzle(model: PuzzleModel, x: np.ndarray, atp: float | None, irp: IrpConfig,
                   on_initial: InitialHook | None = None) -> PuzzleResult:
-    """Encode one preprocessed input and refine its codes under an ATP allocation.
+    """Encode one preprocessed input and refine its codes under an ATP allocation:
+    `start_puzzle` then `finish_puzzle`.
 
     Args:
         model: the puzzle model (loaded on demand).
@@ -438,20 +495,7 @@ def encode_puzzle(model: PuzzleModel, x: np.ndarray, atp: float | None, irp: Irp
     Returns:
         Final codes, embedding and the refinement report.
     """
-    z_e = model.encode(x)
-    plugin = CodeSwapRefiner(model, x, z_e, irp.candidates)
-    budget = irp.default_atp if atp is None else atp
-    # The embedding describes the input, not the refinement: from the nearest codes, so it
-    # does not move with the ATP this input happened to get.
-    nearest = plugin.nearest.astype(np.uint16)
-    embedding = code_embedding(model, plugin.nearest)
-    hook = None
-    if on_initial is not None:
-        def hook(_state: SwapState, energy: float) -> None:
-            on_initial(nearest, embedding, energy)
-    result = refine(plugin, budget, irp.eps, irp.k, irp.max_iterations, irp.atp_per_step,
-                    on_init=hook, target=irp.target)
-    return PuzzleResult(result.state.codes.astype(np.uint16), nearest, embedding, result)
+    return finish_puzzle(start_puzzle(model, x, irp, on_initial), atp, irp)
 
 
 def before_refinement(sink: LatentSink | None, t0: float, **fields: Any

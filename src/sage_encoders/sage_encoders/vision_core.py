@@ -5,7 +5,7 @@ No rclpy and no torch: the node shell decodes sensor_msgs/Image with
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 import threading
@@ -21,8 +21,9 @@ from sage_encoders.errors import EncoderError, InputError
 from sage_encoders.block_change import block_change, chromaticity, relative_luma
 from sage_encoders.input_ring import InputRing, jpeg_input, kept_frame
 from sage_encoders.preprocess import resize_rgb, scale_rgb
-from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, RuntimeConfig,
-                                  SwappableModel, before_refinement, encode_puzzle)
+from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, PuzzleStart,
+                                  RuntimeConfig, SwappableModel, before_refinement,
+                                  finish_puzzle, start_puzzle)
 from sage_encoders.runtime import Log
 
 FEATURES = ('brightness', 'brightness_change', 'motion', 'colour_change', 'grey_change')
@@ -75,6 +76,21 @@ class VisionConfig:
                    training_jpeg_quality=int(values['training_input.jpeg_quality']))
 
 
+@dataclass(frozen=True)
+class PendingFrame:
+    """A frame `VisionEncoderCore.begin` encoded and `finish` refines."""
+
+    model: PuzzleModel  # the version that began it
+    start: PuzzleStart
+    stamp: float
+    input_seq: int
+    features: dict[str, float]
+    gain: float  # exposure gain the model input got
+    kept: np.ndarray | None  # input-size frame for the ring of kept inputs (before gain)
+    preview_rgb: np.ndarray  # the frame at preview size
+    begin_ms: float  # compute time of begin
+
+
 class VisionEncoderCore(SwappableModel):
     """Encodes RGB frames with the vision puzzle VQ-VAE.
 
@@ -90,6 +106,7 @@ class VisionEncoderCore(SwappableModel):
         self.irp = cfg.irp
         self.model = PuzzleModel(cfg.runtime, log)
         self.model_lock = threading.Lock()  # held per frame and for a model swap
+        self.refine_lock = threading.Lock()  # held per refinement, a model swap and unload
         self._prev: tuple[np.ndarray, ...] | None = None  # last grey, chroma and luma thumbs
         # The newest model-input frames, for the memory node (what sleep retrains on).
         self.inputs = InputRing(cfg.training_keep,
@@ -105,7 +122,7 @@ class VisionEncoderCore(SwappableModel):
 
     def encode(self, rgb: np.ndarray, stamp: float, input_seq: int, atp: float | None = None,
                on_initial: LatentSink | None = None) -> LatentRecord:
-        """Encode one frame.
+        """Encode one frame: `begin`, then `finish` (the offline replay's path).
 
         Args:
             rgb: (H, W, 3) uint8 RGB, any size.
@@ -121,15 +138,28 @@ class VisionEncoderCore(SwappableModel):
             InputError: rgb is not a non-empty (H, W, 3) uint8 array.
             ModelError: the model cannot be loaded.
         """
+        return self.finish(self.begin(rgb, stamp, input_seq, on_initial), atp)
+
+    def begin(self, rgb: np.ndarray, stamp: float, input_seq: int,
+              on_initial: LatentSink | None = None) -> PendingFrame:
+        """Encode one frame up to its refinement: features, nearest codes, embedding, and
+        `on_initial` with them (what salience needs). `rgb` is not used after this returns
+        (a mailbox slot may be reused). Frames must be begun in order (features compare
+        each with the previous one); `finish` may run on another thread.
+
+        Raises:
+            InputError: rgb is not a non-empty (H, W, 3) uint8 array.
+            ModelError: the model cannot be loaded.
+        """
         if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 \
                 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
             raise InputError('frame must be a non-empty (H, W, 3) uint8 RGB array, got '
                              f'{getattr(rgb, "shape", None)} {getattr(rgb, "dtype", None)}')
         with self.model_lock:  # one model version for the whole frame
-            return self._encode(self.model, rgb, stamp, input_seq, atp, on_initial)
+            return self._begin(self.model, rgb, stamp, input_seq, on_initial)
 
-    def _encode(self, model: PuzzleModel, rgb: np.ndarray, stamp: float, input_seq: int,
-                atp: float | None, on_initial: LatentSink | None) -> LatentRecord:
+    def _begin(self, model: PuzzleModel, rgb: np.ndarray, stamp: float, input_seq: int,
+               on_initial: LatentSink | None) -> PendingFrame:
         model.load()  # encode_ms excludes a lazy load (reported as load_ms)
         t0 = time.perf_counter()
         features = self._features(rgb)
@@ -141,28 +171,50 @@ class VisionEncoderCore(SwappableModel):
         early = before_refinement(on_initial, t0, stamp=float(stamp), modality='vision',
                                   input_seq=int(input_seq), codebook_size=model.codebook_size,
                                   features=features, model_version=model.version)
-        res = encode_puzzle(model, x, atp, self.irp, early)
-        preview = self._preview(rgb)
+        start = start_puzzle(model, x, self.irp, early)
+        # What finish needs of the frame, ours: a frame already at input size is the
+        # caller's buffer (a mailbox slot the camera reuses), and so is rgb. The preview
+        # is made at its size here (encode_image leaves a frame of its size as it is).
+        kept = None
         if self.inputs.enabled:
+            kept = sized.copy() if np.may_share_memory(sized, rgb) else sized
+        small = cv2.resize(rgb, self.cfg.preview_size, interpolation=cv2.INTER_AREA)
+        return PendingFrame(model, start, float(stamp), int(input_seq), features, gain, kept,
+                            small, (time.perf_counter() - t0) * 1e3)
+
+    def finish(self, pending: PendingFrame, atp: float | None = None,
+               before_step: Callable[[], None] | None = None) -> LatentRecord:
+        """Refine a begun frame under `atp` (None = irp.default_atp) and make its record.
+
+        When the model was swapped or unloaded since `begin`, the frame takes no step (its
+        model is gone): its record says so by atp_spent 0 (halt_reason budget or target).
+        `before_step` is called before each refinement step (it may wait).
+        """
+        t0 = time.perf_counter()
+        with self.refine_lock:
+            model = pending.model
+            if model is not self.model or not model.loaded:
+                atp = 0.0
+            res = finish_puzzle(pending.start, atp, self.irp, before_step)
+        preview = self._preview(pending.preview_rgb)
+        if pending.kept is not None:
             # Sleep retrains on what the model saw: the frame after exposure normalisation
             # (a raw frame is up to max_gain darker than anything the model is asked to
-            # encode). A frame already at input size is the caller's buffer (a mailbox slot
-            # the camera reuses): keep a copy of that one; a resized one is ours.
-            if gain != 1.0:
-                kept = exposed_rgb(sized, gain)
-            else:
-                kept = sized.copy() if np.may_share_memory(sized, rgb) else sized
-            self.inputs.put(input_seq, stamp, kept)
+            # encode).
+            gain = pending.gain
+            self.inputs.put(pending.input_seq, pending.stamp,
+                            exposed_rgb(pending.kept, gain) if gain != 1.0 else pending.kept)
         irp = res.irp
         return LatentRecord(
-            stamp=float(stamp), modality='vision', input_seq=int(input_seq), codes=res.codes,
-            codes_initial=res.codes_initial if irp.iterations else None,
-            codebook_size=model.codebook_size, embedding=res.embedding, features=features,
-            recon_error=irp.energy_final, iterations=irp.iterations,
+            stamp=pending.stamp, modality='vision', input_seq=pending.input_seq,
+            codes=res.codes, codes_initial=res.codes_initial if irp.iterations else None,
+            codebook_size=model.codebook_size, embedding=res.embedding,
+            features=pending.features, recon_error=irp.energy_final, iterations=irp.iterations,
             energy_initial=irp.energy_initial, energy_final=irp.energy_final,
             converged=irp.converged, halt_reason=irp.halt_reason, atp_spent=irp.atp_spent,
-            encode_ms=(time.perf_counter() - t0) * 1e3, preview_format=self.cfg.preview_format,
-            preview=preview, model_version=model.version)
+            encode_ms=pending.begin_ms + (time.perf_counter() - t0) * 1e3,
+            preview_format=self.cfg.preview_format, preview=preview,
+            model_version=model.version)
 
     def _gain(self, brightness: float) -> float:
         """Gain that brings the frame's mean grey to exposure.target (clamped)."""
@@ -240,6 +292,7 @@ class VisionEncoderCore(SwappableModel):
             self.model.load()
 
     def unload(self) -> None:
-        """Free the model; the next encode reloads it."""
-        with self.model_lock:
+        """Free the model; the next encode reloads it (a frame begun before refines no
+        more)."""
+        with self.model_lock, self.refine_lock:
             self.model.unload()

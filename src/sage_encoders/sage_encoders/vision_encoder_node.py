@@ -16,6 +16,7 @@ from sensor_msgs.msg import Image
 from sage_encoders.frame_source import FrameDropped, MailboxFrames
 from sage_encoders.node_base import EncoderNodeBase
 from sage_encoders.preprocess import rgb_from_buffer
+from sage_encoders.refine_worker import SALIENCE_FIRST
 from sage_encoders.vision_core import VisionEncoderCore
 from sage_encoders.vision_encoder_params import PARAMS, validate
 
@@ -34,6 +35,7 @@ class VisionEncoderNode(EncoderNodeBase):
         super().__init__(name, PARAMS, validate, follow_models='vision', **node_kwargs)
         self.pub = self.create_publisher(Latent, Topic.VISION_LATENT, RELIABLE_QOS)
         self.early = self.initial_publisher('vision')
+        self.refiner = self.refine_worker(self._publish_refined)
         self.frames: MailboxFrames | None = None
         if self.values['mailbox.enabled']:
             # Frames arrive in shared memory; Image messages (a reduced rate) are for viewers.
@@ -48,17 +50,24 @@ class VisionEncoderNode(EncoderNodeBase):
     def make_core(self, values: Mapping[str, Any]) -> VisionEncoderCore:
         return VisionEncoderCore.from_params(values, log=self.log_line)
 
+    def _encode(self, rgb: Any, stamp: float) -> Any:
+        """The frame encoded (no refiner), or begun (the refiner refines it; its steps wait
+        meanwhile)."""
+        if self.refiner is None:
+            return self.core.encode(rgb, stamp, self.seq, self.account.available(),
+                                    self.early)
+        with SALIENCE_FIRST.busy():
+            return self.core.begin(rgb, stamp, self.seq, self.early)
+
     def _on_image(self, msg: Image) -> None:
         if not self.accept():
             return
 
         def encode() -> Any:
             rgb = rgb_from_buffer(msg.data, msg.width, msg.height, msg.step, msg.encoding)
-            return self.core.encode(rgb, stamp_sec(msg), self.seq, self.account.available(),
-                                    self.early)
+            return self._encode(rgb, stamp_sec(msg))
 
         self.frame_id = msg.header.frame_id
-
         self._publish(self.guarded('image', encode), msg.header.frame_id)
 
     def _on_frame_ref(self, msg: FrameRef) -> None:
@@ -68,20 +77,24 @@ class VisionEncoderNode(EncoderNodeBase):
         def encode() -> Any:
             try:
                 with self.frames.read(msg) as rgb:
-                    return self.core.encode(rgb, stamp_sec(msg), self.seq,
-                                            self.account.available(), self.early)
+                    return self._encode(rgb, stamp_sec(msg))
             except FrameDropped:
                 self.health.count('stale_frames')  # we lag the camera: skip, not an error
                 return None
 
         self.frame_id = msg.header.frame_id
-
         self._publish(self.guarded('frame_ref', encode), msg.header.frame_id)
 
-    def _publish(self, rec: Any, frame_id: str) -> None:
-        if rec is None:
+    def _publish(self, out: Any, frame_id: str) -> None:
+        if out is None:
             return
         self.seq += 1
+        if self.refiner is not None:
+            self.refiner.submit((out, frame_id))
+        else:
+            self._publish_refined(out, frame_id)
+
+    def _publish_refined(self, rec: Any, frame_id: str) -> None:
         self.pub.publish(latent_to_msg(rec, frame_id))
         self.after_encode(rec)
 

@@ -17,6 +17,7 @@ rclpy = pytest.importorskip('rclpy')
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from sage_common.ros import LATCHED_QOS, SENSOR_QOS  # noqa: E402
@@ -125,6 +126,41 @@ def test_audio_node_turns_frames_into_window_latents(ros) -> None:
     assert first.features[names.index('voice')] < 0.3
     assert node.health.values['voice'] == 'on'
     ex.remove_node(node)
+    node.destroy_node()
+    peer.destroy_node()
+
+
+def test_vision_node_begins_the_next_frame_while_the_last_is_refined(ros) -> None:
+    """With irp.publish_initial the refinement runs on a thread of its own: a frame sent
+    while the previous one is still being refined (a long refinement here: 16 candidates
+    per cell, ATP for 60 steps, no target) has its latent before refinement out first, so
+    its salience does not wait for the other frame's steps; both refined latents follow."""
+    ctx, ex = ros
+    slow = {'irp.publish_initial': True, 'irp.candidates': 16, 'irp.max_iterations': 60,
+            'irp.default_atp': 60.0, 'irp.target': 0.0, 'irp.eps': 0.0, 'irp.k': 50}
+    node = VisionEncoderNode(context=ctx, parameter_overrides=[
+        Parameter(k, value=v) for k, v in slow.items()])
+    peer = rclpy.create_node('peer', context=ctx)
+    ex.add_node(node)
+    ex.add_node(peer)
+    arrived: list[tuple[str, int]] = []
+    peer.create_subscription(Latent, '/sage/vision/latent',
+                             lambda m: arrived.append(('refined', m.input_seq)), 10)
+    peer.create_subscription(Latent, '/sage/vision/latent_initial',
+                             lambda m: arrived.append(('initial', m.input_seq)), 10)
+    img_pub = peer.create_publisher(Image, '/sage/camera/image_raw', SENSOR_QOS)
+    assert spin_until(ex, lambda: img_pub.get_subscription_count() > 0, 5.0)
+    for seq in (0, 1):
+        frame = demo_frame(seq)
+        img_pub.publish(Image(height=224, width=224, encoding='rgb8', step=224 * 3,
+                              data=frame.tobytes()))
+        assert spin_until(ex, lambda: ('initial', seq) in arrived, 8.0)
+    assert spin_until(ex, lambda: len(arrived) == 4, 30.0)
+    assert arrived[:2] == [('initial', 0), ('initial', 1)], arrived
+    assert sorted(arrived[2:]) == [('refined', 0), ('refined', 1)]
+    assert node.health.counters['published'] == 2
+    ex.remove_node(node)
+    node.close()
     node.destroy_node()
     peer.destroy_node()
 

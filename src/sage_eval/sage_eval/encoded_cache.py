@@ -62,7 +62,7 @@ def code_digest() -> str:
 
 
 # Encoder parameters only the ROS shell reads: turning them does not change what is encoded.
-SHELL_ONLY = frozenset({'irp.publish_initial'})
+SHELL_ONLY = frozenset({'irp.publish_initial', 'irp.queue'})
 
 
 def _model_files(params: Mapping[str, Any]) -> list[list[Any]]:
