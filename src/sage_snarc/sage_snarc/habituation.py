@@ -1,7 +1,7 @@
 """Habituation: a stimulus that keeps coming back loses salience; a changed one does not.
 
 Each modality keeps up to `max_traces` traces (a stimulus descriptor, a strength h in [0, 1]
-and when it was last reinforced); see `ModalityState.descriptor` in snarc_core for what the
+and when it was last reinforced); see `ModalityState.descriptor` in modality_state for what the
 descriptor is per modality. An input matches the closest trace if their chord distance is
 within the trace's radius. The stimulus part of salience is multiplied by
 1 - max_drop * max_i h_i k(d_i), where k is 1 within the radius and falls off beyond it as a

@@ -257,6 +257,15 @@ class NoveltyModel:
         self._restarted = False
         return score, d
 
+    def state_dict(self) -> dict[str, Any]:
+        """Checkpoint: the recent window and the distance statistics (not the memory)."""
+        return {'recent': self.recent.state_dict(), 'stats': self.stats.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint made by `state_dict`."""
+        self.recent.load_state_dict(state['recent'])
+        self.stats.load_state_dict(state['stats'])
+
     def distance_z(self, d: float) -> float:
         """How many noise-level deviations d lies above the typical nearest distance."""
         center, scale = self.stats.center_scale()

@@ -56,18 +56,18 @@ class SnarcNode(Node):
         self.health = Health()
         values = declare_params(self, PARAMS, validate, self._on_params)
         self.core = SnarcCore.from_params(values)
-        self._state_file = (Path(str(values['state_file'])).expanduser()
-                            if values['state_file'] else None)
+        cfg = self.core.cfg.node  # read-only: what the start fixed stays
+        self._state_file = Path(cfg.state_file).expanduser() if cfg.state_file else None
         self._load_state()
         self._imu_seq = 0
-        self._liveness_s = float(values['liveness_s'])
+        self._liveness_s = self.core.cfg.conflict.liveness_s
         self._last_input: dict[str, float] = {}  # wall clock, for dead-stream reports only
         self._uuids = SeenOnce(200_000)  # stored experiences already in the novelty index
         self.pub = self.create_publisher(Salience, Topic.SALIENCE, RELIABLE_QOS)
         # Puzzle latents come before refinement too (the encoders' irp.publish_initial):
         # scored from whichever of the two arrives first, salience need not wait for the
         # refinement steps.
-        self._once = SeenOnce() if values['before_refinement'] else None
+        self._once = SeenOnce() if cfg.before_refinement else None
         self.health.count('scored_already', 0)
         for m in LATENT_MODALITIES:
             qos = RARE_LATENT_QOS if m == LANGUAGE else LATENT_QOS
@@ -75,7 +75,7 @@ class SnarcNode(Node):
             if self._once is not None and m in PUZZLE_MODALITIES:
                 self.create_subscription(Latent, Topic.latent_initial(m), self._on_latent, qos)
         self.create_subscription(Imu, Topic.IMU, self._on_imu,
-                                 sensor_qos(int(values['imu_queue_depth'])))
+                                 sensor_qos(cfg.imu_queue_depth))
         self.create_subscription(Reward, Topic.REWARD, self._on_reward, RELIABLE_QOS)
         self.create_subscription(Experience, Topic.MEMORY_STORED, self._on_stored,
                                  RELIABLE_QOS)
@@ -83,9 +83,9 @@ class SnarcNode(Node):
                                  LATCHED_QOS)
         # Latched, as the encoders follow it: a SNARC that starts later still hears it.
         self.create_subscription(String, Topic.MODELS_LIVE, self._on_models_live, LATCHED_QOS)
-        self.diag = DiagnosticsPublisher(self, self.health, float(values['diagnostics_period_s']))
-        self.create_timer(float(values['diagnostics_period_s']), self._refresh_health)
-        self._preload_k = int(values['memory.preload_k'])
+        self.diag = DiagnosticsPublisher(self, self.health, cfg.diagnostics_period_s)
+        self.create_timer(cfg.diagnostics_period_s, self._refresh_health)
+        self._preload_k = cfg.memory_preload_k
         self._preload_tries = 0
         self._query = self.create_client(QueryMemory, Topic.MEMORY_QUERY)
         self._preload_timer = (self.create_timer(2.0, self._preload)

@@ -1,0 +1,95 @@
+"""Habituation over episodes, and the combination of the axes into salience.
+
+Noticed inputs of a modality closer than habituation.episode_gap_s are one episode: they share
+the habituation trace of its onset, and only the onset counts as a repeat (`reinforce`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sage_snarc.modality_state import ModalityState
+from sage_snarc.robust import clip01
+from sage_snarc.snarc_config import HabituationConfig
+
+
+@dataclass(frozen=True)
+class Episode:
+    """How habituated an input is: the trace it matched (-1: none), the factor applied to its
+    stimulus part, and whether it continues the modality's open episode."""
+
+    trace: int
+    factor: float
+    continuing: bool
+
+
+@dataclass(frozen=True)
+class Combined:
+    """The axes combined: the stimulus part's power sum (surprise, novelty, arousal), salience
+    without habituation (raw) and with it."""
+
+    stimulus_part: float
+    raw: float
+    salience: float
+
+
+def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now: float,
+                   novelty: float, voice: float, cfg: HabituationConfig) -> Episode:
+    """The habituation of an input with stimulus descriptor `desc` (None: no stimulus)."""
+    trace, factor = -1, 1.0
+    continuing = ms.episode_trace >= 0 and ms.episode_last <= stamp <= ms.episode_last \
+        + cfg.episode_gap_s
+    hab = ms.habituation
+    if continuing:
+        # Later inputs of an episode share its trace; one that recognises a stronger
+        # trace moves the episode there (an onset caught at an odd phase).
+        trace = ms.episode_trace
+        factor = hab.factor(trace, now)
+        if desc is not None:
+            other, other_factor = hab.match(desc, now)
+            if ms.episode_new and 0 <= other != trace:
+                # An onset that matched nothing, continued by a known stimulus: the same
+                # stimulus caught another way (an impact's attack at the end of a hop).
+                hab.share(trace, other, now)
+                ms.episode_new = False
+                factor = hab.factor(trace, now)
+            if other >= 0 and other_factor < factor:
+                trace, factor = other, other_factor
+                ms.episode_trace = other
+        # Within an episode the stimulus fades too, without counting as a repeat.
+        factor = min(factor, 1.0 - hab.max_drop * ms.episode_h)
+    elif desc is not None:
+        trace, factor = hab.match(desc, now)
+    # Habituation needs familiarity: an input never seen before (novelty 1) cannot be a
+    # repeat, however its onset resembles one.
+    factor = 1.0 - (1.0 - factor) * (1.0 - cfg.novelty_gate * novelty ** 2)
+    # Nor is a new utterance a repeat: the voice may be the last one, its message is not.
+    factor = 1.0 - (1.0 - factor) * (1.0 - voice)
+    return Episode(trace, factor, continuing)
+
+
+def combine(axes: np.ndarray, w: np.ndarray, power: float, factor: float) -> Combined:
+    """Weighted power mean of the axes; habituation fades what the stimulus is (surprise,
+    novelty, arousal), not what it is worth (reward) nor whether the senses agree about it
+    (conflict)."""
+    weighted = w * axes ** power
+    stimulus_part = float(weighted[:3].sum())
+    raw = clip01(float(weighted.sum()) ** (1.0 / power))
+    habituated = stimulus_part * factor ** power + float(weighted[3:].sum())
+    return Combined(stimulus_part, raw, clip01(habituated ** (1.0 / power)))
+
+
+def reinforce(ms: ModalityState, ep: Episode, desc: np.ndarray | None, stamp: float,
+              now: float) -> None:
+    """A salient stimulus part: the open episode fades further, or a new one's onset
+    reinforces (or starts) a trace (one repeat per episode)."""
+    hab = ms.habituation
+    if ep.continuing:
+        ms.episode_h += hab.rate * (1.0 - ms.episode_h)
+        ms.episode_last = stamp
+    elif desc is not None:
+        ms.episode_new = ep.trace < 0
+        ms.episode_trace = hab.reinforce(desc, ep.trace, now)
+        ms.episode_h = hab.rate
+        ms.episode_last = stamp

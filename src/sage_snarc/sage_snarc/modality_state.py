@@ -1,0 +1,232 @@
+"""What SNARC keeps per modality: its models, its room, its episode and its stream position.
+
+`ModalityState` is a dataclass: its fields are the checkpoint (state_codec), except those
+marked transient (what the configuration fixes, and diagnostics).
+"""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+import math
+from typing import Any
+
+import numpy as np
+
+from sage_snarc.audio_scene import AudioBackground
+from sage_snarc.habituation import Habituation
+from sage_snarc.novelty import NoveltyModel, unit
+from sage_snarc.predictor import Metric, SurpriseModel
+from sage_snarc.snarc_config import NoveltyConfig, SnarcConfig
+from sage_snarc.state_codec import transient
+
+METRICS: dict[str, Metric] = {'vision': 'cosine', 'audio': 'cosine', 'language': 'cosine',
+                              'imu': 'l2'}
+# Language arrives a few times a minute: its statistics start from priors for MiniLM sentence
+# embeddings, in chord distance sqrt(2 - 2 cos): unrelated sentences lie about 1.2-1.35 apart,
+# paraphrases 0.5-0.8. With z_ref 5 an unrelated sentence scores about 0.6, a paraphrase 0.
+SURPRISE_PRIORS = {'language': {'v.embedding': (0.6, 0.14)}}
+NOVELTY_PRIORS: dict[str, tuple[float, float]] = {'language': (0.6, 0.14)}
+# Sounds (unit foreground spectra, 16 bands) start from this prior of the nearest distance
+# between the sounds of a room: an impact repeated lies within about 0.1 of itself, a voice
+# and an impact about 0.5 apart, so a sound class never heard scores high from the first.
+SOUND_NOVELTY_PRIOR = (0.15, 0.08)
+# Surprise channels that are not raw features (the profile chooses per modality).
+MODEL_CHANNELS = ('embedding', 'codes', 'recon')
+# Code histograms (vision stimulus descriptors) have this many bins; larger codes are ignored.
+CODES_HIST_BINS = 1024
+# Recent inputs kept for diagnostics (stamp, attended, salience, axes).
+RECENT_KEPT = 2048
+
+
+@dataclass(eq=False)
+class ModalityState:
+    """Everything SNARC keeps per modality (build with `create`)."""
+
+    surprise: SurpriseModel
+    novelty: NoveltyModel
+    habituation: Habituation
+    # The room (audio): arousal is a rise above its level, sounds stand out of its spectrum.
+    background: AudioBackground
+    sounds: NoveltyModel
+    # What a stimulus descriptor (innovation) is measured against, and the vision codes'.
+    baseline: np.ndarray | None = None
+    code_baseline: np.ndarray | None = None
+    episode_trace: int = -1
+    episode_last: float = -math.inf
+    episode_h: float = 0.0
+    episode_new: bool = False  # the episode's onset started a trace of its own
+    voice_last: float = -math.inf  # stamp of the newest window with a voice (audio)
+    utterance_start: float = -math.inf  # its utterance's first window with a voice
+    utterance_peak: float = 0.0  # and the highest speech probability of the utterance
+    model_version: str = ''  # the encoder model of its latents (LatentRecord.model_version)
+    model_changes: int = 0
+    room_changes: int = 0
+    last_stamp: float = -math.inf
+    seq: int = 0
+    count: int = 0
+    attended: int = 0
+    channels: frozenset[str] = transient(default=frozenset(MODEL_CHANNELS))
+    baseline_alpha: float = transient(default=0.5)
+    min_rise_db: float = transient(default=6.0)
+    recent: deque[tuple[float, bool, float, np.ndarray]] = transient(
+        default_factory=lambda: deque(maxlen=RECENT_KEPT))
+
+    @classmethod
+    def create(cls, modality: str, cfg: SnarcConfig) -> 'ModalityState':
+        """A fresh state for `modality` under the configuration."""
+        metric = METRICS.get(modality, 'cosine')
+        st, su, nov, hab = cfg.stats, cfg.surprise, cfg.novelty, cfg.habituation
+        room = cfg.arousal.audio
+        chosen = su.channels(modality)
+        return cls(
+            surprise=SurpriseModel(
+                alpha=su.alpha, beta=su.beta, z_ref=su.z_ref, window=st.window,
+                min_count=st.min_count, priors=SURPRISE_PRIORS.get(modality),
+                vector_metric=metric, default_floor=1e-4,
+                floors={'codes': su.codes_floor, 'f.colour_change': su.colour_change_floor,
+                        'f.grey_change': su.grey_change_floor},
+                code_block=su.codes_block if modality == 'vision' else 0,
+                code_shift=su.codes_audio_hop_cells if modality == 'audio' else 0,
+                code_margin=su.codes_margin, code_stride=su.codes_stride,
+                combine=su.combine_channels),
+            novelty=NoveltyModel(
+                window=nov.window, z_ref=nov.z_ref, stats_window=st.window,
+                min_count=st.min_count, metric=metric, prior=NOVELTY_PRIORS.get(modality),
+                floor=nov.min_scale, rel_floor=nov.rel_min_scale),
+            habituation=Habituation(
+                max_traces=hab.max_traces, rate=hab.rate, max_drop=hab.max_drop,
+                recovery_s=hab.recovery_s, match_dist=hab.match_dist,
+                near_miss=hab.near_miss, spreads=hab.radius_spreads,
+                quantile=hab.radius_quantile, min_match_dist=hab.radius_min,
+                exemplars=hab.radius_exemplars),
+            background=AudioBackground(room.background_window, drop_hops=room.room_drop_hops,
+                                       band_hops=room.room_band_hops,
+                                       rise_hops=room.room_rise_hops),
+            sounds=NoveltyModel(
+                window=nov.window, z_ref=nov.z_ref, stats_window=st.window,
+                min_count=st.min_count, metric='cosine', prior=SOUND_NOVELTY_PRIOR,
+                floor=nov.min_scale),
+            channels=frozenset(chosen) if chosen is not None else frozenset(MODEL_CHANNELS),
+            baseline_alpha=hab.baseline_alpha, min_rise_db=hab.audio_min_rise_db)
+
+    def descriptor(self, modality: str, vec: np.ndarray, codes: np.ndarray | None,
+                   sound: np.ndarray | None = None) -> np.ndarray | None:
+        """Unit stimulus descriptor of an input, for habituation and reward (None: no stimulus).
+
+        - language: the sentence embedding (texts are discrete stimuli);
+        - vision with a code grid: which codes appeared, i.e. the positive part of the code
+          histogram minus its recent background, square-rooted: the puzzle encoder's mean
+          embedding mostly says "darker" or "more texture", the codes say what appeared;
+        - audio with the encoder's spectral bands: the shape of the foreground spectrum (how far
+          each band rises above the room, minus its mean), when some band rises by
+          habituation.audio_min_rise_db;
+        - audio without bands, IMU: the direction in which the embedding departs from its recent
+          background
+          (innovation), so a clap matches an earlier clap wherever it falls in a window; a
+          departure within the noise (3 spreads of the nearest-distance statistics) is none.
+        """
+        if modality == 'language':
+            return vec.astype(np.float32)
+        if sound is not None:
+            # Its shape across bands, not its loudness: impacts rise in every band, and what
+            # tells one from another is where they rise most.
+            if sound.max() < self.min_rise_db:
+                return None
+            return unit((sound - sound.mean()).astype(np.float32))
+        if modality == 'vision' and codes is not None:
+            hist = np.sqrt(np.bincount(codes.ravel(), minlength=CODES_HIST_BINS)
+                           [:CODES_HIST_BINS].astype(np.float64))
+            base = self.code_baseline
+            if base is None:
+                self.code_baseline = hist
+                return None
+            appeared = np.maximum(hist - base, 0.0).astype(np.float32)
+            base += self.baseline_alpha * (hist - base)
+            return unit(appeared)
+        base = self.baseline
+        if base is None or base.shape != vec.shape:
+            self.baseline = vec.astype(np.float64).copy()
+            return None
+        innovation = (vec - base).astype(np.float32)
+        base += self.baseline_alpha * (vec - base)
+        stats = self.novelty.stats
+        if not stats.ready:
+            return None
+        center, scale = stats.center_scale()
+        if float(np.linalg.norm(innovation)) <= center + 3.0 * scale:
+            return None
+        return unit(innovation)
+
+    def room_changed(self) -> None:
+        """A source of the room's own noise stopped or started (`AudioBackground.quieter`: its
+        level or some of its bands dropped; `AudioBackground.louder`: its level rose and
+        stayed up, steadily): the room's background level and spectrum are learnt afresh, and
+        so are the error statistics of every surprise channel.
+
+        Those were learnt in the other room. An encoder embeds a quiet room and a vent's
+        steady noise differently (a quiet room moves more from window to window), and a
+        vent's level flickers more from hop to hop than a quiet room's (about 1.5 dB against
+        0.3-0.7 in the scenes): scored against the old statistics, the new room itself would be a
+        surprise until they caught up (half of stats.window, about 30 s), and measured from the
+        old level it would stay arousing for half of the background window. Until
+        stats.min_count new errors are in, the audio channels score no surprise.
+        """
+        self.room_changes += 1
+        self.background.restart()
+        self.surprise.forget_errors(tuple(self.channels))
+
+    def follow_model(self, version: str) -> bool:
+        """Note the encoder model of an input ('' = unknown: nothing to compare).
+
+        Returns True when the input names another model than the last (or the first one).
+
+        A new model (promoted after sleep, rolled back, retrained in place) encodes the same
+        scene into other codes and embeddings: compared with the old model's, every input
+        would look surprising and new. What was predicted from the old model's output is
+        dropped (the next input sets the code grid, embedding and reconstruction predictions,
+        the novelty window and the vision code baseline afresh, unscored on them); the
+        statistics of the errors stay, so the inputs that follow are scored as before. The
+        signal features (arousal, the room's spectrum, the voice) do not depend on the model.
+        """
+        if not version or version == self.model_version:
+            return False
+        known, self.model_version = self.model_version, version
+        if known:  # the first model named is no change
+            self.model_changes += 1
+            self.surprise.restart(MODEL_CHANNELS)
+            self.novelty.restart()
+            self.baseline = None
+            self.code_baseline = None
+        return True
+
+    def voice_onset(self, stamp: float, voice: float | None, cfg: NoveltyConfig) -> float:
+        """How clearly a window starts an utterance: within novelty.voice.onset_s of the
+        utterance's first voice window, the highest speech probability it reached over
+        novelty.voice.sure_prob (at most 1: the detector's confidence that it is a voice,
+        not how new the voice is); else 0.
+
+        Someone starting to speak is news however much the voice resembles the last phrase
+        or stands out of the room: a phrase 6 dB above a fan moves the foreground spectrum
+        no further than noise does. The detector needs a few chunks of a voice to be sure,
+        so the onset's first windows share its best score; the rest of it is not new.
+        """
+        if voice is None or not math.isfinite(voice) or voice < cfg.voice_min_prob:
+            return 0.0
+        if not stamp - self.voice_last <= cfg.voice_gap_s:
+            self.utterance_start, self.utterance_peak = stamp, 0.0
+        self.voice_last = stamp
+        self.utterance_peak = max(self.utterance_peak, float(voice))
+        if stamp - self.utterance_start > cfg.voice_onset_s:
+            return 0.0
+        return min(1.0, self.utterance_peak / cfg.voice_sure_prob)
+
+
+def upgrade_v1(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A modality's checkpoint of version 1 (the hand-kept layout) in the field layout."""
+    st = dict(state)
+    st['novelty'] = {'recent': st.pop('recent'), 'stats': st.pop('novelty_stats')}
+    st['episode_trace'], st['episode_last'], st['episode_h'] = st.pop('episode')
+    if 'voice' in st:  # from before the field: no utterance open
+        st['voice_last'], st['utterance_start'], st['utterance_peak'] = st.pop('voice')
+    return st
