@@ -12,9 +12,10 @@ log() { printf '[install] %s\n' "$*"; }
 # 1. Debian packages: espeak-ng (sample speech), PortAudio (microphone backend), cmake and g++
 #    (sage_interfaces, the mailbox), googletest (mailbox C++ tests), PostgreSQL (store tests),
 #    systemd (systemd-analyze verify of the service unit), iproute2 (network namespace test),
-#    chromium (the live view's browser test, headless), graphviz (the README's graph picture).
+#    chromium (the live view's browser test, headless), graphviz (the README's graph picture),
+#    openttd-opensfx and sound-theme-freedesktop (recordings for sage_eval's busy rooms, 10 MB).
 apt_pkgs=(espeak-ng libportaudio2 libsndfile1 cmake g++ make sox libgtest-dev googletest
-          systemd iproute2 chromium graphviz)
+          systemd iproute2 chromium graphviz openttd-opensfx sound-theme-freedesktop)
 (( WITH_PG )) && apt_pkgs+=(postgresql)
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -254,6 +254,9 @@ CHECKS: dict[str, Check] = {
     '.venv/bin/sage bench salience --seed-set tuning --seeds 10 --set snarc.threshold.min=0.33':
         Check('', note='test_salience_scenes runs the bench twice and checks the second '
                        'reuses its scenes'),
+    '.venv/bin/sage bench salience --scenes busy --seeds 10': Check(
+        '', note=BENCH_TEST.format('an hour', 'test_salience_scenes') + '; test_busy builds '
+                 'and scores a short busy room'),
     # docs/benchmarks.md
     'sage bench NAME': Check('', note="the '.venv/bin/sage bench orchestrator' check"),
     '.venv/bin/sage bench salience --seeds 20 -o docs/results/data/salience.json': Check(

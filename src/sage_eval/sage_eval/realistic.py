@@ -27,6 +27,7 @@ Seeds: TUNING_SEEDS may be looked at while tuning; REPORT_SEEDS only for reporte
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 import json
@@ -45,7 +46,7 @@ from sage_eval.room import (at_active, at_peak, coloured_noise, envelope, fan, f
                             SAMPLE_RATE)
 from sage_eval.scenario import calm_spans, FRAME_SAMPLES, labels_path, ScenarioLabels, T0
 from sage_eval.scene_plan import Scene, SceneConfig
-from sage_eval.scene_render import MARGIN_PX, PLUGINS, TURN_S, write_scene
+from sage_eval.scene_render import Look, MARGIN_PX, PLUGINS, TURN_S, write_scene
 
 TUNING_SEEDS = tuple(range(0, 40))
 REPORT_SEEDS = tuple(range(100, 120))
@@ -103,10 +104,10 @@ def speech_clips() -> list[tuple[str, np.ndarray]]:
     return clips + [('speech:arctic_a0007', sound('arctic_a0007'))]
 
 
-def _plan(scene: Scene, rng: np.random.Generator, program: str, pano_free: list[str]) -> None:
-    """Place the events one after another with calm gaps (order shuffled by the seed)."""
+def _plan(scene: Scene, rng: np.random.Generator, per: int, pano_free: list[str]) -> None:
+    """Place the events (`per` of each kind) one after another with calm gaps (order shuffled
+    by the seed)."""
     cfg = scene.cfg
-    per = 2 if program == 'full' else 1
     items = [k for k in ('object', 'lights', 'clap', 'speech_silence', 'shake', 'turn')
              for _ in range(per)] + (['camera_rate', 'budget'] if cfg.self_effects else [])
     items = [items[i] for i in rng.permutation(len(items))]
@@ -220,6 +221,48 @@ def _background(rng: np.random.Generator, room: np.random.Generator, n: int,
                'fan_dbfs': FAN_DB if fan_on else None, 'vent_dbfs': vent_db}
 
 
+def _realistic_background(rng: np.random.Generator, room: np.random.Generator, n: int,
+                          scene: Scene, room_seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    return _background(rng, room, n, scene.vent, room_seed % FAN_EVERY == 1)
+
+
+def _sensor(room: np.random.Generator) -> SensorNoise:
+    return SensorNoise(float(room.uniform(*SENSOR_GAIN)), float(room.uniform(*READ_DN)),
+                       int(room.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
+
+
+# (room generator, scene generator, samples, planned scene, the room's seed) -> (samples,
+# the levels and sources to record in the labels)
+Background = Callable[[np.random.Generator, np.random.Generator, int, Scene, int],
+                      tuple[np.ndarray, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family of scenes: the events are planned alike; the room differs.
+
+    Attributes:
+        name: labels' program prefix and cache tag ('realistic', 'busy').
+        version: generator version (part of the cache key: bump it when the content changes).
+        programs: program -> (settings, events of each kind).
+        background: the room's sound (`Background`).
+        sensor: the camera's sensor noise, drawn from the room's generator.
+        look: the camera's exposure drift and the body's vibration (`scene_render.Look`).
+    """
+
+    name: str
+    version: int
+    programs: dict[str, tuple[SceneConfig, int]]
+    background: Background
+    sensor: Callable[[np.random.Generator], SensorNoise]
+    look: Look = Look()
+
+
+REALISTIC = Family('realistic', GENERATOR_VERSION,
+                   {'full': (SceneConfig(), 2), 'short': (SHORT, 1)}, _realistic_background,
+                   _sensor)
+
+
 @dataclass
 class _Built:
     """A planned scene with what rendering needs next."""
@@ -231,11 +274,12 @@ class _Built:
     rng: np.random.Generator
 
 
-def _build(seed: int, program: str, cfg: SceneConfig | None, room: int | None = None
-           ) -> _Built:
-    if program not in PROGRAMS:
-        raise ScenarioError(f"unknown realistic program '{program}' ({', '.join(PROGRAMS)})")
-    cfg = cfg or (SHORT if program == 'short' else SceneConfig())
+def _build(seed: int, program: str, cfg: SceneConfig | None, room: int | None = None,
+           family: Family = REALISTIC) -> _Built:
+    if program not in family.programs:
+        raise ScenarioError(f"unknown {family.name} program '{program}' "
+                            f"({', '.join(family.programs)})")
+    cfg = cfg or family.programs[program][0]
     rng = np.random.default_rng(seed)
     # What makes the place and the robot (panorama, room noise levels, fan, camera sensor)
     # comes from the room's generator; with no room it is the scene's own, draw for draw.
@@ -249,7 +293,7 @@ def _build(seed: int, program: str, cfg: SceneConfig | None, room: int | None = 
                        rates=[(0.0, cfg.camera_hz)], budgets=[(0.0, cfg.budget_low)])
         # Plan on a buffer longer than any program, then cut it to the scene's length.
         scene.audio = np.zeros(int(MAX_SCENE_S * SAMPLE_RATE), np.float32)
-        _plan(scene, rng, program, free)
+        _plan(scene, rng, family.programs[program][1], free)
     except media.MediaError as err:
         raise ScenarioError(str(err)) from err
     duration = scene.duration
@@ -262,17 +306,19 @@ def _build(seed: int, program: str, cfg: SceneConfig | None, room: int | None = 
         raise ScenarioError(f'scene of {duration:.0f} s exceeds {MAX_SCENE_S:.0f} s')
     scene.duration = duration
     n_audio = int(duration * SAMPLE_RATE) // FRAME_SAMPLES * FRAME_SAMPLES
-    fan_on = (seed if room is None else room) % FAN_EVERY == 1
-    background, levels = _background(rng, place, n_audio, scene.vent, fan_on)
+    try:
+        background, levels = family.background(rng, place, n_audio, scene,
+                                               seed if room is None else room)
+    except media.MediaError as err:
+        raise ScenarioError(str(err)) from err
     scene.audio = scene.audio[:n_audio] + background
-    noise = SensorNoise(float(place.uniform(*SENSOR_GAIN)), float(place.uniform(*READ_DN)),
-                        int(place.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
+    noise = family.sensor(place)
     events = sorted((replace(e, start=T0 + e.start, end=T0 + e.end) for e in scene.events),
                     key=lambda e: (e.start, e.kind, e.modality))
     labels = ScenarioLabels(
-        seed=seed, program=f'realistic_{program}', duration_s=duration, start=T0,
+        seed=seed, program=f'{family.name}_{program}', duration_s=duration, start=T0,
         warmup_s=cfg.warmup_s, events=events, calm=[(T0 + a, T0 + b) for a, b in calm],
-        settings={'generator_version': GENERATOR_VERSION, 'config': asdict(cfg),
+        settings={'generator_version': family.version, 'config': asdict(cfg),
                   'panorama': pano_names, 'sensor': asdict(noise), **levels,
                   'camera_rates': scene.rates, 'budgets': scene.budgets,
                   **({} if room is None else {'room': room})})
@@ -280,13 +326,13 @@ def _build(seed: int, program: str, cfg: SceneConfig | None, room: int | None = 
 
 
 def plan_realistic_scene(seed: int, program: str = 'full', cfg: SceneConfig | None = None,
-                         room: int | None = None) -> ScenarioLabels:
-    """The labels `make_realistic_scene` would write for these arguments, without the bag.
+                         room: int | None = None, family: Family = REALISTIC) -> ScenarioLabels:
+    """The labels `make_scene` would write for these arguments, without the bag.
 
     Raises:
         ScenarioError: unknown program or missing media.
     """
-    return _build(seed, program, cfg, room).labels
+    return _build(seed, program, cfg, room, family).labels
 
 
 def make_realistic_scene(out_bag: Path, seed: int, program: str = 'full',
@@ -311,11 +357,17 @@ def make_realistic_scene(out_bag: Path, seed: int, program: str = 'full',
     Raises:
         ScenarioError: unknown program, missing media, or the bag cannot be written.
     """
-    built = _build(seed, program, cfg, room)
+    return make_scene(out_bag, seed, program, cfg, room)
+
+
+def make_scene(out_bag: Path, seed: int, program: str = 'full', cfg: SceneConfig | None = None,
+               room: int | None = None, family: Family = REALISTIC) -> ScenarioLabels:
+    """`make_realistic_scene` for a scene of any family (`Family`): the same arguments."""
+    built = _build(seed, program, cfg, room, family)
     out_bag = Path(out_bag)
     try:
         with Writer(out_bag, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
-            write_scene(writer, built.scene, built.pano, built.noise, built.rng)
+            write_scene(writer, built.scene, built.pano, built.noise, built.rng, family.look)
     except (WriterError, FileExistsError) as err:
         raise ScenarioError(f'cannot write scene bag {out_bag}: {err}') from err
     labels_path(out_bag).write_text(json.dumps(built.labels.to_json(), indent=1))

@@ -84,7 +84,10 @@ def score_scene(decisions: list[dict[str, Any]] | Path, labels: ScenarioLabels |
         'false_alarms' and 'false_alarms_per_min' per modality, 'self_effects' (attends of
         the affected modality within SELF_WINDOW_S of each of the robot's own steps),
         'habituation_drop' (1 - mean peak salience of the last three repeats / mean of the
-        first two, the stimulus modality's peak within 1 s).
+        first two, the stimulus modality's peak within 1 s), 'repeat_attended' (per repeat:
+        its modality attended in its detection window), 'habituated_at' (the first repeat
+        after the first that was not attended; None: never) and 'repeat_rises' (repeats after
+        that one attended again, i.e. salience back above the threshold; None: no repeats).
 
     Raises:
         ScenarioError: unreadable inputs or decisions that were not made from this scene.
@@ -122,6 +125,10 @@ def score_scene(decisions: list[dict[str, Any]] | Path, labels: ScenarioLabels |
     drop = None
     if len(peaks) >= 5 and peaks[0] + peaks[1] > 0:
         drop = 1.0 - float(np.mean(peaks[-3:])) / float(np.mean(peaks[:2]))
+    heard = [_event_result(e, attended)['detected'] for e in reps]
+    habituated_at = next((i for i, h in enumerate(heard) if i > 0 and not h), None)
+    rises = (None if not heard else 0 if habituated_at is None
+             else sum(heard[habituated_at + 1:]))
     return {
         'seed': labels.seed, 'program': labels.program, 'inputs': len(decs),
         'attended': {m: sum(1 for d in attended if d['modality'] == m) for m in modalities},
@@ -132,7 +139,8 @@ def score_scene(decisions: list[dict[str, Any]] | Path, labels: ScenarioLabels |
         'alarms': {m: a[:20] for m, a in alarms.items()},
         'self_effects': selfs,
         'self_effect_attends': sum(s['attended'] for s in selfs),
-        'repeat_peaks': peaks, 'habituation_drop': drop,
+        'repeat_peaks': peaks, 'habituation_drop': drop, 'repeat_attended': heard,
+        'habituated_at': habituated_at, 'repeat_rises': rises,
     }
 
 
@@ -142,6 +150,15 @@ def _stats(values: list[float], worst: str) -> dict[str, Any]:
         return {'mean': None, 'worst': None, 'n': 0}
     return {'mean': float(np.mean(vals)), 'worst': float(min(vals) if worst == 'min'
                                                          else max(vals)), 'n': len(vals)}
+
+
+def _rises(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Repeats attended again after habituation, over the scenes that have repeats."""
+    with_reps = [r for r in reports if r.get('repeat_rises') is not None]
+    counts = [int(r['repeat_rises']) for r in with_reps]
+    return {'total': sum(counts), 'worst': max(counts, default=None),
+            'mean': float(np.mean(counts)) if counts else None, 'n': len(with_reps),
+            'never_habituated': sum(1 for r in with_reps if r['habituated_at'] is None)}
 
 
 def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -164,6 +181,7 @@ def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
             [sum(v for v in r['false_alarms_per_min'].values() if v is not None)
              for r in reports], 'max'),
         'habituation_drop': _stats([r['habituation_drop'] for r in reports], 'min'),
+        'repeat_rises': _rises(reports),
         'self_effect_attends': _stats([float(r['self_effect_attends']) for r in reports],
                                       'max'),
         'calm_minutes': _stats([r['calm_minutes'] for r in reports], 'min'),

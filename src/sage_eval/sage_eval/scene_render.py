@@ -7,6 +7,7 @@ and a bias random walk; AtpBudget messages give each encoder the planned ATP per
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,47 @@ TURN_S = 1.6  # a turn the image does not follow: there and back in this time
 ACCEL_NOISE, GYRO_NOISE = 0.04, 0.005
 ACCEL_BIAS, GYRO_BIAS = 0.05, 0.01
 GYRO_WALK = 2e-4  # rad/s per sqrt(s)
+
+
+@dataclass(frozen=True)
+class Look:
+    """How the camera and the body behave around the planned events (defaults: the realistic
+    scenes' quiet room and still robot).
+
+    Attributes:
+        ae_drift: amplitude of the slow auto-exposure wander (fraction of the exposure).
+        ae_period_s: its period's range (s).
+        vibration_hz: a motor's vibration frequency range in the IMU (None: no motor).
+        vibration_accel: its acceleration amplitude (m/s^2, x and y).
+        vibration_gyro: its angular rate amplitude (rad/s, x and y).
+    """
+
+    ae_drift: float = AE_DRIFT
+    ae_period_s: tuple[float, float] = (30.0, 90.0)
+    vibration_hz: tuple[float, float] | None = None
+    vibration_accel: float = 0.0
+    vibration_gyro: float = 0.0
+
+
+def vibration(tt: np.ndarray, look: Look, rng: np.random.Generator
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(accel, gyro) of a steady motor: a tone whose speed wanders by 2 % and its second
+    harmonic, sampled at the IMU's times tt (aliased as a real IMU samples it)."""
+    accel, gyro = np.zeros((tt.size, 3)), np.zeros((tt.size, 3))
+    if look.vibration_hz is None:
+        return accel, gyro
+    hz = float(rng.uniform(*look.vibration_hz))
+    wander_s = float(rng.uniform(10.0, 30.0))
+    phase = 2 * np.pi * hz * (tt + 0.02 * wander_s / (2 * np.pi)
+                              * np.sin(2 * np.pi * tt / wander_s))
+    second = float(rng.uniform(0, 2 * np.pi))
+    for k, (a, g) in enumerate(((1.0, 1.0), (0.7, 0.5))):  # x, y
+        p = phase + float(rng.uniform(0, 2 * np.pi))
+        accel[:, k] = a * look.vibration_accel * (np.sin(p) + 0.4 * np.sin(2 * p + second))
+        gyro[:, k] = g * look.vibration_gyro * np.sin(p + 0.5)
+    return accel, gyro
+
+
 # The orchestrator's nominal trust in a plugin (the budget messages carry it; unused here).
 TRUST = 0.5
 
@@ -61,7 +103,7 @@ def frame_times(scene: Scene) -> list[float]:
 
 
 def write_scene(writer: Any, scene: Scene, pano: np.ndarray, noise: SensorNoise,
-           rng: np.random.Generator) -> None:
+                rng: np.random.Generator, look: Look = Look()) -> None:
     ts = typestore()
     types = ts.types
     Image, AudioFrame = types['sensor_msgs/msg/Image'], types['sage_interfaces/msg/AudioFrame']
@@ -84,7 +126,8 @@ def write_scene(writer: Any, scene: Scene, pano: np.ndarray, noise: SensorNoise,
     def pan_x(t: float) -> float:
         return centre + amp * np.sin(2 * np.pi * t / period + phase)
 
-    ae_period, ae_phase = float(rng.uniform(30.0, 90.0)), float(rng.uniform(0, 2 * np.pi))
+    ae_period = float(rng.uniform(*look.ae_period_s))
+    ae_phase = float(rng.uniform(0, 2 * np.pi))
     ae_steps, t = [], float(rng.uniform(*AE_STEP_EVERY_S))
     while t < scene.duration:
         ae_steps.append((t, float(rng.choice([-1.0, 1.0]) * rng.uniform(*AE_STEP))))
@@ -113,6 +156,10 @@ def write_scene(writer: Any, scene: Scene, pano: np.ndarray, noise: SensorNoise,
         rng.normal(0, GYRO_WALK * np.sqrt(dt), (n_imu, 3)), axis=0)
     gyro += rng.normal(0, GYRO_NOISE, (n_imu, 3))
     accel += rng.normal(0, ACCEL_BIAS, 3) + rng.normal(0, ACCEL_NOISE, (n_imu, 3))
+    if look.vibration_hz is not None:  # drawn last: scenes without a motor stay as they were
+        motor_accel, motor_gyro = vibration(tt, look, rng)
+        accel += motor_accel
+        gyro += motor_gyro
     cov = np.zeros(9)
     cov[0] = -1.0  # no orientation estimate
     zero9 = np.zeros(9)
@@ -138,7 +185,7 @@ def write_scene(writer: Any, scene: Scene, pano: np.ndarray, noise: SensorNoise,
                     dy = int(round(w * np.cos(2 * np.pi * hz * (t - start))))
             xs = int(np.clip(round(x0) + dx, 0, world.shape[1] - width))
             ys = MARGIN_PX + dy
-            ae = 1.0 + AE_DRIFT * np.sin(2 * np.pi * t / ae_period + ae_phase) \
+            ae = 1.0 + look.ae_drift * np.sin(2 * np.pi * t / ae_period + ae_phase) \
                 + sum(s for s0, s in ae_steps if s0 <= t)
             gain = ae * float(np.prod([g for s, g in scene.gains if s <= t]))
             frame = expose(world[ys:ys + height, xs:xs + width], gain, noise, rng)

@@ -13,7 +13,7 @@ def test_every_recording_is_fetched_and_reads_as_16khz_audio():
             continue
         audio = media.load_audio(s.name)
         assert audio.dtype == np.float32 and audio.ndim == 1
-        assert 0.3 * media.SAMPLE_RATE <= audio.size <= 31 * media.SAMPLE_RATE
+        assert 0.05 * media.SAMPLE_RATE <= audio.size <= 31 * media.SAMPLE_RATE  # a beep..
         assert 0.05 < float(np.abs(audio).max()) <= 1.0   # not silence
 
 

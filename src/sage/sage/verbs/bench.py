@@ -37,7 +37,8 @@ def bench(
                                              'sleep: scenes per day; targets: tuning '
                                              'rooms (from seed 2)'),
     scenes: Optional[str] = typer.Option(None, '--scenes',
-                                         help='salience: realistic (default) | synthetic'),
+                                         help='salience: realistic (default) | busy | '
+                                              'synthetic'),
     seed_set: Optional[str] = typer.Option(None, '--seed-set',
                                            help='salience, sleep: report (default) | '
                                                 'tuning'),
