@@ -448,6 +448,8 @@ class SnarcCore(SnarcState):
         core.issues, core._new_issues = self.issues, self._new_issues
         for m, ms in self.modalities.items():
             core.modalities[m].recent = ms.recent
+        # Inputs still eligible for a reward stay so (a checkpoint leaves them out).
+        core.reward.pending = self.reward.pending
         return core
 
     def load_state_dict(self, state: Mapping[str, Any], new_stream: bool = False) -> None:

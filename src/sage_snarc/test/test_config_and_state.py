@@ -154,3 +154,20 @@ def write_v1_fixtures():
 
 if __name__ == '__main__':
     write_v1_fixtures()
+
+
+def test_a_scorer_reconfigured_before_every_input_scores_rewards_as_one_never_reconfigured():
+    # The orchestrator sets threshold.offset.<state> on every change of metabolic state; the
+    # inputs still eligible for a reward must stay eligible across it.
+    items = list(stream(SyntheticWorld(25), T0, 5.0))
+    straight = SnarcCore.from_params(SMALL)
+    expected = run(straight, items)
+    changed = SnarcCore.from_params(SMALL)
+    got = []
+    for i, item in enumerate(items):
+        if not isinstance(item, ImuRecord):  # before every latent and reward
+            changed = changed.reconfigured({**changed.values,
+                                            'threshold.offset.dream': 0.1 + 0.01 * (i % 7)})
+        got.extend(run(changed, [item]))
+    assert any(r[5] > 0.01 for r in expected)  # rewards were learnt and predicted
+    assert got == expected
