@@ -37,7 +37,7 @@ LEARNING_RATE = 5e-4
 
 
 def command(data_dir: Path, versions: Path, modalities: str, max_steps: int,
-            min_inputs: int = 8, budget_s: float = 120.0) -> list[str]:
+            min_inputs: int = 8, budget_s: float = 400.0) -> list[str]:
     return [sys.executable, '-m', 'sage_memory.sleep.worker', '--data-dir', str(data_dir),
             '--versions-dir', str(versions), '--modalities', modalities,
             '--time-budget-s', str(budget_s), '--max-steps', str(max_steps),
@@ -55,7 +55,7 @@ def day(tmp_path_factory, fill_training_store):
     items = fill_training_store(data_dir)
     t0 = time.monotonic()
     proc = subprocess.run(command(data_dir, versions, 'vision,audio', max_steps=12),
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=500)
     seconds = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
@@ -164,7 +164,7 @@ def promoted(tmp_path_factory, fill_training_store):
     bad = _add_undecodable(data_dir)
     proc = subprocess.run(command(data_dir, versions, 'vision,audio', max_steps=2)
                           + ['--min-gain', '-1000', '--max-forgetting', '1000'],
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {'versions': versions, 'items': items, 'bad': bad,
             'result': json.loads(proc.stdout.strip().splitlines()[-1])}
