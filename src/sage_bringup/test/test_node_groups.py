@@ -32,3 +32,22 @@ def test_compose_threads_reach_the_group_spec(tmp_path):
 def test_compose_threads_below_zero_or_not_whole_are_refused(tmp_path, bad):
     with pytest.raises(ProfileError, match='compose_threads'):
         compose_groups(_profile(tmp_path, bad))
+
+
+def test_a_groups_members_are_built_in_the_order_the_group_lists_them(tmp_path):
+    # sage_bringup.compose builds and spins them in this order: nano lists the audio chain
+    # first (its first salience needs a 1 s window), unlike the profile's node list
+    data = yaml.safe_load((config_dir() / 'nano.yaml').read_text())
+    listed = data['launch']['compose_groups']['sensing']
+    assert listed[:2] == ['microphone', 'audio_encoder']
+    assert list(data['launch']['nodes']).index('camera') < list(data['launch']['nodes']).index(
+        'microphone')
+    groups = {g.name: g for g in compose_groups(load_profile('nano'))
+              if isinstance(g, NodeGroup)}
+    assert [m.name for m in groups['sensing'].members] == listed
+    data['launch']['compose_groups']['sensing'] = list(reversed(listed))
+    path = tmp_path / 'nano_reversed.yaml'
+    path.write_text(yaml.safe_dump(data))
+    groups = {g.name: g for g in compose_groups(load_profile(str(path)))
+              if isinstance(g, NodeGroup)}
+    assert [m.name for m in groups['sensing'].members] == list(reversed(listed))
