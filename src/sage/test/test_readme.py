@@ -20,6 +20,7 @@ import re
 import shlex
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -135,7 +136,7 @@ CHECKS: dict[str, Check] = {
                                    r'Metabolic state', r'Nodes'],
         'live screen: read for a few seconds, then stopped'),
     '.venv/bin/sage bag record runs/my_bag --duration 60': Check(
-        '.venv/bin/sage bag record runs/my_bag --duration 8', [r'/sage/camera/image_raw'],
+        '.venv/bin/sage bag record runs/my_bag --duration 4', [r'/sage/camera/image_raw'],
         'duration shortened'),
     '.venv/bin/sage bag info runs/my_bag': Check(
         '.venv/bin/sage bag info runs/my_bag',
@@ -543,6 +544,29 @@ def user_dir(tmp_path, ros_domain):
     return tmp_path, env
 
 
+def _interrupt_once(cmd: str, cwd: Path, env: dict[str, str], ready, timeout: float
+                    ) -> tuple[int, str]:
+    """Start a command that runs until Ctrl-C, send SIGINT as soon as `ready(output so far)`
+    holds (or after `timeout` s): its exit code and all it printed."""
+    proc = subprocess.Popen(shlex.split(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if not seen.is_set() and ready(''.join(lines)):
+                seen.set()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    seen.wait(timeout)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=90)
+    reader.join(timeout=10)
+    return proc.returncode, ''.join(lines)
+
+
 def _say(domain: int, texts: list[str]) -> None:
     """Publish operator texts on /sage/text/in (what an operator console would do)."""
     ctx = rclpy.Context()
@@ -577,6 +601,7 @@ def test_readme_watch_record_replay_flow(user_dir):
                              stderr=subprocess.STDOUT, text=True)
     try:
         key = '.venv/bin/sage status'
+        # Piped, `sage status` prints its last screen when stopped: read for 12 s.
         status = subprocess.Popen(shlex.split(CHECKS[key].run), cwd=cwd, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(12)
@@ -626,13 +651,11 @@ def test_readme_launch_memory_bench_and_train_commands(user_dir):
     # The nano graph ran composed, as its profile says (the profile's groups, one process each).
     assert json.loads((cwd / 'runs' / 'graph.json').read_text())['results']['compose'] is True
     key = '.venv/bin/sage launch thor --domain-id 7'
-    proc = subprocess.Popen(shlex.split(CHECKS[key].run), cwd=cwd,
-                            env=dict(env, ROS_DOMAIN_ID=''), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    time.sleep(15)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=90)
-    assert proc.returncode == 0, out[-3000:]
+    # Up: its two-second line has counted vision and audio inputs (the summary lists those).
+    up = re.compile(r'vision: n=[1-9].*audio: n=[1-9]|audio: n=[1-9].*vision: n=[1-9]')
+    code, out = _interrupt_once(CHECKS[key].run, cwd, dict(env, ROS_DOMAIN_ID=''),
+                                lambda out: bool(up.search(out)), 60)
+    assert code == 0, out[-3000:]
     _expect(key, out)
     key = 'make run'
     _expect(key, _run(CHECKS[key].run, ROOT, env, 600))
