@@ -24,7 +24,7 @@ from sage_memory.store.retention import RetentionConfig
 from sage_memory.store.memory_store import StoreConfig
 
 WRITER = Path(__file__).with_name('crash_writer.py')
-KILLS = 20
+KILLS = 8  # each at a random point of a write burst; twenty cost a minute of the suite
 
 
 def open_memory(url: str, data_dir: Path, **store_kw) -> Memory:
