@@ -102,6 +102,8 @@ CHECKS: dict[str, Check] = {
     'make run': Check('make run DURATION=12', SUMMARY, 'the 60 s run shortened'),
     'make run DURATION=300': Check('', note="same target as 'make run' (DURATION=12 there)"),
     'make test': Check('', note='CI runs it: .ci/run is `make test`'),
+    '.venv/bin/python scripts/test_weights.py test-artifacts/junit.xml': Check(
+        '', note='test_suite_order reads a JUnit XML with its code and checks the order'),
     # README.md: on a ROS 2 machine
     "sudo apt-get install $(grep -v '^#' requirements/colcon/apt.txt)": Check(
         '', note='test_package_dependencies checks apt.txt lists every <apt_depend>'),
