@@ -32,25 +32,28 @@ WORKERS=${SAGE_TEST_WORKERS:-3}
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export HF_HUB_OFFLINE=1
 
+# Each stage's header says when it began (seconds since this script started).
+stage() { echo "[test] [${SECONDS} s] $*"; }
+
 status=0
 if [[ -f src/sage_cuda_mailbox/scripts/ctest.sh ]]; then
-  echo "[test] C++ tests (ctest)"
+  stage "C++ tests (ctest)"
   bash src/sage_cuda_mailbox/scripts/ctest.sh "$VENV" || status=1
 fi
 if [[ -f src/sage_cuda_mailbox/scripts/check_nvcc.sh ]]; then
   SAGE_REQUIRE_NVCC=$REQUIRE bash src/sage_cuda_mailbox/scripts/check_nvcc.sh || status=1
 fi
-echo "[test] lint (ruff check src: the rules in pyproject.toml)"
+stage "lint (ruff check src: the rules in pyproject.toml)"
 "$VENV/bin/ruff" check src || status=1
-echo "[test] types (mypy: sage_common and the *_core modules; files and settings in pyproject.toml)"
+stage "types (mypy: sage_common and the *_core modules; files and settings in pyproject.toml)"
 "$VENV/bin/mypy" || status=1
-echo "[test] import contract (lint-imports: layers, no cycles; pyproject.toml)"
+stage "import contract (lint-imports: layers, no cycles; pyproject.toml)"
 "$VENV/bin/lint-imports" --no-cache || status=1
-echo "[test] compatibility: Python 3.10 code, Jetson image pins resolve (check_compat.sh)"
+stage "compatibility: Python 3.10 code, Jetson image pins resolve (check_compat.sh)"
 bash scripts/check_compat.sh "$VENV" || status=1
-echo "[test] Dockerfile lint (hadolint; inline ignores give their reason)"
+stage "Dockerfile lint (hadolint; inline ignores give their reason)"
 "$VENV/bin/hadolint" docker/*.Dockerfile || status=1
-echo "[test] Python tests (pytest)"
+stage "Python tests (pytest)"
 # The JUnit XML (test-artifacts/) is what scripts/test_weights.py reads to refresh the order.
 mkdir -p test-artifacts
 "$VENV/bin/python" -m pytest src -n "$WORKERS" --dist loadfile --no-loadscope-reorder \
@@ -58,8 +61,9 @@ mkdir -p test-artifacts
 # Tests that compare two graphs' timing-dependent decisions (which frames a lagging encoder
 # drops, which IMU samples SNARC has heard when a frame arrives) measure the graphs, not the
 # file that happens to run beside them: they run last, one at a time (exit 5: none selected).
-echo "[test] Python tests that need the cores to themselves (pytest -m alone)"
+stage "Python tests that need the cores to themselves (pytest -m alone)"
 rc=0
 "$VENV/bin/python" -m pytest src -p no:xdist -m alone "$@" || rc=$?
 (( rc == 0 || rc == 5 )) || status=$rc
+stage "done (exit $status)"
 exit $status
