@@ -23,12 +23,13 @@ def die_with_parent(sig: int = signal.SIGTERM) -> bool:
     return rc == 0
 
 
-def interrupt(proc: subprocess.Popen[Any], timeout_s: float) -> int:
-    """SIGINT (a launcher then stops its nodes in order), SIGKILL if it is not gone within
-    timeout_s; returns the exit code."""
+def interrupt(proc: subprocess.Popen[Any], timeout_s: float,
+              sig: signal.Signals = signal.SIGINT) -> int:
+    """SIGINT (a launcher then stops its nodes in order; or `sig`, e.g. SIGTERM as systemd
+    stops a node), SIGKILL if it is not gone within timeout_s; returns the exit code."""
     if proc.poll() is not None:
         return proc.returncode
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     try:
         return proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:

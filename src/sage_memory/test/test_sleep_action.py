@@ -23,6 +23,7 @@ import time
 
 import pytest
 
+from sage_common.processes import interrupt
 from sage_common.ros import spin_until
 from sage_common.vocabulary import Topic
 
@@ -169,8 +170,4 @@ def test_sleep_goal_gives_feedback_and_a_cancel_stops_it_leaving_the_model_and_r
     finally:
         node.destroy_node()
         rclpy.shutdown()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        interrupt(proc, 20, signal.SIGTERM)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 
 import pytest
+from sage_common.processes import interrupt
 from sage_common.ros import spin_until
 
 # The run's domain block (root conftest) plus this file's own offset.
@@ -125,8 +127,4 @@ def test_sleep_retrains_publishes_live_versions_and_stops_when_the_dream_ends(
     finally:
         node.destroy_node()
         rclpy.shutdown()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        interrupt(proc, 20, signal.SIGTERM)
