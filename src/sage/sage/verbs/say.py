@@ -14,6 +14,13 @@ WAIT_HELP = 'seconds to wait for a subscriber (the graph) before giving up'
 SOURCE_HELP = 'who gives it (the message\'s source field)'
 NAMESPACE_HELP = 'namespace of the graph (one launched with --namespace /r1: /r1/sage/...)'
 
+# The options both verbs take (typer reads an option's declaration as the parameter's default,
+# and one declaration serves several commands).
+SOURCE = typer.Option('operator', '--source', help=SOURCE_HELP)
+NAMESPACE = typer.Option('', '--namespace', help=NAMESPACE_HELP)
+WAIT = typer.Option(10.0, '--wait', min=0.1, help=WAIT_HELP)
+PROFILE = typer.Option('nano', '--profile', help=WATCH_PROFILE_HELP)
+
 
 def _publish(profile: str, domain_id: Optional[int], namespace: str, wait: float,
              msg_class: Any, topic: str, fill: Any) -> Any:
@@ -36,10 +43,10 @@ def _stamp(msg: Any) -> str:
 
 def say(
     text: str = typer.Argument(..., help='what to say (UTF-8 text)'),
-    source: str = typer.Option('operator', '--source', help=SOURCE_HELP),
-    namespace: str = typer.Option('', '--namespace', help=NAMESPACE_HELP),
-    wait: float = typer.Option(10.0, '--wait', min=0.1, help=WAIT_HELP),
-    profile: str = typer.Option('nano', '--profile', help=WATCH_PROFILE_HELP),
+    source: str = SOURCE,
+    namespace: str = NAMESPACE,
+    wait: float = WAIT,
+    profile: str = PROFILE,
     domain_id: Optional[int] = domain_option(),
 ) -> None:
     """Send a text input to the graph (sage_interfaces/TextInput): the language encoder
@@ -61,10 +68,10 @@ def say(
 def reward(
     value: float = typer.Argument(..., min=-1.0, max=1.0,
                                   help='reward in [-1, 1] (positive: a good outcome)'),
-    source: str = typer.Option('operator', '--source', help=SOURCE_HELP),
-    namespace: str = typer.Option('', '--namespace', help=NAMESPACE_HELP),
-    wait: float = typer.Option(10.0, '--wait', min=0.1, help=WAIT_HELP),
-    profile: str = typer.Option('nano', '--profile', help=WATCH_PROFILE_HELP),
+    source: str = SOURCE,
+    namespace: str = NAMESPACE,
+    wait: float = WAIT,
+    profile: str = PROFILE,
     domain_id: Optional[int] = domain_option(),
 ) -> None:
     """Send a reward to the graph (sage_interfaces/Reward): SNARC credits it to the inputs it
