@@ -25,10 +25,11 @@ export SAGE_REQUIRE_PG=$REQUIRE
 # Each pytest worker has its own block of DDS domains (root conftest.py); where a run's
 # per-test domains start inside it differs between runs.
 export SAGE_TEST_DOMAIN_SEED=${SAGE_TEST_DOMAIN_SEED:-$RANDOM}
-# Three workers, one test file at a time each (module fixtures are made once): on two cores a
-# run at two workers left the CPUs idle half its time (vmstat), as most graph tests wait on
-# processes starting and on DDS. Files go out heaviest first (conftest.py, test_weights.json).
-WORKERS=${SAGE_TEST_WORKERS:-3}
+# Two workers, one test file at a time each (module fixtures are made once); files go out
+# heaviest first (conftest.py, test_weights.json), so both end together. Three kept the two
+# cores busy (pytest 733 s instead of 851) but a graph test that plays a bag into a live graph
+# then lagged the bag (test_bag_play_graph: recall 0.5; 1.000 alone).
+WORKERS=${SAGE_TEST_WORKERS:-2}
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export HF_HUB_OFFLINE=1
 
