@@ -26,7 +26,7 @@ from sage_encoders.preprocess import MelConfig, log_mel_db, model_mel, normalise
 from sage_encoders.preprocess import pcm_to_float
 from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, PuzzleStart,
                                   RuntimeConfig, SwappableModel, before_refinement,
-                                  finish_puzzle, start_puzzle)
+                                  start_puzzle)
 from sage_encoders.runtime import Log
 from sage_encoders.voice import VoiceActivity
 
@@ -385,11 +385,8 @@ class AudioEncoderCore(SwappableModel):
         before each refinement step (it may wait).
         """
         t0 = time.perf_counter()
-        with self.refine_lock:
-            model = pending.model
-            if model is not self.model or not model.loaded:
-                atp = 0.0
-            res = finish_puzzle(pending.start, atp, self.irp, before_step)
+        model = pending.model
+        res = self.refine_begun(pending.start, model, atp, before_step)
         if self.inputs.enabled:
             self.inputs.put(pending.input_seq, pending.stamp, pending.pcm)
         irp = res.irp

@@ -201,11 +201,12 @@ class SwappableModel:
     thread): its refinement holds `refine_lock` and refines no more once the model it began
     with is swapped out or unloaded; a swap holds both locks.
 
-    A subclass sets `self.model`, `self.model_lock` and `self.refine_lock` and defines
-    `probe_input`.
+    A subclass sets `self.model`, `self.model_lock`, `self.refine_lock` and `self.irp` and
+    defines `probe_input`.
     """
 
     model: PuzzleModel
+    irp: IrpConfig
     model_lock: threading.Lock
     refine_lock: threading.Lock
 
@@ -286,6 +287,15 @@ class SwappableModel:
         if not (np.isfinite(res.embedding).all() and np.isfinite(res.irp.energy_final)):
             raise ModelError(f'{path}: probe encode gave non-finite values')
         return candidate
+
+    def refine_begun(self, start: PuzzleStart, began_with: PuzzleModel, atp: float | None,
+                     before_step: Callable[[], None] | None = None) -> PuzzleResult:
+        """`finish_puzzle` of an input begun with `began_with`, under `refine_lock`: when that
+        model was swapped out or unloaded since, the input takes no step (atp 0)."""
+        with self.refine_lock:
+            if began_with is not self.model or not began_with.loaded:
+                atp = 0.0
+            return finish_puzzle(start, atp, self.irp, before_step)
 
     def swap_model(self, candidate: PuzzleModel) -> PuzzleModel:
         """Put a prepared model in use between two inputs; return the one it replaced.

@@ -23,7 +23,7 @@ from sage_encoders.input_ring import InputRing, jpeg_input, kept_frame
 from sage_encoders.preprocess import resize_rgb, scale_rgb
 from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, PuzzleStart,
                                   RuntimeConfig, SwappableModel, before_refinement,
-                                  finish_puzzle, start_puzzle)
+                                  start_puzzle)
 from sage_encoders.runtime import Log
 
 FEATURES = ('brightness', 'brightness_change', 'motion', 'colour_change', 'grey_change')
@@ -191,11 +191,8 @@ class VisionEncoderCore(SwappableModel):
         `before_step` is called before each refinement step (it may wait).
         """
         t0 = time.perf_counter()
-        with self.refine_lock:
-            model = pending.model
-            if model is not self.model or not model.loaded:
-                atp = 0.0
-            res = finish_puzzle(pending.start, atp, self.irp, before_step)
+        model = pending.model
+        res = self.refine_begun(pending.start, model, atp, before_step)
         preview = self._preview(pending.preview_rgb)
         if pending.kept is not None:
             # Sleep retrains on what the model saw: the frame after exposure normalisation
