@@ -28,6 +28,7 @@ from rosbags.interfaces import (Connection, Qos, QosDurability, QosHistory, QosL
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 
+from sage.bag_frames import FullRateImages
 from sage.bag_select import describe, readers_wanted, select_topics
 from sage.bag_types import BagError, ensure_type, message_class, sage_typestore
 from sage.bag_writer import BagOptions, BagWriter, compression_of
@@ -162,6 +163,7 @@ class _Recorder:
     topics: list[str] | None
     out: TextIO | None
     namespace: str = ''
+    frames: FullRateImages | None = None
     counts: dict[str, int] = field(default_factory=dict)
     skipped: set[str] = field(default_factory=set)
     subscriptions: list[Any] = field(default_factory=list)
@@ -176,6 +178,14 @@ class _Recorder:
             infos = self.node.get_publishers_info_by_topic(topic)
             if not infos:
                 continue  # only subscribers so far: wait for a publisher (and its QoS)
+            if out_of_namespace(topic, self.namespace) == absolute(Topic.CAMERA_FRAME_REF):
+                if self.frames is not None and _wanted(
+                        absolute(Topic.CAMERA_IMAGE, self.namespace), self.topics,
+                        absolute(PREFIX, self.namespace)):
+                    self.frames.camera_found(infos)
+                self._skip(topic, "it points into this machine's shared memory (the frames "
+                                  'are recorded as Images)')
+                continue
             if len(types) != 1:
                 self._skip(topic, f'has several types {types}')
                 continue
@@ -247,7 +257,8 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
 
     context = _new_context()
     node = Node('sage_bag_recorder', context=context)
-    rec = _Recorder(node, writer, store, wanted, stdout, namespace)
+    rec = _Recorder(node, writer, store, wanted, stdout, namespace,
+                    FullRateImages(node, lambda line: _say(stdout, line)))
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     node.create_timer(DISCOVERY_PERIOD_S, rec.discover)
@@ -265,6 +276,11 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
     except KeyboardInterrupt:
         pass
     finally:
+        try:
+            if rec.frames is not None:
+                rec.frames.restore(lambda timeout: executor.spin_once(timeout_sec=timeout))
+        except KeyboardInterrupt:
+            pass
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown(context=context)

@@ -28,6 +28,7 @@ from rcl_interfaces.srv import DescribeParameters
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
+from sage.bag import info
 from sage_common.ros import declare_params, RELIABLE_QOS, spin_until
 from sage_interfaces.msg import TextInput
 from sage_sensors.camera_params import PARAMS
@@ -138,8 +139,8 @@ CHECKS: dict[str, Check] = {
                                    r'Metabolic state', r'Nodes'],
         'live screen: read for a few seconds, then stopped'),
     '.venv/bin/sage bag record runs/my_bag --duration 60': Check(
-        '.venv/bin/sage bag record runs/my_bag --duration 4', [r'/sage/camera/image_raw'],
-        'duration shortened'),
+        '.venv/bin/sage bag record runs/my_bag --duration 4',
+        [r'/sage/camera/image_raw', r'asked for an Image of every frame'], 'duration shortened'),
     '.venv/bin/sage bag info runs/my_bag': Check(
         '.venv/bin/sage bag info runs/my_bag',
         [r'/sage/camera/image_raw', r'/sage/audio/frames', r'/sage/imu/data']),
@@ -620,6 +621,10 @@ def test_readme_watch_record_replay_flow(user_dir):
         graph.send_signal(signal.SIGINT)
         summary, _ = graph.communicate(timeout=90)
     assert graph.returncode == 0, summary[-3000:]
+    # The camera hands frames to the encoder by shared memory, and the bag still holds an
+    # Image of (nearly) every frame the encoder took: all but those before the rate was raised.
+    counts = {t['name']: t['count'] for t in info(cwd / 'runs' / 'my_bag')['topics']}
+    assert counts['/sage/camera/image_raw'] >= 0.7 * counts['/sage/vision/latent_initial'], counts
     # The text said to the graph is recalled by meaning from the database it wrote.
     key = ".venv/bin/sage memory query 'low battery' --k 5"
     _expect(key, _run(CHECKS[key].run, cwd, env, 120))

@@ -41,6 +41,8 @@ NODES = ('camera', 'orchestrator', 'snarc', 'vision_encoder', 'audio_encoder',
 STATE_KEYS = ('wake', 'focus', 'rest', 'dream', 'crisis')
 SETTINGS = [
     'camera.width=64', 'camera.height=48', 'snarc.state_file=', 'snarc.memory.preload_k=0',
+    # every frame an Image (the probe counts them), none by shared memory (the encoder idles)
+    'camera.mailbox.enabled=false', 'vision_encoder.mailbox.enabled=false',
     'orchestrator.state_dir=', 'orchestrator.tick_hz=20.0',
     'orchestrator.salience_half_life_s=0.3', 'orchestrator.state_publish_period_s=0.5',
     'orchestrator.metabolic.idle_rest_s=1.0', 'orchestrator.metabolic.idle_dream_s=600.0',

@@ -1,5 +1,6 @@
 """Frames through the shared-memory mailbox give the same latents and salience decisions as
-frames through Image messages (real vision encoder and SNARC node processes)."""
+frames through Image messages (real vision encoder and SNARC node processes), and a frame that
+reaches the mailbox encoder both ways is encoded once."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -48,8 +49,10 @@ def _graph(profile, tmp_path, domain):
         enc_params = dict(enc.parameters, **{'mailbox.enabled': mailbox})
         snarc_params = dict(snarc.parameters, **{'memory.preload_k': 0, 'state_file': ''})
         remap = (('/sage/vision/latent', f'/{path}/vision/latent'),)
+        # path b's Images come on a topic of their own: a third of the frames, sent both ways
+        images = (('/sage/camera/image_raw', '/b/image_raw'),) if mailbox else ()
         nodes.append(replace(enc, name=f'enc_{path}', parameters=enc_params,
-                             remappings=remap))
+                             remappings=remap + images))
         nodes.append(replace(snarc, name=f'snarc_{path}', parameters=snarc_params,
                              remappings=remap + (('/sage/salience', f'/{path}/salience'),)))
     env = dict(os.environ, **graph_env(profile, domain))
@@ -57,9 +60,10 @@ def _graph(profile, tmp_path, domain):
                       python=sys.executable, log=lambda s: None), segment
 
 
-def _matched(node, image_pub, ref_pub) -> bool:
+def _matched(node, image_pubs, ref_pub) -> bool:
     """Both encoders, both SNARC nodes and this node's subscriptions see each other."""
-    return (image_pub.get_subscription_count() >= 1 and ref_pub.get_subscription_count() >= 1
+    return (all(p.get_subscription_count() >= 1 for p in image_pubs)
+            and ref_pub.get_subscription_count() >= 1
             and all(node.count_subscribers(f'/{p}/vision/latent') >= 2
                     and node.count_publishers(f'/{p}/vision/latent') >= 1
                     and node.count_publishers(f'/{p}/salience') >= 1 for p in ('a', 'b')))
@@ -73,6 +77,7 @@ def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain
     sup, segment = _graph(load_profile('nano'), tmp_path, ros_domain)
     writer = FrameWriter(segment, slots=4, max_bytes=320 * 240 * 3)
     got = {'a': {}, 'b': {}, 'la': {}, 'lb': {}}
+    latents_b: list[float] = []  # every refined latent path b published (duplicates too)
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=ros_domain)
     node = rclpy.create_node('mailbox_path_test', context=ctx)
@@ -83,6 +88,8 @@ def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain
         node.create_subscription(Latent, f'/{p}/vision/latent',
                                  lambda m, p=p: got['l' + p].setdefault(
                                      to_sec(m.header.stamp), list(m.codes)), RELIABLE_QOS)
+    node.create_subscription(Latent, '/b/vision/latent',
+                             lambda m: latents_b.append(to_sec(m.header.stamp)), RELIABLE_QOS)
     heard: set[str] = set()
 
     def on_diagnostics(msg) -> None:
@@ -93,6 +100,7 @@ def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain
 
     node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, RELIABLE_QOS)
     image_pub = node.create_publisher(Image, '/sage/camera/image_raw', SENSOR_QOS)
+    image_b_pub = node.create_publisher(Image, '/b/image_raw', SENSOR_QOS)
     ref_pub = node.create_publisher(FrameRef, FRAME_REF_TOPIC, SENSOR_QOS)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
@@ -102,7 +110,8 @@ def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain
     try:
         # Wait until every hop of both paths is matched before sending anything.
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not _matched(node, image_pub, ref_pub):
+        image_pubs = (image_pub, image_b_pub)
+        while time.monotonic() < deadline and not _matched(node, image_pubs, ref_pub):
             time.sleep(0.2)
         # The test sees an encoder's subscription before that encoder's reader may have
         # matched the test's writers (a frame sent then is never delivered). Probe until both
@@ -129,6 +138,8 @@ def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain
             ref.header.stamp = img.header.stamp
             image_pub.publish(img)
             ref_pub.publish(ref)
+            if i % 3 == 0:
+                image_b_pub.publish(img)
             # Lock-step: the next frame goes out once both paths scored this one and published
             # its refined latent (salience comes first: SNARC scores the latent published
             # before refinement), so neither path's newest-only queue can drop a frame however
@@ -146,6 +157,8 @@ def test_mailbox_and_image_paths_give_identical_latents_and_decisions(ros_domain
         len(got['a']), len(got['b']), [(tmp_path / 'logs' / f).read_text()[-2000:]
                                        for f in ('enc_b.log', 'snarc_b.log')])
     assert got['la'] == got['lb']           # identical code grids, frame by frame
+    # encoded once each, though a third came to path b both ways
+    assert len(latents_b) == len(set(latents_b)) == FRAMES, sorted(latents_b)
     for stamp, a in got['a'].items():
         b = got['b'][stamp]
         assert a.attend == b.attend, stamp

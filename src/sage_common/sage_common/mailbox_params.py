@@ -12,10 +12,14 @@ from sage_common.vocabulary import Topic
 FRAME_REF_TOPIC = Topic.CAMERA_FRAME_REF
 
 ENABLED = ParamSpec('mailbox.enabled', False,
-                    'frames through the shared-memory mailbox (FrameRef on DDS) instead of '
-                    'Image messages', read_only=True)
-SEGMENT = ParamSpec('mailbox.segment', 'sage_frames',
-                    'shared-memory segment name (same in camera and encoder)', read_only=True)
+                    'frames through the shared-memory mailbox (FrameRef on DDS): the camera '
+                    'writes each frame there once and sends Image messages at '
+                    'mailbox.image_rate_hz only; the encoder reads FrameRefs and still encodes '
+                    'Images (a bag played), a frame that comes both ways once', read_only=True)
+SEGMENT = ParamSpec('mailbox.segment', '',
+                    "shared-memory segment name ('' = sage_frames_<ROS domain>_<namespace>, so "
+                    'graphs on other domains or namespaces of one machine never share frames; '
+                    'the encoder reads the name from each FrameRef)', read_only=True)
 
 WRITER_PARAMS = (
     ENABLED, SEGMENT,
@@ -29,3 +33,10 @@ READER_PARAMS = (
     ParamSpec('mailbox.lease_ms', 1000, 'how long a frame view stays stable while encoding',
               1, 60000, read_only=True),
 )
+
+
+def default_segment(domain_id: int, namespace: str) -> str:
+    """The segment a graph's camera writes when mailbox.segment is '': one per ROS domain and
+    namespace (a second graph with the same name would replace the first one's segment)."""
+    ns = '_'.join(part for part in namespace.split('/') if part)
+    return f'sage_frames_{int(domain_id)}' + (f'_{ns}' if ns else '')

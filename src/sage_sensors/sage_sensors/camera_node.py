@@ -54,9 +54,12 @@ class CameraNode(SensorNode):
             f"at {self._cfg['fps']} Hz -> {IMAGE_TOPIC}")
 
     def _on_params(self, values: dict[str, Any]) -> None:
-        """An accepted parameter change (already checked): apply a new frame rate."""
+        """An accepted parameter change (already checked): apply a new frame rate and the
+        mailbox's image rate."""
         old, fps = float(self._cfg['fps']), float(values['fps'])
         self._cfg = values
+        if self._mailbox is not None:
+            self._mailbox.set_image_rate(float(values['mailbox.image_rate_hz']))
         if fps == old or self._runner is None:
             return
         in_place = self._runner.set_rate(fps)

@@ -14,7 +14,7 @@ from sage_interfaces.msg import FrameRef
 
 from sage_common.convert import set_stamp
 from sage_common.health import Level
-from sage_common.mailbox_params import FRAME_REF_TOPIC
+from sage_common.mailbox_params import default_segment, FRAME_REF_TOPIC
 from sage_common.ros import SENSOR_QOS
 from sage_sensors.errors import SensorError
 
@@ -34,17 +34,34 @@ class FrameMailbox:
                               f'{err}') from err
         self._node = node
         self._pub = node.create_publisher(FrameRef, FRAME_REF_TOPIC, SENSOR_QOS)
-        self._image_period = 1.0 / image_rate_hz if image_rate_hz > 0 else None
+        self._image_period: float | None = None
+        self.set_image_rate(image_rate_hz)
         self._next_image = -1.0
+
+    def set_image_rate(self, hz: float) -> None:
+        """Image messages per second beside the FrameRefs from the next frame on (0: none)."""
+        self._image_period = 1.0 / hz if hz > 0 else None
 
     @classmethod
     def from_params(cls, node: Node, values: Mapping[str, Any]) -> FrameMailbox | None:
-        """None when the profile keeps frames on the Image topic."""
+        """None when the profile keeps frames on the Image topic, or the mailbox module is
+        not built here (then every frame goes as an Image, and /diagnostics says so)."""
         if not values['mailbox.enabled']:
             return None
+        try:
+            # lazy: keeps the compiled mailbox out of this module's import
+            import sage_cuda_mailbox  # noqa: F401
+        except ImportError as err:
+            node.health.condition('mailbox', Level.WARN,
+                                  f'mailbox.enabled but sage_cuda_mailbox is not built ({err}): '
+                                  'every frame goes as an Image')
+            node.get_logger().warning(f'sage_cuda_mailbox not built ({err}): frames as Images')
+            return None
         max_bytes = int(values['width']) * int(values['height']) * 3
-        return cls(node, str(values['mailbox.segment']), int(values['mailbox.slots']),
-                   max_bytes, float(values['mailbox.image_rate_hz']))
+        segment = str(values['mailbox.segment']) or default_segment(
+            node.context.get_domain_id(), node.get_namespace())
+        return cls(node, segment, int(values['mailbox.slots']), max_bytes,
+                   float(values['mailbox.image_rate_hz']))
 
     def publish(self, rgb: np.ndarray, stamp: float, frame_id: str) -> bool:
         """Write the frame and publish its FrameRef.

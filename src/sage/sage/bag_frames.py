@@ -1,0 +1,78 @@
+"""Every camera frame in a bag, also when the camera hands frames over by shared memory.
+
+With the frame mailbox on, the camera writes each frame to shared memory, publishes a FrameRef
+for it, and sends Image messages only at `mailbox.image_rate_hz` (for viewers). A FrameRef is
+no use in a bag (it points into this machine's shared memory), so while `sage bag record`
+runs, the camera is asked for an Image of every frame (`mailbox.image_rate_hz` at its
+maximum) and given its own rate back when the recording ends.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import time
+from typing import Any
+
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import GetParameters, SetParameters
+
+RATE_PARAM = 'mailbox.image_rate_hz'
+EVERY_FRAME_HZ = 240.0  # the parameter's upper bound: above any camera's frame rate
+RESTORE_TIMEOUT_S = 2.0
+
+
+def _node_name(info: Any) -> str:
+    ns = info.node_namespace.rstrip('/')
+    return f'{ns}/{info.node_name}'
+
+
+@dataclass
+class FullRateImages:
+    """Raises the image rate of each camera publishing FrameRefs; `restore` undoes it."""
+
+    node: Any
+    say: Any  # callable(str)
+    cameras: dict[str, Any] = field(default_factory=dict)  # name -> rate it had (None: pending)
+    clients: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    def camera_found(self, publishers: list[Any]) -> None:
+        """For each new FrameRef publisher: read its image rate, then set every frame."""
+        for info in publishers:
+            name = _node_name(info)
+            if name in self.cameras:
+                continue
+            get = self.node.create_client(GetParameters, f'{name}/get_parameters')
+            put = self.node.create_client(SetParameters, f'{name}/set_parameters')
+            self.clients[name] = (get, put)
+            self.cameras[name] = None
+            future = get.call_async(GetParameters.Request(names=[RATE_PARAM]))
+            future.add_done_callback(lambda f, name=name: self._got_rate(name, f))
+
+    def _got_rate(self, name: str, future: Any) -> None:
+        values = getattr(future.result(), 'values', None)
+        if not values or values[0].type != ParameterType.PARAMETER_DOUBLE:
+            self.say(f'[bag] {name} sends frames by shared memory and has no {RATE_PARAM}: '
+                     'the bag holds the images it sends')
+            return
+        self.cameras[name] = values[0].double_value
+        self.clients[name][1].call_async(_set_rate(EVERY_FRAME_HZ))
+        self.say(f'[bag] {name} sends frames by shared memory: asked for an Image of every '
+                 f'frame while recording (its {RATE_PARAM} {values[0].double_value:g} is given '
+                 'back at the end)')
+
+    def restore(self, spin_once: Any) -> None:
+        """Give each camera its own image rate back (spin_once(timeout) runs the executor)."""
+        pending = {name: self.clients[name][1].call_async(_set_rate(rate))
+                   for name, rate in self.cameras.items() if rate is not None}
+        deadline = time.monotonic() + RESTORE_TIMEOUT_S
+        while not all(f.done() for f in pending.values()) and time.monotonic() < deadline:
+            spin_once(0.05)
+        for name, future in pending.items():
+            if not future.done():
+                self.say(f'[bag] {name} did not answer: set {RATE_PARAM} back to '
+                         f'{self.cameras[name]:g} yourself (sage param set)')
+
+def _set_rate(hz: float) -> Any:
+    return SetParameters.Request(parameters=[Parameter(
+        name=RATE_PARAM, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
+                                              double_value=float(hz)))])
+
