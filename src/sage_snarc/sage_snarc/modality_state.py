@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sage_snarc.background import Background
+from sage_snarc.audio_scene import AudioBackground
 from sage_snarc.habituation import Habituation
 from sage_snarc.novelty import NoveltyModel, unit
 from sage_snarc.predictor import Metric, SurpriseModel
@@ -46,8 +46,8 @@ class ModalityState:
     surprise: SurpriseModel
     novelty: NoveltyModel
     habituation: Habituation
-    # The learnt room (audio): what stands out of it arouses; sounds are its foreground.
-    background: Background
+    # The room (audio): arousal is a rise above its level, sounds stand out of its spectrum.
+    background: AudioBackground
     sounds: NoveltyModel
     # What a stimulus descriptor (innovation) is measured against, and the vision codes'.
     baseline: np.ndarray | None = None
@@ -61,6 +61,7 @@ class ModalityState:
     utterance_peak: float = 0.0  # and the highest speech probability of the utterance
     model_version: str = ''  # the encoder model of its latents (LatentRecord.model_version)
     model_changes: int = 0
+    room_changes: int = 0
     last_stamp: float = -math.inf
     seq: int = 0
     count: int = 0
@@ -76,6 +77,7 @@ class ModalityState:
         """A fresh state for `modality` under the configuration."""
         metric = METRICS.get(modality, 'cosine')
         st, su, nov, hab = cfg.stats, cfg.surprise, cfg.novelty, cfg.habituation
+        room = cfg.arousal.audio
         chosen = su.channels(modality)
         return cls(
             surprise=SurpriseModel(
@@ -98,8 +100,9 @@ class ModalityState:
                 near_miss=hab.near_miss, spreads=hab.radius_spreads,
                 quantile=hab.radius_quantile, min_match_dist=hab.radius_min,
                 exemplars=hab.radius_exemplars),
-            # 1 dB: the smallest spread of a level or band (stretched to every channel).
-            background=Background(cfg.room.window_s, cfg.room.false_alarm, floors=[1.0]),
+            background=AudioBackground(room.background_window, drop_hops=room.room_drop_hops,
+                                       band_hops=room.room_band_hops,
+                                       rise_hops=room.room_rise_hops),
             sounds=NoveltyModel(
                 window=nov.window, z_ref=nov.z_ref, stats_window=st.window,
                 min_count=st.min_count, metric='cosine', prior=SOUND_NOVELTY_PRIOR,
@@ -154,6 +157,24 @@ class ModalityState:
         if float(np.linalg.norm(innovation)) <= center + 3.0 * scale:
             return None
         return unit(innovation)
+
+    def room_changed(self) -> None:
+        """A source of the room's own noise stopped or started (`AudioBackground.quieter`: its
+        level or some of its bands dropped; `AudioBackground.louder`: its level rose and
+        stayed up, steadily): the room's background level and spectrum are learnt afresh, and
+        so are the error statistics of every surprise channel.
+
+        Those were learnt in the other room. An encoder embeds a quiet room and a vent's
+        steady noise differently (a quiet room moves more from window to window), and a
+        vent's level flickers more from hop to hop than a quiet room's (about 1.5 dB against
+        0.3-0.7 in the scenes): scored against the old statistics, the new room itself would be a
+        surprise until they caught up (half of stats.window, about 30 s), and measured from the
+        old level it would stay arousing for half of the background window. Until
+        stats.min_count new errors are in, the audio channels score no surprise.
+        """
+        self.room_changes += 1
+        self.background.restart()
+        self.surprise.forget_errors(tuple(self.channels))
 
     def follow_model(self, version: str) -> bool:
         """Note the encoder model of an input ('' = unknown: nothing to compare).

@@ -108,18 +108,22 @@ class VisionArousal:
 
 @dataclass(frozen=True)
 class AudioArousal:
-    """Audio arousal: how far a hop rises above the learnt room (background.py)."""
+    """Audio arousal over the tracked room background, and the room-change rules."""
 
+    floor_db: float = param('arousal.audio.floor_db')
     range_db: float = param('arousal.audio.range_db')
     onset_ref_db: float = param('arousal.audio.onset_ref_db')
-
-
-@dataclass(frozen=True)
-class RoomConfig:
-    """The learnt room of each stream (background.py)."""
-
-    window_s: float = param('room.window_s')
-    false_alarm: float = param('room.false_alarm')
+    band_ref_db: float = param('arousal.audio.band_ref_db')
+    band_floor_db: float = param('arousal.audio.band_floor_db')
+    background_window: int = param('arousal.audio.background_window')
+    room_drop_db: float = param('arousal.audio.room_drop_db')
+    room_drop_hops: int = param('arousal.audio.room_drop_hops')
+    room_band_drop_db: float = param('arousal.audio.room_band_drop_db')
+    room_band_count: int = param('arousal.audio.room_band_count')
+    room_band_hops: int = param('arousal.audio.room_band_hops')
+    room_rise_db: float = param('arousal.audio.room_rise_db')
+    room_rise_flux_db: float = param('arousal.audio.room_rise_flux_db')
+    room_rise_hops: int = param('arousal.audio.room_rise_hops')
 
 
 @dataclass(frozen=True)
@@ -242,7 +246,6 @@ class SnarcConfig:
     surprise: SurpriseConfig
     novelty: NoveltyConfig
     arousal: ArousalConfig
-    room: RoomConfig
     reward: RewardConfig
     conflict: ConflictConfig
     habituation: HabituationConfig

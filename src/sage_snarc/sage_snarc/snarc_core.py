@@ -31,7 +31,8 @@ from sage_common.params import resolve
 from sage_common.records import (ImuRecord, LatentRecord, RewardRecord, SalienceRecord,
                                   model_name)
 from sage_common.vocabulary import LATENT_MODALITIES
-from sage_snarc.arousal import hear_room, imu_embedding, latent_arousal
+from sage_snarc.arousal import band_arousal, imu_embedding, latent_arousal
+from sage_snarc.audio_scene import bands_of
 from sage_snarc.conflict import ConflictWindow
 from sage_snarc.episodes import combine, habituation_of, reinforce
 from sage_snarc.errors import SnarcError
@@ -63,7 +64,6 @@ class Observation:
         arousal, activity: arousal and the conflict activity (None: none to report).
         grid: the vision code grid for the descriptor; sound: the audio foreground spectrum.
         voice: how clearly the input starts an utterance (0..1).
-        in_room: the learnt room explains the input in every feature (no surprise from it).
     """
 
     stamp: float
@@ -77,7 +77,6 @@ class Observation:
     grid: np.ndarray | None = None
     sound: np.ndarray | None = None
     voice: float = 0.0
-    in_room: bool = False
 
 
 class SnarcCore(SnarcState):
@@ -142,17 +141,34 @@ class SnarcCore(SnarcState):
             self._issue(Level.WARN, 'non_finite', f'{m}: non-finite reconstruction error')
         elif recon >= 0.0 and 'recon' in use:
             scalars['recon'] = float(recon)
-        arousal, activity = latent_arousal(m, feats, self.cfg.arousal)
-        sound, voice, in_room = None, 0.0, False
+        arousal, activity = latent_arousal(m, feats, self.cfg.arousal, ms.background)
+        sound, voice = None, 0.0
         if m == 'audio':
             voice = ms.voice_onset(rec.stamp, feats.get('voice'), self.cfg.novelty)
-            sound, band, in_room = hear_room(ms.background, rec.stamp, feats,
-                                             self.cfg.arousal.audio)
+            sound, band = self._hear_room(ms, feats)
             arousal = max(arousal, band)
         vectors = {'embedding': vec} if vec is not None and 'embedding' in use else {}
         return self._score(m, Observation(
             rec.stamp, int(rec.input_seq), vec, arousal, activity, vectors, scalars,
-            codes if 'codes' in use else None, codes, sound, voice, in_room))
+            codes if 'codes' in use else None, codes, sound, voice))
+
+    def _hear_room(self, ms: ModalityState,
+                   feats: dict[str, float]) -> tuple[np.ndarray | None, float]:
+        """(foreground spectrum, its band arousal) of an audio window; then the room's
+        background learns the window (learnt afresh on a change of room)."""
+        au = self.cfg.arousal.audio
+        bands = bands_of(feats)
+        sound = ms.background.foreground(bands)
+        band = band_arousal(sound, au)
+        level = feats.get('hop_db', feats.get('rms_db'))
+        if level is not None:
+            if ms.background.quieter(level, au.room_drop_db, bands, au.room_band_drop_db,
+                                     au.room_band_count) \
+                    or ms.background.louder(level, bands, au.room_rise_db,
+                                            au.room_rise_flux_db):
+                ms.room_changed()
+            ms.background.update(level, bands)
+        return sound, band
 
     def score_imu(self, rec: ImuRecord) -> SalienceRecord | None:
         """Add one IMU sample; returns the score of a window when this sample closed one."""
@@ -353,10 +369,6 @@ class SnarcCore(SnarcState):
         """(the five axes, the stimulus descriptor or None, novelty before clipping)."""
         now = self.now
         surprise = ms.surprise.observe(obs.vectors, obs.scalars, obs.codes)
-        if obs.in_room:
-            # The model's error on what the room explains (a vent that stopped, whose quieter
-            # room the encoder embeds differently) is the model's business, not news.
-            surprise = 0.0
         novelty, reward, desc = 0.0, 0.0, None
         if obs.vec is not None:
             novelty, _ = ms.novelty.observe(obs.vec)
@@ -366,8 +378,7 @@ class SnarcCore(SnarcState):
             # moves with where in the window a sound falls, so it calls every repeat new);
             # a window where nothing stands out of the room brings nothing new.
             novelty = ms.sounds.observe(desc)[0] if desc is not None else 0.0
-        # A window the learnt room explains (a clock's tick, distant talk) brings nothing new.
-        novelty = 0.0 if obs.in_room else max(novelty, obs.voice)
+        novelty = max(novelty, obs.voice)
         if desc is not None:
             reward = saturate(max(self.reward.predict(m, desc, now), 0.0)
                               / self.cfg.reward.ref)

@@ -100,18 +100,53 @@ PARAMS: tuple[ParamSpec, ...] = (
        1e-6, 1e6),
     _P('arousal.vision.brightness_change_ref', 0.08, 'Absolute brightness change giving '
        'arousal 0.63', 1e-6, 1e6),
-    # The learnt room (background.py): what each stream's signal features do while nothing
-    # happens; arousal is how far an input stands out of it.
-    _P('room.window_s', 30.0, 'Seconds of stamp time each stream learns its room over: a '
-       'source present for half of it (a vent that starts) is the room from then on', 2.0, 600.0,
-       read_only=True),
-    _P('room.false_alarm', 0.01, 'Chance per input that the room alone stands out in some '
-       'feature: the one number that sets how far beyond the room arousal starts', 1e-6, 0.5,
-       read_only=True),
-    _P('arousal.audio.range_db', 20.0, 'Rise (dB) above the learnt room\'s centre of a hop\'s '
-       'peak level, onset or band that stands out of the room, giving arousal 0.63', 1.0, 120.0),
+    _P('arousal.audio.floor_db', -50.0, 'Lowest room background (dBFS): rises are measured '
+       'from the tracked background or this, whichever is louder', -120.0, 0.0),
+    _P('arousal.audio.range_db', 20.0, 'Rise of the loudest frame of the newest hop above '
+       'the background (dB) giving arousal 0.63', 1.0, 120.0),
     _P('arousal.audio.onset_ref_db', 20.0, 'Rise of frame level over 32 ms in the newest '
        'hop (dB) giving arousal 0.63', 0.1, 120.0),
+    _P('arousal.audio.band_ref_db', 18.0, 'Rise of the most risen spectral band above its '
+       'own background, beyond band_floor_db, giving arousal 0.63 (a sound loud only where the '
+       'room is quiet, a punch over a fan, hardly moves the level; 0 = level rises only)',
+       0.0, 120.0),
+    _P('arousal.audio.band_floor_db', 6.0, "Band rise that is still the room's own "
+       'fluctuation (dB), taken off before band_ref_db applies', 0.0, 120.0),
+    _P('arousal.audio.background_window', 120, 'Hops (0.256 s each) over which the room '
+       'background level is the median (a fan that starts is background within half of '
+       'it)', 8, 4096, read_only=True),
+    _P('arousal.audio.room_drop_db', 4.0, 'Drop of the room level below its tracked background '
+       '(dB), held over room_drop_hops hops, that is a change of room: a fan or vent stopped '
+       '(no sound makes a room quieter). The background and the error statistics of the audio '
+       "surprise channels are learnt afresh (tuning room 0's calm hops "
+       'stayed within 2.2 dB below it, a stopping vent dropped about 9 dB; 0 = never)',
+       0.0, 120.0),
+    _P('arousal.audio.room_drop_hops', 2, 'Consecutive hops (0.256 s each) the level must '
+       'stay that far below the background (one quiet hop is no change of room)', 1, 64,
+       read_only=True),
+    _P('arousal.audio.room_band_drop_db', 6.0, 'Drop of a spectral band below its tracked '
+       'background (dB), held over room_band_hops hops by at least room_band_count bands, that '
+       'is also a change of room: a vent that stops under a louder fan leaves the level within '
+       "a dB but its high bands 10-16 dB lower (tuning room 4; calm bands stay within about "
+       "5 dB of theirs). The band background is then learnt afresh too (0 = never)",
+       0.0, 120.0),
+    _P('arousal.audio.room_band_count', 3, 'Bands that must lie room_band_drop_db below their '
+       'background for a change of room (one band dips with the room now and then)', 1, 64),
+    _P('arousal.audio.room_band_hops', 8, 'Consecutive hops (0.256 s each) the bands must stay '
+       'that far below their background: longer than the level, since the bands also fall in '
+       'a pause of a long conversation, whose voice is their background then', 1, 64,
+       read_only=True),
+    _P('arousal.audio.room_rise_db', 6.0, 'Rise of the room level above its tracked '
+       'background (dB), held over room_rise_hops hops while the bands stay steady '
+       '(room_rise_flux_db), that is also a change of room: a vent or fan started. Measured from '
+       'the quieter room it would stay arousing for half of background_window (a starting vent '
+       'rose 4-17 dB in tuning scenes; 0 = never)', 0.0, 120.0),
+    _P('arousal.audio.room_rise_flux_db', 2.5, 'Largest mean hop-to-hop change of the bands '
+       '(dB, median over bands) a lasting rise may have to be a change of room: a starting '
+       'vent moved 1.0-1.6 dB, a voice that lasted as long 4-10 dB', 0.0, 60.0),
+    _P('arousal.audio.room_rise_hops', 12, 'Consecutive hops (0.256 s each) the level must '
+       'stay that far above the background: longer than a clap or a door, so only what lasts '
+       'is a change of room', 2, 240, read_only=True),
     _P('arousal.imu.accel_ref', 3.0, '| |a| - g | (m/s^2) giving arousal 0.63', 1e-3, 1e3),
     _P('arousal.imu.gyro_ref', 0.5, '|w| (rad/s) giving arousal 0.63', 1e-3, 1e3),
     _P('arousal.language.base', 0.3, 'Arousal of any text input (someone addressed us)',

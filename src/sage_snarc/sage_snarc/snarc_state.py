@@ -58,6 +58,8 @@ def stats(state: SnarcState, issues: Counter[str]) -> dict[str, str]:
         if ms.model_version:
             out[f'{m}.model_version'] = ms.model_version
             out[f'{m}.model_changes'] = str(ms.model_changes)
+        if ms.room_changes:
+            out[f'{m}.room_changes'] = str(ms.room_changes)
         if recent and span > 0.0:
             sal = np.array([r[2] for r in recent])
             axes = np.array([r[3] for r in recent])

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from sage_snarc.audio_scene import AudioBackground
 from sage_snarc.novelty import MemoryIndex, NoveltyModel, RecentWindow, unit
 from sage_snarc.robust import RobustStats, chord, saturate
 
@@ -117,3 +118,94 @@ def test_a_spread_floor_relative_to_the_median_scores_a_wider_model_alike():
     relative = _nearest_z(1.12, 2.0) / _nearest_z(1.0, 2.0)
     assert absolute > 1.1
     assert abs(relative - 1.0) < 0.02
+
+
+def test_a_room_is_quieter_only_after_a_lasting_drop_below_its_background():
+    bg = AudioBackground(120, drop_hops=2)
+    assert not bg.quieter(-60.0, 4.0)                    # no background yet
+    for _ in range(40):                                  # hop by hop, as SNARC calls it
+        assert not bg.quieter(-38.0, 4.0)
+        bg.update(-38.0, None)
+    assert not bg.quieter(-45.0, 4.0)                    # one quiet hop: not yet
+    assert bg.quieter(-46.0, 4.0)                        # two: the vent stopped
+    assert not bg.quieter(-46.0, 0.0)                    # 0 dB: never
+    assert not bg.quieter(-30.0, 4.0)                    # a sound breaks the run
+    assert not bg.quieter(-41.0, 4.0) and not bg.quieter(-41.5, 4.0)  # within 4 dB
+    bg.restart()
+    assert not bg.quieter(-47.0, 4.0) and not bg.level.ready
+
+
+def test_a_room_is_also_quieter_when_some_bands_drop_below_theirs():
+    """A vent stops under a louder fan: the level stays within a dB, the high bands the
+    vent filled drop 14 dB. Three bands held below their background for two hops is a change
+    of room; one band dipping, or one hop, is not; the restart learns the spectrum afresh."""
+    rng = np.random.default_rng(3)
+    fan_vent = np.linspace(-30.0, -60.0, 16)
+    fan_vent[10:] = -45.0
+    bg = AudioBackground(120, drop_hops=2, band_hops=2)
+
+    def hop(bands, band_db=6.0, count=3):
+        level = -30.0 + rng.normal(0, 0.3)
+        out = bg.quieter(level, 4.0, bands, band_db, count)
+        bg.update(level, bands)
+        return out
+
+    assert not any(hop(fan_vent + rng.normal(0, 1.0, 16)) for _ in range(60))
+    fan = fan_vent.copy()
+    fan[10:] -= 14.0
+    dip = fan_vent.copy()
+    dip[12] -= 14.0
+    assert not hop(dip) and not hop(dip)                 # one band: the room's own flicker
+    assert not hop(fan)                                  # one hop: not yet
+    assert not hop(fan, band_db=0.0)                     # 0 dB: never by the bands
+    assert not hop(fan, count=7)                         # six bands dropped, seven asked for
+    assert not hop(None)                                 # no bands from the encoder
+    assert not hop(fan)
+    saved = bg.state_dict()                              # a checkpoint in the middle of a hold
+    bg = AudioBackground(120, drop_hops=2, band_hops=2)
+    bg.load_state_dict(saved)
+    assert hop(fan)                                      # two hops, six bands: it stopped
+    bg.restart()
+    assert bg.foreground(fan) is None and not bg.level.ready
+    assert not any(hop(fan + rng.normal(0, 1.0, 16)) for _ in range(60))  # the new room
+    assert np.allclose(bg.foreground(fan), 0.0, atol=2.0)
+
+
+def test_a_room_is_louder_only_after_a_lasting_steady_rise_above_its_background():
+    """A vent starts: the level holds 10 dB over the background with steady bands. Twelve
+    such hops are a change of room; a shorter rise, bands that move (a voice), no bands or
+    0 dB are not. The hops of a hold survive a checkpoint."""
+    rng = np.random.default_rng(5)
+    quiet = np.linspace(-40.0, -70.0, 16)
+    bg = AudioBackground(240, rise_hops=12)
+
+    def hop(level, bands, rise_db=6.0, flux_db=2.5):
+        out = bg.louder(level, bands, rise_db, flux_db)
+        bg.update(level, bands)
+        return out
+
+    def steady(rise):
+        return quiet + rise + rng.normal(0, 0.5, 16)
+
+    def loud(n, bands=steady, rise_db=6.0):
+        """True when the rule fired on any of n hops 10 dB up; then one hop near the
+        background ends the run."""
+        fired = any(hop(-37.0, bands(10.0), rise_db) for _ in range(n))
+        assert not hop(-46.0, steady(1.0))
+        return fired
+
+    assert not hop(-37.0, steady(10.0))                  # no background yet
+    for _ in range(100):
+        assert not hop(-47.0 + rng.normal(0, 0.3), steady(0.0))
+    assert not loud(11)                                  # eleven hops: not yet
+    assert not loud(14, lambda r: quiet + r + rng.normal(0, 6.0, 16))  # a voice's bands
+    assert not loud(14, lambda r: None)                  # no bands from the encoder
+    assert not loud(14, rise_db=0.0)                     # 0 dB: never
+    assert not any(hop(-37.0, steady(10.0)) for _ in range(6))
+    saved = bg.state_dict()                              # a checkpoint in the middle of a hold
+    bg = AudioBackground(240, rise_hops=12)
+    bg.load_state_dict(saved)
+    assert not any(hop(-37.0, steady(10.0)) for _ in range(5))
+    assert hop(-37.0, steady(10.0))                      # twelve steady hops: it started
+    bg.restart()
+    assert not bg.level.ready and not any(hop(-37.0, steady(10.0)) for _ in range(60))
