@@ -36,6 +36,7 @@ from sage_common.vocabulary import absolute, PREFIX, Topic
 
 DEFAULT_PREFIX = absolute(PREFIX)  # /sage/: what a graph with no namespace publishes
 DISCOVERY_PERIOD_S = 0.5
+FRAMES_POLL_S = 0.1  # how soon a FrameRef camera's services, once up, are asked for every frame
 CLOCK_PERIOD_S = 0.025  # 40 Hz, rosbag2's default --clock rate
 PROGRESS_STEP_S = 0.25  # a progress bar hears of every quarter second of the bag
 # play waits at most this long for the graph's subscribers: a running graph is matched in well
@@ -257,11 +258,12 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
 
     context = _new_context()
     node = Node('sage_bag_recorder', context=context)
-    rec = _Recorder(node, writer, store, wanted, stdout, namespace,
-                    FullRateImages(node, lambda line: _say(stdout, line)))
+    frames = FullRateImages(node, lambda line: _say(stdout, line))
+    rec = _Recorder(node, writer, store, wanted, stdout, namespace, frames)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     node.create_timer(DISCOVERY_PERIOD_S, rec.discover)
+    node.create_timer(FRAMES_POLL_S, frames.poll)
     deadline = None if duration is None else time.monotonic() + duration
     split = f', new file every {max_bytes / 1e6:g} MB' if max_bytes else ''
     what = ', '.join(wanted) if wanted else f'all {absolute(PREFIX, namespace)}* topics'
@@ -277,8 +279,7 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
         pass
     finally:
         try:
-            if rec.frames is not None:
-                rec.frames.restore(lambda timeout: executor.spin_once(timeout_sec=timeout))
+            frames.restore(lambda timeout: executor.spin_once(timeout_sec=timeout))
         except KeyboardInterrupt:
             pass
         executor.shutdown(timeout_sec=1.0)

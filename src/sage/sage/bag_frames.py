@@ -26,26 +26,48 @@ def _node_name(info: Any) -> str:
 
 
 @dataclass
+class _Camera:
+    get: Any  # GetParameters client
+    put: Any  # SetParameters client
+    asked: bool = False          # its rate was asked for
+    rate: float | None = None    # the rate it had (known once it answered)
+    raised: bool = False         # asked for every frame
+
+
+@dataclass
 class FullRateImages:
-    """Raises the image rate of each camera publishing FrameRefs; `restore` undoes it."""
+    """Raises the image rate of each camera publishing FrameRefs; `restore` undoes it.
+
+    Requests go out from `poll` (called periodically from the recorder's executor) once the
+    camera's parameter services are discovered: a request sent before that is lost."""
 
     node: Any
     say: Any  # callable(str)
-    cameras: dict[str, Any] = field(default_factory=dict)  # name -> rate it had (None: pending)
-    clients: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    cameras: dict[str, _Camera] = field(default_factory=dict)
 
     def camera_found(self, publishers: list[Any]) -> None:
-        """For each new FrameRef publisher: read its image rate, then set every frame."""
+        """Note each FrameRef publisher (a camera); `poll` asks it."""
         for info in publishers:
             name = _node_name(info)
-            if name in self.cameras:
-                continue
-            get = self.node.create_client(GetParameters, f'{name}/get_parameters')
-            put = self.node.create_client(SetParameters, f'{name}/set_parameters')
-            self.clients[name] = (get, put)
-            self.cameras[name] = None
-            future = get.call_async(GetParameters.Request(names=[RATE_PARAM]))
-            future.add_done_callback(lambda f, name=name: self._got_rate(name, f))
+            if name not in self.cameras:
+                self.cameras[name] = _Camera(
+                    self.node.create_client(GetParameters, f'{name}/get_parameters'),
+                    self.node.create_client(SetParameters, f'{name}/set_parameters'))
+        self.poll()
+
+    def poll(self) -> None:
+        """Ask each camera whose services are up for its rate, then for every frame."""
+        for name, cam in self.cameras.items():
+            if not cam.asked and cam.get.service_is_ready():
+                cam.asked = True
+                future = cam.get.call_async(GetParameters.Request(names=[RATE_PARAM]))
+                future.add_done_callback(lambda f, name=name: self._got_rate(name, f))
+            elif cam.rate is not None and not cam.raised and cam.put.service_is_ready():
+                cam.raised = True
+                cam.put.call_async(_set_rate(EVERY_FRAME_HZ))
+                self.say(f'[bag] {name} sends frames by shared memory: asked for an Image of '
+                         f'every frame while recording (its {RATE_PARAM} {cam.rate:g} is given '
+                         'back at the end)')
 
     def _got_rate(self, name: str, future: Any) -> None:
         values = getattr(future.result(), 'values', None)
@@ -53,26 +75,23 @@ class FullRateImages:
             self.say(f'[bag] {name} sends frames by shared memory and has no {RATE_PARAM}: '
                      'the bag holds the images it sends')
             return
-        self.cameras[name] = values[0].double_value
-        self.clients[name][1].call_async(_set_rate(EVERY_FRAME_HZ))
-        self.say(f'[bag] {name} sends frames by shared memory: asked for an Image of every '
-                 f'frame while recording (its {RATE_PARAM} {values[0].double_value:g} is given '
-                 'back at the end)')
+        self.cameras[name].rate = values[0].double_value
+        self.poll()
 
     def restore(self, spin_once: Any) -> None:
         """Give each camera its own image rate back (spin_once(timeout) runs the executor)."""
-        pending = {name: self.clients[name][1].call_async(_set_rate(rate))
-                   for name, rate in self.cameras.items() if rate is not None}
+        pending = {name: cam.put.call_async(_set_rate(cam.rate))
+                   for name, cam in self.cameras.items() if cam.raised and cam.rate is not None}
         deadline = time.monotonic() + RESTORE_TIMEOUT_S
         while not all(f.done() for f in pending.values()) and time.monotonic() < deadline:
             spin_once(0.05)
         for name, future in pending.items():
             if not future.done():
                 self.say(f'[bag] {name} did not answer: set {RATE_PARAM} back to '
-                         f'{self.cameras[name]:g} yourself (sage param set)')
+                         f'{self.cameras[name].rate:g} yourself (sage param set)')
+
 
 def _set_rate(hz: float) -> Any:
     return SetParameters.Request(parameters=[Parameter(
         name=RATE_PARAM, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
                                               double_value=float(hz)))])
-
