@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 import time
 from typing import Any
 
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.msg import ParameterType
 from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.parameter import Parameter
 
-RATE_PARAM = 'mailbox.image_rate_hz'
-EVERY_FRAME_HZ = 240.0  # the parameter's upper bound: above any camera's frame rate
+from sage_common.mailbox_params import IMAGE_RATE
+
+RATE_PARAM = IMAGE_RATE.name
+EVERY_FRAME_HZ = float(IMAGE_RATE.max_value)  # its upper bound: above any camera's frame rate
 RESTORE_TIMEOUT_S = 2.0
 
 
@@ -92,6 +95,5 @@ class FullRateImages:
 
 
 def _set_rate(hz: float) -> Any:
-    return SetParameters.Request(parameters=[Parameter(
-        name=RATE_PARAM, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
-                                              double_value=float(hz)))])
+    return SetParameters.Request(parameters=[Parameter(RATE_PARAM, value=float(hz))
+                                             .to_parameter_msg()])

@@ -21,12 +21,14 @@ SEGMENT = ParamSpec('mailbox.segment', '',
                     'graphs on other domains or namespaces of one machine never share frames; '
                     'the encoder reads the name from each FrameRef)', read_only=True)
 
+IMAGE_RATE = ParamSpec('mailbox.image_rate_hz', 2.0, 'Image messages still published for rviz2 '
+                       'and bags while the mailbox carries frames (0 = none)', 0.0, 240.0)
+
 WRITER_PARAMS = (
     ENABLED, SEGMENT,
     ParamSpec('mailbox.slots', 4, 'frames held at once (readers lease them)', 2, 64,
               read_only=True),
-    ParamSpec('mailbox.image_rate_hz', 2.0, 'Image messages still published for rviz2 and '
-              'bags while the mailbox carries frames (0 = none)', 0.0, 240.0),
+    IMAGE_RATE,
 )
 READER_PARAMS = (
     ENABLED,
