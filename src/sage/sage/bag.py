@@ -37,6 +37,9 @@ from sage_common.vocabulary import absolute, PREFIX, Topic
 DEFAULT_PREFIX = absolute(PREFIX)  # /sage/: what a graph with no namespace publishes
 DISCOVERY_PERIOD_S = 0.5
 FRAMES_POLL_S = 0.1  # how soon a FrameRef camera's services, once up, are asked for every frame
+# How long a recording's duration may wait for FrameRef cameras to send every frame (a camera
+# that never answers still gets a recording, of the images it sends).
+FRAMES_WAIT_S = 10.0
 CLOCK_PERIOD_S = 0.025  # 40 Hz, rosbag2's default --clock rate
 PROGRESS_STEP_S = 0.25  # a progress bar hears of every quarter second of the bag
 # play waits at most this long for the graph's subscribers: a running graph is matched in well
@@ -230,7 +233,9 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
         out: bag folder to create (must not exist).
         topics: topic names to record; None records every topic under /sage/ (found as
             publishers appear, so nodes started later are recorded too).
-        duration: stop after this many seconds; None runs until Ctrl-C or SIGTERM.
+        duration: stop after this many seconds; None runs until Ctrl-C or SIGTERM. The
+            seconds count from when a publisher was found and the cameras that send frames by
+            shared memory send an Image of every frame (at most FRAMES_WAIT_S after the start).
         storage: 'mcap' (default) or 'sqlite3'.
         compression: 'zstd' (default) or 'none' (see sage.bag_writer).
         max_bytes: start a new file in the bag folder when one holds this many bytes
@@ -264,7 +269,7 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
     executor.add_node(node)
     node.create_timer(DISCOVERY_PERIOD_S, rec.discover)
     node.create_timer(FRAMES_POLL_S, frames.poll)
-    deadline = None if duration is None else time.monotonic() + duration
+    started, deadline = time.monotonic(), None
     split = f', new file every {max_bytes / 1e6:g} MB' if max_bytes else ''
     what = ', '.join(wanted) if wanted else f'all {absolute(PREFIX, namespace)}* topics'
     _say(stdout, f'[bag] recording into {out} ({what}; {storage}, compression '
@@ -275,6 +280,11 @@ def record(out: Path, topics: list[str] | None = None, duration: float | None = 
             rec.discover()
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 executor.spin_once(timeout_sec=0.05)
+                # The clock starts once the graph is seen and its cameras send every frame.
+                if deadline is None and duration is not None and (
+                        (rec.counts and not frames.pending())
+                        or time.monotonic() - started > FRAMES_WAIT_S):
+                    deadline = time.monotonic() + duration
     except KeyboardInterrupt:
         pass
     finally:

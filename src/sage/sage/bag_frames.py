@@ -4,7 +4,9 @@ With the frame mailbox on, the camera writes each frame to shared memory, publis
 for it, and sends Image messages only at `mailbox.image_rate_hz` (for viewers). A FrameRef is
 no use in a bag (it points into this machine's shared memory), so while `sage bag record`
 runs, the camera is asked for an Image of every frame (`mailbox.image_rate_hz` at its
-maximum) and given its own rate back when the recording ends.
+maximum) and given its own rate back when the recording ends. A recording's duration counts
+from when every camera found so sends every frame (`pending`), so a bag of N seconds holds N
+seconds of every frame however long the camera took to answer.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class _Camera:
     asked: bool = False          # its rate was asked for
     rate: float | None = None    # the rate it had (known once it answered)
     raised: bool = False         # asked for every frame
+    settled: bool = False        # answered that request, or cannot be asked
 
 
 @dataclass
@@ -67,7 +70,8 @@ class FullRateImages:
                 future.add_done_callback(lambda f, name=name: self._got_rate(name, f))
             elif cam.rate is not None and not cam.raised and cam.put.service_is_ready():
                 cam.raised = True
-                cam.put.call_async(_set_rate(EVERY_FRAME_HZ))
+                future = cam.put.call_async(_set_rate(EVERY_FRAME_HZ))
+                future.add_done_callback(lambda f, cam=cam: setattr(cam, 'settled', True))
                 self.say(f'[bag] {name} sends frames by shared memory: asked for an Image of '
                          f'every frame while recording (its {RATE_PARAM} {cam.rate:g} is given '
                          'back at the end)')
@@ -77,9 +81,14 @@ class FullRateImages:
         if not values or values[0].type != ParameterType.PARAMETER_DOUBLE:
             self.say(f'[bag] {name} sends frames by shared memory and has no {RATE_PARAM}: '
                      'the bag holds the images it sends')
+            self.cameras[name].settled = True
             return
         self.cameras[name].rate = values[0].double_value
         self.poll()
+
+    def pending(self) -> bool:
+        """Whether a camera found has not yet answered the request for every frame."""
+        return any(not cam.settled for cam in self.cameras.values())
 
     def restore(self, spin_once: Any) -> None:
         """Give each camera its own image rate back (spin_once(timeout) runs the executor)."""

@@ -31,7 +31,7 @@ MIN_ATTEND_AGREEMENT = 0.8
 MIN_ATTENDED = 5  # fewer attended inputs cannot judge an agreement of 0.8
 # Played at half rate: the vision encoder keeps only the newest frame, so a graph lagging the
 # bag on loaded cores scores fewer frames than the offline replay, and SNARC decides otherwise
-# at the margin (test_compose_replay_graph failed a CI run so); slower, it keeps up.
+# at the margin (the composed-graph comparison failed a CI run so); slower, it keeps up.
 RATE = 0.5
 SENSORS = ('camera', 'microphone', 'imu')
 # Nodes that must be up (heard on /diagnostics) before recording, and before playing.

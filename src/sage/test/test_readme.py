@@ -27,9 +27,10 @@ import pytest
 from rcl_interfaces.srv import DescribeParameters
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from rosbags.highlevel import AnyReader
 
-from sage.bag import info
 from sage_common.ros import declare_params, RELIABLE_QOS, spin_until
+from sage_eval.bagio import typestore
 from sage_interfaces.msg import TextInput
 from sage_sensors.camera_params import PARAMS
 
@@ -596,6 +597,16 @@ def _say(domain: int, texts: list[str]) -> None:
         rclpy.try_shutdown(context=ctx)
 
 
+def _log_times(bag: Path, topics: tuple[str, ...]) -> dict[str, list[int]]:
+    """Each topic's message log times (ns) in a bag."""
+    with AnyReader([bag], default_typestore=typestore()) as reader:
+        conns = [c for c in reader.connections if c.topic in topics]
+        out: dict[str, list[int]] = {t: [] for t in topics}
+        for conn, stamp, _raw in reader.messages(connections=conns):
+            out[conn.topic].append(stamp)
+    return out
+
+
 def test_readme_watch_record_replay_flow(user_dir):
     cwd, env = user_dir
     # The graph the README's watch/record commands look at.
@@ -621,10 +632,17 @@ def test_readme_watch_record_replay_flow(user_dir):
         graph.send_signal(signal.SIGINT)
         summary, _ = graph.communicate(timeout=90)
     assert graph.returncode == 0, summary[-3000:]
-    # The camera hands frames to the encoder by shared memory, and the bag still holds an
-    # Image of (nearly) every frame the encoder took: all but those before the rate was raised.
-    counts = {t['name']: t['count'] for t in info(cwd / 'runs' / 'my_bag')['topics']}
-    assert counts['/sage/camera/image_raw'] >= 0.7 * counts['/sage/vision/latent_initial'], counts
+    # The camera hands frames to the encoder by shared memory, and the bag still holds an Image
+    # of every frame: the recording's seconds count from when the camera sends them all, so
+    # over its last seconds (whatever came before, on a loaded machine) there is an Image for
+    # (nearly) every frame the encoder took.
+    times = _log_times(cwd / 'runs' / 'my_bag', ('/sage/camera/image_raw',
+                                                  '/sage/vision/latent_initial'))
+    end = max(max(t) for t in times.values())
+    last = {topic: sum(t > end - 3e9 for t in ts) for topic, ts in times.items()}
+    print('last 3 s of the bag:', last)
+    assert last['/sage/vision/latent_initial'] >= 10, last
+    assert last['/sage/camera/image_raw'] >= 0.9 * last['/sage/vision/latent_initial'], last
     # The text said to the graph is recalled by meaning from the database it wrote.
     key = ".venv/bin/sage memory query 'low battery' --k 5"
     _expect(key, _run(CHECKS[key].run, cwd, env, 120))

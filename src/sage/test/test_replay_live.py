@@ -12,13 +12,19 @@ attends would agree on 98 % of them): over the inputs both runs scored, precisio
 the live attends against the offline ones. Live nodes get sensor frames through best-effort DDS
 and the memory node echoes stored experiences to SNARC a few ms later than the replay adds
 them, so a few decisions near the threshold may differ.
+
+The graph runs as `sage launch nano` runs it: composed, its profile's groups one process each
+(sensing, cognition). So this also shows that composition changes no decision and loses or
+doubles no latent on the way to SNARC: no gap and no repeat in any modality's input_seq on
+/sage/salience (issue 16, must-show 1; test_compose_replay_graph held a second graph to that
+until both were one run).
 """
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 import io
 import json
 import os
-import sys
 import threading
 
 import pytest
@@ -26,11 +32,10 @@ from rosbags.highlevel import AnyReader
 
 from sage.bag import play, record
 from sage.report import make_report
-from sage_bringup.environment import graph_env
+from sage_bringup.launch_cmd import graph_supervisor
 from sage_bringup.profile import load_profile
-from sage_bringup.supervisor import Supervisor, SupervisorConfig
 from sage_common.vocabulary import absolute, Topic
-from sage_eval.attend_agreement import attend_agreement, decision_key
+from sage_eval.attend_agreement import attend_agreement, decision_key, sequence_gaps
 from sage_eval.bagio import typestore
 from sage_eval.realistic import COMPACT, make_realistic_scene
 from sage_eval.replay import replay_bag
@@ -54,6 +59,9 @@ MIN_PRECISION = MIN_RECALL = 0.8
 # so on 2 busy cores the recorder misses some frames the live encoders saw.
 MIN_COVERAGE = 0.75
 MIN_ATTENDS = 5
+# The bag is the input; the scene has no text, and the viz node is not what this compares.
+WITHOUT = ('camera', 'microphone', 'imu', 'language_encoder', 'viz')
+MODALITIES = ('vision', 'audio', 'imu')
 
 
 def _live_decisions(bag):
@@ -67,18 +75,27 @@ def _live_decisions(bag):
     return out
 
 
-def test_live_graph_and_offline_replay_attend_alike_on_a_realistic_scene(ros_domain,
-                                                                          tmp_path):
+def _sequence_faults(scored) -> tuple[list, dict]:
+    """(latents scored twice, gaps per modality) in what the graph published."""
+    twice = [k for k, n in Counter((m, seq) for m, seq, _, _ in scored).items() if n > 1]
+    seqs = defaultdict(list)
+    for modality, seq, _stamp, _attend in scored:
+        seqs[modality].append(seq)
+    return twice, {m: sequence_gaps(seqs[m]) for m in MODALITIES}
+
+
+def test_live_graph_and_offline_replay_attend_alike_on_a_realistic_scene(
+        ros_domain, tmp_path, salience_listener):
     scene = tmp_path / 'scene'
     make_realistic_scene(scene, SEED, 'short', COMPACT)
     overrides = [f'memory.data_dir={tmp_path / "mem"}', 'snarc.memory.preload_k=0',
                  "snarc.state_file=''", f'orchestrator.state_dir={tmp_path / "st"}']
-    profile = load_profile('nano', overrides)
-    names = ('vision_encoder', 'audio_encoder', 'snarc', 'memory', 'orchestrator')
-    nodes = tuple(n for n in profile.nodes if n.name in names)
-    env = dict(os.environ, **graph_env(profile, ros_domain))
-    graph = Supervisor(nodes, tmp_path / 'live', env, SupervisorConfig(grace_s=2.0),
-                       python=sys.executable, log=lambda s: None)
+    profile = load_profile('nano', overrides).without(WITHOUT)
+    assert profile.composed(), 'nano runs composed; so must the graph compared here'
+    graph = graph_supervisor(profile, tmp_path / 'live', ros_domain)
+    # Every latent SNARC scored, heard on a reliable deep queue (the recorder below may
+    # miss some under load; this must not).
+    listener = salience_listener(ros_domain, 'replay_live')
     bag = tmp_path / 'live_bag'
     stop = threading.Event()
     codes = []
@@ -96,11 +113,15 @@ def test_live_graph_and_offline_replay_attend_alike_on_a_realistic_scene(ros_dom
         assert play(scene, topics=SENSOR_TOPICS, delay=120.0, wait_for=readers,
                     stdout=said) == 0, said.getvalue()
         assert 'playing anyway' not in said.getvalue(), said.getvalue()
+        listener.wait_quiet(2.0, 20.0)
     finally:
         stop.set()
         rec.join(timeout=60)
         graph.stop()
     assert codes == [0]
+    twice, gaps = _sequence_faults(listener.salience)
+    assert not twice, f'scored twice: {twice[:5]}'
+    assert gaps == dict.fromkeys(MODALITIES, 0), gaps
     live = _live_decisions(bag)
     assert {m for m, _ in live} >= {'vision', 'audio', 'imu'}
 
