@@ -25,11 +25,13 @@ export SAGE_REQUIRE_PG=$REQUIRE
 # Each pytest worker has its own block of DDS domains (root conftest.py); where a run's
 # per-test domains start inside it differs between runs.
 export SAGE_TEST_DOMAIN_SEED=${SAGE_TEST_DOMAIN_SEED:-$RANDOM}
-# Two workers, one test file at a time each (module fixtures are made once); files go out
-# heaviest first (conftest.py, test_weights.json), so both end together. Three kept the two
-# cores busy (pytest 733 s instead of 851) but a graph test that plays a bag into a live graph
-# then lagged the bag (test_bag_play_graph: recall 0.5; 1.000 alone).
-WORKERS=${SAGE_TEST_WORKERS:-2}
+# Three workers, one test file at a time each (module fixtures are made once); files go out
+# heaviest first (conftest.py, test_weights.json), so all end together. Many graph tests wait
+# on the graph more than they compute (with two, a quarter of the cores' time was idle), so a
+# third fills the cores: the parallel stage took 615 s at 517d800, 718 s with two at 4c6ecc5
+# (the same parallel tests). The tests whose verdict depends on the graph keeping up (live vs
+# offline decisions) run alone below.
+WORKERS=${SAGE_TEST_WORKERS:-3}
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export HF_HUB_OFFLINE=1
 
