@@ -36,11 +36,11 @@ def test_compose_threads_below_zero_or_not_whole_are_refused(tmp_path, bad):
 
 def test_a_groups_members_are_built_in_the_order_the_group_lists_them(tmp_path):
     # sage_bringup.compose builds and spins them in this order: nano lists the audio chain
-    # first, its encoder before the microphone (the first salience needs a 1 s window, and
-    # frames sent before the encoder subscribed are lost to it), unlike the node list
+    # first, the microphone before its encoder (the first salience needs a 1 s window; the
+    # microphone holds its first frames until the encoder subscribes), unlike the node list
     data = yaml.safe_load((config_dir() / 'nano.yaml').read_text())
     listed = data['launch']['compose_groups']['sensing']
-    assert listed[:2] == ['audio_encoder', 'microphone']
+    assert listed[:2] == ['microphone', 'audio_encoder']
     assert list(data['launch']['nodes']).index('camera') < list(data['launch']['nodes']).index(
         'microphone')
     groups = {g.name: g for g in compose_groups(load_profile('nano'))

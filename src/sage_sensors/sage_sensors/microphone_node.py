@@ -6,6 +6,7 @@ its last sample exists, stamped with the capture time of its first sample.
 """
 from __future__ import annotations
 
+import math
 import sys
 
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -25,6 +26,7 @@ from sage_sensors.errors import SensorError
 from sage_sensors.microphone_params import PARAMS, validate
 from sage_sensors.ros_audio import decode_audio_stamped
 from sage_sensors.shell import SensorNode
+from sage_sensors.start_hold import StartHold
 
 FRAMES_TOPIC = Topic.AUDIO_FRAMES
 #: The audio_common types the backend reads, as the graph names them: the 4.x family, then the
@@ -48,6 +50,9 @@ class MicrophoneNode(SensorNode):
             self._subscribe_audio_common(source)
         self._pub = self.create_publisher(AudioFrame, FRAMES_TOPIC, SENSOR_QOS)
         self._frame_id = str(self._cfg['frame_id'])
+        self._hold: StartHold[AudioFrame] = StartHold(math.ceil(
+            float(self._cfg['hold_s']) * int(self._cfg['sample_rate'])
+            / int(self._cfg['frame_samples'])))
         self._start_capture(source, self._publish, make_microphone)
         self.get_logger().info(
             f"microphone: {source.name} -> {FRAMES_TOPIC} at {self._cfg['sample_rate']} Hz, "
@@ -137,9 +142,14 @@ class MicrophoneNode(SensorNode):
             set_stamp(msg.header, frame.stamp)
             msg.header.frame_id = self._frame_id
             msg.data = frame.data
-            self._pub.publish(msg)
-            self.health.count('published')
-            self.health.latency('capture_to_publish', (self._cmap.now() - frame.stamp) * 1e3)
+            listened = self._hold.released or self._pub.get_subscription_count() > 0
+            for out in self._hold.take(msg, listened):
+                self._pub.publish(out)
+                self.health.count('published')
+                self.health.latency('capture_to_publish',
+                                    (self._cmap.now() - to_sec(out.header.stamp)) * 1e3)
+            if not self._hold.released or self._hold.dropped:
+                self.health.values['held_at_start_dropped'] = str(self._hold.dropped)
             self.health.values['peak'] = f'{frame.peak:.3f}'
         self.health.values['resyncs'] = str(self._pipeline.resyncs)
 
