@@ -51,6 +51,9 @@ def _diagnostics(got: list, name: str) -> dict[str, str]:
     return {}
 
 
+# alone: it asserts no gap in any driver stream, and the 30 Hz JPEG stream is best effort: beside
+# two other test files a full run lost one message (camera driver_gaps 1 at ae02e4a).
+@pytest.mark.alone
 def test_realsense_jpeg_and_both_audio_common_families_from_one_standin(context, tmp_path):
     # a clap 4 s in (the topics' types found and matched by then), heard by both microphones
     cmd = [sys.executable, str(STANDINS), '--camera', 'realsense', '--audio', 'both',
