@@ -30,6 +30,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rosbags.highlevel import AnyReader
 
 from sage_common.ros import declare_params, RELIABLE_QOS, spin_until
+from sage_common.stamps import cdr_header_stamp
 from sage_eval.bagio import typestore
 from sage_interfaces.msg import TextInput
 from sage_sensors.camera_params import PARAMS
@@ -598,13 +599,13 @@ def _say(domain: int, texts: list[str]) -> None:
         rclpy.try_shutdown(context=ctx)
 
 
-def _log_times(bag: Path, topics: tuple[str, ...]) -> dict[str, list[int]]:
-    """Each topic's message log times (ns) in a bag."""
+def _header_stamps(bag: Path, topics: tuple[str, ...]) -> dict[str, set[float]]:
+    """Each topic's header stamps in a bag (read from the CDR bytes, rounded to the µs)."""
     with AnyReader([bag], default_typestore=typestore()) as reader:
         conns = [c for c in reader.connections if c.topic in topics]
-        out: dict[str, list[int]] = {t: [] for t in topics}
-        for conn, stamp, _raw in reader.messages(connections=conns):
-            out[conn.topic].append(stamp)
+        out: dict[str, set[float]] = {t: set() for t in topics}
+        for conn, _time, raw in reader.messages(connections=conns):
+            out[conn.topic].add(round(cdr_header_stamp(raw), 6))
     return out
 
 
@@ -635,15 +636,18 @@ def test_readme_watch_record_replay_flow(user_dir):
     assert graph.returncode == 0, summary[-3000:]
     # The camera hands frames to the encoder by shared memory, and the bag still holds an Image
     # of every frame: the recording's seconds count from when the camera sends them all, so
-    # over its last seconds (whatever came before, on a loaded machine) there is an Image for
-    # (nearly) every frame the encoder took.
-    times = _log_times(cwd / 'runs' / 'my_bag', ('/sage/camera/image_raw',
-                                                  '/sage/vision/latent_initial'))
-    end = max(max(t) for t in times.values())
-    last = {topic: sum(t > end - 3e9 for t in ts) for topic, ts in times.items()}
-    print('last 3 s of the bag:', last)
-    assert last['/sage/vision/latent_initial'] >= 10, last
-    assert last['/sage/camera/image_raw'] >= 0.9 * last['/sage/vision/latent_initial'], last
+    # of the frames the encoder took in the bag's last 3 s of capture stamps (whatever came
+    # before, on a loaded machine), nearly all have their Image in the bag (matched by stamp).
+    stamps = _header_stamps(cwd / 'runs' / 'my_bag', ('/sage/camera/image_raw',
+                                                      '/sage/vision/latent_initial'))
+    taken = stamps['/sage/vision/latent_initial']
+    late = {s for s in taken if s > max(taken) - 3.0}
+    kept = late & stamps['/sage/camera/image_raw']
+    print(f'frames taken in the last 3 s: {len(late)}, with their Image in the bag: {len(kept)}')
+    assert len(late) >= 10, len(late)
+    # 0.8: a recorder on loaded cores loses a few best-effort 900 kB Images (74 of 79 kept
+    # beside three busy loops); at the camera's own 10 Hz it would keep about half.
+    assert len(kept) >= 0.8 * len(late), (len(kept), len(late))
     # The text said to the graph is recalled by meaning from the database it wrote.
     key = ".venv/bin/sage memory query 'low battery' --k 5"
     _expect(key, _run(CHECKS[key].run, cwd, env, 120))
