@@ -3,6 +3,7 @@ a salience recorder, the nano graph as a process, a one-node profile, and folder
 cannot write."""
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 import itertools
 import json
 import os
@@ -23,6 +24,7 @@ from sage_bringup.paths import config_dir
 from sage_common.processes import interrupt
 from sage_common.vocabulary import STATE_KEYS
 from sage_encoders.model_files import PACKAGED_DIR
+from sage_eval.attend_agreement import sequence_gaps
 
 # A suite started from a script's background job (`bash .ci/run &`) inherits SIGINT ignored,
 # and so would every process the tests start and then stop with SIGINT, as a user's Ctrl-C
@@ -183,6 +185,20 @@ class SalienceListener:
                     return True
             time.sleep(0.2)
         return False
+
+    def scored_twice(self) -> dict[tuple[str, int], int]:
+        """(modality, input_seq) pairs published more than once, with how often."""
+        with self.lock:
+            pairs = Counter((m, seq) for m, seq, _, _ in self.salience)
+        return {k: n for k, n in pairs.items() if n > 1}
+
+    def seq_gaps(self, modalities) -> dict[str, int]:
+        """Per modality, the input_seq values missing between the lowest and highest heard."""
+        seqs = defaultdict(list)
+        with self.lock:
+            for modality, seq, _stamp, _attend in self.salience:
+                seqs[modality].append(seq)
+        return {m: sequence_gaps(seqs[m]) for m in modalities}
 
     def wait_quiet(self, quiet_s: float, timeout: float) -> None:
         """Until no salience arrived for quiet_s (the graph has scored what it was sent)."""

@@ -10,7 +10,6 @@ way (best-effort sensor topics, an encoder that keeps only the newest frame) are
 """
 from __future__ import annotations
 
-from collections import Counter
 import json
 import subprocess
 import sys
@@ -105,8 +104,7 @@ def test_bag_play_into_a_graph_without_sensors_scores_each_input_once(
         listener.salience, listener.axes)]))
 
     # Every input scored once: no (modality, input_seq) twice.
-    pairs = Counter((m, seq) for m, seq, _, _ in listener.salience)
-    duplicates = {k: n for k, n in pairs.items() if n > 1}
+    duplicates = listener.scored_twice()
     assert listener.salience, 'nothing scored from the played bag'
     assert not duplicates, (f'{len(duplicates)} (modality, input_seq) pairs scored twice, '
                             f'e.g. {sorted(duplicates)[:5]}')

@@ -21,7 +21,6 @@ until both were one run).
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 import io
 import json
 import os
@@ -35,7 +34,7 @@ from sage.report import make_report
 from sage_bringup.launch_cmd import graph_supervisor
 from sage_bringup.profile import load_profile
 from sage_common.vocabulary import absolute, Topic
-from sage_eval.attend_agreement import attend_agreement, decision_key, sequence_gaps
+from sage_eval.attend_agreement import attend_agreement, decision_key
 from sage_eval.bagio import typestore
 from sage_eval.realistic import COMPACT, make_realistic_scene
 from sage_eval.replay import replay_bag
@@ -75,15 +74,6 @@ def _live_decisions(bag):
     return out
 
 
-def _sequence_faults(scored) -> tuple[list, dict]:
-    """(latents scored twice, gaps per modality) in what the graph published."""
-    twice = [k for k, n in Counter((m, seq) for m, seq, _, _ in scored).items() if n > 1]
-    seqs = defaultdict(list)
-    for modality, seq, _stamp, _attend in scored:
-        seqs[modality].append(seq)
-    return twice, {m: sequence_gaps(seqs[m]) for m in MODALITIES}
-
-
 def test_live_graph_and_offline_replay_attend_alike_on_a_realistic_scene(
         ros_domain, tmp_path, salience_listener):
     scene = tmp_path / 'scene'
@@ -119,8 +109,9 @@ def test_live_graph_and_offline_replay_attend_alike_on_a_realistic_scene(
         rec.join(timeout=60)
         graph.stop()
     assert codes == [0]
-    twice, gaps = _sequence_faults(listener.salience)
-    assert not twice, f'scored twice: {twice[:5]}'
+    twice = listener.scored_twice()
+    assert not twice, f'scored twice: {sorted(twice)[:5]}'
+    gaps = listener.seq_gaps(MODALITIES)
     assert gaps == dict.fromkeys(MODALITIES, 0), gaps
     live = _live_decisions(bag)
     assert {m for m, _ in live} >= {'vision', 'audio', 'imu'}
