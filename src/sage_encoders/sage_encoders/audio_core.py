@@ -475,5 +475,6 @@ class AudioEncoderCore(SwappableModel):
     def unload(self) -> None:
         """Free the model; the next window reloads it (a window begun before refines no
         more)."""
-        with self.model_lock, self.refine_lock:
+        # refine_lock first: an encode waits for no refinement (see PuzzleCore)
+        with self.refine_lock, self.model_lock:
             self.model.unload()

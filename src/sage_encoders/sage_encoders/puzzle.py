@@ -199,7 +199,9 @@ class SwappableModel:
 
     An input may be encoded in two parts (the cores' `begin`, then `finish` on another
     thread): its refinement holds `refine_lock` and refines no more once the model it began
-    with is swapped out or unloaded; a swap holds both locks.
+    with is swapped out or unloaded; a swap (and an unload) holds both locks, `refine_lock`
+    first: it waits for a refinement in progress without holding `model_lock`, so the
+    inputs arriving meanwhile are encoded on time.
 
     A subclass sets `self.model`, `self.model_lock`, `self.refine_lock` and `self.irp` and
     defines `probe_input`.
@@ -304,7 +306,8 @@ class SwappableModel:
         DREAM, or lazy and not used yet) the candidate is unloaded too: it loads on the next
         input, as the old one would have. `loads` keeps counting across versions.
         """
-        with self.model_lock, self.refine_lock:
+        # refine_lock first: an encode waits for no refinement (see PuzzleCore)
+        with self.refine_lock, self.model_lock:
             old = self.model
             if not old.loaded:
                 candidate.unload()

@@ -291,5 +291,6 @@ class VisionEncoderCore(SwappableModel):
     def unload(self) -> None:
         """Free the model; the next encode reloads it (a frame begun before refines no
         more)."""
-        with self.model_lock, self.refine_lock:
+        # refine_lock first: an encode waits for no refinement (see PuzzleCore)
+        with self.refine_lock, self.model_lock:
             self.model.unload()

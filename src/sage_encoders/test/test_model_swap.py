@@ -208,6 +208,39 @@ def test_frames_are_encoded_while_a_version_loads_on_another_thread(vision_param
     assert core.model is prepared[0] and time.perf_counter() - t0 < 5.0
 
 
+def test_frames_begin_while_a_swap_waits_for_a_refinement_in_progress(vision_params,
+                                                                      tmp_path) -> None:
+    """A swap waits for the refinement in progress (another thread's) without blocking the
+    frames that arrive meanwhile: the salience path never waits for a refinement."""
+    core = _vision(vision_params)
+    pending = core.begin(FRAMES[0], 0.0, 0)
+    candidate = core.prepare_model(copy_model('vision', tmp_path / 'v0002'))
+    refining, release = threading.Event(), threading.Event()
+
+    def before_step() -> None:
+        refining.set()
+        release.wait(10.0)
+
+    refiner = threading.Thread(target=core.finish, args=(pending, 1.0, before_step))
+    swapper = threading.Thread(target=core.swap_model, args=(candidate,))
+    refiner.start()
+    try:
+        assert refining.wait(5.0)  # the refinement holds refine_lock
+        swapper.start()
+        time.sleep(0.05)  # the swap is waiting for that refinement
+        begun = []
+        framer = threading.Thread(target=lambda: begun.append(core.begin(FRAMES[1], 1.0, 1)))
+        framer.start()
+        framer.join(5.0)
+        assert begun, 'a frame waited for the refinement behind a waiting swap'
+        assert begun[0].model is not candidate  # the swap has not happened yet
+    finally:
+        release.set()
+        refiner.join(10.0)
+        swapper.join(10.0)
+    assert core.model is candidate
+
+
 def test_the_live_models_message_names_a_version_and_its_folder(tmp_path) -> None:
     start = tmp_path / 'start'
     msg = json.dumps({'vision': {'version': 'v0002', 'path': str(tmp_path / 'v0002')},
