@@ -142,8 +142,7 @@ class MicrophoneNode(SensorNode):
             set_stamp(msg.header, frame.stamp)
             msg.header.frame_id = self._frame_id
             msg.data = frame.data
-            listened = self._hold.released or self._pub.get_subscription_count() > 0
-            for out in self._hold.take(msg, listened):
+            for out in self._hold.take(msg, *self._readers()):
                 self._pub.publish(out)
                 self.health.count('published')
                 self.health.latency('capture_to_publish',
@@ -152,6 +151,18 @@ class MicrophoneNode(SensorNode):
                 self.health.values['held_at_start_dropped'] = str(self._hold.dropped)
             self.health.values['peak'] = f'{frame.peak:.3f}'
         self.health.values['resyncs'] = str(self._pipeline.resyncs)
+
+    def _readers(self) -> tuple[bool, bool]:
+        """(the reader the hold waits for is matched, any reader is); no graph query once
+        the hold is over."""
+        if self._hold.released:
+            return True, True
+        anyone = self._pub.get_subscription_count() > 0
+        wanted = str(self._cfg['hold_for'])
+        if not wanted or not anyone:
+            return anyone, anyone
+        infos = self.get_subscriptions_info_by_topic(self._pub.topic_name)
+        return any(i.node_name == wanted for i in infos), anyone
 
     def _on_change(self, values: dict) -> None:
         self._pipeline.gain = float(values['gain'])

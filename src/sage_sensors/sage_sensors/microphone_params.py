@@ -43,11 +43,14 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('gain', 1.0, 'linear gain before conversion to S16LE (clipped)',
               min_value=0.0, max_value=100.0),
     ParamSpec('frame_id', 'microphone', 'header.frame_id of the frames', read_only=True),
-    ParamSpec('hold_s', 0.0, 'seconds of first frames kept while nothing reads the topic yet, '
-              'sent at once to the first reader that matches (the profiles build the audio '
-              'encoder after the microphone and set 1: the encoder still gets the first window; '
-              'its queue holds 2 s; 0 = none)',
+    ParamSpec('hold_s', 0.0, 'seconds of first frames kept until the reader hold_for names '
+              'matches, then sent to it at once (the profiles build the audio encoder after '
+              'the microphone and set 1: the encoder still gets the first window; its queue '
+              'holds 2 s; 0 = none)',
               min_value=0.0, max_value=2.0, read_only=True),
+    ParamSpec('hold_for', '', 'node name of the reader the hold_s frames are kept for (the '
+              "profiles: audio_encoder; '' = any reader); once hold_s has run out any reader "
+              'ends the hold', read_only=True),
     ParamSpec('loop', True, 'file backend: start again at the end', read_only=True),
     ParamSpec('pace', True, 'file backend: real time (true) or as fast as possible (false)',
               read_only=True),

@@ -1,4 +1,4 @@
-"""The microphone keeps its first frames until a reader matches (sage_sensors.start_hold)."""
+"""The microphone keeps its first frames until its consumer matches (sage_sensors.start_hold)."""
 from __future__ import annotations
 
 import os
@@ -29,16 +29,35 @@ def test_frames_wait_for_the_first_reader_then_pass_straight_through():
     assert off.take(1, False) == [1] and off.released
 
 
-def test_a_reader_that_comes_late_gets_the_microphones_first_second(monkeypatch, samples_dir):
+def test_another_reader_ends_the_hold_only_once_it_is_full():
+    hold: StartHold[int] = StartHold(3)
+    assert hold.take(0, False, anyone=True) == []   # a live view came first: still held
+    assert hold.take(1, False, anyone=True) == []
+    assert hold.take(2, True, anyone=True) == [0, 1, 2]  # the consumer gets them all
+    late: StartHold[int] = StartHold(2)
+    assert [late.take(i, False, anyone=True) for i in range(2)] == [[], []]
+    assert late.take(2, False, anyone=True) == [0, 1, 2]  # full: the consumer never came
+
+
+def test_the_reader_held_for_gets_the_microphones_first_second_after_another(monkeypatch,
+                                                                             samples_dir):
+    """A live view (another reader) matches at once; the consumer named by hold_for comes
+    0.6 s later and still gets the first frames (with hold_for '' the live view ends the
+    hold: the consumer's first frame is then one captured after 0.5 s)."""
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=DOMAIN)
     mic = MicrophoneNode(context=ctx, parameter_overrides=[
-        Parameter('data_dir', value=str(samples_dir)), Parameter('hold_s', value=1.0)])
+        Parameter('data_dir', value=str(samples_dir)), Parameter('hold_s', value=1.0),
+        Parameter('hold_for', value='late_reader')])
     started = time.time()
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(mic)
     got: list[AudioFrame] = []
+    viewer = rclpy.create_node('live_view', context=ctx)
+    viewed: list[AudioFrame] = []
+    viewer.create_subscription(AudioFrame, '/sage/audio/frames', viewed.append, sensor_qos(64))
+    ex.add_node(viewer)
     reader = None
     try:
         spin_until(ex, lambda: time.time() - started >= 0.6, timeout=5.0)
@@ -51,6 +70,7 @@ def test_a_reader_that_comes_late_gets_the_microphones_first_second(monkeypatch,
         mic.close()
         ex.shutdown()
         mic.destroy_node()
+        viewer.destroy_node()
         if reader is not None:
             reader.destroy_node()
         rclpy.try_shutdown(context=ctx)
