@@ -29,6 +29,7 @@ from sage_bringup.profile import load_profile
 from sage_common.errors import SageError
 from sage_common.processes import die_with_parent
 from sage_common.user_cache import cache_dir as user_cache
+from sage_bench.salience_ablation import ABLATIONS, headline
 
 SCENES = ('realistic', 'busy', 'synthetic')
 FAMILIES = ('realistic', 'busy')  # scene families with tuning and report seeds and programs
@@ -145,6 +146,7 @@ def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report
               profile: str = 'nano', workers: int = 2, program: str = 'full',
               overrides: list[str] | None = None, cache: Path | None = None,
               out_dir: Path | None = None, seconds: float | None = None,
+              ablate: bool = False,
               progress: Callable[[float, float | None], None] | None = None
               ) -> dict[str, Any]:
     """Replay `seeds` scenes offline with a profile and score them.
@@ -161,10 +163,13 @@ def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report
         cache: scene cache folder (default `cache_dir()`).
         out_dir: where decisions go (default a folder under the cache).
         seconds: refused (the scenes fix the length; choose --seeds).
+        ablate: also score the scenes with each of `salience_ablation.ABLATIONS` (one
+            mechanism switched off each) and report them beside the profile as it ships.
         progress: called with (scenes done, scenes) as each is scored.
 
     Returns:
-        {'scenes', 'seed_set', 'profile', 'seeds', 'summary', 'per_seed'}.
+        {'scenes', 'seed_set', 'profile', 'seeds', 'summary', 'per_seed'}, and with ablate
+        'ablation': the profile's headline figures and each variant's.
 
     Raises:
         SageError: bad arguments or profile, or a scene that cannot be made or replayed.
@@ -178,13 +183,34 @@ def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report
     root = cache or cache_dir()
     out_dir = out_dir or root / 'decisions' / f'{profile}-{os.getpid()}'
     out_dir.mkdir(parents=True, exist_ok=True)
+    variants = ABLATIONS if ablate else ()
+    total = len(chosen) * (1 + len(variants))
+
+    def done_of(offset: int) -> Callable[[float, float | None], None]:
+        return lambda n, _: progress(offset + n, total) if progress else None
+
     reports = map_seeds(run_seed, [(scenes, s, params, program, root, out_dir)
-                                   for s in chosen], workers, progress)
+                                   for s in chosen], workers, done_of(0))
     family = scenes in FAMILIES
-    return {'scenes': scenes, 'program': program if family else 'standard',
-            'seed_set': seed_set if family else 'synthetic',
-            'profile': profile, 'overrides': overrides or [], 'seeds': chosen,
-            'summary': summarise(reports), 'per_seed': reports}
+    result = {'scenes': scenes, 'program': program if family else 'standard',
+              'seed_set': seed_set if family else 'synthetic',
+              'profile': profile, 'overrides': overrides or [], 'seeds': chosen,
+              'summary': summarise(reports), 'per_seed': reports}
+    if variants:
+        rows = [{'name': 'as shipped', 'off': '-', 'overrides': [],
+                 **headline(result['summary'])}]
+        for i, ab in enumerate(variants, 1):
+            vparams = {n.name: dict(n.parameters) for n in
+                       load_profile(profile, [*(overrides or []), *ab.overrides]).nodes}
+            vdir = out_dir / ab.name.replace(' ', '_')
+            vdir.mkdir(parents=True, exist_ok=True)
+            vreports = map_seeds(run_seed, [(scenes, s, vparams, program, root, vdir)
+                                            for s in chosen], workers,
+                                 done_of(i * len(chosen)))
+            rows.append({'name': ab.name, 'off': ab.off, 'overrides': list(ab.overrides),
+                         **headline(summarise(vreports))})
+        result['ablation'] = rows
+    return result
 
 
 def _fmt(v: Any, pct: bool = False) -> str:
@@ -227,3 +253,13 @@ def print_table(result: dict[str, Any]) -> None:
     se = s['self_effect_attends']
     c.print(f"attends caused by the robot's own steps (camera rate, budget): "
             f"{_fmt(se['mean'])} per scene (worst {_fmt(se['worst'])})")
+    if result.get('ablation'):
+        t = Table(title='each mechanism switched off', box=box.SIMPLE_HEAD, padding=(0, 1),
+                  pad_edge=False)
+        for col in ('variant', 'recall', 'worst', 'false alarms/min', 'habituation drop'):
+            t.add_column(col, justify='left' if col == 'variant' else 'right')
+        for row in result['ablation']:
+            t.add_row(row['name'], _fmt(row['recall_mean'], True),
+                      _fmt(row['recall_worst'], True), _fmt(row['false_alarms_per_min']),
+                      _fmt(row['habituation_drop']))
+        c.print(t)

@@ -17,7 +17,9 @@ import sys
 
 import pytest
 
+from sage_bench import salience
 from sage_bench.salience import print_table, run_bench, seeds_for
+from sage_bench.salience_ablation import ABLATIONS, headline
 from sage_common.errors import SageError
 from sage_bringup.profile import load_profile
 from sage_eval.busy import REPORT_SEEDS as BUSY_REPORT, TUNING_SEEDS as BUSY_TUNING
@@ -123,12 +125,13 @@ def test_the_robots_own_camera_rate_and_budget_steps_cause_no_attend(self_effect
     assert [e for e in report['self_effects'] if e['attended']] == []
 
 
-def test_the_salience_bench_scores_tuning_seeds_and_reuses_its_scenes(tmp_path, capsys):
+def test_the_salience_bench_scores_tuning_seeds_and_reuses_its_scenes(tmp_path, capsys,
+                                                                      monkeypatch):
     # The bench's plumbing, not its figures: the encoders need not refine (the encoding is most
     # of the time; refinement is on in the self-effect scene above).
     kw = dict(seeds=1, seed_set='tuning', program='short', workers=1, cache=tmp_path / 'c',
               overrides=UNREFINED)
-    result = run_bench(**kw)
+    result = run_bench(**kw, out_dir=tmp_path / 'd')
     assert result['seed_set'] == 'tuning' and result['seeds'] == [TUNING_SEEDS[0]]
     summary = result['summary']
     assert set(summary['by_kind']) == SHORT_KINDS
@@ -138,13 +141,25 @@ def test_the_salience_bench_scores_tuning_seeds_and_reuses_its_scenes(tmp_path, 
     bag = tmp_path / 'c' / f'realistic-v{GENERATOR_VERSION}-short-0'
     made = sorted(p.stat().st_mtime_ns for p in bag.iterdir())
     [encoded] = (tmp_path / 'c' / 'encoded').glob('*.pkl')  # what the encoders made of it
-    again = run_bench(**kw)
+    # Again with two of the ablations: the cached encoding serves every variant.
+    monkeypatch.setattr(salience, 'ABLATIONS', tuple(a for a in ABLATIONS
+                                                     if a.name in ('no arousal', 'no novelty')))
+    again = run_bench(**kw, ablate=True, out_dir=tmp_path / 'e')
     assert sorted(p.stat().st_mtime_ns for p in bag.iterdir()) == made  # not regenerated
     assert list((tmp_path / 'c' / 'encoded').glob('*.pkl')) == [encoded]  # nor encoded
     assert again['per_seed'][0]['events'] == result['per_seed'][0]['events']
-    print_table(result)
+    rows = again['ablation']
+    assert [r['name'] for r in rows] == ['as shipped', 'no novelty', 'no arousal']
+    assert rows[0] == {'name': 'as shipped', 'off': '-', 'overrides': [],
+                       **headline(result['summary'])}
+    # Each variant's overrides reached SNARC: its saliences differ from the profile's.
+    shipped = (tmp_path / 'e' / f'{bag.name}.jsonl').read_text()
+    for name in ('no_arousal', 'no_novelty'):
+        assert (tmp_path / 'e' / name / f'{bag.name}.jsonl').read_text() != shipped
+    print_table(again)
     out = capsys.readouterr().out
     assert 'tuning seeds [0]' in out and 'clap/audio' in out and 'false alarms' in out
+    assert 'each mechanism switched off' in out and 'no novelty' in out
 
 
 def test_busy_rooms_have_their_own_tuning_and_report_seeds():

@@ -69,6 +69,9 @@ def bench(
              'stop instead of the day-1/day-2 run'),
     set_: list[str] = typer.Option([], '--set', help='graph, sensors, salience: profile ' +
                                    SET_HELP),
+    ablate: bool = typer.Option(False, '--ablate',
+                                help='salience: also score the scenes with each SNARC '
+                                     'mechanism switched off in turn (an ablation table)'),
 ) -> None:
     """Run a named benchmark and write JSON (medians, p95/p99, ratios to a baseline)."""
     from sage_bench.registry import BENCHMARKS, UnknownOption, run_named, write_json
@@ -95,6 +98,8 @@ def bench(
         options['domain_id'] = domain_id
     if set_:
         options['overrides'] = list(set_)
+    if ablate:
+        options['ablate'] = True
     for key, value in (('seeds', seeds), ('scenes', scenes), ('seed_set', seed_set),
                        ('skip', skip), ('delays_ms', delays), ('loss_pct', loss)):
         if value is not None:
