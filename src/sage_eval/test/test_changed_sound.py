@@ -13,7 +13,7 @@ from sage_encoders.audio_core import AudioEncoderCore
 from sage_eval import media, room
 from sage_eval.realistic import sound
 from sage_eval.room import at_peak
-from sage_snarc import snarc_params
+from sage_snarc import modality_state, snarc_params
 from sage_snarc.snarc_core import SnarcCore
 
 SR = media.SAMPLE_RATE
@@ -74,14 +74,14 @@ def test_a_changed_impact_after_a_habituated_one_keeps_its_salience(latents, pai
     assert scores[-1][1], (pair, round(scores[-1][0], 2), np.round(peaks, 2))
 
 
-def test_with_one_fixed_radius_the_car_door_was_the_punch_habituated(latents):
+def test_with_one_fixed_radius_the_car_door_was_the_punch_habituated(latents, monkeypatch):
     """The same scene scored as before radii were learnt: every trace matched within
-    match_dist (then 0.45, with a near-miss band of 0.15), and a car door lies within it of a
+    MATCH_DIST (then 0.45, with a near-miss band of 0.15), and a car door lies within it of a
     punch."""
     recs, reps, changed, window_s = latents[('punch', 'car_door')]
-    fixed = _peaks(recs, window_s, reps + [changed], {'habituation.radius.spreads': 0.0,
-                                                      'habituation.match_dist': 0.45,
-                                                      'habituation.near_miss': 0.15})
     learnt = _peaks(recs, window_s, reps + [changed], {})
+    for name, value in (('RADIUS_SPREADS', 0.0), ('MATCH_DIST', 0.45), ('NEAR_MISS', 0.15)):
+        monkeypatch.setattr(modality_state, name, value)
+    fixed = _peaks(recs, window_s, reps + [changed], {})
     assert not fixed[-1][1] and learnt[-1][1]
     assert learnt[-1][0] > fixed[-1][0] + 0.1

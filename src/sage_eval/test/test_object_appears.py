@@ -2,7 +2,7 @@
 vision encoder: a slow pan over real photos with sensor noise and JPEG, then a cut-out of
 another real photo pasted into the world, centred where four code blocks meet. Side by side
 blocks split its new codes four ways (each block a quarter new, like a pan); overlapping blocks
-(`surprise.codes.stride` less than the block) hold it whole in one block. Photos from the
+(`predictor.CODE_STRIDE` less than the block) hold it whole in one block. Photos from the
 registry packages sage_eval.media reads; only the camera motion and noise are generated.
 A smooth cut-out on a smooth floor leaves the codes as they were: its colour
 (the encoder's colour_change feature) is what tells it; a grey one on grey, its brightness
@@ -17,7 +17,7 @@ from sage_encoders import vision_encoder_params
 from sage_encoders.vision_core import VisionEncoderCore
 from sage_eval import media
 from sage_eval.camera_model import cutout, expose, paste, resize_to_height, SensorNoise
-from sage_snarc import snarc_params
+from sage_snarc import modality_state, snarc_params
 from sage_snarc.snarc_core import SnarcCore
 
 FPS, SIZE, PAN_PX_S = 15.0, 224, 4.0
@@ -28,7 +28,8 @@ OBJECT_PX = 56  # the realistic scenes' smallest: 7.5 code cells (8 px each at t
 CORNER_PX = round(12 * 8 * SIZE / 240)
 CODES_ONLY = {'surprise.channels.vision': 'brightness,codes'}  # before colour_change
 NO_GREY = {'surprise.channels.vision': 'brightness,codes,colour_change'}  # before grey_change
-SIDE_BY_SIDE = {**CODES_ONLY, 'surprise.codes.stride': 0, 'surprise.codes.floor': 0.05}
+# Blocks side by side, as before the stride (constants read by ModalityState.create).
+SIDE_BY_SIDE = {'CODE_STRIDE': 0, 'CODES_FLOOR': 0.05}
 
 
 def _scene(world_names, obj, at):
@@ -92,11 +93,13 @@ def test_an_object_across_a_block_corner_is_attended_and_the_calm_pan_is_not(lat
     assert max(d.surprise for d in hit) > 0.8
 
 
-def test_side_by_side_blocks_split_the_same_object_and_miss_it(latents):
+def test_side_by_side_blocks_split_the_same_object_and_miss_it(latents, monkeypatch):
     """The same latents scored on the codes with blocks side by side, as before the stride."""
     recs, appear = latents
-    old = _decisions(recs, SIDE_BY_SIDE)
     new = _decisions(recs, CODES_ONLY)
+    for name, value in SIDE_BY_SIDE.items():
+        monkeypatch.setattr(modality_state, name, value)
+    old = _decisions(recs, CODES_ONLY)
     near = [k for k, d in enumerate(new) if appear - 0.05 <= d.stamp <= appear + DETECT_S]
     assert max(old[k].surprise for k in near) < max(new[k].surprise for k in near) - 0.3
     assert not any(old[k].attend for k in near)

@@ -15,7 +15,7 @@ from sage_eval.room import at_active
 
 SR = media.SAMPLE_RATE
 HOP_S = 4096 / SR
-MIN_PROB = 0.3   # snarc novelty.voice.min_prob: where a window holds a voice
+MIN_PROB = 0.3   # snarc modality_state.VOICE_MIN_PROB: where a window holds a voice
 WARMUP_S = 3.0   # the model learns the room first (a fresh state scores noise up to 0.2)
 
 

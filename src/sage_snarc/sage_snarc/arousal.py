@@ -10,7 +10,14 @@ import numpy as np
 from sage_snarc.audio_scene import AudioBackground
 from sage_snarc.imu import ImuWindow
 from sage_snarc.robust import saturate
-from sage_snarc.snarc_config import ArousalConfig, AudioArousal, ImuArousal
+from sage_snarc.snarc_config import ArousalConfig, ImuArousal
+
+FLOOR_DB = -50.0  # lowest room background (dBFS) audio rises are measured from
+# The most risen band, beyond the room's own fluctuation BAND_FLOOR_DB, rising BAND_REF_DB above
+# its background gives arousal 0.63: a punch 11 dB over a fan in level stands far out where the
+# fan is quiet (BAND_REF_DB 0: level rises only).
+BAND_REF_DB = 18.0
+BAND_FLOOR_DB = 6.0
 
 
 def latent_arousal(m: str, f: dict[str, float], cfg: ArousalConfig,
@@ -29,7 +36,7 @@ def latent_arousal(m: str, f: dict[str, float], cfg: ArousalConfig,
         peak = f.get('hop_peak_db', level)
         if level is None or peak is None:
             return 0.0, None
-        base = background.base(level, au.floor_db)
+        base = background.base(level, FLOOR_DB)
         loud = saturate(max(0.0, peak - base) / au.range_db)
         onset = saturate(f.get('hop_onset_db', 0.0) / au.onset_ref_db)
         return max(loud, onset), onset
@@ -39,13 +46,13 @@ def latent_arousal(m: str, f: dict[str, float], cfg: ArousalConfig,
     return 0.0, None
 
 
-def band_arousal(sound: np.ndarray | None, cfg: AudioArousal) -> float:
+def band_arousal(sound: np.ndarray | None) -> float:
     """Arousal of the most risen band: a sound loud only where the room is quiet (a punch
     over a fan) barely moves the level, but stands far out of those bands."""
-    ref = cfg.band_ref_db
+    ref = BAND_REF_DB
     if sound is None or ref <= 0.0 or sound.size == 0:
         return 0.0
-    rise = float(sound.max()) - cfg.band_floor_db
+    rise = float(sound.max()) - BAND_FLOOR_DB
     return saturate(max(0.0, rise) / ref)
 
 

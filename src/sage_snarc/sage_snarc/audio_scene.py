@@ -19,6 +19,26 @@ from sage_snarc.robust import RobustStats
 
 # Feature names of the encoder's spectral bands (sage_encoders.audio_core.hop_spectrum).
 BAND_PREFIX = 'band_'
+# Hops (0.256 s each) whose median level is the room background (a fan that starts is
+# background within half of it).
+BACKGROUND_WINDOW = 120
+# A change of room (`quieter`, `louder`; SNARC learns the room afresh). A fan or vent stopped:
+# the level held ROOM_DROP_DB below the background for ROOM_DROP_HOPS hops (calm rooms' hops
+# stayed within 2.2 dB below it, a stopping vent dropped about 9 dB), or ROOM_BAND_COUNT bands
+# held ROOM_BAND_DROP_DB below theirs for ROOM_BAND_HOPS hops (a vent stopping under a louder
+# fan: the level hardly moves, its high bands drop 10-16 dB; calm bands stay within about 5 dB;
+# 8 hops outlast the pauses of a long conversation, whose voice is then the bands' background).
+ROOM_DROP_DB = 4.0
+ROOM_DROP_HOPS = 2
+ROOM_BAND_DROP_DB = 6.0
+ROOM_BAND_COUNT = 3
+ROOM_BAND_HOPS = 8
+# A vent or fan started: the level held ROOM_RISE_DB above the background for ROOM_RISE_HOPS
+# hops (longer than a clap or a door) with bands that moved at most ROOM_RISE_FLUX_DB a hop
+# (median over bands; a starting vent 1.0-1.6 dB, a voice that lasted as long 4-10 dB).
+ROOM_RISE_DB = 6.0
+ROOM_RISE_FLUX_DB = 2.5
+ROOM_RISE_HOPS = 12
 
 
 def bands_of(features: dict[str, float]) -> np.ndarray | None:

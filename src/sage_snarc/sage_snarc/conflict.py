@@ -16,6 +16,10 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+# Audio latents are stamped at the start of their ~1 s window; their onset activity is placed
+# this much later (s), at the newest hop.
+AUDIO_OFFSET_S = 0.9
+
 
 def parse_pairs(text: str) -> list[tuple[str, str, float]]:
     """Parse 'imu>vision:1.0,audio>vision:0.5' into (A, B, weight) triples.

@@ -1,6 +1,6 @@
 """Habituation over episodes, and the combination of the axes into salience.
 
-Noticed inputs of a modality closer than habituation.episode_gap_s are one episode: they share
+Noticed inputs of a modality closer than EPISODE_GAP_S are one episode: they share
 the habituation trace of its onset, and only the onset counts as a repeat (`reinforce`).
 """
 from __future__ import annotations
@@ -11,7 +11,12 @@ import numpy as np
 
 from sage_snarc.modality_state import ModalityState
 from sage_snarc.robust import clip01
-from sage_snarc.snarc_config import HabituationConfig
+
+# Noticed inputs closer than this (s) are one episode: the ~5 windows an audio event spans.
+EPISODE_GAP_S = 1.2
+# How far novelty exempts an input from habituation (factor 1 - (1 - f)(1 - gate novelty^2)):
+# a never-seen input is at most half habituated, however its onset resembles a repeat.
+NOVELTY_GATE = 0.5
 
 
 @dataclass(frozen=True)
@@ -35,11 +40,11 @@ class Combined:
 
 
 def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now: float,
-                   novelty: float, voice: float, cfg: HabituationConfig) -> Episode:
+                   novelty: float, voice: float) -> Episode:
     """The habituation of an input with stimulus descriptor `desc` (None: no stimulus)."""
     trace, factor = -1, 1.0
     continuing = ms.episode_trace >= 0 and ms.episode_last <= stamp <= ms.episode_last \
-        + cfg.episode_gap_s
+        + EPISODE_GAP_S
     hab = ms.habituation
     if continuing:
         # Later inputs of an episode share its trace; one that recognises a stronger
@@ -63,7 +68,7 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
         trace, factor = hab.match(desc, now)
     # Habituation needs familiarity: an input never seen before (novelty 1) cannot be a
     # repeat, however its onset resembles one.
-    factor = 1.0 - (1.0 - factor) * (1.0 - cfg.novelty_gate * novelty ** 2)
+    factor = 1.0 - (1.0 - factor) * (1.0 - NOVELTY_GATE * novelty ** 2)
     # Nor is a new utterance a repeat: the voice may be the last one, its message is not.
     factor = 1.0 - (1.0 - factor) * (1.0 - voice)
     return Episode(trace, factor, continuing)

@@ -41,6 +41,21 @@ import numpy as np
 
 from sage_snarc.robust import chord
 
+# SNARC's traces (ModalityState.create), per modality:
+MAX_TRACES = 64
+# Chord distance within which a descriptor is the same stimulus (0.35 = 20 degrees): a new
+# trace's radius and the largest one learnt (at 0.45 with near_miss 0.15 a car door after eight
+# booms in a fan's noise fell in the boom's near-miss band and was habituated).
+MATCH_DIST = 0.35
+NEAR_MISS = 0.05  # width just beyond the radius over which a stimulus partly counts as a repeat
+# A trace's learnt radius: RADIUS_SPREADS times the RADIUS_QUANTILE of its instances' gaps, at
+# least RADIUS_MIN (a repeat caught at another phase of the audio hop still matches), from its
+# latest RADIUS_EXEMPLARS instances.
+RADIUS_SPREADS = 2.0
+RADIUS_QUANTILE = 0.8
+RADIUS_MIN = 0.25
+RADIUS_EXEMPLARS = 8
+
 
 class Habituation:
     """Habituation traces of one modality."""

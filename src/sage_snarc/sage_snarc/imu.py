@@ -9,6 +9,9 @@ import numpy as np
 
 from sage_common.records import ImuRecord
 
+GRAVITY = 9.80665  # standard gravity (m/s^2)
+GRAVITY_ALPHA = 0.02  # smoothing of SNARC's gravity estimate per window (50 windows)
+
 
 @dataclass(frozen=True)
 class ImuWindow:

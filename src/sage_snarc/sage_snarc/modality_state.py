@@ -13,11 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from sage_snarc.audio_scene import AudioBackground
-from sage_snarc.habituation import Habituation
-from sage_snarc.novelty import NoveltyModel, unit
-from sage_snarc.predictor import Metric, SurpriseModel
-from sage_snarc.snarc_config import NoveltyConfig, SnarcConfig
+from sage_snarc.audio_scene import (BACKGROUND_WINDOW, ROOM_BAND_HOPS, ROOM_DROP_HOPS,
+                                    ROOM_RISE_HOPS, AudioBackground)
+from sage_snarc.habituation import (MATCH_DIST, MAX_TRACES, NEAR_MISS, RADIUS_EXEMPLARS,
+                                    RADIUS_MIN, RADIUS_QUANTILE, RADIUS_SPREADS, Habituation)
+from sage_snarc.novelty import MIN_SCALE, REL_MIN_SCALE, NoveltyModel, unit
+from sage_snarc.predictor import (AUDIO_HOP_CELLS, CODE_BLOCK, CODE_MARGIN, CODE_STRIDE,
+                                  CODES_FLOOR, COLOUR_CHANGE_FLOOR, COMBINE_CHANNELS,
+                                  GREY_CHANGE_FLOOR, PREDICTOR_ALPHA, TREND_BETA, Metric,
+                                  SurpriseModel)
+from sage_snarc.robust import MIN_COUNT
+from sage_snarc.snarc_config import SnarcConfig
 from sage_snarc.state_codec import transient
 
 METRICS: dict[str, Metric] = {'vision': 'cosine', 'audio': 'cosine', 'language': 'cosine',
@@ -37,6 +43,18 @@ MODEL_CHANNELS = ('embedding', 'codes', 'recon')
 CODES_HIST_BINS = 1024
 # Recent inputs kept for diagnostics (stamp, attended, salience, axes).
 RECENT_KEPT = 2048
+# Smoothing of the background a stimulus descriptor (innovation, code histogram) departs from.
+BASELINE_ALPHA = 0.5
+# A sound is a stimulus (habituates, has a novelty of its own) when a band rises this far (dB).
+MIN_RISE_DB = 6.0
+# Voice onsets (`voice_onset`): a window holds a voice from speech probability VOICE_MIN_PROB
+# (calm rooms stay below 0.01, recorded phrases peak at 0.38-1); one after VOICE_GAP_S s without
+# a voice starts an utterance, whose windows within VOICE_ONSET_S s share its best probability
+# (the detector needs a few chunks to be sure) over VOICE_SURE_PROB (Silero's speech decision).
+VOICE_MIN_PROB = 0.3
+VOICE_SURE_PROB = 0.5
+VOICE_GAP_S = 2.0
+VOICE_ONSET_S = 0.8
 
 
 @dataclass(eq=False)
@@ -67,8 +85,6 @@ class ModalityState:
     count: int = 0
     attended: int = 0
     channels: frozenset[str] = transient(default=frozenset(MODEL_CHANNELS))
-    baseline_alpha: float = transient(default=0.5)
-    min_rise_db: float = transient(default=6.0)
     recent: deque[tuple[float, bool, float, np.ndarray]] = transient(
         default_factory=lambda: deque(maxlen=RECENT_KEPT))
 
@@ -77,38 +93,35 @@ class ModalityState:
         """A fresh state for `modality` under the configuration."""
         metric = METRICS.get(modality, 'cosine')
         st, su, nov, hab = cfg.stats, cfg.surprise, cfg.novelty, cfg.habituation
-        room = cfg.arousal.audio
         chosen = su.channels(modality)
         return cls(
             surprise=SurpriseModel(
-                alpha=su.alpha, beta=su.beta, z_ref=su.z_ref, window=st.window,
-                min_count=st.min_count, priors=SURPRISE_PRIORS.get(modality),
+                alpha=PREDICTOR_ALPHA, beta=TREND_BETA, z_ref=su.z_ref, window=st.window,
+                min_count=MIN_COUNT, priors=SURPRISE_PRIORS.get(modality),
                 vector_metric=metric, default_floor=1e-4,
-                floors={'codes': su.codes_floor, 'f.colour_change': su.colour_change_floor,
-                        'f.grey_change': su.grey_change_floor},
-                code_block=su.codes_block if modality == 'vision' else 0,
-                code_shift=su.codes_audio_hop_cells if modality == 'audio' else 0,
-                code_margin=su.codes_margin, code_stride=su.codes_stride,
-                combine=su.combine_channels),
+                floors={'codes': CODES_FLOOR, 'f.colour_change': COLOUR_CHANGE_FLOOR,
+                        'f.grey_change': GREY_CHANGE_FLOOR},
+                code_block=CODE_BLOCK if modality == 'vision' else 0,
+                code_shift=AUDIO_HOP_CELLS if modality == 'audio' else 0,
+                code_margin=CODE_MARGIN, code_stride=CODE_STRIDE,
+                combine=COMBINE_CHANNELS),
             novelty=NoveltyModel(
                 window=nov.window, z_ref=nov.z_ref, stats_window=st.window,
-                min_count=st.min_count, metric=metric, prior=NOVELTY_PRIORS.get(modality),
-                floor=nov.min_scale, rel_floor=nov.rel_min_scale),
+                min_count=MIN_COUNT, metric=metric, prior=NOVELTY_PRIORS.get(modality),
+                floor=MIN_SCALE, rel_floor=REL_MIN_SCALE),
             habituation=Habituation(
-                max_traces=hab.max_traces, rate=hab.rate, max_drop=hab.max_drop,
-                recovery_s=hab.recovery_s, match_dist=hab.match_dist,
-                near_miss=hab.near_miss, spreads=hab.radius_spreads,
-                quantile=hab.radius_quantile, min_match_dist=hab.radius_min,
-                exemplars=hab.radius_exemplars),
-            background=AudioBackground(room.background_window, drop_hops=room.room_drop_hops,
-                                       band_hops=room.room_band_hops,
-                                       rise_hops=room.room_rise_hops),
+                max_traces=MAX_TRACES, rate=hab.rate, max_drop=hab.max_drop,
+                recovery_s=hab.recovery_s, match_dist=MATCH_DIST,
+                near_miss=NEAR_MISS, spreads=RADIUS_SPREADS,
+                quantile=RADIUS_QUANTILE, min_match_dist=RADIUS_MIN,
+                exemplars=RADIUS_EXEMPLARS),
+            background=AudioBackground(BACKGROUND_WINDOW, drop_hops=ROOM_DROP_HOPS,
+                                       band_hops=ROOM_BAND_HOPS, rise_hops=ROOM_RISE_HOPS),
             sounds=NoveltyModel(
                 window=nov.window, z_ref=nov.z_ref, stats_window=st.window,
-                min_count=st.min_count, metric='cosine', prior=SOUND_NOVELTY_PRIOR,
-                floor=nov.min_scale),
-            channels=frozenset(chosen) if chosen is not None else frozenset(MODEL_CHANNELS),
-            baseline_alpha=hab.baseline_alpha, min_rise_db=hab.audio_min_rise_db)
+                min_count=MIN_COUNT, metric='cosine', prior=SOUND_NOVELTY_PRIOR,
+                floor=MIN_SCALE),
+            channels=frozenset(chosen) if chosen is not None else frozenset(MODEL_CHANNELS))
 
     def descriptor(self, modality: str, vec: np.ndarray, codes: np.ndarray | None,
                    sound: np.ndarray | None = None) -> np.ndarray | None:
@@ -120,7 +133,7 @@ class ModalityState:
           embedding mostly says "darker" or "more texture", the codes say what appeared;
         - audio with the encoder's spectral bands: the shape of the foreground spectrum (how far
           each band rises above the room, minus its mean), when some band rises by
-          habituation.audio_min_rise_db;
+          MIN_RISE_DB;
         - audio without bands, IMU: the direction in which the embedding departs from its recent
           background
           (innovation), so a clap matches an earlier clap wherever it falls in a window; a
@@ -131,7 +144,7 @@ class ModalityState:
         if sound is not None:
             # Its shape across bands, not its loudness: impacts rise in every band, and what
             # tells one from another is where they rise most.
-            if sound.max() < self.min_rise_db:
+            if sound.max() < MIN_RISE_DB:
                 return None
             return unit((sound - sound.mean()).astype(np.float32))
         if modality == 'vision' and codes is not None:
@@ -142,14 +155,14 @@ class ModalityState:
                 self.code_baseline = hist
                 return None
             appeared = np.maximum(hist - base, 0.0).astype(np.float32)
-            base += self.baseline_alpha * (hist - base)
+            base += BASELINE_ALPHA * (hist - base)
             return unit(appeared)
         base = self.baseline
         if base is None or base.shape != vec.shape:
             self.baseline = vec.astype(np.float64).copy()
             return None
         innovation = (vec - base).astype(np.float32)
-        base += self.baseline_alpha * (vec - base)
+        base += BASELINE_ALPHA * (vec - base)
         stats = self.novelty.stats
         if not stats.ready:
             return None
@@ -170,7 +183,7 @@ class ModalityState:
         0.3-0.7 in the scenes): scored against the old statistics, the new room itself would be a
         surprise until they caught up (half of stats.window, about 30 s), and measured from the
         old level it would stay arousing for half of the background window. Until
-        stats.min_count new errors are in, the audio channels score no surprise.
+        MIN_COUNT new errors are in, the audio channels score no surprise.
         """
         self.room_changes += 1
         self.background.restart()
@@ -200,10 +213,10 @@ class ModalityState:
             self.code_baseline = None
         return True
 
-    def voice_onset(self, stamp: float, voice: float | None, cfg: NoveltyConfig) -> float:
-        """How clearly a window starts an utterance: within novelty.voice.onset_s of the
+    def voice_onset(self, stamp: float, voice: float | None) -> float:
+        """How clearly a window starts an utterance: within VOICE_ONSET_S of the
         utterance's first voice window, the highest speech probability it reached over
-        novelty.voice.sure_prob (at most 1: the detector's confidence that it is a voice,
+        VOICE_SURE_PROB (at most 1: the detector's confidence that it is a voice,
         not how new the voice is); else 0.
 
         Someone starting to speak is news however much the voice resembles the last phrase
@@ -211,15 +224,15 @@ class ModalityState:
         no further than noise does. The detector needs a few chunks of a voice to be sure,
         so the onset's first windows share its best score; the rest of it is not new.
         """
-        if voice is None or not math.isfinite(voice) or voice < cfg.voice_min_prob:
+        if voice is None or not math.isfinite(voice) or voice < VOICE_MIN_PROB:
             return 0.0
-        if not stamp - self.voice_last <= cfg.voice_gap_s:
+        if not stamp - self.voice_last <= VOICE_GAP_S:
             self.utterance_start, self.utterance_peak = stamp, 0.0
         self.voice_last = stamp
         self.utterance_peak = max(self.utterance_peak, float(voice))
-        if stamp - self.utterance_start > cfg.voice_onset_s:
+        if stamp - self.utterance_start > VOICE_ONSET_S:
             return 0.0
-        return min(1.0, self.utterance_peak / cfg.voice_sure_prob)
+        return min(1.0, self.utterance_peak / VOICE_SURE_PROB)
 
 
 def upgrade_v1(state: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,14 @@ import numpy as np
 from sage_snarc.predictor import Metric
 from sage_snarc.robust import RobustStats, chord, saturate
 
+# Smallest spread of the nearest distance (chord units): a static scene's specks are not novel.
+MIN_SCALE = 0.005
+# ... and as a multiple of its median: each encoder model spreads a scene by its own scale (one
+# fitted to the room by sleep put a calm scene's embeddings about 12 % further apart).
+REL_MIN_SCALE = 2.0
+EXACT_MAX = 4096  # memories searched exactly before the IVF index is used
+IVF_SEED = 0  # seed of the IVF quantiser's training sample (the same memories, the same index)
+
 
 def unit(x: np.ndarray) -> np.ndarray | None:
     """x / |x| as float32, or None when x is empty, not finite or zero."""
@@ -97,8 +105,8 @@ class MemoryIndex:
     i.e. make an input look slightly more novel.
     """
 
-    def __init__(self, dim: int, *, exact_max: int = 4096, nprobe: int = 8, seed: int = 0,
-                 train_size: int = 16384, iters: int = 6) -> None:
+    def __init__(self, dim: int, *, exact_max: int = EXACT_MAX, nprobe: int = 8,
+                 seed: int = IVF_SEED, train_size: int = 16384, iters: int = 6) -> None:
         self.dim = int(dim)
         self.exact_max = int(exact_max)
         self.nprobe = int(nprobe)

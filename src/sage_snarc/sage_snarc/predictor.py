@@ -18,6 +18,21 @@ from sage_snarc.robust import RobustStats, chord, saturate
 Metric = Literal['cosine', 'l2']
 # Prediction errors beyond this robust z restart the channel's predictor at the new value.
 RESTART_Z = 8.0
+# SNARC's surprise model (ModalityState.create):
+PREDICTOR_ALPHA = 0.8  # smoothing of each channel's predictor: the newest value weighs most
+TREND_BETA = 0.05  # trend smoothing of the scalar (Holt) predictors: only a lasting ramp is one
+COMBINE_CHANNELS = 2  # strongest channels whose z add in quadrature (independent evidence)
+# The code-grid change (`grid_change`): new codes per CODE_BLOCK-cell vision block, blocks every
+# CODE_STRIDE cells (overlapping: an object on a block boundary is whole in one), compared with
+# the last grid's block widened by CODE_MARGIN cells (content that moved this little is not new).
+CODE_BLOCK = 6
+CODE_STRIDE = 3
+CODE_MARGIN = 1
+AUDIO_HOP_CELLS = 4  # grid columns an audio window slides per hop (16 x hop 4096 / window 16384)
+# Smallest spreads of prediction errors: sensor noise in a static scene is not a surprise.
+CODES_FLOOR = 0.07  # code-grid change (fraction of a block): a few flipped cells
+COLOUR_CHANGE_FLOOR = 0.005  # rg chromaticity: noise moves a block by a few thousandths
+GREY_CHANGE_FLOOR = 0.015  # luma over the frame's mean: a calm realistic scene's largest is 0.02
 
 
 class VectorPredictor:
@@ -263,7 +278,7 @@ class SurpriseModel:
 
     def forget_errors(self, channels: tuple[str, ...]) -> None:
         """Forget the error statistics of `channels` (as in `restart`): they were learnt on
-        another signal. Until stats.min_count new errors are in, those channels score 0."""
+        another signal. Until min_count new errors are in, those channels score 0."""
         names = {p + c for c in channels for p in ('', 'v.', 'f.', 'd.')}
         self.stats = {k: st for k, st in self.stats.items() if k not in names}
 

@@ -29,6 +29,13 @@ import numpy as np
 
 from sage_snarc.robust import chord
 
+# SNARC's reward learning (SnarcCore):
+MAX_PROTOTYPES = 64  # per modality
+KERNEL_WIDTH = 0.25  # chord distance between descriptors (larger generalises more)
+TAU_S = 1.5  # eligibility time constant (s) of an attended input's credit
+WEIGHT_MIN = 0.05  # smallest weight an axis can be adapted down to: no axis is switched off
+WEIGHT_DECAY_S = 600.0  # time constant of the weights relaxing to the profile's (s of stamps)
+
 
 @dataclass
 class Pending:

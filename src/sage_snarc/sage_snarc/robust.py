@@ -19,6 +19,8 @@ Q90_TO_SIGMA = 1.2816
 Q95_TO_SIGMA = 1.6449
 # Values more than this many MAD spreads above the median are left out of the tail estimate.
 TRIM_Z = 8.0
+# Values a SNARC channel needs before it scores (warm-up; language starts from priors).
+MIN_COUNT = 16
 
 
 def saturate(x: float) -> float:

@@ -41,8 +41,6 @@ class WeightsConfig:
     reward: float = param('weights.reward')
     conflict: float = param('weights.conflict')
     learning_rate: float = param('weights.learning_rate')
-    min: float = param('weights.min')
-    decay_s: float = param('weights.decay_s')
     power: float = param('combine.power')
 
     def base(self) -> np.ndarray:
@@ -55,26 +53,15 @@ class StatsConfig:
     """Robust running statistics shared by surprise and novelty."""
 
     window: int = param('stats.window')
-    min_count: int = param('stats.min_count')
 
 
 @dataclass(frozen=True)
 class SurpriseConfig:
-    """Per-channel predictors and the code-grid change."""
+    """What surprise predicts per modality, and how strong an error is news."""
 
-    alpha: float = param('surprise.alpha')
-    beta: float = param('surprise.beta')
     z_ref: float = param('surprise.z_ref')
-    combine_channels: int = param('surprise.combine_channels')
     channels_vision: tuple[str, ...] = param('surprise.channels.vision', channel_list)
     channels_audio: tuple[str, ...] = param('surprise.channels.audio', channel_list)
-    codes_block: int = param('surprise.codes.block')
-    codes_stride: int = param('surprise.codes.stride')
-    codes_margin: int = param('surprise.codes.margin')
-    codes_floor: float = param('surprise.codes.floor')
-    colour_change_floor: float = param('surprise.colour_change.floor')
-    grey_change_floor: float = param('surprise.grey_change.floor')
-    codes_audio_hop_cells: int = param('surprise.codes.audio_hop_cells')
 
     def channels(self, modality: str) -> tuple[str, ...] | None:
         """The profile's channels of a modality (None: it has no setting)."""
@@ -83,19 +70,11 @@ class SurpriseConfig:
 
 @dataclass(frozen=True)
 class NoveltyConfig:
-    """Nearest-distance novelty, the memory index, and voice onsets."""
+    """Nearest-distance novelty and the memory index."""
 
     window: int = param('novelty.window')
     z_ref: float = param('novelty.z_ref')
-    min_scale: float = param('novelty.min_scale')
-    rel_min_scale: float = param('novelty.rel_min_scale')
-    exact_max: int = param('novelty.exact_max')
     nprobe: int = param('novelty.nprobe')
-    seed: int = param('novelty.seed')
-    voice_min_prob: float = param('novelty.voice.min_prob')
-    voice_sure_prob: float = param('novelty.voice.sure_prob')
-    voice_gap_s: float = param('novelty.voice.gap_s')
-    voice_onset_s: float = param('novelty.voice.onset_s')
 
 
 @dataclass(frozen=True)
@@ -108,22 +87,10 @@ class VisionArousal:
 
 @dataclass(frozen=True)
 class AudioArousal:
-    """Audio arousal over the tracked room background, and the room-change rules."""
+    """Reference scales of audio arousal over the tracked room background."""
 
-    floor_db: float = param('arousal.audio.floor_db')
     range_db: float = param('arousal.audio.range_db')
     onset_ref_db: float = param('arousal.audio.onset_ref_db')
-    band_ref_db: float = param('arousal.audio.band_ref_db')
-    band_floor_db: float = param('arousal.audio.band_floor_db')
-    background_window: int = param('arousal.audio.background_window')
-    room_drop_db: float = param('arousal.audio.room_drop_db')
-    room_drop_hops: int = param('arousal.audio.room_drop_hops')
-    room_band_drop_db: float = param('arousal.audio.room_band_drop_db')
-    room_band_count: int = param('arousal.audio.room_band_count')
-    room_band_hops: int = param('arousal.audio.room_band_hops')
-    room_rise_db: float = param('arousal.audio.room_rise_db')
-    room_rise_flux_db: float = param('arousal.audio.room_rise_flux_db')
-    room_rise_hops: int = param('arousal.audio.room_rise_hops')
 
 
 @dataclass(frozen=True)
@@ -158,11 +125,8 @@ class RewardConfig:
 
     ref: float = param('reward.ref')
     window_s: float = param('reward.window_s')
-    tau_s: float = param('reward.tau_s')
     learning_rate: float = param('reward.learning_rate')
     extinction_rate: float = param('reward.extinction_rate')
-    kernel_width: float = param('reward.kernel_width')
-    max_prototypes: int = param('reward.max_prototypes')
     decay_s: float = param('reward.decay_s')
 
 
@@ -173,28 +137,16 @@ class ConflictConfig:
     pairs: tuple[tuple[str, str, float], ...] = param('conflict.pairs', _pairs)
     window_s: float = param('conflict.window_s')
     lag_s: float = param('conflict.lag_s')
-    audio_offset_s: float = param('conflict.audio_offset_s')
     liveness_s: float = param('liveness_s')
 
 
 @dataclass(frozen=True)
 class HabituationConfig:
-    """Habituation traces, episodes and stimulus descriptors."""
+    """Habituation strength, depth and recovery."""
 
     rate: float = param('habituation.rate')
     max_drop: float = param('habituation.max_drop')
     recovery_s: float = param('habituation.recovery_s')
-    match_dist: float = param('habituation.match_dist')
-    near_miss: float = param('habituation.near_miss')
-    radius_spreads: float = param('habituation.radius.spreads')
-    radius_quantile: float = param('habituation.radius.quantile')
-    radius_min: float = param('habituation.radius.min')
-    radius_exemplars: int = param('habituation.radius.exemplars')
-    episode_gap_s: float = param('habituation.episode_gap_s')
-    novelty_gate: float = param('habituation.novelty_gate')
-    baseline_alpha: float = param('habituation.baseline_alpha')
-    audio_min_rise_db: float = param('habituation.audio_min_rise_db')
-    max_traces: int = param('habituation.max_traces')
 
 
 @dataclass(frozen=True)
@@ -219,11 +171,9 @@ class ThresholdConfig:
 
 @dataclass(frozen=True)
 class ImuConfig:
-    """IMU windows and gravity."""
+    """IMU windows."""
 
     window_s: float = param('imu.window_s')
-    gravity: float = param('imu.gravity')
-    gravity_alpha: float = param('imu.gravity_alpha')
 
 
 @dataclass(frozen=True)

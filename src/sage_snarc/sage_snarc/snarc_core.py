@@ -32,15 +32,17 @@ from sage_common.records import (ImuRecord, LatentRecord, RewardRecord, Salience
                                   model_name)
 from sage_common.vocabulary import LATENT_MODALITIES
 from sage_snarc.arousal import band_arousal, imu_embedding, latent_arousal
-from sage_snarc.audio_scene import bands_of
-from sage_snarc.conflict import ConflictWindow
+from sage_snarc.audio_scene import (ROOM_BAND_COUNT, ROOM_BAND_DROP_DB, ROOM_DROP_DB,
+                                    ROOM_RISE_DB, ROOM_RISE_FLUX_DB, bands_of)
+from sage_snarc.conflict import AUDIO_OFFSET_S, ConflictWindow
 from sage_snarc.episodes import combine, habituation_of, reinforce
 from sage_snarc.errors import SnarcError
-from sage_snarc.imu import ImuAggregator, ImuWindow
+from sage_snarc.imu import GRAVITY, GRAVITY_ALPHA, ImuAggregator, ImuWindow
 from sage_snarc.input_checks import clean_embedding, clean_features
 from sage_snarc.modality_state import MODEL_CHANNELS, ModalityState, upgrade_v1
-from sage_snarc.novelty import MemoryIndex, unit
-from sage_snarc.reward import Pending, RewardLearner, WeightAdapter
+from sage_snarc.novelty import EXACT_MAX, IVF_SEED, MemoryIndex, unit
+from sage_snarc.reward import (KERNEL_WIDTH, MAX_PROTOTYPES, TAU_S, WEIGHT_DECAY_S, WEIGHT_MIN,
+                               Pending, RewardLearner, WeightAdapter)
 from sage_snarc.robust import clip01, saturate
 from sage_snarc.snarc_config import SnarcConfig
 from sage_snarc.snarc_params import PARAMS, SCORED_MODALITIES, STATE_NAMES, validate
@@ -89,18 +91,18 @@ class SnarcCore(SnarcState):
         wc, rc, th = cfg.weights, cfg.reward, cfg.threshold
         super().__init__(
             now=-math.inf,
-            weights=WeightAdapter(wc.base(), wc.learning_rate, wc.min, wc.decay_s),
+            weights=WeightAdapter(wc.base(), wc.learning_rate, WEIGHT_MIN, WEIGHT_DECAY_S),
             reward=RewardLearner(
-                window_s=rc.window_s, tau_s=rc.tau_s, learning_rate=rc.learning_rate,
-                extinction_rate=rc.extinction_rate, kernel_width=rc.kernel_width,
-                max_prototypes=rc.max_prototypes, decay_s=rc.decay_s,
+                window_s=rc.window_s, tau_s=TAU_S, learning_rate=rc.learning_rate,
+                extinction_rate=rc.extinction_rate, kernel_width=KERNEL_WIDTH,
+                max_prototypes=MAX_PROTOTYPES, decay_s=rc.decay_s,
                 modalities=SCORED_MODALITIES),
             threshold=ThresholdController(
                 initial=th.initial, lo=th.min, hi=th.max, target_rate_hz=th.target_rate_hz,
                 gain=th.gain, offsets=th.offsets()),
             conflict=ConflictWindow(list(cfg.conflict.pairs), cfg.conflict.window_s,
                                     cfg.conflict.lag_s, cfg.conflict.liveness_s),
-            imu=ImuAggregator(cfg.imu.window_s, cfg.imu.gravity),
+            imu=ImuAggregator(cfg.imu.window_s, GRAVITY),
             gravity=None, memory={}, model_memories=set(), modalities={})
         self.issues: Counter[str] = Counter()
         self._new_issues: deque[tuple[Level, str]] = deque(maxlen=64)
@@ -144,7 +146,7 @@ class SnarcCore(SnarcState):
         arousal, activity = latent_arousal(m, feats, self.cfg.arousal, ms.background)
         sound, voice = None, 0.0
         if m == 'audio':
-            voice = ms.voice_onset(rec.stamp, feats.get('voice'), self.cfg.novelty)
+            voice = ms.voice_onset(rec.stamp, feats.get('voice'))
             sound, band = self._hear_room(ms, feats)
             arousal = max(arousal, band)
         vectors = {'embedding': vec} if vec is not None and 'embedding' in use else {}
@@ -156,16 +158,14 @@ class SnarcCore(SnarcState):
                    feats: dict[str, float]) -> tuple[np.ndarray | None, float]:
         """(foreground spectrum, its band arousal) of an audio window; then the room's
         background learns the window (learnt afresh on a change of room)."""
-        au = self.cfg.arousal.audio
         bands = bands_of(feats)
         sound = ms.background.foreground(bands)
-        band = band_arousal(sound, au)
+        band = band_arousal(sound)
         level = feats.get('hop_db', feats.get('rms_db'))
         if level is not None:
-            if ms.background.quieter(level, au.room_drop_db, bands, au.room_band_drop_db,
-                                     au.room_band_count) \
-                    or ms.background.louder(level, bands, au.room_rise_db,
-                                            au.room_rise_flux_db):
+            if ms.background.quieter(level, ROOM_DROP_DB, bands, ROOM_BAND_DROP_DB,
+                                     ROOM_BAND_COUNT) \
+                    or ms.background.louder(level, bands, ROOM_RISE_DB, ROOM_RISE_FLUX_DB):
                 ms.room_changed()
             ms.background.update(level, bands)
         return sound, band
@@ -184,7 +184,7 @@ class SnarcCore(SnarcState):
         if self.gravity is None:
             self.gravity = w.accel_mean.copy()
         else:
-            self.gravity += self.cfg.imu.gravity_alpha * (w.accel_mean - self.gravity)
+            self.gravity += GRAVITY_ALPHA * (w.accel_mean - self.gravity)
         embedding, arousal = imu_embedding(w, self.gravity, self.cfg.arousal.imu)
         ms = self._modality('imu')
         return self._score('imu', Observation(
@@ -276,8 +276,8 @@ class SnarcCore(SnarcState):
         self._issue(level, key, message)
 
     def _new_index(self, dim: int) -> MemoryIndex:
-        nov = self.cfg.novelty
-        return MemoryIndex(dim, exact_max=nov.exact_max, nprobe=nov.nprobe, seed=nov.seed)
+        return MemoryIndex(dim, exact_max=EXACT_MAX, nprobe=self.cfg.novelty.nprobe,
+                           seed=IVF_SEED)
 
     def _attach_memory(self, m: str, ms: ModalityState) -> None:
         """Point the modality's novelty at the memories of its current encoder model.
@@ -323,7 +323,7 @@ class SnarcCore(SnarcState):
         stamp, dt = self._advance(m, ms, obs.stamp)
         axes, desc, novelty = self._axes(m, ms, stamp, obs)
         now = self.now
-        ep = habituation_of(ms, desc, stamp, now, novelty, obs.voice, self.cfg.habituation)
+        ep = habituation_of(ms, desc, stamp, now, novelty, obs.voice)
         power = self.cfg.weights.power
         out = combine(axes, self.weights.current(now), power, ep.factor)
         threshold = self.threshold.threshold(m)
@@ -383,7 +383,7 @@ class SnarcCore(SnarcState):
             reward = saturate(max(self.reward.predict(m, desc, now), 0.0)
                               / self.cfg.reward.ref)
         # Audio windows are stamped at their start; their news is at the end.
-        t_conflict = stamp + (self.cfg.conflict.audio_offset_s if m == 'audio' else 0.0)
+        t_conflict = stamp + (AUDIO_OFFSET_S if m == 'audio' else 0.0)
         if obs.activity is not None:
             self.conflict.push(m, t_conflict, obs.activity)
         self.conflict.prune(now)
@@ -433,18 +433,14 @@ class SnarcCore(SnarcState):
         core = SnarcCore.from_params(values)
         # The memory indexes move over, not through a checkpoint: a checkpoint copies every
         # vector and retrains the IVF quantiser, over a second with 60 000 language memories,
-        # and the orchestrator changes the offsets on every state change. Only a quantiser
-        # built with another exact_max or seed (read-only parameters) is rebuilt.
-        old, new = self.cfg.novelty, core.cfg.novelty
-        move = (old.exact_max, old.seed) == (new.exact_max, new.seed)
-        core.load_state_dict(self.state_dict(include_memory=not move))
-        if move:
-            core.memory, core.model_memories = self.memory, self.model_memories
-            for by_version in core.memory.values():
-                for index in by_version.values():
-                    index.nprobe = new.nprobe
-            for m, ms in core.modalities.items():
-                core._attach_memory(m, ms)
+        # and the orchestrator changes the offsets on every state change.
+        core.load_state_dict(self.state_dict(include_memory=False))
+        core.memory, core.model_memories = self.memory, self.model_memories
+        for by_version in core.memory.values():
+            for index in by_version.values():
+                index.nprobe = core.cfg.novelty.nprobe
+        for m, ms in core.modalities.items():
+            core._attach_memory(m, ms)
         core.issues, core._new_issues = self.issues, self._new_issues
         for m, ms in self.modalities.items():
             core.modalities[m].recent = ms.recent

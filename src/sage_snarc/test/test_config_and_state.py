@@ -15,7 +15,7 @@ import pytest
 
 from sage_common.params import resolve
 from sage_common.records import ImuRecord, RewardRecord
-from sage_snarc import checkpoint
+from sage_snarc import checkpoint, modality_state, snarc_core
 from sage_snarc.snarc_config import SnarcConfig, param_names
 from sage_snarc.snarc_core import SnarcCore
 from sage_snarc.snarc_params import PARAMS, validate
@@ -25,11 +25,22 @@ from sage_snarc.synthetic import SyntheticWorld
 FIXTURES = Path(__file__).parent / 'fixtures'
 V1_STATE = FIXTURES / 'snarc_state_v1.npz'
 V1_NEXT = FIXTURES / 'snarc_state_v1_next.json'
-# Small windows keep the fixture small; the same values load it.
-SMALL = {'novelty.window': 16, 'stats.window': 16, 'stats.min_count': 4,
-         'arousal.audio.background_window': 16, 'habituation.max_traces': 8,
-         'reward.max_prototypes': 8, 'novelty.exact_max': 16}
+# Small windows keep the fixture small; the same values load it: these parameters, and these
+# constants where the core reads them (`small`).
+SMALL = {'novelty.window': 16, 'stats.window': 16}
+SMALL_CONSTANTS = ((modality_state, 'MIN_COUNT', 4), (modality_state, 'BACKGROUND_WINDOW', 16),
+                   (modality_state, 'MAX_TRACES', 8), (snarc_core, 'MAX_PROTOTYPES', 8),
+                   (snarc_core, 'EXACT_MAX', 16))
+# At a64edeb, which wrote the fixtures, those constants were parameters.
+V1_SMALL = {**SMALL, 'stats.min_count': 4, 'arousal.audio.background_window': 16,
+            'habituation.max_traces': 8, 'reward.max_prototypes': 8, 'novelty.exact_max': 16}
 T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+def small(monkeypatch):
+    for module, name, value in SMALL_CONSTANTS:
+        monkeypatch.setattr(module, name, value)
 
 
 def stream(world, start, seconds, rewards=True):
@@ -85,12 +96,12 @@ def test_every_parameter_is_held_by_exactly_one_config_field():
 def test_the_config_holds_each_value_once_converted_and_cannot_be_changed():
     values = resolve(PARAMS, {'surprise.channels.audio': ' embedding, hop_db,',
                               'conflict.pairs': 'imu>vision:0.7', 'threshold.offset.rest': 0.2,
-                              'stats.window': 64, 'novelty.voice.gap_s': 3}, validate)
+                              'stats.window': 64, 'habituation.recovery_s': 3}, validate)
     cfg = SnarcConfig.from_values(values)
     assert cfg.surprise.channels_audio == ('embedding', 'hop_db')
     assert cfg.conflict.pairs == (('imu', 'vision', 0.7),)
     assert cfg.threshold.offsets()['REST'] == 0.2
-    assert cfg.novelty.voice_gap_s == 3.0 and type(cfg.novelty.voice_gap_s) is float
+    assert cfg.habituation.recovery_s == 3.0 and type(cfg.habituation.recovery_s) is float
     for f, value in leaves(cfg):
         raw = values[f.metadata['param']]
         if isinstance(raw, (bool, int, float)):
@@ -113,7 +124,7 @@ def test_a_parameter_change_at_run_time_rebuilds_the_config_the_scoring_reads():
         1.0 - math.exp(-(motion / 0.1) ** 2))
 
 
-def test_the_checkpoint_is_the_state_fields_and_restores_the_same_future():
+def test_the_checkpoint_is_the_state_fields_and_restores_the_same_future(small):
     world = SyntheticWorld(22)
     core = SnarcCore.from_params(SMALL)
     # No rewards: the inputs still eligible for one are not checkpointed (reward.py), and
@@ -131,7 +142,7 @@ def test_the_checkpoint_is_the_state_fields_and_restores_the_same_future():
     assert run(restored, later) == run(core, later)
 
 
-def test_a_version_1_checkpoint_loads_and_scores_what_the_old_code_scored():
+def test_a_version_1_checkpoint_loads_and_scores_what_the_old_code_scored(small):
     core = SnarcCore.from_params(SMALL)
     core.load_state_dict(checkpoint.load(V1_STATE), new_stream=True)
     assert core.stats()['vision.memories'] == '1'
@@ -141,13 +152,13 @@ def test_a_version_1_checkpoint_loads_and_scores_what_the_old_code_scored():
 
 def write_v1_fixtures():
     """Write the fixtures with whichever sage_snarc is importable (see the module docstring)."""
-    core = SnarcCore.from_params(SMALL)
+    core = SnarcCore.from_params(V1_SMALL)
     world = SyntheticWorld(23)
     run(core, stream(world, T0, 12.0))
     core.add_memory('vision', world.direction())
     FIXTURES.mkdir(exist_ok=True)
     checkpoint.save(V1_STATE, core.state_dict())
-    restored = SnarcCore.from_params(SMALL)
+    restored = SnarcCore.from_params(V1_SMALL)
     restored.load_state_dict(checkpoint.load(V1_STATE), new_stream=True)
     V1_NEXT.write_text(json.dumps(run(restored, stream(SyntheticWorld(24), T0 + 20.0, 6.0))))
 
@@ -156,7 +167,8 @@ if __name__ == '__main__':
     write_v1_fixtures()
 
 
-def test_a_scorer_reconfigured_before_every_input_scores_rewards_as_one_never_reconfigured():
+def test_a_scorer_reconfigured_before_every_input_scores_rewards_as_one_never_reconfigured(
+        small):
     # The orchestrator sets threshold.offset.<state> on every change of metabolic state; the
     # inputs still eligible for a reward must stay eligible across it.
     items = list(stream(SyntheticWorld(25), T0, 5.0))

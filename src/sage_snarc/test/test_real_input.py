@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 
 from sage_common.records import LatentRecord
+from sage_snarc import arousal, modality_state, snarc_core
 from sage_snarc.habituation import Habituation
 from sage_snarc.predictor import grid_change
 from sage_snarc.snarc_core import SnarcCore
@@ -97,22 +98,23 @@ def test_each_utterance_after_a_pause_is_new_however_like_the_last_it_sounds():
         out[with_voice] = rows
     assert out[False][1][0].novelty < 0.3                       # a heard sound class
     for rows in out[True]:
-        # The onset's windows (novelty.voice.onset_s 0.8 s: three hops) share its best score.
+        # The onset's windows (VOICE_ONSET_S 0.8 s: three hops) share its best score.
         assert rows[0].novelty >= 0.9 and min(r.novelty for r in rows[1:4]) >= 1.0
         assert max(r.novelty for r in rows[4:]) < 0.5           # the rest of it is not new
     assert out[True][1][0].salience > out[False][1][0].salience + 0.1
 
 
-def test_a_phrase_the_detector_is_sure_of_is_new_however_low_its_probability_peaks():
+def test_a_phrase_the_detector_is_sure_of_is_new_however_low_its_probability_peaks(
+        monkeypatch):
     """A soft phrase barely above a fan: the voice detector peaks at 0.55, past its own
     decision point (0.5), and nothing else stands out. Its onset is fully new from
-    novelty.voice.sure_prob (0.5) on; as the bare probability (sure_prob 1) it is not
-    attended."""
+    VOICE_SURE_PROB (0.5) on; as the bare probability (1) it is not attended."""
     rng = np.random.default_rng(6)
     phrase = [0.35, 0.55, 0.5, 0.4]
     out = {}
     for sure in (0.5, 1.0):
-        core = SnarcCore.from_params({'novelty.voice.sure_prob': sure})
+        monkeypatch.setattr(modality_state, 'VOICE_SURE_PROB', sure)
+        core = SnarcCore.from_params({})
         for i in range(80):                                  # 20 s of fan
             core.score_latent(_audio(i, -30 + rng.normal(0, 0.4), -28, 3.0,
                                      -40 + rng.normal(0, 0.4, 16), voice=0.01))
@@ -276,7 +278,7 @@ def test_a_model_changed_while_snarc_was_down_restarts_its_predictions_after_a_r
     assert first.surprise < 0.3
 
 
-def test_a_sound_loud_only_where_the_fan_is_quiet_is_aroused_by_its_bands():
+def test_a_sound_loud_only_where_the_fan_is_quiet_is_aroused_by_its_bands(monkeypatch):
     """A punch over a fan: its loudest frame rises 11 dB over the fan's level (arousal 0.26
     from the level alone) but 24 dB out of the high bands the fan leaves quiet."""
     rng = np.random.default_rng(7)
@@ -285,7 +287,8 @@ def test_a_sound_loud_only_where_the_fan_is_quiet_is_aroused_by_its_bands():
     punch[10:] += 24.0
     out = {}
     for ref in (0.0, 18.0):
-        core = SnarcCore.from_params({'arousal.audio.band_ref_db': ref})
+        monkeypatch.setattr(arousal, 'BAND_REF_DB', ref)
+        core = SnarcCore.from_params({})
         calm = [core.score_latent(_audio(i, -30 + rng.normal(0, 0.5), -29 + rng.normal(0, 0.5),
                                          2.0, fan_bands + rng.normal(0, 1.0, 16)))
                 for i in range(120)]
@@ -294,6 +297,12 @@ def test_a_sound_loud_only_where_the_fan_is_quiet_is_aroused_by_its_bands():
     assert out[0.0][1].arousal < 0.35
     assert out[18.0][1].arousal > 0.6 and out[18.0][1].attend  # (24 - 6) / 18: 0.63
     assert out[18.0][0] < 0.05                           # the fan's own band flicker is not
+
+
+def _room_rules(monkeypatch, **values: float) -> None:
+    """Set change-of-room constants (audio_scene.ROOM_*) where the core reads them."""
+    for name, value in values.items():
+        monkeypatch.setattr(snarc_core, name, value)
 
 
 def _vent_stream(rng, stop: int, clap: int, n: int, under_fan: bool = False):
@@ -323,15 +332,15 @@ def _vent_stream(rng, stop: int, clap: int, n: int, under_fan: bool = False):
     return out
 
 
-def test_a_vent_that_stops_is_no_surprise_and_a_clap_after_it_still_is():
+def test_a_vent_that_stops_is_no_surprise_and_a_clap_after_it_still_is(monkeypatch):
     """Scored against error statistics learnt on the vent's steady noise, the quieter room's
     livelier embedding is a surprise for as long as they take to catch up; a lasting drop of
     the level below the background is a change of room, and those statistics (and the
     background level) are learnt afresh. A clap 15 s later is still attended."""
     out = {}
     for drop in (0.0, 4.0):                              # the level rule alone: bands off
-        core = SnarcCore.from_params({'arousal.audio.room_drop_db': drop,
-                                      'arousal.audio.room_band_drop_db': 0.0})
+        _room_rules(monkeypatch, ROOM_DROP_DB=drop, ROOM_BAND_DROP_DB=0.0)
+        core = SnarcCore.from_params({})
         out[drop] = (core, [core.score_latent(r)
                             for r in _vent_stream(np.random.default_rng(8), 300, 360, 400)])
     for core, recs in out.values():
@@ -344,21 +353,20 @@ def test_a_vent_that_stops_is_no_surprise_and_a_clap_after_it_still_is():
     assert out[4.0][0].stats()['audio.room_changes'] == '1'
     assert 'audio.room_changes' not in out[0.0][0].stats()
     # A checkpoint keeps the count; a restored core does not take the old room for a new one.
-    restored = SnarcCore.from_params({'arousal.audio.room_drop_db': 4.0})
+    restored = SnarcCore.from_params({})
     restored.load_state_dict(out[4.0][0].state_dict())
     assert restored.stats()['audio.room_changes'] == '1'
 
 
-def test_a_vent_that_stops_under_a_fan_is_told_by_its_bands():
+def test_a_vent_that_stops_under_a_fan_is_told_by_its_bands(monkeypatch):
     """The fan keeps the level within half a dB, so only the bands the vent filled tell that
     it stopped (tuning room 4: 10-16 dB in the top bands). Without the band rule the quieter
     room's livelier embedding alarms; with it the room is learnt afresh once the bands have
-    stayed down for room_band_hops (8) windows, and a clap after it is still attended."""
+    stayed down for ROOM_BAND_HOPS (8) windows, and a clap after it is still attended."""
     out = {}
     for band_db in (0.0, 6.0):
-        core = SnarcCore.from_params({'arousal.audio.room_drop_db': 4.0,
-                                      'arousal.audio.room_band_drop_db': band_db,
-                                      'arousal.audio.room_band_count': 3})
+        _room_rules(monkeypatch, ROOM_BAND_DROP_DB=band_db)
+        core = SnarcCore.from_params({})
         out[band_db] = (core, [core.score_latent(r) for r in _vent_stream(
             np.random.default_rng(8), 300, 360, 400, under_fan=True)])
     for core, recs in out.values():
@@ -391,17 +399,18 @@ def _vent_start_stream(rng, start: int, ramp: int, clap: int, n: int):
     return out
 
 
-def test_a_vent_that_starts_is_learnt_as_the_room_once_it_holds_steady():
+def test_a_vent_that_starts_is_learnt_as_the_room_once_it_holds_steady(monkeypatch):
     """Measured from the quiet room, a vent that started stays a rise for half the background
     window (arousal about 0.5) and its livelier level a surprise against the quiet room's
-    statistics: now and then both together alarm. Once the level has stayed room_rise_db above
-    the background for room_rise_hops windows, its bands steady, the room is learnt afresh. A
+    statistics: now and then both together alarm. Once the level has stayed ROOM_RISE_DB above
+    the background for ROOM_RISE_HOPS windows, its bands steady, the room is learnt afresh. A
     clap after it is still attended; a voice as loud and as long, whose bands move from hop to
     hop, is no change of room."""
     alarms = {0.0: 0, 6.0: 0}
     for seed in (9, 11, 12):
         for rise_db in alarms:
-            core = SnarcCore.from_params({'arousal.audio.room_rise_db': rise_db})
+            _room_rules(monkeypatch, ROOM_RISE_DB=rise_db)
+            core = SnarcCore.from_params({})
             recs = [core.score_latent(r) for r in _vent_start_stream(
                 np.random.default_rng(seed), 300, 32, 420, 460)]
             assert not any(r.attend for r in recs[100:300])       # the quiet room: calm
@@ -418,7 +427,8 @@ def test_a_vent_that_starts_is_learnt_as_the_room_once_it_holds_steady():
     assert alarms[0.0] >= 3 and alarms[6.0] == 0
     # A voice 12 dB over the quiet room for 6 s: its bands move 6 dB from hop to hop.
     rng = np.random.default_rng(10)
-    core = SnarcCore.from_params({'arousal.audio.room_rise_db': 6.0})
+    _room_rules(monkeypatch, ROOM_RISE_DB=6.0)
+    core = SnarcCore.from_params({})
     for r in _vent_start_stream(rng, 10_000, 1, -1, 300):
         core.score_latent(r)
     voice = np.linspace(-30, -60, 16)
