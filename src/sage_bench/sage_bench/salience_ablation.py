@@ -4,9 +4,8 @@ as the profile ships and once with each mechanism below switched off.
 Every variant is the profile with a few parameter overrides, so each is a configuration a user
 could run (`sage bench salience --set ...` gives the same figures for one of them). What the
 encoders made of the scenes is cached, so a variant costs SNARC's replay only. An axis is
-switched off by its weight 0 with `weights.min` 0 (else the weight adapter keeps every axis at
-least at that minimum); the other axes' weights are renormalised as they would be in a
-profile without that axis.
+switched off by its weight 0 (the weight adapter neither floors nor learns an axis the profile
+weighs 0); the other axes' weights are renormalised as in a profile without that axis.
 """
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ class Ablation:
 
 
 def _axis(axis: str, what: str) -> Ablation:
-    return Ablation(f'no {axis}', what, (f'snarc.weights.{axis}=0.0', 'snarc.weights.min=0.0'))
+    return Ablation(f'no {axis}', what, (f'snarc.weights.{axis}=0.0',))
 
 
 ABLATIONS: tuple[Ablation, ...] = (

@@ -15,8 +15,9 @@ constant decay_s. So a kind of input that keeps being rewarded gains reward sali
 it again when rewards stop.
 
 Weights: on each credited input, w_a += weight_lr * r * e * (x_a - mean_a x_a) (axes that made
-the rewarded input salient gain weight), then w is clipped at w_min and renormalised to sum 1;
-between rewards w relaxes to the profile weights with time constant weight_decay_s.
+the rewarded input salient gain weight), then w is clipped at w_min and renormalised to sum 1
+(an axis the profile weighs 0 stays 0: switched off); between rewards w relaxes to the profile
+weights with time constant weight_decay_s.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from sage_snarc.robust import chord
 MAX_PROTOTYPES = 64  # per modality
 KERNEL_WIDTH = 0.25  # chord distance between descriptors (larger generalises more)
 TAU_S = 1.5  # eligibility time constant (s) of an attended input's credit
-WEIGHT_MIN = 0.05  # smallest weight an axis can be adapted down to: no axis is switched off
+WEIGHT_MIN = 0.05  # smallest weight learning leaves an axis: it switches none off
 WEIGHT_DECAY_S = 600.0  # time constant of the weights relaxing to the profile's (s of stamps)
 
 
@@ -121,16 +122,18 @@ class WeightAdapter:
 
     def __init__(self, base: np.ndarray, learning_rate: float, w_min: float,
                  decay_s: float) -> None:
-        self.base = self._normalise(np.asarray(base, dtype=np.float64), w_min)
+        base = np.asarray(base, dtype=np.float64)
+        # An axis the profile weighs 0 is off: the floor is for the axes it weighs.
+        self.on = ~(base <= 0.0)
+        self.w_min = float(w_min)
+        self.base = self._normalise(base)
         self.w = self.base.copy()
         self.learning_rate = float(learning_rate)
-        self.w_min = float(w_min)
         self.decay_s = float(decay_s)
         self.t = -math.inf
 
-    @staticmethod
-    def _normalise(w: np.ndarray, w_min: float) -> np.ndarray:
-        w = np.maximum(np.nan_to_num(w, nan=w_min), w_min)
+    def _normalise(self, w: np.ndarray) -> np.ndarray:
+        w = np.where(self.on, np.maximum(np.nan_to_num(w, nan=self.w_min), self.w_min), 0.0)
         return w / w.sum()
 
     def current(self, now: float) -> np.ndarray:
@@ -144,7 +147,7 @@ class WeightAdapter:
         """Move weight towards the axes that were high on a credited input."""
         w = self.current(now)
         step = self.learning_rate * reward * eligibility * (axes - float(np.mean(axes)))
-        self.w = self._normalise(w + step, self.w_min)
+        self.w = self._normalise(w + step)
 
     def state_dict(self) -> dict[str, Any]:
         """Checkpoint."""

@@ -492,6 +492,18 @@ def test_weights_move_towards_rewarded_axes_and_relax_back():
     assert np.allclose(later, base, atol=1e-3)
 
 
+def test_an_axis_the_profile_weighs_zero_stays_off_while_the_others_learn():
+    core = SnarcCore.from_params({'weights.conflict': 0.0, 'weights.learning_rate': 0.5})
+    w = core.weights
+    assert w.base[4] == 0.0 and w.base.sum() == pytest.approx(1.0)
+    assert w.base.min() >= 0.0 and sorted(w.base)[1] > 0.0  # the others keep their floor
+    w.learn(np.array([0.0, 0.0, 0.0, 0.0, 1.0]), reward=1.0, eligibility=1.0, now=T0)
+    assert w.current(T0)[4] == 0.0  # a rewarded conflict does not switch it back on
+    on = SnarcCore.from_params({'weights.learning_rate': 0.5}).weights
+    on.learn(np.array([0.0, 0.0, 0.0, 0.0, 1.0]), reward=1.0, eligibility=1.0, now=T0)
+    assert on.current(T0)[4] > on.base[4]  # weighed by the profile, it gains
+
+
 def test_params_validation_rejects_inconsistent_values():
     assert validate(resolve(PARAMS, {})) == []
     bad = resolve(PARAMS, {'threshold.min': 0.9, 'threshold.max': 0.5,
