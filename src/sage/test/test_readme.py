@@ -269,6 +269,15 @@ CHECKS: dict[str, Check] = {
     '.venv/bin/sage bench salience --seeds 20 -o docs/results/data/salience.json': Check(
         '', note=BENCH_TEST.format('hours', 'test_salience_scenes') + '; test_results_pages '
                  'checks the page made from its JSON'),
+    '.venv/bin/sage bench salience --seeds 6 --ablate -o docs/results/data/salience-ablation.json':
+        Check('', note=BENCH_TEST.format('an hour', 'test_salience_scenes (with two of the '
+                                         'ablations)') + '; test_results_pages checks the page '
+                       "and the SNARC README's block made from its JSON"),
+    '.venv/bin/sage bench salience --scenes busy --seeds 10 --ablate -o '
+    'docs/results/data/salience-busy.json':
+        Check('', note=BENCH_TEST.format('an hour', 'test_salience_scenes (with two of the '
+                                         'ablations)') + '; test_results_pages checks the page '
+                       "and the SNARC README's block made from its JSON"),
     '.venv/bin/sage bench orchestrator -o docs/results/data/orchestrator.json': Check(
         '', note="the '.venv/bin/sage bench orchestrator' check (the same run, its JSON in the "
                  "working folder); test_results_pages checks the page made from its JSON"),
