@@ -280,9 +280,13 @@ def test_play_waits_for_a_reader_that_joins_late_and_it_gets_every_message(
             readers_wanted([bad])
 
     bag = tmp_path / 'bag'
-    sent = [m for m in _messages(n_images=20) if m[0] != '/sage/text/in']
+    # Each frame's IMU samples just before it, so the reader that joins once a frame came has
+    # surely missed the first ones without --wait-for, however slowly play goes on: with them
+    # after the frame, a player held up on a loaded machine met the reader before the samples.
+    sent = [(topic, t - 4 if topic == '/sage/imu/data' else t, data)
+            for topic, t, data in _messages(n_images=20) if topic != '/sage/text/in']
     _write_bag(bag, sent, compression='none')
-    imu = [m[2] for m in sent if m[0] == '/sage/imu/data']
+    imu = [m[2] for m in sorted(sent, key=lambda m: m[1]) if m[0] == '/sage/imu/data']
     frames_before, got, said = _late_imu_reader(bag, ['/sage/imu/data'])
     assert "waiting for the graph's subscribers and /sage/imu/data (1)" in said
     assert frames_before == 0 and got == imu, said
