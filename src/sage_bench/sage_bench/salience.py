@@ -142,6 +142,11 @@ def map_seeds(fn: Callable[..., Any], args: list[tuple[Any, ...]], workers: int,
         return [f.result() for f in futures]
 
 
+def _node_params(profile: str, overrides: list[str]) -> dict[str, dict[str, Any]]:
+    """Each node's parameters in the profile after the overrides."""
+    return {n.name: dict(n.parameters) for n in load_profile(profile, overrides).nodes}
+
+
 def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report',
               profile: str = 'nano', workers: int = 2, program: str = 'full',
               overrides: list[str] | None = None, cache: Path | None = None,
@@ -179,7 +184,7 @@ def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report
     if seconds is not None:
         raise SageError('the salience benchmark takes --seeds, not --seconds')
     chosen = seeds_for(scenes, seed_set, seeds)
-    params = {n.name: dict(n.parameters) for n in load_profile(profile, overrides or []).nodes}
+    params = _node_params(profile, overrides or [])
     root = cache or cache_dir()
     out_dir = out_dir or root / 'decisions' / f'{profile}-{os.getpid()}'
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -200,8 +205,7 @@ def run_bench(seeds: int = 3, scenes: str = 'realistic', seed_set: str = 'report
         rows = [{'name': 'as shipped', 'off': '-', 'overrides': [],
                  **headline(result['summary'])}]
         for i, ab in enumerate(variants, 1):
-            vparams = {n.name: dict(n.parameters) for n in
-                       load_profile(profile, [*(overrides or []), *ab.overrides]).nodes}
+            vparams = _node_params(profile, [*(overrides or []), *ab.overrides])
             vdir = out_dir / ab.name.replace(' ', '_')
             vdir.mkdir(parents=True, exist_ok=True)
             vreports = map_seeds(run_seed, [(scenes, s, vparams, program, root, vdir)

@@ -32,7 +32,7 @@ class ImuAggregator:
     by `push`, which then returns the reason so the caller can report it.
     """
 
-    def __init__(self, window_s: float, gravity: float) -> None:
+    def __init__(self, window_s: float, gravity: float = GRAVITY) -> None:
         self.window_s = float(window_s)
         self.gravity = float(gravity)
         self._index: int | None = None

@@ -120,8 +120,8 @@ class Prototypes:
 class WeightAdapter:
     """Per-axis weights, adapted by reward and relaxing to the profile weights."""
 
-    def __init__(self, base: np.ndarray, learning_rate: float, w_min: float,
-                 decay_s: float) -> None:
+    def __init__(self, base: np.ndarray, learning_rate: float, w_min: float = WEIGHT_MIN,
+                 decay_s: float = WEIGHT_DECAY_S) -> None:
         base = np.asarray(base, dtype=np.float64)
         # An axis the profile weighs 0 is off: the floor is for the axes it weighs.
         self.on = ~(base <= 0.0)
@@ -162,9 +162,10 @@ class WeightAdapter:
 class RewardLearner:
     """Credits rewards to recently attended inputs and keeps the per-modality prototypes."""
 
-    def __init__(self, *, window_s: float, tau_s: float, learning_rate: float,
-                 extinction_rate: float, kernel_width: float, max_prototypes: int,
-                 decay_s: float, modalities: tuple[str, ...], max_pending: int = 512) -> None:
+    def __init__(self, *, window_s: float, learning_rate: float, extinction_rate: float,
+                 decay_s: float, modalities: tuple[str, ...], tau_s: float = TAU_S,
+                 kernel_width: float = KERNEL_WIDTH, max_prototypes: int = MAX_PROTOTYPES,
+                 max_pending: int = 512) -> None:
         self.window_s = float(window_s)
         self.tau_s = float(tau_s)
         self.learning_rate = float(learning_rate)

@@ -37,12 +37,11 @@ from sage_snarc.audio_scene import (ROOM_BAND_COUNT, ROOM_BAND_DROP_DB, ROOM_DRO
 from sage_snarc.conflict import AUDIO_OFFSET_S, ConflictWindow
 from sage_snarc.episodes import combine, habituation_of, reinforce
 from sage_snarc.errors import SnarcError
-from sage_snarc.imu import GRAVITY, GRAVITY_ALPHA, ImuAggregator, ImuWindow
+from sage_snarc.imu import GRAVITY_ALPHA, ImuAggregator, ImuWindow
 from sage_snarc.input_checks import clean_embedding, clean_features
 from sage_snarc.modality_state import MODEL_CHANNELS, ModalityState, upgrade_v1
-from sage_snarc.novelty import EXACT_MAX, IVF_SEED, MemoryIndex, unit
-from sage_snarc.reward import (KERNEL_WIDTH, MAX_PROTOTYPES, TAU_S, WEIGHT_DECAY_S, WEIGHT_MIN,
-                               Pending, RewardLearner, WeightAdapter)
+from sage_snarc.novelty import EXACT_MAX, MemoryIndex, unit
+from sage_snarc.reward import MAX_PROTOTYPES, Pending, RewardLearner, WeightAdapter
 from sage_snarc.robust import clip01, saturate
 from sage_snarc.snarc_config import SnarcConfig
 from sage_snarc.snarc_params import PARAMS, SCORED_MODALITIES, STATE_NAMES, validate
@@ -91,18 +90,18 @@ class SnarcCore(SnarcState):
         wc, rc, th = cfg.weights, cfg.reward, cfg.threshold
         super().__init__(
             now=-math.inf,
-            weights=WeightAdapter(wc.base(), wc.learning_rate, WEIGHT_MIN, WEIGHT_DECAY_S),
+            weights=WeightAdapter(wc.base(), wc.learning_rate),
             reward=RewardLearner(
-                window_s=rc.window_s, tau_s=TAU_S, learning_rate=rc.learning_rate,
-                extinction_rate=rc.extinction_rate, kernel_width=KERNEL_WIDTH,
-                max_prototypes=MAX_PROTOTYPES, decay_s=rc.decay_s,
+                window_s=rc.window_s, learning_rate=rc.learning_rate,
+                extinction_rate=rc.extinction_rate, decay_s=rc.decay_s,
+                max_prototypes=MAX_PROTOTYPES,  # read here: tests shrink it
                 modalities=SCORED_MODALITIES),
             threshold=ThresholdController(
                 initial=th.initial, lo=th.min, hi=th.max, target_rate_hz=th.target_rate_hz,
                 gain=th.gain, offsets=th.offsets()),
             conflict=ConflictWindow(list(cfg.conflict.pairs), cfg.conflict.window_s,
                                     cfg.conflict.lag_s, cfg.conflict.liveness_s),
-            imu=ImuAggregator(cfg.imu.window_s, GRAVITY),
+            imu=ImuAggregator(cfg.imu.window_s),
             gravity=None, memory={}, model_memories=set(), modalities={})
         self.issues: Counter[str] = Counter()
         self._new_issues: deque[tuple[Level, str]] = deque(maxlen=64)
@@ -276,8 +275,8 @@ class SnarcCore(SnarcState):
         self._issue(level, key, message)
 
     def _new_index(self, dim: int) -> MemoryIndex:
-        return MemoryIndex(dim, exact_max=EXACT_MAX, nprobe=self.cfg.novelty.nprobe,
-                           seed=IVF_SEED)
+        # EXACT_MAX read here: tests shrink it
+        return MemoryIndex(dim, exact_max=EXACT_MAX, nprobe=self.cfg.novelty.nprobe)
 
     def _attach_memory(self, m: str, ms: ModalityState) -> None:
         """Point the modality's novelty at the memories of its current encoder model.
