@@ -70,6 +70,13 @@ def pytest_collection_modifyitems(session, config, items) -> None:
         return -weights.get(item.nodeid.split('::', 1)[0], 0)
 
     items.sort(key=weight)  # stable: a file's tests keep their order
+    # scripts/test.sh collects the alone stage from the files that name the mark: one marked
+    # another way would run in neither stage.
+    unnamed = sorted({str(item.path) for item in items if item.get_closest_marker('alone')
+                      and 'pytest.mark.alone' not in item.path.read_text()})
+    if unnamed:
+        raise pytest.UsageError(f'tests marked alone in files that do not say pytest.mark.alone '
+                                f'(scripts/test.sh would not collect them): {unnamed}')
 
 
 @pytest.fixture
