@@ -15,7 +15,6 @@ import numpy as np
 
 from sage_snarc.audio_scene import (BACKGROUND_WINDOW, ROOM_BAND_HOPS, ROOM_DROP_HOPS,
                                     ROOM_RISE_HOPS, AudioBackground)
-from sage_snarc.background import Background
 from sage_snarc.habituation import (MATCH_DIST, MAX_TRACES, NEAR_MISS, RADIUS_EXEMPLARS,
                                     RADIUS_MIN, RADIUS_QUANTILE, RADIUS_SPREADS, Habituation)
 from sage_snarc.novelty import MIN_SCALE, REL_MIN_SCALE, NoveltyModel, unit
@@ -56,16 +55,6 @@ VOICE_MIN_PROB = 0.3
 VOICE_SURE_PROB = 0.5
 VOICE_GAP_S = 2.0
 VOICE_ONSET_S = 0.8
-# A voice onset is news as far as its hop's level stands out of the room heard without a voice
-# (`voice_news`): talk next door or a TV at the room's own level is the room. That room is
-# learnt over VOICE_ROOM_S s of hops with no voice in them (as long as the level background),
-# its bound the level the room alone exceeds once in 1 / VOICE_ROOM_FALSE_ALARM hops, a spread
-# of at least VOICE_ROOM_FLOOR_DB (a steady room's hop levels flicker by about that); an onset
-# counts in full from VOICE_STANDOUT_DB beyond the bound.
-VOICE_ROOM_S = 30.0
-VOICE_ROOM_FALSE_ALARM = 1e-3
-VOICE_ROOM_FLOOR_DB = 0.5
-VOICE_STANDOUT_DB = 3.0
 
 
 @dataclass(eq=False)
@@ -78,8 +67,6 @@ class ModalityState:
     # The room (audio): arousal is a rise above its level, sounds stand out of its spectrum.
     background: AudioBackground
     sounds: NoveltyModel
-    # The room's hop level while no one speaks (audio; `voice_news`).
-    quiet_room: Background
     # What a stimulus descriptor (innovation) is measured against, and the vision codes'.
     baseline: np.ndarray | None = None
     code_baseline: np.ndarray | None = None
@@ -134,7 +121,6 @@ class ModalityState:
                 window=nov.window, z_ref=nov.z_ref, stats_window=st.window,
                 min_count=MIN_COUNT, metric='cosine', prior=SOUND_NOVELTY_PRIOR,
                 floor=MIN_SCALE),
-            quiet_room=Background(VOICE_ROOM_S, VOICE_ROOM_FALSE_ALARM, [VOICE_ROOM_FLOOR_DB]),
             channels=frozenset(chosen) if chosen is not None else frozenset(MODEL_CHANNELS))
 
     def descriptor(self, modality: str, vec: np.ndarray, codes: np.ndarray | None,
@@ -226,25 +212,6 @@ class ModalityState:
             self.baseline = None
             self.code_baseline = None
         return True
-
-    def voice_news(self, stamp: float, level: float | None, voice: float | None) -> float:
-        """Share of a voice onset in this window that is news (0-1): how far the newest hop's
-        level stands out of the room learnt from the hops without a voice; 1 while that room
-        is not known yet or the encoder sent no level. Hops without a voice then join it.
-
-        A voice nearby rises well above a quiet room and above a fan; talk next door, a TV or
-        a radio reaches the detector at the room's own level, and hearing it start again is
-        not news. The room is learnt without the voices, so a long conversation does not
-        become the room its next phrase is measured against.
-        """
-        if level is None or not math.isfinite(level):
-            return 1.0
-        excess = self.quiet_room.excess(np.array([level]))
-        if voice is None or not voice >= VOICE_MIN_PROB:
-            self.quiet_room.update(stamp, np.array([level]))
-        if excess is None:
-            return 1.0
-        return float(min(1.0, max(0.0, float(excess[0])) / VOICE_STANDOUT_DB))
 
     def voice_onset(self, stamp: float, voice: float | None) -> float:
         """How clearly a window starts an utterance: within VOICE_ONSET_S of the

@@ -3,9 +3,7 @@
 fixtures/snarc_state_v1.npz is a checkpoint written by the hand-kept state_dict of commit
 a64edeb (version 1), and snarc_state_v1_next.json what that code scored on the inputs that
 follow it; both were made by running this file as a script with that commit's packages
-first on PYTHONPATH (`python test_config_and_state.py`). Where scoring changed on purpose
-since, the inputs that follow were scored again from the same checkpoint with the new code
-(voice onsets at the room's own level: one audio window's novelty 1 became 0).
+first on PYTHONPATH (`python test_config_and_state.py`).
 """
 from dataclasses import FrozenInstanceError, fields, replace
 import json
