@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import math
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from sage_snarc.audio_scene import (BACKGROUND_WINDOW, ROOM_BAND_HOPS, ROOM_DROP_HOPS,
                                     ROOM_RISE_HOPS, AudioBackground)
+from sage_snarc.background import ROOM_SHARE
 from sage_snarc.habituation import (MATCH_DIST, MAX_TRACES, NEAR_MISS, RADIUS_EXEMPLARS,
                                     RADIUS_MIN, RADIUS_QUANTILE, RADIUS_SPREADS, Habituation)
 from sage_snarc.novelty import MIN_SCALE, REL_MIN_SCALE, NoveltyModel, unit
@@ -55,6 +56,12 @@ VOICE_MIN_PROB = 0.3
 VOICE_SURE_PROB = 0.5
 VOICE_GAP_S = 2.0
 VOICE_ONSET_S = 0.8
+# Voices are part of the room (talk next door, a TV, a radio) when windows with a voice filled
+# ROOM_SHARE of the last VOICE_ROOM_S s before an utterance (`voice_news`): as long as the level
+# background, and the share that makes any sound part of the room (`background.ROOM_SHARE`).
+# AUDIO_HOP_S is the new audio each window brings (the audio encoder's hop).
+VOICE_ROOM_S = 30.0
+AUDIO_HOP_S = 0.256
 
 
 @dataclass(eq=False)
@@ -77,6 +84,8 @@ class ModalityState:
     voice_last: float = -math.inf  # stamp of the newest window with a voice (audio)
     utterance_start: float = -math.inf  # its utterance's first window with a voice
     utterance_peak: float = 0.0  # and the highest speech probability of the utterance
+    # stamps of the windows with a voice in the last VOICE_ROOM_S s (audio; `voice_news`)
+    voiced: np.ndarray = field(default_factory=lambda: np.zeros(0))
     model_version: str = ''  # the encoder model of its latents (LatentRecord.model_version)
     model_changes: int = 0
     room_changes: int = 0
@@ -212,6 +221,24 @@ class ModalityState:
             self.baseline = None
             self.code_baseline = None
         return True
+
+    def voice_news(self, stamp: float, voice: float | None) -> float:
+        """Share of the current utterance's onset that is news (0-1): 1 in a room where
+        voices are rare, falling to 0 as the windows with a voice before this utterance fill
+        ROOM_SHARE of the last VOICE_ROOM_S s. Call after `voice_onset`, once per window.
+
+        Talk next door, a TV or a radio keeps starting phrases, each as sure a voice as a
+        person addressing the robot and often as loud: what tells them apart is that they
+        keep on. Someone who speaks up in a room where no one has talked for a while is news;
+        their own phrase does not count against them (only voices before it do), and a
+        conversation's later phrases count its earlier ones, as habituation would.
+        """
+        keep = self.voiced[self.voiced >= stamp - VOICE_ROOM_S]
+        if voice is not None and voice >= VOICE_MIN_PROB:
+            keep = np.append(keep, stamp)
+        self.voiced = keep
+        share = np.count_nonzero(keep < self.utterance_start) * AUDIO_HOP_S / VOICE_ROOM_S
+        return max(0.0, 1.0 - share / ROOM_SHARE)
 
     def voice_onset(self, stamp: float, voice: float | None) -> float:
         """How clearly a window starts an utterance: within VOICE_ONSET_S of the

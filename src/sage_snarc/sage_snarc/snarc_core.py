@@ -146,6 +146,7 @@ class SnarcCore(SnarcState):
         sound, voice = None, 0.0
         if m == 'audio':
             voice = ms.voice_onset(rec.stamp, feats.get('voice'))
+            voice *= ms.voice_news(rec.stamp, feats.get('voice'))
             sound, band = self._hear_room(ms, feats)
             arousal = max(arousal, band)
         vectors = {'embedding': vec} if vec is not None and 'embedding' in use else {}

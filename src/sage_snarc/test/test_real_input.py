@@ -125,6 +125,39 @@ def test_a_phrase_the_detector_is_sure_of_is_new_however_low_its_probability_pea
     assert max(r.novelty for r in out[1.0]) < 0.6 and not any(r.attend for r in out[1.0])
 
 
+def test_voices_that_keep_starting_are_the_room_and_one_after_a_quiet_while_is_news():
+    """A TV over a fan: a 3 s phrase (12 windows) every 6 s, the same voice each time, so a
+    new phrase starts every 6 s (talk is half of the room's time). Its first phrases are
+    news; once voices have filled a fifth of the last 30 s, a phrase starting is not. The
+    TV goes off; a person who speaks up 30 s later is news again."""
+    rng = np.random.default_rng(7)
+    talk = np.linspace(-26, -36, 16)
+    core = SnarcCore.from_params({})
+    i, onsets = 0, []
+
+    def hop(voice, bands):
+        nonlocal i
+        r = core.score_latent(_audio(i, -29 + rng.normal(0, 0.4), -27, 3.0,
+                                     bands + rng.normal(0, 0.4, 16), voice=voice))
+        i += 1
+        return r
+
+    for _ in range(80):                                         # 20 s of fan
+        hop(0.01, np.full(16, -40.0))
+    for _ in range(10):                                         # a minute of TV
+        onsets.append(hop(0.9, talk).novelty)
+        for _ in range(11):
+            hop(0.9, talk)
+        for _ in range(12):
+            hop(0.01, np.full(16, -40.0))
+    for _ in range(120):                                        # 30 s: the TV is off
+        hop(0.01, np.full(16, -40.0))
+    person = hop(0.9, talk).novelty
+    assert onsets[0] == 1.0
+    assert max(onsets[4:]) < 0.2, onsets
+    assert person == 1.0
+
+
 def test_audio_arousal_is_a_rise_above_the_room_not_its_loudness():
     rng = np.random.default_rng(2)
     core = SnarcCore.from_params({})
