@@ -59,9 +59,7 @@ VOICE_ONSET_S = 0.8
 # Voices are part of the room (talk next door, a TV, a radio) when windows with a voice filled
 # ROOM_SHARE of the last VOICE_ROOM_S s before an utterance (`voice_news`): as long as the level
 # background, and the share that makes any sound part of the room (`background.ROOM_SHARE`).
-# AUDIO_HOP_S is the new audio each window brings (the audio encoder's hop).
 VOICE_ROOM_S = 30.0
-AUDIO_HOP_S = 0.256
 
 
 @dataclass(eq=False)
@@ -86,6 +84,8 @@ class ModalityState:
     utterance_peak: float = 0.0  # and the highest speech probability of the utterance
     # stamps of the windows with a voice in the last VOICE_ROOM_S s (audio; `voice_news`)
     voiced: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # the smallest gap between windows seen: the new audio each brings (the encoder's hop)
+    hop_s: float = math.inf
     model_version: str = ''  # the encoder model of its latents (LatentRecord.model_version)
     model_changes: int = 0
     room_changes: int = 0
@@ -225,7 +225,8 @@ class ModalityState:
     def voice_news(self, stamp: float, voice: float | None) -> float:
         """Share of the current utterance's onset that is news (0-1): 1 in a room where
         voices are rare, falling to 0 as the windows with a voice before this utterance fill
-        ROOM_SHARE of the last VOICE_ROOM_S s. Call after `voice_onset`, once per window.
+        ROOM_SHARE of the last VOICE_ROOM_S s. Call after `voice_onset` and before the window
+        is scored, once per window (`last_stamp` is then the window before it).
 
         Talk next door, a TV or a radio keeps starting phrases, each as sure a voice as a
         person addressing the robot and often as loud: what tells them apart is that they
@@ -233,11 +234,15 @@ class ModalityState:
         their own phrase does not count against them (only voices before it do), and a
         conversation's later phrases count its earlier ones, as habituation would.
         """
+        if 0.0 < stamp - self.last_stamp < self.hop_s:
+            self.hop_s = stamp - self.last_stamp
         keep = self.voiced[self.voiced >= stamp - VOICE_ROOM_S]
         if voice is not None and voice >= VOICE_MIN_PROB:
             keep = np.append(keep, stamp)
         self.voiced = keep
-        share = np.count_nonzero(keep < self.utterance_start) * AUDIO_HOP_S / VOICE_ROOM_S
+        if not math.isfinite(self.hop_s):
+            return 1.0  # one window heard: no room yet
+        share = np.count_nonzero(keep < self.utterance_start) * self.hop_s / VOICE_ROOM_S
         return max(0.0, 1.0 - share / ROOM_SHARE)
 
     def voice_onset(self, stamp: float, voice: float | None) -> float:
