@@ -112,6 +112,7 @@ def test_the_robots_own_drivers_feed_every_modality_and_their_events_are_attende
         assert values.get('driver_gaps') == '0' and values.get('driver_out_of_order') == '0', \
             (node, values)
         assert int(values.get('driver_messages', 0)) > 0, (node, values)
+    print('snarc', {k: v for k, v in seen.get('snarc', {}).items() if k.startswith('issue.')})
     assert seen['microphone'].get('resyncs') == '0', seen['microphone']
     assert seen['audio_encoder'].get('buffer_restarts') == '0', seen['audio_encoder']
     assert seen['camera'].get('camera_info', '').startswith('driver'), seen['camera']

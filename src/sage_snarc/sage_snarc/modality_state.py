@@ -84,7 +84,8 @@ class ModalityState:
     utterance_peak: float = 0.0  # and the highest speech probability of the utterance
     # stamps of the windows with a voice in the last VOICE_ROOM_S s (audio; `voice_news`)
     voiced: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    # the smallest gap between windows seen: the new audio each brings (the encoder's hop)
+    # the smallest gap between inputs seen (audio: the new sound each window brings, the
+    # encoder's hop; `hops_to`)
     hop_s: float = math.inf
     model_version: str = ''  # the encoder model of its latents (LatentRecord.model_version)
     model_changes: int = 0
@@ -222,11 +223,25 @@ class ModalityState:
             self.code_baseline = None
         return True
 
+    def hops_to(self, stamp: float) -> int:
+        """Hops of the stream from the last input to one stamped `stamp` (call before
+        `last_stamp` moves on; learns `hop_s`): 1 for the next window, 2 when one was lost on
+        the way, 0 for a late or repeated stamp; 1 for the first inputs (no hop known yet).
+
+        Latents travel best effort, and a loaded robot loses one now and then: what the
+        window after a lost one brings is two hops of new sound, not one.
+        """
+        gap = stamp - self.last_stamp
+        if not gap > 0.0:
+            return 0
+        if gap < self.hop_s:
+            self.hop_s = gap
+        return max(1, round(gap / self.hop_s)) if math.isfinite(gap) else 1
+
     def voice_news(self, stamp: float, voice: float | None) -> float:
         """Share of the current utterance's onset that is news (0-1): 1 in a room where
         voices are rare, falling to 0 as the windows with a voice before this utterance fill
-        ROOM_SHARE of the last VOICE_ROOM_S s. Call after `voice_onset` and before the window
-        is scored, once per window (`last_stamp` is then the window before it).
+        ROOM_SHARE of the last VOICE_ROOM_S s. Call after `voice_onset`, once per window.
 
         Talk next door, a TV or a radio keeps starting phrases, each as sure a voice as a
         person addressing the robot and often as loud: what tells them apart is that they
@@ -234,8 +249,6 @@ class ModalityState:
         their own phrase does not count against them (only voices before it do), and a
         conversation's later phrases count its earlier ones, as habituation would.
         """
-        if 0.0 < stamp - self.last_stamp < self.hop_s:
-            self.hop_s = stamp - self.last_stamp
         keep = self.voiced[self.voiced >= stamp - VOICE_ROOM_S]
         if voice is not None and voice >= VOICE_MIN_PROB:
             keep = np.append(keep, stamp)

@@ -207,7 +207,7 @@ class SurpriseModel:
 
     def observe(self, vectors: dict[str, np.ndarray], scalars: dict[str, float],
                 codes: np.ndarray | None = None,
-                direct: dict[str, float] | None = None) -> float:
+                direct: dict[str, float] | None = None, hops: int = 1) -> float:
         """Score one input, then learn from it.
 
         Args:
@@ -215,6 +215,9 @@ class SurpriseModel:
             scalars: named finite raw features, each with a Holt predictor.
             codes: code grid; error = `grid_change` against the last grid.
             direct: channels that already are errors (e.g. reconstruction error).
+            hops: hops of the stream since the last grid (`ModalityState.hops_to`): the
+                content slid code_shift cells per hop; 0 (a late or repeated input): the grid
+                is not compared and the last one stays the reference.
 
         Returns:
             Surprise in [0, 1].
@@ -237,11 +240,12 @@ class SurpriseModel:
             # level of mid brightness) is not news however quiet the signal has been.
             min_scale['f.' + name] = self._level_floor * abs(value)
             learn.append((sp, 'f.' + name, value))
-        if codes is not None:
+        if codes is not None and hops > 0:
             last = self.last_codes
             if last is not None:
-                errors['codes'] = grid_change(last, codes, self._code_block, self._code_shift,
-                                              self._code_margin, self._code_stride)
+                errors['codes'] = grid_change(last, codes, self._code_block,
+                                              self._code_shift * hops, self._code_margin,
+                                              self._code_stride)
             self.last_codes = codes.copy()
         for name, value in (direct or {}).items():
             errors['d.' + name] = value

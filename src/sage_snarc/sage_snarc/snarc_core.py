@@ -320,8 +320,8 @@ class SnarcCore(SnarcState):
 
     def _score(self, m: str, obs: Observation) -> SalienceRecord:
         ms = self._modality(m)
-        stamp, dt = self._advance(m, ms, obs.stamp)
-        axes, desc, novelty = self._axes(m, ms, stamp, obs)
+        stamp, dt, hops = self._advance(m, ms, obs.stamp)
+        axes, desc, novelty = self._axes(m, ms, stamp, obs, hops)
         now = self.now
         ep = habituation_of(ms, desc, stamp, now, novelty, obs.voice)
         power = self.cfg.weights.power
@@ -347,9 +347,10 @@ class SnarcCore(SnarcState):
             conflict=float(axes[4]), salience=out.salience, threshold=threshold,
             attend=attend)
 
-    def _advance(self, m: str, ms: ModalityState, stamp: float) -> tuple[float, float]:
-        """The stamp an input is scored at and the time since the modality's last input;
-        the clocks move on (a bad, late or repeated stamp is reported)."""
+    def _advance(self, m: str, ms: ModalityState, stamp: float) -> tuple[float, float, int]:
+        """The stamp an input is scored at, the time since the modality's last input and
+        the hops of its stream since then (`ModalityState.hops_to`); the clocks move on (a
+        bad, late or repeated stamp and a lost audio window are reported)."""
         if not math.isfinite(stamp):
             self._issue(Level.WARN, 'bad_stamp', f'{m}: non-finite stamp, scored at now')
             stamp = self.now if math.isfinite(self.now) else 0.0
@@ -358,17 +359,21 @@ class SnarcCore(SnarcState):
                         f'{m}: stamp {stamp:.3f} before previous {ms.last_stamp:.3f}')
         elif stamp == ms.last_stamp:
             self._issue(Level.WARN, 'duplicate_stamp', f'{m}: duplicate stamp {stamp:.3f}')
+        hops = ms.hops_to(stamp)
+        if hops > 1 and m == 'audio':  # windows come on a fixed hop grid (vision may skip)
+            self._issue(Level.WARN, 'lost_window',
+                        f'{m}: {hops - 1} window(s) before {stamp:.3f} never arrived')
         dt = stamp - ms.last_stamp if math.isfinite(ms.last_stamp) else 0.0
         ms.last_stamp = max(ms.last_stamp, stamp)
         self.now = max(self.now, stamp)
         self.reward.expire(self.now)
-        return stamp, dt
+        return stamp, dt, hops
 
-    def _axes(self, m: str, ms: ModalityState, stamp: float,
-              obs: Observation) -> tuple[np.ndarray, np.ndarray | None, float]:
+    def _axes(self, m: str, ms: ModalityState, stamp: float, obs: Observation,
+              hops: int) -> tuple[np.ndarray, np.ndarray | None, float]:
         """(the five axes, the stimulus descriptor or None, novelty before clipping)."""
         now = self.now
-        surprise = ms.surprise.observe(obs.vectors, obs.scalars, obs.codes)
+        surprise = ms.surprise.observe(obs.vectors, obs.scalars, obs.codes, hops=hops)
         novelty, reward, desc = 0.0, 0.0, None
         if obs.vec is not None:
             novelty, _ = ms.novelty.observe(obs.vec)
