@@ -361,8 +361,8 @@ class SnarcCore(SnarcState):
             self._issue(Level.WARN, 'duplicate_stamp', f'{m}: duplicate stamp {stamp:.3f}')
         hops = ms.hops_to(stamp)
         if hops > 1 and m == 'audio':  # windows come on a fixed hop grid (vision may skip)
-            self._issue(Level.WARN, 'lost_window',
-                        f'{m}: {hops - 1} window(s) before {stamp:.3f} never arrived')
+            self._issue(Level.WARN, 'lost_window',  # (a late one comes as out_of_order)
+                        f'{m}: {hops - 1} window(s) before {stamp:.3f} had not arrived')
         dt = stamp - ms.last_stamp if math.isfinite(ms.last_stamp) else 0.0
         ms.last_stamp = max(ms.last_stamp, stamp)
         self.now = max(self.now, stamp)
