@@ -42,22 +42,28 @@ ENERGY_FLOOR_DB = -80.0
 RMS_DB_FLOOR = -100.0
 
 
+def _energy_rise(db: np.ndarray) -> np.ndarray:
+    """Rise of frame energy (total mel power, dB, floored at ENERGY_FLOOR_DB) over two frames
+    (32 ms) ending at each frame from the third on."""
+    energy = 10.0 * np.log10(np.maximum((10.0 ** (db / 10.0)).sum(0), 1e-12))
+    energy = np.maximum(energy, ENERGY_FLOOR_DB)
+    return energy[2:] - energy[:-2]
+
+
 def onset_strength(db: np.ndarray) -> float:
     """Energy-jump onset of one window, 0..1.
 
-    Frame energy = total mel power (dB) per STFT frame; the onset is the largest rise over
-    two frames (32 ms) divided by ONSET_FULL_DB. A steady tone gives ~0, a clap out of
-    quiet gives 1. (Band-wise spectral flux was tried: pure tones make it jitter.)
+    The largest rise of frame energy over two frames (`_energy_rise`) divided by
+    ONSET_FULL_DB. A steady tone gives ~0, a clap out of quiet gives 1. (Band-wise spectral
+    flux was tried: pure tones make it jitter.)
 
     Args:
         db: (n_mels, frames) log-mel dB of the window.
     """
-    energy = 10.0 * np.log10(np.maximum((10.0 ** (db / 10.0)).sum(0), 1e-12))
-    energy = np.maximum(energy, ENERGY_FLOOR_DB)
-    if len(energy) < 3:
+    rise = _energy_rise(db)
+    if rise.size == 0:
         return 0.0
-    rise = float((energy[2:] - energy[:-2]).max())
-    return float(min(1.0, max(0.0, rise / ONSET_FULL_DB)))
+    return float(min(1.0, max(0.0, float(rise.max()) / ONSET_FULL_DB)))
 
 
 def hop_features(samples: np.ndarray, hop: int, frame: int) -> dict[str, float]:
@@ -84,20 +90,30 @@ def hop_features(samples: np.ndarray, hop: int, frame: int) -> dict[str, float]:
             'hop_onset_db': float(max(0.0, rise[-own:].max())) if rise.size else 0.0}
 
 
-def hop_spectrum(db: np.ndarray, frames: int, bands: int = SPECTRUM_BANDS) -> dict[str, float]:
-    """Level (dB) in `bands` pooled mel bands around the loudest frame of the newest hop.
+def hop_spectrum(db: np.ndarray, frames: int, padded: int = 1,
+                 bands: int = SPECTRUM_BANDS) -> dict[str, float]:
+    """Level (dB) in `bands` pooled mel bands over the attack of the newest hop.
 
-    The loudest frame and its two neighbours (48 ms): an impact's attack is whole in the
-    window where it starts, wherever in the hop it falls, so a repeated sound gives the same
-    spectrum each time (the hop's mean would mix in as much of its decay as the phase left).
+    The attack is the three frames (48 ms) that end the hop's largest two-frame energy rise
+    (`_energy_rise`), among the frames that lie whole in the window. A sound's attack has the
+    same spectrum wherever in the hop it starts; its loudest frame does not (an impact that
+    starts early in the hop peaks in its body, one that starts late in its attack), so a
+    repeat looked like another sound. The window's last frames run past its end into zero
+    padding: a sound cut off there leaks into every band, a click no repeat shares. With no
+    rise in the hop (a steady room) it is the frames where the level grew most, as good a
+    sample of the room as any.
 
     Args:
         db: (n_mels, frames) log-mel dB of the window; n_mels a multiple of bands.
         frames: STFT frames of the newest hop.
+        padded: the window's last frames that run past its end (n_fft / hop - 1).
     """
-    power = 10.0 ** (db[:, -max(1, frames):] / 10.0)
-    peak = int(np.argmax(power.sum(0)))
-    power = power[:, max(0, peak - 1):peak + 2].mean(1)
+    padded = max(0, int(padded))
+    whole = max(1, db.shape[1] - padded)                 # frames [0, whole) lie in the window
+    rise = _energy_rise(db[:, :whole])                   # rise[i] ends at frame i + 2
+    own = rise[-max(1, min(int(frames) - padded, rise.size)):] if rise.size else rise
+    end = whole - own.size + int(np.argmax(own)) if own.size else whole - 1
+    power = (10.0 ** (db[:, max(0, end - 2):end + 1] / 10.0)).mean(1)
     pooled = power[:power.shape[0] // bands * bands].reshape(bands, -1).mean(1)
     level = np.maximum(10.0 * np.log10(np.maximum(pooled, 1e-12)), ENERGY_FLOOR_DB)
     return {f'band_{i:02d}': float(v) for i, v in enumerate(level)}
@@ -363,7 +379,8 @@ class AudioEncoderCore(SwappableModel):
                     'rms_db': max(RMS_DB_FLOOR, 20.0 * math.log10(max(rms, 1e-10))),
                     'onset': onset_strength(db),
                     **hop_features(samples, self.cfg.hop_samples, self.mel.hop),
-                    **hop_spectrum(db, self.cfg.hop_samples // self.mel.hop)}
+                    **hop_spectrum(db, self.cfg.hop_samples // self.mel.hop,
+                                   self.mel.n_fft // self.mel.hop - 1)}
         if voice is not None:
             features['voice'] = voice.hop(samples[-self.cfg.hop_samples:])
         seq = self._seq

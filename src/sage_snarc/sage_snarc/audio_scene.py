@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sage_snarc.novelty import unit
 from sage_snarc.robust import RobustStats
 
 # Feature names of the encoder's spectral bands (sage_encoders.audio_core.hop_spectrum).
@@ -47,6 +48,13 @@ def bands_of(features: dict[str, float]) -> np.ndarray | None:
     if not names:
         return None
     return np.array([features[k] for k in names], dtype=np.float64)
+
+
+def band_shape(sound: np.ndarray) -> np.ndarray | None:
+    """A foreground spectrum's shape across bands, not its loudness (a unit vector; None when
+    flat): impacts rise in every band, and what tells one from another is where they rise
+    most."""
+    return unit((sound - sound.mean()).astype(np.float32))
 
 
 class AudioBackground:

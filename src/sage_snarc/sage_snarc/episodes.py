@@ -2,6 +2,8 @@
 
 Noticed inputs of a modality closer than EPISODE_GAP_S are one episode: they share
 the habituation trace of its onset, and only the onset counts as a repeat (`reinforce`).
+A sound's sharp attack that the episode's trace does not recognise is not the episode going
+on but a new one (a car door slammed while a repeated punch still rings).
 """
 from __future__ import annotations
 
@@ -10,13 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from sage_snarc.modality_state import ModalityState
-from sage_snarc.robust import clip01
+from sage_snarc.robust import clip01, saturate
 
 # Noticed inputs closer than this (s) are one episode: the ~5 windows an audio event spans.
 EPISODE_GAP_S = 1.2
 # How far novelty exempts an input from habituation (factor 1 - (1 - f)(1 - gate novelty^2)):
 # a never-seen input is at most half habituated, however its onset resembles a repeat.
 NOVELTY_GATE = 0.5
+# An audio attack: onset arousal at least this (0.7 of arousal.audio.onset_ref_db, a 14 dB rise
+# over 32 ms at the default 20 dB): impacts and doors start so, a wandering air handler or the
+# tail of a sound does not. (Vision has no such moment: every moving frame "starts".)
+ATTACK = saturate(0.7)
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,16 @@ class Combined:
 
 
 def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now: float,
-                   novelty: float, voice: float) -> Episode:
-    """The habituation of an input with stimulus descriptor `desc` (None: no stimulus)."""
+                   novelty: float, voice: float, onset: float = 0.0) -> Episode:
+    """The habituation of an input with stimulus descriptor `desc` (None: no stimulus) and
+    audio onset arousal `onset` (0 for other modalities)."""
     trace, factor = -1, 1.0
+    hab = ms.habituation
     continuing = ms.episode_trace >= 0 and ms.episode_last <= stamp <= ms.episode_last \
         + EPISODE_GAP_S
-    hab = ms.habituation
+    if continuing and desc is not None and onset >= ATTACK \
+            and hab.beyond(ms.episode_trace, desc):
+        continuing = False  # another sound's attack: its own episode
     if continuing:
         # Later inputs of an episode share its trace; one that recognises a stronger
         # trace moves the episode there (an onset caught at an odd phase).
@@ -53,12 +63,6 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
         factor = hab.factor(trace, now)
         if desc is not None:
             other, other_factor = hab.match(desc, now)
-            if ms.episode_new and 0 <= other != trace:
-                # An onset that matched nothing, continued by a known stimulus: the same
-                # stimulus caught another way (an impact's attack at the end of a hop).
-                hab.share(trace, other, now)
-                ms.episode_new = False
-                factor = hab.factor(trace, now)
             if other >= 0 and other_factor < factor:
                 trace, factor = other, other_factor
                 ms.episode_trace = other
@@ -72,6 +76,13 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
     # Nor is a new utterance a repeat: the voice may be the last one, its message is not.
     factor = 1.0 - (1.0 - factor) * (1.0 - voice)
     return Episode(trace, factor, continuing)
+
+
+def familiar(ep: Episode) -> bool:
+    """A new episode of a stimulus that has a trace: a repeat even when it is too faint to be
+    noticed (a clap from across a busy room), so its habituation does not lapse between the
+    loud ones."""
+    return not ep.continuing and ep.trace >= 0
 
 
 def combine(axes: np.ndarray, w: np.ndarray, power: float, factor: float) -> Combined:
@@ -94,7 +105,6 @@ def reinforce(ms: ModalityState, ep: Episode, desc: np.ndarray | None, stamp: fl
         ms.episode_h += hab.rate * (1.0 - ms.episode_h)
         ms.episode_last = stamp
     elif desc is not None:
-        ms.episode_new = ep.trace < 0
         ms.episode_trace = hab.reinforce(desc, ep.trace, now)
         ms.episode_h = hab.rate
         ms.episode_last = stamp

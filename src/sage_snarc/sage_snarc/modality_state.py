@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sage_snarc.audio_scene import (BACKGROUND_WINDOW, ROOM_BAND_HOPS, ROOM_DROP_HOPS,
-                                    ROOM_RISE_HOPS, AudioBackground)
+                                    ROOM_RISE_HOPS, AudioBackground, band_shape)
 from sage_snarc.background import ROOM_SHARE
 from sage_snarc.habituation import (MATCH_DIST, MAX_TRACES, NEAR_MISS, RADIUS_EXEMPLARS,
                                     RADIUS_MIN, RADIUS_QUANTILE, RADIUS_SPREADS, Habituation)
@@ -78,7 +78,6 @@ class ModalityState:
     episode_trace: int = -1
     episode_last: float = -math.inf
     episode_h: float = 0.0
-    episode_new: bool = False  # the episode's onset started a trace of its own
     voice_last: float = -math.inf  # stamp of the newest window with a voice (audio)
     utterance_start: float = -math.inf  # its utterance's first window with a voice
     utterance_peak: float = 0.0  # and the highest speech probability of the utterance
@@ -152,11 +151,7 @@ class ModalityState:
         if modality == 'language':
             return vec.astype(np.float32)
         if sound is not None:
-            # Its shape across bands, not its loudness: impacts rise in every band, and what
-            # tells one from another is where they rise most.
-            if sound.max() < MIN_RISE_DB:
-                return None
-            return unit((sound - sound.mean()).astype(np.float32))
+            return None if sound.max() < MIN_RISE_DB else band_shape(sound)
         if modality == 'vision' and codes is not None:
             hist = np.sqrt(np.bincount(codes.ravel(), minlength=CODES_HIST_BINS)
                            [:CODES_HIST_BINS].astype(np.float64))

@@ -35,7 +35,7 @@ from sage_snarc.arousal import band_arousal, imu_embedding, latent_arousal
 from sage_snarc.audio_scene import (ROOM_BAND_COUNT, ROOM_BAND_DROP_DB, ROOM_DROP_DB,
                                     ROOM_RISE_DB, ROOM_RISE_FLUX_DB, bands_of)
 from sage_snarc.conflict import AUDIO_OFFSET_S, ConflictWindow
-from sage_snarc.episodes import combine, habituation_of, reinforce
+from sage_snarc.episodes import combine, familiar, habituation_of, reinforce
 from sage_snarc.errors import SnarcError
 from sage_snarc.imu import GRAVITY_ALPHA, ImuAggregator, ImuWindow
 from sage_snarc.input_checks import clean_embedding, clean_features
@@ -65,6 +65,7 @@ class Observation:
         arousal, activity: arousal and the conflict activity (None: none to report).
         grid: the vision code grid for the descriptor; sound: the audio foreground spectrum.
         voice: how clearly the input starts an utterance (0..1).
+        onset: how sharply it starts (audio: the onset arousal; 0 for other modalities).
     """
 
     stamp: float
@@ -78,6 +79,7 @@ class Observation:
     grid: np.ndarray | None = None
     sound: np.ndarray | None = None
     voice: float = 0.0
+    onset: float = 0.0
 
 
 class SnarcCore(SnarcState):
@@ -152,7 +154,8 @@ class SnarcCore(SnarcState):
         vectors = {'embedding': vec} if vec is not None and 'embedding' in use else {}
         return self._score(m, Observation(
             rec.stamp, int(rec.input_seq), vec, arousal, activity, vectors, scalars,
-            codes if 'codes' in use else None, codes, sound, voice))
+            codes if 'codes' in use else None, codes, sound, voice,
+            activity if m == 'audio' and activity is not None else 0.0))
 
     def _hear_room(self, ms: ModalityState,
                    feats: dict[str, float]) -> tuple[np.ndarray | None, float]:
@@ -323,15 +326,15 @@ class SnarcCore(SnarcState):
         stamp, dt, hops = self._advance(m, ms, obs.stamp)
         axes, desc, novelty = self._axes(m, ms, stamp, obs, hops)
         now = self.now
-        ep = habituation_of(ms, desc, stamp, now, novelty, obs.voice)
+        ep = habituation_of(ms, desc, stamp, now, novelty, obs.voice, obs.onset)
         power = self.cfg.weights.power
         out = combine(axes, self.weights.current(now), power, ep.factor)
         threshold = self.threshold.threshold(m)
         attend = out.salience >= threshold
         self.threshold.update(m, attend, dt)
         # Only the stimulus part makes a stimulus worth habituating to: inputs noticed through
-        # conflict or reward alone do not reinforce a trace.
-        if out.stimulus_part ** (1.0 / power) >= threshold:
+        # conflict or reward alone do not reinforce a trace; a known one's repeats always do.
+        if out.stimulus_part ** (1.0 / power) >= threshold or familiar(ep):
             reinforce(ms, ep, desc, stamp, now)
         if desc is not None and out.raw >= threshold:
             # Noticed inputs (attended, or would be without habituation) are eligible for
