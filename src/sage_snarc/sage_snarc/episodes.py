@@ -11,18 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sage_snarc.audio_scene import ATTACK
 from sage_snarc.modality_state import ModalityState
-from sage_snarc.robust import clip01, saturate
+from sage_snarc.robust import clip01
 
 # Noticed inputs closer than this (s) are one episode: the ~5 windows an audio event spans.
 EPISODE_GAP_S = 1.2
 # How far novelty exempts an input from habituation (factor 1 - (1 - f)(1 - gate novelty^2)):
 # a never-seen input is at most half habituated, however its onset resembles a repeat.
 NOVELTY_GATE = 0.5
-# An audio attack: onset arousal at least this (0.7 of arousal.audio.onset_ref_db, a 14 dB rise
-# over 32 ms at the default 20 dB): impacts and doors start so, a wandering air handler or the
-# tail of a sound does not. (Vision has no such moment: every moving frame "starts".)
-ATTACK = saturate(0.7)
 
 
 @dataclass(frozen=True)

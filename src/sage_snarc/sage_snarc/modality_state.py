@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sage_snarc.audio_scene import (BACKGROUND_WINDOW, ROOM_BAND_HOPS, ROOM_DROP_HOPS,
+from sage_snarc.audio_scene import (ATTACK, BACKGROUND_WINDOW, ROOM_BAND_HOPS, ROOM_DROP_HOPS,
                                     ROOM_RISE_HOPS, AudioBackground, band_shape)
 from sage_snarc.background import ROOM_SHARE
 from sage_snarc.habituation import (MATCH_DIST, MAX_TRACES, NEAR_MISS, RADIUS_EXEMPLARS,
@@ -133,7 +133,8 @@ class ModalityState:
             channels=frozenset(chosen) if chosen is not None else frozenset(MODEL_CHANNELS))
 
     def descriptor(self, modality: str, vec: np.ndarray, codes: np.ndarray | None,
-                   sound: np.ndarray | None = None) -> np.ndarray | None:
+                   sound: np.ndarray | None = None, attack: np.ndarray | None = None,
+                   onset: float = 0.0) -> np.ndarray | None:
         """Unit stimulus descriptor of an input, for habituation and reward (None: no stimulus).
 
         - language: the sentence embedding (texts are discrete stimuli);
@@ -141,8 +142,10 @@ class ModalityState:
           histogram minus its recent background, square-rooted: the puzzle encoder's mean
           embedding mostly says "darker" or "more texture", the codes say what appeared;
         - audio with the encoder's spectral bands: the shape of the foreground spectrum (how far
-          each band rises above the room, minus its mean), when some band rises by
-          MIN_RISE_DB;
+          each band rises above the room, minus its mean), when some band of the loudest
+          frame's rises by MIN_RISE_DB: over the attack for a sound that has one (`onset` at
+          least ATTACK), at the loudest frame for one that has not (the largest rise of a
+          steady sound is any flicker), blended in between so the descriptor does not jump;
         - audio without bands, IMU: the direction in which the embedding departs from its recent
           background
           (innovation), so a clap matches an earlier clap wherever it falls in a window; a
@@ -151,7 +154,11 @@ class ModalityState:
         if modality == 'language':
             return vec.astype(np.float32)
         if sound is not None:
-            return None if sound.max() < MIN_RISE_DB else band_shape(sound)
+            if sound.max() < MIN_RISE_DB:
+                return None
+            if attack is not None:
+                sound = sound + min(1.0, max(onset, 0.0) / ATTACK) * (attack - sound)
+            return band_shape(sound)
         if modality == 'vision' and codes is not None:
             hist = np.sqrt(np.bincount(codes.ravel(), minlength=CODES_HIST_BINS)
                            [:CODES_HIST_BINS].astype(np.float64))
