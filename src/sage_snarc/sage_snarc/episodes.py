@@ -75,13 +75,6 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
     return Episode(trace, factor, continuing)
 
 
-def familiar(ep: Episode) -> bool:
-    """A new episode of a stimulus that has a trace: a repeat even when it is too faint to be
-    noticed (a clap from across a busy room), so its habituation does not lapse between the
-    loud ones."""
-    return not ep.continuing and ep.trace >= 0
-
-
 def combine(axes: np.ndarray, w: np.ndarray, power: float, factor: float) -> Combined:
     """Weighted power mean of the axes; habituation fades what the stimulus is (surprise,
     novelty, arousal), not what it is worth (reward) nor whether the senses agree about it
@@ -94,11 +87,22 @@ def combine(axes: np.ndarray, w: np.ndarray, power: float, factor: float) -> Com
 
 
 def reinforce(ms: ModalityState, ep: Episode, desc: np.ndarray | None, stamp: float,
-              now: float) -> None:
-    """A salient stimulus part: the open episode fades further, or a new one's onset
-    reinforces (or starts) a trace (one repeat per episode)."""
+              now: float, noticed: bool) -> None:
+    """After an input's decision: a noticed stimulus part (salient before habituation) fades
+    the open episode further, or a new one's onset reinforces (or starts) a trace (one repeat
+    per episode).
+
+    A faint input that matches a trace outside an episode (a clap from across a busy room) is
+    a repeat too, or the sound's habituation would lapse between its loud repeats. It
+    reinforces the trace at most once per EPISODE_GAP_S but opens no episode: the next sound
+    within the gap is not taken for its continuation.
+    """
     hab = ms.habituation
-    if ep.continuing:
+    if not noticed:
+        if not ep.continuing and ep.trace >= 0 and desc is not None \
+                and now - hab.t[ep.trace] > EPISODE_GAP_S:
+            hab.reinforce(desc, ep.trace, now)
+    elif ep.continuing:
         ms.episode_h += hab.rate * (1.0 - ms.episode_h)
         ms.episode_last = stamp
     elif desc is not None:

@@ -35,7 +35,7 @@ from sage_snarc.arousal import band_arousal, imu_embedding, latent_arousal
 from sage_snarc.audio_scene import (ATTACK_PREFIX, ROOM_BAND_COUNT, ROOM_BAND_DROP_DB,
                                     ROOM_DROP_DB, ROOM_RISE_DB, ROOM_RISE_FLUX_DB, bands_of)
 from sage_snarc.conflict import AUDIO_OFFSET_S, ConflictWindow
-from sage_snarc.episodes import combine, familiar, habituation_of, reinforce
+from sage_snarc.episodes import combine, habituation_of, reinforce
 from sage_snarc.errors import SnarcError
 from sage_snarc.imu import GRAVITY_ALPHA, ImuAggregator, ImuWindow
 from sage_snarc.input_checks import clean_embedding, clean_features
@@ -334,9 +334,8 @@ class SnarcCore(SnarcState):
         attend = out.salience >= threshold
         self.threshold.update(m, attend, dt)
         # Only the stimulus part makes a stimulus worth habituating to: inputs noticed through
-        # conflict or reward alone do not reinforce a trace; a known one's repeats always do.
-        if out.stimulus_part ** (1.0 / power) >= threshold or familiar(ep):
-            reinforce(ms, ep, desc, stamp, now)
+        # conflict or reward alone do not reinforce a trace, though a faint repeat does.
+        reinforce(ms, ep, desc, stamp, now, out.stimulus_part ** (1.0 / power) >= threshold)
         if desc is not None and out.raw >= threshold:
             # Noticed inputs (attended, or would be without habituation) are eligible for
             # reward: a habituated stimulus can still become valuable.
