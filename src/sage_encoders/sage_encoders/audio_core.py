@@ -49,7 +49,8 @@ def _energy_rise(db: np.ndarray) -> np.ndarray:
     (32 ms) ending at each frame from the third on."""
     energy = 10.0 * np.log10(np.maximum((10.0 ** (db / 10.0)).sum(0), 1e-12))
     energy = np.maximum(energy, ENERGY_FLOOR_DB)
-    return energy[2:] - energy[:-2]
+    rise: np.ndarray = energy[2:] - energy[:-2]
+    return rise
 
 
 def onset_strength(db: np.ndarray) -> float:
