@@ -152,6 +152,7 @@ class SnarcCore(SnarcState):
             voice = ms.voice_onset(rec.stamp, feats.get('voice'))
             voice *= ms.voice_news(rec.stamp, feats.get('voice'))
             sound, attack, band = self._hear_room(ms, feats)
+            attack = None if feats.get('voice', 0.0) >= 0.5 else attack
             arousal = max(arousal, band)
         vectors = {'embedding': vec} if vec is not None and 'embedding' in use else {}
         return self._score(m, Observation(
