@@ -134,7 +134,7 @@ class ModalityState:
 
     def descriptor(self, modality: str, vec: np.ndarray, codes: np.ndarray | None,
                    sound: np.ndarray | None = None, attack: np.ndarray | None = None,
-                   onset: float = 0.0) -> np.ndarray | None:
+                   onset: float = 0.0, speech: float = 0.0) -> np.ndarray | None:
         """Unit stimulus descriptor of an input, for habituation and reward (None: no stimulus).
 
         - language: the sentence embedding (texts are discrete stimuli);
@@ -146,6 +146,8 @@ class ModalityState:
           frame's rises by MIN_RISE_DB: over the attack for a sound that has one (`onset` at
           least ATTACK), at the loudest frame for one that has not (the largest rise of a
           steady sound is any flicker), blended in between so the descriptor does not jump;
+          and by how unlikely it is speech (`speech`, the voice detector's probability): a
+          syllable's attack differs from the next one's, the voice's spectrum does not;
         - audio without bands, IMU: the direction in which the embedding departs from its recent
           background
           (innovation), so a clap matches an earlier clap wherever it falls in a window; a
@@ -157,7 +159,8 @@ class ModalityState:
             if sound.max() < MIN_RISE_DB:
                 return None
             if attack is not None:
-                sound = sound + min(1.0, max(onset, 0.0) / ATTACK) * (attack - sound)
+                sharp = min(1.0, max(onset, 0.0) / ATTACK) * (1.0 - speech)
+                sound = sound + sharp * (attack - sound)
             return band_shape(sound)
         if modality == 'vision' and codes is not None:
             hist = np.sqrt(np.bincount(codes.ravel(), minlength=CODES_HIST_BINS)

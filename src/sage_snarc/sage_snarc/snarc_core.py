@@ -12,8 +12,7 @@ then salience = (sum_a w_a x_a^p)^(1/p) * habituation factor, attend = salience 
 (episodes.py, threshold.py). Everything is driven by stamps: no wall clock and no randomness,
 so the same inputs in the same order give the same decisions (the offline replay relies on
 it). Parameters come parsed once into a `SnarcConfig` (snarc_config.py); what is learnt is the
-fields of `SnarcState` (snarc_state.py), which are the checkpoint. Definitions of every axis
-are in README.md.
+fields of `SnarcState` (snarc_state.py), which are the checkpoint. README.md defines each axis.
 """
 from __future__ import annotations
 
@@ -65,7 +64,7 @@ class Observation:
         arousal, activity: arousal and the conflict activity (None: none to report).
         grid: the vision code grid for the descriptor; sound, attack: the audio foreground
             spectrum at the newest hop's loudest frame and attack (audio_scene).
-        voice: how clearly the input starts an utterance (0..1).
+        voice, speech: how clearly the input starts an utterance, how likely it is speech (0..1).
         onset: how sharply it starts (audio: the onset arousal; 0 for other modalities).
     """
 
@@ -82,6 +81,7 @@ class Observation:
     attack: np.ndarray | None = None
     voice: float = 0.0
     onset: float = 0.0
+    speech: float = 0.0
 
 
 class SnarcCore(SnarcState):
@@ -147,18 +147,18 @@ class SnarcCore(SnarcState):
         elif recon >= 0.0 and 'recon' in use:
             scalars['recon'] = float(recon)
         arousal, activity = latent_arousal(m, feats, self.cfg.arousal, ms.background)
-        sound, attack, voice = None, None, 0.0
+        sound, attack, voice, speech = None, None, 0.0, 0.0
         if m == 'audio':
+            speech = float(np.clip(np.nan_to_num(feats.get('voice', 0.0)), 0.0, 1.0))
             voice = ms.voice_onset(rec.stamp, feats.get('voice'))
             voice *= ms.voice_news(rec.stamp, feats.get('voice'))
             sound, attack, band = self._hear_room(ms, feats)
-            attack = None if feats.get('voice', 0.0) >= 0.5 else attack
             arousal = max(arousal, band)
         vectors = {'embedding': vec} if vec is not None and 'embedding' in use else {}
         return self._score(m, Observation(
             rec.stamp, int(rec.input_seq), vec, arousal, activity, vectors, scalars,
             codes if 'codes' in use else None, codes, sound, attack, voice,
-            activity if m == 'audio' and activity is not None else 0.0))
+            activity if m == 'audio' and activity is not None else 0.0, speech))
 
     def _hear_room(self, ms: ModalityState, feats: dict[str, float]
                    ) -> tuple[np.ndarray | None, np.ndarray | None, float]:
@@ -381,7 +381,8 @@ class SnarcCore(SnarcState):
         novelty, reward, desc = 0.0, 0.0, None
         if obs.vec is not None:
             novelty, _ = ms.novelty.observe(obs.vec)
-            desc = ms.descriptor(m, obs.vec, obs.grid, obs.sound, obs.attack, obs.onset)
+            desc = ms.descriptor(m, obs.vec, obs.grid, obs.sound, obs.attack, obs.onset,
+                                 obs.speech)
         if obs.sound is not None:
             # Sounds: novel is a sound class not heard lately (the code embedding of a window
             # moves with where in the window a sound falls, so it calls every repeat new);
