@@ -30,11 +30,13 @@ from sage_encoders.puzzle import (IrpConfig, LatentSink, PuzzleModel, PuzzleStar
 from sage_encoders.runtime import Log
 from sage_encoders.voice import VoiceActivity
 
-# Mel bands of the newest hop are pooled into this many spectral-shape features (band_00..):
-# SNARC tells sound classes apart by them (the code grid's mean embedding hardly does).
+# Mel bands of the newest hop are pooled into this many levels, around its loudest frame
+# (band_00..: how loud, against the room) and over its attack (attack_00..: what sound it is;
+# SNARC tells sound classes apart by them, the code grid's mean embedding hardly does).
 SPECTRUM_BANDS = 16
 FEATURES = ('rms', 'rms_db', 'onset', 'hop_db', 'hop_peak_db', 'hop_onset_db') + tuple(
-    f'band_{i:02d}' for i in range(SPECTRUM_BANDS)) + ('voice',)
+    f'band_{i:02d}' for i in range(SPECTRUM_BANDS)) + tuple(
+    f'attack_{i:02d}' for i in range(SPECTRUM_BANDS)) + ('voice',)
 # Rise of frame energy over 32 ms (dB) that counts as a full onset (1.0); energy is floored
 # at ENERGY_FLOOR_DB so digital silence does not turn a faint sound into a huge jump.
 ONSET_FULL_DB = 40.0
@@ -42,22 +44,29 @@ ENERGY_FLOOR_DB = -80.0
 RMS_DB_FLOOR = -100.0
 
 
+def _energy_rise(db: np.ndarray) -> np.ndarray:
+    """Rise of frame energy (total mel power, dB, floored at ENERGY_FLOOR_DB) over two frames
+    (32 ms) ending at each frame from the third on."""
+    energy = 10.0 * np.log10(np.maximum((10.0 ** (db / 10.0)).sum(0), 1e-12))
+    energy = np.maximum(energy, ENERGY_FLOOR_DB)
+    rise: np.ndarray = energy[2:] - energy[:-2]
+    return rise
+
+
 def onset_strength(db: np.ndarray) -> float:
     """Energy-jump onset of one window, 0..1.
 
-    Frame energy = total mel power (dB) per STFT frame; the onset is the largest rise over
-    two frames (32 ms) divided by ONSET_FULL_DB. A steady tone gives ~0, a clap out of
-    quiet gives 1. (Band-wise spectral flux was tried: pure tones make it jitter.)
+    The largest rise of frame energy over two frames (`_energy_rise`) divided by
+    ONSET_FULL_DB. A steady tone gives ~0, a clap out of quiet gives 1. (Band-wise spectral
+    flux was tried: pure tones make it jitter.)
 
     Args:
         db: (n_mels, frames) log-mel dB of the window.
     """
-    energy = 10.0 * np.log10(np.maximum((10.0 ** (db / 10.0)).sum(0), 1e-12))
-    energy = np.maximum(energy, ENERGY_FLOOR_DB)
-    if len(energy) < 3:
+    rise = _energy_rise(db)
+    if rise.size == 0:
         return 0.0
-    rise = float((energy[2:] - energy[:-2]).max())
-    return float(min(1.0, max(0.0, rise / ONSET_FULL_DB)))
+    return float(min(1.0, max(0.0, float(rise.max()) / ONSET_FULL_DB)))
 
 
 def hop_features(samples: np.ndarray, hop: int, frame: int) -> dict[str, float]:
@@ -84,23 +93,42 @@ def hop_features(samples: np.ndarray, hop: int, frame: int) -> dict[str, float]:
             'hop_onset_db': float(max(0.0, rise[-own:].max())) if rise.size else 0.0}
 
 
-def hop_spectrum(db: np.ndarray, frames: int, bands: int = SPECTRUM_BANDS) -> dict[str, float]:
-    """Level (dB) in `bands` pooled mel bands around the loudest frame of the newest hop.
+def _band_levels(db: np.ndarray, first: int, last: int, prefix: str,
+                 bands: int) -> dict[str, float]:
+    """Mean power of frames first..last (inclusive) pooled into `bands` mel bands, in dB."""
+    power = (10.0 ** (db[:, max(0, first):last + 1] / 10.0)).mean(1)
+    pooled = power[:power.shape[0] // bands * bands].reshape(bands, -1).mean(1)
+    level = np.maximum(10.0 * np.log10(np.maximum(pooled, 1e-12)), ENERGY_FLOOR_DB)
+    return {f'{prefix}{i:02d}': float(v) for i, v in enumerate(level)}
 
-    The loudest frame and its two neighbours (48 ms): an impact's attack is whole in the
-    window where it starts, wherever in the hop it falls, so a repeated sound gives the same
-    spectrum each time (the hop's mean would mix in as much of its decay as the phase left).
+
+def hop_spectrum(db: np.ndarray, frames: int, padded: int = 1,
+                 bands: int = SPECTRUM_BANDS) -> dict[str, float]:
+    """Level (dB) in `bands` pooled mel bands of the newest hop, twice.
+
+    band_*: around the hop's loudest frame (it and its two neighbours, 48 ms): how far a
+    sound stands out of the room, its arousal. attack_*: over its attack, the three frames
+    that end the hop's largest two-frame energy rise (`_energy_rise`), among the frames that
+    lie whole in the window: what the sound is. A sound's attack has the same spectrum
+    wherever in the hop it starts; its loudest frame does not (an impact that starts early in
+    the hop peaks in its body, one that starts late in its attack), and the window's last
+    frames run past its end into zero padding, where a sound cut off leaks into every band.
+    So a repeat's attack looks like the sound before, its loudest frame often did not.
 
     Args:
         db: (n_mels, frames) log-mel dB of the window; n_mels a multiple of bands.
         frames: STFT frames of the newest hop.
+        padded: the window's last frames that run past its end (n_fft / hop - 1).
     """
-    power = 10.0 ** (db[:, -max(1, frames):] / 10.0)
-    peak = int(np.argmax(power.sum(0)))
-    power = power[:, max(0, peak - 1):peak + 2].mean(1)
-    pooled = power[:power.shape[0] // bands * bands].reshape(bands, -1).mean(1)
-    level = np.maximum(10.0 * np.log10(np.maximum(pooled, 1e-12)), ENERGY_FLOOR_DB)
-    return {f'band_{i:02d}': float(v) for i, v in enumerate(level)}
+    first = max(0, db.shape[1] - max(1, int(frames)))    # the hop's first frame
+    peak = first + int(np.argmax((10.0 ** (db[:, first:] / 10.0)).sum(0)))
+    padded = max(0, int(padded))
+    whole = max(1, db.shape[1] - padded)                 # frames [0, whole) lie in the window
+    rise = _energy_rise(db[:, :whole])                   # rise[i] ends at frame i + 2
+    own = rise[-max(1, min(int(frames) - padded, rise.size)):] if rise.size else rise
+    end = whole - own.size + int(np.argmax(own)) if own.size else whole - 1
+    return {**_band_levels(db, max(first, peak - 1), peak + 1, 'band_', bands),
+            **_band_levels(db, end - 2, end, 'attack_', bands)}
 
 
 @dataclass(frozen=True)
@@ -363,7 +391,8 @@ class AudioEncoderCore(SwappableModel):
                     'rms_db': max(RMS_DB_FLOOR, 20.0 * math.log10(max(rms, 1e-10))),
                     'onset': onset_strength(db),
                     **hop_features(samples, self.cfg.hop_samples, self.mel.hop),
-                    **hop_spectrum(db, self.cfg.hop_samples // self.mel.hop)}
+                    **hop_spectrum(db, self.cfg.hop_samples // self.mel.hop,
+                                   self.mel.n_fft // self.mel.hop - 1)}
         if voice is not None:
             features['voice'] = voice.hop(samples[-self.cfg.hop_samples:])
         seq = self._seq

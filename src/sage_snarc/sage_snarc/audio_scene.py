@@ -15,10 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from sage_snarc.robust import RobustStats
+from sage_snarc.novelty import unit
+from sage_snarc.robust import RobustStats, saturate
 
-# Feature names of the encoder's spectral bands (sage_encoders.audio_core.hop_spectrum).
+# Feature names of the encoder's spectral bands (sage_encoders.audio_core.hop_spectrum): the
+# newest hop's levels around its loudest frame, and over its attack.
 BAND_PREFIX = 'band_'
+ATTACK_PREFIX = 'attack_'
+# An attack: onset arousal at least this (0.7 of arousal.audio.onset_ref_db, a 14 dB rise over
+# 32 ms at the default 20 dB): impacts and doors start so, a wandering air handler or the tail
+# of a sound does not. (Vision has no such moment: every moving frame "starts".)
+ATTACK = saturate(0.7)
 # Hops (0.256 s each) whose median level is the room background (a fan that starts is
 # background within half of it).
 BACKGROUND_WINDOW = 120
@@ -41,16 +48,24 @@ ROOM_RISE_FLUX_DB = 2.5
 ROOM_RISE_HOPS = 12
 
 
-def bands_of(features: dict[str, float]) -> np.ndarray | None:
+def bands_of(features: dict[str, float], prefix: str = BAND_PREFIX) -> np.ndarray | None:
     """The newest hop's band levels (dB) in band order, or None when the encoder sent none."""
-    names = sorted(k for k in features if k.startswith(BAND_PREFIX))
+    names = sorted(k for k in features if k.startswith(prefix))
     if not names:
         return None
     return np.array([features[k] for k in names], dtype=np.float64)
 
 
+def band_shape(sound: np.ndarray) -> np.ndarray | None:
+    """A foreground spectrum's shape across bands, not its loudness (a unit vector; None when
+    flat): impacts rise in every band, and what tells one from another is where they rise
+    most."""
+    return unit((sound - sound.mean()).astype(np.float32))
+
+
 class AudioBackground:
-    """Median level and median band spectrum of the last `window` hops."""
+    """Median level and median band spectrum of the last `window` hops (the spectrum at each
+    hop's loudest frame, and over its attack: each is measured against its own)."""
 
     def __init__(self, window: int, min_count: int = 4, drop_hops: int = 2,
                  band_hops: int = 8, rise_hops: int = 12) -> None:
@@ -67,6 +82,8 @@ class AudioBackground:
         self._n = 0
         self._pos = 0
         self._median: np.ndarray | None = None
+        self._attack: np.ndarray | None = None  # the attack spectrum's ring, same hops
+        self._attack_median: np.ndarray | None = None
 
     def base(self, level: float, floor_db: float) -> float:
         """Level rises are measured from: the background, never below floor_db."""
@@ -86,6 +103,14 @@ class AudioBackground:
         """dB by which each band stands above its background (>= 0); None while warming up."""
         dev = self._deviation(bands)
         return None if dev is None else np.maximum(dev, 0.0)
+
+    def attack_foreground(self, attack: np.ndarray | None) -> np.ndarray | None:
+        """`foreground` of a hop's attack spectrum, against the room's attack spectra."""
+        med = self._attack_median
+        if attack is None or med is None or med.shape != attack.shape \
+                or self._n < self._min_count:
+            return None
+        return np.maximum(attack - med, 0.0)
 
     def quieter(self, level: float, drop_db: float, bands: np.ndarray | None = None,
                 band_drop_db: float = 0.0, band_count: int = 1) -> bool:
@@ -133,30 +158,37 @@ class AudioBackground:
         changed): measured from the old ones, the new room would stand out or sink for half
         a window."""
         self.level = RobustStats(self._window, min_count=self._min_count)
-        self._bands = None
+        self._bands = self._attack = None
         self._n = self._pos = 0
-        self._median = None
+        self._median = self._attack_median = None
         self._newest.clear()
         self._newest_bands.clear()
         self._rising.clear()
 
-    def update(self, level: float, bands: np.ndarray | None) -> None:
-        """Fold the newest hop into the background."""
+    def update(self, level: float, bands: np.ndarray | None,
+               attack: np.ndarray | None = None) -> None:
+        """Fold the newest hop into the background (an encoder that sends no attack
+        spectrum: its loudest frame's stands in)."""
         self.level.update(level)
         if bands is None:
             return
         if self._bands is None or self._bands.shape[1] != bands.shape[0]:
             self._bands = np.zeros((self._window, bands.shape[0]), dtype=np.float64)
+            self._attack = self._bands.copy()
             self._n = self._pos = 0
         self._bands[self._pos] = bands
+        self._attack[self._pos] = (attack if attack is not None
+                                   and attack.shape == bands.shape else bands)
         self._pos = (self._pos + 1) % self._window
         self._n += 1
         self._median = np.median(self._bands[:min(self._n, self._window)], axis=0)
+        self._attack_median = np.median(self._attack[:min(self._n, self._window)], axis=0)
 
     def state_dict(self) -> dict[str, Any]:
         """Checkpoint."""
         return {'level': self.level.state_dict(),
                 'bands': None if self._bands is None else self._bands.copy(),
+                'attack': None if self._attack is None else self._attack.copy(),
                 'n': self._n, 'pos': self._pos, 'newest': list(self._newest),
                 'newest_bands': [None if d is None else d.copy() for d in self._newest_bands],
                 'rising': [(r, None if b is None else b.copy()) for r, b in self._rising]}
@@ -166,6 +198,8 @@ class AudioBackground:
         self.level.load_state_dict(state['level'])
         bands = state['bands']
         self._bands = None if bands is None else np.asarray(bands, np.float64).copy()
+        attack = state.get('attack', bands)  # from before attack spectra: the loudest frame's
+        self._attack = None if attack is None else np.asarray(attack, np.float64).copy()
         self._n, self._pos = int(state['n']), int(state['pos'])
         # The hops a drop or rise must hold over (older checkpoints had none: start afresh).
         self._newest.clear()
@@ -176,5 +210,8 @@ class AudioBackground:
         self._rising.clear()
         self._rising.extend((float(r), None if b is None else np.asarray(b, np.float64).copy())
                             for r, b in state.get('rising', []))
+        kept = slice(0, min(self._n, self._window))
         self._median = (None if self._bands is None or self._n == 0 else
-                        np.median(self._bands[:min(self._n, self._window)], axis=0))
+                        np.median(self._bands[kept], axis=0))
+        self._attack_median = (None if self._attack is None or self._n == 0 else
+                               np.median(self._attack[kept], axis=0))

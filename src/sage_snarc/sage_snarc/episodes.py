@@ -2,6 +2,8 @@
 
 Noticed inputs of a modality closer than EPISODE_GAP_S are one episode: they share
 the habituation trace of its onset, and only the onset counts as a repeat (`reinforce`).
+A sound's sharp attack that the episode's trace does not recognise is not the episode going
+on but a new one (a car door slammed while a repeated punch still rings).
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sage_snarc.audio_scene import ATTACK
 from sage_snarc.modality_state import ModalityState
 from sage_snarc.robust import clip01
 
@@ -40,12 +43,16 @@ class Combined:
 
 
 def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now: float,
-                   novelty: float, voice: float) -> Episode:
-    """The habituation of an input with stimulus descriptor `desc` (None: no stimulus)."""
+                   novelty: float, voice: float, onset: float = 0.0) -> Episode:
+    """The habituation of an input with stimulus descriptor `desc` (None: no stimulus) and
+    audio onset arousal `onset` (0 for other modalities)."""
     trace, factor = -1, 1.0
+    hab = ms.habituation
     continuing = ms.episode_trace >= 0 and ms.episode_last <= stamp <= ms.episode_last \
         + EPISODE_GAP_S
-    hab = ms.habituation
+    if continuing and desc is not None and onset >= ATTACK \
+            and hab.beyond(ms.episode_trace, desc):
+        continuing = False  # another sound's attack: its own episode
     if continuing:
         # Later inputs of an episode share its trace; one that recognises a stronger
         # trace moves the episode there (an onset caught at an odd phase).
@@ -53,12 +60,6 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
         factor = hab.factor(trace, now)
         if desc is not None:
             other, other_factor = hab.match(desc, now)
-            if ms.episode_new and 0 <= other != trace:
-                # An onset that matched nothing, continued by a known stimulus: the same
-                # stimulus caught another way (an impact's attack at the end of a hop).
-                hab.share(trace, other, now)
-                ms.episode_new = False
-                factor = hab.factor(trace, now)
             if other >= 0 and other_factor < factor:
                 trace, factor = other, other_factor
                 ms.episode_trace = other
@@ -86,15 +87,25 @@ def combine(axes: np.ndarray, w: np.ndarray, power: float, factor: float) -> Com
 
 
 def reinforce(ms: ModalityState, ep: Episode, desc: np.ndarray | None, stamp: float,
-              now: float) -> None:
-    """A salient stimulus part: the open episode fades further, or a new one's onset
-    reinforces (or starts) a trace (one repeat per episode)."""
+              now: float, noticed: bool) -> None:
+    """After an input's decision: a noticed stimulus part (salient before habituation) fades
+    the open episode further, or a new one's onset reinforces (or starts) a trace (one repeat
+    per episode).
+
+    A faint input that matches a trace outside an episode (a clap from across a busy room) is
+    a repeat too, or the sound's habituation would lapse between its loud repeats. It
+    reinforces the trace at most once per EPISODE_GAP_S but opens no episode: the next sound
+    within the gap is not taken for its continuation.
+    """
     hab = ms.habituation
-    if ep.continuing:
+    if not noticed:
+        if not ep.continuing and ep.trace >= 0 and desc is not None \
+                and now - hab.t[ep.trace] > EPISODE_GAP_S:
+            hab.reinforce(desc, ep.trace, now)
+    elif ep.continuing:
         ms.episode_h += hab.rate * (1.0 - ms.episode_h)
         ms.episode_last = stamp
     elif desc is not None:
-        ms.episode_new = ep.trace < 0
         ms.episode_trace = hab.reinforce(desc, ep.trace, now)
         ms.episode_h = hab.rate
         ms.episode_last = stamp

@@ -24,11 +24,8 @@ one trace; its later inputs share that trace (or a stronger one they recognise),
 of a repeated sound fade together whatever part of it each holds, and they also fade within
 the episode by an episode-local strength (kept by the core).
 
-One stimulus can leave traces that do not match each other: an impact whose attack falls at the
-end of an audio hop looks unlike the same impact caught whole. When an episode that started a
-trace moves to a stronger one, the two are linked (`share`): the link follows the stronger
-trace's strength from then on, so the next time the stimulus is caught at that phase it is
-habituated as much.
+A sound's sharp attack beyond the open episode's trace (`beyond`) starts an episode of its own
+(episodes.habituation_of): a changed sound within the gap is not the repeat fading on.
 
 Habituation is to stimuli without consequences: a reward credited to a stimulus weakens its
 traces (h <- h (1 - |r| e), `relieve`).
@@ -84,35 +81,6 @@ class Habituation:
         self.vecs: np.ndarray | None = None  # (k, dim)
         self.h = np.zeros(0, dtype=np.float64)
         self.t = np.zeros(0, dtype=np.float64)
-        self.parent = np.zeros(0, dtype=np.int64)  # linked trace (-1: none), see `share`
-
-    def _root(self, index: int) -> int:
-        seen = 0
-        while self.parent[index] >= 0 and seen < self.parent.shape[0]:
-            index = int(self.parent[index])
-            seen += 1
-        return index
-
-    def _sync(self, root: int) -> None:
-        """Give the traces linked to `root` its strength and time."""
-        kids = self.parent == root
-        self.h[kids] = self.h[root]
-        self.t[kids] = self.t[root]
-
-    def share(self, child: int, other: int, now: float) -> None:
-        """Link trace `child` to trace `other` (the same stimulus caught another way)."""
-        n = self.h.shape[0]
-        if not (0 <= child < n and 0 <= other < n):
-            return
-        root = self._root(other)
-        if root == child:
-            return
-        strength = self._strength(now)
-        self.h[root] = max(float(strength[root]), float(strength[child]))
-        self.t[root] = now
-        self.parent[self.parent == child] = root
-        self.parent[child] = root
-        self._sync(root)
 
     def _distances(self, x: np.ndarray) -> np.ndarray:
         vecs = self.vecs
@@ -125,6 +93,13 @@ class Habituation:
             best = np.where(mask, sims, -2.0).max(axis=1)
             d = np.minimum(d, np.where(best > -2.0, chord(np.clip(best, -1.0, 1.0)), d))
         return d
+
+    def beyond(self, index: int, x: np.ndarray) -> bool:
+        """Whether unit descriptor x lies outside trace `index`'s radius (another stimulus)."""
+        d = self._distances(x)
+        if not 0 <= index < d.size:
+            return True
+        return bool(d[index] > self.radius()[index])
 
     def radius(self) -> np.ndarray:
         """Match radius of every trace (chord distance)."""
@@ -197,11 +172,9 @@ class Habituation:
             The index of the reinforced or new trace (-1 when there was nothing to do).
         """
         if 0 <= index < self.h.shape[0] and self.vecs is not None:
-            root = self._root(index)
-            h_now = float(self._strength(now)[root])
-            self.h[root] = h_now + self.rate * (1.0 - h_now)
-            self.t[root] = now
-            self._sync(root)
+            h_now = float(self._strength(now)[index])
+            self.h[index] = h_now + self.rate * (1.0 - h_now)
+            self.t[index] = now
             if x is not None:
                 self._remember(index, x, fresh=False)
                 # The trace drifts towards its instances (a prototype of the stimulus).
@@ -214,7 +187,6 @@ class Habituation:
             self.vecs = np.zeros((0, x.shape[0]), dtype=np.float32)
             self.h = np.zeros(0)
             self.t = np.zeros(0)
-            self.parent = np.zeros(0, dtype=np.int64)
             self.ex = np.zeros((0, self.n_ex, x.shape[0]), dtype=np.float32)
             self.ex_n = np.zeros(0, dtype=np.int64)
             self.gaps = np.zeros((0, 2 * self.n_ex))
@@ -222,8 +194,6 @@ class Habituation:
         if self.vecs.shape[0] >= self.max_traces:
             # Forget the weakest trace (ties: the oldest, by index order).
             j = int(np.argmin(self._strength(now)))
-            self.parent[self.parent == j] = -1
-            self.parent[j] = -1
             self.vecs[j] = x
             self.h[j] = self.rate
             self.t[j] = now
@@ -232,7 +202,6 @@ class Habituation:
         self.vecs = np.vstack([self.vecs, x[None, :].astype(np.float32)])
         self.h = np.append(self.h, self.rate)
         self.t = np.append(self.t, now)
-        self.parent = np.append(self.parent, -1)
         if self.ex is not None:
             self.ex = np.concatenate([self.ex, np.zeros((1,) + self.ex.shape[1:], np.float32)])
             self.ex_n = np.append(self.ex_n, 0)
@@ -248,16 +217,13 @@ class Habituation:
             return
         hit = d <= self.radius()
         if np.any(hit):
-            for i in np.flatnonzero(hit):  # a link shares its stimulus' relief
-                hit |= self.parent == self._root(int(i))
-                hit[self._root(int(i))] = True
             self.h[hit] = self._strength(now)[hit] * (1.0 - min(max(amount, 0.0), 1.0))
             self.t[hit] = now
 
     def state_dict(self) -> dict[str, Any]:
         """Checkpoint."""
         return {'vecs': None if self.vecs is None else self.vecs.copy(),
-                'h': self.h.copy(), 't': self.t.copy(), 'parent': self.parent.copy(),
+                'h': self.h.copy(), 't': self.t.copy(),
                 'exemplars': None if self.ex is None else self.ex.copy(),
                 'exemplars_seen': self.ex_n.copy(), 'gaps': self.gaps.copy()}
 
@@ -267,9 +233,6 @@ class Habituation:
         self.vecs = None if vecs is None else np.asarray(vecs, dtype=np.float32).copy()
         self.h = np.asarray(state['h'], dtype=np.float64).copy()
         self.t = np.asarray(state['t'], dtype=np.float64).copy()
-        parent = state.get('parent')  # checkpoints from before links: none
-        self.parent = (np.full(self.h.shape[0], -1, dtype=np.int64) if parent is None
-                       else np.asarray(parent, dtype=np.int64).copy())
         n = self.h.shape[0]
         ex = state.get('exemplars')
         if ex is not None and np.asarray(ex).shape[:2] == (n, self.n_ex):

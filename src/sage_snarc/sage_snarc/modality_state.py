@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from sage_snarc.audio_scene import (BACKGROUND_WINDOW, ROOM_BAND_HOPS, ROOM_DROP_HOPS,
-                                    ROOM_RISE_HOPS, AudioBackground)
+from sage_snarc.audio_scene import (ATTACK, BACKGROUND_WINDOW, ROOM_BAND_HOPS, ROOM_DROP_HOPS,
+                                    ROOM_RISE_HOPS, AudioBackground, band_shape)
 from sage_snarc.background import ROOM_SHARE
 from sage_snarc.habituation import (MATCH_DIST, MAX_TRACES, NEAR_MISS, RADIUS_EXEMPLARS,
                                     RADIUS_MIN, RADIUS_QUANTILE, RADIUS_SPREADS, Habituation)
@@ -78,7 +78,6 @@ class ModalityState:
     episode_trace: int = -1
     episode_last: float = -math.inf
     episode_h: float = 0.0
-    episode_new: bool = False  # the episode's onset started a trace of its own
     voice_last: float = -math.inf  # stamp of the newest window with a voice (audio)
     utterance_start: float = -math.inf  # its utterance's first window with a voice
     utterance_peak: float = 0.0  # and the highest speech probability of the utterance
@@ -134,7 +133,8 @@ class ModalityState:
             channels=frozenset(chosen) if chosen is not None else frozenset(MODEL_CHANNELS))
 
     def descriptor(self, modality: str, vec: np.ndarray, codes: np.ndarray | None,
-                   sound: np.ndarray | None = None) -> np.ndarray | None:
+                   sound: np.ndarray | None = None, attack: np.ndarray | None = None,
+                   onset: float = 0.0, speech: float = 0.0) -> np.ndarray | None:
         """Unit stimulus descriptor of an input, for habituation and reward (None: no stimulus).
 
         - language: the sentence embedding (texts are discrete stimuli);
@@ -142,8 +142,12 @@ class ModalityState:
           histogram minus its recent background, square-rooted: the puzzle encoder's mean
           embedding mostly says "darker" or "more texture", the codes say what appeared;
         - audio with the encoder's spectral bands: the shape of the foreground spectrum (how far
-          each band rises above the room, minus its mean), when some band rises by
-          MIN_RISE_DB;
+          each band rises above the room, minus its mean), when some band of the loudest
+          frame's rises by MIN_RISE_DB: over the attack for a sound that has one (`onset` at
+          least ATTACK), at the loudest frame for one that has not (the largest rise of a
+          steady sound is any flicker), blended in between so the descriptor does not jump;
+          and by how unlikely it is speech (`speech`, the voice detector's probability): a
+          syllable's attack differs from the next one's, the voice's spectrum does not;
         - audio without bands, IMU: the direction in which the embedding departs from its recent
           background
           (innovation), so a clap matches an earlier clap wherever it falls in a window; a
@@ -152,11 +156,12 @@ class ModalityState:
         if modality == 'language':
             return vec.astype(np.float32)
         if sound is not None:
-            # Its shape across bands, not its loudness: impacts rise in every band, and what
-            # tells one from another is where they rise most.
             if sound.max() < MIN_RISE_DB:
                 return None
-            return unit((sound - sound.mean()).astype(np.float32))
+            if attack is not None:
+                sharp = min(1.0, max(onset, 0.0) / ATTACK) * (1.0 - speech)
+                sound = sound + sharp * (attack - sound)
+            return band_shape(sound)
         if modality == 'vision' and codes is not None:
             hist = np.sqrt(np.bincount(codes.ravel(), minlength=CODES_HIST_BINS)
                            [:CODES_HIST_BINS].astype(np.float64))

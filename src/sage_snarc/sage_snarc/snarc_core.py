@@ -12,8 +12,7 @@ then salience = (sum_a w_a x_a^p)^(1/p) * habituation factor, attend = salience 
 (episodes.py, threshold.py). Everything is driven by stamps: no wall clock and no randomness,
 so the same inputs in the same order give the same decisions (the offline replay relies on
 it). Parameters come parsed once into a `SnarcConfig` (snarc_config.py); what is learnt is the
-fields of `SnarcState` (snarc_state.py), which are the checkpoint. Definitions of every axis
-are in README.md.
+fields of `SnarcState` (snarc_state.py), which are the checkpoint. README.md defines each axis.
 """
 from __future__ import annotations
 
@@ -32,8 +31,8 @@ from sage_common.records import (ImuRecord, LatentRecord, RewardRecord, Salience
                                   model_name)
 from sage_common.vocabulary import LATENT_MODALITIES
 from sage_snarc.arousal import band_arousal, imu_embedding, latent_arousal
-from sage_snarc.audio_scene import (ROOM_BAND_COUNT, ROOM_BAND_DROP_DB, ROOM_DROP_DB,
-                                    ROOM_RISE_DB, ROOM_RISE_FLUX_DB, bands_of)
+from sage_snarc.audio_scene import (ATTACK_PREFIX, ROOM_BAND_COUNT, ROOM_BAND_DROP_DB,
+                                    ROOM_DROP_DB, ROOM_RISE_DB, ROOM_RISE_FLUX_DB, bands_of)
 from sage_snarc.conflict import AUDIO_OFFSET_S, ConflictWindow
 from sage_snarc.episodes import combine, habituation_of, reinforce
 from sage_snarc.errors import SnarcError
@@ -63,8 +62,10 @@ class Observation:
         vec: unit embedding (None: none usable) for novelty and the stimulus descriptor.
         vectors, scalars, codes: what the surprise channels predict.
         arousal, activity: arousal and the conflict activity (None: none to report).
-        grid: the vision code grid for the descriptor; sound: the audio foreground spectrum.
-        voice: how clearly the input starts an utterance (0..1).
+        grid: the vision code grid for the descriptor; sound, attack: the audio foreground
+            spectrum at the newest hop's loudest frame and attack (audio_scene).
+        voice, speech: how clearly the input starts an utterance, how likely it is speech (0..1).
+        onset: how sharply it starts (audio: the onset arousal; 0 for other modalities).
     """
 
     stamp: float
@@ -77,7 +78,10 @@ class Observation:
     codes: np.ndarray | None = None
     grid: np.ndarray | None = None
     sound: np.ndarray | None = None
+    attack: np.ndarray | None = None
     voice: float = 0.0
+    onset: float = 0.0
+    speech: float = 0.0
 
 
 class SnarcCore(SnarcState):
@@ -143,23 +147,25 @@ class SnarcCore(SnarcState):
         elif recon >= 0.0 and 'recon' in use:
             scalars['recon'] = float(recon)
         arousal, activity = latent_arousal(m, feats, self.cfg.arousal, ms.background)
-        sound, voice = None, 0.0
+        sound, attack, voice, speech = None, None, 0.0, 0.0
         if m == 'audio':
+            speech = float(np.clip(np.nan_to_num(feats.get('voice', 0.0)), 0.0, 1.0))
             voice = ms.voice_onset(rec.stamp, feats.get('voice'))
             voice *= ms.voice_news(rec.stamp, feats.get('voice'))
-            sound, band = self._hear_room(ms, feats)
+            sound, attack, band = self._hear_room(ms, feats)
             arousal = max(arousal, band)
         vectors = {'embedding': vec} if vec is not None and 'embedding' in use else {}
         return self._score(m, Observation(
             rec.stamp, int(rec.input_seq), vec, arousal, activity, vectors, scalars,
-            codes if 'codes' in use else None, codes, sound, voice))
+            codes if 'codes' in use else None, codes, sound, attack, voice,
+            activity if m == 'audio' and activity is not None else 0.0, speech))
 
-    def _hear_room(self, ms: ModalityState,
-                   feats: dict[str, float]) -> tuple[np.ndarray | None, float]:
-        """(foreground spectrum, its band arousal) of an audio window; then the room's
-        background learns the window (learnt afresh on a change of room)."""
-        bands = bands_of(feats)
-        sound = ms.background.foreground(bands)
+    def _hear_room(self, ms: ModalityState, feats: dict[str, float]
+                   ) -> tuple[np.ndarray | None, np.ndarray | None, float]:
+        """(foreground spectrum, that of the attack, the band arousal) of an audio window;
+        then the room's background learns the window (afresh on a change of room)."""
+        bands, attack = bands_of(feats), bands_of(feats, ATTACK_PREFIX)
+        sound, shape = ms.background.foreground(bands), ms.background.attack_foreground(attack)
         band = band_arousal(sound)
         level = feats.get('hop_db', feats.get('rms_db'))
         if level is not None:
@@ -167,8 +173,8 @@ class SnarcCore(SnarcState):
                                      ROOM_BAND_COUNT) \
                     or ms.background.louder(level, bands, ROOM_RISE_DB, ROOM_RISE_FLUX_DB):
                 ms.room_changed()
-            ms.background.update(level, bands)
-        return sound, band
+            ms.background.update(level, bands, attack)
+        return sound, shape, band
 
     def score_imu(self, rec: ImuRecord) -> SalienceRecord | None:
         """Add one IMU sample; returns the score of a window when this sample closed one."""
@@ -308,7 +314,6 @@ class SnarcCore(SnarcState):
             return
         self.threshold.state = name
 
-
     # ------------------------------------------------------------------ scoring
 
     def _modality(self, m: str) -> ModalityState:
@@ -323,16 +328,15 @@ class SnarcCore(SnarcState):
         stamp, dt, hops = self._advance(m, ms, obs.stamp)
         axes, desc, novelty = self._axes(m, ms, stamp, obs, hops)
         now = self.now
-        ep = habituation_of(ms, desc, stamp, now, novelty, obs.voice)
+        ep = habituation_of(ms, desc, stamp, now, novelty, obs.voice, obs.onset)
         power = self.cfg.weights.power
         out = combine(axes, self.weights.current(now), power, ep.factor)
         threshold = self.threshold.threshold(m)
         attend = out.salience >= threshold
         self.threshold.update(m, attend, dt)
         # Only the stimulus part makes a stimulus worth habituating to: inputs noticed through
-        # conflict or reward alone do not reinforce a trace.
-        if out.stimulus_part ** (1.0 / power) >= threshold:
-            reinforce(ms, ep, desc, stamp, now)
+        # conflict or reward alone do not reinforce a trace, though a faint repeat does.
+        reinforce(ms, ep, desc, stamp, now, out.stimulus_part ** (1.0 / power) >= threshold)
         if desc is not None and out.raw >= threshold:
             # Noticed inputs (attended, or would be without habituation) are eligible for
             # reward: a habituated stimulus can still become valuable.
@@ -377,7 +381,8 @@ class SnarcCore(SnarcState):
         novelty, reward, desc = 0.0, 0.0, None
         if obs.vec is not None:
             novelty, _ = ms.novelty.observe(obs.vec)
-            desc = ms.descriptor(m, obs.vec, obs.grid, obs.sound)
+            desc = ms.descriptor(m, obs.vec, obs.grid, obs.sound, obs.attack, obs.onset,
+                                 obs.speech)
         if obs.sound is not None:
             # Sounds: novel is a sound class not heard lately (the code embedding of a window
             # moves with where in the window a sound falls, so it calls every repeat new);

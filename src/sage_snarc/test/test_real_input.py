@@ -193,25 +193,57 @@ def test_a_changed_sound_is_not_habituated_to_the_repeated_one():
     assert changed.novelty > 0.5
 
 
-def test_a_trace_linked_to_its_stimulus_follows_its_strength():
-    hab = Habituation(max_traces=8, rate=0.4, max_drop=0.9, recovery_s=30.0, match_dist=0.3)
-    a, b = np.eye(4, dtype=np.float32)[0], np.eye(4, dtype=np.float32)[1]
-    ia = hab.reinforce(a, -1, 0.0)
-    for t in (5.0, 10.0):
-        hab.reinforce(a, ia, t)
-    ib = hab.reinforce(b, -1, 12.0)                      # the same stimulus at an odd phase
-    assert hab.factor(ib, 12.0) > hab.factor(ia, 12.0)
-    hab.share(ib, ia, 12.0)
-    assert hab.factor(ib, 12.0) == hab.factor(ia, 12.0)
-    hab.reinforce(a, ia, 15.0)                           # reinforcing one moves the other
-    assert hab.factor(ib, 15.0) == hab.factor(ia, 15.0) < 0.4
-    state = hab.state_dict()
-    again = Habituation(max_traces=8, rate=0.4, max_drop=0.9, recovery_s=30.0,
-                        match_dist=0.3)
-    again.load_state_dict(state)
-    assert again.factor(ib, 15.0) == hab.factor(ib, 15.0)
+def _quiet_room(core, rng, start: int, n: int, spread: float = 0.3) -> int:
+    """n windows of a quiet room from window `start` (its level varying by `spread` dB);
+    returns the next window's index."""
+    for i in range(start, start + n):
+        core.score_latent(_audio(i, -55 + rng.normal(0, spread), -53 + rng.normal(0, spread),
+                                 3.0, -60 + rng.normal(0, spread, 16)))
+    return start + n
 
 
+LOW = np.linspace(-10, -40, 16)      # an impact with its energy in the low bands (a punch)
+HIGH = LOW[::-1].copy()              # another one, in the high bands (a car door)
+
+
+def test_another_sounds_attack_while_a_repeat_rings_starts_its_own_episode():
+    """A car door slammed half a second after a habituated punch, within the punch's episode.
+    Taken as the punch's episode going on, the door shared its habituation (and was missed in
+    a busy room); its attack outside the punch's trace makes it an episode of its own."""
+    rng = np.random.default_rng(11)
+    core = SnarcCore.from_params({})
+    i = _quiet_room(core, rng, 0, 60)
+    for _ in range(8):                                   # the punch every 5 s
+        core.score_latent(_audio(i, -25, -10, 35.0, LOW))
+        i = _quiet_room(core, rng, i + 1, 19)
+    punch = core.score_latent(_audio(i, -25, -10, 35.0, LOW))
+    tail = core.score_latent(_audio(i + 1, -30, -20, 2.0, LOW - 8.0))   # its ring, no attack
+    door = core.score_latent(_audio(i + 2, -25, -10, 35.0, HIGH))
+    assert not punch.attend and not tail.attend          # habituated, ring and all
+    first = SnarcCore.from_params({})                    # the door heard first, in a fresh room
+    _quiet_room(first, np.random.default_rng(11), 0, 60)
+    fresh = first.score_latent(_audio(60, -25, -10, 35.0, HIGH))
+    assert door.attend and door.salience > 0.9 * fresh.salience
+
+
+def test_faint_repeats_keep_a_sound_habituated_until_a_loud_one():
+    """A clap repeated every 2 s, for half a minute from across the room: the faint repeats
+    are not noticed, but they are the clap again, so the next loud one is no news either
+    (without them its habituation lapsed and it climbed back towards the threshold)."""
+    rng = np.random.default_rng(12)
+    core = SnarcCore.from_params({})
+    i = _quiet_room(core, rng, 0, 60, spread=1.5)
+    loud, faint = [], []
+    for k in range(30):
+        far = 6 <= k < 20
+        # far: every band rises a quarter as much over the room (-60 dB): the same shape
+        rec = _audio(i, -51 if far else -25, -49 if far else -10, 6.0 if far else 35.0,
+                     -60 + (LOW + 60) / (4.0 if far else 1.0))
+        (faint if far else loud).append(core.score_latent(rec))
+        i = _quiet_room(core, rng, i + 1, 7, spread=1.5)
+    assert loud[0].attend and not any(r.attend for r in loud[3:] + faint)
+    assert max(r.salience for r in faint) < 0.5 * loud[0].threshold   # too faint to notice
+    assert loud[6].salience < loud[5].salience + 0.05    # near again: no lapse
 def _near(rng, base: np.ndarray, dist: float) -> np.ndarray:
     """A unit vector at chord distance `dist` from unit `base`."""
     v = rng.normal(size=base.shape)
