@@ -12,9 +12,10 @@ The radius is match_dist, or with `spreads` > 0 what the trace's own repeats tau
 then also keeps its latest `exemplars` instances, its distance to an input is the nearest of its
 prototype and those, and each instance that reinforces it records how far it landed from the
 nearest instance before it. Once two such gaps are known, the radius is `spreads` times their
-`quantile`, between min_match_dist and match_dist. A punch repeated eight times lands within
+`quantile`, between min_match_dist and max_match_dist. A punch repeated eight times lands within
 about 0.1 of an earlier punch, so a car door 0.4 away is another sound, not the punch
-habituated; a new trace, or one whose instances vary more, keeps match_dist. The near-miss width
+habituated; a new trace keeps match_dist, one whose instances vary more (a beep under
+traffic) grows up to max_match_dist. The near-miss width
 shrinks with the radius (near_miss at match_dist).
 
 An episode is a run of noticed inputs of one modality less than `episode_gap_s` apart (the
@@ -41,7 +42,7 @@ from sage_snarc.robust import chord
 # SNARC's traces (ModalityState.create), per modality:
 MAX_TRACES = 64
 # Chord distance within which a descriptor is the same stimulus (0.35 = 20 degrees): a new
-# trace's radius and the largest one learnt (at 0.45 with near_miss 0.15 a car door after eight
+# trace's radius (at 0.45 with near_miss 0.15 a car door after eight
 # booms in a fan's noise fell in the boom's near-miss band and was habituated).
 MATCH_DIST = 0.35
 NEAR_MISS = 0.05  # width just beyond the radius over which a stimulus partly counts as a repeat
@@ -52,6 +53,11 @@ RADIUS_SPREADS = 2.0
 RADIUS_QUANTILE = 0.8
 RADIUS_MIN = 0.25
 RADIUS_EXEMPLARS = 8
+# The largest learnt radius (0.6 = 35 degrees). A room's own beep or tick under traffic or a TV
+# lands up to 0.4-0.67 from its trace, as far as another sound: only its instances' spread can
+# say it is one sound. Capped at MATCH_DIST, such a sound split into several weak traces and
+# kept alarming (busy tuning seeds 300-309: false alarms 1.13 -> 0.83 per calm minute).
+RADIUS_MAX = 0.6
 
 
 class Habituation:
@@ -60,7 +66,8 @@ class Habituation:
     def __init__(self, *, max_traces: int, rate: float, max_drop: float, recovery_s: float,
                  match_dist: float, near_miss: float | None = None,
                  merge: float = 0.2, spreads: float = 0.0, quantile: float = 0.8,
-                 min_match_dist: float = 0.0, exemplars: int = 8) -> None:
+                 min_match_dist: float = 0.0, max_match_dist: float | None = None,
+                 exemplars: int = 8) -> None:
         self.max_traces = max(1, int(max_traces))
         self.rate = float(rate)
         self.max_drop = float(max_drop)
@@ -71,6 +78,8 @@ class Habituation:
         self.spreads = max(float(spreads), 0.0)  # 0: every trace's radius is match_dist
         self.quantile = min(max(float(quantile), 0.0), 1.0)
         self.min_match_dist = min(float(min_match_dist), self.match_dist)
+        self.max_match_dist = max(self.match_dist if max_match_dist is None
+                                  else float(max_match_dist), self.match_dist)
         self.n_ex = max(1, int(exemplars))
         self.ex: np.ndarray | None = None  # (k, n_ex, dim) latest instances of each trace
         self.ex_n = np.zeros(0, dtype=np.int64)  # instances seen per trace (ring position)
@@ -111,7 +120,7 @@ class Habituation:
         g = self.gaps[j][np.isfinite(self.gaps[j])]
         self.r[j] = (self.match_dist if g.size < 2 else
                      min(max(self.spreads * float(np.quantile(g, self.quantile)),
-                             self.min_match_dist), self.match_dist))
+                             self.min_match_dist), self.max_match_dist))
 
     def _remember(self, j: int, x: np.ndarray, fresh: bool) -> None:
         """Keep x among trace j's instances (fresh: the trace starts with it)."""

@@ -17,7 +17,8 @@ from sage_snarc.audio_scene import (ATTACK, BACKGROUND_WINDOW, ROOM_BAND_HOPS, R
                                     ROOM_RISE_HOPS, AudioBackground, band_shape)
 from sage_snarc.background import ROOM_SHARE
 from sage_snarc.habituation import (MATCH_DIST, MAX_TRACES, NEAR_MISS, RADIUS_EXEMPLARS,
-                                    RADIUS_MIN, RADIUS_QUANTILE, RADIUS_SPREADS, Habituation)
+                                    RADIUS_MAX, RADIUS_MIN, RADIUS_QUANTILE, RADIUS_SPREADS,
+                                    Habituation)
 from sage_snarc.novelty import MIN_SCALE, REL_MIN_SCALE, NoveltyModel, unit
 from sage_snarc.predictor import (AUDIO_HOP_CELLS, CODE_BLOCK, CODE_MARGIN, CODE_STRIDE,
                                   CODES_FLOOR, COLOUR_CHANGE_FLOOR, COMBINE_CHANNELS,
@@ -122,7 +123,7 @@ class ModalityState:
                 max_traces=MAX_TRACES, rate=hab.rate, max_drop=hab.max_drop,
                 recovery_s=hab.recovery_s, match_dist=MATCH_DIST,
                 near_miss=NEAR_MISS, spreads=RADIUS_SPREADS,
-                quantile=RADIUS_QUANTILE, min_match_dist=RADIUS_MIN,
+                quantile=RADIUS_QUANTILE, min_match_dist=RADIUS_MIN, max_match_dist=RADIUS_MAX,
                 exemplars=RADIUS_EXEMPLARS),
             background=AudioBackground(BACKGROUND_WINDOW, drop_hops=ROOM_DROP_HOPS,
                                        band_hops=ROOM_BAND_HOPS, rise_hops=ROOM_RISE_HOPS),

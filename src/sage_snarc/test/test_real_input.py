@@ -285,6 +285,28 @@ def test_a_trace_learns_its_radius_from_how_close_its_repeats_land():
     assert again.radius()[0] == 0.45 and again.match(changed, 40.0)[0] == 0
 
 
+def test_a_trace_whose_repeats_vary_learns_a_radius_beyond_match_dist():
+    """A room's beep under traffic lands 0.3-0.6 from its trace, as far as another sound: only
+    the spread of its own repeats says it is one sound. A tight trace's radius is unchanged."""
+    rng = np.random.default_rng(6)
+    base = np.eye(16, dtype=np.float32)[0]
+    kw = dict(max_traces=8, rate=0.4, max_drop=0.9, recovery_s=30.0, match_dist=0.35,
+              near_miss=0.05, quantile=0.8, min_match_dist=0.25, spreads=2.0)
+    capped, wide, tight = (Habituation(**kw), Habituation(max_match_dist=0.6, **kw),
+                           Habituation(max_match_dist=0.6, **kw))
+    for hab, spread in ((capped, 0.3), (wide, 0.3), (tight, 0.06)):
+        i = hab.reinforce(base, -1, 0.0)
+        for t in range(1, 8):
+            hab.reinforce(_near(rng, base, spread), i, 5.0 * t)
+    far_repeat = _near(rng, base, 0.5)
+    assert capped.radius()[0] == 0.35 and capped.match(far_repeat, 40.0)[0] == -1
+    assert wide.radius()[0] == 0.6
+    trace, factor = wide.match(far_repeat, 40.0)
+    assert trace == 0 and factor < capped.match(far_repeat, 40.0)[1] - 0.2
+    assert tight.radius()[0] == 0.25                     # a punch repeated: still 0.25
+    assert tight.match(_near(rng, base, 0.4), 40.0)[0] == -1   # the car door is not it
+
+
 def _swap_stream(rng, name_models: bool, swap_at: int | None = 200):
     """Audio windows of a quiet room encoded by model A and from window `swap_at` by model B
     (None: A throughout); a clap at window 215."""
