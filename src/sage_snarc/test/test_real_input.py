@@ -303,6 +303,15 @@ def test_a_trace_whose_repeats_vary_learns_a_radius_beyond_match_dist():
     assert wide.radius()[0] == 0.6
     trace, factor = wide.match(far_repeat, 40.0)
     assert trace == 0 and factor < capped.match(far_repeat, 40.0)[1] - 0.2
+    # Beyond match_dist only the prototype counts: an input 0.55 past one of the scattered
+    # instances, on the far side from the prototype, is another sound.
+    proto, inst = wide.vecs[0].astype(np.float64), wide.ex[0, 0].astype(np.float64)
+    u = inst - (inst @ proto) * proto
+    u /= np.linalg.norm(u)
+    phi = np.arccos(np.clip(inst @ proto, -1.0, 1.0)) + 2.0 * np.arcsin(0.55 / 2.0)
+    past = (np.cos(phi) * proto + np.sin(phi) * u).astype(np.float32)
+    assert np.linalg.norm(past - inst) < 0.6 < np.linalg.norm(past - proto)
+    assert wide.match(past, 40.0)[0] == -1
     assert tight.radius()[0] == 0.25                     # a punch repeated: still 0.25
     assert tight.match(_near(rng, base, 0.4), 40.0)[0] == -1   # the car door is not it
 
