@@ -15,9 +15,8 @@ nearest instance before it. Once two such gaps are known, the radius is `spreads
 `quantile`, between min_match_dist and max_match_dist. A punch repeated eight times lands within
 about 0.1 of an earlier punch, so a car door 0.4 away is another sound, not the punch
 habituated; a new trace keeps match_dist, one whose instances vary more (a beep under
-traffic) grows up to max_match_dist, over which only its prototype counts (an instance
-still within match_dist). The near-miss width
-shrinks with the radius (near_miss at match_dist).
+traffic) grows up to max_match_dist, over which only its prototype counts (an instance still
+within match_dist). The near-miss width shrinks with the radius (near_miss at match_dist).
 
 An episode is a run of noticed inputs of one modality less than `episode_gap_s` apart (the
 windows an audio event spans, the frames of an object's arrival). It counts as one repeat: its
@@ -43,8 +42,8 @@ from sage_snarc.robust import chord
 # SNARC's traces (ModalityState.create), per modality:
 MAX_TRACES = 64
 # Chord distance within which a descriptor is the same stimulus (0.35 = 20 degrees): a new
-# trace's radius (at 0.45 with near_miss 0.15 a car door after eight
-# booms in a fan's noise fell in the boom's near-miss band and was habituated).
+# trace's radius (at 0.45 with near_miss 0.15 a car door after eight booms in a fan's noise
+# fell in the boom's near-miss band and was habituated).
 MATCH_DIST = 0.35
 NEAR_MISS = 0.05  # width just beyond the radius over which a stimulus partly counts as a repeat
 # A trace's learnt radius: RADIUS_SPREADS times the RADIUS_QUANTILE of its instances' gaps, at
@@ -103,8 +102,8 @@ class Habituation:
             best = np.where(mask, sims, -2.0).max(axis=1)
             near = np.where(best > -2.0, chord(np.clip(best, -1.0, 1.0)), d)
             # An instance counts within match_dist, only the prototype within a wider learnt
-            # radius: eight scattered instances, each with a wide radius, covered a boom and a
-            # car door (a clock's trace, busy report seed 404).
+            # radius: eight scattered instances, each with a wide radius, would cover other
+            # sounds (a ticking clock's trace took in a boom and a car door).
             d = np.minimum(d, near + np.maximum(self.radius() - self.match_dist, 0.0))
         return d
 
