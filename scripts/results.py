@@ -171,15 +171,20 @@ def graph_page(r: dict[str, Any]) -> list[str]:
     out = [f"Profile {r.get('profile')}, {how}, measured for {num(r.get('seconds'), 1)} s "
            'after the warm-up.', '',
            '## Capture to salience', '',
-           'First salience: seconds from the graph\'s start. Latency: ms from the capture stamp '
+           'First salience: seconds from the graph\'s start; its input captured: when the '
+           'newest sample of the input it scored was captured, in seconds from the start (the '
+           'rest is encoding and scoring). Latency: ms from the capture stamp '
            'of the newest sample of the input (audio: the last sample of its window) to the '
            'Salience message.', '']
     lat = r.get('salience_latency_ms', {})
     mods = lat.get('modalities', {})
     first = r.get('first_salience_s', {})
-    rows = [[m, num(first.get(m), 2), *pct_cells(mods.get(m))]
+    inputs = r.get('first_salience_input') or {}
+    rows = [[m, num(first.get(m), 2), num(inputs.get(m, {}).get('newest_sample_s'), 2),
+             *pct_cells(mods.get(m))]
             for m in sorted(set(first) | set(mods))]
-    out += table(['modality', 'first salience s', 'n', 'p50 ms', 'p95 ms', 'p99 ms'], rows)
+    out += table(['modality', 'first salience s', 'its input captured s', 'n', 'p50 ms',
+                  'p95 ms', 'p99 ms'], rows)
     split = lat.get('by_refinement') or {}
     rows = [[m, k, *pct_cells(v)] for m, kinds in sorted(split.items())
             for k, v in sorted(kinds.items())]

@@ -28,7 +28,8 @@ from sage_bringup.launch_cmd import graph_supervisor
 from sage_bringup.environment import resolve_domain
 from sage_bringup.profile import load_profile
 from sage_bench import foxglove_cost
-from sage_bench.salience_timing import (first_salience_s, first_salience_seq, last_sample_offsets,
+from sage_bench.salience_timing import (first_input_s, first_salience_s, first_salience_seq,
+                                        last_sample_offsets,
                                   latency_by_refinement,
                                   percentiles, SalienceArrival, salience_latency_ms)
 from sage_common.vocabulary import Topic, absolute
@@ -226,6 +227,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
             first_topic = {absolute(t): probe.first[t] - started for t in STAGES
                            if t in probe.first}
             offsets = last_sample_offsets({n.name: n.parameters for n in prof.nodes})
+            first_input = first_input_s(probe.salience_all, started, offsets)
             latency = salience_latency_ms(probe.salience, offsets)
             by_refinement = latency_by_refinement(probe.salience, probe.iterations, offsets)
             encode = {m: percentiles(v) for m, v in sorted(probe.encode_ms.items())}
@@ -248,6 +250,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
             'seq_gaps': drops,
             'first_salience_s': first,
             'first_salience_input_seq': first_seq,
+            'first_salience_input': first_input,
             'first_arrival_s': first_topic,
             'salience_latency_ms': {'from': 'capture stamp of the newest sample of the input',
                                     'last_sample_offset_s': offsets, 'modalities': latency,
@@ -288,19 +291,24 @@ def promote_copies(root: Path, modalities: tuple[str, ...]) -> str:
 
 
 def table_rows(results: dict[str, Any]) -> list[list[str]]:
-    """Per modality: first salience (s from start), capture -> salience n, p50, p95 (ms)."""
+    """Per modality: first salience (s from start), when its input's newest sample was
+    captured (s from start), capture -> salience n, p50, p95 (ms)."""
     latency = results['salience_latency_ms']['modalities']
+    inputs = results.get('first_salience_input') or {}
     rows = []
     for m in sorted(set(results['first_salience_s']) | set(latency)):
         first = results['first_salience_s'].get(m)
+        captured = inputs.get(m, {}).get('newest_sample_s')
         lat = latency.get(m, {'n': 0})
-        rows.append([m, '-' if first is None else f'{first:.2f}', str(lat['n']),
+        rows.append([m, '-' if first is None else f'{first:.2f}',
+                     '-' if captured is None else f'{captured:.2f}', str(lat['n']),
                      *(f'{lat[k]:.1f}' if k in lat else '-' for k in ('p50', 'p95'))])
     return rows
 
 
 def print_table(results: dict[str, Any], echo=print) -> None:
-    header = ['modality', 'first salience s', 'n', 'capture->salience p50 ms', 'p95 ms']
+    header = ['modality', 'first salience s', 'its input captured s', 'n',
+              'capture->salience p50 ms', 'p95 ms']
     rows = [header, *table_rows(results)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:

@@ -35,11 +35,32 @@ def percentiles(values: Iterable[float]) -> dict[str, float]:
 
 def first_salience_s(arrivals: Iterable[SalienceArrival], started: float) -> dict[str, float]:
     """Seconds from `started` (the graph's launch) to the first Salience of each modality."""
-    first: dict[str, float] = {}
+    return {m: a.arrival - started for m, a in sorted(_firsts(arrivals).items())}
+
+
+def _firsts(arrivals: Iterable[SalienceArrival]) -> dict[str, SalienceArrival]:
+    first: dict[str, SalienceArrival] = {}
     for a in arrivals:
-        if a.modality not in first or a.arrival < first[a.modality]:
-            first[a.modality] = a.arrival
-    return {m: t - started for m, t in sorted(first.items())}
+        if a.modality not in first or a.arrival < first[a.modality].arrival:
+            first[a.modality] = a
+    return first
+
+
+def first_input_s(arrivals: Iterable[SalienceArrival], started: float,
+                  offsets: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Where the first salience's time goes, per modality: from `started` to the capture of
+    its input's first and newest sample ('first_sample_s', 'newest_sample_s'; they differ by
+    the audio window), and from that newest sample to the Salience ('scored_after_s').
+
+    A start-up that waits on the sensor (a process still importing, the microphone's first
+    window) shows in the capture times; one that waits on encoding or scoring (a model load,
+    a subscription matched late) in scored_after_s."""
+    out: dict[str, dict[str, float]] = {}
+    for m, a in sorted(_firsts(arrivals).items()):
+        newest = a.stamp + offsets.get(m, 0.0)
+        out[m] = {'first_sample_s': a.stamp - started, 'newest_sample_s': newest - started,
+                  'scored_after_s': a.arrival - newest}
+    return out
 
 
 def first_salience_seq(arrivals: Iterable[SalienceArrival]) -> dict[str, int]:
@@ -48,11 +69,7 @@ def first_salience_seq(arrivals: Iterable[SalienceArrival]) -> dict[str, int]:
     Above 0, the inputs before it were encoded but not seen here: the bench's subscription (or
     SNARC's) matched late, so a first-salience time includes that discovery delay.
     """
-    first: dict[str, SalienceArrival] = {}
-    for a in arrivals:
-        if a.modality not in first or a.arrival < first[a.modality].arrival:
-            first[a.modality] = a
-    return {m: a.input_seq for m, a in sorted(first.items())}
+    return {m: a.input_seq for m, a in sorted(_firsts(arrivals).items())}
 
 
 def last_sample_offsets(node_params: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:

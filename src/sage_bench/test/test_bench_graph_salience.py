@@ -42,5 +42,12 @@ def test_bench_reports_first_audio_salience_and_latency_from_the_windows_last_sa
     # first sample, which the Salience stamp carries, is a whole window earlier)
     assert 0.0 < audio['p50'] < window_s * 1e3
     assert result['first_arrival_s']['/sage/salience'] <= first
+    # the first salience split: its window was captured after the start, a window long, and
+    # scored after its newest sample
+    parts = result['first_salience_input']['audio']
+    assert parts['first_sample_s'] > 0.0
+    assert parts['newest_sample_s'] - parts['first_sample_s'] == pytest.approx(offset)
+    assert parts['scored_after_s'] > 0.0
+    assert parts['newest_sample_s'] + parts['scored_after_s'] == pytest.approx(first)
     assert result['encode_ms']['audio']['n'] >= 1
     assert result['first_salience_input_seq']['audio'] >= 0

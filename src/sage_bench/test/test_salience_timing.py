@@ -7,8 +7,8 @@ import pytest
 
 from sage_bench.graph import print_table
 from sage_bringup.profile import load_profile
-from sage_bench.salience_timing import (first_salience_s, first_salience_seq, last_sample_offsets,
-                                  latency_by_refinement,
+from sage_bench.salience_timing import (first_input_s, first_salience_s, first_salience_seq,
+                                        last_sample_offsets, latency_by_refinement,
                                   SalienceArrival, salience_latency_ms)
 
 
@@ -18,6 +18,22 @@ def test_first_salience_is_the_earliest_arrival_of_each_modality_after_the_start
                 SalienceArrival('vision', 105.0, 104.99)]
     assert first_salience_s(arrivals, started=100.0) == pytest.approx(
         {'audio': 4.75, 'imu': 2.2, 'vision': 3.0})
+
+
+def test_the_first_salience_is_split_into_its_inputs_capture_and_its_scoring():
+    # audio: the window's first sample at 1.0 s, its newest a window (1.024 s) later, scored
+    # 0.1 s after that; vision: a frame captured at 1.5 s and scored at 1.52 s; the later
+    # audio salience that arrived sooner after its capture is not the first
+    arrivals = [SalienceArrival('audio', 102.124, 101.0), SalienceArrival('vision', 101.52, 101.5),
+                SalienceArrival('audio', 102.3, 101.256)]
+    parts = first_input_s(arrivals, 100.0, {'audio': 1.024})
+    assert parts['audio'] == pytest.approx({'first_sample_s': 1.0, 'newest_sample_s': 2.024,
+                                            'scored_after_s': 0.1})
+    assert parts['vision'] == pytest.approx({'first_sample_s': 1.5, 'newest_sample_s': 1.5,
+                                             'scored_after_s': 0.02})
+    first = first_salience_s(arrivals, 100.0)
+    for m, p in parts.items():   # the parts add up to the first salience
+        assert p['newest_sample_s'] + p['scored_after_s'] == pytest.approx(first[m])
 
 
 def test_the_first_salience_seen_tells_how_many_inputs_came_before_it():
@@ -57,6 +73,7 @@ def test_audio_latency_is_measured_from_the_windows_last_sample_vision_from_its_
 
 def test_the_bench_table_has_one_row_per_modality_with_first_salience_and_latency():
     results = {'first_salience_s': {'audio': 2.5, 'vision': 1.25},
+               'first_salience_input': {'audio': {'newest_sample_s': 2.4}},
                'salience_latency_ms': {'modalities': {
                    'vision': {'n': 3, 'p50': 12.0, 'p95': 20.0, 'p99': 21.0},
                    'imu': {'n': 0}}}}
@@ -64,8 +81,8 @@ def test_the_bench_table_has_one_row_per_modality_with_first_salience_and_latenc
     print_table(results, lines.append)
     assert lines[0].split()[0] == 'modality'
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
-    assert rows == {'audio': ['2.50', '0', '-', '-'], 'imu': ['-', '0', '-', '-'],
-                    'vision': ['1.25', '3', '12.0', '20.0']}
+    assert rows == {'audio': ['2.50', '2.40', '0', '-', '-'], 'imu': ['-', '-', '0', '-', '-'],
+                    'vision': ['1.25', '-', '3', '12.0', '20.0']}
 
 
 def test_latency_is_split_by_whether_the_encoder_refined_the_input():
