@@ -28,10 +28,9 @@ from sage_bringup.launch_cmd import graph_supervisor
 from sage_bringup.environment import resolve_domain
 from sage_bringup.profile import load_profile
 from sage_bench import foxglove_cost
-from sage_bench.salience_timing import (first_input_s, first_salience_s, first_salience_seq,
-                                        last_sample_offsets,
-                                  latency_by_refinement,
-                                  percentiles, SalienceArrival, salience_latency_ms)
+from sage_bench.salience_timing import (first_salience_input, first_salience_s, first_salience_seq,
+                                        last_sample_offsets, latency_by_refinement, percentiles,
+                                        SalienceArrival, salience_latency_ms)
 from sage_common.vocabulary import Topic, absolute
 from sage_encoders.model_files import PACKAGED_DIR
 from sage_encoders.model_versions import ModelVersions, PACKAGED
@@ -227,7 +226,7 @@ def run_bench(seconds: float = 30.0, profile: str = 'nano', warmup_s: float = 8.
             first_topic = {absolute(t): probe.first[t] - started for t in STAGES
                            if t in probe.first}
             offsets = last_sample_offsets({n.name: n.parameters for n in prof.nodes})
-            first_input = first_input_s(probe.salience_all, started, offsets)
+            first_input = first_salience_input(probe.salience_all, started, offsets)
             latency = salience_latency_ms(probe.salience, offsets)
             by_refinement = latency_by_refinement(probe.salience, probe.iterations, offsets)
             encode = {m: percentiles(v) for m, v in sorted(probe.encode_ms.items())}

@@ -46,7 +46,7 @@ def _firsts(arrivals: Iterable[SalienceArrival]) -> dict[str, SalienceArrival]:
     return first
 
 
-def first_input_s(arrivals: Iterable[SalienceArrival], started: float,
+def first_salience_input(arrivals: Iterable[SalienceArrival], started: float,
                   offsets: Mapping[str, float]) -> dict[str, dict[str, float]]:
     """Where the first salience's time goes, per modality: from `started` to the capture of
     its input's first and newest sample ('first_sample_s', 'newest_sample_s'; they differ by

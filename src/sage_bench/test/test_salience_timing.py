@@ -7,9 +7,9 @@ import pytest
 
 from sage_bench.graph import print_table
 from sage_bringup.profile import load_profile
-from sage_bench.salience_timing import (first_input_s, first_salience_s, first_salience_seq,
+from sage_bench.salience_timing import (first_salience_input, first_salience_s, first_salience_seq,
                                         last_sample_offsets, latency_by_refinement,
-                                  SalienceArrival, salience_latency_ms)
+                                        SalienceArrival, salience_latency_ms)
 
 
 def test_first_salience_is_the_earliest_arrival_of_each_modality_after_the_start():
@@ -26,7 +26,7 @@ def test_the_first_salience_is_split_into_its_inputs_capture_and_its_scoring():
     # audio salience that arrived sooner after its capture is not the first
     arrivals = [SalienceArrival('audio', 102.124, 101.0), SalienceArrival('vision', 101.52, 101.5),
                 SalienceArrival('audio', 102.3, 101.256)]
-    parts = first_input_s(arrivals, 100.0, {'audio': 1.024})
+    parts = first_salience_input(arrivals, 100.0, {'audio': 1.024})
     assert parts['audio'] == pytest.approx({'first_sample_s': 1.0, 'newest_sample_s': 2.024,
                                             'scored_after_s': 0.1})
     assert parts['vision'] == pytest.approx({'first_sample_s': 1.5, 'newest_sample_s': 1.5,
