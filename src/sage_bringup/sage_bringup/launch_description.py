@@ -57,7 +57,15 @@ def node_action(spec: NodeSpec, profile: Profile) -> Node:
                 parameters=[{**spec.parameters, **spec.ros_parameters}],
                 remappings=list(spec.remappings),
                 arguments=['--ros-args', '--log-level', level] if level else None,
-                respawn=spec.respawn, respawn_delay=_respawn_delay(profile), output='screen')
+                respawn=spec.respawn, respawn_delay=_respawn_delay(profile), output='screen',
+                prefix=nice_prefix(spec.nice))
+
+
+def nice_prefix(nice: int) -> str | None:
+    """The command prefix that runs a process `nice` steps nicer (None: as launched). ros2
+    launch keeps its processes in its own session, so a niceness orders them against each other
+    (sage launch, whose processes have sessions of their own, sets their autogroups too)."""
+    return f'nice -n {nice}' if nice else None
 
 
 def group_action(group: NodeGroup, profile: Profile, params_dir: Path) -> ExecuteProcess:
@@ -65,7 +73,9 @@ def group_action(group: NodeGroup, profile: Profile, params_dir: Path) -> Execut
     list and its members' params files are written to params_dir, as `sage launch` does."""
     spec_path = params_dir / f'group_{group.name}.yaml'
     write_group_spec(group, params_dir, spec_path, ros_args(profile))
-    return ExecuteProcess(cmd=[sys.executable, '-m', COMPOSE_MODULE, str(spec_path)],
+    prefix = nice_prefix(group.nice)
+    return ExecuteProcess(cmd=[*(prefix.split() if prefix else ()), sys.executable, '-m',
+                               COMPOSE_MODULE, str(spec_path)],
                           name=f'group_{group.name}', respawn=group.respawn,
                           respawn_delay=_respawn_delay(profile), output='screen')
 

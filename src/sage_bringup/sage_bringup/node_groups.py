@@ -38,6 +38,11 @@ class NodeGroup:
     def stop_last(self) -> bool:
         return any(m.stop_last for m in self.members)
 
+    @property
+    def nice(self) -> int:
+        """The least of its members': a background node slows no other node of its group."""
+        return min(m.nice for m in self.members)
+
 
 Process = NodeSpec | NodeGroup
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+from sage_bringup.cpu_priority import lower_priority
 from sage_bringup.log_errors import ErrorLines
 from sage_bringup.node_groups import (COMPOSE_MODULE, NodeGroup, Process, write_group_spec,
                               write_params_file)
@@ -125,6 +126,9 @@ class Supervisor:
                 stdin=subprocess.DEVNULL, env=self.env, start_new_session=True,
                 preexec_fn=_child_setup)
         child.started_at = time.monotonic()
+        if child.spec.nice:
+            for problem in lower_priority(child.proc.pid, child.spec.nice):
+                self.log(f'[sage] {child.spec.name}: {problem}')
 
     def pids(self) -> dict[str, int]:
         return {c.spec.name: c.proc.pid for c in self.children

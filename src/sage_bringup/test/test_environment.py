@@ -108,16 +108,21 @@ def test_an_rmw_that_is_not_installed_is_refused_before_anything_starts(bare_env
         graph_env(nano)
 
 
-@pytest.mark.parametrize('name,announce_s', [('fastdds_shm.xml', '1'),
-                                              ('fastdds_multihost.xml', None)])
-def test_fastdds_profiles_are_strict_xml_and_announce_as_chosen(name, announce_s):
+@pytest.mark.parametrize('name,announce_s,first', [('fastdds_shm.xml', '1', '10'),
+                                                    ('fastdds_multihost.xml', None, None)])
+def test_fastdds_profiles_are_strict_xml_and_announce_as_chosen(name, announce_s, first):
     """Fast DDS's own parser forgives what a strict one rejects (e.g. '--' in a comment); a
     profile it cannot read leaves the graph on the builtin transports, open to the LAN. On
-    one host participants re-announce every 1 s (a node found late costs first salience);
-    across hosts Fast DDS's 3 s default keeps announcements off the link."""
+    one host a new participant announces itself 10 times over its first second and then
+    every 1 s (a node found late costs first salience); across hosts Fast DDS's defaults
+    (5, then every 3 s) keep announcements off the link."""
     ns = {'f': 'http://www.eprosima.com'}
     root = ET.parse(config_dir() / name).getroot()
     participant = root.find('f:profiles/f:participant', ns)
     assert participant.get('is_default_profile') == 'true'
     lease = participant.find('f:rtps/f:builtin/f:discovery_config/f:leaseAnnouncement', ns)
     assert (None if lease is None else lease.find('f:sec', ns).text) == announce_s
+    initial = participant.find('f:rtps/f:builtin/f:discovery_config/f:initialAnnouncements', ns)
+    assert (None if initial is None else initial.find('f:count', ns).text) == first
+    if initial is not None:
+        assert initial.find('f:period/f:nanosec', ns).text == '100000000'

@@ -107,6 +107,9 @@ def test_launch_file_and_sage_launch_start_the_same_nodes_with_the_same_paramete
         from_file = flatten(on_disk[f'/**/{child.spec.name}']['ros__parameters'])
         assert from_file == launched['parameters'][0]
         assert launched['respawn'] == child.spec.respawn
+        # Same CPU priority: memory runs nicer (sage launch sets it on the started process).
+        assert launched['prefix'] == (f'nice -n {child.spec.nice}' if child.spec.nice else None)
+    assert [n['name'] for n in nodes if n['prefix']] == ['memory']
     by_name = {n['name']: n['parameters'][0] for n in nodes}
     assert by_name['camera']['fps'] == 10.0
     assert by_name['snarc']['threshold.target_rate_hz'] == 0.2

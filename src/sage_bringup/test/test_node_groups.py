@@ -52,3 +52,29 @@ def test_a_groups_members_are_built_in_the_order_the_group_lists_them(tmp_path):
     groups = {g.name: g for g in compose_groups(load_profile(str(path)))
               if isinstance(g, NodeGroup)}
     assert [m.name for m in groups['sensing'].members] == list(reversed(listed))
+
+
+def _nice_profile(tmp_path, nice):
+    data = yaml.safe_load((config_dir() / 'nano.yaml').read_text())
+    data['launch']['nodes']['memory']['nice'] = nice
+    data['launch']['compose_groups']['cognition'].append('memory')
+    path = tmp_path / 'nano_nice.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return load_profile(str(path))
+
+
+def test_memory_runs_nicer_and_a_group_at_its_least_nice_member(tmp_path):
+    # nano: memory is background work and alone in its process; put in a group beside
+    # scoring, it must not slow scoring down with it
+    nodes = {n.name: n.nice for n in load_profile('nano').nodes}
+    assert nodes.pop('memory') == 5 and set(nodes.values()) == {0}
+    processes = {p.name: p for p in compose_groups(load_profile('nano'))}
+    assert processes['memory'].nice == 5 and processes['cognition'].nice == 0
+    assert {p.name: p.nice for p in compose_groups(_nice_profile(tmp_path, 7))
+            if isinstance(p, NodeGroup)} == {'sensing': 0, 'cognition': 0}
+
+
+@pytest.mark.parametrize('bad', [-1, 20, 2.5, 'low', True])
+def test_a_nice_outside_0_to_19_or_not_whole_is_refused(tmp_path, bad):
+    with pytest.raises(ProfileError, match=r'launch\.nodes\.memory: nice must be a whole number'):
+        _nice_profile(tmp_path, bad)

@@ -6,6 +6,7 @@ import signal
 import sys
 import time
 
+from sage_bringup.cpu_priority import read_autogroup_nice
 from sage_bringup.profile import NodeSpec
 from sage_bringup.supervisor import Supervisor, SupervisorConfig
 
@@ -131,3 +132,27 @@ def test_children_stop_on_sigint_even_when_the_launcher_started_with_it_ignored(
     _wait_ready(sup.children[0])
     assert sup.stop() == []
     assert sup.children[0].proc.returncode == 0
+
+
+def test_a_background_node_runs_nicer_than_the_others_in_its_autogroup_too(tmp_path):
+    # 'steady' is marked nice 5, 'calm' (the same program) is not. Each child is a session of
+    # its own, and with autogroup scheduling on the kernel shares the CPU between sessions
+    # first: the autogroup must carry the niceness as well.
+    PROGRAMS['calm'] = PROGRAMS['steady']
+    sup = _supervisor(tmp_path, ['steady', 'calm'])
+    object.__setattr__(sup.children[0].spec, 'nice', 5)
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    sup.start()
+    try:
+        _wait_ready(sup.children[0])
+        pid = sup.children[0].proc.pid
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, base + 5)
+        group = read_autogroup_nice(pid)
+        if group is not None:  # a kernel with autogroup scheduling: a new session's starts at 0
+            assert group == 5
+        _wait_ready(sup.children[1])
+        calm = sup.children[1].proc.pid
+        assert os.getpriority(os.PRIO_PROCESS, calm) == base
+        assert read_autogroup_nice(calm) in (None, 0)
+    finally:
+        assert sup.stop() == []
