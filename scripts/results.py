@@ -354,20 +354,51 @@ def index(entries: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> str:
     return '\n'.join(lines) + '\n'
 
 
-# A block of a hand-written README that the script fills from the data (the rest of the file
+# Blocks of hand-written READMEs that the script fills from the data (the rest of each file
 # is left as it is).
-README_BLOCKS = {Path('src/sage_snarc/README.md'): 'ablation'}
+README_BLOCKS = {Path('src/sage_snarc/README.md'): 'ablation', Path('README.md'): 'graph-runs'}
+# docs/results/data/graph-runs/: `sage bench graph` runs alternated between two commits on one
+# machine (no page each: the README's graph-runs block sets them side by side).
+RUNS = 'graph-runs'
 
 
 Entries = list[tuple[str, dict[str, Any], dict[str, Any]]]  # (data name, bench JSON, command)
 
 
-def readme_block(name: str, entries: Entries) -> list[str]:
+def readme_block(name: str, entries: Entries, runs: Entries) -> list[str]:
+    return runs_block(runs) if name == RUNS else ablation_block(entries)
+
+
+def runs_block(runs: Entries) -> list[str]:
+    """The alternated graph runs in the order they ran: first salience and capture ->
+    salience p95 per modality, with the commit each ran on and the command."""
+    if not runs:
+        return [f'(no run in docs/results/data/{RUNS}/ yet)', '']
+    rows = []
+    for name, d, c in sorted(runs, key=lambda e: e[1].get('started') or 0):
+        r = d.get('results') or {}
+        first = r.get('first_salience_s') or {}
+        p95 = {m: (v or {}).get('p95') for m, v in
+               ((r.get('salience_latency_ms') or {}).get('modalities') or {}).items()}
+        rows.append([when(d.get('started')), name, f"`{c.get('commit') or '-'}`",
+                     *(num(first.get(m), 2) for m in ('vision', 'audio', 'imu')),
+                     *(num(p95.get(m), 3) for m in ('vision', 'audio', 'imu'))])
+    commands = sorted({c.get('command') or '-' for _, _, c in runs})
+    notes = sorted({c.get('note') for _, _, c in runs if c.get('note')})
+    machine = runs[0][1].get('machine') or {}
+    return [*notes, '', f"Machine: {machine.get('machine')}, {machine.get('cpus')} CPUs, "
+            f"Python {machine.get('python')}. Each run (RUN: the name in the table):", '',
+            '```text', *commands, '```', '',
+            *table(['ran (UTC)', 'run', 'commit', 'first salience vision s', 'audio s',
+                    'IMU s', 'capture -> salience p95 vision ms', 'audio ms', 'IMU ms'], rows)]
+
+
+def ablation_block(entries: Entries) -> list[str]:
     """The ablation tables of every salience run that has one, with the command of each."""
     out: list[str] = []
     for data_name, d, c in entries:
         r = d.get('results') or {}
-        if name != 'ablation' or not r.get('ablation'):
+        if not r.get('ablation'):
             continue
         out += [f"{r.get('scenes')} scenes, {len(r.get('seeds', []))} {r.get('seed_set')} "
                 f"seeds ({seed_list(r.get('seeds', []))}), profile {r.get('profile')}; "
@@ -401,12 +432,14 @@ def build(root: Path) -> dict[Path, str]:
         if not isinstance(data, dict) or 'results' not in data:
             raise SystemExit(f'{path}: not the JSON of a `sage bench` run (no "results")')
         entries.append((path.stem, data, cmds.get(path.name, {})))
+    runs = [(path.stem, json.loads(path.read_text()), cmds.get(f'{RUNS}/{path.name}', {}))
+            for path in sorted((data_dir / RUNS).glob('*.json'))]
     pages = {RESULTS / f'{name}.md': render(name, d, c) for name, d, c in entries}
     pages[RESULTS / 'README.md'] = index(entries)
     for readme, block in README_BLOCKS.items():
         if (root / readme).is_file():  # absent in a --root holding only docs/results/data
             pages[readme] = fill_block((root / readme).read_text(), block,
-                                       readme_block(block, entries))
+                                       readme_block(block, entries, runs))
     return pages
 
 

@@ -23,9 +23,11 @@ import sys
 import tempfile
 from typing import Any
 
-import cv2
 import numpy as np
 import soundfile as sf
+
+# OpenCV is imported where images are made or read: the microphone, which uses this module
+# for its sample recordings and starts first in the graph, does not wait for its import.
 
 from sage_common.speech import SpeechError, espeak, espeak_exe
 from sage_sensors.errors import SensorError
@@ -62,6 +64,7 @@ def _photo(name: str) -> np.ndarray:
 
 def build_panorama() -> np.ndarray:
     """(512, W, 3) uint8 RGB strip of three bundled photos (astronaut, rocket, cat)."""
+    import cv2  # lazy (see the imports)
     parts = []
     for image in (_photo('astronaut'), _photo('rocket'), _photo('chelsea')):
         h, w = image.shape[:2]
@@ -118,6 +121,7 @@ def write_samples(out: Path, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     Raises:
         SensorError: espeak-ng or a writer failed.
     """
+    import cv2  # lazy (see the imports)
     out.mkdir(parents=True, exist_ok=True)
     tl = Timeline()
     panorama, obj = build_panorama(), build_object()
@@ -154,6 +158,7 @@ def write_scene_video(path: Path, panorama: np.ndarray, obj: np.ndarray, tl: Tim
     Raises:
         SensorError: OpenCV cannot open a writer.
     """
+    import cv2  # lazy (see the imports)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*'MJPG'), fps, size)
     if not writer.isOpened():
         raise SensorError(f'cannot write video {path}')
@@ -228,6 +233,7 @@ def load_image_rgb(path: Path, alpha: bool = False) -> np.ndarray:
     Raises:
         SensorError: unreadable.
     """
+    import cv2  # lazy (see the imports)
     flag = cv2.IMREAD_UNCHANGED if alpha else cv2.IMREAD_COLOR
     img = cv2.imread(str(path), flag) if Path(path).is_file() else None
     if img is None:

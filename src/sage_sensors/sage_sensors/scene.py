@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from sage_sensors.imu_core import STANDARD_GRAVITY
@@ -40,6 +39,9 @@ class CameraScene:
     def __init__(self, panorama: np.ndarray, obj: np.ndarray, width: int, height: int,
                  timeline: Timeline, seed: int = 0, noise: float = 2.0,
                  pan_px: float = 200.0) -> None:
+        # lazy: OpenCV's import is not paid by the microphone, which starts first (its
+        # first window is the graph's first salience)
+        import cv2
         self.width, self.height = int(width), int(height)
         self.timeline = timeline
         scale = self.height / panorama.shape[0]
@@ -85,6 +87,7 @@ class CameraScene:
         x0 = self.offset(t)
         view = self._pano[:, x0:x0 + self.width]
         if self._noise:
+            import cv2  # lazy, as in __init__ (loaded by then: a lookup)
             plus, minus = self._noise[index % len(self._noise)]
             frame = cv2.subtract(cv2.add(view, plus), minus)
         else:

@@ -1,5 +1,6 @@
 """Sensor nodes import only what they need (issue 16.2): scipy.signal alone took ~0.6 s of each
-sensor node's ~0.9 s import, for one low-pass filter of the synthetic room noise."""
+sensor node's ~0.9 s import, for one low-pass filter of the synthetic room noise; OpenCV took
+0.07-0.28 s of the microphone's."""
 from __future__ import annotations
 
 import subprocess
@@ -25,6 +26,13 @@ def test_a_sensor_node_module_does_not_import_scipy_signal(node):
     loaded = _modules_after(f'import sage_sensors.{node}')
     assert f'sage_sensors.{node}' in loaded
     assert not loaded & set(HEAVY)
+
+
+def test_the_microphone_starts_without_opencv():
+    # it is built first in the graph (its first window is the first salience); OpenCV's
+    # import is the camera's and the vision encoder's, built after it
+    assert 'cv2' not in _modules_after('import sage_sensors.microphone_node')
+    assert 'cv2' in _modules_after('import sage_sensors.camera_node')
 
 
 def test_the_synthetic_microphone_track_is_built_without_scipy_signal():
