@@ -382,7 +382,7 @@ def runs_block(runs: Entries) -> list[str]:
                ((r.get('salience_latency_ms') or {}).get('modalities') or {}).items()}
         rows.append([when(d.get('started')), name, f"`{c.get('commit') or '-'}`",
                      *(num(first.get(m), 2) for m in ('vision', 'audio', 'imu')),
-                     *(num(p95.get(m), 3) for m in ('vision', 'audio', 'imu'))])
+                     *(num(p95.get(m), 1) for m in ('vision', 'audio', 'imu'))])
     commands = sorted({c.get('command') or '-' for _, _, c in runs})
     notes = sorted({c.get('note') for _, _, c in runs if c.get('note')})
     machine = runs[0][1].get('machine') or {}

@@ -289,6 +289,11 @@ CHECKS: dict[str, Check] = {
         Check('', note="the '.venv/bin/sage bench graph --seconds 20' check (5 s, -o "
                        'runs/graph.json) and test_foxglove_cost (the --foxglove phases); '
                        'test_results_pages checks the page made from its JSON'),
+    '.venv/bin/sage bench graph --seconds 20 --domain-id 231 -o '
+    'docs/results/data/graph-runs/RUN.json':
+        Check('', note="the '.venv/bin/sage bench graph --seconds 20' check (5 s, -o "
+                       'runs/graph.json); test_results_pages checks the README block made from '
+                       'the runs\' JSON'),
     '.venv/bin/sage bench memory -o docs/results/data/memory.json': Check(
         '', note="the '.venv/bin/sage bench memory' check (test_bench_memory); "
                  'test_results_pages checks the page made from its JSON'),
