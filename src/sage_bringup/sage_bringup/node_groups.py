@@ -39,9 +39,17 @@ class NodeGroup:
         return any(m.stop_last for m in self.members)
 
     @property
-    def nice(self) -> int:
-        """The least of its members': a background node slows no other node of its group."""
-        return min(m.nice for m in self.members)
+    def start_delay_s(self) -> float:
+        """The least of its members': a late node delays no other node of its group."""
+        return min(m.start_delay_s for m in self.members)
+
+
+START_LATER_MODULE = 'sage_bringup.start_later'
+
+
+def start_later_prefix(delay_s: float, python: str) -> list[str]:
+    """The command prefix that starts a process delay_s seconds late ([]: at once)."""
+    return [python, '-m', START_LATER_MODULE, f'{delay_s:g}', '--'] if delay_s > 0 else []
 
 
 Process = NodeSpec | NodeGroup

@@ -66,9 +66,9 @@ class NodeSpec:
     remappings: tuple[tuple[str, str], ...] = ()
     # Stopped after the others (memory: so their shutdown checkpoints reach it).
     stop_last: bool = False
-    # Added to its process's niceness (0-19, sage_bringup.cpu_priority): background work
-    # (memory) yields the CPU to the sensors and scoring when it is short, as at start-up.
-    nice: int = 0
+    # Started this many seconds after the others (sage_bringup.start_later): background work
+    # (memory) leaves a small machine's CPU to the sensors and scoring while they start.
+    start_delay_s: float = 0.0
     # ROS_PARAMS given for this node (use_sim_time), kept apart: cores never see them.
     ros_parameters: dict[str, ParamValue] = field(default_factory=dict)
 
@@ -230,20 +230,20 @@ def check_namespace(namespace: str) -> str:
     return '/' + '/'.join(tokens) if tokens else ''
 
 
-NICE_MAX = 19  # the least CPU priority Linux gives
+START_DELAY_MAX_S = 60.0
 
 
-def check_nice(value: Any, where: str) -> int:
-    """A node entry's `nice`: a whole number 0-19 added to its process's niceness.
+def check_start_delay(value: Any, where: str) -> float:
+    """A node entry's `start_delay_s`: seconds, 0-60.
 
     Raises:
-        ProfileError: anything else (a negative niceness would need privileges a launcher
-            should not ask for).
+        ProfileError: not a number in that range.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= NICE_MAX:
-        raise ProfileError(f'{where}: nice must be a whole number 0-{NICE_MAX} '
-                           f'(0 = as the launcher), not {value!r}')
-    return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not 0.0 <= value <= START_DELAY_MAX_S:
+        raise ProfileError(f'{where}: start_delay_s must be a number of seconds 0-'
+                           f'{START_DELAY_MAX_S:g} (0 = with the others), not {value!r}')
+    return float(value)
 
 
 def check_log_level(level: str) -> str:
@@ -374,12 +374,13 @@ def load_profile(name_or_path: str, overrides: Iterable[str] = (),
         values = resolve(module.PARAMS, per_node[node], getattr(module, 'validate', None),
                          node=node)
         remaps = tuple((str(a), str(b)) for a, b in (entry.get('remappings') or {}).items())
-        nice = check_nice(entry.get('nice', 0), f'{path}: launch.nodes.{node}')
+        delay = check_start_delay(entry.get('start_delay_s', 0.0),
+                                  f'{path}: launch.nodes.{node}')
         nodes.append(NodeSpec(name=node, package=entry['package'],
                               executable=entry['executable'], params_module=entry['params'],
                               parameters=values, respawn=bool(entry.get('respawn', True)),
                               remappings=remaps, stop_last=bool(entry.get('stop_last', False)),
-                              nice=nice, ros_parameters=ros_values))
+                              start_delay_s=delay, ros_parameters=ros_values))
     mismatches = frame_mismatches({n.name: n.parameters for n in nodes})
     if mismatches:
         raise ProfileError(f'{path}: ' + '; '.join(mismatches))

@@ -16,10 +16,9 @@ import subprocess
 import sys
 import time
 
-from sage_bringup.cpu_priority import lower_priority
 from sage_bringup.log_errors import ErrorLines
-from sage_bringup.node_groups import (COMPOSE_MODULE, NodeGroup, Process, write_group_spec,
-                              write_params_file)
+from sage_bringup.node_groups import (COMPOSE_MODULE, NodeGroup, Process, start_later_prefix,
+                                      write_group_spec, write_params_file)
 from sage_common.processes import die_with_parent
 
 # Exit code a node uses for a configuration error (sage_common.ros.run): never respawned.
@@ -93,10 +92,11 @@ class Supervisor:
 
     def command(self, child: Child) -> list[str]:
         spec = child.spec
+        later = start_later_prefix(spec.start_delay_s, self.python)
         if isinstance(spec, NodeGroup):
-            return [self.python, '-m', COMPOSE_MODULE, str(child.params_path)]
-        cmd = [self.python, '-m', spec.module, '--ros-args', '-r', f'__node:={spec.name}',
-               '--params-file', str(child.params_path)]
+            return [*later, self.python, '-m', COMPOSE_MODULE, str(child.params_path)]
+        cmd = [*later, self.python, '-m', spec.module, '--ros-args', '-r',
+               f'__node:={spec.name}', '--params-file', str(child.params_path)]
         for src, dst in spec.remappings:
             cmd += ['-r', f'{src}:={dst}']
         return cmd + self.ros_args
@@ -126,9 +126,6 @@ class Supervisor:
                 stdin=subprocess.DEVNULL, env=self.env, start_new_session=True,
                 preexec_fn=_child_setup)
         child.started_at = time.monotonic()
-        if child.spec.nice:
-            for problem in lower_priority(child.proc.pid, child.spec.nice):
-                self.log(f'[sage] {child.spec.name}: {problem}')
 
     def pids(self) -> dict[str, int]:
         return {c.spec.name: c.proc.pid for c in self.children

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shlex
 import sys
 import types
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sage_bringup.node_groups import start_later_prefix
 from sage_bringup.paths import share_dir
 from sage_bringup.profile import group_table, load_profile, ros_args
 from sage_bringup.supervisor import Supervisor
@@ -99,6 +101,11 @@ def test_launch_file_and_sage_launch_start_the_same_nodes_with_the_same_paramete
     assert [n['name'] for n in nodes] == [c.spec.name for c in sup.children]
     for launched, child in zip(nodes, sup.children):
         cmd = sup.command(child)
+        # Same start: memory starts late, behind the same prefix (sage_bringup.start_later).
+        later = start_later_prefix(child.spec.start_delay_s, sys.executable)
+        assert launched['prefix'] == (shlex.join(later) if later else None)
+        assert cmd[:len(later)] == later
+        cmd = cmd[len(later):]
         # Same executable: `python -m package.executable` == launch_ros (package, executable).
         assert cmd[2] == f"{launched['package']}.{launched['executable']}"
         assert f"__node:={launched['name']}" in cmd
@@ -107,8 +114,6 @@ def test_launch_file_and_sage_launch_start_the_same_nodes_with_the_same_paramete
         from_file = flatten(on_disk[f'/**/{child.spec.name}']['ros__parameters'])
         assert from_file == launched['parameters'][0]
         assert launched['respawn'] == child.spec.respawn
-        # Same CPU priority: memory runs nicer (sage launch sets it on the started process).
-        assert launched['prefix'] == (f'nice -n {child.spec.nice}' if child.spec.nice else None)
     assert [n['name'] for n in nodes if n['prefix']] == ['memory']
     by_name = {n['name']: n['parameters'][0] for n in nodes}
     assert by_name['camera']['fps'] == 10.0

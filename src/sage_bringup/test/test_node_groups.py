@@ -54,27 +54,29 @@ def test_a_groups_members_are_built_in_the_order_the_group_lists_them(tmp_path):
     assert [m.name for m in groups['sensing'].members] == list(reversed(listed))
 
 
-def _nice_profile(tmp_path, nice):
+def _late_profile(tmp_path, delay):
     data = yaml.safe_load((config_dir() / 'nano.yaml').read_text())
-    data['launch']['nodes']['memory']['nice'] = nice
+    data['launch']['nodes']['memory']['start_delay_s'] = delay
     data['launch']['compose_groups']['cognition'].append('memory')
-    path = tmp_path / 'nano_nice.yaml'
+    path = tmp_path / 'nano_late.yaml'
     path.write_text(yaml.safe_dump(data))
     return load_profile(str(path))
 
 
-def test_memory_runs_nicer_and_a_group_at_its_least_nice_member(tmp_path):
-    # nano: memory is background work and alone in its process; put in a group beside
-    # scoring, it must not slow scoring down with it
-    nodes = {n.name: n.nice for n in load_profile('nano').nodes}
-    assert nodes.pop('memory') == 5 and set(nodes.values()) == {0}
+def test_memory_starts_late_and_a_group_with_its_earliest_member(tmp_path):
+    # nano: memory, alone in its process, starts 1 s after the others; put in a group beside
+    # scoring, it must not delay scoring with it
+    delays = {n.name: n.start_delay_s for n in load_profile('nano').nodes}
+    assert delays.pop('memory') == 1.0 and set(delays.values()) == {0.0}
     processes = {p.name: p for p in compose_groups(load_profile('nano'))}
-    assert processes['memory'].nice == 5 and processes['cognition'].nice == 0
-    assert {p.name: p.nice for p in compose_groups(_nice_profile(tmp_path, 7))
-            if isinstance(p, NodeGroup)} == {'sensing': 0, 'cognition': 0}
+    assert processes['memory'].start_delay_s == 1.0
+    assert processes['cognition'].start_delay_s == 0.0
+    assert {p.name: p.start_delay_s for p in compose_groups(_late_profile(tmp_path, 2.5))
+            if isinstance(p, NodeGroup)} == {'sensing': 0.0, 'cognition': 0.0}
 
 
-@pytest.mark.parametrize('bad', [-1, 20, 2.5, 'low', True])
-def test_a_nice_outside_0_to_19_or_not_whole_is_refused(tmp_path, bad):
-    with pytest.raises(ProfileError, match=r'launch\.nodes\.memory: nice must be a whole number'):
-        _nice_profile(tmp_path, bad)
+@pytest.mark.parametrize('bad', [-1, 61, 'soon', True])
+def test_a_start_delay_outside_0_to_60_s_is_refused(tmp_path, bad):
+    with pytest.raises(ProfileError,
+                       match=r'launch\.nodes\.memory: start_delay_s must be a number of seconds'):
+        _late_profile(tmp_path, bad)

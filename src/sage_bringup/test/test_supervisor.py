@@ -6,7 +6,6 @@ import signal
 import sys
 import time
 
-from sage_bringup.cpu_priority import read_autogroup_nice
 from sage_bringup.profile import NodeSpec
 from sage_bringup.supervisor import Supervisor, SupervisorConfig
 
@@ -134,25 +133,32 @@ def test_children_stop_on_sigint_even_when_the_launcher_started_with_it_ignored(
     assert sup.children[0].proc.returncode == 0
 
 
-def test_a_background_node_runs_nicer_than_the_others_in_its_autogroup_too(tmp_path):
-    # 'steady' is marked nice 5, 'calm' (the same program) is not. Each child is a session of
-    # its own, and with autogroup scheduling on the kernel shares the CPU between sessions
-    # first: the autogroup must carry the niceness as well.
+def test_a_late_node_waits_in_its_own_process_then_becomes_the_node(tmp_path):
+    # 'steady' starts 0.8 s late (memory's start_delay_s), 'calm' (the same program) at once
     PROGRAMS['calm'] = PROGRAMS['steady']
     sup = _supervisor(tmp_path, ['steady', 'calm'])
-    object.__setattr__(sup.children[0].spec, 'nice', 5)
-    base = os.getpriority(os.PRIO_PROCESS, 0)
+    object.__setattr__(sup.children[0].spec, 'start_delay_s', 0.8)
+    started = time.monotonic()
     sup.start()
     try:
-        _wait_ready(sup.children[0])
-        pid = sup.children[0].proc.pid
-        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, base + 5)
-        group = read_autogroup_nice(pid)
-        if group is not None:  # a kernel with autogroup scheduling: a new session's starts at 0
-            assert group == 5
-        _wait_ready(sup.children[1])
-        calm = sup.children[1].proc.pid
-        assert os.getpriority(os.PRIO_PROCESS, calm) == base
-        assert read_autogroup_nice(calm) in (None, 0)
+        late, calm = sup.children
+        assert sup.command(late)[1:5] == ['-m', 'sage_bringup.start_later', '0.8', '--']
+        assert sup.command(calm)[1:3] == ['-m', 'fakepkg.calm']
+        pid = late.proc.pid
+        _wait_ready(late)
+        assert time.monotonic() - started >= 0.8
+        assert late.proc.pid == pid and late.proc.poll() is None  # the same process, running
+        _wait_ready(calm)
     finally:
         assert sup.stop() == []
+    assert [c.proc.returncode for c in sup.children] == [0, 0]
+
+
+def test_a_late_node_stopped_while_it_waits_exits_cleanly_and_never_runs(tmp_path):
+    sup = _supervisor(tmp_path, ['steady'])
+    object.__setattr__(sup.children[0].spec, 'start_delay_s', 30.0)
+    sup.start()
+    time.sleep(0.3)
+    assert sup.stop() == []
+    assert sup.children[0].proc.returncode == 0
+    assert b'ready' not in sup.children[0].log_path.read_bytes()
