@@ -8,6 +8,7 @@ import os
 import pytest
 
 from sage_bench.twohost import OUTBOX_TRAFFIC, run_bench
+from sage_bench.twohost_probe import next_stamp_ms
 from sage_bench.two_hosts import available
 
 pytestmark = pytest.mark.graph
@@ -76,3 +77,12 @@ def test_text_crosses_to_the_assist_host_and_back_to_the_edge_snarc(ros_domain):
     memory = result['memory']
     assert memory['edge_rows'] > 0 and memory['missing'] == 0, memory
     assert memory['shared_rows'] == memory['shared_distinct'] == memory['edge_rows'], memory
+
+
+def test_texts_sent_back_to_back_get_distinct_stamps():
+    # the probe tells texts apart by their millisecond stamp: two sent within one
+    # millisecond (a probe catching up after a stall) must not be counted as one
+    first = next_stamp_ms(100.0004, 0)
+    second = next_stamp_ms(100.0004, first)
+    later = next_stamp_ms(100.5, second)
+    assert (first, second, later) == (100_000, 100_001, 100_500)
