@@ -47,7 +47,7 @@ def _firsts(arrivals: Iterable[SalienceArrival]) -> dict[str, SalienceArrival]:
 
 
 def first_salience_input(arrivals: Iterable[SalienceArrival], started: float,
-                  offsets: Mapping[str, float]) -> dict[str, dict[str, float]]:
+                         offsets: Mapping[str, float]) -> dict[str, dict[str, float]]:
     """Where the first salience's time goes, per modality: from `started` to the capture of
     its input's first and newest sample ('first_sample_s', 'newest_sample_s'; they differ by
     the audio window), and from that newest sample to the Salience ('scored_after_s').

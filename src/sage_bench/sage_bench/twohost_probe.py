@@ -85,11 +85,12 @@ def main(count: int, rate_hz: float, discover_s: float, settle_s: float,
     ex = SingleThreadedExecutor()
     ex.add_node(node)
 
-    last_ms = [0]
+    last_ms = 0
 
     def send(i: int, warmup: bool = False) -> int:
+        nonlocal last_ms
         msg = TextInput()
-        last_ms[0] = stamp_ms = next_stamp_ms(time.time(), last_ms[0])
+        last_ms = stamp_ms = next_stamp_ms(time.time(), last_ms)
         wall = stamp_ms / 1000
         msg.header.stamp.sec = stamp_ms // 1000
         msg.header.stamp.nanosec = stamp_ms % 1000 * 1_000_000

@@ -37,8 +37,8 @@ from launch_ros.actions import Node
 
 from sage_bringup.environment import graph_env
 from sage_bringup.launch_cmd import new_run_dir
-from sage_bringup.node_groups import (COMPOSE_MODULE, compose_groups, NodeGroup,
-                                      start_later_prefix, write_group_spec)
+from sage_bringup import start_later
+from sage_bringup.node_groups import COMPOSE_MODULE, compose_groups, NodeGroup, write_group_spec
 from sage_bringup.profile import NodeSpec, Profile, load_profile, ros_args
 
 TRUE_WORDS = ('true', '1', 'yes', 'on')
@@ -59,7 +59,7 @@ def node_action(spec: NodeSpec, profile: Profile) -> Node:
                 remappings=list(spec.remappings),
                 arguments=['--ros-args', '--log-level', level] if level else None,
                 respawn=spec.respawn, respawn_delay=_respawn_delay(profile), output='screen',
-                prefix=shlex.join(start_later_prefix(spec.start_delay_s, sys.executable))
+                prefix=shlex.join(start_later.prefix(spec.start_delay_s, sys.executable))
                 or None)
 
 
@@ -68,7 +68,7 @@ def group_action(group: NodeGroup, profile: Profile, params_dir: Path) -> Execut
     list and its members' params files are written to params_dir, as `sage launch` does."""
     spec_path = params_dir / f'group_{group.name}.yaml'
     write_group_spec(group, params_dir, spec_path, ros_args(profile))
-    return ExecuteProcess(cmd=[*start_later_prefix(group.start_delay_s, sys.executable),
+    return ExecuteProcess(cmd=[*start_later.prefix(group.start_delay_s, sys.executable),
                                sys.executable, '-m', COMPOSE_MODULE, str(spec_path)],
                           name=f'group_{group.name}', respawn=group.respawn,
                           respawn_delay=_respawn_delay(profile), output='screen')

@@ -44,13 +44,6 @@ class NodeGroup:
         return min(m.start_delay_s for m in self.members)
 
 
-START_LATER_MODULE = 'sage_bringup.start_later'
-
-
-def start_later_prefix(delay_s: float, python: str) -> list[str]:
-    """The command prefix that starts a process delay_s seconds late ([]: at once)."""
-    return [python, '-m', START_LATER_MODULE, f'{delay_s:g}', '--'] if delay_s > 0 else []
-
 
 Process = NodeSpec | NodeGroup
 

@@ -13,7 +13,13 @@ import signal
 import sys
 import time
 
-USAGE = 'usage: python -m sage_bringup.start_later SECONDS -- COMMAND [ARG...]'
+MODULE = 'sage_bringup.start_later'
+USAGE = f'usage: python -m {MODULE} SECONDS -- COMMAND [ARG...]'
+
+
+def prefix(delay_s: float, python: str) -> list[str]:
+    """The command prefix that starts a process delay_s seconds late ([]: at once)."""
+    return [python, '-m', MODULE, f'{delay_s:g}', '--'] if delay_s > 0 else []
 
 
 def _stopped(signum: int, frame: object) -> None:
@@ -34,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     time.sleep(delay)
     # exec puts caught signals back to their default: the node sets up its own
     os.execvp(argv[2], argv[2:])
-    return 1  # not reached: execvp returns only by raising
 
 
 if __name__ == '__main__':

@@ -17,8 +17,9 @@ import sys
 import time
 
 from sage_bringup.log_errors import ErrorLines
-from sage_bringup.node_groups import (COMPOSE_MODULE, NodeGroup, Process, start_later_prefix,
-                                      write_group_spec, write_params_file)
+from sage_bringup import start_later
+from sage_bringup.node_groups import (COMPOSE_MODULE, NodeGroup, Process, write_group_spec,
+                                      write_params_file)
 from sage_common.processes import die_with_parent
 
 # Exit code a node uses for a configuration error (sage_common.ros.run): never respawned.
@@ -92,7 +93,7 @@ class Supervisor:
 
     def command(self, child: Child) -> list[str]:
         spec = child.spec
-        later = start_later_prefix(spec.start_delay_s, self.python)
+        later = start_later.prefix(spec.start_delay_s, self.python)
         if isinstance(spec, NodeGroup):
             return [*later, self.python, '-m', COMPOSE_MODULE, str(child.params_path)]
         cmd = [*later, self.python, '-m', spec.module, '--ros-args', '-r',

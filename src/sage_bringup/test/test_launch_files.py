@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sage_bringup.node_groups import start_later_prefix
+from sage_bringup import start_later
 from sage_bringup.paths import share_dir
 from sage_bringup.profile import group_table, load_profile, ros_args
 from sage_bringup.supervisor import Supervisor
@@ -102,7 +102,7 @@ def test_launch_file_and_sage_launch_start_the_same_nodes_with_the_same_paramete
     for launched, child in zip(nodes, sup.children):
         cmd = sup.command(child)
         # Same start: memory starts late, behind the same prefix (sage_bringup.start_later).
-        later = start_later_prefix(child.spec.start_delay_s, sys.executable)
+        later = start_later.prefix(child.spec.start_delay_s, sys.executable)
         assert launched['prefix'] == (shlex.join(later) if later else None)
         assert cmd[:len(later)] == later
         cmd = cmd[len(later):]
