@@ -40,7 +40,11 @@ from sage_encoders.model_files import search_dirs
 from sage_eval.provenance import bag_sha256
 
 FORMAT = 1
-KEEP = 64  # entries kept: the 40 tuning and 20 report scenes and a few more (35 MB a full scene)
+# Entries kept: every seed set `sage bench salience` replays (realistic: 40 tuning, 20 report;
+# busy: 30 tuning, 20 report: 110) and a few more, at 10-35 MB a scene. At 64, runs of one set
+# evicted another's entries, encoded again on its next run (20 busy tuning seeds after a
+# realistic report run: 10 min 46 s; 10 cached ones: 19 s).
+KEEP = 128
 _CODE = ('sage_encoders', 'sage_common', 'sage_eval.inputs', 'sage_eval.bagio')
 
 

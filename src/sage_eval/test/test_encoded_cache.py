@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from sage_encoders.model_files import PACKAGED_DIR
-from sage_eval import encoded_cache
+from sage_eval import busy, encoded_cache, realistic
 from sage_eval.encoded_cache import cached_inputs, entry_key
 from sage_eval.inputs import REORDER_S
 from sage_eval.replay import replay_bag
@@ -120,3 +120,10 @@ def test_only_the_newest_entries_are_kept(bag, tmp_path, monkeypatch):
     replay_bag(bag, ENCODERS, tmp_path / 'a.jsonl', cache=cache)
     assert [p.name for p in _entries(cache) if p.name.startswith('old')] == ['old2.pkl']
     assert len(_entries(cache)) == 2
+
+
+def test_every_seed_set_the_salience_bench_replays_stays_encoded():
+    """Alternating busy and realistic runs must not evict each other's scenes."""
+    scenes = sum(len(seeds) for family in (busy, realistic)
+                 for seeds in family.SEED_SETS.values())
+    assert encoded_cache.KEEP >= scenes
