@@ -44,7 +44,6 @@ class NodeGroup:
         return min(m.start_delay_s for m in self.members)
 
 
-
 Process = NodeSpec | NodeGroup
 
 
