@@ -100,9 +100,14 @@ class AudioBackground:
         return bands - med
 
     def foreground(self, bands: np.ndarray | None) -> np.ndarray | None:
-        """dB by which each band stands above its background (>= 0); None while warming up."""
+        """dB by which each band stands above its background (>= 0; None: no bands). While
+        the room is learnt (at the start, after it changed) nothing stands out of it yet: 0
+        (judged by the encoder's embedding instead, a window's novelty was that of a room
+        just heard for the first time)."""
+        if bands is None:
+            return None
         dev = self._deviation(bands)
-        return None if dev is None else np.maximum(dev, 0.0)
+        return np.zeros_like(bands) if dev is None else np.maximum(dev, 0.0)
 
     def attack_foreground(self, attack: np.ndarray | None) -> np.ndarray | None:
         """`foreground` of a hop's attack spectrum, against the room's attack spectra."""

@@ -2,8 +2,10 @@
 
 Noticed inputs of a modality closer than EPISODE_GAP_S are one episode: they share
 the habituation trace of its onset, and only the onset counts as a repeat (`reinforce`).
-A sound's sharp attack that the episode's trace does not recognise is not the episode going
-on but a new one (a car door slammed while a repeated punch still rings).
+A sound's sharp attack is not the episode going on but a new one, unless it is the episode's
+own attack seen again in the next window (it fell across their hop boundary) and the
+episode's trace recognises it: a car door slammed while a repeated punch still rings, or the
+punch's next repeat while its ring keeps the episode open, each count on their own.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from sage_snarc.robust import clip01
 
 # Noticed inputs closer than this (s) are one episode: the ~5 windows an audio event spans.
 EPISODE_GAP_S = 1.2
+# An attack shows in its window and at most the next (across their hop boundary): later than
+# this many hops after one, an attack is another one (1.5: the next window, with slack).
+ATTACK_HOPS = 1.5
 # How far novelty exempts an input from habituation (factor 1 - (1 - f)(1 - gate novelty^2)):
 # a never-seen input is at most half habituated, however its onset resembles a repeat.
 NOVELTY_GATE = 0.5
@@ -50,9 +55,15 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
     hab = ms.habituation
     continuing = ms.episode_trace >= 0 and ms.episode_last <= stamp <= ms.episode_last \
         + EPISODE_GAP_S
-    if continuing and desc is not None and onset >= ATTACK \
-            and hab.beyond(ms.episode_trace, desc):
-        continuing = False  # another sound's attack: its own episode
+    if onset >= ATTACK:
+        # A later attack than the episode's own is another sound's or the next repeat's (a
+        # punch every 2 s whose ring stayed noticed for a second chained its repeats into one
+        # episode, so they did not count and its habituation lapsed after a pause: busy
+        # tuning seeds 300-319, repeats attended again 20 -> 15).
+        again = stamp - ms.attack_last <= ATTACK_HOPS * ms.hop_s
+        if continuing and desc is not None and (not again or hab.beyond(ms.episode_trace, desc)):
+            continuing = False
+        ms.attack_last = stamp
     if continuing:
         # Later inputs of an episode share its trace; one that recognises a stronger
         # trace moves the episode there (an onset caught at an odd phase).

@@ -79,6 +79,7 @@ class ModalityState:
     episode_trace: int = -1
     episode_last: float = -math.inf
     episode_h: float = 0.0
+    attack_last: float = -math.inf  # stamp of the newest window with a sharp attack (audio)
     voice_last: float = -math.inf  # stamp of the newest window with a voice (audio)
     utterance_start: float = -math.inf  # its utterance's first window with a voice
     utterance_peak: float = 0.0  # and the highest speech probability of the utterance

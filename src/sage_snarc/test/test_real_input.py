@@ -226,6 +226,27 @@ def test_another_sounds_attack_while_a_repeat_rings_starts_its_own_episode():
     assert door.attend and door.salience > 0.9 * fresh.salience
 
 
+def test_each_attack_of_a_sound_whose_ring_bridges_the_gap_is_a_repeat():
+    """A punch every 2 s whose ring stays noticed for a second after it: the episode, kept
+    open by the ring, reaches the next punch. Taken as the episode going on, the later punches
+    were no repeats, and once a pause closed the episode the punch was almost as salient as
+    the first; each attack after one without is a repeat, and the punch stays habituated."""
+    rng = np.random.default_rng(13)
+    core = SnarcCore.from_params({})
+    i = _quiet_room(core, rng, 0, 60)
+    punches = []
+    for k in range(10):
+        if k == 9:                                       # a 3 s pause closes the episode
+            i = _quiet_room(core, rng, i, 12)
+        punches.append(core.score_latent(_audio(i, -25, -10, 35.0, LOW)))
+        for j in range(1, 5):                            # its ring, loud, without an attack
+            core.score_latent(_audio(i + j, -30, -20, 2.0, LOW - 2.0 * j))
+        i = _quiet_room(core, rng, i + 5, 3)             # the next punch 8 hops on (2.05 s)
+    assert punches[0].attend
+    assert punches[-1].salience < 0.6 * punches[0].salience, [p.salience for p in punches]
+    assert not punches[-1].attend
+
+
 def test_faint_repeats_keep_a_sound_habituated_until_a_loud_one():
     """A clap repeated every 2 s, for half a minute from across the room: the faint repeats
     are not noticed, but they are the clap again, so the next loud one is no news either
