@@ -99,23 +99,24 @@ class AudioBackground:
             return None
         return bands - med
 
-    def foreground(self, bands: np.ndarray | None) -> np.ndarray | None:
-        """dB by which each band stands above its background (>= 0; None: no bands). While
-        the room is learnt (at the start, after it changed) nothing stands out of it yet: 0
-        (judged by the encoder's embedding instead, a window's novelty was that of a room
-        just heard for the first time)."""
-        if bands is None:
+    def _above(self, values: np.ndarray | None, med: np.ndarray | None) -> np.ndarray | None:
+        """dB by which each band stands above its background median `med` (>= 0; None: no
+        bands). While the room is learnt (at the start, after it changed) nothing stands out
+        of it yet: 0 (judged by the encoder's embedding instead, a window's novelty was that
+        of a room just heard for the first time)."""
+        if values is None:
             return None
-        dev = self._deviation(bands)
-        return np.zeros_like(bands) if dev is None else np.maximum(dev, 0.0)
+        if med is None or med.shape != values.shape or self._n < self._min_count:
+            return np.zeros_like(values)
+        return np.maximum(values - med, 0.0)
+
+    def foreground(self, bands: np.ndarray | None) -> np.ndarray | None:
+        """`_above` for a hop's spectrum at its loudest frame, against the room's."""
+        return self._above(bands, self._median)
 
     def attack_foreground(self, attack: np.ndarray | None) -> np.ndarray | None:
-        """`foreground` of a hop's attack spectrum, against the room's attack spectra."""
-        med = self._attack_median
-        if attack is None or med is None or med.shape != attack.shape \
-                or self._n < self._min_count:
-            return None
-        return np.maximum(attack - med, 0.0)
+        """`_above` for a hop's attack spectrum, against the room's attack spectra."""
+        return self._above(attack, self._attack_median)
 
     def quieter(self, level: float, drop_db: float, bands: np.ndarray | None = None,
                 band_drop_db: float = 0.0, band_count: int = 1) -> bool:
