@@ -35,6 +35,7 @@ class Episode:
     trace: int
     factor: float
     continuing: bool
+    desc: np.ndarray | None = None  # the input's reading that trace knows (or its descriptor)
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,33 @@ class Combined:
     salience: float
 
 
+def _match(ms: ModalityState, readings: list[np.ndarray], now: float
+           ) -> tuple[int, float, np.ndarray | None]:
+    """The trace that habituates an input most by any of its readings, its factor and that
+    reading (the first reading when none matches)."""
+    best = (-1, 1.0, readings[0] if readings else None)
+    for x in readings:
+        trace, factor = ms.habituation.match(x, now)
+        if factor < best[1] or (trace >= 0 > best[0] and factor <= best[1]):
+            best = (trace, factor, x)
+    return best
+
+
 def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now: float,
-                   novelty: float, voice: float, onset: float = 0.0) -> Episode:
-    """The habituation of an input with stimulus descriptor `desc` (None: no stimulus) and
-    audio onset arousal `onset` (0 for other modalities)."""
-    trace, factor = -1, 1.0
+                   novelty: float, voice: float, onset: float = 0.0,
+                   attack: np.ndarray | None = None) -> Episode:
+    """The habituation of an input with stimulus descriptor `desc` (None: no stimulus), audio
+    onset arousal `onset` (0 for other modalities) and attack foreground spectrum `attack`
+    (None: none).
+
+    A sound is recognised by its descriptor or by its attack alone: a beep over passing
+    traffic, or a car door while a TV talks, blends the other sound into the descriptor
+    (taken at the loudest frame when the attack is soft or the window sounds like a voice),
+    while its attack stays its own."""
+    trace, factor, chosen = -1, 1.0, desc
     hab = ms.habituation
+    alone = ms.attack_descriptor(attack)
+    readings = [] if desc is None else [desc] + ([] if alone is None else [alone])
     continuing = ms.episode_trace >= 0 and ms.episode_last <= stamp <= ms.episode_last \
         + EPISODE_GAP_S
     if onset >= ATTACK:
@@ -61,7 +83,8 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
         # episode, so they did not count and its habituation lapsed after a pause: busy
         # tuning seeds 300-319, repeats attended again 20 -> 15).
         again = stamp - ms.attack_last <= ATTACK_HOPS * ms.hop_s
-        if continuing and desc is not None and (not again or hab.beyond(ms.episode_trace, desc)):
+        if continuing and readings and (not again or all(
+                hab.beyond(ms.episode_trace, x) for x in readings)):
             continuing = False
         ms.attack_last = stamp
     if continuing:
@@ -69,21 +92,21 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
         # trace moves the episode there (an onset caught at an odd phase).
         trace = ms.episode_trace
         factor = hab.factor(trace, now)
-        if desc is not None:
-            other, other_factor = hab.match(desc, now)
+        if readings:
+            other, other_factor, x = _match(ms, readings, now)
             if other >= 0 and other_factor < factor:
-                trace, factor = other, other_factor
+                trace, factor, chosen = other, other_factor, x
                 ms.episode_trace = other
         # Within an episode the stimulus fades too, without counting as a repeat.
         factor = min(factor, 1.0 - hab.max_drop * ms.episode_h)
-    elif desc is not None:
-        trace, factor = hab.match(desc, now)
+    elif readings:
+        trace, factor, chosen = _match(ms, readings, now)
     # Habituation needs familiarity: an input never seen before (novelty 1) cannot be a
     # repeat, however its onset resembles one.
     factor = 1.0 - (1.0 - factor) * (1.0 - NOVELTY_GATE * novelty ** 2)
     # Nor is a new utterance a repeat: the voice may be the last one, its message is not.
     factor = 1.0 - (1.0 - factor) * (1.0 - voice)
-    return Episode(trace, factor, continuing)
+    return Episode(trace, factor, continuing, chosen)
 
 
 def combine(axes: np.ndarray, w: np.ndarray, power: float, factor: float) -> Combined:
@@ -109,14 +132,17 @@ def reinforce(ms: ModalityState, ep: Episode, desc: np.ndarray | None, stamp: fl
     within the gap is not taken for its continuation.
     """
     hab = ms.habituation
+    # Recognised by its attack alone, the input strengthens the trace but does not teach it
+    # what the sound looks like (its prototype, instances and radius stay the descriptor's).
+    x = None if ep.trace >= 0 and ep.desc is not None and ep.desc is not desc else desc
     if not noticed:
         if not ep.continuing and ep.trace >= 0 and desc is not None \
                 and now - hab.t[ep.trace] > EPISODE_GAP_S:
-            hab.reinforce(desc, ep.trace, now)
+            hab.reinforce(x, ep.trace, now)
     elif ep.continuing:
         ms.episode_h += hab.rate * (1.0 - ms.episode_h)
         ms.episode_last = stamp
     elif desc is not None:
-        ms.episode_trace = hab.reinforce(desc, ep.trace, now)
+        ms.episode_trace = hab.reinforce(x, ep.trace, now)
         ms.episode_h = hab.rate
         ms.episode_last = stamp

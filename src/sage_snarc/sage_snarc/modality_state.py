@@ -134,6 +134,14 @@ class ModalityState:
                 floor=MIN_SCALE),
             channels=frozenset(chosen) if chosen is not None else frozenset(MODEL_CHANNELS))
 
+    @staticmethod
+    def attack_descriptor(attack: np.ndarray | None) -> np.ndarray | None:
+        """The shape of an audio window's attack spectrum alone, when some band of it rises
+        MIN_RISE_DB above the room's attacks (None: no such attack)."""
+        if attack is None or attack.max() < MIN_RISE_DB:
+            return None
+        return band_shape(attack)
+
     def descriptor(self, modality: str, vec: np.ndarray, codes: np.ndarray | None,
                    sound: np.ndarray | None = None, attack: np.ndarray | None = None,
                    onset: float = 0.0, speech: float = 0.0) -> np.ndarray | None:
