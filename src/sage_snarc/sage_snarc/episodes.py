@@ -10,12 +10,16 @@ punch's next repeat while its ring keeps the episode open, each count on their o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sage_snarc.audio_scene import ATTACK
 from sage_snarc.modality_state import ModalityState
 from sage_snarc.robust import clip01
+
+if TYPE_CHECKING:  # snarc_core imports this module
+    from sage_snarc.snarc_core import Observation
 
 # Noticed inputs closer than this (s) are one episode: the ~5 windows an audio event spans.
 EPISODE_GAP_S = 1.2
@@ -36,6 +40,7 @@ class Episode:
     factor: float
     continuing: bool
     desc: np.ndarray | None = None  # the input's reading that trace knows (or its descriptor)
+    loud: float | None = None  # how far its foreground rises above the room (dB; None: no sound)
 
 
 @dataclass(frozen=True)
@@ -48,32 +53,32 @@ class Combined:
     salience: float
 
 
-def _match(ms: ModalityState, readings: list[np.ndarray], now: float
+def _match(ms: ModalityState, readings: list[np.ndarray], now: float, loud: float | None
            ) -> tuple[int, float, np.ndarray | None]:
     """The trace that habituates an input most by any of its readings, its factor and that
     reading (the first reading when none matches)."""
     best = (-1, 1.0, readings[0] if readings else None)
     for x in readings:
-        trace, factor = ms.habituation.match(x, now)
+        trace, factor = ms.habituation.match(x, now, loud)
         if factor < best[1] or (trace >= 0 > best[0] and factor <= best[1]):
             best = (trace, factor, x)
     return best
 
 
 def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now: float,
-                   novelty: float, voice: float, onset: float = 0.0,
-                   attack: np.ndarray | None = None) -> Episode:
-    """The habituation of an input with stimulus descriptor `desc` (None: no stimulus), audio
-    onset arousal `onset` (0 for other modalities) and attack foreground spectrum `attack`
-    (None: none).
+                   novelty: float, obs: Observation) -> Episode:
+    """The habituation of input `obs` with stimulus descriptor `desc` (None: no stimulus):
+    of a sound, its voice onset, onset arousal, and foreground spectra (`Observation`).
 
     A sound is recognised by its descriptor or by its attack alone: a beep over passing
     traffic, or a car door while a TV talks, blends the other sound into the descriptor
     (taken at the loudest frame when the attack is soft or the window sounds like a voice),
     while its attack stays its own."""
     trace, factor, chosen = -1, 1.0, desc
-    hab = ms.habituation
-    alone = ms.attack_descriptor(attack)
+    hab, voice, onset, sound = ms.habituation, obs.voice, obs.onset, obs.sound
+    alone = ms.attack_descriptor(obs.attack)
+    # How loud it is (dB above the room): a far louder sound is not a quiet trace's repeat.
+    loud = None if sound is None or sound.size == 0 else float(sound.max())
     readings = [] if desc is None else [desc] + ([] if alone is None else [alone])
     continuing = ms.episode_trace >= 0 and ms.episode_last <= stamp <= ms.episode_last \
         + EPISODE_GAP_S
@@ -84,7 +89,7 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
         # tuning seeds 300-319, repeats attended again 20 -> 15).
         again = stamp - ms.attack_last <= ATTACK_HOPS * ms.hop_s
         if continuing and readings and (not again or all(
-                hab.beyond(ms.episode_trace, x) for x in readings)):
+                hab.beyond(ms.episode_trace, x, loud) for x in readings)):
             continuing = False
         ms.attack_last = stamp
     if continuing:
@@ -93,20 +98,20 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
         trace = ms.episode_trace
         factor = hab.factor(trace, now)
         if readings:
-            other, other_factor, x = _match(ms, readings, now)
+            other, other_factor, x = _match(ms, readings, now, loud)
             if other >= 0 and other_factor < factor:
                 trace, factor, chosen = other, other_factor, x
                 ms.episode_trace = other
         # Within an episode the stimulus fades too, without counting as a repeat.
         factor = min(factor, 1.0 - hab.max_drop * ms.episode_h)
     elif readings:
-        trace, factor, chosen = _match(ms, readings, now)
+        trace, factor, chosen = _match(ms, readings, now, loud)
     # Habituation needs familiarity: an input never seen before (novelty 1) cannot be a
     # repeat, however its onset resembles one.
     factor = 1.0 - (1.0 - factor) * (1.0 - NOVELTY_GATE * novelty ** 2)
     # Nor is a new utterance a repeat: the voice may be the last one, its message is not.
     factor = 1.0 - (1.0 - factor) * (1.0 - voice)
-    return Episode(trace, factor, continuing, chosen)
+    return Episode(trace, factor, continuing, chosen, loud)
 
 
 def combine(axes: np.ndarray, w: np.ndarray, power: float, factor: float) -> Combined:
@@ -138,11 +143,11 @@ def reinforce(ms: ModalityState, ep: Episode, desc: np.ndarray | None, stamp: fl
     if not noticed:
         if not ep.continuing and ep.trace >= 0 and desc is not None \
                 and now - hab.t[ep.trace] > EPISODE_GAP_S:
-            hab.reinforce(x, ep.trace, now)
+            hab.reinforce(x, ep.trace, now, ep.loud)
     elif ep.continuing:
         ms.episode_h += hab.rate * (1.0 - ms.episode_h)
         ms.episode_last = stamp
     elif desc is not None:
-        ms.episode_trace = hab.reinforce(x, ep.trace, now)
+        ms.episode_trace = hab.reinforce(x, ep.trace, now, ep.loud)
         ms.episode_h = hab.rate
         ms.episode_last = stamp

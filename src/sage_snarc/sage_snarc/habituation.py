@@ -18,6 +18,9 @@ habituated; a new trace keeps match_dist, one whose instances vary more (a beep 
 traffic) grows up to max_match_dist, over which only its prototype counts (an instance still
 within match_dist). The near-miss width shrinks with the radius (near_miss at match_dist).
 
+A trace keeps its loudest instance's loudness (an audio foreground's rise over the room, dB):
+an input more than LOUDER_DB louder than that matches none of it (`match`, `beyond`).
+
 An episode is a run of noticed inputs of one modality less than `episode_gap_s` apart (the
 windows an audio event spans, the frames of an object's arrival). It counts as one repeat: its
 onset is matched by descriptor and reinforces (h <- h + rate (1 - h)) or starts (h = rate)
@@ -58,6 +61,12 @@ RADIUS_EXEMPLARS = 8
 # say it is one sound. Capped at MATCH_DIST, such a sound split into several weak traces and
 # kept alarming (busy tuning seeds 300-309: false alarms 1.13 -> 0.97 per calm minute).
 RADIUS_MAX = 0.6
+# A stimulus more than this much louder (dB of its foreground over the room) than every
+# instance of a trace is not that trace's stimulus repeated: a rise in intensity dishabituates.
+# A punch 52 dB over the room fell within the wide radius of a clock's ticks under traffic and
+# was habituated to salience 0.16 (busy tuning seed 313, recall 173 -> 174 of 180; false alarms
+# unchanged; at 6 dB they rose).
+LOUDER_DB = 10.0
 
 
 class Habituation:
@@ -90,6 +99,14 @@ class Habituation:
         self.vecs: np.ndarray | None = None  # (k, dim)
         self.h = np.zeros(0, dtype=np.float64)
         self.t = np.zeros(0, dtype=np.float64)
+        self.loud = np.zeros(0, dtype=np.float64)  # loudest instance per trace (NaN: unknown)
+
+    def _louder(self, loud: float | None) -> np.ndarray:
+        """Traces whose every instance was LOUDER_DB quieter than an input of loudness `loud`."""
+        if loud is None or self.loud.shape != self.h.shape:
+            return np.zeros(self.h.shape, dtype=bool)
+        with np.errstate(invalid='ignore'):
+            return loud > self.loud + LOUDER_DB
 
     def _distances(self, x: np.ndarray) -> np.ndarray:
         vecs = self.vecs
@@ -107,12 +124,13 @@ class Habituation:
             d = np.minimum(d, near + np.maximum(self.radius() - self.match_dist, 0.0))
         return d
 
-    def beyond(self, index: int, x: np.ndarray) -> bool:
-        """Whether unit descriptor x lies outside trace `index`'s radius (another stimulus)."""
+    def beyond(self, index: int, x: np.ndarray, loud: float | None = None) -> bool:
+        """Whether unit descriptor x (of loudness `loud`) lies outside trace `index`'s radius
+        or is far louder than it (another stimulus)."""
         d = self._distances(x)
         if not 0 <= index < d.size:
             return True
-        return bool(d[index] > self.radius()[index])
+        return bool(d[index] > self.radius()[index] or self._louder(loud)[index])
 
     def radius(self) -> np.ndarray:
         """Match radius of every trace (chord distance)."""
@@ -145,7 +163,7 @@ class Habituation:
     def _strength(self, now: float) -> np.ndarray:
         return self.h * np.exp(-np.maximum(now - self.t, 0.0) / self.recovery_s)
 
-    def match(self, x: np.ndarray, now: float) -> tuple[int, float]:
+    def match(self, x: np.ndarray, now: float, loud: float | None = None) -> tuple[int, float]:
         """Closest trace within match_dist of unit descriptor x, and the salience factor.
 
         The factor is 1 - max_drop * max_i h_i k(d_i), with k = 1 within match_dist and
@@ -159,6 +177,7 @@ class Habituation:
         if d.size == 0:
             return -1, 1.0
         r = self.radius()
+        d = np.where(self._louder(loud), np.inf, d)
         excess = np.maximum(d - r, 0.0)
         if self.near_miss > 0.0 and self.match_dist > 0.0:
             width = np.maximum(self.near_miss * r / self.match_dist, 1e-9)
@@ -178,7 +197,8 @@ class Habituation:
             return 1.0
         return 1.0 - self.max_drop * float(self._strength(now)[index])
 
-    def reinforce(self, x: np.ndarray | None, index: int, now: float) -> int:
+    def reinforce(self, x: np.ndarray | None, index: int, now: float,
+                  loud: float | None = None) -> int:
         """Strengthen trace `index` (drifting it towards x), or start a trace for x.
 
         Returns:
@@ -188,6 +208,8 @@ class Habituation:
             h_now = float(self._strength(now)[index])
             self.h[index] = h_now + self.rate * (1.0 - h_now)
             self.t[index] = now
+            if loud is not None and self.loud.shape == self.h.shape:
+                self.loud[index] = np.fmax(self.loud[index], loud)
             if x is not None:
                 self._remember(index, x, fresh=False)
                 # The trace drifts towards its instances (a prototype of the stimulus).
@@ -204,17 +226,23 @@ class Habituation:
             self.ex_n = np.zeros(0, dtype=np.int64)
             self.gaps = np.zeros((0, 2 * self.n_ex))
             self.r = np.zeros(0)
+            self.loud = np.zeros(0)
+        fresh = np.nan if loud is None else float(loud)
         if self.vecs.shape[0] >= self.max_traces:
             # Forget the weakest trace (ties: the oldest, by index order).
             j = int(np.argmin(self._strength(now)))
             self.vecs[j] = x
             self.h[j] = self.rate
             self.t[j] = now
+            if self.loud.shape == self.h.shape:
+                self.loud[j] = fresh
             self._remember(j, x, fresh=True)
             return j
         self.vecs = np.vstack([self.vecs, x[None, :].astype(np.float32)])
         self.h = np.append(self.h, self.rate)
         self.t = np.append(self.t, now)
+        self.loud = np.append(self.loud, fresh) if self.loud.shape[0] == self.h.shape[0] - 1 \
+            else np.full(self.h.shape, np.nan)
         if self.ex is not None:
             self.ex = np.concatenate([self.ex, np.zeros((1,) + self.ex.shape[1:], np.float32)])
             self.ex_n = np.append(self.ex_n, 0)
@@ -238,7 +266,8 @@ class Habituation:
         return {'vecs': None if self.vecs is None else self.vecs.copy(),
                 'h': self.h.copy(), 't': self.t.copy(),
                 'exemplars': None if self.ex is None else self.ex.copy(),
-                'exemplars_seen': self.ex_n.copy(), 'gaps': self.gaps.copy()}
+                'exemplars_seen': self.ex_n.copy(), 'gaps': self.gaps.copy(),
+                'loud': self.loud.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint."""
@@ -247,6 +276,8 @@ class Habituation:
         self.h = np.asarray(state['h'], dtype=np.float64).copy()
         self.t = np.asarray(state['t'], dtype=np.float64).copy()
         n = self.h.shape[0]
+        loud = np.asarray(state.get('loud', np.full(n, np.nan)), dtype=np.float64)
+        self.loud = loud.copy() if loud.shape == (n,) else np.full(n, np.nan)
         ex = state.get('exemplars')
         if ex is not None and np.asarray(ex).shape[:2] == (n, self.n_ex):
             self.ex = np.asarray(ex, dtype=np.float32).copy()

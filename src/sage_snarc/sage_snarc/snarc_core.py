@@ -328,7 +328,7 @@ class SnarcCore(SnarcState):
         stamp, dt, hops = self._advance(m, ms, obs.stamp)
         axes, desc, novelty = self._axes(m, ms, stamp, obs, hops)
         now = self.now
-        ep = habituation_of(ms, desc, stamp, now, novelty, obs.voice, obs.onset, obs.attack)
+        ep = habituation_of(ms, desc, stamp, now, novelty, obs)
         power = self.cfg.weights.power
         out = combine(axes, self.weights.current(now), power, ep.factor)
         threshold = self.threshold.threshold(m)

@@ -342,6 +342,32 @@ def test_a_trace_learns_its_radius_from_how_close_its_repeats_land():
     assert again.radius()[0] == 0.45 and again.match(changed, 40.0)[0] == 0
 
 
+def test_a_sound_far_louder_than_every_instance_of_a_trace_is_not_its_repeat():
+    """A clock's ticks under traffic, 15-22 dB over the room, teach their trace a wide radius.
+    A punch 52 dB over the room whose shape lands within it is another sound, not a tick
+    habituated; one within LOUDER_DB of the loudest tick still matches."""
+    rng = np.random.default_rng(8)
+    base = np.eye(16, dtype=np.float32)[0]
+    hab = Habituation(max_traces=8, rate=0.4, max_drop=0.9, recovery_s=30.0, match_dist=0.35,
+                      near_miss=0.05, quantile=0.8, min_match_dist=0.25, spreads=2.0,
+                      max_match_dist=0.6)
+    i = hab.reinforce(base, -1, 0.0, 15.0)
+    for t in range(1, 8):
+        hab.reinforce(_near(rng, base, 0.3), i, 5.0 * t, 15.0 + t)
+    punch = _near(rng, base, 0.4)
+    assert hab.radius()[0] == 0.6
+    trace, factor = hab.match(punch, 40.0)                 # loudness unknown: a tick
+    assert trace == 0 and factor < 0.5
+    assert hab.match(punch, 40.0, 52.0) == (-1, 1.0)
+    assert hab.match(punch, 40.0, 30.0)[0] == 0
+    assert hab.beyond(0, punch, 52.0) and not hab.beyond(0, punch, 30.0)
+    again = Habituation(max_traces=8, rate=0.4, max_drop=0.9, recovery_s=30.0, match_dist=0.35,
+                        near_miss=0.05, quantile=0.8, min_match_dist=0.25, spreads=2.0,
+                        max_match_dist=0.6)
+    again.load_state_dict(hab.state_dict())
+    assert again.match(punch, 40.0, 52.0) == (-1, 1.0)
+
+
 def test_a_trace_whose_repeats_vary_learns_a_radius_beyond_match_dist():
     """A room's beep under traffic lands 0.3-0.6 from its trace, as far as another sound: only
     the spread of its own repeats says it is one sound. A tight trace's radius is unchanged."""
