@@ -10,16 +10,13 @@ punch's next repeat while its ring keeps the episode open, each count on their o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from sage_snarc.audio_scene import ATTACK
 from sage_snarc.modality_state import ModalityState
 from sage_snarc.robust import clip01
-
-if TYPE_CHECKING:  # snarc_core imports this module
-    from sage_snarc.snarc_core import Observation
 
 # Noticed inputs closer than this (s) are one episode: the ~5 windows an audio event spans.
 EPISODE_GAP_S = 1.2
@@ -29,6 +26,19 @@ ATTACK_HOPS = 1.5
 # How far novelty exempts an input from habituation (factor 1 - (1 - f)(1 - gate novelty^2)):
 # a never-seen input is at most half habituated, however its onset resembles a repeat.
 NOVELTY_GATE = 0.5
+
+
+class Heard(Protocol):
+    """What habituation reads of an input besides its descriptor (snarc_core.Observation)."""
+
+    @property
+    def voice(self) -> float: ...
+    @property
+    def onset(self) -> float: ...
+    @property
+    def attack(self) -> np.ndarray | None: ...
+    @property
+    def sound(self) -> np.ndarray | None: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,7 @@ def _match(ms: ModalityState, readings: list[np.ndarray], now: float, loud: floa
 
 
 def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now: float,
-                   novelty: float, obs: Observation) -> Episode:
+                   novelty: float, obs: Heard) -> Episode:
     """The habituation of input `obs` with stimulus descriptor `desc` (None: no stimulus):
     of a sound, its voice onset, onset arousal, and foreground spectra (`Observation`).
 
