@@ -49,8 +49,19 @@ class Episode:
     trace: int
     factor: float
     continuing: bool
-    desc: np.ndarray | None = None  # the input's reading that trace knows (or its descriptor)
     loud: float | None = None  # how far its foreground rises above the room (dB; None: no sound)
+    # False when the trace knew the input by another reading than its descriptor: then the
+    # input strengthens the trace but does not teach it (`reinforce`).
+    by_descriptor: bool = True
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One way to recognise an input: a unit spectrum shape, and whether a near miss counts
+    (a reading that moves with the sound's phase in the window)."""
+
+    x: np.ndarray
+    graded: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,15 +74,18 @@ class Combined:
     salience: float
 
 
-def _match(ms: ModalityState, readings: list[np.ndarray], now: float, loud: float | None
-           ) -> tuple[int, float, np.ndarray | None]:
-    """The trace that habituates an input most by any of its readings, its factor and that
-    reading (the first reading when none matches)."""
-    best = (-1, 1.0, readings[0] if readings else None)
-    for x in readings:
-        trace, factor = ms.habituation.match(x, now, loud)
+def _match(ms: ModalityState, readings: list[Reading], now: float, loud: float | None
+           ) -> tuple[int, float, bool]:
+    """The trace that habituates an input most by any of its readings, its factor, and
+    whether it was the first reading (the descriptor) or none that did."""
+    best = (-1, 1.0, True)
+    for i, r in enumerate(readings):
+        trace, factor = ms.habituation.match(r.x, now, loud)
+        if trace < 0 and not r.graded:
+            factor = 1.0  # its near misses are other sounds
+        # A trace the input lies inside wins over a near miss that habituates as much.
         if factor < best[1] or (trace >= 0 > best[0] and factor <= best[1]):
-            best = (trace, factor, x)
+            best = (trace, factor, i == 0 or trace < 0)
     return best
 
 
@@ -80,16 +94,20 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
     """The habituation of input `obs` with stimulus descriptor `desc` (None: no stimulus):
     of a sound, its voice onset, onset arousal, and foreground spectra (`Observation`).
 
-    A sound is recognised by its descriptor or by its attack alone: a beep over passing
-    traffic, or a car door while a TV talks, blends the other sound into the descriptor
+    A sound is recognised by its descriptor, by its attack alone or by its loudest frame
+    alone. The descriptor blends the two, so it takes in whatever else the window holds: a
+    beep over passing traffic, or a car door while a TV talks, blends the other sound into it
     (taken at the loudest frame when the attack is soft or the window sounds like a voice),
-    while its attack stays its own."""
-    trace, factor, chosen = -1, 1.0, desc
+    while its attack stays its own; a beep whose attack catches a clock's tick blends the tick
+    in, while its loudest frame is the beep's. The loudest frame is measured wherever the sound
+    falls in the window, so a near miss of it is another sound, not a phase shift."""
+    trace, factor, by_desc = -1, 1.0, True
     hab, voice, onset, sound = ms.habituation, obs.voice, obs.onset, obs.sound
-    alone = ms.attack_descriptor(obs.attack)
     # How loud it is (dB above the room): a far louder sound is not a quiet trace's repeat.
     loud = None if sound is None or sound.size == 0 else float(sound.max())
-    readings = [] if desc is None else [desc] + ([] if alone is None else [alone])
+    readings = [] if desc is None else [Reading(desc)] + [
+        Reading(x, graded) for x, graded in ((ms.reading(obs.attack), True),
+                                             (ms.reading(sound), False)) if x is not None]
     continuing = ms.episode_trace >= 0 and ms.episode_last <= stamp <= ms.episode_last \
         + EPISODE_GAP_S
     if onset >= ATTACK:
@@ -99,7 +117,7 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
         # tuning seeds 300-319, repeats attended again 20 -> 15).
         again = stamp - ms.attack_last <= ATTACK_HOPS * ms.hop_s
         if continuing and readings and (not again or all(
-                hab.beyond(ms.episode_trace, x, loud) for x in readings)):
+                hab.beyond(ms.episode_trace, r.x, loud) for r in readings)):
             continuing = False
         ms.attack_last = stamp
     if continuing:
@@ -108,20 +126,20 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
         trace = ms.episode_trace
         factor = hab.factor(trace, now)
         if readings:
-            other, other_factor, x = _match(ms, readings, now, loud)
+            other, other_factor, other_by_desc = _match(ms, readings, now, loud)
             if other >= 0 and other_factor < factor:
-                trace, factor, chosen = other, other_factor, x
+                trace, factor, by_desc = other, other_factor, other_by_desc
                 ms.episode_trace = other
         # Within an episode the stimulus fades too, without counting as a repeat.
         factor = min(factor, 1.0 - hab.max_drop * ms.episode_h)
     elif readings:
-        trace, factor, chosen = _match(ms, readings, now, loud)
+        trace, factor, by_desc = _match(ms, readings, now, loud)
     # Habituation needs familiarity: an input never seen before (novelty 1) cannot be a
     # repeat, however its onset resembles one.
     factor = 1.0 - (1.0 - factor) * (1.0 - NOVELTY_GATE * novelty ** 2)
     # Nor is a new utterance a repeat: the voice may be the last one, its message is not.
     factor = 1.0 - (1.0 - factor) * (1.0 - voice)
-    return Episode(trace, factor, continuing, chosen, loud)
+    return Episode(trace, factor, continuing, loud, by_desc)
 
 
 def combine(axes: np.ndarray, w: np.ndarray, power: float, factor: float) -> Combined:
@@ -147,9 +165,9 @@ def reinforce(ms: ModalityState, ep: Episode, desc: np.ndarray | None, stamp: fl
     within the gap is not taken for its continuation.
     """
     hab = ms.habituation
-    # Recognised by its attack alone, the input strengthens the trace but does not teach it
+    # Recognised by another reading, the input strengthens the trace but does not teach it
     # what the sound looks like (its prototype, instances and radius stay the descriptor's).
-    x = None if ep.trace >= 0 and ep.desc is not None and ep.desc is not desc else desc
+    x = desc if ep.by_descriptor else None
     if not noticed:
         if not ep.continuing and ep.trace >= 0 and desc is not None \
                 and now - hab.t[ep.trace] > EPISODE_GAP_S:

@@ -135,12 +135,13 @@ class ModalityState:
             channels=frozenset(chosen) if chosen is not None else frozenset(MODEL_CHANNELS))
 
     @staticmethod
-    def attack_descriptor(attack: np.ndarray | None) -> np.ndarray | None:
-        """The shape of an audio window's attack spectrum alone, when some band of it rises
-        MIN_RISE_DB above the room's attacks (None: no such attack)."""
-        if attack is None or attack.max() < MIN_RISE_DB:
+    def reading(spectrum: np.ndarray | None) -> np.ndarray | None:
+        """The shape of one foreground spectrum of an audio window alone (its attack's, or its
+        loudest frame's), when some band of it rises MIN_RISE_DB above the room's (None: no
+        such sound)."""
+        if spectrum is None or spectrum.size == 0 or spectrum.max() < MIN_RISE_DB:
             return None
-        return band_shape(attack)
+        return band_shape(spectrum)
 
     def descriptor(self, modality: str, vec: np.ndarray, codes: np.ndarray | None,
                    sound: np.ndarray | None = None, attack: np.ndarray | None = None,

@@ -283,6 +283,48 @@ def test_a_beep_over_passing_traffic_is_recognised_by_its_attack():
     assert sum(r.attend for r in out[True][10:]) <= 3, late[True]
 
 
+def test_a_beep_whose_attack_catches_a_tick_is_recognised_by_its_loudest_frame():
+    """A device beeps every 6 s in a room with a ticking clock; the beep starts sharply, so its
+    descriptor is taken over its attack, and every other time a tick (a click in some of the
+    high bands, other ones each time) lands there with it. Descriptor and attack then hold the
+    tick and land as far from the beep's trace as another sound, and that beep was news
+    again; its loudest frame is the beep alone."""
+    rng = np.random.default_rng(21)
+    core = SnarcCore.from_params({})
+    quiet = np.full(16, -60.0)
+    beep = quiet.copy()
+    beep[7] = -28.0
+
+    def heard(i, level, peak, onset, bands, attack):
+        return _audio(i, level, peak, onset, bands,
+                      **{f'attack_{b:02d}': v for b, v in enumerate(attack)})
+
+    def tick(bands):
+        """A click in some of the high bands, other ones each time."""
+        out = bands.copy()
+        where = 9 + np.flatnonzero(rng.random(7) < 0.6)
+        out[where] = -60.0 + rng.uniform(12.0, 28.0, where.size)
+        return out
+
+    i, beeps = 0, []
+    for k in range(20):
+        for j in range(23):                                  # 6 s of the room
+            room = quiet + rng.normal(0, 0.3, 16)
+            if j % 4 == 3:                                   # the clock, once a second
+                room = tick(room)
+                core.score_latent(heard(i, -50, -40, 30.0, room, room))
+            else:
+                core.score_latent(heard(i, -55, -53, 1.0, room, room))
+            i += 1
+        attack = tick(beep) if k % 2 else beep
+        beeps.append(core.score_latent(heard(i, -40, -28, 35.0, beep, attack)))
+        i += 1
+    assert beeps[0].attend
+    ticked = [r.salience for r in beeps[11::2]]               # the late ones with a tick
+    assert np.mean(ticked) < 0.6 * beeps[0].salience, ticked
+    assert sum(r.attend for r in beeps[11::2]) <= 1, ticked
+
+
 def test_faint_repeats_keep_a_sound_habituated_until_a_loud_one():
     """A clap repeated every 2 s, for half a minute from across the room: the faint repeats
     are not noticed, but they are the clap again, so the next loud one is no news either
