@@ -103,7 +103,7 @@ class Habituation:
 
     def _louder(self, loud: float | None) -> np.ndarray:
         """Traces whose every instance was LOUDER_DB quieter than an input of loudness `loud`."""
-        if loud is None or self.loud.shape != self.h.shape:
+        if loud is None:
             return np.zeros(self.h.shape, dtype=bool)
         with np.errstate(invalid='ignore'):
             return loud > self.loud + LOUDER_DB
@@ -208,7 +208,7 @@ class Habituation:
             h_now = float(self._strength(now)[index])
             self.h[index] = h_now + self.rate * (1.0 - h_now)
             self.t[index] = now
-            if loud is not None and self.loud.shape == self.h.shape:
+            if loud is not None:
                 self.loud[index] = np.fmax(self.loud[index], loud)
             if x is not None:
                 self._remember(index, x, fresh=False)
@@ -234,15 +234,13 @@ class Habituation:
             self.vecs[j] = x
             self.h[j] = self.rate
             self.t[j] = now
-            if self.loud.shape == self.h.shape:
-                self.loud[j] = fresh
+            self.loud[j] = fresh
             self._remember(j, x, fresh=True)
             return j
         self.vecs = np.vstack([self.vecs, x[None, :].astype(np.float32)])
         self.h = np.append(self.h, self.rate)
         self.t = np.append(self.t, now)
-        self.loud = np.append(self.loud, fresh) if self.loud.shape[0] == self.h.shape[0] - 1 \
-            else np.full(self.h.shape, np.nan)
+        self.loud = np.append(self.loud, fresh)
         if self.ex is not None:
             self.ex = np.concatenate([self.ex, np.zeros((1,) + self.ex.shape[1:], np.float32)])
             self.ex_n = np.append(self.ex_n, 0)
