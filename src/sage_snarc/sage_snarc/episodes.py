@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from sage_snarc.audio_scene import ATTACK
+from sage_snarc.habituation import RADIUS_MIN
 from sage_snarc.modality_state import ModalityState
 from sage_snarc.robust import clip01
 
@@ -26,6 +27,9 @@ ATTACK_HOPS = 1.5
 # How far novelty exempts an input from habituation (factor 1 - (1 - f)(1 - gate novelty^2)):
 # a never-seen input is at most half habituated, however its onset resembles a repeat.
 NOVELTY_GATE = 0.5
+# A window's dominant part: its foreground's bands within this many dB of its loudest band (a
+# quarter of its power), where a quieter sound in the same window is masked.
+DOMINANT_DB = 6.0
 
 
 class Heard(Protocol):
@@ -57,11 +61,13 @@ class Episode:
 
 @dataclass(frozen=True)
 class Reading:
-    """One way to recognise an input: a unit spectrum shape, and whether a near miss counts
-    (a reading that moves with the sound's phase in the window)."""
+    """One way to recognise an input: a unit spectrum shape, whether a near miss counts (a
+    reading that moves with the sound's phase in the window), and the largest radius it may
+    match within (None: each trace's own)."""
 
     x: np.ndarray
     graded: bool = True
+    max_dist: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ def _match(ms: ModalityState, readings: list[Reading], now: float, loud: float |
     whether it was the first reading (the descriptor) or none that did."""
     best = (-1, 1.0, True)
     for i, r in enumerate(readings):
-        trace, factor = ms.habituation.match(r.x, now, loud)
+        trace, factor = ms.habituation.match(r.x, now, loud, r.max_dist)
         if trace < 0 and not r.graded:
             factor = 1.0  # its near misses are other sounds
         # A trace the input lies inside wins over a near miss that habituates as much.
@@ -89,25 +95,48 @@ def _match(ms: ModalityState, readings: list[Reading], now: float, loud: float |
     return best
 
 
+def _readings(ms: ModalityState, desc: np.ndarray | None, obs: Heard) -> list[Reading]:
+    """The ways to recognise an input with descriptor `desc` (none without one).
+
+    A sound is recognised by its descriptor, by its attack alone, by its loudest frame alone
+    or by that frame's dominant part. The descriptor blends attack and loudest frame, so it
+    takes in whatever else the window holds: a beep over passing traffic, or a car door while
+    a TV talks, blends the other sound into it (taken at the loudest frame when the attack is
+    soft or the window sounds like a voice), while its attack stays its own; a beep whose
+    attack catches a clock's tick blends the tick in, while its loudest frame is the beep's.
+    The loudest frame is measured wherever the sound falls in the window, so a near miss of
+    it is another sound, not a phase shift. A TV's phrase or a distant talk under a beep or a
+    tick is in every spectrum of the window, but the beep or tick is its dominant part. That
+    reading leaves the rest of the spectrum out, so it says which sound it is only as close to
+    a trace as a repeat lands (RADIUS_MIN), not within a wide trace's learnt radius (a changed
+    boom's dominant bands were a punch's: realistic report seed 112)."""
+    if desc is None:
+        return []
+    out = [Reading(desc)]
+    sound = obs.sound
+    alone = ms.reading(obs.attack)
+    if alone is not None:
+        out.append(Reading(alone))
+    frame = ms.reading(sound)
+    if frame is not None and sound is not None:
+        out.append(Reading(frame, graded=False))
+        dominant = ms.reading(np.where(sound >= sound.max() - DOMINANT_DB, sound, 0.0))
+        if dominant is not None:
+            out.append(Reading(dominant, graded=False, max_dist=RADIUS_MIN))
+    return out
+
+
 def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now: float,
                    novelty: float, obs: Heard) -> Episode:
     """The habituation of input `obs` with stimulus descriptor `desc` (None: no stimulus):
     of a sound, its voice onset, onset arousal, and foreground spectra (`Observation`).
 
-    A sound is recognised by its descriptor, by its attack alone or by its loudest frame
-    alone. The descriptor blends the two, so it takes in whatever else the window holds: a
-    beep over passing traffic, or a car door while a TV talks, blends the other sound into it
-    (taken at the loudest frame when the attack is soft or the window sounds like a voice),
-    while its attack stays its own; a beep whose attack catches a clock's tick blends the tick
-    in, while its loudest frame is the beep's. The loudest frame is measured wherever the sound
-    falls in the window, so a near miss of it is another sound, not a phase shift."""
+    A sound is recognised by any of its readings (`_readings`)."""
     trace, factor, by_desc = -1, 1.0, True
     hab, voice, onset, sound = ms.habituation, obs.voice, obs.onset, obs.sound
     # How loud it is (dB above the room): a far louder sound is not a quiet trace's repeat.
     loud = None if sound is None or sound.size == 0 else float(sound.max())
-    readings = [] if desc is None else [Reading(desc)] + [
-        Reading(x, graded) for x, graded in ((ms.reading(obs.attack), True),
-                                             (ms.reading(sound), False)) if x is not None]
+    readings = _readings(ms, desc, obs)
     continuing = ms.episode_trace >= 0 and ms.episode_last <= stamp <= ms.episode_last \
         + EPISODE_GAP_S
     if onset >= ATTACK:
@@ -117,7 +146,7 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
         # tuning seeds 300-319, repeats attended again 20 -> 15).
         again = stamp - ms.attack_last <= ATTACK_HOPS * ms.hop_s
         if continuing and readings and (not again or all(
-                hab.beyond(ms.episode_trace, r.x, loud) for r in readings)):
+                hab.beyond(ms.episode_trace, r.x, loud, r.max_dist) for r in readings)):
             continuing = False
         ms.attack_last = stamp
     if continuing:

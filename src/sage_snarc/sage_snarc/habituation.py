@@ -124,13 +124,18 @@ class Habituation:
             d = np.minimum(d, near + np.maximum(self.radius() - self.match_dist, 0.0))
         return d
 
-    def beyond(self, index: int, x: np.ndarray, loud: float | None = None) -> bool:
+    def beyond(self, index: int, x: np.ndarray, loud: float | None = None,
+               max_dist: float | None = None) -> bool:
         """Whether unit descriptor x (of loudness `loud`) lies outside trace `index`'s radius
-        or is far louder than it (another stimulus)."""
+        (at most max_dist) or is far louder than it (another stimulus)."""
         d = self._distances(x)
         if not 0 <= index < d.size:
             return True
-        return bool(d[index] > self.radius()[index] or self._louder(loud)[index])
+        return bool(d[index] > self._radius(max_dist)[index] or self._louder(loud)[index])
+
+    def _radius(self, max_dist: float | None) -> np.ndarray:
+        r = self.radius()
+        return r if max_dist is None else np.minimum(r, max_dist)
 
     def radius(self) -> np.ndarray:
         """Match radius of every trace (chord distance)."""
@@ -163,8 +168,10 @@ class Habituation:
     def _strength(self, now: float) -> np.ndarray:
         return self.h * np.exp(-np.maximum(now - self.t, 0.0) / self.recovery_s)
 
-    def match(self, x: np.ndarray, now: float, loud: float | None = None) -> tuple[int, float]:
-        """Closest trace within match_dist of unit descriptor x, and the salience factor.
+    def match(self, x: np.ndarray, now: float, loud: float | None = None,
+              max_dist: float | None = None) -> tuple[int, float]:
+        """Closest trace within its radius (at most max_dist) of unit descriptor x, and the
+        salience factor.
 
         The factor is 1 - max_drop * max_i h_i k(d_i), with k = 1 within match_dist and
         exp(-0.5 ((d - match_dist) / near_miss)^2) beyond: a near miss (a sound caught at another
@@ -176,7 +183,7 @@ class Habituation:
         d = self._distances(x)
         if d.size == 0:
             return -1, 1.0
-        r = self.radius()
+        r = self._radius(max_dist)
         d = np.where(self._louder(loud), np.inf, d)
         excess = np.maximum(d - r, 0.0)
         if self.near_miss > 0.0 and self.match_dist > 0.0:
