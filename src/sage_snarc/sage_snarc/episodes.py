@@ -109,21 +109,15 @@ def _readings(ms: ModalityState, desc: np.ndarray | None, obs: Heard) -> list[Re
     tick is in every spectrum of the window, but the beep or tick is its dominant part. That
     reading leaves the rest of the spectrum out, so it says which sound it is only as close to
     a trace as a repeat lands (RADIUS_MIN), not within a wide trace's learnt radius (a changed
-    boom's dominant bands were a punch's: realistic report seed 112)."""
+    boom's dominant bands were a punch's and the boom was missed)."""
     if desc is None:
         return []
-    out = [Reading(desc)]
     sound = obs.sound
-    alone = ms.reading(obs.attack)
-    if alone is not None:
-        out.append(Reading(alone))
-    frame = ms.reading(sound)
-    if frame is not None and sound is not None:
-        out.append(Reading(frame, graded=False))
-        dominant = ms.reading(np.where(sound >= sound.max() - DOMINANT_DB, sound, 0.0))
-        if dominant is not None:
-            out.append(Reading(dominant, graded=False, max_dist=RADIUS_MIN))
-    return out
+    dominant = None if sound is None or sound.size == 0 else \
+        np.where(sound >= sound.max() - DOMINANT_DB, sound, 0.0)
+    shapes = ((desc, True, None), (ms.reading(obs.attack), True, None),
+              (ms.reading(sound), False, None), (ms.reading(dominant), False, RADIUS_MIN))
+    return [Reading(x, graded, cap) for x, graded, cap in shapes if x is not None]
 
 
 def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now: float,

@@ -64,8 +64,7 @@ RADIUS_MAX = 0.6
 # A stimulus more than this much louder (dB of its foreground over the room) than every
 # instance of a trace is not that trace's stimulus repeated: a rise in intensity dishabituates.
 # A punch 52 dB over the room fell within the wide radius of a clock's ticks under traffic and
-# was habituated to salience 0.16 (busy tuning seed 313, recall 173 -> 174 of 180; false alarms
-# unchanged; at 6 dB they rose).
+# was habituated; at 6 dB the busy tuning seeds' false alarms rose.
 LOUDER_DB = 10.0
 
 
