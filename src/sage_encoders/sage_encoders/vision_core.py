@@ -53,7 +53,7 @@ class VisionConfig:
     preview_format: str = 'webp'
     preview_quality: int = 70
     exposure_target: float = 0.45  # mean grey frames are scaled to (0 = no normalisation)
-    exposure_max_gain: float = 2.0
+    exposure_max_gain: float = 4.0
     training_keep: int = 32  # inputs kept for the memory node (0 = off)
     training_jpeg_quality: int = 90
 

@@ -32,8 +32,10 @@ PARAMS: tuple[ParamSpec, ...] = runtime_params() + irp_params(9, 4.0) + (
               'encoding, so an exposure or gain step does not change the codes (0 = off); '
               'the brightness feature is measured before, so a light change is still seen',
               0.0, 1.0),
-    ParamSpec('exposure.max_gain', 2.0, 'largest gain (and 1/smallest) the exposure '
-              'normalisation applies (dark frames are not amplified into noise)', 1.0, 16.0),
+    ParamSpec('exposure.max_gain', 4.0, 'largest gain (and 1/smallest) the exposure '
+              'normalisation applies: two stops, so a dim room with a light off still reaches '
+              'the target and its exposure steps do not change the codes; a near-black frame '
+              'is not amplified into noise', 1.0, 16.0),
     ParamSpec('preview.format', 'webp', 'image format of the preview kept with stored '
               'experiences (webp: about half the bytes of jpeg at a better PSNR)',
               choices=IMAGE_FORMATS),
