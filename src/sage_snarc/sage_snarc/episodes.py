@@ -57,6 +57,7 @@ class Episode:
     # False when the trace knew the input by another reading than its descriptor: then the
     # input strengthens the trace but does not teach it (`reinforce`).
     by_descriptor: bool = True
+    frame: np.ndarray | None = None  # its loudest frame's reading, which a trace it teaches keeps
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Reading:
     x: np.ndarray
     graded: bool = True
     max_dist: float | None = None
+    frame: bool = False  # a loudest frame: also compared with the traces' frames
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def _match(ms: ModalityState, readings: list[Reading], now: float, loud: float |
     whether it was the first reading (the descriptor) or none that did."""
     best = (-1, 1.0, True)
     for i, r in enumerate(readings):
-        trace, factor = ms.habituation.match(r.x, now, loud, r.max_dist)
+        trace, factor = ms.habituation.match(r.x, now, loud, r.max_dist, r.frame)
         if trace < 0 and not r.graded:
             factor = 1.0  # its near misses are other sounds
         # A trace the input lies inside wins over a near miss that habituates as much.
@@ -115,9 +117,10 @@ def _readings(ms: ModalityState, desc: np.ndarray | None, obs: Heard) -> list[Re
     sound = obs.sound
     dominant = None if sound is None or sound.size == 0 else \
         np.where(sound >= sound.max() - DOMINANT_DB, sound, 0.0)
-    shapes = ((desc, True, None), (ms.reading(obs.attack), True, None),
-              (ms.reading(sound), False, None), (ms.reading(dominant), False, RADIUS_MIN))
-    return [Reading(x, graded, cap) for x, graded, cap in shapes if x is not None]
+    shapes = ((desc, True, None, False), (ms.reading(obs.attack), True, None, False),
+              (ms.reading(sound), False, None, True),
+              (ms.reading(dominant), False, RADIUS_MIN, False))
+    return [Reading(x, graded, cap, frame) for x, graded, cap, frame in shapes if x is not None]
 
 
 def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now: float,
@@ -140,7 +143,7 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
         # tuning seeds 300-319, repeats attended again 20 -> 15).
         again = stamp - ms.attack_last <= ATTACK_HOPS * ms.hop_s
         if continuing and readings and (not again or all(
-                hab.beyond(ms.episode_trace, r.x, loud, r.max_dist) for r in readings)):
+                hab.beyond(ms.episode_trace, r.x, loud, r.max_dist, r.frame) for r in readings)):
             continuing = False
         ms.attack_last = stamp
     if continuing:
@@ -162,7 +165,8 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
     factor = 1.0 - (1.0 - factor) * (1.0 - NOVELTY_GATE * novelty ** 2)
     # Nor is a new utterance a repeat: the voice may be the last one, its message is not.
     factor = 1.0 - (1.0 - factor) * (1.0 - voice)
-    return Episode(trace, factor, continuing, loud, by_desc)
+    frame = next((r.x for r in readings if r.frame), None)
+    return Episode(trace, factor, continuing, loud, by_desc, frame)
 
 
 def combine(axes: np.ndarray, w: np.ndarray, power: float, factor: float) -> Combined:
@@ -194,11 +198,11 @@ def reinforce(ms: ModalityState, ep: Episode, desc: np.ndarray | None, stamp: fl
     if not noticed:
         if not ep.continuing and ep.trace >= 0 and desc is not None \
                 and now - hab.t[ep.trace] > EPISODE_GAP_S:
-            hab.reinforce(x, ep.trace, now, ep.loud)
+            hab.reinforce(x, ep.trace, now, ep.loud, ep.frame)
     elif ep.continuing:
         ms.episode_h += hab.rate * (1.0 - ms.episode_h)
         ms.episode_last = stamp
     elif desc is not None:
-        ms.episode_trace = hab.reinforce(x, ep.trace, now, ep.loud)
+        ms.episode_trace = hab.reinforce(x, ep.trace, now, ep.loud, ep.frame)
         ms.episode_h = hab.rate
         ms.episode_last = stamp

@@ -18,6 +18,11 @@ habituated; a new trace keeps match_dist, one whose instances vary more (a beep 
 traffic) grows up to max_match_dist, over which only its prototype counts (an instance still
 within match_dist). The near-miss width shrinks with the radius (near_miss at match_dist).
 
+A trace also keeps its latest instances' loudest frames (`frames`): a sound's loudest frame does
+not move with where the sound falls in the window the way its descriptor does, so a repeat
+caught at another phase, beyond the radius by its descriptor, is still recognised by a frame
+within min_match_dist of an earlier instance's frame.
+
 A trace keeps its loudest instance's loudness (an audio foreground's rise over the room, dB):
 an input more than LOUDER_DB louder than that matches none of it (`match`, `beyond`).
 
@@ -99,6 +104,8 @@ class Habituation:
         self.h = np.zeros(0, dtype=np.float64)
         self.t = np.zeros(0, dtype=np.float64)
         self.loud = np.zeros(0, dtype=np.float64)  # loudest instance per trace (NaN: unknown)
+        self.frames: np.ndarray | None = None  # (k, n_ex, dim) latest instances' loudest frames
+        self.frames_n = np.zeros(0, dtype=np.int64)  # frames kept per trace (ring position)
 
     def _louder(self, loud: float | None) -> np.ndarray:
         """Traces whose every instance was LOUDER_DB quieter than an input of loudness `loud`."""
@@ -107,11 +114,20 @@ class Habituation:
         with np.errstate(invalid='ignore'):
             return loud > self.loud + LOUDER_DB
 
-    def _distances(self, x: np.ndarray) -> np.ndarray:
+    def _distances(self, x: np.ndarray, frame: bool = False) -> np.ndarray:
+        """Each trace's distance to x (frame: x is a loudest frame, also compared with the
+        traces' frames, which count within min_match_dist)."""
         vecs = self.vecs
         if vecs is None or vecs.shape[0] == 0 or vecs.shape[1] != x.shape[0]:
             return np.empty(0)
         d = chord(vecs @ x)
+        frames = self.frames
+        if frame and frames is not None and frames.shape[:2] == (d.size, self.n_ex) \
+                and frames.shape[2] == x.shape[0]:
+            mask = np.arange(self.n_ex)[None, :] < np.minimum(self.frames_n, self.n_ex)[:, None]
+            best = np.where(mask, frames @ x, -2.0).max(axis=1)
+            near = chord(np.clip(best, -1.0, 1.0))
+            d = np.where((best > -2.0) & (near <= self.min_match_dist), np.minimum(d, near), d)
         if self.ex is not None and self.spreads > 0.0:
             sims = self.ex @ x  # (k, n_ex)
             mask = np.arange(self.n_ex)[None, :] < np.minimum(self.ex_n, self.n_ex)[:, None]
@@ -124,10 +140,10 @@ class Habituation:
         return d
 
     def beyond(self, index: int, x: np.ndarray, loud: float | None = None,
-               max_dist: float | None = None) -> bool:
-        """Whether unit descriptor x (of loudness `loud`) lies outside trace `index`'s radius
-        (at most max_dist) or is far louder than it (another stimulus)."""
-        d = self._distances(x)
+               max_dist: float | None = None, frame: bool = False) -> bool:
+        """Whether unit descriptor x (of loudness `loud`; frame: a loudest frame) lies outside
+        trace `index`'s radius (at most max_dist) or is far louder than it (another stimulus)."""
+        d = self._distances(x, frame)
         if not 0 <= index < d.size:
             return True
         return bool(d[index] > self._radius(max_dist)[index] or self._louder(loud)[index])
@@ -164,13 +180,30 @@ class Habituation:
         self.ex[j, int(self.ex_n[j]) % self.n_ex] = x
         self.ex_n[j] += 1
 
+    def _remember_frame(self, j: int, frame: np.ndarray | None, fresh: bool) -> None:
+        """Keep `frame` (an instance's loudest frame) among trace j's frames."""
+        if self.vecs is None:
+            return
+        k = self.vecs.shape[0]
+        if frame is None or (self.frames is not None and self.frames.shape[2] != frame.shape[0]):
+            if fresh and self.frames is not None and j < self.frames_n.shape[0]:
+                self.frames_n[j] = 0
+            return
+        if self.frames is None:
+            self.frames = np.zeros((k, self.n_ex, frame.shape[0]), dtype=np.float32)
+            self.frames_n = np.zeros(k, dtype=np.int64)
+        if fresh:
+            self.frames_n[j] = 0
+        self.frames[j, int(self.frames_n[j]) % self.n_ex] = frame
+        self.frames_n[j] += 1
+
     def _strength(self, now: float) -> np.ndarray:
         return self.h * np.exp(-np.maximum(now - self.t, 0.0) / self.recovery_s)
 
     def match(self, x: np.ndarray, now: float, loud: float | None = None,
-              max_dist: float | None = None) -> tuple[int, float]:
-        """Closest trace within its radius (at most max_dist) of unit descriptor x, and the
-        salience factor.
+              max_dist: float | None = None, frame: bool = False) -> tuple[int, float]:
+        """Closest trace within its radius (at most max_dist) of unit descriptor x (frame: a
+        loudest frame, `_distances`), and the salience factor.
 
         The factor is 1 - max_drop * max_i h_i k(d_i), with k = 1 within match_dist and
         exp(-0.5 ((d - match_dist) / near_miss)^2) beyond: a near miss (a sound caught at another
@@ -179,7 +212,7 @@ class Habituation:
         Returns:
             (trace index or -1, factor in [1 - max_drop, 1]).
         """
-        d = self._distances(x)
+        d = self._distances(x, frame)
         if d.size == 0:
             return -1, 1.0
         r = self._radius(max_dist)
@@ -204,8 +237,9 @@ class Habituation:
         return 1.0 - self.max_drop * float(self._strength(now)[index])
 
     def reinforce(self, x: np.ndarray | None, index: int, now: float,
-                  loud: float | None = None) -> int:
-        """Strengthen trace `index` (drifting it towards x), or start a trace for x.
+                  loud: float | None = None, frame: np.ndarray | None = None) -> int:
+        """Strengthen trace `index` (drifting it towards x), or start a trace for x; an
+        instance that teaches it (x given) leaves its loudest frame `frame` too.
 
         Returns:
             The index of the reinforced or new trace (-1 when there was nothing to do).
@@ -218,6 +252,7 @@ class Habituation:
                 self.loud[index] = np.fmax(self.loud[index], loud)
             if x is not None:
                 self._remember(index, x, fresh=False)
+                self._remember_frame(index, frame, fresh=False)
                 # The trace drifts towards its instances (a prototype of the stimulus).
                 v = (1.0 - self.merge) * self.vecs[index] + self.merge * x
                 self.vecs[index] = v / max(float(np.linalg.norm(v)), 1e-12)
@@ -233,6 +268,7 @@ class Habituation:
             self.gaps = np.zeros((0, 2 * self.n_ex))
             self.r = np.zeros(0)
             self.loud = np.zeros(0)
+            self.frames, self.frames_n = None, np.zeros(0, dtype=np.int64)
         fresh = np.nan if loud is None else float(loud)
         if self.vecs.shape[0] >= self.max_traces:
             # Forget the weakest trace (ties: the oldest, by index order).
@@ -242,6 +278,7 @@ class Habituation:
             self.t[j] = now
             self.loud[j] = fresh
             self._remember(j, x, fresh=True)
+            self._remember_frame(j, frame, fresh=True)
             return j
         self.vecs = np.vstack([self.vecs, x[None, :].astype(np.float32)])
         self.h = np.append(self.h, self.rate)
@@ -253,6 +290,11 @@ class Habituation:
             self.gaps = np.vstack([self.gaps, np.full((1, 2 * self.n_ex), np.nan)])
             self.r = np.append(self.r, self.match_dist)
             self._remember(self.vecs.shape[0] - 1, x, fresh=True)
+        if self.frames is not None:
+            self.frames = np.concatenate(
+                [self.frames, np.zeros((1,) + self.frames.shape[1:], np.float32)])
+            self.frames_n = np.append(self.frames_n, 0)
+        self._remember_frame(self.vecs.shape[0] - 1, frame, fresh=True)
         return self.vecs.shape[0] - 1
 
     def relieve(self, x: np.ndarray, amount: float, now: float) -> None:
@@ -271,7 +313,9 @@ class Habituation:
                 'h': self.h.copy(), 't': self.t.copy(),
                 'exemplars': None if self.ex is None else self.ex.copy(),
                 'exemplars_seen': self.ex_n.copy(), 'gaps': self.gaps.copy(),
-                'loud': self.loud.copy()}
+                'loud': self.loud.copy(),
+                'frames': None if self.frames is None else self.frames.copy(),
+                'frames_seen': self.frames_n.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint."""
@@ -292,6 +336,12 @@ class Habituation:
                        np.repeat(self.vecs[:, None, :], self.n_ex, axis=1).astype(np.float32))
             self.ex_n = np.ones(n, dtype=np.int64)
             self.gaps = np.full((n, 2 * self.n_ex), np.nan)
+        frames = state.get('frames')
+        if frames is not None and np.asarray(frames).shape[:2] == (n, self.n_ex):
+            self.frames = np.asarray(frames, dtype=np.float32).copy()
+            self.frames_n = np.asarray(state['frames_seen'], dtype=np.int64).copy()
+        else:  # a checkpoint from before frames: the next instances bring them
+            self.frames, self.frames_n = None, np.zeros(n, dtype=np.int64)
         self.r = np.full(n, self.match_dist)
         for j in range(n):
             self._learn_radius(j)

@@ -694,3 +694,36 @@ def test_a_vent_that_starts_is_learnt_as_the_room_once_it_holds_steady(monkeypat
         core.score_latent(_audio(i, -35.0 + rng.normal(0, 1.5), -33.0, 8.0,
                                  voice + rng.normal(0, 7.0, 16)))
     assert 'audio.room_changes' not in core.stats()
+
+
+def test_a_repeat_caught_at_another_phase_is_recognised_by_its_loudest_frame():
+    """A punch repeated every 2 s teaches its trace a tight radius (its descriptors, taken over
+    the attack, land within 0.1 of each other). A late repeat whose attack falls partly before
+    the window lands 0.4 from them, as far as another sound, while its loudest frame is the
+    earlier punches' (0.05): the trace keeps its instances' loudest frames, and such a frame
+    recognises the repeat. A frame beyond min_match_dist of them is another sound's."""
+    rng = np.random.default_rng(9)
+    base, frame = np.eye(16, dtype=np.float32)[0], np.eye(16, dtype=np.float32)[5]
+    kw = dict(max_traces=8, rate=0.4, max_drop=0.9, recovery_s=30.0, match_dist=0.35,
+              near_miss=0.05, quantile=0.8, min_match_dist=0.25, spreads=2.0,
+              max_match_dist=0.6)
+    hab = Habituation(**kw)
+    i = hab.reinforce(base, -1, 0.0, 30.0, frame)
+    for t in range(1, 8):
+        hab.reinforce(_near(rng, base, 0.06), i, 2.0 * t, 30.0, _near(rng, frame, 0.04))
+    late, late_frame = _near(rng, base, 0.4), _near(rng, frame, 0.05)
+    assert hab.radius()[0] == 0.25 and hab.match(late, 16.0, 30.0)[0] == -1
+    assert hab.match(late_frame, 16.0, 30.0)[0] == -1          # not as a descriptor
+    trace, factor = hab.match(late_frame, 16.0, 30.0, frame=True)
+    assert trace == 0 and factor < 0.3
+    assert hab.match(_near(rng, frame, 0.35), 16.0, 30.0, frame=True)[0] == -1
+    assert not hab.beyond(0, late_frame, 30.0, frame=True) and hab.beyond(0, late, 30.0)
+    # the frames survive a checkpoint; one from before frames recognises by descriptor only
+    again = Habituation(**kw)
+    again.load_state_dict(hab.state_dict())
+    assert again.match(late_frame, 16.0, 30.0, frame=True) == (trace, factor)
+    old = {k: v for k, v in hab.state_dict().items() if k not in ('frames', 'frames_seen')}
+    again.load_state_dict(old)
+    assert again.match(late_frame, 16.0, 30.0, frame=True)[0] == -1
+    j = again.reinforce(base, 0, 18.0, 30.0, frame)             # the next instance brings one
+    assert j == 0 and again.match(late_frame, 20.0, 30.0, frame=True)[0] == 0
