@@ -296,7 +296,11 @@ class _Watch:
         self.message = ''
 
     def on_latent(self, msg) -> None:
-        codes = np.array(msg.codes, np.uint16).reshape(msg.grid_height, msg.grid_width)
+        # The codes before refinement: what a version makes of the frame whatever ATP its
+        # refinement got (on a loaded machine a queued frame is finished without steps, and
+        # its refined codes are not the others').
+        flat = msg.codes_initial if len(msg.codes_initial) else msg.codes
+        codes = np.array(flat, np.uint16).reshape(msg.grid_height, msg.grid_width)
         with self.cond:
             self.latents.append((time.monotonic(), int(msg.header.stamp.sec),
                                  int(msg.input_seq), codes, msg.model_version))
