@@ -73,6 +73,15 @@ RADIUS_MAX = 0.6
 LOUDER_DB = 10.0
 
 
+def _nearest_kept(ring: np.ndarray, seen: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per trace, the chord distance from x to the nearest vector kept in its ring
+    (ring: (k, n, dim), seen: how many each trace was given; inf when none)."""
+    n = ring.shape[1]
+    mask = np.arange(n)[None, :] < np.minimum(seen, n)[:, None]
+    best = np.where(mask, ring @ x, -2.0).max(axis=1)
+    return np.where(best > -2.0, chord(np.clip(best, -1.0, 1.0)), np.inf)
+
+
 class Habituation:
     """Habituation traces of one modality."""
 
@@ -124,15 +133,11 @@ class Habituation:
         frames = self.frames
         if frame and frames is not None and frames.shape[:2] == (d.size, self.n_ex) \
                 and frames.shape[2] == x.shape[0]:
-            mask = np.arange(self.n_ex)[None, :] < np.minimum(self.frames_n, self.n_ex)[:, None]
-            best = np.where(mask, frames @ x, -2.0).max(axis=1)
-            near = chord(np.clip(best, -1.0, 1.0))
-            d = np.where((best > -2.0) & (near <= self.min_match_dist), np.minimum(d, near), d)
+            near = _nearest_kept(frames, self.frames_n, x)
+            d = np.where(near <= self.min_match_dist, np.minimum(d, near), d)
         if self.ex is not None and self.spreads > 0.0:
-            sims = self.ex @ x  # (k, n_ex)
-            mask = np.arange(self.n_ex)[None, :] < np.minimum(self.ex_n, self.n_ex)[:, None]
-            best = np.where(mask, sims, -2.0).max(axis=1)
-            near = np.where(best > -2.0, chord(np.clip(best, -1.0, 1.0)), d)
+            near = _nearest_kept(self.ex, self.ex_n, x)
+            near = np.where(np.isfinite(near), near, d)
             # An instance counts within match_dist, only the prototype within a wider learnt
             # radius: eight scattered instances, each with a wide radius, would cover other
             # sounds (a ticking clock's trace took in a boom and a car door).
