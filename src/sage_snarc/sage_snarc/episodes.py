@@ -58,6 +58,10 @@ class Episode:
     # input strengthens the trace but does not teach it (`reinforce`).
     by_descriptor: bool = True
     frame: np.ndarray | None = None  # its loudest frame's reading, which a trace it teaches keeps
+    # The trace it fell just outside of (a near miss; -1: none) and how far it counts as that
+    # trace's repeat (the match kernel): an onset reinforces it that much (`reinforce`).
+    near: int = -1
+    near_k: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -83,17 +87,17 @@ class Combined:
 
 
 def _match(ms: ModalityState, readings: list[Reading], now: float, loud: float | None
-           ) -> tuple[int, float, bool]:
-    """The trace that habituates an input most by any of its readings, its factor, and
-    whether it was the first reading (the descriptor) or none that did."""
-    best = (-1, 1.0, True)
+           ) -> tuple[int, float, bool, Reading | None]:
+    """The trace that habituates an input most by any of its readings, its factor, whether
+    it was the first reading (the descriptor) or none that did, and the reading that did."""
+    best: tuple[int, float, bool, Reading | None] = (-1, 1.0, True, None)
     for i, r in enumerate(readings):
         trace, factor = ms.habituation.match(r.x, now, loud, r.max_dist, r.frame)
         if trace < 0 and not r.graded:
             factor = 1.0  # its near misses are other sounds
         # A trace the input lies inside wins over a near miss that habituates as much.
         if factor < best[1] or (trace >= 0 > best[0] and factor <= best[1]):
-            best = (trace, factor, i == 0 or trace < 0)
+            best = (trace, factor, i == 0 or trace < 0, r)
     return best
 
 
@@ -129,7 +133,7 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
     of a sound, its voice onset, onset arousal, and foreground spectra (`Observation`).
 
     A sound is recognised by any of its readings (`_readings`)."""
-    trace, factor, by_desc = -1, 1.0, True
+    trace, factor, by_desc, near, near_k = -1, 1.0, True, -1, 0.0
     hab, voice, onset, sound = ms.habituation, obs.voice, obs.onset, obs.sound
     # How loud it is (dB above the room): a far louder sound is not a quiet trace's repeat.
     loud = None if sound is None or sound.size == 0 else float(sound.max())
@@ -152,21 +156,23 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
         trace = ms.episode_trace
         factor = hab.factor(trace, now)
         if readings:
-            other, other_factor, other_by_desc = _match(ms, readings, now, loud)
+            other, other_factor, other_by_desc, _ = _match(ms, readings, now, loud)
             if other >= 0 and other_factor < factor:
                 trace, factor, by_desc = other, other_factor, other_by_desc
                 ms.episode_trace = other
         # Within an episode the stimulus fades too, without counting as a repeat.
         factor = min(factor, 1.0 - hab.max_drop * ms.episode_h)
     elif readings:
-        trace, factor, by_desc = _match(ms, readings, now, loud)
+        trace, factor, by_desc, by = _match(ms, readings, now, loud)
+        if trace < 0 and by is not None:
+            near, near_k = ms.habituation.near_miss_of(by.x, now, loud, by.max_dist, by.frame)
     # Habituation needs familiarity: an input never seen before (novelty 1) cannot be a
     # repeat, however its onset resembles one.
     factor = 1.0 - (1.0 - factor) * (1.0 - NOVELTY_GATE * novelty ** 2)
     # Nor is a new utterance a repeat: the voice may be the last one, its message is not.
     factor = 1.0 - (1.0 - factor) * (1.0 - voice)
     frame = next((r.x for r in readings if r.frame), None)
-    return Episode(trace, factor, continuing, loud, by_desc, frame)
+    return Episode(trace, factor, continuing, loud, by_desc, frame, near, near_k)
 
 
 def combine(axes: np.ndarray, w: np.ndarray, power: float, factor: float) -> Combined:
@@ -203,6 +209,11 @@ def reinforce(ms: ModalityState, ep: Episode, desc: np.ndarray | None, stamp: fl
         ms.episode_h += hab.rate * (1.0 - ms.episode_h)
         ms.episode_last = stamp
     elif desc is not None:
+        # A near miss (a repeat caught at another phase, or a changed sound) starts a trace of
+        # its own and counts partly as a repeat of the trace it missed: were it only the
+        # former, a sound whose repeats alternate between two readings would split into two
+        # traces that each habituate half as fast.
+        hab.generalise(ep.near, ep.near_k, now)
         ms.episode_trace = hab.reinforce(x, ep.trace, now, ep.loud, ep.frame)
         ms.episode_h = hab.rate
         ms.episode_last = stamp

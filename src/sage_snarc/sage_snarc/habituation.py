@@ -217,23 +217,48 @@ class Habituation:
         Returns:
             (trace index or -1, factor in [1 - max_drop, 1]).
         """
-        d = self._distances(x, frame)
+        d, r, kernel = self._kernel(x, loud, max_dist, frame)
         if d.size == 0:
             return -1, 1.0
+        factor = 1.0 - self.max_drop * float(np.max(self._strength(now) * kernel))
+        inside = np.flatnonzero(d <= r)
+        if inside.size == 0:
+            return -1, factor
+        return int(inside[np.argmin(d[inside])]), factor
+
+    def _kernel(self, x: np.ndarray, loud: float | None, max_dist: float | None,
+                frame: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each trace's distance to x, radius, and how far x counts as its repeat (`match`)."""
+        d = self._distances(x, frame)
+        if d.size == 0:
+            return d, d, d
         r = self._radius(max_dist)
         d = np.where(self._louder(loud), np.inf, d)
         excess = np.maximum(d - r, 0.0)
         if self.near_miss > 0.0 and self.match_dist > 0.0:
             width = np.maximum(self.near_miss * r / self.match_dist, 1e-9)
-            kernel = np.exp(-0.5 * (excess / width) ** 2)
-        else:
-            kernel = (excess == 0.0).astype(np.float64)
-        h = self._strength(now) * kernel
-        factor = 1.0 - self.max_drop * float(np.max(h))
-        inside = np.flatnonzero(d <= r)
-        if inside.size == 0:
-            return -1, factor
-        return int(inside[np.argmin(d[inside])]), factor
+            return d, r, np.exp(-0.5 * (excess / width) ** 2)
+        return d, r, (excess == 0.0).astype(np.float64)
+
+    def near_miss_of(self, x: np.ndarray, now: float, loud: float | None = None,
+                     max_dist: float | None = None, frame: bool = False) -> tuple[int, float]:
+        """The trace x habituates most as a near miss (outside its radius) and how far x
+        counts as its repeat (the kernel, in (0, 1): vanishing for another sound); (-1, 0)
+        when no trace has x outside its radius."""
+        d, r, kernel = self._kernel(x, loud, max_dist, frame)
+        if d.size == 0:
+            return -1, 0.0
+        k = np.where(d > r, kernel, 0.0)
+        j = int(np.argmax(self._strength(now) * k))
+        return (j, float(k[j])) if k[j] > 0.0 else (-1, 0.0)
+
+    def generalise(self, index: int, amount: float, now: float) -> None:
+        """Strengthen trace `index` by a fraction `amount` of a repeat (a near miss of it):
+        habituation spreads to similar stimuli as far as they are alike."""
+        if 0 <= index < self.h.shape[0]:
+            h_now = float(self._strength(now)[index])
+            self.h[index] = h_now + self.rate * min(max(amount, 0.0), 1.0) * (1.0 - h_now)
+            self.t[index] = now
 
     def factor(self, index: int, now: float) -> float:
         """Salience factor of trace `index` now (1 when there is no such trace)."""

@@ -384,10 +384,11 @@ class SnarcCore(SnarcState):
             desc = ms.descriptor(m, obs.vec, obs.grid, obs.sound, obs.attack, obs.onset,
                                  obs.speech)
         if obs.sound is not None:
-            # Sounds: novel is a sound class not heard lately (the code embedding of a window
-            # moves with where in the window a sound falls, so it calls every repeat new);
-            # a window where nothing stands out of the room brings nothing new.
-            novelty = ms.sounds.observe(desc)[0] if desc is not None else 0.0
+            # Sounds: novel is a sound class not heard lately (a window's code embedding moves
+            # with where the sound falls, so it calls every repeat new); a window where nothing
+            # stands out of the room brings nothing new, and its codes' change is no surprise.
+            novelty, surprise = ((ms.sounds.observe(desc)[0], surprise) if desc is not None
+                                 else (0.0, 0.0))
         novelty = max(novelty, obs.voice)
         if desc is not None:
             reward = saturate(max(self.reward.predict(m, desc, now), 0.0)
@@ -415,7 +416,6 @@ class SnarcCore(SnarcState):
         out = list(self._new_issues)
         self._new_issues.clear()
         return out
-
 
     def stats(self) -> dict[str, str]:
         """Diagnostic values: per-modality counts, attention rate, salience percentiles."""

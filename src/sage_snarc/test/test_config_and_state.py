@@ -147,7 +147,16 @@ def test_a_version_1_checkpoint_loads_and_scores_what_the_old_code_scored(small)
     core.load_state_dict(checkpoint.load(V1_STATE), new_stream=True)
     assert core.stats()['vision.memories'] == '1'
     expected = json.loads(V1_NEXT.read_text())
-    assert run(core, stream(SyntheticWorld(24), T0 + 20.0, 6.0)) == expected
+    got = run(core, stream(SyntheticWorld(24), T0 + 20.0, 6.0))
+    assert len(got) == len(expected)
+    assert [r for r in got if r[1] != 'audio'] == [r for r in expected if r[1] != 'audio']
+    # Since the fixtures were written, an audio window where no sound stands out of the room
+    # scores no surprise (snarc_core: the room's own texture); its other axes are as they were,
+    # and so is the surprise of a window with a sound.
+    audio = [(old, new) for old, new in zip(expected, got) if old[1] == 'audio']
+    for old, new in audio:
+        assert new[:2] == old[:2] and new[3:7] == old[3:7] and new[2] in (old[2], 0.0)
+    assert any(new[2] > 0.0 for _, new in audio)
 
 
 def write_v1_fixtures():
