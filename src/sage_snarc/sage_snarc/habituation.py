@@ -36,6 +36,12 @@ the episode by an episode-local strength (kept by the core).
 A sound's sharp attack beyond the open episode's trace (`beyond`) starts an episode of its own
 (episodes.habituation_of): a changed sound within the gap is not the repeat fading on.
 
+An onset that is a near miss of a trace (`near_miss_of`: outside its radius, within its
+near-miss band) starts a trace of its own and also strengthens the missed one by its kernel's
+share of a repeat (`generalise`): habituation spreads to a similar stimulus as far as it is
+alike, so a sound whose repeats alternate between two readings does not split into two traces
+that each habituate half as fast.
+
 Habituation is to stimuli without consequences: a reward credited to a stimulus weakens its
 traces (h <- h (1 - |r| e), `relieve`).
 """
