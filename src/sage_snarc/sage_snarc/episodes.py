@@ -58,10 +58,9 @@ class Episode:
     # input strengthens the trace but does not teach it (`reinforce`).
     by_descriptor: bool = True
     frame: np.ndarray | None = None  # its loudest frame's reading, which a trace it teaches keeps
-    # The trace it fell just outside of (a near miss; -1: none) and how far it counts as that
-    # trace's repeat (the match kernel): an onset reinforces it that much (`reinforce`).
-    near: int = -1
-    near_k: float = 0.0
+    # The reading that habituated it most when it matched no trace: an onset's near miss of a
+    # trace by it counts partly as that trace's repeat (`reinforce`).
+    missed: Reading | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,7 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
     of a sound, its voice onset, onset arousal, and foreground spectra (`Observation`).
 
     A sound is recognised by any of its readings (`_readings`)."""
-    trace, factor, by_desc, near, near_k = -1, 1.0, True, -1, 0.0
+    trace, factor, by_desc, missed = -1, 1.0, True, None
     hab, voice, onset, sound = ms.habituation, obs.voice, obs.onset, obs.sound
     # How loud it is (dB above the room): a far louder sound is not a quiet trace's repeat.
     loud = None if sound is None or sound.size == 0 else float(sound.max())
@@ -164,15 +163,14 @@ def habituation_of(ms: ModalityState, desc: np.ndarray | None, stamp: float, now
         factor = min(factor, 1.0 - hab.max_drop * ms.episode_h)
     elif readings:
         trace, factor, by_desc, by = _match(ms, readings, now, loud)
-        if trace < 0 and by is not None:
-            near, near_k = ms.habituation.near_miss_of(by.x, now, loud, by.max_dist, by.frame)
+        missed = by if trace < 0 else None
     # Habituation needs familiarity: an input never seen before (novelty 1) cannot be a
     # repeat, however its onset resembles one.
     factor = 1.0 - (1.0 - factor) * (1.0 - NOVELTY_GATE * novelty ** 2)
     # Nor is a new utterance a repeat: the voice may be the last one, its message is not.
     factor = 1.0 - (1.0 - factor) * (1.0 - voice)
     frame = next((r.x for r in readings if r.frame), None)
-    return Episode(trace, factor, continuing, loud, by_desc, frame, near, near_k)
+    return Episode(trace, factor, continuing, loud, by_desc, frame, missed)
 
 
 def combine(axes: np.ndarray, w: np.ndarray, power: float, factor: float) -> Combined:
@@ -212,8 +210,11 @@ def reinforce(ms: ModalityState, ep: Episode, desc: np.ndarray | None, stamp: fl
         # A near miss (a repeat caught at another phase, or a changed sound) starts a trace of
         # its own and counts partly as a repeat of the trace it missed: were it only the
         # former, a sound whose repeats alternate between two readings would split into two
-        # traces that each habituate half as fast.
-        hab.generalise(ep.near, ep.near_k, now)
+        # traces that each habituate half as fast. (Worked out here, for the onsets that
+        # count, not for every input that matched no trace.)
+        if ep.missed is not None:
+            r = ep.missed
+            hab.generalise(*hab.near_miss_of(r.x, now, ep.loud, r.max_dist, r.frame), now)
         ms.episode_trace = hab.reinforce(x, ep.trace, now, ep.loud, ep.frame)
         ms.episode_h = hab.rate
         ms.episode_last = stamp

@@ -592,9 +592,11 @@ def _vent_stream(rng, stop: int, clap: int, n: int, under_fan: bool = False,
             level = -38.5 if quiet else -38.0
         bands = (quiet_bands if quiet else vent_bands) + rng.normal(0, 0.5, 16)
         level += rng.normal(0, 0.4)
-        if i == soft:
-            bands[10 if under_fan else 0:] += 10.0 if under_fan else 12.0
-            level += 0.0 if under_fan else 10.0
+        if i == soft and under_fan:
+            bands[10:] += 10.0
+        elif i == soft:
+            bands += 12.0
+            level += 10.0
         if i == clap:
             rec = _audio(i, -12.0, -2.0, 35.0, np.full(16, -5.0))
         else:
@@ -768,7 +770,7 @@ def test_a_near_miss_counts_partly_as_a_repeat_of_the_trace_it_missed():
     core = SnarcCore.from_params({})
     ms = core._modality('audio')
     j = ms.habituation.reinforce(base, -1, 0.0)
-    ep = episodes.Episode(trace=-1, factor=0.7, continuing=False, near=j, near_k=k)
+    ep = episodes.Episode(trace=-1, factor=0.7, continuing=False, missed=episodes.Reading(miss))
     episodes.reinforce(ms, ep, miss, 2.0, 2.0, noticed=True)
     assert ms.habituation.h.shape[0] == 2 and ms.episode_trace == 1
     assert ms.habituation.h[j] == pytest.approx(h_now + 0.4 * k * (1.0 - h_now))
